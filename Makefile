@@ -1,0 +1,35 @@
+# The two set-up commands: `make demo` and `make test`. Each does its own set-up.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STORE ?= data/gridgeo.gpkg
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: demo test venv system-packages clean-store
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "gridgeo needs Python 3.11 or newer, found " + sys.version'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+system-packages:
+	scripts/system-packages test
+
+# Run the service on the sample, from the embedded GeoPackage store.
+demo: venv
+	scripts/system-packages demo
+	$(BIN)/gridgeo load sample_geojson --store $(STORE) --if-missing
+	$(BIN)/gridgeo serve --store $(STORE) --host $(HOST) --port $(PORT)
+
+# The whole test suite.
+test: venv system-packages
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean-store:
+	rm -f $(STORE)

@@ -1,0 +1,3 @@
+from gridgeo.cli import main
+
+main()
