@@ -7,7 +7,7 @@ STORE ?= data/gridgeo.gpkg
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test venv system-packages clean-store
+.PHONY: demo test venv assets system-packages clean-store
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "gridgeo needs Python 3.11 or newer, found " + sys.version'
@@ -18,17 +18,26 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# Leaflet and its plugins, from the npm registry (served by the service; never a CDN).
+ASSETS := api/static/node_modules/.package-lock.json
+$(ASSETS): api/static/package.json api/static/package-lock.json
+	npm ci --prefix api/static --no-audit --no-fund
+	touch $@
+
+assets: $(ASSETS)
+
 system-packages:
 	scripts/system-packages test
 
 # Run the service on the sample, from the embedded GeoPackage store.
 demo: venv
 	scripts/system-packages demo
+	$(MAKE) assets
 	$(BIN)/gridgeo load sample_geojson --store $(STORE) --if-missing
 	$(BIN)/gridgeo serve --store $(STORE) --host $(HOST) --port $(PORT)
 
 # The whole test suite.
-test: venv system-packages
+test: venv system-packages assets
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean-store:
