@@ -1,0 +1,39 @@
+"""Vector tiles (Mapbox Vector Tiles) of grids, stations and event counts.
+
+Build the layers, put them in a :class:`TileSet`, and ask it for tiles::
+
+    from gridgeo import sample
+    from gridgeo.tiles import TileCache, TileSet, event_counts, grid_layers, station_layer, TileLayer
+
+    s = sample.load()
+    counts = event_counts(s.events, s.grids, level="grid2", by="category")
+    tiles = TileSet([*grid_layers(s.grids), station_layer(s.stations),
+                     TileLayer(counts, "events", minzoom=11, maxzoom=16)],
+                    version="1", cache=TileCache(max_bytes=64 * 2**20))
+    tiles.tile(14, 13583, 7025)                        # bytes; b"" for an empty tile
+    tiles.tilejson("/tiles/{z}/{x}/{y}.mvt")           # TileJSON 3.0.0
+    tiles.export("tiles/")                             # z/x/y.pbf + metadata.json (GDAL, QGIS)
+
+Public layers carry aggregates only: events become counts per unit or
+hexagon with :func:`event_counts`; addresses are never published point by
+point.
+"""
+
+from gridgeo.tiles.aggregate import event_counts
+from gridgeo.tiles.cache import TileCache
+from gridgeo.tiles.directory import export
+from gridgeo.tiles.layers import DEFAULT_ZOOMS, TileLayer, grid_layers, station_layer
+from gridgeo.tiles.tileset import TMS, TileError, TileSet
+
+__all__ = [
+    "DEFAULT_ZOOMS",
+    "TMS",
+    "TileCache",
+    "TileError",
+    "TileLayer",
+    "TileSet",
+    "event_counts",
+    "export",
+    "grid_layers",
+    "station_layer",
+]
