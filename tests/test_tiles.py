@@ -15,7 +15,9 @@ import pytest
 import shapely
 from mapbox_vector_tile.Mapbox import vector_tile_pb2
 from shapely.geometry import shape
+from typer.testing import CliRunner
 
+from gridgeo.cli import app
 from gridgeo.tiles import (
     TMS,
     TileCache,
@@ -375,6 +377,19 @@ def _buffered_box(tile):
     b, unit = tile_box(tile)
     pad = BUFFER * unit
     return shapely.box(b.left - pad, b.bottom - pad, b.right + pad, b.top + pad)
+
+
+@pytest.mark.gdal
+def test_cli_exports_a_sample_directory(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "tiles"
+    result = runner.invoke(app, ["tiles", "export", "sample_geojson", str(out), "--minzoom", "12",
+                                 "--maxzoom", "12", "--layers", "grid2,stations"])
+    assert result.exit_code == 0, result.output
+    summary = _ogrinfo("-al", "-so", str(out / "12"))
+    assert re.findall(r"Layer name: (\S+)", summary) == ["grid2", "stations"]
+    refused = runner.invoke(app, ["tiles", "export", "sample_geojson/addresses.geojson", str(tmp_path / "x")])
+    assert refused.exit_code != 0 and "never published" in refused.output
 
 
 # --- public event counts ----------------------------------------------------------------
