@@ -1,0 +1,252 @@
+"""The walking network against independent references: networkx shortest
+paths on a graph built line by line with shapely, shapely's own noding and
+nearest-line queries, and pyosmium reading an .osm file written here."""
+
+import logging
+from collections import defaultdict
+from xml.sax.saxutils import quoteattr
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pytest
+import shapely
+from shapely import LineString, Point
+
+from gridgeo import crs as gcrs
+from gridgeo import network as gn
+
+
+@pytest.fixture(scope="session")
+def town_network(sample):
+    return gn.build(sample.roads)
+
+
+def reference_graph(roads, metric, groups):
+    """A networkx graph of the road lines with every point of `groups` inserted.
+
+    Built independently of gridgeo.network: one graph node per line end
+    (lines meet at shared endpoints in the sample), every point snapped to
+    its nearest line by shapely's STRtree and placed on it by
+    ``line_locate_point``, the line cut at the points it carries, and a spoke
+    of the straight access distance from the point to its place on the line.
+    Returns the graph and, per group, the graph key of every point.
+    """
+    lines = np.asarray(roads.to_crs(metric).geometry.array)
+    tree = shapely.STRtree(lines)
+    on_line = defaultdict(list)
+    keys = {}
+    graph = nx.Graph()
+    for name, points in groups.items():
+        pts = np.asarray(points.to_crs(metric).geometry.array)
+        _, which = tree.query_nearest(pts, all_matches=False)
+        pos = shapely.line_locate_point(lines[which], pts)
+        access = shapely.distance(pts, shapely.line_interpolate_point(lines[which], pos))
+        keys[name] = []
+        for i, (line, p, a) in enumerate(zip(which.tolist(), pos.tolist(), access.tolist())):
+            graph.add_edge((name, i), (name, "road", i), length=a)
+            on_line[line].append((p, (name, "road", i)))
+            keys[name].append((name, i))
+    for i, line in enumerate(lines):
+        coords = shapely.get_coordinates(line)
+        start, end = tuple(np.round(coords[0], 2)), tuple(np.round(coords[-1], 2))
+        chain = [(0.0, start)] + sorted(on_line[i]) + [(line.length, end)]
+        for (p0, n0), (p1, n1) in zip(chain[:-1], chain[1:]):
+            if n0 != n1:
+                graph.add_edge(n0, n1, length=p1 - p0)
+    return graph, keys
+
+
+def test_nearest_station_distances_match_networkx(sample, town_network):
+    addresses, stations = sample.addresses, sample.stations
+    graph, keys = reference_graph(sample.roads, town_network.crs, {"a": addresses, "s": stations})
+    dist, paths = nx.multi_source_dijkstra(graph, set(keys["s"]), weight="length")
+    expected = np.array([dist.get(k, np.nan) for k in keys["a"]])
+    expected_station = [paths[k][0][1] if k in paths else -1 for k in keys["a"]]
+
+    got = gn.nearest(town_network, addresses, stations.set_index(np.arange(len(stations))))
+
+    reached = ~np.isnan(expected)
+    assert reached.sum() > 17_900
+    np.testing.assert_array_equal(got["distance_m"].isna().to_numpy(), ~reached)
+    np.testing.assert_allclose(got["distance_m"].to_numpy()[reached], expected[reached], rtol=0, atol=1e-6)
+    same = got["source"].to_numpy()[reached] == np.array(expected_station)[reached]
+    assert same.mean() > 0.999  # the rest are exact ties between two stations
+
+
+def test_distances_within_limit_match_networkx(sample, town_network):
+    origins = sample.addresses.iloc[::40]
+    sites = sample.stations.iloc[:12]
+    graph, keys = reference_graph(sample.roads, town_network.crs, {"o": origins, "d": sites})
+    limit = 800.0
+    expected = {}
+    for j, key in enumerate(keys["d"]):
+        reach = nx.single_source_dijkstra_path_length(graph, key, cutoff=limit, weight="length")
+        for i, okey in enumerate(keys["o"]):
+            if okey in reach:
+                expected[(i, j)] = reach[okey]
+
+    got = gn.distances(town_network, origins, sites, limit_m=limit)
+
+    pairs = dict(zip(zip(got["origin"], got["destination"]), got["distance_m"]))
+    assert len(expected) > 100
+    borderline = {p for p, d in expected.items() if abs(d - limit) < 1e-6}
+    assert set(pairs) ^ set(expected) <= borderline
+    np.testing.assert_allclose([pairs[p] for p in expected], list(expected.values()), atol=1e-6)
+
+
+def test_snapping_finds_the_exact_nearest_road(sample, town_network):
+    snapped = gn.snap(sample.addresses, town_network)
+    lines = sample.roads.to_crs(town_network.crs).geometry.array
+    points = sample.addresses.to_crs(town_network.crs).geometry.array
+    _, nearest = shapely.STRtree(lines).query_nearest(points, return_distance=True, all_matches=False)
+
+    np.testing.assert_allclose(snapped["access_m"].to_numpy(), nearest, atol=1e-6)
+    on_road = snapped.to_crs(town_network.crs).geometry.array
+    np.testing.assert_allclose(shapely.distance(on_road, points), nearest, atol=1e-3)
+    assert snapped.index.equals(sample.addresses.index)
+
+
+def test_pieces_are_labelled_and_reported(sample, town_network, caplog):
+    with caplog.at_level(logging.WARNING, logger="gridgeo.network"):
+        gn.build(sample.roads)
+    pieces = town_network.components()
+    reference = list(nx.connected_components(town_network.to_networkx()))
+
+    assert len(pieces) == len(reference) > 1
+    assert sorted(pieces["nodes"]) == sorted(len(c) for c in reference)
+    assert pieces["length_m"].is_monotonic_decreasing
+    assert pieces["length_m"].sum() == pytest.approx(sample.roads.to_crs(town_network.crs).length.sum())
+    assert f"{len(pieces)} disconnected pieces" in caplog.text
+
+
+def test_crossing_lines_are_noded_like_shapely():
+    # a lattice of long lines crossing without shared vertices, and a T-junction,
+    # drawn in Gauss-Krüger metres (CM 120E) so that straight lines stay straight
+    x0, y0 = 350_000.0, 2_742_000.0
+    rows = [[(x0, y0 + 100 * i), (x0 + 800, y0 + 100 * i)] for i in range(6)]
+    cols = [[(x0 + 150 * j, y0 - 50), (x0 + 150 * j, y0 + 550)] for j in range(6)]
+    tee = [[(x0 + 450, y0 + 550), (x0 + 450, y0 + 750)], [(x0 + 300, y0 + 750), (x0 + 600, y0 + 750)]]
+    lines = [LineString(c) for c in rows + cols + tee]
+    net = gn.build(gpd.GeoDataFrame(geometry=lines, crs=4549), metric=4549)
+
+    noded = shapely.get_parts(shapely.node(shapely.union_all(lines)))
+    ref = nx.Graph()
+    for line in noded:
+        a, b = shapely.get_coordinates(line)[[0, -1]]
+        ref.add_edge(tuple(np.round(a, 2)), tuple(np.round(b, 2)), length=line.length)
+
+    assert (net.n_nodes, net.n_edges) == (ref.number_of_nodes(), ref.number_of_edges()) == (57, 81)
+    ours = net.to_networkx()
+    ref_nodes = list(ref.nodes)
+    ours_of = {k: int(np.argmin(np.hypot(*(net.node_xy - np.array(k)).T))) for k in ref_nodes}
+    for src in ref_nodes[::7]:
+        want = nx.single_source_dijkstra_path_length(ref, src, weight="length")
+        have = nx.single_source_dijkstra_path_length(ours, ours_of[src], weight="length")
+        assert len(have) == len(want)
+        for k, d in want.items():
+            assert have[ours_of[k]] == pytest.approx(d, abs=1e-6)
+
+
+def test_osm_lines_are_not_noded_at_bridges():
+    # the same crossing from OSM: two ways that share no node (a bridge) stay apart
+    roads = gpd.GeoDataFrame(geometry=[LineString([(118.50, 24.78), (118.51, 24.78)]),
+                                       LineString([(118.505, 24.775), (118.505, 24.785)])], crs=4490)
+    assert gn.build(roads, node_crossings=False).n_nodes == 4
+    assert gn.build(roads).n_nodes == 5
+
+
+def write_osm(path, roads, extra_ways=()):
+    """Write road lines as an OSM XML file: one node per distinct coordinate."""
+    coords = shapely.get_coordinates(roads.geometry.array)
+    ids = {}
+    for lon, lat in np.round(coords, 7).tolist():
+        ids.setdefault((lon, lat), len(ids) + 1)
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>', '<osm version="0.6" generator="gridgeo tests">']
+    lines += [f'  <node id="{i}" version="1" lat="{lat:.7f}" lon="{lon:.7f}"/>' for (lon, lat), i in ids.items()]
+    ways = [(geom, {"highway": "primary" if cls == "arterial" else "residential", "name": name})
+            for geom, cls, name in zip(roads.geometry, roads["class"], roads["name"])] + list(extra_ways)
+    for w, (geom, tags) in enumerate(ways, start=1):
+        refs = "".join(f'<nd ref="{ids[(lon, lat)]}"/>'
+                       for lon, lat in np.round(shapely.get_coordinates(geom), 7).tolist())
+        tag_xml = "".join(f"<tag k={quoteattr(k)} v={quoteattr(v)}/>" for k, v in tags.items())
+        lines.append(f'  <way id="{w}" version="1">{refs}{tag_xml}</way>')
+    lines.append("</osm>")
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def test_network_from_osm_file_matches_the_same_lines(sample, tmp_path):
+    box = shapely.box(118.44, 24.77, 118.47, 24.80)
+    roads = sample.roads[sample.roads.within(box)].reset_index(drop=True)
+    a, b = shapely.get_coordinates(roads.geometry.iloc[0])[[0, -1]]
+    motorway = (LineString([a, b]), {"highway": "motorway"})
+    no_foot = (LineString([a, b]), {"highway": "trunk", "foot": "no"})
+    path = tmp_path / "town.osm"
+    write_osm(path, roads, extra_ways=[motorway, no_foot])
+
+    read = gn.read_osm(path)
+    from_osm = gn.build(path)
+    from_lines = gn.build(roads, node_crossings=False)
+
+    assert len(read) == len(roads) and set(read["highway"]) == {"primary", "residential"}
+    assert read.crs == gcrs.STORAGE_CRS
+    assert (from_osm.n_nodes, from_osm.n_edges) == (from_lines.n_nodes, from_lines.n_edges)
+    assert from_osm.edge_length.sum() == pytest.approx(from_lines.edge_length.sum(), rel=1e-9)
+    assert sorted(from_osm.components()["nodes"]) == sorted(from_lines.components()["nodes"])
+
+
+def test_roads_in_degrees_become_metres(sample):
+    roads = sample.roads.iloc[:300].to_crs(4326)
+    net = gn.build(roads)
+    metric = gcrs.metric_crs(roads)
+    assert net.crs == metric
+    assert net.edge_length.sum() == pytest.approx(roads.to_crs(metric).length.sum(), rel=1e-9)
+
+
+def test_roads_in_a_projected_crs_are_accepted(sample):
+    roads = sample.roads.iloc[:300]
+    net = gn.build(roads.to_crs(4549))
+    reference = gn.build(roads)
+    assert net.edge_length.sum() == pytest.approx(reference.edge_length.sum(), rel=1e-6)
+
+
+def test_empty_road_layer_is_refused():
+    empty = gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=4490))
+    with pytest.raises(gn.NetworkError, match="empty.*method='straight'"):
+        gn.build(empty)
+
+
+def test_layer_without_lines_is_refused():
+    points = gpd.GeoDataFrame(geometry=[Point(118.5, 24.78)], crs=4490)
+    with pytest.raises(gn.NetworkError, match="no LineStrings"):
+        gn.build(points, name="roads.geojson")
+
+
+def test_roads_without_crs_must_say_what_they_are():
+    roads = gpd.GeoDataFrame(geometry=[LineString([(118.50, 24.78), (118.51, 24.78)])])
+    with pytest.raises(gcrs.CRSError, match="no coordinate system"):
+        gn.build(roads)
+    assert gn.build(roads, source="wgs84").n_edges == 1
+
+
+def test_points_far_from_roads_keep_their_distance(town_network):
+    far = gpd.GeoSeries([Point(118.30, 24.80)], crs=4490)  # ~15 km west of the town
+    snapped = gn.snap(far, town_network)
+    assert snapped["access_m"].iloc[0] > 10_000
+    lines = town_network.edges(crs=town_network.crs).geometry.array
+    exact = shapely.distance(far.to_crs(town_network.crs).iloc[0], lines).min()
+    assert snapped["access_m"].iloc[0] == pytest.approx(exact)
+
+
+def test_non_points_are_refused(town_network):
+    poly = gpd.GeoSeries([shapely.box(118.45, 24.78, 118.46, 24.79)], crs=4490)
+    with pytest.raises(gn.NetworkError, match="not points.*representative_point"):
+        gn.snap(poly, town_network, name="buildings")
+
+
+def test_edges_and_nodes_frames(town_network):
+    edges = town_network.edges()
+    nodes = town_network.nodes()
+    assert edges.crs == gcrs.STORAGE_CRS and len(edges) == town_network.n_edges
+    assert {"name", "class", "length_m", "component"} <= set(edges.columns)
+    assert nodes["degree"].sum() == 2 * town_network.n_edges
