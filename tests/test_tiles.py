@@ -303,6 +303,13 @@ def test_cache_returns_identical_bytes_and_a_new_version_misses(sample, tmp_path
     assert cache.get("v1", "grid2", z, x, y) is None
 
 
+def test_prepared_zooms_give_the_same_tiles(sample):
+    layers = grid_layers(sample.grids)
+    wanted = [(z, t.x, t.y) for z in (13, 16) for t in tiles_of(sample.level("grid3"), z, limit=3)]
+    prepared = TileSet(layers).prepare(layers=["grid2", "grid3"])
+    assert [prepared.tile(*t) for t in wanted] == [TileSet(layers).tile(*t) for t in wanted]
+
+
 def test_default_version_follows_the_content(sample):
     layers = grid_layers(sample.grids)
     assert TileSet(layers).version == TileSet(grid_layers(sample.grids)).version

@@ -200,6 +200,32 @@ class TileSet:
             self.cache.put(self._namespace, key, z, x, y, data)
         return data
 
+    def prepare(self, *, layers=None) -> "TileSet":
+        """Simplify the chosen layers (default all) at every zoom of their range now.
+
+        Otherwise each zoom is simplified on its first tile (a tenth of a
+        second or so for a city's level-2 grids); a service calls this at
+        start-up so that no request pays for it.
+
+        Returns
+        -------
+        TileSet
+            ``self``.
+
+        Examples
+        --------
+        >>> from gridgeo import sample
+        >>> from gridgeo.tiles import TileSet, grid_layers
+        >>> tiles = TileSet(grid_layers(sample.load().grids))
+        >>> tiles.prepare(layers="grid3") is tiles
+        True
+        """
+        for name in self._names(layers):
+            layer = self.layers[name]
+            for z in range(layer.minzoom, layer.maxzoom + 1):
+                self._sources[name]._at_zoom(z, self._tolerance(z))
+        return self
+
     def etag(self, z: int, x: int, y: int, *, layers=None) -> str:
         """The ETag header value of a tile: a quoted hash of version, settings and address.
 
@@ -294,13 +320,17 @@ class TileSet:
         box = _buffered(TMS.xy_bounds(x, y, z), self.buffer / self.extent)
         return [s for s in in_zoom if _overlaps(box, s.bounds)]
 
+    def _tolerance(self, z) -> float:
+        """The simplification tolerance at zoom ``z``, in Web Mercator metres."""
+        bounds = TMS.xy_bounds(0, 0, z)
+        return self.tolerance * (bounds.right - bounds.left) / self.extent
+
     def _render(self, sources, z, x, y) -> bytes:
         bounds = TMS.xy_bounds(x, y, z)
         grid = _TileGrid(bounds, self.extent, self.buffer)
-        tolerance = self.tolerance * grid.unit
         encoded = []
         for source in sources:
-            features = source.features(z, grid, tolerance)
+            features = source.features(z, grid, self._tolerance(z))
             if features:
                 encoded.append({"name": source.layer.name, "features": features})
         if not encoded:
