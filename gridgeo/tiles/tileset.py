@@ -9,6 +9,15 @@ polygons to the tile box (buffered so that strokes do not show seams),
 snapping to the tile's integer grid and encoding with mapbox-vector-tile. Tile
 geometry (bounds, zoom ranges, which tiles cover an area) is morecantile's
 ``WebMercatorQuad``.
+
+mapbox-vector-tile can map coordinates itself (``quantize_bounds``, given as
+``(minx, miny, maxx, maxy)``, then a y flip unless ``y_coord_down``) and fix
+winding (``check_winding_order``), but it does so with a Python call per
+coordinate and rounds without repairing what rounding breaks. Here the map to
+tile coordinates is one vectorised transform, the few geometries rounding
+makes invalid are snap-rounded again by GEOS, rings are oriented with
+:func:`shapely.orient_polygons`, and the encoder gets ``y_coord_down=True``
+and ``check_winding_order=False``.
 """
 
 from __future__ import annotations
@@ -38,7 +47,6 @@ _ENCODE_OPTIONS = {
     "check_winding_order": False,
     "quantize_bounds": None,
 }
-
 
 _COLLECTION = 7  # shapely.get_type_id of a GeometryCollection
 
