@@ -1,0 +1,936 @@
+"""Which unit, at every level, holds each point: addresses, units and events to nested grids.
+
+:func:`assign` answers, for every point, the code of the town, the village
+and the grids that hold it, and how it was decided. The answer is the one an
+exact covers-join gives with the boundary rule below; an :class:`AssignIndex`,
+built once per grid version, gets it without an exact geometric test for
+most points.
+
+The boundary rule
+-----------------
+Level by level from the top, a point goes to the unit with the **smallest
+code** among the units of that level that **cover** it (hold it inside or on
+their boundary) and lie inside the unit it got at the level above. A point
+on the edge shared by two grids therefore belongs to exactly one of them,
+never to none and never to both, and the codes of a point always nest (each
+is the prefix of the next). A point that no unit of a level covers (outside
+a partial level such as level-3 enterprise plots, or in a gap of a faulty
+plan) has no code at that level and none below it.
+
+How the index answers fast
+--------------------------
+The grids' extent is cut into square cells of about ``cell_m`` metres (laid
+out in longitude/latitude, the storage coordinates). A cell that no unit
+boundary touches lies wholly inside one unit (or none) at every level: the
+index stores that answer, and every point falling in the cell gets it from
+one array lookup. For a cell that a single boundary segment crosses, the
+index stores the answer on each side of it, and a point gets the answer of
+its side when Shewchuk's filtered orientation test is certain of the side
+(its sign is then exactly the one of GEOS's robust predicates). The other
+points, near vertices or on a boundary, are tested exactly with GEOS
+prepared point-in-polygon tests against the few units whose boundary
+touches their cell. When a level is exactly tiled by the one below it
+(checked on the boundary segments), only the lower level is tested.
+
+Cells are widened by a millionth of their size when boundaries are
+rasterised, so floating-point rounding can never put a point in a cell that
+is wrongly taken for whole.
+
+Notes
+-----
+Containment is planar, in the storage coordinates (EPSG:4490 longitude and
+latitude), exactly as a covers-join of the stored data in geopandas or
+PostGIS: a point on an edge between two vertices is on the boundary when it
+is on the straight segment between them in degrees. Only the snapping
+distance (``tolerance_m``) is measured in metres, in
+:func:`gridgeo.crs.metric_crs` of the grids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+from scipy import ndimage
+
+from gridgeo import crs as gcrs
+from gridgeo.schema import DEFAULT_SCHEME, CodeScheme, check, level_names
+
+__all__ = ["assign", "AssignIndex", "STATUSES", "DEFAULT_CELL_M"]
+
+#: The values of the ``status`` column, in the order of its categories.
+STATUSES = ("inside", "boundary", "snapped", "outside", "invalid")
+_INSIDE, _BOUNDARY, _SNAPPED, _OUTSIDE, _INVALID = range(5)
+
+#: Default side of an index cell, in metres.
+DEFAULT_CELL_M = 20.0
+
+ON_BOUNDARY_RULES = ("smallest-code",)
+
+# Cells are widened by this fraction of their side when boundaries are
+# rasterised: far above the rounding error of the cell arithmetic (~1e-13).
+_MARGIN = 1e-6
+# Boundary segments are cut into pieces at most this many cells long before
+# the cells around each piece are enumerated.
+_PIECE_CELLS = 8.0
+# Pairs of (segment piece, cell) tested at once while rasterising.
+_CHUNK_PAIRS = 4_000_000
+
+# Shewchuk's error bound of the fast orient2d: (3 + 16 eps) eps, eps = 2**-53
+_CCW_ERRBOUND = (3.0 + 16.0 * 2.0**-53) * 2.0**-53
+# Where, as fractions across a cell, sample points are tried, centre first.
+_SAMPLES = sorted(((u, v) for u in (0.01, 0.25, 0.5, 0.75, 0.99) for v in (0.01, 0.25, 0.5, 0.75, 0.99)),
+                  key=lambda f: (abs(f[0] - 0.5) + abs(f[1] - 0.5), f))
+
+_NONE = -1  # no unit
+_MULTI = -2  # in the interior of several units (overlapping units of one level)
+_MIXED = -3  # crossed by a unit boundary
+
+_GEOMETRY_NAMES = ("Point", "LineString", "LinearRing", "Polygon", "MultiPoint",
+                   "MultiLineString", "MultiPolygon", "GeometryCollection")
+# why a point is `invalid`; index 0 means it is not
+_REASONS = (
+    None,
+    "missing geometry",
+    "no usable longitude/latitude (missing, not a number or infinite)",
+    "empty point",
+    "coordinate is NaN",
+    "coordinate is infinite",
+    "coordinates could not be converted to CGCS2000",
+) + tuple(f"not a point but a {kind}: assign takes points (use .representative_point() for areas)"
+          for kind in _GEOMETRY_NAMES[1:])
+_MISSING, _NO_LONLAT, _EMPTY, _NAN, _INF, _UNCONVERTIBLE = range(1, 7)
+_NOT_POINT = 6  # + geometry type id (1..7)
+
+
+# ----------------------------------------------------------------------------
+# assign
+# ----------------------------------------------------------------------------
+
+
+def assign(points, grids, *, levels=None, tolerance_m=0.0, on_boundary="smallest-code",
+           crs=None, lon=None, lat=None, name="points"):
+    """Assign points to the unit holding them at every level of nested grids.
+
+    The rule, stated once: level by level from the top, a point goes to the
+    unit with the smallest code among those that cover it (inside or on the
+    boundary) within the unit it got at the level above. The answer is
+    identical to an exact covers-join with that rule.
+
+    Parameters
+    ----------
+    points : GeoDataFrame, GeoSeries, DataFrame, or their dask(-geopandas) versions
+        Points in any coordinate system :func:`gridgeo.crs.to_storage` knows
+        (their CRS, or `crs`). A plain DataFrame gives longitude and latitude
+        columns (found by name, or `lon`/`lat`) and needs `crs`.
+    grids : GeoDataFrame or AssignIndex
+        The grids (checked with :func:`gridgeo.schema.check`), or an index
+        built from them once: build one with :class:`AssignIndex` and reuse it
+        for every batch against the same grid version.
+    levels : list of str, optional
+        The levels to return (default: every level of the grids).
+    tolerance_m : float, default 0
+        A point outside every unit but within this many metres of one is
+        ``snapped``: given, level by level, to the nearest unit (ties to the
+        smallest code) within the unit it got above, when one is that near.
+    on_boundary : {"smallest-code"}
+        The boundary rule; the only one so far is the one stated above.
+    crs : str, int or pyproj.CRS, optional
+        What the coordinates are: ``"wgs84"``, ``"cgcs2000"``, ``"gcj02"``
+        (Amap, Tencent), ``"bd09"`` (Baidu) or anything pyproj accepts;
+        overrides the frame's own CRS. Required for a plain DataFrame.
+    lon, lat : str, optional
+        The coordinate columns of a plain DataFrame.
+    name : str, default "points"
+        What to call the points in error messages (a file name).
+
+    Returns
+    -------
+    pandas.DataFrame or dask.dataframe.DataFrame
+        Indexed like `points`; a Dask DataFrame when `points` is one. Columns:
+
+        - one per level (``town``, ``village``, ``grid1``, ...), categorical,
+          holding the unit's code, missing where no unit holds the point;
+        - ``status``: ``inside`` (covered, no tie), ``boundary`` (on the
+          boundary of two or more units of one level: decided by the rule),
+          ``snapped``, ``outside`` (no top-level unit covers it) or
+          ``invalid``;
+        - ``reason``: why a point is ``invalid`` (missing, empty or non-point
+          geometry, NaN or infinite coordinates), missing otherwise.
+
+    Raises
+    ------
+    gridgeo.schema.SchemaError
+        If `grids` fails the schema, with the schema's message.
+    gridgeo.crs.CRSError
+        If the points' coordinate system is unknown or does not fit them.
+
+    See Also
+    --------
+    AssignIndex : the reusable index; its ``nbytes`` says its size.
+    gridgeo.stats.figures : counts and sums per unit from the assignment.
+
+    Notes
+    -----
+    Bad points never fail the batch: they come back ``invalid`` with the
+    reason. A point on the outer edge of the territory is covered by one unit
+    only and is ``inside``. Containment is planar in EPSG:4490, as in any
+    covers-join of the stored data (see the module notes).
+
+    On Dask, the index is built once on the client and broadcast to every
+    worker of the current ``dask.distributed`` client (a single shared task
+    without one); the points stay partitioned.
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> from shapely import Point
+    >>> import gridgeo
+    >>> s = gridgeo.sample.load()
+    >>> index = gridgeo.AssignIndex(s.grids)
+    >>> pts = gpd.GeoDataFrame(geometry=[Point(118.47, 24.80), Point(118.0, 24.0)], crs=4490)
+    >>> out = gridgeo.assign(pts, index)
+    >>> out["status"].tolist()
+    ['inside', 'outside']
+    >>> out.loc[0, "grid2"].startswith(out.loc[0, "grid1"])
+    True
+    """
+    if on_boundary not in ON_BOUNDARY_RULES:
+        raise ValueError(f"on_boundary={on_boundary!r} is not a rule gridgeo knows: use one of "
+                         f"{list(ON_BOUNDARY_RULES)}")
+    tolerance_m = float(tolerance_m)
+    if not (np.isfinite(tolerance_m) and tolerance_m >= 0):
+        raise ValueError(f"tolerance_m should be a non-negative number of metres, got {tolerance_m!r}")
+    index = grids if isinstance(grids, AssignIndex) else AssignIndex(grids)
+    levels = index._output_levels(levels)
+    options = dict(levels=levels, tolerance_m=tolerance_m, crs=crs, lon=lon, lat=lat, name=name)
+    if _is_dask(points):
+        return _assign_dask(points, index, options)
+    return _assign_frame(points, index, **options)
+
+
+def _assign_frame(points, index, *, levels, tolerance_m, crs, lon, lat, name):
+    """The in-memory assignment of one frame (one partition on Dask)."""
+    labels, x, y, reason = _storage_points(points, crs=crs, lon=lon, lat=lat, name=name)
+    usable = reason == 0
+    unit, tie = index._locate(x[usable], y[usable])
+    status = np.full(len(reason), _INVALID, dtype=np.int8)
+    status[usable] = np.where(unit < 0, _OUTSIDE, np.where(tie, _BOUNDARY, _INSIDE))
+    deepest = np.full(len(reason), _NONE, dtype=np.int64)
+    deepest[usable] = unit
+    if tolerance_m > 0:
+        _snap_outside(index, x, y, deepest, status, tolerance_m)
+    return index._frame(deepest, status, reason, labels, levels)
+
+
+def _is_dask(points) -> bool:
+    return type(points).__module__.split(".")[0] in ("dask", "dask_geopandas")
+
+
+def _assign_dask(points, index, options):
+    meta = _assign_frame(points._meta, index, **options)
+    return points.map_partitions(_assign_partition, _broadcast(index), options, meta=meta)
+
+
+def _assign_partition(points, index, options):
+    return _assign_frame(points, index, **options)
+
+
+def _broadcast(index):
+    """The index as every worker will get it: scattered to all workers of the
+    current distributed client, else one task of the graph shared by all."""
+    import dask
+
+    try:
+        from distributed import get_client
+
+        client = get_client()
+    except (ImportError, ValueError):
+        return dask.delayed(index, pure=True)
+    return client.scatter(index, broadcast=True, hash=True)
+
+
+# ----------------------------------------------------------------------------
+# points
+# ----------------------------------------------------------------------------
+
+
+def _storage_points(points, *, crs, lon, lat, name):
+    """(index labels, x, y, reason): EPSG:4490 coordinates of every usable
+    point (NaN elsewhere) and, per point, 0 or the code of why it is unusable."""
+    missing = _MISSING
+    if isinstance(points, pd.DataFrame) and not isinstance(points, gpd.GeoDataFrame):
+        from gridgeo.io import read_table
+
+        points = read_table(points, lon=lon, lat=lat, crs=crs, errors="keep")
+        crs, missing = None, _NO_LONLAT
+    elif not isinstance(points, (gpd.GeoDataFrame, gpd.GeoSeries)):
+        raise TypeError(f"{name} should be a GeoDataFrame, GeoSeries or a DataFrame with longitude "
+                        f"and latitude columns, got {type(points).__name__}")
+    series = points.geometry if isinstance(points, gpd.GeoDataFrame) else points
+    geoms = np.asarray(series.array, dtype=object)
+    reason, xy = _unusable(geoms, missing)
+    x = np.full(len(geoms), np.nan)
+    y = np.full(len(geoms), np.nan)
+    usable = reason == 0
+    if usable.any():
+        candidates = series if usable.all() else series[usable]
+        if candidates.attrs != points.attrs:  # what convert() recorded on the frame
+            candidates = candidates.copy(deep=False)
+            candidates.attrs = dict(points.attrs)
+        stored = gcrs.to_storage(candidates, source=crs, name=name)
+        if stored is not candidates:  # converted: new coordinates
+            stored = np.asarray(stored.array, dtype=object)
+            xy = shapely.get_x(stored), shapely.get_y(stored)
+        x[usable], y[usable] = xy
+        lost = usable & ~(np.isfinite(x) & np.isfinite(y))
+        reason[lost] = _UNCONVERTIBLE
+    return points.index, x, y, reason
+
+
+def _unusable(geoms, missing):
+    """(reason, xy): per geometry 0 if it is a usable point, else the code of
+    the reason; and the coordinates of the usable points."""
+    kind = shapely.get_type_id(geoms)
+    reason = np.zeros(len(geoms), dtype=np.int8)
+    reason[kind < 0] = missing
+    reason[kind > 0] = _NOT_POINT + kind[kind > 0]
+    point = (kind == 0) & (shapely.get_num_coordinates(geoms) > 0)
+    reason[(kind == 0) & ~point] = _EMPTY
+    points = geoms if point.all() else geoms[point]
+    x, y = shapely.get_x(points), shapely.get_y(points)
+    finite = np.isfinite(x) & np.isfinite(y)
+    if not finite.all():
+        where = np.flatnonzero(point)
+        reason[where[np.isinf(x) | np.isinf(y)]] = _INF
+        reason[where[np.isnan(x) | np.isnan(y)]] = _NAN
+        x, y = x[finite], y[finite]
+    return reason, (x, y)
+
+
+# ----------------------------------------------------------------------------
+# snapping
+# ----------------------------------------------------------------------------
+
+
+def _snap_outside(index, x, y, deepest, status, tolerance_m):
+    """Give outside points within `tolerance_m` of a unit to the nearest one,
+    level by level (ties to the smallest code); changes `deepest`, `status`."""
+    outside = np.flatnonzero(status == _OUTSIDE)
+    if not outside.size:
+        return
+    tree, geoms, transformer = index._metric()
+    mx, my = transformer.transform(x[outside], y[outside])
+    pts = shapely.points(mx, my)
+    near_pt, near_unit = tree.query(pts, predicate="dwithin", distance=tolerance_m)
+    distance = shapely.distance(geoms[near_unit], pts[near_pt])
+    order = np.lexsort((near_unit, distance, near_pt))
+    unit, _ = index._top_down(near_pt[order], near_unit[order], len(outside), first=0)
+    snapped = unit >= 0
+    deepest[outside[snapped]] = unit[snapped]
+    status[outside[snapped]] = _SNAPPED
+
+
+# ----------------------------------------------------------------------------
+# the index
+# ----------------------------------------------------------------------------
+
+
+class AssignIndex:
+    """A precomputed, reusable index of one grid version for :func:`assign`.
+
+    Build it once per published grid version and reuse it for every batch:
+    the API keeps one per version, a notebook one per plan. It pickles
+    (without the lazily built metric copy used for snapping), so Dask
+    broadcasts it to workers.
+
+    Parameters
+    ----------
+    grids : GeoDataFrame
+        Units of one or more levels (``code``, ``name``, ``level``,
+        ``parent``, polygons), in any CRS :func:`gridgeo.crs.to_storage`
+        knows; checked with :func:`gridgeo.schema.check`.
+    cell_m : float, default 20
+        Side of the index cells in metres. Smaller cells send fewer points to
+        the exact test and take more memory.
+    scheme : CodeScheme
+        The levels and code widths.
+    name : str, default "grids"
+        What to call the grids in error messages.
+
+    Attributes
+    ----------
+    levels : tuple of str
+        The levels of the grids, top first.
+    codes : dict of str to pandas.Index
+        The codes of each level, sorted: the categories of the level columns.
+    nbytes : int
+        Memory held by the index: its arrays and the polygons' coordinates.
+    token : str
+        A fingerprint of the grids (codes, geometries, cell size).
+
+    Raises
+    ------
+    gridgeo.schema.SchemaError
+        If `grids` fails the schema.
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> index = gridgeo.AssignIndex(gridgeo.sample.load().grids)
+    >>> index.levels
+    ('town', 'village', 'grid1', 'grid2', 'grid3')
+    >>> index.nbytes < 20_000_000
+    True
+    """
+
+    def __init__(self, grids, *, cell_m=DEFAULT_CELL_M, scheme: CodeScheme = DEFAULT_SCHEME,
+                 name="grids"):
+        cell_m = float(cell_m)
+        if not (np.isfinite(cell_m) and cell_m > 0):
+            raise ValueError(f"cell_m should be a positive number of metres, got {cell_m!r}")
+        grids = gcrs.to_storage(check(grids, "grids", scheme=scheme, name=name), name=name)
+        if not len(grids):
+            raise ValueError(f"{name} holds no units: nothing to assign to")
+        self.cell_m = cell_m
+        self.levels = tuple(level_names(grids, scheme))
+        self._units(grids, scheme)
+        self._raster = _Raster.over(grids.total_bounds, cell_m)
+        self._rasterise()
+        self.token = self._fingerprint()
+        self._metric_cache = None
+
+    # --- building ---------------------------------------------------------
+
+    def _units(self, grids, scheme):
+        """Units sorted by level, then code: a unit's number orders its code."""
+        rank = grids["level"].map({lv: i for i, lv in enumerate(self.levels)}).to_numpy()
+        order = np.lexsort((grids["code"].to_numpy(dtype=object), rank))
+        codes = grids["code"].to_numpy(dtype=object)[order]
+        self._level = rank[order].astype(np.int8)
+        self._start = np.searchsorted(self._level, np.arange(len(self.levels) + 1))
+        self._geoms = np.asarray(grids.geometry.array, dtype=object)[order]
+        shapely.prepare(self._geoms)
+        self.codes = {lv: pd.Index(codes[self._start[i]:self._start[i + 1]], dtype="str", name=lv)
+                      for i, lv in enumerate(self.levels)}
+        # the unit's parent: the unit of the level above whose code prefixes it
+        self._parent = np.full(len(codes), _NONE, dtype=np.int64)
+        for i in range(1, len(self.levels)):
+            width = scheme.width(self.levels[i - 1])
+            mine = slice(self._start[i], self._start[i + 1])
+            prefixes = pd.Index(codes[mine].astype(str)).str[:width]
+            found = self.codes[self.levels[i - 1]].get_indexer(prefixes)
+            self._parent[mine] = np.where(found >= 0, found + self._start[i - 1], _NONE)
+        # ancestor[l, u]: u's unit at level l, by position within level l (-1 none);
+        # column -1 answers for "no unit"
+        n = len(codes)
+        self._ancestor = np.full((len(self.levels), n + 1), _NONE, dtype=np.int64)
+        current = np.arange(n)
+        for i in range(len(self.levels) - 1, -1, -1):
+            here = (current >= 0) & (self._level[np.maximum(current, 0)] == i)
+            self._ancestor[i, :n][here] = current[here] - self._start[i]
+            current = np.where(here, self._parent[np.maximum(current, 0)], current)
+
+    def _rasterise(self):
+        """Label every cell: a unit (or none) when one answer holds for all of
+        it, else the candidates an exact test must choose among."""
+        raster = self._raster
+        segments, seg_of, unit_of = _unique_segments(self._geoms)
+        n = len(self._geoms)
+        owned, multiplicity = np.unique(seg_of * n + unit_of, return_counts=True)
+        owner_start = np.searchsorted(owned // n, np.arange(len(segments) + 1))
+        owner = owned % n
+        valid = [len(units) < 2 or bool(shapely.coverage_is_valid(self._geoms[units]))
+                 for units in self._level_units()]
+        self._first_tested = self._tiled_levels(owned[multiplicity % 2 == 1], valid)
+        seg_cell, seg = _segment_cells(segments, raster)
+        count = owner_start[seg + 1] - owner_start[seg]
+        crossed_cell = np.repeat(seg_cell, count)
+        crossed_unit = owner[_expand(owner_start[seg], count)]
+        per_level, entries = [], []
+        for i, units in enumerate(self._level_units()):
+            here = self._level[crossed_unit] == i
+            cells, level_units = crossed_cell[here], crossed_unit[here]
+            if not valid[i]:
+                cells, level_units = _with_overlapping(cells, level_units, self._geoms[units], units)
+            cell_unit, multi = _fill_faces(cells, self._geoms[units], units, raster)
+            per_level.append(cell_unit)
+            if i >= self._first_tested:
+                entries.append((cells, level_units, False))
+                entries.append((*multi, True))
+        mixed = np.zeros(raster.size, dtype=bool)
+        for cell_unit in per_level:
+            mixed |= cell_unit < _NONE
+        self._cell = self._pure_answers(per_level, mixed)
+        for cell_unit in per_level[self._first_tested:]:  # certain answers of mixed cells
+            cells = np.flatnonzero(mixed & (cell_unit >= 0))
+            entries.append((cells, cell_unit[cells], True))
+        self._candidates(entries, mixed)
+        self._one_segment_cells(seg_cell, seg, segments)
+
+    def _level_units(self):
+        return [np.arange(self._start[i], self._start[i + 1]) for i in range(len(self.levels))]
+
+    def _tiled_levels(self, boundary, valid):
+        """How many top levels are exactly tiled by the level below them.
+
+        Level l is tiled when every unit of level l + 1 has a parent, level
+        l + 1 is a valid coverage (no overlaps) and each unit's boundary is
+        exactly the segments that an odd number of its children have on
+        theirs: then a point is covered by a unit if and only if one of its
+        children covers it, so the answer at level l + 1 gives the one at
+        level l, and only the levels from the returned one down need testing.
+
+        `boundary`: the (segment * units + unit) keys of segments on a unit's
+        boundary (an odd number of times).
+        """
+        n = len(self._geoms)
+        segment, unit = boundary // n, boundary % n
+        level = self._level[unit]
+        for i in range(len(self.levels) - 1):
+            children = self._parent[self._start[i + 1]:self._start[i + 2]]
+            if not valid[i + 1] or (children < 0).any():
+                return i
+            mine = level == i + 1
+            key, count = np.unique(segment[mine] * n + self._parent[unit[mine]], return_counts=True)
+            if not np.array_equal(key[count % 2 == 1], boundary[level == i]):
+                return i
+        return len(self.levels) - 1
+
+    def _pure_answers(self, per_level, mixed):
+        """The deepest unit of every cell with one answer per level, by the
+        rule; -1 for none, _MIXED where an exact test is needed."""
+        chosen = per_level[0].copy()
+        deepest = chosen.copy()
+        for cell_unit in per_level[1:]:
+            fits = (cell_unit >= 0) & (chosen >= 0)
+            fits[fits] = self._parent[cell_unit[fits]] == chosen[fits]
+            chosen = np.where(fits, cell_unit, _NONE)
+            deepest = np.where(fits, chosen, deepest)
+        deepest = np.maximum(deepest, _NONE)
+        deepest[mixed] = _MIXED
+        return deepest.astype(_small_int(len(self._geoms), negative=_MIXED))
+
+    def _candidates(self, entries, mixed):
+        """The candidates of every mixed cell, sorted by cell then unit: a CSR
+        of (unit, certain) with the mixed cells' numbers in `_mixed_cells`."""
+        n = len(self._geoms)
+        cells = np.concatenate([np.asarray(c, dtype=np.int64) for c, _, _ in entries])
+        units = np.concatenate([np.asarray(u, dtype=np.int64) for _, u, _ in entries])
+        certain = np.concatenate([np.full(len(c), flag) for c, _, flag in entries])
+        key, first = np.unique(cells * n + units, return_index=True)
+        cells, units, certain = key // n, key % n, certain[first]
+        self._mixed_cells = np.flatnonzero(mixed).astype(_small_int(self._raster.size))
+        self._cand_start = np.r_[np.searchsorted(cells, self._mixed_cells), len(cells)].astype(np.int64)
+        self._cand_unit = units.astype(_small_int(n))
+        self._cand_certain = certain
+
+    def _one_segment_cells(self, seg_cell, seg, segments):
+        """Answer, for each side, the mixed cells that one boundary segment
+        alone crosses (shared by all the units it bounds, at every level).
+
+        The segment cuts such a cell into two pieces that no boundary
+        touches, each wholly inside the same units: one exact answer per
+        piece, found here from a sample point, holds for every point that is
+        certainly on that side of the segment.
+        """
+        cells, first, count = np.unique(seg_cell, return_index=True, return_counts=True)
+        cells, seg = cells[count == 1], seg[first[count == 1]]
+        a_x, a_y, b_x, b_y = segments[seg].T
+        samples = []  # per side, which of _SAMPLES lies certainly on it
+        for wanted in (1, -1):  # left of a -> b, then right
+            chosen = np.full(len(cells), -1)
+            for k, (f_u, f_v) in enumerate(_SAMPLES):
+                todo = np.flatnonzero(chosen < 0)
+                sx, sy = self._raster.points_in(cells[todo], f_u, f_v)
+                side = _orientation(a_x[todo], a_y[todo], b_x[todo], b_y[todo], sx, sy)
+                chosen[todo[side == wanted]] = k
+            samples.append(chosen)
+        slot = np.searchsorted(self._mixed_cells, cells)
+        answers = []
+        for chosen in samples:  # a side without a sample point stays _MIXED: tested exactly
+            f_u, f_v = np.asarray(_SAMPLES)[np.maximum(chosen, 0)].T
+            sx, sy = self._raster.points_in(cells, f_u, f_v)
+            deepest, tie = self._exact(sx, sy, slot)
+            # a tie off the boundary means overlapping units: left to the exact test
+            answers.append(np.where((chosen >= 0) & ~tie, deepest, _MIXED))
+        keep = (answers[0] != _MIXED) | (answers[1] != _MIXED)
+        used, seg = np.unique(seg[keep], return_inverse=True)
+        self._fast_segment = np.full(len(self._mixed_cells), -1, dtype=_small_int(len(used)))
+        self._fast_segment[slot[keep]] = seg
+        self._fast_side = np.full((len(self._mixed_cells), 2), _MIXED,
+                                  dtype=_small_int(len(self._geoms), negative=_MIXED))
+        self._fast_side[slot[keep], 0] = answers[0][keep]
+        self._fast_side[slot[keep], 1] = answers[1][keep]
+        self._segments = segments[used]
+
+    def _fingerprint(self) -> str:
+        digest = hashlib.sha1(repr((self.levels, self.cell_m)).encode())
+        for codes in self.codes.values():
+            digest.update("\n".join(codes).encode())
+        digest.update(b"".join(shapely.to_wkb(self._geoms)))
+        return digest.hexdigest()
+
+    # --- answering --------------------------------------------------------
+
+    def _locate(self, x, y):
+        """(deepest unit, tie) of EPSG:4490 points by the rule: the unit's
+        number (-1 for none) and whether a boundary rule decided it."""
+        cell = self._raster.cell_of(x, y)
+        deepest = np.full(len(x), _NONE, dtype=np.int64)
+        in_raster = np.flatnonzero(cell >= 0)
+        deepest[in_raster] = self._cell[cell[in_raster]]
+        tie = np.zeros(len(x), dtype=bool)
+        mixed = np.flatnonzero(deepest == _MIXED)
+        if mixed.size:
+            deepest[mixed], tie[mixed] = self._near_boundary(x[mixed], y[mixed], cell[mixed])
+        return deepest, tie
+
+    def _near_boundary(self, x, y, cell):
+        """The rule for points in mixed cells: by the side of the one segment
+        crossing the cell when floating point tells it for certain, else by
+        exact tests."""
+        slot = np.searchsorted(self._mixed_cells, cell)
+        deepest = np.full(len(x), _MIXED, dtype=np.int64)
+        tie = np.zeros(len(x), dtype=bool)
+        fast = np.flatnonzero(self._fast_segment[slot] >= 0)
+        a_x, a_y, b_x, b_y = self._segments[self._fast_segment[slot[fast]]].T
+        side = _orientation(a_x, a_y, b_x, b_y, x[fast], y[fast])
+        deepest[fast] = np.where(side == 0, _MIXED, self._fast_side[slot[fast], (side < 0).view(np.int8)])
+        rest = np.flatnonzero(deepest == _MIXED)
+        deepest[rest], tie[rest] = self._exact(x[rest], y[rest], slot[rest])
+        return deepest, tie
+
+    def _exact(self, x, y, slot):
+        """The rule, applied with exact tests against the candidates of each
+        point's mixed cell (`slot`: its position in `_mixed_cells`)."""
+        start = self._cand_start[slot]
+        count = self._cand_start[slot + 1] - start
+        point = np.repeat(np.arange(len(x)), count)
+        entry = _expand(start, count)
+        unit = self._cand_unit[entry].astype(np.int64)
+        covers = self._cand_certain[entry].copy()
+        test = np.flatnonzero(~covers)
+        covers[test] = shapely.intersects_xy(self._geoms[unit[test]], x[point[test]], y[point[test]])
+        return self._top_down(point[covers], unit[covers], len(x))
+
+    def _top_down(self, point, unit, n, first=None):
+        """Apply the rule to the (point, covering unit) pairs, sorted by point
+        and, within a point, by preference: the deepest unit of every point
+        (-1 for none) and whether two or more units of a level could hold it.
+
+        The rule starts at level `first` (default: the first level tested,
+        the ones above following from it) with no parent to lie in.
+        """
+        first = self._first_tested if first is None else first
+        deepest = np.full(n, _NONE, dtype=np.int64)
+        chosen = np.full(n, _NONE, dtype=np.int64)
+        tie = np.zeros(n, dtype=bool)
+        level = self._level[unit]
+        for i in range(first, len(self.levels)):
+            here = level == i
+            if i > first:
+                here &= (chosen[point] >= 0) & (self._parent[unit] == chosen[point])
+            p, u = point[here], unit[here]
+            chosen = np.full(n, _NONE, dtype=np.int64)
+            if p.size:
+                first_of_point = np.r_[True, p[1:] != p[:-1]]
+                chosen[p[first_of_point]] = u[first_of_point]
+                tie |= np.bincount(p, minlength=n) > 1
+            deepest = np.where(chosen >= 0, chosen, deepest)
+        return deepest, tie
+
+    def _frame(self, deepest, status, reason, labels, levels):
+        """The result: a categorical code column per level, status, reason."""
+        columns = {}
+        for lv in levels:
+            position = self._ancestor[self.levels.index(lv)][deepest]
+            columns[lv] = pd.Categorical.from_codes(position, categories=self.codes[lv], validate=False)
+        columns["status"] = pd.Categorical.from_codes(status, categories=list(STATUSES), validate=False)
+        reasons = pd.Index(_REASONS[1:], dtype="str")
+        columns["reason"] = pd.Categorical.from_codes(reason.astype(np.int64) - 1, categories=reasons,
+                                                      validate=False)
+        return pd.DataFrame(columns, index=labels)
+
+    def _output_levels(self, levels):
+        if levels is None:
+            return self.levels
+        if isinstance(levels, str):
+            levels = [levels]
+        unknown = [lv for lv in levels if lv not in self.levels]
+        if unknown:
+            raise KeyError(f"level(s) {unknown} are not in the grids: they hold {list(self.levels)}")
+        return tuple(lv for lv in self.levels if lv in levels)
+
+    def _metric(self):
+        """(STRtree, geometries, transformer) in the grids' metric CRS, for
+        snapping; built on first use and not pickled."""
+        if self._metric_cache is None:
+            metric = gcrs.metric_crs(self._raster.bounds)
+            series = gpd.GeoSeries(self._geoms, crs=gcrs.STORAGE_CRS).to_crs(metric)
+            geoms = np.asarray(series.array, dtype=object)
+            transformer = pyproj.Transformer.from_crs(gcrs.STORAGE_CRS, metric, always_xy=True)
+            self._metric_cache = (shapely.STRtree(geoms), geoms, transformer)
+        return self._metric_cache
+
+    # --- size, pickling ---------------------------------------------------
+
+    @property
+    def nbytes(self) -> int:
+        arrays = (self._cell, self._mixed_cells, self._cand_start, self._cand_unit,
+                  self._cand_certain, self._fast_segment, self._fast_side, self._segments,
+                  self._level, self._parent, self._ancestor, self._start)
+        coordinates = int(shapely.get_num_coordinates(self._geoms).sum()) * 16
+        codes = sum(len(c) * (c.str.len().max() + 8) for c in self.codes.values())
+        return int(sum(a.nbytes for a in arrays) + coordinates + codes)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_metric_cache"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        shapely.prepare(self._geoms)
+
+    def __dask_tokenize__(self):
+        return ("gridgeo.AssignIndex", self.token)
+
+    def __repr__(self) -> str:
+        units = ", ".join(f"{len(c)} {lv}" for lv, c in self.codes.items())
+        return (f"<AssignIndex {units}; {self._raster.nx}x{self._raster.ny} cells of "
+                f"{self.cell_m:g} m, {len(self._mixed_cells):,} crossed by a boundary; "
+                f"{self.nbytes / 1e6:.1f} MB>")
+
+
+def _small_int(largest, negative=-1):
+    """The smallest signed integer type holding `largest` and `negative`."""
+    return np.result_type(np.min_scalar_type(-abs(int(largest)) - 1), np.min_scalar_type(negative))
+
+
+# ----------------------------------------------------------------------------
+# the raster
+# ----------------------------------------------------------------------------
+
+
+class _Raster:
+    """Square cells of about `cell_m` metres over lon/lat bounds.
+
+    Points and boundary vertices go to cell space with the same arithmetic,
+    ``u = (x - x0) * kx``, which is monotonic: a point equal to a vertex gets
+    exactly the vertex's cell coordinates.
+    """
+
+    def __init__(self, x0, y0, kx, ky, nx, ny, bounds):
+        self.x0, self.y0, self.kx, self.ky = x0, y0, kx, ky
+        self.nx, self.ny, self.size = nx, ny, nx * ny
+        self.bounds = bounds
+
+    @classmethod
+    def over(cls, bounds, cell_m):
+        minx, miny, maxx, maxy = (float(b) for b in bounds)
+        metric = gcrs.metric_crs((minx, miny, maxx, maxy))
+        to_metric = pyproj.Transformer.from_crs(gcrs.STORAGE_CRS, metric, always_xy=True)
+        cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
+        step = 1e-3
+        mx, my = to_metric.transform([cx, cx + step, cx], [cy, cy, cy + step])
+        dx = cell_m * step / np.hypot(mx[1] - mx[0], my[1] - my[0])
+        dy = cell_m * step / np.hypot(mx[2] - mx[0], my[2] - my[0])
+        nx = int(np.ceil((maxx - minx) / dx)) + 3
+        ny = int(np.ceil((maxy - miny) / dy)) + 3
+        return cls(minx - dx, miny - dy, 1.0 / dx, 1.0 / dy, nx, ny, (minx, miny, maxx, maxy))
+
+    def cell_space(self, x, y):
+        return (x - self.x0) * self.kx, (y - self.y0) * self.ky
+
+    def cell_of(self, x, y):
+        """Flat cell number of each point, -1 outside the raster."""
+        u, v = self.cell_space(x, y)
+        inside = (u >= 0) & (u < self.nx) & (v >= 0) & (v < self.ny)
+        cell = np.full(len(u), -1, dtype=np.int64)
+        cell[inside] = v[inside].astype(np.int64) * self.nx + u[inside].astype(np.int64)
+        return cell
+
+    def points_in(self, cells, f_u=0.5, f_v=0.5):
+        """Lon/lat of the points at fractions (f_u, f_v) across flat cells."""
+        u, v = cells % self.nx + f_u, cells // self.nx + f_v
+        return self.x0 + u / self.kx, self.y0 + v / self.ky
+
+
+def _unique_segments(geoms):
+    """The distinct boundary segments of all units, and which unit has each
+    segment of its rings on which distinct segment.
+
+    Returns
+    -------
+    segments : ndarray of shape (n, 4)
+        Rows (ax, ay, bx, by), a before b in (x, y) order, no zero-length one.
+    segment, unit : ndarray
+        For every segment of every ring, its row in `segments` and its unit.
+    """
+    parts, part_of = shapely.get_parts(geoms, return_index=True)
+    rings, ring_of = shapely.get_rings(parts, return_index=True)
+    xy, vertex_of = shapely.get_coordinates(rings, return_index=True)
+    same = vertex_of[1:] == vertex_of[:-1]
+    a, b = xy[:-1][same], xy[1:][same]
+    unit = part_of[ring_of[vertex_of[:-1][same]]]
+    flip = (a[:, 0] > b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] > b[:, 1]))
+    rows = np.where(flip[:, None], np.c_[b, a], np.c_[a, b])
+    keep = (rows[:, 0] != rows[:, 2]) | (rows[:, 1] != rows[:, 3])
+    segments, which = np.unique(rows[keep], axis=0, return_inverse=True)
+    return segments, which.ravel(), unit[keep]
+
+
+def _segment_cells(segments, raster):
+    """Unique (cell, segment) pairs of the cells, widened by `_MARGIN`, that
+    each segment touches, sorted by cell."""
+    a_u, a_v = raster.cell_space(segments[:, 0], segments[:, 1])
+    b_u, b_v = raster.cell_space(segments[:, 2], segments[:, 3])
+    a_u, a_v, b_u, b_v, owner = _short_pieces(a_u, a_v, b_u, b_v, np.arange(len(segments)))
+    n = max(len(segments), 1)
+    keys = [np.zeros(0, dtype=np.int64)]
+    cumulative = np.cumsum(_cells_around(a_u, a_v, b_u, b_v, raster, count_only=True))
+    for lo, hi in _chunks(cumulative, _CHUNK_PAIRS):
+        piece, cell = _cells_around(a_u[lo:hi], a_v[lo:hi], b_u[lo:hi], b_v[lo:hi], raster)
+        keys.append(np.unique(cell * n + owner[lo:hi][piece]))
+    key = np.unique(np.concatenate(keys))
+    return key // n, key % n
+
+
+def _expand(start, count):
+    """The indices start[i] .. start[i] + count[i] - 1, for every i in turn."""
+    return np.arange(count.sum()) - np.repeat(np.cumsum(count) - count - start, count)
+
+
+def _orientation(a_x, a_y, b_x, b_y, p_x, p_y):
+    """Which side of a -> b each p lies on: 1 left, -1 right, 0 when on the
+    line or too close for floating point to tell.
+
+    Shewchuk's filtered orient2d: a sign returned is the exact one (the one
+    GEOS's robust predicates give), so only 0 needs an exact test.
+    """
+    left = (a_x - p_x) * (b_y - p_y)
+    right = (a_y - p_y) * (b_x - p_x)
+    det = left - right
+    same_sign = ((left > 0) & (right > 0)) | ((left < 0) & (right < 0))
+    bound = np.where(same_sign, _CCW_ERRBOUND * np.abs(left + right), 0.0)
+    return np.where(det > bound, 1, np.where(det < -bound, -1, 0)).astype(np.int8)
+
+
+def _short_pieces(a_u, a_v, b_u, b_v, owner):
+    """Cut segments into pieces at most `_PIECE_CELLS` cells long."""
+    pieces = np.maximum(np.ceil(np.maximum(np.abs(b_u - a_u), np.abs(b_v - a_v)) / _PIECE_CELLS), 1)
+    pieces = pieces.astype(np.int64)
+    if (pieces == 1).all():
+        return a_u, a_v, b_u, b_v, owner
+    seg = np.repeat(np.arange(len(a_u)), pieces)
+    k = _expand(np.zeros_like(pieces), pieces)
+    t0, t1 = k / pieces[seg], (k + 1) / pieces[seg]
+    du, dv = (b_u - a_u)[seg], (b_v - a_v)[seg]
+    return (a_u[seg] + t0 * du, a_v[seg] + t0 * dv, a_u[seg] + t1 * du, a_v[seg] + t1 * dv, owner[seg])
+
+
+def _chunks(cumulative, size):
+    """(lo, hi) slices of items whose cumulative counts stay near `size`."""
+    lo = 0
+    while lo < len(cumulative):
+        base = cumulative[lo - 1] if lo else 0
+        hi = max(int(np.searchsorted(cumulative, base + size, side="right")), lo + 1)
+        yield lo, hi
+        lo = hi
+
+
+def _cells_around(a_u, a_v, b_u, b_v, raster, count_only=False):
+    """(piece, cell) of every cell, widened by `_MARGIN`, that a piece touches.
+
+    The cells of each piece's bounding box are enumerated, and those that the
+    piece's line leaves all four corners on one side of are dropped.
+    """
+    lo_u = np.clip(np.floor(np.minimum(a_u, b_u) - _MARGIN), 0, raster.nx - 1).astype(np.int64)
+    hi_u = np.clip(np.floor(np.maximum(a_u, b_u) + _MARGIN), 0, raster.nx - 1).astype(np.int64)
+    lo_v = np.clip(np.floor(np.minimum(a_v, b_v) - _MARGIN), 0, raster.ny - 1).astype(np.int64)
+    hi_v = np.clip(np.floor(np.maximum(a_v, b_v) + _MARGIN), 0, raster.ny - 1).astype(np.int64)
+    width = hi_u - lo_u + 1
+    count = width * (hi_v - lo_v + 1)
+    if count_only:
+        return count
+    piece = np.repeat(np.arange(len(a_u)), count)
+    k = _expand(np.zeros_like(count), count)
+    cu = lo_u[piece] + k % width[piece]
+    cv = lo_v[piece] + k // width[piece]
+    du, dv = (b_u - a_u)[piece], (b_v - a_v)[piece]
+    left = cu - _MARGIN - a_u[piece]
+    right = cu + 1 + _MARGIN - a_u[piece]
+    low = cv - _MARGIN - a_v[piece]
+    high = cv + 1 + _MARGIN - a_v[piece]
+    side = [du * y - dv * x for x, y in ((left, low), (left, high), (right, low), (right, high))]
+    positive = (side[0] > 0) & (side[1] > 0) & (side[2] > 0) & (side[3] > 0)
+    negative = (side[0] < 0) & (side[1] < 0) & (side[2] < 0) & (side[3] < 0)
+    touched = ~(positive | negative)
+    return piece[touched], cv[touched] * raster.nx + cu[touched]
+
+
+def _with_overlapping(cells, units, level_geoms, level_units):
+    """Add, to each crossed cell, the units overlapping a unit crossing it.
+
+    A unit can hold a crossed cell wholly without its own boundary touching
+    it only if it overlaps the crossing unit; only needed when the level is
+    not a valid coverage.
+    """
+    tree = shapely.STRtree(level_geoms)
+    a, b = tree.query(level_geoms, predicate="intersects")
+    keep = a != b
+    a, b = a[keep], b[keep]
+    overlap = shapely.relate_pattern(level_geoms[a], level_geoms[b], "T********")
+    a, b = level_units[a[overlap]], level_units[b[overlap]]
+    if not len(a):
+        return cells, units
+    order = np.argsort(a, kind="stable")
+    a, b = a[order], b[order]
+    lo, hi = np.searchsorted(a, units, side="left"), np.searchsorted(a, units, side="right")
+    count = hi - lo
+    return np.r_[cells, np.repeat(cells, count)], np.r_[units, b[_expand(lo, count)]]
+
+
+def _fill_faces(crossed_cells, geoms, units, raster):
+    """Label the cells no boundary of this level touches.
+
+    Such cells form connected faces, each wholly inside the same units: one
+    test of one cell per face gives the answer for all of it.
+
+    Returns
+    -------
+    cell_unit : ndarray
+        Per cell, the unit holding it, _NONE, _MULTI (inside several
+        overlapping units) or _MIXED (crossed by a boundary).
+    multi : (cells, units)
+        The units holding each _MULTI cell.
+    """
+    crossed = np.zeros(raster.size, dtype=bool)
+    crossed[crossed_cells] = True
+    faces, n_faces = ndimage.label(~crossed.reshape(raster.ny, raster.nx))
+    faces = faces.ravel()
+    member = np.zeros(n_faces + 1, dtype=np.int64)
+    member[faces] = np.arange(raster.size)  # any one cell of each face
+    cx, cy = raster.points_in(member[1:])
+    face, unit = shapely.STRtree(geoms).query(shapely.points(cx, cy), predicate="intersects")
+    face += 1
+    holders = np.bincount(face, minlength=n_faces + 1)
+    face_unit = np.full(n_faces + 1, _NONE, dtype=np.int32)
+    face_unit[face[holders[face] == 1]] = units[unit[holders[face] == 1]]
+    face_unit[holders > 1] = _MULTI
+    face_unit[0] = _MIXED
+    cell_unit = face_unit[faces]
+    multi_face, multi_unit = face[holders[face] > 1], units[unit[holders[face] > 1]]
+    if not len(multi_face):
+        return cell_unit, (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    cells = np.flatnonzero(cell_unit == _MULTI)
+    order = np.argsort(multi_face, kind="stable")
+    multi_face, multi_unit = multi_face[order], multi_unit[order]
+    lo = np.searchsorted(multi_face, faces[cells], side="left")
+    count = np.searchsorted(multi_face, faces[cells], side="right") - lo
+    return cell_unit, (np.repeat(cells, count), multi_unit[_expand(lo, count)])
