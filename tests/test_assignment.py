@@ -278,3 +278,56 @@ def test_dask_on_a_local_cluster_matches_in_memory(sample, index):
         assert lazy.npartitions == 4
         result = lazy.compute()
     pd.testing.assert_frame_equal(result, expected)
+
+
+@pytest.fixture(scope="module")
+def gcj_table(sample, tmp_path_factory):
+    """A GBK CSV of addresses with longitude/latitude read off Amap (GCJ-02)."""
+    pts = sample.addresses.iloc[::9]
+    gcj = gcrs.convert(pts, "cgcs2000", "gcj02")
+    table = pd.DataFrame({"编号": pts["addr_id"].to_numpy(), "地址": pts["address"].to_numpy(),
+                          "经度": gcj.geometry.x.to_numpy(), "纬度": gcj.geometry.y.to_numpy()})
+    table.loc[5, "纬度"] = np.nan
+    path = tmp_path_factory.mktemp("cli") / "addresses.csv"
+    table.to_csv(path, index=False, encoding="gbk")
+    return path, pts
+
+
+@pytest.mark.parametrize("engine", ["memory", "dask"])
+def test_cli_assigns_a_gcj02_csv(gcj_table, index, engine, tmp_path):
+    from typer.testing import CliRunner
+
+    from gridgeo.cli import app
+
+    path, pts = gcj_table
+    out = tmp_path / "assigned.csv"
+    args = ["assign", "sample_geojson", str(path), "-o", str(out), "--crs", "gcj02",
+            "--engine", engine, "--batch", "500"]
+    if engine == "dask":
+        args += ["--workers", "2"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    written = pd.read_csv(out, dtype=str, encoding="utf-8-sig", keep_default_na=False)
+    assert list(written.columns) == ["编号", "地址", "经度", "纬度", *index.levels, "status", "reason"]
+    assert (written["编号"] == pts["addr_id"].to_numpy()).all()
+    expected = assign(pts, index)
+    for column in [*index.levels, "status"]:
+        want = expected[column].astype(object).where(expected[column].notna(), "").to_numpy().copy()
+        want[5] = "invalid" if column == "status" else ""  # the row without a latitude
+        np.testing.assert_array_equal(written[column].to_numpy(), want)
+    assert "invalid" in result.output and f"{len(pts):,} points" in result.output
+
+
+def test_cli_refuses_a_table_without_crs_and_keeps_an_existing_output(gcj_table, tmp_path):
+    from typer.testing import CliRunner
+
+    from gridgeo.cli import app
+
+    path, _ = gcj_table
+    result = CliRunner().invoke(app, ["assign", "sample_geojson", str(path), "-o", str(tmp_path / "a.csv")])
+    assert result.exit_code == 2 and "--crs" in result.output
+    existing = tmp_path / "b.csv"
+    existing.write_text("keep me")
+    result = CliRunner().invoke(app, ["assign", "sample_geojson", str(path), "-o", str(existing),
+                                      "--crs", "gcj02"])
+    assert result.exit_code == 2 and existing.read_text() == "keep me"
