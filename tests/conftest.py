@@ -11,6 +11,8 @@ import pytest
 
 import gridgeo.sample
 
+pytest_plugins = ["postgis_fixture"]
+
 REQUIRE_ALL = os.environ.get("GRIDGEO_REQUIRE_ALL", "") not in ("", "0", "false", "no")
 
 

@@ -1,0 +1,287 @@
+"""The tables of a store: layers, their keys, geometry types and column kinds.
+
+Both backends hold the same tables; this module says what they are and turns
+GeoDataFrames into column values and back. A *kind* is one of the layers of
+DESIGN.md (grids, stations, addresses, events, roads); a *collection* is a
+kind or a grid level (``grid2`` is the grids of level ``grid2``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from gridgeo import schema
+from gridgeo.crs import STORAGE_CRS, to_storage
+from gridgeo.store.errors import NotFound, StoreError
+
+KINDS = ("grids", "stations", "addresses", "events", "roads")
+LEVELS = schema.DEFAULT_SCHEME.names
+
+KEYS = {"grids": "code", "stations": "station_id", "addresses": "addr_id", "events": "event_id",
+        "roads": "road_id"}
+"""The column that names a row of each layer, and orders reads. Unique among the
+published rows except for roads, where several segments make one road."""
+UNIQUE_KEYS = {"grids", "stations", "addresses", "events"}
+
+GEOMETRY = {"grids": "MULTIPOLYGON", "stations": "POINT", "addresses": "POINT", "events": "POINT",
+            "roads": "MULTILINESTRING"}
+"""The declared geometry type of each layer: one type per table, as QGIS wants."""
+
+# the column a `parent=` / `within=` filter looks at, per kind
+PARENT_COLUMN = {"grids": "parent", "stations": "grid_code"}
+WITHIN_COLUMN = {"grids": "code", "stations": "grid_code"}
+
+SYSTEM = {"revision": "integer", "author": "text"}
+"""Columns every layer row carries: the revision that wrote it and who did."""
+HISTORY = {"retired": "integer", "retired_by": "text"}
+"""Added in ``<kind>_history``: the revision that replaced or removed the row, and who did."""
+PLAN = {"plan_id": "integer", "base_rev": "integer", "edited": "integer"}
+"""Added in ``plan_units``: the plan, the published revision the unit was copied
+from (none for a new unit) and whether the plan changed it."""
+
+RESERVED = {"fid", "geom", *SYSTEM, *HISTORY, *PLAN}
+
+KIND_NAMES = ("text", "integer", "real", "boolean", "datetime", "date")
+
+
+def base_columns(kind: str) -> dict[str, str]:
+    """The user columns a new table of ``kind`` starts with."""
+    columns = {"grids": {"code": "text", "name": "text", "level": "text", "parent": "text"}}.get(kind)
+    if columns is None:
+        columns = {name: ("datetime" if t == "datetime" else "text")
+                   for name, t in schema.LAYERS[kind].items()}
+    columns.setdefault(KEYS[kind], "text")
+    return dict(columns)
+
+
+def resolve(collection: str) -> tuple[str, list[str] | None]:
+    """(kind, levels) of a collection name: ``"grid2"`` -> ``("grids", ["grid2"])``."""
+    if collection in KINDS:
+        return collection, None
+    if collection in LEVELS:
+        return "grids", [collection]
+    raise NotFound(f"no layer {collection!r}: a store holds {', '.join(KINDS)} and the grid levels "
+                   f"{', '.join(LEVELS)}")
+
+
+def collections() -> list[str]:
+    """Every collection name, the grid levels after ``grids``."""
+    return ["grids", *LEVELS, *KINDS[1:]]
+
+
+# --- frames in --------------------------------------------------------------------
+
+
+def prepare(frame, kind: str, *, name: str) -> gpd.GeoDataFrame:
+    """Check ``frame`` as a ``kind`` layer, bring it to EPSG:4490 and to the
+    store's geometry type. The result has its geometry in column ``geometry``."""
+    if not isinstance(frame, gpd.GeoDataFrame):
+        raise TypeError(f"{name} should be a GeoDataFrame, got {type(frame).__name__}")
+    frame = to_storage(frame, name=name)
+    frame = schema.check(frame, kind, name=name)
+    if frame.geometry.name != "geometry":
+        frame = frame.rename_geometry("geometry")
+    clash = sorted(RESERVED.intersection(frame.columns) - {"geometry"})
+    if clash:
+        raise StoreError(f"{name} has column(s) {clash}, names the store keeps for itself: rename them "
+                         "(e.g. frame.rename(columns={...}))")
+    frame["geometry"] = to_declared(frame.geometry.array, kind, name=name)
+    return frame.set_crs(STORAGE_CRS, allow_override=True)
+
+
+def to_declared(geoms, kind: str, *, name: str) -> np.ndarray:
+    """Promote Polygons to MultiPolygons (LineStrings to MultiLineStrings) and
+    refuse geometries that do not fit the layer, naming the first."""
+    geoms = np.asarray(geoms, dtype=object)
+    declared = GEOMETRY[kind]
+    types = shapely.get_type_id(geoms)
+    single, multi = {"MULTIPOLYGON": (3, 6), "MULTILINESTRING": (1, 5), "POINT": (0, 0)}[declared]
+    bad = (types >= 0) & (types != single) & (types != multi)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise StoreError(f"{name}: row {first} is a {_TYPE_NAMES[types[first]]}, "
+                         f"but the {kind} layer holds {declared.title()} geometries")
+    promote = types == single if single != multi else np.zeros(len(geoms), bool)
+    if promote.any():
+        parts = geoms[promote]
+        wrap = shapely.multipolygons if multi == 6 else shapely.multilinestrings
+        geoms = geoms.copy()
+        geoms[promote] = wrap(parts, indices=np.arange(len(parts)))
+    return geoms
+
+
+_TYPE_NAMES = ["Point", "LineString", "LinearRing", "Polygon", "MultiPoint", "MultiLineString",
+               "MultiPolygon", "GeometryCollection"]
+
+
+def column_kind(series: pd.Series, column: str, name: str) -> str:
+    """The store column kind for a pandas column."""
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "integer"
+    if pd.api.types.is_float_dtype(dtype):
+        return "real"
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "datetime"
+    values = series.dropna()
+    if len(values) and all(isinstance(v, _dt.date) and not isinstance(v, _dt.datetime) for v in values[:100]):
+        return "date"
+    if len(values) and isinstance(values.iloc[0], (dict, list, bytes)):
+        raise StoreError(f"{name}: column {column!r} holds {type(values.iloc[0]).__name__} values; a store "
+                         "column holds text, numbers, booleans, dates or times: convert it first")
+    return "text"
+
+
+def user_columns(frame) -> dict[str, str]:
+    """Column name -> kind for every attribute column of a prepared frame."""
+    name = "frame"
+    return {c: column_kind(frame[c], c, name) for c in frame.columns if c != "geometry"}
+
+
+def values(series: pd.Series, kind: str, *, iso_times: bool = False) -> np.ndarray:
+    """An object array of plain Python values (None for missing) for a DB driver.
+
+    Times are naive (a time zone is converted to UTC first); with ``iso_times``
+    they come as ISO 8601 text to the millisecond, as a GeoPackage keeps them.
+    """
+    if kind == "datetime":
+        s = pd.to_datetime(series)
+        if getattr(s.dt, "tz", None) is not None:
+            s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+        missing = s.isna().to_numpy()
+        if iso_times:
+            out = np.datetime_as_string(s.to_numpy().astype("datetime64[ms]"), unit="ms").astype(object)
+        else:
+            out = np.array(s.dt.to_pydatetime(), dtype=object)
+        out[missing] = None
+        return out
+    if kind == "text":
+        out = series.astype(object).to_numpy(dtype=object, copy=True)
+        missing = pd.isna(series).to_numpy()
+        out[missing] = None
+        if not missing.all():
+            present = ~missing
+            out[present] = [v if isinstance(v, str) else str(v) for v in out[present]]
+        return out
+    if kind in ("integer", "real", "boolean"):
+        missing = pd.isna(series).to_numpy()
+        cast = {"integer": "int64", "real": "float64", "boolean": "bool"}[kind]
+        filled = series.to_numpy(dtype=object, copy=True)
+        filled[missing] = 0
+        out = filled.astype(cast).astype(object)
+        out[missing] = None
+        return out
+    out = series.astype(object).to_numpy(dtype=object, copy=True)
+    out[pd.isna(series).to_numpy()] = None
+    return out
+
+
+# --- frames out -------------------------------------------------------------------
+
+
+def column(raw: list, kind: str) -> pd.api.extensions.ExtensionArray | np.ndarray:
+    """A pandas-ready column from the values a driver returned."""
+    if kind == "text":
+        return pd.array(raw, dtype="str")
+    if kind == "integer":
+        if any(v is None for v in raw):
+            return pd.array(raw, dtype="Int64")
+        return np.array(raw, dtype="int64")
+    if kind == "real":
+        return np.array([np.nan if v is None else v for v in raw], dtype="float64")
+    if kind == "boolean":
+        if any(v is None for v in raw):
+            return pd.array([None if v is None else bool(v) for v in raw], dtype="boolean")
+        return np.array(raw, dtype=bool)
+    if kind == "datetime":
+        return pd.to_datetime(pd.Series(raw, dtype=object), format="ISO8601").astype("datetime64[us]").array
+    if kind == "date":
+        return np.array([v if v is None or isinstance(v, _dt.date) else _dt.date.fromisoformat(v)
+                         for v in raw], dtype=object)
+    return np.array(raw, dtype=object)
+
+
+def frame(columns: dict[str, np.ndarray], geoms, index=None) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(columns, geometry=gpd.GeoSeries(geoms, crs=STORAGE_CRS, index=index),
+                            crs=STORAGE_CRS, index=index)
+
+
+def empty_frame(columns: dict[str, str]) -> gpd.GeoDataFrame:
+    data = {name: column([], kind) for name, kind in columns.items()}
+    return frame(data, np.array([], dtype=object))
+
+
+def next_prefix(prefix: str) -> str:
+    """The smallest string greater than every string starting with ``prefix``
+    (in code-point order): ``code >= p AND code < next_prefix(p)`` is a prefix test
+    an ordinary index answers."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+# --- the tables both backends create ------------------------------------------------
+
+
+def system_ddl(*, auto_id: str, text: str = "TEXT", integer: str = "INTEGER") -> list[str]:
+    """The store's own tables: meta, revisions, changes and plans."""
+    from gridgeo.store._store import SCHEMA_VERSION
+
+    t, i = text, integer
+    return [
+        f"CREATE TABLE gridgeo_meta (key {t} PRIMARY KEY, value {t} NOT NULL)",
+        f"INSERT INTO gridgeo_meta VALUES ('schema_version', '{SCHEMA_VERSION}'), ('revision', '0')",
+        f"CREATE TABLE gridgeo_revisions (revision {i} PRIMARY KEY, at {t} NOT NULL, author {t} NOT NULL, "
+        f"action {t} NOT NULL, plan_id {i}, message {t})",
+        "CREATE INDEX gridgeo_revisions_at ON gridgeo_revisions (at)",
+        f"CREATE TABLE gridgeo_changes (revision {i} NOT NULL, layer {t} NOT NULL, rows {i}, "
+        "PRIMARY KEY (layer, revision))",
+        f"CREATE TABLE gridgeo_plans (plan_id {auto_id}, name {t} NOT NULL, parent {t} NOT NULL, "
+        f"levels {t} NOT NULL, status {t} NOT NULL, author {t} NOT NULL, description {t}, "
+        f"base_revision {i} NOT NULL, revision {i} NOT NULL, created_at {t} NOT NULL, "
+        f"updated_at {t} NOT NULL, published_revision {i})",
+        f"CREATE TABLE gridgeo_plan_removed (plan_id {i} NOT NULL, code {t} NOT NULL, base_rev {i}, "
+        f"revision {i} NOT NULL, author {t} NOT NULL, at {t} NOT NULL, PRIMARY KEY (plan_id, code))",
+        f"CREATE TABLE gridgeo_plan_log (plan_id {i} NOT NULL, revision {i} NOT NULL, at {t} NOT NULL, "
+        f"author {t} NOT NULL, action {t} NOT NULL, message {t}, codes {t})",
+        "CREATE INDEX gridgeo_plan_log_plan ON gridgeo_plan_log (plan_id, revision)",
+    ]
+
+
+def index_ddl() -> list[str]:
+    """The attribute indexes of the layer tables (the spatial ones come with the tables)."""
+    def q(name):
+        return '"' + name + '"'
+
+    out = ["CREATE UNIQUE INDEX plan_units_code ON plan_units (plan_id, code)"]
+    for kind, key in KEYS.items():
+        out += [
+            f"CREATE {'UNIQUE ' if kind in UNIQUE_KEYS else ''}INDEX {kind}_{key} ON {q(kind)} ({q(key)})",
+            f"CREATE INDEX {kind}_revision ON {q(kind)} (revision)",
+            f"CREATE INDEX {kind}_history_{key} ON {q(kind + '_history')} ({q(key)}, revision)",
+            f"CREATE INDEX {kind}_history_revision ON {q(kind + '_history')} (revision)",
+            f"CREATE INDEX {kind}_history_retired ON {q(kind + '_history')} (retired)",
+        ]
+    out += [
+        "CREATE INDEX grids_parent ON grids (parent)",
+        "CREATE INDEX grids_level ON grids (level, code)",
+        "CREATE INDEX stations_grid_code ON stations (grid_code)",
+    ]
+    return out
+
+
+def table_columns() -> dict[str, tuple[str, dict[str, str]]]:
+    """table -> (kind, {column: kind}) for every geometry table a new store has."""
+    out = {}
+    for kind in KINDS:
+        columns = base_columns(kind)
+        out[kind] = (kind, {**columns, **SYSTEM})
+        out[kind + "_history"] = (kind, {**columns, **SYSTEM, **HISTORY})
+        if kind == "grids":
+            out["plan_units"] = (kind, {**columns, **SYSTEM, **PLAN})
+    return out

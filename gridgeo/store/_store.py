@@ -1,0 +1,723 @@
+"""The store: one interface over the GeoPackage and PostGIS backends.
+
+The logic lives here once; a backend only knows its connection, its geometry
+encoding, its spatial index and its fast bulk path. Both hold the same tables:
+
+``<kind>`` (grids, stations, addresses, events, roads)
+    the published rows, each with the ``revision`` that wrote it and its
+    ``author``; a spatial index on ``geom``, a unique index on the key.
+``<kind>_history``
+    every replaced or removed row, with ``retired`` (the revision that
+    replaced it) and ``retired_by``: history is kept, never overwritten.
+``plan_units``, ``gridgeo_plans``, ``gridgeo_plan_removed``, ``gridgeo_plan_log``
+    plans: drafts of the units of some levels inside one parent.
+``gridgeo_revisions``, ``gridgeo_changes``, ``gridgeo_meta``
+    one row per revision (when, who, what), the layers each changed, the
+    revision counter and the schema version.
+
+Every write takes the next revision from the counter inside its transaction,
+so writers are serialised (SQLite's write lock; a row lock in PostgreSQL) and
+a revision is only ever seen complete.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from contextlib import contextmanager
+from typing import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from gridgeo import schema
+from gridgeo.store import _layers
+from gridgeo.store.errors import NotFound, SchemaVersionError, StoreError
+
+SCHEMA_VERSION = 1
+"""The layout of the tables this gridgeo writes; recorded as ``schema_version`` in ``gridgeo_meta``."""
+
+MIGRATIONS: dict[int, object] = {}
+"""``{n: fn(store, tx)}``: the step that brings a store from schema version n-1 to n,
+run in one transaction by :meth:`Store.migrate` (none yet: version 1 is the first)."""
+
+
+def q(name: str) -> str:
+    """A quoted SQL identifier."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def now() -> str:
+    """The current time, UTC, as ISO 8601 text (the form revisions keep)."""
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Store:
+    """A GeoPackage file or PostGIS database of grids, stations, addresses,
+    events and roads, with history and plans. Get one with :func:`gridgeo.store.open`.
+
+    Reads return GeoDataFrames in EPSG:4490; every row carries the
+    ``revision`` that wrote it. Writes are transactions: they happen entirely
+    or not at all, and each is one new revision.
+    """
+
+    def __init__(self, backend):
+        self._db = backend
+        self._check_schema_version()
+
+    # --- the store itself -------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """Where the store is (a path, or a URL without its password)."""
+        return self._db.display
+
+    def __repr__(self) -> str:
+        return f"<gridgeo store {self.url} at revision {self.revision}>"
+
+    def close(self) -> None:
+        """Close every connection the store opened."""
+        self._db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version recorded in the store."""
+        return int(self._meta("schema_version"))
+
+    def migrate(self) -> int:
+        """Bring an older store's tables up to this gridgeo's schema version.
+
+        Each step of :data:`MIGRATIONS` runs in its own transaction and
+        records the new version, so an interrupted migration resumes where it
+        stopped. Returns the schema version reached.
+        """
+        while self.schema_version < SCHEMA_VERSION:
+            target = self.schema_version + 1
+            with self._db.write() as tx:
+                MIGRATIONS[target](self, tx)
+                tx.execute("UPDATE gridgeo_meta SET value = ? WHERE key = 'schema_version'", (str(target),))
+        return self.schema_version
+
+    def _check_schema_version(self) -> None:
+        version = self.schema_version
+        if version > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"{self.url} has schema version {version}, but this gridgeo knows versions up to "
+                f"{SCHEMA_VERSION}: upgrade gridgeo to read it")
+        if version < SCHEMA_VERSION:
+            self.migrate()
+
+    def _meta(self, key: str) -> str | None:
+        rows = self._db.query("SELECT value FROM gridgeo_meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    # --- revisions --------------------------------------------------------------
+
+    @property
+    def revision(self) -> int:
+        """The latest revision of anything in the store, plan edits included."""
+        return int(self._meta("revision"))
+
+    @property
+    def version(self) -> int:
+        """The revision of the latest change to published data (a load or a
+        publish); plan edits leave it alone. A cheap ETag for the published
+        data and the key a tile cache is invalidated by.
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store, gridgeo.sample
+        >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
+        >>> s.version
+        0
+        >>> s.load({"stations": gridgeo.sample.load().stations}, author="demo") == s.version
+        True
+        """
+        rows = self._db.query("SELECT MAX(revision) FROM gridgeo_changes")
+        return int(rows[0][0] or 0)
+
+    def layer_version(self, collection: str) -> int:
+        """The revision of the latest change to one layer's published rows
+        (0 if it never changed); grid levels share the grids' version."""
+        kind, _ = _layers.resolve(collection)
+        rows = self._db.query("SELECT MAX(revision) FROM gridgeo_changes WHERE layer = ?", (kind,))
+        return int(rows[0][0] or 0)
+
+    def revision_at(self, when) -> int:
+        """The revision that was current at a time (0 before the first).
+
+        ``when`` is a datetime, a pandas Timestamp or ISO 8601 text; a time
+        without a zone is taken as UTC.
+        """
+        stamp = pd.Timestamp(when)
+        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        text = stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        rows = self._db.query("SELECT MAX(revision) FROM gridgeo_revisions WHERE at <= ?", (text,))
+        return int(rows[0][0] or 0)
+
+    def revisions(self, *, layer: str | None = None, since: int = 0) -> pd.DataFrame:
+        """The log of revisions: ``revision``, ``at`` (UTC), ``author``,
+        ``action`` (load, publish, create-plan, save-plan, rebase-plan,
+        abandon-plan, migrate), ``plan_id``, ``message`` and ``layers`` changed.
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store, gridgeo.sample
+        >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
+        >>> _ = s.load({"stations": gridgeo.sample.load().stations}, author="张三")
+        >>> s.revisions()[["revision", "author", "action", "layers"]].to_dict("records")
+        [{'revision': 1, 'author': '张三', 'action': 'load', 'layers': 'stations'}]
+        """
+        sql = ("SELECT r.revision, r.at, r.author, r.action, r.plan_id, r.message FROM gridgeo_revisions r "
+               "WHERE r.revision > ?")
+        params: list = [since]
+        if layer is not None:
+            kind, _ = _layers.resolve(layer)
+            sql += " AND r.revision IN (SELECT revision FROM gridgeo_changes WHERE layer = ?)"
+            params.append(kind)
+        rows = self._db.query(sql + " ORDER BY r.revision", params)
+        changes = self._db.query("SELECT revision, layer FROM gridgeo_changes WHERE revision > ? "
+                                 "ORDER BY revision, layer", (since,))
+        layers: dict[int, list[str]] = {}
+        for revision, name in changes:
+            layers.setdefault(int(revision), []).append(name)
+        out = pd.DataFrame(rows, columns=["revision", "at", "author", "action", "plan_id", "message"])
+        out["revision"] = out["revision"].astype("int64")
+        out["at"] = pd.to_datetime(out["at"], format="ISO8601", utc=True)
+        out["plan_id"] = out["plan_id"].astype("Int64")
+        out["layers"] = pd.array([",".join(layers.get(int(r), [])) for r in out["revision"]], dtype="str")
+        for col in ("author", "action", "message"):
+            out[col] = out[col].astype("str")
+        return out
+
+    @contextmanager
+    def _write(self, *, author: str, action: str, plan_id: int | None = None, message: str = ""):
+        """A write transaction with its new revision; logged when it commits."""
+        _check_author(author)
+        with self._db.write() as tx:
+            tx.execute("UPDATE gridgeo_meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) "
+                       "WHERE key = 'revision'")
+            revision = int(tx.query("SELECT value FROM gridgeo_meta WHERE key = 'revision'")[0][0])
+            record = {"plan_id": plan_id, "message": message}
+            yield tx, revision, record
+            tx.execute("INSERT INTO gridgeo_revisions (revision, at, author, action, plan_id, message) "
+                       "VALUES (?, ?, ?, ?, ?, ?)",
+                       (revision, now(), author, action, record["plan_id"], record["message"] or ""))
+
+    @staticmethod
+    def _changed(tx, revision: int, kind: str, rows: int) -> None:
+        tx.execute("INSERT INTO gridgeo_changes (revision, layer, rows) VALUES (?, ?, ?)",
+                   (revision, kind, int(rows)))
+
+    # --- what the store holds ---------------------------------------------------
+
+    def collections(self) -> list[str]:
+        """Every layer name a read accepts: the five kinds and the grid levels."""
+        return _layers.collections()
+
+    def columns(self, collection: str) -> dict[str, str]:
+        """The attribute columns of a layer and their kinds (text, integer,
+        real, boolean, datetime, date), for queryables and forms."""
+        kind, _ = _layers.resolve(collection)
+        return self._columns(kind)
+
+    def _columns(self, kind: str, tx=None) -> dict[str, str]:
+        found = self._db.table_columns(kind, tx=tx)
+        return {name: k for name, k in found.items() if name not in _layers.SYSTEM}
+
+    def counts(self, *, at=None) -> dict[str, int]:
+        """The number of published rows of every collection (grid levels too).
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store, gridgeo.sample
+        >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
+        >>> _ = s.load({"grids": gridgeo.sample.load().grids}, author="demo")
+        >>> s.counts()["grid2"], s.counts()["stations"]
+        (128, 0)
+        """
+        out = {name: 0 for name in self.collections()}
+        for kind in _layers.KINDS:
+            conds = ([], [])
+            if kind == "grids":
+                for level, n in self._grouped_count("level", at):
+                    out[level] = out.get(level, 0) + n
+                    out["grids"] += n
+            else:
+                out[kind] = self._count(kind, *conds, None, at)
+        return out
+
+    def _grouped_count(self, column: str, at) -> list[tuple[str, int]]:
+        revision = None if at is None else self._revision(at)
+        parts, params = [], []
+        for table, (cond, p) in self._tables("grids", revision):
+            parts.append(f"SELECT {q(column)} AS g FROM {q(table)} WHERE {cond or '1 = 1'}")
+            params += p
+        sql = f"SELECT g, COUNT(*) FROM ({' UNION ALL '.join(parts)}) u GROUP BY g"
+        return [(g, int(n)) for g, n in self._db.query(sql, params)]
+
+    def extent(self, collection: str) -> tuple[float, float, float, float] | None:
+        """(minx, miny, maxx, maxy) of the published rows of a layer, from its
+        spatial index; None when it is empty."""
+        kind, levels = _layers.resolve(collection)
+        if levels:
+            frame = self.read(collection, columns=[])
+            return None if frame.empty else tuple(float(v) for v in frame.total_bounds)
+        return self._db.extent(kind)
+
+    # --- reading ----------------------------------------------------------------
+
+    def read(self, collection: str, *, bbox=None, where: Mapping | None = None, parent: str | None = None,
+             within: str | None = None, level=None, at=None, columns: Iterable[str] | None = None,
+             limit: int | None = None, offset: int = 0):
+        """Published rows of a layer, as they are or as they were.
+
+        Parameters
+        ----------
+        collection : str
+            ``grids``, a grid level (``town``, ``village``, ``grid1``, ``grid2``,
+            ``grid3``), ``stations``, ``addresses``, ``events`` or ``roads``.
+        bbox : (minx, miny, maxx, maxy), optional
+            Longitude/latitude in EPSG:4490 (CGCS2000, which gridgeo takes for
+            WGS84 too). Rows whose geometry intersects the box, its boundary
+            included; answered from the spatial index.
+        where : mapping, optional
+            ``{column: value}`` equality filters; a list or tuple value means
+            "any of these", None means missing. Unknown columns are an error.
+        parent : str, optional
+            Rows whose parent is this code: for grids the ``parent`` column
+            (the children of a unit), for stations ``grid_code``.
+        within : str, optional
+            Rows at or inside the unit with this code: for grids the unit and
+            all its descendants (codes start with their parent's code), for
+            stations those whose ``grid_code`` starts with it.
+        level : str or list of str, optional
+            Grid levels to keep (for ``grids``).
+        at : int, str or datetime, optional
+            A revision, or a time (UTC if it has no zone): the rows as
+            published then. Default: now.
+        columns : list of str, optional
+            Attribute columns to return (the geometry and ``revision`` always come).
+        limit, offset : int, optional
+            Paging, in the order of the layer's key (``code``, ``station_id``...).
+
+        Returns
+        -------
+        GeoDataFrame
+            In EPSG:4490, with the layer's columns and ``revision``, the
+            revision that wrote each row. Grids are MultiPolygons and roads
+            MultiLineStrings (one geometry type per table, as in QGIS).
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store, gridgeo.sample
+        >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
+        >>> _ = s.load({"grids": gridgeo.sample.load().grids}, author="demo")
+        >>> village = s.read("village", limit=1)["code"].iloc[0]
+        >>> bool(s.read("grids", within=village, level="grid2")["parent"].str[:12].eq(village).all())
+        True
+        """
+        kind, levels = _layers.resolve(collection)
+        levels = self._levels(kind, levels, level)
+        available = self._columns(kind)
+        names = self._selected(kind, available, columns)
+        conds, params = self._conditions(kind, available, where=where, parent=parent, within=within,
+                                         levels=levels)
+        revision = None if at is None else self._revision(at)
+        exact = bbox is None or self._db.exact_bbox
+        sql, params = self._select(kind, [*names, "revision"], conds, params, revision=revision, bbox=bbox,
+                                   limit=limit if exact else None, offset=offset if exact else 0)
+        rows = self._db.query(sql, params)
+        kinds = {**available, **_layers.SYSTEM}
+        out = self._frame(rows, [*names, "revision"], kinds)
+        if not exact:
+            out = out[shapely.intersects(out.geometry.array, shapely.box(*bbox))]
+            stop = None if limit is None else offset + limit
+            out = out.iloc[offset:stop].reset_index(drop=True)
+        return out
+
+    def count(self, collection: str, *, bbox=None, where: Mapping | None = None, parent: str | None = None,
+              within: str | None = None, level=None, at=None) -> int:
+        """How many rows :meth:`read` would return with these filters (no paging).
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store, gridgeo.sample
+        >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
+        >>> _ = s.load({"grids": gridgeo.sample.load().grids}, author="demo")
+        >>> s.count("grids", level="grid2") == s.count("grid2") == 128
+        True
+        """
+        kind, levels = _layers.resolve(collection)
+        if bbox is not None and not self._db.exact_bbox:
+            return len(self.read(collection, bbox=bbox, where=where, parent=parent, within=within,
+                                 level=level, at=at, columns=[]))
+        levels = self._levels(kind, levels, level)
+        conds, params = self._conditions(kind, self._columns(kind), where=where, parent=parent,
+                                         within=within, levels=levels)
+        revision = None if at is None else self._revision(at)
+        return self._count(kind, conds, params, bbox, revision)
+
+    def _count(self, kind, conds, params, bbox, revision) -> int:
+        total = 0
+        for table, (cond, p) in self._tables(kind, revision):
+            c, pp = list(conds) + ([cond] if cond else []), list(params) + p
+            if bbox is not None:
+                bc, bp = self._db.bbox_condition(table, bbox)
+                c.append(bc)
+                pp += bp
+            where = " AND ".join(c) or "1 = 1"
+            total += int(self._db.query(f"SELECT COUNT(*) FROM {q(table)} WHERE {where}", pp)[0][0])
+        return total
+
+    def history(self, collection: str = "grids", *, code: str | None = None, within: str | None = None,
+                level=None, where: Mapping | None = None):
+        """Every version of the matching rows, current and retired.
+
+        Returns
+        -------
+        GeoDataFrame
+            The layer's columns, ``revision`` and ``author`` (who wrote the
+            version), ``retired`` and ``retired_by`` (missing while it is
+            current), ``valid_from`` and ``valid_to`` (UTC times), ordered by
+            key and revision.
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store, gridgeo.sample
+        >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
+        >>> stations = gridgeo.sample.load().stations
+        >>> _ = s.load({"stations": stations}, author="张三")
+        >>> _ = s.load({"stations": stations.iloc[:10]}, author="李四")
+        >>> h = s.history("stations", code=stations["station_id"].iloc[0])
+        >>> h["author"].tolist(), h["revision"].tolist(), int(h["retired"].iloc[0]), h["retired_by"].iloc[0]
+        (['张三', '李四'], [1, 2], 2, '李四')
+        """
+        kind, levels = _layers.resolve(collection)
+        levels = self._levels(kind, levels, level)
+        available = self._columns(kind)
+        where = dict(where or {})
+        if code is not None:
+            where[_layers.KEYS[kind]] = code
+        conds, params = self._conditions(kind, available, where=where, parent=None, within=within,
+                                         levels=levels)
+        names = list(available)
+        cols = ", ".join(q(n) for n in names)
+        cond = " AND ".join(conds) or "1 = 1"
+        geom = self._db.geom_expr("geom")
+        sql = (f"SELECT {geom}, {cols}, revision, author, NULL AS retired, NULL AS retired_by "
+               f"FROM {q(kind)} WHERE {cond} UNION ALL "
+               f"SELECT {geom}, {cols}, revision, author, retired, retired_by "
+               f"FROM {q(kind + '_history')} WHERE {cond} ORDER BY {q(_layers.KEYS[kind])}, revision")
+        rows = self._db.query(sql, params + params)
+        kinds = {**available, **_layers.SYSTEM, **_layers.HISTORY}
+        out = self._frame(rows, [*names, "revision", "author", "retired", "retired_by"], kinds)
+        out["retired"] = pd.array(out["retired"], dtype="Int64")
+        times = dict(self._db.query("SELECT revision, at FROM gridgeo_revisions"))
+        out["valid_from"] = pd.to_datetime(out["revision"].map(times), format="ISO8601", utc=True)
+        out["valid_to"] = pd.to_datetime(out["retired"].map(times), format="ISO8601", utc=True)
+        return out
+
+    # --- query building ---------------------------------------------------------
+
+    def _revision(self, at) -> int:
+        if isinstance(at, (int, np.integer)) and not isinstance(at, bool):
+            if at < 0:
+                raise ValueError(f"at={at}: a revision is 0 or more")
+            return int(at)
+        return self.revision_at(at)
+
+    @staticmethod
+    def _levels(kind, levels, level):
+        if level is None:
+            return levels
+        wanted = [level] if isinstance(level, str) else list(level)
+        if kind != "grids":
+            raise ValueError(f"level= filters grids, not {kind}")
+        unknown = [lv for lv in wanted if lv not in _layers.LEVELS]
+        if unknown:
+            raise ValueError(f"unknown level(s) {unknown}: expected some of {list(_layers.LEVELS)}")
+        return [lv for lv in wanted if levels is None or lv in levels]
+
+    @staticmethod
+    def _selected(kind, available, columns) -> list[str]:
+        if columns is None:
+            return list(available)
+        if isinstance(columns, str):
+            raise TypeError(f"columns should be a list of column names, got the string {columns!r}")
+        missing = [c for c in columns if c not in available]
+        if missing:
+            raise NotFound(f"the {kind} layer has no column {', '.join(map(repr, missing))}; its columns are "
+                           f"{', '.join(map(repr, available))}")
+        return list(columns)
+
+    @staticmethod
+    def _conditions(kind, available, *, where, parent, within, levels):
+        conds: list[str] = []
+        params: list = []
+        for column, value in (where or {}).items():
+            if column not in available and column != "revision":
+                raise NotFound(f"cannot filter the {kind} layer on {column!r}: its columns are "
+                               f"{', '.join(map(repr, available))}")
+            if value is None:
+                conds.append(f"{q(column)} IS NULL")
+            elif isinstance(value, (list, tuple, set, frozenset, np.ndarray, pd.Series)):
+                values = list(value)
+                if not values:
+                    conds.append("1 = 0")
+                else:
+                    conds.append(f"{q(column)} IN ({', '.join('?' * len(values))})")
+                    params += [_plain(v) for v in values]
+            else:
+                conds.append(f"{q(column)} = ?")
+                params.append(_plain(value))
+        for option, value, mapping in (("parent", parent, _layers.PARENT_COLUMN),
+                                       ("within", within, _layers.WITHIN_COLUMN)):
+            if value is None:
+                continue
+            column = mapping.get(kind) or ("grid_code" if "grid_code" in available else None)
+            if column is None:
+                raise ValueError(f"{option}= needs a unit code column, and the {kind} layer has none: "
+                                 "give its rows a grid_code (gridgeo.assign) and load it again")
+            if option == "parent":
+                conds.append(f"{q(column)} = ?")
+                params.append(str(value))
+            elif value:
+                conds.append(f"{q(column)} >= ? AND {q(column)} < ?")
+                params += [str(value), _layers.next_prefix(str(value))]
+        if levels is not None:
+            conds.append(f"level IN ({', '.join('?' * len(levels))})" if levels else "1 = 0")
+            params += list(levels)
+        return conds, params
+
+    @staticmethod
+    def _tables(kind, revision):
+        """(table, (extra condition, params)) to read a layer now or at a revision."""
+        if revision is None:
+            return [(kind, ("", []))]
+        return [(kind, ("revision <= ?", [revision])),
+                (kind + "_history", ("revision <= ? AND retired > ?", [revision, revision]))]
+
+    def _select(self, kind, names, conds, params, *, revision, bbox, limit, offset):
+        key = _layers.KEYS[kind]
+        geom = self._db.geom_expr("geom")
+        cols = ", ".join(q(n) for n in names)
+        parts, all_params = [], []
+        for table, (cond, p) in self._tables(kind, revision):
+            c, pp = list(conds) + ([cond] if cond else []), list(params) + p
+            if bbox is not None:
+                bc, bp = self._db.bbox_condition(table, bbox)
+                c.append(bc)
+                pp += bp
+            key_col = "" if key in names else f", {q(key)} AS _key"
+            parts.append(f"SELECT {geom} AS _geom, {cols}{key_col}, fid AS _fid FROM {q(table)} "
+                         f"WHERE {' AND '.join(c) or '1 = 1'}")
+            all_params += pp
+        order = q(key) if key in names else "_key"
+        sql = " UNION ALL ".join(parts) + f" ORDER BY {order}, _fid"
+        if limit is not None or offset:
+            sql += f" {self._db.limit_clause(limit)} OFFSET ?"
+            all_params.append(int(offset))
+        return sql, all_params
+
+    def _frame(self, rows, names, kinds):
+        n = len(names)
+        if not rows:
+            return _layers.empty_frame({name: kinds[name] for name in names})
+        by_column = list(zip(*rows))
+        geoms = self._db.decode(by_column[0])
+        data = {name: _layers.column(list(by_column[i + 1]), kinds[name]) for i, name in enumerate(names[:n])}
+        return _layers.frame(data, geoms)
+
+    # --- writing ----------------------------------------------------------------
+
+    def load(self, layers: Mapping, *, author: str, mode: str = "replace", message: str = "",
+             progress: bool | None = None) -> int:
+        """Load layers in one transaction, on the backend's fast path.
+
+        Parameters
+        ----------
+        layers : mapping of kind -> GeoDataFrame
+            Kinds are ``grids`` (every level in one frame), ``stations``,
+            ``addresses``, ``events`` and ``roads``. Each frame is checked
+            with :func:`gridgeo.schema.check` and brought to EPSG:4490.
+        author : str
+            Who loads; kept with every row and in the revision log.
+        mode : {"replace", "append"}
+            ``replace`` retires the layer's published rows into its history
+            and publishes the frame; ``append`` adds rows whose keys are new
+            (an existing key is an error naming it).
+        message : str
+        progress : bool, optional
+            Show a progress bar (default: when stderr is a terminal).
+
+        Returns
+        -------
+        int
+            The new revision. A failure (or a crash) leaves the store as it was.
+
+        Notes
+        -----
+        The GeoPackage backend inserts in one transaction with a prepared
+        statement and builds the R-tree afterwards; PostGIS uses binary COPY.
+        New columns are added to the tables. Grid edits belong in plans
+        (:meth:`create_plan`), which are validated on publish; a load is not.
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store, gridgeo.sample
+        >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
+        >>> sample = gridgeo.sample.load()
+        >>> s.load({"grids": sample.grids, "stations": sample.stations}, author="张三", progress=False)
+        1
+        """
+        if mode not in ("replace", "append"):
+            raise ValueError(f"mode must be 'replace' or 'append', got {mode!r}")
+        if not isinstance(layers, Mapping):
+            raise TypeError(f"layers should be a mapping of kind -> GeoDataFrame, e.g. {{'stations': frame}}, "
+                            f"got {type(layers).__name__}")
+        prepared = {}
+        for name, frame in layers.items():
+            kind, levels = _layers.resolve(name)
+            if levels:
+                raise ValueError(f"load grid levels together as 'grids' (one frame with a level column), "
+                                 f"not {name!r}")
+            prepared[kind] = _layers.prepare(frame, kind, name=f"the {kind} layer")
+        with self._write(author=author, action="load", message=message) as (tx, revision, _):
+            for kind, frame in prepared.items():
+                kinds = self._ensure_columns(tx, kind, frame)
+                if mode == "replace":
+                    self._retire(tx, kind, [], [], revision, author)
+                else:
+                    self._refuse_existing_keys(tx, kind, frame)
+                data = frame.assign(revision=revision, author=author)
+                self._db.insert(tx, kind, data, {**kinds, **_layers.SYSTEM},
+                                progress=progress, label=f"loading {kind}")
+                self._changed(tx, revision, kind, len(frame))
+        return revision
+
+    def _ensure_columns(self, tx, kind: str, frame) -> dict[str, str]:
+        """Add the frame's new columns to the layer's tables; the kinds to write with."""
+        existing = self._columns(kind, tx=tx)
+        kinds = {}
+        for column, found in _layers.user_columns(frame).items():
+            if column in existing:
+                kinds[column] = existing[column]
+                continue
+            tables = [kind, kind + "_history"] + (["plan_units"] if kind == "grids" else [])
+            for table in tables:
+                self._db.add_column(tx, table, column, found)
+            kinds[column] = found
+        return kinds
+
+    def _retire(self, tx, kind: str, conds: list[str], params: list, revision: int, author: str) -> int:
+        """Move the matching published rows into the history; how many."""
+        where = " AND ".join(conds) or "1 = 1"
+        columns = [*self._columns(kind, tx=tx), *_layers.SYSTEM]
+        n = int(tx.query(f"SELECT COUNT(*) FROM {q(kind)} WHERE {where}", params)[0][0])
+        if n:
+            self._db.copy(tx, kind, kind + "_history", columns, where, params,
+                          extra={"retired": revision, "retired_by": author})
+            tx.execute(f"DELETE FROM {q(kind)} WHERE {where}", params)
+        return n
+
+    def _refuse_existing_keys(self, tx, kind, frame) -> None:
+        key = _layers.KEYS[kind]
+        if kind not in _layers.UNIQUE_KEYS or key not in frame.columns:
+            return
+        keys = [k for k in pd.unique(frame[key].dropna())]
+        taken = []
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            taken += [r[0] for r in tx.query(
+                f"SELECT {q(key)} FROM {q(kind)} WHERE {q(key)} IN ({', '.join('?' * len(chunk))})", chunk)]
+            if len(taken) >= 10:
+                break
+        if taken:
+            raise StoreError(f"cannot append to {kind}: {key} {', '.join(map(repr, taken[:10]))} "
+                             f"{'is' if len(taken) == 1 else 'are'} already published; load with "
+                             "mode='replace', or drop those rows")
+
+    # --- plans ------------------------------------------------------------------
+
+    def plans(self, *, status: str | None = None) -> pd.DataFrame:
+        """The plans: ``plan_id``, ``name``, ``parent``, ``levels``, ``status``
+        (draft, published, abandoned), ``author``, ``base_revision``,
+        ``revision``, ``created_at``, ``updated_at``, ``published_revision``.
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store, gridgeo.sample
+        >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
+        >>> _ = s.load({"grids": gridgeo.sample.load().grids}, author="demo")
+        >>> p = s.create_plan("重划", parent=s.read("village", limit=1)["code"][0], levels=["grid2"], author="张三")
+        >>> s.plans(status="draft")["name"].tolist()
+        ['重划']
+        """
+        from gridgeo.store.plans import plan_table
+
+        return plan_table(self, status=status)
+
+    def create_plan(self, name: str, *, parent: str, levels, author: str, description: str = ""):
+        """Start a plan: a draft of the units of ``levels`` inside ``parent``,
+        copied from the published grids.
+
+        Parameters
+        ----------
+        name : str
+        parent : str
+            The code of the unit whose inside is redrawn ("" for everything).
+        levels : str or list of str
+            The levels the plan redraws, all below the parent's level
+            (``["grid2"]``, or ``["grid1", "grid2"]`` to redraw both).
+        author : str
+        description : str
+
+        Returns
+        -------
+        Plan
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store, gridgeo.sample
+        >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
+        >>> _ = s.load({"grids": gridgeo.sample.load().grids}, author="demo")
+        >>> village = s.read("village", limit=1)["code"][0]
+        >>> plan = s.create_plan("二级网格调整", parent=village, levels="grid2", author="张三")
+        >>> len(plan.read()) == s.count("grid2", within=village)
+        True
+        """
+        from gridgeo.store.plans import create
+
+        return create(self, name, parent=parent, levels=levels, author=author, description=description)
+
+    def plan(self, plan_id: int):
+        """The plan with this id (see :meth:`plans`)."""
+        from gridgeo.store.plans import Plan
+
+        return Plan(self, plan_id)
+
+
+def _check_author(author) -> None:
+    if not isinstance(author, str) or not author.strip():
+        raise ValueError("author= must name who makes the change (a non-empty string): the store records "
+                         "it so that others know who changed what")
+
+
+def _plain(value):
+    """A filter value as the DB driver wants it."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    return value
+
+
+def scheme_levels() -> tuple[str, ...]:
+    return schema.DEFAULT_SCHEME.names

@@ -1,0 +1,81 @@
+"""What can go wrong in a store, as exceptions a caller can act on.
+
+Every message names the store, the layer, the plan or the unit at fault, who
+did what when that matters, and what to do next. The API maps them to HTTP
+statuses: :class:`NotFound` 404, :class:`StaleEditError` and
+:class:`ConflictError` 409, :class:`PublishError` 422, the rest 400 or 500.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "StoreError",
+    "NotAStoreError",
+    "SchemaVersionError",
+    "NotFound",
+    "PlanStateError",
+    "StaleEditError",
+    "ConflictError",
+    "PublishError",
+]
+
+
+class StoreError(Exception):
+    """Something about a store went wrong; the message says what to do."""
+
+
+class NotAStoreError(StoreError):
+    """The file or database exists but holds no gridgeo store (or no file is there)."""
+
+
+class SchemaVersionError(StoreError):
+    """The store was written by a newer gridgeo than this one."""
+
+
+class NotFound(StoreError, LookupError):
+    """A layer, plan or unit that does not exist."""
+
+
+class PlanStateError(StoreError):
+    """A plan that is published or abandoned cannot be changed."""
+
+
+class StaleEditError(StoreError):
+    """An edit based on an old revision of a unit someone else has changed since.
+
+    Attributes
+    ----------
+    conflicts : list of dict
+        One entry per unit: ``code``, ``based_on`` (the revision the edit
+        stated), ``revision`` (the unit's revision now), ``author`` (who made
+        it) and ``at`` (when), and ``change`` ("changed", "added" or
+        "removed").
+    """
+
+    def __init__(self, message: str, conflicts: list[dict]):
+        super().__init__(message)
+        self.conflicts = conflicts
+
+
+class ConflictError(StoreError):
+    """A plan cannot be published or rebased as it is: the published units it
+    replaces have changed since it was made (``conflicts`` lists them)."""
+
+    def __init__(self, message: str, conflicts: list[dict]):
+        super().__init__(message)
+        self.conflicts = conflicts
+
+
+class PublishError(StoreError):
+    """Publishing was refused because the result fails validation.
+
+    Attributes
+    ----------
+    report : GeoDataFrame
+        The report of :func:`gridgeo.validate` on the grids as they would be
+        after the publish; its rows with ``severity == "error"`` are why.
+    """
+
+    def __init__(self, message: str, report):
+        super().__init__(message)
+        self.report = report

@@ -1,0 +1,401 @@
+"""The GeoPackage backend: one file, readable by QGIS and GDAL.
+
+GDAL (through pyogrio) creates the geometry tables, so they are what every
+GeoPackage reader expects: ``gpkg_contents``, ``gpkg_geometry_columns``, an
+R-tree per geometry column (the ``gpkg_rtree_index`` extension) and its
+triggers. The grid levels are views (``town`` ... ``grid3``) registered in
+``gpkg_contents``, so QGIS lists them as layers. Everything else is SQLite
+through the standard library: transactions that span tables are what make a
+publish atomic, and WAL journaling lets readers (the API, QGIS) go on while
+one writer writes.
+
+The R-tree triggers call ``ST_IsEmpty``, ``ST_MinX`` ... which a GeoPackage
+reader must provide; this module registers them on every connection. Bulk
+inserts skip the per-row trigger and fill the R-tree from the envelopes in
+one pass.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import shutil
+import sqlite3
+import struct
+import tempfile
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from gridgeo.crs import STORAGE_CRS
+from gridgeo.store import _layers, _rtree
+from gridgeo.store._store import q
+from gridgeo.store.errors import NotAStoreError, StoreError
+
+_SRS_ID = 4490
+_CHUNK = 50_000
+_BULK_ROWS = 5_000  # from this many rows an insert fills the R-tree in one pass
+_BUSY_MS = 60_000
+
+# GeoPackage binary header: envelope indicator -> envelope bytes
+_ENVELOPE_BYTES = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
+_HEADER = np.dtype([("magic", "S2"), ("version", "u1"), ("flags", "u1"), ("srs", "<i4"), ("env", "<f8", (4,))])
+
+_TYPES_IN = {
+    "text": "TEXT", "integer": "INTEGER", "real": "REAL", "boolean": "BOOLEAN", "datetime": "DATETIME",
+    "date": "DATE",
+}
+
+
+def _kind_of(declared: str) -> str | None:
+    t = (declared or "").upper()
+    if t in ("INTEGER", "INT", "BIGINT", "MEDIUMINT", "SMALLINT", "TINYINT"):
+        return "integer"
+    if t in ("REAL", "DOUBLE", "FLOAT", "NUMERIC"):
+        return "real"
+    if t == "BOOLEAN":
+        return "boolean"
+    if t == "DATETIME":
+        return "datetime"
+    if t == "DATE":
+        return "date"
+    if t.startswith("TEXT") or t.startswith("VARCHAR") or t == "":
+        return "text"
+    return None  # a geometry column
+
+
+class GeoPackage:
+    """Connections to one GeoPackage store (one per thread)."""
+
+    exact_bbox = False  # the R-tree gives envelope candidates; shapely decides
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.display = str(path)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        if not self.path.exists():
+            raise NotAStoreError(f"{self.path} does not exist: create a store with "
+                                 f"gridgeo.store.open({str(self.path)!r}, create=True) or `gridgeo load`")
+        tables = {r[0] for r in self.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "gridgeo_meta" not in tables:
+            raise NotAStoreError(f"{self.path} is a SQLite/GeoPackage file but not a gridgeo store (it has no "
+                                 "gridgeo_meta table): load its layers into a new store with `gridgeo load`")
+
+    # --- connections ----------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path)
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                try:
+                    conn.close()
+                except sqlite3.ProgrammingError:
+                    pass  # made in another thread: it goes with it
+            self._all.clear()
+        self._local = threading.local()
+
+    def query(self, sql, params=()):
+        return self._conn().execute(sql, tuple(params)).fetchall()
+
+    @contextmanager
+    def write(self):
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield _Tx(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # --- tables -----------------------------------------------------------------------
+
+    def table_columns(self, table, tx=None) -> dict[str, str]:
+        run = tx.query if tx is not None else self.query
+        out = {}
+        for _cid, name, declared, _nn, _default, pk in run(f"PRAGMA table_info({q(table)})"):
+            if pk or name == "geom":
+                continue
+            kind = _kind_of(declared)
+            if kind is not None:
+                out[name] = kind
+        return out
+
+    def add_column(self, tx, table, name, kind) -> None:
+        tx.execute(f"ALTER TABLE {q(table)} ADD COLUMN {q(name)} {_TYPES_IN[kind]}")
+
+    def extent(self, table):
+        row = self.query(f"SELECT MIN(minx), MIN(miny), MAX(maxx), MAX(maxy) FROM {q(_rtree_name(table))}")[0]
+        return None if row[0] is None else tuple(float(v) for v in row)
+
+    def limit_clause(self, limit) -> str:
+        return f"LIMIT {-1 if limit is None else int(limit)}"
+
+    # --- geometries -------------------------------------------------------------------
+
+    @staticmethod
+    def geom_expr(column) -> str:
+        return q(column)
+
+    @staticmethod
+    def decode(blobs) -> np.ndarray:
+        return shapely.from_wkb([None if b is None else b[8 + _ENVELOPE_BYTES[(b[3] >> 1) & 7]:] for b in blobs])
+
+    @staticmethod
+    def encode(geoms) -> list:
+        return _blobs(np.asarray(geoms, dtype=object))
+
+    def bbox_condition(self, table, bbox):
+        minx, miny, maxx, maxy = (float(v) for v in bbox)
+        return (f"fid IN (SELECT id FROM {q(_rtree_name(table))} WHERE maxx >= ? AND minx <= ? "
+                "AND maxy >= ? AND miny <= ?)", [minx, maxx, miny, maxy])
+
+    @staticmethod
+    def values(series, kind):
+        out = _layers.values(series, kind, iso_times=True)
+        if kind == "boolean":
+            out = np.array([None if v is None else int(v) for v in out], dtype=object)
+        return out
+
+    # --- writing ----------------------------------------------------------------------
+
+    def insert(self, tx, table, frame, kinds, *, progress=None, label=None) -> None:
+        """Insert a frame's rows in one prepared statement, chunk by chunk."""
+        n = len(frame)
+        if n == 0:
+            return
+        names = list(kinds)
+        columns = [self.values(frame[c], kinds[c]) if c in frame.columns else np.full(n, None, dtype=object)
+                   for c in names]
+        geoms = np.asarray(frame.geometry.array, dtype=object)
+        first = int(tx.query(f"SELECT COALESCE(MAX(fid), 0) FROM {q(table)}")[0][0]) + 1
+        fids = np.arange(first, first + n)
+        sql = (f"INSERT INTO {q(table)} (fid, geom, {', '.join(q(c) for c in names)}) "
+               f"VALUES ({', '.join('?' * (len(names) + 2))})")
+        bulk = n >= _BULK_ROWS
+        with _rtree.deferred(tx, table, _rtree_name(table), enabled=bulk) as index:
+            with _progress(n, label, progress) as bar:
+                for start in range(0, n, _CHUNK):
+                    stop = min(start + _CHUNK, n)
+                    rows = zip(fids[start:stop].tolist(), _blobs(geoms[start:stop]),
+                               *(c[start:stop] for c in columns))
+                    tx.executemany(sql, rows)
+                    bar.update(stop - start)
+            if bulk:
+                index.add(fids, geoms)
+
+    def copy(self, tx, src, dst, columns, where, params, *, extra=None, renamed=None) -> None:
+        """INSERT INTO dst SELECT ... FROM src WHERE ..., with constants and renamed columns."""
+        extra, renamed = extra or {}, renamed or {}
+        targets = ["geom", *columns, *renamed, *extra]
+        sources = ["geom", *(q(c) for c in columns), *(q(s) for s in renamed.values()), *("?" * len(extra))]
+        n = int(tx.query(f"SELECT COUNT(*) FROM {q(src)} WHERE {where}", params)[0][0])
+        bulk = n >= _BULK_ROWS
+        first = int(tx.query(f"SELECT COALESCE(MAX(fid), 0) FROM {q(dst)}")[0][0]) + 1
+        numbered = f"{first - 1} + ROW_NUMBER() OVER (ORDER BY fid)"
+        with _rtree.deferred(tx, dst, _rtree_name(dst), enabled=bulk) as index:
+            tx.execute(f"INSERT INTO {q(dst)} (fid, {', '.join(q(t) for t in targets)}) "
+                       f"SELECT {numbered}, {', '.join(sources)} FROM {q(src)} WHERE {where} ORDER BY fid",
+                       [*extra.values(), *params])
+            if bulk:
+                index.copy_from(_rtree_name(src), f"SELECT fid AS old, {numbered} AS new FROM {q(src)} "
+                                f"WHERE {where}", params)
+
+
+class _Tx:
+    """The cursor-like view of a write transaction that the store logic uses."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def query(self, sql, params=()):
+        return self.conn.execute(sql, tuple(params)).fetchall()
+
+    def execute(self, sql, params=()):
+        self.conn.execute(sql, tuple(params))
+
+    def executemany(self, sql, rows):
+        self.conn.executemany(sql, rows)
+
+
+def _connect(path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=_BUSY_MS / 1000)
+    conn.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA cache_size = -65536")
+    _register_functions(conn)
+    return conn
+
+
+def _rtree_name(table: str) -> str:
+    return f"rtree_{table}_geom"
+
+
+# --- GeoPackage geometry blobs ---------------------------------------------------------
+
+
+def _blobs(geoms: np.ndarray) -> list:
+    """GeoPackage binary geometries: a header with the XY envelope, then WKB."""
+    n = len(geoms)
+    out = [None] * n
+    present = np.flatnonzero(~shapely.is_missing(geoms))
+    if not len(present):
+        return out
+    g = geoms[present]
+    wkb = shapely.to_wkb(g, byte_order=1, output_dimension=2)
+    empty = shapely.is_empty(g)
+    header = np.zeros(len(g), dtype=_HEADER)
+    header["magic"] = b"GP"
+    header["flags"] = np.where(empty, 0x11, 0x03)  # little-endian; XY envelope, or the empty bit
+    header["srs"] = _SRS_ID
+    bounds = shapely.bounds(g)
+    header["env"] = bounds[:, [0, 2, 1, 3]]  # minx, maxx, miny, maxy
+    raw = header.tobytes()
+    size = _HEADER.itemsize
+    for i, (pos, w) in enumerate(zip(present.tolist(), wkb)):
+        out[pos] = raw[i * size:(i + 1) * size if not empty[i] else i * size + 8] + w
+    return out
+
+
+def _envelope(blob):
+    """(minx, maxx, miny, maxy) of a GeoPackage blob, or None if it is empty."""
+    flags = blob[3]
+    if flags & 0x10:
+        return None
+    indicator = (flags >> 1) & 7
+    if indicator:
+        return struct.unpack_from("<dddd" if flags & 1 else ">dddd", blob, 8)
+    geom = shapely.from_wkb(bytes(blob[8:]))
+    if geom.is_empty:
+        return None
+    minx, miny, maxx, maxy = geom.bounds
+    return minx, maxx, miny, maxy
+
+
+def _register_functions(conn) -> None:
+    """The SQL functions the GeoPackage R-tree triggers call."""
+
+    def is_empty(blob):
+        return None if blob is None else int(_envelope(blob) is None)
+
+    def part(i):
+        def fn(blob):
+            if blob is None:
+                return None
+            env = _envelope(blob)
+            return None if env is None else env[i]
+        return fn
+
+    conn.create_function("ST_IsEmpty", 1, is_empty, deterministic=True)
+    for i, name in enumerate(("ST_MinX", "ST_MaxX", "ST_MinY", "ST_MaxY")):
+        conn.create_function(name, 1, part(i), deterministic=True)
+
+
+# --- progress -------------------------------------------------------------------------
+
+
+@contextmanager
+def _progress(total, label, progress):
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=label or "writing", unit=" rows", unit_scale=True,
+               disable=(None if progress is None else not progress), leave=False)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+# --- creating a store -------------------------------------------------------------------
+
+
+def create(path: Path) -> None:
+    """Create an empty store at ``path``, atomically: the file appears complete or not at all."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot create {path}: the folder {path.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".gpkg", dir=path.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(_empty_store(), tmp)
+        try:
+            os.link(tmp, path)  # never replaces a store someone else just created
+        except FileExistsError:
+            pass
+    finally:
+        for leftover in (tmp, tmp + "-wal", tmp + "-shm", tmp + "-journal"):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+
+
+@functools.lru_cache(maxsize=1)
+def _empty_store() -> Path:
+    """An empty store, made by GDAL once per process and copied for every new one."""
+    folder = Path(tempfile.mkdtemp(prefix="gridgeo-empty-store-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = folder / "empty.gpkg"
+    _create_tables(path)
+    return path
+
+
+def _create_tables(path: Path) -> None:
+    import pyogrio
+
+    for table, (kind, kinds) in _layers.table_columns().items():
+        empty = _layers.empty_frame(kinds)
+        pyogrio.write_dataframe(
+            gpd.GeoDataFrame(empty, geometry="geometry", crs=STORAGE_CRS), path, layer=table,
+            driver="GPKG", geometry_type=_OGR_TYPES[_layers.GEOMETRY[kind]],
+            layer_options={"FID": "fid", "GEOMETRY_NAME": "geom", "SPATIAL_INDEX": "YES",
+                           "DESCRIPTION": _DESCRIPTIONS.get(table, "")},
+        )
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("BEGIN")
+        for statement in _ddl():
+            conn.execute(statement)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+_OGR_TYPES = {"MULTIPOLYGON": "MultiPolygon", "POINT": "Point", "MULTILINESTRING": "MultiLineString"}
+
+_DESCRIPTIONS = {
+    "grids": "published grid units of every level (网格), one row per unit",
+    "grids_history": "replaced versions of grid units, with the revision that retired them",
+    "plan_units": "units of draft plans (filter on plan_id)",
+    "stations": "service stations (网格服务站/点)",
+    "addresses": "standard addresses (标准地址) with counts",
+    "events": "grid events (网格事件)",
+    "roads": "road segments",
+}
+
+
+def _ddl() -> list[str]:
+    out = _layers.system_ddl(auto_id="INTEGER PRIMARY KEY") + _layers.index_ddl()
+    for level in _layers.LEVELS:
+        out += [
+            f"CREATE VIEW {q(level)} AS SELECT * FROM grids WHERE level = '{level}'",
+            f"INSERT INTO gpkg_contents (table_name, data_type, identifier, description, srs_id) VALUES "
+            f"('{level}', 'features', '{level}', 'published {level} units (a view of grids)', {_SRS_ID})",
+            f"INSERT INTO gpkg_geometry_columns VALUES ('{level}', 'geom', 'MULTIPOLYGON', {_SRS_ID}, 0, 0)",
+        ]
+    return out

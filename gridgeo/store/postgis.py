@@ -1,0 +1,247 @@
+"""The PostGIS backend: a PostgreSQL database shared by API workers and planners.
+
+psycopg 3 does the talking: one connection per thread, binary results (WKB
+comes back as bytes, not hex), transactions for writes and binary ``COPY``
+for bulk loads. Geometry columns are typed (``geometry(MultiPolygon, 4490)``)
+with a GiST index each; text columns use the "C" collation, so the code
+prefix ranges that find a unit's descendants are answered by an ordinary
+B-tree index whatever the database's locale.
+
+Writers are serialised on the row of the revision counter (``SELECT ... FOR
+UPDATE`` semantics through an ``UPDATE``), which is what makes the check of
+an edit's revision and the write one indivisible step.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from contextlib import contextmanager
+
+import numpy as np
+import shapely
+
+from gridgeo.store import _layers
+from gridgeo.store._store import q
+from gridgeo.store.errors import NotAStoreError, StoreError
+
+_SRID = 4490
+_CHUNK = 50_000
+_REINDEX_FROM = 50_000  # from this many rows a load rebuilds the GiST index instead of updating it
+
+_TYPES_IN = {
+    "text": 'text COLLATE "C"', "integer": "bigint", "real": "double precision", "boolean": "boolean",
+    "datetime": "timestamp", "date": "date",
+}
+_KINDS_OUT = {
+    "text": "text", "character varying": "text", "bigint": "integer", "integer": "integer",
+    "smallint": "integer", "double precision": "real", "real": "real", "numeric": "real",
+    "boolean": "boolean", "timestamp without time zone": "datetime", "date": "date",
+}
+_POSTGIS_TYPES = {"MULTIPOLYGON": "MultiPolygon", "POINT": "Point", "MULTILINESTRING": "MultiLineString"}
+
+
+def display(url: str) -> str:
+    """The URL without its password."""
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:…@", url)
+
+
+class PostGIS:
+    """Connections to one PostGIS store (one per thread)."""
+
+    exact_bbox = True
+
+    def __init__(self, url: str):
+        self.url = url
+        self.display = display(url)
+        self._local = threading.local()
+        self._all = []
+        self._lock = threading.Lock()
+        found = self.query("SELECT to_regclass('gridgeo_meta') IS NOT NULL")[0][0]
+        if not found:
+            raise NotAStoreError(f"{self.display} holds no gridgeo store (no gridgeo_meta table): create one "
+                                 "with gridgeo.store.open(url, create=True) or `gridgeo load`")
+
+    # --- connections ----------------------------------------------------------------
+
+    def _conn(self):
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = connect(self.url)
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    def query(self, sql, params=()):
+        with self._conn().cursor(binary=True) as cur:
+            cur.execute(_sql(sql), tuple(params))
+            return cur.fetchall()
+
+    @contextmanager
+    def write(self):
+        conn = self._conn()
+        with conn.transaction():
+            with conn.cursor(binary=True) as cur:
+                yield _Tx(cur)
+
+    # --- tables -----------------------------------------------------------------------
+
+    def table_columns(self, table, tx=None) -> dict[str, str]:
+        sql = ("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+               "WHERE attrelid = CAST(? AS regclass) AND attnum > 0 AND NOT attisdropped ORDER BY attnum")
+        rows = (tx.query if tx is not None else self.query)(sql, (q(table),))
+        out = {}
+        for name, declared in rows:
+            if name in ("fid", "geom"):
+                continue
+            kind = _KINDS_OUT.get(declared.split("(")[0])
+            if kind is not None:
+                out[name] = kind
+        return out
+
+    def add_column(self, tx, table, name, kind) -> None:
+        tx.execute(f"ALTER TABLE {q(table)} ADD COLUMN {q(name)} {_TYPES_IN[kind]}")
+
+    def extent(self, table):
+        row = self.query(f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+                         f"(SELECT ST_Extent(geom) AS e FROM {q(table)}) s")[0]
+        return None if row[0] is None else tuple(float(v) for v in row)
+
+    def limit_clause(self, limit) -> str:
+        return "LIMIT ALL" if limit is None else f"LIMIT {int(limit)}"
+
+    # --- geometries -------------------------------------------------------------------
+
+    @staticmethod
+    def geom_expr(column) -> str:
+        return f"ST_AsBinary({q(column)})"
+
+    @staticmethod
+    def decode(values) -> np.ndarray:
+        return shapely.from_wkb([None if v is None else bytes(v) for v in values])
+
+    def bbox_condition(self, table, bbox):
+        box = [float(v) for v in bbox]
+        envelope = f"ST_MakeEnvelope(?, ?, ?, ?, {_SRID})"
+        return f"(geom && {envelope} AND ST_Intersects(geom, {envelope}))", box + box
+
+    @staticmethod
+    def values(series, kind):
+        return _layers.values(series, kind)
+
+    # --- writing ----------------------------------------------------------------------
+
+    def insert(self, tx, table, frame, kinds, *, progress=None, label=None) -> None:
+        """Binary COPY of a frame's rows (the GiST index rebuilt after a big one)."""
+        from gridgeo.store.geopackage import _progress
+
+        n = len(frame)
+        if n == 0:
+            return
+        names = list(kinds)
+        columns = [self.values(frame[c], kinds[c]) if c in frame.columns else np.full(n, None, dtype=object)
+                   for c in names]
+        declared = dict(tx.query("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                                 "WHERE attrelid = CAST(? AS regclass) AND attnum > 0", (q(table),)))
+        types = ["bytea"] + [declared[c] for c in names]
+        geoms = shapely.set_srid(np.asarray(frame.geometry.array, dtype=object), _SRID)
+        rebuild = n >= _REINDEX_FROM
+        index = f"{table}_geom_gist"
+        if rebuild:
+            tx.execute(f"DROP INDEX IF EXISTS {q(index)}")
+        sql = f"COPY {q(table)} (geom, {', '.join(q(c) for c in names)}) FROM STDIN (FORMAT BINARY)"
+        with _progress(n, label, progress) as bar, tx.cur.copy(sql) as copy:
+            copy.set_types(types)
+            for start in range(0, n, _CHUNK):
+                stop = min(start + _CHUNK, n)
+                ewkb = shapely.to_wkb(geoms[start:stop], include_srid=True, byte_order=1)
+                for row in zip(ewkb, *(c[start:stop] for c in columns)):
+                    copy.write_row(row)
+                bar.update(stop - start)
+        if rebuild:
+            tx.execute(f"CREATE INDEX {q(index)} ON {q(table)} USING GIST (geom)")
+
+    def copy(self, tx, src, dst, columns, where, params, *, extra=None, renamed=None) -> None:
+        extra, renamed = extra or {}, renamed or {}
+        targets = ["geom", *columns, *renamed, *extra]
+        sources = ["geom", *(q(c) for c in columns), *(q(s) for s in renamed.values()), *("?" * len(extra))]
+        tx.execute(f"INSERT INTO {q(dst)} ({', '.join(q(t) for t in targets)}) "
+                   f"SELECT {', '.join(sources)} FROM {q(src)} WHERE {where} ORDER BY fid",
+                   [*extra.values(), *params])
+
+
+class _Tx:
+    def __init__(self, cur):
+        self.cur = cur
+
+    def query(self, sql, params=()):
+        self.cur.execute(_sql(sql), tuple(params))
+        return self.cur.fetchall()
+
+    def execute(self, sql, params=()):
+        self.cur.execute(_sql(sql), tuple(params))
+
+    def executemany(self, sql, rows):
+        self.cur.executemany(_sql(sql), list(rows))
+
+
+def _sql(sql: str) -> str:
+    """The store's SQL (``?`` placeholders) in psycopg's ``%s`` style."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+def connect(url: str):
+    import psycopg
+
+    try:
+        return psycopg.connect(url, autocommit=True)
+    except psycopg.OperationalError as exc:
+        raise StoreError(f"cannot connect to {display(url)}: {str(exc).strip()}. Check that the server runs "
+                         "and the URL (host, port, database, user) is right") from exc
+
+
+# --- creating a store -------------------------------------------------------------------
+
+
+def create(url: str) -> None:
+    """Create the store's tables in the database at ``url`` unless they are
+    there, in one transaction (two processes creating at once are serialised)."""
+    import psycopg
+
+    with connect(url) as conn, conn.transaction(), conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(4490350582)")
+        cur.execute("SELECT to_regclass('gridgeo_meta') IS NOT NULL")
+        if cur.fetchone()[0]:
+            return
+        try:
+            cur.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        except psycopg.Error as exc:
+            raise StoreError(f"{display(url)}: PostGIS is not available ({str(exc).strip()}); install it "
+                             "(postgresql-15-postgis-3) and let a superuser run CREATE EXTENSION postgis "
+                             "in this database") from exc
+        for statement in _ddl():
+            cur.execute(statement)
+
+
+def _ddl() -> list[str]:
+    out = []
+    for table, (kind, kinds) in _layers.table_columns().items():
+        columns = ", ".join(f"{q(name)} {_TYPES_IN[k]}" for name, k in kinds.items())
+        geometry = f"geometry({_POSTGIS_TYPES[_layers.GEOMETRY[kind]]}, {_SRID})"
+        out += [
+            f"CREATE TABLE {q(table)} (fid bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, "
+            f"geom {geometry}, {columns})",
+            f"CREATE INDEX {q(table + '_geom_gist')} ON {q(table)} USING GIST (geom)",
+        ]
+    out += _layers.system_ddl(auto_id="bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+                              text='text COLLATE "C"', integer="bigint")
+    out += _layers.index_ddl()
+    return out

@@ -1,0 +1,538 @@
+"""Stores: the same suite against a GeoPackage file and a real PostGIS server.
+
+References are independent of the store: the sample frames themselves, shapely
+predicates and pandas filters on them, GDAL reading the GeoPackage, SQLite's
+own R-tree check.
+"""
+
+from __future__ import annotations
+
+import doctest
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+import gridgeo.crs
+import gridgeo.store as gstore
+from gridgeo.store import ConflictError, PublishError, StaleEditError
+
+KEYS = {"grids": "code", "stations": "station_id", "addresses": "addr_id", "events": "event_id",
+        "roads": "road_id"}
+
+
+# --- fixtures: one loaded store per backend, copied for each test ---------------------
+
+
+@pytest.fixture(scope="session")
+def loaded_gpkg(tmp_path_factory, sample):
+    path = tmp_path_factory.mktemp("template") / "loaded.gpkg"
+    with gstore.open(path, create=True) as store:
+        store.load(_layers(sample), author="网格办", progress=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def loaded_postgis(postgis, sample):
+    url = postgis.new_database("loaded")
+    with gstore.open(url, create=True) as store:
+        store.load(_layers(sample), author="网格办", progress=False)
+    return url.rsplit("/", 1)[1]
+
+
+def _layers(sample):
+    return {"grids": sample.grids, "stations": sample.stations, "addresses": sample.addresses,
+            "events": sample.events, "roads": sample.roads}
+
+
+@pytest.fixture(params=["gpkg", pytest.param("postgis", marks=pytest.mark.postgis)])
+def backend(request):
+    return request.param
+
+
+@pytest.fixture
+def url(backend, request, tmp_path):
+    """The URL of a store holding the whole town sample at revision 1, for this test alone."""
+    if backend == "gpkg":
+        path = tmp_path / "store.gpkg"
+        shutil.copy(request.getfixturevalue("loaded_gpkg"), path)
+        return str(path)
+    server = request.getfixturevalue("postgis")
+    template = request.getfixturevalue("loaded_postgis")
+    name = f"s_{os.getpid()}_{abs(hash(request.node.nodeid)) % 10**9}"
+    server.sql(f'DROP DATABASE IF EXISTS "{name}"')
+    server.sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    return server.url(name)
+
+
+@pytest.fixture
+def store(url):
+    s = gstore.open(url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def empty_url(backend, request, tmp_path):
+    if backend == "gpkg":
+        return str(tmp_path / "empty.gpkg")
+    return request.getfixturevalue("postgis").new_database("empty")
+
+
+def _busiest_village(store):
+    grid2 = store.read("grid2", columns=["code"])
+    return grid2["code"].str[:12].value_counts().index[0]
+
+
+def _mergeable_pair(units, grids):
+    """Two neighbouring units of one parent without children: merging them keeps the grids valid."""
+    parents = set(grids["parent"])
+    free = units[~units["code"].isin(parents)]
+    for _, group in free.groupby("parent"):
+        rows = list(group.itertuples())
+        for i, a in enumerate(rows):
+            for b in rows[i + 1:]:
+                if a.geometry.intersection(b.geometry).length > 0:
+                    return a, b
+    raise AssertionError("no two neighbouring childless units under one parent")
+
+
+def _comparable(frame, key):
+    out = frame.drop(columns=[c for c in ("revision", "author") if c in frame.columns])
+    return out.sort_values([key]).reset_index(drop=True)
+
+
+# --- reading and loading ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", list(KEYS))
+def test_every_layer_round_trips_with_its_chinese_text(store, sample, kind):
+    original = _layers(sample)[kind]
+    key = KEYS[kind]
+    got = store.read(kind)
+    assert (got["revision"] == 1).all()
+    got = _comparable(got, key)
+    expected = original.sort_values([key], kind="stable").reset_index(drop=True)
+    if kind == "roads":  # one road is several segments: order them the same way
+        got = got.sort_values([key, "name"], kind="stable")
+        got = got.iloc[np.lexsort((shapely.get_x(shapely.centroid(got.geometry.array)), got[key]))]
+        expected = expected.iloc[np.lexsort((shapely.get_x(shapely.centroid(expected.geometry.array)),
+                                             expected[key]))]
+        got, expected = got.reset_index(drop=True), expected.reset_index(drop=True)
+    assert list(got.columns.drop("geometry")) == list(expected.columns.drop("geometry"))
+    for column in expected.columns.drop("geometry"):
+        left, right = got[column], expected[column]
+        if pd.api.types.is_datetime64_any_dtype(right):
+            assert (left.to_numpy("datetime64[s]") == right.to_numpy("datetime64[s]")).all() or \
+                left.isna().equals(right.isna())
+            pd.testing.assert_series_equal(left.astype("datetime64[s]"), right.astype("datetime64[s]"),
+                                           check_names=False)
+        else:
+            assert left.astype(object).where(left.notna(), None).tolist() == \
+                right.astype(object).where(right.notna(), None).tolist(), column
+    assert got.crs.to_epsg() == 4490
+    assert shapely.equals(got.geometry.array, expected.geometry.array).all()
+    if kind in ("grids", "stations"):
+        assert got["name"].str.contains(r"[\u4e00-\u9fff]").any()
+
+
+def test_bbox_within_parent_where_and_paging_match_independent_filters(store, sample):
+    box = (118.45, 24.76, 118.48, 24.79)
+    addresses = sample.addresses
+    expected = set(addresses["addr_id"][shapely.intersects(addresses.geometry.array, shapely.box(*box))])
+    got = store.read("addresses", bbox=box)
+    assert set(got["addr_id"]) == expected and len(got) == len(expected)
+    assert store.count("addresses", bbox=box) == len(expected)
+    grids = sample.grids
+    edge = grids[grids["level"] == "grid2"].geometry.iloc[0].bounds  # a box touching polygons' edges
+    hit = grids["code"][shapely.intersects(grids.geometry.array, shapely.box(*edge))]
+    assert set(store.read("grids", bbox=edge)["code"]) == set(hit)
+
+    village = _busiest_village(store)
+    inside = grids[grids["code"].str.startswith(village)]
+    assert sorted(store.read("grids", within=village)["code"]) == sorted(inside["code"])
+    assert sorted(store.read("grid2", within=village)["code"]) == \
+        sorted(inside.loc[inside["level"] == "grid2", "code"])
+    children = grids[grids["parent"] == village]
+    assert sorted(store.read("grids", parent=village)["code"]) == sorted(children["code"])
+    stations = sample.stations
+    assert sorted(store.read("stations", within=village)["station_id"]) == \
+        sorted(stations.loc[stations["grid_code"].str.startswith(village), "station_id"])
+
+    kinds = store.read("stations", where={"kind": ["park_station", "campus_station"]})
+    assert sorted(kinds["station_id"]) == sorted(
+        stations.loc[stations["kind"].isin(["park_station", "campus_station"]), "station_id"])
+    assert store.count("grids", level="grid2", where={"workers": None}) == \
+        int((grids["level"].eq("grid2") & grids["workers"].isna()).sum())
+
+    pages = [store.read("events", limit=5000, offset=o)["event_id"] for o in range(0, 12000, 5000)]
+    assert pd.concat(pages).tolist() == sorted(sample.events["event_id"])
+    assert store.counts() == {"grids": 278, "town": 1, "village": 28, "grid1": 31, "grid2": 128, "grid3": 90,
+                              "stations": 104, "addresses": 18000, "events": 12000, "roads": 5593}
+    with pytest.raises(gstore.NotFound, match="on 'colour': its columns are 'station_id'"):
+        store.read("stations", where={"colour": "red"})
+
+
+def test_history_reads_give_the_data_as_it_was(store, sample):
+    stations = sample.stations
+    first = store.read("stations")
+    before = pd.Timestamp.now(tz="UTC")
+    moved = stations.iloc[:30].copy()
+    moved["name"] = moved["name"] + "（迁址）"
+    moved["geometry"] = moved.geometry.translate(0.001, 0)
+    revision = store.load({"stations": moved}, author="李四", progress=False)
+    assert revision == 2 and store.version == 2 and store.layer_version("grids") == 1
+
+    assert len(store.read("stations")) == 30
+    old = store.read("stations", at=1)
+    pd.testing.assert_frame_equal(old.drop(columns="geometry"), first.drop(columns="geometry"))
+    assert shapely.equals(old.geometry.array, first.geometry.array).all()
+    assert len(store.read("stations", at=before)) == 104
+    assert store.count("stations", at=1, within=stations["grid_code"].iloc[0][:12]) == \
+        int(stations["grid_code"].str.startswith(stations["grid_code"].iloc[0][:12]).sum())
+
+    code = moved["station_id"].iloc[0]
+    versions = store.history("stations", code=code)
+    assert versions["revision"].tolist() == [1, 2]
+    assert versions["author"].tolist() == ["网格办", "李四"]
+    assert versions["retired"].tolist()[0] == 2 and pd.isna(versions["retired"].tolist()[1])
+    assert versions["name"].tolist() == [stations["name"].iloc[0], moved["name"].iloc[0]]
+    log = store.revisions()
+    assert log["author"].tolist() == ["网格办", "李四"] and log["layers"].tolist()[1] == "stations"
+
+
+def test_append_refuses_a_published_key(store, sample):
+    with pytest.raises(gstore.StoreError, match=sample.stations["station_id"].iloc[0]):
+        store.load({"stations": sample.stations.iloc[:3]}, author="李四", mode="append", progress=False)
+    assert store.version == 1
+
+
+# --- plans --------------------------------------------------------------------------
+
+
+def test_publish_replaces_the_units_and_keeps_history(store, sample):
+    village = _busiest_village(store)
+    plan = store.create_plan("合并网格", parent=village, levels=["grid2"], author="张三")
+    units = plan.read()
+    assert sorted(units["code"]) == sorted(store.read("grid2", within=village)["code"])
+    a, b = _mergeable_pair(units, sample.grids)
+    merged = units[units["code"] == a.code].copy()
+    merged["geometry"] = [shapely.union(a.geometry, b.geometry)]
+    merged["name"] = "合并后的网格"
+    plan.save(merged, author="张三", remove={b.code: int(b.revision)})
+    assert plan.changes()["change"].tolist() == ["changed", "removed"]
+    before = store.read("grids")
+    version = plan.publish(author="张三")
+
+    assert store.version == version and plan.status == "published"
+    after = store.read("grids")
+    assert set(before["code"]) - set(after["code"]) == {b.code}
+    row = after[after["code"] == a.code].iloc[0]
+    assert row["name"] == "合并后的网格" and row["revision"] == version
+    assert row.geometry.equals(shapely.union(a.geometry, b.geometry))
+    untouched = after[~after["code"].isin([a.code, b.code])]
+    assert (untouched["revision"] == 1).all()
+    as_was = store.read("grids", at=version - 1)
+    pd.testing.assert_frame_equal(as_was.drop(columns="geometry"), before.drop(columns="geometry"))
+    assert store.history("grids", code=b.code)["retired"].tolist() == [version]
+    assert plan.history()["action"].tolist() == ["create", "save", "publish"]
+    with pytest.raises(gstore.PlanStateError, match="published"):
+        plan.save(merged, author="张三", base_revision=version)
+
+
+def test_a_publish_that_fails_validation_changes_nothing(store):
+    village = _busiest_village(store)
+    plan = store.create_plan("越界", parent=village, levels="grid2", author="张三")
+    unit = plan.read().iloc[:1].copy()
+    metric = gridgeo.crs.metric_crs(unit)
+    unit["geometry"] = unit.geometry.to_crs(metric).buffer(300).to_crs(unit.crs)  # over its neighbours
+    plan.save(unit, author="张三")
+    before, version = store.read("grids"), store.version
+    with pytest.raises(PublishError) as caught:
+        plan.publish(author="张三")
+    kinds = set(caught.value.report.query("severity == 'error'")["kind"])
+    assert "overlap" in kinds and unit["code"].iloc[0] in str(caught.value)
+    assert store.version == version and plan.status == "draft"
+    after = store.read("grids")
+    pd.testing.assert_frame_equal(after.drop(columns="geometry"), before.drop(columns="geometry"))
+    assert shapely.equals(after.geometry.array, before.geometry.array).all()
+
+
+def test_a_stale_edit_is_refused_naming_the_unit_and_who_changed_it(store):
+    village = _busiest_village(store)
+    plan = store.create_plan("调整", parent=village, levels="grid2", author="张三")
+    seen_by_li = plan.read()
+    seen_by_wang = plan.read()
+    plan.save(seen_by_li.iloc[[0]].assign(name="李四改的名字"), author="李四")
+    with pytest.raises(StaleEditError) as caught:
+        plan.save(seen_by_wang.iloc[[0]].assign(name="王五改的名字"), author="王五")
+    message = str(caught.value)
+    assert seen_by_wang["code"].iloc[0] in message and "李四" in message
+    assert caught.value.conflicts[0]["author"] == "李四"
+    # a different unit, based on the same old read, is nobody else's work: it is saved
+    plan.save(seen_by_wang.iloc[[1]].assign(name="王五改的名字"), author="王五")
+    now = plan.read().set_index("code")
+    assert now.loc[seen_by_li["code"].iloc[0], "name"] == "李四改的名字"
+    assert now.loc[seen_by_wang["code"].iloc[1], "name"] == "王五改的名字"
+    # an edit that states no revision for an existing unit is refused too
+    with pytest.raises(StaleEditError, match="say which revision"):
+        plan.save(seen_by_li.drop(columns="revision").iloc[[2]], author="王五")
+    plan.save(remove=[seen_by_li["code"].iloc[3]], author="李四", base_revision=plan.revision)
+    with pytest.raises(StaleEditError, match="removed by 李四"):
+        plan.save(seen_by_wang.iloc[[3]], author="王五")
+
+
+def test_the_second_plan_of_a_parent_is_refused_until_rebased(store, sample):
+    village = _busiest_village(store)
+    first = store.create_plan("甲", parent=village, levels="grid2", author="张三")
+    second = store.create_plan("乙", parent=village, levels="grid2", author="李四")
+    units = first.read()
+    first.save(units.iloc[[0]].assign(name="甲改"), author="张三")
+    second.save(second.read().iloc[[1]].assign(name="乙改"), author="李四")
+    published = first.publish(author="张三")
+    with pytest.raises(ConflictError, match="rebase"):
+        second.publish(author="李四")
+    assert store.version == published
+    second.rebase(author="李四")  # different units: nothing to resolve
+    rebased = second.read().set_index("code")
+    assert rebased.loc[units["code"].iloc[0], "name"] == "甲改"
+    second.publish(author="李四")
+    names = store.read("grid2", within=village).set_index("code")["name"]
+    assert names[units["code"].iloc[0]] == "甲改" and names[units["code"].iloc[1]] == "乙改"
+
+    third = store.create_plan("丙", parent=village, levels="grid2", author="王五")
+    fourth = store.create_plan("丁", parent=village, levels="grid2", author="赵六")
+    code = units["code"].iloc[2]
+    third.save(third.read().set_index("code").loc[[code]].reset_index().assign(name="丙改"), author="王五")
+    fourth.save(fourth.read().set_index("code").loc[[code]].reset_index().assign(name="丁改"), author="赵六")
+    third.publish(author="王五")
+    with pytest.raises(ConflictError, match=code):
+        fourth.rebase(author="赵六")
+    fourth.rebase(author="赵六", prefer="plan")
+    fourth.publish(author="赵六")
+    assert store.read("grids", where={"code": code})["name"].iloc[0] == "丁改"
+
+
+def test_concurrent_writers_do_not_lose_an_edit(url):
+    with gstore.open(url) as setup:
+        village = _busiest_village(setup)
+        plan_id = setup.create_plan("并发", parent=village, levels="grid2", author="张三").id
+        units = setup.plan(plan_id).read()
+    writers = 6
+    barrier = threading.Barrier(writers)
+    outcome = {}
+
+    def edit(i):
+        with gstore.open(url) as mine:
+            plan = mine.plan(plan_id)
+            # writers 0..3 edit units of their own; 4 and 5 both edit unit 0's neighbour, 4
+            row = units.iloc[[i if i < 4 else 4]].assign(name=f"编辑{i}")
+            barrier.wait()
+            try:
+                plan.save(row, author=f"writer{i}")
+                outcome[i] = "saved"
+            except StaleEditError as exc:
+                outcome[i] = exc
+
+    threads = [threading.Thread(target=edit, args=(i,)) for i in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(outcome[i] == "saved" for i in range(4))
+    contested = [outcome[4], outcome[5]]
+    assert contested.count("saved") == 1
+    loser = next(o for o in contested if o != "saved")
+    with gstore.open(url) as check:
+        names = check.plan(plan_id).read().set_index("code")["name"]
+    for i in range(4):
+        assert names[units["code"].iloc[i]] == f"编辑{i}"
+    winner = 4 if outcome[4] == "saved" else 5
+    assert names[units["code"].iloc[4]] == f"编辑{winner}"
+    assert f"writer{winner}" in str(loser) and units["code"].iloc[4] in str(loser)
+
+
+# --- crashes ------------------------------------------------------------------------
+
+_PAUSE = """
+import sys, time
+from gridgeo.store._store import Store
+_changed = Store._changed
+def _pause(*args, **kwargs):
+    _changed(*args, **kwargs)        # the rows are written, the transaction is open
+    print("PAUSED", flush=True)
+    time.sleep(600)
+Store._changed = staticmethod(_pause)
+import gridgeo.crs
+import gridgeo.store as gstore
+store = gstore.open(sys.argv[1])
+"""
+
+
+def _kill_when_paused(script, *args):
+    child = subprocess.Popen([sys.executable, "-c", _PAUSE + textwrap.dedent(script), *args],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = child.stdout.readline()
+        assert line.strip() == "PAUSED", child.stderr.read()
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.wait(timeout=60)
+    assert child.returncode == -signal.SIGKILL
+
+
+def test_a_process_killed_in_the_middle_of_a_publish_leaves_the_store_unchanged(url, store):
+    village = _busiest_village(store)
+    plan = store.create_plan("崩溃", parent=village, levels="grid2", author="张三")
+    plan.save(plan.read().iloc[:3].assign(name="不应发布"), author="张三")
+    before, version = store.read("grids"), store.version
+    store.close()
+
+    _kill_when_paused(f"store.plan({plan.id}).publish(author='张三')", url)
+
+    with gstore.open(url) as after:
+        assert after.version == version and after.plan(plan.id).status == "draft"
+        grids = after.read("grids")
+        pd.testing.assert_frame_equal(grids.drop(columns="geometry"), before.drop(columns="geometry"))
+        after.plan(plan.id).publish(author="张三")  # and it still works
+        assert after.read("grids", where={"code": list(plan.read()["code"][:3])})["name"].eq("不应发布").all()
+
+
+def test_a_process_killed_in_the_middle_of_a_bulk_load_leaves_the_store_unchanged(url, store, tmp_path):
+    more = store.read("addresses").drop(columns="revision")
+    more["addr_id"] = "X" + more["addr_id"]
+    more["address"] = more["address"] + "（新）"
+    source = tmp_path / "addresses.parquet"
+    more.to_parquet(source)
+    before, version = store.read("addresses", columns=["addr_id"]), store.version
+    store.close()
+
+    _kill_when_paused("""
+        import geopandas
+        store.load({"addresses": geopandas.read_parquet(sys.argv[2])}, author="李四", progress=False)
+    """, url, str(source))
+
+    with gstore.open(url) as after:
+        assert after.version == version and after.count("addresses") == len(before)
+        assert after.read("addresses", columns=["addr_id"])["addr_id"].tolist() == before["addr_id"].tolist()
+        assert after.count("addresses", bbox=(118.3, 24.6, 118.6, 24.9)) == len(before)
+        assert after.load({"addresses": more}, author="李四", progress=False) == version + 1
+
+
+# --- the store itself ---------------------------------------------------------------
+
+
+def test_bulk_load_of_the_sample_into_an_empty_store(empty_url, sample):
+    with gstore.open(empty_url, create=True) as store:
+        assert store.version == 0 and store.counts()["addresses"] == 0
+        big = pd.concat([sample.addresses.assign(addr_id=sample.addresses["addr_id"] + f"-{i}")
+                         for i in range(3)], ignore_index=True)
+        big = gpd.GeoDataFrame(big, crs=sample.addresses.crs)
+        store.load({"addresses": big}, author="李四", progress=False)
+        assert store.count("addresses") == 54_000
+        box = (118.44, 24.77, 118.47, 24.80)
+        expected = int(shapely.intersects(big.geometry.array, shapely.box(*box)).sum())
+        assert store.count("addresses", bbox=box) == expected
+        assert store.extent("addresses") == pytest.approx(tuple(big.total_bounds), abs=1e-5)
+
+
+def test_the_geopackage_is_a_geopackage_for_gdal_and_qgis(sample, loaded_gpkg, tmp_path):
+    import sqlite3
+
+    import pyogrio
+
+    layers = dict(pyogrio.list_layers(loaded_gpkg))
+    for level in ("town", "village", "grid1", "grid2", "grid3"):
+        assert layers[level] == "MultiPolygon"
+        assert pyogrio.read_info(loaded_gpkg, layer=level)["features"] == int((sample.grids["level"] == level).sum())
+    box = (118.45, 24.76, 118.48, 24.79)
+    via_gdal = pyogrio.read_dataframe(loaded_gpkg, layer="addresses", bbox=box)
+    exact = via_gdal[shapely.intersects(via_gdal.geometry.array, shapely.box(*box))]
+    with gstore.open(loaded_gpkg) as store:
+        assert sorted(exact["addr_id"]) == sorted(store.read("addresses", bbox=box)["addr_id"])
+    events = pyogrio.read_dataframe(loaded_gpkg, layer="events")
+    assert (events.sort_values("event_id")["reported_at"].to_numpy("datetime64[s]")
+            == sample.events.sort_values("event_id")["reported_at"].to_numpy("datetime64[s]")).all()
+    conn = sqlite3.connect(loaded_gpkg)
+    for table in ("grids", "stations", "addresses", "events", "roads", "grids_history", "plan_units"):
+        assert conn.execute(f"SELECT rtreecheck('rtree_{table}_geom')").fetchone() == ("ok",)
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    conn.close()
+    if shutil.which("ogrinfo"):  # GDAL's own command line, another build of GDAL
+        out = subprocess.run(["ogrinfo", "-ro", "-so", str(loaded_gpkg), "grid2"], capture_output=True,
+                             text=True, check=True).stdout
+        assert "Feature Count: 128" in out
+
+
+def test_schema_version_and_migrations(url, backend, monkeypatch):
+    from gridgeo.store import _store
+
+    with gstore.open(url) as store:
+        assert store.schema_version == gstore.SCHEMA_VERSION
+        with store._db.write() as tx:
+            tx.execute("UPDATE gridgeo_meta SET value = ? WHERE key = 'schema_version'",
+                       (str(gstore.SCHEMA_VERSION + 1),))
+    with pytest.raises(gstore.SchemaVersionError, match="upgrade gridgeo"):
+        gstore.open(url)
+
+    def add_column(store, tx):
+        store._db.add_column(tx, "stations", "opened", "date")
+
+    monkeypatch.setattr(_store, "SCHEMA_VERSION", gstore.SCHEMA_VERSION + 1)
+    monkeypatch.setitem(_store.MIGRATIONS, gstore.SCHEMA_VERSION + 1, add_column)
+    with gstore.open(url) as store:  # the store says it is already at the new version: nothing to run
+        assert "opened" not in store.columns("stations")
+        with store._db.write() as tx:
+            tx.execute("UPDATE gridgeo_meta SET value = ? WHERE key = 'schema_version'",
+                       (str(gstore.SCHEMA_VERSION),))
+    with gstore.open(url) as store:  # an older store is brought up to date when opened
+        assert store.schema_version == gstore.SCHEMA_VERSION + 1
+        assert store.columns("stations")["opened"] == "date"
+
+
+def test_opening_what_is_not_a_store_says_what_to_do(tmp_path, sample):
+    with pytest.raises(gstore.NotAStoreError, match="create=True"):
+        gstore.open(tmp_path / "missing.gpkg")
+    other = tmp_path / "other.gpkg"
+    sample.stations.to_file(other, driver="GPKG", engine="pyogrio")
+    with pytest.raises(gstore.NotAStoreError, match="not a gridgeo store"):
+        gstore.open(other)
+    with pytest.raises(gstore.NotAStoreError, match=".gpkg file or a postgresql"):
+        gstore.open(tmp_path / "grids.geojson")
+
+
+def test_cli_loads_a_sample_or_files_and_respects_if_missing(empty_url, backend, tmp_path, sample):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "gridgeo", "load", *args, "--store", empty_url,
+                               "--no-progress", "--author", "测试"], capture_output=True, text=True)
+
+    res = run("sample_geojson")
+    assert res.returncode == 0, res.stderr
+    assert "loaded sample_geojson" in res.stdout
+    res = run("sample_geojson", "--if-missing")
+    assert res.returncode == 0 and "nothing to do" in res.stdout
+    res = run("sample_geojson/grid2.geojson", "sample_geojson/stations.geojson")
+    assert res.returncode == 0, res.stderr
+    with gstore.open(empty_url) as store:
+        assert store.version == 2 and store.count("grid2") == 128 and store.count("village") == 0
+        assert store.revisions()["author"].tolist() == ["测试", "测试"]
+    res = run("sample_geojson/metadata.json")
+    assert res.returncode != 0 and "cannot tell which layer" in res.stderr
+
+
+def test_docstring_examples_run():
+    import gridgeo.store._store
+    import gridgeo.store.plans
+
+    for module in (gstore, gridgeo.store._store, gridgeo.store.plans):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+        assert result.failed == 0, module.__name__
