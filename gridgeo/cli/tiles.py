@@ -31,8 +31,10 @@ def export(
     are published only as counts per grid unit (or hexagon); address points
     are never published.
     """
-    from gridgeo.tiles import TileSet
-
+    try:
+        from gridgeo.tiles import TileSet
+    except ImportError as exc:
+        fail(f"vector tiles need the 'tiles' extra ({exc.name} is missing): pip install 'gridgeo[tiles]'")
     try:
         frames = _read_sources(sources, crs)
         tile_layers = _tile_layers(frames, events_level, hexagon)
