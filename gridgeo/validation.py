@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
@@ -130,7 +130,8 @@ KINDS = {k.name: k for k in (
          "将缝隙并入相邻单元（gridgeo.repair 并入共用边界最长者）",
          "give the gap to a neighbour (gridgeo.repair gives it to the one sharing the longest border)", True),
     Kind("uncovered", "error", "未覆盖区域", "uncovered area",
-         "补画单元或扩大相邻单元以覆盖该区域", "draw a unit there or extend the neighbours to cover it", True),
+         "补画单元或扩大相邻单元以覆盖该区域", "draw a unit there or extend the neighbours to cover it",
+         True),
     Kind("edge_mismatch", "error", "边界不吻合", "edges do not match",
          "使相邻单元的共用边界顶点完全一致（gridgeo.repair 会吸附对齐）",
          "make shared edges use identical vertices (gridgeo.repair snaps them)", True),
@@ -154,7 +155,8 @@ KINDS = {k.name: k for k in (
     Kind("duplicate_code", "error", "编码重复", "duplicate code",
          "为每个单元分配唯一编码", "give each unit its own code"),
     Kind("bad_parent", "error", "上级无效", "bad parent",
-         "将 parent 改为上一层级中存在的单元编码", "set parent to the code of an existing unit of the level above"),
+         "将 parent 改为上一层级中存在的单元编码",
+         "set parent to the code of an existing unit of the level above"),
     Kind("code_prefix", "error", "编码前缀错误", "code prefix",
          "编码应以上级编码开头", "a code must start with its parent's code"),
     Kind("sequence_gap", "warning", "序号不连续", "sequence gap",
@@ -651,7 +653,8 @@ def _unknown_levels(run):
     bad = np.flatnonzero(~h.known)
     expected = "、".join(h.scheme.names)
     return run.rows("unknown_level", bad, geometry=_locator(h, bad), parent=h.parent[bad],
-                    zh=[f"{c} 的层级“{lv}”不在编码方案中（应为 {expected}）" for c, lv in zip(h.code[bad], h.level[bad])],
+                    zh=[f"{c} 的层级“{lv}”不在编码方案中（应为 {expected}）"
+                        for c, lv in zip(h.code[bad], h.level[bad])],
                     en=[f"{c} has level {lv!r}, which is not one of {', '.join(h.scheme.names)}"
                         for c, lv in zip(h.code[bad], h.level[bad])])
 
@@ -673,7 +676,8 @@ def _bad_codes(run):
             zh.append(f"第 {h.frame.index[i]} 行的编码“{h.code[i]}”不是纯数字")
             en.append(f"row {h.frame.index[i]}: code {h.code[i]!r} is not all digits")
         else:
-            zh.append(f"{h.code[i]} 为{h.level_label(h.level[i], 'zh')}，编码应为 {width[i]} 位，实为 {lengths[i]} 位")
+            zh.append(f"{h.code[i]} 为{h.level_label(h.level[i], 'zh')}，"
+                      f"编码应为 {width[i]} 位，实为 {lengths[i]} 位")
             en.append(f"{h.code[i]} is a {h.level[i]} code, which has {width[i]} digits, not {lengths[i]}")
     return run.rows("bad_code", bad, geometry=_locator(h, bad), zh=zh, en=en)
 
@@ -726,8 +730,10 @@ def _bad_parents(run):
             en.append(f"{code} has no parent: a {h.level[i]} needs a {plevel}")
         elif parent in code_level:
             bad.append(i)
-            zh.append(f"{code} 的上级 {parent} 是{h.level_label(code_level[parent], 'zh')}，{level_zh}的上级应为{plabel_zh}")
-            en.append(f"the parent of {code}, {parent}, is a {code_level[parent]}; a {h.level[i]}'s parent must be a {plevel}")
+            zh.append(f"{code} 的上级 {parent} 是{h.level_label(code_level[parent], 'zh')}，"
+                      f"{level_zh}的上级应为{plabel_zh}")
+            en.append(f"the parent of {code}, {parent}, is a {code_level[parent]}; "
+                      f"a {h.level[i]}'s parent must be a {plevel}")
         elif plevel in present_levels:
             bad.append(i)
             zh.append(f"{code} 的上级 {parent} 不存在")
@@ -783,7 +789,8 @@ def _sequence_gaps(run):
     parents = [p for p, _ in keys]
     levels = [lv for _, lv in keys]
     return run.rows("sequence_gap", None, geometry=geometry, code=parents, level=levels, parent=parents,
-                    zh=[f"{p or '顶层'} 下的{h.level_label(lv, 'zh')}缺少序号 {m}" for (p, lv), m in missing.items()],
+                    zh=[f"{p or '顶层'} 下的{h.level_label(lv, 'zh')}缺少序号 {m}"
+                        for (p, lv), m in missing.items()],
                     en=[f"the {lv} units under {p or 'the top'} skip sequence number(s) {m}"
                         for (p, lv), m in missing.items()])
 
@@ -862,7 +869,8 @@ def _invalid_polygons(run):
     geometry = _edges_at(h.geoms[bad], xy)
     where_en = [f" at ({x:.1f}, {y:.1f}) in {h.metric.name}" if np.isfinite(x) else "" for x, y in xy]
     return run.rows("invalid", bad, geometry=geometry,
-                    zh=[f"{lab} 不是有效多边形：{_REASONS_ZH.get(w, w)}" for lab, w in zip(h.label_zh(bad), what)],
+                    zh=[f"{lab} 不是有效多边形：{_REASONS_ZH.get(w, w)}"
+                        for lab, w in zip(h.label_zh(bad), what)],
                     en=[f"{lab} is not a valid polygon: {w}{where}"
                         for lab, w, where in zip(h.label_en(bad), what, where_en)])
 
@@ -900,7 +908,8 @@ def _duplicate_vertices(run):
     points = shapely.multipoints(xy[1:][repeated], indices=dense)
     bad = units[where]
     return run.rows("duplicate_vertex", bad, geometry=points,
-                    zh=[f"{lab} 有 {n} 处重复顶点（相距不到 1 毫米）" for lab, n in zip(h.label_zh(bad), counts)],
+                    zh=[f"{lab} 有 {n} 处重复顶点（相距不到 1 毫米）"
+                        for lab, n in zip(h.label_zh(bad), counts)],
                     en=[f"{lab} repeats a vertex {n} time(s) (less than 1 mm apart)"
                         for lab, n in zip(h.label_en(bad), counts)])
 
@@ -1059,7 +1068,8 @@ def _edge_problems(run):
         length = shapely.length(lines)
         pieces.append(run.rows(
             "edge_mismatch", bad, geometry=lines,
-            zh=[f"{lab} 有 {n:,.1f} 米边界与相邻单元的顶点不一致" for lab, n in zip(h.label_zh(bad), length)],
+            zh=[f"{lab} 有 {n:,.1f} 米边界与相邻单元的顶点不一致"
+                for lab, n in zip(h.label_zh(bad), length)],
             en=[f"{n:,.1f} m of the edges of {lab} do not match their neighbours' vertices"
                 for lab, n in zip(h.label_en(bad), length)]))
     return _concat(pieces)
@@ -1117,7 +1127,8 @@ def _nesting_problems(run):
                      zip(h.label_en(units[w]), share_best[w], h.label_en(best_all[w]), h.label_en(parents[w]))]),
         run.rows("outside_parent", units[s], geometry=outside[s], area=shapely.area(outside[s]),
                  codes=list(zip(h.code[units[s]], h.code[parents[s]])),
-                 zh=[f"{u} 有 {_m2(a)} 平方米超出上级 {p}，最远超出 {d:,.1f} 米（容差 {run.options.tolerance} 米）"
+                 zh=[f"{u} 有 {_m2(a)} 平方米超出上级 {p}，"
+                     f"最远超出 {d:,.1f} 米（容差 {run.options.tolerance} 米）"
                      for u, a, p, d in zip(h.label_zh(units[s]), shapely.area(outside[s]),
                                            h.label_zh(parents[s]), distance[s])],
                  en=[f"{_m2(a)} m² of {u} lies outside its parent {p}, up to {d:,.1f} m out "
@@ -1277,7 +1288,7 @@ def _gap_text_zh(kind, parent, level, area, width, near, whole):
         return f"{parent} 没有任何{level}"
     beside = f"（相邻：{'、'.join(near)}）" if near else ""
     if kind == "gap":
-        return f"{parent} 的{level}之间有一条宽约 {width:,.2f} 米、面积 {_m2(area)} 平方米的缝隙{beside}"
+        return f"{parent} 的{level}之间有一条宽约 {width:,.2f} 米、面积 {_m2(area)} 平方米的缝隙" + beside
     return f"{parent} 有 {_m2(area)} 平方米未被任何{level}覆盖{beside}"
 
 
@@ -1286,7 +1297,8 @@ def _gap_text_en(kind, parent, level, area, width, near, whole):
         return f"{parent} has no {level} unit at all"
     beside = f" (next to {', '.join(near)})" if near else ""
     if kind == "gap":
-        return f"a gap about {width:,.2f} m wide and {_m2(area)} m² in area between the {level} units of {parent}{beside}"
+        return (f"a gap about {width:,.2f} m wide and {_m2(area)} m² in area between the {level} units "
+                f"of {parent}{beside}")
     return f"{_m2(area)} m² of {parent} is covered by no {level} unit{beside}"
 
 
@@ -1414,9 +1426,11 @@ _STEPS = {
     "keep_polygons": ("wrong_type", "只保留面部分", "kept the polygons only"),
     "remove_duplicate_vertices": ("duplicate_vertex", "删除重复顶点", "removed repeated vertices"),
     "remove_slivers": ("sliver", "删除碎片部分", "removed sliver parts"),
-    "drop_unit": ("sliver", "删除碎片单元，面积并入相邻单元", "dropped the sliver unit; its area goes to a neighbour"),
+    "drop_unit": ("sliver", "删除碎片单元，面积并入相邻单元",
+                  "dropped the sliver unit; its area goes to a neighbour"),
     "clip_to_parent": ("outside_parent", "裁去超出上级的部分", "clipped to its parent"),
-    "clean_coverage": ("overlap", "消除重叠、吸附边界、并入窄缝", "resolved overlaps, snapped edges, closed narrow gaps"),
+    "clean_coverage": ("overlap", "消除重叠、吸附边界、并入窄缝",
+                       "resolved overlaps, snapped edges, closed narrow gaps"),
     "fill_gap": ("uncovered", "并入未覆盖区域", "took in an uncovered piece"),
     "match_edges": ("edge_mismatch", "与相邻单元对齐边界", "matched its edges to its neighbours'"),
 }
@@ -1531,9 +1545,8 @@ class _Repair:
             members.append(shapely.difference(frame, parent))
         cleaned = shapely.coverage_clean(np.array(members, dtype=object), gap_width=gap_width,
                                          snapping_distance=self.snap)
-        cleaned = _polygonal(cleaned[: len(kids)])
-        emptied = shapely.is_empty(cleaned)  # a unit all under its siblings: left for a planner
-        self._update(step, kids[~emptied], cleaned[~emptied])
+        cleaned = _keep_covered_units(self.geoms[kids], _polygonal(cleaned[: len(kids)]))
+        self._update(step, kids, cleaned)
 
     def _fill(self, kids, parent, cover):
         """Give what of the parent no child covers to the children: True if any."""
@@ -1578,8 +1591,7 @@ class _Repair:
         if shapely.coverage_is_valid(self.geoms[near]):
             return
         cleaned = _polygonal(shapely.coverage_clean(self.geoms[near], gap_width=0.0, snapping_distance=self.snap))
-        emptied = shapely.is_empty(cleaned)
-        self._update("match_edges", near[~emptied], cleaned[~emptied])
+        self._update("match_edges", near, _keep_covered_units(self.geoms[near], cleaned))
 
     # --- bookkeeping ---------------------------------------------------------------
 
@@ -1644,6 +1656,22 @@ class _Repair:
         for col in ("step", "kind", "code", "level", "parent", "message_zh", "message_en"):
             log[col] = log[col].astype("str")
         return log[list(LOG_COLUMNS)]
+
+
+def _keep_covered_units(before, cleaned):
+    """`cleaned`, but a unit the cleaning emptied (one drawn over entirely by
+    a sibling) keeps its area, taken back from the others; two units drawn
+    identically stay as they were, for a planner."""
+    emptied = shapely.is_empty(cleaned) & ~shapely.is_empty(before)
+    if not emptied.any():
+        return cleaned
+    out = cleaned.copy()
+    out[emptied] = before[emptied]
+    others = np.flatnonzero(~emptied)
+    out[others] = _polygonal(shapely.difference(cleaned[others], shapely.union_all(before[emptied])))
+    lost = others[shapely.is_empty(out[others]) & ~shapely.is_empty(before[others])]
+    out[lost] = before[lost]
+    return out
 
 
 def _split_by_nearest(piece, neighbours):

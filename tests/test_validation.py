@@ -476,6 +476,20 @@ def test_repair_gives_a_protruding_overlap_back(grids_copy, crs):
     assert set(log.loc[log["step"] == "clean_coverage", "code"]) == {a}
 
 
+def test_repair_gives_a_grid_drawn_over_back_its_area(grids, grids_copy, crs):
+    a, b, _ = shared_vertex(grids_copy, "grid2", crs)
+    broken = grids_copy
+    broken.loc[unit(broken, a), "geometry"] = broken.loc[unit(broken, a), "geometry"].union(
+        broken.loc[unit(broken, b), "geometry"])
+    found = errors(gridgeo.validate(broken))
+    assert list(found["kind"]) == ["overlap"] and found.iloc[0]["area_m2"] == pytest.approx(
+        metric_unit(grids, b, crs).area, rel=1e-6)
+    repaired, log = gridgeo.repair(broken)
+    assert_repaired(broken, repaired, log, crs)
+    for c in (a, b):  # b keeps its area, a is what it was
+        assert metric_unit(repaired, c, crs).symmetric_difference(metric_unit(grids, c, crs)).area < 0.01
+
+
 def test_repair_splits_a_dropped_grid_among_its_neighbours(grids_copy, crs):
     broken, [(_, (parent,), hole)] = seed_dropped_grid(grids_copy, crs)
     repaired, log = gridgeo.repair(broken)
