@@ -364,12 +364,17 @@ class AssignIndex:
 
     Attributes
     ----------
+    grids : GeoDataFrame
+        The grids as checked, in EPSG:4490, ordered by level then code.
     levels : tuple of str
         The levels of the grids, top first.
+    scheme : CodeScheme
+        The levels and code widths the grids were checked against.
     codes : dict of str to pandas.Index
         The codes of each level, sorted: the categories of the level columns.
     nbytes : int
-        Memory held by the index: its arrays and the polygons' coordinates.
+        Memory held by the index: its arrays, the polygons' coordinates and
+        the grids' codes (not GEOS's prepared-geometry caches).
     token : str
         A fingerprint of the grids (codes, geometries, cell size).
 
@@ -397,6 +402,7 @@ class AssignIndex:
         if not len(grids):
             raise ValueError(f"{name} holds no units: nothing to assign to")
         self.cell_m = cell_m
+        self.scheme = scheme
         self.levels = tuple(level_names(grids, scheme))
         self._units(grids, scheme)
         self._raster = _Raster.over(grids.total_bounds, cell_m)
@@ -410,10 +416,11 @@ class AssignIndex:
         """Units sorted by level, then code: a unit's number orders its code."""
         rank = grids["level"].map({lv: i for i, lv in enumerate(self.levels)}).to_numpy()
         order = np.lexsort((grids["code"].to_numpy(dtype=object), rank))
-        codes = grids["code"].to_numpy(dtype=object)[order]
+        self.grids = grids.iloc[order].reset_index(drop=True)
+        codes = self.grids["code"].to_numpy(dtype=object)
         self._level = rank[order].astype(np.int8)
         self._start = np.searchsorted(self._level, np.arange(len(self.levels) + 1))
-        self._geoms = np.asarray(grids.geometry.array, dtype=object)[order]
+        self._geoms = np.asarray(self.grids.geometry.array, dtype=object)
         shapely.prepare(self._geoms)
         self.codes = {lv: pd.Index(codes[self._start[i]:self._start[i + 1]], dtype="str", name=lv)
                       for i, lv in enumerate(self.levels)}
@@ -685,16 +692,19 @@ class AssignIndex:
                   self._cand_certain, self._fast_segment, self._fast_side, self._segments,
                   self._level, self._parent, self._ancestor, self._start)
         coordinates = int(shapely.get_num_coordinates(self._geoms).sum()) * 16
-        codes = sum(len(c) * (c.str.len().max() + 8) for c in self.codes.values())
-        return int(sum(a.nbytes for a in arrays) + coordinates + codes)
+        attributes = self.grids.drop(columns=self.grids.geometry.name).memory_usage(deep=True).sum()
+        codes = sum(c.memory_usage(deep=True) for c in self.codes.values())
+        return int(sum(a.nbytes for a in arrays) + coordinates + attributes + codes)
 
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_metric_cache"] = None
+        del state["_geoms"]  # the polygons of `grids`, pickled once with it
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        self._geoms = np.asarray(self.grids.geometry.array, dtype=object)
         shapely.prepare(self._geoms)
 
     def __dask_tokenize__(self):

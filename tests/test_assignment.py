@@ -331,3 +331,12 @@ def test_cli_refuses_a_table_without_crs_and_keeps_an_existing_output(gcj_table,
     result = CliRunner().invoke(app, ["assign", "sample_geojson", str(path), "-o", str(existing),
                                       "--crs", "gcj02"])
     assert result.exit_code == 2 and existing.read_text() == "keep me"
+
+
+def test_examples_in_the_docstrings_run():
+    import doctest
+
+    import gridgeo.assignment
+
+    outcome = doctest.testmod(gridgeo.assignment)
+    assert outcome.attempted > 0 and outcome.failed == 0

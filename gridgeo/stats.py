@@ -1,0 +1,392 @@
+"""Figures per unit at every level, rolled up the hierarchy, and the balance a planner reads.
+
+:func:`figures` counts, for every town, village and grid, its standard
+addresses and their households, population and market units, its grid
+events by status and category, and its stations by kind. It is what the
+one-map choropleth, the ``/stats`` endpoints and the impact of a replanning
+are computed from. :func:`balance` sums up, per level, how even the grids
+are: households per grid, grids outside the target band, households per
+grid worker.
+
+Figures are public aggregates: nothing about a single address (its id, its
+text, its position) ever appears in them.
+
+How the figures roll up
+-----------------------
+Every point is placed with :func:`gridgeo.assign` and counted once, in the
+deepest unit of a full level that holds it (a level-2 grid, normally).
+Every unit of a full level then gets the sum of its children at the next
+full level, so a parent always equals the sum of its children. A partial
+level (level-3 enterprise plots) counts the points inside its units; their
+parent counts all of its points, in a plot or not. A point that a faulty
+plan leaves in a gap of a full level (inside a village but in none of its
+grids) is counted in the deepest unit that holds it, and a warning names
+those units: there the parent exceeds the sum of its children.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from gridgeo.schema import DEFAULT_SCHEME, EVENT_CATEGORIES, EVENT_STATUSES, STATION_KINDS, CodeScheme
+
+__all__ = ["figures", "balance", "DEFAULT_BANDS", "BANDS"]
+
+DEFAULT_BANDS = {"grid2": (300, 500)}
+"""Target households per unit, by level: the urban level-2 grid's 300–500
+households. Give rural plans or other levels their own bands."""
+
+#: The values of the ``band`` column.
+BANDS = ("under", "within", "over")
+
+_ADDRESS_SUMS = ("households", "population", "units")
+
+
+def figures(grids, *, addresses=None, events=None, stations=None, bands=None,
+            scheme: CodeScheme | None = None) -> gpd.GeoDataFrame:
+    """Counts and sums per unit at every level, each parent the sum of its children.
+
+    Parameters
+    ----------
+    grids : GeoDataFrame or gridgeo.AssignIndex
+        The grids (every level in one frame, checked with
+        :func:`gridgeo.schema.check`), or the index built from them (reused
+        to place the points, the cheap way for repeated calls).
+    addresses : GeoDataFrame, optional
+        Standard addresses (一标), with ``households``, ``population`` and
+        ``units`` counts where known.
+    events : GeoDataFrame, optional
+        Grid events with ``category`` and ``status``.
+    stations : GeoDataFrame, optional
+        Stations with ``kind``, counted where they stand.
+    bands : dict of str to (low, high), optional
+        Target households per unit by level (default :data:`DEFAULT_BANDS`);
+        the levels not named have no band.
+    scheme : CodeScheme, optional
+        The levels, which are full (roll up) and which partial; default the
+        index's, or :data:`gridgeo.schema.DEFAULT_SCHEME`.
+
+    Returns
+    -------
+    GeoDataFrame
+        One row per unit, indexed by ``code``, ordered by level then code,
+        in EPSG:4490, with these columns (counts are integers):
+
+        - ``name``, ``level``, ``parent`` (the enclosing unit's code) and the
+          unit's polygon;
+        - ``addresses``: standard addresses; ``households``, ``population``,
+          ``units`` (market entities): their sums, for the address columns
+          present;
+        - ``events``; ``events_<status>`` for every status
+          (``events_open``, ``events_in_progress``, ``events_closed``) and
+          ``events_<category>`` for every category (``events_dispute`` ...),
+          known ones always, others when present;
+        - ``events_per_1000``: events per 1,000 residents (NaN without
+          residents);
+        - ``stations`` and ``stations_<kind>`` for every kind;
+        - ``workers``: grid workers of the unit and everything below it, and
+          ``households_per_worker`` (NaN without workers), when the grids
+          have a ``workers`` column;
+        - ``band``: ``under``, ``within`` or ``over`` the level's target band
+          of households (bounds included in ``within``), missing for levels
+          without a band.
+
+        ``attrs["unplaced"]`` counts, per layer, the points no unit holds
+        (``outside``) and the unusable ones (``invalid``).
+
+    See Also
+    --------
+    balance : how even the units of each level are.
+    gridgeo.assign : where each point lies.
+
+    Notes
+    -----
+    The layers a call does not give have no columns. See the module notes
+    for how partial levels and faulty plans are counted.
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> s = gridgeo.sample.load()
+    >>> f = gridgeo.stats.figures(s.grids, addresses=s.addresses, events=s.events,
+    ...                           stations=s.stations)
+    >>> town = f[f["level"] == "town"].iloc[0]
+    >>> int(town["households"]) == int(f.loc[f["level"] == "village", "households"].sum())
+    True
+    >>> f.loc[f["level"] == "grid2", "band"].value_counts().index.tolist()[:1]
+    ['within']
+    """
+    from gridgeo.assignment import AssignIndex
+
+    index = grids if isinstance(grids, AssignIndex) else AssignIndex(grids, scheme=scheme or DEFAULT_SCHEME)
+    bands = _checked_bands(DEFAULT_BANDS if bands is None else bands, index.scheme)
+    units = _unit_table(index)
+    tree = _UnitTree(index, units, index.scheme)
+    layers = {
+        "addresses": (addresses, _address_values),
+        "events": (events, _event_values),
+        "stations": (stations, _station_values),
+    }
+    columns, unplaced = {}, {}
+    for layer, (points, values) in layers.items():
+        if points is None:
+            continue
+        placed = _placed(points, index, layer)
+        unplaced[layer] = {s: int((placed["status"] == s).sum()) for s in ("outside", "invalid")}
+        columns.update(tree.totals(placed, values(points, layer), layer))
+    if "workers" in units.columns:
+        units["workers"] = tree.rolled_up(units["workers"].to_numpy())
+    out = units.join(pd.DataFrame(columns, index=units.index))
+    out = _with_rates(out, bands)
+    out.attrs["unplaced"] = unplaced
+    return out
+
+
+def _unit_table(index) -> gpd.GeoDataFrame:
+    grids = index.grids
+    keep = ["code", "name", "level", "parent"] + (["workers"] if "workers" in grids.columns else [])
+    units = grids[keep + [grids.geometry.name]].set_index("code")
+    if "workers" in units.columns:
+        units["workers"] = pd.to_numeric(units["workers"]).fillna(0).astype(np.int64)
+    return units
+
+
+def _placed(points, index, layer):
+    from gridgeo.assignment import assign
+
+    return assign(points, index, name=layer)
+
+
+class _UnitTree:
+    """Where each unit's counts come from: the units of full levels sum
+    their children at the next full level; partial-level units count their
+    own points."""
+
+    def __init__(self, index, units, scheme):
+        self.levels = index.levels
+        sizes = [len(index.codes[lv]) for lv in self.levels]
+        self.start = dict(zip(self.levels, np.cumsum([0] + sizes)))
+        self.full = [lv for lv in self.levels if scheme.level(lv).full]
+        self.partial = [lv for lv in self.levels if lv not in self.full]
+        self.codes = units.index
+        self.level = units["level"].to_numpy()
+        self.roll_up = self._ancestor_matrix(units)
+
+    def _ancestor_matrix(self, units):
+        """Sparse (unit x unit): 1 where the row is the column's unit or one
+        of its ancestors, for units of full levels; partial units only count
+        themselves."""
+        n = len(units)
+        position = pd.Series(np.arange(n), index=self.codes)
+        parent = position.reindex(units["parent"]).to_numpy()
+        parent = np.where(np.isin(self.level, self.full) & ~np.isnan(parent), parent, -1).astype(np.int64)
+        rows, cols = [np.arange(n)], [np.arange(n)]
+        current = parent.copy()
+        while (current >= 0).any():
+            live = np.flatnonzero(current >= 0)
+            rows.append(current[live])
+            cols.append(live)
+            current[live] = parent[current[live]]
+        rows, cols = np.concatenate(rows), np.concatenate(cols)
+        return sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+
+    def rolled_up(self, own):
+        """Per unit, its own value plus those of everything below it (full levels)."""
+        return np.rint(self.roll_up @ np.asarray(own, dtype=np.float64)).astype(np.int64)
+
+    def totals(self, placed, values, layer):
+        """{column: per-unit totals} of the per-point `values`."""
+        n = len(self.codes)
+        names = list(values)
+        matrix = np.column_stack([values[c] for c in names]).astype(np.float64)
+        deepest = self._deepest_full(placed)
+        direct = self._sum_into(deepest, matrix, n)
+        self._warn_gaps(direct, names, layer)
+        counted = self.roll_up @ direct
+        for lv in self.partial:
+            codes = placed[lv].cat.codes.to_numpy()
+            where = np.where(codes >= 0, self.start[lv] + codes, -1)
+            counted = counted + self._sum_into(where, matrix, n)
+        return {c: np.rint(counted[:, i]).astype(np.int64) for i, c in enumerate(names)}
+
+    def _deepest_full(self, placed):
+        deepest = np.full(len(placed), -1, dtype=np.int64)
+        for lv in self.full:
+            codes = placed[lv].cat.codes.to_numpy()
+            deepest = np.where(codes >= 0, self.start[lv] + codes, deepest)
+        return deepest
+
+    @staticmethod
+    def _sum_into(unit, matrix, n):
+        held = unit >= 0
+        spread = sparse.csr_matrix((np.ones(held.sum()), (unit[held], np.flatnonzero(held))),
+                                   shape=(n, len(unit)))
+        return np.asarray(spread @ matrix)
+
+    def _warn_gaps(self, direct, names, layer):
+        finest = self.full[-1] if self.full else None
+        above = ~np.isin(self.level, [finest]) & np.isin(self.level, self.full)
+        stuck = np.flatnonzero(above & (direct[:, names.index(layer)] > 0))
+        if len(stuck):
+            listed = ", ".join(f"{self.codes[i]} ({int(direct[i, names.index(layer)])})" for i in stuck[:10])
+            warnings.warn(
+                f"{layer}: points in {len(stuck)} unit(s) lie in none of their {finest} children, "
+                f"so there the parent exceeds the sum of its children: {listed}. The plan has gaps: "
+                "check it with gridgeo.validate", stacklevel=4)
+
+
+def _address_values(addresses, layer):
+    values = {layer: np.ones(len(addresses))}
+    for column in _ADDRESS_SUMS:
+        if column in addresses.columns:
+            values[column] = pd.to_numeric(addresses[column], errors="coerce").fillna(0).to_numpy()
+    return values
+
+
+def _event_values(events, layer):
+    values = {layer: np.ones(len(events))}
+    values.update(_one_hot(events, "status", EVENT_STATUSES, layer))
+    values.update(_one_hot(events, "category", EVENT_CATEGORIES, layer))
+    return values
+
+
+def _station_values(stations, layer):
+    values = {layer: np.ones(len(stations))}
+    values.update(_one_hot(stations, "kind", STATION_KINDS, layer))
+    return values
+
+
+def _one_hot(frame, column, known, layer):
+    """{f"{layer}_{value}": 0/1 per row} for every known value and any other present."""
+    if column not in frame.columns:
+        return {}
+    values = frame[column].astype("str").to_numpy()
+    present = [v for v in pd.unique(values) if isinstance(v, str) and v not in known]
+    return {f"{layer}_{v}": (values == v).astype(np.float64) for v in [*known, *sorted(present)]}
+
+
+def _with_rates(out, bands):
+    if "events" in out.columns and "population" in out.columns:
+        residents = out["population"].where(out["population"] > 0)
+        out["events_per_1000"] = out["events"] / residents * 1000
+    if "workers" in out.columns and "households" in out.columns:
+        out["households_per_worker"] = out["households"] / out["workers"].where(out["workers"] > 0)
+    if "households" in out.columns:
+        out["band"] = _band(out["households"], out["level"], bands)
+    return out
+
+
+def _checked_bands(bands, scheme):
+    unknown = [lv for lv in bands if lv not in scheme.names]
+    if unknown:
+        raise KeyError(f"bands given for unknown level(s) {unknown}: the levels are {list(scheme.names)}")
+    for lv, (low, high) in bands.items():
+        if not low <= high:
+            raise ValueError(f"the band of {lv} should be (low, high) with low <= high, got {(low, high)}")
+    return dict(bands)
+
+
+def _band(values, level, bands):
+    """under / within / over each level's (low, high) band, bounds within;
+    missing for levels without a band."""
+    low = level.map({lv: b[0] for lv, b in bands.items()}).astype(float).to_numpy()
+    high = level.map({lv: b[1] for lv, b in bands.items()}).astype(float).to_numpy()
+    values = np.asarray(values, dtype=float)
+    code = np.select([values < low, values > high, values >= low], [0, 2, 1], default=-1)
+    return pd.Categorical.from_codes(code, categories=list(BANDS))
+
+
+def balance(figures, *, of="households", bands=None, within=None,
+            scheme: CodeScheme = DEFAULT_SCHEME) -> pd.DataFrame:
+    """How even the units of each level are: the planner's balance sheet.
+
+    Parameters
+    ----------
+    figures : DataFrame
+        The result of :func:`figures`.
+    of : str, default "households"
+        The figure to summarise (``households``, ``population``,
+        ``events`` ...).
+    bands : dict of str to (low, high), optional
+        Target band of `of` per level (default :data:`DEFAULT_BANDS` when
+        `of` is households, else none).
+    within : str, optional
+        A level (``"town"``) to summarise the levels below it separately
+        inside each of its units, e.g. the grids of every town.
+    scheme : CodeScheme
+        The levels and code widths.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by ``level`` (and, with `within`, the code of the enclosing
+        unit, in an index level named after it), levels top first, with
+        ``count`` (of units), ``total``, ``min``, ``median``, ``max``, ``mean``, ``cv``
+        (coefficient of variation: population standard deviation over the
+        mean); for levels with a band ``band_low``, ``band_high``,
+        ``under``, ``within``, ``over`` (units below, inside (bounds
+        included) and above it) and ``share_within``; with staffing (a
+        ``workers`` column) ``workers`` and the ``min``, ``median`` and
+        ``max`` of ``households_per_worker``.
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> s = gridgeo.sample.load()
+    >>> f = gridgeo.stats.figures(s.grids, addresses=s.addresses)
+    >>> b = gridgeo.stats.balance(f)
+    >>> row = b.loc["grid2"]
+    >>> int(row["count"]) == int(row["under"] + row["within"] + row["over"]) == 128
+    True
+    """
+    if of not in figures.columns:
+        raise KeyError(f"figures have no column {of!r}: compute them with the layer it comes from "
+                       f"(they have {[c for c in figures.columns if c != 'geometry']})")
+    bands = _checked_bands((DEFAULT_BANDS if of == "households" else {}) if bands is None else bands, scheme)
+    table = pd.DataFrame({"level": figures["level"].to_numpy(), "value": figures[of].to_numpy(float)},
+                         index=figures.index)
+    if "households_per_worker" in figures.columns:
+        table["workers"] = figures["workers"].to_numpy()
+        table["per_worker"] = figures["households_per_worker"].to_numpy()
+    keys = ["level"]
+    if within is not None:
+        below = table["level"].map(scheme.index) > scheme.index(within)
+        table = table[below.to_numpy()]
+        table[within] = table.index.str[:scheme.width(within)]
+        keys.append(within)
+    groups = table.groupby(keys, sort=False)
+    out = pd.DataFrame({
+        "count": groups.size(),
+        "total": groups["value"].sum(),
+        "min": groups["value"].min(),
+        "median": groups["value"].median(),
+        "max": groups["value"].max(),
+        "mean": groups["value"].mean(),
+    })
+    out["cv"] = groups["value"].std(ddof=0) / out["mean"].where(out["mean"] > 0)
+    if bands:
+        out = out.join(_band_counts(table, keys, bands))
+    if "per_worker" in table.columns:
+        out["workers"] = groups["workers"].sum()
+        for stat in ("min", "median", "max"):
+            out[f"households_per_worker_{stat}"] = groups["per_worker"].agg(stat)
+    order = {lv: i for i, lv in enumerate(scheme.names)}
+    return out.sort_index(key=lambda c: c.map(order) if c.name == "level" else c)
+
+
+def _band_counts(table, keys, bands):
+    """Per group of a level with a band: its bounds and the units under, within, over it."""
+    banded = table[table["level"].isin(list(bands)).to_numpy()]
+    band = pd.Series(_band(banded["value"], banded["level"], bands), index=banded.index)
+    counts = pd.get_dummies(band).astype(np.int64).groupby([banded[k] for k in keys], sort=False).sum()
+    counts.columns = list(BANDS)
+    counts["share_within"] = counts["within"] / counts.sum(axis=1)
+    level = counts.index.get_level_values("level")
+    counts.insert(0, "band_high", level.map(lambda lv: bands[lv][1]).to_numpy(dtype=float))
+    counts.insert(0, "band_low", level.map(lambda lv: bands[lv][0]).to_numpy(dtype=float))
+    return counts
