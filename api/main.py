@@ -1,17 +1,41 @@
-"""The app factory: settings in, a FastAPI application out."""
+"""The app factory: settings in, a FastAPI application out.
+
+The whole service is assembled here: the services the endpoints share
+(the store, API keys, caches of derived data), middleware (request log with
+timings, body limit, CORS, compression), the routers, and the mapping of
+domain errors to problem responses.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
 from contextlib import asynccontextmanager
-from pathlib import Path
 
-import pyogrio
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse
 
 import gridgeo
+import gridgeo.store
+from api import problems
+from api.routes import analysis, features, figures, tiles
+from api.services import Services
 from api.settings import Settings
+from gridgeo.crs import CRSError
+from gridgeo.schema import SchemaError
+
+log = logging.getLogger("gridgeo.api")
+
+DOMAIN_ERRORS = {
+    gridgeo.store.NotFound: 404,
+    gridgeo.store.StaleEditError: 409,
+    gridgeo.store.ConflictError: 409,
+    gridgeo.store.PlanStateError: 409,
+    gridgeo.store.PublishError: 422,
+    SchemaError: 422,
+    CRSError: 400,
+}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -19,14 +43,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     Examples
     --------
-    >>> app = create_app(Settings(store="data/gridgeo.gpkg"))
+    >>> app = create_app(Settings(store="data/gridgeo.gpkg"))   # doctest: +SKIP
     """
     settings = settings or Settings()
+    services = Services(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.settings = settings
         yield
+        services.close()
 
     app = FastAPI(
         title=settings.title,
@@ -34,60 +59,98 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=gridgeo.__version__,
         lifespan=lifespan,
     )
+    app.state.services = services
     app.state.settings = settings
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body)
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"])
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["X-API-Key", "Authorization", "Content-Type", "If-None-Match"])
+    app.add_middleware(RequestLog)
+    problems.install(app, DOMAIN_ERRORS)
 
-    @app.get("/health", tags=["service"], summary="Liveness and what the service holds")
+    @app.get("/health", tags=["service"], summary="Liveness, and the version of the data")
     def health():
-        return {"status": "ok", "version": gridgeo.__version__, "store": _store_name(settings.store)}
+        return {"status": "ok", "version": gridgeo.__version__, "store": services.store.url,
+                "data_version": services.version}
 
-    @app.get("/", tags=["service"], summary="Landing page: what the service holds")
+    @app.get("/", tags=["service"], summary="Landing page: what the service holds and where")
     def landing(request: Request):
-        layers = _layers(settings.store)
+        base = str(request.base_url).rstrip("/")
         body = {
             "title": settings.title,
             "description": settings.description,
-            "layers": layers,
             "links": [
-                {"rel": "self", "href": str(request.url), "type": "application/json"},
-                {"rel": "service-desc", "href": str(request.url_for("openapi")), "type": "application/vnd.oai.openapi+json;version=3.0"},
-                {"rel": "service-doc", "href": str(request.url_for("swagger_ui_html")), "type": "text/html"},
+                {"rel": "self", "href": f"{base}/", "type": "application/json", "title": "this document"},
+                {"rel": "service-desc", "href": f"{base}/openapi.json",
+                 "type": "application/vnd.oai.openapi+json;version=3.0", "title": "the API definition"},
+                {"rel": "service-doc", "href": f"{base}/docs", "type": "text/html", "title": "the API documentation"},
+                {"rel": "conformance", "href": f"{base}/conformance", "type": "application/json",
+                 "title": "OGC conformance classes"},
+                {"rel": "data", "href": f"{base}/collections", "type": "application/json", "title": "collections"},
             ],
+            "layers": [{"name": name, "features": n} for name, n in services.store.counts().items()
+                       if name in features.COLLECTIONS],
         }
         if "text/html" in request.headers.get("accept", "") or request.query_params.get("f") == "html":
             return HTMLResponse(_landing_html(body))
         return JSONResponse(body)
 
+    app.include_router(features.router())
+    app.include_router(tiles.router())
+    app.include_router(figures.router())
+    app.include_router(analysis.router())
     return app
 
 
-def _store_name(store: str) -> str:
-    # never show credentials of a database URL
-    if "://" in store and "@" in store:
-        scheme, rest = store.split("://", 1)
-        return f"{scheme}://…@{rest.split('@', 1)[1]}"
-    return store
+class RequestLog:
+    """Log every request with its status and time (pure ASGI: cheap on the tile path)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start = time.perf_counter()
+        status = {"code": 500}
+
+        async def _send(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, _send)
+        finally:
+            ms = (time.perf_counter() - start) * 1000
+            log.info("%s %s %d %.1fms", scope["method"], scope["path"], status["code"], ms)
 
 
-def _layers(store: str) -> list[dict]:
-    path = Path(store)
-    if not path.exists():
-        return []
-    out = []
-    for name, geometry_type in pyogrio.list_layers(path):
-        info = pyogrio.read_info(path, layer=name)
-        out.append({"name": str(name), "geometry_type": str(geometry_type), "features": int(info["features"])})
-    return out
+class BodyLimit:
+    """Refuse request bodies over ``max_bytes`` with 413 before reading them."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+                response = problems.problem_response(413, "Payload Too Large",
+                                                     f"request bodies are limited to {self.max_bytes} bytes")
+                return await response(scope, receive, send)
+        return await self.app(scope, receive, send)
 
 
 def _landing_html(body: dict) -> str:
-    rows = "".join(
-        f"<tr><td>{layer['name']}</td><td>{layer['geometry_type']}</td><td>{layer['features']:,}</td></tr>"
-        for layer in body["layers"]
-    )
-    links = "".join(f'<li><a href="{link["href"]}">{link["rel"]}</a></li>' for link in body["links"])
-    return f"""<!doctype html><html lang="zh"><head><meta charset="utf-8"><title>{body['title']}</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em 1em;text-align:left}}</style></head>
-<body><h1>{body['title']}</h1><p>{body['description']}</p>
-<table><tr><th>layer</th><th>geometry</th><th>features</th></tr>{rows}</table><ul>{links}</ul></body></html>"""
+    from html import escape
+
+    rows = "".join(f"<tr><td>{escape(layer['name'])}</td><td>{layer['features']:,}</td></tr>"
+                   for layer in body["layers"])
+    links = "".join(f'<li><a href="{escape(link["href"])}">{escape(link["title"])}</a></li>'
+                    for link in body["links"])
+    return f"""<!doctype html><html lang="zh"><head><meta charset="utf-8"><title>{escape(body['title'])}</title>
+<style>body{{font-family:"Noto Sans CJK SC",sans-serif;margin:2em}}td,th{{padding:.2em 1em;text-align:left}}</style>
+</head><body><h1>{escape(body['title'])}</h1><p>{escape(body['description'])}</p>
+<table><tr><th>layer</th><th>features</th></tr>{rows}</table><ul>{links}</ul></body></html>"""

@@ -6,7 +6,16 @@ variable               meaning                                     default
 GRIDGEO_STORE          the store: a GeoPackage path or a           ``data/gridgeo.gpkg``
                        ``postgresql://`` URL
 GRIDGEO_TITLE          title of the landing page                   gridgeo
-GRIDGEO_CORS_ORIGINS   comma-separated origins allowed by CORS     (none)
+GRIDGEO_CORS_ORIGINS   origins allowed by CORS (JSON list)         (none)
+GRIDGEO_KEYS_FILE      API keys (digests only), see api.auth       (none: everyone is
+                                                                   anonymous)
+GRIDGEO_MAX_LIMIT      the largest ``limit`` of a features page    10000
+GRIDGEO_MAX_ASSIGN     the most points one POST /assign takes      100000
+GRIDGEO_MAX_BODY       the largest request body, in bytes          16 MiB
+GRIDGEO_TILE_CACHE     directory for rendered tiles                (memory only)
+GRIDGEO_BASEMAP        XYZ template of a basemap for the map page  (none)
+GRIDGEO_TIANDITU_KEY   天地图 key: the government basemap          (none)
+GRIDGEO_VERSION_TTL    seconds between checks of the data version  1.0
 =====================  ==========================================  =====================
 """
 
@@ -21,3 +30,14 @@ class Settings(BaseSettings):
     title: str = "gridgeo"
     description: str = "晋江网格化服务管理 · 一张图 — grids, stations, coverage and events"
     cors_origins: list[str] = Field(default_factory=list)
+    keys_file: str | None = None
+    max_limit: int = 10_000
+    default_limit: int = 100
+    max_assign: int = 100_000
+    max_body: int = 16 * 2**20
+    tile_cache: str | None = None
+    tile_cache_bytes: int = 256 * 2**20
+    basemap: str | None = None
+    basemap_attribution: str = ""
+    tianditu_key: str | None = None
+    version_ttl: float = 1.0

@@ -1,43 +1,273 @@
-"""The service: health and a landing page listing what the store holds."""
+"""The service in-process: OGC API Features, tiles, figures, coverage, assignment,
+roles, and problem responses. Every number is checked against the library."""
 
+import json
 import subprocess
 import sys
 
+import geopandas as gpd
+import mapbox_vector_tile
+import numpy as np
+import pandas as pd
 import pytest
-from fastapi.testclient import TestClient
+import shapely
 
-from api import Settings, create_app
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    path = tmp_path_factory.mktemp("store") / "gridgeo.gpkg"
-    subprocess.run([sys.executable, "-m", "gridgeo", "load", "sample_geojson", "--store", str(path)],
-                   check=True, capture_output=True)
-    return path
+import gridgeo
+from gridgeo import stats
 
 
-def test_health_and_landing(store, sample):
-    client = TestClient(create_app(Settings(store=str(store))))
+# --- the service itself ------------------------------------------------------------
+
+
+def test_health_and_landing(client, sample):
     assert client.get("/health").json()["status"] == "ok"
     body = client.get("/").json()
+    rels = {link["rel"] for link in body["links"]}
+    assert {"self", "service-desc", "service-doc", "conformance", "data"} <= rels
     layers = {layer["name"]: layer["features"] for layer in body["layers"]}
     assert layers["grid2"] == (sample.grids["level"] == "grid2").sum()
-    assert layers["addresses"] == len(sample.addresses)
     html = client.get("/", headers={"accept": "text/html"}).text
     assert "<table>" in html and "grid2" in html
 
 
-def test_load_if_missing_keeps_the_store(store):
-    before = store.read_bytes()
-    res = subprocess.run([sys.executable, "-m", "gridgeo", "load", "sample_geojson", "--store", str(store),
-                          "--if-missing"], capture_output=True, text=True, check=True)
-    assert "nothing to do" in res.stdout
-    assert store.read_bytes() == before
-
-
 def test_library_imports_without_the_web_framework():
-    code = ("import sys, gridgeo, gridgeo.schema, gridgeo.crs, gridgeo.io, gridgeo.sample, gridgeo.cli; "
-            "bad = [m for m in ('fastapi', 'starlette', 'uvicorn') if m in sys.modules]; "
-            "assert not bad, bad")
+    code = ("import sys, gridgeo, gridgeo.schema, gridgeo.crs, gridgeo.io, gridgeo.sample, gridgeo.cli, "
+            "gridgeo.assignment, gridgeo.stats, gridgeo.validation, gridgeo.store, gridgeo.tiles, "
+            "gridgeo.coverage, gridgeo.network; "
+            "bad = [m for m in ('fastapi', 'starlette', 'uvicorn') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- OGC API Features ----------------------------------------------------------------
+
+
+def test_conformance_and_collections(client):
+    conf = client.get("/conformance").json()["conformsTo"]
+    assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in conf
+    ids = [c["id"] for c in client.get("/collections").json()["collections"]]
+    assert ids == ["town", "village", "grid1", "grid2", "grid3", "stations", "roads"]
+    grid2 = client.get("/collections/grid2").json()
+    assert {link["rel"] for link in grid2["links"]} >= {"self", "items"}
+    west, south, east, north = grid2["extent"]["spatial"]["bbox"][0]
+    assert 118.3 < west < east < 118.6 and 24.7 < south < north < 24.9
+
+
+def test_items_page_through_every_feature(client, sample):
+    expected = set(sample.grids.loc[sample.grids["level"] == "grid2", "code"])
+    seen, url = [], "/collections/grid2/items?limit=50"
+    while url:
+        page = client.get(url).json()
+        assert page["numberMatched"] == len(expected)
+        assert page["numberReturned"] == len(page["features"]) <= 50
+        seen += [f["id"] for f in page["features"]]
+        url = next((link["href"] for link in page["links"] if link["rel"] == "next"), None)
+    assert len(seen) == len(set(seen)) and set(seen) == expected
+
+
+def test_items_geometry_and_properties_match_the_sample(client, sample):
+    code = sample.grids.loc[sample.grids["level"] == "grid2", "code"].iloc[5]
+    feature = client.get(f"/collections/grid2/items/{code}").json()
+    source = sample.grids.set_index("code").loc[code]
+    assert feature["properties"]["name"] == source["name"]
+    served = shapely.geometry.shape(feature["geometry"])
+    assert shapely.symmetric_difference(served, source.geometry).area < 1e-12
+    assert client.get("/collections/grid2/items/nonexistent").status_code == 404
+
+
+def test_filters_and_bbox_against_an_independent_query(client, sample):
+    g = sample.grids
+    parent = g.loc[g["level"] == "grid1", "code"].iloc[3]
+    body = client.get(f"/collections/grid2/items?parent={parent}&limit=1000").json()
+    assert {f["id"] for f in body["features"]} == set(g.loc[g["parent"] == parent, "code"])
+    box = (118.45, 24.78, 118.47, 24.80)
+    body = client.get("/collections/grid2/items?limit=1000&bbox=" + ",".join(map(str, box))).json()
+    grid2 = g[g["level"] == "grid2"]
+    assert {f["id"] for f in body["features"]} == set(grid2.loc[grid2.intersects(shapely.box(*box)), "code"])
+    kinds = client.get("/collections/stations/items?kind=grid2_station&limit=1000").json()
+    assert kinds["numberMatched"] == (sample.stations["kind"] == "grid2_station").sum()
+
+
+@pytest.mark.parametrize("crs, expected", [
+    ("http://www.opengis.net/def/crs/EPSG/0/4490", lambda lon, lat: (lat, lon)),
+    ("gcj02", lambda lon, lat: tuple(float(v) for v in gridgeo.crs.wgs84_to_gcj02(lon, lat))),
+])
+def test_output_crs(client, sample, crs, expected):
+    station = sample.stations.iloc[0]
+    body = client.get(f"/collections/stations/items/{station['station_id']}", params={"crs": crs})
+    assert body.status_code == 200
+    got = body.json()["geometry"]["coordinates"]
+    want = expected(station.geometry.x, station.geometry.y)
+    assert np.allclose(got, want, atol=2e-7)
+    assert body.headers["content-crs"].strip("<>") == crs
+
+
+@pytest.mark.parametrize("url, status", [
+    ("/collections/grid2/items?limit=0", 400),
+    ("/collections/grid2/items?limit=abc", 400),
+    ("/collections/grid2/items?bbox=1,2,3", 400),
+    ("/collections/grid2/items?bbox=3,2,1,0", 400),
+    ("/collections/grid2/items?crs=EPSG:3857", 400),
+    ("/collections/grid2/items?kind=x", 400),
+    ("/collections/nowhere/items", 404),
+    ("/stats/grid9", 404),
+    ("/stats/grid2/breaks?field=name", 400),
+    ("/tiles/grid2/30/0/0.mvt", 404),
+    ("/tiles/grid2/3/9/0.mvt", 404),
+    ("/coverage?minutes=7", 400),
+])
+def test_bad_parameters_get_a_problem_not_a_500(client, url, status):
+    r = client.get(url)
+    assert r.status_code == status
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["status"] == status and r.json()["detail"]
+
+
+def test_limit_is_capped(client):
+    from api.settings import Settings
+
+    r = client.get("/collections/roads/items", params={"limit": 10**6})
+    assert r.status_code == 200 and r.json()["numberReturned"] == min(Settings().max_limit, 10**6,
+                                                                        r.json()["numberMatched"])
+
+
+# --- roles and personal data --------------------------------------------------------------
+
+
+def test_address_level_collections_need_a_role(client, api_keys, sample):
+    for collection in ("addresses", "events"):
+        r = client.get(f"/collections/{collection}/items")
+        assert r.status_code == 401 and "viewer" in r.json()["detail"]
+        assert "addr_id" not in r.text and "event_id" not in r.text
+    r = client.get("/collections/addresses/items?limit=5", headers={"X-API-Key": api_keys["viewer"]})
+    assert r.status_code == 200 and r.json()["numberMatched"] == len(sample.addresses)
+    listed = [c["id"] for c in client.get("/collections", headers={"X-API-Key": api_keys["viewer"]}).json()
+              ["collections"]]
+    assert "addresses" in listed and "events" in listed
+    assert client.get("/collections/events/items", headers={"Authorization": "Bearer wrong"}).status_code == 401
+
+
+# --- figures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def library_figures(sample):
+    return stats.figures(sample.grids, addresses=sample.addresses, events=sample.events, stations=sample.stations)
+
+
+def test_stats_per_level_equal_the_library(client, library_figures):
+    body = client.get("/stats/grid2").json()
+    served = pd.DataFrame(body["units"]).set_index("code")
+    lib = library_figures[library_figures["level"] == "grid2"]
+    assert body["count"] == len(lib)
+    for col in ("households", "population", "events", "stations"):
+        assert (served[col].astype(int) == lib[col].astype(int).reindex(served.index)).all(), col
+    assert "addr_id" not in json.dumps(body) and "address" not in served.columns
+
+
+def test_unit_drill_down(client, sample, library_figures):
+    grid2 = sample.grids[sample.grids["level"] == "grid2"].iloc[10]
+    body = client.get(f"/stats/unit/{grid2['parent']}").json()
+    assert [c["level"] for c in body["chain"]] == ["town", "village"]
+    assert {c["code"] for c in body["children"]} == set(sample.grids.loc[sample.grids["parent"] == grid2["parent"],
+                                                                         "code"])
+    assert body["figures"]["households"] == int(library_figures.loc[grid2["parent"], "households"])
+    assert sum(c["households"] for c in body["children"]) == body["figures"]["households"]
+    assert client.get("/stats/unit/123").status_code == 404
+
+
+def test_class_breaks_are_mapclassify(client, library_figures):
+    import mapclassify
+
+    body = client.get("/stats/grid2/breaks?field=households&k=5&scheme=natural_breaks").json()
+    values = library_figures.loc[library_figures["level"] == "grid2", "households"].to_numpy(float)
+    assert body["bins"][-1] == values.max()
+    assert sum(body["counts"]) == len(values)
+    q = client.get("/stats/grid2/breaks?field=households&k=4").json()
+    assert np.allclose(q["bins"], mapclassify.Quantiles(values, k=4).bins)
+
+
+def test_search_by_chinese_name_and_code(client, sample):
+    village = sample.grids[sample.grids["level"] == "village"].iloc[0]
+    found = client.get("/search", params={"q": village["name"]}).json()["results"]
+    assert found[0]["code"] == village["code"]
+    by_code = client.get("/search", params={"q": village["code"]}).json()["results"]
+    assert by_code[0]["code"] == village["code"] and all(r["code"].startswith(village["code"]) for r in by_code)
+
+
+def test_event_heat_is_an_aggregate(client, sample):
+    body = client.get("/events/heat", params={"category": "fire", "from": "2025-03-01", "to": "2025-04-01"}).json()
+    ev = sample.events
+    chosen = ev[(ev["category"] == "fire") & (ev["reported_at"] >= "2025-03-01") & (ev["reported_at"] < "2025-04-01")]
+    assert sum(c[2] for c in body["cells"]) == len(chosen)
+    assert set(body) == {"cell_m", "cells", "max"}
+
+
+# --- tiles -----------------------------------------------------------------------------------------
+
+
+def test_tiles_decode_to_the_grids(client, sample):
+    import morecantile
+
+    tj = client.get("/tiles/grid2.json").json()
+    assert tj["tilejson"] == "3.0.0" and tj["vector_layers"][0]["id"] == "grid2"
+    assert "households" in tj["vector_layers"][0]["fields"]
+    grid2 = sample.grids[sample.grids["level"] == "grid2"]
+    centre = grid2.geometry.iloc[0].representative_point()
+    tile = morecantile.tms.get("WebMercatorQuad").tile(centre.x, centre.y, 14)
+    r = client.get(f"/tiles/grid2/{tile.z}/{tile.x}/{tile.y}.mvt")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/vnd.mapbox-vector-tile"
+    decoded = mapbox_vector_tile.decode(r.content)["grid2"]["features"]
+    codes = {f["properties"]["code"] for f in decoded}
+    bounds = morecantile.tms.get("WebMercatorQuad").bounds(tile)
+    assert codes == set(grid2.loc[grid2.intersects(shapely.box(*bounds)), "code"])
+    assert client.get(f"/tiles/grid2/{tile.z}/{tile.x}/{tile.y}.mvt",
+                      headers={"If-None-Match": r.headers["etag"]}).status_code == 304
+    assert client.get("/tiles/grid2/12/0/0.mvt").status_code == 204
+
+
+def test_event_tiles_carry_counts_only(client):
+    import morecantile
+
+    tj = client.get("/tiles/events.json").json()
+    fields = tj["vector_layers"][0]["fields"]
+    assert "events" in fields and not {"event_id", "reported_at", "status"} & set(fields)
+
+
+# --- coverage and assignment ------------------------------------------------------------------------------
+
+
+def test_coverage_per_unit_matches_the_library(client, sample):
+    from gridgeo import coverage, network
+
+    body = client.get("/coverage?minutes=15&level=village").json()
+    net = network.build(sample.roads, metric=gridgeo.crs.metric_crs(sample.grids))
+    cov = coverage.nearest_station(sample.addresses, sample.stations, net)
+    lib = coverage.per_grid(cov, sample.grids, stations=sample.stations, levels=["village"]).set_index("code")
+    served = pd.DataFrame(body["units"]).set_index("code")
+    assert (served["households_15min"] == lib.loc[served.index, "households_15min"]).all()
+    assert all(f["properties"]["addresses"] >= 3 for f in body["uncovered"]["features"])
+
+
+def test_service_areas(client, sample):
+    body = client.get("/coverage/areas", params={"minutes": 5, "kind": "grid2_station"}).json()
+    ids = {f["properties"]["station_id"] for f in body["features"]}
+    assert ids <= set(sample.stations.loc[sample.stations["kind"] == "grid2_station", "station_id"])
+    assert len(ids) > 0.9 * (sample.stations["kind"] == "grid2_station").sum()
+
+
+def test_assign_batch_in_gcj02_equals_the_library(client, sample):
+    pts = sample.addresses.geometry.iloc[:300]
+    lon, lat = gridgeo.crs.wgs84_to_gcj02(pts.x.to_numpy(), pts.y.to_numpy())
+    body = client.post("/assign", json={"points": np.column_stack([lon, lat]).tolist(), "crs": "gcj02",
+                                        "ids": sample.addresses["addr_id"].iloc[:300].tolist()}).json()
+    lib = gridgeo.assign(gpd.GeoDataFrame(geometry=pts, crs=4490), sample.grids)
+    assert [r["grid2"] for r in body["results"]] == lib["grid2"].astype(object).tolist()
+    assert body["results"][0]["id"] == sample.addresses["addr_id"].iloc[0]
+
+
+def test_assign_refuses_a_batch_over_the_cap(client):
+    from api.settings import Settings
+
+    n = Settings().max_assign + 1
+    r = client.post("/assign", json={"points": [[118.47, 24.8]] * n})
+    assert r.status_code == 413 and r.headers["content-type"].startswith("application/problem+json")

@@ -208,6 +208,16 @@ class TileSet:
             self.cache.put(self._namespace, key, z, x, y, data)
         return data
 
+    def cached(self, z: int, x: int, y: int, *, layers=None) -> bytes | None:
+        """The tile if the cache already holds it, else None, without rendering.
+
+        An async server answers cache hits on its event loop and sends only
+        misses to a worker thread.
+        """
+        if self.cache is None:
+            return None
+        return self.cache.get(self._namespace, "+".join(self._names(layers)), int(z), int(x), int(y))
+
     def prepare(self, *, layers=None) -> "TileSet":
         """Simplify the chosen layers (default all) at every zoom of their range now.
 

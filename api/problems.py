@@ -1,0 +1,77 @@
+"""Errors as RFC 9457 problem details (``application/problem+json``).
+
+Every error the service returns has this shape, so clients (the pages, QGIS,
+other city systems) read one format, and nothing personal or internal leaks
+into a message: validation errors name the parameter, domain errors carry
+the library's own message, anything unexpected is a bare 500 with a request
+id that points into the log.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+log = logging.getLogger("gridgeo.api")
+
+PROBLEM = "application/problem+json"
+
+
+class Problem(Exception):
+    """An error with an HTTP status, raised by endpoints and mapped by the handlers."""
+
+    def __init__(self, status: int, title: str, detail: str | None = None, **extra):
+        super().__init__(detail or title)
+        self.status, self.title, self.detail, self.extra = status, title, detail, extra
+
+
+def problem_response(status: int, title: str, detail: str | None = None, *, instance: str | None = None,
+                     headers: dict | None = None, **extra) -> JSONResponse:
+    body = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    if instance:
+        body["instance"] = instance
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def install(app: FastAPI, domain_errors: dict[type[Exception], int] | None = None) -> None:
+    """Map errors to problem responses: ours, FastAPI's, and the library's."""
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem):
+        return problem_response(exc.status, exc.title, exc.detail, instance=request.url.path, **exc.extra)
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException):
+        title = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+                 413: "Payload Too Large"}.get(exc.status_code, "Error")
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        return problem_response(exc.status_code, title, detail, instance=request.url.path,
+                                headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        errors = [
+            {"parameter": ".".join(str(p) for p in err.get("loc", ())[1:]) or str(err.get("loc", [""])[0]),
+             "in": str(err.get("loc", ["query"])[0]), "message": err.get("msg", "")}
+            for err in exc.errors()
+        ]
+        detail = "; ".join(f"{e['parameter']}: {e['message']}" for e in errors)
+        return problem_response(400, "Bad Request", detail, instance=request.url.path, errors=errors)
+
+    for error_type, status in (domain_errors or {}).items():
+        def _handler(request: Request, exc: Exception, status=status):
+            return problem_response(status, type(exc).__name__, str(exc), instance=request.url.path)
+        app.add_exception_handler(error_type, _handler)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        request_id = request.headers.get("x-request-id") or hex(id(request))[2:]
+        log.exception("unexpected error %s on %s %s", request_id, request.method, request.url.path)
+        return problem_response(500, "Internal Server Error", f"see the service log, request {request_id}",
+                                instance=request.url.path)

@@ -1,0 +1,131 @@
+"""Coverage of stations and assignment of points, over HTTP.
+
+``/coverage`` gives the walking-distance coverage per unit of a level and
+the areas left out of a life circle; ``/coverage/areas`` the service areas
+(isochrones) of the stations; ``POST /assign`` places a batch of points in
+the published grids, in any coordinate system gridgeo knows.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import numpy as np
+import pandas as pd
+import shapely
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+import gridgeo
+from api import derived
+from api.auth import Principal, principal
+from api.problems import Problem
+from api.routes.figures import _check_level, _records
+from gridgeo.schema import DEFAULT_SCHEME, STATION_KINDS
+
+MIN_PUBLIC_ADDRESSES = 3
+"""An area left out of a circle is shown to anonymous callers only when it
+holds at least this many addresses (a lone house is not published)."""
+
+
+class AssignRequest(BaseModel):
+    """Points to place: ``[[lon, lat], ...]`` in ``crs``, with optional ids."""
+
+    points: list[list[float]] = Field(..., description="[[lon, lat], ...] (longitude first)",
+                                      examples=[[[118.47, 24.80], [118.45, 24.78]]])
+    ids: list[str] | None = Field(None, description="One id per point, echoed back")
+    crs: str = Field("wgs84", description="wgs84, cgcs2000, gcj02 (Amap, Tencent), bd09 (Baidu) or an EPSG code")
+    tolerance_m: float = Field(0.0, ge=0, le=1000, description="Snap points up to this far outside to a unit")
+
+
+def router() -> APIRouter:
+    r = APIRouter(tags=["analysis"])
+
+    @r.get("/coverage", summary="Walking-distance coverage per unit, and the areas left out")
+    def coverage(request: Request,
+                 minutes: Annotated[int, Query(description="The life circle: 5, 10 or 15")] = 15,
+                 level: str = "grid2",
+                 parent: Annotated[str | None, Query(description="Only the children of this unit")] = None,
+                 who: Principal = Depends(principal)):
+        services = request.app.state.services
+        _check_minutes(minutes)
+        _check_level(level)
+        per_unit = derived.coverage_per_unit(services)
+        if per_unit is None:
+            raise Problem(404, "Not Found", "coverage needs stations and addresses in the store")
+        table = per_unit[per_unit["level"] == level]
+        if parent:
+            table = table[table["parent"] == parent]
+        cols = ["code", "name", "level", "parent", "households", f"households_{minutes}min",
+                f"share_{minutes}min", "stations", "has_station", "farthest_m"]
+        units = _records(pd.DataFrame(table[[c for c in cols if c in table.columns]]))
+        areas = derived.uncovered(services, minutes)
+        if areas is not None and not who.has("viewer"):
+            areas = areas[areas["addresses"] >= MIN_PUBLIC_ADDRESSES]
+        return {"minutes": minutes, "level": level, "units": units,
+                "uncovered": _feature_collection(areas, ["addresses", "households", "population", "nearest_m"])}
+
+    @r.get("/coverage/areas", summary="Service areas (isochrones) of the stations for a life circle",
+           response_class=Response, responses={200: {"content": {"application/geo+json": {}}}})
+    def areas(request: Request,
+              minutes: Annotated[int, Query(description="The life circle: 5, 10 or 15")] = 15,
+              kind: Annotated[list[str] | None, Query(description="Station kinds (default all)")] = None):
+        _check_minutes(minutes)
+        unknown = sorted(set(kind or []) - set(STATION_KINDS))
+        if unknown:
+            raise Problem(400, "Bad Request", f"unknown station kinds {unknown}: use {list(STATION_KINDS)}")
+        found = derived.service_areas(request.app.state.services)
+        if found is None:
+            raise Problem(404, "Not Found", "service areas need stations and roads in the store")
+        chosen = found[(found["circle"] == minutes) & ~found.geometry.is_empty]
+        if kind:
+            chosen = chosen[chosen["kind"].isin(kind)]
+        body = _feature_collection(chosen, ["station_id", "name", "kind", "circle", "distance_m"])
+        return Response(json.dumps(body, ensure_ascii=False), media_type="application/geo+json")
+
+    @r.post("/assign", summary="Codes at every level for a batch of points")
+    def assign(body: AssignRequest, request: Request):
+        services = request.app.state.services
+        limit = services.settings.max_assign
+        if len(body.points) > limit:
+            raise Problem(413, "Payload Too Large", f"at most {limit} points per request, got {len(body.points)}")
+        if body.ids is not None and len(body.ids) != len(body.points):
+            raise Problem(400, "Bad Request", f"{len(body.ids)} ids for {len(body.points)} points")
+        bad = [i for i, p in enumerate(body.points) if len(p) != 2]
+        if bad:
+            raise Problem(400, "Bad Request", f"points must be [lon, lat] pairs; points {bad[:5]} are not")
+        xy = np.array(body.points, dtype=float).reshape(-1, 2)
+        frame = pd.DataFrame({"lon": xy[:, 0], "lat": xy[:, 1]})
+        try:
+            result = gridgeo.assign(frame, derived.index(services), crs=body.crs, lon="lon", lat="lat",
+                                    tolerance_m=body.tolerance_m, name="request body")
+        except gridgeo.crs.CRSError as exc:
+            raise Problem(400, "Bad Request", str(exc)) from None
+        levels = [lv for lv in DEFAULT_SCHEME.names if lv in result.columns]
+        out = []
+        for i, row in enumerate(result.astype(object).where(result.notna(), None).to_dict("records")):
+            item = {"id": body.ids[i] if body.ids else i, "status": row["status"]}
+            item.update({lv: row[lv] for lv in levels})
+            if row.get("reason"):
+                item["reason"] = row["reason"]
+            out.append(item)
+        return {"count": len(out), "levels": levels, "results": out}
+
+    return r
+
+
+def _check_minutes(minutes: int) -> None:
+    if minutes not in derived.COVERAGE_MINUTES:
+        raise Problem(400, "Bad Request", f"minutes must be one of {list(derived.COVERAGE_MINUTES)}, got {minutes}")
+
+
+def _feature_collection(frame, properties: list[str]) -> dict:
+    if frame is None or frame.empty:
+        return {"type": "FeatureCollection", "features": []}
+    geoms = shapely.transform(np.asarray(frame.geometry.array), lambda c: np.round(c, 6))
+    props = _records(pd.DataFrame(frame[[p for p in properties if p in frame.columns]]).reset_index(drop=True))
+    return {"type": "FeatureCollection",
+            "features": [{"type": "Feature", "geometry": json.loads(g), "properties": p}
+                         for g, p in zip(shapely.to_geojson(geoms), props)]}

@@ -1,0 +1,161 @@
+"""Figures per unit (public aggregates), drill-down, search, class breaks, event heat.
+
+Everything here is an aggregate over units or cells, so it is open to
+anonymous callers: no address, event or person appears in any answer.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from typing import Annotated, Literal
+
+import numpy as np
+import pandas as pd
+from fastapi import APIRouter, Query, Request
+
+from api import derived
+from api.problems import Problem
+from gridgeo import stats
+from gridgeo.schema import DEFAULT_SCHEME, EVENT_CATEGORIES, STATION_KINDS
+
+SCHEMES = {
+    "quantiles": "Quantiles",
+    "natural_breaks": "NaturalBreaks",
+    "fisher_jenks": "FisherJenks",
+    "equal_interval": "EqualInterval",
+}
+
+
+def router() -> APIRouter:
+    r = APIRouter(tags=["figures"])
+
+    @r.get("/stats/unit/{code}", summary="One unit: figures, parent chain (breadcrumbs) and children")
+    def unit(code: str, request: Request):
+        services = request.app.state.services
+        figures = derived.public_figures(services)
+        if code not in figures.index:
+            raise Problem(404, "Not Found", f"no unit with code {code!r}")
+        grids = derived.grids(services).set_index("code")
+        level = figures.at[code, "level"]
+        chain = [c for c in DEFAULT_SCHEME.chain(code)[:-1] if c in figures.index]
+        children = figures[figures["parent"] == code]
+        bounds = grids.geometry.loc[code].bounds
+        return {
+            "code": code,
+            "level": level,
+            "level_label": DEFAULT_SCHEME.level(level).label,
+            "bbox": [round(v, 7) for v in bounds],
+            "figures": _records(figures.loc[[code]])[0],
+            "chain": [{"code": c, "name": figures.at[c, "name"], "level": figures.at[c, "level"]} for c in chain],
+            "children": _records(children),
+            "child_level": DEFAULT_SCHEME.child_level(level),
+        }
+
+    @r.get("/stats/{level}", summary="Figures of every unit of a level")
+    def level_figures(level: str, request: Request,
+                      parent: Annotated[str | None, Query(description="Only the children of this unit")] = None):
+        figures = derived.public_figures(request.app.state.services)
+        _check_level(level)
+        chosen = figures[figures["level"] == level]
+        if parent:
+            chosen = chosen[chosen["parent"] == parent]
+        return {"level": level, "count": len(chosen), "units": _records(chosen)}
+
+    @r.get("/stats/{level}/breaks", summary="Class breaks of a figure (mapclassify), for a choropleth")
+    def breaks(level: str, request: Request,
+               field: Annotated[str, Query(description="A numeric figure, e.g. households")] = "households",
+               k: Annotated[int, Query(ge=2, le=9)] = 5,
+               scheme: Literal["quantiles", "natural_breaks", "fisher_jenks", "equal_interval"] = "quantiles"):
+        import mapclassify
+
+        figures = derived.public_figures(request.app.state.services)
+        _check_level(level)
+        if field not in figures.columns or not pd.api.types.is_numeric_dtype(figures[field]):
+            numeric = [c for c in figures.columns if pd.api.types.is_numeric_dtype(figures[c])]
+            raise Problem(400, "Bad Request", f"{field!r} is not a numeric figure: use one of {numeric}")
+        values = pd.to_numeric(figures.loc[figures["level"] == level, field], errors="coerce").dropna()
+        values = values[np.isfinite(values.to_numpy(dtype=float))]
+        if values.empty:
+            return {"level": level, "field": field, "scheme": scheme, "bins": [], "counts": []}
+        k = min(k, int(values.nunique()))
+        if k < 2:
+            return {"level": level, "field": field, "scheme": scheme, "min": float(values.min()),
+                    "bins": [float(values.max())], "counts": [len(values)]}
+        classifier = getattr(mapclassify, SCHEMES[scheme])(values.to_numpy(dtype=float), k=k)
+        return {"level": level, "field": field, "scheme": scheme, "min": float(values.min()),
+                "bins": [float(b) for b in classifier.bins], "counts": [int(c) for c in classifier.counts]}
+
+    @r.get("/stats/{level}/balance", summary="How even the units of a level are (households)")
+    def level_balance(level: str, request: Request):
+        _check_level(level)
+        f = derived.figures(request.app.state.services)
+        table = stats.balance(f)
+        if level not in table.index:
+            raise Problem(404, "Not Found", f"no figures for level {level!r}")
+        return _records(table.loc[[level]].reset_index())[0]
+
+    @r.get("/search", summary="Find units by code or name (Chinese or pinyin-free substring)")
+    def search(request: Request, q: Annotated[str, Query(min_length=1, max_length=64)],
+               limit: Annotated[int, Query(ge=1, le=100)] = 20):
+        figures = derived.public_figures(request.app.state.services)
+        text = q.strip()
+        by_code = figures.index.str.startswith(text)
+        by_name = figures["name"].str.contains(text, regex=False, na=False)
+        found = figures[by_code | by_name]
+        order = np.lexsort((found.index.to_numpy(), [DEFAULT_SCHEME.index(lv) for lv in found["level"]],
+                            ~found["name"].eq(text).to_numpy()))
+        found = found.iloc[order].head(limit)
+        return {"query": q, "results": [{"code": c, "name": n, "level": lv, "parent": p}
+                                        for c, n, lv, p in zip(found.index, found["name"], found["level"],
+                                                               found["parent"])]}
+
+    @r.get("/events/heat", summary="Event counts on a square grid of cells (an aggregate heat map)")
+    def events_heat(request: Request,
+                    category: Annotated[list[str] | None, Query(description="Event categories")] = None,
+                    start: Annotated[date | None, Query(alias="from", description="First day (inclusive)")] = None,
+                    end: Annotated[date | None, Query(alias="to", description="Last day (exclusive)")] = None,
+                    cell: Annotated[float, Query(ge=50, le=2000, description="Cell size in metres")] = 100.0):
+        unknown = sorted(set(category or []) - set(EVENT_CATEGORIES))
+        if unknown:
+            raise Problem(400, "Bad Request", f"unknown categories {unknown}: use {list(EVENT_CATEGORIES)}")
+        cells = derived.events_heat(request.app.state.services, category=category, start=start, end=end,
+                                    cell_m=cell)
+        return {"cell_m": cell, "cells": cells, "max": max((c[2] for c in cells), default=0)}
+
+    @r.get("/vocabulary", summary="Levels, station kinds and event categories with their labels")
+    def vocabulary():
+        return {
+            "levels": [{"name": lv.name, "label": lv.label, "label_en": lv.label_en, "full": lv.full}
+                       for lv in DEFAULT_SCHEME.levels],
+            "station_kinds": {k: {"label": v[0], "label_en": v[1]} for k, v in STATION_KINDS.items()},
+            "event_categories": {k: {"label": v[0], "label_en": v[1]} for k, v in EVENT_CATEGORIES.items()},
+        }
+
+    return r
+
+
+def _check_level(level: str) -> None:
+    if level not in DEFAULT_SCHEME.names:
+        raise Problem(404, "Not Found", f"no level {level!r}: use one of {list(DEFAULT_SCHEME.names)}")
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """JSON-ready rows: numpy scalars to Python, NaN and NA to None."""
+    frame = frame.reset_index() if frame.index.name == "code" else frame
+    out = []
+    for row in frame.to_dict("records"):
+        clean = {}
+        for key, value in row.items():
+            if value is None or value is pd.NA or value is pd.NaT:
+                clean[key] = None
+            elif isinstance(value, (np.integer,)):
+                clean[key] = int(value)
+            elif isinstance(value, (float, np.floating)):
+                clean[key] = None if math.isnan(value) or math.isinf(value) else round(float(value), 4)
+            elif isinstance(value, np.bool_):
+                clean[key] = bool(value)
+            else:
+                clean[key] = value
+        out.append(clean)
+    return out

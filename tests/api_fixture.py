@@ -1,0 +1,105 @@
+"""The service on the sample: a GeoPackage store, API keys, an in-process client
+and a real uvicorn on 127.0.0.1 for independent clients (GDAL, a browser)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+import gridgeo.sample
+import gridgeo.store
+
+
+@pytest.fixture(scope="session")
+def sample_store(tmp_path_factory, sample) -> Path:
+    """A GeoPackage store holding the sample (tests must not change it)."""
+    path = tmp_path_factory.mktemp("api-store") / "gridgeo.gpkg"
+    with gridgeo.store.open(path, create=True) as store:
+        store.load({"grids": sample.grids, "stations": sample.stations, "addresses": sample.addresses,
+                    "events": sample.events, "roads": sample.roads}, author="tests", progress=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def api_keys(tmp_path_factory) -> dict:
+    """A keys file with one key per role: {'file': path, 'viewer': key, ...}."""
+    from api.auth import KeyStore
+
+    path = tmp_path_factory.mktemp("keys") / "keys.json"
+    keys = KeyStore(path)
+    out = {"file": str(path)}
+    for name, role in (("领导", "viewer"), ("网格办张三", "planner"), ("管理员", "admin")):
+        out[role] = keys.add(name, role)
+    return out
+
+
+@pytest.fixture(scope="session")
+def api_settings(sample_store, api_keys):
+    from api import Settings
+
+    return Settings(store=str(sample_store), keys_file=api_keys["file"])
+
+
+@pytest.fixture(scope="session")
+def client(api_settings):
+    from fastapi.testclient import TestClient
+
+    from api import create_app
+
+    with TestClient(create_app(api_settings), raise_server_exceptions=False) as c:
+        yield c
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``gridgeo serve`` in a child process on a free loopback port."""
+
+    def __init__(self, store: str, env: dict | None = None, warm: tuple[str, ...] = ("/stats/grid2",)):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        environ = {**os.environ, **(env or {})}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gridgeo", "serve", "--store", store, "--port", str(self.port)],
+            env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gridgeo serve exited: {self.proc.stdout.read()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            self.stop()
+            raise RuntimeError("gridgeo serve did not answer /health within 60 s")
+        for path in warm:  # build the derived data before clients with short timeouts arrive
+            httpx.get(self.url + path, timeout=300)
+
+    def stop(self) -> str:
+        self.proc.terminate()
+        try:
+            out, _ = self.proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+        return out or ""
+
+
+@pytest.fixture(scope="session")
+def server(sample_store, api_keys):
+    s = Server(str(sample_store), env={"GRIDGEO_KEYS_FILE": api_keys["file"]})
+    yield s
+    s.stop()
