@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import geopandas as gpd
 import numpy as np
@@ -176,6 +176,7 @@ LOG_COLUMNS = ("step", "kind", "code", "level", "parent", "area_gained_m2", "are
 
 _AREA_EPS = 0.01    # m²: smaller overlaps and gaps are floating-point noise of overlays
 _LENGTH_EPS = 1e-3  # m: closer vertices are duplicates; shorter edges are noise
+_NEAR = 0.01        # m: neighbours' edges closer than this but not identical do not match
 _EMPTY = shapely.Polygon()
 _POLYGON, _MULTIPOLYGON = 3, 6
 _TYPE_NAMES = np.array(["Point", "LineString", "LinearRing", "Polygon", "MultiPoint",
@@ -263,7 +264,10 @@ def validate(grids, *, levels=None, gap_width=2.0, sliver_area=100.0, tolerance=
     -----
     The rules at the edges: a unit exactly on its parent's boundary is
     inside; overlaps and gaps smaller than 0.01 m² are floating-point noise
-    and ignored; vertices closer than 1 mm are duplicates. A unit whose
+    and ignored; vertices closer than 1 mm are duplicates; edges of
+    neighbours that are not identical but cross or run closer than 1 cm are
+    ``edge_mismatch`` (the rest of a coverage-invalid edge already shows as an
+    overlap or gap). A unit whose
     parent is not in the frame is checked against its siblings only (gaps
     enclosed by them), so one village's grids can be checked alone. A unit
     lying mostly (> 50 %) in another parent is reported ``wrong_parent``, not
@@ -292,7 +296,7 @@ def validate(grids, *, levels=None, gap_width=2.0, sliver_area=100.0, tolerance=
                                tolerance=tolerance, compactness=compactness)
     run = _Run(_Hierarchy.build(frame, scheme, _levels_to_check(frame, levels, scheme)), options)
     steps = (_code_problems, _geometry_problems, _shape_problems, _overlap_problems,
-             _edge_problems, _nesting_problems, _gap_problems)
+             _nesting_problems, _gap_problems, _edge_problems)
     pieces = [step(run) for step in _progress(steps, progress, "validating")]
     return _report(pieces, run.h)
 
@@ -377,7 +381,7 @@ class _Options:
 def _non_negative(key, value):
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
             or not np.isfinite(value) or value < 0:
-        raise ValueError(f"{key} must be a non-negative number of metres, got {value!r}")
+        raise ValueError(f"{key} must be a non-negative number, got {value!r}")
     return float(value)
 
 
@@ -408,10 +412,13 @@ class _Hierarchy:
     full: np.ndarray       # level is a full level
     parent_level: np.ndarray   # "" at the top or for unknown levels
     parent_pos: np.ndarray     # position of the parent unit, -1 when not in the frame
+    alive: np.ndarray = None   # has polygons to work on
+    code_form: tuple = None    # see _well_formed
 
     @classmethod
     def build(cls, frame, scheme, levels):
         n = len(frame)
+        # with nothing to measure any metric CRS will do
         metric = metric_crs(frame) if n and not frame.geometry.is_empty.all() else pyproj.CRS.from_epsg(4549)
         geoms = np.asarray(frame.geometry.to_crs(metric).array, dtype=object)
         code, level, parent = (frame[c].to_numpy(dtype=object) for c in ("code", "level", "parent"))
@@ -429,9 +436,8 @@ class _Hierarchy:
             parent_pos=_parent_positions(code, level, parent, parent_level),
         )
 
-    @property
-    def alive(self):
-        return ~shapely.is_empty(self.polys)
+    def __post_init__(self):
+        self.alive = ~shapely.is_empty(self.polys)
 
     def label_zh(self, i):
         return [f"{c}（{n}）" if n else c for c, n in zip(self.code[i], self.name[i])]
@@ -477,6 +483,7 @@ class _Run:
     options: _Options
     overlaps: tuple = (np.zeros(0, int), np.zeros(0, int), np.zeros(0, object))  # (i, j, geometry)
     geo_parent: np.ndarray = None    # parent position by geometry (wrong_parent units corrected)
+    gaps: np.ndarray = field(default_factory=lambda: np.zeros(0, object))  # gap and uncovered pieces
 
     def rows(self, kind, unit=None, *, geometry, zh, en, code=None, codes=None, level=None,
              parent=None, area=None):
@@ -660,10 +667,13 @@ def _unknown_levels(run):
 
 
 def _well_formed(h):
-    width = np.array([h.scheme.width(lv) if k else -1 for lv, k in zip(h.level, h.known)])
-    lengths = np.array([len(c) for c in h.code])
-    digits = np.array([c.isdigit() for c in h.code], dtype=bool)
-    return digits, lengths, width
+    """(all digits, length, expected length) of every code."""
+    if h.code_form is None:
+        width = {lv: h.scheme.width(lv) for lv in h.scheme.names}
+        codes = pd.Series(h.code, dtype="str")
+        h.code_form = (codes.str.isdigit().to_numpy(dtype=bool), codes.str.len().to_numpy(),
+                       np.array([width.get(lv, -1) for lv in h.level]))
+    return h.code_form
 
 
 def _bad_codes(run):
@@ -1019,9 +1029,13 @@ def _overlap_problems(run):
     h = run.h
     units = np.flatnonzero(h.checked & h.alive)
     polys = h.polys[units]
-    q, t = _pairs_between(polys, polys)
-    keep = (q < t) & (h.level[units[q]] == h.level[units[t]])
-    q, t = q[keep], t[keep]
+    pairs = [np.zeros((2, 0), dtype=int)]
+    for level in h.levels:  # one tree per level: units overlap their ancestors by design
+        mine = np.flatnonzero(h.level[units] == level)
+        q, t = _pairs_between(polys[mine], polys[mine])
+        pairs.append(np.stack([mine[q], mine[t]]))
+    q, t = np.concatenate(pairs, axis=1)
+    q, t = q[q < t], t[q < t]
     inner = shapely.relate_pattern(polys[q], polys[t], "T********")
     q, t = q[inner], t[inner]
     shared = _polygonal(shapely.intersection(polys[q], polys[t]))
@@ -1042,17 +1056,19 @@ def _overlap_problems(run):
 
 
 def _edge_problems(run):
-    """Edges that do not match their neighbour's (GEOS coverage validation),
-    but for the segments at an overlap, which the overlap row explains."""
+    """Edges that do not match their neighbour's (GEOS coverage validation,
+    gaps thinner than 1 cm counting as mismatched edges), but for the segments
+    at an overlap or a gap the report already holds."""
     h = run.h
     i, j, shared = run.overlaps
-    overlap_owner, overlaps = np.concatenate([i, j]), np.concatenate([shared, shared])
+    overlap_owner = np.concatenate([i, j, np.full(len(run.gaps), -1)])
+    overlaps = np.concatenate([shared, shared, run.gaps])
     pieces = []
     for level in h.levels:
         units = np.flatnonzero(h.checked & h.alive & (h.level == level))
         if len(units) < 2:
             continue
-        edges = shapely.coverage_invalid_edges(h.polys[units])
+        edges = shapely.coverage_invalid_edges(h.polys[units], gap_width=_NEAR)
         flagged = np.flatnonzero(~shapely.is_empty(edges))
         if len(flagged) == 0:
             continue
@@ -1061,7 +1077,7 @@ def _edge_problems(run):
         owner = units[flagged[owner]]
         s, o = _pairs_between(overlaps, segments, predicate="dwithin", distance=_LENGTH_EPS)
         explained = np.zeros(len(segments), dtype=bool)
-        explained[s[overlap_owner[o] == owner[s]]] = True
+        explained[s[(overlap_owner[o] == owner[s]) | (overlap_owner[o] < 0)]] = True
         keep = ~explained
         bad, dense = np.unique(owner[keep], return_inverse=True)
         lines = shapely.line_merge(shapely.multilinestrings(segments[keep], indices=dense)) if keep.any() else []
@@ -1190,7 +1206,8 @@ def _gap_problems(run):
         pieces.append(p), parent_of_piece.append(g), levels.append(np.full(len(p), level, dtype=object))
     if not pieces:
         return None
-    return _gap_rows(run, np.concatenate(pieces), np.concatenate(parent_of_piece), np.concatenate(levels))
+    run.gaps = np.concatenate(pieces)
+    return _gap_rows(run, run.gaps, np.concatenate(parent_of_piece), np.concatenate(levels))
 
 
 def _uncovered_parents(run, level, children, owner):
@@ -1316,7 +1333,9 @@ def repair(grids, report=None, *, gap_width=2.0, sliver_area=100.0, tolerance=1.
     says something is wrong (and below units that change):
 
     1. invalid polygons are made valid (``shapely.make_valid``), the polygons
-       of wrong-typed geometries kept, repeated vertices removed;
+       of wrong-typed geometries kept, repeated vertices removed (a unit with
+       an invalid polygon the report does not list stays as it is, unless a
+       later step changes it: it then comes back valid);
     2. sliver parts are removed, and sliver units without children dropped:
        their area goes to the neighbour sharing the longest border (step 5);
     3. a unit is clipped to its parent;
@@ -1324,7 +1343,7 @@ def repair(grids, report=None, *, gap_width=2.0, sliver_area=100.0, tolerance=1.
        (``shapely.coverage_clean``, GEOS 3.14): vertices closer than
        `snap_distance` are snapped together, each overlap goes to the unit
        sharing the longest border with it, gaps narrower than `gap_width`
-       likewise;
+       (and, at any level, than 1 cm) likewise;
     5. what of the parent is still uncovered goes to the child sharing the
        longest border with it; a piece wider than `gap_width` touching several
        children is split among them along the line of equal distance to their
@@ -1362,8 +1381,12 @@ def repair(grids, report=None, *, gap_width=2.0, sliver_area=100.0, tolerance=1.
         One row per change (:data:`LOG_COLUMNS`): ``step``, the report
         ``kind`` it answers, the unit's ``code``, ``level`` and ``parent``, the
         area it gained and lost (m²), a message in Chinese and English, and the
-        changed area as geometry (EPSG:4490). Errors that remain after the
-        repair are listed last with step ``"not_repaired"``.
+        changed area as geometry (EPSG:4490). The steps, in order:
+        ``make_valid``, ``keep_polygons``, ``remove_duplicate_vertices``,
+        ``remove_slivers``, ``drop_unit``, ``clip_to_parent``,
+        ``clean_coverage``, ``fill_gap``, ``match_edges``. Errors that remain
+        after the repair (validated again) are listed last with step
+        ``"not_repaired"`` and the report's message.
 
     See Also
     --------
@@ -1401,7 +1424,9 @@ def repair(grids, report=None, *, gap_width=2.0, sliver_area=100.0, tolerance=1.
                           scheme=scheme, name=name)
     _check_report(report)
     h = _Hierarchy.build(frame, scheme, _levels_to_check(frame, None, scheme))
-    work = _Repair(h, report, options, snap_distance, split_holes)
+    nesting = _Run(h, options)
+    _nesting_problems(nesting)  # which units lie mostly in another parent than they name
+    work = _Repair(h, report, nesting.geo_parent, options, snap_distance, split_holes)
     work.fix_geometries()
     work.remove_slivers()
     for level in _progress(h.levels, progress, "repairing"):
@@ -1440,7 +1465,7 @@ class _Repair:
     """The state of one repair: the units' geometries (metric) as they change,
     which units changed, what is left to do per level, and the log."""
 
-    def __init__(self, h, report, options, snap, split):
+    def __init__(self, h, report, geo_parent, options, snap, split):
         self.h, self.options, self.snap, self.split = h, options, snap, split
         self.geoms = h.polys.copy()
         self.alive = h.alive.copy()
@@ -1450,14 +1475,15 @@ class _Repair:
         self.position = position[~position.index.duplicated()]
         self.todo = {lv: set() for lv in h.scheme.names}
         self.units = {kind: set() for kind in KINDS}
-        self.lies_in = {}  # wrong_parent unit -> the parent it lies in
+        # a unit lying mostly in another parent than it names is left alone:
+        # it counts as covering the parent it lies in
+        moved = np.flatnonzero(geo_parent != h.parent_pos)
+        self.lies_in = dict(zip(moved, geo_parent[moved]))
         for kind, codes, level, parent in zip(report["kind"], report["codes"], report["level"], report["parent"]):
             codes = [c for c in str(codes).split(",") if c]
             at = self._positions(codes)
             if kind in ("gap", "uncovered"):
                 self.todo.setdefault(level, set()).add(parent)
-            elif kind == "wrong_parent" and len(at) == 3 and min(at) >= 0:
-                self.lies_in[at[0]] = at[2]
             elif kind in KINDS and KINDS[kind].repaired:
                 mine = [i for i in at if i >= 0 and h.level[i] == level]
                 self.units[kind].update(mine)
@@ -1517,11 +1543,11 @@ class _Repair:
             parent = self.geoms[at] if at >= 0 and plevel and h.level[at] == plevel and self.alive[at] else None
             if parent is not None:
                 self._clip(kids, parent)
-            self._clean("clean_coverage", kids, parent, self.options.gap_width if full else 0.0)
+            self._clean("clean_coverage", kids, parent, max(self.options.gap_width, _NEAR) if full else _NEAR)
             if full and parent is not None:
                 cover = np.array([u for u, p in self.lies_in.items() if p == at], dtype=int)
                 if self._fill(kids, parent, cover):
-                    self._clean("match_edges", kids, parent, 0.0)
+                    self._clean("match_edges", kids, parent, _NEAR)
         self._match_edges(level, np.flatnonzero(members & np.isin(h.parent, groups)))
         child = h.scheme.child_level(level)
         if child:
@@ -1588,9 +1614,10 @@ class _Repair:
         level_units = np.flatnonzero(self.alive & (self.h.level == level))
         q, t = _pairs_between(self.geoms[level_units], self.geoms[units])
         near = np.union1d(units, level_units[t])
-        if shapely.coverage_is_valid(self.geoms[near]):
+        if shapely.coverage_is_valid(self.geoms[near], gap_width=_NEAR):
             return
-        cleaned = _polygonal(shapely.coverage_clean(self.geoms[near], gap_width=0.0, snapping_distance=self.snap))
+        cleaned = _polygonal(shapely.coverage_clean(self.geoms[near], gap_width=_NEAR,
+                                                    snapping_distance=self.snap))
         self._update("match_edges", near, _keep_covered_units(self.geoms[near], cleaned))
 
     # --- bookkeeping ---------------------------------------------------------------

@@ -226,9 +226,9 @@ def seed_edge_mismatch(g, crs, avoid=()):
     """An extra vertex in the middle of an edge two level-2 grids share, in one of them only."""
     a, b, xy = shared_vertex(g, "grid2", crs, avoid=avoid)
     ring = np.asarray(g.loc[unit(g, a), "geometry"].exterior.coords)
-    b_vertices = set(map(tuple, shapely.get_coordinates(g.loc[unit(g, b), "geometry"])))
-    k = next(k for k in range(len(ring) - 1)
-             if tuple(ring[k]) in b_vertices and tuple(ring[k + 1]) in b_vertices)
+    b_ring = [tuple(p) for p in g.loc[unit(g, b), "geometry"].exterior.coords]
+    b_edges = set(zip(b_ring[:-1], b_ring[1:])) | set(zip(b_ring[1:], b_ring[:-1]))
+    k = next(k for k in range(len(ring) - 1) if (tuple(ring[k]), tuple(ring[k + 1])) in b_edges)
     middle = (ring[k] + ring[k + 1]) / 2
     g.loc[unit(g, a), "geometry"] = shapely.Polygon(np.insert(ring, k + 1, middle, axis=0))
     where = to_metric(shapely.Point(middle), crs)
@@ -530,6 +530,22 @@ def test_repair_fixes_only_the_rows_it_is_given(grids_copy, crs):
     left = set(log.loc[log["step"] == "not_repaired", "kind"])
     assert left == {"invalid", "wrong_parent", "code_prefix"}
     assert set(errors(gridgeo.validate(repaired))["kind"]) == left
+
+
+def test_repair_never_clips_a_miscoded_unit_away(grids_copy, crs):
+    a, b, xy = shared_vertex(grids_copy, "grid1", crs, clearance=20.0)
+    new = moved_into(metric_unit(grids_copy, b, crs), xy, 10.0, crs)
+    broken = grids_copy
+    broken.loc[unit(broken, a), "geometry"] = replace_vertex(broken.loc[unit(broken, a), "geometry"], xy, new)
+    village = broken.loc[unit(broken, a), "parent"]
+    stray = broken[(broken["level"] == "grid1") & (broken["parent"] != village)].iloc[0]
+    broken.loc[stray.name, "parent"] = village  # names the village whose grids overlap
+    report = gridgeo.validate(broken)
+    assert {"overlap", "wrong_parent"} <= set(errors(report)["kind"])
+    repaired, log = gridgeo.repair(broken, report[report["kind"] == "overlap"])
+    assert stray["code"] not in set(log.loc[log["step"] != "not_repaired", "code"])
+    assert repaired.loc[stray.name, "geometry"].equals_exact(stray.geometry, tolerance=0)
+    assert "overlap" not in set(gridgeo.validate(repaired)["kind"])
 
 
 def test_everything_at_once(grids_copy, crs):
