@@ -23,13 +23,14 @@ The grids' extent is cut into square cells of about ``cell_m`` metres (laid
 out in longitude/latitude, the storage coordinates). A cell that no unit
 boundary touches lies wholly inside one unit (or none) at every level: the
 index stores that answer, and every point falling in the cell gets it from
-one array lookup. For a cell that a single boundary segment crosses, the
-index stores the answer on each side of it, and a point gets the answer of
-its side when Shewchuk's filtered orientation test is certain of the side
-(its sign is then exactly the one of GEOS's robust predicates). The other
-points, near vertices or on a boundary, are tested exactly with GEOS
-prepared point-in-polygon tests against the few units whose boundary
-touches their cell. When a level is exactly tiled by the one below it
+one array lookup. The lines through the one or two boundary segments that
+touch most other cells cut them into at most four pieces that no boundary
+crosses: the index stores each piece's answer, and a point gets the answer
+of its piece when Shewchuk's filtered orientation test is certain of its
+side of each line (its sign is then exactly the one of GEOS's robust
+predicates). The other points, near junctions or on a boundary, are tested
+exactly with GEOS prepared point-in-polygon tests against the few units
+whose boundary touches their cell. When a level is exactly tiled by the one below it
 (checked on the boundary segments), only the lower level is tested.
 
 Cells are widened by a millionth of their size when boundaries are
@@ -85,6 +86,9 @@ _CCW_ERRBOUND = (3.0 + 16.0 * 2.0**-53) * 2.0**-53
 # Where, as fractions across a cell, sample points are tried, centre first.
 _SAMPLES = sorted(((u, v) for u in (0.01, 0.25, 0.5, 0.75, 0.99) for v in (0.01, 0.25, 0.5, 0.75, 0.99)),
                   key=lambda f: (abs(f[0] - 0.5) + abs(f[1] - 0.5), f))
+
+# Cells cut by at most this many distinct segments are answered piece by piece.
+_FEW_SEGMENTS = 2
 
 _NONE = -1  # no unit
 _MULTI = -2  # in the interior of several units (overlapping units of one level)
@@ -273,9 +277,7 @@ def _storage_points(points, *, crs, lon, lat, name):
                         f"and latitude columns, got {type(points).__name__}")
     series = points.geometry if isinstance(points, gpd.GeoDataFrame) else points
     geoms = np.asarray(series.array, dtype=object)
-    reason, xy = _unusable(geoms, missing)
-    x = np.full(len(geoms), np.nan)
-    y = np.full(len(geoms), np.nan)
+    reason, x, y = _unusable(geoms, missing)
     usable = reason == 0
     if usable.any():
         candidates = series if usable.all() else series[usable]
@@ -285,31 +287,33 @@ def _storage_points(points, *, crs, lon, lat, name):
         stored = gcrs.to_storage(candidates, source=crs, name=name)
         if stored is not candidates:  # converted: new coordinates
             stored = np.asarray(stored.array, dtype=object)
-            xy = shapely.get_x(stored), shapely.get_y(stored)
-        x[usable], y[usable] = xy
-        lost = usable & ~(np.isfinite(x) & np.isfinite(y))
-        reason[lost] = _UNCONVERTIBLE
+            x[usable], y[usable] = shapely.get_x(stored), shapely.get_y(stored)
+            lost = usable & ~(np.isfinite(x) & np.isfinite(y))
+            reason[lost] = _UNCONVERTIBLE
     return points.index, x, y, reason
 
 
 def _unusable(geoms, missing):
-    """(reason, xy): per geometry 0 if it is a usable point, else the code of
-    the reason; and the coordinates of the usable points."""
-    kind = shapely.get_type_id(geoms)
+    """(reason, x, y): per geometry 0 if it is a usable point, else the code
+    of the reason; and the coordinates (NaN where unusable)."""
+    try:
+        x, y = shapely.get_x(geoms), shapely.get_y(geoms)  # NaN for None and non-points
+    except shapely.errors.GEOSException:  # GEOS refuses the x of an empty point
+        x, y = np.full(len(geoms), np.nan), np.full(len(geoms), np.nan)
+        filled = shapely.get_num_coordinates(geoms) > 0
+        x[filled], y[filled] = shapely.get_x(geoms[filled]), shapely.get_y(geoms[filled])
     reason = np.zeros(len(geoms), dtype=np.int8)
-    reason[kind < 0] = missing
-    reason[kind > 0] = _NOT_POINT + kind[kind > 0]
-    point = (kind == 0) & (shapely.get_num_coordinates(geoms) > 0)
-    reason[(kind == 0) & ~point] = _EMPTY
-    points = geoms if point.all() else geoms[point]
-    x, y = shapely.get_x(points), shapely.get_y(points)
-    finite = np.isfinite(x) & np.isfinite(y)
-    if not finite.all():
-        where = np.flatnonzero(point)
-        reason[where[np.isinf(x) | np.isinf(y)]] = _INF
-        reason[where[np.isnan(x) | np.isnan(y)]] = _NAN
-        x, y = x[finite], y[finite]
-    return reason, (x, y)
+    bad = np.flatnonzero(~(np.isfinite(x) & np.isfinite(y)))
+    if bad.size:
+        kind = shapely.get_type_id(geoms[bad])
+        point = kind == 0
+        empty = point & (shapely.get_num_coordinates(geoms[bad]) == 0)
+        infinite = np.isinf(x[bad]) | np.isinf(y[bad])
+        reason[bad] = np.select(
+            [kind < 0, kind > 0, empty, point & infinite, point],
+            [missing, _NOT_POINT + kind, _EMPTY, _INF, _NAN])
+        x[bad], y[bad] = np.nan, np.nan
+    return reason, x, y
 
 
 # ----------------------------------------------------------------------------
@@ -435,7 +439,7 @@ class AssignIndex:
         # ancestor[l, u]: u's unit at level l, by position within level l (-1 none);
         # column -1 answers for "no unit"
         n = len(codes)
-        self._ancestor = np.full((len(self.levels), n + 1), _NONE, dtype=np.int64)
+        self._ancestor = np.full((len(self.levels), n + 1), _NONE, dtype=_small_int(n))
         current = np.arange(n)
         for i in range(len(self.levels) - 1, -1, -1):
             here = (current >= 0) & (self._level[np.maximum(current, 0)] == i)
@@ -477,7 +481,7 @@ class AssignIndex:
             cells = np.flatnonzero(mixed & (cell_unit >= 0))
             entries.append((cells, cell_unit[cells], True))
         self._candidates(entries, mixed)
-        self._one_segment_cells(seg_cell, seg, segments)
+        self._few_segment_cells(seg_cell, seg, segments)
 
     def _level_units(self):
         return [np.arange(self._start[i], self._start[i + 1]) for i in range(len(self.levels))]
@@ -524,56 +528,58 @@ class AssignIndex:
 
     def _candidates(self, entries, mixed):
         """The candidates of every mixed cell, sorted by cell then unit: a CSR
-        of (unit, certain) with the mixed cells' numbers in `_mixed_cells`."""
+        of (unit, certain) by the mixed cell's rank among the mixed cells."""
         n = len(self._geoms)
         cells = np.concatenate([np.asarray(c, dtype=np.int64) for c, _, _ in entries])
         units = np.concatenate([np.asarray(u, dtype=np.int64) for _, u, _ in entries])
         certain = np.concatenate([np.full(len(c), flag) for c, _, flag in entries])
         key, first = np.unique(cells * n + units, return_index=True)
         cells, units, certain = key // n, key % n, certain[first]
-        self._mixed_cells = np.flatnonzero(mixed).astype(_small_int(self._raster.size))
-        self._cand_start = np.r_[np.searchsorted(cells, self._mixed_cells), len(cells)].astype(np.int64)
+        self._mixed = _Rank(mixed)
+        self._cand_start = np.r_[np.searchsorted(cells, np.flatnonzero(mixed)), len(cells)].astype(np.int64)
         self._cand_unit = units.astype(_small_int(n))
         self._cand_certain = certain
 
-    def _one_segment_cells(self, seg_cell, seg, segments):
-        """Answer, for each side, the mixed cells that one boundary segment
-        alone crosses (shared by all the units it bounds, at every level).
+    def _few_segment_cells(self, seg_cell, seg, segments):
+        """Answer each piece of the mixed cells that one or two boundary
+        segments alone touch (a segment shared by several units counts once).
 
-        The segment cuts such a cell into two pieces that no boundary
-        touches, each wholly inside the same units: one exact answer per
-        piece, found here from a sample point, holds for every point that is
-        certainly on that side of the segment.
+        The lines through those segments cut such a cell into at most four
+        convex pieces, told apart by the side of each line a point is on. No
+        boundary runs inside a piece (it lies on the lines), so each piece
+        lies wholly inside the same units: one exact answer per piece, found
+        here from a sample point, holds for every point whose sides are
+        certain.
         """
         cells, first, count = np.unique(seg_cell, return_index=True, return_counts=True)
-        cells, seg = cells[count == 1], seg[first[count == 1]]
-        a_x, a_y, b_x, b_y = segments[seg].T
-        samples = []  # per side, which of _SAMPLES lies certainly on it
-        for wanted in (1, -1):  # left of a -> b, then right
-            chosen = np.full(len(cells), -1)
-            for k, (f_u, f_v) in enumerate(_SAMPLES):
-                todo = np.flatnonzero(chosen < 0)
-                sx, sy = self._raster.points_in(cells[todo], f_u, f_v)
-                side = _orientation(a_x[todo], a_y[todo], b_x[todo], b_y[todo], sx, sy)
-                chosen[todo[side == wanted]] = k
-            samples.append(chosen)
-        slot = np.searchsorted(self._mixed_cells, cells)
-        answers = []
-        for chosen in samples:  # a side without a sample point stays _MIXED: tested exactly
-            f_u, f_v = np.asarray(_SAMPLES)[np.maximum(chosen, 0)].T
-            sx, sy = self._raster.points_in(cells, f_u, f_v)
-            deepest, tie = self._exact(sx, sy, slot)
-            # a tie off the boundary means overlapping units: left to the exact test
-            answers.append(np.where((chosen >= 0) & ~tie, deepest, _MIXED))
-        keep = (answers[0] != _MIXED) | (answers[1] != _MIXED)
-        used, seg = np.unique(seg[keep], return_inverse=True)
-        self._fast_segment = np.full(len(self._mixed_cells), -1, dtype=_small_int(len(used)))
-        self._fast_segment[slot[keep]] = seg
-        self._fast_side = np.full((len(self._mixed_cells), 2), _MIXED,
-                                  dtype=_small_int(len(self._geoms), negative=_MIXED))
-        self._fast_side[slot[keep], 0] = answers[0][keep]
-        self._fast_side[slot[keep], 1] = answers[1][keep]
-        self._segments = segments[used]
+        few = count <= _FEW_SEGMENTS
+        cells, first, count = cells[few], first[few], count[few]
+        lines = np.full((len(cells), _FEW_SEGMENTS), -1, dtype=np.int64)
+        for j in range(_FEW_SEGMENTS):
+            lines[count > j, j] = seg[first[count > j] + j]
+        sample = np.full((len(cells), 2**_FEW_SEGMENTS), -1)  # which sample stands for each piece
+        for k, (f_u, f_v) in enumerate(_SAMPLES):
+            piece = _piece(segments, lines, *self._raster.points_in(cells, f_u, f_v))
+            fresh = np.flatnonzero(piece >= 0)
+            fresh = fresh[sample[fresh, piece[fresh]] < 0]
+            sample[fresh, piece[fresh]] = k
+        slot = self._mixed.rank(cells)
+        answer = np.full(sample.shape, _MIXED, dtype=np.int64)  # _MIXED: tested exactly
+        for piece in range(sample.shape[1]):
+            rows = np.flatnonzero(sample[:, piece] >= 0)
+            f_u, f_v = np.asarray(_SAMPLES)[sample[rows, piece]].T
+            deepest, tie = self._exact(*self._raster.points_in(cells[rows], f_u, f_v), slot[rows])
+            # a tie off every boundary means overlapping units: left to the exact test
+            answer[rows, piece] = np.where(tie, _MIXED, deepest)
+        keep = (answer != _MIXED).any(axis=1)
+        kept = lines[keep]
+        used = np.unique(kept[kept >= 0])
+        self._segments = segments[used]  # only the segments of answered cells
+        self._fast_lines = np.full((self._mixed.count, _FEW_SEGMENTS), -1, dtype=_small_int(len(used)))
+        self._fast_lines[slot[keep]] = np.where(kept >= 0, np.searchsorted(used, kept), -1)
+        self._fast_answer = np.full((self._mixed.count, sample.shape[1]), _MIXED,
+                                    dtype=_small_int(len(self._geoms), negative=_MIXED))
+        self._fast_answer[slot[keep]] = answer[keep]
 
     def _fingerprint(self) -> str:
         digest = hashlib.sha1(repr((self.levels, self.cell_m)).encode())
@@ -588,9 +594,7 @@ class AssignIndex:
         """(deepest unit, tie) of EPSG:4490 points by the rule: the unit's
         number (-1 for none) and whether a boundary rule decided it."""
         cell = self._raster.cell_of(x, y)
-        deepest = np.full(len(x), _NONE, dtype=np.int64)
-        in_raster = np.flatnonzero(cell >= 0)
-        deepest[in_raster] = self._cell[cell[in_raster]]
+        deepest = self._cell[cell].astype(np.int64)
         tie = np.zeros(len(x), dtype=bool)
         mixed = np.flatnonzero(deepest == _MIXED)
         if mixed.size:
@@ -598,23 +602,22 @@ class AssignIndex:
         return deepest, tie
 
     def _near_boundary(self, x, y, cell):
-        """The rule for points in mixed cells: by the side of the one segment
-        crossing the cell when floating point tells it for certain, else by
-        exact tests."""
-        slot = np.searchsorted(self._mixed_cells, cell)
+        """The rule for points in mixed cells: by the piece of the cell they
+        are certainly in when one or two segments cut it, else by exact tests."""
+        slot = self._mixed.rank(cell)
         deepest = np.full(len(x), _MIXED, dtype=np.int64)
         tie = np.zeros(len(x), dtype=bool)
-        fast = np.flatnonzero(self._fast_segment[slot] >= 0)
-        a_x, a_y, b_x, b_y = self._segments[self._fast_segment[slot[fast]]].T
-        side = _orientation(a_x, a_y, b_x, b_y, x[fast], y[fast])
-        deepest[fast] = np.where(side == 0, _MIXED, self._fast_side[slot[fast], (side < 0).view(np.int8)])
+        fast = np.flatnonzero(self._fast_lines[slot, 0] >= 0)
+        piece = _piece(self._segments, self._fast_lines[slot[fast]], x[fast], y[fast])
+        known = piece >= 0
+        deepest[fast[known]] = self._fast_answer[slot[fast[known]], piece[known]]
         rest = np.flatnonzero(deepest == _MIXED)
         deepest[rest], tie[rest] = self._exact(x[rest], y[rest], slot[rest])
         return deepest, tie
 
     def _exact(self, x, y, slot):
         """The rule, applied with exact tests against the candidates of each
-        point's mixed cell (`slot`: its position in `_mixed_cells`)."""
+        point's mixed cell (`slot`: its rank among the mixed cells)."""
         start = self._cand_start[slot]
         count = self._cand_start[slot + 1] - start
         point = np.repeat(np.arange(len(x)), count)
@@ -688,8 +691,8 @@ class AssignIndex:
 
     @property
     def nbytes(self) -> int:
-        arrays = (self._cell, self._mixed_cells, self._cand_start, self._cand_unit,
-                  self._cand_certain, self._fast_segment, self._fast_side, self._segments,
+        arrays = (self._cell, self._mixed.words, self._mixed.before, self._cand_start, self._cand_unit,
+                  self._cand_certain, self._fast_lines, self._fast_answer, self._segments,
                   self._level, self._parent, self._ancestor, self._start)
         coordinates = int(shapely.get_num_coordinates(self._geoms).sum()) * 16
         attributes = self.grids.drop(columns=self.grids.geometry.name).memory_usage(deep=True).sum()
@@ -713,8 +716,27 @@ class AssignIndex:
     def __repr__(self) -> str:
         units = ", ".join(f"{len(c)} {lv}" for lv, c in self.codes.items())
         return (f"<AssignIndex {units}; {self._raster.nx}x{self._raster.ny} cells of "
-                f"{self.cell_m:g} m, {len(self._mixed_cells):,} crossed by a boundary; "
+                f"{self.cell_m:g} m, {self._mixed.count:,} crossed by a boundary; "
                 f"{self.nbytes / 1e6:.1f} MB>")
+
+
+class _Rank:
+    """Which cells are mixed, as a bit per cell, and how many mixed cells come
+    before a cell (a rank directory): the slot of a mixed cell in the
+    per-mixed-cell arrays, in constant time and 1.4 bits per cell."""
+
+    def __init__(self, flags):
+        padded = np.zeros(-(-len(flags) // 64) * 64, dtype=bool)
+        padded[:len(flags)] = flags
+        self.words = np.packbits(padded, bitorder="little").view(np.uint64)
+        counts = np.bitwise_count(self.words).astype(np.int64)
+        self.before = (np.cumsum(counts) - counts).astype(np.int32 if counts.sum() < 2**31 else np.int64)
+        self.count = int(counts.sum())
+
+    def rank(self, cells):
+        word = cells >> 6
+        below = (np.uint64(1) << (cells & 63).astype(np.uint64)) - np.uint64(1)
+        return self.before[word] + np.bitwise_count(self.words[word] & below).astype(np.int64)
 
 
 def _small_int(largest, negative=-1):
@@ -750,20 +772,21 @@ class _Raster:
         mx, my = to_metric.transform([cx, cx + step, cx], [cy, cy, cy + step])
         dx = cell_m * step / np.hypot(mx[1] - mx[0], my[1] - my[0])
         dy = cell_m * step / np.hypot(mx[2] - mx[0], my[2] - my[0])
-        nx = int(np.ceil((maxx - minx) / dx)) + 3
-        ny = int(np.ceil((maxy - miny) / dy)) + 3
-        return cls(minx - dx, miny - dy, 1.0 / dx, 1.0 / dy, nx, ny, (minx, miny, maxx, maxy))
+        # two cells of margin all round: the border cells touch no unit
+        nx = int(np.ceil((maxx - minx) / dx)) + 5
+        ny = int(np.ceil((maxy - miny) / dy)) + 5
+        return cls(minx - 2 * dx, miny - 2 * dy, 1.0 / dx, 1.0 / dy, nx, ny, (minx, miny, maxx, maxy))
 
     def cell_space(self, x, y):
         return (x - self.x0) * self.kx, (y - self.y0) * self.ky
 
     def cell_of(self, x, y):
-        """Flat cell number of each point, -1 outside the raster."""
+        """Flat cell number of each (finite) point; a point beyond the raster
+        gets a border cell, which lies outside every unit."""
         u, v = self.cell_space(x, y)
-        inside = (u >= 0) & (u < self.nx) & (v >= 0) & (v < self.ny)
-        cell = np.full(len(u), -1, dtype=np.int64)
-        cell[inside] = v[inside].astype(np.int64) * self.nx + u[inside].astype(np.int64)
-        return cell
+        u = np.clip(u, 0, self.nx - 1, out=u).astype(np.int64)
+        v = np.clip(v, 0, self.ny - 1, out=v).astype(np.int64)
+        return v * self.nx + u
 
     def points_in(self, cells, f_u=0.5, f_v=0.5):
         """Lon/lat of the points at fractions (f_u, f_v) across flat cells."""
@@ -821,14 +844,31 @@ def _orientation(a_x, a_y, b_x, b_y, p_x, p_y):
     line or too close for floating point to tell.
 
     Shewchuk's filtered orient2d: a sign returned is the exact one (the one
-    GEOS's robust predicates give), so only 0 needs an exact test.
+    GEOS's robust predicates give), so only 0 needs an exact test. His bound
+    uses |left| + |right| when both have one sign; |left + right| is that
+    then, and smaller than |det| otherwise, when the sign is exact anyway.
     """
     left = (a_x - p_x) * (b_y - p_y)
     right = (a_y - p_y) * (b_x - p_x)
     det = left - right
-    same_sign = ((left > 0) & (right > 0)) | ((left < 0) & (right < 0))
-    bound = np.where(same_sign, _CCW_ERRBOUND * np.abs(left + right), 0.0)
-    return np.where(det > bound, 1, np.where(det < -bound, -1, 0)).astype(np.int8)
+    bound = np.abs(left + right, out=left)
+    bound *= _CCW_ERRBOUND
+    return (det > bound).view(np.int8) - (det < -bound).view(np.int8)
+
+
+def _piece(segments, lines, x, y):
+    """Which piece of its cell each point is in: bit j set when it is left of
+    the line through ``segments[lines[:, j]]`` (lines of -1 are absent), or
+    -1 when a side is uncertain (on a line, or too close to tell)."""
+    piece = np.zeros(len(x), dtype=np.int64)
+    certain = np.ones(len(x), dtype=bool)
+    for j in range(lines.shape[1]):
+        rows = np.flatnonzero(lines[:, j] >= 0) if j else slice(None)  # every cell has a first line
+        a_x, a_y, b_x, b_y = segments[lines[rows, j]].T
+        side = _orientation(a_x, a_y, b_x, b_y, x[rows], y[rows])
+        certain[rows] &= side != 0
+        piece[rows] |= (side > 0).astype(np.int64) << j
+    return np.where(certain, piece, -1)
 
 
 def _short_pieces(a_u, a_v, b_u, b_v, owner):
