@@ -221,6 +221,7 @@ def _assign_frame(points, index, *, levels, tolerance_m, crs, lon, lat, name):
     """The in-memory assignment of one frame (one partition on Dask)."""
     labels, x, y, reason = _storage_points(points, crs=crs, lon=lon, lat=lat, name=name)
     usable = reason == 0
+    usable = slice(None) if usable.all() else usable  # no copies in the usual case
     unit, tie = index._locate(x[usable], y[usable])
     status = np.full(len(reason), _INVALID, dtype=np.int8)
     status[usable] = np.where(unit < 0, _OUTSIDE, np.where(tie, _BOUNDARY, _INSIDE))
@@ -536,7 +537,8 @@ class AssignIndex:
         key, first = np.unique(cells * n + units, return_index=True)
         cells, units, certain = key // n, key % n, certain[first]
         self._mixed = _Rank(mixed)
-        self._cand_start = np.r_[np.searchsorted(cells, np.flatnonzero(mixed)), len(cells)].astype(np.int64)
+        self._cand_start = np.r_[np.searchsorted(cells, np.flatnonzero(mixed)), len(cells)].astype(
+            _small_int(len(cells)))
         self._cand_unit = units.astype(_small_int(n))
         self._cand_certain = certain
 
@@ -728,7 +730,7 @@ class _Rank:
     def __init__(self, flags):
         padded = np.zeros(-(-len(flags) // 64) * 64, dtype=bool)
         padded[:len(flags)] = flags
-        self.words = np.packbits(padded, bitorder="little").view(np.uint64)
+        self.words = np.packbits(padded, bitorder="little").view("<u8")
         counts = np.bitwise_count(self.words).astype(np.int64)
         self.before = (np.cumsum(counts) - counts).astype(np.int32 if counts.sum() < 2**31 else np.int64)
         self.count = int(counts.sum())

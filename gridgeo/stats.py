@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from gridgeo.schema import DEFAULT_SCHEME, EVENT_CATEGORIES, EVENT_STATUSES, STATION_KINDS, CodeScheme
+from gridgeo.schema import (DEFAULT_SCHEME, EVENT_CATEGORIES, EVENT_STATUSES, STATION_KINDS, CodeScheme,
+                            check)
 
 __all__ = ["figures", "balance", "DEFAULT_BANDS", "BANDS"]
 
@@ -99,6 +100,12 @@ def figures(grids, *, addresses=None, events=None, stations=None, bands=None,
         ``attrs["unplaced"]`` counts, per layer, the points no unit holds
         (``outside``) and the unusable ones (``invalid``).
 
+    Raises
+    ------
+    gridgeo.schema.SchemaError
+        If the grids or a layer fail the schema (missing columns, duplicate
+        ids, negative counts...), with every problem listed.
+
     See Also
     --------
     balance : how even the units of each level are.
@@ -136,6 +143,7 @@ def figures(grids, *, addresses=None, events=None, stations=None, bands=None,
     for layer, (points, values) in layers.items():
         if points is None:
             continue
+        points = check(points, layer, scheme=index.scheme, name=layer)
         placed = _placed(points, index, layer)
         unplaced[layer] = {s: int((placed["status"] == s).sum()) for s in ("outside", "invalid")}
         columns.update(tree.totals(placed, values(points, layer), layer))

@@ -174,3 +174,13 @@ def test_examples_in_the_docstrings_run():
 
     outcome = doctest.testmod(gridgeo.stats)
     assert outcome.attempted > 0 and outcome.failed == 0
+
+
+def test_layers_failing_the_schema_are_refused(sample, index):
+    broken = sample.addresses.drop(columns="addr_id")
+    with pytest.raises(gridgeo.schema.SchemaError, match="addresses is not a valid addresses layer"):
+        figures(index, addresses=broken)
+    negative = sample.addresses.copy()
+    negative.loc[negative.index[2], "households"] = -3
+    with pytest.raises(gridgeo.schema.SchemaError, match="households must be a non-negative number"):
+        figures(index, addresses=negative)

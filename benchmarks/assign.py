@@ -1,0 +1,142 @@
+"""Assign 1,000,000 points to all five levels: gridgeo.assign against geopandas.sjoin.
+
+The points are the city sample's 800,000 standard addresses and its first
+200,000 events, in EPSG:4490. Both sides answer the same question, the code
+of the unit at every level (town, village, grid1, grid2, grid3):
+
+- gridgeo: ``gridgeo.assign(points, index)`` with an ``AssignIndex`` built
+  once (its build time and size are reported apart), all five levels,
+  status column included;
+- geopandas, two ways: ``sjoin(predicate="within")`` against every level
+  (five joins), and the least a join needs for the same answer on nested
+  grids: the finest full level (grid2, whose code prefixes give town,
+  village and grid1) plus grid3.
+
+Every figure is a median over rounds that time both sides one after the
+other, in the same process; the ratio is the median of the rounds' ratios.
+The answers are compared code by code (these points are never on a
+boundary, where "within" would drop them: gridgeo gives them to the
+smallest code).
+
+    python benchmarks/assign.py [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import statistics
+import time
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+import gridgeo
+from common import city_sample, median_time, report
+
+LEVELS = ("town", "village", "grid1", "grid2", "grid3")
+
+
+def points_of(sample) -> gpd.GeoDataFrame:
+    frame = pd.concat([sample.addresses[["geometry"]], sample.events[["geometry"]].iloc[:200_000]],
+                      ignore_index=True)
+    return gpd.GeoDataFrame(frame, geometry="geometry", crs=sample.addresses.crs)
+
+
+def sjoin_codes(points, units) -> pd.Series:
+    joined = gpd.sjoin(points, units[["code", "geometry"]], predicate="within", how="inner")
+    return joined["code"]
+
+
+def main(repeat: int) -> None:
+    sample = city_sample()
+    points = points_of(sample)
+    grids = sample.grids
+    units = {lv: grids[grids["level"] == lv] for lv in LEVELS}
+    print(f"{len(points):,} points, grids: " + ", ".join(f"{len(u):,} {lv}" for lv, u in units.items()))
+
+    before = _resident_mb()
+    kept = gridgeo.AssignIndex(grids)
+    gridgeo.assign(points.iloc[:100_000], kept)  # GEOS prepares its polygons on first use
+    resident = _resident_mb() - before
+    del kept
+    build, index = median_time(lambda: gridgeo.AssignIndex(grids), repeat=3, warmup=0)
+    # rounds interleave both sides, so that a busy spell of the shared
+    # machine slows both: the ratio is the median of the per-round ratios
+    rounds = []
+    for _ in range(repeat):
+        ours, result = _timed(lambda: gridgeo.assign(points, index))
+        theirs = {lv: _timed(lambda lv=lv: sjoin_codes(points, units[lv])) for lv in LEVELS}
+        rounds.append((ours, {lv: t for lv, (t, _) in theirs.items()}))
+    answers = {lv: answer for lv, (_, answer) in theirs.items()}
+    ours = statistics.median(r[0] for r in rounds)
+    per_level = {lv: statistics.median(r[1][lv] for r in rounds) for lv in LEVELS}
+    every_level = statistics.median(sum(r[1].values()) / r[0] for r in rounds)
+    finest = statistics.median((r[1]["grid2"] + r[1]["grid3"]) / r[0] for r in rounds)
+
+    started = time.perf_counter()
+    first_call = gridgeo.assign(points, grids)  # index built inside
+    first_call_seconds = time.perf_counter() - started
+
+    differ = {lv: int(_differences(result[lv], answers[lv])) for lv in LEVELS}
+    from_prefix = {lv: int(_differences(result[lv], answers["grid2"].str[:len(index.codes[lv][0])]))
+                   for lv in ("town", "village", "grid1")}
+    report(f"gridgeo.assign, {len(points):,} points, five levels (medians of {repeat} rounds)", [
+        ("index build (median of 3)", f"{build:.2f} s"),
+        ("index size (nbytes)", f"{index.nbytes / 1e6:.1f} MB"),
+        ("index size (pickled)", f"{len(pickle.dumps(index)) / 1e6:.1f} MB"),
+        ("memory kept by the index, with GEOS's prepared polygons", f"{resident:.1f} MB"),
+        ("index", repr(index)),
+        ("assign, index built", f"{ours:.3f} s ({len(points) / ours / 1e6:.2f} M points/s)"),
+        ("assign, grids given (index built in the call)", f"{first_call_seconds:.2f} s"),
+        ("status", ", ".join(f"{k} {v:,}" for k, v in result["status"].value_counts().items() if v)),
+    ])
+    report("geopandas.sjoin(predicate='within'), same points, same rounds", [
+        *[(f"sjoin {lv} ({len(units[lv]):,} polygons)", f"{t:.3f} s") for lv, t in per_level.items()],
+        ("sjoin at every level (5 joins)", f"{sum(per_level.values()):.3f} s"),
+        ("sjoin grid2 + grid3 (codes above by prefix)", f"{per_level['grid2'] + per_level['grid3']:.3f} s"),
+    ])
+    report("ratio (median of the per-round ratios)", [
+        ("sjoin every level / gridgeo.assign", f"{every_level:.1f}x"),
+        ("sjoin grid2 + grid3 / gridgeo.assign", f"{finest:.1f}x"),
+        ("sjoin grid2 + grid3 / (index build + assign)",
+         f"{(per_level['grid2'] + per_level['grid3']) / (build + ours):.2f}x"),
+    ])
+    report("identical answers (points whose code differs)", [
+        *[(f"{lv} vs sjoin {lv}", f"{n:,}") for lv, n in differ.items()],
+        *[(f"{lv} vs grid2 prefix", f"{n:,}") for lv, n in from_prefix.items()],
+        ("first call (grids given) vs index", "same" if first_call.equals(result) else "DIFFERENT"),
+    ])
+
+
+def _resident_mb() -> float:
+    """Resident memory of this process, after handing freed memory back (Linux)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def _timed(fn):
+    started = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - started, result
+
+
+def _differences(ours: pd.Series, theirs: pd.Series) -> int:
+    """Points where gridgeo's code and the join's (missing where none) differ."""
+    mine = ours.astype(object).where(ours.notna(), None).to_numpy()
+    other = theirs.reindex(ours.index).astype(object)
+    other = other.where(other.notna(), None).to_numpy()
+    return int(np.sum(mine != other))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    main(parser.parse_args().repeat)
