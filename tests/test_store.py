@@ -65,13 +65,15 @@ def url(backend, request, tmp_path):
     if backend == "gpkg":
         path = tmp_path / "store.gpkg"
         shutil.copy(request.getfixturevalue("loaded_gpkg"), path)
-        return str(path)
+        yield str(path)
+        return
     server = request.getfixturevalue("postgis")
     template = request.getfixturevalue("loaded_postgis")
     name = f"s_{os.getpid()}_{abs(hash(request.node.nodeid)) % 10**9}"
     server.sql(f'DROP DATABASE IF EXISTS "{name}"')
     server.sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    return server.url(name)
+    yield server.url(name)
+    server.sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -84,8 +86,12 @@ def store(url):
 @pytest.fixture
 def empty_url(backend, request, tmp_path):
     if backend == "gpkg":
-        return str(tmp_path / "empty.gpkg")
-    return request.getfixturevalue("postgis").new_database("empty")
+        yield str(tmp_path / "empty.gpkg")
+        return
+    server = request.getfixturevalue("postgis")
+    url = server.new_database("empty")
+    yield url
+    server.sql(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 def _busiest_village(store):
@@ -208,6 +214,29 @@ def test_history_reads_give_the_data_as_it_was(store, sample):
     assert versions["name"].tolist() == [stations["name"].iloc[0], moved["name"].iloc[0]]
     log = store.revisions()
     assert log["author"].tolist() == ["网格办", "李四"] and log["layers"].tolist()[1] == "stations"
+
+
+def test_bbox_and_code_queries_use_the_indexes(store, backend):
+    village = _busiest_village(store)
+    box = (118.45, 24.76, 118.48, 24.79)
+    by_box = store._select("addresses", ["addr_id", "revision"], [], [], revision=None, bbox=box,
+                           limit=None, offset=0)
+    conds, params = store._conditions("grids", store.columns("grids"), where=None, parent=None,
+                                      within=village, levels=None)
+    by_code = store._select("grids", ["code", "revision"], conds, params, revision=None, bbox=None,
+                            limit=None, offset=0)
+    plans = []
+    for sql, params in (by_box, by_code):
+        if backend == "gpkg":
+            rows = store._db.query("EXPLAIN QUERY PLAN " + sql, params)
+        else:
+            with store._db.write() as tx:  # the tables are small: make the planner show what it can use
+                tx.execute("SET LOCAL enable_seqscan = off")
+                rows = tx.query("EXPLAIN " + sql, params)
+        plans.append(" ".join(str(r[-1]) for r in rows))
+    spatial = "rtree_addresses_geom VIRTUAL TABLE INDEX" if backend == "gpkg" else "addresses_geom_gist"
+    assert spatial in plans[0], plans[0]
+    assert "grids_code" in plans[1], plans[1]
 
 
 def test_append_refuses_a_published_key(store, sample):
@@ -527,6 +556,9 @@ def test_cli_loads_a_sample_or_files_and_respects_if_missing(empty_url, backend,
         assert store.revisions()["author"].tolist() == ["测试", "测试"]
     res = run("sample_geojson/metadata.json")
     assert res.returncode != 0 and "cannot tell which layer" in res.stderr
+    log = subprocess.run([sys.executable, "-m", "gridgeo", "revisions", "--store", empty_url],
+                         capture_output=True, text=True, check=True).stdout
+    assert "测试" in log and "published data at revision 2" in log
 
 
 def test_docstring_examples_run():

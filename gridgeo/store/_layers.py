@@ -163,12 +163,11 @@ def values(series: pd.Series, kind: str, *, iso_times: bool = False) -> np.ndarr
         out[missing] = None
         return out
     if kind == "text":
-        out = series.astype(object).to_numpy(dtype=object, copy=True)
         missing = pd.isna(series).to_numpy()
+        if not pd.api.types.is_string_dtype(series.dtype) or series.dtype == object:
+            series = series.astype(object).where(~missing, None).map(lambda v: v if v is None else str(v))
+        out = series.to_numpy(dtype=object, copy=True)
         out[missing] = None
-        if not missing.all():
-            present = ~missing
-            out[present] = [v if isinstance(v, str) else str(v) for v in out[present]]
         return out
     if kind in ("integer", "real", "boolean"):
         missing = pd.isna(series).to_numpy()

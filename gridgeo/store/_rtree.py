@@ -20,8 +20,6 @@ check it), and GDAL, QGIS and SQLite query it as any other R-tree.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import numpy as np
 import shapely
 
@@ -30,25 +28,9 @@ from gridgeo.store._store import q
 _REBUILD_FROM = 5_000  # fewer new entries than this go in through SQLite's own insert
 
 
-@contextmanager
-def deferred(tx, table: str, rtree: str, *, enabled: bool):
-    """Inside, inserts into ``table`` do not touch the R-tree; hand the new
-    entries to the yielded object and they are packed in on the way out."""
-    if not enabled:
-        yield None
-        return
-    triggers = tx.query("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? "
-                        "AND name = ?", (table, f"{rtree}_insert"))
-    for name, _ in triggers:
-        tx.execute(f"DROP TRIGGER {q(name)}")
-    pending = _Pending(tx, rtree)
-    yield pending
-    pending.flush()
-    for _, sql in triggers:
-        tx.execute(sql)
+class Pending:
+    """New R-tree entries collected during a bulk write, packed in by :meth:`flush`."""
 
-
-class _Pending:
     def __init__(self, tx, rtree):
         self.tx, self.rtree = tx, rtree
         self.ids: list[np.ndarray] = []
@@ -88,11 +70,25 @@ class _Pending:
         pack(self.tx, self.rtree, ids, boxes)
 
 
+def rebuild(tx, rtree: str, table: str) -> None:
+    """Rebuild ``rtree`` keeping only the entries of rows still in ``table``
+    (after a bulk delete), without recomputing any envelope."""
+    rows = tx.query(f"SELECT r.id, r.minx, r.maxx, r.miny, r.maxy FROM {q(rtree)} r "
+                    f"JOIN {q(table)} t ON t.fid = r.id")
+    table_ = np.array(rows, dtype=np.float64).reshape(-1, 5)
+    pack(tx, rtree, table_[:, 0].astype(np.int64), table_[:, 1:])
+
+
 def pack(tx, rtree: str, ids: np.ndarray, boxes: np.ndarray) -> None:
     """Replace the content of ``rtree`` with ``ids`` and their ``boxes``
     (columns minx, maxx, miny, maxy)."""
     size = int(tx.query(f"SELECT length(data) FROM {q(rtree + '_node')} WHERE nodeno = 1")[0][0])
     fanout = (size - 4) // 24
+    if len(ids) == 0:
+        for table in ("_node", "_rowid", "_parent"):
+            tx.execute(f"DELETE FROM {q(rtree + table)}")
+        tx.execute(f"INSERT INTO {q(rtree + '_node')} VALUES (1, zeroblob({size}))")
+        return
     boxes = _outward_float32(boxes)
     order = _hilbert_order(boxes)
     ids, boxes = ids[order], boxes[order]

@@ -30,7 +30,6 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from gridgeo import schema
 from gridgeo.store import _layers
 from gridgeo.store.errors import NotFound, SchemaVersionError, StoreError
 
@@ -243,18 +242,15 @@ class Store:
         (128, 0)
         """
         out = {name: 0 for name in self.collections()}
-        for kind in _layers.KINDS:
-            conds = ([], [])
-            if kind == "grids":
-                for level, n in self._grouped_count("level", at):
-                    out[level] = out.get(level, 0) + n
-                    out["grids"] += n
-            else:
-                out[kind] = self._count(kind, *conds, None, at)
+        revision = None if at is None else self._revision(at)
+        for level, n in self._grouped_count("level", revision):
+            out[level] = out.get(level, 0) + n
+            out["grids"] += n
+        for kind in _layers.KINDS[1:]:
+            out[kind] = self._count(kind, [], [], None, revision)
         return out
 
-    def _grouped_count(self, column: str, at) -> list[tuple[str, int]]:
-        revision = None if at is None else self._revision(at)
+    def _grouped_count(self, column: str, revision) -> list[tuple[str, int]]:
         parts, params = [], []
         for table, (cond, p) in self._tables("grids", revision):
             parts.append(f"SELECT {q(column)} AS g FROM {q(table)} WHERE {cond or '1 = 1'}")
@@ -527,12 +523,12 @@ class Store:
         return sql, all_params
 
     def _frame(self, rows, names, kinds):
-        n = len(names)
+        """A GeoDataFrame from rows of (geometry, *names), each column of its kind."""
         if not rows:
             return _layers.empty_frame({name: kinds[name] for name in names})
         by_column = list(zip(*rows))
         geoms = self._db.decode(by_column[0])
-        data = {name: _layers.column(list(by_column[i + 1]), kinds[name]) for i, name in enumerate(names[:n])}
+        data = {name: _layers.column(list(by_column[i + 1]), kinds[name]) for i, name in enumerate(names)}
         return _layers.frame(data, geoms)
 
     # --- writing ----------------------------------------------------------------
@@ -624,7 +620,7 @@ class Store:
         if n:
             self._db.copy(tx, kind, kind + "_history", columns, where, params,
                           extra={"retired": revision, "retired_by": author})
-            tx.execute(f"DELETE FROM {q(kind)} WHERE {where}", params)
+            self._db.delete(tx, kind, where, params)
         return n
 
     def _refuse_existing_keys(self, tx, kind, frame) -> None:
@@ -718,6 +714,3 @@ def _plain(value):
         return value.to_pydatetime()
     return value
 
-
-def scheme_levels() -> tuple[str, ...]:
-    return schema.DEFAULT_SCHEME.names

@@ -30,13 +30,12 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import shapely
 
 from gridgeo.crs import STORAGE_CRS
 from gridgeo.store import _layers, _rtree
 from gridgeo.store._store import q
-from gridgeo.store.errors import NotAStoreError, StoreError
+from gridgeo.store.errors import NotAStoreError
 
 _SRS_ID = 4490
 _CHUNK = 50_000
@@ -189,7 +188,7 @@ class GeoPackage:
         sql = (f"INSERT INTO {q(table)} (fid, geom, {', '.join(q(c) for c in names)}) "
                f"VALUES ({', '.join('?' * (len(names) + 2))})")
         bulk = n >= _BULK_ROWS
-        with _rtree.deferred(tx, table, _rtree_name(table), enabled=bulk) as index:
+        with _deferred(tx, table, "insert", enabled=bulk) as index:
             with _progress(n, label, progress) as bar:
                 for start in range(0, n, _CHUNK):
                     stop = min(start + _CHUNK, n)
@@ -209,13 +208,47 @@ class GeoPackage:
         bulk = n >= _BULK_ROWS
         first = int(tx.query(f"SELECT COALESCE(MAX(fid), 0) FROM {q(dst)}")[0][0]) + 1
         numbered = f"{first - 1} + ROW_NUMBER() OVER (ORDER BY fid)"
-        with _rtree.deferred(tx, dst, _rtree_name(dst), enabled=bulk) as index:
+        with _deferred(tx, dst, "insert", enabled=bulk) as index:
             tx.execute(f"INSERT INTO {q(dst)} (fid, {', '.join(q(t) for t in targets)}) "
                        f"SELECT {numbered}, {', '.join(sources)} FROM {q(src)} WHERE {where} ORDER BY fid",
                        [*extra.values(), *params])
             if bulk:
                 index.copy_from(_rtree_name(src), f"SELECT fid AS old, {numbered} AS new FROM {q(src)} "
                                 f"WHERE {where}", params)
+
+
+    def delete(self, tx, table, where, params) -> None:
+        """DELETE FROM table WHERE ...; a big one rebuilds the R-tree from what is left."""
+        n = int(tx.query(f"SELECT COUNT(*) FROM {q(table)} WHERE {where}", params)[0][0])
+        with _deferred(tx, table, "delete", enabled=n >= _BULK_ROWS):
+            tx.execute(f"DELETE FROM {q(table)} WHERE {where}", params)
+
+
+@contextmanager
+def _deferred(tx, table: str, action: str, *, enabled: bool):
+    """Inside, inserts into (or deletes from) ``table`` skip the per-row triggers
+    that keep its R-tree and GDAL's feature count; both are brought up to date
+    in one pass on the way out. An insert hands its new entries to the yielded
+    :class:`_rtree.Pending`."""
+    if not enabled:
+        yield None
+        return
+    rtree = _rtree_name(table)
+    names = (f"{rtree}_{action}", f"trigger_{action}_feature_count_{table}")
+    triggers = tx.query(f"SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? "
+                        f"AND name IN (?, ?)", (table, *names))
+    for name, _ in triggers:
+        tx.execute(f"DROP TRIGGER {q(name)}")
+    pending = _rtree.Pending(tx, rtree)
+    yield pending
+    if action == "insert":
+        pending.flush()
+    else:
+        _rtree.rebuild(tx, rtree, table)
+    tx.execute("UPDATE gpkg_ogr_contents SET feature_count = (SELECT COUNT(*) FROM " + q(table) + ") "
+               "WHERE lower(table_name) = lower(?)", (table,))
+    for _, sql in triggers:
+        tx.execute(sql)
 
 
 class _Tx:

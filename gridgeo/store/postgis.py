@@ -19,6 +19,7 @@ import threading
 from contextlib import contextmanager
 
 import numpy as np
+import pandas as pd
 import shapely
 
 from gridgeo.store import _layers
@@ -27,7 +28,7 @@ from gridgeo.store.errors import NotAStoreError, StoreError
 
 _SRID = 4490
 _CHUNK = 50_000
-_REINDEX_FROM = 50_000  # from this many rows a load rebuilds the GiST index instead of updating it
+_REINDEX_FROM = 50_000  # from this many rows a load rebuilds the table's indexes instead of updating them
 
 _TYPES_IN = {
     "text": 'text COLLATE "C"', "integer": "bigint", "real": "double precision", "boolean": "boolean",
@@ -140,34 +141,44 @@ class PostGIS:
     # --- writing ----------------------------------------------------------------------
 
     def insert(self, tx, table, frame, kinds, *, progress=None, label=None) -> None:
-        """Binary COPY of a frame's rows (the GiST index rebuilt after a big one)."""
+        """COPY a frame's rows in (the indexes rebuilt after a big load).
+
+        Each chunk becomes CSV in Arrow's C++ writer, geometries as hex EWKB,
+        every non-null value quoted: an unquoted empty field is NULL, a quoted
+        one the empty string, exactly as the frame had them.
+        """
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
         from gridgeo.store.geopackage import _progress
 
         n = len(frame)
         if n == 0:
             return
         names = list(kinds)
-        columns = [self.values(frame[c], kinds[c]) if c in frame.columns else np.full(n, None, dtype=object)
-                   for c in names]
-        declared = dict(tx.query("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
-                                 "WHERE attrelid = CAST(? AS regclass) AND attnum > 0", (q(table),)))
-        types = ["bytea"] + [declared[c] for c in names]
         geoms = shapely.set_srid(np.asarray(frame.geometry.array, dtype=object), _SRID)
-        rebuild = n >= _REINDEX_FROM
-        index = f"{table}_geom_gist"
-        if rebuild:
-            tx.execute(f"DROP INDEX IF EXISTS {q(index)}")
-        sql = f"COPY {q(table)} (geom, {', '.join(q(c) for c in names)}) FROM STDIN (FORMAT BINARY)"
+        # a big load builds the indexes afterwards, by sorting, instead of updating them row by row
+        indexes = tx.query("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+                           "AND tablename = ? AND indexname <> ?", (table, f"{table}_pkey")) \
+            if n >= _REINDEX_FROM else []
+        for name, _ in indexes:
+            tx.execute(f"DROP INDEX {q(name)}")
+        options = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
+        sql = f"COPY {q(table)} (geom, {', '.join(q(c) for c in names)}) FROM STDIN (FORMAT csv)"
         with _progress(n, label, progress) as bar, tx.cur.copy(sql) as copy:
-            copy.set_types(types)
             for start in range(0, n, _CHUNK):
                 stop = min(start + _CHUNK, n)
-                ewkb = shapely.to_wkb(geoms[start:stop], include_srid=True, byte_order=1)
-                for row in zip(ewkb, *(c[start:stop] for c in columns)):
-                    copy.write_row(row)
+                part = frame.iloc[start:stop]
+                arrays = [pa.array(shapely.to_wkb(geoms[start:stop], hex=True, include_srid=True),
+                                   type=pa.string())]
+                arrays += [_arrow(part[c] if c in part.columns else None, kinds[c], stop - start)
+                           for c in names]
+                sink = pa.BufferOutputStream()
+                pacsv.write_csv(pa.table(arrays, names=["geom", *names]), sink, options)
+                copy.write(sink.getvalue().to_pybytes())
                 bar.update(stop - start)
-        if rebuild:
-            tx.execute(f"CREATE INDEX {q(index)} ON {q(table)} USING GIST (geom)")
+        for _, definition in indexes:
+            tx.execute(definition)
 
     def copy(self, tx, src, dst, columns, where, params, *, extra=None, renamed=None) -> None:
         extra, renamed = extra or {}, renamed or {}
@@ -176,6 +187,34 @@ class PostGIS:
         tx.execute(f"INSERT INTO {q(dst)} ({', '.join(q(t) for t in targets)}) "
                    f"SELECT {', '.join(sources)} FROM {q(src)} WHERE {where} ORDER BY fid",
                    [*extra.values(), *params])
+
+
+    @staticmethod
+    def delete(tx, table, where, params) -> None:
+        tx.execute(f"DELETE FROM {q(table)} WHERE {where}", params)
+
+
+_ARROW_TYPES = {"text": "string", "integer": "int64", "real": "float64", "boolean": "bool_",
+                "datetime": "timestamp", "date": "date32"}
+
+
+def _arrow(series, kind, n):
+    """One column as an Arrow array of the store's kind (all nulls if the frame lacks it)."""
+    import pyarrow as pa
+
+    arrow_type = pa.timestamp("us") if kind == "datetime" else getattr(pa, _ARROW_TYPES[kind])()
+    if series is None:
+        return pa.nulls(n, type=arrow_type)
+    if kind == "text":
+        return pa.array(_layers.values(series, kind), type=arrow_type)
+    if kind == "datetime":
+        values = pd.to_datetime(series)
+        if getattr(values.dt, "tz", None) is not None:
+            values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+        return pa.array(values.astype("datetime64[us]"), type=arrow_type, from_pandas=True)
+    if kind == "date":
+        return pa.array(_layers.values(series, kind), type=arrow_type)
+    return pa.array(series, type=arrow_type, from_pandas=True)
 
 
 class _Tx:
