@@ -362,13 +362,7 @@ class Store:
 
     def _count(self, kind, conds, params, bbox, revision) -> int:
         total = 0
-        for table, (cond, p) in self._tables(kind, revision):
-            c, pp = list(conds) + ([cond] if cond else []), list(params) + p
-            if bbox is not None:
-                bc, bp = self._db.bbox_condition(table, bbox)
-                c.append(bc)
-                pp += bp
-            where = " AND ".join(c) or "1 = 1"
+        for table, where, pp in self._per_table(kind, conds, params, revision, bbox):
             total += int(self._db.query(f"SELECT COUNT(*) FROM {q(table)} WHERE {where}", pp)[0][0])
         return total
 
@@ -500,20 +494,24 @@ class Store:
         return [(kind, ("revision <= ?", [revision])),
                 (kind + "_history", ("revision <= ? AND retired > ?", [revision, revision]))]
 
+    def _per_table(self, kind, conds, params, revision, bbox):
+        """(table, WHERE clause, its params) for each table a read at ``revision`` looks in."""
+        for table, (cond, extra) in self._tables(kind, revision):
+            c, p = list(conds) + ([cond] if cond else []), list(params) + extra
+            if bbox is not None:
+                box_cond, box_params = self._db.bbox_condition(table, bbox)
+                c.append(box_cond)
+                p += box_params
+            yield table, " AND ".join(c) or "1 = 1", p
+
     def _select(self, kind, names, conds, params, *, revision, bbox, limit, offset):
         key = _layers.KEYS[kind]
         geom = self._db.geom_expr("geom")
         cols = ", ".join(q(n) for n in names)
         parts, all_params = [], []
-        for table, (cond, p) in self._tables(kind, revision):
-            c, pp = list(conds) + ([cond] if cond else []), list(params) + p
-            if bbox is not None:
-                bc, bp = self._db.bbox_condition(table, bbox)
-                c.append(bc)
-                pp += bp
+        for table, where, pp in self._per_table(kind, conds, params, revision, bbox):
             key_col = "" if key in names else f", {q(key)} AS _key"
-            parts.append(f"SELECT {geom} AS _geom, {cols}{key_col}, fid AS _fid FROM {q(table)} "
-                         f"WHERE {' AND '.join(c) or '1 = 1'}")
+            parts.append(f"SELECT {geom} AS _geom, {cols}{key_col}, fid AS _fid FROM {q(table)} WHERE {where}")
             all_params += pp
         order = q(key) if key in names else "_key"
         sql = " UNION ALL ".join(parts) + f" ORDER BY {order}, _fid"

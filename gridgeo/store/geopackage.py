@@ -24,7 +24,6 @@ import shutil
 import sqlite3
 import struct
 import tempfile
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,6 +33,7 @@ import shapely
 
 from gridgeo.crs import STORAGE_CRS
 from gridgeo.store import _layers, _rtree
+from gridgeo.store._connections import PerThread
 from gridgeo.store._store import q
 from gridgeo.store.errors import NotAStoreError
 
@@ -77,9 +77,7 @@ class GeoPackage:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.display = str(path)
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._connections = PerThread(lambda: _connect(self.path))
         if not self.path.exists():
             raise NotAStoreError(f"{self.path} does not exist: create a store with "
                                  f"gridgeo.store.open({str(self.path)!r}, create=True) or `gridgeo load`")
@@ -91,23 +89,10 @@ class GeoPackage:
     # --- connections ----------------------------------------------------------------
 
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = _connect(self.path)
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
-        return conn
+        return self._connections.get()
 
     def close(self) -> None:
-        with self._lock:
-            for conn in self._all:
-                try:
-                    conn.close()
-                except sqlite3.ProgrammingError:
-                    pass  # made in another thread: it goes with it
-            self._all.clear()
-        self._local = threading.local()
+        self._connections.close()
 
     def query(self, sql, params=()):
         return self._conn().execute(sql, tuple(params)).fetchall()

@@ -15,7 +15,6 @@ an edit's revision and the write one indivisible step.
 from __future__ import annotations
 
 import re
-import threading
 from contextlib import contextmanager
 
 import numpy as np
@@ -23,6 +22,7 @@ import pandas as pd
 import shapely
 
 from gridgeo.store import _layers
+from gridgeo.store._connections import PerThread
 from gridgeo.store._store import q
 from gridgeo.store.errors import NotAStoreError, StoreError
 
@@ -55,9 +55,7 @@ class PostGIS:
     def __init__(self, url: str):
         self.url = url
         self.display = display(url)
-        self._local = threading.local()
-        self._all = []
-        self._lock = threading.Lock()
+        self._connections = PerThread(lambda: connect(self.url))
         found = self.query("SELECT to_regclass('gridgeo_meta') IS NOT NULL")[0][0]
         if not found:
             raise NotAStoreError(f"{self.display} holds no gridgeo store (no gridgeo_meta table): create one "
@@ -66,20 +64,10 @@ class PostGIS:
     # --- connections ----------------------------------------------------------------
 
     def _conn(self):
-        conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed:
-            conn = connect(self.url)
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
-        return conn
+        return self._connections.get()
 
     def close(self) -> None:
-        with self._lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-        self._local = threading.local()
+        self._connections.close()
 
     def query(self, sql, params=()):
         with self._conn().cursor(binary=True) as cur:
