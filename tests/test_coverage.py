@@ -14,7 +14,7 @@ from shapely import Point
 
 from gridgeo import coverage as gc
 from gridgeo import network as gn
-from test_network import reference_graph
+from test_network import reference_graph, roads_reaching
 
 
 @pytest.fixture(scope="session")
@@ -57,18 +57,7 @@ def test_every_address_against_networkx(sample, town_network):
 
 def test_isolated_addresses_walk_from_the_connected_roads(sample, town_network, town_coverage):
     # the reference: the same graph on the roads of the stations' pieces only
-    line_graph = nx.Graph()
-    ends = [tuple(np.round(shapely.get_coordinates(g)[[0, -1]], 7).ravel()) for g in sample.roads.geometry]
-    for i, e in enumerate(ends):
-        line_graph.add_edge(e[:2], e[2:], line=i)
-    _, station_line = shapely.STRtree(sample.roads.geometry.array).query_nearest(
-        sample.stations.geometry.array, all_matches=False)
-    served = set()
-    for piece in nx.connected_components(line_graph):
-        lines = {d["line"] for _, _, d in line_graph.subgraph(piece).edges(data=True)}
-        if lines & set(station_line.tolist()):
-            served |= lines
-    roads = sample.roads.iloc[sorted(served)]
+    roads = roads_reaching(sample.roads, sample.stations)
     moved = town_coverage["status"] == "resnapped"
     graph, keys = reference_graph(roads, town_network.crs,
                                   {"a": sample.addresses[moved], "s": sample.stations})

@@ -57,6 +57,22 @@ def reference_graph(roads, metric, groups):
     return graph, keys
 
 
+def roads_reaching(roads, stations):
+    """The road lines of the connected pieces that hold a station (lines meeting at endpoints)."""
+    line_graph = nx.Graph()
+    for i, geom in enumerate(roads.geometry):
+        ends = np.round(shapely.get_coordinates(geom)[[0, -1]], 7)
+        line_graph.add_edge(tuple(ends[0]), tuple(ends[1]), line=i)
+    _, station_line = shapely.STRtree(roads.geometry.array).query_nearest(stations.geometry.array,
+                                                                          all_matches=False)
+    served = set()
+    for piece in nx.connected_components(line_graph):
+        lines = {d["line"] for _, _, d in line_graph.subgraph(piece).edges(data=True)}
+        if lines & set(station_line.tolist()):
+            served |= lines
+    return roads.iloc[sorted(served)]
+
+
 def test_nearest_station_distances_match_networkx(sample, town_network):
     addresses, stations = sample.addresses, sample.stations
     graph, keys = reference_graph(sample.roads, town_network.crs, {"a": addresses, "s": stations})

@@ -1,0 +1,642 @@
+"""Where to put new service stations: maximal coverage, set covering, p-median.
+
+Given candidate sites (road junctions by default, or a list of available
+buildings), the households at every address, the existing stations (kept
+fixed) and a walking radius, three classic location models choose the new
+sites, solved exactly by spopt with the HiGHS solver through PuLP:
+
+- :func:`maximal_coverage` (MCLP): the best ``k`` new sites for the most
+  households within the radius;
+- :func:`set_covering` (LSCP): the fewest new sites so that every household
+  (or a chosen share) is within the radius;
+- :func:`p_median`: ``k`` new sites that minimise the total walking distance
+  of the households to their nearest station.
+
+The cost matrix is walking distance along the network
+(:func:`gridgeo.network.distances`, kept sparse by the radius) and is made
+small before it reaches the solver, exactly where it can be:
+
+- households already within the radius of a station cannot be covered
+  again, so coverage models see only the others;
+- addresses that the same set of candidates covers are one demand unit (an
+  exact aggregation for coverage models);
+- a candidate covering a subset of what another covers is dropped (also
+  exact);
+- for the p-median, candidates are screened to the ``max_candidates`` with
+  the largest stand-alone saving, and addresses are grouped at their
+  nearest network node (see :func:`p_median`).
+
+Every answer comes back as a :class:`Siting`: the chosen sites with the
+households each newly covers, the addresses newly covered, and the figures
+before and after, recomputed exactly with :func:`gridgeo.coverage.nearest_station`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from gridgeo import coverage as gcov
+from gridgeo import crs as gcrs
+from gridgeo import network as gnet
+from gridgeo.schema import check
+
+__all__ = ["Siting", "candidate_sites", "maximal_coverage", "set_covering", "p_median"]
+
+log = logging.getLogger(__name__)
+
+NEW_KIND = "new_site"
+"""The ``kind`` given to chosen sites when they join the stations."""
+
+
+@dataclass
+class Siting:
+    """The answer of a siting model.
+
+    Attributes
+    ----------
+    sites : GeoDataFrame
+        The chosen sites in the order the candidates were given: ``site_id``,
+        ``households_new``, ``population_new`` and ``addresses_new`` (newly
+        brought within the radius, each counted at the site now nearest to
+        it), the candidate's own columns, points in EPSG:4490.
+    newly_covered : DataFrame
+        The addresses newly within the radius: ``addr_id``, ``households``,
+        ``population``, ``site_id``, ``distance_before_m``, ``distance_m``.
+    figures : DataFrame
+        Rows ``before``, ``after`` and ``change``: households and share
+        within the radius and within each life circle, and the mean and
+        total walking distance of households to their nearest station.
+    feasible : bool
+        False when the request cannot be met (households no candidate
+        reaches, a share out of reach); the sites are then the best partial
+        answer and `message` says what is missing.
+    message : str
+    model : str
+        ``"maximal_coverage"``, ``"set_covering"`` or ``"p_median"``.
+    details : dict
+        The size of the problem handed to the solver, its status, objective
+        and time.
+    """
+
+    sites: gpd.GeoDataFrame
+    newly_covered: pd.DataFrame
+    figures: pd.DataFrame
+    feasible: bool
+    message: str
+    model: str
+    details: dict = dataclasses.field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"Siting({self.model}: {len(self.sites)} site(s); {self.message})"
+
+
+# ----------------------------------------------------------------------------
+# Candidates
+# ----------------------------------------------------------------------------
+
+
+def candidate_sites(network, *, min_degree: int = 3, within=None) -> gpd.GeoDataFrame:
+    """Road junctions as candidate sites.
+
+    Parameters
+    ----------
+    network : WalkNetwork
+    min_degree : int, default 3
+        Nodes where at least this many road pieces meet.
+    within : GeoDataFrame or geometry, optional
+        Keep only junctions inside it (a town, the grids needing a station).
+
+    Returns
+    -------
+    GeoDataFrame
+        ``site_id`` (``"J<node>"``), ``node``, ``degree``, points in EPSG:4490.
+
+    Examples
+    --------
+    >>> from gridgeo import sample, network
+    >>> net = network.build(sample.load().roads)
+    >>> sites = candidate_sites(net)
+    >>> bool((sites["degree"] >= 3).all()), sites.crs.to_epsg()
+    (True, 4490)
+    """
+    nodes = network.nodes()
+    keep = nodes["degree"].to_numpy() >= min_degree
+    if within is not None:
+        area = within.to_crs(gcrs.STORAGE_CRS).geometry.union_all() if hasattr(within, "geometry") else within
+        keep &= nodes.geometry.within(area).to_numpy()
+    out = nodes[keep].drop(columns="component")
+    out.insert(0, "node", np.flatnonzero(keep))
+    out.insert(0, "site_id", [f"J{n}" for n in out["node"]])
+    return out.reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------
+# The three models
+# ----------------------------------------------------------------------------
+
+
+def maximal_coverage(addresses, stations, network, *, k: int, radius_m: float = 1000.0, candidates=None,
+                     kinds=None, weight: str = "households", solver=None) -> Siting:
+    """The best `k` new sites for the most households within `radius_m` (MCLP).
+
+    Parameters
+    ----------
+    addresses : GeoDataFrame
+        Standard addresses with the `weight` column (households).
+    stations : GeoDataFrame
+        The existing stations, kept.
+    network : WalkNetwork, or roads to build it from
+    k : int
+        How many new sites.
+    radius_m : float, default 1000
+        Walking distance that counts as covered (1,000 m: the 15-minute
+        life circle of GB 50180-2018).
+    candidates : GeoDataFrame of points, optional
+        Available sites (``site_id`` if present, else the index, names
+        them). Default: the junctions of :func:`candidate_sites`.
+    kinds : str or list of str, optional
+        Only these kinds of existing stations count.
+    weight : str, default "households"
+        The address column to cover (``"population"``...).
+    solver : pulp solver, optional
+        Default ``pulp.HiGHS(msg=False)``.
+
+    Returns
+    -------
+    Siting
+
+    Notes
+    -----
+    Exact: the reductions applied before the solver (covered households
+    left out, addresses with the same covering candidates merged, dominated
+    candidates dropped) do not change the optimum. When fewer than `k`
+    candidates cover anything new, only those are returned and `message`
+    says so.
+
+    Examples
+    --------
+    >>> from gridgeo import sample, network
+    >>> s = sample.load()
+    >>> net = network.build(s.roads)
+    >>> best = maximal_coverage(s.addresses, s.stations, net, k=2)
+    >>> len(best.sites), bool(best.figures.loc["change", "households_covered"] > 0)
+    (2, True)
+    """
+    p = _prepare(addresses, stations, network, candidates, radius_m, kinds, weight)
+    units, cover, cand = _coverage_units(p)
+    if len(cand) == 0:
+        return _answer(p, [], "maximal_coverage", feasible=False, details={},
+                       message=f"no candidate is within {radius_m:g} m of a household not yet covered")
+    k_eff = min(int(k), len(cand))
+    chosen, details = _solve_mclp(units, cover, k_eff, solver)
+    message = f"{k_eff} new site(s)" + ("" if k_eff == k else
+                                        f"; only {len(cand)} useful candidate(s) for the {k} asked")
+    return _answer(p, cand[chosen], "maximal_coverage", feasible=k_eff == k, message=message, details=details)
+
+
+def set_covering(addresses, stations, network, *, radius_m: float = 1000.0, share: float = 1.0, candidates=None,
+                 kinds=None, weight: str = "households", solver=None) -> Siting:
+    """The fewest new sites so that `share` of households are within `radius_m` (LSCP).
+
+    With ``share=1`` every household must be covered: one set-covering
+    model. With a smaller share, the smallest `k` whose maximal coverage
+    reaches the share (a binary search over `k`, each step an exact MCLP).
+
+    Parameters
+    ----------
+    addresses, stations, network, radius_m, candidates, kinds, weight, solver
+        As in :func:`maximal_coverage`.
+    share : float, default 1.0
+        The share of the total `weight` (households) that must end up
+        within `radius_m` of a station, existing or new.
+
+    Returns
+    -------
+    Siting
+        When some households are beyond the radius of every candidate (or
+        the share cannot be reached), ``feasible`` is False, `message` says
+        how many are out of reach, and the sites are the best partial
+        answer: those covering everything that can be covered.
+
+    Examples
+    --------
+    >>> from gridgeo import sample, network
+    >>> s = sample.load()
+    >>> net = network.build(s.roads)
+    >>> plan = set_covering(s.addresses, s.stations, net, share=0.97)
+    >>> bool(plan.figures.loc["after", "share_covered"] >= 0.97), plan.feasible
+    (True, True)
+    """
+    if not 0 < share <= 1:
+        raise ValueError(f"share must be in (0, 1], got {share}")
+    p = _prepare(addresses, stations, network, candidates, radius_m, kinds, weight)
+    units, cover, cand = _coverage_units(p)
+    total = p.weight.sum()
+    covered = p.weight[p.existing <= radius_m].sum()
+    reachable = units["weight"].sum()
+    out_of_reach = total - covered - reachable
+    target = share * total - covered
+    if target <= 1e-9:
+        return _answer(p, [], "set_covering", feasible=True, details={},
+                       message=f"the existing stations already cover {covered / total:.1%}: no new site needed")
+    if len(cand) == 0:
+        return _answer(p, [], "set_covering", feasible=False, details={},
+                       message=f"no candidate is within {radius_m:g} m of the {out_of_reach:g} households left out")
+    all_chosen, details = _solve_lscp(units, cover, solver)
+    if share >= 1 or reachable < target - 1e-9:
+        feasible = out_of_reach <= 1e-9 if share >= 1 else False
+        message = (f"{len(all_chosen)} new site(s) cover every household"
+                   if feasible else
+                   f"infeasible: {out_of_reach:g} {p.weight_name} are beyond {radius_m:g} m of every candidate "
+                   f"and station; the best partial answer, {len(all_chosen)} site(s), covers all the others "
+                   f"({(covered + reachable) / total:.1%})")
+        return _answer(p, cand[all_chosen], "set_covering", feasible=feasible, message=message, details=details)
+    chosen, details = _smallest_k_reaching(units, cover, target, len(all_chosen), solver)
+    message = f"{len(chosen)} new site(s) bring {share:.0%} of {p.weight_name} within {radius_m:g} m"
+    return _answer(p, cand[chosen], "set_covering", feasible=True, message=message, details=details)
+
+
+def p_median(addresses, stations, network, *, k: int, radius_m: float = 1000.0, candidates=None, kinds=None,
+             weight: str = "households", max_candidates: int = 60, aggregate: bool = True,
+             solver=None) -> Siting:
+    """`k` new sites minimising the total walking distance of households (p-median).
+
+    Every household walks to its nearest station, existing or new; a new
+    site serves households within `radius_m` of it.
+
+    Parameters
+    ----------
+    addresses, stations, network, candidates, kinds, weight, solver
+        As in :func:`maximal_coverage`.
+    k : int
+        How many new sites.
+    radius_m : float, default 1000
+        The farthest a new site serves (and the radius of the coverage
+        figures reported).
+    max_candidates : int, default 60
+        Candidates are screened to those with the largest stand-alone
+        saving (the distance they would save if built alone).
+    aggregate : bool, default True
+        Group addresses at the nearest node of their road, their distances
+        averaged by `weight`: small models for a whole town. With False
+        every address is its own demand unit (exact, for small areas).
+
+    Returns
+    -------
+    Siting
+        ``details["objective"]`` is the model's total weighted distance.
+
+    Notes
+    -----
+    Households no station reaches count at the largest distance any
+    reached household walks. The model is exact over the screened
+    candidates when ``aggregate=False``; the figures reported are always
+    recomputed exactly.
+
+    Examples
+    --------
+    >>> from gridgeo import sample, network
+    >>> s = sample.load()
+    >>> net = network.build(s.roads)
+    >>> plan = p_median(s.addresses, s.stations, net, k=3)
+    >>> bool(plan.figures.loc["change", "total_distance_km"] < 0)
+    True
+    """
+    p = _prepare(addresses, stations, network, candidates, radius_m, kinds, weight)
+    existing = np.where(np.isfinite(p.existing), p.existing,
+                        np.nanmax(np.where(np.isfinite(p.existing), p.existing, np.nan), initial=radius_m))
+    pairs = p.pairs[p.pairs["distance_m"].to_numpy() < existing[p.pairs["origin"].to_numpy()]]
+    saving = np.bincount(pairs["destination"], minlength=len(p.candidates),
+                         weights=(existing[pairs["origin"]] - pairs["distance_m"]) * p.weight[pairs["origin"]])
+    useful = np.flatnonzero(saving > 0)
+    cand = useful[np.argsort(-saving[useful], kind="stable")][:max_candidates]
+    if len(cand) == 0:
+        return _answer(p, [], "p_median", feasible=False, details={},
+                       message=f"no candidate brings any household nearer within {radius_m:g} m")
+    cand = np.sort(cand)
+    pairs = pairs[np.isin(pairs["destination"], cand)]
+    cost, weights, modelled = _median_units(p, pairs, cand, existing, aggregate)
+    k_eff = min(int(k), len(cand))
+    chosen, details = _solve_pmedian(cost, weights, k_eff, solver)
+    # households no candidate brings nearer stay with their station: a constant of the objective
+    rest = np.ones(len(existing), dtype=bool)
+    rest[modelled] = False
+    details.update(objective=details["objective"] + float((p.weight[rest] * existing[rest]).sum()),
+                   candidates_screened=int(len(useful)))
+    message = f"{k_eff} new site(s)" + ("" if k_eff == k else f"; only {len(cand)} candidate(s) save any distance")
+    return _answer(p, cand[chosen], "p_median", feasible=k_eff == k, message=message, details=details)
+
+
+# ----------------------------------------------------------------------------
+# Preparing a problem
+# ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Problem:
+    addresses: gpd.GeoDataFrame  # every address (checked)
+    stations: gpd.GeoDataFrame   # the existing stations of the requested kinds
+    network: gnet.WalkNetwork
+    candidates: gpd.GeoDataFrame
+    radius_m: float
+    weight_name: str
+    demand: np.ndarray           # positions in addresses of the addresses with weight > 0
+    weight: np.ndarray           # their weight
+    existing: np.ndarray         # their walking distance to the nearest existing station (inf: none)
+    pairs: pd.DataFrame          # origin (into demand), destination (into candidates), distance_m <= radius
+    snapped: gnet.Snapped        # the demand addresses on the network
+    before: gpd.GeoDataFrame     # nearest_station of every address, before
+
+
+def _prepare(addresses, stations, network, candidates, radius_m, kinds, weight) -> _Problem:
+    if radius_m <= 0:
+        raise ValueError(f"radius_m must be positive, got {radius_m}")
+    addresses = check(gcrs.to_storage(addresses, name="addresses"), "addresses", name="addresses")
+    if weight not in addresses.columns:
+        raise ValueError(f"addresses have no {weight!r} column to weigh demand by: "
+                         f"pass weight= one of {[c for c in addresses.columns if c != 'geometry']}")
+    stations = gcov._select_kinds(check(gcrs.to_storage(stations, name="stations"), "stations", name="stations"),
+                                  kinds)
+    net = network if isinstance(network, gnet.WalkNetwork) else gnet.build(network)
+    candidates = _candidate_frame(candidates, net)
+    before = gcov.nearest_station(addresses, stations, net, circles=_circles(radius_m))
+    w = pd.to_numeric(addresses[weight], errors="coerce").fillna(0).to_numpy(dtype=float)
+    demand = np.flatnonzero(w > 0)
+    snapped = _as_measured(net, net.locate(addresses.iloc[demand], name="addresses"), stations, before, demand)
+    pairs = gnet.distances(net, snapped, net.locate(candidates, name="candidates"), limit_m=radius_m)
+    existing = before["distance_m"].to_numpy()[demand]
+    log.info("siting: %d demand address(es), %d candidate(s), %d pair(s) within %g m",
+             len(demand), len(candidates), len(pairs), radius_m)
+    return _Problem(addresses, stations, net, candidates, float(radius_m), weight, demand, w[demand],
+                    np.where(np.isnan(existing), np.inf, existing), pairs, snapped, before)
+
+
+def _circles(radius_m) -> dict:
+    """The standard circles, and the siting radius as one more (in minutes at the default speed)."""
+    circles = dict(gcov.GB50180_CIRCLES)
+    if radius_m not in circles.values():
+        circles[radius_m / (gcov.WALKING_SPEED_KMH * 1000 / 60)] = float(radius_m)
+    return dict(sorted(circles.items(), key=lambda kv: kv[1]))
+
+
+def _as_measured(net, snapped, stations, before, demand):
+    """Place resnapped addresses where nearest_station measured them from (a piece with a station)."""
+    moved = before["status"].to_numpy()[demand] == "resnapped"
+    if not moved.any():
+        return snapped
+    served = np.unique(net.node_component[net.edge_u[net.locate(stations, name="stations").edge]])
+    piece = net.node_component[net.edge_u[snapped.edge]]
+    again, _ = gcov._resnap_isolated(net, snapped, piece, served)
+    return again
+
+
+def _candidate_frame(candidates, net) -> gpd.GeoDataFrame:
+    if candidates is None:
+        candidates = candidate_sites(net)
+    else:
+        candidates = gcrs.to_storage(candidates, name="candidates")
+        if "site_id" not in candidates.columns:
+            candidates = candidates.assign(site_id=[str(i) for i in candidates.index])
+        if candidates["site_id"].duplicated().any():
+            dup = candidates["site_id"][candidates["site_id"].duplicated()].iloc[0]
+            raise ValueError(f"candidates: site_id {dup!r} is used more than once; give every site its own id")
+    if len(candidates) == 0:
+        raise ValueError("no candidate sites: pass candidates=..., or a network with junctions")
+    return candidates.reset_index(drop=True)
+
+
+def _coverage_units(p: _Problem):
+    """Demand units for coverage models: the addresses not yet covered, merged by covering set.
+
+    Returns (units, cover, cand): units has ``weight`` and ``members`` (a
+    list of demand positions); cover is a boolean sparse matrix units x
+    cand; cand are the candidate positions kept (non-dominated, useful).
+    """
+    open_ = p.existing > p.radius_m
+    pairs = p.pairs[open_[p.pairs["origin"].to_numpy()]]
+    origin, dest = pairs["origin"].to_numpy(), pairs["destination"].to_numpy()
+    if len(origin) == 0:
+        return pd.DataFrame({"weight": [], "members": []}), sparse.csr_matrix((0, 0), dtype=bool), np.zeros(0, int)
+    # a covering set's signature: two independent random 64-bit sums of its members
+    rng = np.random.default_rng(0)
+    keys = rng.integers(0, 2**63, size=(2, len(p.candidates)), dtype=np.uint64)
+    order = np.lexsort((dest, origin))
+    origin, dest = origin[order], dest[order]
+    starts = np.flatnonzero(np.r_[True, origin[1:] != origin[:-1]])
+    with np.errstate(over="ignore"):
+        sig = np.column_stack([np.add.reduceat(keys[0][dest], starts), np.add.reduceat(keys[1][dest], starts)])
+    addr = origin[starts]
+    _, unit_of = np.unique(sig, axis=0, return_inverse=True)
+    unit_of = unit_of.ravel()
+    units = pd.DataFrame({"unit": unit_of, "addr": addr, "weight": p.weight[addr]}).groupby("unit").agg(
+        weight=("weight", "sum"), members=("addr", list))
+    unit_of_pair = np.repeat(unit_of, np.diff(np.r_[starts, len(origin)]))
+    cover = sparse.csr_matrix((np.ones(len(dest), dtype=bool), (unit_of_pair, dest)),
+                              shape=(len(units), len(p.candidates)))
+    cover.sum_duplicates()
+    cover.data[:] = True
+    cand = _undominated(cover)
+    return units, cover[:, cand].tocsr(), cand
+
+
+def _undominated(cover) -> np.ndarray:
+    """Candidates whose covered set is not inside another's (ties: the first)."""
+    cover = cover.astype(np.int32).tocsc()
+    size = np.asarray(cover.sum(axis=0)).ravel()
+    useful = np.flatnonzero(size > 0)
+    c = cover[:, useful]
+    inter = (c.T @ c).tocoo()
+    a, b, n = inter.row, inter.col, inter.data
+    sa, sb = size[useful][a], size[useful][b]
+    dominated = (a != b) & (n == sa) & ((sb > sa) | ((sb == sa) & (b < a)))
+    drop = np.zeros(len(useful), dtype=bool)
+    drop[a[dominated]] = True
+    return useful[~drop]
+
+
+def _median_units(p: _Problem, pairs, cand, existing, aggregate):
+    """Cost matrix (units x [existing] + candidates) and weights for the p-median."""
+    col = np.searchsorted(cand, pairs["destination"].to_numpy())
+    origin = pairs["origin"].to_numpy()
+    addrs = np.unique(origin)
+    if aggregate:
+        net, s = p.network, p.snapped
+        near_u = s.along_m <= net.edge_length[s.edge] / 2
+        node = np.where(near_u, net.edge_u[s.edge], net.edge_v[s.edge])
+        _, unit_of_addr = np.unique(node[addrs], return_inverse=True)
+    else:
+        unit_of_addr = np.arange(len(addrs))
+    unit_of_addr = unit_of_addr.ravel()
+    n_units = int(unit_of_addr.max()) + 1
+    w = p.weight[addrs]
+    weights = np.bincount(unit_of_addr, weights=w, minlength=n_units)
+    # each address pays its existing distance unless a candidate is nearer
+    base = np.bincount(unit_of_addr, weights=w * existing[addrs], minlength=n_units)
+    cost = np.repeat(base[:, None], len(cand) + 1, axis=1)
+    pos = np.searchsorted(addrs, origin)
+    np.add.at(cost, (unit_of_addr[pos], col + 1), p.weight[origin] * (pairs["distance_m"].to_numpy() - existing[origin]))
+    return cost / weights[:, None], weights, addrs
+
+
+# ----------------------------------------------------------------------------
+# Solving with spopt
+# ----------------------------------------------------------------------------
+
+
+def _highs(solver):
+    import pulp
+
+    return solver if solver is not None else pulp.HiGHS(msg=False)
+
+
+@contextlib.contextmanager
+def _quiet_pulp():
+    # spopt builds its variables the way PuLP 3 deprecates: one warning per variable
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pulp\.")
+        yield
+
+
+def _solve_mclp(units, cover, k, solver):
+    from spopt.locate import MCLP
+
+    cost = np.where(cover.toarray(), 0.0, np.inf)
+    start = time.perf_counter()
+    with _quiet_pulp():
+        model = MCLP.from_cost_matrix(cost, units["weight"].to_numpy(), service_radius=1.0, p_facilities=k)
+        model.solve(_highs(solver), results=False)
+    return _chosen(model), _details(model, cost.shape, start)
+
+
+def _solve_lscp(units, cover, solver):
+    from spopt.locate import LSCP
+
+    cost = np.where(cover.toarray(), 0.0, np.inf)
+    start = time.perf_counter()
+    with _quiet_pulp():
+        model = LSCP.from_cost_matrix(cost, service_radius=1.0)
+        model.solve(_highs(solver), results=False)
+    return _chosen(model), _details(model, cost.shape, start)
+
+
+def _smallest_k_reaching(units, cover, target, k_max, solver):
+    """The smallest k whose maximal coverage reaches `target` (binary search over exact MCLPs)."""
+    weights = units["weight"].to_numpy()
+    lo, hi, best = 1, k_max, None
+    while lo <= hi:
+        k = (lo + hi) // 2
+        chosen, details = _solve_mclp(units, cover, k, solver)
+        reached = weights[np.asarray(cover[:, chosen].sum(axis=1)).ravel() > 0].sum()
+        if reached >= target - 1e-9:
+            best, hi = (chosen, details), k - 1
+        else:
+            lo = k + 1
+    if best is None:  # k_max sites (the full set cover) always reach it
+        best = _solve_lscp(units, cover, solver)
+    return best
+
+
+def _solve_pmedian(cost, weights, k, solver):
+    from spopt.locate import PMedian
+
+    start = time.perf_counter()
+    with _quiet_pulp():
+        model = PMedian.from_cost_matrix(cost, weights, p_facilities=k + 1,
+                                         predefined_facilities_arr=np.array([0]))
+        model.solve(_highs(solver), results=False)
+    chosen = np.array([j - 1 for j in _chosen(model) if j > 0], dtype=int)
+    return chosen, _details(model, cost.shape, start)
+
+
+def _chosen(model) -> np.ndarray:
+    return np.array([j for j, var in enumerate(model.fac_vars) if (var.value() or 0) > 0.5], dtype=int)
+
+
+def _details(model, shape, start) -> dict:
+    import pulp
+
+    return {"demand_units": int(shape[0]), "candidates": int(shape[1]),
+            "status": pulp.LpStatus[model.problem.status],
+            "objective": float(pulp.value(model.problem.objective) or 0.0),
+            "solve_s": round(time.perf_counter() - start, 3)}
+
+
+# ----------------------------------------------------------------------------
+# The answer
+# ----------------------------------------------------------------------------
+
+
+def _answer(p: _Problem, chosen, model, *, feasible, message, details) -> Siting:
+    chosen = np.sort(np.asarray(chosen, dtype=int))
+    sites = p.candidates.iloc[chosen].reset_index(drop=True)
+    new = gpd.GeoDataFrame({
+        "station_id": sites["site_id"].astype(str).to_numpy(),
+        "name": [f"新站点 {s}" for s in sites["site_id"]],
+        "kind": NEW_KIND, "grid_code": "",
+    }, geometry=sites.geometry.array, crs=gcrs.STORAGE_CRS)
+    stations = pd.concat([p.stations[["station_id", "name", "kind", "grid_code", "geometry"]], new],
+                         ignore_index=True)
+    after = gcov.nearest_station(p.addresses, gpd.GeoDataFrame(stations, crs=gcrs.STORAGE_CRS), p.network,
+                                 circles=_circles(p.radius_m))
+    newly = _newly_covered(p, after)
+    per_site = newly.groupby("site_id")[["households", "population", "addresses"]].sum()
+    sites = sites.join(per_site.rename(columns=lambda c: f"{c}_new"), on="site_id")
+    for col in ("households_new", "population_new", "addresses_new"):
+        sites[col] = sites[col].fillna(0).astype(np.int64)
+    lead = ["site_id", "households_new", "population_new", "addresses_new"]
+    sites = sites[lead + [c for c in sites.columns if c not in lead]]
+    log.info("siting (%s): %s", model, message)
+    return Siting(sites=sites, newly_covered=newly.drop(columns="addresses"),
+                  figures=_figures(p, after), feasible=bool(feasible), message=message, model=model,
+                  details=details)
+
+
+def _newly_covered(p, after) -> pd.DataFrame:
+    before_d = p.before["distance_m"].to_numpy()
+    after_d = after["distance_m"].to_numpy()
+    w = pd.to_numeric(p.addresses[p.weight_name], errors="coerce").fillna(0).to_numpy()
+    newly = (after_d <= p.radius_m) & ~(before_d <= p.radius_m) & (w > 0)
+    out = pd.DataFrame({
+        "addr_id": p.addresses["addr_id"].to_numpy()[newly],
+        "households": p.before["households"].to_numpy()[newly] if "households" in p.before else 1,
+        "population": p.before["population"].to_numpy()[newly] if "population" in p.before else 0,
+        "addresses": 1,
+        "site_id": after["station_id"].astype(str).to_numpy()[newly],
+        "distance_before_m": before_d[newly],
+        "distance_m": after_d[newly],
+    }, index=p.addresses.index[newly])
+    return out
+
+
+def _figures(p, after) -> pd.DataFrame:
+    rows = {}
+    for label, cov in (("before", p.before), ("after", after)):
+        table = gcov.summary(cov)
+        d = cov["distance_m"].to_numpy()
+        hh = cov["households"].to_numpy(dtype=float) if "households" in cov else np.ones(len(cov))
+        reached = ~np.isnan(d)
+        row = {
+            "households_covered": table.loc[table["distance_m"] == p.radius_m, "households"].iloc[0],
+            "share_covered": table.loc[table["distance_m"] == p.radius_m, "share_households"].iloc[0],
+            "population_covered": table.loc[table["distance_m"] == p.radius_m, "population"].iloc[0]
+            if "population" in table else np.nan,
+        }
+        for minutes, metres in gcov.GB50180_CIRCLES.items():
+            row[f"households_{minutes}min"] = table.loc[table["distance_m"] == metres, "households"].iloc[0]
+        row["mean_distance_m"] = float((d[reached] * hh[reached]).sum() / max(hh[reached].sum(), 1e-9))
+        row["total_distance_km"] = float((d[reached] * hh[reached]).sum() / 1000)
+        row["unreachable_households"] = float(hh[~reached].sum())
+        rows[label] = row
+    out = pd.DataFrame(rows).T
+    out.loc["change"] = out.loc["after"] - out.loc["before"]
+    return out

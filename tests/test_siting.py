@@ -1,0 +1,151 @@
+"""Station siting against brute force: every combination of candidates tried,
+with walking distances from networkx on a graph built independently."""
+
+from itertools import combinations
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pytest
+import shapely
+from shapely import Point
+
+from gridgeo import network as gn
+from gridgeo import siting as gs
+from test_network import reference_graph, roads_reaching
+
+BOX = shapely.box(118.425, 24.795, 118.447, 24.812)  # a corner of 内坑镇 with households left out
+RADIUS = 500.0
+
+
+@pytest.fixture(scope="session")
+def town_network(sample):
+    return gn.build(sample.roads)
+
+
+@pytest.fixture(scope="session")
+def small(sample, town_network):
+    """A small instance: the addresses in BOX, every station, ten junctions as candidates,
+    and the walking distance of every address to every station and candidate by networkx."""
+    addresses = sample.addresses[sample.addresses.within(BOX)]
+    junctions = gs.candidate_sites(town_network, within=BOX)
+    candidates = junctions.iloc[np.linspace(0, len(junctions) - 1, 10).round().astype(int)].reset_index(drop=True)
+    # addresses by a road piece without a station are measured from the nearest piece with one
+    roads = roads_reaching(sample.roads, sample.stations)
+    _, gap = shapely.STRtree(roads.geometry.array).query_nearest(candidates.geometry.array, return_distance=True)
+    assert gap.max() < 1e-9  # every candidate stands on those pieces
+    graph, keys = reference_graph(roads, town_network.crs, {"a": addresses, "s": sample.stations, "c": candidates})
+    existing = nx.multi_source_dijkstra_path_length(graph, set(keys["s"]), weight="length")
+    e = np.array([existing.get(k, np.inf) for k in keys["a"]])
+    c = np.full((len(addresses), len(candidates)), np.inf)
+    for j, key in enumerate(keys["c"]):
+        reach = nx.single_source_dijkstra_path_length(graph, key, weight="length")
+        c[:, j] = [reach.get(k, np.inf) for k in keys["a"]]
+    hh = addresses["households"].to_numpy(dtype=float)
+    return addresses, sample.stations, candidates, e, c, hh
+
+
+def covered(e, c, hh, chosen, radius=RADIUS):
+    best = np.minimum(e, c[:, list(chosen)].min(axis=1)) if chosen else e
+    return hh[best <= radius].sum()
+
+
+def test_maximal_coverage_matches_brute_force(small, town_network):
+    addresses, stations, candidates, e, c, hh = small
+    for k in (1, 2, 3):
+        best = max(covered(e, c, hh, s) for s in combinations(range(len(candidates)), k))
+        got = gs.maximal_coverage(addresses, stations, town_network, k=k, radius_m=RADIUS, candidates=candidates)
+        chosen = [int(np.flatnonzero(candidates["site_id"] == s)[0]) for s in got.sites["site_id"]]
+        assert len(chosen) == k and got.feasible
+        assert covered(e, c, hh, chosen) == best
+        assert got.figures.loc["after", "households_covered"] == best
+        assert got.figures.loc["change", "households_covered"] == got.sites["households_new"].sum()
+        assert best > covered(e, c, hh, ())
+
+
+def test_set_covering_matches_brute_force(small, town_network):
+    addresses, stations, candidates, e, c, hh = small
+    total = hh.sum()
+    for share in (0.9, 0.95, 1.0):
+        got = gs.set_covering(addresses, stations, town_network, radius_m=RADIUS, share=share,
+                              candidates=candidates)
+        coverable = covered(e, c, hh, range(len(candidates)))
+        target = min(share * total, coverable)
+        fewest = next(k for k in range(len(candidates) + 1)
+                      if any(covered(e, c, hh, s) >= target - 1e-9
+                             for s in combinations(range(len(candidates)), k)))
+        chosen = [int(np.flatnonzero(candidates["site_id"] == s)[0]) for s in got.sites["site_id"]]
+        assert len(chosen) == fewest
+        assert covered(e, c, hh, chosen) >= target - 1e-9
+        assert got.feasible == (coverable >= share * total - 1e-9)
+
+
+def test_set_covering_without_a_solution_gives_the_best_partial_answer(small, town_network):
+    addresses, stations, candidates, e, c, hh = small
+    got = gs.set_covering(addresses, stations, town_network, radius_m=RADIUS, candidates=candidates)
+    left = hh[np.minimum(e, c.min(axis=1)) > RADIUS].sum()
+    assert left > 0  # ten junctions cannot reach everyone in the corner
+    assert not got.feasible
+    assert f"{left:g} households are beyond {RADIUS:g} m" in got.message
+    assert got.figures.loc["after", "households_covered"] == covered(e, c, hh, range(len(candidates)))
+
+
+def test_p_median_matches_brute_force(small, town_network):
+    addresses, stations, candidates, e, c, hh = small
+    reached = np.isfinite(e)
+    e_cost = np.where(reached, e, e[reached].max())
+    c_cost = np.where(c <= RADIUS, c, np.inf)
+
+    def total(chosen):
+        return (hh * np.minimum(e_cost, c_cost[:, list(chosen)].min(axis=1))).sum()
+
+    for k in (1, 2, 3):
+        best = min(total(s) for s in combinations(range(len(candidates)), k))
+        got = gs.p_median(addresses, stations, town_network, k=k, radius_m=RADIUS, candidates=candidates,
+                          aggregate=False, max_candidates=len(candidates))
+        chosen = [int(np.flatnonzero(candidates["site_id"] == s)[0]) for s in got.sites["site_id"]]
+        assert len(chosen) == k
+        assert total(chosen) == pytest.approx(best, rel=1e-9)
+        assert got.details["objective"] == pytest.approx(best, rel=1e-6)
+
+
+def test_sites_proposed_on_the_town_are_sensible(sample, town_network):
+    got = gs.maximal_coverage(sample.addresses, sample.stations, town_network, k=3)
+    before, after = got.figures.loc["before"], got.figures.loc["after"]
+
+    assert len(got.sites) == 3 and got.sites.crs.to_epsg() == 4490
+    assert (got.sites["households_new"] > 0).all()
+    assert after["households_covered"] - before["households_covered"] == got.sites["households_new"].sum()
+    assert after["mean_distance_m"] < before["mean_distance_m"]
+    # every household newly covered was beyond the radius and now walks to a new site within it
+    newly = got.newly_covered
+    assert (newly["distance_before_m"].fillna(np.inf) > 1000).all() and (newly["distance_m"] <= 1000).all()
+    assert set(newly["site_id"]) <= set(got.sites["site_id"])
+    # a new site is no use next to an existing station
+    metric = town_network.crs
+    _, gaps = shapely.STRtree(sample.stations.to_crs(metric).geometry.array).query_nearest(
+        got.sites.to_crs(metric).geometry.array, return_distance=True)
+    assert (gaps > 300).all()
+
+
+def test_candidates_out_of_reach_say_so(sample, town_network):
+    at_sea = gpd.GeoDataFrame({"site_id": ["海1", "海2"]},
+                              geometry=[Point(118.60, 24.60), Point(118.61, 24.60)], crs=4490)
+    got = gs.maximal_coverage(sample.addresses, sample.stations, town_network, k=2, candidates=at_sea,
+                              radius_m=300)
+    assert not got.feasible and len(got.sites) == 0
+    assert "no candidate is within 300 m" in got.message
+    assert got.figures.loc["change", "households_covered"] == 0
+
+
+def test_more_sites_asked_than_useful_candidates(small, town_network):
+    addresses, stations, candidates, e, c, hh = small
+    got = gs.maximal_coverage(addresses, stations, town_network, k=12, radius_m=RADIUS, candidates=candidates)
+    assert not got.feasible and "useful candidate" in got.message
+    assert got.figures.loc["after", "households_covered"] == covered(e, c, hh, range(len(candidates)))
+
+
+def test_duplicate_site_ids_are_refused(sample, town_network):
+    twice = gpd.GeoDataFrame({"site_id": ["A", "A"]}, geometry=[Point(118.43, 24.80)] * 2, crs=4490)
+    with pytest.raises(ValueError, match="site_id 'A' is used more than once"):
+        gs.maximal_coverage(sample.addresses.iloc[:10], sample.stations, town_network, k=1, candidates=twice)
