@@ -35,6 +35,7 @@ __all__ = [
     "EVENT_CATEGORIES",
     "EVENT_STATUSES",
     "check",
+    "normalise_codes",
     "reading_order",
     "number_units",
 ]
@@ -352,7 +353,7 @@ def check(frame, kind: str = "grids", *, scheme: CodeScheme = DEFAULT_SCHEME, na
     if kind in _GEOMETRY_TYPES:
         problems += _geometry_problems(out, kind)
     if kind == "grids" and {"code", "level", "parent"} <= set(frame.columns):
-        out = _normalise_codes(out)
+        out = normalise_codes(out)
         problems += _code_problems(out, scheme)
     if kind == "addresses":
         problems += _count_problems(out)
@@ -392,7 +393,13 @@ def _geometry_problems(frame, kind) -> list[Problem]:
     return problems
 
 
-def _normalise_codes(frame):
+def normalise_codes(frame):
+    """``code``, ``parent`` and ``level`` as text, in place: missing values become
+    ``""`` and codes read as numbers (Excel, .dbf) lose their ``.0``.
+
+    Returns the frame. :func:`check` calls it; :func:`gridgeo.validate`, which
+    must report faulty rows rather than refuse them, calls it alone.
+    """
     for col in ("code", "parent", "level"):
         values = frame[col].astype(object)
         values = values.where(values.notna(), "")

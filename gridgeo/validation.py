@@ -70,7 +70,7 @@ import pyproj
 import shapely
 
 from gridgeo.crs import STORAGE_CRS, metric_crs, to_storage
-from gridgeo.schema import DEFAULT_SCHEME, CodeScheme, _normalise_codes, check
+from gridgeo.schema import DEFAULT_SCHEME, CodeScheme, check, normalise_codes
 
 __all__ = [
     "Kind",
@@ -351,7 +351,7 @@ def _checked_grids(grids, *, source, scheme, name):
     frame = frame.copy()
     if "name" in frame.columns:
         frame["name"] = frame["name"].astype(object).where(frame["name"].notna(), "").astype("str")
-    return _normalise_codes(frame)
+    return normalise_codes(frame)
 
 
 def _levels_to_check(frame, levels, scheme):
