@@ -1,0 +1,47 @@
+"""Shared helpers for the benchmarks: the cached city sample and timing.
+
+Benchmarks are scripts (``python benchmarks/assign.py``) that print their
+figures and the ratio to the named peer measured in the same run. These
+machines are shared and noisy, so every figure is the median of several runs.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from pathlib import Path
+
+import gridgeo.sample
+
+CACHE = Path(os.environ.get("GRIDGEO_CACHE", Path.home() / ".cache" / "gridgeo"))
+
+
+def city_sample(seed: int = 7) -> gridgeo.sample.Sample:
+    """The city-scale sample, generated once and kept as GeoParquet in the cache."""
+    directory = CACHE / f"city-seed{seed}"
+    if not (directory / "metadata.json").exists():
+        print(f"generating the city-scale sample (seed {seed}) into {directory} ...", flush=True)
+        gridgeo.sample.generate("city", seed=seed).write(directory, format="parquet", overwrite=True)
+    return gridgeo.sample.load(directory)
+
+
+def median_time(fn, *, repeat: int = 5, warmup: int = 1):
+    """Median wall time of ``fn()`` over ``repeat`` runs, and its last result."""
+    result = None
+    for _ in range(warmup):
+        result = fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def report(title: str, rows: list[tuple[str, str]]) -> None:
+    """Print a small aligned table of figures."""
+    print(f"\n{title}")
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"  {key:<{width}}  {value}")
