@@ -24,7 +24,6 @@ smallest code).
 from __future__ import annotations
 
 import argparse
-import os
 import pickle
 import statistics
 import time
@@ -57,11 +56,6 @@ def main(repeat: int) -> None:
     units = {lv: grids[grids["level"] == lv] for lv in LEVELS}
     print(f"{len(points):,} points, grids: " + ", ".join(f"{len(u):,} {lv}" for lv, u in units.items()))
 
-    before = _resident_mb()
-    kept = gridgeo.AssignIndex(grids)
-    gridgeo.assign(points.iloc[:100_000], kept)  # GEOS prepares its polygons on first use
-    resident = _resident_mb() - before
-    del kept
     build, index = median_time(lambda: gridgeo.AssignIndex(grids), repeat=3, warmup=0)
     # rounds interleave both sides, so that a busy spell of the shared
     # machine slows both: the ratio is the median of the per-round ratios
@@ -87,7 +81,6 @@ def main(repeat: int) -> None:
         ("index build (median of 3)", f"{build:.2f} s"),
         ("index size (nbytes)", f"{index.nbytes / 1e6:.1f} MB"),
         ("index size (pickled)", f"{len(pickle.dumps(index)) / 1e6:.1f} MB"),
-        ("memory kept by the index, with GEOS's prepared polygons", f"{resident:.1f} MB"),
         ("index", repr(index)),
         ("assign, index built", f"{ours:.3f} s ({len(points) / ours / 1e6:.2f} M points/s)"),
         ("assign, grids given (index built in the call)", f"{first_call_seconds:.2f} s"),
@@ -109,17 +102,6 @@ def main(repeat: int) -> None:
         *[(f"{lv} vs grid2 prefix", f"{n:,}") for lv, n in from_prefix.items()],
         ("first call (grids given) vs index", "same" if first_call.equals(result) else "DIFFERENT"),
     ])
-
-
-def _resident_mb() -> float:
-    """Resident memory of this process, after handing freed memory back (Linux)."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
 def _timed(fn):

@@ -225,8 +225,11 @@ def _assign_frame(points, index, *, levels, tolerance_m, crs, lon, lat, name):
     unit, tie = index._locate(x[usable], y[usable])
     status = np.full(len(reason), _INVALID, dtype=np.int8)
     status[usable] = np.where(unit < 0, _OUTSIDE, np.where(tie, _BOUNDARY, _INSIDE))
-    deepest = np.full(len(reason), _NONE, dtype=np.int64)
-    deepest[usable] = unit
+    if isinstance(usable, slice):
+        deepest = unit
+    else:
+        deepest = np.full(len(reason), _NONE, dtype=unit.dtype)
+        deepest[usable] = unit
     if tolerance_m > 0:
         _snap_outside(index, x, y, deepest, status, tolerance_m)
     return index._frame(deepest, status, reason, labels, levels)
@@ -280,18 +283,27 @@ def _storage_points(points, *, crs, lon, lat, name):
     geoms = np.asarray(series.array, dtype=object)
     reason, x, y = _unusable(geoms, missing)
     usable = reason == 0
-    if usable.any():
+    if usable.any() and not _already_stored(x[usable], y[usable], series.crs, points.attrs, crs, name):
         candidates = series if usable.all() else series[usable]
-        if candidates.attrs != points.attrs:  # what convert() recorded on the frame
-            candidates = candidates.copy(deep=False)
-            candidates.attrs = dict(points.attrs)
-        stored = gcrs.to_storage(candidates, source=crs, name=name)
-        if stored is not candidates:  # converted: new coordinates
-            stored = np.asarray(stored.array, dtype=object)
-            x[usable], y[usable] = shapely.get_x(stored), shapely.get_y(stored)
-            lost = usable & ~(np.isfinite(x) & np.isfinite(y))
-            reason[lost] = _UNCONVERTIBLE
+        candidates = candidates.copy(deep=False)
+        candidates.attrs = dict(points.attrs)  # what convert() recorded on the frame
+        stored = np.asarray(gcrs.to_storage(candidates, source=crs, name=name).array, dtype=object)
+        x[usable], y[usable] = shapely.get_x(stored), shapely.get_y(stored)
+        lost = usable & ~(np.isfinite(x) & np.isfinite(y))
+        reason[lost] = _UNCONVERTIBLE
     return points.index, x, y, reason
+
+
+def _already_stored(x, y, frame_crs, attrs, source, name):
+    """True when :func:`gridgeo.crs.to_storage` accepts the points as they are.
+
+    It decides from the CRS and checks the bounds; for points the bounds are
+    those of x and y, so two corner points with the same CRS get the same
+    verdict (and the same error) without it reading a million geometries.
+    """
+    corners = gpd.GeoSeries(shapely.points([x.min(), x.max()], [y.min(), y.max()]), crs=frame_crs)
+    corners.attrs = dict(attrs)
+    return gcrs.to_storage(corners, source=source, name=name) is corners
 
 
 def _unusable(geoms, missing):
@@ -561,7 +573,7 @@ class AssignIndex:
             lines[count > j, j] = seg[first[count > j] + j]
         sample = np.full((len(cells), 2**_FEW_SEGMENTS), -1)  # which sample stands for each piece
         for k, (f_u, f_v) in enumerate(_SAMPLES):
-            piece = _piece(segments, lines, *self._raster.points_in(cells, f_u, f_v))
+            piece = _piece(segments.T, lines, *self._raster.points_in(cells, f_u, f_v))
             fresh = np.flatnonzero(piece >= 0)
             fresh = fresh[sample[fresh, piece[fresh]] < 0]
             sample[fresh, piece[fresh]] = k
@@ -576,7 +588,7 @@ class AssignIndex:
         keep = (answer != _MIXED).any(axis=1)
         kept = lines[keep]
         used = np.unique(kept[kept >= 0])
-        self._segments = segments[used]  # only the segments of answered cells
+        self._segments = np.ascontiguousarray(segments[used].T)  # ax, ay, bx, by of answered cells
         self._fast_lines = np.full((self._mixed.count, _FEW_SEGMENTS), -1, dtype=_small_int(len(used)))
         self._fast_lines[slot[keep]] = np.where(kept >= 0, np.searchsorted(used, kept), -1)
         self._fast_answer = np.full((self._mixed.count, sample.shape[1]), _MIXED,
@@ -596,7 +608,7 @@ class AssignIndex:
         """(deepest unit, tie) of EPSG:4490 points by the rule: the unit's
         number (-1 for none) and whether a boundary rule decided it."""
         cell = self._raster.cell_of(x, y)
-        deepest = self._cell[cell].astype(np.int64)
+        deepest = self._cell[cell]  # the raster's small integers hold every unit's number
         tie = np.zeros(len(x), dtype=bool)
         mixed = np.flatnonzero(deepest == _MIXED)
         if mixed.size:
@@ -860,13 +872,14 @@ def _orientation(a_x, a_y, b_x, b_y, p_x, p_y):
 
 def _piece(segments, lines, x, y):
     """Which piece of its cell each point is in: bit j set when it is left of
-    the line through ``segments[lines[:, j]]`` (lines of -1 are absent), or
-    -1 when a side is uncertain (on a line, or too close to tell)."""
+    the line through segment ``lines[:, j]`` (-1: no line), or -1 when a side
+    is uncertain (on a line, or too close to tell). `segments`: rows ax, ay,
+    bx, by."""
     piece = np.zeros(len(x), dtype=np.int64)
     certain = np.ones(len(x), dtype=bool)
     for j in range(lines.shape[1]):
         rows = np.flatnonzero(lines[:, j] >= 0) if j else slice(None)  # every cell has a first line
-        a_x, a_y, b_x, b_y = segments[lines[rows, j]].T
+        a_x, a_y, b_x, b_y = (coordinate[lines[rows, j]] for coordinate in segments)
         side = _orientation(a_x, a_y, b_x, b_y, x[rows], y[rows])
         certain[rows] &= side != 0
         piece[rows] |= (side > 0).astype(np.int64) << j

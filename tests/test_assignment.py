@@ -340,3 +340,12 @@ def test_examples_in_the_docstrings_run():
 
     outcome = doctest.testmod(gridgeo.assignment)
     assert outcome.attempted > 0 and outcome.failed == 0
+
+
+def test_points_in_a_projected_crs_and_a_crs_mistake(sample, index):
+    pts = sample.addresses.iloc[::13]
+    metric = pts.to_crs(gcrs.metric_crs(sample.grids))
+    pd.testing.assert_frame_equal(assign(metric, index), assign(pts, index))
+    swapped = gpd.GeoDataFrame(geometry=shapely.points(pts.geometry.y, pts.geometry.x), crs=4490)
+    with pytest.raises(gcrs.CRSError, match="addresses.csv: longitude and latitude look swapped"):
+        assign(swapped, index, name="addresses.csv")
