@@ -314,14 +314,15 @@ def _result_frame(addresses, stations, pos, distance, access, component, status,
                       dtype="Int64")
     circle[~inside] = pd.NA
     ids = pd.Categorical.from_codes(np.where(reached, pos, -1), categories=stations["station_id"].to_numpy())
-    kind = stations["kind"].to_numpy()[np.maximum(pos, 0)]
+    kinds, kind_code = np.unique(stations["kind"].to_numpy(dtype=object), return_inverse=True)
+    kind = pd.Categorical.from_codes(np.where(reached, kind_code.ravel()[np.maximum(pos, 0)], -1), categories=kinds)
     columns = {"addr_id": addresses["addr_id"].to_numpy()}
     for col in ("households", "population"):
         if col in addresses.columns:
             columns[col] = addresses[col].to_numpy()
     columns.update(
         station_id=ids,
-        station_kind=pd.Categorical(np.where(reached, kind, None), categories=sorted(set(kind))),
+        station_kind=kind,
         distance_m=distance,
         minutes=distance / (speed_kmh * 1000.0 / 60.0),
         circle=circle,

@@ -146,7 +146,7 @@ def candidate_sites(network, *, min_degree: int = 3, within=None) -> gpd.GeoData
 
 
 def maximal_coverage(addresses, stations, network, *, k: int, radius_m: float = 1000.0, candidates=None,
-                     kinds=None, weight: str = "households", solver=None) -> Siting:
+                     kinds=None, weight: str = "households", time_limit_s: float = 60.0, solver=None) -> Siting:
     """The best `k` new sites for the most households within `radius_m` (MCLP).
 
     Parameters
@@ -168,8 +168,11 @@ def maximal_coverage(addresses, stations, network, *, k: int, radius_m: float = 
         Only these kinds of existing stations count.
     weight : str, default "households"
         The address column to cover (``"population"``...).
+    time_limit_s : float, default 60
+        Stop the solver after this long with the best answer found; the
+        answer then says it is not proven optimal (``details["optimal"]``).
     solver : pulp solver, optional
-        Default ``pulp.HiGHS(msg=False)``.
+        Default ``pulp.HiGHS(msg=False, timeLimit=time_limit_s)``.
 
     Returns
     -------
@@ -193,6 +196,7 @@ def maximal_coverage(addresses, stations, network, *, k: int, radius_m: float = 
     (2, True)
     """
     p = _prepare(addresses, stations, network, candidates, radius_m, kinds, weight)
+    solver = _highs(solver, time_limit_s)
     units, cover, cand = _coverage_units(p)
     if len(cand) == 0:
         return _answer(p, [], "maximal_coverage", feasible=False, details={},
@@ -205,7 +209,7 @@ def maximal_coverage(addresses, stations, network, *, k: int, radius_m: float = 
 
 
 def set_covering(addresses, stations, network, *, radius_m: float = 1000.0, share: float = 1.0, candidates=None,
-                 kinds=None, weight: str = "households", solver=None) -> Siting:
+                 kinds=None, weight: str = "households", time_limit_s: float = 60.0, solver=None) -> Siting:
     """The fewest new sites so that `share` of households are within `radius_m` (LSCP).
 
     With ``share=1`` every household must be covered: one set-covering
@@ -214,7 +218,7 @@ def set_covering(addresses, stations, network, *, radius_m: float = 1000.0, shar
 
     Parameters
     ----------
-    addresses, stations, network, radius_m, candidates, kinds, weight, solver
+    addresses, stations, network, radius_m, candidates, kinds, weight, time_limit_s, solver
         As in :func:`maximal_coverage`.
     share : float, default 1.0
         The share of the total `weight` (households) that must end up
@@ -240,6 +244,7 @@ def set_covering(addresses, stations, network, *, radius_m: float = 1000.0, shar
     if not 0 < share <= 1:
         raise ValueError(f"share must be in (0, 1], got {share}")
     p = _prepare(addresses, stations, network, candidates, radius_m, kinds, weight)
+    solver = _highs(solver, time_limit_s)
     units, cover, cand = _coverage_units(p)
     total = p.weight.sum()
     covered = p.weight[p.existing <= radius_m].sum()
@@ -268,7 +273,7 @@ def set_covering(addresses, stations, network, *, radius_m: float = 1000.0, shar
 
 def p_median(addresses, stations, network, *, k: int, radius_m: float = 1000.0, candidates=None, kinds=None,
              weight: str = "households", max_candidates: int = 60, aggregate: bool = True,
-             solver=None) -> Siting:
+             time_limit_s: float = 60.0, solver=None) -> Siting:
     """`k` new sites minimising the total walking distance of households (p-median).
 
     Every household walks to its nearest station, existing or new; a new
@@ -276,7 +281,7 @@ def p_median(addresses, stations, network, *, k: int, radius_m: float = 1000.0, 
 
     Parameters
     ----------
-    addresses, stations, network, candidates, kinds, weight, solver
+    addresses, stations, network, candidates, kinds, weight, time_limit_s, solver
         As in :func:`maximal_coverage`.
     k : int
         How many new sites.
@@ -313,6 +318,7 @@ def p_median(addresses, stations, network, *, k: int, radius_m: float = 1000.0, 
     True
     """
     p = _prepare(addresses, stations, network, candidates, radius_m, kinds, weight)
+    solver = _highs(solver, time_limit_s)
     existing = np.where(np.isfinite(p.existing), p.existing,
                         np.nanmax(np.where(np.isfinite(p.existing), p.existing, np.nan), initial=radius_m))
     pairs = p.pairs[p.pairs["distance_m"].to_numpy() < existing[p.pairs["origin"].to_numpy()]]
@@ -449,8 +455,13 @@ def _coverage_units(p: _Problem):
     return units, cover[:, cand].tocsr(), cand
 
 
-def _undominated(cover) -> np.ndarray:
-    """Candidates whose covered set is not inside another's (ties: the first)."""
+def _undominated(cover, *, keep: str = "largest") -> np.ndarray:
+    """Columns of a boolean matrix not dominated by another (ties: the first).
+
+    ``keep="largest"`` drops a column whose rows lie inside another's (a
+    candidate covering less); ``keep="smallest"`` drops one whose rows hold
+    all of another's (a demand unit covered whenever the other is).
+    """
     cover = cover.astype(np.int32).tocsc()
     size = np.asarray(cover.sum(axis=0)).ravel()
     useful = np.flatnonzero(size > 0)
@@ -458,7 +469,10 @@ def _undominated(cover) -> np.ndarray:
     inter = (c.T @ c).tocoo()
     a, b, n = inter.row, inter.col, inter.data
     sa, sb = size[useful][a], size[useful][b]
-    dominated = (a != b) & (n == sa) & ((sb > sa) | ((sb == sa) & (b < a)))
+    if keep == "largest":  # a inside b
+        dominated = (a != b) & (n == sa) & ((sb > sa) | ((sb == sa) & (b < a)))
+    else:  # b inside a
+        dominated = (a != b) & (n == sb) & ((sa > sb) | ((sa == sb) & (b < a)))
     drop = np.zeros(len(useful), dtype=bool)
     drop[a[dominated]] = True
     return useful[~drop]
@@ -493,10 +507,10 @@ def _median_units(p: _Problem, pairs, cand, existing, aggregate):
 # ----------------------------------------------------------------------------
 
 
-def _highs(solver):
+def _highs(solver, time_limit_s):
     import pulp
 
-    return solver if solver is not None else pulp.HiGHS(msg=False)
+    return solver if solver is not None else pulp.HiGHS(msg=False, timeLimit=time_limit_s)
 
 
 @contextlib.contextmanager
@@ -514,19 +528,54 @@ def _solve_mclp(units, cover, k, solver):
     start = time.perf_counter()
     with _quiet_pulp():
         model = MCLP.from_cost_matrix(cost, units["weight"].to_numpy(), service_radius=1.0, p_facilities=k)
-        model.solve(_highs(solver), results=False)
+        model.solve(solver, results=False)
     return _chosen(model), _details(model, cost.shape, start)
 
 
 def _solve_lscp(units, cover, solver):
     from spopt.locate import LSCP
 
-    cost = np.where(cover.toarray(), 0.0, np.inf)
     start = time.perf_counter()
+    rows, cols, fixed = _reduce_set_cover(cover)
+    if len(rows) == 0:
+        return np.sort(fixed), {"demand_units": 0, "candidates": 0, "status": "Optimal", "optimal": True,
+                                "objective": float(len(fixed)), "fixed": int(len(fixed)),
+                                "solve_s": round(time.perf_counter() - start, 3)}
+    cost = np.where(cover[rows][:, cols].toarray(), 0.0, np.inf)
     with _quiet_pulp():
         model = LSCP.from_cost_matrix(cost, service_radius=1.0)
-        model.solve(_highs(solver), results=False)
-    return _chosen(model), _details(model, cost.shape, start)
+        model.solve(solver, results=False)
+    details = _details(model, cost.shape, start)
+    details.update(objective=details["objective"] + len(fixed), fixed=int(len(fixed)))
+    return np.sort(np.concatenate([fixed, cols[_chosen(model)]])), details
+
+
+def _reduce_set_cover(cover):
+    """Exact reductions of a set-covering problem: (rows left, columns left, columns forced).
+
+    Repeated until nothing changes: a row only one column covers forces that
+    column (its rows are then covered); a row whose columns include all of
+    another row's is covered whenever that one is; a column whose rows are
+    inside another's is never needed.
+    """
+    m = cover.astype(np.int32).tocsr()
+    rows, cols, fixed = np.arange(m.shape[0]), np.arange(m.shape[1]), []
+    while len(rows):
+        sub = m[rows][:, cols]
+        per_row = np.diff(sub.indptr)
+        forced = np.unique(sub.indices[sub.indptr[:-1][per_row == 1]])
+        if len(forced):
+            fixed.append(cols[forced])
+            done = np.asarray(sub[:, forced].sum(axis=1)).ravel() > 0
+            rows, cols = rows[~done], np.delete(cols, forced)
+            continue
+        before = (len(rows), len(cols))
+        rows = rows[_undominated(sub.T, keep="smallest")]
+        cols = cols[_undominated(m[rows][:, cols])]
+        if (len(rows), len(cols)) == before:
+            break
+    fixed = np.concatenate(fixed) if fixed else np.zeros(0, dtype=int)
+    return rows, cols, fixed
 
 
 def _smallest_k_reaching(units, cover, target, k_max, solver):
@@ -553,7 +602,7 @@ def _solve_pmedian(cost, weights, k, solver):
     with _quiet_pulp():
         model = PMedian.from_cost_matrix(cost, weights, p_facilities=k + 1,
                                          predefined_facilities_arr=np.array([0]))
-        model.solve(_highs(solver), results=False)
+        model.solve(solver, results=False)
     chosen = np.array([j - 1 for j in _chosen(model) if j > 0], dtype=int)
     return chosen, _details(model, cost.shape, start)
 
@@ -567,6 +616,7 @@ def _details(model, shape, start) -> dict:
 
     return {"demand_units": int(shape[0]), "candidates": int(shape[1]),
             "status": pulp.LpStatus[model.problem.status],
+            "optimal": model.problem.sol_status == pulp.LpSolutionOptimal,
             "objective": float(pulp.value(model.problem.objective) or 0.0),
             "solve_s": round(time.perf_counter() - start, 3)}
 
@@ -595,6 +645,8 @@ def _answer(p: _Problem, chosen, model, *, feasible, message, details) -> Siting
         sites[col] = sites[col].fillna(0).astype(np.int64)
     lead = ["site_id", "households_new", "population_new", "addresses_new"]
     sites = sites[lead + [c for c in sites.columns if c not in lead]]
+    if details.get("optimal") is False:
+        message += f" (the best found in the time limit, {details['solve_s']:.0f} s: not proven optimal)"
     log.info("siting (%s): %s", model, message)
     return Siting(sites=sites, newly_covered=newly.drop(columns="addresses"),
                   figures=_figures(p, after), feasible=bool(feasible), message=message, model=model,

@@ -217,3 +217,28 @@ def test_uncovered_areas_clip_to_the_town(sample, town_coverage):
     assert clipped.difference(town).area.sum() < 1.0  # m², vertices moved by the round trip to degrees
     assert whole.difference(town).area.sum() > 10_000
     assert clipped["households"].sum() == whole["households"].sum()
+
+
+def test_cli_writes_the_grid_figures_and_the_uncovered_areas(tmp_path, town_grids):
+    from typer.testing import CliRunner
+
+    from gridgeo.cli import app
+
+    result = CliRunner().invoke(app, ["coverage", "--out", str(tmp_path), "--minutes", "10"])
+    assert result.exit_code == 0, result.output
+    assert "households within each life circle" in result.output
+    grids = gpd.read_file(tmp_path / "grids.geojson")
+    uncovered = gpd.read_file(tmp_path / "uncovered_10min.geojson")
+    assert grids["households_15min"].tolist() == town_grids["households_15min"].tolist()
+    assert uncovered["households"].sum() == int(
+        town_grids.loc[town_grids["level"] == "town", ["households", "households_10min"]].diff(axis=1).abs()
+        .iloc[0, 1])
+
+
+def test_cli_refuses_an_unknown_circle(tmp_path):
+    from typer.testing import CliRunner
+
+    from gridgeo.cli import app
+
+    result = CliRunner().invoke(app, ["coverage", "--minutes", "20"])
+    assert result.exit_code == 2 and "not a life circle" in result.output

@@ -149,3 +149,29 @@ def test_duplicate_site_ids_are_refused(sample, town_network):
     twice = gpd.GeoDataFrame({"site_id": ["A", "A"]}, geometry=[Point(118.43, 24.80)] * 2, crs=4490)
     with pytest.raises(ValueError, match="site_id 'A' is used more than once"):
         gs.maximal_coverage(sample.addresses.iloc[:10], sample.stations, town_network, k=1, candidates=twice)
+
+
+def test_cli_writes_the_chosen_sites(tmp_path, sample, town_network):
+    from typer.testing import CliRunner
+
+    from gridgeo.cli import app
+
+    out = tmp_path / "sites.geojson"
+    result = CliRunner().invoke(app, ["site", "--model", "mclp", "--k", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    written = gpd.read_file(out)
+    direct = gs.maximal_coverage(sample.addresses, sample.stations, town_network, k=2)
+    assert written["site_id"].tolist() == direct.sites["site_id"].tolist()
+    assert written["households_new"].tolist() == direct.sites["households_new"].tolist()
+
+
+def test_cli_exits_non_zero_when_the_request_cannot_be_met(tmp_path, town_network):
+    from typer.testing import CliRunner
+
+    from gridgeo.cli import app
+
+    few = gs.candidate_sites(town_network, within=BOX).iloc[:3]
+    few.to_file(tmp_path / "few.geojson")
+    result = CliRunner().invoke(app, ["site", "--model", "lscp", "--candidates", str(tmp_path / "few.geojson")])
+    assert result.exit_code == 1
+    assert "infeasible" in result.output and "best partial answer" in result.output

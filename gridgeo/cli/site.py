@@ -1,0 +1,68 @@
+"""``gridgeo site``: where to put new service stations."""
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from gridgeo.cli._app import app, fail
+from gridgeo.cli.coverage import DATA_HELP, load_layers, print_table
+
+
+class Model(str, Enum):
+    mclp = "mclp"
+    lscp = "lscp"
+    pmedian = "pmedian"
+
+
+@app.command()
+def site(
+    data: Path = typer.Argument(None, help=DATA_HELP),
+    model: Model = typer.Option(Model.mclp, help="mclp: best k sites for the most households; lscp: fewest "
+                                                "sites covering --share; pmedian: k sites, least walking."),
+    k: int = typer.Option(3, help="New sites to place (mclp, pmedian)."),
+    radius: float = typer.Option(1000.0, help="Walking distance in metres that counts as covered."),
+    share: float = typer.Option(1.0, help="Share of households to cover (lscp)."),
+    candidates: Path = typer.Option(None, help="Available sites (points); default: road junctions."),
+    roads: Path = typer.Option(None, help="Road lines to walk along (any vector file, or .osm/.pbf)."),
+    stations: Path = typer.Option(None, help="Existing stations file, instead of the sample's."),
+    addresses: Path = typer.Option(None, help="Addresses file, instead of the sample's."),
+    crs: str = typer.Option(None, help="Coordinate system of those files when they do not say."),
+    kinds: list[str] = typer.Option(None, "--kind", help="Only existing stations of this kind (repeatable)."),
+    out: Path = typer.Option(None, help="GeoJSON file for the chosen sites."),
+    overwrite: bool = typer.Option(False, help="Replace an existing output file."),
+):
+    """Propose new service stations: maximal coverage, set covering or p-median on walking distances."""
+    import logging
+
+    from gridgeo import io, siting
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    layers, net = load_layers(data, roads=roads, stations=stations, addresses=addresses, crs=crs)
+    try:
+        sites = io.read(candidates, crs=crs) if candidates else None
+        common = dict(radius_m=radius, candidates=sites, kinds=kinds or None)
+        if model is Model.mclp:
+            result = siting.maximal_coverage(layers.addresses, layers.stations, net, k=k, **common)
+        elif model is Model.lscp:
+            result = siting.set_covering(layers.addresses, layers.stations, net, share=share, **common)
+        else:
+            result = siting.p_median(layers.addresses, layers.stations, net, k=k, **common)
+    except (FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+
+    typer.secho(result.message, fg=typer.colors.GREEN if result.feasible else typer.colors.YELLOW)
+    print_table("before and after", result.figures.T)
+    if len(result.sites):
+        shown = result.sites.assign(lon=result.sites.geometry.x, lat=result.sites.geometry.y)
+        print_table("chosen sites", shown.set_index("site_id")[["households_new", "population_new",
+                                                                 "addresses_new", "lon", "lat"]],
+                    floats="{:.6f}")
+    if out is not None:
+        try:
+            io.write(result.sites, out, overwrite=overwrite)
+        except FileExistsError as exc:
+            fail(f"{exc} (pass --overwrite)")
+        typer.echo(f"wrote {out} ({len(result.sites)} sites)")
+    if not result.feasible:
+        raise typer.Exit(1)
