@@ -400,6 +400,13 @@ class AssignIndex:
     gridgeo.schema.SchemaError
         If `grids` fails the schema.
 
+    Notes
+    -----
+    For all of Jinjiang (5,128 units, 1,736 level-2 grids) the index takes
+    about 19 MB (``nbytes``; pickled the same) and builds in 1.5–2.5 s on
+    one core; it then assigns a million points to all five levels in about
+    a tenth of a second. The town sample's takes 1.5 MB. See ``benchmarks/assign.py``.
+
     Examples
     --------
     >>> import gridgeo
