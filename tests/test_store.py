@@ -188,6 +188,28 @@ def test_bbox_within_parent_where_and_paging_match_independent_filters(store, sa
         store.read("stations", where={"colour": "red"})
 
 
+def test_typed_and_range_filters_and_refused_paging(store, sample):
+    events = sample.events
+    january = store.read("events", where={"reported_at": slice("2025-01-01", "2025-02-01"),
+                                          "status": "closed"})
+    expected = events[(events["reported_at"] >= "2025-01-01") & (events["reported_at"] < "2025-02-01")
+                      & (events["status"] == "closed")]
+    assert sorted(january["event_id"]) == sorted(expected["event_id"]) and len(expected) > 100
+    grids = sample.grids
+    workers = int(grids["workers"].dropna().iloc[0])
+    assert store.count("grids", where={"workers": str(workers)}) == int((grids["workers"] == workers).sum())
+    households = sample.addresses["households"]
+    assert store.count("addresses", where={"households": slice(5, None)}) == int((households >= 5).sum())
+    with pytest.raises(ValueError, match="cannot filter column 'workers' \\(integer\\) on 'many'"):
+        store.read("grids", where={"workers": "many"})
+    with pytest.raises(ValueError, match="limit must be a whole number"):
+        store.read("events", limit=-1)
+    with pytest.raises(ValueError, match="offset must be a whole number"):
+        store.read("events", offset=2.5)
+    with pytest.raises(ValueError, match="minx <= maxx"):
+        store.count("events", bbox=(118.6, 24.7, 118.5, 24.8))
+
+
 def test_history_reads_give_the_data_as_it_was(store, sample):
     stations = sample.stations
     first = store.read("stations")

@@ -23,6 +23,7 @@ a revision is only ever seen complete.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 from contextlib import contextmanager
 from typing import Iterable, Mapping
 
@@ -284,8 +285,12 @@ class Store:
             WGS84 too). Rows whose geometry intersects the box, its boundary
             included; answered from the spatial index.
         where : mapping, optional
-            ``{column: value}`` equality filters; a list or tuple value means
-            "any of these", None means missing. Unknown columns are an error.
+            ``{column: value}`` filters, all of which must hold: a value means
+            equal (text such as ``"5"`` is taken as the column's kind), a list
+            or tuple "any of these", a ``slice(start, stop)`` the half-open
+            range ``start <= value < stop`` (either end may be None; dates and
+            times as ISO text or datetimes), None "missing". Unknown columns
+            are an error.
         parent : str, optional
             Rows whose parent is this code: for grids the ``parent`` column
             (the children of a unit), for stations ``grid_code``.
@@ -320,6 +325,7 @@ class Store:
         True
         """
         kind, levels = _layers.resolve(collection)
+        self._paging(limit, offset, bbox)
         levels = self._levels(kind, levels, level)
         available = self._columns(kind)
         names = self._selected(kind, available, columns)
@@ -351,6 +357,7 @@ class Store:
         True
         """
         kind, levels = _layers.resolve(collection)
+        self._paging(None, None, bbox)
         if bbox is not None and not self._db.exact_bbox:
             return len(self.read(collection, bbox=bbox, where=where, parent=parent, within=within,
                                  level=level, at=at, columns=[]))
@@ -416,6 +423,31 @@ class Store:
 
     # --- query building ---------------------------------------------------------
 
+    def _param(self, kind: str, column: str, value):
+        """A filter value in the form the backend stores the column's kind in."""
+        try:
+            typed = _as_kind(kind, value)
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError(f"cannot filter column {column!r} ({kind}) on {value!r}: give a value of that "
+                             "kind") from None
+        return self._db.values(pd.Series([typed], dtype=object if kind != "datetime" else None), kind)[0]
+
+    @staticmethod
+    def _paging(limit, offset, bbox):
+        """Refuse paging and boxes a database would choke on, saying what is expected."""
+        for name, value in (("limit", limit), ("offset", offset)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+                                      or value < 0):
+                raise ValueError(f"{name} must be a whole number of rows, 0 or more; got {value!r}")
+        if bbox is not None:
+            try:
+                box = [float(v) for v in bbox]
+            except (TypeError, ValueError):
+                raise ValueError(f"bbox must be four numbers (minx, miny, maxx, maxy), got {bbox!r}") from None
+            if len(box) != 4 or not np.isfinite(box).all() or box[0] > box[2] or box[1] > box[3]:
+                raise ValueError(f"bbox must be four finite numbers with minx <= maxx and miny <= maxy, "
+                                 f"got {bbox!r}")
+
     def _revision(self, at) -> int:
         if isinstance(at, (int, np.integer)) and not isinstance(at, bool):
             if at < 0:
@@ -447,26 +479,34 @@ class Store:
                            f"{', '.join(map(repr, available))}")
         return list(columns)
 
-    @staticmethod
-    def _conditions(kind, available, *, where, parent, within, levels):
+    def _conditions(self, kind, available, *, where, parent, within, levels):
         conds: list[str] = []
         params: list = []
+        kinds = {**available, "revision": "integer"}
         for column, value in (where or {}).items():
-            if column not in available and column != "revision":
+            if column not in kinds:
                 raise NotFound(f"cannot filter the {kind} layer on {column!r}: its columns are "
                                f"{', '.join(map(repr, available))}")
+            param = functools.partial(self._param, kinds[column], column)
             if value is None:
                 conds.append(f"{q(column)} IS NULL")
+            elif isinstance(value, slice):
+                if value.start is not None:
+                    conds.append(f"{q(column)} >= ?")
+                    params.append(param(value.start))
+                if value.stop is not None:
+                    conds.append(f"{q(column)} < ?")
+                    params.append(param(value.stop))
             elif isinstance(value, (list, tuple, set, frozenset, np.ndarray, pd.Series)):
                 values = list(value)
                 if not values:
                     conds.append("1 = 0")
                 else:
                     conds.append(f"{q(column)} IN ({', '.join('?' * len(values))})")
-                    params += [_plain(v) for v in values]
+                    params += [param(v) for v in values]
             else:
                 conds.append(f"{q(column)} = ?")
-                params.append(_plain(value))
+                params.append(param(value))
         for option, value, mapping in (("parent", parent, _layers.PARENT_COLUMN),
                                        ("within", within, _layers.WITHIN_COLUMN)):
             if value is None:
@@ -704,11 +744,30 @@ def _check_author(author) -> None:
                          "it so that others know who changed what")
 
 
-def _plain(value):
-    """A filter value as the DB driver wants it."""
+def _as_kind(kind: str, value):
+    """A filter value as a value of the column's kind (``"5"`` for an integer column is 5)."""
     if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, pd.Timestamp):
-        return value.to_pydatetime()
+        value = value.item()
+    if kind == "text":
+        return str(value)
+    if kind == "integer":
+        number = float(value)
+        if not number.is_integer():
+            raise ValueError
+        return int(number)
+    if kind == "real":
+        return float(value)
+    if kind == "boolean":
+        text = str(value).strip().lower()
+        if text not in ("true", "false", "1", "0"):
+            raise ValueError
+        return text in ("true", "1")
+    if kind == "datetime":
+        stamp = pd.Timestamp(value)
+        if pd.isna(stamp):
+            raise ValueError
+        return stamp
+    if kind == "date":
+        return _dt.date.fromisoformat(str(value)[:10])
     return value
 
