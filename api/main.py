@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 import gridgeo
 import gridgeo.store
 from api import problems
-from api.routes import analysis, features, figures, tiles
+from api.routes import analysis, features, figures, pages, tiles
 from api.services import Services
 from api.settings import Settings
 from gridgeo.crs import CRSError
@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 {"rel": "conformance", "href": f"{base}/conformance", "type": "application/json",
                  "title": "OGC conformance classes"},
                 {"rel": "data", "href": f"{base}/collections", "type": "application/json", "title": "collections"},
+                {"rel": "alternate", "href": f"{base}/map", "type": "text/html", "title": "一张图 the one map"},
             ],
             "layers": [{"name": name, "features": n} for name, n in services.store.counts().items()
                        if name in features.COLLECTIONS],
@@ -100,6 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tiles.router())
     app.include_router(figures.router())
     app.include_router(analysis.router())
+    app.include_router(pages.router())
+    pages.mount(app)
     return app
 
 

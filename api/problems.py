@@ -39,19 +39,25 @@ def problem_response(status: int, title: str, detail: str | None = None, *, inst
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
+def _instance(request: Request, status: int) -> str | None:
+    # a refused request's path may name a record (an address id): do not echo it
+    return None if status in (401, 403) else request.url.path
+
+
 def install(app: FastAPI, domain_errors: dict[type[Exception], int] | None = None) -> None:
     """Map errors to problem responses: ours, FastAPI's, and the library's."""
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem):
-        return problem_response(exc.status, exc.title, exc.detail, instance=request.url.path, **exc.extra)
+        return problem_response(exc.status, exc.title, exc.detail, instance=_instance(request, exc.status),
+                                **exc.extra)
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException):
         title = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
                  413: "Payload Too Large"}.get(exc.status_code, "Error")
         detail = exc.detail if isinstance(exc.detail, str) else None
-        return problem_response(exc.status_code, title, detail, instance=request.url.path,
+        return problem_response(exc.status_code, title, detail, instance=_instance(request, exc.status_code),
                                 headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)

@@ -44,6 +44,10 @@ def router() -> APIRouter:
         doc = tiles.tilejson([f"{base}/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt"], layers=[layer], name=layer)
         return JSONResponse(doc, headers={"Cache-Control": CACHE_CONTROL})
 
+    @r.get("/tiles/{layer}", summary="A tile layer's TileJSON (also what GDAL's MVT driver opens)")
+    def layer_root(layer: str, request: Request):
+        return tilejson(layer, request)
+
     @r.get("/tiles/{layer}/metadata.json", summary="tippecanoe-style metadata (GDAL's MVT driver)")
     def tile_metadata(layer: str, request: Request):
         tiles = _tileset(request, layer)

@@ -1,0 +1,162 @@
+"""The pages of the service and the files they load, all served from here.
+
+Intranet deployments have no internet: Leaflet and its plugins come from the
+npm registry at set-up (``make assets`` runs ``npm ci`` into
+``api/static/node_modules``) and are served under ``/static/vendor/<package>/``;
+the pages' own code is in ``api/static/app/``. Nothing is loaded from a CDN.
+
+The one map (``/map``) reads the service's ordinary endpoints (vector tiles,
+``/stats``, ``/coverage``, ``/events/heat``, ``/search``) plus three of its
+own, here: ``/map/config.json`` (basemap, the levels, the whole city's
+figures for the first breadcrumb), ``/map/labels/{level}.json`` (where names
+are written) and ``/map/served/{minutes}.json`` (the ground a life circle
+serves, one dissolved polygon instead of a thousand overlapping areas).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from api import derived
+from api.problems import Problem
+from api.routes.analysis import _check_minutes, _feature_collection
+from api.routes.figures import _check_level, _records
+from gridgeo.schema import DEFAULT_SCHEME
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+APP = STATIC / "app"
+NODE_MODULES = STATIC / "node_modules"
+
+VENDOR = {
+    "leaflet": "leaflet/dist",
+    "leaflet.vectorgrid": "leaflet.vectorgrid/dist",
+    "leaflet.heat": "leaflet.heat/dist",
+    "leaflet-geoman": "@geoman-io/leaflet-geoman-free/dist",
+    "echarts": "echarts/dist",
+}
+"""URL name -> the package folder served (only the built files, not the whole package)."""
+
+SUMMED = ["addresses", "households", "population", "units", "workers", "events", "stations"]
+"""Figures of the whole city that are sums of its towns'."""
+
+REGION_NAMES = {"350582": "晋江市"}
+"""Names of the county-level codes above the top level (GB/T 2260); others show their code."""
+
+
+def mount(app: FastAPI) -> None:
+    """Serve the vendor packages and the pages' own files as static files."""
+    for name, folder in VENDOR.items():
+        app.mount(f"/static/vendor/{name}", StaticFiles(directory=NODE_MODULES / folder, check_dir=False),
+                  name=f"vendor-{name}")
+    app.mount("/static/app", StaticFiles(directory=APP, check_dir=False), name="app")
+
+
+def router() -> APIRouter:
+    r = APIRouter(tags=["pages"])
+
+    @r.get("/map", summary="The one map (一张图): the leadership view", include_in_schema=False)
+    def one_map():
+        return _page("map.html")
+
+    @r.get("/map/config.json", summary="Settings of the map page: basemap, levels, the whole city")
+    def map_config(request: Request):
+        settings = request.app.state.settings
+        basemap = None
+        if settings.tianditu_key:
+            basemap = {"kind": "tianditu", "key": settings.tianditu_key}
+        elif settings.basemap:
+            basemap = {"kind": "xyz", "url": settings.basemap, "attribution": settings.basemap_attribution}
+        services = request.app.state.services
+        data = services.derived("map:config", lambda: _data_config(services))
+        return JSONResponse({"basemap": basemap, "title": settings.title, **data})
+
+    @r.get("/map/labels/{level}.json", summary="Where the map writes each unit's name: [[lat, lon, code, name]]")
+    def labels(level: str, request: Request):
+        _check_level(level)
+        services = request.app.state.services
+
+        def build():
+            from gridgeo.maps import label_points
+
+            grids = derived.grids(services)
+            if not (grids["level"] == level).any():
+                return []
+            points = label_points(grids, levels=[level])
+            return [[round(p.y, 6), round(p.x, 6), c, n]
+                    for p, c, n in zip(points.geometry, points["code"], points["name"])]
+
+        return {"level": level, "labels": services.derived(f"map:labels:{level}", build)}
+
+    @r.get("/map/served/{minutes}.json", summary="The ground a life circle serves (all stations, dissolved)",
+           response_class=Response, responses={200: {"content": {"application/geo+json": {}}}})
+    def served(minutes: int, request: Request):
+        _check_minutes(minutes)
+        services = request.app.state.services
+
+        def build():
+            from gridgeo.maps import served_area
+
+            areas = derived.service_areas(services)
+            if areas is None:
+                raise Problem(404, "Not Found", "service areas need stations and roads in the store")
+            return json.dumps(_feature_collection(served_area(areas, minutes=minutes), ["circle", "stations"]),
+                              ensure_ascii=False)
+
+        return Response(services.derived(f"map:served:{minutes}", build), media_type="application/geo+json")
+
+    return r
+
+
+def _page(name: str) -> FileResponse:
+    missing = [n for n, folder in VENDOR.items() if not (NODE_MODULES / folder).is_dir()]
+    if missing:
+        raise Problem(503, "Service Unavailable",
+                      f"the front-end packages {missing} are not installed: run `make assets` "
+                      "(npm ci --prefix api/static) once at set-up")
+    return FileResponse(APP / name, media_type="text/html; charset=utf-8")
+
+
+def _data_config(services) -> dict:
+    """What the page needs to know of the data before its first tile."""
+    figures = derived.public_figures(services)
+    grids = derived.grids(services)
+    levels = [lv for lv in DEFAULT_SCHEME.levels if (figures["level"] == lv.name).any()]
+    events = derived.layer(services, "events")
+    period = None
+    if len(events):
+        first, last = events["reported_at"].min(), events["reported_at"].max()
+        period = {"first": first.strftime("%Y-%m-%d"), "last": last.strftime("%Y-%m-%d")}
+    return {
+        "root": _root(figures, levels[0].name) if levels else None,
+        "levels": [{"name": lv.name, "label": lv.label, "label_en": lv.label_en, "full": lv.full,
+                    "width": DEFAULT_SCHEME.width(lv.name), "count": int((figures["level"] == lv.name).sum())}
+                   for lv in levels],
+        "bounds": [round(float(v), 6) for v in grids.total_bounds] if len(grids) else None,
+        "events": period,
+    }
+
+
+def _root(figures: pd.DataFrame, top: str) -> dict:
+    """The whole city (the county above the top level): its towns' figures added up."""
+    towns = figures[figures["level"] == top]
+    code = towns.index[0][: DEFAULT_SCHEME.root_digits]
+    total = {c: int(towns[c].sum()) for c in SUMMED if c in towns.columns}
+    if total.get("workers"):
+        total["households_per_worker"] = total["households"] / total["workers"]
+    if total.get("population") and "events" in total:
+        total["events_per_1000"] = total["events"] / total["population"] * 1000
+    households = towns["households"] if "households" in towns.columns else None
+    for share in [c for c in towns.columns if c.startswith("share_")]:
+        if households is not None and households.sum() > 0:
+            total[share] = float((towns[share].fillna(0) * households).sum() / households.sum())
+    total["has_station"] = bool(total.get("stations", 0))
+    row = pd.DataFrame([total], index=pd.Index([code], name="code"))
+    figures_row = _records(row)[0]
+    return {"code": code, "name": REGION_NAMES.get(code, code), "level": "city",
+            "child_level": top, "figures": figures_row}
