@@ -34,7 +34,11 @@ demo: venv
 	scripts/system-packages demo
 	$(MAKE) assets
 	$(BIN)/gridgeo load sample_geojson --store $(STORE) --if-missing
-	$(BIN)/gridgeo serve --store $(STORE) --host $(HOST) --port $(PORT)
+	@test -f data/keys.json || { \
+	  $(BIN)/gridgeo keys add 演示领导 --role viewer --file data/keys.json > data/demo-viewer.key; \
+	  $(BIN)/gridgeo keys add 演示网格办 --role planner --file data/keys.json > data/demo-planner.key; }
+	@echo "demo API keys: viewer $$(cat data/demo-viewer.key), planner $$(cat data/demo-planner.key)"
+	GRIDGEO_KEYS_FILE=data/keys.json $(BIN)/gridgeo serve --store $(STORE) --host $(HOST) --port $(PORT)
 
 # The whole test suite.
 test: venv system-packages assets

@@ -271,3 +271,17 @@ def test_assign_refuses_a_batch_over_the_cap(client):
     n = Settings().max_assign + 1
     r = client.post("/assign", json={"points": [[118.47, 24.8]] * n})
     assert r.status_code == 413 and r.headers["content-type"].startswith("application/problem+json")
+
+
+def test_keys_cli_keeps_only_digests(tmp_path):
+    from api.auth import KeyStore
+
+    path = tmp_path / "keys.json"
+    run = lambda *a: subprocess.run([sys.executable, "-m", "gridgeo", "keys", *a, "--file", str(path)],
+                                    capture_output=True, text=True)
+    key = run("add", "王主任", "--role", "planner").stdout.strip()
+    assert key.startswith("gg_") and key not in path.read_text()
+    assert KeyStore(path).lookup(key).role == "planner"
+    assert "王主任\tplanner" in run("list").stdout
+    assert run("add", "x", "--role", "boss").returncode != 0
+    assert run("remove", "王主任").returncode == 0 and KeyStore(path).lookup(key) is None
