@@ -95,7 +95,14 @@ class Store:
 
         Each step of :data:`MIGRATIONS` runs in its own transaction and
         records the new version, so an interrupted migration resumes where it
-        stopped. Returns the schema version reached.
+        stopped. Returns the schema version reached. :func:`gridgeo.store.open`
+        runs it on an older store.
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store
+        >>> gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True).migrate()
+        1
         """
         while self.schema_version < SCHEMA_VERSION:
             target = self.schema_version + 1
@@ -144,7 +151,17 @@ class Store:
 
     def layer_version(self, collection: str) -> int:
         """The revision of the latest change to one layer's published rows
-        (0 if it never changed); grid levels share the grids' version."""
+        (0 if it never changed); grid levels share the grids' version.
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store, gridgeo.io, gridgeo.sample
+        >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
+        >>> stations = gridgeo.io.read(gridgeo.sample.SAMPLE_DIR / "stations.geojson")
+        >>> _ = s.load({"stations": stations}, author="demo", progress=False)
+        >>> s.layer_version("stations"), s.layer_version("grid2")
+        (1, 0)
+        """
         kind, _ = _layers.resolve(collection)
         rows = self._db.query("SELECT MAX(revision) FROM gridgeo_changes WHERE layer = ?", (kind,))
         return int(rows[0][0] or 0)
@@ -154,6 +171,13 @@ class Store:
 
         ``when`` is a datetime, a pandas Timestamp or ISO 8601 text; a time
         without a zone is taken as UTC.
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store
+        >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
+        >>> s.revision_at("2020-01-01T08:00+08:00")
+        0
         """
         stamp = pd.Timestamp(when)
         stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
@@ -218,12 +242,26 @@ class Store:
     # --- what the store holds ---------------------------------------------------
 
     def collections(self) -> list[str]:
-        """Every layer name a read accepts: the five kinds and the grid levels."""
+        """Every layer name a read accepts: the five kinds and the grid levels.
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store
+        >>> gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True).collections()[:3]
+        ['grids', 'town', 'village']
+        """
         return _layers.collections()
 
     def columns(self, collection: str) -> dict[str, str]:
         """The attribute columns of a layer and their kinds (text, integer,
-        real, boolean, datetime, date), for queryables and forms."""
+        real, boolean, datetime, date), for queryables and forms.
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store
+        >>> gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True).columns("events")
+        {'event_id': 'text', 'category': 'text', 'status': 'text', 'reported_at': 'datetime'}
+        """
         kind, _ = _layers.resolve(collection)
         return self._columns(kind)
 
@@ -261,7 +299,20 @@ class Store:
 
     def extent(self, collection: str) -> tuple[float, float, float, float] | None:
         """(minx, miny, maxx, maxy) of the published rows of a layer, from its
-        spatial index; None when it is empty."""
+        spatial index (in a GeoPackage, float32 rounded outwards); None when
+        it is empty.
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store, gridgeo.io, gridgeo.sample
+        >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
+        >>> s.extent("stations") is None
+        True
+        >>> stations = gridgeo.io.read(gridgeo.sample.SAMPLE_DIR / "stations.geojson")
+        >>> _ = s.load({"stations": stations}, author="demo", progress=False)
+        >>> [round(v, 2) for v in s.extent("stations")]
+        [118.42, 24.76, 118.52, 24.85]
+        """
         kind, levels = _layers.resolve(collection)
         if levels:
             frame = self.read(collection, columns=[])
@@ -732,7 +783,16 @@ class Store:
         return create(self, name, parent=parent, levels=levels, author=author, description=description)
 
     def plan(self, plan_id: int):
-        """The plan with this id (see :meth:`plans`)."""
+        """The plan with this id (see :meth:`plans`); :class:`NotFound` if there is none.
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store
+        >>> gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True).plan(7)
+        Traceback (most recent call last):
+        ...
+        gridgeo.store.errors.NotFound: ... has no plan 7: see store.plans()
+        """
         from gridgeo.store.plans import Plan
 
         return Plan(self, plan_id)

@@ -168,7 +168,17 @@ class Plan:
 
     def published(self, *, at=None):
         """The published units the plan redraws (its parent's units of its levels),
-        now or at a revision or time."""
+        now or at a revision or time: what :meth:`read` is compared with.
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store, gridgeo.sample
+        >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
+        >>> _ = s.load({"grids": gridgeo.sample.load().grids}, author="demo", progress=False)
+        >>> plan = s.create_plan("三级", parent="", levels="grid3", author="张三")
+        >>> len(plan.published()) == len(plan.read()) == 90
+        True
+        """
         info = self.info
         return self._store.read("grids", within=info["parent"] or None, level=info["levels"], at=at)
 
@@ -202,7 +212,18 @@ class Plan:
 
     def history(self) -> pd.DataFrame:
         """The plan's log: ``revision``, ``at``, ``author``, ``action`` (create,
-        save, rebase, publish, abandon), ``message`` and the ``codes`` touched."""
+        save, rebase, publish, abandon), ``message`` and the ``codes`` touched.
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store, gridgeo.sample
+        >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
+        >>> _ = s.load({"grids": gridgeo.sample.load().grids}, author="demo", progress=False)
+        >>> plan = s.create_plan("三级", parent="", levels="grid3", author="张三")
+        >>> _ = plan.abandon(author="李四")
+        >>> plan.history()[["author", "action"]].values.tolist()
+        [['张三', 'create'], ['李四', 'abandon']]
+        """
         rows = self._store._db.query("SELECT revision, at, author, action, message, codes FROM gridgeo_plan_log "
                                      "WHERE plan_id = ? ORDER BY revision", (self.id,))
         out = pd.DataFrame(rows, columns=["revision", "at", "author", "action", "message", "codes"])
@@ -635,6 +656,7 @@ def _validate(store, tx, info, units):
 def _describe(errors, limit=5) -> str:
     parts = []
     for _, row in errors.head(limit).iterrows():
-        parts.append(f"{row.get('code', '')}: {row.get('kind', '')} ({row.get('message_en', '')})")
+        parts.append(f"{row.get('code', '')}: {row.get('kind', '')} ({row.get('message_zh', '')} / "
+                     f"{row.get('message_en', '')})")
     more = f" (and {len(errors) - limit} more)" if len(errors) > limit else ""
     return "; ".join(parts) + more
