@@ -373,6 +373,46 @@ def test_the_second_plan_of_a_parent_is_refused_until_rebased(store, sample):
     assert store.read("grids", where={"code": code})["name"].iloc[0] == "丁改"
 
 
+def test_a_rebase_takes_in_units_other_plans_removed_and_added(store, sample):
+    village = _busiest_village(store)
+    original = store.read("grid2", within=village)
+    a, b = _mergeable_pair(original, sample.grids)
+    others = original[~original["code"].isin([a.code, b.code])]["code"].tolist()
+
+    merger = store.create_plan("合并", parent=village, levels="grid2", author="张三")
+    bystander = store.create_plan("改名甲", parent=village, levels="grid2", author="李四")
+    merged = merger.read().set_index("code").loc[[a.code]].reset_index()
+    merger.save(merged.assign(geometry=[shapely.union(a.geometry, b.geometry)]), author="张三",
+                remove=[b.code], base_revision=merger.revision)
+    bystander.save(bystander.read().set_index("code").loc[[others[0]]].reset_index().assign(name="改名一"),
+                   author="李四")
+    merger.publish(author="张三")
+    with pytest.raises(ConflictError):
+        bystander.publish(author="李四")
+    bystander.rebase(author="李四")
+    units = bystander.read().set_index("code")
+    assert b.code not in units.index and units.loc[a.code].geometry.equals(shapely.union(a.geometry, b.geometry))
+    bystander.publish(author="李四")
+
+    restorer = store.create_plan("复原", parent=village, levels="grid2", author="王五")
+    late = store.create_plan("改名乙", parent=village, levels="grid2", author="赵六")
+    back = original.set_index("code").loc[[a.code, b.code]].reset_index().drop(columns="revision")
+    back["revision"] = [restorer.read().set_index("code").loc[a.code, "revision"], None]
+    restorer.save(back, author="王五")
+    assert restorer.changes().set_index("code")["change"].to_dict() == {a.code: "changed", b.code: "added"}
+    late.save(late.read().set_index("code").loc[[others[1]]].reset_index().assign(name="改名二"), author="赵六")
+    restorer.publish(author="王五")
+    late.rebase(author="赵六")
+    units = late.read().set_index("code")
+    assert units.loc[b.code].geometry.equals(b.geometry) and units.loc[a.code].geometry.equals(a.geometry)
+    late.publish(author="赵六")
+
+    final = store.read("grid2", within=village).set_index("code")
+    assert sorted(final.index) == sorted(original["code"])
+    assert final.loc[others[0], "name"] == "改名一" and final.loc[others[1], "name"] == "改名二"
+    assert final.loc[b.code].geometry.equals(b.geometry)
+
+
 def test_concurrent_writers_do_not_lose_an_edit(url):
     with gstore.open(url) as setup:
         village = _busiest_village(setup)

@@ -31,7 +31,11 @@ def load(
     from gridgeo import store as gstore
 
     postgis = gstore.is_postgis(store)
-    if if_missing and _holds_data(store, postgis):
+    try:
+        present = if_missing and _holds_data(store, postgis)
+    except gstore.StoreError as exc:
+        fail(str(exc))
+    if present:
         typer.echo(f"{_shown(store)} already holds data: nothing to do")
         return
     layers = _read_sources(sources, layer, crs)
