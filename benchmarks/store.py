@@ -147,7 +147,7 @@ def _postgis(base, addresses, grids, village, expected, repeat):
         for url in used:
             drop(url)
     return [
-        ("PostGIS load: gridgeo store (binary COPY)", f"{load_ours:.2f} s"),
+        ("PostGIS load: gridgeo store (COPY)", f"{load_ours:.2f} s"),
         ("PostGIS load: GeoDataFrame.to_postgis", f"{load_peer:.2f} s"),
         ("PostGIS load: ratio (peer / gridgeo)", f"{load_peer / load_ours:.2f}x"),
         ("PostGIS village read: gridgeo store", f"{read_ours * 1000:.1f} ms"),

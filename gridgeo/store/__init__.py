@@ -26,7 +26,7 @@ What a store promises:
   (:class:`~gridgeo.store.errors.StaleEditError`); publishing validates the
   result with :func:`gridgeo.validate` and replaces the units in one
   transaction, or changes nothing.
-- **bulk loads** (:meth:`Store.load`) on the backend's fast path: binary COPY
+- **bulk loads** (:meth:`Store.load`) on the backend's fast path: COPY
   into PostGIS, one transaction of prepared inserts and a packed R-tree for
   GeoPackage, with a progress bar.
 - a **schema version** in the store, with :meth:`Store.migrate` for later

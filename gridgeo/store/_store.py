@@ -650,8 +650,9 @@ class Store:
         Notes
         -----
         The GeoPackage backend inserts in one transaction with a prepared
-        statement and builds the R-tree afterwards; PostGIS uses binary COPY.
-        New columns are added to the tables. Grid edits belong in plans
+        statement and packs the R-tree afterwards; PostGIS uses COPY (CSV
+        written by Arrow, geometries as hex EWKB) and builds its indexes
+        afterwards. New columns are added to the tables. Grid edits belong in plans
         (:meth:`create_plan`), which are validated on publish; a load is not.
 
         Examples

@@ -1,7 +1,7 @@
 """The PostGIS backend: a PostgreSQL database shared by API workers and planners.
 
 psycopg 3 does the talking: one connection per thread, binary results (WKB
-comes back as bytes, not hex), transactions for writes and binary ``COPY``
+comes back as bytes, not hex), transactions for writes and ``COPY``
 for bulk loads. Geometry columns are typed (``geometry(MultiPolygon, 4490)``)
 with a GiST index each; text columns use the "C" collation, so the code
 prefix ranges that find a unit's descendants are answered by an ordinary
