@@ -15,6 +15,13 @@ class Method(str, Enum):
 
 DATA_HELP = "A sample directory written by `gridgeo sample` (the committed town sample by default)."
 
+# the layer options `gridgeo coverage` and `gridgeo site` share
+ROADS = typer.Option(None, help="Road lines to walk along (any vector file, or .osm/.pbf).")
+STATIONS = typer.Option(None, help="Stations file, instead of the sample's.")
+ADDRESSES = typer.Option(None, help="Addresses file, instead of the sample's.")
+CRS = typer.Option(None, help="Coordinate system of those files when they do not say (wgs84, gcj02, bd09...).")
+KINDS = typer.Option(None, "--kind", help="Only stations of this kind (repeatable), e.g. grid2_station.")
+
 
 def load_layers(data, *, roads=None, stations=None, addresses=None, crs=None):
     """The sample in `data`, with any layer replaced by a file (roads may be .osm/.pbf)."""
@@ -69,11 +76,11 @@ def _cell(value, row, col, floats) -> str:
 def coverage(
     data: Path = typer.Argument(None, help=DATA_HELP),
     out: Path = typer.Option(None, help="Directory for the GeoJSON layers (grids, uncovered areas...)."),
-    roads: Path = typer.Option(None, help="Road lines to walk along (any vector file, or .osm/.pbf)."),
-    stations: Path = typer.Option(None, help="Stations file, instead of the sample's."),
-    addresses: Path = typer.Option(None, help="Addresses file, instead of the sample's."),
-    crs: str = typer.Option(None, help="Coordinate system of those files when they do not say (wgs84, gcj02, bd09...)."),
-    kinds: list[str] = typer.Option(None, "--kind", help="Only stations of this kind (repeatable), e.g. grid2_station."),
+    roads: Path = ROADS,
+    stations: Path = STATIONS,
+    addresses: Path = ADDRESSES,
+    crs: str = CRS,
+    kinds: list[str] = KINDS,
     method: Method = typer.Option(Method.network, help="Walking distance along roads, or straight-line."),
     minutes: int = typer.Option(15, help="The life circle whose uncovered areas are written."),
     level: str = typer.Option("grid2", help="The grid level listed worst first."),

@@ -6,7 +6,7 @@ from pathlib import Path
 import typer
 
 from gridgeo.cli._app import app, fail
-from gridgeo.cli.coverage import DATA_HELP, load_layers, print_table
+from gridgeo.cli.coverage import ADDRESSES, CRS, DATA_HELP, KINDS, ROADS, STATIONS, load_layers, print_table
 
 
 class Model(str, Enum):
@@ -24,11 +24,11 @@ def site(
     radius: float = typer.Option(1000.0, help="Walking distance in metres that counts as covered."),
     share: float = typer.Option(1.0, help="Share of households to cover (lscp)."),
     candidates: Path = typer.Option(None, help="Available sites (points); default: road junctions."),
-    roads: Path = typer.Option(None, help="Road lines to walk along (any vector file, or .osm/.pbf)."),
-    stations: Path = typer.Option(None, help="Existing stations file, instead of the sample's."),
-    addresses: Path = typer.Option(None, help="Addresses file, instead of the sample's."),
-    crs: str = typer.Option(None, help="Coordinate system of those files when they do not say."),
-    kinds: list[str] = typer.Option(None, "--kind", help="Only existing stations of this kind (repeatable)."),
+    roads: Path = ROADS,
+    stations: Path = STATIONS,
+    addresses: Path = ADDRESSES,
+    crs: str = CRS,
+    kinds: list[str] = KINDS,
     out: Path = typer.Option(None, help="GeoJSON file for the chosen sites."),
     overwrite: bool = typer.Option(False, help="Replace an existing output file."),
 ):
