@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -70,13 +71,15 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         environ = {**os.environ, **(env or {})}
+        # the log goes to a file: a pipe nobody reads would fill up and stall the server
+        self.log = tempfile.NamedTemporaryFile("w+", prefix="gridgeo-serve-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gridgeo", "serve", "--store", store, "--port", str(self.port)],
-            env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            env=environ, stdout=self.log, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"gridgeo serve exited: {self.proc.stdout.read()}")
+                raise RuntimeError(f"gridgeo serve exited: {self.output()}")
             try:
                 if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
                     break
@@ -88,14 +91,20 @@ class Server:
         for path in warm:  # build the derived data before clients with short timeouts arrive
             httpx.get(self.url + path, timeout=300)
 
+    def output(self) -> str:
+        return Path(self.log.name).read_text("utf-8", errors="replace")
+
     def stop(self) -> str:
         self.proc.terminate()
         try:
-            out, _ = self.proc.communicate(timeout=20)
+            self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            out, _ = self.proc.communicate()
-        return out or ""
+            self.proc.wait()
+        out = self.output()
+        self.log.close()
+        Path(self.log.name).unlink(missing_ok=True)
+        return out
 
 
 @pytest.fixture(scope="session")
