@@ -173,8 +173,9 @@ class WalkNetwork:
 
     def __repr__(self) -> str:
         pieces = int(self.node_component.max()) + 1 if len(self.node_component) else 0
+        crs = self.crs.name if self.crs.name != "unknown" else self.crs.to_proj4()
         return (f"WalkNetwork({self.n_nodes:,} nodes, {self.n_edges:,} edges, "
-                f"{self.edge_length.sum() / 1000:,.1f} km, {pieces} piece(s), crs={self.crs.name!r})")
+                f"{self.edge_length.sum() / 1000:,.1f} km, {pieces} piece(s), crs={crs!r})")
 
     @property
     def n_nodes(self) -> int:

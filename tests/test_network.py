@@ -211,6 +211,21 @@ def test_network_from_osm_file_matches_the_same_lines(sample, tmp_path):
     assert sorted(from_osm.components()["nodes"]) == sorted(from_lines.components()["nodes"])
 
 
+def test_network_from_osm_pbf(sample, tmp_path):
+    import osmium
+
+    roads = sample.roads[sample.roads.within(shapely.box(118.44, 24.77, 118.46, 24.79))].reset_index(drop=True)
+    write_osm(tmp_path / "town.osm", roads)
+    with osmium.SimpleWriter(str(tmp_path / "town.osm.pbf")) as writer:  # the same data as PBF
+        for obj in osmium.FileProcessor(str(tmp_path / "town.osm")):
+            (writer.add_node if obj.is_node() else writer.add_way)(obj)
+
+    from_pbf = gn.build(tmp_path / "town.osm.pbf")
+    from_xml = gn.build(tmp_path / "town.osm")
+    assert from_pbf.n_edges == from_xml.n_edges > 100
+    assert from_pbf.edge_length.sum() == pytest.approx(from_xml.edge_length.sum(), rel=1e-9)
+
+
 def test_roads_in_degrees_become_metres(sample):
     roads = sample.roads.iloc[:300].to_crs(4326)
     net = gn.build(roads)
