@@ -285,3 +285,16 @@ def test_keys_cli_keeps_only_digests(tmp_path):
     assert "王主任\tplanner" in run("list").stdout
     assert run("add", "x", "--role", "boss").returncode != 0
     assert run("remove", "王主任").returncode == 0 and KeyStore(path).lookup(key) is None
+
+
+def test_events_datetime_interval(client, api_keys, sample):
+    key = {"X-API-Key": api_keys["viewer"]}
+    body = client.get("/collections/events/items", headers=key,
+                      params={"datetime": "2025-03-01/2025-03-08", "limit": 10000}).json()
+    ev = sample.events
+    expected = ev[(ev["reported_at"] >= "2025-03-01") & (ev["reported_at"] < "2025-03-08")]
+    assert body["numberMatched"] == len(expected) > 0
+    assert {f["id"] for f in body["features"]} == set(expected["event_id"])
+    open_end = client.get("/collections/events/items", headers=key, params={"datetime": "2025-12-25/.."}).json()
+    assert open_end["numberMatched"] == (ev["reported_at"] >= "2025-12-25").sum()
+    assert client.get("/collections/events/items", headers=key, params={"datetime": "soon"}).status_code == 400

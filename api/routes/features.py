@@ -47,8 +47,9 @@ GEOJSON = "application/geo+json"
 class Collection:
     """How one store layer is published."""
 
-    def __init__(self, id, title, description, *, role="anonymous", filters=()):
+    def __init__(self, id, title, description, *, role="anonymous", filters=(), temporal=None):
         self.id, self.title, self.description, self.role, self.filters = id, title, description, role, filters
+        self.temporal = temporal  # the column a `datetime` query filters
 
 
 _GRID_FILTERS = ("code", "name", "level", "parent")
@@ -67,7 +68,7 @@ COLLECTIONS = {c.id: c for c in [
     Collection("addresses", "标准地址 Standard addresses", "Address-level base data (一标三实); viewer role.",
                role="viewer", filters=("addr_id",)),
     Collection("events", "网格事件 Grid events", "Raw grid events; viewer role.", role="viewer",
-               filters=("event_id", "category", "status")),
+               filters=("event_id", "category", "status"), temporal="reported_at"),
 ]}
 FILTER_NAMES = sorted({f for c in COLLECTIONS.values() for f in c.filters})
 
@@ -117,6 +118,8 @@ def router() -> APIRouter:
         limit: Annotated[int | None, Query(ge=1, description="Features per page")] = None,
         offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
         crs: Annotated[str | None, Query(description="Output CRS: " + ", ".join(SUPPORTED_CRS))] = None,
+        datetime_: Annotated[str | None, Query(alias="datetime", description="An instant or an interval "
+                                               "start/end (RFC 3339, '..' for open), on reported_at")] = None,
         code: str | None = None, name: str | None = None, level: str | None = None, parent: str | None = None,
         kind: str | None = None, grid_code: str | None = None, station_id: str | None = None,
         category: str | None = None, status: str | None = None, road_id: str | None = None,
@@ -134,6 +137,8 @@ def router() -> APIRouter:
         unknown = sorted(set(where) - set(c.filters))
         if unknown:
             raise Problem(400, "Bad Request", f"{c.id} cannot be filtered by {unknown}: use {list(c.filters)}")
+        if datetime_ and c.temporal:
+            where[c.temporal] = _interval(datetime_)
         limit = settings.default_limit if limit is None else limit
         if limit > settings.max_limit:
             limit = settings.max_limit  # OGC: the server may serve fewer than asked
@@ -211,6 +216,28 @@ def _collection_doc(request: Request, services, c: Collection) -> dict:
                   "application/schema+json"),
         ],
     }
+
+
+def _interval(text: str):
+    """OGC ``datetime``: an instant, or ``start/end`` with ``..`` (or nothing) for an open end."""
+    import pandas as pd
+
+    def instant(value: str):
+        if value in ("", ".."):
+            return None
+        try:
+            stamp = pd.Timestamp(value)
+        except ValueError:
+            raise Problem(400, "Bad Request", f"datetime {value!r} is not an RFC 3339 date or time") from None
+        return stamp.tz_convert("Asia/Shanghai").tz_localize(None) if stamp.tzinfo else stamp
+
+    if "/" in text:
+        start, end = (instant(part.strip()) for part in text.split("/", 1))
+        if start is not None and end is not None and start > end:
+            raise Problem(400, "Bad Request", f"datetime {text!r} ends before it starts")
+        return slice(start, end)
+    at = instant(text.strip())
+    return slice(at, at + pd.Timedelta(seconds=1)) if at is not None else slice(None, None)
 
 
 def _crs(value: str | None, parameter: str) -> str:
