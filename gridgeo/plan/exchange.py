@@ -1,0 +1,345 @@
+"""Plans in and out: the block-to-grid CSV, GeoPackage/GeoJSON files, and a store's plans.
+
+The block-to-grid table is how redistricting tools exchange plans (Districtr's
+assignment CSV, DistrictBuilder's block equivalency file): one row per block,
+``block_id,grid``, plus ``grid_name``. gridgeo writes it in UTF-8 with a BOM so
+that Excel shows the Chinese names. Codes are text: Excel shows a 16-digit
+code as a number and keeps only 15 digits, so import such a file as text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from gridgeo import io as gio
+from gridgeo.plan.edits import _check_state, _new_row
+from gridgeo.plan.errors import PlanError
+from gridgeo.plan.state import PlanState, _validation, start
+from gridgeo.schema import DEFAULT_SCHEME, normalise_codes
+
+__all__ = ["to_csv", "read_csv", "export", "from_store", "save"]
+
+CSV_COLUMNS = ("block_id", "grid", "grid_name")
+"""The columns of the block-to-grid CSV."""
+
+
+def to_csv(state: PlanState, path=None, *, overwrite: bool = False):
+    """The block-to-grid table of a plan, written to a CSV file or returned.
+
+    Parameters
+    ----------
+    state : PlanState
+    path : str or os.PathLike, optional
+        Where to write it (atomically; an existing file only with
+        `overwrite`). Without it the table is returned.
+    overwrite : bool, default False
+
+    Returns
+    -------
+    pathlib.Path or DataFrame
+        The path written, or the table (``block_id``, ``grid``, ``grid_name``;
+        ``""`` for an unassigned block).
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> s = gridgeo.sample.load()
+    >>> state = gridgeo.plan.start(s.grids, "350582106201", roads=s.roads)
+    >>> table = gridgeo.plan.to_csv(state)
+    >>> list(table.columns), len(table) == len(state.blocks)
+    (['block_id', 'grid', 'grid_name'], True)
+    """
+    _check_state(state)
+    names = dict(zip(state.units["code"], state.units["name"]))
+    table = pd.DataFrame({"block_id": state._blocks.ids, "grid": state._codes,
+                          "grid_name": [names.get(c, "") for c in state._codes]}).astype("str")
+    if path is None:
+        return table
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} exists: pass overwrite=True to replace it")
+    handle, staged = tempfile.mkstemp(prefix=".gridgeo-", suffix=".csv", dir=target.parent)
+    os.close(handle)
+    try:
+        table.to_csv(staged, index=False, encoding="utf-8-sig")
+        os.replace(staged, target)
+    finally:
+        if os.path.exists(staged):
+            os.remove(staged)
+    return target
+
+
+def read_csv(state: PlanState, table) -> PlanState:
+    """Paint a plan from a block-to-grid CSV (or DataFrame) onto a state's blocks.
+
+    The table defines the whole level: grids it does not name are removed,
+    new codes are created (when they are codes of the level under a parent
+    of this plan), blocks it does not name are left unassigned.
+
+    Parameters
+    ----------
+    state : PlanState
+        A state on the same blocks (its own grids are replaced).
+    table : path or DataFrame
+        ``block_id`` and ``grid`` (or ``code``) columns; ``grid_name``
+        (or ``name``) names new grids.
+
+    Returns
+    -------
+    PlanState
+        ``attrs["import"]`` reports ``unknown_blocks`` (in the table, not in
+        the plan: ignored), ``missing_blocks`` (in the plan, not in the
+        table: left unassigned), ``bad_codes`` (not codes of the level under
+        a parent of this plan: their blocks left unassigned), ``added`` and
+        ``removed`` grids, and ``errors``: the validation errors of the
+        result (unassigned blocks leave ``uncovered`` areas until they are
+        painted with :func:`gridgeo.plan.reassign`).
+
+    Raises
+    ------
+    PlanError
+        ``conflicting_rows`` when a block is given two different grids.
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> s = gridgeo.sample.load()
+    >>> state = gridgeo.plan.start(s.grids, "350582106201", roads=s.roads)
+    >>> table = gridgeo.plan.to_csv(state).iloc[1:]          # one block left out
+    >>> back = gridgeo.plan.read_csv(state, table)
+    >>> back.attrs["import"]["missing_blocks"] == [state.blocks["block_id"].iloc[0]]
+    True
+    """
+    _check_state(state)
+    rows = _table(table)
+    known = rows["block_id"].isin(state._blocks.position)
+    report = {"unknown_blocks": rows.loc[~known, "block_id"].tolist()}
+    rows = rows[known]
+    conflicts = rows.groupby("block_id")["grid"].nunique()
+    if (conflicts > 1).any():
+        bad = conflicts[conflicts > 1].index.tolist()
+        raise PlanError("conflicting_rows", f"the table gives block(s) {', '.join(bad[:10])} more than one grid: "
+                        "keep one row per block", f"表中图块 {'、'.join(bad[:10])} 对应多个网格：每个图块只能有一行",
+                        blocks=bad)
+    rows = rows.drop_duplicates("block_id")
+    usable = np.array([_usable_code(state, c) for c in rows["grid"]], dtype=bool)
+    report["bad_codes"] = sorted(set(rows.loc[~usable & (rows["grid"] != ""), "grid"]))
+    codes = np.full(len(state._codes), "", dtype=object)
+    ok = rows[usable]
+    codes[state._blocks.positions(ok["block_id"].tolist(), doing="import")] = ok["grid"].to_numpy(dtype=object)
+    named = set(rows["block_id"])
+    report["missing_blocks"] = [b for b, c in zip(state._blocks.ids, codes) if c == "" and b not in named]
+    units = _imported_units(state, codes, ok)
+    report["added"] = sorted(set(units["code"]) - set(state.units["code"]))
+    report["removed"] = sorted(set(state.units["code"]) - set(units["code"]))
+    new = state._replace(codes, units, edit={"edit": "import", "message": f"import of {len(ok)} block rows"},
+                         refuse=False)
+    checked = _validation(new)
+    report["errors"] = checked[checked["severity"] == "error"].reset_index(drop=True)
+    return dataclasses.replace(new, attrs={**new.attrs, "import": report})
+
+
+def _table(table) -> pd.DataFrame:
+    if isinstance(table, pd.DataFrame):
+        frame = table.astype(object)
+    else:
+        frame = pd.read_csv(table, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    grid = next((c for c in ("grid", "code", "grid_code") if c in frame.columns), None)
+    if "block_id" not in frame.columns or grid is None:
+        raise ValueError(f"the block-to-grid table needs block_id and grid columns, it has {list(frame.columns)}")
+    name = next((c for c in ("grid_name", "name") if c in frame.columns), None)
+    out = pd.DataFrame({"code": frame[grid], "parent": "", "level": "",
+                        "block_id": frame["block_id"].astype(object).where(frame["block_id"].notna(), "")})
+    out = normalise_codes(out)
+    out["block_id"] = out["block_id"].astype(str).str.strip()
+    out["grid_name"] = frame[name].fillna("").astype(str).to_numpy() if name else ""
+    return out.rename(columns={"code": "grid"})[["block_id", "grid", "grid_name"]]
+
+
+def _usable_code(state, code) -> bool:
+    """A code of the level whose parent is the plan's parent or one of its units."""
+    scheme = state.scheme
+    if not code or not code.isdigit() or scheme.level_of(code) != state.level:
+        return False
+    parent = scheme.parent_code(code)
+    return parent in set(state._context["code"])
+
+
+def _imported_units(state, codes, rows):
+    present = pd.unique(codes[codes != ""])
+    units = state.units[state.units["code"].isin(present)]
+    named = dict(zip(rows["grid"], rows["grid_name"]))
+    new = [_new_row(state, c, named.get(c) or None) for c in sorted(set(present) - set(units["code"]))]
+    return pd.concat([units, *new], ignore_index=True)
+
+
+def export(state: PlanState, path, *, overwrite: bool = False):
+    """Write a plan to a GeoPackage (layers ``grids`` and ``blocks``) or a
+    GeoJSON file (the grids).
+
+    Parameters
+    ----------
+    state : PlanState
+    path : str or os.PathLike
+        ``.gpkg``, ``.geojson`` or any extension :func:`gridgeo.io.write` knows.
+    overwrite : bool, default False
+        Replace existing layers (a GeoPackage keeps its other layers).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Examples
+    --------
+    >>> import tempfile, gridgeo
+    >>> s = gridgeo.sample.load()
+    >>> state = gridgeo.plan.start(s.grids, "350582106201", roads=s.roads)
+    >>> path = gridgeo.plan.export(state, tempfile.mkdtemp() + "/plan.gpkg")
+    >>> [name for name, _ in gridgeo.io.list_layers(path)]
+    ['grids', 'blocks']
+    """
+    _check_state(state)
+    target = Path(path)
+    grids = state.to_grids()
+    if target.suffix.lower() == ".gpkg":
+        gio.write(grids, target, layer="grids", overwrite=overwrite)
+        gio.write(state.blocks, target, layer="blocks", overwrite=overwrite)
+        return target
+    return gio.write(grids, target, overwrite=overwrite)
+
+
+# --- stores -----------------------------------------------------------------------
+
+
+def from_store(store, plan_id: int, *, level: str | None = None, roads=None, blocks=None, addresses=None,
+               stations=None, coverage=None, network=None) -> PlanState:
+    """Open a store's plan as a state to edit.
+
+    The plan's units (:meth:`gridgeo.store.Plan.read`) replace the
+    published units of its levels inside its parent; edits may change only
+    the plan's levels.
+
+    Parameters
+    ----------
+    store : gridgeo.store.Store
+    plan_id : int
+    level : str, optional
+        The level painted; default the deepest full level the plan redraws.
+    roads, blocks, addresses, stations, coverage, network
+        As for :func:`gridgeo.plan.start` (roads and addresses default to the
+        store's, inside the parent's bounds).
+
+    Returns
+    -------
+    PlanState
+        ``attrs["store"]`` records the plan id and the revisions the state is
+        based on, for :func:`save`.
+
+    Examples
+    --------
+    >>> import tempfile, gridgeo, gridgeo.store
+    >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
+    >>> sample = gridgeo.sample.load()
+    >>> _ = s.load({"grids": sample.grids, "roads": sample.roads, "addresses": sample.addresses}, author="demo")
+    >>> plan = s.create_plan("调整", parent="350582106201", levels="grid2", author="张三")
+    >>> state = gridgeo.plan.from_store(s, plan.id)
+    >>> state.editable, len(state.units)
+    (('grid2',), 4)
+    """
+    plan = store.plan(plan_id)
+    info = plan.info
+    parent, levels = info["parent"], info["levels"]
+    if not parent:
+        raise ValueError(f"plan {plan_id} redraws the whole city: open its villages one at a time with "
+                         "gridgeo.plan.start on plan.read()")
+    published = store.read("grids", within=parent)
+    units = plan.read()
+    grids = pd.concat([published[~published["level"].isin(levels)].drop(columns="revision"),
+                       units.drop(columns=["revision", "author"])], ignore_index=True)
+    grids = grids.set_geometry("geometry").set_crs(published.crs, allow_override=True)
+    bounds = published.loc[published["code"] == parent].total_bounds
+    if roads is None and blocks is None:
+        roads = store.read("roads", bbox=tuple(bounds))
+    if addresses is None and blocks is None and "addresses" in store.collections():
+        addresses = store.read("addresses", bbox=tuple(bounds))
+    full = [lv.name for lv in DEFAULT_SCHEME.levels if lv.full and lv.name in levels]
+    state = start(grids, parent, level=level or (full[-1] if full else levels[-1]), roads=roads, blocks=blocks,
+                  addresses=addresses, stations=stations, coverage=coverage, network=network, editable=levels)
+    record = {"plan_id": int(plan_id), "revision": int(info["revision"]),
+              "units": dict(zip(units["code"], units["revision"].astype(int)))}
+    return dataclasses.replace(state, attrs={**state.attrs, "store": record})
+
+
+def save(state: PlanState, store, *, author: str, message: str | None = None) -> PlanState:
+    """Save the units a state changed into the store's plan it was opened from.
+
+    Only units that differ from the plan's (geometry, name or parent) are
+    written, and units the state no longer has are removed, each stating
+    the revision the state was based on: if another planner changed one of
+    them since, nothing is saved and the store's
+    :class:`~gridgeo.store.StaleEditError` names the unit and who changed it.
+
+    Parameters
+    ----------
+    state : PlanState
+        Opened with :func:`from_store`.
+    store : gridgeo.store.Store
+    author : str
+    message : str, optional
+        Default: the state's edit log.
+
+    Returns
+    -------
+    PlanState
+        The same plan, now based on the new revision (save again after more edits).
+
+    Examples
+    --------
+    >>> import tempfile, gridgeo, gridgeo.store
+    >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
+    >>> sample = gridgeo.sample.load()
+    >>> _ = s.load({"grids": sample.grids, "roads": sample.roads, "addresses": sample.addresses}, author="demo")
+    >>> plan = s.create_plan("调整", parent="350582106201", levels="grid2", author="张三")
+    >>> state = gridgeo.plan.from_store(s, plan.id)
+    >>> pair = gridgeo.plan.neighbours(state).iloc[0]
+    >>> state = gridgeo.plan.save(gridgeo.plan.merge(state, [pair["a"], pair["b"]]), s, author="张三")
+    >>> len(s.plan(plan.id).read())
+    3
+    """
+    _check_state(state)
+    record = state.attrs.get("store")
+    if not record:
+        raise ValueError("this state was not opened from a store's plan: open it with gridgeo.plan.from_store")
+    plan = store.plan(record["plan_id"])
+    current = plan.read()
+    mine = state.to_grids()
+    mine = mine[mine["level"].isin(plan.levels)].reset_index(drop=True)
+    changed = _changed_units(mine, current)
+    removed = sorted(set(current["code"]) - set(mine["code"]))
+    units = mine[changed].copy()
+    units["revision"] = pd.array([record["units"].get(c) for c in units["code"]], dtype="Int64")
+    text = message or "; ".join(e["message"] for e in state.log) or "gridgeo.plan.save"
+    revision = plan.save(units if len(units) else None, author=author, base_revision=record["revision"],
+                         remove={c: record["units"].get(c, record["revision"]) for c in removed}, message=text)
+    saved = {c: v for c, v in record["units"].items() if c not in removed}
+    saved.update({c: revision for c in units["code"]})
+    return dataclasses.replace(state, log=(), attrs={**state.attrs, "store": {**record, "revision": revision,
+                                                                             "units": saved}})
+
+
+def _changed_units(mine, current) -> np.ndarray:
+    """Which of the state's units differ from the plan's (or are new)."""
+    before = current.set_index("code").reindex(mine["code"])
+    known = before["name"].notna().to_numpy()
+    same = known.copy()
+    same[known] = ((before["name"].to_numpy()[known] == mine["name"].to_numpy()[known])
+                   & (before["parent"].to_numpy()[known] == mine["parent"].to_numpy()[known])
+                   & shapely.equals(before.geometry.array[known], mine.geometry.array[known]))
+    return ~same
