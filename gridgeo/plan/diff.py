@@ -102,8 +102,9 @@ def diff(a, b, *, band=DEFAULT_BAND) -> PlanDiff:
     """
     a, b = _on_same_blocks(a, b)
     before, after = impact(a, band=band), impact(b, band=band)
-    moves = _moves(a, b)
-    units = _units(a, b, before, after)
+    relations = _relations(a, b)
+    moves = _moves(a, b, relations)
+    units = _units(a, b, before, after, relations)
     return PlanDiff(units=units, moves=moves, summary=_summary(units, moves, before, after))
 
 
@@ -134,9 +135,10 @@ def _laid_on(state, grids, name):
     return dataclasses.replace(state, units=units, _codes=codes, log=())
 
 
-def _moves(a, b) -> gpd.GeoDataFrame:
+def _moves(a, b, relations) -> gpd.GeoDataFrame:
+    """Blocks changing grid, summed per (from, to); a grid only renumbered moves nobody."""
     blocks = a._blocks
-    moved = np.flatnonzero(a._codes != b._codes)
+    moved = np.flatnonzero([x != y and (x, y) not in relations["twins"] for x, y in zip(a._codes, b._codes)])
     table = blocks.sums.iloc[moved].copy()
     table.insert(0, "to_code", b._codes[moved])
     table.insert(0, "from_code", a._codes[moved])
@@ -153,12 +155,11 @@ def _moves(a, b) -> gpd.GeoDataFrame:
     return out.sort_values(keys).reset_index(drop=True)
 
 
-def _units(a, b, before, after) -> gpd.GeoDataFrame:
+def _units(a, b, before, after, rel) -> gpd.GeoDataFrame:
     codes = sorted(set(before["code"]) | set(after["code"]))
     figures = ["blocks"] + [c for c in ("addresses", "households", "population", "units") if c in before.columns]
     table = pd.DataFrame({"code": codes})
     bi, ai = before.set_index("code"), after.set_index("code")
-    rel = _relations(a, b)
     table["change"], table["related"] = zip(*[_change(c, a, b, rel) for c in codes]) if codes else ((), ())
     table["name_before"] = table["code"].map(bi["name"]).fillna("").astype("str")
     table["name_after"] = table["code"].map(ai["name"]).fillna("").astype("str")
@@ -214,7 +215,8 @@ def _relations(a, b) -> dict:
             family = sorted({child, *group.index})
             for c in family:
                 merged.setdefault(c, family)
-    return {"same": same, "renumbered": renumbered, "split": split, "merged": merged}
+    twins = {(c, twin_b[blk]) for c, blk in blocks_a.items() if c not in same and blk in twin_b}
+    return {"same": same, "renumbered": renumbered, "twins": twins, "split": split, "merged": merged}
 
 
 def _summary(units, moves, before, after) -> dict:

@@ -273,18 +273,21 @@ def from_store(store, plan_id: int, *, level: str | None = None, roads=None, blo
     state = start(grids, parent, level=level or (full[-1] if full else levels[-1]), roads=roads, blocks=blocks,
                   addresses=addresses, stations=stations, coverage=coverage, network=network, editable=levels)
     record = {"plan_id": int(plan_id), "revision": int(info["revision"]),
-              "units": dict(zip(units["code"], units["revision"].astype(int)))}
+              "units": dict(zip(units["code"], units["revision"].astype(int))),
+              "base": units.drop(columns=["revision", "author"])}
     return dataclasses.replace(state, attrs={**state.attrs, "store": record})
 
 
 def save(state: PlanState, store, *, author: str, message: str | None = None) -> PlanState:
     """Save the units a state changed into the store's plan it was opened from.
 
-    Only units that differ from the plan's (geometry, name or parent) are
-    written, and units the state no longer has are removed, each stating
-    the revision the state was based on: if another planner changed one of
-    them since, nothing is saved and the store's
+    Only the units the state changed since it was opened (or last saved)
+    are written (geometry, name or parent), and the units it no longer has
+    are removed, each stating the revision it was based on: if another
+    planner changed one of them since, nothing is saved and the store's
     :class:`~gridgeo.store.StaleEditError` names the unit and who changed it.
+    Units the state did not change are left as they are in the plan, so two
+    planners editing different grids of one plan both keep their work.
 
     Parameters
     ----------
@@ -318,11 +321,11 @@ def save(state: PlanState, store, *, author: str, message: str | None = None) ->
     if not record:
         raise ValueError("this state was not opened from a store's plan: open it with gridgeo.plan.from_store")
     plan = store.plan(record["plan_id"])
-    current = plan.read()
+    base = record["base"]
     mine = state.to_grids()
     mine = mine[mine["level"].isin(plan.levels)].reset_index(drop=True)
-    changed = _changed_units(mine, current)
-    removed = sorted(set(current["code"]) - set(mine["code"]))
+    changed = _changed_units(mine, base)
+    removed = sorted(set(base["code"]) - set(mine["code"]))
     units = mine[changed].copy()
     units["revision"] = pd.array([record["units"].get(c) for c in units["code"]], dtype="Int64")
     text = message or "; ".join(e["message"] for e in state.log) or "gridgeo.plan.save"
@@ -330,13 +333,13 @@ def save(state: PlanState, store, *, author: str, message: str | None = None) ->
                          remove={c: record["units"].get(c, record["revision"]) for c in removed}, message=text)
     saved = {c: v for c, v in record["units"].items() if c not in removed}
     saved.update({c: revision for c in units["code"]})
-    return dataclasses.replace(state, log=(), attrs={**state.attrs, "store": {**record, "revision": revision,
-                                                                             "units": saved}})
+    record = {**record, "revision": revision, "units": saved, "base": mine}
+    return dataclasses.replace(state, log=(), attrs={**state.attrs, "store": record})
 
 
-def _changed_units(mine, current) -> np.ndarray:
-    """Which of the state's units differ from the plan's (or are new)."""
-    before = current.set_index("code").reindex(mine["code"])
+def _changed_units(mine, base) -> np.ndarray:
+    """Which of the state's units differ from those it was based on (or are new)."""
+    before = base.set_index("code").reindex(mine["code"])
     known = before["name"].notna().to_numpy()
     same = known.copy()
     same[known] = ((before["name"].to_numpy()[known] == mine["name"].to_numpy()[known])
