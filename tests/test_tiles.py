@@ -1,6 +1,7 @@
 """Vector tiles: geometry against the source, shared edges, winding, empty tiles,
 TileJSON, the cache, GDAL as an independent reader, and public event counts."""
 
+import doctest
 import json
 import re
 import subprocess
@@ -18,6 +19,8 @@ from shapely.geometry import shape
 from typer.testing import CliRunner
 
 from gridgeo.cli import app
+from gridgeo.tiles import layers as tile_layers
+from gridgeo.tiles import mvt
 from gridgeo.tiles import (
     TMS,
     TileCache,
@@ -266,6 +269,92 @@ def test_figures_joined_on_code_are_published(sample):
         assert f["properties"]["households"] == expected
     with pytest.raises(ValueError, match="more than once"):
         grid_layers(sample.grids, figures=pd.concat([figures, figures.head(1)]))
+
+
+# --- the encoder, against mapbox-vector-tile's ------------------------------------------
+
+
+def _in_tile_units(geoms, tile):
+    """Web Mercator geometries clipped to the buffered tile, in (unrounded) tile coordinates, y down."""
+    b, unit = tile_box(tile)
+    pad = BUFFER * unit
+    clipped = shapely.clip_by_rect(geoms, b.left - pad, b.bottom - pad, b.right + pad, b.top + pad)
+    clipped = clipped[~shapely.is_empty(clipped)]
+    return shapely.transform(clipped, lambda xy: np.c_[(xy[:, 0] - b.left) / unit, (b.top - xy[:, 1]) / unit])
+
+
+def _both_encoders(name, geoms, kind, columns):
+    """Our layer and mapbox-vector-tile's encoding of the same features, both decoded by mapbox-vector-tile."""
+    attributes = mvt.Attributes(columns)
+    ids = np.arange(len(geoms))
+    ours = mvt.encode_tile([mvt.encode_layer(name, geoms, kind=kind, ids=ids, attributes=attributes)])
+    features = [{"geometry": g, "id": i, "properties": {k: v[i] for k, v in columns.items() if v[i] is not None}}
+                for i, g in enumerate(geoms)]
+    theirs = mapbox_vector_tile.encode([{"name": name, "features": features}], default_options={
+        "y_coord_down": True, "check_winding_order": False, "quantize_bounds": None, "extents": EXTENT})
+    options = {"default_options": {"y_coord_down": True}}
+    return mapbox_vector_tile.decode(ours, **options), mapbox_vector_tile.decode(theirs, **options)
+
+
+def _columns(n, rng):
+    """Attributes of every kind the encoder takes, some missing."""
+    def holes(values):
+        return [None if rng.random() < 0.2 else v for v in values]
+
+    return {
+        "name": holes([f"网格{i}" for i in range(n)]),
+        "count": holes(rng.integers(-1000, 10**12, n).tolist()),
+        "share": holes(rng.random(n).round(3).tolist()),
+        "has_station": holes((rng.random(n) < 0.5).tolist()),
+        "band": holes(rng.choice(["low", "ok", "high"], n).tolist()),
+    }
+
+
+@pytest.mark.parametrize("level, zoom", [("town", 10), ("village", 12), ("grid2", 14), ("grid2", 16),
+                                         ("grid3", 15)])
+def test_polygon_layers_decode_as_mapbox_vector_tile_encodes_them(sample, mercator, level, zoom):
+    rng = np.random.default_rng(zoom)
+    units = mercator[mercator["level"] == level].geometry.array
+    for tile in tiles_of(sample.level(level), zoom, limit=5):
+        geoms = _in_tile_units(units, tile)
+        ours, theirs = _both_encoders(level, geoms, "polygon", _columns(len(geoms), rng))
+        assert ours == theirs, (level, zoom, tile)
+        assert len(ours[level]["features"]) == len(geoms)
+
+
+def test_holes_lines_and_points_decode_as_mapbox_vector_tile_encodes_them(sample):
+    rng = np.random.default_rng(3)
+    town = sample.level("town").to_crs(3857).geometry.iloc[0]
+    grid2 = sample.level("grid2").to_crs(3857).geometry
+    holed = shapely.MultiPolygon([town.difference(grid2.iloc[40]).difference(grid2.iloc[90]), grid2.iloc[40]])
+    roads = sample.roads.to_crs(3857).geometry.array
+    stations = sample.stations.to_crs(3857).geometry.array
+    for zoom in (13, 15):
+        centre = sample.level("grid2").geometry.iloc[40].representative_point()
+        tile = TMS.tile(centre.x, centre.y, zoom)
+        polygons = _in_tile_units(np.array([holed]), tile)
+        assert shapely.get_num_interior_rings(shapely.get_parts(polygons)).sum() >= 1
+        lines = _in_tile_units(roads, tile)
+        points = _in_tile_units(stations, tile)
+        for name, geoms, kind in (("holed", polygons, "polygon"), ("roads", lines, "line"),
+                                  ("stations", points, "point")):
+            assert len(geoms), (name, zoom)
+            ours, theirs = _both_encoders(name, geoms, kind, _columns(len(geoms), rng))
+            assert ours == theirs, (name, zoom)
+
+
+def test_features_that_round_to_nothing_are_left_out_like_mapbox_vector_tile():
+    lines = np.array([shapely.LineString([(1.1, 1.1), (1.2, 0.9), (0.8, 1.3)]),  # one point after rounding
+                      shapely.LineString([(0, 0), (0.2, 0.1), (5, 5)])])
+    ours, theirs = _both_encoders("lines", lines, "line", {"n": [1, 2]})
+    assert ours == theirs and [f["properties"]["n"] for f in ours["lines"]["features"]] == [2]
+    assert mvt.encode_layer("lines", lines[:1], kind="line", ids=[0], attributes=mvt.Attributes({"n": [1]})) == b""
+
+
+@pytest.mark.parametrize("module", [mvt, tile_layers], ids=lambda m: m.__name__)
+def test_docstring_examples_run(module):
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted and not result.failed
 
 
 # --- cache and ETag ----------------------------------------------------------------

@@ -119,13 +119,28 @@ class TileLayer:
         Missing values are left out; text columns become ``str``, numbers
         ``int`` or ``float``, booleans ``bool``.
         """
-        columns = {col: _encodable(self.frame[col], kind) for col, kind in self.fields.items()}
         rows = [{} for _ in range(len(self.frame))]
-        for col, values in columns.items():
+        for col, values in self.columns().items():
             for row, value in zip(rows, values):
                 if value is not None:
                     row[col] = value
         return rows
+
+    def columns(self) -> dict[str, list]:
+        """The published columns, column by column: what :meth:`properties` holds, row by row.
+
+        Each column is a list of MVT-encodable Python values (``str``,
+        ``int``, ``float`` or ``bool``), None where a value is missing.
+
+        Examples
+        --------
+        >>> import geopandas as gpd
+        >>> from shapely import Point
+        >>> frame = gpd.GeoDataFrame({"name": ["a", None]}, geometry=[Point(118.5, 24.8)] * 2, crs=4490)
+        >>> TileLayer(frame, "points").columns()
+        {'name': ['a', None]}
+        """
+        return {col: _encodable(self.frame[col], kind) for col, kind in self.fields.items()}
 
 
 def grid_layers(grids, *, figures=None, zooms=None, scheme: CodeScheme = DEFAULT_SCHEME, source=None):

@@ -6,18 +6,18 @@ For each zoom a polygon layer is simplified ONCE, as a coverage
 tolerance tied to the zoom's pixel size, and the result is kept with an
 STRtree. A cold tile then costs one tree query, the clipping of a few
 polygons to the tile box (buffered so that strokes do not show seams),
-snapping to the tile's integer grid and encoding with mapbox-vector-tile. Tile
-geometry (bounds, zoom ranges, which tiles cover an area) is morecantile's
-``WebMercatorQuad``.
+snapping to the tile's integer grid and encoding with
+:mod:`gridgeo.tiles.mvt`. Tile geometry (bounds, zoom ranges, which tiles
+cover an area) is morecantile's ``WebMercatorQuad``.
 
-mapbox-vector-tile can map coordinates itself (``quantize_bounds``, given as
-``(minx, miny, maxx, maxy)``, then a y flip unless ``y_coord_down``) and fix
-winding (``check_winding_order``), but it does so with a Python call per
-coordinate and rounds without repairing what rounding breaks. Here the map to
-tile coordinates is one vectorised transform, the few geometries rounding
-makes invalid are snap-rounded again by GEOS, rings are oriented with
-:func:`shapely.orient_polygons`, and the encoder gets ``y_coord_down=True``
-and ``check_winding_order=False``.
+The map to tile coordinates is one vectorised transform, the few geometries
+rounding makes invalid are snap-rounded again by GEOS, and rings are
+oriented with :func:`shapely.orient_polygons`, so the encoder gets integer
+coordinates, y down, wound as the specification says. (mapbox-vector-tile,
+which encoded tiles before :mod:`gridgeo.tiles.mvt`, can map and wind
+coordinates itself, but with a Python call per coordinate and without
+repairing what rounding breaks; it stays the reference decoder of the
+tests.)
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ import hashlib
 import threading
 import warnings
 
-import mapbox_vector_tile
 import morecantile
 import numpy as np
 import pandas as pd
 import shapely
 
 from gridgeo.tiles.layers import TileLayer
+from gridgeo.tiles.mvt import Attributes, encode_layer, encode_tile
 
 __all__ = ["TileSet", "TileError", "TMS"]
 
@@ -40,13 +40,6 @@ TMS = morecantile.tms.get("WebMercatorQuad")
 """The tile matrix set of every gridgeo tile: OGC WebMercatorQuad (XYZ, EPSG:3857)."""
 
 TILEJSON_VERSION = "3.0.0"
-
-_ENCODE_OPTIONS = {
-    # geometries arrive in tile coordinates already: integer, y down, oriented
-    "y_coord_down": True,
-    "check_winding_order": False,
-    "quantize_bounds": None,
-}
 
 _COLLECTION = 7  # shapely.get_type_id of a GeometryCollection
 
@@ -346,14 +339,7 @@ class TileSet:
     def _render(self, sources, z, x, y) -> bytes:
         bounds = TMS.xy_bounds(x, y, z)
         grid = _TileGrid(bounds, self.extent, self.buffer)
-        encoded = []
-        for source in sources:
-            features = source.features(z, grid, self._tolerance(z))
-            if features:
-                encoded.append({"name": source.layer.name, "features": features})
-        if not encoded:
-            return b""
-        return mapbox_vector_tile.encode(encoded, default_options={**_ENCODE_OPTIONS, "extents": self.extent})
+        return encode_tile([source.encode(z, grid, self._tolerance(z)) for source in sources])
 
 
 def vector_layer(layer: TileLayer) -> dict:
@@ -392,21 +378,23 @@ class _Source:
         mercator = layer.frame.geometry.set_crs(4326, allow_override=True).to_crs(TMS.crs.srs)
         self.geoms = np.asarray(mercator.array, dtype=object)
         self.bounds = tuple(shapely.total_bounds(self.geoms))
-        self.properties = layer.properties()
+        self.attributes = Attributes(layer.columns())
         self._zooms: dict[int, tuple] = {}
         self._coverage: bool | None = None
         self._lock = threading.Lock()
 
-    def features(self, z, grid: _TileGrid, tolerance) -> list[dict]:
+    def encode(self, z, grid: _TileGrid, tolerance) -> bytes:
+        """The layer's MVT ``Layer`` message in the tile (``b""`` when nothing of it is there)."""
         geoms, tree = self._at_zoom(z, tolerance)
         if self.layer.kind == "point":
             rows = self._points_in(geoms, tree, grid)
             shapes = _point_pixels(geoms[rows], grid)
         else:
             rows, shapes = self._clipped(geoms, tree, grid)
-        props = self.properties
-        return [{"geometry": shape, "properties": props[row], "id": int(row)}
-                for row, shape in zip(rows.tolist(), shapes)]
+        if not len(rows):
+            return b""
+        return encode_layer(self.layer.name, shapes, kind=self.layer.kind, ids=rows, attributes=self.attributes,
+                            extent=grid.extent)
 
     def _at_zoom(self, z, tolerance):
         found = self._zooms.get(z)
