@@ -33,10 +33,10 @@ import numpy as np
 import pandas as pd
 import shapely
 from scipy import sparse
-from scipy.sparse.csgraph import connected_components, depth_first_order, minimum_spanning_tree
+from scipy.sparse.csgraph import connected_components
 
 from gridgeo import crs as gcrs
-from gridgeo.plan.edits import _new_row
+from gridgeo.plan.edits import _new_rows
 from gridgeo.plan.impact import DEFAULT_BAND, _checked_band
 from gridgeo.plan.state import PlanState, _prefixes, _shared_edges, _union
 from gridgeo.schema import DEFAULT_SCHEME, number_units
@@ -133,16 +133,14 @@ def _divide_state(state, band, of, seed, patience, max_steps):
     owner = _block_parents(state)
     graph = b.graph
     codes = np.full(len(b.ids), "", dtype=object)
-    rows, report = [], []
+    report = []
     for parent in pd.unique(owner):
         members = np.flatnonzero(owner == parent)
         labels, info = _divide_members(graph, members, weights, b.xy, b.ids, band, seed, patience, max_steps)
         new = _region_codes(b.metric_geoms, members, labels, parent, state.level, state.scheme)
         codes[members] = new
-        for code in sorted(set(new)):
-            rows.append(_new_row(state, code, None))
         report.append({"parent": parent, **info})
-    units = pd.concat(rows, ignore_index=True)
+    units = _new_rows(state, sorted(set(codes)))
     table = _report_table(report, codes, weights, band)
     edit = {"edit": "suggest_division", "message": f"suggest_division: {len(units)} grids, "
             f"{int(table['within'].sum())} within {band[0]:g}–{band[1]:g}"}
@@ -332,26 +330,60 @@ class _Recombination:
         return np.maximum(parts * self.low - s, 0) + np.maximum(s - parts * self.high, 0)
 
     def _tree_cuts(self, nodes):
-        """A random spanning tree of `nodes`, in depth-first order: (order, subtree sizes, subtree sums)."""
-        if len(nodes) < 2:
-            return None
+        """A random spanning tree of `nodes`, in depth-first order: (order, subtree sizes, subtree sums).
+
+        Kruskal's algorithm on random edge weights, as GerryChain draws its
+        trees; in depth-first (pre)order every subtree is a contiguous run.
+        """
         m = len(nodes)
+        if m < 2:
+            return None
         local = np.full(len(self.w), -1, dtype=np.int64)
         local[nodes] = np.arange(m)
         keep = (local[self.ei] >= 0) & (local[self.ej] >= 0)
-        a, b = local[self.ei[keep]], local[self.ej[keep]]
-        random = sparse.csr_matrix((self.rng.random(len(a)) + 1e-9, (a, b)), shape=(m, m))
-        tree = minimum_spanning_tree(random)
-        root = int(self.rng.integers(m))
-        order, pred = depth_first_order(tree, root, directed=False, return_predecessors=True)
-        if len(order) < m:
+        shuffled = self.rng.permutation(int(keep.sum()))
+        a = local[self.ei[keep]][shuffled].tolist()
+        b = local[self.ej[keep]][shuffled].tolist()
+        root_of = list(range(m))
+
+        def find(x):
+            while root_of[x] != x:
+                root_of[x] = root_of[root_of[x]]
+                x = root_of[x]
+            return x
+
+        adjacent = [[] for _ in range(m)]
+        joined = 0
+        for u, v in zip(a, b):
+            ru, rv = find(u), find(v)
+            if ru != rv:
+                root_of[ru] = rv
+                adjacent[u].append(v)
+                adjacent[v].append(u)
+                joined += 1
+                if joined == m - 1:
+                    break
+        if joined < m - 1:
             return None
-        size = np.ones(m, dtype=np.int64)
-        sums = self.w[nodes].astype(float)
-        for v in order[:0:-1]:
+        root = int(self.rng.integers(m))
+        order, pred, stack = [], [-1] * m, [root]
+        seen = [False] * m
+        seen[root] = True
+        while stack:
+            u = stack.pop()
+            order.append(u)
+            for v in adjacent[u]:
+                if not seen[v]:
+                    seen[v] = True
+                    pred[v] = u
+                    stack.append(v)
+        size = [1] * m
+        sums = self.w[nodes].tolist()
+        for v in reversed(order[1:]):
             size[pred[v]] += size[v]
             sums[pred[v]] += sums[v]
-        return nodes[order], size[order], sums[order]
+        order = np.asarray(order)
+        return nodes[order], np.asarray(size)[order], np.asarray(sums)[order]
 
     def _cut_length(self, nodes, order, start, size):
         inside = np.zeros(len(self.w), dtype=bool)

@@ -137,10 +137,9 @@ def add(state: PlanState, blocks, *, parent: str | None = None, name: str | None
                         "pick one piece of blocks", "新网格的图块必须连成一片：请选择相连的图块", blocks=ids)
     parent = parent or _parent_of_blocks(state, pos)
     code = state._next_codes(parent, 1)[0]
-    row = _new_row(state, code, name)
     codes = state._codes.copy()
     codes[pos] = code
-    units = pd.concat([state.units, row], ignore_index=True)
+    units = pd.concat([state.units, _new_rows(state, [code], {code: name})], ignore_index=True)
     return state._replace(codes, units, edit=_entry("add", f"{code} from {len(pos)} block(s)",
                                                     blocks=list(state._blocks.ids[pos]), code=code))
 
@@ -249,11 +248,9 @@ def split(state: PlanState, code: str, line, *, crs=None) -> PlanState:
     groups.sort(key=lambda g: -hh[g].sum())
     new_codes = state._next_codes(state.scheme.parent_code(code), len(groups) - 1)
     codes = state._codes.copy()
-    rows = [state.units]
     for group, new in zip(groups[1:], new_codes):
         codes[group] = new
-        rows.append(_new_row(state, new, None))
-    return state._replace(codes, pd.concat(rows, ignore_index=True),
+    return state._replace(codes, pd.concat([state.units, _new_rows(state, new_codes)], ignore_index=True),
                           edit=_entry("split", f"{code} into {code}, {', '.join(new_codes)}", code=code,
                                       new=new_codes))
 
@@ -490,15 +487,17 @@ def _parent_of_blocks(state, positions) -> str:
     raise ValueError("these blocks belong to no grid: say which unit the new grid belongs to with parent=")
 
 
-def _new_row(state, code, name) -> gpd.GeoDataFrame:
-    parent = state.scheme.parent_code(code)
-    village = state._village_name(parent)
-    row = {c: pd.NA for c in state.units.columns if c != "geometry"}
-    row.update(code=code, name=name or f"{village}第{state.scheme.sequence(code)}网格", level=state.level,
-               parent=parent)
-    frame = pd.DataFrame([row]).astype({c: t for c, t in state.units.dtypes.items() if c != "geometry"},
-                                       errors="ignore")
-    return gpd.GeoDataFrame(frame, geometry=[None], crs=state.units.crs)
+def _new_rows(state, codes, names=None) -> gpd.GeoDataFrame:
+    """Rows for new units of the level: named ``<village>第<n>网格`` unless `names` says; other columns empty."""
+    names = names or {}
+    rows = []
+    for code in codes:
+        parent = state.scheme.parent_code(code)
+        rows.append({"code": code, "name": names.get(code) or f"{state._village_name(parent)}第"
+                     f"{state.scheme.sequence(code)}网格", "level": state.level, "parent": parent})
+    frame = pd.DataFrame(rows, columns=[c for c in state.units.columns if c != "geometry"])
+    frame = frame.astype({c: t for c, t in state.units.dtypes.items() if c != "geometry"}, errors="ignore")
+    return gpd.GeoDataFrame(frame, geometry=[None] * len(frame), crs=state.units.crs)
 
 
 def _renamed(name, village, old, new) -> str:

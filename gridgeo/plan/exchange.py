@@ -19,7 +19,7 @@ import pandas as pd
 import shapely
 
 from gridgeo import io as gio
-from gridgeo.plan.edits import _check_state, _new_row
+from gridgeo.plan.edits import _check_state, _new_rows
 from gridgeo.plan.errors import PlanError
 from gridgeo.plan.state import PlanState, _validation, start
 from gridgeo.schema import DEFAULT_SCHEME, normalise_codes
@@ -176,8 +176,8 @@ def _imported_units(state, codes, rows):
     present = pd.unique(codes[codes != ""])
     units = state.units[state.units["code"].isin(present)]
     named = dict(zip(rows["grid"], rows["grid_name"]))
-    new = [_new_row(state, c, named.get(c) or None) for c in sorted(set(present) - set(units["code"]))]
-    return pd.concat([units, *new], ignore_index=True)
+    new = _new_rows(state, sorted(set(present) - set(units["code"])), named)
+    return pd.concat([units, new], ignore_index=True)
 
 
 def export(state: PlanState, path, *, overwrite: bool = False):
