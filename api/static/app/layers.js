@@ -1,0 +1,371 @@
+// The map's layers: the service's vector tiles (grid boundaries, stations, the
+// choropleth), names, the event heat and the coverage view. Each class owns one
+// thing on the map and redraws it from the page's state.
+
+import {label, number, t} from './i18n.js';
+
+// The service's tiles drawn 512 px wide: a display tile at zoom z is the data
+// tile of zoom z - 1, so a screen takes a quarter of the requests 256 px need.
+export const ZOOM_OFFSET = 1;
+
+function dataCoords(coords) {
+  const data = L.point(coords.x, coords.y);
+  data.z = coords.z - ZOOM_OFFSET;
+  return data;
+}
+
+const Tiles = L.VectorGrid.Protobuf.extend({
+  options: {tileSize: 256 << ZOOM_OFFSET, maxNativeZoom: 16 + ZOOM_OFFSET},
+
+  _getVectorTilePromise(coords, tile) {
+    return L.VectorGrid.Protobuf.prototype._getVectorTilePromise.call(this, dataCoords(coords), tile);
+  },
+
+  // GridLayer.redraw (Leaflet 1.9.4) asks for tiles at the map's zoom unrounded
+  // (z=13.5 with fractional zoom); _setView rounds it as every other update does.
+  redraw() {
+    if (this._map) {
+      this._removeAllTiles();
+      this._setView(this._map.getCenter(), this._map.getZoom());
+    }
+    return this;
+  },
+});
+
+// Several of the service's tile layers drawn into one canvas per tile: one
+// request per layer and tile, merged before drawing in the order given.
+const MergedTiles = Tiles.extend({
+  _getVectorTilePromise(coords, tile) {
+    const data = dataCoords(coords);
+    const sources = this.options.sources(data.z);
+    const fetchOne = L.VectorGrid.Protobuf.prototype._getVectorTilePromise;
+    const parts = sources.map((name) => {
+      this._url = `/tiles/${name}/{z}/{x}/{y}.mvt`;
+      return fetchOne.call(this, data, tile).catch(() => ({layers: {}}));
+    });
+    return Promise.all(parts).then((tiles) => {
+      const layers = {};
+      tiles.forEach((decoded, i) => {
+        if (decoded.layers[sources[i]]) layers[sources[i]] = decoded.layers[sources[i]];
+      });
+      return {layers};
+    });
+  },
+});
+
+export function ramp(colours, k) {
+  if (k <= 1) return [colours[colours.length - 1]];
+  return Array.from({length: k}, (_, i) => colours[Math.round((i * (colours.length - 1)) / (k - 1))]);
+}
+
+// Grid boundaries of every shown level, clickable. Drawn fine to coarse, so a
+// town's line lies over its villages' along the edges they share. A click lands
+// on the last interactive feature drawn under the pointer: only the finest full
+// level drawn (and the partial level-3 plots, drawn after it) take clicks, and
+// the page reads coarser units off the code's prefix.
+export class Lines {
+  constructor(map, ctx, onClick) {
+    this.ctx = ctx;
+    const styles = {};
+    for (const level of ctx.levels) styles[level.name] = (props, z) => this.lineStyle(level.name, z - ZOOM_OFFSET);
+    this.layer = new MergedTiles('', {
+      pane: 'lines',
+      rendererFactory: L.canvas.tile,
+      interactive: true,
+      vectorTileLayerStyles: styles,
+      sources: (z) => this.sources(z),
+    }).addTo(map);
+    this.layer.on('click', (e) => onClick(e.layer.properties, e.latlng));
+  }
+
+  // The levels drawn from data tiles of zoom z, in drawing order.
+  sources(z) {
+    const {state, style, minzoom} = this.ctx;
+    const shown = this.ctx.levels.filter((lv) => state.layers.has(lv.name) && z >= (minzoom[lv.name] ?? 0) &&
+                                           z + ZOOM_OFFSET >= style.levels[lv.name].show_from);
+    const full = shown.filter((lv) => lv.full).reverse();
+    const partial = shown.filter((lv) => !lv.full);
+    return [...full.slice(0, 1), ...partial, ...full.slice(1)].map((lv) => lv.name);
+  }
+
+  lineStyle(level, z) {
+    const s = this.ctx.style.levels[level];
+    const drawn = this.sources(z);
+    return {
+      color: s.color, weight: s.weight, opacity: s.opacity, dashArray: s.dashArray,
+      fill: Boolean(s.fillColor), fillColor: s.fillColor, fillOpacity: s.fillOpacity ?? 0,
+      interactive: level === drawn[0] || !this.ctx.levels.find((lv) => lv.name === level).full,
+    };
+  }
+
+  redraw() {
+    this.layer.redraw();
+  }
+}
+
+// Stations by kind. SVG tiles drawn beyond their box: a tile holds the points
+// inside it only, and a circle near its edge would be cut on a canvas. Only the
+// circles take the pointer, so clicks elsewhere reach the grids below.
+export class Stations {
+  constructor(map, ctx, onClick) {
+    this.map = map;
+    this.ctx = ctx;
+    this.layer = new Tiles('/tiles/stations/{z}/{x}/{y}.mvt', {
+      pane: 'stations',
+      rendererFactory: L.svg.tile,
+      interactive: true,
+      minZoom: (ctx.minzoom.stations ?? 0) + ZOOM_OFFSET,
+      vectorTileLayerStyles: {stations: (props, z) => this.style(props, z)},
+    });
+    this.layer.on('click', (e) => onClick(e.layer.properties, e.latlng));
+    this.update();
+  }
+
+  style(props, z) {
+    if (!this.ctx.state.kinds.has(props.kind)) return [];
+    const s = this.ctx.style.stations;
+    return {
+      radius: s.radius + Math.max(0, z - 14) * 1.5, weight: 1.5, color: '#061426', opacity: 1,
+      fill: true, fillColor: s.kinds[props.kind] || '#ffffff', fillOpacity: 1,
+    };
+  }
+
+  update() {
+    const shown = this.ctx.state.layers.has('stations');
+    if (shown && !this.map.hasLayer(this.layer)) this.layer.addTo(this.map);
+    else if (!shown && this.map.hasLayer(this.layer)) this.map.removeLayer(this.layer);
+    else if (shown) this.layer.redraw();
+  }
+}
+
+// The land (the top level, filled) and the choropleth of one level's figure.
+export class Fills {
+  constructor(map, ctx) {
+    this.ctx = ctx;
+    this.classes = null;
+    const styles = {};
+    for (const level of ctx.levels) styles[level.name] = (props) => this.fillStyle(level.name, props);
+    this.layer = new MergedTiles('', {
+      rendererFactory: L.canvas.tile,
+      interactive: false,
+      vectorTileLayerStyles: styles,
+      sources: (z) => this.sources(z),
+    }).addTo(map);
+  }
+
+  sources(z) {
+    const top = this.ctx.levels[0].name;
+    const names = [top];
+    const {field, flevel} = this.ctx.state;
+    if (field && flevel !== top && z >= (this.ctx.minzoom[flevel] ?? 0)) names.push(flevel);
+    return names;
+  }
+
+  fillStyle(level, props) {
+    const {style, state} = this.ctx;
+    if (level === state.flevel && state.field) {
+      const colour = this.colour(props[state.field]);
+      return {stroke: true, weight: 0.6, color: colour, opacity: 0.9, fill: true, fillColor: colour,
+              fillOpacity: style.choropleth.fillOpacity};
+    }
+    if (level === this.ctx.levels[0].name) return {stroke: false, fill: true, ...style.land};
+    return [];
+  }
+
+  colour(value) {
+    const {style, state} = this.ctx;
+    if (value === null || value === undefined || value === '') return style.no_data;
+    if (state.field === 'band') return style.band[value]?.color ?? style.no_data;
+    if (!this.classes) return style.no_data;
+    const i = this.classes.bins.findIndex((upper) => value <= upper);
+    return this.classes.colours[i === -1 ? this.classes.colours.length - 1 : i];
+  }
+
+  // Class breaks from the service (mapclassify), then a redraw.
+  async update() {
+    const {state, style, api} = this.ctx;
+    this.classes = null;
+    if (state.field && state.field !== 'band') {
+      const breaks = await api(`/stats/${state.flevel}/breaks?field=${state.field}&k=${style.choropleth.k}` +
+                               `&scheme=${state.scheme}`);
+      const colours = ramp(style.ramps[style.fields[state.field].ramp], breaks.bins.length);
+      this.classes = {...breaks, colours};
+    }
+    this.layer.redraw();
+    return this.legend();
+  }
+
+  legend() {
+    const {state, style, levelLabel} = this.ctx;
+    if (!state.field) return '';
+    const meta = style.fields[state.field];
+    let rows = '';
+    if (state.field === 'band') {
+      rows = Object.values(style.band).map((b) => row(b.color, label(b))).join('');
+    } else if (this.classes && this.classes.bins.length) {
+      let low = this.classes.min;
+      rows = this.classes.bins.map((upper, i) => {
+        const text = `${number(low, meta.format)} – ${number(upper, meta.format)}`;
+        low = upper;
+        return row(this.classes.colours[i], text, this.classes.counts[i]);
+      }).join('');
+    }
+    rows += row(style.no_data, t('no_data'));
+    return `<h3>${label(meta)} · ${levelLabel(state.flevel)}</h3>${rows}`;
+  }
+}
+
+function row(colour, text, count) {
+  const n = count === undefined ? '' : `<span class="count">${count}</span>`;
+  return `<div class="row"><span class="box" style="background:${colour}"></span><span>${text}</span>${n}</div>`;
+}
+
+// Names of the units, for the level that suits the zoom, placed without overlap.
+export class Labels {
+  constructor(map, ctx) {
+    this.map = map;
+    this.ctx = ctx;
+    this.group = L.layerGroup().addTo(map);
+    this.cache = {};
+  }
+
+  levelForZoom(zoom) {
+    const {style, state} = this.ctx;
+    const z = Math.floor(zoom);
+    const shown = this.ctx.levels.filter((lv) => state.layers.has(lv.name));
+    return shown.find((lv) => style.levels[lv.name].labels[0] <= z && z <= style.levels[lv.name].labels[1])?.name;
+  }
+
+  async update() {
+    const level = this.levelForZoom(this.map.getZoom());
+    if (!level) return this.group.clearLayers();
+    this.cache[level] ??= this.ctx.api(`/map/labels/${level}.json`).then((body) => body.labels);
+    const labels = await this.cache[level];
+    if (level !== this.levelForZoom(this.map.getZoom())) return;  // the zoom moved on meanwhile
+    const rem = parseFloat(getComputedStyle(document.documentElement).fontSize) / 16;
+    const size = this.ctx.style.levels[level].font * rem;
+    const view = this.map.getBounds().pad(0.05);
+    const taken = [];
+    this.group.clearLayers();
+    for (const [lat, lon, code, name] of labels) {
+      if (!view.contains([lat, lon])) continue;
+      const p = this.map.latLngToContainerPoint([lat, lon]);
+      const half = {x: (name.length * size * 1.02) / 2 + 4, y: size * 0.75};
+      const box = [p.x - half.x, p.y - half.y, p.x + half.x, p.y + half.y];
+      if (taken.some((b) => box[0] < b[2] && b[0] < box[2] && box[1] < b[3] && b[1] < box[3])) continue;
+      taken.push(box);
+      const icon = L.divIcon({className: `unit-label ${level}`, iconSize: [0, 0],
+                              html: `<span style="font-size:${size.toFixed(1)}px" data-code="${code}">${name}</span>`});
+      L.marker([lat, lon], {icon, interactive: false, keyboard: false}).addTo(this.group);
+    }
+  }
+}
+
+// Event counts on square cells (an aggregate: never an event's own position).
+export class Heat {
+  constructor(map, ctx) {
+    this.map = map;
+    this.ctx = ctx;
+    this.layer = null;
+    this.key = null;
+  }
+
+  cellFor(zoom) {
+    return zoom >= 14 ? 100 : zoom >= 13 ? 150 : zoom >= 12 ? 250 : 500;
+  }
+
+  query() {
+    const {state} = this.ctx;
+    const q = new URLSearchParams({cell: this.cellFor(this.map.getZoom())});
+    if (state.category) q.set('category', state.category);
+    if (state.from) q.set('from', `${state.from}-01`);
+    if (state.to) q.set('to', nextMonth(state.to));
+    return `/events/heat?${q}`;
+  }
+
+  async update() {
+    const {state, style, api} = this.ctx;
+    if (!state.heat) {
+      if (this.layer) this.map.removeLayer(this.layer);
+      this.layer = null;
+      this.key = null;
+      return '';
+    }
+    const url = this.query();
+    if (url !== this.key) {
+      this.key = url;
+      const body = await api(url);
+      if (url !== this.key) return this.legend();
+      const counts = body.cells.map((c) => c[2]).sort((a, b) => a - b);
+      const max = counts.length ? counts[Math.floor(counts.length * 0.97)] : 1;
+      const options = {...style.heat, max: Math.max(max, 1), maxZoom: this.map.getZoom()};
+      if (this.layer) this.map.removeLayer(this.layer);
+      this.layer = L.heatLayer(body.cells, options).addTo(this.map);
+      this.total = counts.reduce((a, b) => a + b, 0);
+    }
+    return this.legend();
+  }
+
+  legend() {
+    const stops = Object.entries(this.ctx.style.heat.gradient).map(([at, c]) => `${c} ${at * 100}%`).join(',');
+    const {state, vocabulary} = this.ctx;
+    const what = state.category ? label(vocabulary.event_categories[state.category]) : t('all');
+    const period = state.from || state.to ? ` · ${state.from || '…'} ~ ${state.to || '…'}` : '';
+    return `<h3>${t('event_density')} · ${what}${period}</h3>` +
+      `<div class="row"><span>${t('events')}</span><span class="count">${number(this.total ?? 0)}</span></div>` +
+      `<div class="gradient" style="background:linear-gradient(90deg,${stops})"></div>` +
+      `<div class="ends"><span>${t('low')}</span><span>${t('high')}</span></div>`;
+  }
+}
+
+function nextMonth(month) {
+  const [y, m] = month.split('-').map(Number);
+  return m === 12 ? `${y + 1}-01-01` : `${y}-${String(m + 1).padStart(2, '0')}-01`;
+}
+
+// The ground a life circle serves (all stations' areas, dissolved) and the
+// households left out of it.
+export class Coverage {
+  constructor(map, ctx) {
+    this.map = map;
+    this.ctx = ctx;
+    this.group = L.layerGroup().addTo(map);
+    this.summary = null;
+  }
+
+  async update() {
+    const {state, style, api, levels} = this.ctx;
+    const minutes = state.coverage;
+    this.group.clearLayers();
+    this.summary = null;
+    if (!minutes) return '';
+    const [served, report] = await Promise.all([
+      api(`/map/served/${minutes}.json`),
+      api(`/coverage?minutes=${minutes}&level=${levels[0].name}`),
+    ]);
+    if (minutes !== state.coverage) return this.legend();
+    const options = {pane: 'coverage', interactive: false};
+    L.geoJSON(served, {...options, style: style.coverage.served}).addTo(this.group);
+    L.geoJSON(report.uncovered, {...options, style: style.coverage.uncovered}).addTo(this.group);
+    const households = report.units.reduce((a, u) => a + (u.households || 0), 0);
+    const within = report.units.reduce((a, u) => a + (u[`households_${minutes}min`] || 0), 0);
+    const left = report.uncovered.features.reduce((a, f) => a + (f.properties.households || 0), 0);
+    this.summary = {minutes, share: households ? within / households : null,
+                    areas: report.uncovered.features.length, households: left};
+    return this.legend();
+  }
+
+  text() {
+    const s = this.summary;
+    if (!s) return '';
+    return t('coverage_summary', {m: s.minutes, share: number(s.share, 'pct'), n: number(s.areas), hh: number(s.households)});
+  }
+
+  legend() {
+    if (!this.summary) return '';
+    const {style} = this.ctx;
+    return `<h3>${t('coverage')} · ${t('minutes', {m: this.summary.minutes})}</h3>` +
+      row(style.coverage.served.fillColor, t('served')) +
+      row(style.coverage.uncovered.fillColor, t('uncovered'), number(this.summary.areas));
+  }
+}

@@ -1,0 +1,347 @@
+// The one map (一张图): wiring only. The state lives in the URL's hash so that a
+// link reproduces the view; the layers (layers.js) and the panel (panel.js) redraw
+// from it. Every request goes to this service.
+
+import {label, language, number, setLanguage, t} from './i18n.js';
+import {Coverage, Fills, Heat, Labels, Lines, Stations} from './layers.js';
+import {Panel, Search} from './panel.js';
+
+const CHOROPLETH_LEVELS = ['village', 'grid1', 'grid2', 'grid3'];
+const SCHEMES = ['fisher_jenks', 'quantiles', 'equal_interval'];
+const MINUTES = [5, 10, 15];
+
+let pending = 0;
+
+async function api(path) {
+  pending += 1;
+  try {
+    const response = await fetch(path, {headers: {Accept: 'application/json'}});
+    if (!response.ok) {
+      toast(t('load_failed', {what: path}), true);
+      throw new Error(`${path}: ${response.status}`);
+    }
+    return await response.json();
+  } finally {
+    pending -= 1;
+  }
+}
+
+function toast(text, error = false) {
+  const el = document.getElementById('toast');
+  el.textContent = text;
+  el.className = error ? 'error' : '';
+  el.hidden = false;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => { el.hidden = true; }, 2500);
+}
+
+// --- state <-> URL hash ------------------------------------------------------
+
+function defaultState(ctx) {
+  return {
+    layers: new Set([...ctx.levels.map((lv) => lv.name), 'stations']),
+    kinds: new Set(Object.keys(ctx.vocabulary.station_kinds)),
+    heat: false, field: '', flevel: 'grid2', scheme: ctx.style.choropleth.scheme,
+    coverage: 0, category: '', from: '', to: '', unit: '', lang: 'zh', view: null,
+  };
+}
+
+function readHash(state) {
+  const q = new URLSearchParams(location.hash.slice(1));
+  const list = (key) => (q.get(key) ?? '').split(',').filter(Boolean);
+  if (q.has('layers')) state.layers = new Set(list('layers'));
+  if (q.has('kinds')) state.kinds = new Set(list('kinds'));
+  state.heat = q.get('heat') === '1';
+  state.field = q.get('field') ?? '';
+  if (CHOROPLETH_LEVELS.includes(q.get('flevel'))) state.flevel = q.get('flevel');
+  if (SCHEMES.includes(q.get('scheme'))) state.scheme = q.get('scheme');
+  state.coverage = MINUTES.includes(Number(q.get('cov'))) ? Number(q.get('cov')) : 0;
+  state.category = q.get('cat') ?? '';
+  state.from = q.get('from') ?? '';
+  state.to = q.get('to') ?? '';
+  state.unit = q.get('unit') ?? '';
+  state.lang = q.get('lang') === 'en' ? 'en' : 'zh';
+  const [z, lat, lon] = (q.get('map') ?? '').split('/').map(Number);
+  state.view = Number.isFinite(z) && Number.isFinite(lat) && Number.isFinite(lon) ? {z, lat, lon} : null;
+}
+
+function writeHash(ctx) {
+  const {state, map} = ctx;
+  const c = map.getCenter();
+  const q = new URLSearchParams();
+  q.set('map', `${map.getZoom().toFixed(2)}/${c.lat.toFixed(5)}/${c.lng.toFixed(5)}`);
+  q.set('layers', [...state.layers].join(','));
+  if (state.kinds.size !== Object.keys(ctx.vocabulary.station_kinds).length) q.set('kinds', [...state.kinds].join(','));
+  if (state.heat) q.set('heat', '1');
+  if (state.field) { q.set('field', state.field); q.set('flevel', state.flevel); q.set('scheme', state.scheme); }
+  if (state.coverage) q.set('cov', state.coverage);
+  if (state.category) q.set('cat', state.category);
+  if (state.from) q.set('from', state.from);
+  if (state.to) q.set('to', state.to);
+  if (state.unit) q.set('unit', state.unit);
+  if (state.lang !== 'zh') q.set('lang', state.lang);
+  history.replaceState(null, '', `#${q.toString().replaceAll('%2C', ',').replaceAll('%2F', '/')}`);
+}
+
+// --- controls -------------------------------------------------------------------
+
+function buildControls(ctx) {
+  const {state, style, vocabulary} = ctx;
+  document.getElementById('layer-list').innerHTML = ctx.levels.map((lv) => `
+    <li><label><input type="checkbox" data-layer="${lv.name}" ${state.layers.has(lv.name) ? 'checked' : ''}>
+      <span class="swatch" style="border-color:${style.levels[lv.name].color}"></span>
+      <span data-level-label="${lv.name}"></span>
+      <span class="zoom-hint">${lv.count}</span></label></li>`).join('') + `
+    <li><label><input type="checkbox" data-layer="stations" ${state.layers.has('stations') ? 'checked' : ''}>
+      <span class="swatch dot" style="background:${style.stations.kinds.grid2_station}"></span>
+      <span data-i18n="stations"></span></label></li>`;
+  document.getElementById('kind-list').innerHTML = Object.keys(vocabulary.station_kinds).map((kind) => `
+    <li><label><input type="checkbox" data-kind="${kind}" ${state.kinds.has(kind) ? 'checked' : ''}>
+      <span class="swatch dot" style="background:${style.stations.kinds[kind]}"></span>
+      <span data-kind-label="${kind}"></span></label></li>`).join('');
+  document.getElementById('heat-toggle').checked = state.heat;
+
+  const levels = ctx.levels.map((lv) => lv.name).filter((name) => CHOROPLETH_LEVELS.includes(name));
+  fillSelect('choropleth-field', ['', ...Object.keys(style.fields)], state.field);
+  fillSelect('choropleth-level', levels, state.flevel);
+  fillSelect('choropleth-scheme', SCHEMES, state.scheme);
+  fillSelect('event-category', ['', ...Object.keys(vocabulary.event_categories)], state.category);
+  document.getElementById('coverage-choice').innerHTML = [0, ...MINUTES].map((m) =>
+    `<button type="button" data-minutes="${m}" aria-pressed="${state.coverage === m}"></button>`).join('');
+  for (const id of ['event-from', 'event-to']) {
+    const input = document.getElementById(id);
+    if (ctx.config.events) {
+      input.min = ctx.config.events.first.slice(0, 7);
+      input.max = ctx.config.events.last.slice(0, 7);
+    }
+  }
+  document.getElementById('event-from').value = state.from;
+  document.getElementById('event-to').value = state.to;
+}
+
+function fillSelect(id, values, chosen) {
+  document.getElementById(id).innerHTML = values.map((v) =>
+    `<option value="${v}" ${v === chosen ? 'selected' : ''}></option>`).join('');
+}
+
+// Texts that depend on the language (everything else is data-i18n).
+function relabel(ctx) {
+  const {style, vocabulary} = ctx;
+  setLanguage(ctx.state.lang);
+  document.getElementById('region-name').textContent = ctx.config.root.name;
+  for (const el of document.querySelectorAll('[data-level-label]')) el.textContent = ctx.levelLabel(el.dataset.levelLabel);
+  for (const el of document.querySelectorAll('[data-kind-label]')) el.textContent = label(vocabulary.station_kinds[el.dataset.kindLabel]);
+  const names = {
+    'choropleth-field': (v) => (v ? label(style.fields[v]) : t('none')),
+    'choropleth-level': (v) => ctx.levelLabel(v),
+    'choropleth-scheme': (v) => t(v),
+    'event-category': (v) => (v ? label(vocabulary.event_categories[v]) : t('all')),
+  };
+  for (const [id, name] of Object.entries(names)) {
+    for (const option of document.getElementById(id).options) option.textContent = name(option.value);
+  }
+  for (const b of document.querySelectorAll('#coverage-choice button')) {
+    b.textContent = Number(b.dataset.minutes) ? t('minutes', {m: b.dataset.minutes}) : t('off');
+  }
+  kpis(ctx);
+  ctx.panel.render();
+}
+
+function kpis(ctx) {
+  const f = ctx.config.root.figures;
+  const grids = ctx.levels.filter((lv) => lv.name.startsWith('grid')).map((lv) => lv.count).join(' / ');
+  const items = [
+    ['population', number(f.population)], ['households', number(f.households)], ['grids', grids],
+    ['stations', number(f.stations)], ['events', number(f.events)], ['share15', number(f.share_15min, 'pct')],
+  ];
+  document.getElementById('kpis').innerHTML = items.map(([key, value]) =>
+    `<div data-kpi="${key}"><dt>${t(key)}</dt><dd>${value}</dd></div>`).join('');
+}
+
+function listen(ctx) {
+  const {state, map} = ctx;
+  const on = (id, event, fn) => document.getElementById(id).addEventListener(event, fn);
+  on('layer-list', 'change', (e) => {
+    const name = e.target.dataset.layer;
+    if (e.target.checked) state.layers.add(name); else state.layers.delete(name);
+    if (name === 'stations') ctx.stations.update(); else ctx.lines.redraw();
+    ctx.labels.update();
+    writeHash(ctx);
+  });
+  on('kind-list', 'change', (e) => {
+    const kind = e.target.dataset.kind;
+    if (e.target.checked) state.kinds.add(kind); else state.kinds.delete(kind);
+    ctx.stations.update();
+    writeHash(ctx);
+  });
+  on('heat-toggle', 'change', (e) => { state.heat = e.target.checked; refresh(ctx, 'heat'); });
+  on('choropleth-field', 'change', (e) => {
+    state.field = e.target.value;
+    if (state.field === 'band') document.getElementById('choropleth-level').value = state.flevel = 'grid2';
+    refresh(ctx, 'fills');
+    ctx.panel.render();
+  });
+  on('choropleth-level', 'change', (e) => { state.flevel = e.target.value; refresh(ctx, 'fills'); });
+  on('choropleth-scheme', 'change', (e) => { state.scheme = e.target.value; refresh(ctx, 'fills'); });
+  on('coverage-choice', 'click', (e) => {
+    const b = e.target.closest('button');
+    if (!b) return;
+    state.coverage = Number(b.dataset.minutes);
+    for (const other of document.querySelectorAll('#coverage-choice button')) {
+      other.setAttribute('aria-pressed', String(other === b));
+    }
+    refresh(ctx, 'coverage');
+  });
+  on('event-category', 'change', (e) => { state.category = e.target.value; refresh(ctx, 'heat'); });
+  on('event-from', 'change', (e) => { state.from = e.target.value; refresh(ctx, 'heat'); });
+  on('event-to', 'change', (e) => { state.to = e.target.value; refresh(ctx, 'heat'); });
+  on('language', 'click', () => {
+    state.lang = language() === 'zh' ? 'en' : 'zh';
+    relabel(ctx);
+    refresh(ctx);
+  });
+  on('share', 'click', async () => {
+    writeHash(ctx);
+    try {
+      await navigator.clipboard.writeText(location.href);
+      toast(t('link_copied'));
+    } catch {
+      prompt(t('share_link'), location.href);
+    }
+  });
+  map.on('moveend', () => { ctx.labels.update(); writeHash(ctx); });
+  map.on('zoomend', () => { if (state.heat) refresh(ctx, 'heat'); });
+}
+
+// Redraw the named parts (default all) and the legend.
+async function refresh(ctx, ...parts) {
+  const all = parts.length === 0;
+  const jobs = [];
+  if (all || parts.includes('fills')) jobs.push(ctx.fills.update().then((html) => { ctx.legends.fills = html; }));
+  if (all || parts.includes('heat')) jobs.push(ctx.heat.update().then((html) => { ctx.legends.heat = html; }));
+  if (all || parts.includes('coverage')) {
+    jobs.push(ctx.coverage.update().then((html) => {
+      ctx.legends.coverage = html;
+      document.getElementById('coverage-summary').textContent = ctx.coverage.text();
+    }));
+  }
+  writeHash(ctx);
+  await Promise.allSettled(jobs);
+  document.getElementById('legend').innerHTML = ['fills', 'coverage', 'heat']
+    .map((k) => (ctx.legends[k] ? `<div data-legend="${k}">${ctx.legends[k]}</div>` : '')).join('');
+}
+
+// --- selection ------------------------------------------------------------------
+
+// What a click selects: the level whose names the zoom shows, and inside the
+// selected unit at least one level below it (drill down); never finer than the
+// unit clicked.
+function drillTarget(ctx, code) {
+  const widths = ctx.levels.map((lv) => lv.width);
+  const natural = ctx.levels.find((lv) => lv.name === ctx.labels.levelForZoom(ctx.map.getZoom()))?.width ??
+    (ctx.map.getZoom() < ctx.style.levels[ctx.levels[0].name].labels[1] ? widths[0] : widths[widths.length - 1]);
+  const here = ctx.state.unit || ctx.config.root.code;
+  let width = natural;
+  if (code.startsWith(here)) width = Math.max(width, widths.find((w) => w > here.length) ?? here.length);
+  return code.slice(0, Math.min(width, code.length));
+}
+
+async function select(ctx, code, {fit = false} = {}) {
+  const root = ctx.config.root.code;
+  ctx.state.unit = code && code !== root ? code : '';
+  writeHash(ctx);
+  const unit = await ctx.panel.load(ctx.state.unit);
+  if ((ctx.state.unit || '') !== (unit.code === root ? '' : unit.code)) return;  // another click came first
+  ctx.panel.show(unit);
+  ctx.outline.clearLayers();
+  if (unit.code !== root) {
+    const feature = await api(`/collections/${unit.level}/items/${encodeURIComponent(unit.code)}`);
+    if (ctx.state.unit === unit.code) L.geoJSON(feature, {pane: 'selection', interactive: false,
+                                                          style: ctx.style.selected}).addTo(ctx.outline);
+  }
+  if (fit) ctx.fit(unit.bbox ?? ctx.config.bounds);
+  document.body.dataset.unit = unit.code;
+}
+
+function stationPopup(ctx, props, latlng) {
+  const kind = label(ctx.vocabulary.station_kinds[props.kind]);
+  L.popup({className: 'station-popup'}).setLatLng(latlng).setContent(
+    `<h3>${props.name}</h3><div>${t('kind')}：${kind}</div>` +
+    (props.grid_code ? `<div>${t('grid')}：<a data-code="${props.grid_code}">${props.grid_code}</a></div>` : ''),
+  ).openOn(ctx.map);
+}
+
+function basemap(ctx) {
+  const b = ctx.config.basemap;
+  if (!b) return;
+  if (b.kind === 'tianditu') {
+    const wmts = (layer) => `http://t{s}.tianditu.gov.cn/${layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0` +
+      `&LAYER=${layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={z}&TILEROW={y}&TILECOL={x}&tk=${b.key}`;
+    for (const layer of ['vec', 'cva']) {
+      L.tileLayer(wmts(layer), {subdomains: '01234567', maxZoom: 18, className: 'basemap-dark',
+                                attribution: '天地图 © 国家地理信息公共服务平台'}).addTo(ctx.map);
+    }
+  } else {
+    L.tileLayer(b.url, {maxZoom: 18, attribution: b.attribution || '', className: 'basemap-dark'}).addTo(ctx.map);
+  }
+}
+
+// --- start ----------------------------------------------------------------------
+
+async function start() {
+  const [config, style, vocabulary, tiles] = await Promise.all([
+    api('/map/config.json'), api('/static/app/style.json'), api('/vocabulary'), api('/tiles'),
+  ]);
+  const vocabLevels = Object.fromEntries(vocabulary.levels.map((lv) => [lv.name, lv]));
+  const ctx = {
+    api, config, style, vocabulary,
+    levels: config.levels,
+    minzoom: Object.fromEntries(tiles.layers.map((layer) => [layer.id, layer.minzoom])),
+    levelLabel: (name) => label(vocabLevels[name] ?? {label: name}),
+    legends: {},
+  };
+  ctx.state = defaultState(ctx);
+  readHash(ctx.state);
+
+  const map = L.map('map', {zoomSnap: 0.25, zoomDelta: 0.5, minZoom: 7, maxZoom: 18, preferCanvas: true});
+  ctx.map = map;
+  L.control.scale({imperial: false, position: 'bottomright'}).addTo(map);
+  for (const [name, z] of [['coverage', 350], ['lines', 450], ['selection', 500], ['stations', 550]]) map.createPane(name).style.zIndex = z;
+  map.getPane('selection').style.pointerEvents = 'none';
+  const [w, s, e, n] = config.bounds;
+  ctx.fit = (bbox) => map.fitBounds([[bbox[1], bbox[0]], [bbox[3], bbox[2]]], {padding: [24, 24], maxZoom: 17});
+  if (ctx.state.view) map.setView([ctx.state.view.lat, ctx.state.view.lon], ctx.state.view.z);
+  else map.fitBounds([[s, w], [n, e]], {padding: [12, 12]});
+  basemap(ctx);
+
+  ctx.select = (code, options) => select(ctx, code, options);
+  ctx.fills = new Fills(map, ctx);
+  ctx.lines = new Lines(map, ctx, (props) => ctx.select(drillTarget(ctx, props.code), {fit: true}));
+  ctx.stations = new Stations(map, ctx, (props, latlng) => stationPopup(ctx, props, latlng));
+  ctx.labels = new Labels(map, ctx);
+  ctx.heat = new Heat(map, ctx);
+  ctx.coverage = new Coverage(map, ctx);
+  ctx.outline = L.layerGroup().addTo(map);
+  ctx.panel = new Panel(ctx);
+  ctx.search = new Search(ctx);
+  map.getContainer().addEventListener('click', (e) => {
+    const link = e.target.closest('.leaflet-popup-content [data-code]');
+    if (link) ctx.select(link.dataset.code, {fit: true});
+  });
+
+  buildControls(ctx);
+  listen(ctx);
+  relabel(ctx);
+  await Promise.all([select(ctx, ctx.state.unit, {fit: Boolean(ctx.state.unit && !ctx.state.view)}), refresh(ctx),
+                     ctx.labels.update()]);
+  // Nothing on its way: no request of the page's own, no tile loading.
+  ctx.idle = () => pending === 0 &&
+    ![ctx.fills.layer, ctx.lines.layer, ctx.stations.layer].some((l) => map.hasLayer(l) && l.isLoading());
+  window.onemap = ctx;  // for the browser tests and the curious
+  document.body.dataset.ready = '1';
+}
+
+start().catch((error) => {
+  console.error(error);
+  document.body.dataset.ready = 'failed';
+});

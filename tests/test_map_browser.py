@@ -1,0 +1,400 @@
+"""The one map (/map) in headless Chromium against a real `gridgeo serve` on 127.0.0.1.
+
+Every page is watched (tests/browser_fixture.py): a request to any other host
+or a console error fails the test. What the page shows is checked against the
+sample computed here independently: spatial joins for the figures, shapely
+areas and lengths for the pixels, pandas for the event counts, the grid frame
+for the breadcrumbs. Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from urllib.parse import parse_qs
+
+import geopandas as gpd
+import mapclassify
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from PIL import Image
+
+from browser_fixture import chromium, open_page, screenshot  # noqa: F401  (fixtures)
+from gridgeo.maps import label_points, style
+
+pytestmark = pytest.mark.browser
+
+MERCATOR_PX = 2 * np.pi * 6378137 / 256  # Web Mercator metres per pixel at zoom 0
+
+
+# --- helpers --------------------------------------------------------------------
+
+
+def settle(page, timeout=30_000):
+    """Wait until the page has no request of its own and no tile on its way."""
+    page.wait_for_function("window.onemap && onemap.idle()", timeout=timeout)
+    page.wait_for_timeout(150)
+
+
+def zoom_in(page):
+    page.evaluate("new Promise((done) => { onemap.map.once('moveend', done); onemap.map.zoomIn(1); })")
+    settle(page)
+
+
+def container_point(page, lat, lon):
+    """Where a place is on the screen (page pixels)."""
+    return page.evaluate("""([lat, lon]) => {
+        const p = onemap.map.latLngToContainerPoint([lat, lon]);
+        const r = onemap.map.getContainer().getBoundingClientRect();
+        return [p.x + r.left, p.y + r.top];
+    }""", [lat, lon])
+
+
+def map_pixels(page, name) -> np.ndarray:
+    """The map area's pixels (RGB), saved as a test artefact too."""
+    png = screenshot(page, name, selector="#map")
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+
+
+def hex_rgb(colour: str) -> np.ndarray:
+    return np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+
+
+def over(colour, alpha, under) -> np.ndarray:
+    """A colour painted with ``alpha`` over another."""
+    return alpha * hex_rgb(colour) + (1 - alpha) * np.asarray(under)
+
+
+def near(pixels, rgb, tol=4) -> np.ndarray:
+    return (np.abs(pixels - np.round(rgb)) <= tol).all(axis=-1)
+
+
+def view_box(page):
+    """The map's view in Web Mercator metres, and its zoom."""
+    west, south, east, north, zoom = page.evaluate(
+        "(() => { const b = onemap.map.getBounds(); "
+        "return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth(), onemap.map.getZoom()]; })()")
+    box = gpd.GeoSeries([shapely.box(west, south, east, north)], crs=4326).to_crs(3857).iloc[0]
+    return box, zoom
+
+
+def legend_rows(page, which):
+    return page.locator(f"[data-legend='{which}'] .row").all_inner_texts()
+
+
+@pytest.fixture(scope="module")
+def units(sample):
+    """Grid units with their label points and households from an exact spatial join."""
+    grids = sample.grids
+    points = label_points(grids).set_index("code")
+    joined = gpd.sjoin(sample.addresses[["households", "geometry"]], grids[["code", "geometry"]],
+                       predicate="within")
+    households = joined.groupby("code")["households"].sum()
+    out = grids.set_index("code")[["name", "level", "parent", "geometry"]].copy()
+    out["households"] = households.reindex(out.index).fillna(0).astype(int)
+    out["lat"], out["lon"], out["room_m"] = points.geometry.y, points.geometry.x, points["radius_m"]
+    return out
+
+
+def roomy(units, level, n=1):
+    """The ``n`` units of a level with the most room around their label point."""
+    return units[units["level"] == level].sort_values("room_m", ascending=False).head(n)
+
+
+def chain_names(units, code):
+    names = []
+    while code:
+        names.append(units.at[code, "name"])
+        code = units.at[code, "parent"]
+    return names[::-1]
+
+
+# --- the page -----------------------------------------------------------------------
+
+
+def test_page_loads_from_the_service_alone_and_draws_the_town(server, open_page, sample):
+    page, watch = open_page(server.url + "/map")
+    settle(page)
+    screenshot(page, "map-overview.png")
+    # every asset from this service: Leaflet and its plugins from npm, tiles of every level
+    assert "/static/vendor/leaflet/leaflet.js" in watch.paths()
+    assert "/static/vendor/leaflet.vectorgrid/Leaflet.VectorGrid.bundled.min.js" in watch.paths()
+    for layer in ("town", "village", "grid1", "grid2", "stations"):
+        assert watch.paths(f"/tiles/{layer}/"), f"no {layer} tiles were requested"
+    assert not watch.paths("/collections/addresses")
+    # KPIs: the whole city's figures
+    kpis = dict(zip(page.locator("#kpis dt").all_inner_texts(), page.locator("#kpis dd").all_inner_texts()))
+    assert kpis["户数"] == f"{int(sample.addresses['households'].sum()):,}"
+    assert kpis["服务站点"] == f"{len(sample.stations):,}"
+    # the town's boundary is drawn along all of its visible length
+    pixels = map_pixels(page, "map-overview-canvas.png")
+    box, zoom = view_box(page)
+    town = sample.grids[sample.grids["level"] == "town"].to_crs(3857).geometry.iloc[0]
+    visible_px = shapely.length(shapely.intersection(town.boundary, box)) / (MERCATOR_PX / 2**zoom)
+    line = style()["levels"]["town"]
+    drawn = near(pixels, over(line["color"], line["opacity"], hex_rgb(style()["background"])), tol=24).sum()
+    assert drawn > visible_px, (drawn, visible_px)  # a 3.2 px line: over a pixel of colour per pixel of length
+
+
+def test_tiles_fill_exactly_the_town(server, open_page, sample):
+    # no boundaries, no labels, no stations: the land fill alone, against the town's area
+    page, _ = open_page(server.url + "/map#map=13.5/24.8037/118.4632&layers=")
+    settle(page)
+    pixels = map_pixels(page, "map-land.png")
+    box, zoom = view_box(page)
+    town = sample.grids[sample.grids["level"] == "town"].to_crs(3857).geometry.iloc[0]
+    expected = shapely.area(shapely.intersection(town, box)) / (MERCATOR_PX / 2**zoom) ** 2
+    land = style()["land"]
+    painted = near(pixels, over(land["fillColor"], land["fillOpacity"], hex_rgb(style()["background"])), tol=3).sum()
+    assert painted == pytest.approx(expected, rel=0.02)
+
+
+def test_clicking_a_grid_opens_its_panel_with_its_figures(server, open_page, units):
+    code, grid = next(roomy(units, "grid2").iterrows())
+    page, _ = open_page(server.url + f"/map#map=16/{grid.lat:.6f}/{grid.lon:.6f}")
+    settle(page)
+    # VectorGrid 1.3.0 throws on this click with Leaflet 1.9 unless vectorgrid-fix.js is loaded
+    page.mouse.click(*container_point(page, grid.lat, grid.lon))
+    page.wait_for_function(f"document.body.dataset.unit === '{code}'", timeout=15_000)
+    settle(page)
+    screenshot(page, "map-grid-clicked.png")
+    assert page.inner_text("#unit-name") == grid["name"]
+    households = page.inner_text("[data-figure='households'] dd")
+    assert households == f"{grid.households:,}"
+    crumbs = page.locator("#breadcrumbs a").all_inner_texts()
+    assert crumbs == ["晋江市", *chain_names(units, grid.parent)]
+    outlined = page.evaluate("onemap.outline.getLayers().flatMap((g) => g.getLayers()).map((l) => l.feature.id)")
+    assert outlined == [code]
+
+
+def test_without_the_vectorgrid_fix_a_click_throws(server, open_page, units):
+    grid = roomy(units, "grid2").iloc[0]
+    page, watch = open_page(
+        server.url + f"/map#map=16/{grid.lat:.6f}/{grid.lon:.6f}",
+        before=lambda p: p.route("**/vectorgrid-fix.js",
+                                 lambda r: r.fulfill(body="", content_type="text/javascript")))
+    settle(page)
+    page.mouse.click(*container_point(page, grid.lat, grid.lon))
+    page.wait_for_timeout(500)
+    assert any("fakeStop is not a function" in e for e in watch.errors), watch.errors
+    assert page.evaluate("document.body.dataset.unit") == "350582"  # nothing selected: the trap is real
+    watch.errors.clear()
+
+
+def test_a_click_drills_down_and_the_breadcrumbs_lead_back_up(server, open_page, units):
+    code, village = next(roomy(units, "village").iterrows())
+    page, _ = open_page(server.url + "/map")
+    settle(page)
+    page.mouse.click(*container_point(page, village.lat, village.lon))  # the overview shows villages
+    page.wait_for_function(f"document.body.dataset.unit === '{code}'", timeout=15_000)
+    settle(page)
+    grid1 = units[units["parent"] == code]
+    assert page.locator(".children tr.child td:first-child").all_inner_texts() == sorted(
+        grid1["name"], key=lambda n: grid1.index[grid1["name"] == n][0])
+    # down: a child from the list, then one of its grids
+    first = grid1.index[0]
+    page.click(f".children tr.child[data-code='{first}']")
+    page.wait_for_function(f"document.body.dataset.unit === '{first}'")
+    grid2 = units[units["parent"] == first].index
+    page.click(f".children tr.child[data-code='{grid2[0]}']")
+    page.wait_for_function(f"document.body.dataset.unit === '{grid2[0]}'")
+    settle(page)
+    screenshot(page, "map-drilled.png")
+    assert page.locator("#breadcrumbs a").all_inner_texts() == ["晋江市", *chain_names(units, first)]
+    # up: the village's crumb, then "返回上级" to the town, then the city
+    page.click(f"#breadcrumbs a[data-code='{code}']")
+    page.wait_for_function(f"document.body.dataset.unit === '{code}'")
+    page.click("#unit-up")
+    page.wait_for_function(f"document.body.dataset.unit === '{village.parent}'")
+    page.click("#breadcrumbs a[data-code='350582']")
+    page.wait_for_function("document.body.dataset.unit === '350582'")
+    assert page.inner_text("#unit-name") == "晋江市"
+    assert "unit=" not in page.url
+
+
+def test_search_finds_a_grid_by_its_chinese_name(server, open_page, units):
+    unique = units[~units["name"].duplicated(keep=False)]  # names repeat across level-1 grids
+    code, grid = list(unique[unique["level"] == "grid2"].iterrows())[7]
+    page, _ = open_page(server.url + "/map")
+    page.fill("#search", grid["name"])
+    page.wait_for_selector(f"#search-results li[data-code='{code}']")
+    assert grid["name"] in page.locator("#search-results li").first.inner_text()
+    page.press("#search", "Enter")
+    page.wait_for_function(f"document.body.dataset.unit === '{code}'")
+    settle(page)
+    assert page.inner_text("#unit-name") == grid["name"]
+    lat, lon = page.evaluate("[onemap.map.getCenter().lat, onemap.map.getCenter().lng]")
+    assert grid.geometry.buffer(0.002).contains(shapely.Point(lon, lat))  # the map went there
+
+
+# --- layers and the choropleth ----------------------------------------------------------
+
+
+def test_toggling_a_level_stops_and_resumes_its_tiles(server, open_page):
+    page, watch = open_page(server.url + "/map")
+    settle(page)
+    page.uncheck("input[data-layer='grid2']")
+    settle(page)
+    before = len(watch.requests)
+    zoom_in(page)  # new tiles, but none of level 2
+
+    after = [u for u in watch.requests[before:] if "/tiles/" in u]
+    assert any("/tiles/village/" in u for u in after) and not any("/tiles/grid2/" in u for u in after)
+    assert "grid2" not in parse_qs(page.url.split("#", 1)[1])["layers"][0].split(",")
+    page.check("input[data-layer='grid2']")
+    settle(page)
+    assert any("/tiles/grid2/" in u for u in watch.requests[before:])
+
+
+@pytest.mark.filterwarnings("ignore:Numba not installed")
+def test_choropleth_classes_and_colours_follow_mapclassify(server, open_page, units):
+    page, _ = open_page(server.url + "/map#map=13.75/24.8037/118.4632&layers=town")
+    settle(page)
+    page.select_option("#choropleth-field", "households")
+    settle(page)
+    pixels = map_pixels(page, "map-choropleth.png")
+    screenshot(page, "map-choropleth-page.png")
+    grid2 = units[units["level"] == "grid2"]
+    classes = mapclassify.FisherJenks(grid2["households"].to_numpy(dtype=float), k=5)
+    rows = legend_rows(page, "fills")
+    counts = [int(re.findall(r"\d+$", r.replace(",", ""))[0]) for r in rows[:-1]]
+    assert counts == [int(c) for c in classes.counts]
+    # the colour at a grid's centre is its class's, painted over the land
+    s = style()
+    ramp = s["ramps"][s["fields"]["households"]["ramp"]]
+    colours = [ramp[round(i * (len(ramp) - 1) / (classes.k - 1))] for i in range(classes.k)]
+    land = over(s["land"]["fillColor"], s["land"]["fillOpacity"], hex_rgb(s["background"]))
+    box = page.locator("#map").bounding_box()
+    for code, grid in roomy(units, "grid2", n=6).iterrows():
+        x, y = container_point(page, grid.lat, grid.lon)
+        cls = int(np.searchsorted(classes.bins, grid.households, side="left"))
+        expected = over(colours[cls], s["choropleth"]["fillOpacity"], land)
+        seen = pixels[int(y - box["y"]), int(x - box["x"])]
+        assert np.abs(seen - expected).max() <= 6, (code, grid.households, seen, expected)
+
+
+def test_band_compliance_is_a_choropleth_of_three_classes(server, open_page, units):
+    page, _ = open_page(server.url + "/map#map=13.75/24.8037/118.4632&layers=town&field=band&flevel=grid2")
+    settle(page)
+    screenshot(page, "map-band.png")
+    assert [r.split("\n")[0] for r in legend_rows(page, "fills")] == ["低于标准", "达标", "超出标准", "无数据"]
+    pixels = map_pixels(page, "map-band-canvas.png")
+    s = style()
+    land = over(s["land"]["fillColor"], s["land"]["fillOpacity"], hex_rgb(s["background"]))
+    box = page.locator("#map").bounding_box()
+    for code, grid in roomy(units, "grid2", n=6).iterrows():
+        band = "under" if grid.households < 300 else "over" if grid.households > 500 else "within"
+        x, y = container_point(page, grid.lat, grid.lon)
+        seen = pixels[int(y - box["y"]), int(x - box["x"])]
+        assert np.abs(seen - over(s["band"][band]["color"], s["choropleth"]["fillOpacity"], land)).max() <= 6
+
+
+# --- events, coverage ---------------------------------------------------------------
+
+
+def test_event_heat_follows_category_and_period(server, open_page, sample):
+    page, watch = open_page(server.url + "/map")
+    page.check("#heat-toggle")
+    settle(page)
+    assert watch.paths("/events/heat")
+    total = page.locator("[data-legend='heat'] .row .count").inner_text()
+    assert total == f"{len(sample.events):,}"
+    page.select_option("#event-category", "fire")
+    page.fill("#event-from", "2025-03")
+    page.fill("#event-to", "2025-05")
+    settle(page)
+    screenshot(page, "map-heat.png")
+    events = sample.events
+    chosen = events[(events["category"] == "fire") & (events["reported_at"] >= "2025-03-01")
+                    & (events["reported_at"] < "2025-06-01")]
+    assert page.locator("[data-legend='heat'] .row .count").inner_text() == f"{len(chosen):,}"
+    last = [u for u in watch.requests if "/events/heat" in u][-1]
+    assert "category=fire" in last and "from=2025-03-01" in last and "to=2025-06-01" in last
+
+
+def test_coverage_view_shows_the_served_ground_and_the_households_left_out(server, open_page, sample):
+    from api.routes.analysis import MIN_PUBLIC_ADDRESSES
+    from gridgeo import coverage, network
+
+    page, watch = open_page(server.url + "/map")
+    page.click("#coverage-choice button[data-minutes='15']")
+    settle(page, timeout=120_000)
+    screenshot(page, "map-coverage.png")
+    assert watch.paths("/map/served/15.json") and watch.paths("/coverage")
+    nearest = coverage.nearest_station(sample.addresses, sample.stations, network.build(sample.roads))
+    within = nearest.loc[nearest["distance_m"] <= 1000, "households"].sum() / nearest["households"].sum()
+    town = sample.grids[sample.grids["level"] == "town"]
+    areas = coverage.uncovered_areas(nearest, minutes=15, within=town)
+    areas = areas[areas["addresses"] >= MIN_PUBLIC_ADDRESSES]
+    summary = page.inner_text("#coverage-summary")
+    assert f"覆盖 {within * 100:.1f}% 的户数" in summary
+    assert f"{len(areas)} 处未覆盖区域共 {int(areas['households'].sum()):,} 户" in summary
+    drawn = page.evaluate("onemap.coverage.group.getLayers().map((g) => g.getLayers().length)")
+    assert drawn == [1, len(areas)]  # the served ground, dissolved; every area left out
+
+
+# --- links, languages, screens ------------------------------------------------------------
+
+
+def test_a_link_reproduces_the_view(server, open_page, units):
+    code, grid = list(units[units["level"] == "grid1"].iterrows())[3]
+    page, _ = open_page(server.url + "/map")
+    page.check("#heat-toggle")
+    page.select_option("#choropleth-field", "share_15min")
+    page.select_option("#choropleth-level", "village")
+    page.click("#coverage-choice button[data-minutes='10']")
+    page.uncheck("input[data-kind='police_station']")
+    page.fill("#search", code)
+    page.press("#search", "Enter")
+    page.wait_for_function(f"document.body.dataset.unit === '{code}'")
+    page.click("#language")
+    settle(page, timeout=120_000)
+    link, view = page.url, page.evaluate("[onemap.map.getZoom(), onemap.map.getCenter().lat, onemap.map.getCenter().lng]")
+    again, _ = open_page(link)
+    settle(again, timeout=120_000)
+    screenshot(again, "map-link-reopened.png")
+    assert again.inner_text("#unit-name") == grid["name"]
+    assert again.is_checked("#heat-toggle") and not again.is_checked("input[data-kind='police_station']")
+    assert again.input_value("#choropleth-field") == "share_15min"
+    assert again.input_value("#choropleth-level") == "village"
+    assert again.get_attribute("#coverage-choice button[data-minutes='10']", "aria-pressed") == "true"
+    assert again.evaluate("document.documentElement.lang") == "en"
+    assert again.inner_text("[data-kpi='households'] dt") == "households"
+    zoom, lat, lon = again.evaluate("[onemap.map.getZoom(), onemap.map.getCenter().lat, onemap.map.getCenter().lng]")
+    assert zoom == view[0] and lat == pytest.approx(view[1], abs=1e-4) and lon == pytest.approx(view[2], abs=1e-4)
+
+
+def test_station_click_opens_its_popup_and_leads_to_its_grid(server, open_page, sample):
+    station = sample.stations[sample.stations["kind"] == "grid2_station"].iloc[5]
+    page, _ = open_page(server.url + f"/map#map=17/{station.geometry.y:.6f}/{station.geometry.x:.6f}")
+    settle(page)
+    page.mouse.click(*container_point(page, station.geometry.y, station.geometry.x))
+    page.wait_for_selector(".leaflet-popup-content h3")
+    assert page.inner_text(".leaflet-popup-content h3") == station["name"]
+    page.click(".leaflet-popup-content a[data-code]")
+    page.wait_for_function(f"document.body.dataset.unit === '{station.grid_code}'")
+
+
+def test_the_page_fits_a_laptop_screen(server, open_page):
+    page, _ = open_page(server.url + "/map#field=households", viewport={"width": 1366, "height": 768})
+    settle(page)
+    screenshot(page, "map-laptop.png")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert page.locator("#map").bounding_box()["width"] > 700
+    for selector in ("#search", "#share", "#language", "#legend"):
+        box = page.locator(selector).bounding_box()
+        assert box and box["x"] + box["width"] <= 1366 and box["y"] + box["height"] <= 768, selector
+
+
+def test_config_names_the_city_and_its_levels(server, sample):
+    import httpx
+
+    config = httpx.get(server.url + "/map/config.json").json()
+    assert config["basemap"] is None  # nothing to fetch from outside unless a basemap is configured
+    assert config["root"]["name"] == "晋江市"
+    counts = sample.grids["level"].value_counts()
+    assert {lv["name"]: lv["count"] for lv in config["levels"]} == counts.to_dict()
+    assert json.dumps(config["root"]["figures"]["households"]) == str(int(sample.addresses["households"].sum()))
