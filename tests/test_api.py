@@ -225,6 +225,35 @@ def test_tiles_decode_to_the_grids(client, sample):
     assert client.get("/tiles/grid2/12/0/0.mvt").status_code == 204
 
 
+def test_a_cached_tile_is_answered_as_it_was_rendered(client, sample):
+    import morecantile
+
+    from api.routes.tiles import _from_cache
+
+    grid1 = sample.grids[sample.grids["level"] == "grid1"]
+    point = grid1.geometry.iloc[-1].representative_point()
+    full = morecantile.tms.get("WebMercatorQuad").tile(point.x, point.y, 15)
+    for z, x, y, status in [(full.z, full.x, full.y, 200), (15, 0, 0, 204)]:  # a tile with units, an empty one
+        rendered = client.get(f"/tiles/grid1/{z}/{x}/{y}.mvt")  # a miss: FastAPI's route renders it
+        scope = {"method": "GET", "headers": [], "app": client.app,
+                 "path_params": {"layer": "grid1", "z": str(z), "x": str(x), "y": str(y), "ext": "pbf"}}
+        assert _from_cache(scope) is not None  # now the cache answers, before FastAPI's machinery
+        cached = client.get(f"/tiles/grid1/{z}/{x}/{y}.pbf")
+        assert rendered.status_code == cached.status_code == status
+        assert cached.content == rendered.content and dict(cached.headers) == dict(rendered.headers)
+        etag = {"If-None-Match": rendered.headers["etag"]}
+        assert client.get(f"/tiles/grid1/{z}/{x}/{y + 1}.mvt", headers=etag).status_code != 304  # not its ETag
+        fast = client.get(f"/tiles/grid1/{z}/{x}/{y}.mvt", headers=etag)
+        assert fast.status_code == 304 and fast.content == b""
+        assert {k: v for k, v in fast.headers.items() if k != "content-length"} == {
+            k: v for k, v in rendered.headers.items() if k not in ("content-length", "content-type")}
+    # what is not a plain tile address is FastAPI's to parse or refuse, as before
+    assert client.get("/tiles/grid1/15/+0/0.mvt").status_code == 204
+    for bad in ("/tiles/grid1/15/99999/0.mvt", "/tiles/grid9/15/0/0.mvt", "/tiles/grid1/15/0/0.png",
+                "/tiles/grid1/15/x/0.mvt"):
+        assert client.get(bad).status_code in (400, 404), bad
+
+
 def test_event_tiles_carry_counts_only(client):
     import morecantile
 

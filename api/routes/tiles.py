@@ -9,6 +9,13 @@ version and tile address), ``Last-Modified`` (when that version was
 published) and ``Cache-Control``; ``If-None-Match`` gets ``304``. Rendered
 tiles are cached in memory (and on disk with ``GRIDGEO_TILE_CACHE``) per
 data version, so a publish invalidates them.
+
+The tile route is the hot path of the one map: a request the cache can
+answer (a tile it holds, or a 304) is answered from the ASGI scope by
+:class:`_TileRoute` without FastAPI's request, parameter and dependency
+machinery; everything else (a first request, a miss to render, an address
+that is not a tile) takes the ordinary route. Both build their answer with
+the same functions, so the headers and statuses are the same either way.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from email.utils import format_datetime
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 
 from api import derived
 from api.problems import Problem
@@ -53,32 +61,86 @@ def router() -> APIRouter:
         tiles = _tileset(request, layer)
         return JSONResponse(metadata(tiles, layers=[layer]), headers={"Cache-Control": CACHE_CONTROL})
 
-    @r.get("/tiles/{layer}/{z}/{x}/{y}.{ext}", summary="One vector tile (204 when empty)",
-           response_class=Response,
-           responses={200: {"content": {MVT: {}}}, 204: {"description": "an empty tile"},
-                      304: {"description": "not modified"}})
     async def tile(layer: str, z: int, x: int, y: int, ext: str, request: Request):
         if ext not in ("mvt", "pbf"):
             raise Problem(404, "Not Found", f"tiles end in .mvt or .pbf, not .{ext}")
-        if not (0 <= z <= 24 and 0 <= x < 2**z and 0 <= y < 2**z):
+        if not _in_matrix(z, x, y):
             raise Problem(404, "Not Found", f"{z}/{x}/{y} is not a tile of WebMercatorQuad")
         services = request.app.state.services
-        tiles = services.peek("tiles") or await anyio.to_thread.run_sync(lambda: derived.tiles(services))
+        tiles = services.peek("tiles") or await anyio.to_thread.run_sync(lambda: _prepared(services))
         if layer not in tiles.layers:
             raise Problem(404, "Not Found", f"no tile layer {layer!r}: see /tiles")
-        etag = tiles.etag(z, x, y, layers=layer)
-        headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL,
-                   "Last-Modified": _last_modified(request)}
-        if request.headers.get("if-none-match") == etag:
+        headers = _headers(services, tiles, layer, z, x, y)
+        if request.headers.get("if-none-match") == headers["ETag"]:
             return Response(status_code=304, headers=headers)
         cached = tiles.cached(z, x, y, layers=layer)
         data = cached if cached is not None else await anyio.to_thread.run_sync(
             lambda: tiles.tile(z, x, y, layers=layer))
-        if not data:
-            return Response(status_code=204, headers=headers)
-        return Response(data, media_type=MVT, headers=headers)
+        return _tile_response(data, headers)
 
+    r.add_api_route("/tiles/{layer}/{z}/{x}/{y}.{ext}", tile, methods=["GET"], route_class_override=_TileRoute,
+                    summary="One vector tile (204 when empty)", response_class=Response,
+                    responses={200: {"content": {MVT: {}}}, 204: {"description": "an empty tile"},
+                               304: {"description": "not modified"}})
     return r
+
+
+class _TileRoute(APIRoute):
+    """The tile route, answering what the cache can answer straight from the ASGI scope."""
+
+    async def handle(self, scope, receive, send):
+        response = _from_cache(scope) if scope["method"] in ("GET", "HEAD") else None
+        if response is None:
+            return await super().handle(scope, receive, send)
+        return await response(scope, receive, send)
+
+
+def _from_cache(scope) -> Response | None:
+    """The answer to a tile request that needs no rendering (a 304 or a cached tile), else None."""
+    params = scope.get("path_params", {})
+    address = [params.get(key, "") for key in ("z", "x", "y")]
+    # anything but plain decimal numbers is left to FastAPI's parsing and its error answers
+    if params.get("ext") not in ("mvt", "pbf") or not all(v.isascii() and v.isdigit() for v in address):
+        return None
+    z, x, y = map(int, address)
+    services = scope["app"].state.services
+    tiles = services.peek("tiles")
+    layer = params.get("layer")
+    if tiles is None or layer not in tiles.layers or not _in_matrix(z, x, y):
+        return None
+    headers = _headers(services, tiles, layer, z, x, y)
+    if _header(scope, b"if-none-match") == headers["ETag"]:
+        return Response(status_code=304, headers=headers)
+    data = tiles.cached(z, x, y, layers=layer)
+    return None if data is None else _tile_response(data, headers)
+
+
+def _in_matrix(z, x, y) -> bool:
+    return 0 <= z <= 24 and 0 <= x < 2**z and 0 <= y < 2**z
+
+
+def _headers(services, tiles, layer, z, x, y) -> dict:
+    return {"ETag": tiles.etag(z, x, y, layers=layer), "Cache-Control": CACHE_CONTROL,
+            "Last-Modified": _last_modified(services)}
+
+
+def _tile_response(data: bytes, headers: dict) -> Response:
+    if not data:
+        return Response(status_code=204, headers=headers)
+    return Response(data, media_type=MVT, headers=headers)
+
+
+def _header(scope, name: bytes) -> str | None:
+    """The first value of a request header, as Starlette's ``request.headers.get`` gives it."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _prepared(services):
+    """The tile set, every zoom of every layer simplified: the first tile request pays, not each zoom's first."""
+    return derived.tiles(services).prepare()
 
 
 def _tileset(request: Request, layer: str):
@@ -88,9 +150,7 @@ def _tileset(request: Request, layer: str):
     return tiles
 
 
-def _last_modified(request: Request) -> str:
-    services = request.app.state.services
-
+def _last_modified(services) -> str:
     def build():
         log = services.store.revisions()
         version = services.version

@@ -202,14 +202,32 @@ class TileSet:
         return data
 
     def cached(self, z: int, x: int, y: int, *, layers=None) -> bytes | None:
-        """The tile if the cache already holds it, else None, without rendering.
+        """The tile if it needs no rendering, else None: what the cache holds, or
+        ``b""`` for a tile that zooms and bounds alone show to be empty.
 
-        An async server answers cache hits on its event loop and sends only
-        misses to a worker thread.
+        An async server answers these on its event loop and sends only the
+        rest to a worker thread.
+
+        Examples
+        --------
+        >>> from gridgeo import sample
+        >>> from gridgeo.tiles import TileCache, TileSet, station_layer
+        >>> tiles = TileSet(station_layer(sample.load().stations), cache=TileCache())
+        >>> tiles.cached(12, 3395, 1756) is None       # not rendered yet
+        True
+        >>> tiles.tile(12, 3395, 1756) == tiles.cached(12, 3395, 1756)
+        True
+        >>> tiles.cached(3, 0, 0)                      # far from Jinjiang
+        b''
         """
-        if self.cache is None:
-            return None
-        return self.cache.get(self._namespace, "+".join(self._names(layers)), int(z), int(x), int(y))
+        names = self._names(layers)
+        if self.cache is not None:
+            # only a tile of the matrix is ever cached: a hit needs no check of the address
+            data = self.cache.get(self._namespace, "+".join(names), int(z), int(x), int(y))
+            if data is not None:
+                return data
+        _check_tile(z, x, y)
+        return None if self._active(names, z, x, y) else b""
 
     def prepare(self, *, layers=None) -> "TileSet":
         """Simplify the chosen layers (default all) at every zoom of their range now.
