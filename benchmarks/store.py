@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -46,12 +47,13 @@ def main() -> None:
     expected = int(grids["code"].str.startswith(village).sum())
     print(f"{len(addresses):,} addresses; village {village} holds {expected} units of {len(grids):,} grids")
     folder = Path(tempfile.mkdtemp(prefix="gridgeo-bench-store-"))
-
-    rows = _geopackage(folder, addresses, grids, village, expected, args.repeat)
-    server, base = _postgres()
+    server = None
     try:
+        rows = _geopackage(folder, addresses, grids, village, expected, args.repeat)
+        server, base = _postgres()
         rows += _postgis(base, addresses, grids, village, expected, args.repeat)
     finally:
+        shutil.rmtree(folder, ignore_errors=True)
         if server is not None:
             import postgis_fixture
 

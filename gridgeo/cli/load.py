@@ -60,13 +60,16 @@ def load(
 def _holds_data(store: str, postgis: bool) -> bool:
     from gridgeo import store as gstore
 
-    if not postgis:
-        return Path(store).exists()
+    if not postgis and not Path(store).exists():
+        return False
     try:
         with gstore.open(store) as existing:
             return existing.version > 0
-    except gstore.NotAStoreError:
-        return False
+    except gstore.NotAStoreError as exc:
+        if postgis:
+            return False
+        raise gstore.StoreError(f"{exc}. If an older gridgeo made it, remove it (make clean-store) and load "
+                                "again") from None
 
 
 def _load_gpkg(path: Path, layers, author, mode, progress, sources):
