@@ -178,3 +178,13 @@ def test_city_scale_matches_jinjiang(city):
     neikeng = city.grids[city.grids["code"] == "350582106"].geometry.iloc[0]
     committed = gridgeo.sample.load().level("town").geometry.iloc[0]
     assert neikeng.equals(committed)
+
+
+def test_size_scales_addresses_and_events_only(sample):
+    half = gridgeo.sample.generate("town", seed=7, size=0.5)
+    assert len(half.addresses) == len(sample.addresses) // 2 and len(half.events) == len(sample.events) // 2
+    assert half.grids.geometry.geom_equals(sample.grids.geometry).all()
+    # households per grid are what they are at full size, give or take the draw
+    assert abs(half.addresses["households"].sum() / sample.addresses["households"].sum() - 1) < 0.05
+    with pytest.raises(ValueError, match="size"):
+        gridgeo.sample.generate("town", size=0)
