@@ -23,6 +23,7 @@ from api.routes import analysis, features, figures, pages, tiles
 from api.services import Services
 from api.settings import Settings
 from gridgeo.crs import CRSError
+from gridgeo.plan import PlanError
 from gridgeo.schema import SchemaError
 
 log = logging.getLogger("gridgeo.api")
@@ -34,6 +35,7 @@ DOMAIN_ERRORS = {
     gridgeo.store.PlanStateError: 409,
     gridgeo.store.PublishError: 422,
     SchemaError: 422,
+    PlanError: 422,
     CRSError: 400,
 }
 
