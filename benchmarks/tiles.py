@@ -44,9 +44,8 @@ What is and is not the same:
   coverage ...: seven attributes more than tipg's ``code``, ``name``,
   ``level``, ``parent``) and are simplified per zoom.
 
-Run ``python benchmarks/tiles.py``. PostGIS comes from
-``GRIDGEO_BENCH_POSTGRES`` (a URL of a server where the benchmark may create a
-database), or a throwaway server started like the tests start theirs.
+Run ``python benchmarks/tiles.py`` (``--help`` for the options). PostGIS is
+a throwaway server, started and stopped as the tests do theirs.
 """
 
 from __future__ import annotations
@@ -155,23 +154,7 @@ def tile_mix(grids, *, per_zoom: int, seed: int) -> list[tuple[str, int, int, in
 
 
 def _database():
-    """The URL of a new PostGIS database, and the function that drops it (or its throwaway server)."""
-    import psycopg
-
-    given = os.environ.get("GRIDGEO_BENCH_POSTGRES")
-    if given:
-        name = f"bench_tiles_{os.getpid()}"
-        with psycopg.connect(given, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        url = given.rsplit("/", 1)[0] + "/" + name
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
-
-        def drop():
-            with psycopg.connect(given, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-        return url, drop
+    """The URL of a new PostGIS database on a throwaway server, and the function that stops the server."""
     import postgis_fixture
 
     server = postgis_fixture._start(postgis_fixture._bindir())
