@@ -1,0 +1,316 @@
+"""gridgeo.maps: folium maps with the one map's style, checked feature by feature
+against independent computations, and offline HTML that loads nothing from outside
+(parsed, then opened in headless Chromium with every other host refused)."""
+
+from __future__ import annotations
+
+import doctest
+import re
+from html.parser import HTMLParser
+from urllib.parse import urlsplit
+
+import folium
+import geopandas as gpd
+import mapclassify
+import numpy as np
+import pytest
+import shapely
+
+import gridgeo
+from browser_fixture import chromium, open_page, screenshot  # noqa: F401  (fixtures)
+from gridgeo import coverage, maps, network, stats
+
+
+# --- helpers -----------------------------------------------------------------------
+
+
+class References(HTMLParser):
+    """Every URL a page would load by itself: src/href of loading elements, CSS url() and @import."""
+
+    LOADING = {"script": "src", "link": "href", "img": "src", "iframe": "src", "source": "src",
+               "audio": "src", "video": "src", "embed": "src", "object": "data"}
+
+    def __init__(self, text):
+        super().__init__()
+        self.urls, self._in_style = [], False
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag in self.LOADING and attrs.get(self.LOADING[tag]):
+            self.urls.append(attrs[self.LOADING[tag]])
+        if attrs.get("style"):
+            self.urls += _css_urls(attrs["style"])
+        self._in_style = tag == "style"
+
+    def handle_endtag(self, tag):
+        self._in_style = False
+
+    def handle_data(self, data):
+        if self._in_style:
+            self.urls += _css_urls(data)
+
+
+def _css_urls(css):
+    return [u.strip("'\" ") for u in re.findall(r"url\(([^)]*)\)", css)] + re.findall(r"@import\s+['\"]([^'\"]+)", css)
+
+
+def external(urls):
+    """The URLs that would leave the machine (data:, relative and 127.0.0.1 ones stay)."""
+    out = []
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme == "data" or (not parts.scheme and not url.startswith("//")):
+            continue
+        if parts.hostname != "127.0.0.1":
+            out.append(url)
+    return out
+
+
+def layers(m):
+    """The GeoJson layers of a map by name."""
+    return {c.layer_name: c for c in m._children.values() if isinstance(c, folium.GeoJson)}
+
+
+def properties(layer):
+    return [f["properties"] for f in layer.data["features"]]
+
+
+@pytest.fixture(scope="module")
+def households(sample):
+    """Households per unit from an exact spatial join, independent of gridgeo.stats."""
+    joined = gpd.sjoin(sample.addresses[["households", "geometry"]], sample.grids[["code", "geometry"]],
+                       predicate="within")
+    return joined.groupby("code")["households"].sum()
+
+
+@pytest.fixture(scope="module")
+def figures(sample):
+    return stats.figures(sample.grids, addresses=sample.addresses, events=sample.events, stations=sample.stations)
+
+
+def show(open_page, html, name, *, origin="http://127.0.0.1:9"):
+    """Open map HTML in Chromium at ``origin`` (served by the test itself), with every
+    request watched; returns the page and what it asked for."""
+    url = f"{origin}/gridgeo-{name}.html"
+    page, watch = open_page(url, ready=None, viewport={"width": 1400, "height": 900},
+                            before=lambda p: p.route(url, lambda r: r.fulfill(body=html, content_type="text/html")))
+    page.wait_for_load_state("load")
+    page.wait_for_timeout(500)
+    screenshot(page, f"folium-{name}.png")
+    return page, watch
+
+
+def test_docstring_examples_run():
+    assert doctest.testmod(maps, optionflags=doctest.ELLIPSIS).failed == 0
+
+
+# --- grids, stations -------------------------------------------------------------------
+
+
+def test_grids_are_drawn_by_level_with_the_pages_lines(sample):
+    m = maps.explore_grids(sample.grids)
+    found = layers(m)
+    s = maps.style()
+    for level in ("town", "village", "grid1", "grid2", "grid3"):
+        layer = found[gridgeo.schema.DEFAULT_SCHEME.level(level).label]
+        codes = {p["code"] for p in properties(layer)}
+        assert codes == set(sample.grids.loc[sample.grids["level"] == level, "code"])
+        feature = layer.data["features"][0]
+        assert layer.style_function(feature)["color"] == s["levels"][level]["color"]
+    # drawn fine to coarse, so the town's line lies on top of the villages' it shares
+    order = [name for name in found]
+    assert order.index("二级网格") < order.index("村社") < order.index("镇街")
+
+
+def test_display_simplification_keeps_the_level_a_coverage(sample):
+    m = maps.explore_grids(sample.grids, levels=["grid2"], tolerance_m=5.0)
+    shown = gpd.GeoDataFrame.from_features(layers(m)["二级网格"].data["features"], crs=4490)
+    assert shapely.coverage_is_valid(shown.geometry.to_crs(gridgeo.crs.metric_crs(shown)).to_numpy(), gap_width=0.5)
+    original = sample.grids[sample.grids["level"] == "grid2"].set_index("code").geometry
+    moved = shapely.hausdorff_distance(
+        gpd.GeoSeries(shown.geometry.to_numpy(), crs=4490).to_crs(32650).to_numpy(),
+        original.loc[shown["code"]].to_crs(32650).to_numpy())
+    assert moved.max() <= 5.5  # metres: the tolerance asked for
+
+
+@pytest.mark.filterwarnings("ignore:Numba not installed")
+def test_choropleth_classes_follow_mapclassify(figures, households):
+    m = maps.explore_grids(figures, levels=["village", "grid2"], column="households")
+    chosen = properties(layers(m)["户数 · 二级网格"])
+    values = households.reindex([p["code"] for p in chosen]).fillna(0).to_numpy(dtype=float)
+    classes = mapclassify.FisherJenks(values, k=5)
+    ramp = maps.style()["ramps"]["YlOrRd"]
+    colours = [ramp[round(i * 8 / 4)] for i in range(5)]
+    assert [p["_fill"] for p in chosen] == [colours[c] for c in classes.yb]
+    legend = m._children["gridgeo_legend"].html
+    counts = [int(n.replace(",", "")) for n in re.findall(r'class="n">([\d,]+)<', legend)[:5]]
+    assert counts == list(classes.counts)
+
+
+def test_band_colours_follow_the_households_band(figures, households):
+    m = maps.explore_grids(figures, levels=["grid2"], column="band")
+    band = maps.style()["band"]
+    for p in properties(layers(m)["户数达标（300–500户） · 二级网格"]):
+        n = households.get(p["code"], 0)
+        expected = "under" if n < 300 else "over" if n > 500 else "within"
+        assert p["_fill"] == band[expected]["color"], (p["code"], n)
+
+
+def test_stations_are_circles_coloured_by_kind(sample):
+    m = maps.explore_stations(sample.stations, kinds=["grid2_station", "park_station"])
+    layer = layers(m)["服务站点"]
+    kinds = maps.style()["stations"]["kinds"]
+    fills = [p["_fill"] for p in properties(layer)]
+    chosen = sample.stations[sample.stations["kind"].isin(["grid2_station", "park_station"])]
+    assert sorted(fills) == sorted(chosen["kind"].map(kinds))
+    assert isinstance(layer.marker, folium.CircleMarker)  # no folium.Icon: no Font Awesome to fetch
+
+
+def test_a_column_that_is_not_there_is_named(figures):
+    with pytest.raises(ValueError, match="no column 'housholds'"):
+        maps.explore_grids(figures, column="housholds")
+    with pytest.raises(ValueError, match="not numeric"):
+        maps.explore_grids(figures, column="name")
+
+
+# --- problems, coverage, plans ---------------------------------------------------------------
+
+
+def test_problems_are_located_by_severity(sample):
+    broken = sample.grids.copy()
+    first, second = broken.index[broken["level"] == "grid2"][:2]
+    broken.loc[first, "geometry"] = broken.loc[second, "geometry"]
+    siblings = broken.index[broken["parent"] == broken.loc[first, "parent"]]
+    broken.loc[siblings[-1], "name"] = broken.loc[siblings[-2], "name"]  # a name repeated under a parent: a warning
+    report = gridgeo.validate(broken)
+    m = maps.explore_problems(report, grids=broken[broken["level"] == "village"])
+    found = layers(m)
+    errors = report[(report["severity"] == "error") & ~report.geometry.is_empty]
+    warnings = report[(report["severity"] == "warning") & ~report.geometry.is_empty]
+    assert {p["code"] for p in properties(found[f"错误 ({len(errors)})"])} == set(errors["code"])
+    assert {p["code"] for p in properties(found[f"警告 ({len(warnings)})"])} == set(warnings["code"])
+    messages = {p["message_zh"] for p in properties(found[f"错误 ({len(errors)})"])}
+    assert messages == set(errors["message_zh"])
+
+
+def test_coverage_map_shows_shares_served_ground_and_areas_left_out(sample):
+    net = network.build(sample.roads)
+    near = coverage.nearest_station(sample.addresses, sample.stations, net)
+    per = coverage.per_grid(near, sample.grids, stations=sample.stations, levels=["grid2"])
+    areas = coverage.service_areas(sample.stations, net, circles={15: 1000})
+    left = coverage.uncovered_areas(near, minutes=15)
+    m = maps.explore_coverage(per, areas=areas, uncovered=left)
+    found = layers(m)
+    shares = {p["code"]: p["share_15min"] for p in properties(found["15分钟生活圈覆盖率 · 二级网格"])}
+    grid2 = sample.grids[sample.grids["level"] == "grid2"]
+    within = near.assign(ok=near["distance_m"] <= 1000).sjoin(grid2[["code", "geometry"]], predicate="within")
+    expected = (within["households"] * within["ok"]).groupby(within["code"]).sum() / \
+        within.groupby("code")["households"].sum()
+    assert shares == pytest.approx(expected.to_dict(), abs=1e-9)
+    served = gpd.GeoDataFrame.from_features(found["服务范围"].data["features"], crs=4490)
+    union = shapely.union_all(areas.geometry.to_numpy())
+    metric = gridgeo.crs.metric_crs(served)
+    assert served.to_crs(metric).area.sum() == pytest.approx(
+        gpd.GeoSeries([union], crs=4490).to_crs(metric).area.iloc[0], rel=0.01)
+    assert len(found["未覆盖区域"].data["features"]) == len(left)
+
+
+def test_plan_diff_side_by_side_marks_what_changes(sample):
+    state = gridgeo.plan.start(sample.grids, "350582106201", roads=sample.roads, addresses=sample.addresses)
+    pair = gridgeo.plan.neighbours(state).iloc[0]
+    merged = gridgeo.plan.merge(state, [pair["a"], pair["b"]])
+    dual = maps.explore_plan(state, merged)
+    before = {p["code"]: p["change_label"] for p in properties(layers(dual.m1)["规划前"])}
+    after = {p["code"]: p["change_label"] for p in properties(layers(dual.m2)["规划后"])}
+    # independently: the units whose polygon differs after the merge
+    old = state.to_grids().set_index("code").geometry
+    new = merged.to_grids().set_index("code").geometry
+    grid2 = [c for c in old.index if len(c) == 16]
+    changed = {c for c in grid2 if c not in new.index or not shapely.equals(old[c], new[c])}
+    assert changed == {pair["a"], pair["b"]}
+    assert {c for c, label in before.items() if label != "未变"} == changed
+    assert {c for c, label in after.items() if label != "未变"} == changed & set(new.index)
+    assert set(after.values()) == {"未变", "合并"}
+
+
+# --- offline -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def offline_maps(sample, figures):
+    state = gridgeo.plan.start(sample.grids, "350582106201", roads=sample.roads, addresses=sample.addresses)
+    pair = gridgeo.plan.neighbours(state).iloc[0]
+    grids = maps.explore_grids(figures, levels=["town", "village", "grid2"], column="households", offline=True)
+    return {
+        "grids": maps.explore_stations(sample.stations, m=grids),
+        "plan": maps.explore_plan(state, gridgeo.plan.merge(state, [pair["a"], pair["b"]]), offline=True),
+    }
+
+
+def test_offline_html_references_nothing_outside(offline_maps, sample, tmp_path):
+    online = maps.explore_grids(sample.grids, levels=["village"]).get_root().render()
+    assert external(References(online).urls)  # folium's default: CDN links (what offline removes)
+    for name, m in offline_maps.items():
+        path = tmp_path / f"{name}.html"
+        m.save(str(path))
+        text = path.read_text("utf-8")
+        refs = References(text).urls
+        assert not external(refs), (name, external(refs))
+        assert "L.map(" in text and text.count("<script>") >= 2  # Leaflet inline, then the map
+
+
+def test_offline_maps_draw_in_chromium_with_no_request(offline_maps, open_page, sample):
+    grids_html = offline_maps["grids"].get_root().render()
+    page, watch = show(open_page, grids_html, "offline-grids")
+    assert len(watch.requests) == 1  # the page itself, nothing else
+    name = offline_maps["grids"].get_name()
+    drawn = page.evaluate(f"Object.values({name}._layers).filter((l) => l.feature).length")
+    # every unit's line, level-2 grids filled once more, every station
+    expected = sample.grids["level"].isin(["town", "village", "grid2"]).sum() + \
+        (sample.grids["level"] == "grid2").sum() + len(sample.stations)
+    assert drawn == expected
+    legend = page.inner_text(".gridgeo-legend")
+    assert "户数 · 二级网格" in legend and "二级网格服务站" in legend
+
+    dual = offline_maps["plan"]
+    page, watch = show(open_page, dual.get_root().render(), "offline-plan")
+    assert len(watch.requests) == 1
+    left, right = dual.m1.get_name(), dual.m2.get_name()
+    page.evaluate(f"{left}.setView([24.80, 118.45], 15, {{animate: false}})")  # the two move together
+    assert page.evaluate(f"[{right}.getCenter().lat, {right}.getCenter().lng, {right}.getZoom()]") == \
+        pytest.approx([24.80, 118.45, 15], abs=1e-6)
+
+
+def test_offline_refuses_a_plugin_it_cannot_serve(sample):
+    import folium.plugins
+
+    m = maps.explore_grids(sample.grids, levels=["town"], offline=True)
+    folium.plugins.MarkerCluster().add_to(m)
+    with pytest.raises(ValueError, match="no local copy of .*markercluster"):
+        m.get_root().render()
+
+
+# --- the service's tiles in a notebook map ------------------------------------------------------
+
+
+def test_service_tiles_in_a_folium_map_are_clickable(server, open_page, sample):
+    grid2 = sample.grids[sample.grids["level"] == "grid2"]
+    point = maps.label_points(grid2).sort_values("radius_m").iloc[-1]
+    m = maps.explore_grids(sample.grids, levels=["town"], offline=True)
+    maps.add_service_tiles(m, server.url, layers=["grid2"])
+    html = m.get_root().render()
+    assert not external(References(html).urls)
+    page, watch = show(open_page, html, "service-tiles", origin=server.url)  # same origin as the tiles
+    name = m.get_name()
+    page.evaluate(f"{name}.setView([{point.geometry.y}, {point.geometry.x}], 15, {{animate: false}})")
+    page.wait_for_function("() => performance.getEntriesByType('resource')"
+                           ".filter((e) => e.name.includes('/tiles/grid2/')).length > 0")
+    page.wait_for_timeout(800)
+    x, y = page.evaluate(f"(() => {{ const p = {name}.latLngToContainerPoint([{point.geometry.y}, "
+                         f"{point.geometry.x}]); return [p.x, p.y]; }})()")
+    page.mouse.click(x, y)  # throws "fakeStop is not a function" without the inlined fix
+    page.wait_for_selector(".leaflet-popup-content")
+    screenshot(page, "folium-service-tiles-clicked.png")
+    assert point["code"] in page.inner_text(".leaflet-popup-content")
+    assert all(urlsplit(u).hostname == "127.0.0.1" for u in watch.requests)
