@@ -16,6 +16,7 @@ module adds what Chinese data needs on top of them:
 """
 
 import codecs
+import contextlib
 import io as _io
 import json
 import os
@@ -32,7 +33,7 @@ from pyogrio.errors import DataLayerError, DataSourceError
 
 from gridgeo.crs import CRSError, to_storage
 
-__all__ = ["ReadError", "read", "read_table", "write", "list_layers"]
+__all__ = ["ReadError", "read", "read_table", "write", "list_layers", "staged_directory"]
 
 
 class ReadError(ValueError):
@@ -848,6 +849,57 @@ def _move_into_place(stage, target, driver):
 # ----------------------------------------------------------------------------
 # layers
 # ----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def staged_directory(directory, *, overwrite: bool = False):
+    """Write a whole directory beside its place, then move it there in one step.
+
+    Yields a temporary sibling directory to fill. When the block ends, the
+    sibling replaces ``directory``; if it raises, the sibling is removed and
+    ``directory`` is left exactly as it was. So a crash never leaves a
+    half-written sample or tile set, and never damages the previous one.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+    overwrite : bool, default False
+        Replace a directory that is not empty; otherwise that is refused.
+
+    Raises
+    ------
+    FileExistsError
+        If ``directory`` is not empty and ``overwrite`` is False.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> target = Path(tempfile.mkdtemp()) / "out"
+    >>> with staged_directory(target) as tmp:
+    ...     _ = (tmp / "a.txt").write_text("done")
+    >>> (target / "a.txt").read_text()
+    'done'
+    """
+    directory = Path(directory)
+    if directory.exists() and any(directory.iterdir()) and not overwrite:
+        raise FileExistsError(f"{directory} is not empty: pass overwrite=True (--overwrite) to replace it")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+    try:
+        yield staged
+        staged.chmod(0o755)
+        if directory.exists():
+            old = directory.with_name(f".{directory.name}-old")
+            shutil.rmtree(old, ignore_errors=True)
+            directory.rename(old)
+            staged.rename(directory)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            staged.rename(directory)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
 
 
 def list_layers(path):

@@ -45,8 +45,6 @@ import dataclasses
 import functools
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +57,7 @@ from scipy.cluster.vq import kmeans2
 from scipy.sparse.csgraph import dijkstra
 
 from gridgeo import crs as gcrs
+from gridgeo.io import staged_directory
 from gridgeo.schema import DEFAULT_SCHEME, number_units
 
 __all__ = ["Sample", "generate", "load", "DEFAULT_SEED", "SAMPLE_DIR", "LAYER_FILES"]
@@ -172,27 +171,11 @@ class Sample:
         directory = Path(directory)
         if format not in ("geojson", "parquet", "gpkg"):
             raise ValueError(f"format must be 'geojson', 'parquet' or 'gpkg', got {format!r}")
-        if directory.exists() and any(directory.iterdir()) and not overwrite:
-            raise FileExistsError(f"{directory} is not empty: pass overwrite=True (--overwrite) to replace it")
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-        tmp.chmod(0o755)
-        try:
+        with staged_directory(directory, overwrite=overwrite) as tmp:
             for name, frame in self.layers().items():
                 _write_layer(frame, tmp, name, format)
             meta = dict(self.metadata, format=format, files=_file_names(format))
             (tmp / "metadata.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", "utf-8")
-            if directory.exists():
-                old = directory.with_name(f".{directory.name}-old")
-                shutil.rmtree(old, ignore_errors=True)
-                directory.rename(old)
-                tmp.rename(directory)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                tmp.rename(directory)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return directory
 
 

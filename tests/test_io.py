@@ -348,3 +348,20 @@ def test_missing_and_unreadable_files(tmp_path):
     broken.write_text('{"type": "FeatureCollection", "features": [')
     with pytest.raises(io.ReadError, match=r"broken\.geojson: Failed to read GeoJSON"):
         io.read(broken)
+
+
+def test_staged_directory_keeps_the_old_one_when_writing_fails(tmp_path):
+    from gridgeo.io import staged_directory
+
+    target = tmp_path / "tiles"
+    with staged_directory(target) as tmp:
+        (tmp / "old.txt").write_text("old")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        with staged_directory(target):
+            pass
+    with pytest.raises(RuntimeError):
+        with staged_directory(target, overwrite=True) as tmp:
+            (tmp / "new.txt").write_text("half")
+            raise RuntimeError("disk full")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiles"]
+    assert sorted(p.name for p in target.iterdir()) == ["old.txt"]

@@ -9,13 +9,12 @@ read: one uncompressed Mapbox Vector Tile per non-empty tile and a
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from gridgeo.io import staged_directory
 from gridgeo.tiles.tileset import TMS, vector_layer
 
 __all__ = ["export", "metadata"]
@@ -74,19 +73,10 @@ def export(tileset, directory, *, minzoom: int | None = None, maxzoom: int | Non
     if not 0 <= lo <= hi <= TMS.maxzoom:
         raise ValueError(f"need 0 <= minzoom <= maxzoom <= {TMS.maxzoom}, got minzoom={lo}, maxzoom={hi}")
     directory = Path(directory)
-    if directory.exists() and any(directory.iterdir()) and not overwrite:
-        raise FileExistsError(f"{directory} is not empty: pass overwrite=True (--overwrite) to replace it")
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-    try:
+    with staged_directory(directory, overwrite=overwrite) as staged:
         _write_tiles(tileset, names, staged, lo, hi, progress)
         meta = metadata(tileset, layers=names, minzoom=lo, maxzoom=hi, name=directory.name)
         (staged / "metadata.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1) + "\n", "utf-8")
-        staged.chmod(0o755)
-        _move_into_place(staged, directory)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
     return directory
 
 
@@ -153,17 +143,6 @@ def _write_tiles(tileset, names, root, lo, hi, progress):
             path = root / str(tile.z) / str(tile.x) / f"{tile.y}.pbf"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-
-
-def _move_into_place(staged, directory):
-    if directory.exists():
-        old = directory.with_name(f".{directory.name}-old")
-        shutil.rmtree(old, ignore_errors=True)
-        directory.rename(old)
-        staged.rename(directory)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staged.rename(directory)
 
 
 def _layer_stats(layer) -> dict:
