@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 import gridgeo
 import gridgeo.store
 from api import problems
-from api.routes import analysis, features, figures, pages, tiles
+from api.routes import analysis, features, figures, pages, plans, tiles
 from api.services import Services
 from api.settings import Settings
 from gridgeo.crs import CRSError
@@ -104,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(figures.router())
     app.include_router(analysis.router())
     app.include_router(pages.router())
+    app.include_router(plans.router())
     pages.mount(app)
     return app
 
