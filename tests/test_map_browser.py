@@ -22,7 +22,7 @@ import pytest
 import shapely
 from PIL import Image
 
-from browser_fixture import chromium, open_page, screenshot  # noqa: F401  (fixtures)
+from browser_fixture import screenshot
 from gridgeo.maps import label_points, style
 
 pytestmark = pytest.mark.browser

@@ -17,7 +17,7 @@ import pytest
 import shapely
 
 import gridgeo
-from browser_fixture import chromium, open_page, screenshot  # noqa: F401  (fixtures)
+from browser_fixture import screenshot
 from gridgeo import coverage, maps, network, stats
 
 

@@ -104,7 +104,7 @@ def blocks(parent, roads, addresses=None, *, boundaries=None, min_area_m2=1.0, c
     faces, metric_faces, owner = _without_slivers(faces, metric_faces, owner, float(min_area_m2))
     out = _numbered(faces, metric_faces, owner, parents)
     if addresses is not None:
-        out = _with_sums(out, addresses)
+        out = with_sums(out, addresses)
     return out
 
 
@@ -182,7 +182,8 @@ def _numbered(faces, metric_faces, owner, parents):
     return out.sort_values(["parent", "block_id"]).reset_index(drop=True)
 
 
-def _with_sums(out, addresses):
+def with_sums(out, addresses):
+    """The blocks with the sums of the addresses in each (see :func:`blocks`)."""
     points = check(gcrs.to_storage(addresses, name="addresses"), "addresses", name="addresses")
     where = point_blocks(out.geometry.array, points.geometry.array)
     inside = where >= 0

@@ -136,7 +136,7 @@ def _divide_state(state, band, of, seed, patience, max_steps):
     report = []
     for parent in pd.unique(owner):
         members = np.flatnonzero(owner == parent)
-        labels, info = _divide_members(graph, members, weights, b.xy, b.ids, band, seed, patience, max_steps)
+        labels, info = _divide_members(graph, members, weights, b.ids, band, seed, patience, max_steps)
         new = _region_codes(b.metric_geoms, members, labels, parent, state.level, state.scheme)
         codes[members] = new
         report.append({"parent": parent, **info})
@@ -166,7 +166,6 @@ def _divide_units(units, blocks, band, of, seed, patience, max_steps):
     graph = sparse.csr_matrix((np.concatenate([shared, shared]), (np.concatenate([i, j]), np.concatenate([j, i]))),
                               shape=(n, n))
     weights = pd.to_numeric(frame[of], errors="coerce").fillna(0).to_numpy(dtype=float)
-    xy = shapely.get_coordinates(shapely.centroid(geoms))
     ids = frame["block_id"].astype("str").to_numpy(dtype=object) if "block_id" in frame else np.arange(n).astype(str)
     scheme = DEFAULT_SCHEME
     codes = np.full(n, "", dtype=object)
@@ -176,7 +175,7 @@ def _divide_units(units, blocks, band, of, seed, patience, max_steps):
         if not len(members):
             continue
         child = scheme.child_level(level)
-        labels, info = _divide_members(graph, members, weights, xy, ids, band, seed, patience, max_steps)
+        labels, info = _divide_members(graph, members, weights, ids, band, seed, patience, max_steps)
         new = _region_codes(geoms, members, labels, code, child, scheme)
         codes[members] = new
         for c in sorted(set(new)):
@@ -233,7 +232,7 @@ def _report_table(report, codes, weights, band) -> pd.DataFrame:
 # --- the division of one unit ------------------------------------------------------------
 
 
-def _divide_members(graph, members, weights, xy, ids, band, seed, patience, max_steps):
+def _divide_members(graph, members, weights, ids, band, seed, patience, max_steps):
     """Labels 0..k-1 for the blocks of one unit, and what the division reached."""
     started = time.perf_counter()
     sub = graph[members][:, members].tocsr()

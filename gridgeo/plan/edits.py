@@ -22,7 +22,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from gridgeo import crs as gcrs
-from gridgeo.plan.errors import PlanError
+from gridgeo.plan.errors import DOING_ZH, PlanError
 from gridgeo.plan.state import PlanState
 from gridgeo.schema import reading_order
 
@@ -401,11 +401,8 @@ def _unit(state, code, doing) -> str:
     if code not in set(state.units["code"]):
         raise PlanError("unknown_unit", f"cannot {doing}: this plan has no {state.level} unit {code} "
                         f"(it has {', '.join(state.units['code'][:8])}{' ...' if len(state.units) > 8 else ''})",
-                        f"无法{_ZH.get(doing, doing)}：本方案中没有网格 {code}", codes=[code])
+                        f"无法{DOING_ZH.get(doing, doing)}：本方案中没有网格 {code}", codes=[code])
     return code
-
-
-_ZH = {"reassign": "调整图块归属", "merge": "合并", "split": "拆分", "redraw": "重绘"}
 
 
 def _entry(edit, text, **details) -> dict:

@@ -233,8 +233,8 @@ def from_store(store, plan_id: int, *, level: str | None = None, roads=None, blo
     level : str, optional
         The level painted; default the deepest full level the plan redraws.
     roads, blocks, addresses, stations, coverage, network
-        As for :func:`gridgeo.plan.start` (roads and addresses default to the
-        store's, inside the parent's bounds).
+        As for :func:`gridgeo.plan.start` (roads, addresses and stations
+        default to the store's, inside the parent's bounds).
 
     Returns
     -------
@@ -269,6 +269,8 @@ def from_store(store, plan_id: int, *, level: str | None = None, roads=None, blo
         roads = store.read("roads", bbox=tuple(bounds))
     if addresses is None and blocks is None and "addresses" in store.collections():
         addresses = store.read("addresses", bbox=tuple(bounds))
+    if stations is None and "stations" in store.collections():
+        stations = store.read("stations", bbox=tuple(bounds))
     full = [lv.name for lv in DEFAULT_SCHEME.levels if lv.full and lv.name in levels]
     state = start(grids, parent, level=level or (full[-1] if full else levels[-1]), roads=roads, blocks=blocks,
                   addresses=addresses, stations=stations, coverage=coverage, network=network, editable=levels)

@@ -28,8 +28,8 @@ from scipy import sparse
 
 from gridgeo import crs as gcrs
 from gridgeo.plan.blocks import blocks as make_blocks
-from gridgeo.plan.blocks import point_blocks
-from gridgeo.plan.errors import PlanError
+from gridgeo.plan.blocks import point_blocks, with_sums
+from gridgeo.plan.errors import DOING_ZH, PlanError
 from gridgeo.schema import COUNT_COLUMNS, DEFAULT_SCHEME, CodeScheme, check
 
 __all__ = ["PlanState", "start"]
@@ -51,7 +51,6 @@ class _Blocks:
     metric_geoms: np.ndarray
     area: np.ndarray           # m²
     perimeter: np.ndarray      # m
-    xy: np.ndarray             # metric centroids
     pair_i: np.ndarray         # neighbouring blocks, i < j
     pair_j: np.ndarray
     shared: np.ndarray         # m of edge shared by each pair
@@ -75,13 +74,10 @@ class _Blocks:
             raise PlanError("unknown_blocks",
                             f"cannot {doing}: {len(unknown)} block(s) are not blocks of this plan: {shown}. "
                             "Use the block_id values of state.blocks",
-                            f"无法{_ZH_DOING.get(doing, doing)}：{len(unknown)} 个图块不属于本方案：{shown}。"
+                            f"无法{DOING_ZH.get(doing, doing)}：{len(unknown)} 个图块不属于本方案：{shown}。"
                             "请使用 state.blocks 中的 block_id",
                             blocks=unknown)
         return np.array([self.position[b] for b in ids], dtype=np.int64)
-
-
-_ZH_DOING = {"reassign": "调整图块归属", "add a grid": "新增网格", "import": "导入"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -113,7 +109,8 @@ class PlanState:
     attrs : dict
         Metadata: ``"division"`` (the report of
         :func:`~gridgeo.plan.suggest_division`), ``"import"`` (of
-        :func:`~gridgeo.plan.read_csv`), ``"revision"`` (of a store's plan).
+        :func:`~gridgeo.plan.read_csv`), ``"store"`` (the store's plan and
+        the revisions the state is based on, from :func:`~gridgeo.plan.from_store`).
     """
 
     parent: str
@@ -188,10 +185,11 @@ class PlanState:
             return units
         out = units.copy()
         geoms = out.geometry.array.copy()
+        prefixes = {lv: (_prefixes(self._codes, self.scheme.width(lv)), _prefixes(self._start_codes,
+                                                                                 self.scheme.width(lv)))
+                    for lv in pd.unique(out["level"])}
         for pos, (code, level) in enumerate(zip(out["code"], out["level"])):
-            width = self.scheme.width(level)
-            now = _prefixes(self._codes, width)
-            then = _prefixes(self._start_codes, width)
+            now, then = prefixes[level]
             if np.any((now == code) != (then == code)):
                 geoms[pos] = _union(self._blocks.geoms[now == code])
         out["geometry"] = geoms
@@ -205,9 +203,6 @@ class PlanState:
         pairs = pd.DataFrame({"a": np.minimum(a[keep], c[keep]), "b": np.maximum(a[keep], c[keep]),
                               "length": b.shared[keep]})
         return pairs.groupby(["a", "b"], as_index=False)["length"].sum()
-
-    def _parent_of(self, code: str) -> str:
-        return self.scheme.parent_code(code)
 
     def _village_name(self, parent_code: str) -> str:
         """The name new units are named after: the village's (or the nearest named ancestor's)."""
@@ -299,17 +294,16 @@ def _refuse_empty_between(state):
 def _refuse_fixed_levels(before, after):
     """Refuse an edit that changes a level the state may not change (a store plan's other levels)."""
     changed = set()
-    if not before.units[["code", "name"]].equals(after.units[["code", "name"]]) or \
-            np.any(before._codes != after._codes):
+    if np.any(before._codes != after._codes) or not before.units[["code", "name"]].equals(
+            after.units[["code", "name"]]):
         changed.add(before.level)
-    for level in before._context["level"]:
-        if level != before._context.loc[before._context["code"] == before.parent, "level"].iloc[0]:
-            width = before.scheme.width(level)
-            if np.any(_prefixes(before._codes, width) != _prefixes(after._codes, width)):
-                changed.add(level)
-    if len(before._children) and not before._children["code"].equals(after._children["code"]):
-        changed |= set(after._children["level"][before._children["code"].to_numpy()
-                                                 != after._children["code"].to_numpy()])
+    between = before._context[before._context["code"] != before.parent]
+    for level in pd.unique(between["level"]):
+        width = before.scheme.width(level)
+        if np.any(_prefixes(before._codes, width) != _prefixes(after._codes, width)):
+            changed.add(level)
+    recoded = before._children["code"].to_numpy() != after._children["code"].to_numpy()
+    changed |= set(after._children["level"][recoded])
     fixed = sorted(changed - set(before.editable))
     if fixed:
         raise PlanError("level_not_editable",
@@ -530,9 +524,7 @@ def _scope_blocks(scope, units, *, roads, blocks, addresses):
     given = given[inside].reset_index(drop=True)
     if addresses is not None:
         keep = [c for c in given.columns if c in ("block_id", "parent", "area_m2") or c == given.geometry.name]
-        from gridgeo.plan.blocks import _with_sums
-
-        given = _with_sums(given[keep], addresses)
+        given = with_sums(given[keep], addresses)
     return given
 
 
@@ -555,7 +547,7 @@ def _topology(frame, scope, *, stations, coverage, network, addresses) -> _Block
     return _Blocks(
         frame=frame.reset_index(drop=True), ids=ids, position={b: k for k, b in enumerate(ids)}, geoms=np.asarray(geoms),
         metric=metric, metric_geoms=metric_geoms, area=shapely.area(metric_geoms),
-        perimeter=shapely.length(metric_geoms), xy=shapely.get_coordinates(shapely.centroid(metric_geoms)),
+        perimeter=shapely.length(metric_geoms),
         pair_i=i, pair_j=j, shared=shared, sums=sums, circles=circles)
 
 
