@@ -61,7 +61,15 @@ class KeyStore:
     def __init__(self, path: str | os.PathLike | None):
         self.path = Path(path) if path else None
         self._lock = threading.Lock()
+        self._seen = self._stamp()
         self._entries = self._read()
+
+    def _stamp(self):
+        try:
+            st = self.path.stat()
+        except (AttributeError, OSError):
+            return None
+        return st.st_mtime_ns, st.st_size, st.st_ino
 
     def _read(self) -> list[dict]:
         if self.path is None or not self.path.exists():
@@ -99,11 +107,19 @@ class KeyStore:
     def lookup(self, key: str | None) -> Principal | None:
         if not key:
             return None
+        self._refresh()
         d = digest(key)
         for entry in self._entries:
             if hmac.compare_digest(entry["sha256"], d):
                 return Principal(entry["name"], entry["role"])
         return None
+
+    def _refresh(self) -> None:
+        # `gridgeo keys add/remove` on a running service takes effect without a restart
+        stamp = self._stamp()
+        if stamp != self._seen:
+            with self._lock:
+                self._entries, self._seen = self._read(), stamp
 
     def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -112,6 +128,7 @@ class KeyStore:
             json.dump({"keys": self._entries}, f, ensure_ascii=False, indent=2)
         os.chmod(tmp, 0o600)
         os.replace(tmp, self.path)
+        self._seen = self._stamp()
 
 
 # --- FastAPI dependencies ------------------------------------------------------

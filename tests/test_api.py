@@ -316,6 +316,18 @@ def test_keys_cli_keeps_only_digests(tmp_path):
     assert run("remove", "王主任").returncode == 0 and KeyStore(path).lookup(key) is None
 
 
+def test_a_running_service_sees_keys_added_and_removed(tmp_path):
+    from api.auth import KeyStore
+
+    path = tmp_path / "keys.json"
+    service = KeyStore(path)  # what the service holds, opened before any key exists
+    key = subprocess.run([sys.executable, "-m", "gridgeo", "keys", "add", "李网格员", "--role", "viewer",
+                          "--file", str(path)], capture_output=True, text=True, check=True).stdout.strip()
+    assert service.lookup(key).name == "李网格员"
+    KeyStore(path).remove("李网格员")
+    assert service.lookup(key) is None
+
+
 def test_events_datetime_interval(client, api_keys, sample):
     key = {"X-API-Key": api_keys["viewer"]}
     body = client.get("/collections/events/items", headers=key,
