@@ -143,7 +143,8 @@ def _divide_state(state, band, of, seed, patience, max_steps):
     units = _new_rows(state, sorted(set(codes)))
     table = _report_table(report, codes, weights, band)
     edit = {"edit": "suggest_division", "message": f"suggest_division: {len(units)} grids, "
-            f"{int(table['within'].sum())} within {band[0]:g}–{band[1]:g}"}
+            f"{int(table['within'].sum())} within {band[0]:g}–{band[1]:g}",
+            "message_zh": f"自动划分：{len(units)} 个网格，{int(table['within'].sum())} 个在 {band[0]:g}–{band[1]:g} 之间"}
     return state._replace(codes, units, edit=edit, attrs={**state.attrs, "division": table})
 
 

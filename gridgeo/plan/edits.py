@@ -89,6 +89,7 @@ def reassign(state: PlanState, blocks, to_code: str) -> PlanState:
     codes = state._codes.copy()
     codes[moving] = to_code
     return state._replace(codes, state.units, edit=_entry("reassign", f"{len(moving)} block(s) to {to_code}",
+                                                         f"{len(moving)} 个图块划入 {to_code}",
                                                          blocks=list(state._blocks.ids[moving]), to=to_code))
 
 
@@ -141,6 +142,7 @@ def add(state: PlanState, blocks, *, parent: str | None = None, name: str | None
     codes[pos] = code
     units = pd.concat([state.units, _new_rows(state, [code], {code: name})], ignore_index=True)
     return state._replace(codes, units, edit=_entry("add", f"{code} from {len(pos)} block(s)",
+                                                    f"由 {len(pos)} 个图块新增 {code}",
                                                     blocks=list(state._blocks.ids[pos]), code=code))
 
 
@@ -186,7 +188,8 @@ def merge(state: PlanState, codes, *, into: str | None = None) -> PlanState:
     new = state._codes.copy()
     new[np.isin(new, codes)] = into
     units = state.units[~state.units["code"].isin([c for c in codes if c != into])]
-    return state._replace(new, units, edit=_entry("merge", f"{', '.join(codes)} into {into}", codes=codes,
+    return state._replace(new, units, edit=_entry("merge", f"{', '.join(codes)} into {into}",
+                                                  f"{'、'.join(codes)} 合并为 {into}", codes=codes,
                                                   into=into))
 
 
@@ -251,7 +254,8 @@ def split(state: PlanState, code: str, line, *, crs=None) -> PlanState:
     for group, new in zip(groups[1:], new_codes):
         codes[group] = new
     return state._replace(codes, pd.concat([state.units, _new_rows(state, new_codes)], ignore_index=True),
-                          edit=_entry("split", f"{code} into {code}, {', '.join(new_codes)}", code=code,
+                          edit=_entry("split", f"{code} into {code}, {', '.join(new_codes)}",
+                                      f"{code} 拆分为 {code}、{'、'.join(new_codes)}", code=code,
                                       new=new_codes))
 
 
@@ -298,7 +302,7 @@ def redraw(state: PlanState, code: str, polygon, *, crs=None) -> PlanState:
     codes[inside] = code
     released = np.setdiff1d(np.flatnonzero(state._codes == code), inside)
     codes = _give_away(state, codes, released, code)
-    return state._replace(codes, state.units, edit=_entry("redraw", f"{code} redrawn", code=code))
+    return state._replace(codes, state.units, edit=_entry("redraw", f"{code} redrawn", f"{code} 已重绘", code=code))
 
 
 def renumber(state: PlanState, parent: str | None = None) -> PlanState:
@@ -346,7 +350,8 @@ def renumber(state: PlanState, parent: str | None = None) -> PlanState:
     units["code"] = units["code"].map(lambda c: renamed.get(c, c)).astype("str")
     codes = np.array([renamed.get(c, c) for c in state._codes], dtype=object)
     return state._replace(codes, units, renamed=renamed,
-                          edit=_entry("renumber", f"{len(renamed)} code(s) changed", renamed=renamed))
+                          edit=_entry("renumber", f"{len(renamed)} code(s) changed",
+                                                f"{len(renamed)} 个编码已更改", renamed=renamed))
 
 
 # --- helpers the planner's tools use ---------------------------------------------
@@ -405,8 +410,8 @@ def _unit(state, code, doing) -> str:
     return code
 
 
-def _entry(edit, text, **details) -> dict:
-    return {"edit": edit, "message": f"{edit} {text}", **details}
+def _entry(edit, text, text_zh, **details) -> dict:
+    return {"edit": edit, "message": f"{edit} {text}", "message_zh": text_zh, **details}
 
 
 def _storage_geometry(geometry, crs, what):

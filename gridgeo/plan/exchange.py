@@ -139,7 +139,8 @@ def read_csv(state: PlanState, table) -> PlanState:
     units = _imported_units(state, codes, ok)
     report["added"] = sorted(set(units["code"]) - set(state.units["code"]))
     report["removed"] = sorted(set(state.units["code"]) - set(units["code"]))
-    new = state._replace(codes, units, edit={"edit": "import", "message": f"import of {len(ok)} block rows"},
+    new = state._replace(codes, units, edit={"edit": "import", "message": f"import of {len(ok)} block rows",
+                                                   "message_zh": f"导入 {len(ok)} 行图块"},
                          refuse=False)
     checked = _validation(new)
     report["errors"] = checked[checked["severity"] == "error"].reset_index(drop=True)

@@ -1,0 +1,560 @@
+// The planner's workbench (/plan): wiring only. The page keeps the working
+// state (which grid every block is in, the grids' names) with an undo stack;
+// every edit goes to the service (POST /plans/{id}/edit), which applies it with
+// gridgeo.plan and answers with the new state and its figures. Geometry,
+// figures and validation all come from there; blocks travel once per plan.
+
+import './plan-words.js';
+import {language, setLanguage, t} from './i18n.js';
+import {Blocks, Colours, esc, Outlines, SplitLine, Stations, Villages} from './plan-layers.js';
+import {diffView, editLog, gridList, plansList, summary} from './plan-panel.js';
+
+const KEY = 'gridgeo.key';
+const PLAN_LEVELS = ['grid1', 'grid2'];   // the full levels a planner paints
+const PARENT_LEVELS = ['village', 'grid1'];
+
+class Refused extends Error {
+  constructor(status, problem) {
+    super(problem.detail || problem.title || String(status));
+    this.status = status;
+    this.problem = problem;
+  }
+}
+
+const ctx = {
+  state: null, selected: '', mode: 'pan', ticked: new Set(), undo: [], redo: [], pending: 0,
+  chosen: null, start: 'published', colours: new Colours(),
+};
+
+// --- talking to the service -----------------------------------------------------------
+
+async function api(path, {method = 'GET', body, blob = false} = {}) {
+  ctx.pending += 1;
+  busy();
+  try {
+    const headers = {Accept: blob ? '*/*' : 'application/json'};
+    const key = sessionStorage.getItem(KEY);
+    if (key) headers['X-API-Key'] = key;
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    const response = await fetch(path, {method, headers, body: body === undefined ? undefined : JSON.stringify(body)});
+    if (!response.ok) {
+      const problem = await response.json().catch(() => ({title: response.statusText}));
+      if (response.status === 401 || response.status === 403) askForKey(problem.detail);
+      throw new Refused(response.status, problem);
+    }
+    return blob ? await response.blob() : await response.json();
+  } finally {
+    ctx.pending -= 1;
+    busy();
+  }
+}
+
+function busy() {
+  document.body.classList.toggle('busy', ctx.pending > 0);
+}
+
+function working() {
+  return {assignment: ctx.state.assignment, names: Object.fromEntries(ctx.state.units.map((u) => [u.code, u.name]))};
+}
+
+// --- messages ---------------------------------------------------------------------------
+
+function toast(text) {
+  const el = document.getElementById('toast');
+  el.textContent = text;
+  el.hidden = false;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => { el.hidden = true; }, 3000);
+}
+
+function message(text, kind = 'error') {
+  const box = document.getElementById('message');
+  document.getElementById('message-text').textContent = text;
+  box.className = kind;
+  box.dataset.kind = kind;
+  box.hidden = false;
+}
+
+function clearMessage() {
+  document.getElementById('message').hidden = true;
+}
+
+// A refusal in the planner's language: gridgeo's own message when it has one.
+function refusal(error) {
+  const p = error.problem ?? {};
+  if (p.message_zh && language() === 'zh') return p.message_zh;
+  return p.message_en || p.detail || error.message;
+}
+
+function staleText(problem) {
+  const who = (problem.conflicts ?? []).map((c) => t('stale_unit', {
+    code: c.code, author: c.author, revision: c.revision, based_on: c.based_on ?? '—',
+    when: c.at ? ` (${String(c.at).slice(0, 19).replace('T', ' ')} UTC)` : '',
+    removed: c.change === 'removed' ? t('removed_word') : '',
+  })).join('；');
+  return t('stale', {who: who || problem.detail});
+}
+
+function askForKey(detail) {
+  document.getElementById('key-box').hidden = false;
+  if (detail && sessionStorage.getItem(KEY)) message(t('key_refused', {detail}));
+}
+
+// --- the plan on the page -----------------------------------------------------------------
+
+function show(body, {blocks}) {
+  const first = !ctx.state || ctx.state.plan.id !== body.plan.id;
+  if (first) {
+    ctx.colours.reset();
+    ctx.undo = [];
+    ctx.redo = [];
+    ctx.ticked.clear();
+    ctx.selected = '';
+  }
+  ctx.state = {
+    plan: body.plan, level: body.level, band: body.band, revision: body.revision, history: body.history,
+    published: body.published, assignment: body.assignment, units: body.units, grids: body.grids,
+    impact: body.impact, log: first ? [] : ctx.state.log,
+    saved: {assignment: body.assignment, units: body.units},
+  };
+  if (!body.units.some((u) => u.code === ctx.selected)) ctx.selected = body.units[0]?.code ?? '';
+  if (blocks) {
+    const bounds = ctx.blocks.load(body.blocks);
+    ctx.map.fitBounds(bounds, {padding: [30, 30]});
+    const box = [bounds.getWest(), bounds.getSouth(), bounds.getEast(), bounds.getNorth()].map((v) => v.toFixed(6));
+    api(`/collections/stations/items?bbox=${box.join(',')}&limit=10000`).then((found) => ctx.stations.load(found));
+  }
+  ctx.villages.show(false);
+  location.hash = hash();
+  document.getElementById('welcome').hidden = true;
+  document.getElementById('plan-panel').hidden = false;
+  document.getElementById('tools-box').hidden = ctx.readOnly();
+  if (ctx.readOnly()) setMode('pan');
+  else if (first) setMode('paint');
+  render();
+}
+
+// After an edit, undo or redo: the new state, keeping what was saved.
+function adopt(snapshot) {
+  Object.assign(ctx.state, snapshot);
+  for (const code of [...ctx.ticked]) if (!snapshot.units.some((u) => u.code === code)) ctx.ticked.delete(code);
+  if (!snapshot.units.some((u) => u.code === ctx.selected)) ctx.selected = snapshot.units[0]?.code ?? '';
+  render();
+  refreshCompare();
+}
+
+function snapshot() {
+  const {assignment, units, grids, impact, log} = ctx.state;
+  return {assignment, units, grids, impact, log};
+}
+
+function dirty() {
+  const s = ctx.state;
+  return JSON.stringify(s.assignment) !== JSON.stringify(s.saved.assignment) ||
+    JSON.stringify(s.units.map((u) => [u.code, u.name])) !== JSON.stringify(s.saved.units.map((u) => [u.code, u.name]));
+}
+
+function render() {
+  const s = ctx.state;
+  if (!s) return;
+  document.getElementById('plan-head').hidden = false;
+  document.getElementById('plan-name').textContent = `${s.plan.name} · ${s.plan.parent_name}`;
+  const status = document.getElementById('plan-status');
+  status.textContent = t(s.plan.status);
+  status.className = `status ${s.plan.status}`;
+  document.getElementById('plan-revision').textContent = t('revision', {r: s.revision});
+  document.getElementById('plan-dirty').hidden = !dirty();
+  ctx.blocks.restyle();
+  ctx.outlines.draw(s);
+  summary(s.impact);
+  gridList(ctx);
+  editLog(ctx);
+  hint();
+  for (const id of ['save', 'publish']) document.getElementById(id).disabled = ctx.readOnly();
+  document.getElementById('undo').disabled = !ctx.undo.length;
+  document.getElementById('redo').disabled = !ctx.redo.length;
+  document.getElementById('merge').disabled = ctx.ticked.size < 2;
+  document.body.dataset.revision = s.revision;
+  document.body.dataset.dirty = dirty() ? '1' : '0';
+}
+
+ctx.readOnly = () => !ctx.state || ctx.state.plan.status !== 'draft';
+ctx.canPaint = () => ctx.mode === 'paint' && Boolean(ctx.selected) && !ctx.readOnly();
+
+// --- edits --------------------------------------------------------------------------------
+
+async function edit(change) {
+  const s = ctx.state;
+  clearMessage();
+  try {
+    const answer = await api(`/plans/${s.plan.id}/edit`, {method: 'POST', body: {...working(), ...change}});
+    if (!answer.log) { render(); return null; }
+    ctx.undo.push(snapshot());
+    ctx.redo = [];
+    const {log, ...next} = answer;
+    adopt({...next, log: [...s.log, log]});
+    return log;
+  } catch (error) {
+    if (!(error instanceof Refused)) throw error;
+    message(t('refused', {detail: refusal(error)}));
+    render();  // the brush's preview goes back to what the plan is
+    return null;
+  }
+}
+
+ctx.paint = async (ids) => {
+  const moving = ids.filter((id) => ctx.state.assignment[id] !== ctx.selected);
+  if (!moving.length) { ctx.blocks.restyle(); return; }
+  await edit({op: 'reassign', blocks: moving, to: ctx.selected});
+};
+
+ctx.clickBlock = async (id) => {
+  if (!ctx.state) return;
+  if (ctx.mode === 'pan') ctx.pickGrid(ctx.state.assignment[id]);
+  else if (ctx.mode === 'add' && !ctx.readOnly()) {
+    const log = await edit({op: 'add', blocks: [id]});
+    if (log) { ctx.pickGrid(log.code); setMode('paint'); }
+  }
+};
+
+ctx.pickGrid = (code) => {
+  if (!code) return;
+  ctx.selected = code;
+  render();
+};
+
+ctx.hover = (props) => {
+  const box = document.getElementById('hover');
+  if (!props || !ctx.state) { box.hidden = true; return; }
+  const code = ctx.state.assignment[props.block_id];
+  const unit = ctx.state.units.find((u) => u.code === code);
+  box.innerHTML = `<b>${t('block', {id: esc(props.block_id)})}</b>
+    <div>${t('in_grid')}：${unit ? esc(unit.name) : t('unassigned')}</div>
+    <div>${t('households')} ${props.households} · ${t('population')} ${props.population} · ${t('units')} ${props.units}</div>`;
+  box.hidden = false;
+};
+
+function step(from, to) {
+  if (!from.length) return;
+  to.push(snapshot());
+  adopt(from.pop());
+}
+
+async function split(line) {
+  await edit({op: 'split', to: ctx.selected, line});
+  setMode('paint');
+}
+
+function setMode(mode) {
+  if (ctx.mode === 'split' && mode !== 'split') ctx.splitLine.stop();
+  if (mode === 'split' && !ctx.selected) mode = 'paint';
+  ctx.mode = mode;
+  const map = ctx.map;
+  if (mode === 'pan' || mode === 'split') map.dragging.enable(); else map.dragging.disable();
+  if (mode === 'split') ctx.splitLine.start();
+  map.getContainer().dataset.mode = mode;
+  for (const b of document.querySelectorAll('#modes button')) b.setAttribute('aria-pressed', String(b.dataset.mode === mode));
+  hint();
+}
+
+function hint() {
+  const unit = ctx.state?.units.find((u) => u.code === ctx.selected);
+  const grid = unit ? unit.name : '';
+  const keys = {pan: 'hint_pan', paint: grid ? 'hint_paint' : 'hint_paint_none', add: 'hint_add',
+                split: grid ? 'hint_split' : 'hint_split_none'};
+  document.getElementById('mode-hint').textContent = t(keys[ctx.mode], {grid});
+}
+
+// --- save, publish, export, compare --------------------------------------------------------------
+
+async function save() {
+  const s = ctx.state;
+  if (!dirty()) { toast(t('nothing_to_save')); return true; }
+  clearMessage();
+  try {
+    const body = await api(`/plans/${s.plan.id}/save`, {method: 'POST', body: {
+      ...working(), base: s.saved.assignment, base_revision: s.revision,
+      message: s.log.map((e) => e.message).join('; ')}});
+    show(body, {blocks: false});
+    ctx.state.log = [];
+    render();
+    toast(t('saved', {r: body.revision}));
+    listPlans();
+    return true;
+  } catch (error) {
+    if (!(error instanceof Refused)) throw error;
+    message(error.status === 409 && error.problem.conflicts ? staleText(error.problem) : t('failed', {detail: refusal(error)}));
+    return false;
+  }
+}
+
+async function publish() {
+  const id = ctx.state.plan.id;
+  if (!(await save())) return;
+  clearMessage();
+  try {
+    const done = await api(`/plans/${id}/publish`, {method: 'POST', body: {message: ''}});
+    show(await api(`/plans/${id}`), {blocks: false});
+    toast(t('published_ok', {r: done.revision}));
+    listPlans();
+  } catch (error) {
+    if (!(error instanceof Refused)) throw error;
+    const errors = (error.problem.errors ?? []).slice(0, 5)
+      .map((e) => `${e.code}: ${language() === 'zh' ? e.message_zh : e.message_en}`).join('；');
+    message(error.status === 422 ? t('publish_refused', {detail: errors || error.problem.detail})
+      : t('failed', {detail: refusal(error)}));
+  }
+}
+
+async function download(format) {
+  const s = ctx.state;
+  try {
+    const blob = await api(`/plans/${s.plan.id}/export?format=${format}`, {method: 'POST', body: working(), blob: true});
+    const link = document.createElement('a');
+    link.href = URL.createObjectURL(blob);
+    link.download = `plan-${s.plan.id}-${s.plan.parent}.${format}`;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+  } catch (error) {
+    if (!(error instanceof Refused)) throw error;
+    message(t('failed', {detail: refusal(error)}));
+  }
+}
+
+async function refreshCompare() {
+  const on = document.getElementById('compare').checked;
+  if (!on || !ctx.state) {
+    ctx.outlines.compare(null, null);
+    document.getElementById('diff').hidden = true;
+    return;
+  }
+  const diff = await api(`/plans/${ctx.state.plan.id}/diff`, {method: 'POST', body: working()});
+  ctx.outlines.compare(ctx.state.published, diff.moves);
+  diffView(ctx, diff);
+}
+
+// --- opening plans -----------------------------------------------------------------------------------
+
+async function listPlans() {
+  if (!sessionStorage.getItem(KEY)) return;
+  const {plans} = await api('/plans');
+  plansList(ctx, plans);
+}
+
+async function openPlan(id) {
+  clearMessage();
+  const body = await api(`/plans/${id}`);
+  show(body, {blocks: true});
+  toast(t('opened', {name: body.plan.name}));
+  listPlans();
+}
+
+function choose(unit) {
+  ctx.chosen = unit;
+  document.getElementById('chosen').textContent = t('chosen', {name: unit.name, code: unit.code});
+  document.getElementById('new-name').value = t('default_name', {name: unit.name});
+  document.getElementById('create').disabled = false;
+  fillLevels();
+}
+
+function fillLevels() {
+  const select = document.getElementById('new-level');
+  const parentLevel = ctx.chosen?.level ?? 'village';
+  const below = PLAN_LEVELS.filter((lv) => ctx.levelOrder.indexOf(lv) > ctx.levelOrder.indexOf(parentLevel));
+  select.innerHTML = below.map((lv) => `<option value="${lv}" ${lv === 'grid2' ? 'selected' : ''}>${esc(ctx.levelLabel(lv))}</option>`).join('');
+}
+
+async function create() {
+  if (!ctx.chosen) return;
+  clearMessage();
+  const button = document.getElementById('create');
+  button.disabled = true;
+  try {
+    const body = await api('/plans', {method: 'POST', body: {
+      name: document.getElementById('new-name').value.trim() || t('default_name', {name: ctx.chosen.name}),
+      parent: ctx.chosen.code, level: document.getElementById('new-level').value, start: ctx.start}});
+    show(body, {blocks: true});
+    listPlans();
+  } catch (error) {
+    if (!(error instanceof Refused)) throw error;
+    message(t('failed', {detail: refusal(error)}));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function searchBox() {
+  const input = document.getElementById('search');
+  const list = document.getElementById('search-results');
+  let timer = null;
+  input.addEventListener('input', () => {
+    clearTimeout(timer);
+    const q = input.value.trim();
+    if (!q) { list.hidden = true; return; }
+    timer = setTimeout(async () => {
+      const {results} = await api(`/search?q=${encodeURIComponent(q)}&limit=20`);
+      const found = results.filter((r) => PARENT_LEVELS.includes(r.level));
+      list.innerHTML = found.map((r) => `<li data-code="${r.code}" data-name="${esc(r.name)}" data-level="${r.level}">
+        <span>${esc(r.name)}</span><span class="meta">${esc(ctx.levelLabel(r.level))} ${r.code}</span></li>`).join('') ||
+        `<li class="empty">—</li>`;
+      list.hidden = false;
+    }, 200);
+  });
+  list.addEventListener('click', (e) => {
+    const item = e.target.closest('li[data-code]');
+    if (!item) return;
+    list.hidden = true;
+    input.value = item.dataset.name;
+    choose({code: item.dataset.code, name: item.dataset.name, level: item.dataset.level});
+  });
+}
+
+// --- the page's controls ------------------------------------------------------------------------------
+
+function listen() {
+  const on = (id, event, fn) => document.getElementById(id).addEventListener(event, fn);
+  on('key-form', 'submit', async (e) => {
+    e.preventDefault();
+    const key = document.getElementById('key').value.trim();
+    if (!key) return;
+    sessionStorage.setItem(KEY, key);
+    document.getElementById('key').value = '';
+    try {
+      await listPlans();
+      document.getElementById('key-box').hidden = true;
+      clearMessage();
+    } catch (error) {
+      if (!(error instanceof Refused)) throw error;
+      sessionStorage.removeItem(KEY);
+    }
+  });
+  on('forget-key', 'click', () => { sessionStorage.removeItem(KEY); askForKey(); });
+  on('language', 'click', () => {
+    setLanguage(language() === 'zh' ? 'en' : 'zh');
+    ctx.splitLine.setLanguage(language());
+    fillLevels();
+    location.hash = hash();
+    render();
+    listPlans();
+    refreshCompare();
+  });
+  on('new-start', 'click', (e) => {
+    const b = e.target.closest('button[data-start]');
+    if (!b) return;
+    ctx.start = b.dataset.start;
+    for (const other of document.querySelectorAll('#new-start button')) other.setAttribute('aria-pressed', String(other === b));
+  });
+  on('create', 'click', create);
+  on('drafts', 'click', (e) => {
+    const item = e.target.closest('li[data-plan]');
+    if (item) openPlan(Number(item.dataset.plan));
+  });
+  on('modes', 'click', (e) => {
+    const b = e.target.closest('button[data-mode]');
+    if (b) setMode(b.dataset.mode);
+  });
+  on('grid-list', 'click', (e) => {
+    const tick = e.target.closest('input[data-tick]');
+    if (tick) {
+      if (tick.checked) ctx.ticked.add(tick.dataset.tick); else ctx.ticked.delete(tick.dataset.tick);
+      document.getElementById('merge').disabled = ctx.ticked.size < 2;
+      return;
+    }
+    const row = e.target.closest('[data-grid]');
+    if (row) ctx.pickGrid(row.dataset.grid);
+  });
+  on('merge', 'click', async () => {
+    const codes = [...ctx.ticked];
+    const into = codes.includes(ctx.selected) ? ctx.selected : codes.slice().sort()[0];
+    if (await edit({op: 'merge', codes, to: into})) { ctx.ticked.clear(); ctx.pickGrid(into); }
+  });
+  on('renumber', 'click', () => edit({op: 'renumber'}));
+  on('undo', 'click', () => step(ctx.undo, ctx.redo));
+  on('redo', 'click', () => step(ctx.redo, ctx.undo));
+  on('save', 'click', save);
+  on('publish', 'click', () => {
+    document.getElementById('publish-confirm').hidden = false;
+    document.getElementById('publish').hidden = true;
+  });
+  on('publish-confirm', 'click', async () => {
+    document.getElementById('publish-confirm').hidden = true;
+    document.getElementById('publish').hidden = false;
+    await publish();
+  });
+  for (const b of document.querySelectorAll('[data-export]')) b.addEventListener('click', () => download(b.dataset.export));
+  on('compare', 'change', refreshCompare);
+  on('message-close', 'click', clearMessage);
+  document.addEventListener('keydown', (e) => {
+    if (!ctx.state || e.target.closest('input, textarea, select')) return;
+    const key = e.key.toLowerCase();
+    if ((e.ctrlKey || e.metaKey) && key === 'z') { e.preventDefault(); step(...(e.shiftKey ? [ctx.redo, ctx.undo] : [ctx.undo, ctx.redo])); }
+    else if ((e.ctrlKey || e.metaKey) && key === 'y') { e.preventDefault(); step(ctx.redo, ctx.undo); }
+    else if (key === 'escape') setMode('pan');
+    else if (key === 'b' && !ctx.readOnly()) setMode('paint');
+    else if (key === 'h') setMode('pan');
+  });
+  window.addEventListener('beforeunload', (e) => {
+    if (ctx.state && !ctx.readOnly() && dirty()) e.preventDefault();
+  });
+}
+
+function hash() {
+  const q = new URLSearchParams();
+  if (ctx.state) q.set('plan', ctx.state.plan.id);
+  if (language() !== 'zh') q.set('lang', language());
+  return `#${q}`;
+}
+
+// --- start -----------------------------------------------------------------------------------------------
+
+async function start() {
+  const q = new URLSearchParams(location.hash.slice(1));
+  setLanguage(q.get('lang') === 'en' ? 'en' : 'zh');
+  const [style, vocabulary, config, villages, labels] = await Promise.all([
+    api('/static/app/style.json'), api('/vocabulary'), api('/map/config.json'),
+    api('/collections/village/items?limit=10000'), api('/map/labels/village.json'),
+  ]);
+  ctx.style = style;
+  const levels = Object.fromEntries(vocabulary.levels.map((lv) => [lv.name, lv]));
+  ctx.levelOrder = vocabulary.levels.map((lv) => lv.name);
+  ctx.levelLabel = (name) => (language() === 'en' ? levels[name]?.label_en : levels[name]?.label) ?? name;
+
+  const map = L.map('map', {zoomSnap: 0.25, zoomDelta: 0.5, minZoom: 8, maxZoom: 19, boxZoom: false});
+  ctx.map = map;
+  L.control.scale({imperial: false, position: 'bottomright'}).addTo(map);
+  for (const [name, z] of [['blocks', 410], ['compare', 440], ['outlines', 450], ['labels', 460]]) map.createPane(name).style.zIndex = z;
+  for (const name of ['compare', 'outlines', 'labels']) map.getPane(name).style.pointerEvents = 'none';
+  if (config.basemap?.kind === 'xyz') L.tileLayer(config.basemap.url, {maxZoom: 19, attribution: config.basemap.attribution || ''}).addTo(map);
+  ctx.villages = new Villages(map, style, (props, bounds) => {
+    choose({code: props.code, name: props.name, level: 'village'});
+    map.fitBounds(bounds, {padding: [40, 40], maxZoom: 16});
+  });
+  map.fitBounds(ctx.villages.load(villages, labels.labels), {padding: [20, 20]});
+  ctx.villages.show(true);
+  ctx.blocks = new Blocks(map, ctx);
+  ctx.outlines = new Outlines(map, ctx);
+  ctx.stations = new Stations(map, style);
+  ctx.splitLine = new SplitLine(map, split);
+  ctx.splitLine.setLanguage(language());
+
+  fillLevels();
+  searchBox();
+  listen();
+  setMode('pan');
+  if (!sessionStorage.getItem(KEY)) askForKey();
+  else {
+    await listPlans().catch(() => {});
+    const id = Number(q.get('plan'));
+    if (id) await openPlan(id).catch((error) => message(t('failed', {detail: refusal(error)})));
+  }
+  ctx.idle = () => ctx.pending === 0;
+  window.workbench = ctx;  // for the browser tests and the curious
+  document.body.dataset.ready = '1';
+}
+
+start().catch((error) => {
+  console.error(error);
+  document.body.dataset.ready = 'failed';
+});

@@ -1,0 +1,394 @@
+"""The planner's workbench (/plan) in headless Chromium against a real `gridgeo serve`
+on 127.0.0.1, on its own copy of the sample store (these tests save and publish).
+
+Every page is watched as the one map's are (tests/browser_fixture.py): a request to
+any other host fails the test, and so does any console error, except the one
+Chromium logs for a refusal the test itself provokes and expects (a stale save's
+409). What the page shows is checked against gridgeo.plan called here on the
+sample: the same blocks, the same households, the same split. Screenshots go to
+test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from urllib.parse import urlsplit
+
+import httpx
+import mapbox_vector_tile
+import networkx as nx
+import numpy as np
+import pytest
+import shapely
+
+import gridgeo.plan
+import gridgeo.store
+from api_fixture import Server
+from browser_fixture import WALL, Watch, screenshot
+
+pytestmark = pytest.mark.browser
+
+VILLAGE = "350582106201"            # 前垵村: four level-2 grids
+PUBLISHED_VILLAGE = "350582106203"  # the village the publish test changes
+KEY = "gridgeo.key"
+
+
+# --- the service and the pages ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bench(sample_store, tmp_path_factory):
+    """`gridgeo serve` on a copy of the sample store, with two planners' keys."""
+    from api.auth import KeyStore
+
+    folder = tmp_path_factory.mktemp("workbench")
+    store = folder / "gridgeo.gpkg"
+    shutil.copy(sample_store, store)
+    keys = KeyStore(folder / "keys.json")
+    server = Server(str(store), env={"GRIDGEO_KEYS_FILE": str(folder / "keys.json")})
+    server.store = store
+    server.keys = {"zhang": keys.add("网格办张三", "planner"), "li": keys.add("网格办李四", "planner")}
+    yield server
+    server.stop()
+
+
+class BenchWatch(Watch):
+    """The one map's watch, which also knows the refusals a test expects.
+
+    Chromium logs every 4xx answer to a fetch as a console error; a refusal
+    the test provokes (``expect(409, path)``) is allowed that one line, and
+    any other answer of 400 or more fails the test.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.refused: list[tuple[int, str]] = []
+        self.expected: list[tuple[int, str]] = []
+
+    def attach(self, page) -> None:
+        super().attach(page)
+        page.on("response", lambda r: r.status >= 400 and self.refused.append((r.status, urlsplit(r.url).path)))
+
+    def expect(self, status: int, path: str) -> None:
+        self.expected.append((status, path))
+
+    def check(self) -> None:
+        assert sorted(self.refused) == sorted(self.expected), f"refused requests: {self.refused}"
+        for status, _ in self.expected:
+            line = next(e for e in self.errors if f"status of {status}" in e and "Failed to load resource" in e)
+            self.errors.remove(line)
+        super().check()
+
+
+@pytest.fixture
+def open_bench(chromium, bench):
+    """``open_bench(key, plan=None, lang="zh") -> (page, watch)``: the workbench with a planner's key."""
+    opened = []
+
+    def _open(key: str, *, plan: int | None = None, lang: str = "zh"):
+        context = chromium.new_context(viewport=WALL, locale="zh-CN", service_workers="block", accept_downloads=True)
+        page = context.new_page()
+        watch = BenchWatch()
+        watch.attach(page)
+        opened.append((context, watch))
+        page.add_init_script(f"sessionStorage.setItem({json.dumps(KEY)}, {json.dumps(key)})")
+        fragment = "&".join(p for p in (f"plan={plan}" if plan else "", "lang=en" if lang == "en" else "") if p)
+        page.goto(f"{bench.url}/plan" + (f"#{fragment}" if fragment else ""))
+        page.wait_for_function("document.body.dataset.ready === '1'", timeout=60_000)
+        settle(page)
+        return page, watch
+
+    yield _open
+    for context, watch in opened:
+        context.close()
+        watch.check()
+
+
+@pytest.fixture(scope="module")
+def reference(sample):
+    """gridgeo.plan's own state of the village, opened from the sample here, not by the service."""
+    return gridgeo.plan.start(sample.grids, VILLAGE, roads=sample.roads, addresses=sample.addresses,
+                              stations=sample.stations)
+
+
+@pytest.fixture(scope="module")
+def adjacency(reference) -> nx.Graph:
+    return block_adjacency(reference)
+
+
+def block_adjacency(state) -> nx.Graph:
+    """A plan's blocks joined where they share an edge (not just a corner), measured with shapely."""
+    blocks = state.blocks
+    geoms = blocks.geometry.array
+    graph = nx.Graph()
+    graph.add_nodes_from(blocks["block_id"])
+    i, j = shapely.STRtree(geoms).query(geoms, predicate="touches")
+    for a, b in zip(i[i < j], j[i < j]):
+        if shapely.intersection(geoms[a].boundary, geoms[b].boundary).length > 0:
+            graph.add_edge(blocks["block_id"].iat[a], blocks["block_id"].iat[b])
+    return graph
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+def settle(page, timeout=60_000):
+    page.wait_for_function("!window.workbench || workbench.idle()", timeout=timeout)
+    page.wait_for_timeout(150)
+
+
+def create_plan(bench, key: str, parent: str = VILLAGE) -> int:
+    r = httpx.post(f"{bench.url}/plans", json={"name": "浏览器测试", "parent": parent}, headers={"X-API-Key": key},
+                   timeout=120)
+    assert r.status_code == 201, r.text
+    return r.json()["plan"]["id"]
+
+
+def shown_households(page) -> dict[str, int]:
+    """The households each grid row shows, read from the page's text."""
+    rows = page.locator("#grid-list [data-grid]")
+    return {rows.nth(k).get_attribute("data-grid"):
+            int(rows.nth(k).locator("[data-value='households']").inner_text().replace(",", ""))
+            for k in range(rows.count())}
+
+
+def pixel(page, lat: float, lon: float) -> tuple[float, float]:
+    return tuple(page.evaluate("""([lat, lon]) => {
+        const p = workbench.map.latLngToContainerPoint([lat, lon]);
+        const r = workbench.map.getContainer().getBoundingClientRect();
+        return [p.x + r.left, p.y + r.top];
+    }""", [lat, lon]))
+
+
+def block_pixel(page, reference, block_id: str) -> tuple[float, float]:
+    """A point well inside a block, on the screen."""
+    geom = reference.blocks.set_index("block_id").geometry[block_id]
+    inside = shapely.maximum_inscribed_circle(geom).coords[0]
+    return pixel(page, inside[1], inside[0])
+
+
+def movable(reference, adjacency, assignment: dict):
+    """A block that can go to a neighbouring grid leaving its own grid in one piece: (block, from, to)."""
+    for block in sorted(assignment):
+        found = movable_block(adjacency, assignment, block)
+        if found:
+            return found
+    raise AssertionError("no block can move")
+
+
+def movable_block(adjacency, assignment: dict, block):
+    """(block, from, to) if ``block`` can go to a neighbouring grid leaving its own in one piece, else None."""
+    source = assignment[block]
+    targets = sorted({assignment[n] for n in adjacency.neighbors(block)} - {source})
+    rest = adjacency.subgraph([b for b, g in assignment.items() if g == source and b != block])
+    if targets and rest.number_of_nodes() and nx.is_connected(rest):
+        return block, source, targets[0]
+    return None
+
+
+def paint(page, reference, blocks: list[str], grid: str) -> None:
+    """Select ``grid`` in the list, then brush over ``blocks`` with the mouse held down."""
+    page.click(f"#grid-list [data-grid='{grid}'] .grid-name")
+    page.click("#modes [data-mode='paint']")
+    x, y = block_pixel(page, reference, blocks[0])
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for block in blocks[1:]:
+        page.mouse.move(*block_pixel(page, reference, block), steps=12)
+    page.mouse.up()
+    settle(page)
+
+
+def households(state) -> dict[str, int]:
+    table = gridgeo.plan.impact(state)
+    return dict(zip(table["code"], table["households"].astype(int)))
+
+
+# --- the workbench --------------------------------------------------------------------------------
+
+
+def test_open_a_village_and_paint_a_block_into_its_neighbour(open_bench, bench, reference, adjacency):
+    page, watch = open_bench(bench.keys["zhang"])
+    screenshot(page, "workbench-start.png")
+    page.fill("#search", "前垵")
+    page.click(f"#search-results li[data-code='{VILLAGE}']")
+    page.click("#create")
+    page.wait_for_function("window.workbench.state !== null", timeout=60_000)
+    settle(page)
+    assert shown_households(page) == households(reference)
+    assert page.locator("#plan-status").inner_text() == "草稿"
+    blocks_drawn = page.evaluate("workbench.blocks.byId.size")
+    assert blocks_drawn == len(reference.blocks)
+
+    block, source, target = movable(reference, adjacency, reference.assignment.to_dict())
+    moved = int(reference.blocks.set_index("block_id").at[block, "households"])
+    before = shown_households(page)
+    paint(page, reference, [block], target)
+    after = shown_households(page)
+    expected = households(gridgeo.plan.reassign(reference, [block], target))
+    assert after == expected
+    assert after[source] == before[source] - moved and after[target] == before[target] + moved
+    assert page.locator("#plan-dirty").is_visible()
+    assert page.locator("#log li").last.inner_text() == f"调整图块 1 个图块划入 {target}"
+    screenshot(page, "workbench-painted.png")
+
+    # undo and redo are the page's own: the figures come back without asking the service
+    edits = len(watch.paths("/plans/"))
+    page.click("#undo")
+    assert shown_households(page) == before
+    page.click("#redo")
+    assert shown_households(page) == after and len(watch.paths("/plans/")) == edits
+    # a brush stroke over two blocks is one edit
+    state = gridgeo.plan.reassign(reference, [block], target)
+    stroke_block, stroke_from, stroke_to = movable(reference, adjacency, state.assignment.to_dict())
+    neighbours = [n for n in adjacency.neighbors(stroke_block) if state.assignment[n] == stroke_from]
+    chain = [stroke_block] + [n for n in neighbours
+                              if nx.is_connected(adjacency.subgraph(
+                                  [b for b, g in state.assignment.items() if g == stroke_from
+                                   and b not in (stroke_block, n)]))][:1]
+    posted = len(watch.paths("/plans/"))
+    paint(page, reference, chain, stroke_to)
+    assert len(watch.paths("/plans/")) == posted + 1
+    assert shown_households(page) == households(gridgeo.plan.reassign(state, chain, stroke_to))
+
+
+def test_split_a_grid_along_a_drawn_line_and_merge_it_back(open_bench, bench, reference):
+    plan = create_plan(bench, bench.keys["zhang"])
+    page, watch = open_bench(bench.keys["zhang"], plan=plan)
+    original = shown_households(page)
+    code = max(original, key=original.get)
+    grid = reference.units.set_index("code").geometry[code]
+    x = grid.centroid.x
+    (x0, y0), (x1, y1) = pixel(page, grid.bounds[1] - 0.0005, x), pixel(page, grid.bounds[3] + 0.0005, x)
+    page.click(f"#grid-list [data-grid='{code}'] .grid-name")
+    page.click("#modes [data-mode='split']")
+    with page.expect_request(lambda r: r.url.endswith(f"/plans/{plan}/edit")) as sent:
+        page.mouse.click(x0, y0)
+        page.mouse.click(x1, y1)
+        page.mouse.click(x1, y1)  # a click on the last point finishes the line
+    settle(page)
+    line = shapely.geometry.shape(sent.value.post_data_json["line"])
+    assert sent.value.post_data_json["op"] == "split" and sent.value.post_data_json["to"] == code
+    split = shown_households(page)
+    expected = households(gridgeo.plan.split(reference, code, line))
+    assert split == expected and len(split) == len(original) + 1
+    new = (set(split) - set(original)).pop()
+    assert split[code] + split[new] == original[code]
+    screenshot(page, "workbench-split.png")
+
+    page.check(f"[data-tick='{code}']")
+    page.check(f"[data-tick='{new}']")
+    page.click("#merge")
+    settle(page)
+    assert shown_households(page) == original
+    assert page.evaluate("workbench.state.assignment") == reference.assignment.to_dict()
+
+
+def test_an_edit_that_cuts_a_grid_in_two_is_flagged(open_bench, bench, reference, adjacency):
+    assignment = reference.assignment.to_dict()
+    for block, source in sorted(assignment.items()):
+        mine = [b for b, g in assignment.items() if g == source and b != block]
+        pieces = nx.number_connected_components(adjacency.subgraph(mine))
+        targets = sorted({assignment[n] for n in adjacency.neighbors(block)} - {source})
+        if pieces > 1 and targets:
+            break
+    else:
+        raise AssertionError("no block cuts its grid in two")
+    plan = create_plan(bench, bench.keys["zhang"])
+    page, _ = open_bench(bench.keys["zhang"], plan=plan)
+    assert page.locator("[data-summary='non_contiguous'] dd").inner_text() == "0"
+    paint(page, reference, [block], targets[0])
+    row = page.locator(f"#grid-list [data-grid='{source}']")
+    assert row.get_attribute("data-contiguous") == "false"
+    assert int(row.get_attribute("data-pieces")) == pieces
+    assert row.locator("[data-flag='pieces']").inner_text() == f"不连通（{pieces}块）"
+    assert page.locator("[data-summary='non_contiguous'] dd").inner_text() == "1"
+    screenshot(page, "workbench-not-contiguous.png")
+
+
+def test_a_stale_save_is_refused_and_the_first_save_is_kept(open_bench, bench, reference, adjacency):
+    plan = create_plan(bench, bench.keys["zhang"])
+    first, _ = open_bench(bench.keys["zhang"], plan=plan)
+    second, second_watch = open_bench(bench.keys["li"], plan=plan)  # both open revision r0
+    opened = int(first.evaluate("workbench.state.revision"))
+
+    block, source, target = movable(reference, adjacency, reference.assignment.to_dict())
+    paint(first, reference, [block], target)
+    first.click("#save")
+    settle(first)
+    saved = int(first.evaluate("workbench.state.revision"))
+    assert saved > opened and first.locator("#plan-dirty").is_hidden()
+    with gridgeo.store.open(bench.store) as store:
+        kept = store.plan(plan).read()
+
+    # the second planner paints a block of the same grid elsewhere and saves on r0
+    assignment = reference.assignment.to_dict()
+    other, _, other_target = next(
+        found for b in sorted(assignment) if assignment[b] == source and b != block
+        for found in [movable_block(adjacency, assignment, b)] if found)
+    paint(second, reference, [other], other_target)
+    mine = shown_households(second)
+    second_watch.expect(409, f"/plans/{plan}/save")
+    second.click("#save")
+    settle(second)
+    text = second.locator("#message-text").inner_text()
+    assert "保存被拒绝" in text and "网格办张三" in text and source in text
+    assert "未丢失" in text
+    # nothing is lost in the page, and the store holds the first planner's save
+    assert shown_households(second) == mine and second.locator("#plan-dirty").is_visible()
+    assert int(second.evaluate("workbench.state.revision")) == opened
+    screenshot(second, "workbench-stale-save.png")
+    with gridgeo.store.open(bench.store) as store:
+        now = store.plan(plan).read()
+        assert store.plan(plan).revision == saved
+    assert now.drop(columns="geometry").equals(kept.drop(columns="geometry"))
+    assert bool(np.all(shapely.equals(now.geometry.array, kept.geometry.array)))
+
+
+def test_compare_shows_who_moves(open_bench, bench, reference, adjacency):
+    plan = create_plan(bench, bench.keys["zhang"])
+    page, _ = open_bench(bench.keys["zhang"], plan=plan, lang="en")
+    block, source, target = movable(reference, adjacency, reference.assignment.to_dict())
+    paint(page, reference, [block], target)
+    page.check("#compare")
+    settle(page)
+    moves = page.locator("#diff table.moves tr[data-from]")
+    assert moves.count() == 1
+    assert (moves.get_attribute("data-from"), moves.get_attribute("data-to")) == (source, target)
+    expected = gridgeo.plan.diff(reference, gridgeo.plan.reassign(reference, [block], target)).moves
+    assert int(moves.get_attribute("data-households")) == int(expected["households"].iloc[0])
+    assert page.locator("[data-change='reshaped']").count() == 2
+    assert page.locator("#save").inner_text() == "Save"
+    screenshot(page, "workbench-compare-en.png")
+
+
+def test_publish_reaches_the_one_map_and_its_tiles(open_bench, bench, sample):
+    import morecantile
+
+    state = gridgeo.plan.start(sample.grids, PUBLISHED_VILLAGE, roads=sample.roads, addresses=sample.addresses)
+    blocks = state.blocks.set_index("block_id")
+    block, source, target = movable(state, block_adjacency(state), state.assignment.to_dict())
+    plan = create_plan(bench, bench.keys["zhang"], parent=PUBLISHED_VILLAGE)
+    page, _ = open_bench(bench.keys["zhang"], plan=plan)
+    paint(page, state, [block], target)
+    page.click("#publish")
+    page.click("#publish-confirm")
+    page.wait_for_function("workbench.state.plan.status === 'published'", timeout=60_000)
+    settle(page)
+    assert page.locator("#plan-status").inner_text() == "已发布"
+    assert page.locator("#tools-box").is_hidden()
+    screenshot(page, "workbench-published.png")
+
+    expected = gridgeo.plan.reassign(state, [block], target)
+    items = httpx.get(f"{bench.url}/collections/grid2/items", params={"parent": source[:-2], "limit": 100}).json()
+    published = {f["properties"]["code"]: shapely.geometry.shape(f["geometry"]) for f in items["features"]}
+    inside = blocks.geometry[block].representative_point()
+    assert published[target].covers(inside) and not published[source].covers(inside)
+    new = expected.units.set_index("code").geometry[target]
+    assert published[target].symmetric_difference(new).area < 1e-6 * new.length
+    tile = morecantile.tms.get("WebMercatorQuad").tile(inside.x, inside.y, 16)
+    r = httpx.get(f"{bench.url}/tiles/grid2/{tile.z}/{tile.x}/{tile.y}.mvt")
+    decoded = mapbox_vector_tile.decode(r.content)["grid2"]["features"]
+    shown = {f["properties"]["code"]: f["properties"]["households"] for f in decoded}
+    assert shown[target] == households(expected)[target]
