@@ -25,6 +25,7 @@ import shapely
 import gridgeo.crs
 import gridgeo.plan
 import gridgeo.store
+from adjacency import edge_graph
 
 VILLAGE = "350582106201"      # 前垵村: four level-2 grids, no level-3 plots
 PARK_VILLAGE = "350582106205"  # 南塘村: four level-2 grids over level-3 enterprise plots
@@ -111,15 +112,7 @@ def block_households(plan: dict, sample) -> pd.Series:
 
 def block_graph(plan: dict) -> nx.Graph:
     """Blocks joined when they share an edge (not just a corner), from the geometry sent."""
-    blocks = blocks_frame(plan)
-    geoms = blocks.geometry.array
-    graph = nx.Graph()
-    graph.add_nodes_from(blocks["block_id"])
-    i, j = shapely.STRtree(geoms).query(geoms, predicate="touches")
-    for a, b in zip(i[i < j], j[i < j]):
-        if shapely.intersection(geoms[a].boundary, geoms[b].boundary).length > 0:
-            graph.add_edge(blocks["block_id"].iat[a], blocks["block_id"].iat[b])
-    return graph
+    return edge_graph(blocks_frame(plan))
 
 
 def grid_pairs(graph: nx.Graph, assignment: dict) -> list[tuple[str, str]]:

@@ -24,6 +24,7 @@ import shapely
 
 import gridgeo.plan
 import gridgeo.store
+from adjacency import edge_graph
 from api_fixture import Server
 from browser_fixture import WALL, Watch, screenshot
 
@@ -119,15 +120,7 @@ def adjacency(reference) -> nx.Graph:
 
 def block_adjacency(state) -> nx.Graph:
     """A plan's blocks joined where they share an edge (not just a corner), measured with shapely."""
-    blocks = state.blocks
-    geoms = blocks.geometry.array
-    graph = nx.Graph()
-    graph.add_nodes_from(blocks["block_id"])
-    i, j = shapely.STRtree(geoms).query(geoms, predicate="touches")
-    for a, b in zip(i[i < j], j[i < j]):
-        if shapely.intersection(geoms[a].boundary, geoms[b].boundary).length > 0:
-            graph.add_edge(blocks["block_id"].iat[a], blocks["block_id"].iat[b])
-    return graph
+    return edge_graph(state.blocks)
 
 
 # --- helpers ----------------------------------------------------------------------------------------
