@@ -66,6 +66,7 @@ __all__ = [
     "explore_coverage",
     "explore_plan",
     "add_service_tiles",
+    "offline",
     "label_points",
     "served_area",
 ]
@@ -596,6 +597,7 @@ _LOCAL_ASSETS = {
     "leaflet_css": "leaflet/dist/leaflet.css",
     "vectorGrid": "leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js",
     "leaflet-heat.js": "leaflet.heat/dist/leaflet-heat.js",
+    "d3": "d3/d3.min.js",  # branca's colour-bar legends, as in GeoDataFrame.explore(column=...)
 }
 """folium's name of a CDN link -> the file of the npm packages the service serves."""
 
@@ -914,6 +916,42 @@ def _elements():
     return SimpleNamespace(Legend=Legend, Script=Script, TilePopups=TilePopups, Inline=Inline, Offline=Offline)
 
 
+def offline(m):
+    """Make any folium map load nothing from the internet when saved.
+
+    Leaflet, VectorGrid and leaflet.heat are inlined from the copies the set-up
+    installed (``api/static/node_modules``) instead of folium's CDN links, so
+    the saved HTML opens on an intranet machine. The ``explore_*`` functions
+    do this with ``offline=True``; this is for any other folium map, such as
+    one from ``GeoDataFrame.explore()``.
+
+    Parameters
+    ----------
+    m : folium.Map
+        Changed in place.
+
+    Returns
+    -------
+    folium.Map
+        ``m``.
+
+    Raises
+    ------
+    ValueError
+        When saving, if the map uses a folium plugin whose files the set-up did
+        not install (the message names it).
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> m = offline(gridgeo.sample.load().level("village").explore(tiles=None))
+    >>> "cdn.jsdelivr" in m.get_root().render()
+    False
+    """
+    _make_offline(m.get_root())
+    return m
+
+
 def _make_offline(figure) -> None:
     if "gridgeo_offline" in figure._children:
         figure._children["gridgeo_offline"] = figure._children.pop("gridgeo_offline")  # stay last
@@ -927,8 +965,8 @@ def _inline_asset(name, url) -> str:
         return f"<script>{_SYNC_JS}</script>"
     if name not in _LOCAL_ASSETS:
         raise ValueError(
-            f"offline=True: no local copy of {url} (folium's {name!r}). These maps use Leaflet, VectorGrid and "
-            "leaflet.heat from api/static/node_modules; plugins needing other files cannot be saved offline "
+            f"offline=True: no local copy of {url} (folium's {name!r}). These maps use Leaflet, VectorGrid, "
+            "leaflet.heat and d3 (legends) from api/static/node_modules; plugins needing other files cannot be saved offline "
             "unless their npm package is added to api/static/package.json")
     path = ASSETS / _LOCAL_ASSETS[name]
     if not path.exists():

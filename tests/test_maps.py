@@ -245,6 +245,7 @@ def offline_maps(sample, figures):
     return {
         "grids": maps.explore_stations(sample.stations, m=grids),
         "plan": maps.explore_plan(state, gridgeo.plan.merge(state, [pair["a"], pair["b"]]), offline=True),
+        "explore": maps.offline(figures[figures["level"] == "grid2"].explore(column="households", tiles=None)),
     }
 
 
@@ -280,6 +281,12 @@ def test_offline_maps_draw_in_chromium_with_no_request(offline_maps, open_page, 
     page.evaluate(f"{left}.setView([24.80, 118.45], 15, {{animate: false}})")  # the two move together
     assert page.evaluate(f"[{right}.getCenter().lat, {right}.getCenter().lng, {right}.getZoom()]") == \
         pytest.approx([24.80, 118.45, 15], abs=1e-6)
+
+    explored = offline_maps["explore"]  # geopandas' own explore(), made offline afterwards
+    page, watch = show(open_page, explored.get_root().render(), "offline-explore")
+    assert len(watch.requests) == 1
+    drawn = page.evaluate(f"Object.values({explored.get_name()}._layers).filter((l) => l.feature).length")
+    assert drawn == (sample.grids["level"] == "grid2").sum()
 
 
 def test_offline_refuses_a_plugin_it_cannot_serve(sample):
