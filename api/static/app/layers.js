@@ -14,11 +14,29 @@ function dataCoords(coords) {
   return data;
 }
 
+// The choropleth and the boundaries of a level ask for the same data tile in the
+// same moment (both redraw on moveend): one request and one decode serve both.
+// Layers only read a decoded tile, so sharing it is safe; it is forgotten once
+// it has arrived, so a later redraw asks the service (and the HTTP cache) again.
+const onTheirWay = new Map();
+
+function fetchTile(layer, data, tile) {
+  const key = `${layer._url}#${data.z}/${data.x}/${data.y}`;
+  let promise = onTheirWay.get(key);
+  if (!promise) {
+    promise = L.VectorGrid.Protobuf.prototype._getVectorTilePromise.call(layer, data, tile);
+    onTheirWay.set(key, promise);
+    const forget = () => onTheirWay.delete(key);
+    promise.then(forget, forget);
+  }
+  return promise;
+}
+
 const Tiles = L.VectorGrid.Protobuf.extend({
   options: {tileSize: 256 << ZOOM_OFFSET, maxNativeZoom: 16 + ZOOM_OFFSET},
 
   _getVectorTilePromise(coords, tile) {
-    return L.VectorGrid.Protobuf.prototype._getVectorTilePromise.call(this, dataCoords(coords), tile);
+    return fetchTile(this, dataCoords(coords), tile);
   },
 
   // GridLayer.redraw (Leaflet 1.9.4) asks for tiles at the map's zoom unrounded
@@ -38,10 +56,9 @@ const MergedTiles = Tiles.extend({
   _getVectorTilePromise(coords, tile) {
     const data = dataCoords(coords);
     const sources = this.options.sources(data.z);
-    const fetchOne = L.VectorGrid.Protobuf.prototype._getVectorTilePromise;
     const parts = sources.map((name) => {
       this._url = `/tiles/${name}/{z}/{x}/{y}.mvt`;
-      return fetchOne.call(this, data, tile).catch(() => ({layers: {}}));
+      return fetchTile(this, data, tile).catch(() => ({layers: {}}));
     });
     return Promise.all(parts).then((tiles) => {
       const layers = {};
