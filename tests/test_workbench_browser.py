@@ -19,6 +19,7 @@ import httpx
 import mapbox_vector_tile
 import networkx as nx
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 
@@ -225,6 +226,13 @@ def test_open_a_village_and_paint_a_block_into_its_neighbour(open_bench, bench, 
     assert page.locator("#plan-dirty").is_visible()
     assert page.locator("#log li").last.inner_text() == f"调整图块 1 个图块划入 {target}"
     screenshot(page, "workbench-painted.png")
+
+    # the planner takes the unsaved plan away as the block-to-grid CSV, straight from the page
+    with page.expect_download() as download:
+        page.click("[data-export='csv']")
+    table = pd.read_csv(download.value.path(), dtype=str, encoding="utf-8-sig")
+    assert dict(zip(table["block_id"], table["grid"])) == \
+        gridgeo.plan.reassign(reference, [block], target).assignment.to_dict()
 
     # undo and redo are the page's own: the figures come back without asking the service
     edits = len(watch.paths("/plans/"))
