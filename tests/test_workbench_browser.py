@@ -334,7 +334,8 @@ def test_a_stale_save_is_refused_and_the_first_save_is_kept(open_bench, bench, r
     second.click("#save")
     settle(second)
     text = second.locator("#message-text").inner_text()
-    assert "保存被拒绝" in text and "网格办张三" in text and source in text
+    assert "保存被拒绝" in text and "网格办张三" in text and source in text and target in text
+    assert text.count("网格办张三") == 1  # one sentence for the one save, naming both grids it changed
     assert "未丢失" in text
     # nothing is lost in the page, and the store holds the first planner's save
     assert shown_households(second) == mine and second.locator("#plan-dirty").is_visible()

@@ -87,9 +87,16 @@ function refusal(error) {
 }
 
 function staleText(problem) {
-  const who = (problem.conflicts ?? []).map((c) => t('stale_unit', {
-    code: c.code, author: c.author, revision: c.revision, based_on: c.based_on ?? '—',
-    when: c.at ? ` (${String(c.at).slice(0, 19).replace('T', ' ')} UTC)` : '',
+  // one sentence per change of someone else's, naming every grid it touched
+  const changes = new Map();
+  for (const c of problem.conflicts ?? []) {
+    const key = JSON.stringify([c.author, c.revision, c.at, c.based_on, c.change === 'removed']);
+    if (!changes.has(key)) changes.set(key, {...c, codes: []});
+    changes.get(key).codes.push(c.code);
+  }
+  const who = [...changes.values()].map((c) => t(c.codes.length > 1 ? 'stale_units' : 'stale_unit', {
+    code: c.codes.join(language() === 'zh' ? '、' : ', '), author: c.author, revision: c.revision,
+    based_on: c.based_on ?? '—', when: c.at ? ` (${String(c.at).slice(0, 19).replace('T', ' ')} UTC)` : '',
     removed: c.change === 'removed' ? t('removed_word') : '',
   })).join('；');
   return t('stale', {who: who || problem.detail});
