@@ -56,6 +56,8 @@ __all__ = [
     "metric_crs",
     "to_metric",
     "check_plausible",
+    "check_finite",
+    "suggest_crs",
     "to_storage",
 ]
 
@@ -864,18 +866,175 @@ def to_storage(data, *, source=None, name="data"):
 
 def _frame_to_storage(frame, source, name):
     system, crs = _what_coordinates(frame, source, name)
+    raw = _raw_bounds(frame)
     if system in ("gcj02", "bd09"):
-        _check_bounds(_raw_bounds(frame), True, False, system, name)
-        return _convert(frame, system, "cgcs2000")
-    _check_bounds(_raw_bounds(frame), crs.is_geographic, crs.is_projected, crs.name, name)
+        _check_bounds(raw, True, False, system, name)
+        return check_finite(_convert(frame, system, "cgcs2000"), name=name, read_as=system, raw_bounds=raw)
+    _check_bounds(raw, crs.is_geographic, crs.is_projected, crs.name, name)
     if crs == STORAGE_CRS and frame.crs == STORAGE_CRS:
-        return frame  # already stored: no copy
+        return check_finite(frame, name=name)  # already stored: no copy
     if _is_earth_crs(crs):  # WGS84 or CGCS2000: relabel, no datum shift
         out = frame.set_crs(STORAGE_CRS, allow_override=True)
     else:
         out = frame.set_crs(crs, allow_override=True).to_crs(STORAGE_CRS)
     out.attrs = _mark_system(frame.attrs, "cgcs2000")
+    return check_finite(out, name=name, read_as=crs, raw_bounds=raw)
+
+
+def check_finite(data, *, name="data", read_as=None, raw_bounds=None):
+    """Refuse geometries with a coordinate that is not a finite longitude/latitude.
+
+    After a transform, a coordinate that does not fit the source CRS comes
+    out as infinity (pyproj) rather than as an error: an easting with a
+    Gauss-Krüger zone prefix read in a system without one, for example.
+    Nothing gridgeo stores may hold such a coordinate. The rule: every x is
+    finite and within ±180, every y finite and within ±90.
+
+    Parameters
+    ----------
+    data : GeoDataFrame or GeoSeries
+        In degrees (EPSG:4490 or another geographic CRS).
+    name : str
+        How to call `data` in the message.
+    read_as : pyproj.CRS or str, optional
+        The system `data` was converted from, named in the message.
+    raw_bounds : tuple, optional
+        The bounds before the transform, for :func:`suggest_crs`.
+
+    Returns
+    -------
+    data
+        Unchanged.
+
+    Raises
+    ------
+    CRSError
+        Naming the first rows at fault and, when the raw coordinates say
+        which system they are in, that system.
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> from shapely import Point
+    >>> bad = gpd.GeoSeries([Point(118.5, 24.7), Point(float("inf"), 24.7)], crs=4490)
+    >>> try:
+    ...     check_finite(bad, name="stations.csv")
+    ... except CRSError as e:
+    ...     print(str(e)[:59])
+    stations.csv: 1 row(s) have coordinates that are not finite
+    """
+    geoms = np.asarray(data.geometry.array if isinstance(data, GeoDataFrame) else data.array)
+    xy, owner = shapely.get_coordinates(geoms, return_index=True)
+    if not len(xy):
+        return data
+    bad = ~np.isfinite(xy).all(axis=1) | (np.abs(xy[:, 0]) > 180) | (np.abs(xy[:, 1]) > 90)
+    if not bad.any():
+        return data
+    rows = np.unique(owner[bad])
+    labels = [str(v) for v in data.index[rows[:5]]]
+    more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+    system = "" if read_as is None else f" when read as {getattr(read_as, 'name', read_as)}"
+    message = (f"{name}: {len(rows)} row(s) have coordinates that are not finite longitudes/latitudes"
+               f"{system} (rows {', '.join(labels)}{more}): the coordinates do not fit that coordinate system.")
+    hints = suggest_crs(raw_bounds) if raw_bounds is not None else []
+    if hints:
+        message += f" {hints[0]['why']}: pass crs='{hints[0]['crs']}' ({hints[0]['name']})."
+    else:
+        message += " Check the coordinate system the file declares or the one passed with crs=."
+    raise CRSError(message)
+
+
+# 3-degree Gauss-Krüger zones 25-45 and 6-degree zones 13-23, zone-prefixed eastings
+_GK3_PREFIXED = {"CGCS2000": 4513, "Xian 1980": 2349, "Beijing 1954": 2401}
+_GK6_PREFIXED = {"CGCS2000": 4491, "Xian 1980": 2327, "Beijing 1954": 21413}
+_CHINA_NORTHINGS = (1.0e5, 6.3e6)
+
+
+def suggest_crs(bounds, *, near=None, max_distance_km=100.0):
+    """Which projected system raw coordinates are most likely in, and why.
+
+    The rule, on the raw bounds (metres, as in the file):
+
+    - an easting of eight digits whose first two are 25–45 carries the
+      zone of a 3-degree Gauss-Krüger system (39 518 000 is zone 39, central
+      meridian 117°E): CGCS2000 zone *z* is EPSG:(4488 + *z*); 13–23 a
+      6-degree zone, EPSG:(4478 + *z*). The Xi'an 1980 and Beijing 1954
+      systems of the same zone are listed after CGCS2000 (older surveys).
+    - an easting of six digits has no zone in it: the central meridian
+      cannot be read off the coordinates. Given `near` (the lon/lat bounds
+      of data known to be right, such as a store's grids), each CGCS2000
+      3-degree zone "CM" system is tried, and the one putting the data
+      within `max_distance_km` of `near` is suggested.
+
+    Northings must lie within China's (100 km – 6 300 km).
+
+    Parameters
+    ----------
+    bounds : (minx, miny, maxx, maxy)
+        Raw coordinates.
+    near : (minx, miny, maxx, maxy), optional
+        Longitude/latitude bounds the data should lie near.
+    max_distance_km : float, default 100
+
+    Returns
+    -------
+    list of dict
+        ``crs`` ("EPSG:4527"), ``name``, ``why``; best first, empty when
+        nothing fits.
+
+    Examples
+    --------
+    >>> [s["crs"] for s in suggest_crs((39_518_000, 2_735_000, 39_546_000, 2_760_000))]
+    ['EPSG:4527', 'EPSG:2363', 'EPSG:2415']
+    >>> suggest_crs((640_000, 2_715_000, 670_000, 2_760_000), near=(118.4, 24.5, 118.7, 24.9))[0]["crs"]
+    'EPSG:4548'
+    """
+    if bounds is None:
+        return []
+    minx, miny, maxx, maxy = (float(b) for b in bounds)
+    if not np.all(np.isfinite([minx, miny, maxx, maxy])):
+        return []
+    if not (_CHINA_NORTHINGS[0] <= miny and maxy <= _CHINA_NORTHINGS[1]):
+        return []
+    zone_min, zone_max = int(minx // 1_000_000), int(maxx // 1_000_000)
+    out = []
+    if minx >= 1e7 and maxx < 1e8 and zone_min == zone_max:
+        zone = zone_min
+        table = _GK3_PREFIXED if 25 <= zone <= 45 else _GK6_PREFIXED if 13 <= zone <= 23 else None
+        first = 25 if 25 <= zone <= 45 else 13
+        if table is not None:
+            width = "3-degree" if first == 25 else "6-degree"
+            why = (f"the eastings start with {zone}: the zone number of a {width} Gauss-Krüger system "
+                   f"(x {minx:,.0f}..{maxx:,.0f})")
+            for base in table.values():
+                crs = pyproj.CRS.from_epsg(base + zone - first)
+                out.append({"crs": f"EPSG:{crs.to_epsg()}", "name": crs.name, "why": why})
+        return out
+    if 0 <= minx and maxx < 1_000_000 and near is not None:
+        cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
+        nx, ny = (near[0] + near[2]) / 2, (near[1] + near[3]) / 2
+        best = None
+        for cm in range(_GK_FIRST_CM, _GK_LAST_CM + 1, 3):
+            epsg = _GK_FIRST_EPSG + (cm - _GK_FIRST_CM) // 3
+            lon, lat = pyproj.Transformer.from_crs(epsg, 4490, always_xy=True).transform(cx, cy)
+            if not (np.isfinite(lon) and np.isfinite(lat)):
+                continue
+            km = _km_between(lon, lat, nx, ny)
+            if best is None or km < best[0]:
+                best = (km, epsg)
+        if best is not None and best[0] <= max_distance_km:
+            crs = pyproj.CRS.from_epsg(best[1])
+            out.append({"crs": f"EPSG:{best[1]}", "name": crs.name,
+                        "why": f"read as {crs.name} the data lie {best[0]:.0f} km from the store's layers"})
     return out
+
+
+def _km_between(lon1, lat1, lon2, lat2):
+    """Great-circle distance in km (a sphere of 6,371 km)."""
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    dl = np.radians(lon2 - lon1)
+    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    return float(2 * 6371.0 * np.arcsin(np.sqrt(a)))
 
 
 def _what_coordinates(frame, source, name):

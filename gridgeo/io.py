@@ -33,7 +33,8 @@ from pyogrio.errors import DataLayerError, DataSourceError
 
 from gridgeo.crs import CRSError, to_storage
 
-__all__ = ["ReadError", "read", "read_table", "write", "list_layers", "staged_directory"]
+__all__ = ["ReadError", "read", "read_vector", "read_table", "read_rows", "write", "list_layers",
+           "staged_directory"]
 
 
 class ReadError(ValueError):
@@ -165,7 +166,39 @@ def read(path, *, layer=None, crs=None, encoding=None, columns=None):
     if suffix in _TABLE_SUFFIXES:
         frame = read_table(path, crs=crs, sheet=layer, encoding=encoding)
         return _select_columns(frame, columns, path)
+    frame = read_vector(path, layer=layer, encoding=encoding, columns=columns)
+    return to_storage(frame, source=crs, name=frame.attrs["source_name"])
+
+
+def read_vector(path, *, layer=None, encoding=None, columns=None):
+    """A vector file as it is: its own CRS (None if it says none), nothing converted.
+
+    :func:`read` is this followed by :func:`gridgeo.crs.to_storage`; the
+    intake (:mod:`gridgeo.intake`) reads with it so that it can look at the
+    raw coordinates before deciding what they are. Text decoding, layer
+    choice and exact whole numbers of wide .dbf fields are as in :func:`read`.
+
+    Returns
+    -------
+    GeoDataFrame
+        ``attrs["source_name"]`` names the file (and layer) for messages.
+
+    Examples
+    --------
+    >>> import tempfile, geopandas as gpd
+    >>> from shapely import Point
+    >>> from gridgeo import io
+    >>> folder = tempfile.mkdtemp()
+    >>> gk = gpd.GeoDataFrame({"名称": ["站"]}, geometry=[Point(39_518_000, 2_735_000)], crs=4527)
+    >>> raw = io.read_vector(io.write(gk, f"{folder}/gk.gpkg"))
+    >>> raw.crs.to_epsg(), float(raw.geometry.x.iloc[0])
+    (4527, 39518000.0)
+    """
+    path = os.fspath(path)
     _check_exists(path)
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in _TABLE_SUFFIXES:
+        raise ReadError(f"{path} is a table: read it with read_table (or read_rows for its raw cells)")
     if suffix == ".parquet":
         if layer is not None:
             raise ValueError(f"{path}: a GeoParquet file holds one layer; drop layer={layer!r}")
@@ -175,7 +208,9 @@ def read(path, *, layer=None, crs=None, encoding=None, columns=None):
         if encoding is None:
             encoding = _shapefile_encoding(path, source)
         frame = _read_ogr(source, layer, encoding, columns, name)
-    return to_storage(frame, source=crs, name=name)
+        frame = _exact_wide_numbers(frame, path, source, encoding)
+    frame.attrs["source_name"] = name
+    return frame
 
 
 def _check_exists(path):
@@ -206,7 +241,8 @@ def _choose_layer(path, names, layer):
     if layer is None:
         if len(names) > 1:
             raise ReadError(
-                f"{path} has {len(names)} layers ({listing}): say which with layer=..."
+                f"{path} has {len(names)} layers ({listing}): say which one to read (layer=... in "
+                "Python, --sheet on the command line)"
             )
         if not names:
             raise ReadError(f"{path} has no layers to read")
@@ -382,6 +418,66 @@ def _detect_dbf_encoding(data):
     return "UTF-8"
 
 
+def _exact_wide_numbers(frame, path, source, encoding=None):
+    """Replace the float columns GDAL made of wide whole-number .dbf fields
+    with the exact digits the .dbf holds, as text.
+
+    A .dbf stores a number as ASCII digits. GDAL reads a numeric field of 19
+    digits or more (``N(19,0)``: what GDAL itself writes for a 64-bit integer,
+    and what offices' 19-digit level-3 grid codes come in) as a float, which
+    keeps only about 16 digits: 3505821062010101001 and ...002 both become
+    3.505821062010101e18. The digits are read from the file instead, so a
+    code survives exactly; an empty field is missing.
+    """
+    if not source.lower().endswith(".shp"):
+        return frame
+    data = _sidecar_reader(path, source)(".dbf")
+    if data is None or len(data) < 32:
+        return frame
+    fields = _dbf_fields(data, encoding)
+    wide = [f for f in fields if f[1] in b"NF" and f[3] == 0 and f[2] >= 19 and f[0] in frame.columns
+            and pd.api.types.is_float_dtype(frame[f[0]].dtype)]
+    if not wide:
+        return frame
+    header_len = int.from_bytes(bytes(data[8:10]), "little")
+    record_len = int.from_bytes(bytes(data[10:12]), "little")
+    n_records = int.from_bytes(bytes(data[4:8]), "little")
+    n_records = min(n_records, (len(data) - header_len) // max(record_len, 1))
+    records = np.asarray(data[header_len:header_len + n_records * record_len]).reshape(n_records, record_len)
+    records = records[records[:, 0] != 0x2A]  # GDAL skips records marked deleted
+    if len(records) != len(frame):
+        return frame  # not row for row (a filter was applied): leave GDAL's reading
+    frame = frame.copy()
+    for name, _, width, _, offset in wide:
+        raw = records[:, offset:offset + width].tobytes()
+        texts = [raw[i:i + width].decode("ascii", "replace").strip() for i in range(0, len(raw), width)]
+        values = pd.array([t if t and t not in ("*" * len(t),) else None for t in texts], dtype="str")
+        frame[name] = values
+    return frame
+
+
+def _dbf_fields(data, encoding=None):
+    """[(name, type byte, width, decimals, offset in the record)] of a .dbf."""
+    header_len = int.from_bytes(bytes(data[8:10]), "little")
+    out, offset = [], 1
+    for start in range(32, header_len - 31, 32):
+        descriptor = bytes(data[start:start + 32])
+        if descriptor[0] == 0x0D:
+            break
+        raw_name = descriptor[:11].split(b"\x00", 1)[0]
+        for candidate in (encoding, "utf-8", "gb18030"):
+            try:
+                name = raw_name.decode(candidate or "utf-8")
+                break
+            except (UnicodeDecodeError, LookupError):
+                continue
+        else:
+            name = raw_name.decode("latin-1")
+        out.append((name, descriptor[11:12], descriptor[16], descriptor[17], offset))
+        offset += descriptor[16]
+    return out
+
+
 def _utf8_value(raw):
     """True if `raw` is UTF-8, perhaps cut in the middle of its last character."""
     try:
@@ -477,6 +573,44 @@ def read_table(path_or_frame, *, lon=None, lat=None, crs=None, sheet=None, error
     return to_storage(table, source=crs, name=name)
 
 
+def read_rows(path, *, sheet=None, encoding=None):
+    """The cells of a CSV or Excel table as they are, and the line of each row.
+
+    Every CSV cell comes as text (so ``"007"`` and ``"350582106201"`` keep
+    every digit); Excel cells come as Excel holds them (text, whole numbers
+    as int, other numbers as float, dates as datetimes), so that a caller can
+    tell a number from text. Blank lines are skipped.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``.csv`` (UTF-8 with or without BOM, UTF-16 with BOM, or GBK/GB18030),
+        ``.xlsx``/``.xlsm`` (``.xls`` needs ``xlrd``).
+    sheet : str or int, optional
+        The Excel sheet; by default the first.
+    encoding : str, optional
+        The CSV's encoding; by default detected as in :func:`read_table`.
+
+    Returns
+    -------
+    frame : pandas.DataFrame
+    lines : ndarray of int
+        The line (spreadsheet row) number of each row; the header is line 1.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from gridgeo import io
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "站点.csv"
+    >>> _ = path.write_bytes("站点编号,经度\\n007,118.5\\n\\n008,118.6\\n".encode("gbk"))
+    >>> frame, lines = io.read_rows(path)
+    >>> frame["站点编号"].tolist(), lines.tolist()
+    (['007', '008'], [2, 4])
+    """
+    name = _table_name(path, sheet)
+    return _load_table(path, sheet, encoding, name, raw=True)
+
+
 def _table_name(path_or_frame, sheet):
     if isinstance(path_or_frame, pd.DataFrame):
         return "the DataFrame"
@@ -484,8 +618,10 @@ def _table_name(path_or_frame, sheet):
     return path if sheet is None else f"{path}:{sheet}"
 
 
-def _load_table(path_or_frame, sheet, encoding, name):
-    """(frame, how the user names its rows: file line numbers or index labels)."""
+def _load_table(path_or_frame, sheet, encoding, name, raw=False):
+    """(frame, how the user names its rows: file line numbers or index labels).
+
+    ``raw``: every CSV cell as text, Excel cells as Excel holds them."""
     if isinstance(path_or_frame, pd.DataFrame):
         return path_or_frame, None
     path = os.fspath(path_or_frame)
@@ -496,11 +632,13 @@ def _load_table(path_or_frame, sheet, encoding, name):
     text = _text_columns()
     try:
         if suffix in _EXCEL_SUFFIXES:
-            frame = pd.read_excel(path, sheet_name=0 if sheet is None else sheet, dtype=text)
+            frame = pd.read_excel(path, sheet_name=0 if sheet is None else sheet, dtype=object if raw else text)
         else:
-            raw = Path(path).read_bytes()
-            frame = pd.read_csv(_io.BytesIO(raw), encoding=encoding or _text_encoding(raw),
-                                dtype=text, skip_blank_lines=False)
+            data = Path(path).read_bytes()
+            frame = pd.read_csv(_io.BytesIO(data), encoding=encoding or _text_encoding(data),
+                                dtype=str if raw else text, skip_blank_lines=False, keep_default_na=not raw)
+            if raw:
+                frame = frame.replace("", None) if len(frame) else frame
     except ImportError as exc:
         exc.add_note(f"while reading {name}: save it as .xlsx, or install the package named above")
         raise
@@ -789,7 +927,7 @@ def _existing_to_keep(target, driver, layer, overwrite):
             raise ReadError(f"cannot add layer {name!r} to {target}: {exc}") from exc
         if name in layers and not overwrite:
             raise FileExistsError(
-                f"{target} already has a layer {name!r}: pass overwrite=True to replace that "
+                f"{target} already has a layer {name!r}: pass overwrite=True (--overwrite on the command line) to replace that "
                 "layer (the other layers are kept), or choose another layer="
             )
         return True
@@ -797,7 +935,8 @@ def _existing_to_keep(target, driver, layer, overwrite):
     if driver == "ESRI Shapefile":
         parts += [target.with_suffix(s) for s in (".shx", ".dbf")]
     if not overwrite and any(p.exists() for p in parts):
-        raise FileExistsError(f"{target} already exists: pass overwrite=True to replace it")
+        raise FileExistsError(f"{target} already exists: pass overwrite=True (--overwrite on the command line) "
+                              "to replace it")
     return False
 
 
