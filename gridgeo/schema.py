@@ -28,6 +28,9 @@ __all__ = [
     "CodeScheme",
     "DEFAULT_SCHEME",
     "BEIJING_SCHEME",
+    "PREFECTURE_SCHEME",
+    "SCHEMES",
+    "scheme_from",
     "SchemaError",
     "Problem",
     "LAYERS",
@@ -145,6 +148,21 @@ class CodeScheme:
         i = self.index(name)
         return self.levels[i + 1].name if i + 1 < len(self.levels) else None
 
+    @property
+    def main_level(self) -> str:
+        """The level of the grids workers serve day to day: ``grid2`` when the
+        scheme has it, else its deepest full level (Beijing's unit grids).
+
+        Examples
+        --------
+        >>> DEFAULT_SCHEME.main_level, BEIJING_SCHEME.main_level
+        ('grid2', 'grid')
+        """
+        if "grid2" in self.names:
+            return "grid2"
+        full = [lv.name for lv in self.levels if lv.full]
+        return (full or list(self.names))[-1]
+
     def full_levels(self) -> tuple[str, ...]:
         return tuple(lv.name for lv in self.levels if lv.full)
 
@@ -195,6 +213,41 @@ class CodeScheme:
     def replace(self, **changes) -> "CodeScheme":
         return dataclasses.replace(self, **changes)
 
+    def to_dict(self) -> dict:
+        """The scheme as plain data (what a store records, and a scheme file holds).
+
+        Examples
+        --------
+        >>> CodeScheme.from_dict(BEIJING_SCHEME.to_dict()) == BEIJING_SCHEME
+        True
+        """
+        return {
+            "levels": [dataclasses.asdict(lv) for lv in self.levels],
+            "root_digits": self.root_digits,
+            "root": self.root,
+            "village_level": self.village_level,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CodeScheme":
+        """A scheme from :meth:`to_dict`'s form; unknown fields are an error naming them."""
+        if not isinstance(data, dict) or "levels" not in data:
+            raise ValueError("a code scheme is an object with 'levels' (a list of {name, digits, full, label, "
+                             "label_en}), 'root_digits', 'root' and 'village_level'")
+        known = {f.name for f in dataclasses.fields(Level)}
+        levels = []
+        for item in data["levels"]:
+            unknown = sorted(set(item) - known)
+            if unknown:
+                raise ValueError(f"a level has no field {', '.join(map(repr, unknown))}; its fields are "
+                                 f"{', '.join(sorted(known))}")
+            levels.append(Level(**item))
+        extra = sorted(set(data) - {"levels", "root_digits", "root", "village_level"})
+        if extra:
+            raise ValueError(f"a code scheme has no field {', '.join(map(repr, extra))}")
+        return cls(levels=tuple(levels), root_digits=int(data.get("root_digits", 6)), root=data.get("root"),
+                   village_level=data.get("village_level", "village"))
+
 
 DEFAULT_SCHEME = CodeScheme()
 """County 6 + town 3 + village 3 + grid1 2 + grid2 2 + grid3 3 digits."""
@@ -210,6 +263,55 @@ BEIJING_SCHEME = CodeScheme(
 """Beijing's unit-grid ID: district 6 + street 3 + community 3 + grid 3 = 15
 digits, grids numbered west to east, north to south within a community (use
 :func:`number_units`)."""
+
+PREFECTURE_SCHEME = CodeScheme(
+    levels=(
+        Level("prefecture", 2, True, "地级市", "prefecture"),
+        Level("county", 2, True, "县（市、区）", "county"),
+        *DEFAULT_LEVELS,
+    ),
+    root_digits=2,
+)
+"""A prefecture above its counties: province 2 + prefecture 2 + county 2, then
+the county scheme's levels, so that every code below the county is the same
+as in :data:`DEFAULT_SCHEME`. GB/T 2260 writes a prefecture as 6 digits padded
+with zeros (泉州市 350500); its code here is the 4 digits that prefix its
+counties' codes (3505): the intake reads 350500 as 3505."""
+
+SCHEMES = {"default": DEFAULT_SCHEME, "beijing": BEIJING_SCHEME, "prefecture": PREFECTURE_SCHEME}
+"""The built-in schemes by name."""
+
+
+def scheme_from(value) -> CodeScheme:
+    """A scheme from a name (:data:`SCHEMES`), a dict, a JSON file, or a scheme.
+
+    Examples
+    --------
+    >>> scheme_from("beijing").width("grid")
+    15
+    >>> scheme_from("prefecture").width("county"), scheme_from("prefecture").width("grid3")
+    (6, 19)
+    """
+    import json
+    import os
+
+    if value is None:
+        return DEFAULT_SCHEME
+    if isinstance(value, CodeScheme):
+        return value
+    if isinstance(value, dict):
+        return CodeScheme.from_dict(value)
+    text = os.fspath(value)
+    if text in SCHEMES:
+        return SCHEMES[text]
+    if os.path.exists(text):
+        try:
+            with open(text, encoding="utf-8-sig") as f:
+                return CodeScheme.from_dict(json.load(f))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"scheme file {text} is not a code scheme: {exc}") from None
+    raise ValueError(f"unknown scheme {text!r}: use {', '.join(SCHEMES)} or a JSON file of one "
+                     "(CodeScheme.to_dict's form)")
 
 
 # --- the other layers -----------------------------------------------------

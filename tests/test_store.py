@@ -25,73 +25,10 @@ import shapely
 import gridgeo.crs
 import gridgeo.store as gstore
 from gridgeo.store import ConflictError, PublishError, StaleEditError
+from store_fixture import sample_layers
 
 KEYS = {"grids": "code", "stations": "station_id", "addresses": "addr_id", "events": "event_id",
         "roads": "road_id"}
-
-
-# --- fixtures: one loaded store per backend, copied for each test ---------------------
-
-
-@pytest.fixture(scope="session")
-def loaded_gpkg(tmp_path_factory, sample):
-    path = tmp_path_factory.mktemp("template") / "loaded.gpkg"
-    with gstore.open(path, create=True) as store:
-        store.load(_layers(sample), author="网格办", progress=False)
-    return path
-
-
-@pytest.fixture(scope="session")
-def loaded_postgis(postgis, sample):
-    url = postgis.new_database("loaded")
-    with gstore.open(url, create=True) as store:
-        store.load(_layers(sample), author="网格办", progress=False)
-    return url.rsplit("/", 1)[1]
-
-
-def _layers(sample):
-    return {"grids": sample.grids, "stations": sample.stations, "addresses": sample.addresses,
-            "events": sample.events, "roads": sample.roads}
-
-
-@pytest.fixture(params=["gpkg", pytest.param("postgis", marks=pytest.mark.postgis)])
-def backend(request):
-    return request.param
-
-
-@pytest.fixture
-def url(backend, request, tmp_path):
-    """The URL of a store holding the whole town sample at revision 1, for this test alone."""
-    if backend == "gpkg":
-        path = tmp_path / "store.gpkg"
-        shutil.copy(request.getfixturevalue("loaded_gpkg"), path)
-        yield str(path)
-        return
-    server = request.getfixturevalue("postgis")
-    template = request.getfixturevalue("loaded_postgis")
-    name = f"s_{os.getpid()}_{abs(hash(request.node.nodeid)) % 10**9}"
-    server.sql(f'DROP DATABASE IF EXISTS "{name}"')
-    server.sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    yield server.url(name)
-    server.sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture
-def store(url):
-    s = gstore.open(url)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def empty_url(backend, request, tmp_path):
-    if backend == "gpkg":
-        yield str(tmp_path / "empty.gpkg")
-        return
-    server = request.getfixturevalue("postgis")
-    url = server.new_database("empty")
-    yield url
-    server.sql(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 def _busiest_village(store):
@@ -122,7 +59,7 @@ def _comparable(frame, key):
 
 @pytest.mark.parametrize("kind", list(KEYS))
 def test_every_layer_round_trips_with_its_chinese_text(store, sample, kind):
-    original = _layers(sample)[kind]
+    original = sample_layers(sample)[kind]
     key = KEYS[kind]
     got = store.read(kind)
     assert (got["revision"] == 1).all()
@@ -614,7 +551,11 @@ def test_cli_loads_a_sample_or_files_and_respects_if_missing(empty_url, backend,
     res = run("sample_geojson/grid2.geojson", "sample_geojson/stations.geojson")
     assert res.returncode == 0, res.stderr
     with gstore.open(empty_url) as store:
-        assert store.version == 2 and store.count("grid2") == 128 and store.count("village") == 0
+        # a file of one level replaces that level only: the other levels stay as they were
+        counts = store.counts()
+        assert store.version == 2 and counts["grid2"] == 128
+        assert (counts["town"], counts["village"], counts["grid1"], counts["grid3"]) == (1, 28, 31, 90)
+        assert store.count("grid2", where={"revision": 2}) == 128 and store.count("grid1", where={"revision": 1}) == 31
         assert store.revisions()["author"].tolist() == ["测试", "测试"]
     res = run("sample_geojson/metadata.json")
     assert res.returncode != 0 and "cannot tell which layer" in res.stderr

@@ -69,7 +69,7 @@ def is_postgis(url) -> bool:
     return isinstance(url, str) and url.startswith(_SCHEMES)
 
 
-def open(url, *, create: bool = False) -> Store:  # noqa: A001 - the verb every store library uses
+def open(url, *, create: bool = False, scheme=None) -> Store:  # noqa: A001 - the verb every store library uses
     """Open the store at a GeoPackage path or a ``postgresql://`` URL.
 
     Parameters
@@ -81,6 +81,12 @@ def open(url, *, create: bool = False) -> Store:  # noqa: A001 - the verb every 
         whole, then moved into place) or the store's tables in an existing,
         empty PostgreSQL database (which needs the PostGIS extension
         available). An existing store is opened as it is.
+    scheme : CodeScheme or str, optional
+        The code scheme of the store's grids (a :class:`gridgeo.schema.CodeScheme`,
+        or a name or file :func:`gridgeo.schema.scheme_from` takes). Recorded in a
+        store without grids; for a store that has grids under another scheme,
+        :class:`StoreError`. Default: whatever the store records
+        (:data:`gridgeo.schema.DEFAULT_SCHEME` for a new one).
 
     Returns
     -------
@@ -109,7 +115,7 @@ def open(url, *, create: bool = False) -> Store:  # noqa: A001 - the verb every 
         url = url.replace("postgresql+psycopg://", "postgresql://", 1)
         if create:
             postgis.create(url)
-        return Store(postgis.PostGIS(url))
+        return _with_scheme(Store(postgis.PostGIS(url)), scheme)
     from gridgeo.store import geopackage
 
     path = Path(os.fspath(url))
@@ -117,4 +123,19 @@ def open(url, *, create: bool = False) -> Store:  # noqa: A001 - the verb every 
         raise NotAStoreError(f"{path}: a store is a .gpkg file or a postgresql:// URL")
     if create and not path.exists():
         geopackage.create(path)
-    return Store(geopackage.GeoPackage(path))
+    return _with_scheme(Store(geopackage.GeoPackage(path)), scheme)
+
+
+def _with_scheme(store: Store, scheme) -> Store:
+    if scheme is None:
+        return store
+    from gridgeo.schema import scheme_from
+
+    wanted = scheme_from(scheme)
+    if wanted != store.scheme:
+        try:
+            store.set_scheme(wanted, author="gridgeo")
+        except BaseException:
+            store.close()
+            raise
+    return store

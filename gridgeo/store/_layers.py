@@ -59,31 +59,33 @@ def base_columns(kind: str) -> dict[str, str]:
     return dict(columns)
 
 
-def resolve(collection: str) -> tuple[str, list[str] | None]:
-    """(kind, levels) of a collection name: ``"grid2"`` -> ``("grids", ["grid2"])``."""
+def resolve(collection: str, levels=LEVELS) -> tuple[str, list[str] | None]:
+    """(kind, levels) of a collection name: ``"grid2"`` -> ``("grids", ["grid2"])``.
+    ``levels`` are the store's scheme's level names."""
     if collection in KINDS:
         return collection, None
-    if collection in LEVELS:
+    if collection in levels:
         return "grids", [collection]
     raise NotFound(f"no layer {collection!r}: a store holds {', '.join(KINDS)} and the grid levels "
-                   f"{', '.join(LEVELS)}")
+                   f"{', '.join(levels)}")
 
 
-def collections() -> list[str]:
-    """Every collection name, the grid levels after ``grids``."""
-    return ["grids", *LEVELS, *KINDS[1:]]
+def collections(levels=LEVELS) -> list[str]:
+    """Every collection name, the grid levels (of the store's scheme) after ``grids``."""
+    return ["grids", *levels, *KINDS[1:]]
 
 
 # --- frames in --------------------------------------------------------------------
 
 
-def prepare(frame, kind: str, *, name: str) -> gpd.GeoDataFrame:
-    """Check ``frame`` as a ``kind`` layer, bring it to EPSG:4490 and to the
-    store's geometry type. The result has its geometry in column ``geometry``."""
+def prepare(frame, kind: str, *, name: str, scheme=schema.DEFAULT_SCHEME) -> gpd.GeoDataFrame:
+    """Check ``frame`` as a ``kind`` layer (codes by ``scheme``), bring it to
+    EPSG:4490 and to the store's geometry type. The result has its geometry
+    in column ``geometry``."""
     if not isinstance(frame, gpd.GeoDataFrame):
         raise TypeError(f"{name} should be a GeoDataFrame, got {type(frame).__name__}")
     frame = to_storage(frame, name=name)
-    frame = schema.check(frame, kind, name=name)
+    frame = schema.check(frame, kind, name=name, scheme=scheme)
     if frame.geometry.name != "geometry":
         frame = frame.rename_geometry("geometry")
     clash = sorted(RESERVED.intersection(frame.columns) - {"geometry"})

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from gridgeo.store import _layers
+from gridgeo.store import _grid_load, _layers
 from gridgeo.store.errors import NotFound, SchemaVersionError, StoreError
 
 SCHEMA_VERSION = 1
@@ -162,7 +162,7 @@ class Store:
         >>> s.layer_version("stations"), s.layer_version("grid2")
         (1, 0)
         """
-        kind, _ = _layers.resolve(collection)
+        kind, _ = _layers.resolve(collection, self.scheme.names)
         rows = self._db.query("SELECT MAX(revision) FROM gridgeo_changes WHERE layer = ?", (kind,))
         return int(rows[0][0] or 0)
 
@@ -202,7 +202,7 @@ class Store:
                "WHERE r.revision > ?")
         params: list = [since]
         if layer is not None:
-            kind, _ = _layers.resolve(layer)
+            kind, _ = _layers.resolve(layer, self.scheme.names)
             sql += " AND r.revision IN (SELECT revision FROM gridgeo_changes WHERE layer = ?)"
             params.append(kind)
         rows = self._db.query(sql + " ORDER BY r.revision", params)
@@ -241,6 +241,83 @@ class Store:
 
     # --- what the store holds ---------------------------------------------------
 
+    @property
+    def scheme(self):
+        """The code scheme of the store's grids: its levels, code widths and
+        labels (:class:`gridgeo.schema.CodeScheme`), recorded in the store;
+        :data:`gridgeo.schema.DEFAULT_SCHEME` for a store that records none.
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store
+        >>> from gridgeo.schema import BEIJING_SCHEME
+        >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/bj.gpkg", create=True, scheme=BEIJING_SCHEME)
+        >>> s.scheme.names, s.collections()[:4]
+        (('street', 'community', 'grid'), ['grids', 'street', 'community', 'grid'])
+        """
+        cached = getattr(self, "_scheme", None)
+        if cached is not None and cached[0] == self._meta_scheme_text():
+            return cached[1]
+        import json
+
+        from gridgeo.schema import DEFAULT_SCHEME, CodeScheme
+
+        text = self._meta_scheme_text()
+        scheme = DEFAULT_SCHEME if not text else CodeScheme.from_dict(json.loads(text))
+        self._scheme = (text, scheme)
+        return scheme
+
+    def _meta_scheme_text(self) -> str | None:
+        # read once per store object: a scheme changes only on an empty store, by set_scheme
+        if not hasattr(self, "_scheme_text"):
+            self._scheme_text = self._meta("scheme")
+        return self._scheme_text
+
+    def set_scheme(self, scheme, *, author: str) -> int:
+        """Record the code scheme of a store that holds no grids yet.
+
+        The grid levels of the store (its collections, the GeoPackage's layer
+        views, what loads are checked against) follow it. Changing the scheme
+        of a store that holds grids or plans is refused: its codes would no
+        longer mean what they say.
+
+        Parameters
+        ----------
+        scheme : CodeScheme or str
+            A scheme, or a name or file :func:`gridgeo.schema.scheme_from` takes.
+        author : str
+
+        Returns
+        -------
+        int
+            The new revision (the current one if the scheme is already the store's).
+        """
+        import json
+
+        from gridgeo.schema import scheme_from
+
+        scheme = scheme_from(scheme)
+        if scheme == self.scheme:
+            return self.revision
+        grids = int(self._db.query("SELECT COUNT(*) FROM grids")[0][0])
+        history = int(self._db.query("SELECT COUNT(*) FROM grids_history")[0][0])
+        plans = int(self._db.query("SELECT COUNT(*) FROM gridgeo_plans")[0][0])
+        if grids or history or plans:
+            raise StoreError(
+                f"{self.url} holds grids (or their history, or plans) under the scheme with levels "
+                f"{', '.join(self.scheme.names)}: its scheme cannot change to {', '.join(scheme.names)}. Use a new "
+                "store for the other scheme")
+        old = self.scheme.names
+        text = json.dumps(scheme.to_dict(), ensure_ascii=False, sort_keys=True)
+        with self._write(author=author, action="set-scheme", message=f"levels {', '.join(scheme.names)}") as (tx, _, __):
+            if self._meta("scheme") is None:
+                tx.execute("INSERT INTO gridgeo_meta (key, value) VALUES ('scheme', ?)", (text,))
+            else:
+                tx.execute("UPDATE gridgeo_meta SET value = ? WHERE key = 'scheme'", (text,))
+            self._db.level_views(tx, old, scheme.names)
+        self._scheme_text = text
+        return self.revision
+
     def collections(self) -> list[str]:
         """Every layer name a read accepts: the five kinds and the grid levels.
 
@@ -250,7 +327,7 @@ class Store:
         >>> gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True).collections()[:3]
         ['grids', 'town', 'village']
         """
-        return _layers.collections()
+        return _layers.collections(self.scheme.names)
 
     def columns(self, collection: str) -> dict[str, str]:
         """The attribute columns of a layer and their kinds (text, integer,
@@ -262,7 +339,7 @@ class Store:
         >>> gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True).columns("events")
         {'event_id': 'text', 'category': 'text', 'status': 'text', 'reported_at': 'datetime'}
         """
-        kind, _ = _layers.resolve(collection)
+        kind, _ = _layers.resolve(collection, self.scheme.names)
         return self._columns(kind)
 
     def _columns(self, kind: str, tx=None) -> dict[str, str]:
@@ -313,7 +390,7 @@ class Store:
         >>> [round(v, 2) for v in s.extent("stations")]
         [118.42, 24.76, 118.52, 24.85]
         """
-        kind, levels = _layers.resolve(collection)
+        kind, levels = _layers.resolve(collection, self.scheme.names)
         if levels:
             frame = self.read(collection, columns=[])
             return None if frame.empty else tuple(float(v) for v in frame.total_bounds)
@@ -375,7 +452,7 @@ class Store:
         >>> bool(s.read("grids", within=village, level="grid2")["parent"].str[:12].eq(village).all())
         True
         """
-        kind, levels = _layers.resolve(collection)
+        kind, levels = _layers.resolve(collection, self.scheme.names)
         self._paging(limit, offset, bbox)
         levels = self._levels(kind, levels, level)
         available = self._columns(kind)
@@ -407,7 +484,7 @@ class Store:
         >>> s.count("grids", level="grid2") == s.count("grid2") == 128
         True
         """
-        kind, levels = _layers.resolve(collection)
+        kind, levels = _layers.resolve(collection, self.scheme.names)
         self._paging(None, None, bbox)
         if bbox is not None and not self._db.exact_bbox:
             return len(self.read(collection, bbox=bbox, where=where, parent=parent, within=within,
@@ -447,7 +524,7 @@ class Store:
         >>> h["author"].tolist(), h["revision"].tolist(), int(h["retired"].iloc[0]), h["retired_by"].iloc[0]
         (['张三', '李四'], [1, 2], 2, '李四')
         """
-        kind, levels = _layers.resolve(collection)
+        kind, levels = _layers.resolve(collection, self.scheme.names)
         levels = self._levels(kind, levels, level)
         available = self._columns(kind)
         where = dict(where or {})
@@ -506,16 +583,16 @@ class Store:
             return int(at)
         return self.revision_at(at)
 
-    @staticmethod
-    def _levels(kind, levels, level):
+    def _levels(self, kind, levels, level):
         if level is None:
             return levels
         wanted = [level] if isinstance(level, str) else list(level)
         if kind != "grids":
             raise ValueError(f"level= filters grids, not {kind}")
-        unknown = [lv for lv in wanted if lv not in _layers.LEVELS]
+        names = self.scheme.names
+        unknown = [lv for lv in wanted if lv not in names]
         if unknown:
-            raise ValueError(f"unknown level(s) {unknown}: expected some of {list(_layers.LEVELS)}")
+            raise ValueError(f"unknown level(s) {unknown}: expected some of {list(names)}")
         return [lv for lv in wanted if levels is None or lv in levels]
 
     @staticmethod
@@ -623,7 +700,7 @@ class Store:
     # --- writing ----------------------------------------------------------------
 
     def load(self, layers: Mapping, *, author: str, mode: str = "replace", message: str = "",
-             progress: bool | None = None) -> int:
+             progress: bool | None = None, scope: str = "parents") -> int:
         """Load layers in one transaction, on the backend's fast path.
 
         Parameters
@@ -638,6 +715,13 @@ class Store:
             ``replace`` retires the layer's published rows into its history
             and publishes the frame; ``append`` adds rows whose keys are new
             (an existing key is an error naming it).
+        scope : {"parents", "level"}
+            What a ``replace`` of grids retires: the published units of each
+            level in the frame whose parent is one of the parents the frame's
+            units of that level name (``"parents"``: a file of one village's
+            level-2 grids replaces that village's level-2 grids only), or every
+            unit of each level in the frame (``"level"``). Levels the frame
+            does not hold are never touched.
         message : str
         progress : bool, optional
             Show a progress bar (default: when stderr is a terminal).
@@ -652,8 +736,14 @@ class Store:
         The GeoPackage backend inserts in one transaction with a prepared
         statement and packs the R-tree afterwards; PostGIS uses COPY (CSV
         written by Arrow, geometries as hex EWKB) and builds its indexes
-        afterwards. New columns are added to the tables. Grid edits belong in plans
-        (:meth:`create_plan`), which are validated on publish; a load is not.
+        afterwards. New columns are added to the tables.
+
+        A load is refused, and nothing changes, when a layer is empty (a load
+        never replaces a layer with nothing) or when the grids as they would
+        be after it fail :func:`gridgeo.validate` on the part the load
+        touches: the loaded units, their parents, and the units below the
+        loaded and the replaced ones (:class:`PublishError`, its ``report``
+        says why). Grid edits belong in plans (:meth:`create_plan`).
 
         Examples
         --------
@@ -668,17 +758,26 @@ class Store:
         if not isinstance(layers, Mapping):
             raise TypeError(f"layers should be a mapping of kind -> GeoDataFrame, e.g. {{'stations': frame}}, "
                             f"got {type(layers).__name__}")
+        _grid_load.check_scope(scope)
         prepared = {}
         for name, frame in layers.items():
-            kind, levels = _layers.resolve(name)
+            kind, levels = _layers.resolve(name, self.scheme.names)
             if levels:
                 raise ValueError(f"load grid levels together as 'grids' (one frame with a level column), "
                                  f"not {name!r}")
-            prepared[kind] = _layers.prepare(frame, kind, name=f"the {kind} layer")
+            if len(frame) == 0:
+                raise StoreError(f"the {kind} layer to load is empty: a load never replaces a layer with "
+                                 "nothing. Check the file (a header without rows?); nothing was changed")
+            prepared[kind] = _layers.prepare(frame, kind, name=f"the {kind} layer", scheme=self.scheme)
         with self._write(author=author, action="load", message=message) as (tx, revision, _):
             for kind, frame in prepared.items():
+                if kind == "grids":
+                    _grid_load.validate_after(self, tx, frame, scope, mode=mode, scheme=self.scheme)
                 kinds = self._ensure_columns(tx, kind, frame)
-                if mode == "replace":
+                if mode == "replace" and kind == "grids":
+                    for cond, params in _grid_load.conditions(frame, scope):
+                        self._retire(tx, kind, [cond], params, revision, author)
+                elif mode == "replace":
                     self._retire(tx, kind, [], [], revision, author)
                 else:
                     self._refuse_existing_keys(tx, kind, frame)
@@ -687,6 +786,31 @@ class Store:
                                 progress=progress, label=f"loading {kind}")
                 self._changed(tx, revision, kind, len(frame))
         return revision
+
+    def check_load(self, grids, *, scope: str = "parents", mode: str = "replace"):
+        """The validation report :meth:`load` would judge a load of ``grids`` by.
+
+        The grids as they would be after the load, on the part it touches
+        (the loaded units, their parents, and the units below the loaded and
+        the replaced ones), through :func:`gridgeo.validate`. Nothing is
+        written. :meth:`load` refuses when this has an error.
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store, gridgeo.sample
+        >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
+        >>> grids = gridgeo.sample.load().grids
+        >>> _ = s.load({"grids": grids[grids["level"] != "grid2"]}, author="demo")
+        >>> grid2 = grids[grids["level"] == "grid2"]
+        >>> report = s.check_load(grid2.iloc[1:])  # one level-2 grid missing
+        >>> sorted(set(report.loc[report["severity"] == "error", "kind"]))
+        ['uncovered']
+        """
+        _grid_load.check_scope(scope)
+        frame = _layers.prepare(grids, "grids", name="the grids layer", scheme=self.scheme)
+        current = self.read("grids")
+        return _grid_load.report_after(current.drop(columns=["revision"]), frame, scope, mode=mode,
+                                       scheme=self.scheme)
 
     def _ensure_columns(self, tx, kind: str, frame) -> dict[str, str]:
         """Add the frame's new columns to the layer's tables; the kinds to write with."""

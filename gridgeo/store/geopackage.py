@@ -124,6 +124,15 @@ class GeoPackage:
     def add_column(self, tx, table, name, kind) -> None:
         tx.execute(f"ALTER TABLE {q(table)} ADD COLUMN {q(name)} {_TYPES_IN[kind]}")
 
+    def level_views(self, tx, old, new) -> None:
+        """Replace the per-level views of grids (layers QGIS lists) for a new scheme."""
+        for level in old:
+            tx.execute(f"DROP VIEW IF EXISTS {q(level)}")
+            tx.execute("DELETE FROM gpkg_geometry_columns WHERE table_name = ?", (level,))
+            tx.execute("DELETE FROM gpkg_contents WHERE table_name = ?", (level,))
+        for statement in _level_view_ddl(new):
+            tx.execute(statement)
+
     def extent(self, table):
         row = self.query(f"SELECT MIN(minx), MIN(miny), MAX(maxx), MAX(maxy) FROM {q(_rtree_name(table))}")[0]
         return None if row[0] is None else tuple(float(v) for v in row)
@@ -408,12 +417,18 @@ _DESCRIPTIONS = {
 
 
 def _ddl() -> list[str]:
-    out = _layers.system_ddl(auto_id="INTEGER PRIMARY KEY") + _layers.index_ddl()
-    for level in _layers.LEVELS:
+    return _layers.system_ddl(auto_id="INTEGER PRIMARY KEY") + _layers.index_ddl() + \
+        _level_view_ddl(_layers.LEVELS)
+
+
+def _level_view_ddl(levels) -> list[str]:
+    out = []
+    for level in levels:
+        text = str(level).replace("'", "''")
         out += [
-            f"CREATE VIEW {q(level)} AS SELECT * FROM grids WHERE level = '{level}'",
+            f"CREATE VIEW {q(level)} AS SELECT * FROM grids WHERE level = '{text}'",
             f"INSERT INTO gpkg_contents (table_name, data_type, identifier, description, srs_id) VALUES "
-            f"('{level}', 'features', '{level}', 'published {level} units (a view of grids)', {_SRS_ID})",
-            f"INSERT INTO gpkg_geometry_columns VALUES ('{level}', 'geom', 'MULTIPOLYGON', {_SRS_ID}, 0, 0)",
+            f"('{text}', 'features', '{text}', 'published {text} units (a view of grids)', {_SRS_ID})",
+            f"INSERT INTO gpkg_geometry_columns VALUES ('{text}', 'geom', 'MULTIPOLYGON', {_SRS_ID}, 0, 0)",
         ]
     return out

@@ -72,7 +72,7 @@ def create(store, name, *, parent, levels, author, description=""):
 
 
 def _check_scope(store, parent, levels):
-    names = schema.DEFAULT_SCHEME.names
+    names = store.scheme.names
     unknown = [lv for lv in levels if lv not in names]
     if unknown or not levels:
         raise ValueError(f"levels must be some of {list(names)}, got {levels}")
@@ -280,7 +280,7 @@ class Plan:
         gridgeo.store.errors.StaleEditError: ...
         """
         store = self._store
-        frame, based_on = _edit_frame(units)
+        frame, based_on = _edit_frame(units, self._store.scheme)
         removals = dict(remove) if isinstance(remove, Mapping) else {str(c): None for c in remove}
         info = self.info
         if frame is not None:
@@ -506,7 +506,7 @@ def _units(store, plan_id, tx=None):
     return store._frame(rows, [*names, *extra], {**available, **_layers.SYSTEM, **_layers.PLAN})
 
 
-def _edit_frame(units):
+def _edit_frame(units, scheme):
     """(prepared frame or None, the revision each row states or None)."""
     if units is None:
         return None, []
@@ -515,7 +515,7 @@ def _edit_frame(units):
     if "revision" in units.columns:
         stated = [None if pd.isna(v) else int(v) for v in units["revision"]]
     units = units.drop(columns=[c for c in _layers.RESERVED if c in units.columns and c != "geometry"])
-    return _layers.prepare(units, "grids", name="the plan's units"), stated
+    return _layers.prepare(units, "grids", name="the plan's units", scheme=scheme), stated
 
 
 def _check_in_scope(frame, info, plan_id):
@@ -640,10 +640,10 @@ def _validate(store, tx, info, units):
     after = pd.concat([current[outside], units[names + ["geometry"]]], ignore_index=True)
     after = after.set_geometry("geometry").set_crs(current.crs, allow_override=True)
     # the plan's levels and those below them, whose units must still nest in the new ones
-    order = schema.DEFAULT_SCHEME.names
+    order = store.scheme.names
     first = min(order.index(lv) for lv in levels)
     present = set(after["level"])
-    report = validate(after, levels=[lv for lv in order[first:] if lv in present] or None)
+    report = validate(after, levels=[lv for lv in order[first:] if lv in present] or None, scheme=store.scheme)
     errors = report[report["severity"] == "error"] if len(report) else report
     if len(errors):
         raise PublishError(

@@ -99,6 +99,9 @@ class PostGIS:
     def add_column(self, tx, table, name, kind) -> None:
         tx.execute(f"ALTER TABLE {q(table)} ADD COLUMN {q(name)} {_TYPES_IN[kind]}")
 
+    def level_views(self, tx, old, new) -> None:
+        """PostGIS clients filter ``grids`` on ``level``: no per-level views to change."""
+
     def extent(self, table):
         row = self.query(f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
                          f"(SELECT ST_Extent(geom) AS e FROM {q(table)}) s")[0]
