@@ -558,7 +558,8 @@ def test_cli_loads_a_sample_or_files_and_respects_if_missing(empty_url, backend,
         assert store.count("grid2", where={"revision": 2}) == 128 and store.count("grid1", where={"revision": 1}) == 31
         assert store.revisions()["author"].tolist() == ["测试", "测试"]
     res = run("sample_geojson/metadata.json")
-    assert res.returncode != 0 and "cannot tell which layer" in res.stderr
+    assert res.returncode == 1 and "metadata.json cannot be read as a layer" in res.stdout
+    assert "nothing was loaded" in res.stderr
     log = subprocess.run([sys.executable, "-m", "gridgeo", "revisions", "--store", empty_url],
                          capture_output=True, text=True, check=True).stdout
     assert "测试" in log and "published data at revision 2" in log

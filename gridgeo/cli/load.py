@@ -1,36 +1,79 @@
-"""``gridgeo load``: put a sample directory, or files of layers, into a store."""
+"""``gridgeo load``: an office's files, or a sample directory, into a store.
+
+Every file goes through :mod:`gridgeo.intake`: its layer, columns, values,
+codes and coordinate system are detected (and can be set with options), it is
+checked against the store, and the load changes only what the files name, or
+nothing at all.
+"""
 
 from pathlib import Path
+from typing import List, Optional
 
 import typer
 
 from gridgeo.cli._app import app, fail
 
-_KINDS = ("grids", "stations", "addresses", "events", "roads")
-_LEVELS = ("town", "village", "grid1", "grid2", "grid3")
+_SAMPLE_GENERATOR = "gridgeo.sample"
+_READABLE = {".geojson", ".json", ".gpkg", ".shp", ".zip", ".parquet", ".fgb", ".csv", ".xlsx", ".xlsm", ".xls"}
 
 
 @app.command()
 def load(
-    sources: list[Path] = typer.Argument(..., help="A sample directory written by `gridgeo sample`, or files "
-                                         "named for their layer (grid2.geojson, stations.gpkg, addresses.csv...)."),
+    sources: List[Path] = typer.Argument(..., help="Files of layers (a grid shapefile or a zip of one, "
+                                         "GeoPackage, GeoJSON, station or address sheets in CSV/Excel ...), or a "
+                                         "directory of them (a sample written by `gridgeo sample` included)."),
     store: str = typer.Option("data/gridgeo.gpkg", help="The store: a .gpkg path or a postgresql:// URL."),
+    layer: Optional[str] = typer.Option(None, "--layer", help="What a single file holds when its name does not "
+                                        "say: grids, a grid level (town, village, grid1, grid2, grid3), stations, "
+                                        "addresses, events or roads."),
+    crs: Optional[str] = typer.Option(None, help="The coordinate system when a file does not say (or says wrong): "
+                                      "wgs84, cgcs2000, gcj02 (Amap, Tencent), bd09 (Baidu) or an EPSG code such "
+                                      "as EPSG:4527."),
+    lon: Optional[str] = typer.Option(None, "--lon", help="A table's longitude column (default: found by name)."),
+    lat: Optional[str] = typer.Option(None, "--lat", help="A table's latitude column."),
+    location: Optional[str] = typer.Option(None, "--location", help="A table's single 'lng,lat' column."),
+    sheet: Optional[str] = typer.Option(None, "--sheet", help="The sheet of a workbook, or the layer of a "
+                                        "GeoPackage or zip that holds several."),
+    map_: List[str] = typer.Option([], "--map", help="A column mapping, schema_column=file_column, e.g. "
+                                   "--map code=网格编码 (repeatable)."),
+    value: List[str] = typer.Option([], "--value", help="A value mapping, column:file_value=value, e.g. "
+                                    "--value level:二级=grid2 (repeatable)."),
+    mapping: Optional[Path] = typer.Option(None, "--mapping", help="A mapping file (JSON) written by "
+                                           "--save-mapping, to load the same kind of file the same way."),
+    save_mapping: Optional[Path] = typer.Option(None, "--save-mapping", help="Write the detected mapping of "
+                                                "the (single) file to this JSON file, to check, edit and reuse."),
+    scheme: Optional[str] = typer.Option(None, "--scheme", help="The code scheme of the grids: default (county "
+                                         "6 + town 3 + village 3 + grid 2/2/3 digits), beijing (15-digit unit grids), "
+                                         "prefecture (a prefecture over its counties), or a JSON file of one. A new "
+                                         "store records it; an existing one must have it (or hold no grids yet)."),
+    scope: str = typer.Option("parents", help="What a grid file replaces: parents = its levels' units under the "
+                              "parents the file covers; level = every unit of its levels. Other levels are never "
+                              "touched."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the mapping, the counts per level, the changes "
+                                 "and the problems, and change nothing."),
     if_missing: bool = typer.Option(False, "--if-missing", help="Do nothing when the store already holds data."),
-    layer: str = typer.Option(None, help="The layer of a single file whose name does not say it "
-                              "(grids, a grid level, stations, addresses, events, roads)."),
-    crs: str = typer.Option(None, help="The coordinate system of files that do not say: wgs84, cgcs2000, "
-                            "gcj02 (Amap), bd09 (Baidu); required for CSV/Excel."),
     mode: str = typer.Option("replace", help="replace: the loaded layers replace the published ones (kept in "
                              "history); append: add rows with new keys."),
-    author: str = typer.Option(None, help="Who loads (default: the login name)."),
+    author: Optional[str] = typer.Option(None, help="Who loads (default: the login name)."),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ):
-    """Load layers into a store (created if needed), all in one transaction."""
+    """Load files into a store (created if needed), all in one transaction, or refuse and change nothing.
+
+    Exit status 0 when loaded (or a dry run found no error), 1 when the files
+    were refused (every problem is listed, located), 2 when the command
+    cannot run (a missing file, a bad option).
+    """
     import getpass
 
     from gridgeo import store as gstore
 
+    if mode not in ("replace", "append"):
+        fail(f"--mode {mode!r}: use replace or append")
+    if scope not in ("parents", "level"):
+        fail(f"--scope {scope!r}: use parents or level")
     postgis = gstore.is_postgis(store)
+    wanted = _scheme(scheme)
+    _remove_stale_staging(store, postgis)
     try:
         present = if_missing and _holds_data(store, postgis)
     except gstore.StoreError as exc:
@@ -38,23 +81,241 @@ def load(
     if present:
         typer.echo(f"{_shown(store)} already holds data: nothing to do")
         return
-    layers = _read_sources(sources, layer, crs)
+    files, sample_dir = _files(sources)
+    if layer and len(files) > 1:
+        fail("--layer names what a single file holds; name the files for their layers, or load them one by one")
+    if save_mapping and len(files) != 1:
+        fail("--save-mapping writes the mapping of one file: load the files one by one")
     author = author or getpass.getuser()
+    message = f"gridgeo load {' '.join(map(str, sources))}"
+    if sample_dir is not None and not dry_run:
+        layers = _sample_layers(sample_dir)
+        _load(store, postgis, layers, author, mode, progress, message, scope, sources, wanted)
+        return
+    existing = _open_existing(store, postgis)
+    if existing is not None and wanted is not None and wanted != existing.scheme and existing.count("grids"):
+        names = ", ".join(existing.scheme.names)
+        existing.close()
+        fail(f"{_shown(store)} holds grids under the scheme with levels {names}: it cannot take --scheme {scheme}. "
+             "Load into a new store")
+    active = wanted or (existing.scheme if existing is not None else None)
+    options = _options(layer, crs, lon, lat, location, sheet, map_, value, mapping, scope, active)
+    try:
+        intakes = [_inspect(path, options, existing) for path in files]
+    finally:
+        if existing is not None:
+            existing.close()
+    refused = False
+    for got in intakes:
+        refused |= _print_intake(got)
+    if save_mapping is not None:
+        intakes[0].mapping.write(save_mapping)
+        typer.echo(f"mapping written to {save_mapping} (reuse it with --mapping {save_mapping})")
+    if refused:
+        typer.secho("refused: nothing was loaded and the store is unchanged. Fix the problems above and load "
+                    "again" + ("" if dry_run else " (--dry-run shows the same without loading)"), fg=typer.colors.RED,
+                    err=True)
+        raise typer.Exit(1)
+    if dry_run:
+        typer.echo("dry run: nothing was changed")
+        return
+    layers = _layers_of(intakes, mode)
+    _load(store, postgis, layers, author, mode, progress, message, scope, sources, wanted)
+
+
+# --- what to read ----------------------------------------------------------------------
+
+
+def _files(sources) -> tuple[list[Path], Path | None]:
+    """(the files to read, the sample directory when the only source is one)."""
+    import json
+
+    files = []
+    for path in sources:
+        if not path.exists():
+            fail(f"{path} does not exist")
+        if path.is_dir():
+            meta = path / "metadata.json"
+            if len(sources) == 1 and meta.exists():
+                try:
+                    info = json.loads(meta.read_text(encoding="utf-8"))
+                except ValueError:
+                    info = {}
+                if info.get("generator") == _SAMPLE_GENERATOR:
+                    return [path / f for f in info.get("files", [])], path
+            inside = sorted(p for p in path.iterdir() if p.suffix.lower() in _READABLE and not p.name.startswith("."))
+            if not inside:
+                fail(f"{path} holds no file gridgeo reads ({', '.join(sorted(_READABLE))})")
+            files += inside
+        else:
+            if path.suffix.lower() not in _READABLE:
+                fail(f"cannot tell which layer {path} is, or read it: load GeoJSON, GeoPackage, Shapefile (.shp or "
+                     f".zip), GeoParquet, FlatGeobuf, CSV or Excel files")
+            files.append(path)
+    return files, None
+
+
+def _scheme(value):
+    if value is None:
+        return None
+    from gridgeo.schema import scheme_from
+
+    try:
+        return scheme_from(value)
+    except ValueError as exc:
+        fail(f"--scheme: {exc}")
+
+
+def _options(layer, crs, lon, lat, location, sheet, map_, value, mapping, scope, scheme) -> dict:
+    from gridgeo.intake import Mapping
+    from gridgeo.schema import DEFAULT_SCHEME, LAYERS
+
+    try:
+        columns = Mapping.parse_overrides(map_)
+        values = Mapping.parse_values(value)
+        given = Mapping.read(mapping) if mapping is not None else None
+    except (ValueError, FileNotFoundError) as exc:
+        fail(str(exc))
+    kind, level = None, None
+    names = (scheme or DEFAULT_SCHEME).names
+    if layer:
+        if layer in LAYERS:
+            kind = layer
+        elif layer in names:
+            kind, level = "grids", layer
+        else:
+            fail(f"--layer {layer!r}: use grids, a level ({', '.join(names)}), stations, addresses, events or roads")
+    return dict(kind=kind, level=level, mapping=given, columns=columns, values=values, crs=crs, lon=lon, lat=lat,
+                location=location, layer=sheet, scope=scope, scheme=scheme)
+
+
+def _open_existing(store, postgis):
+    """The store to check against, or None when it does not exist yet (nothing is created)."""
+    from gridgeo import store as gstore
+
+    if not postgis and not Path(store).exists():
+        return None
+    try:
+        opened = gstore.open(store)
+    except gstore.NotAStoreError as exc:
+        if postgis:
+            return None
+        fail(f"{exc}. If an older gridgeo made it, remove it (make clean-store) and load again")
+    except gstore.StoreError as exc:
+        fail(str(exc))
+    return opened
+
+
+def _inspect(path, options, existing):
+    from gridgeo import intake
+
+    try:
+        return intake.inspect(path, store=existing, **options)
+    except ValueError as exc:
+        fail(f"{path}: {exc}")
+
+
+def _layers_of(intakes, mode) -> dict:
+    import geopandas as gpd
+    import pandas as pd
+
+    parts: dict[str, list] = {}
+    for got in intakes:
+        parts.setdefault(got.kind, []).append(got.frame)
+    return {kind: frames[0] if len(frames) == 1 else
+            gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=frames[0].crs)
+            for kind, frames in parts.items()}
+
+
+def _sample_layers(directory: Path) -> dict:
+    from gridgeo import sample
+
+    try:
+        data = sample.load(directory)
+    except FileNotFoundError as exc:
+        fail(str(exc))
+    return {"grids": data.grids, "stations": data.stations, "addresses": data.addresses, "events": data.events,
+            "roads": data.roads}
+
+
+# --- printing ---------------------------------------------------------------------------
+
+
+def _print_intake(got) -> bool:
+    """Print what an intake found; True when it has errors."""
+    crs = got.mapping.crs or "?"
+    typer.secho(f"{got.source} → {got.kind or '?'} (coordinates: {crs})", bold=True)
+    if got.mapping.columns:
+        typer.echo("  columns: " + ", ".join(f"{t} ← {s}" for t, s in got.mapping.columns.items()))
+    if got.mapping.lon or got.mapping.location:
+        where = got.mapping.location or f"{got.mapping.lon} / {got.mapping.lat}"
+        typer.echo(f"  coordinates from: {where}")
+    counts = got.counts()
+    if counts:
+        typer.echo("  rows: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    if got.changes is not None:
+        for row in got.changes.to_dict("records"):
+            if "kept" in row:
+                typer.echo(f"  {row['collection']}: replaces {row['replaced']:,} of {row['published']:,} published "
+                           f"units under {row['parents']:,} parent(s): {row['kept']:,} kept, {row['added']:,} new, "
+                           f"{row['removed']:,} removed")
+            else:
+                typer.echo(f"  {row['collection']}: replaces the {row['published']:,} published rows with "
+                           f"{row['in_file']:,}")
+    for finding in got.findings:
+        if finding.severity == "note":
+            typer.echo(f"  note: {finding.message_en}")
+    failed = False
+    for severity, colour in (("warning", typer.colors.YELLOW), ("error", typer.colors.RED)):
+        findings = got.warnings if severity == "warning" else got.errors
+        for finding in findings[:40]:
+            typer.secho(f"  {severity.upper()} {finding.kind}" + (f" [{', '.join(finding.codes[:5])}]"
+                                                                   if finding.codes else ""), fg=colour)
+            typer.echo(f"    {finding.message_en}")
+            typer.echo(f"    {finding.message_zh}")
+        if len(findings) > 40:
+            typer.echo(f"  ... and {len(findings) - 40} more {severity}s")
+        failed |= severity == "error" and bool(findings)
+    if got.frame is None and not got.errors:
+        failed = True
+    return failed
+
+
+# --- loading ------------------------------------------------------------------------------
+
+
+def _load(store, postgis, layers, author, mode, progress, message, scope, sources, scheme=None):
+    from gridgeo import store as gstore
+
     try:
         if postgis:
-            target = gstore.open(store, create=True)
-            revision = target.load(layers, author=author, mode=mode, progress=progress,
-                                   message=f"gridgeo load {' '.join(map(str, sources))}")
-            counts = target.counts()
-            target.close()
+            target = gstore.open(store, create=True, scheme=scheme)
+            try:
+                revision = target.load(layers, author=author, mode=mode, progress=progress, message=message,
+                                       scope=scope)
+                counts = target.counts()
+            finally:
+                target.close()
         else:
-            revision, counts = _load_gpkg(Path(store), layers, author, mode, progress, sources)
+            revision, counts = _load_gpkg(Path(store), layers, author, mode, progress, message, scope, scheme)
+    except gstore.PublishError as exc:
+        _print_report(exc.report)
+        fail(f"refused: {exc}", code=1)
     except (gstore.StoreError, ValueError, OSError) as exc:
-        fail(str(exc))
+        fail(str(exc), code=1 if isinstance(exc, gstore.StoreError) else 2)
     for name, frame in layers.items():
         typer.echo(f"  {name:<10} {len(frame):>9,}")
     typer.echo(f"loaded {', '.join(map(str, sources))} into {_shown(store)} (revision {revision}; "
                f"{counts['grids']:,} grids, {counts['stations']:,} stations)")
+
+
+def _print_report(report) -> None:
+    if report is None or not len(report):
+        return
+    for row in report[report["severity"] == "error"].head(40).itertuples(index=False):
+        typer.secho(f"  ERROR {row.kind:<16} {row.level:<8} {row.codes}", fg=typer.colors.RED, err=True)
+        typer.echo(f"        {row.message_en}", err=True)
+        typer.echo(f"        {row.message_zh}", err=True)
 
 
 def _holds_data(store: str, postgis: bool) -> bool:
@@ -72,7 +333,47 @@ def _holds_data(store: str, postgis: bool) -> bool:
                                 "again") from None
 
 
-def _load_gpkg(path: Path, layers, author, mode, progress, sources):
+def _staging_name(path: Path, pid: int) -> Path:
+    return path.with_name(f".loading-{pid}-{path.name}")
+
+
+def _remove_stale_staging(store: str, postgis: bool) -> None:
+    """Remove what loads killed before they finished left beside a GeoPackage store.
+
+    A first load builds the store as ``.loading-<pid>-<name>`` and moves it
+    into place when complete; a load killed on the way (kill -9, a power cut)
+    leaves that file. A staging file whose process is gone is removed.
+    """
+    import os
+
+    if postgis:
+        return
+    path = Path(store)
+    if not path.parent.is_dir():
+        return
+    for leftover in path.parent.glob(f".loading-*-{path.name}*"):
+        pid_text = leftover.name[len(".loading-"):].split("-", 1)[0]
+        if not pid_text.isdigit():
+            continue
+        pid = int(pid_text)
+        if pid != os.getpid() and _alive(pid):
+            continue
+        leftover.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _load_gpkg(path: Path, layers, author, mode, progress, message, scope, scheme=None):
     """A new GeoPackage is built beside its place and moved there only when
     complete, so an interrupted first load leaves no half-filled store."""
     import os
@@ -80,16 +381,16 @@ def _load_gpkg(path: Path, layers, author, mode, progress, sources):
     from gridgeo import store as gstore
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    message = f"gridgeo load {' '.join(map(str, sources))}"
     if path.exists():
-        with gstore.open(path) as target:
-            return target.load(layers, author=author, mode=mode, progress=progress, message=message), \
-                target.counts()
-    staged = path.with_name(f".loading-{os.getpid()}-{path.name}")
+        with gstore.open(path, scheme=scheme) as target:
+            return target.load(layers, author=author, mode=mode, progress=progress, message=message,
+                               scope=scope), target.counts()
+    staged = _staging_name(path, os.getpid())
     staged.unlink(missing_ok=True)
     try:
-        with gstore.open(staged, create=True) as target:
-            revision = target.load(layers, author=author, mode=mode, progress=progress, message=message)
+        with gstore.open(staged, create=True, scheme=scheme) as target:
+            revision = target.load(layers, author=author, mode=mode, progress=progress, message=message,
+                                   scope=scope)
             counts = target.counts()
         os.link(staged, path)  # never over a store another process made meanwhile
     except FileExistsError:
@@ -98,42 +399,6 @@ def _load_gpkg(path: Path, layers, author, mode, progress, sources):
         for leftover in (staged, Path(f"{staged}-wal"), Path(f"{staged}-shm")):
             leftover.unlink(missing_ok=True)
     return revision, counts
-
-
-def _read_sources(sources, layer, crs) -> dict:
-    """kind -> GeoDataFrame from a sample directory or files of layers."""
-    import pandas as pd
-
-    from gridgeo import io, sample
-
-    if len(sources) == 1 and sources[0].is_dir():
-        try:
-            data = sample.load(sources[0])
-        except FileNotFoundError as exc:
-            fail(str(exc))
-        return {"grids": data.grids, "stations": data.stations, "addresses": data.addresses,
-                "events": data.events, "roads": data.roads}
-    if layer and len(sources) > 1:
-        fail("--layer names the layer of a single file; name the files for their layers instead")
-    frames: dict[str, list] = {}
-    for path in sources:
-        if not path.exists():
-            fail(f"{path} does not exist")
-        name = layer or path.stem
-        if name not in _KINDS + _LEVELS:
-            fail(f"cannot tell which layer {path} is: name it grids, a level ({', '.join(_LEVELS)}), "
-                 f"{', '.join(_KINDS[1:])}, or pass --layer")
-        try:
-            frame = io.read(path, crs=crs)
-        except (io.ReadError, ValueError) as exc:
-            fail(str(exc))
-        if name in _LEVELS:
-            frame = frame.assign(level=name) if "level" not in frame.columns else frame
-            name = "grids"
-        frames.setdefault(name, []).append(frame)
-    return {name: (parts[0] if len(parts) == 1 else
-                   type(parts[0])(pd.concat(parts, ignore_index=True), crs=parts[0].crs))
-            for name, parts in frames.items()}
 
 
 def _shown(store: str) -> str:
