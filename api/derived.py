@@ -44,7 +44,7 @@ def grids(services) -> gpd.GeoDataFrame:
 
 
 def index(services) -> gridgeo.AssignIndex:
-    return services.derived("index", lambda: gridgeo.AssignIndex(grids(services)))
+    return services.derived("index", lambda: gridgeo.AssignIndex(grids(services), scheme=services.store.scheme))
 
 
 def metric(services):
@@ -126,16 +126,18 @@ def tiles(services) -> TileSet:
     def build():
         f = figures(services)
         carried = f[[c for c in TILE_FIGURES if c in f.columns]]
-        layers = list(grid_layers(grids(services), figures=carried))
+        scheme = services.store.scheme
+        layers = list(grid_layers(grids(services), figures=carried, scheme=scheme))
         stations = layer(services, "stations")
         if not stations.empty:
             layers.append(station_layer(stations))
         events = layer(services, "events")
         if not events.empty:
-            counts = event_counts(events, grids(services), level="grid2", by="category")
+            main = scheme.level(scheme.main_level)
+            counts = event_counts(events, grids(services), level=main.name, by="category", scheme=scheme)
             lo, hi = DEFAULT_ZOOMS["events"]
             layers.append(TileLayer(counts, "events", minzoom=lo, maxzoom=hi,
-                                    description="Grid events counted per level-2 grid, by category"))
+                                    description=f"Grid events counted per {main.label_en}, by category"))
         settings = services.settings
         cache = TileCache(max_bytes=settings.tile_cache_bytes, directory=settings.tile_cache)
         tileset = TileSet(layers, version=str(services.version), cache=cache)

@@ -93,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 {"rel": "alternate", "href": f"{base}/map", "type": "text/html", "title": "一张图 the one map"},
             ],
             "layers": [{"name": name, "features": n} for name, n in services.store.counts().items()
-                       if name in features.COLLECTIONS],
+                       if name in features.collections_for(services.store.scheme)],
         }
         if "text/html" in request.headers.get("accept", "") or request.query_params.get("f") == "html":
             return HTMLResponse(_landing_html(body))

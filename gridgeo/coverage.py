@@ -490,7 +490,9 @@ def _grid_frame(index, grids):
     frame = grids if isinstance(grids, gpd.GeoDataFrame) else getattr(index, "grids", None)
     if frame is None:
         raise TypeError("per_grid needs the grids GeoDataFrame (an AssignIndex alone has no polygons)")
-    frame = check(gcrs.to_storage(frame, name="grids"), "grids", name="grids")
+    scheme = getattr(index, "scheme", None)
+    frame = check(gcrs.to_storage(frame, name="grids"), "grids", name="grids",
+                  **({"scheme": scheme} if scheme is not None else {}))
     return frame[["code", "name", "level", "parent", frame.geometry.name]]
 
 

@@ -54,7 +54,7 @@ import pandas as pd
 import shapely
 
 from gridgeo import crs as gcrs
-from gridgeo.schema import DEFAULT_SCHEME, STATION_KINDS, check
+from gridgeo.schema import DEFAULT_SCHEME, STATION_KINDS, CodeScheme, check
 
 __all__ = [
     "STYLE_FILE",
@@ -455,7 +455,8 @@ def add_service_tiles(m, url: str, *, layers=("town", "village", "grid1", "grid2
 # ----------------------------------------------------------------------------
 
 
-def label_points(grids, *, levels=None, tolerance_m: float = 1.0, source=None) -> gpd.GeoDataFrame:
+def label_points(grids, *, levels=None, tolerance_m: float = 1.0, source=None,
+                 scheme: CodeScheme = DEFAULT_SCHEME) -> gpd.GeoDataFrame:
     """Where each unit's name is written: the centre of its largest inscribed circle.
 
     A centroid can fall outside a concave unit (a U-shaped village); the
@@ -490,7 +491,7 @@ def label_points(grids, *, levels=None, tolerance_m: float = 1.0, source=None) -
     >>> len(points), bool(points.within(villages, align=False).all())
     (28, True)
     """
-    frame = _units(grids, levels, source=source, name="grids")
+    frame = _units(grids, levels, source=source, name="grids", scheme=scheme)
     metric = gcrs.metric_crs(frame)
     geoms = frame.geometry.to_crs(metric).array
     spokes = shapely.maximum_inscribed_circle(np.asarray(geoms), tolerance_m)
@@ -550,12 +551,12 @@ def served_area(areas, *, minutes=None, tolerance_m: float = 2.0) -> gpd.GeoData
     return out.to_crs(gcrs.STORAGE_CRS)
 
 
-def _units(grids, levels, *, source, name):
-    frame = check(gcrs.to_storage(grids, source=source, name=name), "grids", name=name)
+def _units(grids, levels, *, source, name, scheme=DEFAULT_SCHEME):
+    frame = check(gcrs.to_storage(grids, source=source, name=name), "grids", name=name, scheme=scheme)
     if levels is not None:
-        unknown = sorted(set(levels) - set(DEFAULT_SCHEME.names))
+        unknown = sorted(set(levels) - set(scheme.names))
         if unknown:
-            raise ValueError(f"unknown level(s) {unknown}: use some of {list(DEFAULT_SCHEME.names)}")
+            raise ValueError(f"unknown level(s) {unknown}: use some of {list(scheme.names)}")
         frame = frame[frame["level"].isin(levels)]
     return frame.reset_index(drop=True)
 

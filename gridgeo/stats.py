@@ -131,7 +131,7 @@ def figures(grids, *, addresses=None, events=None, stations=None, bands=None,
     from gridgeo.assignment import AssignIndex
 
     index = grids if isinstance(grids, AssignIndex) else AssignIndex(grids, scheme=scheme or DEFAULT_SCHEME)
-    bands = _checked_bands(DEFAULT_BANDS if bands is None else bands, index.scheme)
+    bands = _checked_bands(_default_bands(index.scheme) if bands is None else bands, index.scheme)
     units = _unit_table(index)
     tree = _UnitTree(index, units, index.scheme)
     layers = {
@@ -289,6 +289,14 @@ def _with_rates(out, bands):
     return out
 
 
+def _default_bands(scheme) -> dict:
+    """:data:`DEFAULT_BANDS` for the default scheme; for another, the same
+    band on its main level (:attr:`~gridgeo.schema.CodeScheme.main_level`)."""
+    if all(lv in scheme.names for lv in DEFAULT_BANDS):
+        return dict(DEFAULT_BANDS)
+    return {scheme.main_level: next(iter(DEFAULT_BANDS.values()))}
+
+
 def _checked_bands(bands, scheme):
     unknown = [lv for lv in bands if lv not in scheme.names]
     if unknown:
@@ -355,7 +363,8 @@ def balance(figures, *, of="households", bands=None, within=None,
     if of not in figures.columns:
         raise KeyError(f"figures have no column {of!r}: compute them with the layer it comes from "
                        f"(they have {[c for c in figures.columns if c != 'geometry']})")
-    bands = _checked_bands((DEFAULT_BANDS if of == "households" else {}) if bands is None else bands, scheme)
+    bands = _checked_bands((_default_bands(scheme) if of == "households" else {}) if bands is None else bands,
+                           scheme)
     table = pd.DataFrame({"level": figures["level"].to_numpy(), "value": figures[of].to_numpy(float)},
                          index=figures.index)
     if "households_per_worker" in figures.columns:

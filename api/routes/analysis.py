@@ -23,7 +23,7 @@ from api import derived
 from api.auth import Principal, principal
 from api.problems import Problem
 from api.routes.figures import _check_level, _records
-from gridgeo.schema import DEFAULT_SCHEME, STATION_KINDS
+from gridgeo.schema import STATION_KINDS
 
 MIN_PUBLIC_ADDRESSES = 3
 """An area left out of a circle is shown to anonymous callers only when it
@@ -46,12 +46,14 @@ def router() -> APIRouter:
     @r.get("/coverage", summary="Walking-distance coverage per unit, and the areas left out")
     def coverage(request: Request,
                  minutes: Annotated[int, Query(description="The life circle: 5, 10 or 15")] = 15,
-                 level: str = "grid2",
+                 level: Annotated[str | None, Query(description="A grid level (default: the scheme's main "
+                                                            "level, grid2)")] = None,
                  parent: Annotated[str | None, Query(description="Only the children of this unit")] = None,
                  who: Principal = Depends(principal)):
         services = request.app.state.services
         _check_minutes(minutes)
-        _check_level(level)
+        level = level or services.store.scheme.main_level
+        _check_level(level, request)
         per_unit = derived.coverage_per_unit(services)
         if per_unit is None:
             raise Problem(404, "Not Found", "coverage needs stations and addresses in the store")
@@ -103,7 +105,7 @@ def router() -> APIRouter:
                                     tolerance_m=body.tolerance_m, name="request body")
         except gridgeo.crs.CRSError as exc:
             raise Problem(400, "Bad Request", str(exc)) from None
-        levels = [lv for lv in DEFAULT_SCHEME.names if lv in result.columns]
+        levels = [lv for lv in services.store.scheme.names if lv in result.columns]
         out = []
         for i, row in enumerate(result.astype(object).where(result.notna(), None).to_dict("records")):
             item = {"id": body.ids[i] if body.ids else i, "status": row["status"]}

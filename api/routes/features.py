@@ -10,6 +10,7 @@ Chinese web-map systems ``gcj02`` (Amap, Tencent) and ``bd09`` (Baidu).
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime, timezone
 from typing import Annotated
@@ -21,6 +22,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from gridgeo import crs as gcrs
+from gridgeo.schema import DEFAULT_SCHEME, CodeScheme
 from api.auth import Principal, principal
 from api.problems import Problem
 
@@ -53,15 +55,14 @@ class Collection:
 
 
 _GRID_FILTERS = ("code", "name", "level", "parent")
-COLLECTIONS = {c.id: c for c in [
-    Collection("town", "镇街 Towns and streets", "The 19 towns and streets (镇街) of the city.", filters=_GRID_FILTERS),
-    Collection("village", "村社 Villages and communities", "Villages (村) and communities (社区).",
-               filters=_GRID_FILTERS),
-    Collection("grid1", "一级网格 Level-1 grids", "Level-1 grids.", filters=_GRID_FILTERS),
-    Collection("grid2", "二级网格 Level-2 grids", "Level-2 grids: the unit of a grid worker's daily round.",
-               filters=_GRID_FILTERS),
-    Collection("grid3", "三级网格 Level-3 grids", "Level-3 grids, e.g. enterprise plots (专属网格).",
-               filters=_GRID_FILTERS),
+_GRID_DESCRIPTIONS = {
+    "town": "The towns and streets (镇街) of the city.",
+    "village": "Villages (村) and communities (社区).",
+    "grid1": "Level-1 grids.",
+    "grid2": "Level-2 grids: the unit of a grid worker's daily round.",
+    "grid3": "Level-3 grids, e.g. enterprise plots (专属网格).",
+}
+_OTHER_COLLECTIONS = [
     Collection("stations", "服务站点 Stations", "Service stations and service points.",
                filters=("station_id", "name", "kind", "grid_code")),
     Collection("roads", "道路 Roads", "Road centre lines (walking network).", filters=("road_id", "name", "class")),
@@ -69,7 +70,20 @@ COLLECTIONS = {c.id: c for c in [
                role="viewer", filters=("addr_id",)),
     Collection("events", "网格事件 Grid events", "Raw grid events; viewer role.", role="viewer",
                filters=("event_id", "category", "status"), temporal="reported_at"),
-]}
+]
+
+
+@functools.lru_cache(maxsize=8)
+def collections_for(scheme: CodeScheme) -> dict[str, Collection]:
+    """The collections of a store with this code scheme: one per grid level, then the other layers."""
+    grids = [Collection(lv.name, f"{lv.label} {lv.label_en[:1].upper()}{lv.label_en[1:]}".strip(),
+                        _GRID_DESCRIPTIONS.get(lv.name, f"{lv.label} ({lv.label_en}) units."), filters=_GRID_FILTERS)
+             for lv in scheme.levels]
+    return {c.id: c for c in [*grids, *_OTHER_COLLECTIONS]}
+
+
+COLLECTIONS = collections_for(DEFAULT_SCHEME)
+"""The collections of a store with the default scheme."""
 FILTER_NAMES = sorted({f for c in COLLECTIONS.values() for f in c.filters})
 
 
@@ -83,7 +97,7 @@ def router() -> APIRouter:
     @r.get("/collections", summary="The collections the caller may read")
     def collections(request: Request, who: Principal = Depends(principal)):
         services = request.app.state.services
-        visible = [c for c in COLLECTIONS.values() if who.has(c.role)]
+        visible = [c for c in collections_for(services.store.scheme).values() if who.has(c.role)]
         return {
             "links": [_link(request, "/collections", "self", "application/json")],
             "collections": [_collection_doc(request, services, c) for c in visible],
@@ -92,12 +106,12 @@ def router() -> APIRouter:
 
     @r.get("/collections/{collection_id}", summary="One collection")
     def collection(collection_id: str, request: Request, who: Principal = Depends(principal)):
-        c = _visible(collection_id, who)
+        c = _visible(collection_id, who, request)
         return _collection_doc(request, request.app.state.services, c)
 
     @r.get("/collections/{collection_id}/queryables", summary="The properties items can be filtered by")
     def queryables(collection_id: str, request: Request, who: Principal = Depends(principal)):
-        c = _visible(collection_id, who)
+        c = _visible(collection_id, who, request)
         kinds = request.app.state.services.store.columns(c.id)
         types = {"integer": "integer", "real": "number", "boolean": "boolean"}
         return JSONResponse({
@@ -129,7 +143,7 @@ def router() -> APIRouter:
     ):
         services = request.app.state.services
         settings = services.settings
-        c = _visible(collection_id, who)
+        c = _visible(collection_id, who, request)
         given = {"code": code, "name": name, "level": level, "parent": parent, "kind": kind,
                  "grid_code": grid_code, "station_id": station_id, "category": category, "status": status,
                  "road_id": road_id, "addr_id": addr_id, "event_id": event_id, "class": road_class}
@@ -160,7 +174,7 @@ def router() -> APIRouter:
              crs: Annotated[str | None, Query(description="Output CRS")] = None,
              who: Principal = Depends(principal)):
         services = request.app.state.services
-        c = _visible(collection_id, who)
+        c = _visible(collection_id, who, request)
         key = {"stations": "station_id", "roads": "road_id", "addresses": "addr_id", "events": "event_id"}.get(
             c.id, "code")
         out_crs = _crs(crs, "crs")
@@ -180,8 +194,8 @@ def router() -> APIRouter:
 # --- helpers -----------------------------------------------------------------------
 
 
-def _visible(collection_id: str, who: Principal) -> Collection:
-    c = COLLECTIONS.get(collection_id)
+def _visible(collection_id: str, who: Principal, request: Request) -> Collection:
+    c = collections_for(request.app.state.services.store.scheme).get(collection_id)
     if c is None:
         raise Problem(404, "Not Found", f"no collection {collection_id!r}: see /collections")
     if not who.has(c.role):
@@ -220,7 +234,6 @@ def _collection_doc(request: Request, services, c: Collection) -> dict:
 
 def _interval(text: str):
     """OGC ``datetime``: an instant, or ``start/end`` with ``..`` (or nothing) for an open end."""
-    import pandas as pd
 
     def instant(value: str):
         if value in ("", ".."):

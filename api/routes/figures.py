@@ -17,7 +17,7 @@ from fastapi import APIRouter, Query, Request
 from api import derived
 from api.problems import Problem
 from gridgeo import stats
-from gridgeo.schema import DEFAULT_SCHEME, EVENT_CATEGORIES, STATION_KINDS
+from gridgeo.schema import EVENT_CATEGORIES, STATION_KINDS
 
 SCHEMES = {
     "quantiles": "Quantiles",
@@ -37,26 +37,27 @@ def router() -> APIRouter:
         if code not in figures.index:
             raise Problem(404, "Not Found", f"no unit with code {code!r}")
         grids = derived.grids(services).set_index("code")
+        scheme = services.store.scheme
         level = figures.at[code, "level"]
-        chain = [c for c in DEFAULT_SCHEME.chain(code)[:-1] if c in figures.index]
+        chain = [c for c in scheme.chain(code)[:-1] if c in figures.index]
         children = figures[figures["parent"] == code]
         bounds = grids.geometry.loc[code].bounds
         return {
             "code": code,
             "level": level,
-            "level_label": DEFAULT_SCHEME.level(level).label,
+            "level_label": scheme.level(level).label,
             "bbox": [round(v, 7) for v in bounds],
             "figures": _records(figures.loc[[code]])[0],
             "chain": [{"code": c, "name": figures.at[c, "name"], "level": figures.at[c, "level"]} for c in chain],
             "children": _records(children),
-            "child_level": DEFAULT_SCHEME.child_level(level),
+            "child_level": scheme.child_level(level),
         }
 
     @r.get("/stats/{level}", summary="Figures of every unit of a level")
     def level_figures(level: str, request: Request,
                       parent: Annotated[str | None, Query(description="Only the children of this unit")] = None):
         figures = derived.public_figures(request.app.state.services)
-        _check_level(level)
+        _check_level(level, request)
         chosen = figures[figures["level"] == level]
         if parent:
             chosen = chosen[chosen["parent"] == parent]
@@ -70,7 +71,7 @@ def router() -> APIRouter:
         import mapclassify
 
         figures = derived.public_figures(request.app.state.services)
-        _check_level(level)
+        _check_level(level, request)
         if field not in figures.columns or not pd.api.types.is_numeric_dtype(figures[field]):
             numeric = [c for c in figures.columns if pd.api.types.is_numeric_dtype(figures[c])]
             raise Problem(400, "Bad Request", f"{field!r} is not a numeric figure: use one of {numeric}")
@@ -88,9 +89,9 @@ def router() -> APIRouter:
 
     @r.get("/stats/{level}/balance", summary="How even the units of a level are (households)")
     def level_balance(level: str, request: Request):
-        _check_level(level)
+        _check_level(level, request)
         f = derived.figures(request.app.state.services)
-        table = stats.balance(f)
+        table = stats.balance(f, scheme=request.app.state.services.store.scheme)
         if level not in table.index:
             raise Problem(404, "Not Found", f"no figures for level {level!r}")
         return _records(table.loc[[level]].reset_index())[0]
@@ -103,7 +104,8 @@ def router() -> APIRouter:
         by_code = figures.index.str.startswith(text)
         by_name = figures["name"].str.contains(text, regex=False, na=False)
         found = figures[by_code | by_name]
-        order = np.lexsort((found.index.to_numpy(), [DEFAULT_SCHEME.index(lv) for lv in found["level"]],
+        scheme = request.app.state.services.store.scheme
+        order = np.lexsort((found.index.to_numpy(), [scheme.index(lv) for lv in found["level"]],
                             ~found["name"].eq(text).to_numpy()))
         found = found.iloc[order].head(limit)
         return {"query": q, "results": [{"code": c, "name": n, "level": lv, "parent": p}
@@ -124,10 +126,10 @@ def router() -> APIRouter:
         return {"cell_m": cell, "cells": cells, "max": max((c[2] for c in cells), default=0)}
 
     @r.get("/vocabulary", summary="Levels, station kinds and event categories with their labels")
-    def vocabulary():
+    def vocabulary(request: Request):
         return {
             "levels": [{"name": lv.name, "label": lv.label, "label_en": lv.label_en, "full": lv.full}
-                       for lv in DEFAULT_SCHEME.levels],
+                       for lv in request.app.state.services.store.scheme.levels],
             "station_kinds": {k: {"label": v[0], "label_en": v[1]} for k, v in STATION_KINDS.items()},
             "event_categories": {k: {"label": v[0], "label_en": v[1]} for k, v in EVENT_CATEGORIES.items()},
         }
@@ -135,9 +137,10 @@ def router() -> APIRouter:
     return r
 
 
-def _check_level(level: str) -> None:
-    if level not in DEFAULT_SCHEME.names:
-        raise Problem(404, "Not Found", f"no level {level!r}: use one of {list(DEFAULT_SCHEME.names)}")
+def _check_level(level: str, request: Request) -> None:
+    names = request.app.state.services.store.scheme.names
+    if level not in names:
+        raise Problem(404, "Not Found", f"no level {level!r}: use one of {list(names)}")
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:

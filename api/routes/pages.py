@@ -27,7 +27,6 @@ from api import derived
 from api.problems import Problem
 from api.routes.analysis import _check_minutes, _feature_collection
 from api.routes.figures import _check_level, _records
-from gridgeo.schema import DEFAULT_SCHEME
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 APP = STATIC / "app"
@@ -78,7 +77,7 @@ def router() -> APIRouter:
 
     @r.get("/map/labels/{level}.json", summary="Where the map writes each unit's name: [[lat, lon, code, name]]")
     def labels(level: str, request: Request):
-        _check_level(level)
+        _check_level(level, request)
         services = request.app.state.services
 
         def build():
@@ -87,7 +86,7 @@ def router() -> APIRouter:
             grids = derived.grids(services)
             if not (grids["level"] == level).any():
                 return []
-            points = label_points(grids, levels=[level])
+            points = label_points(grids, levels=[level], scheme=services.store.scheme)
             return [[round(p.y, 6), round(p.x, 6), c, n]
                     for p, c, n in zip(points.geometry, points["code"], points["name"])]
 
@@ -126,26 +125,46 @@ def _data_config(services) -> dict:
     """What the page needs to know of the data before its first tile."""
     figures = derived.public_figures(services)
     grids = derived.grids(services)
-    levels = [lv for lv in DEFAULT_SCHEME.levels if (figures["level"] == lv.name).any()]
+    scheme = services.store.scheme
+    levels = [lv for lv in scheme.levels if (figures["level"] == lv.name).any()]
     events = derived.layer(services, "events")
     period = None
     if len(events):
         first, last = events["reported_at"].min(), events["reported_at"].max()
         period = {"first": first.strftime("%Y-%m-%d"), "last": last.strftime("%Y-%m-%d")}
     return {
-        "root": _root(figures, levels[0].name) if levels else None,
+        "root": _root(figures, levels[0].name, scheme) if levels else None,
+        "main_level": scheme.main_level,
+        "village_level": scheme.village_level,
         "levels": [{"name": lv.name, "label": lv.label, "label_en": lv.label_en, "full": lv.full,
-                    "width": DEFAULT_SCHEME.width(lv.name), "count": int((figures["level"] == lv.name).sum())}
+                    "width": scheme.width(lv.name), "count": int((figures["level"] == lv.name).sum()),
+                    "style": _style_of(scheme, lv)}
                    for lv in levels],
         "bounds": [round(float(v), 6) for v in grids.total_bounds] if len(grids) else None,
         "events": period,
     }
 
 
-def _root(figures: pd.DataFrame, top: str) -> dict:
+def _style_of(scheme, level) -> str:
+    """Which of the one map's level styles (style.json: town ... grid3) a level of
+    any scheme is drawn with: its own when it has one, else by its place."""
+    from gridgeo.schema import DEFAULT_SCHEME
+
+    if level.name in DEFAULT_SCHEME.names:
+        return level.name
+    if scheme.index(level.name) == 0:
+        return "town"
+    if level.name == scheme.village_level:
+        return "village"
+    if level.name == scheme.main_level:
+        return "grid2"
+    return "grid1" if level.full else "grid3"
+
+
+def _root(figures: pd.DataFrame, top: str, scheme) -> dict:
     """The whole city (the county above the top level): its towns' figures added up."""
     towns = figures[figures["level"] == top]
-    code = towns.index[0][: DEFAULT_SCHEME.root_digits]
+    code = towns.index[0][: scheme.root_digits]
     total = {c: int(towns[c].sum()) for c in SUMMED if c in towns.columns}
     if total.get("workers"):
         total["households_per_worker"] = total["households"] / total["workers"]

@@ -54,7 +54,6 @@ from api.auth import Principal, require
 from api.problems import Problem
 from api.routes.analysis import _feature_collection
 from api.routes.figures import _check_level, _records
-from gridgeo.schema import DEFAULT_SCHEME
 from gridgeo.store import PublishError, StaleEditError
 
 PLANNER = require("planner")
@@ -93,7 +92,7 @@ class Working(BaseModel):
 class NewPlan(BaseModel):
     name: str = Field(..., min_length=1, max_length=200)
     parent: str = Field(..., min_length=1, description="The unit whose grids are redrawn (a village)")
-    level: str = Field("grid2", description="The level painted")
+    level: str | None = Field(None, description="The level painted (default: the scheme's main level, grid2)")
     start: Literal["published", "suggested"] = Field(
         "published", description="Start from the published grids, or from gridgeo.plan.suggest_division of them")
     description: str = ""
@@ -143,8 +142,9 @@ def router() -> APIRouter:
                                                "from an automatic division")
     def create(body: NewPlan, request: Request, who: Principal = Depends(PLANNER)):
         services = request.app.state.services
-        _check_level(body.level)
-        levels = _levels_from(services, body.parent, body.level)
+        level = body.level or services.store.scheme.main_level
+        _check_level(level, request)
+        levels = _levels_from(services, body.parent, level)
         try:
             plan = services.store.create_plan(body.name, parent=body.parent, levels=levels, author=who.name,
                                               description=body.description)
@@ -234,7 +234,8 @@ def _base(services, parent: str, levels: list[str]) -> gridgeo.plan.PlanState:
         inside = inside.drop(columns=[c for c in ("revision", "author") if c in inside.columns])
         box = inside.loc[inside["code"] == parent].total_bounds
         return gridgeo.plan.start(
-            inside, parent, level=_painted(levels), editable=levels, name=f"the published grids of {parent}",
+            inside, parent, level=_painted(levels, services.store.scheme), editable=levels,
+            name=f"the published grids of {parent}", scheme=services.store.scheme,
             roads=_clipped(derived.layer(services, "roads"), box),
             addresses=_clipped(derived.layer(services, "addresses"), box),
             stations=_clipped(derived.layer(services, "stations"), box),
@@ -281,13 +282,13 @@ def _levels_from(services, parent: str, level: str) -> list[str]:
     """The level painted and the levels below it present in the parent (recoded when their block moves)."""
     grids = derived.grids(services)
     present = set(grids.loc[grids["code"].str.startswith(parent), "level"])
-    names = DEFAULT_SCHEME.names
+    names = services.store.scheme.names
     return [lv for lv in names[names.index(level):] if lv == level or lv in present]
 
 
-def _painted(levels: list[str]) -> str:
+def _painted(levels: list[str], scheme) -> str:
     """The level a plan paints: its deepest full level (as :func:`gridgeo.plan.from_store` opens it)."""
-    full = [lv.name for lv in DEFAULT_SCHEME.levels if lv.full and lv.name in levels]
+    full = [lv.name for lv in scheme.levels if lv.full and lv.name in levels]
     return full[-1] if full else levels[-1]
 
 
@@ -359,7 +360,7 @@ def _state_body(state) -> dict:
     from gridgeo.maps import label_points
 
     units = _records(pd.DataFrame(state.units[["code", "name", "parent"]]))
-    points = label_points(state.units).geometry
+    points = label_points(state.units, scheme=state.scheme).geometry
     for unit, y, x in zip(units, points.y, points.x):
         unit["label"] = [round(float(y), 6), round(float(x), 6)]
     return {

@@ -55,7 +55,7 @@ _MAX_STEPS = 1500   # recombinations at most, per parent
 
 
 def suggest_division(parent, blocks=None, *, band=DEFAULT_BAND, of: str = "households", seed: int = 0,
-                     patience: int = _PATIENCE, max_steps: int = _MAX_STEPS):
+                     patience: int = _PATIENCE, max_steps: int = _MAX_STEPS, scheme=None):
     """Propose grids of whole blocks, contiguous and compact, with households inside the band.
 
     Parameters
@@ -77,6 +77,9 @@ def suggest_division(parent, blocks=None, *, band=DEFAULT_BAND, of: str = "house
     patience, max_steps : int
         Stop after `patience` recombinations without improvement, or after
         `max_steps`, per unit divided.
+    scheme : CodeScheme, optional
+        With a GeoDataFrame `parent`: the code scheme of the new units' codes
+        (default :data:`gridgeo.schema.DEFAULT_SCHEME`); a plan state has its own.
 
     Returns
     -------
@@ -119,7 +122,7 @@ def suggest_division(parent, blocks=None, *, band=DEFAULT_BAND, of: str = "house
         if blocks is not None:
             raise TypeError("a PlanState has its blocks: call suggest_division(state, band=...)")
         return _divide_state(parent, (low, high), of, seed, patience, max_steps)
-    return _divide_units(parent, blocks, (low, high), of, seed, patience, max_steps)
+    return _divide_units(parent, blocks, (low, high), of, seed, patience, max_steps, scheme or DEFAULT_SCHEME)
 
 
 # --- the two entry points -----------------------------------------------------------
@@ -148,7 +151,7 @@ def _divide_state(state, band, of, seed, patience, max_steps):
     return state._replace(codes, units, edit=edit, attrs={**state.attrs, "division": table})
 
 
-def _divide_units(units, blocks, band, of, seed, patience, max_steps):
+def _divide_units(units, blocks, band, of, seed, patience, max_steps, scheme):
     if not isinstance(units, gpd.GeoDataFrame) or blocks is None:
         raise TypeError("suggest_division takes a PlanState, or the units to divide (GeoDataFrame) and their "
                         "blocks (gridgeo.plan.blocks)")
@@ -168,7 +171,6 @@ def _divide_units(units, blocks, band, of, seed, patience, max_steps):
                               shape=(n, n))
     weights = pd.to_numeric(frame[of], errors="coerce").fillna(0).to_numpy(dtype=float)
     ids = frame["block_id"].astype("str").to_numpy(dtype=object) if "block_id" in frame else np.arange(n).astype(str)
-    scheme = DEFAULT_SCHEME
     codes = np.full(n, "", dtype=object)
     rows, report = [], []
     for k, (code, level, name) in enumerate(zip(units["code"], units["level"], units.get("name", units["code"]))):

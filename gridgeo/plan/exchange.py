@@ -22,7 +22,7 @@ from gridgeo import io as gio
 from gridgeo.plan.edits import _check_state, _new_rows
 from gridgeo.plan.errors import PlanError
 from gridgeo.plan.state import PlanState, _validation, start
-from gridgeo.schema import DEFAULT_SCHEME, normalise_codes
+from gridgeo.schema import normalise_codes
 
 __all__ = ["to_csv", "read_csv", "export", "from_store", "save"]
 
@@ -64,7 +64,7 @@ def to_csv(state: PlanState, path=None, *, overwrite: bool = False):
         return table
     target = Path(path)
     if target.exists() and not overwrite:
-        raise FileExistsError(f"{target} exists: pass overwrite=True to replace it")
+        raise FileExistsError(f"{target} exists: pass overwrite=True (--overwrite on the command line) to replace it")
     handle, staged = tempfile.mkstemp(prefix=".gridgeo-", suffix=".csv", dir=target.parent)
     os.close(handle)
     try:
@@ -272,9 +272,11 @@ def from_store(store, plan_id: int, *, level: str | None = None, roads=None, blo
         addresses = store.read("addresses", bbox=tuple(bounds))
     if stations is None and "stations" in store.collections():
         stations = store.read("stations", bbox=tuple(bounds))
-    full = [lv.name for lv in DEFAULT_SCHEME.levels if lv.full and lv.name in levels]
+    scheme = store.scheme
+    full = [lv.name for lv in scheme.levels if lv.full and lv.name in levels]
     state = start(grids, parent, level=level or (full[-1] if full else levels[-1]), roads=roads, blocks=blocks,
-                  addresses=addresses, stations=stations, coverage=coverage, network=network, editable=levels)
+                  addresses=addresses, stations=stations, coverage=coverage, network=network, editable=levels,
+                  scheme=scheme)
     record = {"plan_id": int(plan_id), "revision": int(info["revision"]),
               "units": dict(zip(units["code"], units["revision"].astype(int))),
               "base": units.drop(columns=["revision", "author"])}

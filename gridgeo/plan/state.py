@@ -495,8 +495,9 @@ def start(grids, parent: str, *, level: str | None = None, roads=None, blocks=No
 
 
 def _default_level(scheme, scope_level):
-    if "grid2" in scheme.names and scheme.index("grid2") > scheme.index(scope_level):
-        return "grid2"
+    main = scheme.main_level
+    if scheme.index(main) > scheme.index(scope_level):
+        return main
     child = scheme.child_level(scope_level)
     if child is None:
         raise ValueError(f"a {scope_level} unit has no level below it to plan")

@@ -6,7 +6,8 @@ import {label, language, number, setLanguage, t} from './i18n.js';
 import {Coverage, Fills, Heat, Labels, Lines, Stations} from './layers.js';
 import {Panel, Search} from './panel.js';
 
-const CHOROPLETH_LEVELS = ['village', 'grid1', 'grid2', 'grid3'];
+// every level below the top one can be coloured (the store's code scheme says which they are)
+const choroplethLevels = (ctx) => ctx.levels.slice(1).map((lv) => lv.name);
 const SCHEMES = ['fisher_jenks', 'quantiles', 'equal_interval'];
 const MINUTES = [5, 10, 15];
 
@@ -41,19 +42,19 @@ function defaultState(ctx) {
   return {
     layers: new Set([...ctx.levels.map((lv) => lv.name), 'stations']),
     kinds: new Set(Object.keys(ctx.vocabulary.station_kinds)),
-    heat: false, field: '', flevel: 'grid2', scheme: ctx.style.choropleth.scheme,
+    heat: false, field: '', flevel: ctx.config.main_level ?? 'grid2', scheme: ctx.style.choropleth.scheme,
     coverage: 0, category: '', from: '', to: '', unit: '', lang: 'zh', view: null,
   };
 }
 
-function readHash(state) {
+function readHash(state, ctx) {
   const q = new URLSearchParams(location.hash.slice(1));
   const list = (key) => (q.get(key) ?? '').split(',').filter(Boolean);
   if (q.has('layers')) state.layers = new Set(list('layers'));
   if (q.has('kinds')) state.kinds = new Set(list('kinds'));
   state.heat = q.get('heat') === '1';
   state.field = q.get('field') ?? '';
-  if (CHOROPLETH_LEVELS.includes(q.get('flevel'))) state.flevel = q.get('flevel');
+  if (choroplethLevels(ctx).includes(q.get('flevel'))) state.flevel = q.get('flevel');
   if (SCHEMES.includes(q.get('scheme'))) state.scheme = q.get('scheme');
   state.coverage = MINUTES.includes(Number(q.get('cov'))) ? Number(q.get('cov')) : 0;
   state.category = q.get('cat') ?? '';
@@ -101,7 +102,7 @@ function buildControls(ctx) {
       <span data-kind-label="${kind}"></span></label></li>`).join('');
   document.getElementById('heat-toggle').checked = state.heat;
 
-  const levels = ctx.levels.map((lv) => lv.name).filter((name) => CHOROPLETH_LEVELS.includes(name));
+  const levels = choroplethLevels(ctx);
   fillSelect('choropleth-field', ['', ...Object.keys(style.fields)], state.field);
   fillSelect('choropleth-level', levels, state.flevel);
   fillSelect('choropleth-scheme', SCHEMES, state.scheme);
@@ -177,7 +178,7 @@ function listen(ctx) {
   on('heat-toggle', 'change', (e) => { state.heat = e.target.checked; refresh(ctx, 'heat'); });
   on('choropleth-field', 'change', (e) => {
     state.field = e.target.value;
-    if (state.field === 'band') document.getElementById('choropleth-level').value = state.flevel = 'grid2';
+    if (state.field === 'band') document.getElementById('choropleth-level').value = state.flevel = ctx.config.main_level ?? 'grid2';
     refresh(ctx, 'fills');
     ctx.panel.render();
   });
@@ -293,6 +294,7 @@ async function start() {
     api('/map/config.json'), api('/static/app/style.json'), api('/vocabulary'), api('/tiles'),
   ]);
   const vocabLevels = Object.fromEntries(vocabulary.levels.map((lv) => [lv.name, lv]));
+  for (const lv of config.levels) style.levels[lv.name] ??= style.levels[lv.style];  // a scheme's own levels
   const ctx = {
     api, config, style, vocabulary,
     levels: config.levels,
@@ -301,7 +303,7 @@ async function start() {
     legends: {},
   };
   ctx.state = defaultState(ctx);
-  readHash(ctx.state);
+  readHash(ctx.state, ctx);
 
   const map = L.map('map', {zoomSnap: 0.25, zoomDelta: 0.5, minZoom: 7, maxZoom: 18, preferCanvas: true});
   ctx.map = map;

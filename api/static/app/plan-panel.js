@@ -43,7 +43,7 @@ export function gridList(ctx) {
                  ${ctx.readOnly() ? 'disabled' : ''}>
           <span class="swatch-box" style="background:${ctx.colours.of(g.code)}"></span>
           <span class="grid-name">${esc(g.name)}</span>
-          <span class="code">${g.code.slice(-4)}</span>
+          <span class="code">${ctx.codeTail(g.code)}</span>
           <span class="hh" data-value="households">${number(g.households)}</span>
         </div>
         <div class="bar" title="${low}–${high}">

@@ -10,8 +10,19 @@ import {Blocks, Colours, esc, Outlines, SplitLine, Stations, Villages} from './p
 import {diffView, editLog, gridList, plansList, summary} from './plan-panel.js';
 
 const KEY = 'gridgeo.key';
-const PLAN_LEVELS = ['grid1', 'grid2'];   // the full levels a planner paints
-const PARENT_LEVELS = ['village', 'grid1'];
+// The levels of the store's code scheme (from /map/config.json): a plan is opened on a
+// village (or a full level below it that has a full level below it) and paints a full
+// level below that.
+let PLAN_LEVELS = ['grid1', 'grid2'];
+let PARENT_LEVELS = ['village', 'grid1'];
+
+function schemeLevels(config) {
+  const names = config.levels.map((lv) => lv.name);
+  const village = config.village_level ?? 'village';
+  const below = config.levels.filter((lv) => lv.full && names.indexOf(lv.name) > names.indexOf(village)).map((lv) => lv.name);
+  PLAN_LEVELS = below;
+  PARENT_LEVELS = [village, ...below.slice(0, -1)];
+}
 
 class Refused extends Error {
   constructor(status, problem) {
@@ -368,9 +379,10 @@ function choose(unit) {
 
 function fillLevels() {
   const select = document.getElementById('new-level');
-  const parentLevel = ctx.chosen?.level ?? 'village';
+  const parentLevel = ctx.chosen?.level ?? PARENT_LEVELS[0];
   const below = PLAN_LEVELS.filter((lv) => ctx.levelOrder.indexOf(lv) > ctx.levelOrder.indexOf(parentLevel));
-  select.innerHTML = below.map((lv) => `<option value="${lv}" ${lv === 'grid2' ? 'selected' : ''}>${esc(ctx.levelLabel(lv))}</option>`).join('');
+  const main = ctx.config?.main_level ?? 'grid2';
+  select.innerHTML = below.map((lv) => `<option value="${lv}" ${lv === main ? 'selected' : ''}>${esc(ctx.levelLabel(lv))}</option>`).join('');
 }
 
 async function create() {
@@ -519,11 +531,20 @@ function hash() {
 async function start() {
   const q = new URLSearchParams(location.hash.slice(1));
   setLanguage(q.get('lang') === 'en' ? 'en' : 'zh');
-  const [style, vocabulary, config, villages, labels] = await Promise.all([
+  const [style, vocabulary, config] = await Promise.all([
     api('/static/app/style.json'), api('/vocabulary'), api('/map/config.json'),
-    api('/collections/village/items?limit=10000'), api('/map/labels/village.json'),
   ]);
+  schemeLevels(config);
+  const village = PARENT_LEVELS[0];
+  const [villages, labels] = await Promise.all([
+    api(`/collections/${village}/items?limit=10000`), api(`/map/labels/${village}.json`),
+  ]);
+  for (const lv of config.levels) style.levels[lv.name] ??= style.levels[lv.style];  // a scheme's own levels
   ctx.style = style;
+  ctx.config = config;
+  // a grid's code past its village's: what tells the grids of one village apart
+  const villageWidth = config.levels.find((lv) => lv.name === village)?.width ?? 12;
+  ctx.codeTail = (code) => code.slice(villageWidth);
   const levels = Object.fromEntries(vocabulary.levels.map((lv) => [lv.name, lv]));
   ctx.levelOrder = vocabulary.levels.map((lv) => lv.name);
   ctx.levelLabel = (name) => (language() === 'en' ? levels[name]?.label_en : levels[name]?.label) ?? name;
@@ -535,7 +556,7 @@ async function start() {
   for (const name of ['compare', 'outlines', 'labels']) map.getPane(name).style.pointerEvents = 'none';
   if (config.basemap?.kind === 'xyz') L.tileLayer(config.basemap.url, {maxZoom: 19, attribution: config.basemap.attribution || ''}).addTo(map);
   ctx.villages = new Villages(map, style, (props, bounds) => {
-    choose({code: props.code, name: props.name, level: 'village'});
+    choose({code: props.code, name: props.name, level: village});
     map.fitBounds(bounds, {padding: [40, 40], maxZoom: 16});
   });
   map.fitBounds(ctx.villages.load(villages, labels.labels), {padding: [20, 20]});
@@ -544,6 +565,7 @@ async function start() {
   ctx.outlines = new Outlines(map, ctx);
   ctx.stations = new Stations(map, style);
   ctx.splitLine = new SplitLine(map, split);
+
   ctx.splitLine.setLanguage(language());
 
   fillLevels();
