@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 import gridgeo
 import gridgeo.store
 from api import problems
-from api.routes import analysis, features, figures, pages, plans, tiles
+from api.routes import analysis, features, figures, imports, pages, plans, tiles
 from api.services import Services
 from api.settings import Settings
 from gridgeo.crs import CRSError
@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = services
     app.state.settings = settings
 
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body, uploads={"/imports": settings.max_upload})
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["X-API-Key", "Authorization", "Content-Type", "If-None-Match"])
@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(analysis.router())
     app.include_router(pages.router())
     app.include_router(plans.router())
+    app.include_router(imports.router())
     pages.mount(app)
     return app
 
@@ -134,17 +135,19 @@ class RequestLog:
 
 
 class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` with 413 before reading them."""
+    """Refuse request bodies over ``max_bytes`` with 413 before reading them
+    (``uploads``: paths that take files, with their own limit)."""
 
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app, max_bytes: int, uploads: dict[str, int] | None = None):
+        self.app, self.max_bytes, self.uploads = app, max_bytes, uploads or {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
+            limit = self.uploads.get(scope["path"], self.max_bytes)
             length = dict(scope["headers"]).get(b"content-length")
-            if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            if length is not None and (not length.isdigit() or int(length) > limit):
                 response = problems.problem_response(413, "Payload Too Large",
-                                                     f"request bodies are limited to {self.max_bytes} bytes")
+                                                     f"request bodies are limited to {limit} bytes")
                 return await response(scope, receive, send)
         return await self.app(scope, receive, send)
 

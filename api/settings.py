@@ -16,6 +16,9 @@ GRIDGEO_TILE_CACHE     directory for rendered tiles                (memory only)
 GRIDGEO_BASEMAP        XYZ template of a basemap for the map page  (none)
 GRIDGEO_TIANDITU_KEY   天地图 key: the government basemap          (none)
 GRIDGEO_VERSION_TTL    seconds between checks of the data version  1.0
+GRIDGEO_IMPORTS_DIR    where planners' uploads are kept (shared    (a folder in the
+                       by the service's workers)                   temporary directory)
+GRIDGEO_MAX_UPLOAD     the largest upload, in bytes                200 MiB
 =====================  ==========================================  =====================
 """
 
@@ -41,3 +44,5 @@ class Settings(BaseSettings):
     basemap_attribution: str = ""
     tianditu_key: str | None = None
     version_ttl: float = 1.0
+    imports_dir: str | None = None
+    max_upload: int = 200 * 2**20

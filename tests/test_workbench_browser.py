@@ -23,6 +23,7 @@ import pandas as pd
 import pytest
 import shapely
 
+import gridgeo.crs
 import gridgeo.plan
 import gridgeo.store
 from adjacency import edge_graph
@@ -394,3 +395,54 @@ def test_publish_reaches_the_one_map_and_its_tiles(open_bench, bench, sample):
     decoded = mapbox_vector_tile.decode(r.content)["grid2"]["features"]
     shown = {f["properties"]["code"]: f["properties"]["households"] for f in decoded}
     assert shown[target] == households(expected)[target]
+
+
+def test_upload_an_office_file_and_open_it_as_a_draft(open_bench, bench, sample, tmp_path):
+    """A village office's redrawn level-2 grids, a GBK shapefile in GK zone 39 zipped as it
+    is mailed, one grid drawn 60 m over its neighbours: the page shows what the intake
+    found (columns, counts, the overlap on the map) and opens it as a draft; nothing is
+    published."""
+    import zipfile
+
+    import geopandas as gpd
+
+    from office_files import grid_shapefile
+
+    grid2 = sample.grids[sample.grids["level"] == "grid2"]
+    village = next(v for v in sorted(set(grid2["code"].str[:12])) if v not in (VILLAGE, PUBLISHED_VILLAGE)
+                   and (grid2["code"].str[:12] == v).sum() >= 3)
+    mine = grid2[grid2["code"].str.startswith(village)].copy()
+    metric = gridgeo.crs.metric_crs(mine)
+    first = mine.index[0]
+    mine.loc[first, "geometry"] = gpd.GeoSeries([mine.loc[first, "geometry"]], crs=4490).to_crs(metric) \
+        .buffer(60).to_crs(4490).iloc[0]
+    shp = grid_shapefile(tmp_path, mine, name="村网格.shp")
+    archive = tmp_path / "村网格.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for part in tmp_path.glob("村网格.*"):
+            if part.suffix != ".zip":
+                z.write(part, arcname=part.name)
+    version = httpx.get(f"{bench.url}/health").json()["data_version"]
+
+    page, _ = open_bench(bench.keys["zhang"])
+    page.set_input_files("#import-file", str(archive))
+    page.click("#import-upload")
+    page.wait_for_selector("#import-panel:not([hidden])", timeout=60_000)
+    settle(page)
+    assert page.locator("#import-panel").get_attribute("data-ok") == "false"
+    assert page.locator("#import-mapping select[data-target='code']").input_value() == "网格编码"
+    assert page.locator("#import-mapping select[data-target='level']").input_value() == "网格等级"
+    assert page.locator("#import-counts [data-count='grid2'] dd").inner_text() == str(len(mine))
+    assert page.locator("#import-problems li[data-kind='overlap']").count() >= 1
+    assert page.evaluate("workbench.importer.problems.getLayers().length") >= 1
+    screenshot(page, "workbench-import-report.png")
+
+    page.click("#import-open")
+    page.wait_for_function("document.getElementById('import-panel').hidden && workbench.state "
+                           f"&& workbench.state.plan.parent === '{village}'", timeout=60_000)
+    settle(page)
+    rows = page.locator("#grid-list [data-grid]")
+    assert sorted(rows.nth(k).get_attribute("data-grid") for k in range(rows.count())) == sorted(mine["code"])
+    assert page.locator("#plan-status").inner_text() == "草稿"
+    screenshot(page, "workbench-import-opened.png")
+    assert httpx.get(f"{bench.url}/health").json()["data_version"] == version  # nothing published

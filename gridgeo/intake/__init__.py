@@ -17,17 +17,20 @@ service's ``POST /imports`` and the workbench, takes them in:
 - :func:`load` puts checked files into a store, changing only what they name
   (a file of level-2 grids replaces level-2 grids, under the parents it
   covers), or refuses and changes nothing;
+- :func:`to_plans` opens a grid file that a load would refuse as draft plans,
+  to fix and publish on the workbench;
 - :func:`detect_offset` tells whether a layer fits a trusted one better read
   as GCJ-02 or BD-09 than as it says.
 """
 
 from __future__ import annotations
 
+from gridgeo.intake.drafts import to_plans
 from gridgeo.intake.inspection import Finding, Intake, inspect
 from gridgeo.intake.mapping import Mapping
 from gridgeo.intake.offset import detect_offset
 
-__all__ = ["inspect", "load", "Intake", "Finding", "Mapping", "IntakeError", "detect_offset"]
+__all__ = ["inspect", "load", "to_plans", "Intake", "Finding", "Mapping", "IntakeError", "detect_offset"]
 
 
 class IntakeError(ValueError):

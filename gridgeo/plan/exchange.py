@@ -24,7 +24,7 @@ from gridgeo.plan.errors import PlanError
 from gridgeo.plan.state import PlanState, _validation, start
 from gridgeo.schema import normalise_codes
 
-__all__ = ["to_csv", "read_csv", "export", "from_store", "save"]
+__all__ = ["to_csv", "read_csv", "lay", "export", "from_store", "save"]
 
 CSV_COLUMNS = ("block_id", "grid", "grid_name")
 """The columns of the block-to-grid CSV."""
@@ -145,6 +145,95 @@ def read_csv(state: PlanState, table) -> PlanState:
     checked = _validation(new)
     report["errors"] = checked[checked["severity"] == "error"].reset_index(drop=True)
     return dataclasses.replace(new, attrs={**new.attrs, "import": report})
+
+
+def lay(state: PlanState, units, *, min_share: float = 0.5, rest: str = "keep") -> PlanState:
+    """Paint a state's level from units drawn elsewhere (an office's file), block by block.
+
+    A plan's grids are unions of its blocks; units drawn in another program
+    rarely are. The rule: each block goes to the unit covering the largest
+    part of its area (units covering it within 1 % of each other, as where two
+    drawn units overlap: the grid the block is in now, if it is one of them),
+    when that part is at least ``min_share`` of the block;
+    a block no unit covers that much keeps the grid it is in (``rest="keep"``)
+    or is left unassigned (``rest="unassign"``, an uncovered area to paint).
+    Units keep their codes and names; the table this makes goes through
+    :func:`read_csv`, so codes that are not of the plan's level under one of
+    its parents are reported there.
+
+    Parameters
+    ----------
+    state : PlanState
+    units : GeoDataFrame
+        ``code`` (and ``name``) and polygons of the state's level, any CRS
+        :func:`gridgeo.crs.to_storage` accepts; other levels are ignored.
+    min_share : float, default 0.5
+    rest : {"keep", "unassign"}, default "keep"
+
+    Returns
+    -------
+    PlanState
+        ``attrs["import"]`` as :func:`read_csv` gives it, and
+        ``attrs["laid"]``: per unit its ``code``, ``drawn_m2`` (its area as
+        drawn), ``laid_m2`` (its blocks' area), ``kept_share`` (the part of
+        the drawn area its blocks cover) and ``blocks``; ``attrs["kept_blocks"]``
+        the ids of the blocks no unit covered that kept their grid.
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> s = gridgeo.sample.load()
+    >>> state = gridgeo.plan.start(s.grids, "350582106201", roads=s.roads)
+    >>> metric = gridgeo.crs.metric_crs(state.units)
+    >>> wide = state.units.to_crs(metric).buffer(5).to_crs(4490)       # drawn 5 m wide all round
+    >>> laid = gridgeo.plan.lay(state, state.units.assign(geometry=wide))
+    >>> laid.assignment.equals(state.assignment), bool((laid.attrs["laid"]["kept_share"] > 0.95).all())
+    (True, True)
+    """
+    from gridgeo import crs as gcrs
+
+    _check_state(state)
+    frame = gcrs.to_storage(units, name="units")
+    if "level" in frame.columns:
+        frame = frame[frame["level"] == state.level]
+    metric = gcrs.metric_crs(state.blocks)
+    drawn = np.asarray(shapely.make_valid(np.asarray(frame.to_crs(metric).geometry.array)))
+    blocks = np.asarray(state.blocks.to_crs(metric).geometry.array)
+    block_area = shapely.area(blocks)
+    b, u = shapely.STRtree(drawn).query(blocks, predicate="intersects")
+    shared = shapely.area(shapely.intersection(blocks[b], drawn[u]))
+    codes = frame["code"].astype(str).to_numpy()
+    ids = state.blocks["block_id"].to_numpy()
+    pairs = pd.DataFrame({"b": b, "u": u, "shared": shared})
+    top = pairs.groupby("b")["shared"].transform("max")
+    pairs["near"] = pairs["shared"] >= top - 0.01 * block_area[pairs["b"].to_numpy()]
+    now = state.assignment.reindex(ids[pairs["b"].to_numpy()]).fillna("").to_numpy(dtype=object)
+    pairs["current"] = now == codes[pairs["u"].to_numpy()]
+    best = pairs.sort_values(["near", "current", "shared"], ascending=False).drop_duplicates("b")
+    best = best[best["shared"] >= min_share * block_area[best["b"].to_numpy()]]
+    names = frame["name"].astype(str).to_numpy() if "name" in frame.columns else codes
+    if rest not in ("keep", "unassign"):
+        raise ValueError(f"rest must be 'keep' or 'unassign', got {rest!r}")
+    table = pd.DataFrame({"block_id": ids[best["b"].to_numpy()], "grid": codes[best["u"].to_numpy()],
+                          "grid_name": names[best["u"].to_numpy()]})
+    left = np.setdiff1d(np.arange(len(ids)), best["b"].to_numpy())
+    current = state.assignment.reindex(ids[left]).fillna("").to_numpy(dtype=object)
+    kept_blocks = [b for b, c in zip(ids[left], current) if c] if rest == "keep" else []
+    if kept_blocks:
+        table = pd.concat([table, pd.DataFrame({"block_id": kept_blocks, "grid": [c for c in current if c],
+                                                "grid_name": ""})], ignore_index=True)
+    laid = read_csv(state, table)
+    renamed = dict(zip(codes, names))
+    units_now = laid.units.assign(name=[renamed.get(c, n) for c, n in zip(laid.units["code"], laid.units["name"])])
+    kept = pd.DataFrame({"b": b, "u": u, "shared": shared}).merge(best[["b", "u"]], on=["b", "u"])
+    per_unit = pd.DataFrame({"code": codes, "drawn_m2": shapely.area(drawn)})
+    per_unit["laid_m2"] = pd.Series(block_area[best["b"].to_numpy()]).groupby(best["u"].to_numpy()).sum() \
+        .reindex(range(len(codes)), fill_value=0.0).to_numpy()
+    per_unit["kept_share"] = (kept.groupby("u")["shared"].sum().reindex(range(len(codes)), fill_value=0.0)
+                              .to_numpy() / np.maximum(per_unit["drawn_m2"].to_numpy(), 1e-9))
+    per_unit["blocks"] = best.groupby("u").size().reindex(range(len(codes)), fill_value=0).to_numpy()
+    return dataclasses.replace(laid, units=units_now,
+                               attrs={**laid.attrs, "laid": per_unit, "kept_blocks": kept_blocks})
 
 
 def _table(table) -> pd.DataFrame:

@@ -7,6 +7,7 @@
 import './plan-words.js';
 import {language, setLanguage, t} from './i18n.js';
 import {Blocks, Colours, esc, Outlines, SplitLine, Stations, Villages} from './plan-layers.js';
+import {Importer} from './plan-import.js';
 import {diffView, editLog, gridList, plansList, summary} from './plan-panel.js';
 
 const KEY = 'gridgeo.key';
@@ -143,6 +144,7 @@ function show(body, {blocks}) {
     api(`/collections/stations/items?bbox=${box.join(',')}&limit=10000`).then((found) => ctx.stations.load(found));
   }
   ctx.villages.show(false);
+  if (ctx.importer?.report) ctx.importer.close();
   location.hash = hash();
   document.getElementById('welcome').hidden = true;
   document.getElementById('plan-panel').hidden = false;
@@ -565,7 +567,14 @@ async function start() {
   ctx.outlines = new Outlines(map, ctx);
   ctx.stations = new Stations(map, style);
   ctx.splitLine = new SplitLine(map, split);
-
+  ctx.importer = new Importer(map, ctx, {
+    key: () => sessionStorage.getItem(KEY),
+    onOpen: async (plans) => {
+      await openPlan(plans[0].id);
+      toast(t('import_opened', {n: plans.length}));
+    },
+    onError: (text) => message(text),
+  });
   ctx.splitLine.setLanguage(language());
 
   fillLevels();

@@ -1,0 +1,236 @@
+"""Uploads for planners: an office's file checked by gridgeo.intake, then opened as draft plans.
+
+- ``POST /imports`` (planner): a file as ``multipart/form-data`` (``file``;
+  the parts of a shapefile together, or a zip of them), with optional form
+  fields ``kind``, ``crs``, ``mapping`` (JSON, :class:`gridgeo.intake.Mapping`)
+  and ``scope``. Answers the report: what the file holds, the detected
+  mapping and the file's columns, the counts per level, what it would change,
+  every problem (located ones as GeoJSON) and the units to draw.
+- ``GET /imports/{id}``: the report again.
+- ``POST /imports/{id}/check``: the same file with an edited mapping.
+- ``POST /imports/{id}/plans``: open the file's grids as draft plans, one per
+  unit redrawn (:func:`gridgeo.intake.to_plans`). An upload never publishes.
+
+The uploaded files are kept under ``GRIDGEO_IMPORTS_DIR`` (by default a
+folder in the system's temporary directory), so that every worker of the
+service reads the same upload.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import shapely
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from api.auth import Principal, require
+from api.problems import Problem
+from gridgeo import intake
+
+PLANNER = require("planner")
+_ID = re.compile(r"^[0-9a-f]{16}$")
+_MAX_UNITS_DRAWN = 5000
+_KEEP = 50  # uploads kept; older ones are removed
+
+
+class Check(BaseModel):
+    kind: str | None = Field(None, description="grids, a grid level, stations, addresses, events or roads")
+    crs: str | None = Field(None, description="wgs84, cgcs2000, gcj02, bd09 or an EPSG code")
+    columns: dict[str, str] = Field(default_factory=dict, description="schema column -> file column")
+    values: dict[str, dict[str, str]] = Field(default_factory=dict, description="column -> file value -> value")
+    lon: str | None = None
+    lat: str | None = None
+    location: str | None = None
+    layer: str | None = Field(None, description="The layer of a GeoPackage or zip, the sheet of a workbook")
+    scope: str = Field("parents", pattern="^(parents|level)$")
+
+
+class Drafts(BaseModel):
+    name: str = Field(..., min_length=1, max_length=200, description="The draft plans' name")
+
+
+def router() -> APIRouter:
+    r = APIRouter(tags=["imports"])
+
+    @r.post("/imports", status_code=201, summary="Upload a file and check it against the store (nothing is "
+                                                 "changed)")
+    async def upload(request: Request, file: list[UploadFile] = File(..., description="The file, or the parts "
+                                                                                      "of a shapefile"),
+                     kind: str | None = Form(None), crs: str | None = Form(None), mapping: str | None = Form(None),
+                     scope: str = Form("parents"), who: Principal = Depends(PLANNER)):
+        services = request.app.state.services
+        options = Check(kind=kind, crs=crs, scope=scope, **_mapping_fields(mapping))
+        folder = _new_folder(services.settings)
+        try:
+            source = await _save(folder, file, services.settings.max_upload)
+            (folder / "request.json").write_text(json.dumps({"source": source, "author": who.name}), "utf-8")
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return JSONResponse(_report(services, folder, options), status_code=201)
+
+    @r.get("/imports/{import_id}", summary="The report of an upload")
+    def report(import_id: str, request: Request, who: Principal = Depends(PLANNER)):
+        services = request.app.state.services
+        return JSONResponse(_report(services, _folder(services.settings, import_id), None))
+
+    @r.post("/imports/{import_id}/check", summary="Check the upload again with an edited mapping")
+    def check(import_id: str, body: Check, request: Request, who: Principal = Depends(PLANNER)):
+        services = request.app.state.services
+        return JSONResponse(_report(services, _folder(services.settings, import_id), body))
+
+    @r.post("/imports/{import_id}/plans", status_code=201, summary="Open the upload's grids as draft plans")
+    def plans(import_id: str, body: Drafts, request: Request, who: Principal = Depends(PLANNER)):
+        services = request.app.state.services
+        folder = _folder(services.settings, import_id)
+        got = _inspected(services, folder, _options(folder))
+        try:
+            made = intake.to_plans(got, services.store, name=body.name, author=who.name)
+        except ValueError as exc:
+            raise Problem(422, "Unprocessable Content", str(exc)) from None
+        return JSONResponse({"plans": [{"id": p.id, "name": p.info["name"], "parent": p.info["parent"],
+                                        "levels": p.info["levels"], "status": p.info["status"]} for p in made]},
+                            status_code=201)
+
+    return r
+
+
+# --- the uploads on disk ---------------------------------------------------------------
+
+
+def _root(settings) -> Path:
+    root = Path(settings.imports_dir) if settings.imports_dir else Path(tempfile.gettempdir()) / "gridgeo-imports"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _new_folder(settings) -> Path:
+    root = _root(settings)
+    old = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    for stale in old[: max(0, len(old) - _KEEP + 1)]:
+        shutil.rmtree(stale, ignore_errors=True)
+    folder = root / secrets.token_hex(8)
+    folder.mkdir()
+    return folder
+
+
+def _folder(settings, import_id: str) -> Path:
+    folder = _root(settings) / import_id
+    if not _ID.match(import_id) or not (folder / "request.json").exists():
+        raise Problem(404, "Not Found", f"no upload {import_id!r}: uploads are kept for the last {_KEEP} files")
+    return folder
+
+
+async def _save(folder: Path, files: list[UploadFile], limit: int) -> str:
+    """Write the uploaded parts into ``folder``; the name of the file to read."""
+    names, total = [], 0
+    for part in files:
+        name = Path(part.filename or "upload").name
+        if not name or name.startswith("."):
+            raise Problem(400, "Bad Request", f"an uploaded file needs a name, got {part.filename!r}")
+        with open(folder / name, "wb") as out:
+            while chunk := await part.read(1 << 20):
+                total += len(chunk)
+                if total > limit:
+                    raise Problem(413, "Payload Too Large", f"uploads are limited to {limit:,} bytes")
+                out.write(chunk)
+        names.append(name)
+    if len(names) == 1:
+        return names[0]
+    shp = [n for n in names if n.lower().endswith(".shp")]
+    stems = {Path(n).stem.lower() for n in names}
+    if len(shp) != 1 or len(stems) != 1:
+        raise Problem(400, "Bad Request", f"several files are the parts of one shapefile (.shp, .dbf, .shx, .prj, "
+                                          f".cpg of one name); got {names}: upload one file, or a zip")
+    return shp[0]
+
+
+def _options(folder: Path) -> Check:
+    path = folder / "options.json"
+    return Check(**json.loads(path.read_text("utf-8"))) if path.exists() else Check()
+
+
+def _mapping_fields(text: str | None) -> dict:
+    if not text:
+        return {}
+    try:
+        given = intake.Mapping.from_dict(json.loads(text)).to_dict()
+    except (ValueError, TypeError) as exc:
+        raise Problem(400, "Bad Request", f"mapping is not a gridgeo mapping (JSON): {exc}") from None
+    return {k: v for k, v in given.items() if k in Check.model_fields and k != "kind"} | (
+        {"kind": given["kind"]} if "kind" in given else {})
+
+
+def _inspected(services, folder: Path, options: Check):
+    request = json.loads((folder / "request.json").read_text("utf-8"))
+    kind = options.kind
+    try:
+        return intake.inspect(folder / request["source"], kind=kind, columns=options.columns or None,
+                              values=options.values or None, crs=options.crs, lon=options.lon, lat=options.lat,
+                              location=options.location, layer=options.layer, store=services.store,
+                              scope=options.scope, name=request["source"])
+    except ValueError as exc:
+        raise Problem(400, "Bad Request", str(exc)) from None
+
+
+def _report(services, folder: Path, options: Check | None) -> dict:
+    if options is None:
+        options = _options(folder)
+    else:
+        (folder / "options.json").write_text(options.model_dump_json(), "utf-8")
+    got = _inspected(services, folder, options)
+    body = {"id": folder.name, **_plain(got.summary())}
+    body["targets"] = list(intake.mapping.targets(got.kind)) if got.kind else []
+    body["can_open"] = got.frame is not None and got.kind == "grids" and not [
+        f for f in got.findings if f.severity == "error"]
+    body["located"] = _located(got.report)
+    body["units"] = _units(got.frame) if got.kind == "grids" else None
+    return body
+
+
+def _located(report) -> dict:
+    """The validation report's problems as GeoJSON, where they are."""
+    if report is None or not len(report):
+        return {"type": "FeatureCollection", "features": []}
+    geoms = shapely.transform(np.asarray(report.geometry.array), lambda c: np.round(c, 6))
+    keep = ["kind", "severity", "codes", "message_zh", "message_en"]
+    rows = _plain(pd.DataFrame(report[[c for c in keep if c in report.columns]]).to_dict("records"))
+    return {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": json.loads(g) if g else None, "properties": p}
+        for g, p in zip(shapely.to_geojson(geoms), rows)]}
+
+
+def _units(frame) -> dict | None:
+    if frame is None or len(frame) > _MAX_UNITS_DRAWN:
+        return None
+    geoms = shapely.transform(np.asarray(frame.geometry.array), lambda c: np.round(c, 6))
+    rows = _plain(pd.DataFrame(frame[["code", "name", "level", "parent"]]).to_dict("records"))
+    return {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": json.loads(g) if g else None, "properties": p}
+        for g, p in zip(shapely.to_geojson(geoms), rows)]}
+
+
+def _plain(value):
+    """JSON-ready: numpy and pandas scalars to Python, NaN and NA to None."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if not np.isfinite(value) else float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
