@@ -356,3 +356,38 @@ def test_kinds_of_the_office_labels_are_the_schema_kinds():
     from gridgeo.intake.aliases import STATION_KIND_LABELS, normal
 
     assert {STATION_KIND_LABELS[normal(v)] for v in KIND_LABELS.values()} == set(KIND_LABELS)
+
+
+def test_address_and_event_exports_with_chinese_headers_and_labels(url, tmp_path, sample):
+    from gridgeo.schema import EVENT_CATEGORIES, EVENT_STATUSES
+
+    addresses = sample.addresses.iloc[:3000]
+    table = pd.DataFrame({"地址编码": addresses["addr_id"].to_numpy(), "标准地址": addresses["address"].to_numpy(),
+                          "户数": addresses["households"].to_numpy(), "人口": addresses["population"].to_numpy(),
+                          "单位数": addresses["units"].to_numpy(), "经度": addresses.geometry.x.round(7).to_numpy(),
+                          "纬度": addresses.geometry.y.round(7).to_numpy()})
+    path = tmp_path / "一标三实地址.csv"
+    table.to_csv(path, index=False, encoding="gbk")
+    events = sample.events.iloc[:2000]
+    stamp = events["reported_at"].dt.strftime("%Y年%m月%d日 %H:%M:%S")  # as a Chinese system exports times
+    sheet = pd.DataFrame({"事件编号": events["event_id"].to_numpy(),
+                          "事件类型": events["category"].map(lambda c: EVENT_CATEGORIES[c][0]).to_numpy(),
+                          "办理状态": events["status"].map(lambda c: EVENT_STATUSES[c][0]).to_numpy(),
+                          "上报时间": stamp.to_numpy(), "办结时间": events["closed_at"].to_numpy(),
+                          "经度": events.geometry.x.to_numpy(), "纬度": events.geometry.y.to_numpy()})
+    book = tmp_path / "网格事件.xlsx"
+    sheet.to_excel(book, index=False)
+    code, out = load(path, book, "--store", url, "--crs", "cgcs2000")
+    assert code == 0, out
+    with gstore.open(url) as store:
+        got = store.read("addresses").set_index("addr_id").loc[addresses["addr_id"]]
+        ev = store.read("events").set_index("event_id").loc[events["event_id"]]
+    assert (got[["households", "population", "units"]].to_numpy() == addresses[["households", "population",
+                                                                                 "units"]].to_numpy()).all()
+    assert (got["address"].to_numpy() == addresses["address"].to_numpy()).all()
+    assert (ev["category"].to_numpy() == events["category"].to_numpy()).all()
+    assert (ev["status"].to_numpy() == events["status"].to_numpy()).all()
+    assert (ev["reported_at"].to_numpy() == events["reported_at"].dt.floor("s").to_numpy()).all()
+    closed = events["closed_at"].notna().to_numpy()
+    assert (abs(ev["closed_at"].to_numpy()[closed] - events["closed_at"].to_numpy()[closed])
+            < np.timedelta64(1, "s")).all()
