@@ -4,7 +4,9 @@
 :func:`gridgeo.sample.load` gives it, or any part of it) and returns a report
 a planner can act on: one row per problem, with a geometry that locates it.
 :func:`repair` fixes the geometric problems so that every full level tiles its
-parent again, and logs every change. :func:`summarize` counts a report.
+parent again, logs every change, and lists every problem it leaves with the
+reason and what to do. :func:`summarize` counts a report. Each message says
+what :func:`repair` does about its kind, if anything (:data:`KINDS`).
 
 All measuring (areas, widths, distances, tolerances) happens in the metric
 CRS :func:`gridgeo.crs.metric_crs` chooses for the whole frame (a CGCS2000
@@ -41,8 +43,11 @@ and the metric CRS used.
 
 The checks
 ----------
-Geometry: missing or empty geometries, wrong types, invalid polygons (with
-GEOS's reason and the edges at fault), duplicate vertices, slivers.
+Geometry: missing or empty geometries, wrong types (a GeometryCollection,
+however nested, is a ``wrong_type`` and the polygons it holds are what every
+other check sees), invalid polygons (with GEOS's reason and the edges at
+fault; a MultiPolygon with an empty part counts as invalid), duplicate
+vertices, slivers.
 Topology, per level: overlaps between units of the same level; edges that do
 not match their neighbour's (GEOS coverage validation); and for full levels,
 gaps under each parent (narrower than ``gap_width``: ``gap``; wider:
@@ -95,9 +100,12 @@ class Kind:
     label_zh, label_en : str
         Short names for maps and summaries.
     advice_zh, advice_en : str
-        What to do; the last sentence of every message of this kind.
+        What to do by hand; the last sentence of every message of this kind.
     repaired : bool
-        Whether :func:`repair` fixes it.
+        Whether :func:`repair` attempts to fix it.
+    repair_zh, repair_en : str
+        What :func:`repair` does about it, and when it does not (empty when it
+        does nothing); said in brackets after the advice.
     """
 
     name: str
@@ -107,6 +115,8 @@ class Kind:
     advice_zh: str
     advice_en: str
     repaired: bool = False
+    repair_zh: str = ""
+    repair_en: str = ""
 
 
 KINDS = {k.name: k for k in (
@@ -114,35 +124,45 @@ KINDS = {k.name: k for k in (
     Kind("empty", "error", "几何为空", "empty geometry",
          "请重新绘制该单元的边界", "draw the unit's boundary again"),
     Kind("wrong_type", "error", "几何类型错误", "wrong geometry type",
-         "网格必须是面（Polygon 或 MultiPolygon）", "a grid must be a Polygon or MultiPolygon", True),
+         "网格必须是面（Polygon 或 MultiPolygon）", "a grid must be a Polygon or MultiPolygon", True,
+         "gridgeo.repair 保留其中的面；不含面的须重新绘制",
+         "gridgeo.repair keeps the polygons it holds; one holding none must be drawn again"),
     Kind("invalid", "error", "无效多边形", "invalid polygon",
-         "请修正标出的边（gridgeo.repair 会用 make_valid 修复）",
-         "fix the marked edges (gridgeo.repair applies make_valid)", True),
+         "请修正标出的边", "fix the marked edges", True,
+         "gridgeo.repair 会用 make_valid 修复", "gridgeo.repair applies make_valid"),
     Kind("duplicate_vertex", "warning", "重复顶点", "duplicate vertices",
-         "删除重复的顶点", "remove the repeated vertices", True),
+         "删除重复的顶点", "remove the repeated vertices", True,
+         "gridgeo.repair 会删除", "gridgeo.repair removes them"),
     Kind("sliver", "error", "碎片", "sliver",
-         "将碎片并入相邻单元或删除", "merge the sliver into its neighbour or delete it", True),
+         "将碎片并入相邻单元或删除", "merge the sliver into its neighbour or delete it", True,
+         "gridgeo.repair 删除碎片部分及没有下级单元的碎片单元",
+         "gridgeo.repair removes sliver parts, and sliver units with no units below them"),
     # topology
     Kind("overlap", "error", "重叠", "overlap",
-         "将重叠部分只划给其中一个单元（gridgeo.repair 划给共用边界较长者）",
-         "give the overlap to one unit only (gridgeo.repair gives it to the one sharing the longer border)", True),
+         "将重叠部分只划给其中一个单元", "give the overlap to one unit only", True,
+         "gridgeo.repair 划给共用边界较长者，但不处理画得完全相同的两个单元和位于另一上级内的单元",
+         "gridgeo.repair gives it to the one sharing the longer border, but not between two units drawn "
+         "identically nor to or from a unit lying in another parent than it names"),
     Kind("gap", "error", "缝隙", "gap",
-         "将缝隙并入相邻单元（gridgeo.repair 并入共用边界最长者）",
-         "give the gap to a neighbour (gridgeo.repair gives it to the one sharing the longest border)", True),
+         "将缝隙并入相邻单元", "give the gap to a neighbour", True,
+         "gridgeo.repair 并入共用边界最长者", "gridgeo.repair gives it to the one sharing the longest border"),
     Kind("uncovered", "error", "未覆盖区域", "uncovered area",
-         "补画单元或扩大相邻单元以覆盖该区域", "draw a unit there or extend the neighbours to cover it",
-         True),
+         "补画单元或扩大相邻单元以覆盖该区域", "draw a unit there or extend the neighbours to cover it", True,
+         "上级在图层中且其下有单元时，gridgeo.repair 将其分给相邻单元",
+         "when the parent is in the layer and has units, gridgeo.repair shares it among the units around it"),
     Kind("edge_mismatch", "error", "边界不吻合", "edges do not match",
-         "使相邻单元的共用边界顶点完全一致（gridgeo.repair 会吸附对齐）",
-         "make shared edges use identical vertices (gridgeo.repair snaps them)", True),
+         "使相邻单元的共用边界顶点完全一致", "make shared edges use identical vertices", True,
+         "gridgeo.repair 会吸附对齐", "gridgeo.repair snaps them"),
     # nesting
     Kind("outside_parent", "error", "超出上级", "outside its parent",
-         "将超出部分裁去或修正上级边界", "clip the part outside or correct the parent's boundary", True),
+         "将超出部分裁去或修正上级边界", "clip the part outside or correct the parent's boundary", True,
+         "gridgeo.repair 会裁去超出部分", "gridgeo.repair clips it off"),
     Kind("wrong_parent", "error", "上级错误", "wrong parent",
          "修正该单元的上级（parent）及编码", "correct the unit's parent (and its code)"),
     # shape
     Kind("multipart", "warning", "多部件", "multipart",
-         "确认分离的部分确属该单元", "check that the separate parts belong to this unit"),
+         "确认分离的部分确属该单元，不属于的划给所属单元或删除",
+         "check that the separate parts belong to this unit; give those that do not to their unit or delete them"),
     Kind("hole", "warning", "空洞", "hole",
          "确认空洞确实不属于任何单元", "check that the hole belongs to no unit"),
     Kind("non_compact", "warning", "形状狭长", "non-compact",
@@ -170,7 +190,7 @@ REPORT_COLUMNS = ("kind", "severity", "code", "codes", "level", "parent", "area_
                   "message_zh", "message_en", "geometry")
 """The columns of a :func:`validate` report, in order."""
 
-LOG_COLUMNS = ("step", "kind", "code", "level", "parent", "area_gained_m2", "area_lost_m2",
+LOG_COLUMNS = ("step", "kind", "severity", "code", "level", "parent", "area_gained_m2", "area_lost_m2",
                "message_zh", "message_en", "geometry")
 """The columns of a :func:`repair` log, in order."""
 
@@ -179,6 +199,7 @@ _LENGTH_EPS = 1e-3  # m: closer vertices are duplicates; shorter edges are noise
 _NEAR = 0.01        # m: neighbours' edges closer than this but not identical do not match
 _EMPTY = shapely.Polygon()
 _POLYGON, _MULTIPOLYGON = 3, 6
+_MULTI_TYPES = (4, 5, 6, 7)  # MultiPoint, MultiLineString, MultiPolygon, GeometryCollection
 _TYPE_NAMES = np.array(["Point", "LineString", "LinearRing", "Polygon", "MultiPoint",
                         "MultiLineString", "MultiPolygon", "GeometryCollection"])
 
@@ -194,6 +215,7 @@ _REASONS_ZH = {
     "Duplicate Rings": "环重复",
     "Invalid Coordinate": "坐标无效",
     "Ring is not closed": "环未闭合",
+    "Empty part": "含有空的部分",  # gridgeo's own: a MultiPolygon with an empty part
 }
 _REASON = re.compile(r"^(?P<reason>[^\[]+)(?:\[(?P<x>\S+) (?P<y>\S+)\])?")
 
@@ -385,12 +407,12 @@ def _non_negative(key, value):
     return float(value)
 
 
-def _progress(steps, progress, desc):
+def _progress(steps, progress, desc, unit="check"):
     if not progress:
         return steps
     from tqdm.auto import tqdm
 
-    return tqdm(steps, desc=desc, unit="check", file=sys.stderr, leave=False)
+    return tqdm(steps, desc=desc, unit=unit, file=sys.stderr, leave=False)
 
 
 @dataclass
@@ -454,15 +476,45 @@ class _Hierarchy:
 
 
 def _usable_polygons(geoms):
-    """Valid polygonal versions of `geoms`: invalid ones made valid, the polygons
-    kept out of collections, empty polygons for what has none."""
+    """Valid polygonal versions of `geoms`: the area their polygons cover
+    (see :func:`_covered_area`), empty polygons for what has none; valid
+    polygons and multipolygons stay as they are."""
     types = shapely.get_type_id(geoms)
     polys = geoms.copy()
-    fix = (types >= 0) & (~np.isin(types, (_POLYGON, _MULTIPOLYGON)) | ~shapely.is_valid(geoms))
+    fix = (types >= 0) & (~np.isin(types, (_POLYGON, _MULTIPOLYGON)) | ~shapely.is_valid(geoms)
+                          | _has_empty_parts(geoms))
     if fix.any():
-        polys[fix] = _polygonal(shapely.make_valid(geoms[fix]))
+        polys[fix] = _covered_area(geoms[fix])
     polys[types < 0] = _EMPTY
     return polys
+
+
+def _covered_area(geoms):
+    """The area the polygons of each geometry cover, as a valid Polygon or
+    MultiPolygon: the polygons taken out of collections (however nested;
+    lines, points and empty parts dropped), each made valid on its own
+    (``make_valid``: a bow-tie becomes two triangles), then those of one
+    geometry unioned (parts that overlap, touch along an edge or fill
+    another's hole become one; ``make_valid(method="structure")``)."""
+    parts, owner = _flat_parts(np.asarray(geoms, dtype=object))
+    keep = (shapely.get_type_id(parts) == _POLYGON) & ~shapely.is_empty(parts)
+    valid, at = shapely.get_parts(_polygonal(shapely.make_valid(parts[keep])), return_index=True)
+    out = _collect(valid, owner[keep][at], len(geoms))
+    several = shapely.get_type_id(out) == _MULTIPOLYGON
+    if several.any():
+        out[several] = _polygonal(shapely.make_valid(out[several], method="structure"))
+    return out
+
+
+def _has_empty_parts(geoms):
+    """True for a non-empty MultiPolygon with an empty part (GEOS calls it
+    valid; shapefiles cannot hold it, and coverage operations trip on it)."""
+    out = np.zeros(len(geoms), dtype=bool)
+    multi = np.flatnonzero((shapely.get_type_id(geoms) == _MULTIPOLYGON) & ~shapely.is_empty(geoms))
+    if len(multi):
+        parts, owner = shapely.get_parts(geoms[multi], return_index=True)
+        out[multi] = np.bincount(owner, shapely.is_empty(parts), minlength=len(multi)) > 0
+    return out
 
 
 def _parent_positions(code, level, parent, parent_level):
@@ -506,10 +558,22 @@ class _Run:
             "level": np.asarray(level, dtype=object),
             "parent": np.asarray(parent, dtype=object),
             "area_m2": np.full(n, np.nan) if area is None else np.asarray(area, dtype=float),
-            "message_zh": [f"{m}。{k.advice_zh}。" for m in zh],
-            "message_en": [f"{m}. {k.advice_en[0].upper()}{k.advice_en[1:]}." for m in en],
+            "message_zh": [f"{m}。{_advice(k, 'zh')}。" for m in zh],
+            "message_en": [f"{m}. {_advice(k, 'en')}." for m in en],
             "geometry": np.asarray(geometry, dtype=object),
         })
+
+
+def _advice(kind, lang):
+    """The last sentence of a report message: what to do, and what repair does."""
+    if lang == "zh":
+        return f"{kind.advice_zh}（{kind.repair_zh}）" if kind.repair_zh else kind.advice_zh
+    return _sentence(f"{kind.advice_en} ({kind.repair_en})" if kind.repair_en else kind.advice_en)
+
+
+def _sentence(text):
+    """`text` with a capital first letter, but for a name such as gridgeo.repair."""
+    return text if text.startswith("gridgeo") else text[:1].upper() + text[1:]
 
 
 def _report(pieces, h):
@@ -544,26 +608,46 @@ def _crs_text(crs):
 
 def _polygonal(geoms):
     """The polygonal part of each geometry: a Polygon, a MultiPolygon or an
-    empty Polygon (lines and points dropped, collections opened)."""
+    empty Polygon (lines, points and empty parts dropped, collections opened
+    however deeply nested, the polygons in the order they come)."""
     geoms = np.asarray(geoms, dtype=object)
-    parts, owner = geoms, np.arange(len(geoms))
-    types = shapely.get_type_id(parts)
-    while np.isin(types, (4, 5, 6, 7)).any():
-        multi = np.isin(types, (4, 5, 6, 7))
-        sub, sub_owner = shapely.get_parts(parts[multi], return_index=True)
-        parts = np.concatenate([parts[~multi], sub])
-        owner = np.concatenate([owner[~multi], owner[multi][sub_owner]])
-        types = shapely.get_type_id(parts)
-    keep = (types == _POLYGON) & ~shapely.is_empty(parts)
+    parts, owner = _flat_parts(geoms)
+    keep = (shapely.get_type_id(parts) == _POLYGON) & ~shapely.is_empty(parts)
     return _collect(parts[keep], owner[keep], len(geoms))
+
+
+def _flat_parts(geoms):
+    """Every simple part of `geoms` (multi-geometries and collections opened,
+    nested ones too) and the position of the geometry it belongs to, in input
+    order: owners ascending, parts in the order they are stored."""
+    parts, owner = geoms, np.arange(len(geoms))
+    multi = np.isin(shapely.get_type_id(parts), _MULTI_TYPES)
+    while multi.any():
+        # each collection is replaced in place by its parts, so that the order holds
+        count = np.where(multi, shapely.get_num_geometries(parts), 1)
+        start = np.cumsum(count) - count
+        sub, sub_of = shapely.get_parts(parts[multi], return_index=True)
+        rank = np.arange(len(sub_of)) - np.searchsorted(sub_of, sub_of)
+        flat = np.empty(count.sum(), dtype=object)
+        flat_owner = np.empty(count.sum(), dtype=np.int64)
+        flat[start[~multi]], flat_owner[start[~multi]] = parts[~multi], owner[~multi]
+        at = start[np.flatnonzero(multi)[sub_of]] + rank
+        flat[at], flat_owner[at] = sub, owner[multi][sub_of]
+        parts, owner = flat, flat_owner
+        multi = np.isin(shapely.get_type_id(parts), _MULTI_TYPES)
+    return parts, owner
 
 
 def _collect(parts, owner, n):
     """Polygons `parts` gathered per `owner` into n geometries: the polygon
-    itself when one, a MultiPolygon when several, empty when none."""
+    itself when one, a MultiPolygon when several (its parts in the order
+    given), empty when none. `owner` need not be sorted."""
     out = np.full(n, _EMPTY, dtype=object)
     if len(parts) == 0:
         return out
+    # shapely.multipolygons(..., indices=) wants its indices sorted
+    order = np.argsort(owner, kind="stable")
+    parts, owner = np.asarray(parts, dtype=object)[order], np.asarray(owner)[order]
     counts = np.bincount(owner, minlength=n)
     single = counts[owner] == 1
     out[owner[single]] = parts[single]
@@ -856,28 +940,35 @@ def _wrong_types(run):
     types = shapely.get_type_id(h.geoms)
     bad = np.flatnonzero(h.checked & (types >= 0) & ~shapely.is_empty(h.geoms)
                          & ~np.isin(types, (_POLYGON, _MULTIPOLYGON)))
+    if len(bad) == 0:
+        return None
     has_area = ~shapely.is_empty(h.polys[bad])
+    inner = _polygonal(h.geoms[bad])  # the polygons it holds, as drawn
+    reason = np.where(shapely.is_valid(inner), "", shapely.is_valid_reason(inner))
+    what = [_REASON.match(r)["reason"].strip() if r else "" for r in reason]
     kinds = _TYPE_NAMES[types[bad]]
     return run.rows("wrong_type", bad, geometry=h.geoms[bad],
-                    zh=[f"{lab} 的几何是 {t}" + ("（其中含有面）" if a else "")
-                        for lab, t, a in zip(h.label_zh(bad), kinds, has_area)],
-                    en=[f"{lab} is a {t}" + (" (holding polygons)" if a else "")
-                        for lab, t, a in zip(h.label_en(bad), kinds, has_area)])
+                    zh=[f"{lab} 的几何是 {t}" + (f"（其中含有面，合为一个 MultiPolygon 时无效：{_REASONS_ZH.get(w, w)}）"
+                                                if a and w else "（其中含有面）" if a else "（其中没有面）")
+                        for lab, t, a, w in zip(h.label_zh(bad), kinds, has_area, what)],
+                    en=[f"{lab} is a {t}" + (f" (holding polygons, not valid as one MultiPolygon: {w})" if a and w
+                                             else " (holding polygons)" if a else " (holding no polygon)")
+                        for lab, t, a, w in zip(h.label_en(bad), kinds, has_area, what)])
 
 
 def _invalid_polygons(run):
     h = run.h
     types = shapely.get_type_id(h.geoms)
     polygonal = h.checked & np.isin(types, (_POLYGON, _MULTIPOLYGON)) & ~shapely.is_empty(h.geoms)
-    bad = np.flatnonzero(polygonal & ~shapely.is_valid(h.geoms))
+    bad = np.flatnonzero(polygonal & (~shapely.is_valid(h.geoms) | _has_empty_parts(h.geoms)))
     if len(bad) == 0:
         return None
-    reasons = shapely.is_valid_reason(h.geoms[bad])
+    reasons = np.where(shapely.is_valid(h.geoms[bad]), "Empty part", shapely.is_valid_reason(h.geoms[bad]))
     parsed = [_REASON.match(r) for r in reasons]
     what = [m["reason"].strip() for m in parsed]
     xy = np.array([(float(m["x"]), float(m["y"])) if m["x"] else (np.nan, np.nan) for m in parsed])
     geometry = _edges_at(h.geoms[bad], xy)
-    where_en = [f" at ({x:.1f}, {y:.1f}) in {h.metric.name}" if np.isfinite(x) else "" for x, y in xy]
+    where_en = [f" at ({x:.1f}, {y:.1f}) in {_crs_text(h.metric)}" if np.isfinite(x) else "" for x, y in xy]
     return run.rows("invalid", bad, geometry=geometry,
                     zh=[f"{lab} 不是有效多边形：{_REASONS_ZH.get(w, w)}"
                         for lab, w in zip(h.label_zh(bad), what)],
@@ -908,7 +999,10 @@ def _edges_at(geoms, xy):
 def _duplicate_vertices(run):
     h = run.h
     units = np.flatnonzero(h.checked & h.alive)
-    xy, owner, ring = _ring_coordinates(h.geoms[units])
+    drawn = h.geoms[units]
+    collections = ~np.isin(shapely.get_type_id(drawn), (_POLYGON, _MULTIPOLYGON))
+    drawn[collections] = _polygonal(drawn[collections])  # the polygons a collection holds, as drawn
+    xy, owner, ring = _ring_coordinates(drawn)
     same_ring = ring[1:] == ring[:-1]
     repeated = same_ring & (np.hypot(*(xy[1:] - xy[:-1]).T) < _LENGTH_EPS)
     if not repeated.any():
@@ -1282,8 +1376,10 @@ def _gap_rows(run, pieces, parent_codes, levels):
     position = position[~position.index.duplicated()]
     pos = position.reindex(parent_codes).fillna(-1).to_numpy(dtype=int)
     name_of = np.where(pos >= 0, h.name[np.maximum(pos, 0)], "")
-    lab_zh = [f"{c}（{n}）" if n else c for c, n in zip(parent_codes, name_of)]
-    lab_en = [f"{c} ({n})" if n else c for c, n in zip(parent_codes, name_of)]
+    # a scheme without digits above the top level (root_digits=0) leaves the top's gaps no code
+    lab_zh = [f"{c}（{n}）" if n else c or "顶层单元围成的区域" for c, n in zip(parent_codes, name_of)]
+    lab_en = [f"{c} ({n})" if n else c or "the area the top-level units enclose"
+              for c, n in zip(parent_codes, name_of)]
     level_zh = [h.level_label(lv, "zh") for lv in levels]
     # a parent with no children at all: the whole parent is uncovered
     whole = np.array([not n for n in near]) & (pos >= 0)
@@ -1337,7 +1433,8 @@ def repair(grids, report=None, *, gap_width=2.0, sliver_area=100.0, tolerance=1.
        an invalid polygon the report does not list stays as it is, unless a
        later step changes it: it then comes back valid);
     2. sliver parts are removed, and sliver units without children dropped:
-       their area goes to the neighbour sharing the longest border (step 5);
+       in a full level whose parent is in the frame their area goes to the
+       neighbour sharing the longest border (step 5);
     3. a unit is clipped to its parent;
     4. the units under one parent are cleaned as a coverage
        (``shapely.coverage_clean``, GEOS 3.14): vertices closer than
@@ -1348,11 +1445,14 @@ def repair(grids, report=None, *, gap_width=2.0, sliver_area=100.0, tolerance=1.
        longest border with it; a piece wider than `gap_width` touching several
        children is split among them along the line of equal distance to their
        borders (a Voronoi split), when `split_holes`;
-    6. edges shared across parents are snapped to match.
+    6. edges shared across parents are snapped to match, where a unit changed
+       or the report lists an ``edge_mismatch``.
 
     Units named in a ``wrong_parent`` row are left alone (their area counts as
-    covering the parent they lie in); codes, names, multipart units, holes and
-    empty geometries need a planner. The input is never changed.
+    covering the parent they lie in); two units drawn identically keep their
+    overlap; codes, names, multipart units, holes, non-compact shapes and
+    empty geometries need a planner (:data:`KINDS` marks what repair
+    attempts). The input is never changed.
 
     Parameters
     ----------
@@ -1379,14 +1479,22 @@ def repair(grids, report=None, *, gap_width=2.0, sliver_area=100.0, tolerance=1.
         their coordinates), without the dropped sliver units.
     log : GeoDataFrame
         One row per change (:data:`LOG_COLUMNS`): ``step``, the report
-        ``kind`` it answers, the unit's ``code``, ``level`` and ``parent``, the
-        area it gained and lost (m²), a message in Chinese and English, and the
-        changed area as geometry (EPSG:4490). The steps, in order:
-        ``make_valid``, ``keep_polygons``, ``remove_duplicate_vertices``,
-        ``remove_slivers``, ``drop_unit``, ``clip_to_parent``,
-        ``clean_coverage``, ``fill_gap``, ``match_edges``. Errors that remain
-        after the repair (validated again) are listed last with step
-        ``"not_repaired"`` and the report's message.
+        ``kind`` it answers and that kind's ``severity``, the unit's ``code``,
+        ``level`` and ``parent``, the area it gained and lost (m²), a message
+        in Chinese and English, and the changed area as geometry
+        (EPSG:4490). The steps, in order: ``make_valid``, ``keep_polygons``,
+        ``remove_duplicate_vertices``, ``remove_slivers``, ``drop_unit``,
+        ``clip_to_parent``, ``clean_coverage``, ``fill_gap``,
+        ``match_edges``. Then every problem the repaired frame still has
+        (validated again with the same options), errors first, then
+        warnings, one row each with step ``"not_repaired"``, the report's
+        ``kind``, ``severity``, ``code`` and location, and a message saying
+        what is wrong, why it is left (repair does not fix that kind; the
+        report given did not list it; it arose during the repair; the unit
+        holds no polygon, lies in another parent, is drawn identically to
+        another; the parent is not in the frame or has no unit to take the
+        area; or repair could not fix it) and what to do by hand. Areas are
+        NaN there.
 
     See Also
     --------
@@ -1411,9 +1519,14 @@ def repair(grids, report=None, *, gap_width=2.0, sliver_area=100.0, tolerance=1.
     ['uncovered']
     >>> repaired, log = gridgeo.repair(broken, report)
     >>> sorted(set(log["step"]))
-    ['fill_gap', 'match_edges']
+    ['fill_gap', 'match_edges', 'not_repaired']
     >>> gridgeo.validate(repaired).attrs["summary"]["errors"]
     0
+    >>> left = log[log["step"] == "not_repaired"].iloc[0]  # the number 1 is still missing
+    >>> left["kind"], left["severity"]
+    ('sequence_gap', 'warning')
+    >>> print(left["message_en"])  # doctest: +ELLIPSIS
+    Not repaired: the grid2 units under 35058210620101 skip sequence number(s) 1. gridgeo.repair does not fix ...
     """
     frame = _checked_grids(grids, source=source, scheme=scheme, name=name)
     options = _Options.checked(gap_width=gap_width, sliver_area=sliver_area, tolerance=tolerance,
@@ -1424,17 +1537,26 @@ def repair(grids, report=None, *, gap_width=2.0, sliver_area=100.0, tolerance=1.
                           scheme=scheme, name=name)
     _check_report(report)
     h = _Hierarchy.build(frame, scheme, _levels_to_check(frame, None, scheme))
+    chosen = not _whole_report(report, h.levels)
     nesting = _Run(h, options)
     _nesting_problems(nesting)  # which units lie mostly in another parent than they name
     work = _Repair(h, report, nesting.geo_parent, options, snap_distance, split_holes)
     work.fix_geometries()
     work.remove_slivers()
-    for level in _progress(h.levels, progress, "repairing"):
+    for level in _progress(h.levels, progress, "repairing", unit="level"):
         work.repair_level(level)
     repaired = work.result()
     remaining = validate(repaired, gap_width=gap_width, sliver_area=sliver_area, tolerance=tolerance,
                          scheme=scheme, name=name)
-    return repaired, work.log(remaining)
+    return repaired, work.log(remaining, chosen=chosen)
+
+
+def _whole_report(report, levels):
+    """True if `report` is a whole :func:`validate` report of every level
+    (not filtered: its rows still add up to the summary it carries)."""
+    summary = report.attrs.get("summary") if hasattr(report, "attrs") else None
+    return bool(summary) and summary.get("levels") == list(levels) \
+        and summarize(report)["by_kind"] == summary.get("by_kind")
 
 
 def _check_report(report):
@@ -1474,6 +1596,7 @@ class _Repair:
         position = pd.Series(np.arange(len(h.code)), index=pd.Index(h.code, dtype=object))
         self.position = position[~position.index.duplicated()]
         self.todo = {lv: set() for lv in h.scheme.names}
+        self.given = set(zip(report["kind"], report["code"]))
         self.units = {kind: set() for kind in KINDS}
         # a unit lying mostly in another parent than it names is left alone:
         # it counts as covering the parent it lies in
@@ -1607,8 +1730,10 @@ class _Repair:
         return True
 
     def _match_edges(self, level, units):
-        """Snap the edges of `units` and of their neighbours of the level together."""
-        units = units[self.alive[units] & self.touched[units]]
+        """Snap the edges of `units` that changed or were reported as not
+        matching and of their neighbours of the level (under any parent) together."""
+        listed = np.isin(units, list(self.units["edge_mismatch"]))
+        units = units[self.alive[units] & (self.touched[units] | listed)]
         if len(units) == 0:
             return
         level_units = np.flatnonzero(self.alive & (self.h.level == level))
@@ -1640,7 +1765,7 @@ class _Repair:
             return
         h = self.h
         kind, zh, en = _STEPS[step]
-        old = np.where(shapely.is_valid(old), old, shapely.make_valid(old))
+        old = _usable_polygons(np.asarray(old, dtype=object))  # as drawn, it may be a collection or invalid
         gained = _polygonal(shapely.difference(new, old))
         lost = _polygonal(shapely.difference(old, new))
         where = _polygonal(shapely.union(gained, lost))
@@ -1649,7 +1774,9 @@ class _Repair:
         if step == "clean_coverage":  # what the cleaning did to this unit
             kind = np.where(l > _AREA_EPS, "overlap", np.where(g > _AREA_EPS, "gap", "edge_mismatch"))
         self.records.append(pd.DataFrame({
-            "step": step, "kind": kind, "code": h.code[units], "level": h.level[units],
+            "step": step, "kind": kind, "severity": pd.Series(kind, index=range(len(units)), dtype=object).map(
+                {k: v.severity for k, v in KINDS.items()}).to_numpy(dtype=object),
+            "code": h.code[units], "level": h.level[units],
             "parent": h.parent[units], "area_gained_m2": g, "area_lost_m2": l,
             "message_zh": [f"{lab}：{zh}（增加 {_m2(a)} 平方米，减少 {_m2(b)} 平方米）"
                            for lab, a, b in zip(h.label_zh(units), g, l)],
@@ -1668,21 +1795,74 @@ class _Repair:
         keep = self.alive | ~self.touched  # dropped units go; empty ones never touched stay
         return out[keep]
 
-    def log(self, remaining):
-        errors = remaining[remaining["severity"] == "error"]
+    def log(self, remaining, *, chosen):
+        """The changes, then every problem `remaining` (the repaired frame's
+        report) still holds, errors and warnings, with why it is left and what
+        to do; `chosen`: whether the caller chose the report rows to fix (else
+        the report held every problem of the input)."""
+        why_zh, why_en = zip(*(self._why_left(row, chosen) for row in remaining.itertuples(index=False))) \
+            if len(remaining) else ((), ())
+        problem_zh = [_problem(m, KINDS[k], "zh") for m, k in zip(remaining["message_zh"], remaining["kind"])]
+        problem_en = [_problem(m, KINDS[k], "en") for m, k in zip(remaining["message_en"], remaining["kind"])]
         left = pd.DataFrame({
-            "step": "not_repaired", "kind": errors["kind"].to_numpy(), "code": errors["code"].to_numpy(),
-            "level": errors["level"].to_numpy(), "parent": errors["parent"].to_numpy(),
+            "step": "not_repaired", "kind": remaining["kind"].to_numpy(dtype=object),
+            "severity": remaining["severity"].to_numpy(dtype=object),
+            "code": remaining["code"].to_numpy(dtype=object),
+            "level": remaining["level"].to_numpy(dtype=object), "parent": remaining["parent"].to_numpy(dtype=object),
             "area_gained_m2": np.nan, "area_lost_m2": np.nan,
-            "message_zh": ("未修复：" + errors["message_zh"]).to_numpy(),
-            "message_en": ("Not repaired: " + errors["message_en"]).to_numpy(),
-            "geometry": np.asarray(errors.to_crs(self.h.metric).geometry.array, dtype=object),
+            "message_zh": [f"未修复：{m}。{w}。{KINDS[k].advice_zh}。"
+                           for m, w, k in zip(problem_zh, why_zh, remaining["kind"])],
+            "message_en": [f"Not repaired: {m}. {_sentence(w)}. {_sentence(KINDS[k].advice_en)}."
+                           for m, w, k in zip(problem_en, why_en, remaining["kind"])],
+            "geometry": np.asarray(remaining.to_crs(self.h.metric).geometry.array, dtype=object),
         })
         table = pd.concat([*self.records, left], ignore_index=True)
         log = gpd.GeoDataFrame(table, geometry="geometry", crs=self.h.metric).to_crs(STORAGE_CRS)
-        for col in ("step", "kind", "code", "level", "parent", "message_zh", "message_en"):
+        for col in ("step", "kind", "severity", "code", "level", "parent", "message_zh", "message_en"):
             log[col] = log[col].astype("str")
         return log[list(LOG_COLUMNS)]
+
+    def _why_left(self, row, chosen):
+        """(zh, en): why the problem of report row `row` is still there, as far as is known."""
+        h, kind = self.h, KINDS[row.kind]
+        if not kind.repaired:
+            return (f"gridgeo.repair 不修复此类问题（{kind.label_zh}），须人工修正",
+                    f"gridgeo.repair does not fix problems of this kind ({kind.label_en}): fix it by hand")
+        if (row.kind, row.code) not in self.given:
+            if chosen:
+                return ("交给 gridgeo.repair 的报告中没有这一问题，未作处理",
+                        "it was not in the report gridgeo.repair was given, so nothing was done about it")
+            return "它是在修复过程中出现的", "it arose during the repair"
+        at = [i for i in self._positions([c for c in row.codes.split(",") if c]) if i >= 0]
+        if row.kind == "wrong_type" and at and not self.alive[at[0]]:
+            return "其中没有可保留的面", "it holds no polygon to keep"
+        if row.kind in ("overlap", "edge_mismatch", "outside_parent") and any(i in self.lies_in for i in at):
+            return ("涉及的单元大部分位于另一上级内（见 wrong_parent），gridgeo.repair 不改动这样的单元",
+                    ("a unit involved lies mostly in another parent than it names (see wrong_parent), "
+                     "and gridgeo.repair leaves such units alone"))
+        if row.kind == "overlap" and len(at) == 2 and shapely.equals(self.geoms[at[0]], self.geoms[at[1]]):
+            return ("两个单元画得完全相同，gridgeo.repair 无法判断重叠部分归谁",
+                    "the two units are drawn identically, so gridgeo.repair cannot tell whose the overlap is")
+        if row.kind in ("gap", "uncovered"):
+            parent = self.position.get(row.code, -1)
+            if row.level in h.scheme.names and not h.scheme.parent_level(row.level):
+                return ("这些单元已是最高层级，没有上级边界可供填补，gridgeo.repair 只能并入窄缝",
+                        ("these units are the top level, so there is no parent outline to fill to: "
+                         "gridgeo.repair closes narrow gaps only"))
+            if parent < 0 or h.level[parent] != h.scheme.parent_level(row.level):
+                return ("上级不在图层中，gridgeo.repair 只能并入窄缝，无从填补更宽的缺口",
+                        ("the parent is not in the layer, so gridgeo.repair can close narrow gaps only, "
+                         "not fill wider pieces"))
+            if not (self.alive & (h.level == row.level) & (h.parent == row.code)).any():
+                return (f"该上级下没有可以接收这块面积的{h.level_label(row.level, 'zh')}",
+                        f"the parent has no {row.level} unit to take the area")
+        return "gridgeo.repair 未能修复", "gridgeo.repair could not fix it"
+
+
+def _problem(message, kind, lang):
+    """A report message without its last sentence (the advice): what is wrong."""
+    tail = f"。{_advice(kind, 'zh')}。" if lang == "zh" else f". {_advice(kind, 'en')}."
+    return message[: -len(tail)] if message.endswith(tail) else message.rstrip("。.")
 
 
 def _keep_covered_units(before, cleaned):

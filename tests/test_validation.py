@@ -443,15 +443,20 @@ def test_examples_in_the_docstrings_run():
 
 
 def assert_repaired(broken, repaired, log, crs):
-    """No error left, every full level tiles its parent, the log names every changed unit."""
+    """No error left, every full level tiles its parent, the log names every
+    changed unit and lists exactly the warnings left."""
     after = gridgeo.validate(repaired)
     assert after.attrs["summary"]["errors"] == 0, after[["kind", "message_en"]]
-    assert (log["step"] != "not_repaired").all()
+    left = log[log["step"] == "not_repaired"]
+    assert (left["severity"] == "warning").all()
+    assert sorted(zip(left["kind"], left["code"])) == sorted(zip(after["kind"], after["code"]))
     tiles_every_parent(repaired, crs)
     before = broken.set_index("code").geometry
     now = repaired.set_index("code").geometry.reindex(before.index)
     changed = set(before.index[~now.geom_equals_exact(before, tolerance=0)])
-    assert changed == set(log["code"]), (changed, set(log["code"]))
+    changes = log[log["step"] != "not_repaired"]
+    assert changed == set(changes["code"]), (changed, set(changes["code"]))
+    assert (changes["severity"] == changes["kind"].map(lambda k: KINDS[k].severity)).all()
     assert list(log.columns) == list(LOG_COLUMNS) and log.crs.to_epsg() == 4490
 
 
@@ -527,9 +532,15 @@ def test_repair_fixes_only_the_rows_it_is_given(grids_copy, crs):
     assert {"overlap", "invalid", "wrong_parent", "code_prefix"} <= set(report["kind"])
     repaired, log = gridgeo.repair(broken, report[report["kind"] == "overlap"])
     assert set(log.loc[log["step"] != "not_repaired", "kind"]) == {"overlap"}
-    left = set(log.loc[log["step"] == "not_repaired", "kind"])
-    assert left == {"invalid", "wrong_parent", "code_prefix"}
-    assert set(errors(gridgeo.validate(repaired))["kind"]) == left
+    left = log[(log["step"] == "not_repaired") & (log["severity"] == "error")]
+    assert set(left["kind"]) == {"invalid", "wrong_parent", "code_prefix"}
+    assert set(errors(gridgeo.validate(repaired))["kind"]) == set(left["kind"])
+    # each says why it is left: not asked for, or not a kind repair fixes
+    why = dict(zip(left["kind"], left["message_en"]))
+    assert "not in the report gridgeo.repair was given" in why["invalid"]
+    assert "gridgeo.repair does not fix problems of this kind (wrong parent)" in why["wrong_parent"]
+    assert "gridgeo.repair does not fix problems of this kind (code prefix)" in why["code_prefix"]
+    assert not any("gridgeo.repair applies" in m or "gridgeo.repair gives" in m for m in left["message_en"])
 
 
 def test_repair_never_clips_a_miscoded_unit_away(grids_copy, crs):
@@ -558,6 +569,199 @@ def test_everything_at_once(grids_copy, crs):
                                            "sliver"}
     repaired, log = gridgeo.repair(broken, report)
     assert_repaired(broken, repaired, log, crs)
+
+
+# ----------------------------------------------------------------------------
+# collections, odd parts, and a log that tells the truth
+# ----------------------------------------------------------------------------
+
+
+def cut_square(whole, crs, side=40.0):
+    """(`whole` without a `side` metres square around its inner centre, the square): storage coordinates."""
+    c = shapely.get_point(shapely.maximum_inscribed_circle(to_metric(whole, crs)), 0)
+    square = to_storage(shapely.box(c.x - side / 2, c.y - side / 2, c.x + side / 2, c.y + side / 2), crs)
+    return shapely.difference(whole, square), square
+
+
+def bowtie_of(polygon):
+    """`polygon` with two neighbouring vertices swapped where that makes its ring cross itself."""
+    ring = np.asarray(polygon.exterior.coords)
+    for k in range(1, len(ring) - 2):
+        swapped = ring.copy()
+        swapped[[k, k + 1]] = swapped[[k + 1, k]]
+        candidate = shapely.Polygon(swapped)
+        if shapely.is_valid_reason(candidate).startswith("Self-intersection"):
+            return candidate
+    raise AssertionError("no swap makes a bow-tie")
+
+
+def flat_polygons(geom):
+    """The reference for _polygonal: non-empty polygons of `geom`, depth first, in order."""
+    if geom is None or geom.is_empty:
+        return []
+    if geom.geom_type in ("MultiPoint", "MultiLineString", "MultiPolygon", "GeometryCollection"):
+        return [p for part in geom.geoms for p in flat_polygons(part)]
+    return [geom] if geom.geom_type == "Polygon" else []
+
+
+def test_polygonal_opens_nested_collections_in_order():
+    rng = np.random.default_rng(7)
+
+    def random_geometry(depth):
+        x, y = rng.integers(0, 100, 2)
+        kind = rng.integers(0, 8 if depth < 3 else 4)
+        if kind == 0:
+            return shapely.box(x, y, x + 1, y + 1)
+        if kind == 1:
+            return shapely.LineString([(x, y), (x + 1, y)])
+        if kind == 2:
+            return shapely.Point(x, y)
+        if kind == 3:
+            return shapely.Polygon()
+        if kind == 4:
+            return shapely.MultiPolygon([shapely.box(x, y, x + 1, y + 1), shapely.box(x + 2, y, x + 3, y + 1)])
+        return shapely.GeometryCollection([random_geometry(depth + 1) for _ in range(rng.integers(0, 4))])
+
+    geoms = [random_geometry(0) for _ in range(400)] + [None]
+    got = validation._polygonal(geoms)
+    for geom, result in zip(geoms, got):
+        expected = flat_polygons(geom)
+        if not expected:
+            assert result.is_empty and result.geom_type == "Polygon"
+        elif len(expected) == 1:
+            assert result.equals_exact(expected[0], tolerance=0)
+        else:
+            assert result.geom_type == "MultiPolygon" and len(result.geoms) == len(expected)
+            assert all(a.equals_exact(b, tolerance=0) for a, b in zip(result.geoms, expected))
+
+
+def test_a_collection_holding_a_multipolygon_beside_a_multipart_unit(grids_copy, crs):
+    """The crash "The indices should be sorted." (shapely.multipolygons wants
+    sorted indices): a unit with an island, drawn as a GeometryCollection
+    holding the MultiPolygon, and later in the frame a unit drawn as a
+    collection of two polygons; a plain two-part MultiPolygon beside them."""
+    g, [(_, (holder,), island)] = seed_island_unit(grids_copy, crs)
+    g, [(_, (plain,), _)] = seed_island_unit(g, crs, avoid={holder, *g.loc[g["code"] == holder, "parent"]})
+    first = unit(g, holder)
+    g.loc[first, "geometry"] = shapely.GeometryCollection([g.loc[first, "geometry"]])
+    grid2 = g.index[(g["level"] == "grid2") & ~g["code"].isin(set(touching_units(g, crs, {holder, plain})))]
+    second = grid2[grid2 > first][0]
+    whole = to_metric(g.loc[second, "geometry"], crs)
+    g.loc[second, "geometry"] = shapely.GeometryCollection(list(cut_square(g.loc[second, "geometry"], crs)))
+    assert first < second and g.loc[first, "geometry"].geoms[0].geom_type == "MultiPolygon"
+
+    report = gridgeo.validate(g)
+    assert sorted(zip(report["kind"], report["code"])) == sorted(
+        [("wrong_type", holder), ("wrong_type", g.loc[second, "code"]), ("multipart", holder), ("multipart", plain)])
+    found = errors(report)
+    assert all("GeometryCollection" in m and "holding polygons" in m for m in found["message_en"])
+    stray = report[(report["kind"] == "multipart") & (report["code"] == holder)].to_crs(crs).iloc[0]
+    assert stray["area_m2"] == pytest.approx(island.area, rel=1e-6)
+    assert shapely.symmetric_difference(stray.geometry, island).area < 1e-6 * island.area
+    repaired, log = gridgeo.repair(g, report)
+    assert_repaired(g, repaired, log, crs)
+    back = to_metric(repaired.loc[second, "geometry"], crs)  # the area it covers, as one polygon again
+    assert back.geom_type == "Polygon" and shapely.symmetric_difference(back, whole).area < 1e-6 * whole.area
+    assert to_metric(repaired.loc[first, "geometry"], crs).equals(to_metric(g.loc[first, "geometry"].geoms[0], crs))
+    assert set(log.loc[log["step"] == "keep_polygons", "code"]) == {holder, g.loc[second, "code"]}
+    left = log[log["step"] == "not_repaired"]
+    assert sorted(zip(left["kind"], left["code"])) == sorted([("multipart", holder), ("multipart", plain)])
+
+
+def touching_units(g, crs, codes):
+    """The codes of the units touching any of `codes` (and those themselves)."""
+    metric = g.to_crs(crs)
+    mine = metric[metric["code"].isin(codes)]
+    return set(metric.loc[metric.intersects(shapely.union_all(mine.geometry.array).buffer(1.0)), "code"])
+
+
+def seed_island_unit(g, crs, avoid=()):
+    """A 30 m square of one level-2 grid given to its neighbour as a second part."""
+    a, b, _ = shared_vertex(g, "grid2", crs, avoid=avoid)
+    _, square = cut_square(g.loc[unit(g, b), "geometry"], crs, side=30.0)
+    g.loc[unit(g, b), "geometry"] = g.loc[unit(g, b), "geometry"].difference(square)
+    g.loc[unit(g, a), "geometry"] = shapely.MultiPolygon([g.loc[unit(g, a), "geometry"], square])
+    return g, [("multipart", (a,), to_metric(square, crs))]
+
+
+def test_mixed_nested_and_empty_parts_are_reported_and_repaired(grids_copy, crs):
+    g = grids_copy
+    grid2 = g.index[g["level"] == "grid2"]
+    units = {name: grid2[k] for k, name in enumerate(("mixed", "nested", "empty_part", "empty_member", "bowtie"))}
+    original = {name: g.loc[k, "geometry"] for name, k in units.items()}
+    whole = original["mixed"]
+    g.loc[units["mixed"], "geometry"] = shapely.GeometryCollection([whole, whole.exterior, whole.centroid])
+    rest, square = cut_square(original["nested"], crs)
+    g.loc[units["nested"], "geometry"] = shapely.GeometryCollection(
+        [shapely.GeometryCollection([rest, shapely.GeometryCollection([square])]), shapely.Point(0, 0)])
+    g.loc[units["empty_part"], "geometry"] = shapely.multipolygons([original["empty_part"], shapely.Polygon()])
+    g.loc[units["empty_member"], "geometry"] = shapely.GeometryCollection([shapely.Polygon(), original["empty_member"]])
+    g.loc[units["bowtie"], "geometry"] = bowtie_of(original["bowtie"])
+    report = gridgeo.validate(g)
+    kinds = {name: set(report.loc[report["code"] == g.loc[k, "code"], "kind"]) for name, k in units.items()}
+    assert kinds["mixed"] == kinds["nested"] == kinds["empty_member"] == {"wrong_type"}
+    assert kinds["empty_part"] == {"invalid"} and "invalid" in kinds["bowtie"]
+    empty_part = report[report["code"] == g.loc[units["empty_part"], "code"]].iloc[0]
+    assert "Empty part" in empty_part["message_en"] and "含有空的部分" in empty_part["message_zh"]
+    repaired, log = gridgeo.repair(g, report)
+    assert_repaired(g, repaired, log, crs)
+    for name in ("mixed", "nested", "empty_part", "empty_member"):  # exactly the polygon drawn
+        back, drawn = (to_metric(x, crs) for x in (repaired.loc[units[name], "geometry"], original[name]))
+        assert back.geom_type == "Polygon" and shapely.symmetric_difference(back, drawn).area < 1e-6 * drawn.area
+    assert set(log.loc[log["code"] == g.loc[units["bowtie"], "code"], "step"]) >= {"make_valid"}
+
+
+def test_edges_that_do_not_match_across_parents_are_snapped(grids_copy, crs):
+    g = grids_copy
+    grid2 = g[g["level"] == "grid2"]
+    edges = {k: {tuple(map(tuple, pair)) for pair in zip(np.asarray(geom.exterior.coords)[:-1],
+                                                         np.asarray(geom.exterior.coords)[1:])}
+             for k, geom in zip(grid2.index, grid2.geometry)}
+    a, b, (p, q) = next((i, j, e) for i in grid2.index for j in grid2.index
+                        if grid2.loc[i, "parent"] != grid2.loc[j, "parent"]
+                        for e in edges[i] & {(y, x) for x, y in edges[j]})
+    shared_before = shapely.length(shapely.intersection(*(metric_unit(g, g.loc[k, "code"], crs) for k in (a, b))))
+    ring = [tuple(c) for c in g.loc[a, "geometry"].exterior.coords]
+    ring.insert(ring.index(p) + 1, ((p[0] + q[0]) / 2, (p[1] + q[1]) / 2))  # a vertex b does not have
+    g.loc[a, "geometry"] = shapely.Polygon(ring)
+    report = gridgeo.validate(g)
+    assert sorted(zip(report["kind"], report["code"])) == sorted(
+        [("edge_mismatch", g.loc[a, "code"]), ("edge_mismatch", g.loc[b, "code"])])
+    assert "gridgeo.repair snaps them" in report.iloc[0]["message_en"]
+    repaired, log = gridgeo.repair(g, report)
+    assert_repaired(g, repaired, log, crs)  # it did: no not_repaired row
+    assert set(log["step"]) == {"match_edges"}
+    pair = np.array([to_metric(repaired.loc[k, "geometry"], crs) for k in (a, b)], dtype=object)
+    assert shapely.coverage_is_valid(pair, gap_width=0.01)
+    assert shapely.length(shapely.intersection(*pair)) == pytest.approx(shared_before, rel=1e-9)
+
+
+def test_the_log_never_claims_a_repair_it_did_not_make(grids_copy, crs):
+    g, touched = grids_copy, set()
+    for seed in ("shifted_vertex", "bowtie", "miscoded", "dropped_grid"):
+        g, expected = SEEDS[seed](g, crs, avoid=touched)
+        touched |= set().union(*(codes for _, codes, _ in expected))
+    plots = g.index[(g["level"] == "grid3") & ~g["code"].isin(touched)]
+    g.loc[plots[0], "geometry"] = g.loc[plots[0], "geometry"].centroid     # no polygon to keep
+    g.loc[plots[1], "geometry"] = g.loc[plots[2], "geometry"]              # drawn twice
+    report = gridgeo.validate(g)
+    repaired, log = gridgeo.repair(g, report[report["kind"] != "invalid"])  # the bow-tie left out on purpose
+    left = log[log["step"] == "not_repaired"]
+    again = gridgeo.validate(repaired)
+    assert sorted(zip(left["kind"], left["code"])) == sorted(zip(again["kind"], again["code"]))
+    reasons = {}
+    for row in left.itertuples():
+        kind = KINDS[row.kind]
+        assert row.severity == kind.severity
+        assert kind.advice_en.lower() in row.message_en.lower() and kind.advice_zh in row.message_zh
+        assert not kind.repair_en or kind.repair_en not in row.message_en, row.message_en  # no claim
+        assert not kind.repair_zh or kind.repair_zh not in row.message_zh, row.message_zh
+        reasons[row.kind] = row.message_en
+    assert "not in the report gridgeo.repair was given" in reasons["invalid"]
+    assert "holds no polygon to keep" in reasons["wrong_type"]
+    assert "drawn identically" in reasons["overlap"]
+    for kind in ("wrong_parent", "code_prefix", "sequence_gap"):
+        assert f"does not fix problems of this kind ({KINDS[kind].label_en})" in reasons[kind]
 
 
 # ----------------------------------------------------------------------------
@@ -605,3 +809,18 @@ def test_cli_shows_progress_and_refuses_what_it_cannot_read(broken_files, tmp_pa
     assert "validating" in result.stderr
     missing = CliRunner().invoke(app, ["validate", str(tmp_path / "nowhere.geojson")])
     assert missing.exit_code == 2 and "does not exist" in missing.stderr
+
+
+def test_cli_validates_collections_dissolving_tools_leave(grids_copy, crs, tmp_path):
+    g, [(_, (holder,), _)] = seed_island_unit(grids_copy, crs)
+    first = unit(g, holder)
+    g.loc[first, "geometry"] = shapely.GeometryCollection([g.loc[first, "geometry"]])  # holding the MultiPolygon
+    second = g.index[(g["level"] == "grid2") & (g.index > first)
+                     & ~g["code"].isin(touching_units(g, crs, {holder}))][0]
+    g.loc[second, "geometry"] = shapely.GeometryCollection(list(cut_square(g.loc[second, "geometry"], crs)))
+    path = io.write(g, tmp_path / "dissolved.geojson")
+    result = CliRunner().invoke(app, ["validate", str(path), "--format", "json"])
+    assert result.exit_code == 1, result.output
+    problems = json.loads(result.stdout)["problems"]
+    assert sorted((p["kind"], p["code"]) for p in problems) == sorted(
+        [("wrong_type", holder), ("wrong_type", g.loc[second, "code"]), ("multipart", holder)])
