@@ -1,5 +1,6 @@
-"""``gridgeo tiles export``: write vector tiles to a directory (z/x/y.pbf + metadata.json)."""
+"""``gridgeo tiles export``: write vector tiles to a z/x/y directory, an MBTiles or a PMTiles file."""
 
+from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
@@ -11,21 +12,40 @@ tiles_app = typer.Typer(help="Mapbox Vector Tiles of grids, stations and event c
 app.add_typer(tiles_app, name="tiles")
 
 
+class Format(str, Enum):
+    mbtiles = "mbtiles"
+    pmtiles = "pmtiles"
+    dir = "dir"
+
+
 @tiles_app.command("export")
 def export(
     sources: List[Path] = typer.Argument(..., help="Files of grids, stations or events (any format gridgeo "
                                                    "reads), or a sample directory written by `gridgeo sample`."),
-    directory: Path = typer.Argument(..., help="Directory to write: z/x/y.pbf and metadata.json."),
-    minzoom: Optional[int] = typer.Option(None, help="First zoom to write (default: the layers' own)."),
-    maxzoom: Optional[int] = typer.Option(None, help="Last zoom to write (default: the layers' own)."),
+    out: Path = typer.Argument(..., help="Where to write: NAME.mbtiles, NAME.pmtiles, or a directory "
+                                         "(z/x/y.pbf and metadata.json)."),
+    format: Optional[Format] = typer.Option(None, "--format", help="mbtiles, pmtiles or dir (default: from "
+                                                                  "OUT's suffix, a directory without one)."),
+    minzoom: Optional[int] = typer.Option(None, help="First zoom to write (default: the layers' own). Below "
+                                                     "the layers' own, the top layer (towns) is drawn from it."),
+    maxzoom: Optional[int] = typer.Option(None, help="Last zoom to write (default: the layers' own). Above the "
+                                                     "layers' own, the layers that end there are drawn up to it."),
     layers: Optional[str] = typer.Option(None, help="Comma-separated layer names to keep (default all)."),
     crs: Optional[str] = typer.Option(None, help="The coordinates' system when a file does not say it: "
                                                  "wgs84, cgcs2000, gcj02 (Amap), bd09 (Baidu) or an EPSG code."),
     events_level: str = typer.Option("grid2", help="Grid level events are counted in."),
     hexagon: Optional[float] = typer.Option(None, help="Count events in hexagons this many metres apart instead."),
-    overwrite: bool = typer.Option(False, help="Replace a non-empty directory."),
+    overwrite: bool = typer.Option(False, help="Replace an existing file or a non-empty directory."),
 ):
-    """Export tiles the way tippecanoe does, readable by GDAL (ogrinfo DIR/14), QGIS and any file server.
+    """Export tiles the way tippecanoe does: a z/x/y directory, MBTiles or PMTiles.
+
+    A directory is read by GDAL (ogrinfo DIR/14), QGIS and any file server;
+    MBTiles by Martin, GDAL (ogrinfo -so OUT.mbtiles) and QGIS; PMTiles by
+    MapLibre from a plain file server or object store, and by Martin. Every
+    zoom from --minzoom to --maxzoom gets tiles: below the layers' own
+    range the top layer (towns from z8) is drawn from --minzoom, above it the
+    layers ending there are drawn up to --maxzoom, and every other layer keeps
+    its own zooms. The metadata record the zooms actually written.
 
     Grid levels, stations and events are recognised by their columns. Events
     are published only as counts per grid unit (or hexagon); address points
@@ -33,22 +53,73 @@ def export(
     """
     try:
         from gridgeo.tiles import TileSet
+        from gridgeo.tiles import export as export_tiles
+        from gridgeo.tiles.directory import output_format
     except ImportError as exc:
         fail(f"vector tiles need the 'tiles' extra ({exc.name} is missing): pip install 'gridgeo[tiles]'")
     try:
+        kind = output_format(out, None if format is None else format.value)
         frames = _read_sources(sources, crs)
         tile_layers = _tile_layers(frames, events_level, hexagon)
         wanted = None if layers is None else [n.strip() for n in layers.split(",") if n.strip()]
         tileset = TileSet(tile_layers)
-        tileset.export(directory, minzoom=minzoom, maxzoom=maxzoom, layers=wanted, overwrite=overwrite,
-                       progress=True)
+        export_tiles(tileset, out, format=kind, minzoom=minzoom, maxzoom=maxzoom, layers=wanted,
+                     overwrite=overwrite, progress=True)
+    except ImportError as exc:
+        fail(str(exc))
     except (FileExistsError, FileNotFoundError, KeyError, ValueError) as exc:
         fail(str(exc).strip('"'))
-    typer.echo(f"wrote {directory}:")
-    for zoom in sorted((p for p in directory.iterdir() if p.is_dir()), key=lambda p: int(p.name)):
+    _report(out, kind, wanted or list(tileset.layers), minzoom, maxzoom)
+
+
+def _report(out, kind, chosen, minzoom, maxzoom):
+    """What was written, read back from the output: tiles per zoom, layers and their zooms."""
+    zooms, vector_layers = _inventory(out, kind)
+    typer.echo(f"wrote {out} ({kind}):")
+    for z in sorted(zooms):
+        count, size = zooms[z]
+        typer.echo(f"  zoom {z:>2}  {count:>7,} tiles  {size / 1024:>10,.0f} KiB")
+    asked = range(min(zooms) if minzoom is None else minzoom, (max(zooms) if maxzoom is None else maxzoom) + 1)
+    empty = [z for z in asked if z not in zooms]
+    if empty:
+        typer.echo(f"  no tile at zoom {', '.join(map(str, empty))}: the features there are smaller than a "
+                   f"tile unit; the metadata say z{min(zooms)}-{max(zooms)}, what was written")
+    drawn = {layer["id"]: layer for layer in vector_layers}
+    typer.echo("  layers: " + ", ".join(f"{n} z{v['minzoom']}-{v['maxzoom']}" for n, v in drawn.items()))
+    left_out = [n for n in chosen if n not in drawn]
+    if left_out:
+        typer.echo(f"  left out (no zoom of theirs in the range written): {', '.join(left_out)}")
+
+
+def _inventory(out, kind):
+    """``{zoom: (tiles, bytes)}`` and ``vector_layers`` of a written output."""
+    import json
+
+    if kind == "mbtiles":
+        import contextlib
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(f"file:{out}?mode=ro", uri=True)) as db:
+            rows = db.execute("SELECT zoom_level, COUNT(*), SUM(LENGTH(tile_data)) FROM tiles GROUP BY zoom_level")
+            zooms = {z: (n, size) for z, n, size in rows}
+            meta = json.loads(db.execute("SELECT value FROM metadata WHERE name = 'json'").fetchone()[0])
+        return zooms, meta["vector_layers"]
+    if kind == "pmtiles":
+        from pmtiles.reader import MmapSource, Reader, all_tiles
+
+        zooms = {}
+        with open(out, "rb") as f:
+            source = MmapSource(f)
+            for (z, _, _), data in all_tiles(source):
+                count, size = zooms.get(z, (0, 0))
+                zooms[z] = (count + 1, size + len(data))
+            return zooms, Reader(source).metadata()["vector_layers"]
+    zooms = {}
+    for zoom in (p for p in out.iterdir() if p.is_dir()):
         files = list(zoom.rglob("*.pbf"))
-        size = sum(f.stat().st_size for f in files)
-        typer.echo(f"  zoom {zoom.name:>2}  {len(files):>7,} tiles  {size / 1024:>10,.0f} KiB")
+        zooms[int(zoom.name)] = (len(files), sum(f.stat().st_size for f in files))
+    meta = json.loads((out / "metadata.json").read_text("utf-8"))
+    return zooms, json.loads(meta["json"])["vector_layers"]
 
 
 def _read_sources(sources, crs):

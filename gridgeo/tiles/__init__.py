@@ -13,6 +13,8 @@ Build the layers, put them in a :class:`TileSet`, and ask it for tiles::
     tiles.tile(14, 13583, 7025)                        # bytes; b"" for an empty tile
     tiles.tilejson("/tiles/{z}/{x}/{y}.mvt")           # TileJSON 3.0.0
     tiles.export("tiles/")                             # z/x/y.pbf + metadata.json (GDAL, QGIS)
+    tiles.export("jinjiang.mbtiles")                   # MBTiles 1.3 (Martin, GDAL, QGIS)
+    tiles.export("jinjiang.pmtiles", minzoom=5)        # PMTiles v3 (MapLibre from a file server); towns from z5
 
 Public layers carry aggregates only: events become counts per unit or
 hexagon with :func:`event_counts`; addresses are never published point by
@@ -20,6 +22,7 @@ point.
 """
 
 from gridgeo.tiles.aggregate import event_counts
+from gridgeo.tiles.archive import write_mbtiles, write_pmtiles
 from gridgeo.tiles.cache import TileCache
 from gridgeo.tiles.directory import export
 from gridgeo.tiles.layers import DEFAULT_ZOOMS, TileLayer, grid_layers, station_layer
@@ -36,4 +39,6 @@ __all__ = [
     "export",
     "grid_layers",
     "station_layer",
+    "write_mbtiles",
+    "write_pmtiles",
 ]
