@@ -48,9 +48,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from gridgeo.store._cql2 import CONFORMANCE as FILTER_CONFORMANCE
 from gridgeo.store._store import SCHEMA_VERSION, Store
 from gridgeo.store.errors import (
-    ConflictError, NotAStoreError, NotFound, PlanStateError, PublishError, SchemaVersionError,
+    ConflictError, FilterError, NotAStoreError, NotFound, PlanStateError, PublishError, SchemaVersionError,
     StaleEditError, StoreError,
 )
 from gridgeo.store.plans import Plan
@@ -58,7 +59,7 @@ from gridgeo.store.plans import Plan
 __all__ = [
     "open", "Store", "Plan", "SCHEMA_VERSION", "is_postgis",
     "StoreError", "NotAStoreError", "SchemaVersionError", "NotFound", "PlanStateError", "StaleEditError",
-    "ConflictError", "PublishError",
+    "ConflictError", "PublishError", "FilterError", "FILTER_CONFORMANCE",
 ]
 
 _SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")

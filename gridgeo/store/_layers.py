@@ -2,7 +2,7 @@
 
 Both backends hold the same tables; this module says what they are and turns
 GeoDataFrames into column values and back. A *kind* is one of the layers of
-DESIGN.md (grids, stations, addresses, events, roads); a *collection* is a
+docs/design.md (grids, stations, addresses, events, roads); a *collection* is a
 kind or a grid level (``grid2`` is the grids of level ``grid2``).
 """
 
@@ -93,7 +93,33 @@ def prepare(frame, kind: str, *, name: str, scheme=schema.DEFAULT_SCHEME) -> gpd
         raise StoreError(f"{name} has column(s) {clash}, names the store keeps for itself: rename them "
                          "(e.g. frame.rename(columns={...}))")
     frame["geometry"] = to_declared(frame.geometry.array, kind, name=name)
+    if kind == "roads" and "segment_id" not in frame.columns:
+        frame["segment_id"] = segment_ids(frame)
     return frame.set_crs(STORAGE_CRS, allow_override=True)
+
+
+def segment_ids(roads) -> pd.Series:
+    """An id for every road segment, unique in the layer: the road's id and the
+    segment's place among that road's segments (``R000862-2``), or ``S<n>`` for
+    segments without a road id. Several segments make one road, so ``road_id``
+    alone names no feature.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> roads = gpd.GeoDataFrame({"road_id": ["R1", "R2", "R1", None]},
+    ...                          geometry=[shapely.LineString([(0, 0), (1, 1)])] * 4, crs=4490)
+    >>> segment_ids(roads).tolist()
+    ['R1-1', 'R2-1', 'R1-2', 'S4']
+    """
+    if "road_id" not in roads.columns:
+        return pd.Series([f"S{i + 1}" for i in range(len(roads))], index=roads.index, dtype="str")
+    ids = roads["road_id"].astype(object)
+    known = ids.notna() & (ids.astype(str).str.strip() != "")
+    nth = ids[known].groupby(ids[known]).cumcount() + 1
+    out = pd.Series([f"S{i + 1}" for i in range(len(roads))], index=roads.index, dtype=object)
+    out[known] = ids[known].astype(str) + "-" + nth.astype(str)
+    return out.astype("str")
 
 
 def to_declared(geoms, kind: str, *, name: str) -> np.ndarray:

@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from gridgeo.store import _grid_load, _layers
-from gridgeo.store.errors import NotFound, SchemaVersionError, StoreError
+from gridgeo.store import _cql2, _grid_load, _layers
+from gridgeo.store.errors import FilterError, NotFound, SchemaVersionError, StoreError
 
 SCHEMA_VERSION = 1
 """The layout of the tables this gridgeo writes; recorded as ``schema_version`` in ``gridgeo_meta``."""
@@ -267,6 +267,44 @@ class Store:
         self._scheme = (text, scheme)
         return scheme
 
+    @property
+    def region(self) -> dict | None:
+        """The area the store covers, above its top level: ``{"code", "name"}``
+        (晋江市 350582), or None when none was recorded.
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store
+        >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
+        >>> _ = s.set_region("350582", "晋江市", author="demo")
+        >>> s.region
+        {'code': '350582', 'name': '晋江市'}
+        """
+        import json
+
+        text = self._meta("region")
+        return json.loads(text) if text else None
+
+    def set_region(self, code: str, name: str, *, author: str) -> int:
+        """Record the code and name of the area the store covers (shown above its top level)."""
+        if self.region == {"code": str(code).strip(), "name": str(name).strip()}:
+            return self.revision
+        with self._write(author=author, action="set-region", message=f"{code} {name}") as (tx, _, __):
+            self._record_region(tx, code, name)
+        return self.revision
+
+    def _record_region(self, tx, code, name) -> None:
+        import json
+
+        code, name = str(code).strip(), str(name).strip()
+        if not code.isdigit() or not name:
+            raise ValueError(f"a region is a division code of digits and a name, got {code!r} and {name!r}")
+        text = json.dumps({"code": code, "name": name}, ensure_ascii=False)
+        if tx.query("SELECT value FROM gridgeo_meta WHERE key = 'region'"):
+            tx.execute("UPDATE gridgeo_meta SET value = ? WHERE key = 'region'", (text,))
+        else:
+            tx.execute("INSERT INTO gridgeo_meta (key, value) VALUES ('region', ?)", (text,))
+
     def _meta_scheme_text(self) -> str | None:
         # read once per store object: a scheme changes only on an empty store, by set_scheme
         if not hasattr(self, "_scheme_text"):
@@ -400,7 +438,8 @@ class Store:
 
     def read(self, collection: str, *, bbox=None, where: Mapping | None = None, parent: str | None = None,
              within: str | None = None, level=None, at=None, columns: Iterable[str] | None = None,
-             limit: int | None = None, offset: int = 0):
+             limit: int | None = None, offset: int = 0, filter=None,  # noqa: A002 - OGC's name
+             filter_lang: str | None = None, sortby=None):
         """Published rows of a layer, as they are or as they were.
 
         Parameters
@@ -434,7 +473,32 @@ class Store:
         columns : list of str, optional
             Attribute columns to return (the geometry and ``revision`` always come).
         limit, offset : int, optional
-            Paging, in the order of the layer's key (``code``, ``station_id``...).
+            Paging, in the order of ``sortby`` (default: the layer's key,
+            ``code``, ``station_id``...).
+        filter : str or mapping, optional
+            A CQL2 filter (OGC API - Features Part 3), run in the database
+            together with the other filters: ``"parent = '350582106201'"``, or
+            its CQL2 JSON ``{"op": "=", "args": [{"property": "parent"},
+            "350582106201"]}``. Properties are the layer's columns
+            (:meth:`columns`) and ``geometry``; values are taken as the
+            column's kind, as in ``where``. Supported: ``=``, ``<>``, ``<``,
+            ``<=``, ``>``, ``>=`` (a property with a value or with another
+            property), ``LIKE`` (case-sensitive: ``%`` any characters, ``_``
+            one, ``\\`` escapes), ``IN``, ``BETWEEN``, ``IS NULL``, each with
+            ``NOT``; ``AND``, ``OR``, ``NOT``; ``S_INTERSECTS(geometry, ...)``
+            with a WKT geometry or ``BBOX(minx, miny, maxx, maxy)`` in
+            longitude/latitude; ``DATE('2025-03-01')`` and
+            ``TIMESTAMP('2025-03-01T08:00:00Z')`` (UTC if no zone) literals.
+            Anything else is a :class:`~gridgeo.store.errors.FilterError`
+            naming it.
+        filter_lang : {"cql2-text", "cql2-json"}, optional
+            The language of ``filter``. Default: ``cql2-json`` for a mapping,
+            ``cql2-text`` for a string.
+        sortby : str or list of str, optional
+            The order (OGC API - Features Part 5): columns, each ascending or
+            with a leading ``-`` descending (``["-households", "addr_id"]``,
+            or the text ``"-households,addr_id"``). Missing values come last
+            either way; ties are broken by the key, so paging is stable.
 
         Returns
         -------
@@ -442,6 +506,16 @@ class Store:
             In EPSG:4490, with the layer's columns and ``revision``, the
             revision that wrote each row. Grids are MultiPolygons and roads
             MultiLineStrings (one geometry type per table, as in QGIS).
+
+        Notes
+        -----
+        A comparison with a missing value is neither true nor false, as in
+        SQL: ``workers <> 5`` and ``NOT workers = 5`` leave out the units
+        without ``workers``; add ``OR workers IS NULL`` to keep them. In a
+        GeoPackage, ``S_INTERSECTS`` takes its candidates from the R-tree and
+        shapely decides; in PostGIS it is ``ST_Intersects``. pygeofilter reads
+        the filters, and its cql2-text parser takes no quote inside a string
+        (``'it''s'``); cql2-json takes any text.
 
         Examples
         --------
@@ -451,6 +525,10 @@ class Store:
         >>> village = s.read("village", limit=1)["code"].iloc[0]
         >>> bool(s.read("grids", within=village, level="grid2")["parent"].str[:12].eq(village).all())
         True
+        >>> s.read("grids", filter="parent = '350582106201'")["name"].tolist()
+        ['前垵村一片区']
+        >>> s.read("village", filter="name LIKE '%村'", sortby="-code", limit=2)["name"].tolist()
+        ['前宅村', '上尾村']
         """
         kind, levels = _layers.resolve(collection, self.scheme.names)
         self._paging(limit, offset, bbox)
@@ -459,10 +537,13 @@ class Store:
         names = self._selected(kind, available, columns)
         conds, params = self._conditions(kind, available, where=where, parent=parent, within=within,
                                          levels=levels)
+        filters = self._filter(kind, available, filter, filter_lang)
+        order = self._sorting(kind, available, sortby)
         revision = None if at is None else self._revision(at)
         exact = bbox is None or self._db.exact_bbox
         sql, params = self._select(kind, [*names, "revision"], conds, params, revision=revision, bbox=bbox,
-                                   limit=limit if exact else None, offset=offset if exact else 0)
+                                   limit=limit if exact else None, offset=offset if exact else 0,
+                                   filters=filters, order=order)
         rows = self._db.query(sql, params)
         kinds = {**available, **_layers.SYSTEM}
         out = self._frame(rows, [*names, "revision"], kinds)
@@ -473,7 +554,8 @@ class Store:
         return out
 
     def count(self, collection: str, *, bbox=None, where: Mapping | None = None, parent: str | None = None,
-              within: str | None = None, level=None, at=None) -> int:
+              within: str | None = None, level=None, at=None, filter=None,  # noqa: A002 - OGC's name
+              filter_lang: str | None = None) -> int:
         """How many rows :meth:`read` would return with these filters (no paging).
 
         Examples
@@ -483,21 +565,25 @@ class Store:
         >>> _ = s.load({"grids": gridgeo.sample.load().grids}, author="demo")
         >>> s.count("grids", level="grid2") == s.count("grid2") == 128
         True
+        >>> s.count("grid2", filter="workers IS NULL") == s.count("grid2", where={"workers": None})
+        True
         """
         kind, levels = _layers.resolve(collection, self.scheme.names)
         self._paging(None, None, bbox)
         if bbox is not None and not self._db.exact_bbox:
             return len(self.read(collection, bbox=bbox, where=where, parent=parent, within=within,
-                                 level=level, at=at, columns=[]))
+                                 level=level, at=at, columns=[], filter=filter, filter_lang=filter_lang))
         levels = self._levels(kind, levels, level)
-        conds, params = self._conditions(kind, self._columns(kind), where=where, parent=parent,
+        available = self._columns(kind)
+        conds, params = self._conditions(kind, available, where=where, parent=parent,
                                          within=within, levels=levels)
+        filters = self._filter(kind, available, filter, filter_lang)
         revision = None if at is None else self._revision(at)
-        return self._count(kind, conds, params, bbox, revision)
+        return self._count(kind, conds, params, bbox, revision, filters)
 
-    def _count(self, kind, conds, params, bbox, revision) -> int:
+    def _count(self, kind, conds, params, bbox, revision, filters=None) -> int:
         total = 0
-        for table, where, pp in self._per_table(kind, conds, params, revision, bbox):
+        for table, where, pp in self._per_table(kind, conds, params, revision, bbox, filters):
             total += int(self._db.query(f"SELECT COUNT(*) FROM {q(table)} WHERE {where}", pp)[0][0])
         return total
 
@@ -595,6 +681,54 @@ class Store:
             raise ValueError(f"unknown level(s) {unknown}: expected some of {list(names)}")
         return [lv for lv in wanted if levels is None or lv in levels]
 
+    def _filter(self, kind, available, filter, filter_lang):  # noqa: A002 - OGC's name
+        """``table -> (condition, params)`` for a CQL2 filter on the layer, or None; the
+        filter is parsed and checked here, so that a bad one is refused before any query."""
+        if filter is None:
+            if filter_lang is not None and filter_lang not in _cql2.LANGS:
+                raise FilterError(f"filter-lang {filter_lang!r} is not supported: use 'cql2-text' or 'cql2-json'")
+            return None
+        node = _cql2.parse(filter, filter_lang)
+
+        def value(column_kind, column, literal):
+            return self._param(column_kind, column, literal)
+
+        def filters(table):
+            return _cql2.where(node, layer=kind, columns=available, value=value,
+                               intersects=functools.partial(self._db.intersects_condition, table),
+                               like=self._db.like_condition)
+
+        filters(kind)  # refuses what it cannot translate, before anything runs
+        return filters
+
+    @staticmethod
+    def _sorting(kind, available, sortby) -> list[tuple[str, bool]]:
+        """[(column, descending)] from ``sortby`` (``"-households,code"`` or a list of such names)."""
+        if sortby is None:
+            return []
+        items = sortby.split(",") if isinstance(sortby, str) else sortby
+        try:
+            items = list(items)
+        except TypeError:
+            raise FilterError(f"sortby should be column names such as ['-households', 'addr_id'], got "
+                              f"{sortby!r}") from None
+        order, seen = [], set()
+        for item in items:
+            if not isinstance(item, str) or not item.strip().lstrip("+-").strip():
+                raise FilterError(f"sortby should be column names, each with an optional leading + or -, "
+                                  f"such as ['-households', 'addr_id']; got {item!r} in {sortby!r}")
+            text = item.strip()
+            descending = text.startswith("-")
+            column = text[1:].strip() if text[0] in "+-" else text
+            if column not in available:
+                raise FilterError(f"cannot sort the {kind} layer by {column!r}: its columns are "
+                                  f"{', '.join(map(repr, available))}")
+            if column in seen:
+                raise FilterError(f"sortby names {column!r} twice: {sortby!r}")
+            seen.add(column)
+            order.append((column, descending))
+        return order
+
     @staticmethod
     def _selected(kind, available, columns) -> list[str]:
         if columns is None:
@@ -662,27 +796,35 @@ class Store:
         return [(kind, ("revision <= ?", [revision])),
                 (kind + "_history", ("revision <= ? AND retired > ?", [revision, revision]))]
 
-    def _per_table(self, kind, conds, params, revision, bbox):
-        """(table, WHERE clause, its params) for each table a read at ``revision`` looks in."""
+    def _per_table(self, kind, conds, params, revision, bbox, filters=None):
+        """(table, WHERE clause, its params) for each table a read at ``revision`` looks in;
+        ``filters(table)`` gives a filter's (condition, params) in that table."""
         for table, (cond, extra) in self._tables(kind, revision):
             c, p = list(conds) + ([cond] if cond else []), list(params) + extra
             if bbox is not None:
                 box_cond, box_params = self._db.bbox_condition(table, bbox)
                 c.append(box_cond)
                 p += box_params
+            if filters is not None:
+                filter_cond, filter_params = filters(table)
+                c.append(filter_cond)
+                p += filter_params
             yield table, " AND ".join(c) or "1 = 1", p
 
-    def _select(self, kind, names, conds, params, *, revision, bbox, limit, offset):
+    def _select(self, kind, names, conds, params, *, revision, bbox, limit, offset, filters=None, order=()):
         key = _layers.KEYS[kind]
         geom = self._db.geom_expr("geom")
         cols = ", ".join(q(n) for n in names)
+        sort_cols = "".join(f", {q(column)} AS _s{i}" for i, (column, _) in enumerate(order))
         parts, all_params = [], []
-        for table, where, pp in self._per_table(kind, conds, params, revision, bbox):
+        for table, where, pp in self._per_table(kind, conds, params, revision, bbox, filters):
             key_col = "" if key in names else f", {q(key)} AS _key"
-            parts.append(f"SELECT {geom} AS _geom, {cols}{key_col}, fid AS _fid FROM {q(table)} WHERE {where}")
+            parts.append(f"SELECT {geom} AS _geom, {cols}{key_col}, fid AS _fid{sort_cols} FROM {q(table)} "
+                         f"WHERE {where}")
             all_params += pp
-        order = q(key) if key in names else "_key"
-        sql = " UNION ALL ".join(parts) + f" ORDER BY {order}, _fid"
+        by = [f"_s{i}{' DESC' if descending else ''} NULLS LAST" for i, (_, descending) in enumerate(order)]
+        by += [q(key) if key in names else "_key", "_fid"]
+        sql = " UNION ALL ".join(parts) + f" ORDER BY {', '.join(by)}"
         if limit is not None or offset:
             sql += f" {self._db.limit_clause(limit)} OFFSET ?"
             all_params.append(int(offset))
@@ -700,7 +842,7 @@ class Store:
     # --- writing ----------------------------------------------------------------
 
     def load(self, layers: Mapping, *, author: str, mode: str = "replace", message: str = "",
-             progress: bool | None = None, scope: str = "parents") -> int:
+             progress: bool | None = None, scope: str = "parents", region=None) -> int:
         """Load layers in one transaction, on the backend's fast path.
 
         Parameters
@@ -722,6 +864,8 @@ class Store:
             level-2 grids replaces that village's level-2 grids only), or every
             unit of each level in the frame (``"level"``). Levels the frame
             does not hold are never touched.
+        region : (code, name), optional
+            Record the area the store covers (:attr:`region`) in the same revision.
         message : str
         progress : bool, optional
             Show a progress bar (default: when stderr is a terminal).
@@ -770,6 +914,8 @@ class Store:
                                  "nothing. Check the file (a header without rows?); nothing was changed")
             prepared[kind] = _layers.prepare(frame, kind, name=f"the {kind} layer", scheme=self.scheme)
         with self._write(author=author, action="load", message=message) as (tx, revision, _):
+            if region is not None:
+                self._record_region(tx, *region)
             for kind, frame in prepared.items():
                 if kind == "grids":
                     _grid_load.validate_after(self, tx, frame, scope, mode=mode, scheme=self.scheme)

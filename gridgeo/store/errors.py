@@ -3,7 +3,8 @@
 Every message names the store, the layer, the plan or the unit at fault, who
 did what when that matters, and what to do next. The API maps them to HTTP
 statuses: :class:`NotFound` 404, :class:`StaleEditError` and
-:class:`ConflictError` 409, :class:`PublishError` 422, the rest 400 or 500.
+:class:`ConflictError` 409, :class:`PublishError` 422, :class:`FilterError`
+400, the rest 400 or 500.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ __all__ = [
     "StaleEditError",
     "ConflictError",
     "PublishError",
+    "FilterError",
 ]
 
 
@@ -34,6 +36,12 @@ class SchemaVersionError(StoreError):
 
 class NotFound(StoreError, LookupError):
     """A layer, plan or unit that does not exist."""
+
+
+class FilterError(StoreError, ValueError):
+    """A ``filter=`` (CQL2) or ``sortby=`` a read cannot run: it does not parse, names a
+    property the layer lacks, or uses an operator or function the store does not support.
+    The message names what and says what is supported; nothing was read."""
 
 
 class PlanStateError(StoreError):

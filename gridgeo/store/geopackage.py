@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import atexit
 import functools
+import hashlib
 import os
+import re
 import shutil
 import sqlite3
 import struct
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -45,6 +48,8 @@ _BUSY_MS = 60_000
 # GeoPackage binary header: envelope indicator -> envelope bytes
 _ENVELOPE_BYTES = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
 _HEADER = np.dtype([("magic", "S2"), ("version", "u1"), ("flags", "u1"), ("srs", "<i4"), ("env", "<f8", (4,))])
+
+_GLOB_SPECIAL = re.compile(r"([*?\[])")
 
 _TYPES_IN = {
     "text": "TEXT", "integer": "INTEGER", "real": "REAL", "boolean": "BOOLEAN", "datetime": "DATETIME",
@@ -158,6 +163,26 @@ class GeoPackage:
         minx, miny, maxx, maxy = (float(v) for v in bbox)
         return (f"fid IN (SELECT id FROM {q(_rtree_name(table))} WHERE maxx >= ? AND minx <= ? "
                 "AND maxy >= ? AND miny <= ?)", [minx, maxx, miny, maxy])
+
+    def intersects_condition(self, table, geometry):
+        """Rows of ``table`` whose geometry intersects a shapely ``geometry`` (a filter's
+        S_INTERSECTS): the R-tree gives the candidates, shapely decides (``gridgeo_intersects``,
+        registered on every connection), so paging and counts stay in SQL."""
+        minx, miny, maxx, maxy = (float(v) for v in geometry.bounds)
+        wkb = shapely.to_wkb(geometry, byte_order=1, output_dimension=2)
+        key = hashlib.sha1(wkb).hexdigest()
+        return (f"(fid IN (SELECT id FROM {q(_rtree_name(table))} WHERE maxx >= ? AND minx <= ? "
+                "AND maxy >= ? AND miny <= ?) AND gridgeo_intersects(geom, ?, ?))",
+                [minx, maxx, miny, maxy, key, wkb])
+
+    @staticmethod
+    def like_condition(expr, parts):
+        """A case-sensitive LIKE: SQLite's LIKE ignores ASCII case, its GLOB does not. ``parts``
+        are ``("text", s)``, ``("any", "")`` and ``("one", "")``; GLOB's own wildcards in the text
+        are bracketed (``[*]``), so they match themselves."""
+        glob = "".join("*" if kind == "any" else "?" if kind == "one" else _GLOB_SPECIAL.sub(r"[\1]", text)
+                       for kind, text in parts)
+        return f"({expr} GLOB ?)", [glob]
 
     @staticmethod
     def values(series, kind):
@@ -316,7 +341,7 @@ def _envelope(blob):
 
 
 def _register_functions(conn) -> None:
-    """The SQL functions the GeoPackage R-tree triggers call."""
+    """The SQL functions the GeoPackage R-tree triggers call, and the one filters call."""
 
     def is_empty(blob):
         return None if blob is None else int(_envelope(blob) is None)
@@ -332,6 +357,34 @@ def _register_functions(conn) -> None:
     conn.create_function("ST_IsEmpty", 1, is_empty, deterministic=True)
     for i, name in enumerate(("ST_MinX", "ST_MaxX", "ST_MinY", "ST_MaxY")):
         conn.create_function(name, 1, part(i), deterministic=True)
+    conn.create_function("gridgeo_intersects", 3, _intersects, deterministic=True)
+
+
+_LITERALS = threading.local()  # per thread: GEOS builds a prepared geometry's index on first use
+
+
+def _intersects(blob, key, wkb):
+    """``gridgeo_intersects(geom, key, wkb)``: 1 if a GeoPackage geometry intersects the
+    geometry of a filter (WKB, prepared once per ``key``, its digest), 0 if not, NULL for
+    a missing geometry (as ST_Intersects in PostGIS)."""
+    if blob is None or wkb is None:
+        return None
+    cache = getattr(_LITERALS, "cache", None)
+    if cache is None or len(cache) >= 64:
+        cache = _LITERALS.cache = {}
+    literal = cache.get(key)
+    if literal is None:
+        geometry = shapely.from_wkb(bytes(wkb))
+        shapely.prepare(geometry)
+        literal = cache[key] = (geometry, geometry.bounds)
+    geometry, (minx, miny, maxx, maxy) = literal
+    envelope = _envelope(blob)
+    if envelope is None:
+        return 0  # an empty geometry intersects nothing
+    if envelope[1] < minx or envelope[0] > maxx or envelope[3] < miny or envelope[2] > maxy:
+        return 0
+    size = 8 + _ENVELOPE_BYTES[(blob[3] >> 1) & 7]
+    return int(shapely.intersects(geometry, shapely.from_wkb(bytes(blob[size:]))))
 
 
 # --- progress -------------------------------------------------------------------------

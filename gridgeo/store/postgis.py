@@ -39,6 +39,7 @@ _KINDS_OUT = {
     "smallint": "integer", "double precision": "real", "real": "real", "numeric": "real",
     "boolean": "boolean", "timestamp without time zone": "datetime", "date": "date",
 }
+_LIKE_SPECIAL = re.compile(r"([\\%_])")
 _POSTGIS_TYPES = {"MULTIPOLYGON": "MultiPolygon", "POINT": "Point", "MULTILINESTRING": "MultiLineString"}
 
 
@@ -124,6 +125,20 @@ class PostGIS:
         box = [float(v) for v in bbox]
         envelope = f"ST_MakeEnvelope(?, ?, ?, ?, {_SRID})"
         return f"(geom && {envelope} AND ST_Intersects(geom, {envelope}))", box + box
+
+    @staticmethod
+    def intersects_condition(table, geometry):
+        """Rows whose geometry intersects a shapely ``geometry`` (a filter's S_INTERSECTS);
+        ST_Intersects uses the GiST index itself."""
+        return f"ST_Intersects(geom, ST_GeomFromWKB(?, {_SRID}))", [shapely.to_wkb(geometry, output_dimension=2)]
+
+    @staticmethod
+    def like_condition(expr, parts):
+        """A case-sensitive LIKE: ``parts`` are ``("text", s)``, ``("any", "")`` and
+        ``("one", "")``; ``%``, ``_`` and ``\\`` in the text are escaped."""
+        pattern = "".join("%" if kind == "any" else "_" if kind == "one" else _LIKE_SPECIAL.sub(r"\\\1", text)
+                          for kind, text in parts)
+        return f"({expr} LIKE ? ESCAPE '\\')", [pattern]
 
     @staticmethod
     def values(series, kind):
