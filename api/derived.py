@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
 
 import gridgeo
 import gridgeo.crs
 from gridgeo import coverage, network, stats
-from gridgeo.tiles import DEFAULT_ZOOMS, TileCache, TileLayer, TileSet, event_counts, grid_layers, station_layer
+from gridgeo.tiles import (DEFAULT_ZOOMS, TileCache, TileLayer, TileSet, event_cells, event_counts, grid_layers,
+                           station_layer)
 
 log = logging.getLogger("gridgeo.api")
 
@@ -147,26 +147,8 @@ def tiles(services) -> TileSet:
 
 
 def events_heat(services, *, category=None, start=None, end=None, cell_m: float = 100.0) -> list[list[float]]:
-    """Event counts on a square grid of ``cell_m`` metres: [lat, lon, count] per cell.
-
-    An aggregate for the heat layer of the one map: a cell's centre and its
-    count, never an event's own position or attributes.
-    """
-    events = layer(services, "events")
-    keep = np.ones(len(events), dtype=bool)
-    if category:
-        keep &= events["category"].isin(category if isinstance(category, list) else [category]).to_numpy()
-    if start is not None:
-        keep &= (events["reported_at"] >= pd.Timestamp(start)).to_numpy()
-    if end is not None:
-        keep &= (events["reported_at"] < pd.Timestamp(end)).to_numpy()
-    chosen = events[keep]
-    if chosen.empty:
-        return []
-    crs = metric(services)
-    points = chosen.geometry.to_crs(crs)
-    xy = np.column_stack([points.x, points.y])
-    cells, counts = np.unique(np.floor(xy / cell_m).astype(np.int64), axis=0, return_counts=True)
-    centres = gpd.GeoSeries(gpd.points_from_xy((cells[:, 0] + 0.5) * cell_m, (cells[:, 1] + 0.5) * cell_m),
-                            crs=crs).to_crs(4490)
-    return [[round(float(y), 6), round(float(x), 6), int(n)] for x, y, n in zip(centres.x, centres.y, counts)]
+    """Event counts on a square grid of ``cell_m`` metres: [lat, lon, count] per cell
+    (:func:`gridgeo.tiles.event_cells`), in the published data's metric CRS."""
+    cells = event_cells(layer(services, "events"), cell_m=cell_m, crs=metric(services), category=category,
+                        start=start, end=end)
+    return [[float(a), float(b), int(n)] for a, b, n in zip(cells["lat"], cells["lon"], cells["count"])]

@@ -8,6 +8,7 @@ domain errors to problem responses.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 import gridgeo
 import gridgeo.store
 from api import problems
+from api.dependencies import base_url, cache_control
 from api.routes import analysis, features, figures, imports, pages, plans, tiles
 from api.services import Services
 from api.settings import Settings
@@ -34,6 +36,7 @@ DOMAIN_ERRORS = {
     gridgeo.store.ConflictError: 409,
     gridgeo.store.PlanStateError: 409,
     gridgeo.store.PublishError: 422,
+    gridgeo.store.FilterError: 400,
     SchemaError: 422,
     PlanError: 422,
     CRSError: 400,
@@ -73,12 +76,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/health", tags=["service"], summary="Liveness, and the version of the data")
     def health():
-        return {"status": "ok", "version": gridgeo.__version__, "store": services.store.url,
+        # no path or URL of the store: callers are anonymous
+        return {"status": "ok", "version": gridgeo.__version__,
+                "store": "postgis" if gridgeo.store.is_postgis(settings.store) else "geopackage",
                 "data_version": services.version}
 
     @app.get("/", tags=["service"], summary="Landing page: what the service holds and where")
     def landing(request: Request):
-        base = str(request.base_url).rstrip("/")
+        base = base_url(request)
         body = {
             "title": settings.title,
             "description": settings.description,
@@ -95,9 +100,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "layers": [{"name": name, "features": n} for name, n in services.store.counts().items()
                        if name in features.collections_for(services.store.scheme)],
         }
+        headers = {"Cache-Control": cache_control(request), "Vary": "Host, Accept"}
         if "text/html" in request.headers.get("accept", "") or request.query_params.get("f") == "html":
-            return HTMLResponse(_landing_html(body))
-        return JSONResponse(body)
+            return HTMLResponse(_landing_html(body), headers=headers)
+        return JSONResponse(body, headers=headers)
 
     app.include_router(features.router())
     app.include_router(tiles.router())
@@ -107,7 +113,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(plans.router())
     app.include_router(imports.router())
     pages.mount(app)
+    app.openapi = lambda: _openapi(app)
     return app
+
+
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's OpenAPI document, with every public collection's items path written out
+    with its queryables as query parameters (OGC API - Features Part 3's
+    queryables-query-parameters): clients such as GDAL read a collection's filters from
+    its own path, not from the templated one."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    template = schema["paths"].get("/collections/{collection_id}/items")
+    services = app.state.services
+    if template is not None:
+        for collection in features.collections_for(services.store.scheme).values():
+            if collection.role != "anonymous":
+                continue
+            operation = json.loads(json.dumps(template["get"]))
+            operation["operationId"] = f"items_{collection.id}"
+            operation["summary"] = f"{collection.title}: features, filtered by any queryable"
+            operation["parameters"] = [p for p in operation["parameters"] if p["name"] != "collection_id"]
+            known = {p["name"] for p in operation["parameters"]}
+            types = {"integer": "integer", "real": "number", "boolean": "boolean"}
+            for name, kind in services.store.columns(collection.id).items():
+                if name not in known:
+                    operation["parameters"].append({"name": name, "in": "query", "required": False,
+                                                    "schema": {"type": types.get(kind, "string")},
+                                                    "description": f"{name} equals this value (a queryable)"})
+            schema["paths"][f"/collections/{collection.id}/items"] = {"get": operation}
+    app.openapi_schema = schema
+    return schema
 
 
 class RequestLog:

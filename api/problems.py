@@ -11,13 +11,34 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 log = logging.getLogger("gridgeo.api")
 
 PROBLEM = "application/problem+json"
+
+
+def domain_fields(exc: Exception) -> dict:
+    """What a library error carries beyond its message, for the problem body: a plan
+    refusal's reason, both languages, units and blocks; a stale edit's or a conflict's
+    units; a refused publish's validation errors."""
+    from api.encode import plain, records
+
+    fields = {}
+    if callable(getattr(exc, "to_dict", None)):
+        fields.update(plain(exc.to_dict()))
+    if getattr(exc, "conflicts", None) is not None:
+        fields["conflicts"] = plain(exc.conflicts)
+    report = getattr(exc, "report", None)
+    if report is not None and hasattr(report, "columns") and "severity" in report.columns:
+        errors = report[report["severity"] == "error"]
+        keep = [c for c in ("code", "level", "kind", "severity", "message_zh", "message_en") if c in errors.columns]
+        fields["errors"] = records(errors[keep].reset_index(drop=True))
+    fields.pop("report", None)
+    return fields
 
 
 class Problem(Exception):
@@ -72,12 +93,15 @@ def install(app: FastAPI, domain_errors: dict[type[Exception], int] | None = Non
 
     for error_type, status in (domain_errors or {}).items():
         def _handler(request: Request, exc: Exception, status=status):
-            return problem_response(status, type(exc).__name__, str(exc), instance=request.url.path)
+            return problem_response(status, type(exc).__name__, str(exc), instance=request.url.path,
+                                    **domain_fields(exc))
         app.add_exception_handler(error_type, _handler)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
         request_id = request.headers.get("x-request-id") or hex(id(request))[2:]
         log.exception("unexpected error %s on %s %s", request_id, request.method, request.url.path)
+        # the connection may be in any state after an unexpected error: close it rather than reuse it
         return problem_response(500, "Internal Server Error", f"see the service log, request {request_id}",
-                                instance=request.url.path)
+                                instance=request.url.path, headers={"Connection": "close"},
+                                request_id=request_id)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import gridgeo.store
-from api.auth import KeyStore
+from api.keys import KeyStore
 from api.settings import Settings
 
 

@@ -16,6 +16,10 @@ GRIDGEO_TILE_CACHE     directory for rendered tiles                (memory only)
 GRIDGEO_BASEMAP        XYZ template of a basemap for the map page  (none)
 GRIDGEO_TIANDITU_KEY   天地图 key: the government basemap          (none)
 GRIDGEO_VERSION_TTL    seconds between checks of the data version  1.0
+GRIDGEO_PUBLIC_URL     the service's address as clients reach it   (none: links use the
+                       (https://grid.example.gov.cn), for links    request's host, and
+                       and TileJSON                                are not cached by
+                                                                   shared caches)
 GRIDGEO_IMPORTS_DIR    where planners' uploads are kept (shared    (a folder in the
                        by the service's workers)                   temporary directory)
 GRIDGEO_MAX_UPLOAD     the largest upload, in bytes                200 MiB
@@ -44,5 +48,6 @@ class Settings(BaseSettings):
     basemap_attribution: str = ""
     tianditu_key: str | None = None
     version_ttl: float = 1.0
+    public_url: str | None = None
     imports_dir: str | None = None
     max_upload: int = 200 * 2**20

@@ -17,9 +17,9 @@ that displays in a notebook and saves with ``.save("map.html")``.
 - :func:`add_service_tiles`: the service's own vector tiles on any of these
   maps, when the analyst has ``gridgeo serve`` running.
 
-Two helpers serve the page as well: :func:`label_points` (where a unit's
-name goes) and :func:`served_area` (the union of the service areas of a life
-circle, simplified for display).
+The pages' own helpers live with the library: :func:`gridgeo.labels.label_points`
+(where a unit's name goes) and :func:`gridgeo.coverage.served_area` (the union
+of the service areas of a life circle, simplified for display).
 
 Offline
 -------
@@ -45,6 +45,7 @@ import base64
 import functools
 import html
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -54,7 +55,7 @@ import pandas as pd
 import shapely
 
 from gridgeo import crs as gcrs
-from gridgeo.schema import DEFAULT_SCHEME, STATION_KINDS, CodeScheme, check
+from gridgeo.schema import DEFAULT_SCHEME, STATION_KINDS, check
 
 __all__ = [
     "STYLE_FILE",
@@ -67,8 +68,6 @@ __all__ = [
     "explore_plan",
     "add_service_tiles",
     "offline",
-    "label_points",
-    "served_area",
 ]
 
 _STATIC = Path(__file__).resolve().parent.parent / "api" / "static"
@@ -312,6 +311,8 @@ def explore_coverage(coverage, *, minutes: int = 15, level: str = "grid2", areas
     s = style()["coverage"]
     extra = []
     if areas is not None:
+        from gridgeo.coverage import served_area
+
         served = served_area(areas, minutes=minutes)
         _add_geojson(m, _display(served, tolerance_m=0.0), name="服务范围", style=s["served"],
                      tooltip=["circle", "stations"])
@@ -448,107 +449,6 @@ def add_service_tiles(m, url: str, *, layers=("town", "village", "grid1", "grid2
         _elements().TilePopups(layer).add_to(m)
     m.add_child(_elements().Script(_vectorgrid_fix()), name="gridgeo_vectorgrid_fix")
     return _finish(m, [])
-
-
-# ----------------------------------------------------------------------------
-# helpers the page shares
-# ----------------------------------------------------------------------------
-
-
-def label_points(grids, *, levels=None, tolerance_m: float = 1.0, source=None,
-                 scheme: CodeScheme = DEFAULT_SCHEME) -> gpd.GeoDataFrame:
-    """Where each unit's name is written: the centre of its largest inscribed circle.
-
-    A centroid can fall outside a concave unit (a U-shaped village); the
-    centre of the maximum inscribed circle (the pole of inaccessibility) is
-    always inside, as far from the boundary as possible.
-
-    Parameters
-    ----------
-    grids : GeoDataFrame
-        Grid units (``code``, ``name``, ``level``, ``parent``, polygons).
-    levels : list of str, optional
-        Only these levels (default every level present).
-    tolerance_m : float, default 1.0
-        How close to the true centre the search stops, in metres.
-    source : optional
-        The coordinate system of `grids` if it does not say, as in
-        :func:`gridgeo.crs.to_storage`.
-
-    Returns
-    -------
-    GeoDataFrame
-        ``code``, ``name``, ``level``, ``radius_m`` (the inscribed circle's
-        radius: how much room the label has) and the point, in EPSG:4490, in
-        the order of `grids`.
-
-    Examples
-    --------
-    >>> from gridgeo import sample
-    >>> grids = sample.load().grids
-    >>> points = label_points(grids, levels=["village"])
-    >>> villages = grids.set_index("code").geometry.loc[points["code"]]
-    >>> len(points), bool(points.within(villages, align=False).all())
-    (28, True)
-    """
-    frame = _units(grids, levels, source=source, name="grids", scheme=scheme)
-    metric = gcrs.metric_crs(frame)
-    geoms = frame.geometry.to_crs(metric).array
-    spokes = shapely.maximum_inscribed_circle(np.asarray(geoms), tolerance_m)
-    centres = gpd.GeoSeries(shapely.get_point(spokes, 0), crs=metric).to_crs(gcrs.STORAGE_CRS)
-    out = pd.DataFrame({"code": frame["code"].to_numpy(), "name": frame["name"].to_numpy(),
-                        "level": frame["level"].to_numpy(), "radius_m": shapely.length(spokes)})
-    return gpd.GeoDataFrame(out, geometry=centres.to_numpy(), crs=gcrs.STORAGE_CRS)
-
-
-def served_area(areas, *, minutes=None, tolerance_m: float = 2.0) -> gpd.GeoDataFrame:
-    """The ground a life circle serves: the union of every station's service area.
-
-    Overlapping areas drawn one by one pile up into blotches and weigh
-    megabytes at city scale; their union, simplified, is what a map shows.
-
-    Parameters
-    ----------
-    areas : GeoDataFrame
-        :func:`gridgeo.coverage.service_areas` (``circle``, ``station_id``,
-        polygons).
-    minutes : int or list of int, optional
-        The circles to keep (default all).
-    tolerance_m : float, default 2.0
-        Simplification in metres (0 keeps every vertex).
-
-    Returns
-    -------
-    GeoDataFrame
-        One row per circle: ``circle`` (minutes), ``stations`` (how many
-        reach anything) and the (Multi)Polygon, in EPSG:4490.
-
-    Examples
-    --------
-    >>> from gridgeo import sample, network, coverage
-    >>> s = sample.load()
-    >>> areas = coverage.service_areas(s.stations.head(3), network.build(s.roads))
-    >>> served_area(areas, minutes=15)[["circle", "stations"]].values.tolist()
-    [[15, 3]]
-    """
-    if "circle" not in areas.columns:
-        raise ValueError("areas should be gridgeo.coverage.service_areas(...), with a 'circle' column; "
-                         f"got columns {list(areas.columns)}")
-    areas = gcrs.to_storage(areas, name="areas")
-    if minutes is not None:
-        wanted = np.atleast_1d(minutes)
-        unknown = sorted(set(wanted.tolist()) - set(areas["circle"].unique().tolist()))
-        if unknown:
-            raise ValueError(f"no service areas for circle(s) {unknown}: the areas have "
-                             f"{sorted(areas['circle'].unique().tolist())}")
-        areas = areas[areas["circle"].isin(wanted)]
-    areas = areas[~areas.geometry.is_empty]
-    metric = gcrs.metric_crs(areas) if len(areas) else gcrs.STORAGE_CRS
-    dissolved = areas.to_crs(metric).dissolve(by="circle", aggfunc={"station_id": "nunique"})
-    geoms = dissolved.geometry.simplify(tolerance_m) if tolerance_m > 0 else dissolved.geometry
-    out = gpd.GeoDataFrame({"circle": dissolved.index.to_numpy(), "stations": dissolved["station_id"].to_numpy()},
-                           geometry=geoms.to_numpy(), crs=metric)
-    return out.to_crs(gcrs.STORAGE_CRS)
 
 
 def _units(grids, levels, *, source, name, scheme=DEFAULT_SCHEME):
@@ -906,7 +806,13 @@ def _elements():
             header = self.get_root().header
             for name, child in list(header._children.items()):
                 url = getattr(child, "url", None)
-                if url is None or not url.startswith(("http://", "https://", "//")):
+                if url is None:
+                    # geopandas' categorical legend: jQuery UI from a CDN to make the legend draggable
+                    text = child.render() if hasattr(child, "render") else ""
+                    if isinstance(text, str) and _EXTERNAL_SCRIPT.search(text):
+                        header._children[name] = Inline(_without_external_scripts(text))
+                    continue
+                if not url.startswith(("http://", "https://", "//")):
                     continue
                 if name in _UNNEEDED:
                     del header._children[name]
@@ -958,6 +864,18 @@ def _make_offline(figure) -> None:
         figure._children["gridgeo_offline"] = figure._children.pop("gridgeo_offline")  # stay last
     else:
         figure.add_child(_elements().Offline(), name="gridgeo_offline")
+
+
+_EXTERNAL_SCRIPT = re.compile(r"<script[^>]*\bsrc=[\"'](?:https?:)?//[^\"']+[\"'][^>]*>\s*</script>", re.I)
+_JQUERY_READY = re.compile(r"<script>\s*\$\(\s*function\s*\(\)\s*\{.*?\}\s*\);?\s*</script>", re.S)
+
+
+def _without_external_scripts(text: str) -> str:
+    """A header element's HTML without its CDN scripts, and without the jQuery code
+    that needed them (geopandas' draggable legend stays where it is drawn)."""
+    if "jquery" in text.lower():
+        text = _JQUERY_READY.sub("", text)
+    return _EXTERNAL_SCRIPT.sub("", text)
 
 
 def _inline_asset(name, url) -> str:

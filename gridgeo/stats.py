@@ -36,7 +36,7 @@ from scipy import sparse
 from gridgeo.schema import (DEFAULT_SCHEME, EVENT_CATEGORIES, EVENT_STATUSES, STATION_KINDS, CodeScheme,
                             check)
 
-__all__ = ["figures", "balance", "DEFAULT_BANDS", "BANDS"]
+__all__ = ["figures", "balance", "whole", "DEFAULT_BANDS", "BANDS", "SUMMED"]
 
 DEFAULT_BANDS = {"grid2": (300, 500)}
 """Target households per unit, by level: the urban level-2 grid's 300–500
@@ -44,6 +44,9 @@ households. Give rural plans or other levels their own bands."""
 
 #: The values of the ``band`` column.
 BANDS = ("under", "within", "over")
+
+SUMMED = ("addresses", "households", "population", "units", "workers", "events", "stations")
+"""Figures of a unit that are the sums of its children's."""
 
 _ADDRESS_SUMS = ("households", "population", "units")
 
@@ -276,6 +279,58 @@ def _one_hot(frame, column, known, layer):
     values = frame[column].astype("str").to_numpy()
     present = [v for v in pd.unique(values) if isinstance(v, str) and v not in known]
     return {f"{layer}_{v}": (values == v).astype(np.float64) for v in [*known, *sorted(present)]}
+
+
+def whole(figures, level: str | None = None) -> dict:
+    """The figures of the whole area above the top level (a city over its towns).
+
+    The rule, as for any parent: the counts (:data:`SUMMED`) are the sums of
+    the units of ``level``; the rates are computed again from those sums
+    (events per 1,000 residents, households per worker), never averaged; a
+    coverage share ``share_<n>min`` is the households within the circle over
+    all households (each unit's share weighted by its households).
+
+    Parameters
+    ----------
+    figures : DataFrame
+        :func:`figures` (or the public subset of its columns).
+    level : str, optional
+        The level whose units make up the whole (default: the top level present).
+
+    Returns
+    -------
+    dict
+        Plain Python values: the counts, ``events_per_1000``,
+        ``households_per_worker``, the shares and ``has_station``.
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> from gridgeo import sample
+    >>> s = sample.load()
+    >>> f = gridgeo.stats.figures(s.grids, addresses=s.addresses, events=s.events)
+    >>> city = whole(f, "village")
+    >>> city["households"] == int(f.loc[f["level"] == "town", "households"].sum())
+    True
+    >>> round(city["events_per_1000"], 3) == round(float(f.loc[f["level"] == "town", "events_per_1000"].iloc[0]), 3)
+    True
+    """
+    if level is None:
+        present = list(figures["level"].unique())
+        level = present[0] if present else None
+    units = figures[figures["level"] == level]
+    total = {c: int(units[c].sum()) for c in SUMMED if c in units.columns}
+    if total.get("workers"):
+        total["households_per_worker"] = total["households"] / total["workers"]
+    if total.get("population") and "events" in total:
+        total["events_per_1000"] = total["events"] / total["population"] * 1000
+    households = units["households"] if "households" in units.columns else None
+    for share in [c for c in units.columns if c.startswith("share_")]:
+        if households is not None and households.sum() > 0:
+            total[share] = float((units[share].fillna(0) * households).sum() / households.sum())
+    if "stations" in total:
+        total["has_station"] = bool(total["stations"])
+    return total
 
 
 def _with_rates(out, bands):

@@ -24,14 +24,15 @@ def sample_store(tmp_path_factory, sample) -> Path:
     path = tmp_path_factory.mktemp("api-store") / "gridgeo.gpkg"
     with gridgeo.store.open(path, create=True) as store:
         store.load({"grids": sample.grids, "stations": sample.stations, "addresses": sample.addresses,
-                    "events": sample.events, "roads": sample.roads}, author="tests", progress=False)
+                    "events": sample.events, "roads": sample.roads}, author="tests", progress=False,
+                   region=("350582", "晋江市"))  # as `gridgeo load sample_geojson` records the sample's county
     return path
 
 
 @pytest.fixture(scope="session")
 def api_keys(tmp_path_factory) -> dict:
     """A keys file with one key per role: {'file': path, 'viewer': key, ...}."""
-    from api.auth import KeyStore
+    from api.keys import KeyStore
 
     path = tmp_path_factory.mktemp("keys") / "keys.json"
     keys = KeyStore(path)

@@ -87,18 +87,21 @@ def test_filters_and_bbox_against_an_independent_query(client, sample):
     assert kinds["numberMatched"] == (sample.stations["kind"] == "grid2_station").sum()
 
 
-@pytest.mark.parametrize("crs, expected", [
-    ("http://www.opengis.net/def/crs/EPSG/0/4490", lambda lon, lat: (lat, lon)),
-    ("gcj02", lambda lon, lat: tuple(float(v) for v in gridgeo.crs.wgs84_to_gcj02(lon, lat))),
+@pytest.mark.parametrize("crs, uri, expected", [
+    ("http://www.opengis.net/def/crs/EPSG/0/4490", "http://www.opengis.net/def/crs/EPSG/0/4490",
+     lambda lon, lat: (lat, lon)),
+    ("gcj02", "urn:gridgeo:def:crs:gcj02", lambda lon, lat: tuple(float(v) for v in gridgeo.crs.wgs84_to_gcj02(lon, lat))),
+    ("urn:gridgeo:def:crs:bd09", "urn:gridgeo:def:crs:bd09",
+     lambda lon, lat: tuple(float(v) for v in gridgeo.crs.wgs84_to_bd09(lon, lat))),
 ])
-def test_output_crs(client, sample, crs, expected):
+def test_output_crs(client, sample, crs, uri, expected):
     station = sample.stations.iloc[0]
     body = client.get(f"/collections/stations/items/{station['station_id']}", params={"crs": crs})
     assert body.status_code == 200
     got = body.json()["geometry"]["coordinates"]
     want = expected(station.geometry.x, station.geometry.y)
     assert np.allclose(got, want, atol=2e-7)
-    assert body.headers["content-crs"].strip("<>") == crs
+    assert body.headers["content-crs"] == f"<{uri}>"  # every advertised CRS is a URI
 
 
 @pytest.mark.parametrize("url, status", [
@@ -303,7 +306,7 @@ def test_assign_refuses_a_batch_over_the_cap(client):
 
 
 def test_keys_cli_keeps_only_digests(tmp_path):
-    from api.auth import KeyStore
+    from api.keys import KeyStore
 
     path = tmp_path / "keys.json"
     run = lambda *a: subprocess.run([sys.executable, "-m", "gridgeo", "keys", *a, "--file", str(path)],
@@ -317,7 +320,7 @@ def test_keys_cli_keeps_only_digests(tmp_path):
 
 
 def test_a_running_service_sees_keys_added_and_removed(tmp_path):
-    from api.auth import KeyStore
+    from api.keys import KeyStore
 
     path = tmp_path / "keys.json"
     service = KeyStore(path)  # what the service holds, opened before any key exists

@@ -30,7 +30,7 @@ def imports(sample_store, tmp_path_factory):
     from fastapi.testclient import TestClient
 
     from api import Settings, create_app
-    from api.auth import KeyStore
+    from api.keys import KeyStore
 
     folder = tmp_path_factory.mktemp("imports")
     store = folder / "gridgeo.gpkg"

@@ -23,7 +23,8 @@ import shapely
 from PIL import Image
 
 from browser_fixture import screenshot
-from gridgeo.maps import label_points, style
+from gridgeo.labels import label_points
+from gridgeo.maps import style
 
 pytestmark = pytest.mark.browser
 

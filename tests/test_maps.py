@@ -246,6 +246,9 @@ def offline_maps(sample, figures):
         "grids": maps.explore_stations(sample.stations, m=grids),
         "plan": maps.explore_plan(state, gridgeo.plan.merge(state, [pair["a"], pair["b"]]), offline=True),
         "explore": maps.offline(figures[figures["level"] == "grid2"].explore(column="households", tiles=None)),
+        # a categorical column: geopandas' legend loads jQuery UI from code.jquery.com to be draggable
+        "categories": maps.offline(sample.grids[sample.grids["level"] == "grid2"].explore(column="parent",
+                                                                                           tiles=None)),
     }
 
 
@@ -288,6 +291,12 @@ def test_offline_maps_draw_in_chromium_with_no_request(offline_maps, open_page, 
     drawn = page.evaluate(f"Object.values({explored.get_name()}._layers).filter((l) => l.feature).length")
     assert drawn == (sample.grids["level"] == "grid2").sum()
 
+    categories = offline_maps["categories"]
+    page, watch = show(open_page, categories.get_root().render(), "offline-explore-categories")
+    assert len(watch.requests) == 1
+    grid1 = sample.grids.loc[sample.grids["level"] == "grid2", "parent"].nunique()
+    assert page.locator(".maplegend li").count() == grid1  # the legend is there, one entry per category
+
 
 def test_offline_refuses_a_plugin_it_cannot_serve(sample):
     import folium.plugins
@@ -303,7 +312,9 @@ def test_offline_refuses_a_plugin_it_cannot_serve(sample):
 
 def test_service_tiles_in_a_folium_map_are_clickable(server, open_page, sample):
     grid2 = sample.grids[sample.grids["level"] == "grid2"]
-    point = maps.label_points(grid2).sort_values("radius_m").iloc[-1]
+    from gridgeo.labels import label_points
+
+    point = label_points(grid2).sort_values("radius_m").iloc[-1]
     m = maps.explore_grids(sample.grids, levels=["town"], offline=True)
     maps.add_service_tiles(m, server.url, layers=["grid2"])
     html = m.get_root().render()

@@ -41,7 +41,7 @@ def store_path(sample_store, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory):
-    from api.auth import KeyStore
+    from api.keys import KeyStore
 
     path = tmp_path_factory.mktemp("plan-keys") / "keys.json"
     store = KeyStore(path)

@@ -90,7 +90,7 @@ def bj_api(beijing, tmp_path_factory):
     from fastapi.testclient import TestClient
 
     from api import Settings, create_app
-    from api.auth import KeyStore
+    from api.keys import KeyStore
 
     path, _, _ = beijing
     folder = tmp_path_factory.mktemp("bj-api")

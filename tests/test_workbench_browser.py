@@ -43,7 +43,7 @@ KEY = "gridgeo.key"
 @pytest.fixture(scope="module")
 def bench(sample_store, tmp_path_factory):
     """`gridgeo serve` on a copy of the sample store, with two planners' keys."""
-    from api.auth import KeyStore
+    from api.keys import KeyStore
 
     folder = tmp_path_factory.mktemp("workbench")
     store = folder / "gridgeo.gpkg"

@@ -8,12 +8,10 @@ the published grids, in any coordinate system gridgeo knows.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import numpy as np
 import pandas as pd
-import shapely
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
@@ -21,8 +19,10 @@ from pydantic import BaseModel, Field
 import gridgeo
 from api import derived
 from api.auth import Principal, principal
+from api.dependencies import minutes as minutes_param
+from api.dependencies import optional_level
+from api.encode import dumps, feature_collection, records
 from api.problems import Problem
-from api.routes.figures import _check_level, _records
 from gridgeo.schema import STATION_KINDS
 
 MIN_PUBLIC_ADDRESSES = 3
@@ -44,16 +44,10 @@ def router() -> APIRouter:
     r = APIRouter(tags=["analysis"])
 
     @r.get("/coverage", summary="Walking-distance coverage per unit, and the areas left out")
-    def coverage(request: Request,
-                 minutes: Annotated[int, Query(description="The life circle: 5, 10 or 15")] = 15,
-                 level: Annotated[str | None, Query(description="A grid level (default: the scheme's main "
-                                                            "level, grid2)")] = None,
+    def coverage(request: Request, minutes: int = Depends(minutes_param), level: str = Depends(optional_level),
                  parent: Annotated[str | None, Query(description="Only the children of this unit")] = None,
                  who: Principal = Depends(principal)):
         services = request.app.state.services
-        _check_minutes(minutes)
-        level = level or services.store.scheme.main_level
-        _check_level(level, request)
         per_unit = derived.coverage_per_unit(services)
         if per_unit is None:
             raise Problem(404, "Not Found", "coverage needs stations and addresses in the store")
@@ -62,19 +56,17 @@ def router() -> APIRouter:
             table = table[table["parent"] == parent]
         cols = ["code", "name", "level", "parent", "households", f"households_{minutes}min",
                 f"share_{minutes}min", "stations", "has_station", "farthest_m"]
-        units = _records(pd.DataFrame(table[[c for c in cols if c in table.columns]]))
+        units = records(pd.DataFrame(table[[c for c in cols if c in table.columns]]))
         areas = derived.uncovered(services, minutes)
         if areas is not None and not who.has("viewer"):
             areas = areas[areas["addresses"] >= MIN_PUBLIC_ADDRESSES]
         return {"minutes": minutes, "level": level, "units": units,
-                "uncovered": _feature_collection(areas, ["addresses", "households", "population", "nearest_m"])}
+                "uncovered": feature_collection(areas, ["addresses", "households", "population", "nearest_m"])}
 
     @r.get("/coverage/areas", summary="Service areas (isochrones) of the stations for a life circle",
            response_class=Response, responses={200: {"content": {"application/geo+json": {}}}})
-    def areas(request: Request,
-              minutes: Annotated[int, Query(description="The life circle: 5, 10 or 15")] = 15,
+    def areas(request: Request, minutes: int = Depends(minutes_param),
               kind: Annotated[list[str] | None, Query(description="Station kinds (default all)")] = None):
-        _check_minutes(minutes)
         unknown = sorted(set(kind or []) - set(STATION_KINDS))
         if unknown:
             raise Problem(400, "Bad Request", f"unknown station kinds {unknown}: use {list(STATION_KINDS)}")
@@ -84,8 +76,8 @@ def router() -> APIRouter:
         chosen = found[(found["circle"] == minutes) & ~found.geometry.is_empty]
         if kind:
             chosen = chosen[chosen["kind"].isin(kind)]
-        body = _feature_collection(chosen, ["station_id", "name", "kind", "circle", "distance_m"])
-        return Response(json.dumps(body, ensure_ascii=False), media_type="application/geo+json")
+        body = feature_collection(chosen, ["station_id", "name", "kind", "circle", "distance_m"])
+        return Response(dumps(body), media_type="application/geo+json")
 
     @r.post("/assign", summary="Codes at every level for a batch of points")
     def assign(body: AssignRequest, request: Request):
@@ -116,18 +108,3 @@ def router() -> APIRouter:
         return {"count": len(out), "levels": levels, "results": out}
 
     return r
-
-
-def _check_minutes(minutes: int) -> None:
-    if minutes not in derived.COVERAGE_MINUTES:
-        raise Problem(400, "Bad Request", f"minutes must be one of {list(derived.COVERAGE_MINUTES)}, got {minutes}")
-
-
-def _feature_collection(frame, properties: list[str]) -> dict:
-    if frame is None or frame.empty:
-        return {"type": "FeatureCollection", "features": []}
-    geoms = shapely.transform(np.asarray(frame.geometry.array), lambda c: np.round(c, 6))
-    props = _records(pd.DataFrame(frame[[p for p in properties if p in frame.columns]]).reset_index(drop=True))
-    return {"type": "FeatureCollection",
-            "features": [{"type": "Feature", "geometry": json.loads(g), "properties": p}
-                         for g, p in zip(shapely.to_geojson(geoms), props)]}

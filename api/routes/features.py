@@ -1,49 +1,76 @@
-"""OGC API - Features (Part 1 core, GeoJSON; Part 2 crs), over the store.
+"""OGC API - Features over the store: Part 1 (core, GeoJSON, HTML, OpenAPI), Part 2
+(coordinate systems), Part 3 (queryables and CQL2 filters), with ``sortby`` and
+``properties``.
 
-One collection per grid level (``town`` ... ``grid3``), ``stations`` and
+One collection per grid level of the store's code scheme, ``stations`` and
 ``roads`` for everyone; ``addresses`` and ``events`` (address-level, personal
 data) only for the viewer role and above, and not even listed for others.
 Coordinates are longitude/latitude (CRS84) unless ``crs`` asks for CGCS2000
 (EPSG:4490, latitude first as EPSG defines it), WGS84 (EPSG:4326) or the
-Chinese web-map systems ``gcj02`` (Amap, Tencent) and ``bd09`` (Baidu).
+Chinese web-map systems GCJ-02 (Amap, Tencent) and BD-09 (Baidu), which have
+no EPSG code: they are named by the URIs :data:`GCJ02` and :data:`BD09`.
+
+Filters go to the store, which runs them in its database: the queryables as
+query parameters (``?parent=350582106201``) and CQL2 (``filter=``, text or
+JSON). A parameter the service does not know is refused (400), not ignored.
+Every resource is also a page for people with ``f=html`` (or from a browser).
 """
 
 from __future__ import annotations
 
 import functools
-import json
 from datetime import datetime, timezone
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
 import shapely
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from api.auth import Principal, principal
+from api.dependencies import base_url
+from api.encode import dumps, feature_collection
+from api.html import page, wants_html
+from api.problems import Problem
 from gridgeo import crs as gcrs
 from gridgeo.schema import DEFAULT_SCHEME, CodeScheme
-from api.auth import Principal, principal
-from api.problems import Problem
+from gridgeo.store import FILTER_CONFORMANCE, FilterError
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG4490 = "http://www.opengis.net/def/crs/EPSG/0/4490"
 EPSG4326 = "http://www.opengis.net/def/crs/EPSG/0/4326"
-GCJ02, BD09 = "gcj02", "bd09"
+GCJ02 = "urn:gridgeo:def:crs:gcj02"
+"""GCJ-02 (国测局坐标, Amap and Tencent): no EPSG code exists, so gridgeo names it with its own URN."""
+BD09 = "urn:gridgeo:def:crs:bd09"
+"""BD-09 (Baidu): likewise."""
 SUPPORTED_CRS = [CRS84, EPSG4490, EPSG4326, GCJ02, BD09]
 _LAT_FIRST = {EPSG4490, EPSG4326}
 _ALIASES = {"crs84": CRS84, "epsg:4490": EPSG4490, "4490": EPSG4490, "cgcs2000": EPSG4490,
             "epsg:4326": EPSG4326, "4326": EPSG4326, "gcj02": GCJ02, "gcj-02": GCJ02, "bd09": BD09, "bd-09": BD09}
+_SYSTEMS = {GCJ02: "gcj02", BD09: "bd09"}
+_LONLAT_FILTER_CRS = {CRS84, EPSG4490, EPSG4326}
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    *FILTER_CONFORMANCE,
 ]
+"""What the service implements, exactly (the CQL2 subset: gridgeo.store's filters)."""
+
+ITEM_PARAMETERS = {"bbox", "bbox-crs", "limit", "offset", "crs", "datetime", "filter", "filter-lang",
+                   "filter-crs", "sortby", "properties", "f"}
+"""The query parameters of /items besides the queryables; any other is refused."""
+
 
 GEOJSON = "application/geo+json"
+
+Format = Annotated[Literal["json", "geojson", "html"] | None, Query(description="json (default) or html")]
 
 
 class Collection:
@@ -65,7 +92,8 @@ _GRID_DESCRIPTIONS = {
 _OTHER_COLLECTIONS = [
     Collection("stations", "服务站点 Stations", "Service stations and service points.",
                filters=("station_id", "name", "kind", "grid_code")),
-    Collection("roads", "道路 Roads", "Road centre lines (walking network).", filters=("road_id", "name", "class")),
+    Collection("roads", "道路 Roads", "Road centre lines (walking network), one feature per segment.",
+               filters=("segment_id", "road_id", "name", "class")),
     Collection("addresses", "标准地址 Standard addresses", "Address-level base data (一标三实); viewer role.",
                role="viewer", filters=("addr_id",)),
     Collection("events", "网格事件 Grid events", "Raw grid events; viewer role.", role="viewer",
@@ -91,102 +119,175 @@ def router() -> APIRouter:
     r = APIRouter(tags=["OGC API - Features"])
 
     @r.get("/conformance", summary="The OGC conformance classes the service implements")
-    def conformance():
+    def conformance(request: Request, f: Format = None):
+        if wants_html(request, f):
+            return _html(request, "collections.html", "符合性 Conformance",
+                         description="This service conforms to these classes:",
+                         collections=[{"title": c, "id": "", "description": "", "href": c, "items": c}
+                                      for c in CONFORMANCE])
         return {"conformsTo": CONFORMANCE}
 
     @r.get("/collections", summary="The collections the caller may read")
-    def collections(request: Request, who: Principal = Depends(principal)):
+    def collections(request: Request, f: Format = None, who: Principal = Depends(principal)):
         services = request.app.state.services
         visible = [c for c in collections_for(services.store.scheme).values() if who.has(c.role)]
-        return {
-            "links": [_link(request, "/collections", "self", "application/json")],
-            "collections": [_collection_doc(request, services, c) for c in visible],
-            "crs": SUPPORTED_CRS,
-        }
+        docs = [_collection_doc(request, services, c) for c in visible]
+        if wants_html(request, f):
+            return _html(request, "collections.html", "数据集合 Collections",
+                         description="The layers this service publishes; personal data only with a viewer key.",
+                         collections=[{**d, "href": f"/collections/{d['id']}?f=html",
+                                       "items": f"/collections/{d['id']}/items?f=html"} for d in docs])
+        return {"links": [_link(request, "/collections", "self", "application/json"),
+                          _link(request, "/collections", "alternate", "text/html", f="html")],
+                "collections": docs, "crs": SUPPORTED_CRS}
 
     @r.get("/collections/{collection_id}", summary="One collection")
-    def collection(collection_id: str, request: Request, who: Principal = Depends(principal)):
+    def collection(collection_id: str, request: Request, f: Format = None, who: Principal = Depends(principal)):
+        services = request.app.state.services
         c = _visible(collection_id, who, request)
-        return _collection_doc(request, request.app.state.services, c)
+        doc = _collection_doc(request, services, c)
+        if wants_html(request, f):
+            return _html(request, "collection.html", c.title, crumbs=[("数据集合", "/collections?f=html")],
+                         collection=doc, extent=doc["extent"]["spatial"]["bbox"][0],
+                         queryables=list(_queryables(services.store, c)), items=f"/collections/{c.id}/items?f=html",
+                         queryables_href=f"/collections/{c.id}/queryables")
+        return doc
 
     @r.get("/collections/{collection_id}/queryables", summary="The properties items can be filtered by")
     def queryables(collection_id: str, request: Request, who: Principal = Depends(principal)):
         c = _visible(collection_id, who, request)
-        kinds = request.app.state.services.store.columns(c.id)
         types = {"integer": "integer", "real": "number", "boolean": "boolean"}
+        formats = {"datetime": "date-time", "date": "date"}
+        props = {}
+        for name, kind in _queryables(request.app.state.services.store, c).items():
+            props[name] = {"type": types.get(kind, "string")}
+            if kind in formats:
+                props[name]["format"] = formats[kind]
+        props["geometry"] = {"$ref": "https://geojson.org/schema/Geometry.json"}
         return JSONResponse({
             "$schema": "https://json-schema.org/draft/2019-09/schema",
-            "$id": str(request.url),
+            "$id": base_url(request) + f"/collections/{c.id}/queryables",
             "type": "object",
             "title": c.title,
-            "properties": {f: {"type": types.get(kinds.get(f, "text"), "string")} for f in c.filters},
+            "properties": props,
+            "additionalProperties": False,
         }, media_type="application/schema+json")
 
-    @r.get("/collections/{collection_id}/items", summary="Features of a collection, a page at a time",
-           response_class=Response, responses={200: {"content": {GEOJSON: {}}}})
+    @r.api_route("/collections/{collection_id}/items", methods=["GET", "HEAD"],
+                 summary="Features of a collection, a page at a time",
+                 response_class=Response, responses={200: {"content": {GEOJSON: {}, "text/html": {}}}})
     def items(
         collection_id: str,
         request: Request,
         bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy (CRS84 unless bbox-crs says)")] = None,
         bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
-        limit: Annotated[int | None, Query(ge=1, description="Features per page")] = None,
+        limit: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="Features per page")] = None,
         offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
         crs: Annotated[str | None, Query(description="Output CRS: " + ", ".join(SUPPORTED_CRS))] = None,
         datetime_: Annotated[str | None, Query(alias="datetime", description="An instant or an interval "
                                                "start/end (RFC 3339, '..' for open), on reported_at")] = None,
-        code: str | None = None, name: str | None = None, level: str | None = None, parent: str | None = None,
-        kind: str | None = None, grid_code: str | None = None, station_id: str | None = None,
-        category: str | None = None, status: str | None = None, road_id: str | None = None,
-        addr_id: str | None = None, event_id: str | None = None,
-        road_class: Annotated[str | None, Query(alias="class")] = None,
+        filter_: Annotated[str | None, Query(alias="filter", max_length=20_000,
+                                             description="A CQL2 filter (OGC API - Features Part 3) on the "
+                                                         "queryables, e.g. parent='350582106201'")] = None,
+        filter_lang: Annotated[Literal["cql2-text", "cql2-json"] | None, Query(alias="filter-lang")] = None,
+        filter_crs: Annotated[str | None, Query(alias="filter-crs", description="The CRS of geometries in the "
+                                                                                "filter: CRS84 (default)")] = None,
+        sortby: Annotated[str | None, Query(max_length=1000, description="Properties to sort by, comma-separated, "
+                                                                         "'-' for descending: -households,code")] = None,
+        properties: Annotated[str | None, Query(max_length=2000, description="The properties to return, "
+                                                                             "comma-separated")] = None,
+        f: Format = None,
         who: Principal = Depends(principal),
     ):
         services = request.app.state.services
         settings = services.settings
+        store = services.store
         c = _visible(collection_id, who, request)
-        given = {"code": code, "name": name, "level": level, "parent": parent, "kind": kind,
-                 "grid_code": grid_code, "station_id": station_id, "category": category, "status": status,
-                 "road_id": road_id, "addr_id": addr_id, "event_id": event_id, "class": road_class}
-        where = {k: v for k, v in given.items() if v is not None}
-        unknown = sorted(set(where) - set(c.filters))
+        available = _queryables(store, c)
+        unknown = sorted(set(request.query_params) - ITEM_PARAMETERS - set(available))
         if unknown:
-            raise Problem(400, "Bad Request", f"{c.id} cannot be filtered by {unknown}: use {list(c.filters)}")
+            raise Problem(400, "Bad Request", f"unknown query parameter(s) {unknown}: {c.id} takes "
+                          f"{sorted(ITEM_PARAMETERS)} and its queryables {sorted(available)}")
+        where = {k: v for k, v in request.query_params.items() if k in available}
         if datetime_ and c.temporal:
             where[c.temporal] = _interval(datetime_)
+        if filter_crs is not None and _crs(filter_crs, "filter-crs") not in _LONLAT_FILTER_CRS:
+            raise Problem(400, "Bad Request", f"filter-crs {filter_crs!r}: geometries in a filter are "
+                          "longitude/latitude (CRS84, EPSG:4326 or EPSG:4490)")
+        if filter_lang is not None and filter_ is None:
+            raise Problem(400, "Bad Request", "filter-lang without a filter")
         limit = settings.default_limit if limit is None else limit
         if limit > settings.max_limit:
             limit = settings.max_limit  # OGC: the server may serve fewer than asked
         out_crs = _crs(crs, "crs")
         box = _bbox(bbox, _crs(bbox_crs, "bbox-crs")) if bbox else None
-        store = services.store
-        frame = store.read(c.id, bbox=box, where=where or None, limit=limit, offset=offset)
-        matched = store.count(c.id, bbox=box, where=where or None)
-        body = _feature_collection(frame, c.id, out_crs)
+        order = _list(sortby, "sortby", available, signed=True)
+        chosen = _list(properties, "properties", available)
+        key = _key(c.id, store)
+        columns = None if chosen is None else list(dict.fromkeys([*chosen, key]))
+        query = {"bbox": box, "where": where or None, "filter": filter_, "filter_lang": filter_lang or
+                 ("cql2-json" if filter_ and filter_.lstrip().startswith("{") else None)}
+        try:
+            frame = store.read(c.id, **query, limit=limit, offset=offset, sortby=order, columns=columns)
+            matched = store.count(c.id, **query)
+        except FilterError:
+            raise
+        except ValueError as exc:  # a value that is not of its column's kind (the store says which)
+            raise Problem(400, "Bad Request", str(exc)) from None
+        if chosen is not None:
+            frame = frame.drop(columns=[col for col in frame.columns if col not in chosen and col != key
+                                        and col != frame.geometry.name])
+        body = _feature_collection(frame.drop(columns=["revision"], errors="ignore") if chosen is not None else frame,
+                                   c.id, out_crs, key)
+        if chosen is not None and key not in chosen:
+            for feature in body["features"]:
+                feature["properties"].pop(key, None)
         body["numberMatched"] = matched
         body["numberReturned"] = len(frame)
         body["timeStamp"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         body["links"] = _paging_links(request, offset, limit, len(frame), matched)
-        return _geojson(body, out_crs, services.version)
+        if wants_html(request, f):
+            shown = _feature_collection(frame, c.id, CRS84, key)
+            return _html(request, "items.html", f"{c.title} · 要素", crumbs=[
+                ("数据集合", "/collections?f=html"), (c.title, f"/collections/{c.id}?f=html")],
+                geojson=shown, features=[{**feat, "href": f"/collections/{c.id}/items/{feat['id']}?f=html"}
+                                         for feat in shown["features"]],
+                columns=[col for col in (chosen or list(available)) if col in frame.columns][:12],
+                matched=matched, returned=len(frame), filter=filter_,
+                paging=[{"href": link["href"].replace("f=html", "") + "&f=html" if "?" in link["href"]
+                         else link["href"] + "?f=html", "title": {"next": "下一页 next", "prev": "上一页 previous"}
+                         [link["rel"]]} for link in body["links"] if link["rel"] in ("next", "prev")])
+        return _geojson(body, out_crs, services.version, head=request.method == "HEAD")
 
-    @r.get("/collections/{collection_id}/items/{feature_id}", summary="One feature",
-           response_class=Response, responses={200: {"content": {GEOJSON: {}}}})
-    def item(collection_id: str, feature_id: str, request: Request,
+    @r.api_route("/collections/{collection_id}/items/{feature_id}", methods=["GET", "HEAD"], summary="One feature",
+                 response_class=Response, responses={200: {"content": {GEOJSON: {}, "text/html": {}}}})
+    def item(collection_id: str, request: Request,
+             feature_id: Annotated[str, Path(max_length=200, description="The feature's id")],
              crs: Annotated[str | None, Query(description="Output CRS")] = None,
-             who: Principal = Depends(principal)):
+             f: Format = None, who: Principal = Depends(principal)):
         services = request.app.state.services
         c = _visible(collection_id, who, request)
-        key = {"stations": "station_id", "roads": "road_id", "addresses": "addr_id", "events": "event_id"}.get(
-            c.id, "code")
+        unknown = sorted(set(request.query_params) - {"crs", "f"})
+        if unknown:
+            raise Problem(400, "Bad Request", f"unknown query parameter(s) {unknown}: an item takes crs and f")
+        key = _key(c.id, services.store)
         out_crs = _crs(crs, "crs")
         frame = services.store.read(c.id, where={key: feature_id}, limit=1)
         if frame.empty:
             raise Problem(404, "Not Found", f"{c.id} has no feature {feature_id!r}")
-        feature = _feature_collection(frame, c.id, out_crs)["features"][0]
+        feature = _feature_collection(frame, c.id, out_crs, key)["features"][0]
         feature["links"] = [
             _link(request, f"/collections/{c.id}/items/{feature_id}", "self", GEOJSON),
+            _link(request, f"/collections/{c.id}/items/{feature_id}", "alternate", "text/html", f="html"),
             _link(request, f"/collections/{c.id}", "collection", "application/json"),
         ]
-        return _geojson(feature, out_crs, services.version)
+        if wants_html(request, f):
+            shown = _feature_collection(frame, c.id, CRS84, key)
+            return _html(request, "item.html", f"{c.title} · {feature_id}", crumbs=[
+                ("数据集合", "/collections?f=html"), (c.title, f"/collections/{c.id}?f=html"),
+                ("要素", f"/collections/{c.id}/items?f=html")], geojson=shown,
+                properties=list(shown["features"][0]["properties"].items()))
+        return _geojson(feature, out_crs, services.version, head=request.method == "HEAD")
 
     return r
 
@@ -206,7 +307,7 @@ def _visible(collection_id: str, who: Principal, request: Request) -> Collection
 
 
 def _link(request: Request, path: str, rel: str, type_: str, **params) -> dict:
-    url = str(request.base_url).rstrip("/") + path
+    url = base_url(request) + path
     if params:
         from urllib.parse import urlencode
         url += "?" + urlencode(params)
@@ -273,7 +374,7 @@ def _bbox(text: str, bbox_crs: str) -> tuple[float, float, float, float]:
         raise Problem(400, "Bad Request", "bbox needs four finite numbers: minx,miny,maxx,maxy")
     if bbox_crs in _LAT_FIRST:
         values = [values[1], values[0], values[3], values[2]]
-    if bbox_crs in (GCJ02, BD09):
+    if bbox_crs in _SYSTEMS:
         xs, ys = _convert_xy([values[0], values[2]], [values[1], values[3]], bbox_crs)
         values = [xs[0], ys[0], xs[1], ys[1]]
     minx, miny, maxx, maxy = values
@@ -287,26 +388,29 @@ def _convert_xy(xs, ys, system):
     return fn(np.asarray(xs, float), np.asarray(ys, float))
 
 
-def _feature_collection(frame, collection_id: str, out_crs: str) -> dict:
-    key = {"stations": "station_id", "roads": "road_id", "addresses": "addr_id", "events": "event_id"}.get(
-        collection_id, "code")
+_KEYS = {"stations": "station_id", "roads": "segment_id", "addresses": "addr_id", "events": "event_id"}
+
+
+def _key(collection_id: str, store) -> str:
+    """The column that names a feature, unique in its collection (a road segment's own id:
+    several segments make one road; a store loaded before segment ids falls back to road_id)."""
+    key = _KEYS.get(collection_id, "code")
+    if key == "segment_id" and key not in store.columns("roads"):
+        return "road_id"
+    return key
+
+
+def _feature_collection(frame, collection_id: str, out_crs: str, key: str) -> dict:
     geoms = _output_geometries(np.asarray(frame.geometry.array), out_crs)
-    geometry_json = shapely.to_geojson(geoms)
-    props = frame.drop(columns=frame.geometry.name)
-    records = json.loads(props.to_json(orient="records", date_format="iso", force_ascii=False)) if len(props) else []
-    features = [
-        {"type": "Feature", "id": rec.get(key), "geometry": json.loads(g) if g else None, "properties": rec}
-        for rec, g in zip(records, geometry_json)
-    ]
-    return {"type": "FeatureCollection", "features": features}
+    return feature_collection(frame, id_column=key, geometries=geoms, digits=None)
 
 
 def _output_geometries(geoms, out_crs: str):
-    if out_crs in (GCJ02, BD09):
-        geoms = gcrs.convert(geoms, "cgcs2000", out_crs)
+    if out_crs in _SYSTEMS:
+        geoms = gcrs.convert(geoms, "cgcs2000", _SYSTEMS[out_crs])
     if out_crs in _LAT_FIRST:
         geoms = shapely.transform(geoms, lambda c: c[:, ::-1])
-    return shapely.transform(geoms, lambda c: np.round(c, 7))
+    return geoms
 
 
 def _paging_links(request: Request, offset: int, limit: int, returned: int, matched: int) -> list[dict]:
@@ -321,7 +425,35 @@ def _paging_links(request: Request, offset: int, limit: int, returned: int, matc
     return links
 
 
-def _geojson(body: dict, out_crs: str, version: int) -> Response:
-    content = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-    crs_header = f"<{out_crs}>" if out_crs.startswith("http") else out_crs
-    return Response(content, media_type=GEOJSON, headers={"Content-Crs": crs_header, "ETag": f'W/"{version}"'})
+def _geojson(body: dict, out_crs: str, version: int, *, head: bool = False) -> Response:
+    content = dumps(body).encode("utf-8")
+    headers = {"Content-Crs": f"<{out_crs}>", "ETag": f'W/"{version}"'}
+    if head:  # the headers a GET would send, without its body
+        return Response(None, media_type=GEOJSON, headers={**headers, "Content-Length": str(len(content))})
+    return Response(content, media_type=GEOJSON, headers=headers)
+
+
+def _html(request: Request, template: str, title: str, **context):
+    settings = request.app.state.settings
+    alternates = [{"href": str(request.url.remove_query_params("f").include_query_params(f="json")),
+                   "title": "JSON"}]
+    return page(template, title=title, service=settings.title, alternates=alternates,
+                headers={"Vary": "Accept"}, **context)
+
+
+def _queryables(store, c: Collection) -> dict[str, str]:
+    """The properties of a collection a filter may name, with their kinds (all its columns)."""
+    return store.columns(c.id)
+
+
+def _list(text: str | None, parameter: str, available, *, signed: bool = False) -> list[str] | None:
+    """A comma-separated list of properties, each one of ``available`` (``+``/``-`` allowed with ``signed``)."""
+    if text is None:
+        return None
+    items = [part.strip() for part in text.split(",") if part.strip()]
+    names = [item.lstrip("+-") if signed else item for item in items]
+    unknown = [n for n in names if n not in available]
+    if unknown or not items:
+        raise Problem(400, "Bad Request", f"{parameter}: {unknown or text!r} not among the properties "
+                      f"{sorted(available)}")
+    return [item[1:] if item.startswith("+") else item for item in items] if signed else names

@@ -6,15 +6,16 @@ anonymous callers: no address, event or person appears in any answer.
 
 from __future__ import annotations
 
-import math
 from datetime import date
 from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from api import derived
+from api.dependencies import grid_level
+from api.encode import records
 from api.problems import Problem
 from gridgeo import stats
 from gridgeo.schema import EVENT_CATEGORIES, STATION_KINDS
@@ -47,31 +48,29 @@ def router() -> APIRouter:
             "level": level,
             "level_label": scheme.level(level).label,
             "bbox": [round(v, 7) for v in bounds],
-            "figures": _records(figures.loc[[code]])[0],
+            "figures": records(figures.loc[[code]])[0],
             "chain": [{"code": c, "name": figures.at[c, "name"], "level": figures.at[c, "level"]} for c in chain],
-            "children": _records(children),
+            "children": records(children),
             "child_level": scheme.child_level(level),
         }
 
     @r.get("/stats/{level}", summary="Figures of every unit of a level")
-    def level_figures(level: str, request: Request,
+    def level_figures(request: Request, level: str = Depends(grid_level),
                       parent: Annotated[str | None, Query(description="Only the children of this unit")] = None):
         figures = derived.public_figures(request.app.state.services)
-        _check_level(level, request)
         chosen = figures[figures["level"] == level]
         if parent:
             chosen = chosen[chosen["parent"] == parent]
-        return {"level": level, "count": len(chosen), "units": _records(chosen)}
+        return {"level": level, "count": len(chosen), "units": records(chosen)}
 
     @r.get("/stats/{level}/breaks", summary="Class breaks of a figure (mapclassify), for a choropleth")
-    def breaks(level: str, request: Request,
+    def breaks(request: Request, level: str = Depends(grid_level),
                field: Annotated[str, Query(description="A numeric figure, e.g. households")] = "households",
                k: Annotated[int, Query(ge=2, le=9)] = 5,
                scheme: Literal["quantiles", "natural_breaks", "fisher_jenks", "equal_interval"] = "quantiles"):
         import mapclassify
 
         figures = derived.public_figures(request.app.state.services)
-        _check_level(level, request)
         if field not in figures.columns or not pd.api.types.is_numeric_dtype(figures[field]):
             numeric = [c for c in figures.columns if pd.api.types.is_numeric_dtype(figures[c])]
             raise Problem(400, "Bad Request", f"{field!r} is not a numeric figure: use one of {numeric}")
@@ -88,13 +87,12 @@ def router() -> APIRouter:
                 "bins": [float(b) for b in classifier.bins], "counts": [int(c) for c in classifier.counts]}
 
     @r.get("/stats/{level}/balance", summary="How even the units of a level are (households)")
-    def level_balance(level: str, request: Request):
-        _check_level(level, request)
+    def level_balance(request: Request, level: str = Depends(grid_level)):
         f = derived.figures(request.app.state.services)
         table = stats.balance(f, scheme=request.app.state.services.store.scheme)
         if level not in table.index:
             raise Problem(404, "Not Found", f"no figures for level {level!r}")
-        return _records(table.loc[[level]].reset_index())[0]
+        return records(table.loc[[level]].reset_index())[0]
 
     @r.get("/search", summary="Find units by code or name (Chinese or pinyin-free substring)")
     def search(request: Request, q: Annotated[str, Query(min_length=1, max_length=64)],
@@ -135,30 +133,3 @@ def router() -> APIRouter:
         }
 
     return r
-
-
-def _check_level(level: str, request: Request) -> None:
-    names = request.app.state.services.store.scheme.names
-    if level not in names:
-        raise Problem(404, "Not Found", f"no level {level!r}: use one of {list(names)}")
-
-
-def _records(frame: pd.DataFrame) -> list[dict]:
-    """JSON-ready rows: numpy scalars to Python, NaN and NA to None."""
-    frame = frame.reset_index() if frame.index.name == "code" else frame
-    out = []
-    for row in frame.to_dict("records"):
-        clean = {}
-        for key, value in row.items():
-            if value is None or value is pd.NA or value is pd.NaT:
-                clean[key] = None
-            elif isinstance(value, (np.integer,)):
-                clean[key] = int(value)
-            elif isinstance(value, (float, np.floating)):
-                clean[key] = None if math.isnan(value) or math.isinf(value) else round(float(value), 4)
-            elif isinstance(value, np.bool_):
-                clean[key] = bool(value)
-            else:
-                clean[key] = value
-        out.append(clean)
-    return out

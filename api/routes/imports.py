@@ -24,15 +24,14 @@ import secrets
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Literal
 
-import numpy as np
-import pandas as pd
-import shapely
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from api.auth import Principal, require
+from api.encode import feature_collection, plain
 from api.problems import Problem
 from gridgeo import intake
 
@@ -65,10 +64,14 @@ def router() -> APIRouter:
                                                  "changed)")
     async def upload(request: Request, file: list[UploadFile] = File(..., description="The file, or the parts "
                                                                                       "of a shapefile"),
-                     kind: str | None = Form(None), crs: str | None = Form(None), mapping: str | None = Form(None),
-                     scope: str = Form("parents"), who: Principal = Depends(PLANNER)):
+                     kind: str | None = Form(None, max_length=64), crs: str | None = Form(None, max_length=200),
+                     mapping: str | None = Form(None, max_length=100_000),
+                     scope: Literal["parents", "level"] = Form("parents"), who: Principal = Depends(PLANNER)):
         services = request.app.state.services
-        options = Check(kind=kind, crs=crs, scope=scope, **_mapping_fields(mapping))
+        try:
+            options = Check(kind=kind, crs=crs, scope=scope, **_mapping_fields(mapping))
+        except ValidationError as exc:
+            raise Problem(400, "Bad Request", f"the mapping does not fit: {exc.errors()[0]['msg']}") from None
         folder = _new_folder(services.settings)
         try:
             source = await _save(folder, file, services.settings.max_upload)
@@ -188,7 +191,7 @@ def _report(services, folder: Path, options: Check | None) -> dict:
     else:
         (folder / "options.json").write_text(options.model_dump_json(), "utf-8")
     got = _inspected(services, folder, options)
-    body = {"id": folder.name, **_plain(got.summary())}
+    body = {"id": folder.name, **plain(got.summary())}
     body["targets"] = list(intake.mapping.targets(got.kind)) if got.kind else []
     body["can_open"] = got.frame is not None and got.kind == "grids" and not [
         f for f in got.findings if f.severity == "error"]
@@ -199,38 +202,10 @@ def _report(services, folder: Path, options: Check | None) -> dict:
 
 def _located(report) -> dict:
     """The validation report's problems as GeoJSON, where they are."""
-    if report is None or not len(report):
-        return {"type": "FeatureCollection", "features": []}
-    geoms = shapely.transform(np.asarray(report.geometry.array), lambda c: np.round(c, 6))
-    keep = ["kind", "severity", "codes", "message_zh", "message_en"]
-    rows = _plain(pd.DataFrame(report[[c for c in keep if c in report.columns]]).to_dict("records"))
-    return {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "geometry": json.loads(g) if g else None, "properties": p}
-        for g, p in zip(shapely.to_geojson(geoms), rows)]}
+    return feature_collection(report, ["kind", "severity", "codes", "message_zh", "message_en"])
 
 
 def _units(frame) -> dict | None:
     if frame is None or len(frame) > _MAX_UNITS_DRAWN:
         return None
-    geoms = shapely.transform(np.asarray(frame.geometry.array), lambda c: np.round(c, 6))
-    rows = _plain(pd.DataFrame(frame[["code", "name", "level", "parent"]]).to_dict("records"))
-    return {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "geometry": json.loads(g) if g else None, "properties": p}
-        for g, p in zip(shapely.to_geojson(geoms), rows)]}
-
-
-def _plain(value):
-    """JSON-ready: numpy and pandas scalars to Python, NaN and NA to None."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return None if not np.isfinite(value) else float(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
+    return feature_collection(frame, ["code", "name", "level", "parent"])

@@ -15,18 +15,18 @@ serves, one dissolved polygon instead of a thousand overlapping areas).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from api import derived
+from api.dependencies import grid_level, path_minutes
+from api.encode import dumps, feature_collection, plain
 from api.problems import Problem
-from api.routes.analysis import _check_minutes, _feature_collection
-from api.routes.figures import _check_level, _records
+from gridgeo import stats
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 APP = STATIC / "app"
@@ -41,11 +41,6 @@ VENDOR = {
 }
 """URL name -> the package folder served (only the built files, not the whole package)."""
 
-SUMMED = ["addresses", "households", "population", "units", "workers", "events", "stations"]
-"""Figures of the whole city that are sums of its towns'."""
-
-REGION_NAMES = {"350582": "晋江市"}
-"""Names of the county-level codes above the top level (GB/T 2260); others show their code."""
 
 
 def mount(app: FastAPI) -> None:
@@ -63,6 +58,10 @@ def router() -> APIRouter:
     def one_map():
         return _page("map.html")
 
+    @r.get("/plan", summary="The planner's workbench", include_in_schema=False)
+    def workbench():
+        return _page("plan.html")
+
     @r.get("/map/config.json", summary="Settings of the map page: basemap, levels, the whole city")
     def map_config(request: Request):
         settings = request.app.state.settings
@@ -76,12 +75,11 @@ def router() -> APIRouter:
         return JSONResponse({"basemap": basemap, "title": settings.title, **data})
 
     @r.get("/map/labels/{level}.json", summary="Where the map writes each unit's name: [[lat, lon, code, name]]")
-    def labels(level: str, request: Request):
-        _check_level(level, request)
+    def labels(request: Request, level: str = Depends(grid_level)):
         services = request.app.state.services
 
         def build():
-            from gridgeo.maps import label_points
+            from gridgeo.labels import label_points
 
             grids = derived.grids(services)
             if not (grids["level"] == level).any():
@@ -94,18 +92,16 @@ def router() -> APIRouter:
 
     @r.get("/map/served/{minutes}.json", summary="The ground a life circle serves (all stations, dissolved)",
            response_class=Response, responses={200: {"content": {"application/geo+json": {}}}})
-    def served(minutes: int, request: Request):
-        _check_minutes(minutes)
+    def served(request: Request, minutes: int = Depends(path_minutes)):
         services = request.app.state.services
 
         def build():
-            from gridgeo.maps import served_area
+            from gridgeo.coverage import served_area
 
             areas = derived.service_areas(services)
             if areas is None:
                 raise Problem(404, "Not Found", "service areas need stations and roads in the store")
-            return json.dumps(_feature_collection(served_area(areas, minutes=minutes), ["circle", "stations"]),
-                              ensure_ascii=False)
+            return dumps(feature_collection(served_area(areas, minutes=minutes), ["circle", "stations"]))
 
         return Response(services.derived(f"map:served:{minutes}", build), media_type="application/geo+json")
 
@@ -133,7 +129,7 @@ def _data_config(services) -> dict:
         first, last = events["reported_at"].min(), events["reported_at"].max()
         period = {"first": first.strftime("%Y-%m-%d"), "last": last.strftime("%Y-%m-%d")}
     return {
-        "root": _root(figures, levels[0].name, scheme) if levels else None,
+        "root": _root(figures, levels[0].name, scheme, services.store.region) if levels else None,
         "main_level": scheme.main_level,
         "village_level": scheme.village_level,
         "levels": [{"name": lv.name, "label": lv.label, "label_en": lv.label_en, "full": lv.full,
@@ -161,21 +157,10 @@ def _style_of(scheme, level) -> str:
     return "grid1" if level.full else "grid3"
 
 
-def _root(figures: pd.DataFrame, top: str, scheme) -> dict:
-    """The whole city (the county above the top level): its towns' figures added up."""
+def _root(figures: pd.DataFrame, top: str, scheme, region: dict | None) -> dict:
+    """The whole area above the top level (the city over its towns), its figures from gridgeo.stats."""
     towns = figures[figures["level"] == top]
     code = towns.index[0][: scheme.root_digits]
-    total = {c: int(towns[c].sum()) for c in SUMMED if c in towns.columns}
-    if total.get("workers"):
-        total["households_per_worker"] = total["households"] / total["workers"]
-    if total.get("population") and "events" in total:
-        total["events_per_1000"] = total["events"] / total["population"] * 1000
-    households = towns["households"] if "households" in towns.columns else None
-    for share in [c for c in towns.columns if c.startswith("share_")]:
-        if households is not None and households.sum() > 0:
-            total[share] = float((towns[share].fillna(0) * households).sum() / households.sum())
-    total["has_station"] = bool(total.get("stations", 0))
-    row = pd.DataFrame([total], index=pd.Index([code], name="code"))
-    figures_row = _records(row)[0]
-    return {"code": code, "name": REGION_NAMES.get(code, code), "level": "city",
-            "child_level": top, "figures": figures_row}
+    name = region["name"] if region and region.get("code") == code else code
+    return {"code": code, "name": name, "level": "city", "child_level": top,
+            "figures": plain(stats.whole(figures, top), digits=4)}

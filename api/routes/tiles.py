@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 
 from api import derived
+from api.dependencies import base_url, cache_control
 from api.problems import Problem
 from gridgeo.tiles.directory import metadata
 
@@ -41,16 +42,16 @@ def router() -> APIRouter:
     @r.get("/tiles", summary="The tile layers")
     def layers(request: Request):
         tiles = derived.tiles(request.app.state.services)
-        base = str(request.base_url).rstrip("/")
+        base = base_url(request)
         return {"layers": [{"id": name, "tilejson": f"{base}/tiles/{name}.json", "minzoom": layer.minzoom,
                             "maxzoom": layer.maxzoom} for name, layer in tiles.layers.items()]}
 
     @r.get("/tiles/{layer}.json", summary="TileJSON 3.0 of a layer")
     def tilejson(layer: str, request: Request):
         tiles = _tileset(request, layer)
-        base = str(request.base_url).rstrip("/")
+        base = base_url(request)
         doc = tiles.tilejson([f"{base}/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt"], layers=[layer], name=layer)
-        return JSONResponse(doc, headers={"Cache-Control": CACHE_CONTROL})
+        return JSONResponse(doc, headers={"Cache-Control": cache_control(request), "Vary": "Host"})
 
     @r.get("/tiles/{layer}", summary="A tile layer's TileJSON (also what GDAL's MVT driver opens)")
     def layer_root(layer: str, request: Request):

@@ -15,7 +15,7 @@ def add(name: str = typer.Argument(..., help="Who the key is for (shown as a pla
         role: str = typer.Option("viewer", help="viewer (leadership), planner or admin."),
         file: str = _FILE):
     """Make a key and print it once: it cannot be shown again."""
-    from api.auth import KeyStore
+    from api.keys import KeyStore
 
     try:
         key = KeyStore(file).add(name, role)
@@ -28,7 +28,7 @@ def add(name: str = typer.Argument(..., help="Who the key is for (shown as a pla
 @keys_app.command("list")
 def list_keys(file: str = _FILE):
     """Who has keys, with their roles (never the keys)."""
-    from api.auth import KeyStore
+    from api.keys import KeyStore
 
     for entry in KeyStore(file).entries():
         typer.echo(f"{entry['name']}\t{entry['role']}\t{entry['created']}")
@@ -37,7 +37,7 @@ def list_keys(file: str = _FILE):
 @keys_app.command("remove")
 def remove(name: str = typer.Argument(..., help="Whose keys to revoke."), file: str = _FILE):
     """Revoke every key of a person."""
-    from api.auth import KeyStore
+    from api.keys import KeyStore
 
     n = KeyStore(file).remove(name)
     if not n:

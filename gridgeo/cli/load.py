@@ -46,6 +46,8 @@ def load(
                                          "6 + town 3 + village 3 + grid 2/2/3 digits), beijing (15-digit unit grids), "
                                          "prefecture (a prefecture over its counties), or a JSON file of one. A new "
                                          "store records it; an existing one must have it (or hold no grids yet)."),
+    region: Optional[str] = typer.Option(None, "--region", help="The area the store covers, CODE=NAME (e.g. "
+                                         "350582=晋江市), shown above the top level; a sample records its own."),
     scope: str = typer.Option("parents", help="What a grid file replaces: parents = its levels' units under the "
                               "parents the file covers; level = every unit of its levels. Other levels are never "
                               "touched."),
@@ -71,6 +73,7 @@ def load(
         fail(f"--mode {mode!r}: use replace or append")
     if scope not in ("parents", "level"):
         fail(f"--scope {scope!r}: use parents or level")
+    area = _region(region)
     postgis = gstore.is_postgis(store)
     wanted = _scheme(scheme)
     _remove_stale_staging(store, postgis)
@@ -89,8 +92,8 @@ def load(
     author = author or getpass.getuser()
     message = f"gridgeo load {' '.join(map(str, sources))}"
     if sample_dir is not None and not dry_run:
-        layers = _sample_layers(sample_dir)
-        _load(store, postgis, layers, author, mode, progress, message, scope, sources, wanted)
+        layers, county = _sample_layers(sample_dir)
+        _load(store, postgis, layers, author, mode, progress, message, scope, sources, wanted, area or county)
         return
     existing = _open_existing(store, postgis)
     if existing is not None and wanted is not None and wanted != existing.scheme and existing.count("grids"):
@@ -120,7 +123,7 @@ def load(
         typer.echo("dry run: nothing was changed")
         return
     layers = _layers_of(intakes, mode)
-    _load(store, postgis, layers, author, mode, progress, message, scope, sources, wanted)
+    _load(store, postgis, layers, author, mode, progress, message, scope, sources, wanted, area)
 
 
 # --- what to read ----------------------------------------------------------------------
@@ -227,15 +230,26 @@ def _layers_of(intakes, mode) -> dict:
             for kind, frames in parts.items()}
 
 
-def _sample_layers(directory: Path) -> dict:
+def _sample_layers(directory: Path) -> tuple[dict, tuple | None]:
     from gridgeo import sample
 
     try:
         data = sample.load(directory)
     except FileNotFoundError as exc:
         fail(str(exc))
+    county = data.metadata.get("county") or {}
+    region = (county["code"], county["name"]) if county.get("code") and county.get("name") else None
     return {"grids": data.grids, "stations": data.stations, "addresses": data.addresses, "events": data.events,
-            "roads": data.roads}
+            "roads": data.roads}, region
+
+
+def _region(text):
+    if text is None:
+        return None
+    code, sep, name = text.partition("=")
+    if not sep or not code.strip().isdigit() or not name.strip():
+        fail(f"--region {text!r}: write it as CODE=NAME, e.g. 350582=晋江市")
+    return code.strip(), name.strip()
 
 
 # --- printing ---------------------------------------------------------------------------
@@ -284,7 +298,7 @@ def _print_intake(got) -> bool:
 # --- loading ------------------------------------------------------------------------------
 
 
-def _load(store, postgis, layers, author, mode, progress, message, scope, sources, scheme=None):
+def _load(store, postgis, layers, author, mode, progress, message, scope, sources, scheme=None, region=None):
     from gridgeo import store as gstore
 
     try:
@@ -292,12 +306,13 @@ def _load(store, postgis, layers, author, mode, progress, message, scope, source
             target = gstore.open(store, create=True, scheme=scheme)
             try:
                 revision = target.load(layers, author=author, mode=mode, progress=progress, message=message,
-                                       scope=scope)
+                                       scope=scope, region=region)
                 counts = target.counts()
             finally:
                 target.close()
         else:
-            revision, counts = _load_gpkg(Path(store), layers, author, mode, progress, message, scope, scheme)
+            revision, counts = _load_gpkg(Path(store), layers, author, mode, progress, message, scope, scheme,
+                                          region)
     except gstore.PublishError as exc:
         _print_report(exc.report)
         fail(f"refused: {exc}", code=1)
@@ -373,7 +388,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _load_gpkg(path: Path, layers, author, mode, progress, message, scope, scheme=None):
+def _load_gpkg(path: Path, layers, author, mode, progress, message, scope, scheme=None, region=None):
     """A new GeoPackage is built beside its place and moved there only when
     complete, so an interrupted first load leaves no half-filled store."""
     import os
@@ -383,14 +398,15 @@ def _load_gpkg(path: Path, layers, author, mode, progress, message, scope, schem
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         with gstore.open(path, scheme=scheme) as target:
-            return target.load(layers, author=author, mode=mode, progress=progress, message=message,
-                               scope=scope), target.counts()
+            revision = target.load(layers, author=author, mode=mode, progress=progress, message=message,
+                                   scope=scope, region=region)
+            return revision, target.counts()
     staged = _staging_name(path, os.getpid())
     staged.unlink(missing_ok=True)
     try:
         with gstore.open(staged, create=True, scheme=scheme) as target:
             revision = target.load(layers, author=author, mode=mode, progress=progress, message=message,
-                                   scope=scope)
+                                   scope=scope, region=region)
             counts = target.counts()
         os.link(staged, path)  # never over a store another process made meanwhile
     except FileExistsError:

@@ -43,7 +43,8 @@ from gridgeo.plan.diff import CHANGES, PlanDiff, diff
 from gridgeo.plan.division import DIVISION_COLUMNS, suggest_division
 from gridgeo.plan.edits import add, border_blocks, merge, neighbours, reassign, redraw, renumber, split
 from gridgeo.plan.errors import PlanError
-from gridgeo.plan.exchange import CSV_COLUMNS, export, from_store, lay, read_csv, save, to_csv
+from gridgeo.plan.exchange import (CSV_COLUMNS, assigned, based_on, export, from_store, lay, painted_level, read_csv,
+                                   save, to_csv)
 from gridgeo.plan.impact import DEFAULT_BAND, impact
 from gridgeo.plan.state import PlanState, start
 
@@ -51,6 +52,6 @@ __all__ = [
     "blocks", "start", "PlanState", "PlanError",
     "reassign", "add", "merge", "split", "redraw", "renumber", "neighbours", "border_blocks",
     "impact", "diff", "PlanDiff", "suggest_division",
-    "to_csv", "read_csv", "lay", "export", "from_store", "save",
+    "to_csv", "read_csv", "assigned", "lay", "painted_level", "based_on", "export", "from_store", "save",
     "BLOCK_COLUMNS", "CHANGES", "CSV_COLUMNS", "DEFAULT_BAND", "DIVISION_COLUMNS",
 ]

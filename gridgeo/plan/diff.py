@@ -12,7 +12,8 @@ import shapely
 
 from gridgeo import crs as gcrs
 from gridgeo.plan.impact import DEFAULT_BAND, impact
-from gridgeo.plan.state import PlanState, _labels, _unit_rows
+from gridgeo.plan._kernel import labels, unit_rows
+from gridgeo.plan.state import PlanState
 
 __all__ = ["diff", "PlanDiff", "CHANGES"]
 
@@ -130,8 +131,8 @@ def _laid_on(state, grids, name):
     if not isinstance(grids, gpd.GeoDataFrame):
         raise TypeError(f"{name} should be a PlanState or a GeoDataFrame of grids, got {type(grids).__name__}")
     frame = gcrs.to_storage(grids, name=name)
-    units = _unit_rows(frame[(frame["level"] == state.level) & frame["code"].astype("str").str.startswith(state.parent)])
-    codes = _labels(state._blocks, units, state.level)
+    units = unit_rows(frame[(frame["level"] == state.level) & frame["code"].astype("str").str.startswith(state.parent)])
+    codes = labels(state._blocks, units, state.level)
     return dataclasses.replace(state, units=units, _codes=codes, log=())
 
 

@@ -36,9 +36,9 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from gridgeo import crs as gcrs
-from gridgeo.plan.edits import _new_rows
-from gridgeo.plan.impact import DEFAULT_BAND, _checked_band
-from gridgeo.plan.state import PlanState, _prefixes, _shared_edges, _union
+from gridgeo.plan._kernel import checked_band, new_rows, prefixes, shared_edges, union
+from gridgeo.plan.impact import DEFAULT_BAND
+from gridgeo.plan.state import PlanState
 from gridgeo.schema import DEFAULT_SCHEME, number_units
 
 __all__ = ["suggest_division", "DIVISION_COLUMNS"]
@@ -117,7 +117,7 @@ def suggest_division(parent, blocks=None, *, band=DEFAULT_BAND, of: str = "house
     >>> gridgeo.plan.impact(proposal)["contiguous"].all()
     np.True_
     """
-    low, high = _checked_band(band)
+    low, high = checked_band(band)
     if isinstance(parent, PlanState):
         if blocks is not None:
             raise TypeError("a PlanState has its blocks: call suggest_division(state, band=...)")
@@ -143,12 +143,12 @@ def _divide_state(state, band, of, seed, patience, max_steps):
         new = _region_codes(b.metric_geoms, members, labels, parent, state.level, state.scheme)
         codes[members] = new
         report.append({"parent": parent, **info})
-    units = _new_rows(state, sorted(set(codes)))
+    units = new_rows(state, sorted(set(codes)))
     table = _report_table(report, codes, weights, band)
     edit = {"edit": "suggest_division", "message": f"suggest_division: {len(units)} grids, "
             f"{int(table['within'].sum())} within {band[0]:g}–{band[1]:g}",
             "message_zh": f"自动划分：{len(units)} 个网格，{int(table['within'].sum())} 个在 {band[0]:g}–{band[1]:g} 之间"}
-    return state._replace(codes, units, edit=edit, attrs={**state.attrs, "division": table})
+    return state.relabelled(codes, units, edit=edit, attrs={**state.attrs, "division": table})
 
 
 def _divide_units(units, blocks, band, of, seed, patience, max_steps, scheme):
@@ -165,7 +165,7 @@ def _divide_units(units, blocks, band, of, seed, patience, max_steps, scheme):
     blk, unit = shapely.STRtree(units.geometry.array).query(inner, predicate="within")
     owner = np.full(len(frame), -1)
     owner[blk] = unit
-    i, j, shared = _shared_edges(geoms)
+    i, j, shared = shared_edges(geoms)
     n = len(frame)
     graph = sparse.csr_matrix((np.concatenate([shared, shared]), (np.concatenate([i, j]), np.concatenate([j, i]))),
                               shape=(n, n))
@@ -185,7 +185,7 @@ def _divide_units(units, blocks, band, of, seed, patience, max_steps, scheme):
             part = members[new == c]
             rows.append({"code": c, "name": f"{name}第{scheme.sequence(c)}网格", "level": child, "parent": code,
                          "blocks": len(part), of: weights[part].sum(),
-                         "geometry": _union(frame.geometry.array[part])})
+                         "geometry": union(frame.geometry.array[part])})
         report.append({"parent": code, **info})
     out = gpd.GeoDataFrame(rows, geometry="geometry", crs=gcrs.STORAGE_CRS)
     out[of] = np.rint(out[of]).astype(np.int64) if np.all(weights == np.rint(weights)) else out[of]
@@ -200,8 +200,8 @@ def _block_parents(state) -> np.ndarray:
     width = state.scheme.width(above)
     if state.scheme.level_of(state.parent) == above:
         return np.full(len(state._codes), state.parent, dtype=object)
-    now = _prefixes(state._codes, width)
-    then = _prefixes(state._start_codes, width)
+    now = prefixes(state._codes, width)
+    then = prefixes(state._start_codes, width)
     owner = np.where(now != "", now, then)
     if np.any(owner == ""):
         missing = list(state._blocks.ids[owner == ""][:10])

@@ -22,6 +22,8 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from gridgeo import crs as gcrs
+from gridgeo.plan._kernel import check_state as _check_state
+from gridgeo.plan._kernel import new_rows as _new_rows
 from gridgeo.plan.errors import DOING_ZH, PlanError
 from gridgeo.plan.state import PlanState
 from gridgeo.schema import reading_order
@@ -88,7 +90,7 @@ def reassign(state: PlanState, blocks, to_code: str) -> PlanState:
                         codes=[to_code], blocks=ids)
     codes = state._codes.copy()
     codes[moving] = to_code
-    return state._replace(codes, state.units, edit=_entry("reassign", f"{len(moving)} block(s) to {to_code}",
+    return state.relabelled(codes, state.units, edit=_entry("reassign", f"{len(moving)} block(s) to {to_code}",
                                                          f"{len(moving)} 个图块划入 {to_code}",
                                                          blocks=list(state._blocks.ids[moving]), to=to_code))
 
@@ -131,7 +133,8 @@ def add(state: PlanState, blocks, *, parent: str | None = None, name: str | None
     _check_state(state)
     pos = np.unique(state._blocks.positions(blocks, doing="add a grid"))
     if not len(pos):
-        raise ValueError("add needs at least one block")
+        raise PlanError("no_blocks", "a new grid needs at least one block: pick the blocks it is made of",
+                        "新网格至少要包含一个图块：请选择组成它的图块")
     if _pieces_of(state, pos) > 1:
         ids = list(state._blocks.ids[pos])
         raise PlanError("not_contiguous", "cannot add a grid of blocks that are not all joined by shared edges: "
@@ -141,7 +144,7 @@ def add(state: PlanState, blocks, *, parent: str | None = None, name: str | None
     codes = state._codes.copy()
     codes[pos] = code
     units = pd.concat([state.units, _new_rows(state, [code], {code: name})], ignore_index=True)
-    return state._replace(codes, units, edit=_entry("add", f"{code} from {len(pos)} block(s)",
+    return state.relabelled(codes, units, edit=_entry("add", f"{code} from {len(pos)} block(s)",
                                                     f"由 {len(pos)} 个图块新增 {code}",
                                                     blocks=list(state._blocks.ids[pos]), code=code))
 
@@ -177,10 +180,12 @@ def merge(state: PlanState, codes, *, into: str | None = None) -> PlanState:
     _check_state(state)
     codes = list(dict.fromkeys(_unit(state, c, "merge") for c in ([codes] if isinstance(codes, str) else codes)))
     if len(codes) < 2:
-        raise ValueError(f"merge needs two or more different grids, got {codes}")
+        raise PlanError("too_few_grids", f"merging needs two or more different grids, got {codes}: pick another",
+                        f"合并至少需要两个不同的网格，当前为 {'、'.join(codes)}：请再选一个", codes=codes)
     into = _unit(state, into, "merge") if into is not None else min(codes)
     if into not in codes:
-        raise ValueError(f"into={into!r} should be one of the grids merged, {codes}")
+        raise PlanError("bad_target", f"the grid that keeps its code ({into}) must be one of the grids merged, "
+                        f"{codes}", f"保留编码的网格（{into}）必须是参与合并的网格之一", codes=[into, *codes])
     if not _units_joined(state, codes):
         raise PlanError("not_neighbours", f"cannot merge {', '.join(codes)}: they do not form one piece "
                         "(each must share an edge with another). Merge neighbouring grids",
@@ -188,7 +193,7 @@ def merge(state: PlanState, codes, *, into: str | None = None) -> PlanState:
     new = state._codes.copy()
     new[np.isin(new, codes)] = into
     units = state.units[~state.units["code"].isin([c for c in codes if c != into])]
-    return state._replace(new, units, edit=_entry("merge", f"{', '.join(codes)} into {into}",
+    return state.relabelled(new, units, edit=_entry("merge", f"{', '.join(codes)} into {into}",
                                                   f"{'、'.join(codes)} 合并为 {into}", codes=codes,
                                                   into=into))
 
@@ -253,7 +258,7 @@ def split(state: PlanState, code: str, line, *, crs=None) -> PlanState:
     codes = state._codes.copy()
     for group, new in zip(groups[1:], new_codes):
         codes[group] = new
-    return state._replace(codes, pd.concat([state.units, _new_rows(state, new_codes)], ignore_index=True),
+    return state.relabelled(codes, pd.concat([state.units, _new_rows(state, new_codes)], ignore_index=True),
                           edit=_entry("split", f"{code} into {code}, {', '.join(new_codes)}",
                                       f"{code} 拆分为 {code}、{'、'.join(new_codes)}", code=code,
                                       new=new_codes))
@@ -302,7 +307,7 @@ def redraw(state: PlanState, code: str, polygon, *, crs=None) -> PlanState:
     codes[inside] = code
     released = np.setdiff1d(np.flatnonzero(state._codes == code), inside)
     codes = _give_away(state, codes, released, code)
-    return state._replace(codes, state.units, edit=_entry("redraw", f"{code} redrawn", f"{code} 已重绘", code=code))
+    return state.relabelled(codes, state.units, edit=_entry("redraw", f"{code} redrawn", f"{code} 已重绘", code=code))
 
 
 def renumber(state: PlanState, parent: str | None = None) -> PlanState:
@@ -349,7 +354,7 @@ def renumber(state: PlanState, parent: str | None = None) -> PlanState:
     units["name"] = pd.array(names, dtype="str")
     units["code"] = units["code"].map(lambda c: renamed.get(c, c)).astype("str")
     codes = np.array([renamed.get(c, c) for c in state._codes], dtype=object)
-    return state._replace(codes, units, renamed=renamed,
+    return state.relabelled(codes, units, renamed=renamed,
                           edit=_entry("renumber", f"{len(renamed)} code(s) changed",
                                                 f"{len(renamed)} 个编码已更改", renamed=renamed))
 
@@ -394,11 +399,6 @@ def border_blocks(state: PlanState, code: str, other: str) -> list:
 
 
 # --- steps ------------------------------------------------------------------------
-
-
-def _check_state(state):
-    if not isinstance(state, PlanState):
-        raise TypeError(f"expected a PlanState (gridgeo.plan.start(...)), got {type(state).__name__}")
 
 
 def _unit(state, code, doing) -> str:
@@ -486,20 +486,8 @@ def _parent_of_blocks(state, positions) -> str:
     parent_level = state.scheme.parent_level(state.level)
     if state.scheme.level_of(state.parent) == parent_level:
         return state.parent
-    raise ValueError("these blocks belong to no grid: say which unit the new grid belongs to with parent=")
-
-
-def _new_rows(state, codes, names=None) -> gpd.GeoDataFrame:
-    """Rows for new units of the level: named ``<village>第<n>网格`` unless `names` says; other columns empty."""
-    names = names or {}
-    rows = []
-    for code in codes:
-        parent = state.scheme.parent_code(code)
-        rows.append({"code": code, "name": names.get(code) or f"{state._village_name(parent)}第"
-                     f"{state.scheme.sequence(code)}网格", "level": state.level, "parent": parent})
-    frame = pd.DataFrame(rows, columns=[c for c in state.units.columns if c != "geometry"])
-    frame = frame.astype({c: t for c, t in state.units.dtypes.items() if c != "geometry"}, errors="ignore")
-    return gpd.GeoDataFrame(frame, geometry=[None] * len(frame), crs=state.units.crs)
+    raise PlanError("no_parent", "these blocks belong to no grid: say which unit the new grid belongs to (parent=)",
+                    "这些图块不属于任何网格：请指明新网格所属的上级单元")
 
 
 def _renamed(name, village, old, new) -> str:

@@ -19,12 +19,12 @@ import pandas as pd
 import shapely
 
 from gridgeo import io as gio
-from gridgeo.plan.edits import _check_state, _new_rows
+from gridgeo.plan._kernel import check_state, new_rows, validation
 from gridgeo.plan.errors import PlanError
-from gridgeo.plan.state import PlanState, _validation, start
+from gridgeo.plan.state import PlanState, start
 from gridgeo.schema import normalise_codes
 
-__all__ = ["to_csv", "read_csv", "lay", "export", "from_store", "save"]
+__all__ = ["to_csv", "read_csv", "assigned", "lay", "painted_level", "based_on", "export", "from_store", "save"]
 
 CSV_COLUMNS = ("block_id", "grid", "grid_name")
 """The columns of the block-to-grid CSV."""
@@ -56,7 +56,7 @@ def to_csv(state: PlanState, path=None, *, overwrite: bool = False):
     >>> list(table.columns), len(table) == len(state.blocks)
     (['block_id', 'grid', 'grid_name'], True)
     """
-    _check_state(state)
+    check_state(state)
     names = dict(zip(state.units["code"], state.units["name"]))
     table = pd.DataFrame({"block_id": state._blocks.ids, "grid": state._codes,
                           "grid_name": [names.get(c, "") for c in state._codes]}).astype("str")
@@ -117,8 +117,104 @@ def read_csv(state: PlanState, table) -> PlanState:
     >>> back.attrs["import"]["missing_blocks"] == [state.blocks["block_id"].iloc[0]]
     True
     """
-    _check_state(state)
-    rows = _table(table)
+    check_state(state)
+    new, report = _imported(state, _table(table))
+    checked = validation(new)
+    report["errors"] = checked[checked["severity"] == "error"].reset_index(drop=True)
+    return dataclasses.replace(new, attrs={**new.attrs, "import": report})
+
+
+def assigned(state: PlanState, assignment, names=None) -> PlanState:
+    """The state with every block in the grid ``assignment`` says: a client's working state.
+
+    The workbench keeps which grid each block is in and sends it with each
+    edit; this lays it on the state's blocks. Unlike :func:`read_csv` (an
+    import, which may leave blocks out), the assignment must name every
+    block of the plan, and only them, with codes of the plan's level.
+
+    Parameters
+    ----------
+    state : PlanState
+        The plan's state on its blocks (its own grids are replaced).
+    assignment : mapping
+        ``{block id: grid code}`` for every block.
+    names : mapping, optional
+        ``{grid code: name}``; new grids are named from it.
+
+    Returns
+    -------
+    PlanState
+
+    Raises
+    ------
+    PlanError
+        ``assignment_mismatch`` naming the unknown and missing blocks and the
+        codes that are not of the plan's level under one of its parents.
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> s = gridgeo.sample.load()
+    >>> state = gridgeo.plan.start(s.grids, "350582106201", roads=s.roads)
+    >>> same = gridgeo.plan.assigned(state, state.assignment.to_dict())
+    >>> same.assignment.equals(state.assignment)
+    True
+    """
+    check_state(state)
+    names = dict(names or {})
+    table = pd.DataFrame({"block_id": [str(b) for b in assignment],
+                          "grid": [str(g) for g in dict(assignment).values()]})
+    table["grid_name"] = table["grid"].map(names).fillna("")
+    new, report = _imported(state, _table(table))
+    wrong = {k: report[k][:5] for k in ("unknown_blocks", "missing_blocks", "bad_codes") if len(report[k])}
+    if wrong:
+        raise PlanError("assignment_mismatch",
+                        f"the assignment does not fit the blocks of this plan ({wrong}): every block needs one grid "
+                        "of the plan's level. Reopen the plan: the published grids may have changed since",
+                        "图块分配与方案的图块不符：每个图块都须属于本层级的一个网格。请重新打开方案（现行网格可能已变动）",
+                        blocks=[*wrong.get("unknown_blocks", []), *wrong.get("missing_blocks", [])],
+                        codes=wrong.get("bad_codes", []))
+    return dataclasses.replace(new, attrs={**new.attrs, "import": report})
+
+
+def painted_level(levels, scheme) -> str:
+    """The level a plan of ``levels`` paints: its deepest full level (else its deepest).
+
+    Examples
+    --------
+    >>> from gridgeo.schema import DEFAULT_SCHEME
+    >>> painted_level(["grid2", "grid3"], DEFAULT_SCHEME)
+    'grid2'
+    """
+    full = [lv.name for lv in scheme.levels if lv.full and lv.name in levels]
+    return full[-1] if full else list(levels)[-1]
+
+
+def based_on(state: PlanState, base: PlanState, *, plan_id: int, revision: int) -> PlanState:
+    """``state`` ready for :func:`save` as edits of ``base``, the store's plan at ``revision``.
+
+    Every unit :func:`save` writes or removes then states that revision, so a
+    save over someone else's later save is refused (the workbench sends the
+    assignment it opened with, and its edits since).
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> s = gridgeo.sample.load()
+    >>> state = gridgeo.plan.start(s.grids, "350582106201", roads=s.roads)
+    >>> ready = gridgeo.plan.based_on(state, state, plan_id=1, revision=7)
+    >>> ready.attrs["store"]["revision"], set(ready.attrs["store"]["units"].values())
+    (7, {7})
+    """
+    grids = base.to_grids()
+    grids = grids[grids["level"].isin(base.editable)].reset_index(drop=True)
+    record = {"plan_id": int(plan_id), "revision": int(revision),
+              "units": {code: int(revision) for code in grids["code"]}, "base": grids}
+    return dataclasses.replace(state, attrs={**state.attrs, "store": record})
+
+
+def _imported(state, rows):
+    """(the state painted from a block-to-grid table, the import report without validation)."""
     known = rows["block_id"].isin(state._blocks.position)
     report = {"unknown_blocks": rows.loc[~known, "block_id"].tolist()}
     rows = rows[known]
@@ -139,12 +235,10 @@ def read_csv(state: PlanState, table) -> PlanState:
     units = _imported_units(state, codes, ok)
     report["added"] = sorted(set(units["code"]) - set(state.units["code"]))
     report["removed"] = sorted(set(state.units["code"]) - set(units["code"]))
-    new = state._replace(codes, units, edit={"edit": "import", "message": f"import of {len(ok)} block rows",
+    new = state.relabelled(codes, units, edit={"edit": "import", "message": f"import of {len(ok)} block rows",
                                                    "message_zh": f"导入 {len(ok)} 行图块"},
                          refuse=False)
-    checked = _validation(new)
-    report["errors"] = checked[checked["severity"] == "error"].reset_index(drop=True)
-    return dataclasses.replace(new, attrs={**new.attrs, "import": report})
+    return new, report
 
 
 def lay(state: PlanState, units, *, min_share: float = 0.5, rest: str = "keep") -> PlanState:
@@ -192,7 +286,7 @@ def lay(state: PlanState, units, *, min_share: float = 0.5, rest: str = "keep") 
     """
     from gridgeo import crs as gcrs
 
-    _check_state(state)
+    check_state(state)
     frame = gcrs.to_storage(units, name="units")
     if "level" in frame.columns:
         frame = frame[frame["level"] == state.level]
@@ -266,7 +360,7 @@ def _imported_units(state, codes, rows):
     present = pd.unique(codes[codes != ""])
     units = state.units[state.units["code"].isin(present)]
     named = dict(zip(rows["grid"], rows["grid_name"]))
-    new = _new_rows(state, sorted(set(present) - set(units["code"])), named)
+    new = new_rows(state, sorted(set(present) - set(units["code"])), named)
     return pd.concat([units, new], ignore_index=True)
 
 
@@ -295,7 +389,7 @@ def export(state: PlanState, path, *, overwrite: bool = False):
     >>> [name for name, _ in gridgeo.io.list_layers(path)]
     ['grids', 'blocks']
     """
-    _check_state(state)
+    check_state(state)
     target = Path(path)
     grids = state.to_grids()
     if target.suffix.lower() == ".gpkg":
@@ -362,8 +456,7 @@ def from_store(store, plan_id: int, *, level: str | None = None, roads=None, blo
     if stations is None and "stations" in store.collections():
         stations = store.read("stations", bbox=tuple(bounds))
     scheme = store.scheme
-    full = [lv.name for lv in scheme.levels if lv.full and lv.name in levels]
-    state = start(grids, parent, level=level or (full[-1] if full else levels[-1]), roads=roads, blocks=blocks,
+    state = start(grids, parent, level=level or painted_level(levels, scheme), roads=roads, blocks=blocks,
                   addresses=addresses, stations=stations, coverage=coverage, network=network, editable=levels,
                   scheme=scheme)
     record = {"plan_id": int(plan_id), "revision": int(info["revision"]),
@@ -410,7 +503,7 @@ def save(state: PlanState, store, *, author: str, message: str | None = None) ->
     >>> len(s.plan(plan.id).read())
     3
     """
-    _check_state(state)
+    check_state(state)
     record = state.attrs.get("store")
     if not record:
         raise ValueError("this state was not opened from a store's plan: open it with gridgeo.plan.from_store")

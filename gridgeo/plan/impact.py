@@ -8,6 +8,7 @@ import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
+from gridgeo.plan._kernel import checked_band as _checked_band
 from gridgeo.plan.state import PlanState, start
 from gridgeo.stats import BANDS
 
@@ -124,16 +125,6 @@ def _opened(plan, parent, roads, addresses, stations, coverage, network):
                          "and roads=, or open them first with gridgeo.plan.start")
     return start(plan, parent, roads=roads, addresses=addresses, stations=stations, coverage=coverage,
                  network=network)
-
-
-def _checked_band(band):
-    try:
-        low, high = (float(v) for v in band)
-    except (TypeError, ValueError):
-        raise ValueError(f"band should be (low, high), got {band!r}") from None
-    if not 0 <= low <= high:
-        raise ValueError(f"band should be (low, high) with 0 <= low <= high, got {band!r}")
-    return low, high
 
 
 def _internal(b, pos):

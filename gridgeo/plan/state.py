@@ -29,14 +29,19 @@ from scipy import sparse
 from gridgeo import crs as gcrs
 from gridgeo.plan.blocks import blocks as make_blocks
 from gridgeo.plan.blocks import point_blocks, with_sums
+from gridgeo.plan._kernel import (AREA_RTOL as _AREA_RTOL, GRID_COLUMNS as _GRID_COLUMNS,  # noqa: F401
+                                  SHARED_MIN_M as _SHARED_MIN_M)
+from gridgeo.plan._kernel import labels as _labels
+from gridgeo.plan._kernel import prefixes as _prefixes
+from gridgeo.plan._kernel import shared_edges as _shared_edges
+from gridgeo.plan._kernel import union as _union
+from gridgeo.plan._kernel import unit_rows as _unit_rows
+from gridgeo.plan._kernel import validation as _validation
 from gridgeo.plan.errors import DOING_ZH, PlanError
 from gridgeo.schema import COUNT_COLUMNS, DEFAULT_SCHEME, CodeScheme, check
 
 __all__ = ["PlanState", "start"]
 
-_AREA_RTOL = 1e-6      # a unit and the blocks labelled with it may differ by this share of its area
-_SHARED_MIN_M = 1e-6   # blocks sharing less boundary than this (a corner) are not neighbours
-_GRID_COLUMNS = ("code", "name", "level", "parent")
 
 
 @dataclass(frozen=True, eq=False)
@@ -227,7 +232,7 @@ class PlanState:
                             f"{parent_code} 下已无可用的新编码：请先重新编号（gridgeo.plan.renumber）",
                             codes=[parent_code]) from None
 
-    def _replace(self, codes, units, *, edit: dict, renamed: dict | None = None, attrs=None,
+    def relabelled(self, codes, units, *, edit: dict, renamed: dict | None = None, attrs=None,
                  refuse: bool = True) -> "PlanState":
         """The state with these block labels and units, checked; or a PlanError and nothing changed.
 
@@ -254,18 +259,6 @@ class PlanState:
         _refuse_empty_between(new)
         _refuse_fixed_levels(self, new)
         return _checked(self, new, edit, refuse=refuse)
-
-
-def _prefixes(codes, width) -> np.ndarray:
-    return np.array([c[:width] for c in codes], dtype=object)
-
-
-def _union(geoms):
-    if not len(geoms):
-        return shapely.Polygon()
-    if len(geoms) == 1:
-        return geoms[0]
-    return shapely.coverage_union_all(geoms)
 
 
 def _refuse_empty(units, codes, level):
@@ -372,20 +365,6 @@ def _checked(before, after, edit, *, refuse=True) -> PlanState:
                         f"首个为 {first['code']}：{first['message_zh']}",
                         codes=list(pd.unique(new["code"])), report=new.reset_index(drop=True))
     return dataclasses.replace(after, _errors=keys)
-
-
-def _validation(state) -> gpd.GeoDataFrame:
-    from gridgeo.validation import validate
-
-    grids = pd.concat([state._context[state._context["code"] == state.parent], state.to_grids()],
-                      ignore_index=True)
-    grids = gpd.GeoDataFrame(grids, geometry="geometry", crs=gcrs.STORAGE_CRS)
-    levels = [lv for lv in state.scheme.names if lv in set(grids["level"]) and lv != _scope_level(state)]
-    return validate(grids, levels=levels, scheme=state.scheme, name=f"plan of {state.parent}")
-
-
-def _scope_level(state) -> str:
-    return state._context.loc[state._context["code"] == state.parent, "level"].iloc[0]
 
 
 # ----------------------------------------------------------------------------
@@ -504,13 +483,6 @@ def _default_level(scheme, scope_level):
     return child
 
 
-def _unit_rows(units) -> gpd.GeoDataFrame:
-    cols = list(_GRID_COLUMNS) + [c for c in units.columns if c not in _GRID_COLUMNS and c != units.geometry.name]
-    out = gpd.GeoDataFrame(units[cols].reset_index(drop=True), geometry=units.geometry.array,
-                           crs=gcrs.STORAGE_CRS)
-    return out.sort_values("code").reset_index(drop=True)
-
-
 def _scope_blocks(scope, units, *, roads, blocks, addresses):
     """The blocks inside the parent, with their sums."""
     if blocks is None:
@@ -552,16 +524,6 @@ def _topology(frame, scope, *, stations, coverage, network, addresses) -> _Block
         pair_i=i, pair_j=j, shared=shared, sums=sums, circles=circles)
 
 
-def _shared_edges(geoms):
-    """Pairs of blocks sharing an edge (not just a corner) and its length."""
-    i, j = shapely.STRtree(geoms).query(geoms, predicate="intersects")
-    keep = i < j
-    i, j = i[keep], j[keep]
-    length = shapely.length(shapely.intersection(shapely.boundary(geoms[i]), shapely.boundary(geoms[j])))
-    edge = length > _SHARED_MIN_M
-    return i[edge], j[edge], length[edge]
-
-
 def _coverage(block_geoms, addresses, stations, network):
     from gridgeo.coverage import nearest_station
 
@@ -588,23 +550,3 @@ def _coverage_sums(sums, block_geoms, coverage) -> tuple:
     return tuple(circles)
 
 
-def _labels(topo, units, level) -> np.ndarray:
-    """Each block's unit of the level ("" for none); refuse units that cut blocks."""
-    codes = np.full(len(topo.ids), "", dtype=object)
-    if not len(units):
-        return codes
-    inner = shapely.point_on_surface(topo.geoms)
-    blk, unit = shapely.STRtree(units.geometry.array).query(inner, predicate="within")
-    codes[blk] = units["code"].to_numpy(dtype=object)[unit]
-    metric_units = units.to_crs(topo.metric).area.to_numpy()
-    labelled = pd.Series(topo.area).groupby(codes).sum()
-    for code, area in zip(units["code"], metric_units):
-        got = labelled.get(code, 0.0)
-        if abs(got - area) > _AREA_RTOL * area + 1e-3:
-            raise PlanError("blocks_do_not_follow",
-                            f"{level} unit {code} is not a union of whole blocks ({area:,.0f} m², its blocks "
-                            f"{got:,.0f} m²): cut the blocks along the grids too, with "
-                            "gridgeo.plan.blocks(..., boundaries=grids), or pass roads= and no blocks",
-                            f"网格 {code} 不是整图块之和：请以网格边界一并切分图块"
-                            "（gridgeo.plan.blocks(..., boundaries=grids)）", codes=[code])
-    return codes

@@ -21,7 +21,7 @@ hexagon with :func:`event_counts`; addresses are never published point by
 point.
 """
 
-from gridgeo.tiles.aggregate import event_counts
+from gridgeo.tiles.aggregate import event_cells, event_counts
 from gridgeo.tiles.archive import write_mbtiles, write_pmtiles
 from gridgeo.tiles.cache import TileCache
 from gridgeo.tiles.directory import export
@@ -36,6 +36,7 @@ __all__ = [
     "TileLayer",
     "TileSet",
     "event_counts",
+    "event_cells",
     "export",
     "grid_layers",
     "station_layer",

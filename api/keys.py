@@ -1,0 +1,131 @@
+"""API keys and roles, without any web framework (the CLI imports this alone).
+
+Roles, from least to most: ``anonymous`` (public layers and aggregate
+figures), ``viewer`` (leadership: also events and address-level layers),
+``planner`` (plans), ``admin``. A role includes every role below it.
+
+Keys are random 256-bit tokens shown once when made; only their SHA-256
+digests are kept (a JSON file, ``GRIDGEO_KEYS_FILE``). A digest is enough at
+rest because the tokens are random, not chosen by people. Clients send a key
+in the ``X-API-Key`` header or as ``Authorization: Bearer <key>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import tempfile
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROLES = ("anonymous", "viewer", "planner", "admin")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a name (for plan authorship) and a role."""
+
+    name: str
+    role: str
+
+    def has(self, role: str) -> bool:
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+
+ANONYMOUS = Principal("anonymous", "anonymous")
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class KeyStore:
+    """The API keys of a service, kept as digests in a JSON file.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> keys = KeyStore(os.path.join(tempfile.mkdtemp(), "keys.json"))
+    >>> key = keys.add("王网格长", "planner")
+    >>> keys.lookup(key)
+    Principal(name='王网格长', role='planner')
+    >>> keys.lookup("guess") is None
+    True
+    """
+
+    def __init__(self, path: str | os.PathLike | None):
+        self.path = Path(path) if path else None
+        self._lock = threading.Lock()
+        self._seen = self._stamp()
+        self._entries = self._read()
+
+    def _stamp(self):
+        try:
+            st = self.path.stat()
+        except (AttributeError, OSError):
+            return None
+        return st.st_mtime_ns, st.st_size, st.st_ino
+
+    def _read(self) -> list[dict]:
+        if self.path is None or not self.path.exists():
+            return []
+        try:
+            data = json.loads(self.path.read_text("utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{self.path} is not a valid keys file: {exc}") from None
+        return list(data.get("keys", []))
+
+    def add(self, name: str, role: str) -> str:
+        """Make a key for ``name`` with ``role``; return it (it is not kept)."""
+        if role not in ROLES[1:]:
+            raise ValueError(f"role must be one of {list(ROLES[1:])}, got {role!r}")
+        if self.path is None:
+            raise ValueError("no keys file configured: set GRIDGEO_KEYS_FILE")
+        key = "gg_" + secrets.token_urlsafe(32)
+        with self._lock:
+            self._entries.append({"name": name, "role": role, "sha256": digest(key),
+                                  "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+            self._write()
+        return key
+
+    def remove(self, name: str) -> int:
+        """Revoke every key of ``name``; return how many."""
+        with self._lock:
+            before = len(self._entries)
+            self._entries = [e for e in self._entries if e["name"] != name]
+            self._write()
+            return before - len(self._entries)
+
+    def entries(self) -> list[dict]:
+        return [{k: v for k, v in e.items() if k != "sha256"} for e in self._entries]
+
+    def lookup(self, key: str | None) -> Principal | None:
+        if not key:
+            return None
+        self._refresh()
+        d = digest(key)
+        for entry in self._entries:
+            if hmac.compare_digest(entry["sha256"], d):
+                return Principal(entry["name"], entry["role"])
+        return None
+
+    def _refresh(self) -> None:
+        # `gridgeo keys add/remove` on a running service takes effect without a restart
+        stamp = self._stamp()
+        if stamp != self._seen:
+            with self._lock:
+                self._entries, self._seen = self._read(), stamp
+
+    def _write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".keys-", dir=self.path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"keys": self._entries}, f, ensure_ascii=False, indent=2)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, self.path)
+        self._seen = self._stamp()

@@ -1,0 +1,289 @@
+"""The planner's workbench, server side: one class over plain data.
+
+The page keeps its working state (which grid every block is in, and the grids'
+names) and sends it with every request; :class:`Workbench` lays it on the plan's
+blocks with :mod:`gridgeo.plan`, applies edits, saves, publishes and exports,
+and answers plain, JSON-ready dicts. Nothing here knows HTTP: the routes in
+:mod:`api.routes.plans` parse, call one method and encode. A refusal of the
+library's (a :class:`gridgeo.plan.PlanError`, a stale save, a publish that fails
+validation) is raised as it is, for the service's one error map.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import shapely
+
+import gridgeo.plan
+from api import derived
+from api.encode import feature_collection, plain, records
+from gridgeo.plan import PlanError
+
+__all__ = ["Workbench", "BLOCK_PROPERTIES", "IMPACT_COLUMNS", "EXPORTS"]
+
+BLOCK_PROPERTIES = ["block_id", "addresses", "households", "population", "units"]
+"""What a block tells the page: sums, never an address."""
+
+IMPACT_COLUMNS = ["code", "name", "parent", "blocks", "addresses", "households", "population", "units", "stations",
+                  "band", "off_band", "pieces", "contiguous", "area_m2", "polsby_popper", "has_station",
+                  "share_15min"]
+"""The figures per grid after every edit (:func:`gridgeo.plan.impact`)."""
+
+DIFF_COLUMNS = ["code", "change", "related", "name_before", "name_after", "blocks_before", "blocks_after",
+                "households_before", "households_after", "population_before", "population_after",
+                "band_before", "band_after"]
+MOVE_COLUMNS = ["from_code", "to_code", "blocks", "addresses", "households", "population", "units"]
+
+EXPORTS = {
+    "gpkg": ("application/geopackage+sqlite3", ".gpkg"),
+    "geojson": ("application/geo+json", ".geojson"),
+    "csv": ("text/csv; charset=utf-8", ".csv"),
+}
+"""format -> (media type, file suffix) of the plan downloads."""
+
+
+class Workbench:
+    """The workbench's operations on the store of ``services``, for one request."""
+
+    def __init__(self, services):
+        self.services = services
+        self.store = services.store
+        self.scheme = services.store.scheme
+
+    # --- opening -----------------------------------------------------------------------
+
+    def levels_for(self, parent: str, level: str | None) -> list[str]:
+        """The level painted and the levels below it present in the parent (recoded when their block moves)."""
+        level = level or self.scheme.main_level
+        if level not in self.scheme.names:
+            raise PlanError("unknown_level", f"no level {level!r}: use one of {list(self.scheme.names)}",
+                            f"没有层级 {level!r}：应为 {'、'.join(self.scheme.names)} 之一")
+        grids = derived.grids(self.services)
+        found = grids.loc[grids["code"] == parent, "level"]
+        names = self.scheme.names
+        if len(found) and names.index(found.iloc[0]) >= names.index(level):
+            raise PlanError("level_not_below", f"a plan inside {parent} ({found.iloc[0]}) redraws a level below it, "
+                            f"not {level}", f"{parent}（{found.iloc[0]}）内的方案只能调整其下级层级，不能调整 {level}",
+                            codes=[parent])
+        present = set(grids.loc[grids["code"].str.startswith(parent), "level"])
+        return [lv for lv in names[names.index(level):] if lv == level or lv in present]
+
+    def base(self, parent: str, levels: list[str]) -> gridgeo.plan.PlanState:
+        """The published grids of ``parent`` as a plan state: its blocks, their sums and
+        the grids they are in, built once per data version and shared by every plan
+        of the unit. Edits may change only the plan's ``levels``."""
+        services = self.services
+
+        def build():
+            grids = derived.grids(services)
+            inside = grids[grids["code"].str.startswith(parent)]
+            inside = inside.drop(columns=[c for c in ("revision", "author") if c in inside.columns])
+            box = inside.loc[inside["code"] == parent].total_bounds
+            return gridgeo.plan.start(
+                inside, parent, level=gridgeo.plan.painted_level(levels, self.scheme), editable=levels,
+                name=f"the published grids of {parent}", scheme=self.scheme,
+                roads=_clipped(derived.layer(services, "roads"), box),
+                addresses=_clipped(derived.layer(services, "addresses"), box),
+                stations=_clipped(derived.layer(services, "stations"), box),
+                coverage=_clipped(derived.nearest(services), box))
+        return services.derived(f"plan:base:{parent}:{','.join(levels)}", build)
+
+    def info(self, plan_id: int) -> dict:
+        info = self.store.plan(plan_id).info
+        if not info["parent"]:
+            raise PlanError("whole_city", f"plan {plan_id} redraws the whole city: the workbench opens plans of "
+                            "one unit (a village)", f"方案 {plan_id} 涉及全域：工作台只能打开一个单元（村社）的方案")
+        return info
+
+    def opened(self, plan_id: int) -> gridgeo.plan.PlanState:
+        """The store's plan laid on the blocks of its unit (``attrs["store"]`` says its revision)."""
+        info = self.info(plan_id)
+        base = self.base(info["parent"], info["levels"])
+        box = base.units.total_bounds
+        return gridgeo.plan.from_store(self.store, plan_id, level=base.level,
+                                       blocks=base.blocks.drop(columns="grid"),
+                                       stations=_clipped(derived.layer(self.services, "stations"), box),
+                                       coverage=_clipped(derived.nearest(self.services), box))
+
+    def working(self, plan_id: int, assignment: dict, names: dict | None = None) -> gridgeo.plan.PlanState:
+        """The page's working state on the plan's blocks (refused when it does not fit them)."""
+        info = self.info(plan_id)
+        return gridgeo.plan.assigned(self.base(info["parent"], info["levels"]), assignment, names)
+
+    # --- changing -----------------------------------------------------------------------
+
+    def create(self, *, name: str, parent: str, level: str | None, start: str, author: str,
+               description: str = "") -> dict:
+        """A new plan of ``parent``'s grids, from the published ones or from an automatic division."""
+        levels = self.levels_for(parent, level)
+        plan = self.store.create_plan(name, parent=parent, levels=levels, author=author, description=description)
+        try:
+            state = self.opened(plan.id)
+            if start == "suggested":
+                draft = gridgeo.plan.suggest_division(state)
+                gridgeo.plan.save(draft, self.store, author=author, message=draft.log[-1]["message"])
+                state = self.opened(plan.id)
+        except BaseException:
+            plan.abandon(author=author, message="could not be opened in the workbench")
+            raise
+        return self.body(plan.id, state, blocks=True)
+
+    def apply(self, state, op: str, *, blocks=(), to=None, codes=(), line=None, polygon=None, name=None):
+        """One edit of gridgeo.plan on ``state``; its refusal is the library's PlanError."""
+        def needed(value, what):
+            if not value:
+                raise PlanError("missing_grid", f"{op} needs {what!r}: the code of the grid it acts on",
+                                f"{op} 需要指明 {what}：所作用网格的编码")
+            return value
+
+        verbs = {
+            "reassign": lambda: gridgeo.plan.reassign(state, list(blocks), needed(to, "to")),
+            "add": lambda: gridgeo.plan.add(state, list(blocks), name=name or None),
+            "merge": lambda: gridgeo.plan.merge(state, list(codes), into=to or None),
+            "split": lambda: gridgeo.plan.split(state, needed(to, "to"),
+                                                _shape(line, ("LineString", "MultiLineString"), "line")),
+            "redraw": lambda: gridgeo.plan.redraw(state, needed(to, "to"),
+                                                  _shape(polygon, ("Polygon", "MultiPolygon"), "polygon")),
+            "renumber": lambda: gridgeo.plan.renumber(state, to or None),
+        }
+        if op not in verbs:
+            raise PlanError("unknown_edit", f"no edit {op!r}: use one of {list(verbs)}",
+                            f"没有编辑操作 {op!r}：应为 {'、'.join(verbs)} 之一")
+        return verbs[op]()
+
+    def edit(self, plan_id: int, assignment: dict, names: dict, op: str, **params) -> dict:
+        """The page's state after one edit, and the edit's log entry (nothing is stored)."""
+        state = self.working(plan_id, assignment, names)
+        after = self.apply(state, op, **params)
+        return {**self.state_body(after), "log": after.log[-1] if after is not state else None}
+
+    def save(self, plan_id: int, *, assignment: dict, names: dict, base: dict, base_revision: int, author: str,
+             message: str = "") -> dict:
+        """Save the page's working state as edits of the plan at ``base_revision``; a stale save is refused."""
+        now = self.working(plan_id, assignment, names)
+        then = self.working(plan_id, base, names)
+        state = gridgeo.plan.based_on(now, then, plan_id=plan_id, revision=base_revision)
+        gridgeo.plan.save(state, self.store, author=author, message=message or "saved from the workbench")
+        return self.body(plan_id, self.opened(plan_id), blocks=False)
+
+    def publish(self, plan_id: int, *, author: str, message: str = "") -> dict:
+        revision = self.store.plan(plan_id).publish(author=author, message=message)
+        self.services.forget()  # figures, tiles and plan bases follow the new grids at once
+        return {"plan_id": plan_id, "status": "published", "revision": revision,
+                "data_version": self.services.version}
+
+    # --- answers ---------------------------------------------------------------------------
+
+    def plans(self, status: str | None = None) -> list[dict]:
+        table = self.store.plans(status=status)
+        return [self.summary(row) for row in table.to_dict("records")]
+
+    def state_body(self, state) -> dict:
+        """What the page redraws after an edit: the assignment, the grids (with where
+        their names go, [lat, lon]) and their figures."""
+        from gridgeo.labels import label_points
+
+        units = records(pd.DataFrame(state.units[["code", "name", "parent"]]))
+        points = label_points(state.units, scheme=state.scheme).geometry
+        for unit, y, x in zip(units, points.y, points.x):
+            unit["label"] = [round(float(y), 6), round(float(x), 6)]
+        return {
+            "assignment": state.assignment.to_dict(),
+            "units": units,
+            "grids": feature_collection(state.units, ["code", "name"]),
+            "impact": self.impact(state),
+        }
+
+    @staticmethod
+    def impact(state) -> dict:
+        table = gridgeo.plan.impact(state)
+        return {"grids": records(pd.DataFrame(table[[c for c in IMPACT_COLUMNS if c in table.columns]])),
+                "summary": plain(table.attrs["summary"])}
+
+    def body(self, plan_id: int, state, *, blocks: bool) -> dict:
+        info = self.store.plan(plan_id).info
+        base = self.base(info["parent"], info["levels"])
+        body = {
+            "plan": self.summary(info),
+            "level": state.level,
+            "band": list(gridgeo.plan.DEFAULT_BAND),
+            "revision": state.attrs["store"]["revision"],
+            **self.state_body(state),
+            "published": feature_collection(base.units, ["code", "name"]),
+            "history": records(self.store.plan(plan_id).history().assign(
+                at=lambda h: h["at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"))),
+        }
+        if blocks:
+            body["blocks"] = feature_collection(base.blocks, BLOCK_PROPERTIES)
+        return body
+
+    def summary(self, info: dict) -> dict:
+        """One plan as the list shows it."""
+        names = derived.grids(self.services).set_index("code")["name"]
+        levels = info["levels"].split(",") if isinstance(info["levels"], str) else list(info["levels"])
+        authors = self.store.plan(info["plan_id"]).history()["author"].unique().tolist()
+        return {
+            "id": int(info["plan_id"]), "name": info["name"], "parent": info["parent"],
+            "parent_name": names.get(info["parent"], ""), "levels": levels, "status": info["status"],
+            "author": info["author"], "authors": authors, "description": info["description"],
+            "revision": int(info["revision"]), "base_revision": int(info["base_revision"]),
+            "created_at": _when(info["created_at"]), "updated_at": _when(info["updated_at"]),
+        }
+
+    def diff(self, plan_id: int, state) -> dict:
+        info = self.info(plan_id)
+        published = self.base(info["parent"], info["levels"])
+        d = gridgeo.plan.diff(published, state)
+        return {
+            "summary": plain(d.summary),
+            "units": records(pd.DataFrame(d.units[[c for c in DIFF_COLUMNS if c in d.units.columns]])),
+            "moves": feature_collection(d.moves, [c for c in MOVE_COLUMNS if c in d.moves.columns]),
+        }
+
+    @staticmethod
+    def download(state, plan_id: int, format: str) -> tuple[bytes, str, str]:
+        """(the file's bytes, its media type, its name) of a plan in ``format``."""
+        media, suffix = EXPORTS[format]
+        name = f"plan-{plan_id}-{state.parent}{suffix}"
+        if format == "csv":
+            content = gridgeo.plan.to_csv(state).to_csv(index=False).encode("utf-8-sig")
+        else:
+            with tempfile.TemporaryDirectory(prefix="gridgeo-export-") as folder:
+                content = Path(gridgeo.plan.export(state, Path(folder) / name)).read_bytes()
+        return content, media, name
+
+
+def problems(report) -> list[dict]:
+    """A validation report's errors, as the page lists them."""
+    errors = report[report["severity"] == "error"] if len(report) else report
+    keep = [c for c in ("code", "level", "kind", "severity", "message_zh", "message_en") if c in errors.columns]
+    return records(pd.DataFrame(errors[keep]).reset_index(drop=True))
+
+
+def _when(value) -> str:
+    return pd.Timestamp(value).strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else ""
+
+
+def _clipped(frame, box):
+    """The rows of a layer touching a box (None stays None)."""
+    if frame is None or frame.empty:
+        return None if frame is None else frame
+    x0, y0, x1, y1 = box
+    return frame.cx[x0:x1, y0:y1]
+
+
+def _shape(geojson: dict | None, kinds: tuple, name: str):
+    if not geojson or geojson.get("type") not in kinds:
+        raise PlanError("bad_geometry", f"{name!r} should be a GeoJSON {' or '.join(kinds)} in longitude/latitude, "
+                        f"got {None if not geojson else geojson.get('type')!r}",
+                        f"{name} 应为经纬度的 GeoJSON {' 或 '.join(kinds)}")
+    try:
+        geometry = shapely.from_geojson(json.dumps(geojson))
+    except shapely.errors.GEOSException as exc:
+        raise PlanError("bad_geometry", f"{name!r} is not valid GeoJSON: {exc}", f"{name} 不是有效的 GeoJSON：{exc}") \
+            from None
+    return geometry
