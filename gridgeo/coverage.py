@@ -254,7 +254,7 @@ def _network_distances(net, addresses, stations, *, max_access_m, isolated, limi
     if isolated == "resnap":
         a, moved = _resnap_isolated(net, a, component, np.unique(station_piece))
         status[moved] = "resnapped"
-    pos, distance = gnet._nearest_arrays(net, a, s, limit_m)
+    pos, distance = gnet.nearest_arrays(net, a, s, limit_m)
     status[pos < 0] = "unreachable"
     report = {
         "stations": pd.DataFrame({"station_id": stations["station_id"].to_numpy(), "access_m": s.access_m,

@@ -882,7 +882,7 @@ def nearest(network: WalkNetwork, origins, sources, *, limit_m: float | None = N
     """
     o = _as_snapped(network, origins, name)
     s = _as_snapped(network, sources, sources_name)
-    best_src, best = _nearest_arrays(network, o, s, limit_m)
+    best_src, best = nearest_arrays(network, o, s, limit_m)
     reached = best_src >= 0
     source = pd.Series(pd.NA, index=o.index, dtype=object)
     source[reached] = np.asarray(s.index, dtype=object)[best_src[reached]]
@@ -898,7 +898,7 @@ def _as_snapped(network, points, name) -> Snapped:
     return points if isinstance(points, Snapped) else network.locate(points, name=name)
 
 
-def _nearest_arrays(net, o: Snapped, s: Snapped, limit_m):
+def nearest_arrays(net, o: Snapped, s: Snapped, limit_m):
     """(position of the nearest source or -1, its distance or inf) per origin."""
     if len(s) == 0:
         return np.full(len(o), -1), np.full(len(o), np.inf)

@@ -397,12 +397,12 @@ def test_concurrent_writers_do_not_lose_an_edit(url):
 _PAUSE = """
 import sys, time
 from gridgeo.store._store import Store
-_changed = Store._changed
+_changed = Store.record_change
 def _pause(*args, **kwargs):
     _changed(*args, **kwargs)        # the rows are written, the transaction is open
     print("PAUSED", flush=True)
     time.sleep(600)
-Store._changed = staticmethod(_pause)
+Store.record_change = staticmethod(_pause)
 import gridgeo.crs
 import gridgeo.store as gstore
 store = gstore.open(sys.argv[1])

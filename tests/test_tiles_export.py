@@ -280,8 +280,8 @@ def test_an_existing_archive_is_kept_unless_asked_and_a_failure_changes_nothing(
             raise RuntimeError("disk full")
         return original(self, sources, z, x, y)
 
-    original = TileSet._render
-    monkeypatch.setattr(TileSet, "_render", failing)
+    original = TileSet.render_sources
+    monkeypatch.setattr(TileSet, "render_sources", failing)
     with pytest.raises(RuntimeError, match="disk full"):
         export(tileset, path, minzoom=13, maxzoom=13, overwrite=True)
     monkeypatch.undo()

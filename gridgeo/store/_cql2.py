@@ -651,7 +651,7 @@ def _check_crs(crs):
 
 
 def _q(name):
-    from gridgeo.store._store import q
+    from gridgeo.store._sql import q
 
     return q(name)
 

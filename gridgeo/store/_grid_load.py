@@ -81,10 +81,10 @@ def report_after(current, frame, scope: str, *, mode: str, scheme):
 
 def validate_after(store, tx, frame, scope: str, *, mode: str, scheme) -> None:
     """Raise :class:`PublishError` if the grids after loading ``frame`` fail validation."""
-    available = store._columns("grids", tx=tx)
+    available = store.layer_columns("grids", tx=tx)
     names = list(available)
     sql = f"SELECT {store._db.geom_expr('geom')}, {', '.join(_layers_q(n) for n in names)} FROM grids ORDER BY code"
-    current = store._frame(tx.query(sql), names, available)
+    current = store.frame_of(tx.query(sql), names, available)
     report = report_after(current, frame, scope, mode=mode, scheme=scheme)
     errors = report[report["severity"] == "error"] if len(report) else report
     if len(errors):

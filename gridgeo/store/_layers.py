@@ -17,6 +17,7 @@ import shapely
 
 from gridgeo import schema
 from gridgeo.crs import STORAGE_CRS, to_storage
+from gridgeo.store._sql import SCHEMA_VERSION
 from gridgeo.store.errors import NotFound, StoreError
 
 KINDS = ("grids", "stations", "addresses", "events", "roads")
@@ -257,8 +258,6 @@ def next_prefix(prefix: str) -> str:
 
 def system_ddl(*, auto_id: str, text: str = "TEXT", integer: str = "INTEGER") -> list[str]:
     """The store's own tables: meta, revisions, changes and plans."""
-    from gridgeo.store._store import SCHEMA_VERSION
-
     t, i = text, integer
     return [
         f"CREATE TABLE gridgeo_meta (key {t} PRIMARY KEY, value {t} NOT NULL)",

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
-from gridgeo.store._store import q
+from gridgeo.store._sql import q
 
 _REBUILD_FROM = 5_000  # fewer new entries than this go in through SQLite's own insert
 

@@ -32,24 +32,12 @@ import pandas as pd
 import shapely
 
 from gridgeo.store import _cql2, _grid_load, _layers
+from gridgeo.store._sql import SCHEMA_VERSION, now, q
 from gridgeo.store.errors import FilterError, NotFound, SchemaVersionError, StoreError
-
-SCHEMA_VERSION = 1
-"""The layout of the tables this gridgeo writes; recorded as ``schema_version`` in ``gridgeo_meta``."""
 
 MIGRATIONS: dict[int, object] = {}
 """``{n: fn(store, tx)}``: the step that brings a store from schema version n-1 to n,
 run in one transaction by :meth:`Store.migrate` (none yet: version 1 is the first)."""
-
-
-def q(name: str) -> str:
-    """A quoted SQL identifier."""
-    return '"' + str(name).replace('"', '""') + '"'
-
-
-def now() -> str:
-    """The current time, UTC, as ISO 8601 text (the form revisions keep)."""
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Store:
@@ -221,7 +209,7 @@ class Store:
         return out
 
     @contextmanager
-    def _write(self, *, author: str, action: str, plan_id: int | None = None, message: str = ""):
+    def transaction(self, *, author: str, action: str, plan_id: int | None = None, message: str = ""):
         """A write transaction with its new revision; logged when it commits."""
         _check_author(author)
         with self._db.write() as tx:
@@ -235,7 +223,7 @@ class Store:
                        (revision, now(), author, action, record["plan_id"], record["message"] or ""))
 
     @staticmethod
-    def _changed(tx, revision: int, kind: str, rows: int) -> None:
+    def record_change(tx, revision: int, kind: str, rows: int) -> None:
         tx.execute("INSERT INTO gridgeo_changes (revision, layer, rows) VALUES (?, ?, ?)",
                    (revision, kind, int(rows)))
 
@@ -289,7 +277,7 @@ class Store:
         """Record the code and name of the area the store covers (shown above its top level)."""
         if self.region == {"code": str(code).strip(), "name": str(name).strip()}:
             return self.revision
-        with self._write(author=author, action="set-region", message=f"{code} {name}") as (tx, _, __):
+        with self.transaction(author=author, action="set-region", message=f"{code} {name}") as (tx, _, __):
             self._record_region(tx, code, name)
         return self.revision
 
@@ -347,7 +335,7 @@ class Store:
                 "store for the other scheme")
         old = self.scheme.names
         text = json.dumps(scheme.to_dict(), ensure_ascii=False, sort_keys=True)
-        with self._write(author=author, action="set-scheme", message=f"levels {', '.join(scheme.names)}") as (tx, _, __):
+        with self.transaction(author=author, action="set-scheme", message=f"levels {', '.join(scheme.names)}") as (tx, _, __):
             if self._meta("scheme") is None:
                 tx.execute("INSERT INTO gridgeo_meta (key, value) VALUES ('scheme', ?)", (text,))
             else:
@@ -378,9 +366,9 @@ class Store:
         {'event_id': 'text', 'category': 'text', 'status': 'text', 'reported_at': 'datetime'}
         """
         kind, _ = _layers.resolve(collection, self.scheme.names)
-        return self._columns(kind)
+        return self.layer_columns(kind)
 
-    def _columns(self, kind: str, tx=None) -> dict[str, str]:
+    def layer_columns(self, kind: str, tx=None) -> dict[str, str]:
         found = self._db.table_columns(kind, tx=tx)
         return {name: k for name, k in found.items() if name not in _layers.SYSTEM}
 
@@ -533,7 +521,7 @@ class Store:
         kind, levels = _layers.resolve(collection, self.scheme.names)
         self._paging(limit, offset, bbox)
         levels = self._levels(kind, levels, level)
-        available = self._columns(kind)
+        available = self.layer_columns(kind)
         names = self._selected(kind, available, columns)
         conds, params = self._conditions(kind, available, where=where, parent=parent, within=within,
                                          levels=levels)
@@ -546,7 +534,7 @@ class Store:
                                    filters=filters, order=order)
         rows = self._db.query(sql, params)
         kinds = {**available, **_layers.SYSTEM}
-        out = self._frame(rows, [*names, "revision"], kinds)
+        out = self.frame_of(rows, [*names, "revision"], kinds)
         if not exact:
             out = out[shapely.intersects(out.geometry.array, shapely.box(*bbox))]
             stop = None if limit is None else offset + limit
@@ -574,7 +562,7 @@ class Store:
             return len(self.read(collection, bbox=bbox, where=where, parent=parent, within=within,
                                  level=level, at=at, columns=[], filter=filter, filter_lang=filter_lang))
         levels = self._levels(kind, levels, level)
-        available = self._columns(kind)
+        available = self.layer_columns(kind)
         conds, params = self._conditions(kind, available, where=where, parent=parent,
                                          within=within, levels=levels)
         filters = self._filter(kind, available, filter, filter_lang)
@@ -612,7 +600,7 @@ class Store:
         """
         kind, levels = _layers.resolve(collection, self.scheme.names)
         levels = self._levels(kind, levels, level)
-        available = self._columns(kind)
+        available = self.layer_columns(kind)
         where = dict(where or {})
         if code is not None:
             where[_layers.KEYS[kind]] = code
@@ -628,7 +616,7 @@ class Store:
                f"FROM {q(kind + '_history')} WHERE {cond} ORDER BY {q(_layers.KEYS[kind])}, revision")
         rows = self._db.query(sql, params + params)
         kinds = {**available, **_layers.SYSTEM, **_layers.HISTORY}
-        out = self._frame(rows, [*names, "revision", "author", "retired", "retired_by"], kinds)
+        out = self.frame_of(rows, [*names, "revision", "author", "retired", "retired_by"], kinds)
         out["retired"] = pd.array(out["retired"], dtype="Int64")
         times = dict(self._db.query("SELECT revision, at FROM gridgeo_revisions"))
         out["valid_from"] = pd.to_datetime(out["revision"].map(times), format="ISO8601", utc=True)
@@ -830,7 +818,7 @@ class Store:
             all_params.append(int(offset))
         return sql, all_params
 
-    def _frame(self, rows, names, kinds):
+    def frame_of(self, rows, names, kinds):
         """A GeoDataFrame from rows of (geometry, *names), each column of its kind."""
         if not rows:
             return _layers.empty_frame({name: kinds[name] for name in names})
@@ -913,7 +901,7 @@ class Store:
                 raise StoreError(f"the {kind} layer to load is empty: a load never replaces a layer with "
                                  "nothing. Check the file (a header without rows?); nothing was changed")
             prepared[kind] = _layers.prepare(frame, kind, name=f"the {kind} layer", scheme=self.scheme)
-        with self._write(author=author, action="load", message=message) as (tx, revision, _):
+        with self.transaction(author=author, action="load", message=message) as (tx, revision, _):
             if region is not None:
                 self._record_region(tx, *region)
             for kind, frame in prepared.items():
@@ -922,15 +910,15 @@ class Store:
                 kinds = self._ensure_columns(tx, kind, frame)
                 if mode == "replace" and kind == "grids":
                     for cond, params in _grid_load.conditions(frame, scope):
-                        self._retire(tx, kind, [cond], params, revision, author)
+                        self.retire(tx, kind, [cond], params, revision, author)
                 elif mode == "replace":
-                    self._retire(tx, kind, [], [], revision, author)
+                    self.retire(tx, kind, [], [], revision, author)
                 else:
                     self._refuse_existing_keys(tx, kind, frame)
                 data = frame.assign(revision=revision, author=author)
                 self._db.insert(tx, kind, data, {**kinds, **_layers.SYSTEM},
                                 progress=progress, label=f"loading {kind}")
-                self._changed(tx, revision, kind, len(frame))
+                self.record_change(tx, revision, kind, len(frame))
         return revision
 
     def check_load(self, grids, *, scope: str = "parents", mode: str = "replace"):
@@ -960,7 +948,7 @@ class Store:
 
     def _ensure_columns(self, tx, kind: str, frame) -> dict[str, str]:
         """Add the frame's new columns to the layer's tables; the kinds to write with."""
-        existing = self._columns(kind, tx=tx)
+        existing = self.layer_columns(kind, tx=tx)
         kinds = {}
         for column, found in _layers.user_columns(frame).items():
             if column in existing:
@@ -972,10 +960,10 @@ class Store:
             kinds[column] = found
         return kinds
 
-    def _retire(self, tx, kind: str, conds: list[str], params: list, revision: int, author: str) -> int:
+    def retire(self, tx, kind: str, conds: list[str], params: list, revision: int, author: str) -> int:
         """Move the matching published rows into the history; how many."""
         where = " AND ".join(conds) or "1 = 1"
-        columns = [*self._columns(kind, tx=tx), *_layers.SYSTEM]
+        columns = [*self.layer_columns(kind, tx=tx), *_layers.SYSTEM]
         n = int(tx.query(f"SELECT COUNT(*) FROM {q(kind)} WHERE {where}", params)[0][0])
         if n:
             self._db.copy(tx, kind, kind + "_history", columns, where, params,

@@ -37,7 +37,7 @@ import shapely
 from gridgeo.crs import STORAGE_CRS
 from gridgeo.store import _layers, _rtree
 from gridgeo.store._connections import PerThread
-from gridgeo.store._store import q
+from gridgeo.store._sql import q
 from gridgeo.store.errors import NotAStoreError
 
 _SRS_ID = 4490
@@ -254,8 +254,8 @@ def _deferred(tx, table: str, action: str, *, enabled: bool):
         return
     rtree = _rtree_name(table)
     names = (f"{rtree}_{action}", f"trigger_{action}_feature_count_{table}")
-    triggers = tx.query(f"SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? "
-                        f"AND name IN (?, ?)", (table, *names))
+    triggers = tx.query("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? "
+                        "AND name IN (?, ?)", (table, *names))
     for name, _ in triggers:
         tx.execute(f"DROP TRIGGER {q(name)}")
     pending = _rtree.Pending(tx, rtree)

@@ -17,9 +17,8 @@ from typing import Iterable, Mapping
 
 import pandas as pd
 
-from gridgeo import schema
 from gridgeo.store import _layers
-from gridgeo.store._store import now, q
+from gridgeo.store._sql import now, q
 from gridgeo.store.errors import (
     ConflictError, NotFound, PlanStateError, PublishError, StaleEditError, StoreError,
 )
@@ -54,7 +53,7 @@ def create(store, name, *, parent, levels, author, description=""):
     levels = [levels] if isinstance(levels, str) else list(levels)
     parent = "" if parent is None else str(parent)
     _check_scope(store, parent, levels)
-    with store._write(author=author, action="create-plan") as (tx, revision, record):
+    with store.transaction(author=author, action="create-plan") as (tx, revision, record):
         stamp = now()
         plan_id = int(tx.query(
             "INSERT INTO gridgeo_plans (name, parent, levels, status, author, description, base_revision, "
@@ -62,7 +61,7 @@ def create(store, name, *, parent, levels, author, description=""):
             (str(name), parent, ",".join(levels), author, description, revision, revision, stamp, stamp))[0][0])
         record["plan_id"] = plan_id
         conds, params = _scope(parent, levels)
-        columns = list(store._columns("grids", tx=tx))
+        columns = list(store.layer_columns("grids", tx=tx))
         store._db.copy(tx, "grids", "plan_units", columns, " AND ".join(conds), params,
                        extra={"plan_id": plan_id, "revision": revision, "author": author, "edited": 0},
                        renamed={"base_rev": "revision"})
@@ -285,7 +284,7 @@ class Plan:
         info = self.info
         if frame is not None:
             _check_in_scope(frame, info, self.id)
-        with store._write(author=author, action="save-plan", plan_id=self.id, message=message) as (tx, revision, _):
+        with store.transaction(author=author, action="save-plan", plan_id=self.id, message=message) as (tx, revision, _):
             info = _draft(tx, self.id, "save")
             stored = {r[0]: r[1:] for r in tx.query(
                 "SELECT code, revision, author, base_rev FROM plan_units WHERE plan_id = ?", (self.id,))}
@@ -347,7 +346,7 @@ class Plan:
         if prefer not in (None, "plan", "published"):
             raise ValueError(f"prefer must be None, 'plan' or 'published', got {prefer!r}")
         store = self._store
-        with store._write(author=author, action="rebase-plan", plan_id=self.id, message=message) as (tx, revision, _):
+        with store.transaction(author=author, action="rebase-plan", plan_id=self.id, message=message) as (tx, revision, _):
             info = _draft(tx, self.id, "rebase")
             conds, params = _scope(info["parent"], info["levels"].split(","))
             where = " AND ".join(conds)
@@ -394,7 +393,7 @@ class Plan:
                                (rev, self.id, code))
             _delete_codes(tx, "plan_units", self.id, set(refresh) | set(drop))
             if refresh:
-                columns = list(store._columns("grids", tx=tx))
+                columns = list(store.layer_columns("grids", tx=tx))
                 cond = f"code IN ({', '.join('?' * len(refresh))})"
                 store._db.copy(tx, "grids", "plan_units", columns, cond, list(refresh),
                                extra={"plan_id": self.id, "revision": revision, "author": author, "edited": 0},
@@ -441,7 +440,7 @@ class Plan:
         gridgeo.store.errors.ConflictError: ...
         """
         store = self._store
-        with store._write(author=author, action="publish", plan_id=self.id, message=message) as (tx, revision, _):
+        with store.transaction(author=author, action="publish", plan_id=self.id, message=message) as (tx, revision, _):
             info = _draft(tx, self.id, "publish")
             parent, levels = info["parent"], info["levels"].split(",")
             conds, params = _scope(parent, levels)
@@ -456,12 +455,12 @@ class Plan:
             n = 0
             if changed:
                 cond = f"code IN ({', '.join('?' * len(changed))})"
-                n += store._retire(tx, "grids", [where, cond], params + changed, revision, author)
+                n += store.retire(tx, "grids", [where, cond], params + changed, revision, author)
             if len(edited):
-                kinds = store._columns("grids", tx=tx)
+                kinds = store.layer_columns("grids", tx=tx)
                 data = edited.drop(columns=["edited", "base_rev"]).assign(revision=revision, author=author)
                 store._db.insert(tx, "grids", data, {**kinds, **_layers.SYSTEM}, progress=False)
-            store._changed(tx, revision, "grids", len(edited) + len(removed))
+            store.record_change(tx, revision, "grids", len(edited) + len(removed))
             tx.execute("UPDATE gridgeo_plans SET status = 'published', published_revision = ? WHERE plan_id = ?",
                        (revision, self.id))
             _touch(tx, self.id, revision)
@@ -483,7 +482,7 @@ class Plan:
         >>> plan.status
         'abandoned'
         """
-        with self._store._write(author=author, action="abandon-plan", plan_id=self.id,
+        with self._store.transaction(author=author, action="abandon-plan", plan_id=self.id,
                                 message=message) as (tx, revision, _):
             _draft(tx, self.id, "abandon")
             tx.execute("UPDATE gridgeo_plans SET status = 'abandoned' WHERE plan_id = ?", (self.id,))
@@ -497,13 +496,13 @@ class Plan:
 
 def _units(store, plan_id, tx=None):
     """The plan's units, with revision and author (and, inside a transaction, base_rev and edited)."""
-    available = store._columns("grids", tx=tx)
+    available = store.layer_columns("grids", tx=tx)
     names = list(available)
     extra = ["revision", "author"] + (["base_rev", "edited"] if tx is not None else [])
     cols = ", ".join(q(n) for n in [*names, *extra])
     sql = (f"SELECT {store._db.geom_expr('geom')}, {cols} FROM plan_units WHERE plan_id = ? ORDER BY code")
     rows = (tx.query if tx is not None else store._db.query)(sql, (plan_id,))
-    return store._frame(rows, [*names, *extra], {**available, **_layers.SYSTEM, **_layers.PLAN})
+    return store.frame_of(rows, [*names, *extra], {**available, **_layers.SYSTEM, **_layers.PLAN})
 
 
 def _edit_frame(units, scheme):
@@ -628,14 +627,14 @@ def _validate(store, tx, info, units):
     from gridgeo.validation import validate
 
     parent, levels = info["parent"], info["levels"].split(",")
-    available = store._columns("grids", tx=tx)
+    available = store.layer_columns("grids", tx=tx)
     names = list(available)
     conds, params = ["1 = 1"], []
     if parent:
         conds, params = ["code >= ? AND code < ?"], [parent, _layers.next_prefix(parent)]
     sql = (f"SELECT {store._db.geom_expr('geom')}, {', '.join(q(n) for n in names)} FROM grids "
            f"WHERE {conds[0]} ORDER BY code")
-    current = store._frame(tx.query(sql, params), names, available)
+    current = store.frame_of(tx.query(sql, params), names, available)
     outside = ~(current["level"].isin(levels) & current["code"].str.startswith(parent))
     after = pd.concat([current[outside], units[names + ["geometry"]]], ignore_index=True)
     after = after.set_geometry("geometry").set_crs(current.crs, allow_override=True)

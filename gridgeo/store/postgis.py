@@ -23,7 +23,7 @@ import shapely
 
 from gridgeo.store import _layers
 from gridgeo.store._connections import PerThread
-from gridgeo.store._store import q
+from gridgeo.store._sql import q
 from gridgeo.store.errors import NotAStoreError, StoreError
 
 _SRID = 4490

@@ -25,7 +25,7 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
-from gridgeo.tiles.directory import _rendered, _written_metadata, zoom_ranges
+from gridgeo.tiles.directory import rendered, written_metadata, zoom_ranges
 
 __all__ = ["write_mbtiles", "write_pmtiles"]
 
@@ -100,10 +100,10 @@ def write_mbtiles(tileset, path, *, minzoom: int | None = None, maxzoom: int | N
         """)
         zooms = set()
         with db:
-            for z, x, y, data in _rendered(tileset, ranges, progress=progress):
+            for z, x, y, data in rendered(tileset, ranges, progress=progress):
                 db.execute("INSERT INTO tiles VALUES (?, ?, ?, ?)", (z, x, (1 << z) - 1 - y, _gzip(data)))
                 zooms.add(z)
-            meta = _written_metadata(tileset, ranges, zooms, name=path.stem)
+            meta = written_metadata(tileset, ranges, zooms, name=path.stem)
             db.executemany("INSERT INTO metadata VALUES (?, ?)", [(k, str(v)) for k, v in meta.items()])
     return path
 
@@ -183,10 +183,10 @@ def write_pmtiles(tileset, path, *, minzoom: int | None = None, maxzoom: int | N
         writer = Writer(f)
         zooms = set()
         # Hilbert order within each zoom; tile ids of a zoom all exceed those of the zoom below
-        for z, x, y, data in _rendered(tileset, ranges, progress=progress, order=lambda t: zxy_to_tileid(*t)):
+        for z, x, y, data in rendered(tileset, ranges, progress=progress, order=lambda t: zxy_to_tileid(*t)):
             writer.write_tile(zxy_to_tileid(z, x, y), _gzip(data))
             zooms.add(z)
-        meta = _written_metadata(tileset, ranges, zooms, name=path.stem)
+        meta = written_metadata(tileset, ranges, zooms, name=path.stem)
         west, south, east, north = (float(v) for v in meta["bounds"].split(","))
         centre_lon, centre_lat, centre_zoom = meta["center"].split(",")
         header = {

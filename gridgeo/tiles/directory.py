@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from gridgeo.io import staged_directory
-from gridgeo.tiles.tileset import TMS, _buffered, _overlaps, vector_layer
+from gridgeo.tiles._grid import TMS, buffered, overlaps, vector_layer
 
 __all__ = ["FORMATS", "export", "metadata"]
 
@@ -125,12 +125,12 @@ def export(tileset, path, *, format: str | None = None, minzoom: int | None = No
     ranges, _, _ = zoom_ranges(tileset, layers, minzoom, maxzoom)
     with staged_directory(path, overwrite=overwrite) as staged:
         zooms = set()
-        for z, x, y, data in _rendered(tileset, ranges, progress=progress):
+        for z, x, y, data in rendered(tileset, ranges, progress=progress):
             tile = staged / str(z) / str(x) / f"{y}.pbf"
             tile.parent.mkdir(parents=True, exist_ok=True)
             tile.write_bytes(data)
             zooms.add(z)
-        meta = _written_metadata(tileset, ranges, zooms, name=path.name)
+        meta = written_metadata(tileset, ranges, zooms, name=path.name)
         (staged / "metadata.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1) + "\n", "utf-8")
     return path
 
@@ -200,7 +200,7 @@ def zoom_ranges(tileset, layers=None, minzoom: int | None = None, maxzoom: int |
     >>> zoom_ranges(tiles, minzoom=5, maxzoom=10)
     ({'town': (5, 10), 'village': (10, 10)}, 5, 10)
     """
-    names = tileset._names(layers)
+    names = tileset.names_of(layers)
     chosen = [tileset.layers[n] for n in names]
     own_lo = min(layer.minzoom for layer in chosen)
     own_hi = max(layer.maxzoom for layer in chosen)
@@ -227,7 +227,7 @@ def zoom_ranges(tileset, layers=None, minzoom: int | None = None, maxzoom: int |
     return ranges, lo, hi
 
 
-def _rendered(tileset, ranges, *, progress: bool = False, order=None):
+def rendered(tileset, ranges, *, progress: bool = False, order=None):
     """``(z, x, y, data)`` of every non-empty tile, zoom by zoom, with the layers of ``ranges``.
 
     At each zoom the tiles covering the bounds of the layers drawn there
@@ -248,15 +248,15 @@ def _rendered(tileset, ranges, *, progress: bool = False, order=None):
         addresses = tqdm(addresses, desc="tiles", unit="tile")
     pad = tileset.buffer / tileset.extent
     for z, x, y in addresses:
-        box = _buffered(TMS.xy_bounds(x, y, z), pad)
-        active = [tileset._sources[n] for n, (a, b) in ranges.items()
-                  if a <= z <= b and _overlaps(box, tileset._sources[n].bounds)]
-        data = tileset._render(active, z, x, y) if active else b""
+        box = buffered(TMS.xy_bounds(x, y, z), pad)
+        active = [tileset.sources[n] for n, (a, b) in ranges.items()
+                  if a <= z <= b and overlaps(box, tileset.sources[n].bounds)]
+        data = tileset.render_sources(active, z, x, y) if active else b""
         if data:
             yield z, x, y, data
 
 
-def _written_metadata(tileset, ranges, zooms, *, name: str) -> dict:
+def written_metadata(tileset, ranges, zooms, *, name: str) -> dict:
     """:func:`metadata` of an export that wrote tiles at ``zooms``; refuses an export that wrote none."""
     if not zooms:
         raise ValueError(f"nothing to write: no tile of layers {list(ranges)} at zooms "

@@ -31,12 +31,12 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from gridgeo.tiles._grid import TMS, buffered, overlaps, vector_layer
 from gridgeo.tiles.layers import TileLayer
 from gridgeo.tiles.mvt import Attributes, encode_layer, encode_tile
 
 __all__ = ["TileSet", "TileError", "TMS"]
 
-TMS = morecantile.tms.get("WebMercatorQuad")
 """The tile matrix set of every gridgeo tile: OGC WebMercatorQuad (XYZ, EPSG:3857)."""
 
 TILEJSON_VERSION = "3.0.0"
@@ -124,7 +124,7 @@ class TileSet:
         self.tolerance = float(tolerance)
         self.cache = cache
         self.version = str(version) if version is not None else _content_version(layers)
-        self._sources = {layer.name: _Source(layer) for layer in layers}
+        self.sources = {layer.name: _Source(layer) for layer in layers}
         # tiles rendered with other settings must not share cache entries
         default = (self.extent, self.buffer, self.tolerance) == (4096, 80, 8.0)
         self._namespace = self.version if default else f"{self.version}-e{extent}b{buffer}t{tolerance:g}"
@@ -146,7 +146,7 @@ class TileSet:
 
     def lonlat_bounds(self, layers=None) -> tuple[float, float, float, float]:
         """``(west, south, east, north)`` in degrees of the chosen layers (default all)."""
-        boxes = np.array([self.layers[name].frame.total_bounds for name in self._names(layers)])
+        boxes = np.array([self.layers[name].frame.total_bounds for name in self.names_of(layers)])
         return (float(boxes[:, 0].min()), float(boxes[:, 1].min()),
                 float(boxes[:, 2].max()), float(boxes[:, 3].max()))
 
@@ -186,7 +186,7 @@ class TileSet:
         >>> sorted(mapbox_vector_tile.decode(data))
         ['stations']
         """
-        names = self._names(layers)
+        names = self.names_of(layers)
         _check_tile(z, x, y)
         active = self._active(names, z, x, y)
         if not active:
@@ -196,7 +196,7 @@ class TileSet:
             cached = self.cache.get(self._namespace, key, z, x, y)
             if cached is not None:
                 return cached
-        data = self._render(active, z, x, y)
+        data = self.render_sources(active, z, x, y)
         if self.cache is not None:
             self.cache.put(self._namespace, key, z, x, y, data)
         return data
@@ -220,7 +220,7 @@ class TileSet:
         >>> tiles.cached(3, 0, 0)                      # far from Jinjiang
         b''
         """
-        names = self._names(layers)
+        names = self.names_of(layers)
         if self.cache is not None:
             # only a tile of the matrix is ever cached: a hit needs no check of the address
             data = self.cache.get(self._namespace, "+".join(names), int(z), int(x), int(y))
@@ -249,10 +249,10 @@ class TileSet:
         >>> tiles.prepare(layers="grid3") is tiles
         True
         """
-        for name in self._names(layers):
+        for name in self.names_of(layers):
             layer = self.layers[name]
             for z in range(layer.minzoom, layer.maxzoom + 1):
-                self._sources[name]._at_zoom(z, self._tolerance(z))
+                self.sources[name]._at_zoom(z, self._tolerance(z))
         return self
 
     def etag(self, z: int, x: int, y: int, *, layers=None) -> str:
@@ -269,7 +269,7 @@ class TileSet:
         >>> tiles.etag(14, 13583, 7025) == TileSet(tiles.layers.values(), version="7").etag(14, 13583, 7025)
         True
         """
-        key = f"{self._namespace}/{'+'.join(self._names(layers))}/{int(z)}/{int(x)}/{int(y)}"
+        key = f"{self._namespace}/{'+'.join(self.names_of(layers))}/{int(z)}/{int(x)}/{int(y)}"
         return f'"{hashlib.blake2b(key.encode(), digest_size=12).hexdigest()}"'
 
     def tilejson(self, url_template, *, layers=None, name: str | None = None,
@@ -302,7 +302,7 @@ class TileSet:
         >>> doc["tilejson"], doc["minzoom"], [v["id"] for v in doc["vector_layers"]]
         ('3.0.0', 11, ['grid2'])
         """
-        names = self._names(layers)
+        names = self.names_of(layers)
         chosen = [self.layers[n] for n in names]
         tiles = [url_template] if isinstance(url_template, str) else list(url_template)
         west, south, east, north = self.lonlat_bounds(names)
@@ -332,7 +332,7 @@ class TileSet:
 
     # --- steps ----------------------------------------------------------------
 
-    def _names(self, layers) -> list[str]:
+    def names_of(self, layers) -> list[str]:
         if layers is None:
             return list(self.layers)
         wanted = [layers] if isinstance(layers, str) else list(layers)
@@ -343,27 +343,21 @@ class TileSet:
 
     def _active(self, names, z, x, y) -> list["_Source"]:
         """The sources that may hold something in the tile, from zooms and bounds alone."""
-        in_zoom = [self._sources[n] for n in names if self.layers[n].minzoom <= z <= self.layers[n].maxzoom]
+        in_zoom = [self.sources[n] for n in names if self.layers[n].minzoom <= z <= self.layers[n].maxzoom]
         if not in_zoom:
             return []
-        box = _buffered(TMS.xy_bounds(x, y, z), self.buffer / self.extent)
-        return [s for s in in_zoom if _overlaps(box, s.bounds)]
+        box = buffered(TMS.xy_bounds(x, y, z), self.buffer / self.extent)
+        return [s for s in in_zoom if overlaps(box, s.bounds)]
 
     def _tolerance(self, z) -> float:
         """The simplification tolerance at zoom ``z``, in Web Mercator metres."""
         bounds = TMS.xy_bounds(0, 0, z)
         return self.tolerance * (bounds.right - bounds.left) / self.extent
 
-    def _render(self, sources, z, x, y) -> bytes:
+    def render_sources(self, sources, z, x, y) -> bytes:
         bounds = TMS.xy_bounds(x, y, z)
         grid = _TileGrid(bounds, self.extent, self.buffer)
         return encode_tile([source.encode(z, grid, self._tolerance(z)) for source in sources])
-
-
-def vector_layer(layer: TileLayer) -> dict:
-    """The TileJSON ``vector_layers`` entry of a layer."""
-    return {"id": layer.name, "fields": dict(layer.fields), "minzoom": layer.minzoom,
-            "maxzoom": layer.maxzoom, "description": layer.description}
 
 
 class _TileGrid:
@@ -506,16 +500,6 @@ def _check_layers(layers):
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise ValueError(f"layer names must be unique, {dup} appear more than once: pass name=... to tell them apart")
-
-
-def _buffered(bounds, fraction):
-    left, bottom, right, top = bounds
-    pad = (right - left) * fraction
-    return left - pad, bottom - pad, right + pad, top + pad
-
-
-def _overlaps(a, b) -> bool:
-    return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
 
 
 def _content_version(layers) -> str:
