@@ -1070,10 +1070,20 @@ def _as_kind(kind: str, value):
     if kind == "text":
         return str(value)
     if kind == "integer":
-        number = float(value)
-        if not number.is_integer():
+        if isinstance(value, int):
+            number = value
+        else:
+            text = str(value).strip()
+            try:
+                number = int(text)  # exact, even past 2**53
+            except ValueError:
+                real = float(text)
+                if not real.is_integer():
+                    raise ValueError from None
+                number = int(real)
+        if not -2**63 <= number < 2**63:  # no database stores it: nothing can equal it
             raise ValueError
-        return int(number)
+        return number
     if kind == "real":
         return float(value)
     if kind == "boolean":
