@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import gridgeo.derived
 import gridgeo.sample
 import gridgeo.store
 
@@ -26,6 +27,7 @@ def sample_store(tmp_path_factory, sample) -> Path:
         store.load({"grids": sample.grids, "stations": sample.stations, "addresses": sample.addresses,
                     "events": sample.events, "roads": sample.roads}, author="tests", progress=False,
                    region=("350582", "晋江市"))  # as `gridgeo load sample_geojson` records the sample's county
+        gridgeo.derived.build(store, progress=False)  # as `gridgeo prepare` does: services answer at once
     return path
 
 

@@ -15,6 +15,10 @@ pytest_plugins = ["postgis_fixture", "store_fixture", "api_fixture", "browser_fi
 
 REQUIRE_ALL = os.environ.get("GRIDGEO_REQUIRE_ALL", "") not in ("", "0", "false", "no")
 
+# Services under test prepare a new data version in the request that needs it, so a test that
+# publishes reads the new figures next; tests/test_startup.py runs the default (background) way.
+os.environ.setdefault("GRIDGEO_PREPARE", "inline")
+
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):

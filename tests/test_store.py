@@ -553,6 +553,15 @@ def test_cli_loads_a_sample_or_files_and_respects_if_missing(empty_url, backend,
     assert res.returncode == 0 and "nothing to do" in res.stdout
     res = run("sample_geojson/grid2.geojson", "sample_geojson/stations.geojson")
     assert res.returncode == 0, res.stderr
+    assert "nothing changed" in res.stdout  # the same files again: no new version for services to redo
+    with gstore.open(empty_url) as store:
+        assert store.version == store.revision == 1
+    grid2 = gstore.open(empty_url).read("grid2").drop(columns=["revision", "author"], errors="ignore")
+    grid2["name"] = grid2["name"] + "（新）"
+    changed = tmp_path / "grid2.geojson"
+    grid2.to_file(changed, driver="GeoJSON", engine="pyogrio")
+    res = run(str(changed), "sample_geojson/stations.geojson")
+    assert res.returncode == 0, res.stderr
     with gstore.open(empty_url) as store:
         # a file of one level replaces that level only: the other levels stay as they were
         counts = store.counts()
@@ -560,6 +569,7 @@ def test_cli_loads_a_sample_or_files_and_respects_if_missing(empty_url, backend,
         assert (counts["town"], counts["village"], counts["grid1"], counts["grid3"]) == (1, 28, 31, 90)
         assert store.count("grid2", where={"revision": 2}) == 128 and store.count("grid1", where={"revision": 1}) == 31
         assert store.revisions()["author"].tolist() == ["测试", "测试"]
+        assert store.revisions().iloc[-1]["layers"] == "grids"  # the stations were the same
     res = run("sample_geojson/metadata.json")
     assert res.returncode == 1 and "metadata.json cannot be read as a layer" in res.stdout
     assert "nothing was loaded" in res.stderr

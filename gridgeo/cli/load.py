@@ -305,14 +305,15 @@ def _load(store, postgis, layers, author, mode, progress, message, scope, source
         if postgis:
             target = gstore.open(store, create=True, scheme=scheme)
             try:
+                before = target.revision
                 revision = target.load(layers, author=author, mode=mode, progress=progress, message=message,
                                        scope=scope, region=region)
-                counts = target.counts()
+                counts, changed = target.counts(), target.revision != before
             finally:
                 target.close()
         else:
-            revision, counts = _load_gpkg(Path(store), layers, author, mode, progress, message, scope, scheme,
-                                          region)
+            revision, counts, changed = _load_gpkg(Path(store), layers, author, mode, progress, message, scope,
+                                                   scheme, region)
     except gstore.PublishError as exc:
         _print_report(exc.report)
         fail(f"refused: {exc}", code=1)
@@ -320,6 +321,10 @@ def _load(store, postgis, layers, author, mode, progress, message, scope, source
         fail(str(exc), code=1 if isinstance(exc, gstore.StoreError) else 2)
     for name, frame in layers.items():
         typer.echo(f"  {name:<10} {len(frame):>9,}")
+    if not changed:
+        typer.echo(f"nothing changed: {', '.join(map(str, sources))} hold(s) exactly what {_shown(store)} "
+                   f"publishes; it stays at version {revision} / 数据未变化，版本仍为 {revision}")
+        return
     typer.echo(f"loaded {', '.join(map(str, sources))} into {_shown(store)} (revision {revision}; "
                f"{counts['grids']:,} grids, {counts['stations']:,} stations)")
 
@@ -398,9 +403,10 @@ def _load_gpkg(path: Path, layers, author, mode, progress, message, scope, schem
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         with gstore.open(path, scheme=scheme) as target:
+            before = target.revision
             revision = target.load(layers, author=author, mode=mode, progress=progress, message=message,
                                    scope=scope, region=region)
-            return revision, target.counts()
+            return revision, target.counts(), target.revision != before
     staged = _staging_name(path, os.getpid())
     staged.unlink(missing_ok=True)
     try:
@@ -414,7 +420,7 @@ def _load_gpkg(path: Path, layers, author, mode, progress, message, scope, schem
     finally:
         for leftover in (staged, Path(f"{staged}-wal"), Path(f"{staged}-shm")):
             leftover.unlink(missing_ok=True)
-    return revision, counts
+    return revision, counts, True
 
 
 def _shown(store: str) -> str:

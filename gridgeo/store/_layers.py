@@ -256,8 +256,14 @@ def next_prefix(prefix: str) -> str:
 # --- the tables both backends create ------------------------------------------------
 
 
-def system_ddl(*, auto_id: str, text: str = "TEXT", integer: str = "INTEGER") -> list[str]:
-    """The store's own tables: meta, revisions, changes and plans."""
+def derived_ddl(*, text: str = "TEXT", integer: str = "INTEGER", blob: str = "BLOB") -> list[str]:
+    """The table of derived data kept per data version (schema version 2)."""
+    return [f"CREATE TABLE gridgeo_derived (version {integer} NOT NULL, name {text} NOT NULL, data {blob}, "
+            f"at {text} NOT NULL, PRIMARY KEY (version, name))"]
+
+
+def system_ddl(*, auto_id: str, text: str = "TEXT", integer: str = "INTEGER", blob: str = "BLOB") -> list[str]:
+    """The store's own tables: meta, revisions, changes, plans and derived data."""
     t, i = text, integer
     return [
         f"CREATE TABLE gridgeo_meta (key {t} PRIMARY KEY, value {t} NOT NULL)",
@@ -276,6 +282,7 @@ def system_ddl(*, auto_id: str, text: str = "TEXT", integer: str = "INTEGER") ->
         f"CREATE TABLE gridgeo_plan_log (plan_id {i} NOT NULL, revision {i} NOT NULL, at {t} NOT NULL, "
         f"author {t} NOT NULL, action {t} NOT NULL, message {t}, codes {t})",
         "CREATE INDEX gridgeo_plan_log_plan ON gridgeo_plan_log (plan_id, revision)",
+        *derived_ddl(text=text, integer=integer, blob=blob),
     ]
 
 
@@ -310,4 +317,66 @@ def table_columns() -> dict[str, tuple[str, dict[str, str]]]:
         out[kind + "_history"] = (kind, {**columns, **SYSTEM, **HISTORY})
         if kind == "grids":
             out["plan_units"] = (kind, {**columns, **SYSTEM, **PLAN})
+    return out
+
+
+# --- whether a write changes anything --------------------------------------------------
+
+
+def unchanged(current, new, kinds: dict[str, str], key: str) -> bool:
+    """Whether publishing the prepared frame ``new`` in place of the published
+    rows ``current`` changes nothing: the same rows (matched by ``key``), each
+    the same by :func:`changed_rows`.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> a = gpd.GeoDataFrame({"station_id": ["1", "2"], "name": ["甲", "乙"]},
+    ...                      geometry=[shapely.Point(0, 0), shapely.Point(1, 1)], crs=4490)
+    >>> kinds = {"station_id": "text", "name": "text"}
+    >>> unchanged(a, a.iloc[::-1], kinds, "station_id"), unchanged(a, a.assign(name="丙"), kinds, "station_id")
+    (True, False)
+    """
+    if len(current) != len(new) or key not in current.columns or key not in new.columns:
+        return False
+    if not len(new):
+        return True
+    if set(current[key]) != set(new[key]):
+        return False
+    return not changed_rows(current, new, kinds, key).any()
+
+
+def changed_rows(current, new, kinds: dict[str, str], key: str) -> np.ndarray:
+    """Which rows of ``new`` differ from the row of ``current`` with the same ``key``
+    (True for a key ``current`` does not have): a value differs in a column either
+    has (times to the millisecond, as the store keeps them; a column only one has
+    counts as empty in the other), or the geometry differs in any coordinate.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> a = gpd.GeoDataFrame({"code": ["1", "2"], "name": ["甲", "乙"]},
+    ...                      geometry=[shapely.Point(0, 0), shapely.Point(1, 1)], crs=4490)
+    >>> b = a.assign(name=["甲", "丙"])
+    >>> changed_rows(a, b, {"code": "text", "name": "text"}, "code").tolist()
+    [False, True]
+    """
+    new = new.reset_index(drop=True)
+    current = current.drop_duplicates(key).set_index(key, drop=False)
+    found = new[key].isin(current.index).to_numpy()
+    out = ~found
+    if not found.any():
+        return out
+    rows = np.flatnonzero(found)
+    old = current.loc[new[key].to_numpy()[rows]].reset_index(drop=True)
+    fresh = new.iloc[rows].reset_index(drop=True)
+    differs = np.zeros(len(rows), dtype=bool)
+    ignored = {"geometry", old.geometry.name, fresh.geometry.name, *SYSTEM, *HISTORY, *PLAN}
+    for col in sorted((set(old.columns) | set(fresh.columns)) - ignored):
+        kind = kinds.get(col, "text")
+        a = values(old[col], kind, iso_times=True) if col in old.columns else np.full(len(rows), None)
+        b = values(fresh[col], kind, iso_times=True) if col in fresh.columns else np.full(len(rows), None)
+        differs |= ~np.asarray(a == b, dtype=bool)  # object arrays: element by element, None == None
+    differs |= ~shapely.equals_exact(old.geometry.array, fresh.geometry.array, tolerance=0.0)
+    out[rows] = differs
     return out

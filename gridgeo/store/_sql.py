@@ -11,8 +11,12 @@ import datetime as _dt
 
 __all__ = ["SCHEMA_VERSION", "q", "now"]
 
-SCHEMA_VERSION = 1
-"""The layout of the tables this gridgeo writes; recorded as ``schema_version`` in ``gridgeo_meta``."""
+SCHEMA_VERSION = 2
+"""The layout of the tables this gridgeo writes; recorded as ``schema_version`` in ``gridgeo_meta``.
+
+1. the layers, their history, plans, revisions.
+2. ``gridgeo_derived``: derived data kept per data version (:mod:`gridgeo.derived`).
+"""
 
 
 def q(name: str) -> str:

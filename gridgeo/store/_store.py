@@ -35,9 +35,21 @@ from gridgeo.store import _cql2, _grid_load, _layers
 from gridgeo.store._sql import SCHEMA_VERSION, now, q
 from gridgeo.store.errors import FilterError, NotFound, SchemaVersionError, StoreError
 
-MIGRATIONS: dict[int, object] = {}
+def _add_derived(store, tx) -> None:
+    for statement in _layers.derived_ddl(**store._db.types):
+        tx.execute(statement)
+
+
+MIGRATIONS: dict[int, object] = {2: _add_derived}
 """``{n: fn(store, tx)}``: the step that brings a store from schema version n-1 to n,
-run in one transaction by :meth:`Store.migrate` (none yet: version 1 is the first)."""
+run in one transaction by :meth:`Store.migrate`."""
+
+class _NothingChanged(Exception):
+    """Raised inside a write transaction to roll it back when it would change nothing."""
+
+
+_RESERVED = (".complete", ".claim", ".failed")
+"""Bookkeeping rows of ``gridgeo_derived``: a version's completion, who builds it, why it failed."""
 
 
 class Store:
@@ -90,7 +102,7 @@ class Store:
         --------
         >>> import tempfile, gridgeo.store
         >>> gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True).migrate()
-        1
+        2
         """
         while self.schema_version < SCHEMA_VERSION:
             target = self.schema_version + 1
@@ -226,6 +238,135 @@ class Store:
     def record_change(tx, revision: int, kind: str, rows: int) -> None:
         tx.execute("INSERT INTO gridgeo_changes (revision, layer, rows) VALUES (?, ?, ?)",
                    (revision, kind, int(rows)))
+
+    # --- derived data kept per version -----------------------------------------
+
+    def put_derived(self, version: int, items: Mapping[str, bytes], *, complete: bool = False) -> None:
+        """Keep derived data of a data version: ``items`` maps names to bytes.
+
+        Derived data is what is computed from the published data (figures,
+        coverage, tile geometry: see :mod:`gridgeo.derived`); it is kept in
+        the store under the :attr:`version` it was computed from, so that any
+        process on the store reads it instead of computing it again. An item
+        written again replaces the old one. ``complete=True`` marks the
+        version complete in the same transaction: readers take only complete
+        versions (:meth:`derived_versions`), so they never see part of one.
+        Writing derived data is not a change of the published data: it makes
+        no revision.
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store
+        >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
+        >>> s.put_derived(0, {"figures": b"..."}, complete=True)
+        >>> s.derived_versions(), s.get_derived(0, "figures"), s.revision
+        ([0], b'...', 0)
+        """
+        version = self._derived_version(version)
+        reserved = sorted(set(items) & set(_RESERVED))
+        if reserved:
+            raise ValueError(f"{reserved} are the store's own bookkeeping names: name the items otherwise")
+        stamp = now()
+        with self._db.write() as tx:
+            for name, data in items.items():
+                tx.execute("DELETE FROM gridgeo_derived WHERE version = ? AND name = ?", (version, str(name)))
+                tx.execute("INSERT INTO gridgeo_derived (version, name, data, at) VALUES (?, ?, ?, ?)",
+                           (version, str(name), bytes(data), stamp))
+            if complete:
+                tx.execute("DELETE FROM gridgeo_derived WHERE version = ? AND name IN ('.complete', '.failed')",
+                           (version,))
+                tx.execute("INSERT INTO gridgeo_derived (version, name, data, at) VALUES (?, ?, NULL, ?)",
+                           (version, ".complete", stamp))
+
+    def get_derived(self, version: int, name: str) -> bytes | None:
+        """A derived item kept for a version (:meth:`put_derived`), or None."""
+        rows = self._db.query("SELECT data FROM gridgeo_derived WHERE version = ? AND name = ?",
+                              (self._derived_version(version), str(name)))
+        return None if not rows or rows[0][0] is None else bytes(rows[0][0])
+
+    def derived_names(self, version: int) -> list[str]:
+        """The names of the items kept for a version (bookkeeping rows left out)."""
+        rows = self._db.query("SELECT name FROM gridgeo_derived WHERE version = ? ORDER BY name",
+                              (self._derived_version(version),))
+        return [r[0] for r in rows if r[0] not in _RESERVED]
+
+    def derived_versions(self) -> list[int]:
+        """The data versions whose derived data is complete, oldest first."""
+        rows = self._db.query("SELECT version FROM gridgeo_derived WHERE name = '.complete' ORDER BY version")
+        return [int(r[0]) for r in rows]
+
+    def derived_state(self, version: int) -> dict:
+        """Where a version's derived data stands: ``complete`` (bool), ``claim``
+        (who builds it and since when, or None) and ``failed`` (why the last
+        build failed, or None)."""
+        rows = self._db.query("SELECT name, data, at FROM gridgeo_derived WHERE version = ? AND name IN "
+                              "('.complete', '.claim', '.failed')", (self._derived_version(version),))
+        found = {name: (None if data is None else bytes(data).decode(), at) for name, data, at in rows}
+        claim = found.get(".claim")
+        return {"complete": ".complete" in found,
+                "claim": None if claim is None else {"owner": claim[0], "at": claim[1]},
+                "failed": None if ".failed" not in found else found[".failed"][0]}
+
+    def claim_derived(self, version: int, owner: str, *, stale_after: float = 300.0) -> bool:
+        """Claim the building of a version's derived data; True if ``owner`` holds the claim.
+
+        One process builds a version at a time: the claim is taken when
+        nobody holds it, renewed by its holder (call again while building),
+        and taken over when its holder has not renewed it for
+        ``stale_after`` seconds (it died). :meth:`release_derived` lets it go.
+        """
+        version = self._derived_version(version)
+        stamp = now()
+        with self._db.write() as tx:
+            rows = tx.query("SELECT name, data, at FROM gridgeo_derived WHERE version = ? AND name = '.claim'",
+                            (version,))
+            found = {name: (None if data is None else bytes(data).decode(), at) for name, data, at in rows}
+            held = found.get(".claim")
+            if held is not None and held[0] != owner:
+                age = (pd.Timestamp(stamp) - pd.Timestamp(held[1])).total_seconds()
+                if age < stale_after:
+                    return False
+            tx.execute("DELETE FROM gridgeo_derived WHERE version = ? AND name IN ('.claim', '.failed')",
+                       (version,))
+            tx.execute("INSERT INTO gridgeo_derived (version, name, data, at) VALUES (?, ?, ?, ?)",
+                       (version, ".claim", owner.encode(), stamp))
+        return True
+
+    def release_derived(self, version: int, owner: str, *, failed: str | None = None) -> None:
+        """Let go of a claim (:meth:`claim_derived`); with ``failed``, record
+        that the build failed and why (:meth:`derived_state` says it)."""
+        version = self._derived_version(version)
+        with self._db.write() as tx:
+            tx.execute("DELETE FROM gridgeo_derived WHERE version = ? AND name = '.claim' AND data = ?",
+                       (version, owner.encode()))
+            if failed is not None:
+                tx.execute("DELETE FROM gridgeo_derived WHERE version = ? AND name = '.failed'", (version,))
+                tx.execute("INSERT INTO gridgeo_derived (version, name, data, at) VALUES (?, ?, ?, ?)",
+                           (version, ".failed", f"{owner}: {failed}".encode(), now()))
+
+    def copy_derived(self, source: int, target: int, names: Iterable[str]) -> None:
+        """Keep items of version ``source`` for version ``target`` too (copied inside the database)."""
+        source, target = self._derived_version(source), self._derived_version(target)
+        names = [str(n) for n in names if n not in _RESERVED]
+        with self._db.write() as tx:
+            for start in range(0, len(names), 200):
+                chunk = names[start:start + 200]
+                marks = ", ".join("?" * len(chunk))
+                tx.execute(f"DELETE FROM gridgeo_derived WHERE version = ? AND name IN ({marks})", [target, *chunk])
+                tx.execute(f"INSERT INTO gridgeo_derived (version, name, data, at) SELECT ?, name, data, ? "
+                           f"FROM gridgeo_derived WHERE version = ? AND name IN ({marks})",
+                           [target, now(), source, *chunk])
+
+    def drop_derived(self, *, before: int) -> None:
+        """Forget the derived data of every version older than ``before``."""
+        with self._db.write() as tx:
+            tx.execute("DELETE FROM gridgeo_derived WHERE version < ?", (self._derived_version(before),))
+
+    @staticmethod
+    def _derived_version(version) -> int:
+        if isinstance(version, bool) or not isinstance(version, (int, np.integer)) or version < 0:
+            raise ValueError(f"a data version is a whole number, 0 or more, got {version!r}")
+        return int(version)
 
     # --- what the store holds ---------------------------------------------------
 
@@ -862,6 +1003,9 @@ class Store:
         -------
         int
             The new revision. A failure (or a crash) leaves the store as it was.
+            A load that publishes exactly the rows it replaces (the same file
+            again) changes nothing: no revision is written, and the current
+            :attr:`version` comes back.
 
         Notes
         -----
@@ -901,25 +1045,53 @@ class Store:
                 raise StoreError(f"the {kind} layer to load is empty: a load never replaces a layer with "
                                  "nothing. Check the file (a header without rows?); nothing was changed")
             prepared[kind] = _layers.prepare(frame, kind, name=f"the {kind} layer", scheme=self.scheme)
-        with self.transaction(author=author, action="load", message=message) as (tx, revision, _):
-            if region is not None:
-                self._record_region(tx, *region)
-            for kind, frame in prepared.items():
-                if kind == "grids":
-                    _grid_load.validate_after(self, tx, frame, scope, mode=mode, scheme=self.scheme)
-                kinds = self._ensure_columns(tx, kind, frame)
-                if mode == "replace" and kind == "grids":
-                    for cond, params in _grid_load.conditions(frame, scope):
-                        self.retire(tx, kind, [cond], params, revision, author)
-                elif mode == "replace":
-                    self.retire(tx, kind, [], [], revision, author)
-                else:
-                    self._refuse_existing_keys(tx, kind, frame)
-                data = frame.assign(revision=revision, author=author)
-                self._db.insert(tx, kind, data, {**kinds, **_layers.SYSTEM},
-                                progress=progress, label=f"loading {kind}")
-                self.record_change(tx, revision, kind, len(frame))
+        try:
+            with self.transaction(author=author, action="load", message=message) as (tx, revision, _):
+                changed = False
+                if region is not None and self.region != {"code": str(region[0]).strip(),
+                                                          "name": str(region[1]).strip()}:
+                    self._record_region(tx, *region)
+                    changed = True
+                for kind, frame in prepared.items():
+                    if mode == "replace" and self._unchanged(kind, frame, scope):
+                        continue  # the same rows again: no new version, nothing for a service to redo
+                    self._load_one(tx, revision, kind, frame, author=author, mode=mode, scope=scope,
+                                   progress=progress)
+                    changed = True
+                if not changed:
+                    raise _NothingChanged
+        except _NothingChanged:
+            return self.version
         return revision
+
+    def _unchanged(self, kind: str, frame, scope: str) -> bool:
+        """Whether a replace-load of ``frame`` would publish exactly the rows it retires."""
+        if kind == "grids":
+            current = self.read("grids")
+            current = current[_grid_load.replaced_mask(current, frame, scope)]
+        else:
+            if self.count(kind) != len(frame):  # cheap: most changes change the count
+                return False
+            current = self.read(kind)
+        key = "segment_id" if kind == "roads" else _layers.KEYS[kind]
+        kinds = {**_layers.user_columns(frame), **self.layer_columns(kind)}
+        return _layers.unchanged(current, frame, kinds, key)
+
+    def _load_one(self, tx, revision, kind, frame, *, author, mode, scope, progress) -> None:
+        if kind == "grids":
+            _grid_load.validate_after(self, tx, frame, scope, mode=mode, scheme=self.scheme)
+        kinds = self._ensure_columns(tx, kind, frame)
+        if mode == "replace" and kind == "grids":
+            for cond, params in _grid_load.conditions(frame, scope):
+                self.retire(tx, kind, [cond], params, revision, author)
+        elif mode == "replace":
+            self.retire(tx, kind, [], [], revision, author)
+        else:
+            self._refuse_existing_keys(tx, kind, frame)
+        data = frame.assign(revision=revision, author=author)
+        self._db.insert(tx, kind, data, {**kinds, **_layers.SYSTEM},
+                        progress=progress, label=f"loading {kind}")
+        self.record_change(tx, revision, kind, len(frame))
 
     def check_load(self, grids, *, scope: str = "parents", mode: str = "replace"):
         """The validation report :meth:`load` would judge a load of ``grids`` by.

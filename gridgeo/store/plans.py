@@ -419,7 +419,9 @@ class Plan:
         Returns
         -------
         int
-            The new revision: the store's :attr:`~Store.version`.
+            The new revision: the store's :attr:`~Store.version`. A plan that
+            changes nothing (its units as published) is marked published
+            without a new data version: the version stays what it was.
 
         Examples
         --------
@@ -451,6 +453,9 @@ class Plan:
                 "SELECT code FROM gridgeo_plan_removed WHERE plan_id = ? AND base_rev IS NOT NULL", (self.id,))]
             _validate(store, tx, info, units)
             edited = units[units["edited"] == 1] if "edited" in units else units
+            if len(edited):  # a unit saved as it is published (renamed and named back) changes nothing
+                now = store.read("grids", within=parent or None, level=levels)
+                edited = edited[_layers.changed_rows(now, edited, store.layer_columns("grids", tx=tx), "code")]
             changed = list(edited["code"]) + removed
             n = 0
             if changed:
@@ -460,7 +465,8 @@ class Plan:
                 kinds = store.layer_columns("grids", tx=tx)
                 data = edited.drop(columns=["edited", "base_rev"]).assign(revision=revision, author=author)
                 store._db.insert(tx, "grids", data, {**kinds, **_layers.SYSTEM}, progress=False)
-            store.record_change(tx, revision, "grids", len(edited) + len(removed))
+            if changed:  # a publish that changes nothing makes no new data version
+                store.record_change(tx, revision, "grids", len(edited) + len(removed))
             tx.execute("UPDATE gridgeo_plans SET status = 'published', published_revision = ? WHERE plan_id = ?",
                        (revision, self.id))
             _touch(tx, self.id, revision)

@@ -71,6 +71,12 @@ class TileSet:
         Simplification per zoom, in tile units (8 is one pixel of a
         512-pixel tile): the tolerance of :func:`shapely.coverage_simplify`
         in metres is ``tolerance`` times the zoom's tile-unit size.
+    simplified : callable, optional
+        ``simplified(layer, z)``: a layer's geometry already simplified for
+        zoom ``z`` (Web Mercator, one geometry per feature in the layer's
+        order, as :meth:`zoom_geometry` gives it), or None. What it gives is
+        used instead of simplifying again: :mod:`gridgeo.derived` keeps it
+        in the store, so a restarted service reads it.
 
     Attributes
     ----------
@@ -112,7 +118,7 @@ class TileSet:
     """
 
     def __init__(self, layers, *, version: str | None = None, cache=None, extent: int = 4096,
-                 buffer: int = 80, tolerance: float = 8.0):
+                 buffer: int = 80, tolerance: float = 8.0, simplified=None):
         layers = [layers] if isinstance(layers, TileLayer) else list(layers)
         _check_layers(layers)
         if extent <= 0 or buffer < 0 or tolerance < 0:
@@ -124,7 +130,7 @@ class TileSet:
         self.tolerance = float(tolerance)
         self.cache = cache
         self.version = str(version) if version is not None else _content_version(layers)
-        self.sources = {layer.name: _Source(layer) for layer in layers}
+        self.sources = {layer.name: _Source(layer, simplified) for layer in layers}
         # tiles rendered with other settings must not share cache entries
         default = (self.extent, self.buffer, self.tolerance) == (4096, 80, 8.0)
         self._namespace = self.version if default else f"{self.version}-e{extent}b{buffer}t{tolerance:g}"
@@ -255,6 +261,22 @@ class TileSet:
                 self.sources[name]._at_zoom(z, self._tolerance(z))
         return self
 
+    def zoom_geometry(self, layer: str, z: int) -> np.ndarray:
+        """A layer's geometry as tiles of zoom ``z`` draw it: in Web Mercator,
+        simplified for the zoom, one geometry per feature in the layer's order.
+
+        Examples
+        --------
+        >>> from gridgeo import sample
+        >>> from gridgeo.tiles import TileSet, grid_layers
+        >>> tiles = TileSet(grid_layers(sample.load().grids))
+        >>> len(tiles.zoom_geometry("grid2", 12)) == len(tiles.layers["grid2"].frame)
+        True
+        """
+        if layer not in self.layers:
+            raise KeyError(f"unknown layer {layer!r}: this tile set has {list(self.layers)}")
+        return self.sources[layer]._at_zoom(int(z), self._tolerance(int(z)))[0]
+
     def etag(self, z: int, x: int, y: int, *, layers=None) -> str:
         """The ETag header value of a tile: a quoted hash of version, settings and address.
 
@@ -384,8 +406,9 @@ class _TileGrid:
 class _Source:
     """A layer in Web Mercator, with its simplified geometry and STRtree per zoom."""
 
-    def __init__(self, layer: TileLayer):
+    def __init__(self, layer: TileLayer, simplified=None):
         self.layer = layer
+        self._simplified_by = simplified
         # EPSG:4490 and WGS84 are taken as identical (see gridgeo.crs): no datum shift
         mercator = layer.frame.geometry.set_crs(4326, allow_override=True).to_crs(TMS.crs.srs)
         self.geoms = np.asarray(mercator.array, dtype=object)
@@ -414,11 +437,25 @@ class _Source:
             with self._lock:
                 found = self._zooms.get(z)
                 if found is None:
-                    geoms = self._simplified(tolerance)
+                    geoms = self._kept(z)
+                    geoms = self._simplified(tolerance) if geoms is None else geoms
                     tree = shapely.STRtree(geoms)
                     tree.query(shapely.box(0, 0, 0, 0))  # build it here: building on a first query is not thread-safe
                     found = self._zooms[z] = (geoms, tree)
         return found
+
+    def _kept(self, z):
+        """The geometry of zoom ``z`` made before (the tile set's ``simplified``), or None."""
+        if self._simplified_by is None:
+            return None
+        geoms = self._simplified_by(self.layer.name, z)
+        if geoms is None:
+            return None
+        geoms = np.asarray(geoms, dtype=object)
+        if len(geoms) != len(self.geoms):
+            raise ValueError(f"the kept geometry of layer {self.layer.name!r} at zoom {z} has {len(geoms)} "
+                             f"features, the layer {len(self.geoms)}: it was made from other data")
+        return geoms
 
     def _simplified(self, tolerance):
         if self.layer.kind == "point" or tolerance == 0:

@@ -1,0 +1,599 @@
+"""What a store's published data derives, computed once per data version and kept in the store.
+
+A service shows figures per unit, walking coverage, the ground each life
+circle serves and the areas it leaves out, labels and vector tiles. At city
+scale (800,000 addresses, 816,000 events) computing them takes a minute and
+a few GB of memory; kept in the store under the data version they come from
+(:attr:`gridgeo.store.Store.version`), they let any process on the store (a
+restarted service, a second worker, another machine on the same PostGIS)
+answer at once, reading only the items it needs.
+
+The rules:
+
+- The items of version ``v`` are computed from the published data at ``v``
+  and nothing else; they are written under ``v`` and the version is marked
+  complete in the last write, so a reader takes a version whole or not at
+  all (:func:`latest`).
+- An item whose inputs did not change since the last complete version (the
+  layers it depends on have the same :meth:`~gridgeo.store.Store.layer_version`)
+  is copied from it instead of computed again: publishing a plan of grids
+  leaves the walking coverage of every address and the ground served alone.
+- One process builds a version at a time: :func:`build` claims it in the
+  store, renews the claim as it goes and lets go at the end (a claim not
+  renewed for five minutes is taken over: its process died). A failure is
+  recorded with its reason, and readers keep the last complete version.
+- Once a version is complete, older ones are forgotten except the one
+  before it (still being served by processes that have not looked yet).
+
+Examples
+--------
+>>> import tempfile, gridgeo.store, gridgeo.sample
+>>> from gridgeo import derived
+>>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
+XX
+>>> derived.build(s, progress=False) == version
+True
+>>> kept = derived.latest(s)
+>>> kept.version == version, int(kept.figures().loc["350582106", "households"]) > 0
+(True, True)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import sys
+import time
+from contextlib import contextmanager
+from typing import Callable
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import shapely
+
+__all__ = ["Derived", "build", "latest", "COVERAGE_MINUTES", "TILE_FIGURES", "DerivedError"]
+
+COVERAGE_MINUTES = (5, 10, 15)
+"""The life circles (minutes of walking) whose coverage is kept."""
+
+TILE_FIGURES = ["households", "population", "households_per_worker", "events_per_1000", "band", "share_15min",
+                "stations"]
+"""The figures carried in grid tiles, for styling without another request."""
+
+STALE_AFTER = 300.0
+"""Seconds after which a claim nobody renewed is taken over."""
+
+CORE = ("grids", "labels", "events", "nearest", "served", "coverage", "uncovered", "figures", "tiles")
+"""Items computed before a version is marked complete: what the one map needs."""
+
+LATE = ("service_areas",)
+"""Items computed after: the version is served without them meanwhile (:meth:`Derived.pending`)."""
+
+_ITEMS: dict[str, tuple[str, ...]] = {
+    "grids": ("grids",),
+    "labels": ("grids",),
+    "events": ("events", "metric"),
+    "nearest": ("addresses", "stations", "roads", "metric"),
+    "served": ("stations", "roads", "metric"),
+    "service_areas": ("stations", "roads", "metric"),
+    "coverage": ("grids", "addresses", "stations", "roads"),
+    "uncovered": ("grids", "addresses", "stations", "roads"),
+    "figures": ("grids", "addresses", "events", "stations", "roads"),
+    "tiles": ("grids", "addresses", "events", "stations", "roads"),
+}
+"""Item -> the layers it is computed from, and ``metric``: the metric CRS it measures in (the
+grids' Gauss-Krüger zone, which a publish of grids seldom changes)."""
+
+
+class DerivedError(RuntimeError):
+    """A version's derived data is missing or could not be built (the message says which and why)."""
+
+
+class Derived:
+    """The derived data kept for one complete version of a store.
+
+    Items are read from the store when first asked for; a process keeps
+    what it reads (see :attr:`gridgeo.store.Store.version`).
+
+    Parameters
+    ----------
+    store : gridgeo.store.Store
+    version : int
+        A complete version (:meth:`gridgeo.store.Store.derived_versions`).
+    """
+
+    def __init__(self, store, version: int):
+        self.store = store
+        self.version = int(version)
+        raw = store.get_derived(self.version, "manifest")
+        if raw is None or not store.derived_state(self.version)["complete"]:
+            raise DerivedError(f"{store.url} keeps no complete derived data for version {version}: run "
+                               "`gridgeo prepare` (or gridgeo.derived.build)")
+        self.manifest = json.loads(raw)
+
+    def __repr__(self) -> str:
+        return f"<derived data of {self.store.url} at version {self.version}>"
+
+    def _get(self, name: str) -> bytes | None:
+        return self.store.get_derived(self.version, name)
+
+    def pending(self) -> list[str]:
+        """Items of the version still being computed after it was marked complete
+        (the stations' service areas take minutes at city scale: the map does not wait for them)."""
+        manifest = json.loads(self._get("manifest"))
+        return [item for item in LATE if item not in manifest["items"]]
+
+    def has(self, item: str) -> bool:
+        """Whether the version has ``item`` (an empty layer leaves some out: no coverage without stations)."""
+        return item in self.manifest["items"] and self.manifest["items"][item]["present"]
+
+    @property
+    def summary(self) -> dict:
+        """What the pages need before any figure: ``bounds`` (degrees), ``events``
+        (first and last day reported, or None), ``counts`` per layer,
+        ``metric_crs`` (WKT) and ``region``."""
+        return self.manifest["summary"]
+
+    def grids(self) -> gpd.GeoDataFrame:
+        """The published grids of the version (every level, EPSG:4490)."""
+        return _geo(self._get("grids"))
+
+    def figures(self) -> gpd.GeoDataFrame | pd.DataFrame:
+        """:func:`gridgeo.stats.figures` of the version, with the coverage shares
+        per unit joined in (``share_5min`` ... ``has_station``, ``farthest_m``), indexed by code."""
+        return _plain(self._get("figures"))
+
+    def coverage(self) -> pd.DataFrame | None:
+        """:func:`gridgeo.coverage.per_grid` of the version (None without addresses or stations)."""
+        data = self._get("coverage")
+        return None if data is None else _plain(data)
+
+    def nearest(self, *, bbox=None) -> gpd.GeoDataFrame | None:
+        """Every address's nearest station (:func:`gridgeo.coverage.nearest_station`),
+        or only those in ``bbox`` (west, south, east, north in degrees); None without
+        addresses or stations."""
+        data = self._get("nearest")
+        if data is None:
+            return None
+        out = _geo(data, bbox=bbox)
+        out.attrs.update(json.loads(self._get("nearest.attrs") or b"{}"))
+        return out
+
+    def uncovered(self, minutes: int) -> gpd.GeoDataFrame | None:
+        """:func:`gridgeo.coverage.uncovered_areas` of a life circle (None without
+        addresses or stations)."""
+        data = self._get("uncovered")
+        if data is None:
+            return None
+        if minutes not in COVERAGE_MINUTES:
+            raise ValueError(f"minutes must be one of {list(COVERAGE_MINUTES)}, got {minutes}")
+        areas = _geo(data)
+        return areas[areas["circle"] == minutes].drop(columns="circle").reset_index(drop=True)
+
+    def served(self, minutes: int | None = None) -> gpd.GeoDataFrame | None:
+        """:func:`gridgeo.coverage.served_ground` of every life circle, or of one (None
+        without stations or roads)."""
+        data = self._get("served")
+        if data is None:
+            return None
+        ground = _geo(data)
+        return ground if minutes is None else ground[ground["circle"] == minutes].reset_index(drop=True)
+
+    def service_areas(self) -> gpd.GeoDataFrame | None:
+        """:func:`gridgeo.coverage.service_areas` of every station (None without stations or roads)."""
+        data = self._get("service_areas")
+        return None if data is None else _geo(data)
+
+    def events(self) -> pd.DataFrame:
+        """The events in the metric CRS, as little as a heat map needs: ``x``, ``y``,
+        ``category``, ``reported_at`` (no id, no text)."""
+        data = self._get("events")
+        return pd.DataFrame({"x": [], "y": [], "category": [], "reported_at": []}) if data is None else _plain(data)
+
+    def labels(self, level: str) -> list:
+        """Where the map writes each unit's name: ``[[lat, lon, code, name], ...]``."""
+        return json.loads(self._get("labels") or b"{}").get(level, [])
+
+    def tiles(self, *, cache=None):
+        """The tile set of the one map at this version: grid levels with their
+        figures, stations, event counts; each zoom's geometry read from the
+        store when a tile of it is first asked for."""
+        from gridgeo.tiles import TileLayer, TileSet
+
+        info = json.loads(self._get("tiles"))
+        layers = [TileLayer(_geo(self._get(f"tiles/{spec['name']}")), spec["name"], minzoom=spec["minzoom"],
+                            maxzoom=spec["maxzoom"], fields=spec["fields"], description=spec["description"])
+                  for spec in info["layers"]]
+        kept = {spec["name"] for spec in info["layers"] if spec["zooms"]}
+
+        def simplified(name, z):
+            if name not in kept:
+                return None
+            data = self._get(f"tiles/{name}/{z}")
+            return None if data is None else shapely.from_wkb(_wkb_column(data))
+
+        return TileSet(layers, version=str(self.version), cache=cache, simplified=simplified)
+
+
+def latest(store) -> Derived | None:
+    """The newest complete derived data of a store no newer than its data
+    version, or None when there is none (run :func:`build`)."""
+    current = store.version
+    versions = [v for v in store.derived_versions() if v <= current]
+    return Derived(store, versions[-1]) if versions else None
+
+
+def build(store, *, owner: str | None = None, progress: bool | None = None,
+          log: Callable[[str], None] | None = None) -> int | None:
+    """Compute and keep the derived data of the store's current data version.
+
+    Items whose inputs are unchanged since the newest complete version are
+    copied from it. Nothing happens when the version is complete already.
+
+    Parameters
+    ----------
+    store : gridgeo.store.Store
+    owner : str, optional
+        Who builds, as the claim records it (default: host and process id).
+    progress : bool, optional
+        Say what is being computed on stderr (default: when stderr is a terminal).
+    log : callable, optional
+        Called with a line per step instead.
+
+    Returns
+    -------
+    int or None
+        The version now complete, or None when another process holds the claim.
+
+    Raises
+    ------
+    DerivedError
+        When a step fails: the failure is recorded in the store with its
+        reason (see :meth:`gridgeo.store.Store.derived_state`), and the claim
+        let go.
+    """
+    version = store.version
+    late_only = store.derived_state(version)["complete"]
+    if late_only and not Derived(store, version).pending():
+        return version
+    owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+    if not store.claim_derived(version, owner, stale_after=STALE_AFTER):
+        return None
+    say = log or ((lambda line: print(line, file=sys.stderr, flush=True))
+                  if (progress if progress is not None else sys.stderr.isatty()) else (lambda line: None))
+    try:
+        _Builder(store, version, owner, say).run(late_only=late_only)
+    except BaseException as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        try:
+            store.release_derived(version, owner, failed=reason)
+        except Exception:  # the store may be what failed; the claim then goes stale
+            pass
+        if isinstance(exc, Exception):
+            raise DerivedError(f"preparing version {version} of {store.url} failed: {reason}") from exc
+        raise
+    store.release_derived(version, owner)
+    done = [v for v in store.derived_versions() if v <= version]
+    store.drop_derived(before=done[-2] if len(done) > 1 else done[-1])
+    return version
+
+
+class _Builder:
+    """The steps of :func:`build`, each reading what it needs once."""
+
+    def __init__(self, store, version, owner, say):
+        self.store, self.version, self.owner, self.say = store, version, owner, say
+        self.layer_versions = {kind: store.layer_version(kind) for kind in
+                               ("grids", "stations", "addresses", "events", "roads")}
+        self._read: dict = {}
+        self._made: dict = {}
+        self._renewed = time.monotonic()
+        previous = [v for v in store.derived_versions() if v < version]
+        self.previous = Derived(store, previous[-1]) if previous else None
+        self.manifest = {"version": version, "items": {}, "seconds": {}}
+
+    # --- inputs --------------------------------------------------------------------------
+
+    def layer(self, kind: str) -> gpd.GeoDataFrame:
+        if kind not in self._read:
+            store = self.store
+            # a publish during the build must not leak in: read the version's rows
+            at = None if store.layer_version(kind) <= self.version else self.version
+            with self.step(f"reading {kind}"):
+                frame = store.read(kind, at=at)
+            self._read[kind] = frame.drop(columns=[c for c in ("revision", "author") if c in frame.columns])
+        return self._read[kind]
+
+    def made(self, name: str, fn):
+        if name not in self._made:
+            self._made[name] = fn()
+        return self._made[name]
+
+    def metric(self):
+        from gridgeo.crs import metric_crs
+
+        def make():  # the grids' zone; a store without grids takes it from the first layer it has
+            for kind in ("grids", "stations", "addresses", "events", "roads"):
+                if self.layer_versions[kind] and len(self.layer(kind)):
+                    return metric_crs(self.layer(kind))
+            return None
+        return self.made("metric", make)
+
+    def index(self):
+        import gridgeo
+
+        return self.made("index", lambda: gridgeo.AssignIndex(self.layer("grids"), scheme=self.store.scheme))
+
+    def network(self):
+        from gridgeo import network
+
+        return self.made("network", lambda: network.build(self.layer("roads"), metric=self.metric()))
+
+    def nearest_frame(self):
+        def make():
+            from gridgeo import coverage
+
+            if self.previous is not None and self.reused("nearest"):
+                return self.previous.nearest()
+            addresses, stations = self.layer("addresses"), self.layer("stations")
+            if addresses.empty or stations.empty:
+                return None
+            roads = self.layer("roads")
+            if roads.empty:
+                return coverage.nearest_station(addresses, stations, method="straight")
+            return coverage.nearest_station(addresses, stations, self.network(), method="network")
+        return self.made("nearest", make)
+
+    # --- bookkeeping -----------------------------------------------------------------------
+
+    @contextmanager
+    def step(self, what: str):
+        self.say(f"  {what} ...")
+        start = time.perf_counter()
+        yield
+        self.manifest["seconds"][what] = round(time.perf_counter() - start, 2)
+        if time.monotonic() - self._renewed > STALE_AFTER / 5:
+            self.store.claim_derived(self.version, self.owner, stale_after=STALE_AFTER)
+            self._renewed = time.monotonic()
+
+    def depends(self, item: str) -> dict:
+        return {name: ((self.metric().to_string() if self.metric() is not None else None) if name == "metric"
+                       else self.layer_versions[name]) for name in _ITEMS[item]}
+
+    def reused(self, item: str) -> bool:
+        """Whether the previous complete version has ``item`` from the same inputs."""
+        if self.previous is None:
+            return False
+        before = self.previous.manifest["items"].get(item)
+        return before is not None and before["depends"] == self.depends(item)
+
+    def keep(self, item: str, items: dict[str, bytes] | None):
+        """Write an item's blobs (None: the item has no data, e.g. coverage without stations)."""
+        if items:
+            self.store.put_derived(self.version, items)
+        self.manifest["items"][item] = {"depends": self.depends(item), "present": bool(items),
+                                        "names": sorted(items or {})}
+
+    def copy(self, item: str) -> None:
+        before = self.previous.manifest["items"][item]
+        with self.step(f"{item}: unchanged since version {self.previous.version}, copied"):
+            if before["names"]:
+                self.store.copy_derived(self.previous.version, self.version, before["names"])
+        self.manifest["items"][item] = {**before, "copied_from": self.previous.version}
+
+    # --- the steps ---------------------------------------------------------------------------
+
+    def run(self, *, late_only: bool = False) -> None:
+        start = time.perf_counter()
+        if late_only:
+            self.manifest = json.loads(self.store.get_derived(self.version, "manifest"))
+        else:
+            self.say(f"preparing version {self.version} of {self.store.url}")
+            self.items(CORE)
+            self.manifest["summary"] = self._summary()
+            self.manifest["seconds"]["total"] = round(time.perf_counter() - start, 2)
+            self.store.put_derived(self.version, {"manifest": json.dumps(self.manifest).encode()}, complete=True)
+            self.say(f"version {self.version} prepared in {self.manifest['seconds']['total']:.1f} s: served from now")
+        missing = [item for item in LATE if item not in self.manifest["items"]]
+        if missing:
+            self.items(missing)
+            self.manifest["seconds"]["late"] = round(time.perf_counter() - start, 2)
+            self.store.put_derived(self.version, {"manifest": json.dumps(self.manifest).encode()})
+            self.say(f"{', '.join(missing)} of version {self.version} prepared")
+
+    def items(self, names) -> None:
+        for item in names:
+            if self.reused(item):
+                self.copy(item)
+                continue
+            with self.step(item):
+                self.keep(item, getattr(self, f"_{item}")())
+
+    def _grids(self):
+        return {"grids": _bytes(self.layer("grids"))}
+
+    def _labels(self):
+        from gridgeo.labels import label_points
+
+        grids = self.layer("grids")
+        out = {}
+        for level in self.store.scheme.names:
+            if not (grids["level"] == level).any():
+                continue
+            points = label_points(grids, levels=[level], scheme=self.store.scheme)
+            out[level] = [[round(p.y, 6), round(p.x, 6), c, n]
+                          for p, c, n in zip(points.geometry, points["code"], points["name"])]
+        return {"labels": json.dumps(out, ensure_ascii=False).encode()}
+
+    def _events(self):
+        events = self.layer("events")
+        if events.empty or self.metric() is None:
+            return None
+        located = events[events.geometry.notna().to_numpy() & ~events.geometry.is_empty.to_numpy()]
+        points = located.geometry.to_crs(self.metric())
+        compact = pd.DataFrame({"x": points.x.to_numpy(), "y": points.y.to_numpy(),
+                                "category": located["category"].astype("category").to_numpy(),
+                                "reported_at": located["reported_at"].to_numpy()})
+        return {"events": _bytes(compact)}
+
+    def _nearest(self):
+        result = self.nearest_frame()
+        if result is None:
+            return None
+        attrs = {k: v for k, v in result.attrs.items() if isinstance(v, (str, int, float, list, dict))}
+        return {"nearest": _bytes(result, bbox=True), "nearest.attrs": json.dumps(attrs).encode()}
+
+    def _served(self):
+        from gridgeo import coverage
+
+        stations, roads = self.layer("stations"), self.layer("roads")
+        if stations.empty or roads.empty:
+            return None
+        return {"served": _bytes(coverage.served_ground(stations, self.network(), circles=list(COVERAGE_MINUTES)))}
+
+    def _service_areas(self):
+        from gridgeo import coverage
+
+        stations, roads = self.layer("stations"), self.layer("roads")
+        if stations.empty or roads.empty:
+            return None
+        return {"service_areas": _bytes(coverage.service_areas(stations, self.network()))}
+
+    def coverage_frame(self):
+        def make():
+            from gridgeo import coverage
+
+            result = self.nearest_frame()
+            if result is None or self.layer("grids").empty:
+                return None
+            return coverage.per_grid(result, self.index(), stations=self.layer("stations"))
+        return self.made("coverage", make)
+
+    def _coverage(self):
+        table = self.coverage_frame()
+        return None if table is None else {"coverage": _bytes(table)}
+
+    def _uncovered(self):
+        from gridgeo import coverage
+
+        result = self.nearest_frame()
+        grids = self.layer("grids")
+        if result is None or grids.empty:
+            return None
+        top = grids[grids["level"] == grids["level"].iloc[0]] if len(grids) else grids
+        areas = [coverage.uncovered_areas(result, minutes=m, within=top).assign(circle=m) for m in COVERAGE_MINUTES]
+        return {"uncovered": _bytes(pd.concat(areas, ignore_index=True))}
+
+    def figures_frame(self):
+        def make():
+            from gridgeo import stats
+
+            if self.layer("grids").empty:
+                return pd.DataFrame({"name": [], "level": [], "parent": []}, index=pd.Index([], name="code"))
+            f = stats.figures(self.index(), addresses=self.layer("addresses"), events=self.layer("events"),
+                              stations=self.layer("stations"))
+            cov = self.coverage_frame()
+            if cov is not None:
+                cov = cov.set_index("code") if "code" in cov.columns else cov
+                share = [c for c in cov.columns if c.startswith("share_") or c in ("has_station", "farthest_m")]
+                f = f.join(cov[share])
+            return f
+        return self.made("figures", make)
+
+    def _figures(self):
+        f = self.figures_frame()
+        plain = pd.DataFrame(f.drop(columns=f.geometry.name) if isinstance(f, gpd.GeoDataFrame) else f)
+        return {"figures": _bytes(plain)}
+
+    def _tiles(self):
+        from gridgeo.tiles import DEFAULT_ZOOMS, TileLayer, TileSet, event_counts, grid_layers, station_layer
+
+        f = self.figures_frame()
+        carried = pd.DataFrame(f[[c for c in TILE_FIGURES if c in f.columns]])
+        scheme = self.store.scheme
+        grids = self.layer("grids")
+        layers = list(grid_layers(grids, figures=carried, scheme=scheme)) if len(grids) else []
+        stations = self.layer("stations")
+        if not stations.empty:
+            layers.append(station_layer(stations))
+        events = self.layer("events")
+        if not events.empty and len(grids):
+            main = scheme.level(scheme.main_level)
+            counts = event_counts(events, grids, level=main.name, by="category", scheme=scheme)
+            lo, hi = DEFAULT_ZOOMS["events"]
+            layers.append(TileLayer(counts, "events", minzoom=lo, maxzoom=hi,
+                                    description=f"Grid events counted per {main.label_en}, by category"))
+        if not layers:
+            return None
+        tiles = TileSet(layers, version=str(self.version))
+        items, specs = {}, []
+        for name, layer in tiles.layers.items():
+            zooms = layer.kind != "point"
+            specs.append({"name": name, "minzoom": layer.minzoom, "maxzoom": layer.maxzoom,
+                          "fields": list(layer.fields), "description": layer.description, "zooms": zooms})
+            items[f"tiles/{name}"] = _bytes(layer.frame)
+            if zooms:
+                for z in range(layer.minzoom, layer.maxzoom + 1):
+                    items[f"tiles/{name}/{z}"] = _wkb_bytes(tiles.zoom_geometry(name, z))
+        items["tiles"] = json.dumps({"layers": specs}).encode()
+        return items
+
+    def _summary(self) -> dict:
+        grids = self.layer("grids")
+        metric = self.metric()
+        if "events" in self._read:
+            stamps = self._read["events"]["reported_at"]
+        else:  # copied from the version before: its kept events say when they were reported
+            kept = self.store.get_derived(self.version, "events")
+            stamps = _plain(kept)["reported_at"] if kept is not None else pd.Series([], dtype=object)
+        period = None
+        if len(stamps):
+            first, last = pd.Timestamp(stamps.min()), pd.Timestamp(stamps.max())
+            period = {"first": first.strftime("%Y-%m-%d"), "last": last.strftime("%Y-%m-%d")}
+        return {
+            "bounds": [round(float(v), 6) for v in grids.total_bounds] if len(grids) else None,
+            "events": period,
+            "counts": {k: int(v) for k, v in self.store.counts().items()},
+            "metric_crs": metric.to_wkt() if metric is not None else None,
+            "layer_versions": self.layer_versions,
+        }
+
+
+# --- bytes -----------------------------------------------------------------------------------
+
+
+def _bytes(frame, *, bbox: bool = False) -> bytes:
+    """A frame as Parquet (GeoParquet for a GeoDataFrame: its CRS and geometry kept)."""
+    buffer = io.BytesIO()
+    if isinstance(frame, gpd.GeoDataFrame):
+        frame.to_parquet(buffer, write_covering_bbox=bbox)
+    else:
+        frame.to_parquet(buffer)
+    return buffer.getvalue()
+
+
+def _geo(data: bytes, *, bbox=None) -> gpd.GeoDataFrame:
+    return gpd.read_parquet(io.BytesIO(data), bbox=tuple(bbox) if bbox is not None else None)
+
+
+def _plain(data: bytes) -> pd.DataFrame:
+    table = pq.read_table(io.BytesIO(data))
+    if b"geo" in (table.schema.metadata or {}):
+        return gpd.read_parquet(io.BytesIO(data))
+    return table.to_pandas()
+
+
+def _wkb_bytes(geoms) -> bytes:
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"wkb": pa.array(shapely.to_wkb(np.asarray(geoms, dtype=object)), pa.binary())}),
+                   buffer)
+    return buffer.getvalue()
+
+
+def _wkb_column(data: bytes) -> np.ndarray:
+    return np.asarray(pq.read_table(io.BytesIO(data)).column("wkb").to_pylist(), dtype=object)

@@ -1,0 +1,222 @@
+"""Derived data kept per data version (gridgeo.derived), on both stores: every item equals
+the library computed afresh on the published data, a rebuild copies what did not change,
+one process builds at a time, a failure is recorded, a publish during a build does not leak
+in, and a publish or load that changes nothing makes no new version."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+import gridgeo
+import gridgeo.store as gstore
+from gridgeo import coverage, derived, network, stats
+from gridgeo.tiles import TMS, TileSet, grid_layers
+
+VILLAGE = "350582106201"
+
+
+def _published(store, kind):
+    frame = store.read(kind)
+    return frame.drop(columns=[c for c in ("revision", "author") if c in frame.columns])
+
+
+def test_every_item_equals_the_library_on_the_published_data(url):
+    with gstore.open(url) as store:
+        assert derived.latest(store) is None
+        version = derived.build(store, progress=False)
+        assert version == store.version and store.derived_versions() == [version]
+        kept = derived.latest(store)
+        grids, addresses = _published(store, "grids"), _published(store, "addresses")
+        stations, events, roads = _published(store, "stations"), _published(store, "events"), _published(store, "roads")
+
+        # figures: stats.figures with the coverage shares of coverage.per_grid
+        index = gridgeo.AssignIndex(grids)
+        net = network.build(roads, metric=gridgeo.crs.metric_crs(grids))
+        near = coverage.nearest_station(addresses, stations, net, method="network")
+        fresh = stats.figures(index, addresses=addresses, events=events, stations=stations)
+        figures = kept.figures()
+        assert list(figures.index) == list(fresh.index)
+        for col in ("addresses", "households", "population", "events", "stations", "workers"):
+            assert (figures[col].to_numpy() == fresh[col].to_numpy()).all(), col
+        per_unit = coverage.per_grid(near, index, stations=stations).set_index("code")
+        assert np.allclose(figures["share_15min"], per_unit.loc[figures.index, "share_15min"], equal_nan=True)
+
+        # nearest: the same station and distance for every address; a box gives the addresses in it
+        got = kept.nearest().set_index("addr_id").loc[near["addr_id"]]
+        assert (got["station_id"].to_numpy() == near["station_id"].to_numpy()).all()
+        assert np.allclose(got["distance_m"], near["distance_m"], equal_nan=True)
+        box = (118.45, 24.78, 118.47, 24.80)
+        inside = near.cx[box[0]:box[2], box[1]:box[3]]
+        assert set(inside["addr_id"]) <= set(kept.nearest(bbox=box)["addr_id"])
+
+        # uncovered areas and the ground served, against their own functions
+        town = grids[grids["level"] == "town"]
+        for minutes in (5, 15):
+            want = coverage.uncovered_areas(near, minutes=minutes, within=town)
+            areas = kept.uncovered(minutes)
+            assert len(areas) == len(want) and areas["households"].sum() == want["households"].sum()
+        ground = kept.served(15).geometry.iloc[0]
+        assert ground.equals(coverage.served_ground(stations, net, circles=[5, 10, 15]).geometry.iloc[2])
+
+        # tiles drawn from the kept geometry are the tiles of a tile set built afresh
+        tiles = kept.tiles()
+        full = fresh.join(per_unit[["share_15min"]])
+        afresh = TileSet(grid_layers(grids, figures=full[[c for c in derived.TILE_FIGURES if c in full.columns]]),
+                         version="x")
+        centre = grids[grids["level"] == "grid2"].geometry.iloc[7].representative_point()
+        for z in (11, 13, 14, 16):
+            t = TMS.tile(centre.x, centre.y, z)
+            for layer in ("grid2", "village"):
+                drawn = tiles.tile(z, t.x, t.y, layers=layer)
+                assert drawn and drawn == afresh.tile(z, t.x, t.y, layers=layer), (layer, z)
+
+        # labels, the events kept for heat maps (nothing but where, what and when), the summary
+        assert len(kept.labels("grid2")) == (grids["level"] == "grid2").sum()
+        assert list(kept.events().columns) == ["x", "y", "category", "reported_at"] and len(kept.events()) == len(events)
+        assert kept.summary["events"]["first"] == events["reported_at"].min().strftime("%Y-%m-%d")
+        assert kept.service_areas()["station_id"].nunique() == len(stations)
+        assert not kept.pending()
+
+
+def test_a_rebuild_copies_what_did_not_change(url):
+    with gstore.open(url) as store:
+        first = derived.build(store, progress=False)
+        before = derived.latest(store)
+        plan = store.create_plan("调整", parent=VILLAGE, levels="grid2", author="张三")
+        units = plan.read()
+        plan.save(units.iloc[:1].assign(name="新名字"), author="张三")
+        second = plan.publish(author="张三")
+        assert derived.latest(store).version == first  # the last complete version is served meanwhile
+        assert derived.build(store, progress=False) == second
+        after = derived.latest(store)
+        items = after.manifest["items"]
+        # grids changed: everything that reads them is made again ...
+        assert "copied_from" not in items["figures"] and "copied_from" not in items["tiles"]
+        # ... but nothing in the walking coverage or the ground served reads a grid's name
+        for item in ("nearest", "served", "service_areas"):
+            assert items[item].get("copied_from") == first, item
+        assert after.figures().loc[units["code"].iloc[0], "name"] == "新名字"
+        assert before.figures().loc[units["code"].iloc[0], "name"] != "新名字"
+        pd.testing.assert_frame_equal(pd.DataFrame(after.nearest().drop(columns="geometry")),
+                                      pd.DataFrame(before.nearest().drop(columns="geometry")))
+        # the version before the newest is kept for processes still serving it; older ones go
+        third_plan = store.create_plan("再调", parent=VILLAGE, levels="grid2", author="张三")
+        third_plan.save(third_plan.read().iloc[:1].assign(name="又一个"), author="张三")
+        third_plan.publish(author="张三")
+        derived.build(store, progress=False)
+        assert store.derived_versions() == [second, store.version]
+
+
+def test_one_builder_at_a_time_and_a_failure_is_recorded(url, monkeypatch):
+    with gstore.open(url) as store:
+        version = store.version
+        assert store.claim_derived(version, "other:1")
+        assert derived.build(store, progress=False) is None  # someone else builds it
+        assert store.derived_state(version)["claim"]["owner"] == "other:1"
+        store.claim_derived(version, "other:1")  # renewing keeps it
+        monkeypatch.setattr(derived, "STALE_AFTER", 0.0)  # ... until it is not renewed in time
+        monkeypatch.setattr(derived._Builder, "_uncovered", lambda self: 1 / 0)
+        with pytest.raises(derived.DerivedError, match="ZeroDivisionError"):
+            derived.build(store, progress=False)
+        state = store.derived_state(version)
+        assert not state["complete"] and state["claim"] is None and "ZeroDivisionError" in state["failed"]
+        assert derived.latest(store) is None and store.derived_versions() == []
+        monkeypatch.undo()
+        assert derived.build(store, progress=False) == version  # a new attempt succeeds
+        assert store.derived_state(version) == {"complete": True, "claim": None, "failed": None}
+
+
+def test_a_publish_during_a_build_does_not_leak_into_it(url, monkeypatch):
+    with gstore.open(url) as store:
+        version = store.version
+        original = derived._Builder._labels
+        published = {}
+
+        def publish_then_label(self):
+            if not published:  # a planner publishes while the build is under way
+                plan = store.create_plan("同时", parent=VILLAGE, levels="grid2", author="李四")
+                plan.save(plan.read().iloc[:1].assign(name="半路"), author="李四")
+                published["version"] = plan.publish(author="李四")
+            return original(self)
+
+        monkeypatch.setattr(derived._Builder, "_labels", publish_then_label)
+        assert derived.build(store, progress=False) == version
+        kept = derived.Derived(store, version)
+        assert "半路" not in set(kept.figures()["name"])
+        at_version = store.read("grids", at=version)
+        assert sorted(kept.grids()["name"]) == sorted(at_version["name"])
+        assert store.version == published["version"] > version
+        assert derived.latest(store).version == version
+        monkeypatch.undo()
+        assert derived.build(store, progress=False) == published["version"]
+        assert "半路" in set(derived.latest(store).figures()["name"])
+
+
+def test_loads_and_publishes_that_change_nothing_make_no_version(url, sample):
+    with gstore.open(url) as store:
+        version, revision = store.version, store.revision
+        assert store.load({"stations": sample.stations, "roads": sample.roads}, author="网格办",
+                          progress=False) == version
+        grid2 = sample.grids[sample.grids["level"] == "grid2"]
+        assert store.load({"grids": grid2}, author="网格办", progress=False) == version
+        assert (store.version, store.revision) == (version, revision)
+        # one changed station: one new version, which changes the stations only
+        stations = sample.stations.copy()
+        stations.loc[0, "name"] = "新站名"
+        new = store.load({"stations": stations, "addresses": sample.addresses}, author="网格办", progress=False)
+        assert new == store.version == version + 1
+        assert store.revisions().iloc[-1]["layers"] == "stations"
+        # a plan saved with a unit renamed and named back publishes without a new version
+        plan = store.create_plan("不变", parent=VILLAGE, levels="grid2", author="张三")
+        units = plan.read().iloc[:1]
+        plan.save(units.assign(name="临时"), author="张三")
+        plan.save(units.assign(name=units["name"].iloc[0], revision=plan.read()["revision"].iloc[0]),
+                  author="张三")
+        plan.publish(author="张三")
+        assert store.version == new and store.plan(plan.id).info["status"] == "published"
+
+
+def test_an_older_store_gains_the_derived_table_when_opened(url):
+    with gstore.open(url) as store:
+        with store._db.write() as tx:
+            tx.execute("DROP TABLE gridgeo_derived")
+            tx.execute("UPDATE gridgeo_meta SET value = '1' WHERE key = 'schema_version'")
+    with gstore.open(url) as store:
+        assert store.schema_version == gstore.SCHEMA_VERSION == 2
+        assert derived.build(store, progress=False) == store.version
+
+
+def test_the_prepare_command(url):
+    res = subprocess.run([sys.executable, "-m", "gridgeo", "prepare", "--store", url], capture_output=True,
+                         text=True)
+    assert res.returncode == 0, res.stderr
+    assert "prepared" in res.stdout and "figures" in res.stderr  # the steps are said on stderr
+    with gstore.open(url) as store:
+        assert store.derived_versions() == [store.version]
+        assert store.claim_derived(store.version + 1, "someone:9")  # a version in the making
+        store.load({"stations": _published(store, "stations").iloc[1:]}, author="t", progress=False)
+    res = subprocess.run([sys.executable, "-m", "gridgeo", "prepare", "--store", url], capture_output=True,
+                         text=True)
+    assert res.returncode == 0 and "being prepared by someone:9" in res.stdout, res.stdout + res.stderr
+
+
+def test_served_ground_holds_the_union_of_the_service_areas(sample):
+    """The one-pass ground of each circle against the union of the per-station areas (GEOS)."""
+    net = network.build(sample.roads)
+    areas = coverage.service_areas(sample.stations, net)
+    union = coverage.served_area(areas, tolerance_m=0)
+    ground = coverage.served_ground(sample.stations, net, tolerance_m=0)
+    metric = gridgeo.crs.metric_crs(sample.grids)
+    u = union.to_crs(metric).set_index("circle").geometry
+    g = ground.to_crs(metric).set_index("circle").geometry
+    assert list(ground["circle"]) == [5, 10, 15] and list(ground["stations"]) == [len(sample.stations)] * 3
+    for circle in (5, 10, 15):
+        assert u[circle].difference(g[circle]).area < 1.0  # m²: nothing of the union is left out
+        assert g[circle].difference(u[circle]).area < 1e-4 * u[circle].area  # and hardly anything added
