@@ -22,7 +22,7 @@ import gridgeo.store
 from api import problems
 from api.dependencies import base_url, cache_control
 from api.routes import analysis, features, figures, imports, pages, plans, tiles
-from api.services import Services
+from api.services import Preparing, Services
 from api.settings import Settings
 from gridgeo.crs import CRSError
 from gridgeo.plan import PlanError
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        services.start()
         yield
         services.close()
 
@@ -74,12 +75,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestLog)
     problems.install(app, DOMAIN_ERRORS)
 
-    @app.get("/health", tags=["service"], summary="Liveness, and the version of the data")
+    @app.exception_handler(Preparing)
+    async def _preparing(request: Request, exc: Preparing):
+        return problems.problem_response(503, "Service Unavailable", str(exc), instance=request.url.path,
+                                         headers={"Retry-After": str(exc.retry_after)}, preparing=True)
+
+    @app.get("/health", tags=["service"], summary="Liveness, readiness and the data version served")
     def health():
         # no path or URL of the store: callers are anonymous
-        return {"status": "ok", "version": gridgeo.__version__,
-                "store": "postgis" if gridgeo.store.is_postgis(settings.store) else "geopackage",
-                "data_version": services.version}
+        state = services.state()
+        return {"status": "ok" if state["ready"] else "preparing", "version": gridgeo.__version__,
+                "store": "postgis" if gridgeo.store.is_postgis(settings.store) else "geopackage", **state}
 
     @app.get("/", tags=["service"], summary="Landing page: what the service holds and where")
     def landing(request: Request):

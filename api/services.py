@@ -1,14 +1,26 @@
-"""What the endpoints share: the store and the things built from its data.
+"""What the endpoints share: the store, the keys and the derived data being served.
 
-Everything derived from the published data (figures per unit, the
-assignment index, tile sets, coverage) is built once per data version
-(:attr:`gridgeo.store.Store.version`) and kept until a publish changes the
-version. Builds are serialised per item, so a burst of first requests builds
-once.
+The service serves one data version at a time: the newest whose derived data
+(:mod:`gridgeo.derived`: figures, coverage, served ground, tile geometry) is
+complete in the store. When the store's data version moves past it (a
+publish, here or by another process), the derived data of the new version
+is prepared in the background by a ``gridgeo prepare`` process, and the
+service keeps answering from the version it serves until the new one is
+complete; then every worker on the store switches to it at its next look
+(at most ``GRIDGEO_VERSION_TTL`` seconds later). A worker reads the items
+it needs from the store and keeps them in memory for the version it serves.
+
+``GRIDGEO_PREPARE=inline`` prepares in the request that first needs a new
+version instead (small stores, tests); ``off`` never prepares (run
+``gridgeo prepare`` yourself).
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -17,10 +29,27 @@ from typing import Any
 import gridgeo.store
 from api.keys import KeyStore
 from api.settings import Settings
+from gridgeo import derived as gderived
+
+log = logging.getLogger("gridgeo.api.data")
+"""What the service says of the data it serves (preparing, serving a version): always shown."""
+if not log.handlers:
+    _handler = logging.StreamHandler()
+    _handler.setFormatter(logging.Formatter("%(levelname)s:     gridgeo: %(message)s"))
+    log.addHandler(_handler)
+    log.setLevel(logging.INFO)
+
+
+class Preparing(Exception):
+    """No version's derived data is complete yet: the service is preparing it (an API answers 503)."""
+
+    def __init__(self, message: str, retry_after: int = 5):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Services:
-    """The store, the keys and a per-version cache of derived data."""
+    """The store, the keys, the derived data served and a per-version cache of what is read from it."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -29,53 +58,185 @@ class Services:
         self._cache: dict[str, tuple[int, Any]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
-        self._version = (0.0, 0)
+        self._served: gderived.Derived | None = None
+        self._checked = -1e9
+        self._look = threading.Lock()
+        self._child: subprocess.Popen | None = None
+        self._inline = threading.Lock()
+        self._data_version = (-1e9, 0)
+
+    def start(self) -> None:
+        """Look at the store once at start-up, so that a missing version starts preparing
+        before the first request (background mode only: inline mode prepares in requests)."""
+        if self.settings.prepare == "background":
+            self._look_again()
 
     def close(self) -> None:
+        child = self._child
+        if child is not None and child.poll() is None:
+            child.terminate()  # its claim goes stale, and another process takes it over
         self.store.close()
+
+    # --- the version served ------------------------------------------------------------
+
+    @property
+    def kept(self) -> gderived.Derived:
+        """The derived data being served (raises :class:`Preparing` before any version is complete)."""
+        served = self._look_again()
+        if served is None:
+            raise Preparing("the service is preparing the data (figures, coverage, tiles) for the first time; "
+                            "the map appears when it is ready / 正在准备数据，请稍候")
+        return served
 
     @property
     def version(self) -> int:
-        """The store's data version, asked of the store at most once per
-        ``settings.version_ttl`` seconds (a publish by another worker shows
-        within that time; one through this service at once)."""
-        checked, value = self._version
+        """The data version served (the store's, once its derived data is complete)."""
+        return self.kept.version
+
+    @property
+    def data_version(self) -> int:
+        """The store's data version (what the features routes read), asked at most once per
+        ``version_ttl`` seconds."""
+        checked, value = self._data_version
         now = time.monotonic()
         if now - checked > self.settings.version_ttl:
             value = self.store.version
-            self._version = (now, value)
+            self._data_version = (now, value)
         return value
 
-    def peek(self, name: str) -> Any | None:
-        """A derived value if it is built for the current version, else None (never builds)."""
-        hit = self._cache.get(name)
-        return hit[1] if hit is not None and hit[0] == self.version else None
+    def state(self) -> dict:
+        """Readiness for ``/health``: ``ready``, the version ``served``, the store's
+        ``data_version``, and a version being ``preparing`` (or why it ``failed``)."""
+        served = self._look_again()
+        current = self.store.version
+        out = {"ready": served is not None, "served_version": None if served is None else served.version,
+               "data_version": current}
+        if served is None or served.version != current:
+            status = self.store.derived_state(current)
+            if status["failed"]:
+                out["failed"] = status["failed"].split(": ", 1)[-1]
+            else:
+                out["preparing"] = current
+        elif served.pending():
+            out["preparing_items"] = served.pending()
+        return out
 
-    def derived(self, name: str, build: Callable[[], Any], *, version: int | None = None) -> Any:
-        """``build()`` for the current data version, built once and cached.
+    def _look_again(self, *, prepare: bool = True) -> gderived.Derived | None:
+        """The version to serve, looked up at most once per ``version_ttl`` seconds;
+        starts preparing the store's version when it is not complete (unless ``prepare``
+        is false)."""
+        now = time.monotonic()
+        if now - self._checked <= self.settings.version_ttl:
+            return self._served
+        with self._look:
+            if time.monotonic() - self._checked <= self.settings.version_ttl:
+                return self._served
+            current = self.store.version
+            newest = gderived.latest(self.store)
+            if prepare and (newest is None or newest.version != current or newest.pending()):
+                newest = self._prepare(current) or newest
+            if newest is not None and (self._served is None or newest.version != self._served.version):
+                self._served = newest
+                log.info("serving data version %d", newest.version)
+            self._checked = time.monotonic()
+            return self._served
+
+    def _prepare(self, current: int) -> gderived.Derived | None:
+        mode = self.settings.prepare
+        if mode == "off":
+            return None
+        if mode == "inline":
+            with self._inline:
+                version = gderived.build(self.store, progress=False)
+            return gderived.Derived(self.store, version) if version is not None else None
+        status = self.store.derived_state(current)
+        if status["failed"] and status["claim"] is None:
+            return None  # said by /health; a new publish gets a new attempt
+        if self._child is not None and self._child.poll() is None:
+            return None
+        if status["claim"] is not None and not _stale(status["claim"]["at"]):
+            return None
+        log.info("preparing data version %d in the background", current)
+        env = {**os.environ, "GRIDGEO_STORE": self.settings.store}
+        self._child = subprocess.Popen([sys.executable, "-m", "gridgeo", "prepare", "--quiet"], env=env,
+                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        return None
+
+    # --- what is read from it, kept per version ----------------------------------------
+
+    def peek(self, name: str) -> Any | None:
+        """A value read for the version served, else None (never reads an item, never raises,
+        never waits for a build)."""
+        hit = self._cache.get(name)
+        if self.settings.prepare == "inline":  # a build would block: leave a moved version to the slow path
+            served = self._served
+            if served is not None and self.data_version != served.version:
+                return None
+        else:
+            served = self._look_again()
+        return hit[1] if hit is not None and served is not None and hit[0] == served.version else None
+
+    def derived(self, name: str, build: Callable[[gderived.Derived], Any]) -> Any:
+        """``build(kept)`` for the version served, made once and kept until the version changes.
 
         Parameters
         ----------
         name : str
-            What is cached (``"figures"``, ``"tiles"`` ...).
+            What is kept (``"figures"``, ``"tiles"`` ...).
         build : callable
-            Makes the value from the store; called again after a publish.
+            Makes the value from the served :class:`gridgeo.derived.Derived`.
         """
-        version = self.version if version is None else version
+        kept = self.kept
         hit = self._cache.get(name)
-        if hit is not None and hit[0] == version:
+        if hit is not None and hit[0] == kept.version:
             return hit[1]
+        self._purge("", kept.version)
         with self._guard:
             lock = self._locks.setdefault(name, threading.Lock())
         with lock:
             hit = self._cache.get(name)
+            if hit is not None and hit[0] == kept.version:
+                return hit[1]
+            value = build(kept)
+            if value is not None:  # None (not there, or not yet: see Derived.pending) is asked again
+                self._cache[name] = (kept.version, value)
+            return value
+
+    def current(self, name: str, build: Callable[[], Any]) -> Any:
+        """``build()`` for the store's current data version (not the version served):
+        for what reads the published layers themselves, as the workbench does."""
+        version = self.data_version
+        key = "current:" + name
+        self._purge("current:", version)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            hit = self._cache.get(key)
             if hit is not None and hit[0] == version:
                 return hit[1]
             value = build()
-            self._cache[name] = (version, value)
+            self._cache[key] = (version, value)
             return value
 
+    def _purge(self, prefix: str, version: int) -> None:
+        """Drop what was kept for other versions (under ``prefix``: ``""`` is the version served)."""
+        with self._guard:
+            old = [k for k, (v, _) in self._cache.items()
+                   if v != version and (k.startswith(prefix) if prefix else not k.startswith("current:"))]
+            for key in old:
+                self._cache.pop(key, None)
+
     def forget(self) -> None:
-        """Drop every derived value and re-read the version (after a publish through this service)."""
-        self._cache.clear()
-        self._version = (0.0, 0)
+        """Look at the store again at the next request (after a publish through this service)."""
+        self._checked = -1e9
+        self._data_version = (-1e9, 0)
+
+
+def _stale(at: str) -> bool:
+    import pandas as pd
+
+    age = (pd.Timestamp.now(tz="UTC") - pd.Timestamp(at)).total_seconds()
+    return age > gderived.STALE_AFTER

@@ -16,6 +16,13 @@ GRIDGEO_TILE_CACHE     directory for rendered tiles                (memory only)
 GRIDGEO_BASEMAP        XYZ template of a basemap for the map page  (none)
 GRIDGEO_TIANDITU_KEY   天地图 key: the government basemap          (none)
 GRIDGEO_VERSION_TTL    seconds between checks of the data version  1.0
+GRIDGEO_PREPARE        how a new data version's derived data is    background
+                       prepared: ``background`` (a ``gridgeo
+                       prepare`` process; the previous version is
+                       served meanwhile), ``inline`` (in the
+                       request that needs it: small stores,
+                       tests) or ``off`` (run ``gridgeo prepare``
+                       yourself)
 GRIDGEO_PUBLIC_URL     the service's address as clients reach it   (none: links use the
                        (https://grid.example.gov.cn), for links    request's host, and
                        and TileJSON                                are not cached by
@@ -25,6 +32,8 @@ GRIDGEO_IMPORTS_DIR    where planners' uploads are kept (shared    (a folder in 
 GRIDGEO_MAX_UPLOAD     the largest upload, in bytes                200 MiB
 =====================  ==========================================  =====================
 """
+
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -48,6 +57,7 @@ class Settings(BaseSettings):
     basemap_attribution: str = ""
     tianditu_key: str | None = None
     version_ttl: float = 1.0
+    prepare: Literal["background", "inline", "off"] = "background"
     public_url: str | None = None
     imports_dir: str | None = None
     max_upload: int = 200 * 2**20

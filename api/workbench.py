@@ -15,12 +15,14 @@ import json
 import tempfile
 from pathlib import Path
 
+import geopandas as gpd
 import pandas as pd
 import shapely
 
 import gridgeo.plan
 from api import derived
 from api.encode import feature_collection, plain, records
+from api.services import Preparing
 from gridgeo.plan import PlanError
 
 __all__ = ["Workbench", "BLOCK_PROPERTIES", "IMPACT_COLUMNS", "EXPORTS"]
@@ -62,7 +64,7 @@ class Workbench:
         if level not in self.scheme.names:
             raise PlanError("unknown_level", f"no level {level!r}: use one of {list(self.scheme.names)}",
                             f"没有层级 {level!r}：应为 {'、'.join(self.scheme.names)} 之一")
-        grids = derived.grids(self.services)
+        grids = self.published(parent)
         found = grids.loc[grids["code"] == parent, "level"]
         names = self.scheme.names
         if len(found) and names.index(found.iloc[0]) >= names.index(level):
@@ -79,18 +81,34 @@ class Workbench:
         services = self.services
 
         def build():
-            grids = derived.grids(services)
-            inside = grids[grids["code"].str.startswith(parent)]
+            inside = self.published(parent)
             inside = inside.drop(columns=[c for c in ("revision", "author") if c in inside.columns])
             box = inside.loc[inside["code"] == parent].total_bounds
             return gridgeo.plan.start(
                 inside, parent, level=gridgeo.plan.painted_level(levels, self.scheme), editable=levels,
                 name=f"the published grids of {parent}", scheme=self.scheme,
-                roads=_clipped(derived.layer(services, "roads"), box),
-                addresses=_clipped(derived.layer(services, "addresses"), box),
-                stations=_clipped(derived.layer(services, "stations"), box),
-                coverage=_clipped(derived.nearest(services), box))
-        return services.derived(f"plan:base:{parent}:{','.join(levels)}", build)
+                roads=self.layer("roads", box), addresses=self.layer("addresses", box),
+                stations=self.layer("stations", box), coverage=self.nearest(box))
+        return services.current(f"plan:base:{parent}:{','.join(levels)}", build)
+
+    def published(self, parent: str) -> gpd.GeoDataFrame:
+        """The store's published grids at and inside ``parent`` (the workbench plans on what is
+        published now, not on the version whose figures the map shows)."""
+        return self.services.current(f"plan:grids:{parent}", lambda: self.store.read("grids", within=parent))
+
+    def layer(self, kind: str, box) -> gpd.GeoDataFrame | None:
+        """A layer's published rows in a box (None when the layer is empty)."""
+        frame = self.store.read(kind, bbox=tuple(box))
+        frame = frame.drop(columns=[c for c in ("revision", "author") if c in frame.columns])
+        return frame if len(frame) or self.store.counts().get(kind, 0) else None
+
+    def nearest(self, box) -> gpd.GeoDataFrame | None:
+        """Every address's walk to its nearest station in a box, from the derived data served
+        (None while none is prepared: plans then show no coverage)."""
+        try:
+            return derived.nearest(self.services, bbox=tuple(box))
+        except Preparing:
+            return None
 
     def info(self, plan_id: int) -> dict:
         info = self.store.plan(plan_id).info
@@ -106,8 +124,7 @@ class Workbench:
         box = base.units.total_bounds
         return gridgeo.plan.from_store(self.store, plan_id, level=base.level,
                                        blocks=base.blocks.drop(columns="grid"),
-                                       stations=_clipped(derived.layer(self.services, "stations"), box),
-                                       coverage=_clipped(derived.nearest(self.services), box))
+                                       stations=self.layer("stations", box), coverage=self.nearest(box))
 
     def working(self, plan_id: int, assignment: dict, names: dict | None = None) -> gridgeo.plan.PlanState:
         """The page's working state on the plan's blocks (refused when it does not fit them)."""
@@ -172,9 +189,9 @@ class Workbench:
 
     def publish(self, plan_id: int, *, author: str, message: str = "") -> dict:
         revision = self.store.plan(plan_id).publish(author=author, message=message)
-        self.services.forget()  # figures, tiles and plan bases follow the new grids at once
+        self.services.forget()  # plan bases follow the new grids at once, the map when they are prepared
         return {"plan_id": plan_id, "status": "published", "revision": revision,
-                "data_version": self.services.version}
+                "data_version": self.services.data_version}
 
     # --- answers ---------------------------------------------------------------------------
 
@@ -223,7 +240,8 @@ class Workbench:
 
     def summary(self, info: dict) -> dict:
         """One plan as the list shows it."""
-        names = derived.grids(self.services).set_index("code")["name"]
+        names = self.services.current("plan:names", lambda: self.store.read(
+            "grids", columns=["code", "name"]).set_index("code")["name"])
         levels = info["levels"].split(",") if isinstance(info["levels"], str) else list(info["levels"])
         authors = self.store.plan(info["plan_id"]).history()["author"].unique().tolist()
         return {
@@ -266,14 +284,6 @@ def problems(report) -> list[dict]:
 
 def _when(value) -> str:
     return pd.Timestamp(value).strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else ""
-
-
-def _clipped(frame, box):
-    """The rows of a layer touching a box (None stays None)."""
-    if frame is None or frame.empty:
-        return None if frame is None else frame
-    x0, y0, x1, y1 = box
-    return frame.cx[x0:x1, y0:y1]
 
 
 def _shape(geojson: dict | None, kinds: tuple, name: str):

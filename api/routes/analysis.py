@@ -23,6 +23,7 @@ from api.dependencies import minutes as minutes_param
 from api.dependencies import optional_level
 from api.encode import dumps, feature_collection, records
 from api.problems import Problem
+from api.services import Preparing
 from gridgeo.schema import STATION_KINDS
 
 MIN_PUBLIC_ADDRESSES = 3
@@ -70,7 +71,11 @@ def router() -> APIRouter:
         unknown = sorted(set(kind or []) - set(STATION_KINDS))
         if unknown:
             raise Problem(400, "Bad Request", f"unknown station kinds {unknown}: use {list(STATION_KINDS)}")
-        found = derived.service_areas(request.app.state.services)
+        services = request.app.state.services
+        found = derived.service_areas(services)
+        if found is None and "service_areas" in services.kept.pending():
+            raise Preparing(f"the service areas of data version {services.version} are being prepared "
+                            "(minutes at city scale) / 服务范围正在计算，请稍候", retry_after=30)
         if found is None:
             raise Problem(404, "Not Found", "service areas need stations and roads in the store")
         chosen = found[(found["circle"] == minutes) & ~found.geometry.is_empty]

@@ -257,7 +257,7 @@ def router() -> APIRouter:
                 paging=[{"href": link["href"].replace("f=html", "") + "&f=html" if "?" in link["href"]
                          else link["href"] + "?f=html", "title": {"next": "下一页 next", "prev": "上一页 previous"}
                          [link["rel"]]} for link in body["links"] if link["rel"] in ("next", "prev")])
-        return _geojson(body, out_crs, services.version, head=request.method == "HEAD")
+        return _geojson(body, out_crs, services.data_version, head=request.method == "HEAD")
 
     @r.api_route("/collections/{collection_id}/items/{feature_id}", methods=["GET", "HEAD"], summary="One feature",
                  response_class=Response, responses={200: {"content": {GEOJSON: {}, "text/html": {}}}})
@@ -287,7 +287,7 @@ def router() -> APIRouter:
                 ("数据集合", "/collections?f=html"), (c.title, f"/collections/{c.id}?f=html"),
                 ("要素", f"/collections/{c.id}/items?f=html")], geojson=shown,
                 properties=list(shown["features"][0]["properties"].items()))
-        return _geojson(feature, out_crs, services.version, head=request.method == "HEAD")
+        return _geojson(feature, out_crs, services.data_version, head=request.method == "HEAD")
 
     return r
 

@@ -71,37 +71,23 @@ def router() -> APIRouter:
         elif settings.basemap:
             basemap = {"kind": "xyz", "url": settings.basemap, "attribution": settings.basemap_attribution}
         services = request.app.state.services
-        data = services.derived("map:config", lambda: _data_config(services))
+        data = services.derived("map:config", lambda kept: _data_config(services, kept))
         return JSONResponse({"basemap": basemap, "title": settings.title, **data})
 
     @r.get("/map/labels/{level}.json", summary="Where the map writes each unit's name: [[lat, lon, code, name]]")
     def labels(request: Request, level: str = Depends(grid_level)):
-        services = request.app.state.services
-
-        def build():
-            from gridgeo.labels import label_points
-
-            grids = derived.grids(services)
-            if not (grids["level"] == level).any():
-                return []
-            points = label_points(grids, levels=[level], scheme=services.store.scheme)
-            return [[round(p.y, 6), round(p.x, 6), c, n]
-                    for p, c, n in zip(points.geometry, points["code"], points["name"])]
-
-        return {"level": level, "labels": services.derived(f"map:labels:{level}", build)}
+        return {"level": level, "labels": derived.labels(request.app.state.services, level)}
 
     @r.get("/map/served/{minutes}.json", summary="The ground a life circle serves (all stations, dissolved)",
            response_class=Response, responses={200: {"content": {"application/geo+json": {}}}})
     def served(request: Request, minutes: int = Depends(path_minutes)):
         services = request.app.state.services
 
-        def build():
-            from gridgeo.coverage import served_area
-
-            areas = derived.service_areas(services)
-            if areas is None:
-                raise Problem(404, "Not Found", "service areas need stations and roads in the store")
-            return dumps(feature_collection(served_area(areas, minutes=minutes), ["circle", "stations"]))
+        def build(kept):
+            ground = kept.served(minutes)
+            if ground is None:
+                raise Problem(404, "Not Found", "the ground served needs stations and roads in the store")
+            return dumps(feature_collection(ground, ["circle", "stations"]))
 
         return Response(services.derived(f"map:served:{minutes}", build), media_type="application/geo+json")
 
@@ -117,17 +103,12 @@ def _page(name: str) -> FileResponse:
     return FileResponse(APP / name, media_type="text/html; charset=utf-8")
 
 
-def _data_config(services) -> dict:
+def _data_config(services, kept) -> dict:
     """What the page needs to know of the data before its first tile."""
     figures = derived.public_figures(services)
-    grids = derived.grids(services)
     scheme = services.store.scheme
     levels = [lv for lv in scheme.levels if (figures["level"] == lv.name).any()]
-    events = derived.layer(services, "events")
-    period = None
-    if len(events):
-        first, last = events["reported_at"].min(), events["reported_at"].max()
-        period = {"first": first.strftime("%Y-%m-%d"), "last": last.strftime("%Y-%m-%d")}
+    summary = kept.summary
     return {
         "root": _root(figures, levels[0].name, scheme, services.store.region) if levels else None,
         "main_level": scheme.main_level,
@@ -136,8 +117,9 @@ def _data_config(services) -> dict:
                     "width": scheme.width(lv.name), "count": int((figures["level"] == lv.name).sum()),
                     "style": _style_of(scheme, lv)}
                    for lv in levels],
-        "bounds": [round(float(v), 6) for v in grids.total_bounds] if len(grids) else None,
-        "events": period,
+        "bounds": summary["bounds"],
+        "events": summary["events"],
+        "data_version": kept.version,
     }
 
 

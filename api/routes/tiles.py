@@ -6,9 +6,11 @@ GDAL's MVT driver and QGIS open ``MVT:http://host/tiles/{layer}``).
 
 An empty tile is answered ``204 No Content``. Tiles carry an ETag (data
 version and tile address), ``Last-Modified`` (when that version was
-published) and ``Cache-Control``; ``If-None-Match`` gets ``304``. Rendered
-tiles are cached in memory (and on disk with ``GRIDGEO_TILE_CACHE``) per
-data version, so a publish invalidates them.
+published) and ``Cache-Control``; ``If-None-Match`` gets ``304``. Tiles are
+drawn from the geometry ``gridgeo prepare`` kept in the store for the version
+served; rendered tiles are cached in memory (and on disk with
+``GRIDGEO_TILE_CACHE``, shared by workers) per data version, so a publish
+invalidates them.
 
 The tile route is the hot path of the one map: a request the cache can
 answer (a tile it holds, or a 304) is answered from the ASGI scope by
@@ -140,8 +142,8 @@ def _header(scope, name: bytes) -> str | None:
 
 
 def _prepared(services):
-    """The tile set, every zoom of every layer simplified: the first tile request pays, not each zoom's first."""
-    return derived.tiles(services).prepare()
+    """The tile set of the version served (each zoom's geometry is read from the store on its first tile)."""
+    return derived.tiles(services)
 
 
 def _tileset(request: Request, layer: str):
@@ -152,10 +154,9 @@ def _tileset(request: Request, layer: str):
 
 
 def _last_modified(services) -> str:
-    def build():
-        log = services.store.revisions()
-        version = services.version
-        at = log.loc[log["revision"] == version, "at"]
+    def build(kept):
+        log = services.store.revisions(since=kept.version - 1)
+        at = log.loc[log["revision"] == kept.version, "at"]
         return format_datetime(at.iloc[0].to_pydatetime(), usegmt=True) if len(at) else \
             "Thu, 01 Jan 2026 00:00:00 GMT"
 

@@ -63,6 +63,10 @@ export const STRINGS = {
     no: '否',
     loading: '加载中…',
     load_failed: '数据加载失败：{what}',
+    preparing: '正在准备数据',
+    preparing_detail: '首次启动：正在计算第 {version} 版数据的指标、生活圈覆盖和地图切片（已 {seconds} 秒），完成后地图自动显示。',
+    preparing_part: '部分数据仍在计算，稍候自动重试…',
+    prepare_failed: '数据准备失败：{why}（请查看服务日志，或运行 gridgeo prepare）',
   },
   en: {
     title: 'Grid governance · One map',
@@ -124,6 +128,10 @@ export const STRINGS = {
     no: 'no',
     loading: 'Loading…',
     load_failed: 'Could not load {what}',
+    preparing: 'Preparing the data',
+    preparing_detail: 'First start: computing the figures, walking coverage and map geometry of data version {version} ({seconds} s so far); the map appears when they are ready.',
+    preparing_part: 'Part of the data is still being computed; retrying shortly…',
+    prepare_failed: 'Preparing the data failed: {why} (see the service log, or run gridgeo prepare)',
   },
 };
 

@@ -13,17 +13,53 @@ const MINUTES = [5, 10, 15];
 
 let pending = 0;
 
+const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
 async function api(path) {
   pending += 1;
   try {
-    const response = await fetch(path, {headers: {Accept: 'application/json'}});
-    if (!response.ok) {
-      toast(t('load_failed', {what: path}), true);
-      throw new Error(`${path}: ${response.status}`);
+    for (let attempt = 0; ; attempt += 1) {
+      const response = await fetch(path, {headers: {Accept: 'application/json'}});
+      // 503 with Retry-After: the service is still preparing this (e.g. the service areas after a
+      // publish); wait as it asks rather than fail
+      if (response.status === 503 && response.headers.get('Retry-After') && attempt < 40) {
+        toast(t('preparing_part'));
+        await sleep(1000 * Math.min(Number(response.headers.get('Retry-After')) || 5, 30));
+        continue;
+      }
+      if (!response.ok) {
+        toast(t('load_failed', {what: path}), true);
+        throw new Error(`${path}: ${response.status}`);
+      }
+      return await response.json();
     }
-    return await response.json();
   } finally {
     pending -= 1;
+  }
+}
+
+// A service on a store it has never prepared computes the figures, coverage and tile
+// geometry once (a minute at city scale): say so, and start when it is ready.
+async function ready() {
+  const panel = document.getElementById('preparing');
+  const started = Date.now();
+  for (;;) {
+    let health = null;
+    try {
+      health = await (await fetch('/health', {headers: {Accept: 'application/json'}})).json();
+    } catch (error) {
+      health = null;
+    }
+    if (health && health.ready) {
+      panel.hidden = true;
+      return health;
+    }
+    panel.hidden = false;
+    const detail = panel.querySelector('.detail');
+    if (health && health.failed) detail.textContent = t('prepare_failed', {why: health.failed});
+    else detail.textContent = t('preparing_detail', {version: health ? health.data_version : '?',
+                                                     seconds: Math.round((Date.now() - started) / 1000)});
+    await sleep(2000);
   }
 }
 
@@ -290,6 +326,7 @@ function basemap(ctx) {
 // --- start ----------------------------------------------------------------------
 
 async function start() {
+  await ready();
   const [config, style, vocabulary, tiles] = await Promise.all([
     api('/map/config.json'), api('/static/app/style.json'), api('/vocabulary'), api('/tiles'),
   ]);
