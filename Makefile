@@ -34,6 +34,7 @@ demo: venv
 	scripts/system-packages demo
 	$(MAKE) assets
 	$(BIN)/gridgeo load sample_geojson --store $(STORE) --if-missing
+	$(BIN)/gridgeo prepare --store $(STORE) --quiet
 	@test -f data/keys.json || { \
 	  $(BIN)/gridgeo keys add 演示领导 --role viewer --file data/keys.json > data/demo-viewer.key; \
 	  $(BIN)/gridgeo keys add 演示网格办 --role planner --file data/keys.json > data/demo-planner.key; }
