@@ -178,6 +178,60 @@ def test_history_reads_give_the_data_as_it_was(store, sample):
     assert log["author"].tolist() == ["网格办", "李四"] and log["layers"].tolist()[1] == "stations"
 
 
+def _boxes_for(frame):
+    """Boxes inside, across, around and beside a layer's data, and boxes whose edges pass
+    through a feature or miss it by less than a float32 R-tree box can tell."""
+    minx, miny, maxx, maxy = frame.total_bounds
+    midx, midy = (minx + maxx) / 2, (miny + maxy) / 2
+    w, h = maxx - minx, maxy - miny
+    x0, y0, x1, y1 = frame.geometry.iloc[len(frame) // 2].bounds
+    tiny = 1e-9  # far below float32's 8e-6 at longitude 118
+    return {
+        "inside": (midx - w / 10, midy - h / 10, midx + w / 10, midy + h / 10),
+        "across the west half": (minx - 0.01, miny - 0.01, midx, maxy + 0.01),
+        "around everything": (minx - 1, miny - 1, maxx + 1, maxy + 1),
+        "exactly the data's bounds": (minx, miny, maxx, maxy),
+        "beside the data": (maxx + 0.01, miny, maxx + 0.02, maxy),
+        "a corner on a feature's corner": (x1, y1, x1 + w / 20, y1 + h / 20),
+        "just past a feature's corner": (x1 + tiny, y1 + tiny, x1 + w / 20, y1 + h / 20),
+        "just short of a feature": (x0 - w / 20, y0 - h / 20, x0 - tiny, y0 - tiny),
+        "a line through a feature": (x0, y0 - h / 20, x0, y1 + h / 20),
+    }
+
+
+@pytest.mark.parametrize("layer", ["addresses", "grid2", "roads"])
+def test_bbox_counts_and_pages_are_exact_against_shapely(store, layer):
+    """numberMatched is a promise: with a bbox, count and read agree with shapely's
+    ``intersects`` on the same layer, for boxes inside, across and around the data and
+    at a feature's very edge (where the GeoPackage's R-tree alone cannot tell)."""
+    key = {"addresses": "addr_id", "grid2": "code", "roads": "segment_id"}[layer]
+    frame = store.read(layer, columns=[key])
+    for name, box in _boxes_for(frame).items():
+        hit = sorted(frame[key][shapely.intersects(frame.geometry.array, shapely.box(*box))])
+        assert store.count(layer, bbox=box) == len(hit), name
+        assert store.read(layer, bbox=box, columns=[key])[key].tolist() == hit, name
+        assert store.read(layer, bbox=box, columns=[key], limit=3, offset=1)[key].tolist() == hit[1:4], name
+        assert store.count(layer, bbox=box, where={"revision": 1}) == len(hit), name
+        assert store.count(layer, bbox=box, where={"revision": 2}) == 0, name
+        assert store.count(layer, bbox=box, at=1) == len(hit), name
+
+
+def test_a_box_around_a_geopackage_layer_leaves_out_rows_without_a_geometry(loaded_gpkg, tmp_path):
+    path = tmp_path / "store.gpkg"
+    shutil.copy(loaded_gpkg, path)
+    everything = (100, 0, 140, 60)
+    with gstore.open(path) as store:
+        before = store.count("addresses", bbox=everything)
+        gone = store.read("addresses", columns=["addr_id"], limit=2)["addr_id"].tolist()
+        store._db.query("UPDATE addresses SET geom = NULL WHERE addr_id = ?", (gone[0],))
+        store._db.query("UPDATE addresses SET geom = ? WHERE addr_id = ?",
+                        (store._db.encode([shapely.Point()])[0], gone[1]))  # an empty point
+        assert store.count("addresses") == before
+        assert store.count("addresses", bbox=everything) == before - 2
+        got = store.read("addresses", bbox=everything, columns=["addr_id"])["addr_id"]
+        assert len(got) == before - 2 and not set(gone) & set(got)
+
+
 def test_bbox_and_code_queries_use_the_indexes(store, backend):
     village = _busiest_village(store)
     box = (118.45, 24.76, 118.48, 24.79)

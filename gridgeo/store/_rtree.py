@@ -26,6 +26,7 @@ import shapely
 from gridgeo.store._sql import q
 
 _REBUILD_FROM = 5_000  # fewer new entries than this go in through SQLite's own insert
+_CELL = np.dtype([("id", ">i8"), ("box", ">f4", (4,))])
 
 
 class Pending:
@@ -68,6 +69,22 @@ class Pending:
             ids = np.concatenate([old[:, 0].astype(np.int64), ids])
             boxes = np.concatenate([old[:, 1:], boxes])
         pack(self.tx, self.rtree, ids, boxes)
+
+
+def root_box(query, rtree: str) -> tuple[float, float, float, float] | None:
+    """(minx, maxx, miny, maxy) around every entry of ``rtree``, read from its root
+    node alone (the union of the root's cells, float32 rounded outwards as every box
+    of the tree); None when the tree is empty. ``query(sql, params)`` runs a SELECT."""
+    rows = query(f"SELECT data FROM {q(rtree + '_node')} WHERE nodeno = 1", ())
+    if not rows or rows[0][0] is None:
+        return None
+    data = bytes(rows[0][0])
+    count = int.from_bytes(data[2:4], "big")
+    if count == 0:
+        return None
+    cells = np.frombuffer(data, dtype=_CELL, count=count, offset=4)["box"].astype(np.float64)
+    return (float(cells[:, 0].min()), float(cells[:, 1].max()), float(cells[:, 2].min()),
+            float(cells[:, 3].max()))
 
 
 def rebuild(tx, rtree: str, table: str) -> None:
@@ -117,8 +134,7 @@ def pack(tx, rtree: str, ids: np.ndarray, boxes: np.ndarray) -> None:
 
     for table in ("_node", "_rowid", "_parent"):
         tx.execute(f"DELETE FROM {q(rtree + table)}")
-    cell = np.dtype([("id", ">i8"), ("box", ">f4", (4,))])
-    fields = [("depth", ">u2"), ("count", ">u2"), ("cells", cell, (fanout,))]
+    fields = [("depth", ">u2"), ("count", ">u2"), ("cells", _CELL, (fanout,))]
     if size > 4 + 24 * fanout:
         fields.append(("pad", "u1", (size - 4 - 24 * fanout,)))
     node = np.dtype(fields)

@@ -29,7 +29,6 @@ from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
-import shapely
 
 from gridgeo.store import _cql2, _grid_load, _layers
 from gridgeo.store._sql import SCHEMA_VERSION, now, q
@@ -669,23 +668,23 @@ class Store:
         filters = self._filter(kind, available, filter, filter_lang)
         order = self._sorting(kind, available, sortby)
         revision = None if at is None else self._revision(at)
-        exact = bbox is None or self._db.exact_bbox
         sql, params = self._select(kind, [*names, "revision"], conds, params, revision=revision, bbox=bbox,
-                                   limit=limit if exact else None, offset=offset if exact else 0,
-                                   filters=filters, order=order)
+                                   limit=limit, offset=offset, filters=filters, order=order)
         rows = self._db.query(sql, params)
         kinds = {**available, **_layers.SYSTEM}
-        out = self.frame_of(rows, [*names, "revision"], kinds)
-        if not exact:
-            out = out[shapely.intersects(out.geometry.array, shapely.box(*bbox))]
-            stop = None if limit is None else offset + limit
-            out = out.iloc[offset:stop].reset_index(drop=True)
-        return out
+        return self.frame_of(rows, [*names, "revision"], kinds)
 
     def count(self, collection: str, *, bbox=None, where: Mapping | None = None, parent: str | None = None,
               within: str | None = None, level=None, at=None, filter=None,  # noqa: A002 - OGC's name
               filter_lang: str | None = None) -> int:
         """How many rows :meth:`read` would return with these filters (no paging).
+
+        Notes
+        -----
+        Exact, in the database. With a bbox alone, a GeoPackage counts in its
+        R-tree: the entries inside the box, and of those on its edge the ones
+        shapely finds intersecting; a box around the whole layer counts every
+        entry without reading a row.
 
         Examples
         --------
@@ -699,9 +698,6 @@ class Store:
         """
         kind, levels = _layers.resolve(collection, self.scheme.names)
         self._paging(None, None, bbox)
-        if bbox is not None and not self._db.exact_bbox:
-            return len(self.read(collection, bbox=bbox, where=where, parent=parent, within=within,
-                                 level=level, at=at, columns=[], filter=filter, filter_lang=filter_lang))
         levels = self._levels(kind, levels, level)
         available = self.layer_columns(kind)
         conds, params = self._conditions(kind, available, where=where, parent=parent,
@@ -711,6 +707,10 @@ class Store:
         return self._count(kind, conds, params, bbox, revision, filters)
 
     def _count(self, kind, conds, params, bbox, revision, filters=None) -> int:
+        if bbox is not None and not conds and filters is None and revision is None:
+            found = self._db.bbox_count(kind, bbox)
+            if found is not None:
+                return found
         total = 0
         for table, where, pp in self._per_table(kind, conds, params, revision, bbox, filters):
             total += int(self._db.query(f"SELECT COUNT(*) FROM {q(table)} WHERE {where}", pp)[0][0])

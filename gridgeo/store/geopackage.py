@@ -77,7 +77,6 @@ def _kind_of(declared: str) -> str | None:
 class GeoPackage:
     """Connections to one GeoPackage store (one per thread)."""
 
-    exact_bbox = False  # the R-tree gives envelope candidates; shapely decides
     types = {"text": "TEXT", "integer": "INTEGER", "blob": "BLOB"}  # of the store's own tables
 
     def __init__(self, path: Path):
@@ -140,8 +139,8 @@ class GeoPackage:
             tx.execute(statement)
 
     def extent(self, table):
-        row = self.query(f"SELECT MIN(minx), MIN(miny), MAX(maxx), MAX(maxy) FROM {q(_rtree_name(table))}")[0]
-        return None if row[0] is None else tuple(float(v) for v in row)
+        box = _rtree.root_box(self.query, _rtree_name(table))  # the root node alone, not a scan of the tree
+        return None if box is None else (box[0], box[2], box[1], box[3])
 
     def limit_clause(self, limit) -> str:
         return f"LIMIT {-1 if limit is None else int(limit)}"
@@ -161,9 +160,46 @@ class GeoPackage:
         return _blobs(np.asarray(geoms, dtype=object))
 
     def bbox_condition(self, table, bbox):
+        """Rows of ``table`` whose geometry intersects ``bbox`` (its boundary included), exactly.
+
+        The R-tree decides most rows alone: its box of a geometry holds the geometry
+        (float32, rounded outwards), so a row whose R-tree box lies inside the query
+        box intersects it, and one whose box misses the query box does not. Only the
+        rows whose R-tree box crosses an edge of the query box are tested by shapely
+        (``gridgeo_intersects``). A box around the whole layer is no condition at all
+        (beyond having a geometry)."""
+        rtree = q(_rtree_name(table))
+        if self._covers_layer(table, bbox):
+            return ("1 = 1", []) if self._all_indexed(table) else (f"fid IN (SELECT id FROM {rtree})", [])
+        inside, _, params, test = _box_terms(bbox)
+        # the candidates first, as a plain rowid IN: SQLite then starts from the R-tree
+        return (f"(fid IN (SELECT id FROM {rtree} WHERE {_MEETS}) AND (fid IN (SELECT id FROM {rtree} "
+                f"WHERE {inside}) OR gridgeo_intersects(geom, ?, ?)))", [*params["meets"], *params["inside"], *test])
+
+    def bbox_count(self, table, bbox) -> int:
+        """How many rows of ``table`` intersect ``bbox``, counted in its R-tree: the
+        entries inside the box, and of the entries on its edge those shapely finds
+        intersecting (as :meth:`bbox_condition`). A box around the whole layer counts
+        every entry: no row is read."""
+        rtree = q(_rtree_name(table))
+        if self._covers_layer(table, bbox):
+            return int(self.query(f"SELECT COUNT(*) FROM {q(_rtree_name(table) + '_rowid')}")[0][0])
+        inside, edge, params, test = _box_terms(bbox)
+        certain = int(self.query(f"SELECT COUNT(*) FROM {rtree} WHERE {inside}", params["inside"])[0][0])
+        decided = int(self.query(f"SELECT COUNT(*) FROM {q(table)} WHERE fid IN (SELECT id FROM {rtree} "
+                                 f"WHERE {edge}) AND gridgeo_intersects(geom, ?, ?)", [*params["edge"], *test])[0][0])
+        return certain + decided
+
+    def _covers_layer(self, table, bbox) -> bool:
+        """Whether ``bbox`` holds the box of the R-tree's root, and so every row's geometry."""
+        root = _rtree.root_box(self.query, _rtree_name(table))
         minx, miny, maxx, maxy = (float(v) for v in bbox)
-        return (f"fid IN (SELECT id FROM {q(_rtree_name(table))} WHERE maxx >= ? AND minx <= ? "
-                "AND maxy >= ? AND miny <= ?)", [minx, maxx, miny, maxy])
+        return root is None or (minx <= root[0] and root[1] <= maxx and miny <= root[2] and root[3] <= maxy)
+
+    def _all_indexed(self, table) -> bool:
+        """Whether every row of ``table`` is in its R-tree (none has a missing or empty geometry)."""
+        rows = int(self.query(f"SELECT COUNT(*) FROM {q(table)}")[0][0])
+        return rows == int(self.query(f"SELECT COUNT(*) FROM {q(_rtree_name(table) + '_rowid')}")[0][0])
 
     def intersects_condition(self, table, geometry):
         """Rows of ``table`` whose geometry intersects a shapely ``geometry`` (a filter's
@@ -298,6 +334,22 @@ def _connect(path) -> sqlite3.Connection:
 
 def _rtree_name(table: str) -> str:
     return f"rtree_{table}_geom"
+
+
+def _box_terms(bbox):
+    """The R-tree conditions of a query box: ``inside`` (an entry's box lies in it),
+    ``edge`` (an entry's box meets it without lying in it), their parameters, and the
+    parameters of ``gridgeo_intersects`` with the box as a polygon."""
+    minx, miny, maxx, maxy = (float(v) for v in bbox)
+    inside = "minx >= ? AND maxx <= ? AND miny >= ? AND maxy <= ?"
+    edge = f"{_MEETS} AND NOT ({inside})"
+    wkb = shapely.to_wkb(shapely.box(minx, miny, maxx, maxy), byte_order=1, output_dimension=2)
+    box = [minx, maxx, miny, maxy]
+    return inside, edge, {"inside": box, "meets": box, "edge": box + box}, [hashlib.sha1(wkb).hexdigest(), wkb]
+
+
+_MEETS = "maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?"
+"""An R-tree entry's box meets the query box (minx, maxx, miny, maxy)."""
 
 
 # --- GeoPackage geometry blobs ---------------------------------------------------------
