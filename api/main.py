@@ -2,8 +2,8 @@
 
 The whole service is assembled here: the services the endpoints share
 (the store, API keys, caches of derived data), middleware (request log with
-timings, body limit, CORS, compression), the routers, and the mapping of
-domain errors to problem responses.
+timings, body and rate limits from :mod:`api.limits`, CORS, compression), the
+routers, and the mapping of domain errors to problem responses.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import gridgeo
 import gridgeo.store
 from api import problems
 from api.dependencies import base_url, cache_control
+from api.limits import BodyLimit, RateLimit
 from api.routes import analysis, features, figures, imports, pages, plans, tiles
 from api.services import Preparing, Services
 from api.settings import Settings
@@ -69,9 +70,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body, uploads={"/imports": settings.max_upload})
+    app.add_middleware(RateLimit, settings=settings, keys=services.keys)  # before the body is read
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["X-API-Key", "Authorization", "Content-Type", "If-None-Match"])
+                           allow_headers=["X-API-Key", "Authorization", "Content-Type", "If-None-Match"],
+                           expose_headers=["Retry-After"])
     app.add_middleware(RequestLog)
     problems.install(app, DOMAIN_ERRORS)
 
@@ -177,24 +180,6 @@ class RequestLog:
         finally:
             ms = (time.perf_counter() - start) * 1000
             log.info("%s %s %d %.1fms", scope["method"], scope["path"], status["code"], ms)
-
-
-class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` with 413 before reading them
-    (``uploads``: paths that take files, with their own limit)."""
-
-    def __init__(self, app, max_bytes: int, uploads: dict[str, int] | None = None):
-        self.app, self.max_bytes, self.uploads = app, max_bytes, uploads or {}
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            limit = self.uploads.get(scope["path"], self.max_bytes)
-            length = dict(scope["headers"]).get(b"content-length")
-            if length is not None and (not length.isdigit() or int(length) > limit):
-                response = problems.problem_response(413, "Payload Too Large",
-                                                     f"request bodies are limited to {limit} bytes")
-                return await response(scope, receive, send)
-        return await self.app(scope, receive, send)
 
 
 def _landing_html(body: dict) -> str:

@@ -1,41 +1,54 @@
 """Service settings, read from the environment with the prefix ``GRIDGEO_``.
 
-=====================  ==========================================  =====================
-variable               meaning                                     default
-=====================  ==========================================  =====================
-GRIDGEO_STORE          the store: a GeoPackage path or a           ``data/gridgeo.gpkg``
-                       ``postgresql://`` URL
-GRIDGEO_TITLE          title of the landing page                   gridgeo
-GRIDGEO_CORS_ORIGINS   origins allowed by CORS (JSON list)         (none)
-GRIDGEO_KEYS_FILE      API keys (digests only), see api.auth       (none: everyone is
-                                                                   anonymous)
-GRIDGEO_MAX_LIMIT      the largest ``limit`` of a features page    10000
-GRIDGEO_MAX_ASSIGN     the most points one POST /assign takes      100000
-GRIDGEO_MAX_BODY       the largest request body, in bytes          16 MiB
-GRIDGEO_TILE_CACHE     directory for rendered tiles                (memory only)
-GRIDGEO_BASEMAP        XYZ template of a basemap for the map page  (none)
-GRIDGEO_TIANDITU_KEY   天地图 key: the government basemap          (none)
-GRIDGEO_VERSION_TTL    seconds between checks of the data version  1.0
-GRIDGEO_PREPARE        how a new data version's derived data is    background
-                       prepared: ``background`` (a ``gridgeo
-                       prepare`` process; the previous version is
-                       served meanwhile), ``inline`` (in the
-                       request that needs it: small stores,
-                       tests) or ``off`` (run ``gridgeo prepare``
-                       yourself)
-GRIDGEO_PUBLIC_URL     the service's address as clients reach it   (none: links use the
-                       (https://grid.example.gov.cn), for links    request's host, and
-                       and TileJSON                                are not cached by
-                                                                   shared caches)
-GRIDGEO_IMPORTS_DIR    where planners' uploads are kept (shared    (a folder in the
-                       by the service's workers)                   temporary directory)
-GRIDGEO_MAX_UPLOAD     the largest upload, in bytes                200 MiB
-=====================  ==========================================  =====================
+========================  ==========================================  =====================
+variable                  meaning                                     default
+========================  ==========================================  =====================
+GRIDGEO_STORE             the store: a GeoPackage path or a           ``data/gridgeo.gpkg``
+                          ``postgresql://`` URL
+GRIDGEO_TITLE             title of the landing page                   gridgeo
+GRIDGEO_CORS_ORIGINS      origins allowed by CORS (JSON list)         (none)
+GRIDGEO_KEYS_FILE         API keys (digests only), see api.auth       (none: everyone is
+                                                                      anonymous)
+GRIDGEO_MAX_LIMIT         the largest ``limit`` of a features page    10000
+GRIDGEO_MAX_ASSIGN        the most points one POST /assign takes      100000
+GRIDGEO_MAX_BODY          the largest request body, in bytes          16 MiB
+GRIDGEO_TILE_CACHE        directory for rendered tiles                (memory only)
+GRIDGEO_BASEMAP           XYZ template of a basemap for the map page  (none)
+GRIDGEO_TIANDITU_KEY      天地图 key: the government basemap          (none)
+GRIDGEO_VERSION_TTL       seconds between checks of the data version  1.0
+GRIDGEO_PREPARE           how a new data version's derived data is    background
+                          prepared: ``background`` (a ``gridgeo
+                          prepare`` process; the previous version is
+                          served meanwhile), ``inline`` (in the
+                          request that needs it: small stores,
+                          tests) or ``off`` (run ``gridgeo prepare``
+                          yourself)
+GRIDGEO_PUBLIC_URL        the service's address as clients reach it   (none: links use the
+                          (https://grid.example.gov.cn), for links    request's host, and
+                          and TileJSON                                are not cached by
+                                                                      shared caches)
+GRIDGEO_IMPORTS_DIR       where planners' uploads are kept (shared    (a folder in the
+                          by the service's workers)                   temporary directory)
+GRIDGEO_MAX_UPLOAD        the largest upload, in bytes                200 MiB
+GRIDGEO_RATE_ASSIGN       POST /assign per client without an API      ``5/10``: 5 requests
+                          key: ``requests/seconds``, 0 for no limit   in any 10 s
+GRIDGEO_RATE_AREAS        GET /coverage/areas, likewise               ``10/10``
+GRIDGEO_RATE_ITEMS        items requests over a wide area, likewise   ``10/10``
+GRIDGEO_RATE_WIDE_BBOX    an items bbox wider than this (square       0.01 (about 100 km²)
+                          degrees) is a wide one
+GRIDGEO_RATE_WIDE_LIMIT   an items request without a bbox asking      1000
+                          for more features than this is a wide one
+GRIDGEO_TRUSTED_PROXIES   how many proxies in front of the service    0 (the client is the
+                          append to X-Forwarded-For                   peer address)
+========================  ==========================================  =====================
+
+The rate limits (:mod:`api.limits`) are per worker process and leave callers
+with an API key alone.
 """
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -57,7 +70,21 @@ class Settings(BaseSettings):
     basemap_attribution: str = ""
     tianditu_key: str | None = None
     version_ttl: float = 1.0
-    prepare: Literal["background", "inline", "off"] = "background"
     public_url: str | None = None
     imports_dir: str | None = None
     max_upload: int = 200 * 2**20
+    prepare: Literal["background", "inline", "off"] = "background"
+    rate_assign: str = "5/10"
+    rate_areas: str = "10/10"
+    rate_items: str = "10/10"
+    rate_wide_bbox: float = Field(0.01, ge=0)
+    rate_wide_limit: int = Field(1000, ge=0)
+    trusted_proxies: int = Field(0, ge=0, le=10)
+
+    @field_validator("rate_assign", "rate_areas", "rate_items")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from api.limits import Rate
+
+        Rate.parse(value)  # a ValueError names what is wrong, and pydantic the setting
+        return value.strip()

@@ -18,6 +18,14 @@ import gridgeo.derived
 import gridgeo.sample
 import gridgeo.store
 
+RATE_SETTINGS = ("GRIDGEO_RATE_ASSIGN", "GRIDGEO_RATE_AREAS", "GRIDGEO_RATE_ITEMS")
+"""The rate limits (api.limits). The suite asks for /assign, /coverage/areas and wide
+items pages many times from one address, so its services run without them (here, in
+the environment, for the in-process apps and the servers it starts alike);
+tests/test_limits.py turns them on, at their defaults too."""
+for _name in RATE_SETTINGS:
+    os.environ[_name] = "0"
+
 
 @pytest.fixture(scope="session")
 def sample_store(tmp_path_factory, sample) -> Path:
@@ -71,9 +79,10 @@ class Server:
     """``gridgeo serve`` in a child process on a free loopback port."""
 
     def __init__(self, store: str, env: dict | None = None, warm: tuple[str, ...] = ("/stats/grid2",)):
+        """``env``: variables to set, or to unset with None."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        environ = {**os.environ, **(env or {})}
+        environ = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
         # the log goes to a file: a pipe nobody reads would fill up and stall the server
         self.log = tempfile.NamedTemporaryFile("w+", prefix="gridgeo-serve-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
