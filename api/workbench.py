@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import shapely
 
@@ -64,6 +65,11 @@ class Workbench:
         if level not in self.scheme.names:
             raise PlanError("unknown_level", f"no level {level!r}: use one of {list(self.scheme.names)}",
                             f"没有层级 {level!r}：应为 {'、'.join(self.scheme.names)} 之一")
+        if not self.scheme.level(level).full:  # the workbench's blocks are cut from the roads, not plots
+            full = [lv.name for lv in self.scheme.levels if lv.full]
+            raise PlanError("level_not_full", f"the workbench paints a level whose grids cover their parent "
+                            f"({', '.join(full)}); {level} units are plots inside them, not painted from blocks",
+                            f"工作台只能绘制覆盖上级单元的层级（{'、'.join(full)}）；{level} 是其中的地块，不由街块绘制")
         grids = self.published(parent)
         found = grids.loc[grids["code"] == parent, "level"]
         names = self.scheme.names
@@ -97,7 +103,10 @@ class Workbench:
         return self.services.current(f"plan:grids:{parent}", lambda: self.store.read("grids", within=parent))
 
     def layer(self, kind: str, box) -> gpd.GeoDataFrame | None:
-        """A layer's published rows in a box (None when the layer is empty)."""
+        """A layer's published rows in a box (None when the layer is empty, or the box is the
+        bounds of nothing: a unit with no blocks yet)."""
+        if not np.isfinite(box).all():
+            return None
         frame = self.store.read(kind, bbox=tuple(box))
         frame = frame.drop(columns=[c for c in ("revision", "author") if c in frame.columns])
         return frame if len(frame) or self.store.counts().get(kind, 0) else None
@@ -105,6 +114,8 @@ class Workbench:
     def nearest(self, box) -> gpd.GeoDataFrame | None:
         """Every address's walk to its nearest station in a box, from the derived data served
         (None while none is prepared: plans then show no coverage)."""
+        if not np.isfinite(box).all():
+            return None
         try:
             return derived.nearest(self.services, bbox=tuple(box))
         except Preparing:
@@ -121,7 +132,7 @@ class Workbench:
         """The store's plan laid on the blocks of its unit (``attrs["store"]`` says its revision)."""
         info = self.info(plan_id)
         base = self.base(info["parent"], info["levels"])
-        box = base.units.total_bounds
+        box = base.blocks.total_bounds  # the parent's ground: its grids of the level may be none yet
         return gridgeo.plan.from_store(self.store, plan_id, level=base.level,
                                        blocks=base.blocks.drop(columns="grid"),
                                        stations=self.layer("stations", box), coverage=self.nearest(box))

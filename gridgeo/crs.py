@@ -876,7 +876,10 @@ def _frame_to_storage(frame, source, name):
     if _is_earth_crs(crs):  # WGS84 or CGCS2000: relabel, no datum shift
         out = frame.set_crs(STORAGE_CRS, allow_override=True)
     else:
-        out = frame.set_crs(crs, allow_override=True).to_crs(STORAGE_CRS)
+        try:
+            out = frame.set_crs(crs, allow_override=True).to_crs(STORAGE_CRS)
+        except pyproj.exceptions.ProjError as exc:  # a CRS PROJ knows but cannot bring here (Mars 2000)
+            raise CRSError(f"{name}: {crs.name} cannot be transformed to CGCS2000 (EPSG:4490): {exc}") from None
     out.attrs = _mark_system(frame.attrs, "cgcs2000")
     return check_finite(out, name=name, read_as=crs, raw_bounds=raw)
 

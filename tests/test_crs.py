@@ -426,6 +426,9 @@ def test_to_storage_reprojects_and_overrides():
     assert out.geometry.x.iloc[0] == pytest.approx(pt.x, abs=1e-9)
     with pytest.raises(CRSError, match="neither one of"):
         to_storage(mislabelled, source="not a crs")
+    # a CRS PROJ knows but has no way here from (another planet's): a CRSError, not PROJ's own
+    with pytest.raises(CRSError, match="cannot be transformed to CGCS2000"):
+        to_storage(gpd.GeoDataFrame(geometry=[Point(1, 2)]), source="mars2000")
 
 
 def test_to_storage_checks_plausibility_first():

@@ -178,6 +178,17 @@ def test_opening_a_village_gives_its_blocks_once_with_sums_and_no_address(api, z
     assert again["assignment"] == plan["assignment"] and again["revision"] == plan["revision"]
 
 
+def test_a_level_of_plots_is_refused(api, zhang):
+    # level-3 grids are plots inside the level-2 ones, not painted from the road blocks: a 422
+    # with the reason in both languages (it was a 500 before), and no plan left behind
+    before = len(api.get("/plans", headers=zhang).json()["plans"])
+    for parent in (VILLAGE, PARK_VILLAGE):
+        refused = api.post("/plans", json={"name": "地块", "parent": parent, "level": "grid3"}, headers=zhang)
+        assert refused.status_code == 422 and refused.json()["reason"] == "level_not_full", refused.text
+        assert "地块" in refused.json()["message_zh"] and "plots" in refused.json()["message_en"]
+    assert len(api.get("/plans", headers=zhang).json()["plans"]) == before
+
+
 def test_a_suggested_start_is_gridgeos_division_saved_in_the_plan(api, zhang, reference, store_path):
     plan = new_plan(api, zhang, start="suggested")
     expected = gridgeo.plan.suggest_division(reference)
