@@ -3,31 +3,43 @@
 The keys themselves (roles, digests, the keys file) are :mod:`api.keys`, which
 imports no web framework, so that ``gridgeo keys`` does not load the service.
 Clients send a key in the ``X-API-Key`` header or as ``Authorization: Bearer <key>``.
+
+:func:`principal` runs on every route (the app's own dependency): a request
+without a key is anonymous and reads the public data; a key the service does
+not know is refused 401 on every route, so that a mistyped key is never
+silently served as anonymous. An ``Authorization`` header of another scheme
+(a proxy's ``Basic``) is not a key of ours and is left alone.
 """
 
 from __future__ import annotations
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.keys import ANONYMOUS, ROLES, KeyStore, Principal, digest
+from api.problems import app_routes, responses
 
-__all__ = ["ANONYMOUS", "ROLES", "KeyStore", "Principal", "digest", "principal", "require"]
+__all__ = ["ANONYMOUS", "ROLES", "KeyStore", "Principal", "digest", "principal", "require", "document"]
 
 
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key (viewer, planner or admin)")
 _bearer = HTTPBearer(auto_error=False, description="The same API key as a bearer token")
 
+UNKNOWN_KEY = ("服务不认识这个 API 密钥：请核对，或向管理员申请（gridgeo keys add）；公开数据无需密钥 — "
+               "this API key is not known to the service: check it, or ask an administrator for one "
+               "(gridgeo keys add); the public data needs no key")
+
 
 def principal(request: Request, key: str | None = Depends(_api_key),
               bearer: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
-    """The caller: anonymous without a key; an unknown key is refused (401)."""
+    """The caller: anonymous without a key (an empty ``X-API-Key`` is none); a key the
+    service does not know is refused (401)."""
     token = key or (bearer.credentials if bearer else None)
     if not token:
         return ANONYMOUS
     found = request.app.state.services.keys.lookup(token)
     if found is None:
-        raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(401, UNKNOWN_KEY, headers={"WWW-Authenticate": "Bearer"})
     return found
 
 
@@ -41,4 +53,37 @@ def require(role: str):
                                 headers={"WWW-Authenticate": "Bearer"} if status == 401 else None)
         return who
 
+    _check.role = role  # what document() reads
     return _check
+
+
+def document(schema: dict, app: FastAPI) -> dict:
+    """The OpenAPI document's security as the routes apply it (in place).
+
+    FastAPI lists the key schemes on every operation, as if each needed a key;
+    an operation that needs no role also takes none (``{}``, OpenAPI's optional
+    security), and one that needs a role may refuse a lower one (403).
+    """
+    for route in app_routes(app):
+        path, methods, dependant = (getattr(route, name, None) for name in ("path_format", "methods", "dependant"))
+        if path not in schema.get("paths", {}) or not methods or dependant is None:
+            continue
+        role = _required_role(dependant)
+        for method in methods:
+            operation = schema["paths"][path].get(method.lower())
+            if operation is None or "security" not in operation:
+                continue
+            if role is None:
+                operation["security"] = [{}, *[s for s in operation["security"] if s]]
+            else:
+                operation.setdefault("responses", {}).setdefault("403", responses(403)[403])
+    return schema
+
+
+def _required_role(dependant) -> str | None:
+    """The role a route's dependencies require (:func:`require`), or None."""
+    for sub in dependant.dependencies:
+        role = getattr(sub.call, "role", None) or _required_role(sub)
+        if role:
+            return role
+    return None

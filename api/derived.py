@@ -23,6 +23,9 @@ PUBLIC_FIGURES = [
 ]
 """Figures per unit published to everyone: aggregates only."""
 
+CLASSED_FIGURES = [f for f in PUBLIC_FIGURES if f != "band"]
+"""The public figures that are numbers (a flag counts as 0 or 1): what class breaks are made of."""
+
 
 def grids(services) -> gpd.GeoDataFrame:
     """The grids of the version served."""

@@ -13,14 +13,14 @@ import logging
 import time
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse
 
 import gridgeo
 import gridgeo.store
-from api import problems
-from api.dependencies import base_url, cache_control
+from api import auth, dependencies, problems
+from api.dependencies import base_url, cache_control, one_value_each
 from api.limits import BodyLimit, RateLimit
 from api.routes import analysis, features, figures, imports, pages, plans, tiles
 from api.services import Preparing, Services
@@ -65,6 +65,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=settings.description,
         version=gridgeo.__version__,
         lifespan=lifespan,
+        # every route knows its caller, so a key the service does not know is refused everywhere,
+        # and takes each of its single-valued query parameters once
+        dependencies=[Depends(auth.principal), Depends(one_value_each)],
+        responses=problems.responses(401),
     )
     app.state.services = services
     app.state.settings = settings
@@ -127,15 +131,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _openapi(app: FastAPI) -> dict:
-    """FastAPI's OpenAPI document, with every public collection's items path written out
-    with its queryables as query parameters (OGC API - Features Part 3's
-    queryables-query-parameters): clients such as GDAL read a collection's filters from
-    its own path, not from the templated one."""
+    """FastAPI's OpenAPI document, saying what the service does: the errors each
+    operation answers as problem bodies (:func:`api.problems.document`), the key as
+    optional where no role is needed (:func:`api.auth.document`), the parameters that
+    may be sent empty (:func:`api.dependencies.document`), and every public
+    collection's items path written out with its queryables as query parameters (OGC
+    API - Features Part 3's queryables-query-parameters): clients such as GDAL read a
+    collection's filters from its own path, not from the templated one."""
     if app.openapi_schema:
         return app.openapi_schema
     from fastapi.openapi.utils import get_openapi
 
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    problems.document(schema)
+    auth.document(schema, app)
+    dependencies.document(schema)
     template = schema["paths"].get("/collections/{collection_id}/items")
     services = app.state.services
     if template is not None:
@@ -146,12 +156,15 @@ def _openapi(app: FastAPI) -> dict:
             operation["operationId"] = f"items_{collection.id}"
             operation["summary"] = f"{collection.title}: features, filtered by any queryable"
             operation["parameters"] = [p for p in operation["parameters"] if p["name"] != "collection_id"]
+            operation["responses"].pop("404", None)  # the collection is there
             known = {p["name"] for p in operation["parameters"]}
-            types = {"integer": "integer", "real": "number", "boolean": "boolean"}
+            types = {"integer": {"type": "integer", "minimum": -2**63, "maximum": 2**63 - 1},  # the store's integers
+                     "real": {"type": "number"}, "boolean": {"type": "boolean"}}
+            text = {"type": "string", "maxLength": features.VALUE_LENGTH}
             for name, kind in services.store.columns(collection.id).items():
                 if name not in known:
                     operation["parameters"].append({"name": name, "in": "query", "required": False,
-                                                    "schema": {"type": types.get(kind, "string")},
+                                                    "schema": types.get(kind, text),
                                                     "description": f"{name} equals this value (a queryable)"})
             schema["paths"][f"/collections/{collection.id}/items"] = {"get": operation}
     app.openapi_schema = schema

@@ -169,7 +169,7 @@ def test_uploads_are_for_planners_and_parts_must_make_one_shapefile(imports):
     assert imports.post("/imports", files=files, headers=imports.viewer).status_code == 403
     two = [("file", ("a.geojson", b"{}", "application/json")), ("file", ("b.csv", b"x,y\n", "text/csv"))]
     r = imports.post("/imports", files=two, headers=imports.planner)
-    assert r.status_code == 400 and "one shapefile" in r.json()["detail"]
+    assert r.status_code == 422 and "one shapefile" in r.json()["detail"]
     assert imports.get("/imports/0123456789abcdef", headers=imports.planner).status_code == 404
     assert imports.get("/imports/..%2F..%2Fetc", headers=imports.planner).status_code == 404
 

@@ -12,11 +12,15 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
 
 from api_fixture import Server
+
+SCHEMATHESIS = Path(__file__).with_name("schemathesis.toml")
+"""Every check of schemathesis, and what the OpenAPI document cannot tell it (read the reasons there)."""
 
 VILLAGE = "350582106201"
 
@@ -142,23 +146,39 @@ def test_gdal_where_and_owslib_get_the_same_features(server, sample):
     assert sorted(f["id"] for f in items["features"]) == want
 
 
-def test_fuzzing_with_a_planner_key_finds_no_server_error(sample_store, tmp_path):
-    """schemathesis with a planner's key reaches the plan and import routes too: no 5xx."""
+def test_fuzzing_with_a_planner_key_finds_no_server_error(sample_store, sample, tmp_path):
+    """schemathesis with a planner's key, every check, reaches the plan and import routes too:
+    it finds nothing, and the server logs no 5xx."""
     from api.keys import KeyStore
 
     store = tmp_path / "fuzz.gpkg"
     shutil.copy(sample_store, store)
     keys = tmp_path / "keys.json"
     planner = KeyStore(keys).add("模糊测试", "planner")
+    # the shared configuration, and real villages to start plans of now and then, so that the
+    # fuzzing gets past "no such unit" into the plans (edits, saves, exports, publishes)
+    villages = sorted(sample.grids.loc[sample.grids["level"] == "village", "code"])[:4]
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(SCHEMATHESIS.read_text("utf-8") + f"""
+[dictionaries.villages]
+values = {json.dumps(villages)}
+
+[parameters]
+"body.parent" = {{ dictionary = "villages", probability = 0.6 }}
+""", "utf-8")
     server = Server(str(store), env={"GRIDGEO_KEYS_FILE": str(keys), "GRIDGEO_IMPORTS_DIR": str(tmp_path / "up")})
     try:
         res = subprocess.run(
-            ["schemathesis", "run", f"{server.url}/openapi.json", "--checks", "not_a_server_error",
+            ["schemathesis", "--config-file", str(config), "run", f"{server.url}/openapi.json",
              "--max-examples", "5", "--request-timeout", "120", "--suppress-health-check", "all",
              "-H", f"X-API-Key: {planner}", "--report", "junit", "--report-dir", str(tmp_path)],
             capture_output=True, text=True, timeout=1500, cwd=tmp_path,
             env={**os.environ, "PATH": f"{sys.prefix}/bin:{os.environ['PATH']}"})
     finally:
         log = server.stop()
-    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:] + log[-3000:]
+    assert res.returncode == 0, res.stdout[-6000:] + res.stderr[-2000:] + log[-3000:]
+    generated = re.search(r"(\d+) generated, (\d+) passed", res.stdout)
+    assert generated and generated.group(1) == generated.group(2), res.stdout[-3000:]
+    print("schemathesis:", re.search(r"\d+ generated, .*", res.stdout).group(0))  # the figures, with -rP
+    assert re.search(r'"POST /plans HTTP/1.1" 201', log), "no plan was started: the fuzzing never reached the plans"
     assert not re.search(r'" 5\d\d ', log), log[-3000:]

@@ -178,7 +178,11 @@ def test_opening_a_village_gives_its_blocks_once_with_sums_and_no_address(api, z
     assert again["assignment"] == plan["assignment"] and again["revision"] == plan["revision"]
 
 
-def test_a_level_of_plots_is_refused(api, zhang):
+def test_a_new_plan_is_at_its_location_and_a_level_of_plots_is_refused(api, zhang):
+    r = api.post("/plans", json={"name": "测试方案", "parent": VILLAGE}, headers=zhang)
+    assert r.status_code == 201
+    assert r.headers["location"].endswith(f"/plans/{r.json()['plan']['id']}")
+    assert api.get(r.headers["location"], headers=zhang).json()["plan"] == r.json()["plan"]
     # level-3 grids are plots inside the level-2 ones, not painted from the road blocks: a 422
     # with the reason in both languages (it was a 500 before), and no plan left behind
     before = len(api.get("/plans", headers=zhang).json()["plans"])

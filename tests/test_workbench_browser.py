@@ -203,6 +203,22 @@ def households(state) -> dict[str, int]:
 # --- the workbench --------------------------------------------------------------------------------
 
 
+def test_a_key_the_service_does_not_know_is_refused_and_another_is_asked_for(open_bench, bench):
+    """The page reads the public data without the key, so a mistyped key does not stop it; the
+    service refuses that key (401 on every path, never served as anonymous), and the page says
+    so and asks for another."""
+    page, watch = open_bench("gg_mistyped")
+    watch.expect(401, "/plans")
+    assert page.locator("#key-box").is_visible()
+    assert "服务不认识" in page.locator("#message-text").inner_text()
+    assert page.locator("#villages, .leaflet-interactive").count() > 0  # the map of villages is there
+    page.fill("#key", bench.keys["zhang"])
+    page.locator("#key-form").evaluate("form => form.requestSubmit()")
+    page.wait_for_function("document.getElementById('key-box').hidden", timeout=30_000)
+    settle(page)
+    assert page.locator("#message").is_hidden()
+
+
 def test_open_a_village_and_paint_a_block_into_its_neighbour(open_bench, bench, reference, adjacency):
     page, watch = open_bench(bench.keys["zhang"])
     screenshot(page, "workbench-start.png")

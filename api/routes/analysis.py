@@ -20,23 +20,26 @@ import gridgeo
 from api import derived
 from api.auth import Principal, principal
 from api.dependencies import minutes as minutes_param
-from api.dependencies import optional_level
+from api.dependencies import optional_level, station_kinds
 from api.encode import dumps, feature_collection, records
-from api.problems import Problem
+from api.problems import Problem, responses
 from api.services import Preparing
-from gridgeo.schema import STATION_KINDS
 
 MIN_PUBLIC_ADDRESSES = 3
 """An area left out of a circle is shown to anonymous callers only when it
 holds at least this many addresses (a lone house is not published)."""
 
 
+Coordinate = Annotated[float, Field(allow_inf_nan=False)]
+Pair = Annotated[list[Coordinate], Field(min_length=2, max_length=2)]
+
+
 class AssignRequest(BaseModel):
     """Points to place: ``[[lon, lat], ...]`` in ``crs``, with optional ids."""
 
-    points: list[list[float]] = Field(..., description="[[lon, lat], ...] (longitude first)",
-                                      examples=[[[118.47, 24.80], [118.45, 24.78]]])
-    ids: list[str] | None = Field(None, description="One id per point, echoed back")
+    points: list[Pair] = Field(..., description="[[lon, lat], ...] (longitude first)",
+                               examples=[[[118.47, 24.80], [118.45, 24.78]]])
+    ids: list[str] | None = Field(None, description="One id per point, echoed back (as many as there are points)")
     crs: str = Field("wgs84", description="wgs84, cgcs2000, gcj02 (Amap, Tencent), bd09 (Baidu) or an EPSG code")
     tolerance_m: float = Field(0.0, ge=0, le=1000, description="Snap points up to this far outside to a unit")
 
@@ -44,7 +47,8 @@ class AssignRequest(BaseModel):
 def router() -> APIRouter:
     r = APIRouter(tags=["analysis"])
 
-    @r.get("/coverage", summary="Walking-distance coverage per unit, and the areas left out")
+    @r.get("/coverage", summary="Walking-distance coverage per unit, and the areas left out",
+           responses=responses(404))
     def coverage(request: Request, minutes: int = Depends(minutes_param), level: str = Depends(optional_level),
                  parent: Annotated[str | None, Query(description="Only the children of this unit")] = None,
                  who: Principal = Depends(principal)):
@@ -65,12 +69,9 @@ def router() -> APIRouter:
                 "uncovered": feature_collection(areas, ["addresses", "households", "population", "nearest_m"])}
 
     @r.get("/coverage/areas", summary="Service areas (isochrones) of the stations for a life circle",
-           response_class=Response, responses={200: {"content": {"application/geo+json": {}}}})
+           response_class=Response, responses={200: {"content": {"application/geo+json": {}}}, **responses(404)})
     def areas(request: Request, minutes: int = Depends(minutes_param),
-              kind: Annotated[list[str] | None, Query(description="Station kinds (default all)")] = None):
-        unknown = sorted(set(kind or []) - set(STATION_KINDS))
-        if unknown:
-            raise Problem(400, "Bad Request", f"unknown station kinds {unknown}: use {list(STATION_KINDS)}")
+              kind: list[str] | None = Depends(station_kinds)):
         services = request.app.state.services
         found = derived.service_areas(services)
         if found is None and "service_areas" in services.kept.pending():
@@ -84,24 +85,23 @@ def router() -> APIRouter:
         body = feature_collection(chosen, ["station_id", "name", "kind", "circle", "distance_m"])
         return Response(dumps(body), media_type="application/geo+json")
 
-    @r.post("/assign", summary="Codes at every level for a batch of points")
+    @r.post("/assign", summary="Codes at every level for a batch of points", responses=responses(422))
     def assign(body: AssignRequest, request: Request):
         services = request.app.state.services
         limit = services.settings.max_assign
         if len(body.points) > limit:
             raise Problem(413, "Payload Too Large", f"at most {limit} points per request, got {len(body.points)}")
         if body.ids is not None and len(body.ids) != len(body.points):
-            raise Problem(400, "Bad Request", f"{len(body.ids)} ids for {len(body.points)} points")
-        bad = [i for i, p in enumerate(body.points) if len(p) != 2]
-        if bad:
-            raise Problem(400, "Bad Request", f"points must be [lon, lat] pairs; points {bad[:5]} are not")
+            raise Problem(422, "Unprocessable Content", f"{len(body.ids)} 个编号对应 {len(body.points)} 个点：每点一个编号，"
+                          f"或不给编号 — {len(body.ids)} ids for {len(body.points)} points: give one id per point, "
+                          "or none")
         xy = np.array(body.points, dtype=float).reshape(-1, 2)
         frame = pd.DataFrame({"lon": xy[:, 0], "lat": xy[:, 1]})
         try:
             result = gridgeo.assign(frame, derived.index(services), crs=body.crs, lon="lon", lat="lat",
                                     tolerance_m=body.tolerance_m, name="request body")
-        except gridgeo.crs.CRSError as exc:
-            raise Problem(400, "Bad Request", str(exc)) from None
+        except gridgeo.crs.CRSError as exc:  # a name the document cannot list: any CRS PROJ knows is taken
+            raise Problem(422, "Unprocessable Content", f"crs 不是 gridgeo 能转换的坐标系 — {exc}") from None
         levels = [lv for lv in services.store.scheme.names if lv in result.columns]
         out = []
         for i, row in enumerate(result.astype(object).where(result.notna(), None).to_dict("records")):

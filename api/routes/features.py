@@ -29,10 +29,10 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from api.auth import Principal, principal
-from api.dependencies import base_url
+from api.dependencies import base_url, one_of
 from api.encode import dumps, feature_collection
 from api.html import page, wants_html
-from api.problems import Problem
+from api.problems import Problem, responses
 from gridgeo import crs as gcrs
 from gridgeo.schema import DEFAULT_SCHEME, CodeScheme
 from gridgeo.store import FILTER_CONFORMANCE, FilterError
@@ -50,6 +50,12 @@ _ALIASES = {"crs84": CRS84, "epsg:4490": EPSG4490, "4490": EPSG4490, "cgcs2000":
             "epsg:4326": EPSG4326, "4326": EPSG4326, "gcj02": GCJ02, "gcj-02": GCJ02, "bd09": BD09, "bd-09": BD09}
 _SYSTEMS = {GCJ02: "gcj02", BD09: "bd09"}
 _LONLAT_FILTER_CRS = {CRS84, EPSG4490, EPSG4326}
+CRS_NAMES = [*SUPPORTED_CRS, *_ALIASES]
+"""What a ``crs`` or ``bbox-crs`` may be: a supported CRS's URI or one of its short names
+(given in any case); empty is the same as not given (CRS84)."""
+FILTER_CRS_NAMES = [name for name in CRS_NAMES if (name if name in SUPPORTED_CRS else _ALIASES[name])
+                    in _LONLAT_FILTER_CRS]
+"""What a ``filter-crs`` may be: a longitude/latitude CRS."""
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -67,10 +73,38 @@ ITEM_PARAMETERS = {"bbox", "bbox-crs", "limit", "offset", "crs", "datetime", "fi
                    "filter-crs", "sortby", "properties", "f"}
 """The query parameters of /items besides the queryables; any other is refused."""
 
+MAX_TARGET = 65_535
+"""The longest request target (path and query) the HTTP server reads (uvicorn's httptools
+parser): past it the client gets the server's own plain-text 400, never this service's
+answer. The longest values below keep every request the OpenAPI document allows within
+it, a character taking up to 12 bytes percent-encoded (four UTF-8 bytes)."""
+FILTER_LENGTH = 3000
+"""The longest CQL2 filter, in characters (a polygon of about a hundred vertices)."""
+LIST_LENGTH = 300
+"""The longest ``sortby`` or ``properties``."""
+VALUE_LENGTH = 100
+"""The longest ``bbox``, ``datetime`` or value of a queryable."""
+
 
 GEOJSON = "application/geo+json"
 
 Format = Annotated[Literal["json", "geojson", "html"] | None, Query(description="json (default) or html")]
+
+HTML = {200: {"content": {"text/html": {}}}}
+"""A JSON resource that is also a page for people (``f=html``)."""
+NOT_FOUND = responses(404)
+
+
+class SchemaResponse(JSONResponse):
+    """A JSON Schema document (the queryables)."""
+
+    media_type = "application/schema+json"
+
+
+def _crs_parameter(names: list[str], description: str, alias: str | None = None):
+    """A CRS query parameter: one of ``names`` (empty or absent: CRS84)."""
+    return Query(alias=alias, description=description + ": a CRS URI or a short name (any case); empty or "
+                 "absent: CRS84", json_schema_extra=one_of(["", *names]))
 
 
 class Collection:
@@ -118,7 +152,7 @@ FILTER_NAMES = sorted({f for c in COLLECTIONS.values() for f in c.filters})
 def router() -> APIRouter:
     r = APIRouter(tags=["OGC API - Features"])
 
-    @r.get("/conformance", summary="The OGC conformance classes the service implements")
+    @r.get("/conformance", summary="The OGC conformance classes the service implements", responses=HTML)
     def conformance(request: Request, f: Format = None):
         if wants_html(request, f):
             return _html(request, "collections.html", "符合性 Conformance",
@@ -127,7 +161,7 @@ def router() -> APIRouter:
                                       for c in CONFORMANCE])
         return {"conformsTo": CONFORMANCE}
 
-    @r.get("/collections", summary="The collections the caller may read")
+    @r.get("/collections", summary="The collections the caller may read", responses=HTML)
     def collections(request: Request, f: Format = None, who: Principal = Depends(principal)):
         services = request.app.state.services
         visible = [c for c in collections_for(services.store.scheme).values() if who.has(c.role)]
@@ -141,7 +175,7 @@ def router() -> APIRouter:
                           _link(request, "/collections", "alternate", "text/html", f="html")],
                 "collections": docs, "crs": SUPPORTED_CRS}
 
-    @r.get("/collections/{collection_id}", summary="One collection")
+    @r.get("/collections/{collection_id}", summary="One collection", responses={**NOT_FOUND, **HTML})
     def collection(collection_id: str, request: Request, f: Format = None, who: Principal = Depends(principal)):
         services = request.app.state.services
         c = _visible(collection_id, who, request)
@@ -153,7 +187,8 @@ def router() -> APIRouter:
                          queryables_href=f"/collections/{c.id}/queryables")
         return doc
 
-    @r.get("/collections/{collection_id}/queryables", summary="The properties items can be filtered by")
+    @r.get("/collections/{collection_id}/queryables", summary="The properties items can be filtered by",
+           response_class=SchemaResponse, responses=NOT_FOUND)
     def queryables(collection_id: str, request: Request, who: Principal = Depends(principal)):
         c = _visible(collection_id, who, request)
         types = {"integer": "integer", "real": "number", "boolean": "boolean"}
@@ -171,31 +206,32 @@ def router() -> APIRouter:
             "title": c.title,
             "properties": props,
             "additionalProperties": False,
-        }, media_type="application/schema+json")
+        }, media_type=SchemaResponse.media_type)
 
-    @r.api_route("/collections/{collection_id}/items", methods=["GET", "HEAD"],
-                 summary="Features of a collection, a page at a time",
-                 response_class=Response, responses={200: {"content": {GEOJSON: {}, "text/html": {}}}})
+    @_get_and_head(r, "/collections/{collection_id}/items", summary="Features of a collection, a page at a time",
+                   response_class=Response, responses={200: {"content": {GEOJSON: {}, "text/html": {}}}, **NOT_FOUND})
     def items(
         collection_id: str,
         request: Request,
-        bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy (CRS84 unless bbox-crs says)")] = None,
-        bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
+        bbox: Annotated[str | None, Query(max_length=VALUE_LENGTH,
+                                          description="minx,miny,maxx,maxy (CRS84 unless bbox-crs says)")] = None,
+        bbox_crs: Annotated[str | None, _crs_parameter(CRS_NAMES, "The CRS of bbox", "bbox-crs")] = None,
         limit: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="Features per page")] = None,
         offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
-        crs: Annotated[str | None, Query(description="Output CRS: " + ", ".join(SUPPORTED_CRS))] = None,
-        datetime_: Annotated[str | None, Query(alias="datetime", description="An instant or an interval "
-                                               "start/end (RFC 3339, '..' for open), on reported_at")] = None,
-        filter_: Annotated[str | None, Query(alias="filter", max_length=20_000,
+        crs: Annotated[str | None, _crs_parameter(CRS_NAMES, "Output CRS")] = None,
+        datetime_: Annotated[str | None, Query(alias="datetime", max_length=VALUE_LENGTH,
+                                               description="An instant or an interval start/end (RFC 3339, "
+                                                           "'..' for open), on reported_at")] = None,
+        filter_: Annotated[str | None, Query(alias="filter", max_length=FILTER_LENGTH,
                                              description="A CQL2 filter (OGC API - Features Part 3) on the "
                                                          "queryables, e.g. parent='350582106201'")] = None,
         filter_lang: Annotated[Literal["cql2-text", "cql2-json"] | None, Query(alias="filter-lang")] = None,
-        filter_crs: Annotated[str | None, Query(alias="filter-crs", description="The CRS of geometries in the "
-                                                                                "filter: CRS84 (default)")] = None,
-        sortby: Annotated[str | None, Query(max_length=1000, description="Properties to sort by, comma-separated, "
-                                                                         "'-' for descending: -households,code")] = None,
-        properties: Annotated[str | None, Query(max_length=2000, description="The properties to return, "
-                                                                             "comma-separated")] = None,
+        filter_crs: Annotated[str | None, _crs_parameter(FILTER_CRS_NAMES, "The CRS of geometries in the filter",
+                                                         "filter-crs")] = None,
+        sortby: Annotated[str | None, Query(max_length=LIST_LENGTH, description="Properties to sort by, "
+                                            "comma-separated, '-' for descending: -households,code")] = None,
+        properties: Annotated[str | None, Query(max_length=LIST_LENGTH,
+                                                description="The properties to return, comma-separated")] = None,
         f: Format = None,
         who: Principal = Depends(principal),
     ):
@@ -209,9 +245,12 @@ def router() -> APIRouter:
             raise Problem(400, "Bad Request", f"unknown query parameter(s) {unknown}: {c.id} takes "
                           f"{sorted(ITEM_PARAMETERS)} and its queryables {sorted(available)}")
         where = {k: v for k, v in request.query_params.items() if k in available}
+        long = sorted(k for k, v in where.items() if len(v) > VALUE_LENGTH)
+        if long:
+            raise Problem(400, "Bad Request", f"{long}: a queryable's value is at most {VALUE_LENGTH} characters")
         if datetime_ and c.temporal:
             where[c.temporal] = _interval(datetime_)
-        if filter_crs is not None and _crs(filter_crs, "filter-crs") not in _LONLAT_FILTER_CRS:
+        if filter_crs and _crs(filter_crs, "filter-crs") not in _LONLAT_FILTER_CRS:
             raise Problem(400, "Bad Request", f"filter-crs {filter_crs!r}: geometries in a filter are "
                           "longitude/latitude (CRS84, EPSG:4326 or EPSG:4490)")
         if filter_lang is not None and filter_ is None:
@@ -220,7 +259,8 @@ def router() -> APIRouter:
         if limit > settings.max_limit:
             limit = settings.max_limit  # OGC: the server may serve fewer than asked
         out_crs = _crs(crs, "crs")
-        box = _bbox(bbox, _crs(bbox_crs, "bbox-crs")) if bbox else None
+        box_crs = _crs(bbox_crs, "bbox-crs")  # checked with a bbox or without: a CRS we do not know is refused
+        box = _bbox(bbox, box_crs) if bbox else None
         order = _list(sortby, "sortby", available, signed=True)
         chosen = _list(properties, "properties", available)
         key = _key(c.id, store)
@@ -259,11 +299,11 @@ def router() -> APIRouter:
                          [link["rel"]]} for link in body["links"] if link["rel"] in ("next", "prev")])
         return _geojson(body, out_crs, services.data_version, head=request.method == "HEAD")
 
-    @r.api_route("/collections/{collection_id}/items/{feature_id}", methods=["GET", "HEAD"], summary="One feature",
-                 response_class=Response, responses={200: {"content": {GEOJSON: {}, "text/html": {}}}})
+    @_get_and_head(r, "/collections/{collection_id}/items/{feature_id}", summary="One feature",
+                   response_class=Response, responses={200: {"content": {GEOJSON: {}, "text/html": {}}}, **NOT_FOUND})
     def item(collection_id: str, request: Request,
              feature_id: Annotated[str, Path(max_length=200, description="The feature's id")],
-             crs: Annotated[str | None, Query(description="Output CRS")] = None,
+             crs: Annotated[str | None, _crs_parameter(CRS_NAMES, "Output CRS")] = None,
              f: Format = None, who: Principal = Depends(principal)):
         services = request.app.state.services
         c = _visible(collection_id, who, request)
@@ -293,6 +333,18 @@ def router() -> APIRouter:
 
 
 # --- helpers -----------------------------------------------------------------------
+
+
+def _get_and_head(r: APIRouter, path: str, **options):
+    """Register a function as GET and as HEAD of ``path``: two routes, so that each
+    operation of the OpenAPI document has an id of its own."""
+
+    def register(endpoint):
+        for method in ("GET", "HEAD"):
+            r.add_api_route(path, endpoint, methods=[method], **options)
+        return endpoint
+
+    return register
 
 
 def _visible(collection_id: str, who: Principal, request: Request) -> Collection:
@@ -355,7 +407,8 @@ def _interval(text: str):
 
 
 def _crs(value: str | None, parameter: str) -> str:
-    if value is None:
+    """A CRS parameter's URI (None or empty: CRS84)."""
+    if not value:
         return CRS84
     if value in SUPPORTED_CRS:
         return value

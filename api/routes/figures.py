@@ -14,9 +14,9 @@ import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request
 
 from api import derived
-from api.dependencies import grid_level
+from api.dependencies import days, event_categories, grid_level
 from api.encode import records
-from api.problems import Problem
+from api.problems import Problem, responses
 from gridgeo import stats
 from gridgeo.schema import EVENT_CATEGORIES, STATION_KINDS
 
@@ -28,10 +28,14 @@ SCHEMES = {
 }
 
 
+NOT_FOUND = responses(404)
+
+
 def router() -> APIRouter:
     r = APIRouter(tags=["figures"])
 
-    @r.get("/stats/unit/{code}", summary="One unit: figures, parent chain (breadcrumbs) and children")
+    @r.get("/stats/unit/{code}", summary="One unit: figures, parent chain (breadcrumbs) and children",
+           responses=NOT_FOUND)
     def unit(code: str, request: Request):
         services = request.app.state.services
         figures = derived.public_figures(services)
@@ -54,7 +58,7 @@ def router() -> APIRouter:
             "child_level": scheme.child_level(level),
         }
 
-    @r.get("/stats/{level}", summary="Figures of every unit of a level")
+    @r.get("/stats/{level}", summary="Figures of every unit of a level", responses=NOT_FOUND)
     def level_figures(request: Request, level: str = Depends(grid_level),
                       parent: Annotated[str | None, Query(description="Only the children of this unit")] = None):
         figures = derived.public_figures(request.app.state.services)
@@ -63,17 +67,22 @@ def router() -> APIRouter:
             chosen = chosen[chosen["parent"] == parent]
         return {"level": level, "count": len(chosen), "units": records(chosen)}
 
-    @r.get("/stats/{level}/breaks", summary="Class breaks of a figure (mapclassify), for a choropleth")
+    @r.get("/stats/{level}/breaks", summary="Class breaks of a figure (mapclassify), for a choropleth",
+           responses=NOT_FOUND)
     def breaks(request: Request, level: str = Depends(grid_level),
-               field: Annotated[str, Query(description="A numeric figure, e.g. households")] = "households",
+               field: Annotated[str, Query(description="A numeric figure, e.g. households",
+                                           json_schema_extra={"enum": derived.CLASSED_FIGURES})] = "households",
                k: Annotated[int, Query(ge=2, le=9)] = 5,
                scheme: Literal["quantiles", "natural_breaks", "fisher_jenks", "equal_interval"] = "quantiles"):
         import mapclassify
 
+        if field not in derived.CLASSED_FIGURES:
+            raise Problem(400, "Bad Request", f"field {field!r} 不是数值指标 — is not a numeric figure: use one of "
+                          f"{derived.CLASSED_FIGURES}")
         figures = derived.public_figures(request.app.state.services)
-        if field not in figures.columns or not pd.api.types.is_numeric_dtype(figures[field]):
-            numeric = [c for c in figures.columns if pd.api.types.is_numeric_dtype(figures[c])]
-            raise Problem(400, "Bad Request", f"{field!r} is not a numeric figure: use one of {numeric}")
+        if field not in figures.columns:  # coverage shares need stations and addresses in the store
+            raise Problem(404, "Not Found", f"本库没有指标 {field!r} — the store's data gives no figure {field!r}: "
+                          f"it has {[c for c in derived.CLASSED_FIGURES if c in figures.columns]}")
         values = pd.to_numeric(figures.loc[figures["level"] == level, field], errors="coerce").dropna()
         values = values[np.isfinite(values.to_numpy(dtype=float))]
         if values.empty:
@@ -86,7 +95,8 @@ def router() -> APIRouter:
         return {"level": level, "field": field, "scheme": scheme, "min": float(values.min()),
                 "bins": [float(b) for b in classifier.bins], "counts": [int(c) for c in classifier.counts]}
 
-    @r.get("/stats/{level}/balance", summary="How even the units of a level are (households)")
+    @r.get("/stats/{level}/balance", summary="How even the units of a level are (households)",
+           responses=NOT_FOUND)
     def level_balance(request: Request, level: str = Depends(grid_level)):
         f = derived.figures(request.app.state.services)
         table = stats.balance(f, scheme=request.app.state.services.store.scheme)
@@ -111,14 +121,10 @@ def router() -> APIRouter:
                                                                found["parent"])]}
 
     @r.get("/events/heat", summary="Event counts on a square grid of cells (an aggregate heat map)")
-    def events_heat(request: Request,
-                    category: Annotated[list[str] | None, Query(description="Event categories")] = None,
-                    start: Annotated[date | None, Query(alias="from", description="First day (inclusive)")] = None,
-                    end: Annotated[date | None, Query(alias="to", description="Last day (exclusive)")] = None,
+    def events_heat(request: Request, category: list[str] | None = Depends(event_categories),
+                    span: tuple[date | None, date | None] = Depends(days),
                     cell: Annotated[float, Query(ge=50, le=2000, description="Cell size in metres")] = 100.0):
-        unknown = sorted(set(category or []) - set(EVENT_CATEGORIES))
-        if unknown:
-            raise Problem(400, "Bad Request", f"unknown categories {unknown}: use {list(EVENT_CATEGORIES)}")
+        start, end = span
         cells = derived.events_heat(request.app.state.services, category=category, start=start, end=end,
                                     cell_m=cell)
         return {"cell_m": cell, "cells": cells, "max": max((c[2] for c in cells), default=0)}

@@ -14,6 +14,11 @@
 The uploaded files are kept under ``GRIDGEO_IMPORTS_DIR`` (by default a
 folder in the system's temporary directory), so that every worker of the
 service reads the same upload.
+
+A request that fits the OpenAPI document but whose file or mapping gridgeo
+cannot use (not a layer, parts of several shapefiles, a mapping that is not
+one or does not fit the file) is refused 422 with gridgeo's reason; 400 is
+for a request that does not fit the document.
 """
 
 from __future__ import annotations
@@ -31,11 +36,16 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from api.auth import Principal, require
+from api.dependencies import base_url
 from api.encode import feature_collection, plain
-from api.problems import Problem
+from api.problems import Problem, responses
 from gridgeo import intake
 
 PLANNER = require("planner")
+UNUSABLE = responses(422)
+"""An upload or a mapping gridgeo cannot use."""
+CREATED = {201: {"headers": {"Location": {"description": "The upload's report: /imports/{id}",
+                                          "schema": {"type": "string"}}}}}
 _ID = re.compile(r"^[0-9a-f]{16}$")
 _MAX_UNITS_DRAWN = 5000
 _KEEP = 50  # uploads kept; older ones are removed
@@ -61,9 +71,9 @@ def router() -> APIRouter:
     r = APIRouter(tags=["imports"])
 
     @r.post("/imports", status_code=201, summary="Upload a file and check it against the store (nothing is "
-                                                 "changed)")
-    async def upload(request: Request, file: list[UploadFile] = File(..., description="The file, or the parts "
-                                                                                      "of a shapefile"),
+                                                 "changed)", responses={**CREATED, **UNUSABLE})
+    async def upload(request: Request,
+                     file: list[UploadFile] = File(..., min_length=1, description="The file, or the parts of a shapefile"),
                      kind: str | None = Form(None, max_length=64), crs: str | None = Form(None, max_length=200),
                      mapping: str | None = Form(None, max_length=100_000),
                      scope: Literal["parents", "level"] = Form("parents"), who: Principal = Depends(PLANNER)):
@@ -71,7 +81,8 @@ def router() -> APIRouter:
         try:
             options = Check(kind=kind, crs=crs, scope=scope, **_mapping_fields(mapping))
         except ValidationError as exc:
-            raise Problem(400, "Bad Request", f"the mapping does not fit: {exc.errors()[0]['msg']}") from None
+            raise Problem(422, "Unprocessable Content", f"对照表不合适 — the mapping does not fit: "
+                          f"{exc.errors()[0]['msg']}") from None
         folder = _new_folder(services.settings)
         try:
             source = await _save(folder, file, services.settings.max_upload)
@@ -79,19 +90,22 @@ def router() -> APIRouter:
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        return JSONResponse(_report(services, folder, options), status_code=201)
+        return JSONResponse(_report(services, folder, options), status_code=201,
+                            headers={"Location": f"{base_url(request)}/imports/{folder.name}"})
 
-    @r.get("/imports/{import_id}", summary="The report of an upload")
+    @r.get("/imports/{import_id}", summary="The report of an upload", responses={**responses(404), **UNUSABLE})
     def report(import_id: str, request: Request, who: Principal = Depends(PLANNER)):
         services = request.app.state.services
         return JSONResponse(_report(services, _folder(services.settings, import_id), None))
 
-    @r.post("/imports/{import_id}/check", summary="Check the upload again with an edited mapping")
+    @r.post("/imports/{import_id}/check", summary="Check the upload again with an edited mapping",
+            responses={**responses(404), **UNUSABLE})
     def check(import_id: str, body: Check, request: Request, who: Principal = Depends(PLANNER)):
         services = request.app.state.services
         return JSONResponse(_report(services, _folder(services.settings, import_id), body))
 
-    @r.post("/imports/{import_id}/plans", status_code=201, summary="Open the upload's grids as draft plans")
+    @r.post("/imports/{import_id}/plans", status_code=201, summary="Open the upload's grids as draft plans",
+            responses=responses(404, 422))
     def plans(import_id: str, body: Drafts, request: Request, who: Principal = Depends(PLANNER)):
         services = request.app.state.services
         folder = _folder(services.settings, import_id)
@@ -139,7 +153,8 @@ async def _save(folder: Path, files: list[UploadFile], limit: int) -> str:
     for part in files:
         name = Path(part.filename or "upload").name
         if not name or name.startswith("."):
-            raise Problem(400, "Bad Request", f"an uploaded file needs a name, got {part.filename!r}")
+            raise Problem(422, "Unprocessable Content", f"上传的文件需要文件名 — an uploaded file needs a name, "
+                          f"got {part.filename!r}")
         with open(folder / name, "wb") as out:
             while chunk := await part.read(1 << 20):
                 total += len(chunk)
@@ -152,8 +167,9 @@ async def _save(folder: Path, files: list[UploadFile], limit: int) -> str:
     shp = [n for n in names if n.lower().endswith(".shp")]
     stems = {Path(n).stem.lower() for n in names}
     if len(shp) != 1 or len(stems) != 1:
-        raise Problem(400, "Bad Request", f"several files are the parts of one shapefile (.shp, .dbf, .shx, .prj, "
-                                          f".cpg of one name); got {names}: upload one file, or a zip")
+        raise Problem(422, "Unprocessable Content", f"多个文件须是同一个 shapefile 的各部分 — several files are the "
+                      f"parts of one shapefile (.shp, .dbf, .shx, .prj, .cpg of one name); got {names}: upload one "
+                      "file, or a zip")
     return shp[0]
 
 
@@ -168,7 +184,8 @@ def _mapping_fields(text: str | None) -> dict:
     try:
         given = intake.Mapping.from_dict(json.loads(text)).to_dict()
     except (ValueError, TypeError) as exc:
-        raise Problem(400, "Bad Request", f"mapping is not a gridgeo mapping (JSON): {exc}") from None
+        raise Problem(422, "Unprocessable Content", f"mapping 不是 gridgeo 的对照表（JSON）— mapping is not a gridgeo "
+                      f"mapping (JSON): {exc}") from None
     return {k: v for k, v in given.items() if k in Check.model_fields and k != "kind"} | (
         {"kind": given["kind"]} if "kind" in given else {})
 
@@ -181,8 +198,8 @@ def _inspected(services, folder: Path, options: Check):
                               values=options.values or None, crs=options.crs, lon=options.lon, lat=options.lat,
                               location=options.location, layer=options.layer, store=services.store,
                               scope=options.scope, name=request["source"])
-    except ValueError as exc:
-        raise Problem(400, "Bad Request", str(exc)) from None
+    except ValueError as exc:  # gridgeo.intake's reason, in both languages where it gives them
+        raise Problem(422, "Unprocessable Content", str(exc)) from None
 
 
 def _report(services, folder: Path, options: Check | None) -> dict:

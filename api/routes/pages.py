@@ -25,7 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from api import derived
 from api.dependencies import grid_level, path_minutes
 from api.encode import dumps, feature_collection, plain
-from api.problems import Problem
+from api.problems import Problem, responses
 from gridgeo import stats
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -74,12 +74,13 @@ def router() -> APIRouter:
         data = services.derived("map:config", lambda kept: _data_config(services, kept))
         return JSONResponse({"basemap": basemap, "title": settings.title, **data})
 
-    @r.get("/map/labels/{level}.json", summary="Where the map writes each unit's name: [[lat, lon, code, name]]")
+    @r.get("/map/labels/{level}.json", summary="Where the map writes each unit's name: [[lat, lon, code, name]]",
+           responses=responses(404))
     def labels(request: Request, level: str = Depends(grid_level)):
         return {"level": level, "labels": derived.labels(request.app.state.services, level)}
 
     @r.get("/map/served/{minutes}.json", summary="The ground a life circle serves (all stations, dissolved)",
-           response_class=Response, responses={200: {"content": {"application/geo+json": {}}}})
+           response_class=Response, responses={200: {"content": {"application/geo+json": {}}}, **responses(404)})
     def served(request: Request, minutes: int = Depends(path_minutes)):
         services = request.app.state.services
 

@@ -41,10 +41,20 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from api.auth import Principal, require
-from api.dependencies import PlanId
-from api.workbench import Workbench
+from api.dependencies import PlanId, base_url
+from api.problems import responses
+from api.workbench import EXPORTS, Workbench
 
 PLANNER = require("planner")
+REFUSED = responses(404, 422)
+"""A plan's answers: no such plan (or unit), or gridgeo.plan refuses (its reason in both languages)."""
+CHANGE_REFUSED = responses(404, 409, 422)
+"""... and a change made stale by someone else's, or a plan no longer a draft."""
+CREATED = {201: {"headers": {"Location": {"description": "The new plan: /plans/{id}",
+                                          "schema": {"type": "string"}}}}}
+FILES = {200: {"content": {media: {"schema": {"type": "object"} if media == "application/geo+json" else
+                                    {"type": "string", "format": "binary"}} for media, _ in EXPORTS.values()}}}
+"""What an export answers: the file, of its format's media type (GeoJSON is a JSON object)."""
 
 
 # --- request bodies -------------------------------------------------------------------
@@ -105,50 +115,58 @@ def router() -> APIRouter:
         return {"plans": bench(request).plans(status)}
 
     @r.post("/plans", status_code=201, summary="Start a plan of a unit's grids, from the published ones or "
-                                               "from an automatic division")
+                                               "from an automatic division", responses={**CREATED, **REFUSED})
     def create(body: NewPlan, request: Request, who: Principal = Depends(PLANNER)):
-        return JSONResponse(bench(request).create(name=body.name, parent=body.parent, level=body.level,
-                                                  start=body.start, author=who.name, description=body.description),
-                            status_code=201)
+        made = bench(request).create(name=body.name, parent=body.parent, level=body.level, start=body.start,
+                                     author=who.name, description=body.description)
+        return JSONResponse(made, status_code=201, headers={"Location": f"{base_url(request)}/plans/{made['plan']['id']}"})
 
-    @r.get("/plans/{plan_id}", summary="A plan as the workbench opens it: blocks, grids, figures, history")
+    @r.get("/plans/{plan_id}", summary="A plan as the workbench opens it: blocks, grids, figures, history",
+           responses=REFUSED)
     def plan(plan_id: PlanId, request: Request, who: Principal = Depends(PLANNER)):
         wb = bench(request)
         return JSONResponse(wb.body(plan_id, wb.opened(plan_id), blocks=True))
 
-    @r.post("/plans/{plan_id}/edit", summary="Apply one edit to the page's working state (nothing is stored)")
+    @r.post("/plans/{plan_id}/edit", summary="Apply one edit to the page's working state (nothing is stored)",
+            responses=REFUSED)
     def edit(plan_id: PlanId, body: Edit, request: Request, who: Principal = Depends(PLANNER)):
         return JSONResponse(bench(request).edit(plan_id, body.assignment, body.names, body.op, blocks=body.blocks,
                                                 to=body.to, codes=body.codes, line=body.line,
                                                 polygon=body.polygon, name=body.name))
 
-    @r.get("/plans/{plan_id}/diff", summary="The saved plan against the published grids: changes, who moves")
+    @r.get("/plans/{plan_id}/diff", summary="The saved plan against the published grids: changes, who moves",
+           responses=REFUSED)
     def saved_diff(plan_id: PlanId, request: Request, who: Principal = Depends(PLANNER)):
         wb = bench(request)
         return JSONResponse(wb.diff(plan_id, wb.opened(plan_id)))
 
-    @r.post("/plans/{plan_id}/diff", summary="The page's working state against the published grids")
+    @r.post("/plans/{plan_id}/diff", summary="The page's working state against the published grids",
+            responses=REFUSED)
     def working_diff(plan_id: PlanId, body: Working, request: Request, who: Principal = Depends(PLANNER)):
         wb = bench(request)
         return JSONResponse(wb.diff(plan_id, wb.working(plan_id, body.assignment, body.names)))
 
-    @r.post("/plans/{plan_id}/save", summary="Save the page's working state, refusing a stale save")
+    @r.post("/plans/{plan_id}/save", summary="Save the page's working state, refusing a stale save",
+            responses=CHANGE_REFUSED)
     def save(plan_id: PlanId, body: Save, request: Request, who: Principal = Depends(PLANNER)):
         return JSONResponse(bench(request).save(plan_id, assignment=body.assignment, names=body.names,
                                                 base=body.base, base_revision=body.base_revision,
                                                 author=who.name, message=body.message))
 
-    @r.post("/plans/{plan_id}/publish", summary="Validate the saved plan and publish it atomically")
+    @r.post("/plans/{plan_id}/publish", summary="Validate the saved plan and publish it atomically",
+            responses=CHANGE_REFUSED)
     def publish(plan_id: PlanId, request: Request, body: Publish | None = None, who: Principal = Depends(PLANNER)):
         return bench(request).publish(plan_id, author=who.name, message=body.message if body else "")
 
-    @r.get("/plans/{plan_id}/export", summary="The saved plan as GeoPackage, GeoJSON or block-to-grid CSV")
+    @r.get("/plans/{plan_id}/export", summary="The saved plan as GeoPackage, GeoJSON or block-to-grid CSV",
+           response_class=Response, responses={**FILES, **REFUSED})
     def saved_export(plan_id: PlanId, request: Request, format: Literal["gpkg", "geojson", "csv"] = Query("gpkg"),
                      who: Principal = Depends(PLANNER)):
         wb = bench(request)
         return _download(*wb.download(wb.opened(plan_id), plan_id, format))
 
-    @r.post("/plans/{plan_id}/export", summary="The page's working state as GeoPackage, GeoJSON or CSV")
+    @r.post("/plans/{plan_id}/export", summary="The page's working state as GeoPackage, GeoJSON or CSV",
+            response_class=Response, responses={**FILES, **REFUSED})
     def working_export(plan_id: PlanId, body: Working, request: Request,
                        format: Literal["gpkg", "geojson", "csv"] = Query("gpkg"), who: Principal = Depends(PLANNER)):
         wb = bench(request)

@@ -23,19 +23,21 @@ the same functions, so the headers and statuses are the same either way.
 from __future__ import annotations
 
 from email.utils import format_datetime
+from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 
 from api import derived
 from api.dependencies import base_url, cache_control
-from api.problems import Problem
+from api.problems import Problem, responses
 from gridgeo.tiles.directory import metadata
 
 MVT = "application/vnd.mapbox-vector-tile"
 CACHE_CONTROL = "public, max-age=60, must-revalidate"
+NOT_FOUND = responses(404)
 
 
 def router() -> APIRouter:
@@ -48,23 +50,26 @@ def router() -> APIRouter:
         return {"layers": [{"id": name, "tilejson": f"{base}/tiles/{name}.json", "minzoom": layer.minzoom,
                             "maxzoom": layer.maxzoom} for name, layer in tiles.layers.items()]}
 
-    @r.get("/tiles/{layer}.json", summary="TileJSON 3.0 of a layer")
+    @r.get("/tiles/{layer}.json", summary="TileJSON 3.0 of a layer", responses=NOT_FOUND)
     def tilejson(layer: str, request: Request):
         tiles = _tileset(request, layer)
         base = base_url(request)
         doc = tiles.tilejson([f"{base}/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt"], layers=[layer], name=layer)
         return JSONResponse(doc, headers={"Cache-Control": cache_control(request), "Vary": "Host"})
 
-    @r.get("/tiles/{layer}", summary="A tile layer's TileJSON (also what GDAL's MVT driver opens)")
+    @r.get("/tiles/{layer}", summary="A tile layer's TileJSON (also what GDAL's MVT driver opens)", responses=NOT_FOUND)
     def layer_root(layer: str, request: Request):
         return tilejson(layer, request)
 
-    @r.get("/tiles/{layer}/metadata.json", summary="tippecanoe-style metadata (GDAL's MVT driver)")
+    @r.get("/tiles/{layer}/metadata.json", summary="tippecanoe-style metadata (GDAL's MVT driver)",
+           responses=NOT_FOUND)
     def tile_metadata(layer: str, request: Request):
         tiles = _tileset(request, layer)
         return JSONResponse(metadata(tiles, layers=[layer]), headers={"Cache-Control": CACHE_CONTROL})
 
-    async def tile(layer: str, z: int, x: int, y: int, ext: str, request: Request):
+    async def tile(layer: str, z: int, x: int, y: int, request: Request,
+                   ext: Annotated[str, Path(description="mvt or pbf (the same tile)",
+                                            json_schema_extra={"enum": ["mvt", "pbf"]})]):
         if ext not in ("mvt", "pbf"):
             raise Problem(404, "Not Found", f"tiles end in .mvt or .pbf, not .{ext}")
         if not _in_matrix(z, x, y):
@@ -84,7 +89,7 @@ def router() -> APIRouter:
     r.add_api_route("/tiles/{layer}/{z}/{x}/{y}.{ext}", tile, methods=["GET"], route_class_override=_TileRoute,
                     summary="One vector tile (204 when empty)", response_class=Response,
                     responses={200: {"content": {MVT: {}}}, 204: {"description": "an empty tile"},
-                               304: {"description": "not modified"}})
+                               304: {"description": "not modified"}, **NOT_FOUND})
     return r
 
 
@@ -102,8 +107,11 @@ def _from_cache(scope) -> Response | None:
     """The answer to a tile request that needs no rendering (a 304 or a cached tile), else None."""
     params = scope.get("path_params", {})
     address = [params.get(key, "") for key in ("z", "x", "y")]
-    # anything but plain decimal numbers is left to FastAPI's parsing and its error answers
+    # anything but plain decimal numbers is left to FastAPI's parsing and its error answers,
+    # and a request with a key to the app's check of the key (api.auth.principal)
     if params.get("ext") not in ("mvt", "pbf") or not all(v.isascii() and v.isdigit() for v in address):
+        return None
+    if _header(scope, b"x-api-key") or (_header(scope, b"authorization") or "").lower().startswith("bearer"):
         return None
     z, x, y = map(int, address)
     services = scope["app"].state.services

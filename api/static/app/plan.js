@@ -40,12 +40,15 @@ const ctx = {
 
 // --- talking to the service -----------------------------------------------------------
 
-async function api(path, {method = 'GET', body, blob = false} = {}) {
+// The public data (vocabulary, levels, villages, stations, search) is read without the key: the
+// service refuses a key it does not know on every path, and a mistyped key must not stop the page
+// from starting; the plan and upload routes get the key and ask for another when it is refused.
+async function api(path, {method = 'GET', body, blob = false, anonymous = false} = {}) {
   ctx.pending += 1;
   busy();
   try {
     const headers = {Accept: blob ? '*/*' : 'application/json'};
-    const key = sessionStorage.getItem(KEY);
+    const key = anonymous ? null : sessionStorage.getItem(KEY);
     if (key) headers['X-API-Key'] = key;
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     const response = await fetch(path, {method, headers, body: body === undefined ? undefined : JSON.stringify(body)});
@@ -141,7 +144,8 @@ function show(body, {blocks}) {
     const bounds = ctx.blocks.load(body.blocks);
     ctx.map.fitBounds(bounds, {padding: [30, 30]});
     const box = [bounds.getWest(), bounds.getSouth(), bounds.getEast(), bounds.getNorth()].map((v) => v.toFixed(6));
-    api(`/collections/stations/items?bbox=${box.join(',')}&limit=10000`).then((found) => ctx.stations.load(found));
+    api(`/collections/stations/items?bbox=${box.join(',')}&limit=10000`, {anonymous: true})
+      .then((found) => ctx.stations.load(found));
   }
   ctx.villages.show(false);
   if (ctx.importer?.report) ctx.importer.close();
@@ -415,7 +419,7 @@ function searchBox() {
     const q = input.value.trim();
     if (!q) { list.hidden = true; return; }
     timer = setTimeout(async () => {
-      const {results} = await api(`/search?q=${encodeURIComponent(q)}&limit=20`);
+      const {results} = await api(`/search?q=${encodeURIComponent(q)}&limit=20`, {anonymous: true});
       const found = results.filter((r) => PARENT_LEVELS.includes(r.level));
       list.innerHTML = found.map((r) => `<li data-code="${r.code}" data-name="${esc(r.name)}" data-level="${r.level}">
         <span>${esc(r.name)}</span><span class="meta">${esc(ctx.levelLabel(r.level))} ${r.code}</span></li>`).join('') ||
@@ -534,12 +538,14 @@ async function start() {
   const q = new URLSearchParams(location.hash.slice(1));
   setLanguage(q.get('lang') === 'en' ? 'en' : 'zh');
   const [style, vocabulary, config] = await Promise.all([
-    api('/static/app/style.json'), api('/vocabulary'), api('/map/config.json'),
+    api('/static/app/style.json', {anonymous: true}), api('/vocabulary', {anonymous: true}),
+    api('/map/config.json', {anonymous: true}),
   ]);
   schemeLevels(config);
   const village = PARENT_LEVELS[0];
   const [villages, labels] = await Promise.all([
-    api(`/collections/${village}/items?limit=10000`), api(`/map/labels/${village}.json`),
+    api(`/collections/${village}/items?limit=10000`, {anonymous: true}),
+    api(`/map/labels/${village}.json`, {anonymous: true}),
   ]);
   for (const lv of config.levels) style.levels[lv.name] ??= style.levels[lv.style];  // a scheme's own levels
   ctx.style = style;
