@@ -4,6 +4,10 @@ Each function takes the :class:`~api.services.Services` and returns a value
 read from the version served, kept in memory until the version changes. All
 the work is gridgeo's, done once per version by ``gridgeo prepare``: these
 functions only say which item feeds which endpoint.
+
+Every one of them raises :class:`api.services.Preparing` while no version is
+complete (a store never prepared): a route that reads through this module
+answers 503 then, and says so in its ``responses`` (:data:`PREPARING`).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import pandas as pd
 import pyproj
 
 import gridgeo
+from api.problems import responses
 from gridgeo.derived import COVERAGE_MINUTES, TILE_FIGURES  # noqa: F401 - the endpoints' vocabulary
 from gridgeo.tiles import TileCache, TileSet, event_cells
 
@@ -22,6 +27,9 @@ PUBLIC_FIGURES = [
     "has_station",
 ]
 """Figures per unit published to everyone: aggregates only."""
+
+PREPARING = responses(503)
+"""The OpenAPI ``responses`` of a route that reads the derived data: a 503 with ``Retry-After``."""
 
 CLASSED_FIGURES = [f for f in PUBLIC_FIGURES if f != "band"]
 """The public figures that are numbers (a flag counts as 0 or 1): what class breaks are made of."""

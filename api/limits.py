@@ -68,7 +68,7 @@ from starlette.exceptions import HTTPException
 
 from api import problems
 
-__all__ = ["BodyLimit", "RateLimit", "Rate", "SlidingWindow", "limited", "client_of"]
+__all__ = ["BodyLimit", "RateLimit", "Rate", "SlidingWindow", "limited", "client_of", "document"]
 
 
 # --- the body limit ---------------------------------------------------------------
@@ -309,6 +309,36 @@ def _wide(query_string: bytes, wide_bbox: float, wide_limit: int) -> bool:
         return not math.isfinite(area) or area > wide_bbox
     limit = params.get("limit")
     return bool(limit) and limit[-1].strip().isdigit() and int(limit[-1]) > wide_limit
+
+
+_WIDEST = b"bbox=-inf,-inf,inf,inf"
+"""A query no bbox or limit setting calls narrow: what :func:`document` asks :func:`limited` about."""
+
+
+def document(schema: dict, settings) -> dict:
+    """Say, in the OpenAPI document (in place), which operations may answer 429: those
+    that a limit switched on in ``settings`` applies to, for some query (:func:`limited`).
+
+    Examples
+    --------
+    >>> from api.settings import Settings
+    >>> doc = {"paths": {"/assign": {"post": {"responses": {}}}, "/coverage/areas": {"get": {"responses": {}}},
+    ...                  "/collections/{collection_id}/items": {"get": {"responses": {}}},
+    ...                  "/tiles": {"get": {"responses": {}}}}}
+    >>> settings = Settings(store="x.gpkg", rate_assign="5/10", rate_areas="0", rate_items="10/10")
+    >>> [(path, method) for path, ops in document(doc, settings)["paths"].items()
+    ...  for method, op in ops.items() if "429" in op["responses"]]
+    [('/assign', 'post'), ('/collections/{collection_id}/items', 'get')]
+    """
+    rates = {"assign": settings.rate_assign, "areas": settings.rate_areas, "items": settings.rate_items}
+    on = {name for name, text in rates.items() if Rate.parse(text) is not None}
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            name = limited(method.upper(), path, _WIDEST, wide_bbox=settings.rate_wide_bbox,
+                           wide_limit=settings.rate_wide_limit)
+            if name in on:
+                operation.setdefault("responses", {}).setdefault("429", problems.responses(429)[429])
+    return schema
 
 
 def client_of(scope, trusted_proxies: int = 0) -> str:

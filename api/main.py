@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 import gridgeo
 import gridgeo.store
-from api import auth, dependencies, problems
+from api import auth, dependencies, limits, problems
 from api.dependencies import base_url, cache_control, one_value_each
 from api.limits import BodyLimit, RateLimit
 from api.routes import analysis, features, figures, imports, pages, plans, tiles
@@ -134,7 +134,8 @@ def _openapi(app: FastAPI) -> dict:
     """FastAPI's OpenAPI document, saying what the service does: the errors each
     operation answers as problem bodies (:func:`api.problems.document`), the key as
     optional where no role is needed (:func:`api.auth.document`), the parameters that
-    may be sent empty (:func:`api.dependencies.document`), and every public
+    may be sent empty (:func:`api.dependencies.document`), the operations a rate limit
+    applies to (:func:`api.limits.document`), and every public
     collection's items path written out with its queryables as query parameters (OGC
     API - Features Part 3's queryables-query-parameters): clients such as GDAL read a
     collection's filters from its own path, not from the templated one."""
@@ -146,6 +147,7 @@ def _openapi(app: FastAPI) -> dict:
     problems.document(schema)
     auth.document(schema, app)
     dependencies.document(schema)
+    limits.document(schema, app.state.settings)
     template = schema["paths"].get("/collections/{collection_id}/items")
     services = app.state.services
     if template is not None:

@@ -18,10 +18,15 @@ every operation shares):
 - 403: the key's role may not do this; 404: no such thing; 405: no such method
   on this path (``Allow`` lists the ones there are);
 - 409: a conflict with someone else's change or with a plan's state;
-- 413: a body past the service's limit;
+- 413: a body past the service's limit; 429: a client without a key asked for
+  a heavy answer too often (:mod:`api.limits`), ``Retry-After`` says when to
+  ask again;
 - 422: the request fits the document, but a rule of gridgeo that the document
   cannot state refuses it (a plan's edit, an upload that is not a layer,
-  points and ids that do not pair up); the body says which, in Chinese and English.
+  points and ids that do not pair up); the body says which, in Chinese and English;
+- 503: the derived data a route reads (figures, coverage, tiles) is still being
+  prepared; ``Retry-After`` says when to ask again, and the body has
+  ``preparing: true``.
 """
 
 from __future__ import annotations
@@ -53,6 +58,9 @@ PROBLEM_SCHEMA = {
         "errors": {"type": "array", "items": {"type": "object"},
                    "description": "Each parameter that did not fit, or each validation error of a refused publish"},
         "request_id": {"type": "string", "description": "A 500's id in the service log"},
+        "preparing": {"type": "boolean", "description": "A 503's: the data is being prepared, ask again later"},
+        "retry_after": {"type": "integer", "description": "A 429's: seconds until the client may ask again"},
+        "limit": {"type": "string", "description": "A 429's: the limit passed (assign, areas or items)"},
     },
     "additionalProperties": True,
 }
@@ -65,8 +73,12 @@ MEANINGS = {
     404: "找不到 Not found: no such collection, level, unit, layer, plan or upload",
     409: "与他人的修改或方案状态冲突 A conflict with someone else's change or with the plan's state",
     413: "请求体过大 The body is larger than the service takes",
+    429: "请求过于频繁 Too many heavy requests from this client without an API key: ask again after Retry-After "
+         "seconds",
     422: "格式正确，但被 gridgeo 的规则拒绝 The request fits the document, but a rule of gridgeo refuses it: "
          "the problem says which, in Chinese and English",
+    503: "数据正在准备，请稍候 The data this answer is made of is being prepared: ask again after Retry-After "
+         "seconds",
 }
 """What each error status means, as the OpenAPI document describes it."""
 
@@ -81,10 +93,17 @@ def responses(*statuses: int) -> dict[int, dict]:
     [404, 409]
     >>> responses(404)[404]["content"]["application/problem+json"]["schema"]
     {'$ref': '#/components/schemas/Problem'}
+    >>> list(responses(503)[503]["headers"])
+    ['Retry-After']
     """
-    return {status: {"description": MEANINGS[status],
-                     "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
-            for status in statuses}
+    out = {}
+    for status in statuses:
+        out[status] = {"description": MEANINGS[status],
+                       "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+        if status in (429, 503):
+            out[status]["headers"] = {"Retry-After": {"description": "Seconds to wait before asking again", "required": True,
+                                                      "schema": {"type": "integer", "minimum": 1}}}
+    return out
 
 
 def document(schema: dict) -> dict:

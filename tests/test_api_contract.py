@@ -1,7 +1,8 @@
 """What the OpenAPI document promises, the service does: the keys it refuses, the
 methods a path takes, the values a parameter may have, and the problem bodies and
-statuses it documents. Each is a behaviour schemathesis found wanting (its full run is
-in test_api_clients.py and test_ogc.py); here each is checked by hand over HTTP."""
+statuses it documents, a 503 among them while the data is being prepared. Each is a
+behaviour schemathesis found wanting (its full run is in test_api_clients.py and
+test_ogc.py) or cannot reach (a store never prepared); here each is checked by hand."""
 
 import pytest
 
@@ -149,6 +150,8 @@ def test_every_error_is_documented_as_a_problem(document):
                 if status >= "400":
                     assert list(answer["content"]) == [PROBLEM], (method, path, status)
                     assert answer["content"][PROBLEM]["schema"] == {"$ref": "#/components/schemas/Problem"}
+            if "503" in answers:
+                assert answers["503"]["headers"]["Retry-After"]["required"], (method, path)
 
 
 def test_the_document_says_who_may_call(document):
@@ -221,3 +224,110 @@ def test_every_items_request_the_document_allows_fits_the_http_servers_limit(doc
             longest += len(parameter["name"]) + 2 + 12 * chars
         assert longest < MAX_TARGET, (path, longest)
 
+
+# --- the statuses a deployment answers: 503 while the data is prepared, 429 past a rate limit ---------
+
+VILLAGE = "350582106201"
+CITY = "118.3,24.4,118.8,25.0"
+"""A bbox over the whole sample: an items request the rate limit calls wide."""
+
+
+def _service(sample_store, api_keys, tmp_path_factory, *, unprepared=False, **settings):
+    """An in-process service on a copy of the sample store (the calls below start plans)."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    import gridgeo.store
+    from api import Settings, create_app
+
+    path = tmp_path_factory.mktemp("contract-store") / "gridgeo.gpkg"
+    shutil.copy(sample_store, path)
+    if unprepared:
+        with gridgeo.store.open(path) as store:
+            store.drop_derived(before=store.version + 1)
+            assert store.derived_versions() == []
+    return TestClient(create_app(Settings(store=str(path), keys_file=api_keys["file"],
+                                          imports_dir=str(tmp_path_factory.mktemp("contract-imports")),
+                                          **settings)), raise_server_exceptions=False)
+
+
+def _every_operation(client, sample, planner: dict) -> list[tuple[str, str, dict, dict]]:
+    """Every operation of the service's document, each with a request it takes:
+    (method, path, operation, the request's arguments). A plan and an upload are made
+    first, so that their operations find them; publishing is left out (it would change
+    the grids under the other calls, and reads the store alone)."""
+    made = client.post("/plans", json={"name": "契约", "parent": VILLAGE}, headers=planner)
+    assert made.status_code == 201, made.text
+    pid = made.json()["plan"]["id"]
+    plan = client.get(f"/plans/{pid}", headers=planner).json()
+    working = {"assignment": plan["assignment"], "names": {u["code"]: u["name"] for u in plan["units"]}}
+    grids = sample.grids[(sample.grids["level"] == "grid2") & sample.grids["code"].str.startswith(VILLAGE)]
+    upload = {"file": ("二级网格.geojson", grids.to_json(drop_id=True).encode("utf-8"), "application/geo+json")}
+    uploaded = client.post("/imports", files=upload, headers=planner)
+    assert uploaded.status_code == 201, uploaded.text
+    values = {"collection_id": "grid2", "feature_id": grids["code"].iloc[0], "layer": "grid2", "z": 0, "x": 0,
+              "y": 0, "ext": "mvt", "code": VILLAGE, "level": "grid2", "minutes": 5, "plan_id": pid,
+              "import_id": uploaded.json()["id"]}
+    bodies = {"/assign": {"points": [[118.47, 24.80]]}, "/plans": {"name": "又一个", "parent": VILLAGE},
+              "/plans/{plan_id}/edit": {**working, "op": "renumber"}, "/plans/{plan_id}/diff": working,
+              "/plans/{plan_id}/export": working, "/imports/{import_id}/check": {}, "/imports/{import_id}/plans":
+              {"name": "导入"}, "/plans/{plan_id}/save": {**working, "base": plan["assignment"],
+                                                       "base_revision": plan["revision"]}}
+    calls = []
+    for path, methods in client.get("/openapi.json").json()["paths"].items():
+        for method, operation in methods.items():
+            if path == "/plans/{plan_id}/publish":
+                continue
+            query = {"q": "晋江"} if path == "/search" else {"bbox": CITY} if path.endswith("/items") else None
+            calls.append((method, path, operation, {
+                "method": method.upper(), "url": path.format(**values), "params": query, "json": bodies.get(path),
+                "files": upload if path == "/imports" else None}))
+    return calls
+
+
+def test_503_is_documented_exactly_where_an_operation_reads_the_data_being_prepared(
+        sample_store, api_keys, tmp_path_factory, sample):
+    """On a store never prepared, and not being prepared (GRIDGEO_PREPARE=off), every
+    operation called with values it takes: those that answer 503 (with Retry-After and
+    ``preparing``) are those whose document says they may."""
+    planner = {"X-API-Key": api_keys["planner"]}
+    answered = {}
+    with _service(sample_store, api_keys, tmp_path_factory, unprepared=True, prepare="off") as client:
+        # the workbench and the imports read the store itself: they do not wait for the derived data
+        for method, path, operation, request in _every_operation(client, sample, planner):
+            r = client.request(**request, headers=planner)
+            answered[method, path] = r.status_code
+            documented = "503" in operation["responses"]
+            assert (r.status_code == 503) == documented, (method, path, r.status_code, r.text[:300])
+            if documented:
+                assert problem(r, 503)["preparing"] is True and int(r.headers["retry-after"]) > 0
+    # the calls reached each operation's work, not a refusal of the request
+    assert answered["get", "/stats/{level}"] == 503 and answered["post", "/plans/{plan_id}/diff"] == 200
+    assert answered["get", "/collections/grid2/items"] == answered["get", "/plans/{plan_id}/export"] == 200
+    assert answered["get", "/imports/{import_id}"] == 200 and answered["post", "/imports/{import_id}/plans"] == 201
+
+
+def test_429_is_documented_exactly_where_a_rate_limit_holds(sample_store, api_keys, tmp_path_factory, sample):
+    """With every rate limit at one request an hour, every operation called twice without a
+    key: those refused the second time (429, Retry-After) are those whose document says so;
+    and with the limits off, the document says it of none."""
+    planner = {"X-API-Key": api_keys["planner"]}
+    hour = "1/3600"
+    answered = {}
+    with _service(sample_store, api_keys, tmp_path_factory, rate_assign=hour, rate_areas=hour,
+                  rate_items=hour) as client:
+        for method, path, operation, request in _every_operation(client, sample, planner):
+            first, second = (client.request(**request) for _ in range(2))
+            answered[method, path] = first.status_code, second.status_code
+            if "429" not in operation["responses"]:
+                assert 429 not in answered[method, path], (method, path)
+                continue
+            assert second.status_code == 429, (method, path, second.text[:300])
+            seconds = int(second.headers["retry-after"])
+            assert 0 < seconds <= 3600 and (method == "head" or problem(second, 429)["retry_after"] == seconds)
+    assert answered["post", "/assign"] == (200, 429) and answered["get", "/coverage/areas"] == (200, 429)
+    assert answered["get", "/collections/grid2/items"][1] == 429 and answered["get", "/tiles"] == (200, 200)
+    with _service(sample_store, api_keys, tmp_path_factory) as client:  # the suite's: limits off
+        paths = client.get("/openapi.json").json()["paths"]
+        assert not [path for path, ops in paths.items() for op in ops.values() if "429" in op["responses"]]

@@ -45,7 +45,7 @@ class AssignRequest(BaseModel):
 
 
 def router() -> APIRouter:
-    r = APIRouter(tags=["analysis"])
+    r = APIRouter(tags=["analysis"], responses=derived.PREPARING)  # every route reads the derived data
 
     @r.get("/coverage", summary="Walking-distance coverage per unit, and the areas left out",
            responses=responses(404))

@@ -28,7 +28,8 @@ SCHEMES = {
 }
 
 
-NOT_FOUND = responses(404)
+NOT_FOUND = {**responses(404), **derived.PREPARING}
+"""No such level or unit, and the derived data being prepared."""
 
 
 def router() -> APIRouter:
@@ -104,7 +105,8 @@ def router() -> APIRouter:
             raise Problem(404, "Not Found", f"no figures for level {level!r}")
         return records(table.loc[[level]].reset_index())[0]
 
-    @r.get("/search", summary="Find units by code or name (Chinese or pinyin-free substring)")
+    @r.get("/search", summary="Find units by code or name (Chinese or pinyin-free substring)",
+           responses=derived.PREPARING)
     def search(request: Request, q: Annotated[str, Query(min_length=1, max_length=64)],
                limit: Annotated[int, Query(ge=1, le=100)] = 20):
         figures = derived.public_figures(request.app.state.services)
@@ -120,7 +122,8 @@ def router() -> APIRouter:
                                         for c, n, lv, p in zip(found.index, found["name"], found["level"],
                                                                found["parent"])]}
 
-    @r.get("/events/heat", summary="Event counts on a square grid of cells (an aggregate heat map)")
+    @r.get("/events/heat", summary="Event counts on a square grid of cells (an aggregate heat map)",
+           responses=derived.PREPARING)
     def events_heat(request: Request, category: list[str] | None = Depends(event_categories),
                     span: tuple[date | None, date | None] = Depends(days),
                     cell: Annotated[float, Query(ge=50, le=2000, description="Cell size in metres")] = 100.0):

@@ -62,7 +62,8 @@ def router() -> APIRouter:
     def workbench():
         return _page("plan.html")
 
-    @r.get("/map/config.json", summary="Settings of the map page: basemap, levels, the whole city")
+    @r.get("/map/config.json", summary="Settings of the map page: basemap, levels, the whole city",
+           responses=derived.PREPARING)
     def map_config(request: Request):
         settings = request.app.state.settings
         basemap = None
@@ -75,12 +76,12 @@ def router() -> APIRouter:
         return JSONResponse({"basemap": basemap, "title": settings.title, **data})
 
     @r.get("/map/labels/{level}.json", summary="Where the map writes each unit's name: [[lat, lon, code, name]]",
-           responses=responses(404))
+           responses={**responses(404), **derived.PREPARING})
     def labels(request: Request, level: str = Depends(grid_level)):
         return {"level": level, "labels": derived.labels(request.app.state.services, level)}
 
     @r.get("/map/served/{minutes}.json", summary="The ground a life circle serves (all stations, dissolved)",
-           response_class=Response, responses={200: {"content": {"application/geo+json": {}}}, **responses(404)})
+           response_class=Response, responses={200: {"content": {"application/geo+json": {}}}, **responses(404), **derived.PREPARING})
     def served(request: Request, minutes: int = Depends(path_minutes)):
         services = request.app.state.services
 

@@ -41,7 +41,7 @@ NOT_FOUND = responses(404)
 
 
 def router() -> APIRouter:
-    r = APIRouter(tags=["vector tiles"])
+    r = APIRouter(tags=["vector tiles"], responses=derived.PREPARING)  # every route reads the derived data
 
     @r.get("/tiles", summary="The tile layers")
     def layers(request: Request):
