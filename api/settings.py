@@ -30,6 +30,18 @@ GRIDGEO_PUBLIC_URL     the service's address as clients reach it   (none: links 
 GRIDGEO_IMPORTS_DIR    where planners' uploads are kept (shared    (a folder in the
                        by the service's workers)                   temporary directory)
 GRIDGEO_MAX_UPLOAD     the largest upload, in bytes                200 MiB
+GRIDGEO_MIN_COUNT      the smallest count of addresses,            10
+                       households, people or events an anonymous
+                       answer shows (k): smaller ones, and those
+                       that would give them away by subtraction,
+                       are withheld (:mod:`gridgeo.disclosure`);
+                       viewer keys and up see every figure
+GRIDGEO_HEAT_MIN_CELL  the smallest cell of the anonymous event    250
+                       heat map, in metres
+GRIDGEO_HEAT_PERIOD    the shortest period of the anonymous event  month
+                       heat map: ``month``, ``quarter`` or
+                       ``year`` (``from`` and ``to`` must be the
+                       first days of such periods)
 =====================  ==========================================  =====================
 """
 
@@ -61,3 +73,6 @@ class Settings(BaseSettings):
     public_url: str | None = None
     imports_dir: str | None = None
     max_upload: int = 200 * 2**20
+    min_count: int = Field(10, ge=1, description="the minimum count k of anonymous answers")
+    heat_min_cell: float = Field(250.0, ge=50, le=2000, description="the smallest anonymous heat cell (m)")
+    heat_period: Literal["month", "quarter", "year"] = "month"
