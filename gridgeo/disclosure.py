@@ -528,7 +528,9 @@ class _Protection:
         self.values = np.vstack([values, values[tree.parent[:n] == tree.root].sum(axis=0, keepdims=True)]) \
             if n else np.zeros((1, values.shape[1]), dtype=np.int64)
         self.m = self.values.shape[1]
-        self.hidden = np.append(suppressed.astype(bool), False)
+        # the whole area is published too (a city's figures): withheld when it counts 1..k-1 itself
+        whole = self.values[-1]
+        self.hidden = np.append(suppressed.astype(bool), bool(((whole > 0) & (whole < k)).any()))
         self.kids = tree.children()
         self.bad = ((1 << k) - 1) & ~1  # sums 1..k-1
         self.A = [[1] * self.m for _ in range(n + 1)]

@@ -428,3 +428,18 @@ def test_uncovered_areas_below_k_are_left_out(sample, nearest):
     small = (areas[["addresses", "households", "population"]].apply(lambda s: s.between(1, K - 1))).any(axis=1)
     assert shown.attrs["withheld"] == int(small.sum()) > 0
     assert len(shown) == len(areas) - int(small.sum())
+
+
+def test_the_examples_run():
+    import doctest
+
+    outcome = doctest.testmod(disclosure, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert outcome.attempted > 10 and outcome.failed == 0
+
+
+def test_a_whole_area_of_fewer_than_k_is_withheld_too():
+    f = pd.DataFrame({"level": ["town", "town"], "parent": ["", ""], "households": [3, 4], "addresses": [2, 3],
+                      "population": [8, 9], "events": [0, 12]}, index=["t1", "t2"])
+    public = disclosure.public_figures(f, K)
+    assert public["households"].isna().all() and public.attrs["whole"] == {"addresses": True, "events": False}
+    assert public["events"].tolist() == [0, 12]
