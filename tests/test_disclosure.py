@@ -443,3 +443,32 @@ def test_a_whole_area_of_fewer_than_k_is_withheld_too():
     public = disclosure.public_figures(f, K)
     assert public["households"].isna().all() and public.attrs["whole"] == {"addresses": True, "events": False}
     assert public["events"].tolist() == [0, 12]
+
+
+@pytest.mark.parametrize("how", [["--events-level", "grid3"], ["--hexagon", "300"]])
+def test_exported_tiles_publish_event_counts_of_at_least_k(tmp_path, sample, how):
+    import mapbox_vector_tile
+    from typer.testing import CliRunner
+
+    from gridgeo.cli import app
+
+    out = tmp_path / "tiles"
+    result = CliRunner().invoke(app, ["tiles", "export", "sample_geojson", str(out), "--minzoom", "13",
+                                      "--maxzoom", "13", "--layers", "events", *how])
+    assert result.exit_code == 0, result.output
+    plots = sample.level("grid3")
+    raw = gpd.sjoin(sample.events, plots[["code", "geometry"]], predicate="within").groupby("code").size()
+    seen, withheld = 0, 0
+    for path in out.rglob("*.pbf"):
+        for feature in mapbox_vector_tile.decode(path.read_bytes())["events"]["features"]:
+            props = feature["properties"]
+            assert not [key for key in props if key.startswith("events_")]
+            if "events" not in props:
+                assert props["suppressed"] and "--hexagon" not in how
+                withheld += 1
+                continue
+            assert props["events"] == 0 or props["events"] >= K, props
+            if "code" in props:
+                assert props["events"] == raw.get(props["code"], 0)
+            seen += 1
+    assert seen > 0 and (withheld > 0 or "--hexagon" in how)
