@@ -18,6 +18,7 @@ import pyproj
 
 import gridgeo
 from api.problems import responses
+from gridgeo import disclosure
 from gridgeo.derived import COVERAGE_MINUTES, TILE_FIGURES  # noqa: F401 - the endpoints' vocabulary
 from gridgeo.tiles import TileCache, TileSet, event_cells
 
@@ -26,7 +27,11 @@ PUBLIC_FIGURES = [
     "events", "events_per_1000", "stations", "band", "share_5min", "share_10min", "share_15min",
     "has_station",
 ]
-"""Figures per unit published to everyone: aggregates only."""
+"""Figures per unit of the ``/stats`` answers: aggregates only (for anonymous callers with
+the minimum count of :mod:`gridgeo.disclosure` applied)."""
+
+COVERAGE_FIGURES = [*(f"households_{m}min" for m in COVERAGE_MINUTES), "farthest_m"]
+"""Figures per unit that only ``/coverage`` answers with."""
 
 PREPARING = responses(503)
 """The OpenAPI ``responses`` of a route that reads the derived data: a 503 with ``Retry-After``."""
@@ -70,14 +75,40 @@ def figures(services) -> pd.DataFrame:
     return services.derived("figures", lambda kept: kept.figures())
 
 
-def public_figures(services) -> pd.DataFrame:
+def unit_figures(services, *, authorised: bool) -> pd.DataFrame:
+    """Figures per unit (:data:`PUBLIC_FIGURES` and :data:`COVERAGE_FIGURES`) as a caller may see
+    them: every figure for an authorised caller (viewer and up); for anyone else those of
+    :func:`gridgeo.disclosure.public_figures` with the service's minimum count. Either way a
+    ``suppressed`` column, and ``attrs["min_count"]`` (None: nothing suppressed)."""
     def build(kept):
         f = figures(services)
         keep = ["name", "level", "parent", *[c for c in PUBLIC_FIGURES if c in f.columns]]
-        out = pd.DataFrame(f[keep])
-        out.index.name = "code"
+        table = pd.DataFrame(f[keep])
+        table.index.name = "code"
+        cov = coverage_per_unit(services)
+        if cov is not None:  # the counts the shares come from: audited with them
+            counts = cov.set_index("code")[[c for c in COVERAGE_FIGURES if c in cov.columns]]
+            table = table.join(counts)
+        if authorised:
+            table["suppressed"] = False
+            table.attrs = {"min_count": None}
+            return table
+        k = services.settings.min_count
+        public = disclosure.public_figures(table, k)
+        out = public[[c for c in table.columns if c in public.columns] + ["suppressed"]]
+        out.attrs = dict(public.attrs)
         return out
-    return services.derived("public_figures", build)
+    return services.derived("figures:authorised" if authorised else "figures:public", build)
+
+
+def public_figures(services, *, authorised: bool = False) -> pd.DataFrame:
+    """:data:`PUBLIC_FIGURES` per unit as a caller may see them (see :func:`unit_figures`)."""
+    def build(kept):
+        table = unit_figures(services, authorised=authorised)
+        out = table[[c for c in table.columns if c not in COVERAGE_FIGURES]]
+        out.attrs = dict(table.attrs)
+        return out
+    return services.derived("public_figures:authorised" if authorised else "public_figures", build)
 
 
 def service_areas(services) -> gpd.GeoDataFrame | None:
@@ -98,19 +129,42 @@ def labels(services, level: str) -> list:
 
 
 def tiles(services) -> TileSet:
-    """The tile set of the one map: grid levels with figures, stations, event counts."""
+    """The tile set of the one map: grid levels with figures, stations, event counts.
+
+    Tiles are public whoever asks (a shared cache hands them to anyone), so
+    they carry the public figures: those of :func:`unit_figures` for an
+    anonymous caller, tagged with the minimum count in their version."""
     def build(kept):
         settings = services.settings
         cache = TileCache(max_bytes=settings.tile_cache_bytes, directory=settings.tile_cache)
-        tileset = kept.tiles(cache=cache)
+        tileset = kept.tiles(cache=cache, figures=unit_figures(services, authorised=False),
+                             tag=f"k{settings.min_count}")
         cache.retain(tileset.version)
         return tileset
     return services.derived("tiles", build)
 
 
+def event_blocks(services) -> pd.DataFrame:
+    """The events cut into blocks of at least k (:func:`gridgeo.disclosure.event_blocks`),
+    made once per version with the service's minimum count and shortest period."""
+    def build(kept):
+        settings = services.settings
+        events = services.derived("events", lambda kept: kept.events())
+        return disclosure.event_blocks(events, settings.min_count, period=settings.heat_period)
+    return services.derived("event_blocks", build)
+
+
+def public_heat(services, *, category=None, start=None, end=None, cell_m: float) -> pd.DataFrame:
+    """The public heat map (:func:`gridgeo.disclosure.heat`): ``lat``, ``lon``, ``count``, and
+    what was withheld in ``attrs``."""
+    return disclosure.heat(event_blocks(services), cell_m=cell_m, crs=metric(services), category=category,
+                           start=start, end=end)
+
+
 def events_heat(services, *, category=None, start=None, end=None, cell_m: float = 100.0) -> list[list[float]]:
     """Event counts on a square grid of ``cell_m`` metres: [lat, lon, count] per cell
-    (:func:`gridgeo.tiles.event_cells`), in the published data's metric CRS."""
+    (:func:`gridgeo.tiles.event_cells`), in the published data's metric CRS: every event,
+    for authorised callers."""
     events = services.derived("events", lambda kept: kept.events())
     crs = metric(services)
     if events.empty or crs is None:

@@ -40,6 +40,18 @@ GRIDGEO_RATE_WIDE_LIMIT   an items request without a bbox asking      1000
                           for more features than this is a wide one
 GRIDGEO_TRUSTED_PROXIES   how many proxies in front of the service    0 (the client is the
                           append to X-Forwarded-For                   peer address)
+GRIDGEO_MIN_COUNT         the smallest count of addresses,            10
+                          households, people or events an anonymous
+                          answer shows (k): smaller ones, and those
+                          that would give them away by subtraction,
+                          are withheld (:mod:`gridgeo.disclosure`);
+                          viewer keys and up see every figure
+GRIDGEO_HEAT_MIN_CELL     the smallest cell of the anonymous event    250
+                          heat map, in metres
+GRIDGEO_HEAT_PERIOD       the shortest period of the anonymous event  month
+                          heat map: ``month``, ``quarter`` or
+                          ``year`` (``from`` and ``to`` must be the
+                          first days of such periods)
 ========================  ==========================================  =====================
 
 The rate limits (:mod:`api.limits`) are per worker process and leave callers
@@ -80,6 +92,9 @@ class Settings(BaseSettings):
     rate_wide_bbox: float = Field(0.01, ge=0)
     rate_wide_limit: int = Field(1000, ge=0)
     trusted_proxies: int = Field(0, ge=0, le=10)
+    min_count: int = Field(10, ge=1, description="the minimum count k of anonymous answers")
+    heat_min_cell: float = Field(250.0, ge=50, le=2000, description="the smallest anonymous heat cell (m)")
+    heat_period: Literal["month", "quarter", "year"] = "month"
 
     @field_validator("rate_assign", "rate_areas", "rate_items")
     @classmethod

@@ -199,16 +199,34 @@ class Derived:
         """Where the map writes each unit's name: ``[[lat, lon, code, name], ...]``."""
         return json.loads(self._get("labels") or b"{}").get(level, [])
 
-    def tiles(self, *, cache=None):
+    def tiles(self, *, cache=None, figures: pd.DataFrame | None = None, tag: str | None = None):
         """The tile set of the one map at this version: grid levels with their
         figures, stations, event counts; each zoom's geometry read from the
-        store when a tile of it is first asked for."""
+        store when a tile of it is first asked for.
+
+        Parameters
+        ----------
+        cache : gridgeo.tiles.TileCache, optional
+        figures : DataFrame, optional
+            Figures per unit (indexed by code) to carry instead of the kept
+            ones: :func:`gridgeo.disclosure.public_figures` for a public map.
+            The grid layers then carry its :data:`TILE_FIGURES` and
+            ``suppressed``, the events layer its ``events`` per unit and
+            ``suppressed`` (no breakdown by category).
+        tag : str, optional
+            Added to the tile set's version (``"12.k10"``), so that tiles with
+            other figures never share cache entries or ETags.
+        """
         from gridgeo.tiles import TileLayer, TileSet
 
         info = json.loads(self._get("tiles"))
-        layers = [TileLayer(_geo(self._get(f"tiles/{spec['name']}")), spec["name"], minzoom=spec["minzoom"],
-                            maxzoom=spec["maxzoom"], fields=spec["fields"], description=spec["description"])
-                  for spec in info["layers"]]
+        layers = []
+        for spec in info["layers"]:
+            frame, fields = _geo(self._get(f"tiles/{spec['name']}")), spec["fields"]
+            if figures is not None and "code" in frame.columns:
+                frame, fields = _carrying(frame, fields, figures, events=spec["name"] == "events")
+            layers.append(TileLayer(frame, spec["name"], minzoom=spec["minzoom"], maxzoom=spec["maxzoom"],
+                                    fields=fields, description=spec["description"]))
         kept = {spec["name"] for spec in info["layers"] if spec["zooms"]}
 
         def simplified(name, z):
@@ -217,7 +235,27 @@ class Derived:
             data = self._get(f"tiles/{name}/{z}")
             return None if data is None else shapely.from_wkb(_wkb_column(data))
 
-        return TileSet(layers, version=str(self.version), cache=cache, simplified=simplified)
+        version = str(self.version) if tag is None else f"{self.version}.{tag}"
+        return TileSet(layers, version=version, cache=cache, simplified=simplified)
+
+
+def _carrying(frame, fields, figures, *, events: bool):
+    """A tile layer's frame with the figures of ``figures`` instead of its own (same rows, same order)."""
+    rows = figures.reindex(frame["code"].astype(str).to_numpy()).set_axis(frame.index)
+    if events:  # the count per unit only: a breakdown by category is not a public figure
+        kept = [f for f in fields if not f.startswith("events")]
+        carried = ["events"]
+        suppressed = rows["events"].isna() if "events" in rows.columns else pd.Series(False, index=frame.index)
+    else:
+        kept = [f for f in fields if f not in TILE_FIGURES]
+        carried = [c for c in TILE_FIGURES if c in rows.columns]
+        suppressed = rows["suppressed"].fillna(False) if "suppressed" in rows.columns else \
+            pd.Series(False, index=frame.index)
+    frame = frame.drop(columns=[f for f in fields if f not in kept])
+    for column in carried:
+        frame[column] = rows[column] if column in rows.columns else pd.NA
+    frame["suppressed"] = suppressed.astype(bool)
+    return frame, [*kept, *carried, "suppressed"]
 
 
 def latest(store) -> Derived | None:

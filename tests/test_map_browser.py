@@ -15,6 +15,7 @@ import re
 from urllib.parse import parse_qs
 
 import geopandas as gpd
+import httpx
 import mapclassify
 import numpy as np
 import pandas as pd
@@ -281,7 +282,7 @@ def test_band_compliance_is_a_choropleth_of_three_classes(server, open_page, uni
     page, _ = open_page(server.url + "/map#map=13.75/24.8037/118.4632&layers=town&field=band&flevel=grid2")
     settle(page)
     screenshot(page, "map-band.png")
-    assert [r.split("\n")[0] for r in legend_rows(page, "fills")] == ["低于标准", "达标", "超出标准", "无数据"]
+    assert [r.split("\n")[0] for r in legend_rows(page, "fills")] == ["低于标准", "达标", "超出标准", "无数据或不公开"]
     pixels = map_pixels(page, "map-band-canvas.png")
     s = style()
     land = over(s["land"]["fillColor"], s["land"]["fillOpacity"], hex_rgb(s["background"]))
@@ -293,16 +294,55 @@ def test_band_compliance_is_a_choropleth_of_three_classes(server, open_page, uni
         assert np.abs(seen - over(s["band"][band]["color"], s["choropleth"]["fillOpacity"], land)).max() <= 6
 
 
+def test_withheld_figures_show_as_a_dash_and_no_data(server, open_page, units, sample):
+    """A level-3 plot of fewer than 10 addresses: no figure on the map, '—' in its panel."""
+    joined = gpd.sjoin(sample.addresses[["geometry"]], sample.grids[["code", "geometry"]], predicate="within")
+    addresses = joined.groupby("code").size().reindex(units.index).fillna(0)
+    plots = units[(units["level"] == "grid3") & addresses.between(1, 9)]
+    code, plot = next(plots.sort_values("room_m", ascending=False).iterrows())
+    page, _ = open_page(server.url + f"/map#map=17/{plot.lat:.6f}/{plot.lon:.6f}&layers=town&field=households"
+                                     "&flevel=grid3")
+    settle(page)
+    rows = legend_rows(page, "fills")
+    assert rows[-1] == "无数据或不公开"
+    published = [u["households"] for u in httpx.get(server.url + "/stats/grid3").json()["units"]
+                 if u["households"] is not None]
+    counts = [int(re.findall(r"\d+$", r.replace(",", ""))[0]) for r in rows[:-1]]
+    assert sum(counts) == len(published) and all(v == 0 or v >= 10 for v in published)
+    s = style()
+    land = over(s["land"]["fillColor"], s["land"]["fillOpacity"], hex_rgb(s["background"]))
+    pixels = map_pixels(page, "map-withheld.png")
+    box = page.locator("#map").bounding_box()
+    x, y = container_point(page, plot.lat, plot.lon)
+    seen = pixels[int(y - box["y"]), int(x - box["x"])]
+    assert np.abs(seen - over(s["no_data"], s["choropleth"]["fillOpacity"], land)).max() <= 6
+    page.check("input[data-layer='grid3']")
+    settle(page)
+    page.mouse.click(*container_point(page, plot.lat, plot.lon))
+    page.wait_for_function(f"document.body.dataset.unit === '{code}'", timeout=15_000)
+    settle(page)
+    screenshot(page, "map-withheld-panel.png")
+    assert page.inner_text("[data-figure='households'] dd") == "—"
+    assert page.inner_text("[data-figure='addresses'] dd") == "—"
+    assert "少于 10" in page.inner_text(".withheld-note")
+
+
 # --- events, coverage ---------------------------------------------------------------
 
 
+def shown_events(events, k=10):
+    """The events a public heat map shows: those of (month, category) groups of at least k."""
+    groups = events.groupby([events["reported_at"].dt.to_period("M"), events["category"]]).size()
+    return int(groups[groups >= k].sum()), int(((groups > 0) & (groups < k)).sum())
+
+
 def test_event_heat_follows_category_and_period(server, open_page, sample):
-    page, watch = open_page(server.url + "/map")
+    page, watch = open_page(server.url + "/map#map=16/24.8037/118.4632")
     page.check("#heat-toggle")
     settle(page)
     assert watch.paths("/events/heat")
     total = page.locator("[data-legend='heat'] .row .count").inner_text()
-    assert total == f"{len(sample.events):,}"
+    assert total == f"{shown_events(sample.events)[0]:,}"
     page.select_option("#event-category", "fire")
     page.fill("#event-from", "2025-03")
     page.fill("#event-to", "2025-05")
@@ -311,13 +351,36 @@ def test_event_heat_follows_category_and_period(server, open_page, sample):
     events = sample.events
     chosen = events[(events["category"] == "fire") & (events["reported_at"] >= "2025-03-01")
                     & (events["reported_at"] < "2025-06-01")]
-    assert page.locator("[data-legend='heat'] .row .count").inner_text() == f"{len(chosen):,}"
+    assert page.locator("[data-legend='heat'] .row .count").inner_text() == f"{shown_events(chosen)[0]:,}"
     last = [u for u in watch.requests if "/events/heat" in u][-1]
     assert "category=fire" in last and "from=2025-03-01" in last and "to=2025-06-01" in last
+    # at zoom 16 the page would ask for 100 m cells: an anonymous page asks for the smallest public cell
+    assert all("cell=250" in u for u in watch.requests if "/events/heat" in u)
+
+
+def test_the_heat_legend_says_what_is_withheld(sample_store, open_page, sample):
+    """With GRIDGEO_MIN_COUNT=60 some months of building events are too few to show: the legend says so."""
+    from api_fixture import Server
+
+    k = 60
+    shown, withheld = shown_events(sample.events[sample.events["category"] == "building"], k)
+    assert withheld > 0
+    strict = Server(str(sample_store), env={"GRIDGEO_MIN_COUNT": str(k)})
+    try:
+        page, _ = open_page(strict.url + "/map")
+        page.check("#heat-toggle")
+        page.select_option("#event-category", "building")
+        settle(page)
+        screenshot(page, "map-heat-withheld.png")
+        assert page.locator("[data-legend='heat'] .row .count").inner_text() == f"{shown:,}"
+        note = page.locator("[data-legend='heat'] .row.withheld")
+        assert note.get_attribute("data-withheld") == str(withheld)
+        assert f"{withheld} 组" in note.inner_text() and f"至多 {withheld * (k - 1)} 件" in note.inner_text()
+    finally:
+        strict.stop()
 
 
 def test_coverage_view_shows_the_served_ground_and_the_households_left_out(server, open_page, sample):
-    from api.routes.analysis import MIN_PUBLIC_ADDRESSES
     from gridgeo import coverage, network
 
     page, watch = open_page(server.url + "/map")
@@ -328,11 +391,14 @@ def test_coverage_view_shows_the_served_ground_and_the_households_left_out(serve
     nearest = coverage.nearest_station(sample.addresses, sample.stations, network.build(sample.roads))
     within = nearest.loc[nearest["distance_m"] <= 1000, "households"].sum() / nearest["households"].sum()
     town = sample.grids[sample.grids["level"] == "town"]
-    areas = coverage.uncovered_areas(nearest, minutes=15, within=town)
-    areas = areas[areas["addresses"] >= MIN_PUBLIC_ADDRESSES]
+    every = coverage.uncovered_areas(nearest, minutes=15, within=town)
+    small = every[["addresses", "households", "population"]].apply(lambda c: c.between(1, 9)).any(axis=1)
+    areas = every[~small]
     summary = page.inner_text("#coverage-summary")
     assert f"覆盖 {within * 100:.1f}% 的户数" in summary
     assert f"{len(areas)} 处未覆盖区域共 {int(areas['households'].sum()):,} 户" in summary
+    if small.any():
+        assert f"另有 {int(small.sum())} 处少于 10 户的区域未显示" in summary
     drawn = page.evaluate("onemap.coverage.group.getLayers().map((g) => g.getLayers().length)")
     assert drawn == [1, len(areas)]  # the served ground, dissolved; every area left out
 

@@ -1,7 +1,11 @@
 """Coverage of stations and assignment of points, over HTTP.
 
 ``/coverage`` gives the walking-distance coverage per unit of a level and
-the areas left out of a life circle; ``/coverage/areas`` the service areas
+the areas left out of a life circle (for anonymous callers under the minimum
+count of :mod:`gridgeo.disclosure`: a unit's households reached, or not
+reached, are ``null`` when they or a subtraction would count fewer than k,
+and an area left out is shown only when it holds at least k addresses,
+households and residents, or none); ``/coverage/areas`` the service areas
 (isochrones) of the stations; ``POST /assign`` places a batch of points in
 the published grids, in any coordinate system gridgeo knows.
 """
@@ -24,10 +28,7 @@ from api.dependencies import optional_level, station_kinds
 from api.encode import dumps, feature_collection, records
 from api.problems import Problem, responses
 from api.services import Preparing
-
-MIN_PUBLIC_ADDRESSES = 3
-"""An area left out of a circle is shown to anonymous callers only when it
-holds at least this many addresses (a lone house is not published)."""
+from gridgeo import disclosure
 
 
 Coordinate = Annotated[float, Field(allow_inf_nan=False)]
@@ -53,20 +54,24 @@ def router() -> APIRouter:
                  parent: Annotated[str | None, Query(description="Only the children of this unit")] = None,
                  who: Principal = Depends(principal)):
         services = request.app.state.services
-        per_unit = derived.coverage_per_unit(services)
-        if per_unit is None:
+        if derived.coverage_per_unit(services) is None:
             raise Problem(404, "Not Found", "coverage needs stations and addresses in the store")
-        table = per_unit[per_unit["level"] == level]
+        authorised = who.has("viewer")
+        figures = derived.unit_figures(services, authorised=authorised)
+        table = figures[figures["level"] == level]
         if parent:
             table = table[table["parent"] == parent]
-        cols = ["code", "name", "level", "parent", "households", f"households_{minutes}min",
-                f"share_{minutes}min", "stations", "has_station", "farthest_m"]
+        cols = ["name", "level", "parent", "households", f"households_{minutes}min",
+                f"share_{minutes}min", "stations", "has_station", "farthest_m", "suppressed"]
         units = records(pd.DataFrame(table[[c for c in cols if c in table.columns]]))
         areas = derived.uncovered(services, minutes)
-        if areas is not None and not who.has("viewer"):
-            areas = areas[areas["addresses"] >= MIN_PUBLIC_ADDRESSES]
-        return {"minutes": minutes, "level": level, "units": units,
-                "uncovered": feature_collection(areas, ["addresses", "households", "population", "nearest_m"])}
+        withheld = 0
+        if areas is not None and not authorised:
+            areas = disclosure.public_areas(areas, services.settings.min_count)
+            withheld = areas.attrs["withheld"]
+        return {"minutes": minutes, "level": level, "min_count": figures.attrs["min_count"], "units": units,
+                "uncovered": feature_collection(areas, ["addresses", "households", "population", "nearest_m"]),
+                "uncovered_withheld": withheld}
 
     @r.get("/coverage/areas", summary="Service areas (isochrones) of the stations for a life circle",
            response_class=Response, responses={200: {"content": {"application/geo+json": {}}}, **responses(404)})

@@ -106,13 +106,23 @@ def _page(name: str) -> FileResponse:
 
 
 def _data_config(services, kept) -> dict:
-    """What the page needs to know of the data before its first tile."""
+    """What the page needs to know of the data before its first tile (the page is public:
+    its figures obey the minimum count, and it says what the heat map may show)."""
     figures = derived.public_figures(services)
     scheme = services.store.scheme
     levels = [lv for lv in scheme.levels if (figures["level"] == lv.name).any()]
     summary = kept.summary
+    settings = services.settings
+    root = None
+    if levels:
+        every = derived.public_figures(services, authorised=True)
+        root = _root(every, levels[0].name, scheme, services.store.region)
+        root["figures"] = _withheld(root["figures"], figures.attrs)
     return {
-        "root": _root(figures, levels[0].name, scheme, services.store.region) if levels else None,
+        "root": root,
+        "min_count": settings.min_count,
+        "heat": {"min_cell_m": settings.heat_min_cell, "period": settings.heat_period,
+                 "min_count": settings.min_count},
         "main_level": scheme.main_level,
         "village_level": scheme.village_level,
         "levels": [{"name": lv.name, "label": lv.label, "label_en": lv.label_en, "full": lv.full,
@@ -139,6 +149,21 @@ def _style_of(scheme, level) -> str:
     if level.name == scheme.main_level:
         return "grid2"
     return "grid1" if level.full else "grid3"
+
+
+def _withheld(whole: dict, attrs: dict) -> dict:
+    """The whole area's figures with those of a group the minimum count withholds there too
+    (:func:`gridgeo.disclosure.public_figures` ``attrs["whole"]``) set to None."""
+    from gridgeo.disclosure import GROUPS
+
+    out = dict(whole)
+    for group in GROUPS:
+        if attrs.get("whole", {}).get(group.name):
+            for column in (*group.counts, *group.rates):
+                if column in out:
+                    out[column] = None
+    out["suppressed"] = any(attrs.get("whole", {}).values())
+    return out
 
 
 def _root(figures: pd.DataFrame, top: str, scheme, region: dict | None) -> dict:

@@ -12,6 +12,16 @@ served; rendered tiles are cached in memory (and on disk with
 ``GRIDGEO_TILE_CACHE``, shared by workers) per data version, so a publish
 invalidates them.
 
+Tiles are public whoever asks: they are served ``Cache-Control: public`` and
+a shared cache between the service and its clients hands one copy to
+everyone. So they carry the public figures for every caller, under the
+minimum count (:mod:`gridgeo.disclosure`, ``GRIDGEO_MIN_COUNT``): a grid
+feature's withheld figures are left out and its ``suppressed`` attribute is
+true; the ``events`` layer carries each unit's event count only. Their
+version (in ETags and cache keys) names the minimum count, so tiles made
+with another never come back. Exact figures per unit are for viewer keys,
+from ``/stats``.
+
 The tile route is the hot path of the one map: a request the cache can
 answer (a tile it holds, or a 304) is answered from the ASGI scope by
 :class:`_TileRoute` without FastAPI's request, parameter and dependency

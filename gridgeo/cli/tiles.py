@@ -35,6 +35,11 @@ def export(
                                                  "wgs84, cgcs2000, gcj02 (Amap), bd09 (Baidu) or an EPSG code."),
     events_level: str = typer.Option("grid2", help="Grid level events are counted in."),
     hexagon: Optional[float] = typer.Option(None, help="Count events in hexagons this many metres apart instead."),
+    min_count: int = typer.Option(10, "--min-count", min=1,
+                                  help="Publish an event count only when it is at least this many, and no "
+                                       "count that gives a smaller one away (gridgeo.disclosure); hexagons "
+                                       "below it are left out. 1 publishes every count, by category too: "
+                                       "only for tiles that authorised users alone will see."),
     overwrite: bool = typer.Option(False, help="Replace an existing file or a non-empty directory."),
 ):
     """Export tiles the way tippecanoe does: a z/x/y directory, MBTiles or PMTiles.
@@ -48,8 +53,9 @@ def export(
     its own zooms. The metadata record the zooms actually written.
 
     Grid levels, stations and events are recognised by their columns. Events
-    are published only as counts per grid unit (or hexagon); address points
-    are never published.
+    are published only as counts per grid unit (or hexagon), under the
+    minimum count (--min-count, 10: a count of 1 to 9 singles out events);
+    address points are never published.
     """
     try:
         from gridgeo.tiles import TileSet
@@ -60,7 +66,7 @@ def export(
     try:
         kind = output_format(out, None if format is None else format.value)
         frames = _read_sources(sources, crs)
-        tile_layers = _tile_layers(frames, events_level, hexagon)
+        tile_layers = _tile_layers(frames, events_level, hexagon, min_count)
         wanted = None if layers is None else [n.strip() for n in layers.split(",") if n.strip()]
         tileset = TileSet(tile_layers)
         export_tiles(tileset, out, format=kind, minzoom=minzoom, maxzoom=maxzoom, layers=wanted,
@@ -152,7 +158,28 @@ def _kind(frame, path):
     return "other"
 
 
-def _tile_layers(frames, events_level, hexagon):
+def _public_counts(counts, min_count, hexagon):
+    """Event counts under the minimum count: per unit, ``events`` withheld (null, ``suppressed``)
+    and no breakdown by category; per hexagon, the hexagons withheld left out (a shape shows where)."""
+    import geopandas as gpd
+
+    from gridgeo import disclosure
+
+    if min_count <= 1:
+        return counts
+    table = counts.assign(code=counts["cell"], level="hexagon", parent="") if hexagon is not None else counts
+    public = disclosure.public_figures(table, min_count)
+    typer.echo(f"events: {int(public['suppressed'].sum())} of {len(public)} counts under the minimum count "
+               f"{min_count} withheld; by category left out", err=True)
+    if hexagon is not None:
+        shown = ~public["suppressed"].to_numpy()
+        return gpd.GeoDataFrame({"cell": counts["cell"].to_numpy()[shown],
+                                 "events": public["events"].to_numpy()[shown].astype("int64")},
+                                geometry=counts.geometry.array[shown], crs=counts.crs)
+    return gpd.GeoDataFrame(public.reset_index(), geometry=public.geometry.name, crs=counts.crs)
+
+
+def _tile_layers(frames, events_level, hexagon, min_count=10):
     import pandas as pd
 
     from gridgeo.tiles import DEFAULT_ZOOMS, TileLayer, event_counts, grid_layers, station_layer
@@ -167,7 +194,8 @@ def _tile_layers(frames, events_level, hexagon):
         if grids is None and hexagon is None:
             raise ValueError(f"{name}: events are published as counts per grid unit: give the grids too, "
                              "or --hexagon METRES to count them in hexagons")
-        counts = event_counts(events, grids, level=events_level, hexagon=hexagon, by="category")
+        counts = _public_counts(event_counts(events, grids, level=events_level, hexagon=hexagon, by="category"),
+                                min_count, hexagon)
         layers.append(TileLayer(counts, name, minzoom=DEFAULT_ZOOMS["events"][0], maxzoom=16,
                                 description="网格事件数 (event counts)"))
     layers += [TileLayer(f, name) for name, f in by_kind.get("other", [])]

@@ -287,16 +287,20 @@ export class Heat {
     this.key = null;
   }
 
+  // The public heat map has a smallest cell and counts whole periods (the service's
+  // settings, in /map/config.json): the page asks for nothing finer.
   cellFor(zoom) {
-    return zoom >= 14 ? 100 : zoom >= 13 ? 150 : zoom >= 12 ? 250 : 500;
+    const cell = zoom >= 14 ? 100 : zoom >= 13 ? 150 : zoom >= 12 ? 250 : 500;
+    return Math.max(cell, this.ctx.config.heat?.min_cell_m ?? 0);
   }
 
   query() {
     const {state} = this.ctx;
+    const period = this.ctx.config.heat?.period ?? 'month';
     const q = new URLSearchParams({cell: this.cellFor(this.map.getZoom())});
     if (state.category) q.set('category', state.category);
-    if (state.from) q.set('from', `${state.from}-01`);
-    if (state.to) q.set('to', nextMonth(state.to));
+    if (state.from) q.set('from', periodStart(state.from, period));
+    if (state.to) q.set('to', periodAfter(state.to, period));
     return `/events/heat?${q}`;
   }
 
@@ -319,6 +323,7 @@ export class Heat {
       if (this.layer) this.map.removeLayer(this.layer);
       this.layer = L.heatLayer(body.cells, options).addTo(this.map);
       this.total = counts.reduce((a, b) => a + b, 0);
+      this.withheld = body.withheld?.groups ? {...body.withheld, k: body.min_count} : null;
     }
     return this.legend();
   }
@@ -330,14 +335,26 @@ export class Heat {
     const period = state.from || state.to ? ` · ${state.from || '…'} ~ ${state.to || '…'}` : '';
     return `<h3>${t('event_density')} · ${what}${period}</h3>` +
       `<div class="row"><span>${t('events')}</span><span class="count">${number(this.total ?? 0)}</span></div>` +
+      (this.withheld ? `<div class="row withheld" data-withheld="${this.withheld.groups}">` +
+        `<span>${t('heat_withheld', {n: this.withheld.groups, k: this.withheld.k, max: this.withheld.at_most})}` +
+        '</span></div>' : '') +
       `<div class="gradient" style="background:linear-gradient(90deg,${stops})"></div>` +
       `<div class="ends"><span>${t('low')}</span><span>${t('high')}</span></div>`;
   }
 }
 
-function nextMonth(month) {
+// The first day of the period ('month', 'quarter' or 'year') holding a month ('2025-05'),
+// and the first day of the period after it.
+function periodStart(month, period) {
   const [y, m] = month.split('-').map(Number);
-  return m === 12 ? `${y + 1}-01-01` : `${y}-${String(m + 1).padStart(2, '0')}-01`;
+  const first = period === 'year' ? 1 : period === 'quarter' ? m - ((m - 1) % 3) : m;
+  return `${y}-${String(first).padStart(2, '0')}-01`;
+}
+
+function periodAfter(month, period) {
+  const [y, m] = periodStart(month, period).split('-').map(Number);
+  const next = m + (period === 'year' ? 12 : period === 'quarter' ? 3 : 1);
+  return next > 12 ? `${y + 1}-${String(next - 12).padStart(2, '0')}-01` : `${y}-${String(next).padStart(2, '0')}-01`;
 }
 
 // The ground a life circle serves (all stations' areas, dissolved) and the
@@ -364,18 +381,22 @@ export class Coverage {
     const options = {pane: 'coverage', interactive: false};
     L.geoJSON(served, {...options, style: style.coverage.served}).addTo(this.group);
     L.geoJSON(report.uncovered, {...options, style: style.coverage.uncovered}).addTo(this.group);
-    const households = report.units.reduce((a, u) => a + (u.households || 0), 0);
-    const within = report.units.reduce((a, u) => a + (u[`households_${minutes}min`] || 0), 0);
+    // over the units whose figures are published (a withheld one is null: left out of both sums)
+    const known = report.units.filter((u) => u.households != null && u[`households_${minutes}min`] != null);
+    const households = known.reduce((a, u) => a + u.households, 0);
+    const within = known.reduce((a, u) => a + u[`households_${minutes}min`], 0);
     const left = report.uncovered.features.reduce((a, f) => a + (f.properties.households || 0), 0);
     this.summary = {minutes, share: households ? within / households : null,
-                    areas: report.uncovered.features.length, households: left};
+                    areas: report.uncovered.features.length, households: left,
+                    withheld: report.uncovered_withheld || 0, k: report.min_count};
     return this.legend();
   }
 
   text() {
     const s = this.summary;
     if (!s) return '';
-    return t('coverage_summary', {m: s.minutes, share: number(s.share, 'pct'), n: number(s.areas), hh: number(s.households)});
+    return t('coverage_summary', {m: s.minutes, share: number(s.share, 'pct'), n: number(s.areas), hh: number(s.households)}) +
+      (s.withheld ? t('coverage_withheld', {w: number(s.withheld), k: s.k}) : '');
   }
 
   legend() {

@@ -65,12 +65,20 @@ export class Panel {
       </div>
       <dl class="figures">${FIGURES.filter(([f]) => f in unit.figures).map(([f, fmt]) =>
         `<div data-figure="${f}"><dt>${t(f)}</dt><dd>${number(unit.figures[f], fmt)}</dd></div>`).join('')}</dl>
+      ${this.withheld(unit)}
       ${this.children(unit)}`;
     this.body.querySelector('#unit-zoom')?.addEventListener('click', (e) => {
       e.stopPropagation();
       this.ctx.fit(unit.bbox);
     });
     this.drawChart(unit);
+  }
+
+  // A public figure under the minimum count is null (shown as '—'): say why, once.
+  withheld(unit) {
+    const k = unit.min_count ?? this.ctx.config.min_count;
+    const any = unit.figures.suppressed || (unit.children ?? []).some((c) => c.suppressed);
+    return any && k ? `<p class="withheld-note" data-min-count="${k}">${t('withheld_note', {k})}</p>` : '';
   }
 
   band(value) {

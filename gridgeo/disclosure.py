@@ -1,0 +1,768 @@
+"""Public figures that never single out a person or an event: the minimum count.
+
+Personal information (addresses, events, people) stays with authorised
+roles; the public sees aggregates. This module states once what an
+aggregate may show the public, and makes tables and heat maps that obey it.
+
+The rule
+--------
+**No public answer lets anyone count fewer than k addresses, households,
+people or events** (``k`` = :data:`MIN_COUNT`, 10 by default), whether the
+count is printed in the answer or worked out by adding and subtracting
+figures the public can see. Zero is not protected: "nothing here" singles
+out nobody.
+
+For figures per unit (:func:`public_figures`):
+
+1. *Primary suppression.* A unit's address figures (``addresses``,
+   ``households``, ``population``, ``units``) are suppressed when its
+   addresses, households or population count 1 to k-1: a sum over fewer
+   than k addresses is one household's record or close to it. Its event
+   figures (``events``) are suppressed when it has 1 to k-1 events.
+2. *Differencing.* A parent is the sum of its children, so a suppressed
+   child could be worked out as the parent minus its published siblings,
+   and two small ones as their sum. Across the whole hierarchy, the
+   counts anyone can derive this way are the sums of the unpublished cells
+   of a *cut*: a published unit, minus published units that partition it
+   (children, or some children's children ...), leaves the unpublished
+   cells in between, plus each parent's *remainder* (what its children do
+   not hold: the addresses outside every level-3 plot, or in a gap of a
+   faulty plan). The rule is that every such sum, for every published unit
+   and the whole area above the top level, is 0 or at least k.
+   Where it is not, further units are suppressed (*secondary*
+   suppression): the published sibling that costs least, and below it,
+   if its own children would give it away, its largest child, and so on.
+3. *Everything computed from a suppressed count is suppressed with it*:
+   ``households_per_worker``, ``band`` and ``farthest_m`` with the
+   addresses, ``events_per_1000`` with the addresses or the events,
+   ``share_<m>min`` with the households reached in <m> minutes.
+   Coverage is a count too: the households reached within a life circle
+   and the households not reached are each checked as in 1. and 2.
+4. A suppressed figure is published as missing (null), with the unit's
+   ``suppressed`` flag set. Primary and secondary suppressions look the
+   same, so nobody learns which cells are the small ones.
+
+For events on a map (:func:`event_blocks`, :func:`heat`): events are
+grouped by period (a calendar month by default) and category, and each
+group with at least k events is cut into *blocks* of k to 2k-1 events that
+lie close together (alternate median cuts along the longer side, as
+Mondrian k-anonymity does). A block is shown as its count at the mean
+position of its events. Every number a heat map shows is a sum of whole
+blocks, so every count anyone can derive by comparing any number of heat
+maps (other cells, periods, categories) is 0 or at least k: no
+combination of filters isolates an event. Groups with fewer than k events
+are not shown; the answer says how many such groups there are, and so at
+most how many events are missing.
+
+What is protected, and what is not
+----------------------------------
+- Protected: any count of addresses, households, people or events below k
+  derived by sums and differences of published figures of the hierarchy
+  (units, their parents, the whole area) or of heat cells, across any
+  number of answers.
+- Not an exact count, so not protected: a suppressed cell's range. Knowing
+  the rule, anyone can tell that two suppressed siblings whose sum is s
+  each hold between 1 and s-1; an unpublished cell is never pinned to one
+  value below k, but may be narrowed to an interval.
+- Market entities (``units``) and grid workers are not people: ``units``
+  goes with its unit's addresses, ``workers`` and ``stations`` are always
+  published.
+- Event counts per unit broken down by category or status are left out of
+  public tables (:data:`DROPPED`): a two-way table needs a different audit.
+- Figures and heat cells are different partitions of space; the rule does
+  not audit a heat cell against a unit's figures, nor uncovered areas (see
+  :func:`public_areas`) against either. Neither can be subtracted from the
+  other exactly, since their boundaries differ.
+
+References: Hundepool et al., *Statistical Disclosure Control* (Wiley,
+2012), ch. 4 (threshold rule, secondary suppression in hierarchical
+tables); LeFevre, DeWitt and Ramakrishnan, *Mondrian multidimensional
+k-anonymity* (ICDE 2006).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "DROPPED",
+    "GROUPS",
+    "MIN_COUNT",
+    "PERIODS",
+    "PUBLISHED",
+    "DisclosureError",
+    "aligned_period",
+    "event_blocks",
+    "heat",
+    "public_areas",
+    "public_figures",
+]
+
+MIN_COUNT = 10
+"""The smallest count of addresses, households, people or events a public answer shows (k)."""
+
+PERIODS = {"month": "M", "quarter": "Q", "year": "Y"}
+"""The periods events are grouped by for public heat maps, and their pandas frequencies."""
+
+
+class DisclosureError(ValueError):
+    """A public question the rule cannot answer as asked (the message says what can be asked)."""
+
+
+@dataclass(frozen=True)
+class Group:
+    """Figures of a unit that are suppressed together.
+
+    ``counts`` are checked for differencing; ``primary`` make the unit
+    suppressed when one of them counts 1 to k-1; ``rates`` are computed from
+    the counts and suppressed with them; ``complement`` (a column of the
+    table) makes ``complement - count`` a count checked too (households not
+    reached); ``within`` names a group whose suppression implies this one's.
+    """
+
+    name: str
+    counts: tuple[str, ...]
+    primary: tuple[str, ...]
+    rates: tuple[str, ...] = ()
+    complement: str | None = None
+    within: str | None = None
+
+
+def _coverage_group(minutes: int) -> Group:
+    return Group(f"coverage_{minutes}min", (f"households_{minutes}min",), (f"households_{minutes}min",),
+                 rates=(f"share_{minutes}min", f"population_{minutes}min"), complement="households",
+                 within="addresses")
+
+
+GROUPS = (
+    Group("addresses", ("addresses", "households", "population", "units"), ("addresses", "households", "population"),
+          rates=("households_per_worker", "band", "farthest_m", "events_per_1000")),
+    Group("events", ("events",), ("events",), rates=("events_per_1000",)),
+    *(_coverage_group(m) for m in (5, 10, 15)),
+)
+"""The groups of figures the rule protects (see the module notes)."""
+
+PUBLISHED = ("name", "level", "parent", "workers", "stations", "has_station")
+"""Columns published as they are: names and hierarchy, grid workers and stations (not personal)."""
+
+DROPPED = ("events_", "farthest_addr", "unreachable_households")
+"""Columns (or prefixes) never published: event breakdowns per unit, an address's id, unaudited counts."""
+
+_BREAKDOWN = ("stations_",)  # station counts by kind: public facilities
+
+
+def public_figures(figures: pd.DataFrame, k: int = MIN_COUNT) -> pd.DataFrame:
+    """Figures per unit as the public may see them: every count at least k, or suppressed.
+
+    Parameters
+    ----------
+    figures : DataFrame
+        Figures per unit indexed by ``code`` (or with a ``code`` column), with
+        ``level`` and ``parent``: :func:`gridgeo.stats.figures`, with the
+        coverage shares or counts of :func:`gridgeo.coverage.per_grid` joined
+        in or not. A parent is taken to hold its children (the sums of
+        ``stats.figures``); a unit whose parent is not in the table hangs
+        under the whole area.
+    k : int, default :data:`MIN_COUNT`
+        The minimum count; 1 publishes everything.
+
+    Returns
+    -------
+    DataFrame
+        The same rows and index, with the columns of :data:`GROUPS` (as
+        nullable numbers: suppressed ones missing), :data:`PUBLISHED`,
+        station counts by kind, the geometry if any, and ``suppressed``
+        (True where any figure of the unit is withheld). Every other column
+        is left out (:data:`DROPPED`, and any the rule does not know).
+        ``attrs``: ``min_count`` (k), ``suppressed`` ({group: units
+        suppressed}, primary and secondary together), ``whole`` ({group:
+        whether the whole area's figures must be withheld too}) and
+        ``left_out`` (the columns not published).
+
+    Raises
+    ------
+    DisclosureError
+        If ``k`` is not a positive integer, or the table lacks ``level`` or ``parent``.
+
+    See Also
+    --------
+    heat : the same rule for events on a map.
+
+    Notes
+    -----
+    See the module notes for the rule and what it protects. The work is a
+    pass from the deepest units up, keeping for each unit the set of the
+    sums below k that cuts through it can leave (a bit set of k+1 bits per
+    count), so it takes time linear in the units times k.
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> from gridgeo import disclosure, sample
+    >>> s = sample.load()
+    >>> f = gridgeo.stats.figures(s.grids, addresses=s.addresses, events=s.events)
+    >>> public = disclosure.public_figures(f, k=10)
+    >>> shown = public["households"].dropna()
+    >>> bool(((shown == 0) | (shown >= 10)).all())
+    True
+    >>> plots = public[public["level"] == "grid3"]
+    >>> int(plots["suppressed"].sum()) > 0, public.attrs["min_count"]
+    (True, 10)
+    >>> town = public[public["level"] == "town"].iloc[0]
+    >>> int(town["households"]) == int(f.loc[f["level"] == "town", "households"].iloc[0])
+    True
+    """
+    k = _checked_k(k)
+    table = _indexed(figures)
+    parents = table["parent"].astype(object).where(table["parent"].notna(), "")
+    tree = _Tree(table.index.astype(str).to_numpy(dtype=object), parents.astype(str).to_numpy(dtype=object),
+                 table["level"].to_numpy(dtype=object))
+    geometry = _geometry_name(table)
+    audited = {c for g in GROUPS for c in (*g.counts, *g.rates)}
+    keep = [c for c in table.columns
+            if c in PUBLISHED or c in audited or c.startswith(_BREAKDOWN) or c == geometry]
+    out = table[keep].copy()
+    suppressed_any = np.zeros(len(table), dtype=bool)
+    done: dict[str, np.ndarray] = {}
+    for group in GROUPS:
+        values = _group_values(table, group)
+        if values is None:
+            continue
+        forced = done[group.within][0] if group.within in done else np.zeros(len(table), dtype=bool)
+        hidden, whole = tree.protect(values, _primary(values, k) | forced, k)
+        done[group.name] = (hidden, whole)
+        suppressed_any |= hidden
+        for column in (*group.counts, *group.rates):
+            if column in out.columns:
+                out[column] = _nullable(out[column])
+                out.loc[hidden, column] = pd.NA
+    out["suppressed"] = suppressed_any
+    out.index.name = "code"
+    out.attrs = {"min_count": k, "suppressed": {g: int(h.sum()) for g, (h, _) in done.items()},
+                 "whole": {g: w for g, (_, w) in done.items()},
+                 "left_out": [c for c in table.columns if c not in out.columns]}
+    return out
+
+
+def public_areas(areas, k: int = MIN_COUNT, *, counts=("addresses", "households", "population")):
+    """The areas (e.g. :func:`gridgeo.coverage.uncovered_areas`) whose counts the public may see.
+
+    An area is shown only when none of its ``counts`` is 1 to k-1; the others
+    are left out whole (their outline would show where the few addresses are).
+    Areas do not nest, so there is nothing to subtract.
+
+    Parameters
+    ----------
+    areas : GeoDataFrame
+    k : int, default :data:`MIN_COUNT`
+    counts : sequence of str
+        The columns that count addresses, households or people (those present are checked).
+
+    Returns
+    -------
+    GeoDataFrame
+        The areas shown, in their order; ``attrs["withheld"]`` is how many were left out.
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> from shapely import box
+    >>> areas = gpd.GeoDataFrame({"addresses": [3, 12, 0], "households": [5, 30, 0]},
+    ...                          geometry=[box(0, 0, 1, 1), box(1, 0, 2, 1), box(2, 0, 3, 1)])
+    >>> shown = public_areas(areas, 10)
+    >>> list(shown["addresses"]), shown.attrs["withheld"]
+    ([12, 0], 1)
+    """
+    k = _checked_k(k)
+    small = np.zeros(len(areas), dtype=bool)
+    for column in counts:
+        if column in areas.columns:
+            small |= _small(areas[column].to_numpy(dtype=float), k)
+    shown = areas[~small].reset_index(drop=True)
+    shown.attrs = {**areas.attrs, "withheld": int(small.sum()), "min_count": k}
+    return shown
+
+
+# --- events on a map ---------------------------------------------------------------------------
+
+
+def event_blocks(events: pd.DataFrame, k: int = MIN_COUNT, *, period: str = "month") -> pd.DataFrame:
+    """Events grouped by period and category and cut into blocks of k to 2k-1 nearby events.
+
+    The rule (see the module notes): a group (one period, one category) with
+    fewer than k events is withheld; a larger one is cut in two at the median
+    along the longer side of its events' extent, and each half again, while a
+    half can keep at least k events. Ties in position go by the events' order.
+
+    Parameters
+    ----------
+    events : DataFrame
+        ``x``, ``y`` (metres, in any metric CRS), ``category`` and ``reported_at``
+        (e.g. :meth:`gridgeo.derived.Derived.events`). Events without a time
+        or a category are withheld.
+    k : int, default :data:`MIN_COUNT`
+    period : {"month", "quarter", "year"}
+        The calendar period events are grouped by: the shortest period a
+        public heat map can show.
+
+    Returns
+    -------
+    DataFrame
+        One row per block: ``period`` (the period's first day), ``category``,
+        ``x``, ``y`` (the mean position of its events) and ``events`` (k to
+        2k-1).
+        ``attrs["withheld"]`` is a DataFrame of the groups withheld
+        (``period``, ``category``, ``events`` below k), ``attrs["period"]``
+        and ``attrs["min_count"]`` say how it was made.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> ev = pd.DataFrame({"x": rng.uniform(0, 1000, 45), "y": rng.uniform(0, 1000, 45),
+    ...                    "category": ["fire"] * 40 + ["road"] * 5,
+    ...                    "reported_at": pd.Timestamp("2025-03-02")})
+    >>> blocks = event_blocks(ev, 10)
+    >>> list(blocks["events"]), blocks.attrs["withheld"]["events"].tolist()
+    ([10, 10, 10, 10], [5])
+    """
+    k = _checked_k(k)
+    freq = _frequency(period)
+    stamps = pd.to_datetime(events["reported_at"], errors="coerce")
+    known = stamps.notna().to_numpy() & events["category"].notna().to_numpy()
+    x = events["x"].to_numpy(dtype=float)[known]
+    y = events["y"].to_numpy(dtype=float)[known]
+    starts = stamps[known].dt.to_period(freq).dt.start_time.to_numpy()
+    category = events["category"].astype("str").to_numpy()[known]
+    period_code, period_of = pd.factorize(starts, sort=True)
+    category_code, category_of = pd.factorize(category, sort=True)
+    codes = period_code.astype(np.int64) * max(len(category_of), 1) + category_code
+    n_groups = len(period_of) * len(category_of)
+    sizes = np.bincount(codes, minlength=n_groups)
+    kept = sizes[codes] >= k
+    block = _mondrian(x[kept], y[kept], codes[kept], k)
+    counts = np.bincount(block)
+    group_of = np.zeros(len(counts), dtype=np.int64)
+    group_of[block] = codes[kept]
+
+    def labelled(group):
+        return {"period": pd.DatetimeIndex(np.asarray(period_of)[group // max(len(category_of), 1)]),
+                "category": pd.array(np.asarray(category_of, dtype=object)[group % max(len(category_of), 1)],
+                                     dtype="str")}
+
+    out = pd.DataFrame({
+        **labelled(group_of),
+        "x": np.bincount(block, weights=x[kept]) / np.maximum(counts, 1),
+        "y": np.bincount(block, weights=y[kept]) / np.maximum(counts, 1),
+        "events": counts.astype(np.int64),
+    })
+    small = np.flatnonzero((sizes > 0) & (sizes < k))
+    withheld = pd.DataFrame({**labelled(small), "events": sizes[small].astype(np.int64)})
+    out = out.sort_values(["period", "category", "x", "y"], kind="stable").reset_index(drop=True)
+    out.attrs = {"withheld": withheld, "period": period, "min_count": k,
+                 "unknown": int((~known).sum())}
+    return out
+
+
+def heat(blocks: pd.DataFrame, *, cell_m: float, crs, category=None, start=None, end=None) -> pd.DataFrame:
+    """A public heat map: the blocks of :func:`event_blocks` counted on square cells.
+
+    A block counts in the cell that holds its position (cells of side
+    ``cell_m`` tile the metric CRS from its origin, as
+    :func:`gridgeo.tiles.event_cells` does for single events). Every cell's
+    count is a sum of whole blocks, so it is at least k.
+
+    Parameters
+    ----------
+    blocks : DataFrame
+        :func:`event_blocks`.
+    cell_m : float
+        The side of a cell, in metres.
+    crs : pyproj.CRS
+        The metric CRS of the blocks' positions.
+    category : str or list of str, optional
+        Only these categories.
+    start, end : date, optional
+        Only periods from ``start`` (included) to ``end`` (excluded), each the
+        first day of a period (:func:`aligned_period` checks them).
+
+    Returns
+    -------
+    DataFrame
+        ``lat``, ``lon`` (the cell's centre, EPSG:4490, 6 decimals) and
+        ``count``. ``attrs``: ``withheld_groups`` (the groups of period and
+        category asked for that were withheld for having fewer than k
+        events), ``withheld_at_most`` (so at most this many events are
+        missing: (k-1) per group; the exact number is not published, since
+        comparing answers could single out a small group) and ``min_count``.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, pyproj
+    >>> rng = np.random.default_rng(1)
+    >>> ev = pd.DataFrame({"x": rng.uniform(0, 900, 60) + 400000, "y": rng.uniform(0, 900, 60) + 2740000,
+    ...                    "category": "fire", "reported_at": pd.Timestamp("2025-03-02")})
+    >>> crs = pyproj.CRS.from_epsg(4547)
+    >>> cells = heat(event_blocks(ev, 10), cell_m=1000, crs=crs)
+    >>> int(cells["count"].sum()), bool((cells["count"] >= 10).all())
+    (60, True)
+    """
+    import geopandas as gpd
+
+    if not cell_m > 0:
+        raise DisclosureError(f"cell_m must be a positive number of metres, got {cell_m!r}")
+    chosen, withheld = _chosen(blocks, category, start, end)
+    k = blocks.attrs.get("min_count", MIN_COUNT)
+    attrs = {"withheld_groups": len(withheld), "withheld_at_most": int(len(withheld) * (k - 1)),
+             "min_count": k}
+    if chosen.empty:
+        out = pd.DataFrame({"lat": [], "lon": [], "count": []})
+        out.attrs = attrs
+        return out
+    xy = np.floor(chosen[["x", "y"]].to_numpy(dtype=float) / cell_m).astype(np.int64)
+    cells, inverse = np.unique(xy, axis=0, return_inverse=True)
+    counts = np.bincount(inverse.reshape(-1), weights=chosen["events"].to_numpy(dtype=float))
+    centres = gpd.GeoSeries(gpd.points_from_xy((cells[:, 0] + 0.5) * cell_m, (cells[:, 1] + 0.5) * cell_m),
+                            crs=crs).to_crs(4490)
+    out = pd.DataFrame({"lat": np.round(centres.y.to_numpy(), 6), "lon": np.round(centres.x.to_numpy(), 6),
+                        "count": np.rint(counts).astype(np.int64)})
+    out.attrs = attrs
+    return out
+
+
+def aligned_period(start, end, period: str = "month") -> None:
+    """Check that ``start`` and ``end`` are each the first day of a ``period`` (or None).
+
+    Raises
+    ------
+    DisclosureError
+        Naming the dates and what to send instead, in Chinese and English.
+
+    Examples
+    --------
+    >>> aligned_period("2025-03-01", "2025-05-01")
+    >>> aligned_period("2025-03-02", None)
+    Traceback (most recent call last):
+    ...
+    gridgeo.disclosure.DisclosureError: 公开的事件热力图按整月统计：from=2025-03-02 不是月初，请用 2025-03-01 / public event heat maps count whole months: from=2025-03-02 is not the first day of a month; send 2025-03-01 (or use a viewer key for days)
+    """
+    freq = _frequency(period)
+    words = {"month": ("整月", "月初"), "quarter": ("整季度", "季度初"), "year": ("整年", "年初")}[period]
+    for name, value in (("from", start), ("to", end)):
+        if value is None:
+            continue
+        day = pd.Timestamp(value)
+        first = day.to_period(freq).start_time
+        if day != first:
+            raise DisclosureError(
+                f"公开的事件热力图按{words[0]}统计：{name}={day:%Y-%m-%d} 不是{words[1]}，请用 {first:%Y-%m-%d} / "
+                f"public event heat maps count whole {period}s: {name}={day:%Y-%m-%d} is not the first day of a "
+                f"{period}; send {first:%Y-%m-%d} (or use a viewer key for days)")
+
+
+# --- the differencing rule on a hierarchy --------------------------------------------------------
+
+
+class _Tree:
+    """Units as a tree under one root (the whole area), and the pass that protects it.
+
+    Cell values are per node and count; a node's *equation* is "the node
+    equals the sum of its children of one level, plus a remainder >= 0".
+    For a node x, ``A(x)`` is the set of sums (below k; k stands for "k or
+    more") that the unpublished cells of a cut of x's subtree can have: x
+    itself when unpublished (else 0), or the sum over its children's cuts
+    plus the remainder. A published node is safe when no cut below it sums
+    to 1..k-1.
+    """
+
+    def __init__(self, codes, parents, levels):
+        n = len(codes)
+        self.levels = levels
+        self.n = n
+        self.root = n
+        position = pd.Series(np.arange(n), index=pd.Index(codes, dtype=object))
+        if position.index.has_duplicates:
+            dup = list(position.index[position.index.duplicated()][:10])
+            raise DisclosureError(f"figures list units {dup} more than once / 单元编码重复")
+        found = position.reindex(pd.Index(parents, dtype=object)).to_numpy()
+        parent = np.where(np.isnan(found), n, found).astype(np.int64)
+        self.parent = np.append(parent, -1)
+        depth = np.zeros(n + 1, dtype=np.int64)
+        current = parent.copy()
+        live = np.arange(n)
+        steps = 0
+        while len(live):
+            depth[live] += 1
+            current_live = current[live]
+            live = live[current_live != n]
+            current[live] = self.parent[current[live]]
+            steps += 1
+            if steps > n + 1:
+                raise DisclosureError("the units' parents form a cycle / 单元的上级关系成环")
+        self.depth = depth
+        self.order = np.argsort(-depth, kind="stable")  # deepest first, the root last
+
+    def children(self):
+        """{node: {level: [children]}}."""
+        out: dict[int, dict[object, list[int]]] = {}
+        for child in range(self.n):
+            out.setdefault(int(self.parent[child]), {}).setdefault(self.levels[child], []).append(child)
+        return out
+
+    def protect(self, values: np.ndarray, suppressed: np.ndarray, k: int):
+        """Suppress further units until every published unit is safe.
+
+        Returns the suppressed units (the root left out) and whether the
+        whole area's figures must be withheld too.
+        """
+        return _Protection(self, values, suppressed, k).run()
+
+
+class _Protection:
+    def __init__(self, tree, values, suppressed, k):
+        self.tree, self.k = tree, k
+        n = tree.n
+        self.values = np.vstack([values, values[tree.parent[:n] == tree.root].sum(axis=0, keepdims=True)]) \
+            if n else np.zeros((1, values.shape[1]), dtype=np.int64)
+        self.m = self.values.shape[1]
+        # the whole area is published too (a city's figures): withheld when it counts 1..k-1 itself
+        whole = self.values[-1]
+        self.hidden = np.append(suppressed.astype(bool), bool(((whole > 0) & (whole < k)).any()))
+        self.kids = tree.children()
+        self.bad = ((1 << k) - 1) & ~1  # sums 1..k-1
+        self.A = [[1] * self.m for _ in range(n + 1)]
+
+    def run(self):
+        for node in self.tree.order:
+            node = int(node)
+            if not self.hidden[node]:
+                self._settle(node)
+            self._refresh(node)
+        return self.hidden[:-1].copy(), bool(self.hidden[-1])
+
+    # -- sets of sums (bit i: a cut sums to i; bit k: to k or more) --
+
+    def _single(self, value) -> int:
+        return 1 << int(min(max(value, 0), self.k))
+
+    def _plus(self, a: int, b: int) -> int:
+        k = self.k
+        low, top = (1 << k) - 1, 1 << k
+        out = 0
+        while a:
+            bit = a & -a
+            a ^= bit
+            shifted = b << (bit.bit_length() - 1)
+            out |= (shifted & low) | (top if shifted >> k else 0)
+        return out
+
+    def _sums(self, node: int, level) -> list[int] | None:
+        """The sums of the cuts of ``node`` through its children of ``level``, per count
+        (None: the children hold more than the node, so there is no equation to use)."""
+        children = self.kids[node][level]
+        rest = self.values[node] - self.values[children].sum(axis=0)
+        if (rest < 0).any():
+            return None
+        out = []
+        for j in range(self.m):
+            acc = self._single(rest[j])
+            for child in children:
+                acc = self._plus(acc, self.A[child][j])
+            out.append(acc)
+        return out
+
+    def _refresh(self, node: int) -> None:
+        own = [self._single(v) if self.hidden[node] else 1 for v in self.values[node]]
+        for level in self.kids.get(node, {}):
+            sums = self._sums(node, level)
+            if sums is not None:
+                own = [a | b for a, b in zip(own, sums)]
+        self.A[node] = own
+
+    def _settle(self, node: int) -> None:
+        """Make a published node safe, or suppress it (its parent then settles it)."""
+        for level in self.kids.get(node, {}):
+            while True:
+                sums = self._sums(node, level)
+                failing = [] if sums is None else [j for j in range(self.m) if sums[j] & self.bad]
+                if not failing:
+                    break
+                child = self._cheapest(node, level, failing)
+                if child is None:
+                    self.hidden[node] = True
+                    return
+                self._hide(child, failing)
+
+    def _cheapest(self, node, level, failing):
+        """The published child whose suppression fixes ``failing`` at least cost: a
+        child large enough in every failing count, preferring one whose own children
+        do not give it away, then the smallest."""
+        best, best_key = None, None
+        for child in self.kids[node][level]:
+            if self.hidden[child] or (self.values[child][failing] < self.k).any():
+                continue
+            key = (self._exposed(child, failing), int(self.values[child][failing].min()), child)
+            if best_key is None or key < best_key:
+                best, best_key = child, key
+        return best
+
+    def _exposed(self, node, failing) -> int:
+        """1 when suppressing ``node`` alone would not hide it (a cut below sums below k)."""
+        for level in self.kids.get(node, {}):
+            sums = self._sums(node, level)
+            if sums is not None and any(sums[j] & ((1 << self.k) - 1) for j in failing):
+                return 1
+        return 0
+
+    def _hide(self, node, failing) -> None:
+        """Suppress ``node`` so that every cut of its subtree sums to k or more in ``failing``."""
+        self.hidden[node] = True
+        for level in self.kids.get(node, {}):
+            while True:
+                sums = self._sums(node, level)
+                if sums is None or not any(sums[j] & ((1 << self.k) - 1) for j in failing):
+                    break
+                open_ = [c for c in self.kids[node][level]
+                         if (self.values[c][failing] >= self.k).all() and
+                         any(self.A[c][j] & ((1 << self.k) - 1) for j in failing)]
+                if not open_:
+                    break
+                largest = max(open_, key=lambda c: (int(self.values[c][failing].min()), -c))
+                self._hide(largest, failing)
+        self._refresh(node)
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _checked_k(k) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise DisclosureError(f"the minimum count k must be a positive integer, got {k!r} / 最小计数 k 必须是正整数")
+    return int(k)
+
+
+def _frequency(period: str) -> str:
+    if period not in PERIODS:
+        raise DisclosureError(f"period must be one of {list(PERIODS)}, got {period!r} / 统计周期须为 month、quarter 或 year")
+    return PERIODS[period]
+
+
+def _indexed(figures: pd.DataFrame) -> pd.DataFrame:
+    table = figures
+    if "code" in table.columns:
+        table = table.set_index("code")
+    missing = [c for c in ("level", "parent") if c not in table.columns]
+    if missing:
+        raise DisclosureError(f"figures need columns {missing} to know the hierarchy (they have "
+                              f"{list(table.columns)[:20]}) / 缺少层级列 {missing}")
+    return table
+
+
+def _geometry_name(table):
+    import geopandas as gpd
+
+    if not isinstance(table, gpd.GeoDataFrame):
+        return None
+    try:
+        return table.geometry.name
+    except AttributeError:  # a GeoDataFrame whose geometry column was left out
+        return None
+
+
+def _group_values(table, group: Group) -> np.ndarray | None:
+    """The group's counts as an int matrix (units x counts), or None when the table has none."""
+    columns = []
+    for column in group.counts:
+        if column in table.columns:
+            columns.append(_as_counts(table[column]))
+        elif column.startswith("households_") and column.endswith("min") and "households" in table.columns:
+            share = f"share_{column[len('households_'):]}"
+            if share in table.columns:  # the count the share and the households give away
+                covered = pd.to_numeric(table[share], errors="coerce").to_numpy(dtype=float) * \
+                    _as_counts(table["households"])
+                columns.append(np.rint(np.nan_to_num(covered)).astype(np.int64))
+    if not columns:
+        return None
+    if group.complement is not None:
+        if group.complement not in table.columns:
+            return None
+        columns.append(np.maximum(_as_counts(table[group.complement]) - columns[0], 0))
+    return np.column_stack(columns)
+
+
+def _primary(values: np.ndarray, k: int) -> np.ndarray:
+    small = np.zeros(len(values), dtype=bool)
+    for j in range(values.shape[1]):
+        small |= _small(values[:, j], k)
+    return small
+
+
+def _small(values, k) -> np.ndarray:
+    values = np.nan_to_num(np.asarray(values, dtype=float))
+    return (values > 0) & (values < k)
+
+
+def _as_counts(series) -> np.ndarray:
+    return np.rint(pd.to_numeric(series, errors="coerce").fillna(0).to_numpy(dtype=float)).astype(np.int64)
+
+
+def _nullable(series: pd.Series) -> pd.Series:
+    if isinstance(series.dtype, pd.CategoricalDtype) or series.dtype == object or pd.api.types.is_string_dtype(series):
+        return series.astype(object)
+    if pd.api.types.is_bool_dtype(series):
+        return series.astype("boolean")
+    if pd.api.types.is_integer_dtype(series):
+        return series.astype("Int64")
+    return series.astype("Float64")
+
+
+def _mondrian(x, y, group, k) -> np.ndarray:
+    """Block ids: each group cut at the median of the longer side while both halves keep k.
+
+    Every round cuts all blocks of 2k or more at once: one stable sort by
+    block then position along the block's longer side (ties by the events'
+    order), and the lower half of each becomes a block of its own.
+    """
+    n = len(x)
+    block = pd.factorize(group, sort=True)[0].astype(np.int64) if n else np.zeros(0, np.int64)
+    while n:
+        sizes = np.bincount(block)
+        split = sizes >= 2 * k
+        if not split.any():
+            break
+        frame = pd.DataFrame({"block": block, "x": x, "y": y}).groupby("block", sort=True)
+        low, high = frame.min(), frame.max()
+        span_x, span_y = (high["x"] - low["x"]).to_numpy(), (high["y"] - low["y"]).to_numpy()
+        along_x = span_x >= span_y
+        start = np.where(along_x, low["x"].to_numpy(), low["y"].to_numpy())
+        span = np.where(along_x, span_x, span_y)
+        span = np.where(span > 0, span, 1.0)
+        position = (np.where(along_x[block], x, y) - start[block]) / span[block]  # 0..1 inside the block
+        order = np.argsort(block + 0.5 * position, kind="stable")
+        ordered = block[order]
+        first = np.r_[True, ordered[1:] != ordered[:-1]]
+        rank = np.arange(n) - np.repeat(np.flatnonzero(first), sizes)
+        cut = split[ordered] & (rank == sizes[ordered] // 2)
+        block = np.empty(n, dtype=np.int64)
+        block[order] = np.cumsum(first | cut) - 1
+    return block
+
+
+def _chosen(blocks, category, start, end):
+    keep = np.ones(len(blocks), dtype=bool)
+    withheld = blocks.attrs.get("withheld", pd.DataFrame({"period": [], "category": [], "events": []}))
+    wkeep = np.ones(len(withheld), dtype=bool)
+    if category:
+        wanted = [category] if isinstance(category, str) else list(category)
+        keep &= blocks["category"].isin(wanted).to_numpy()
+        wkeep &= withheld["category"].isin(wanted).to_numpy()
+    if start is not None:
+        keep &= (blocks["period"] >= pd.Timestamp(start)).to_numpy()
+        wkeep &= (pd.to_datetime(withheld["period"]) >= pd.Timestamp(start)).to_numpy()
+    if end is not None:
+        keep &= (blocks["period"] < pd.Timestamp(end)).to_numpy()
+        wkeep &= (pd.to_datetime(withheld["period"]) < pd.Timestamp(end)).to_numpy()
+    return blocks[keep], withheld[wkeep]
