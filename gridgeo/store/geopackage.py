@@ -78,7 +78,8 @@ class GeoPackage:
     """Connections to one GeoPackage store (one per thread)."""
 
     exact_bbox = False  # the R-tree gives envelope candidates; shapely decides
-    types = {"text": "TEXT", "integer": "INTEGER", "blob": "BLOB"}  # of the store's own tables
+    types = {"text": "TEXT", "integer": "INTEGER", "blob": "BLOB",  # of the store's own tables
+             "auto_id": "INTEGER PRIMARY KEY"}
 
     def __init__(self, path: Path):
         self.path = Path(path)
