@@ -7,6 +7,12 @@ independently of the store.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -14,6 +20,7 @@ import pandas as pd
 import pytest
 import shapely
 
+import gridgeo.audit
 import gridgeo.store as gstore
 from store_fixture import sample_layers
 
@@ -27,6 +34,11 @@ def started_elsewhere(multipolygon):
         ring = list(polygon.exterior.coords)[:-1]
         parts.append(shapely.Polygon(ring[1:] + ring[:1], [list(r.coords) for r in polygon.interiors]))
     return shapely.MultiPolygon(parts)
+
+
+def run(*args):
+    env = {**os.environ, "COLUMNS": "200"}  # a table as wide as a terminal would show it
+    return subprocess.run([sys.executable, "-m", "gridgeo", *args], capture_output=True, text=True, env=env)
 
 
 def test_every_write_is_in_the_audit_trail_with_who_and_what(store, sample):
@@ -128,3 +140,58 @@ def test_an_older_store_gets_its_audit_trail_when_migrated(url, backend):
     assert got["what"].tolist() == expected["what"].tolist()
     assert got["what"].iloc[-1]["layers"] == {"stations": {"added": 0, "changed": 0, "removed": 54}}
     assert got["what"].iloc[-2]["units"]["changed"] == [plan.read()["code"].iloc[0]]
+
+
+# --- the keys' log and the command line ----------------------------------------------------------------
+
+
+@pytest.fixture
+def gpkg(loaded_gpkg, tmp_path):
+    path = tmp_path / "store.gpkg"
+    shutil.copy(loaded_gpkg, path)
+    return str(path)
+
+
+def test_key_changes_are_logged_beside_the_keys_file_and_read_with_the_store(gpkg, tmp_path):
+    keys = tmp_path / "keys.json"
+    made = run("keys", "add", "王规划", "--role", "planner", "--file", str(keys), "--author", "管理员")
+    assert made.returncode == 0, made.stderr
+    assert run("keys", "add", "李审核", "--role", "admin", "--file", str(keys), "--author", "管理员").returncode == 0
+    with gstore.open(gpkg) as store:
+        store.rollback(0, author="管理员", layers=["events"])
+    assert run("keys", "remove", "王规划", "--file", str(keys), "--author", "李审核").returncode == 0
+
+    log = gridgeo.audit.keys_log_path(keys)
+    assert log.name == "keys.log.jsonl" and oct(log.stat().st_mode & 0o777) == "0o600"
+    text = log.read_text("utf-8")
+    key = made.stdout.strip()
+    assert key not in text and hashlib.sha256(key.encode()).hexdigest() not in text  # never the key or its digest
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert [(e["action"], e["author"], e["what"]["key"]["name"]) for e in lines] == [
+        ("key-add", "管理员", "王规划"), ("key-add", "管理员", "李审核"), ("key-remove", "李审核", "王规划")]
+
+    res = run("audit", "--store", gpkg, "--keys-file", str(keys), "--json")
+    assert res.returncode == 0, res.stderr
+    entries = json.loads(res.stdout)
+    assert [(e["source"], e["action"], e["author"]) for e in entries] == [
+        ("store", "load", "网格办"), ("keys", "key-add", "管理员"), ("keys", "key-add", "管理员"),
+        ("store", "rollback", "管理员"), ("keys", "key-remove", "李审核")]
+    assert entries[3]["what"]["layers"] == {"events": {"added": 0, "changed": 0, "removed": 12000}}
+    assert entries[4]["what"]["key"] == {"name": "王规划", "count": 1}
+    res = run("audit", "--store", gpkg, "--keys-file", str(keys), "--author", "管理员", "--json")
+    assert [e["action"] for e in json.loads(res.stdout)] == ["key-add", "key-add", "rollback"]
+    res = run("audit", "--store", gpkg, "--keys-file", str(keys), "--action", "key-remove", "--action", "load",
+              "--json")
+    assert [e["action"] for e in json.loads(res.stdout)] == ["load", "key-remove"]
+    res = run("audit", "--store", gpkg, "--json")  # without the keys file: the store's own trail
+    assert [e["action"] for e in json.loads(res.stdout)] == ["load", "rollback"]
+
+    table = run("audit", "--store", gpkg, "--keys-file", str(keys))
+    assert table.returncode == 0, table.stderr
+    for words in ("网格办", "李审核", "key-remove", "rollback", "events +0 ~0 -12000", "key 李审核 (admin)"):
+        assert words in table.stdout, words
+
+    with log.open("a", encoding="utf-8") as f:  # a line that is not an entry: said, with its place
+        f.write("{not json\n")
+    res = run("audit", "--store", gpkg, "--keys-file", str(keys))
+    assert res.returncode == 2 and "line 4" in res.stderr and "keys.log.jsonl" in res.stderr

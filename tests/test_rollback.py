@@ -9,6 +9,8 @@ units the test itself changed. A refused rollback is checked byte for byte
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -239,3 +241,40 @@ def test_a_draft_plan_over_units_a_rollback_changes_must_be_rebased(store):
     # a plan elsewhere goes on as if nothing happened
     elsewhere.publish(author="赵六")
     assert store.read("grids", where={"code": elsewhere.read()["code"].iloc[0]})["name"].iloc[0] == "别村改名"
+
+
+# --- the command line ----------------------------------------------------------------------------------------
+
+
+def run(*args, input=None):
+    return subprocess.run([sys.executable, "-m", "gridgeo", *args], capture_output=True, text=True, input=input)
+
+
+def test_cli_rollback_shows_what_it_changes_asks_and_refuses_clearly(url, sample):
+    with gstore.open(url) as store:
+        moved, published = move_grid(store)
+    res = run("rollback", "--store", url, "--to", "1", "--author", "管理员", input="n\n")
+    assert res.returncode == 1, res.stderr
+    out = res.stdout
+    assert "grids" in out and "grid1" in out and "grid2" in out
+    assert all(code in out for code in (X, Y, moved, NEW_CODE))
+    assert "nothing was changed" in res.stderr
+    with gstore.open(url) as store:
+        assert store.version == published
+
+    res = run("rollback", "--store", url, "--to", "1", "--author", "管理员", "--message", "撤销", "--yes")
+    assert res.returncode == 0, res.stderr
+    with gstore.open(url) as store:
+        assert store.version == published + 1
+        assert f"revision {published + 1}" in res.stdout
+        assert_same_rows(store.read("grids"), as_loaded(sample.grids), "code")
+        assert store.audit(action="rollback")["message"].tolist() == ["撤销"]
+
+    res = run("rollback", "--store", url, "--to", "1", "--yes")
+    assert res.returncode == 1 and "无需回退" in res.stderr and "nothing would change" in res.stderr
+    res = run("rollback", "--store", url, "--to", "99", "--yes")
+    assert res.returncode == 1 and "has no revision 99" in res.stderr
+
+    res = run("history", "--store", url, NEW_CODE)
+    assert res.returncode == 0, res.stderr
+    assert "张三" in res.stdout and "管理员" in res.stdout and str(published + 1) in res.stdout
