@@ -29,10 +29,15 @@ import pandas as pd
 from gridgeo.store._audit import COLUMNS, dumps, frame
 from gridgeo.store._sql import now, utc_text
 
-__all__ = ["KEY_ACTIONS", "keys_log_path", "record_key_change", "key_changes", "trail", "COLUMNS"]
+__all__ = ["KEY_ACTIONS", "KeysLogError", "keys_log_path", "record_key_change", "key_changes", "trail", "COLUMNS"]
 
 KEY_ACTIONS = ("key-add", "key-remove")
 """The actions of the keys log (a role or scope changed is a key removed and made again)."""
+
+
+class KeysLogError(ValueError):
+    """A line of the keys' audit log is not an entry (edited by hand, or cut short); the message
+    names the file and the line."""
 
 
 def keys_log_path(keys_file) -> Path:
@@ -85,7 +90,7 @@ def key_changes(keys_file, *, since=None, until=None, author=None, action=None) 
 
     Raises
     ------
-    ValueError
+    KeysLogError
         A line of the log is not an entry (the file was edited by hand, or cut short):
         the message names the file and the line.
     """
@@ -100,7 +105,7 @@ def key_changes(keys_file, *, since=None, until=None, author=None, action=None) 
                 rows.append((number, utc_text(entry["at"]), entry["author"], entry["action"], None, None,
                              entry.get("message", ""), json.dumps(entry.get("what") or {}, ensure_ascii=False)))
             except (ValueError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}, line {number}: not an entry of the keys' audit log ({exc}); the log is "
+                raise KeysLogError(f"{path}, line {number}: not an entry of the keys' audit log ({exc}); the log is "
                                  f"only ever appended to by `gridgeo keys`: restore it from a backup / "
                                  f"{path} 第 {number} 行不是有效的审计记录，请从备份恢复") from None
     out = frame(rows)

@@ -48,8 +48,15 @@ def utc_text(when) -> str:
     """
     import pandas as pd
 
-    stamp = pd.Timestamp(when)
-    if pd.isna(stamp):
-        raise ValueError(f"{when!r} is not a time: give ISO 8601 text such as 2025-03-01 or 2025-03-01T08:00+08:00")
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        stamp = pd.Timestamp(when)
+        if pd.isna(stamp):
+            raise ValueError
+        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        if not 1 <= stamp.year <= 9999:
+            raise ValueError
+    except (ValueError, TypeError, OverflowError):  # pandas' OutOfBoundsDatetime is a ValueError
+        raise ValueError(f"{when!r} is not a time: give ISO 8601 text of a year from 1 to 9999, such as "
+                         "2025-03-01 or 2025-03-01T08:00+08:00") from None
+    return (f"{stamp.year:04d}-{stamp.month:02d}-{stamp.day:02d}T{stamp.hour:02d}:{stamp.minute:02d}:"
+            f"{stamp.second:02d}.{stamp.microsecond:06d}Z")
