@@ -114,19 +114,19 @@ def _row_changes(store, tx, run, kind, revision) -> dict:
     written = sum(int(r[0]) for r in run(sql.format(cols="COUNT(*)"), (revision, revision)))
     retired = int(run(f"SELECT COUNT(*) FROM {q(kind + '_history')} WHERE retired = ?", (revision,))[0][0])
     both = differ = 0
-    if written and retired:
+    if written and retired:  # one pass per table: the keys written again, and which of them differ
+        same = identical("n", "o", store.layer_columns(kind, tx=tx), key)
         for table in (kind, kind + "_history"):
-            both += int(run(f"SELECT COUNT(*) FROM {q(table)} n JOIN {q(kind + '_history')} o "
-                            f"ON o.{q(key)} = n.{q(key)} AND o.retired = ? WHERE n.revision = ?",
-                            (revision, revision))[0][0])
-        differ = len(_differing(store, tx, run, kind, key, revision))
+            n, d = run(f"SELECT COUNT(*), SUM(CASE WHEN {same} THEN 0 ELSE 1 END) FROM {q(table)} n "
+                       f"JOIN {q(kind + '_history')} o ON o.{q(key)} = n.{q(key)} AND o.retired = ? "
+                       "WHERE n.revision = ?", (revision, revision))[0]
+            both, differ = both + int(n), differ + int(d or 0)
     return {"added": max(written - both, 0), "changed": differ, "removed": max(retired - both, 0)}
 
 
 def _differing(store, tx, run, kind, key, revision) -> list[str]:
     """Keys the revision wrote again with other values or another geometry than the row it retired."""
-    columns = [c for c in store.layer_columns(kind, tx=tx) if c != key]
-    same = " AND ".join(_same(f"n.{q(c)}", f"o.{q(c)}") for c in ["geom", *columns])
+    same = identical("n", "o", store.layer_columns(kind, tx=tx), key)
     out = []
     for table in (kind, kind + "_history"):
         out += [r[0] for r in run(
@@ -135,9 +135,18 @@ def _differing(store, tx, run, kind, key, revision) -> list[str]:
     return out
 
 
-def _same(a: str, b: str) -> str:
-    """True when both are missing or both equal, false otherwise, never NULL (in either database).
-    Geometries compare as stored: the bytes of a GeoPackage blob, PostGIS's exact ``=``."""
+def identical(a: str, b: str, columns, key: str) -> str:
+    """SQL that is true when rows ``a`` and ``b`` (table names or aliases) have the same key, the
+    same value in every one of ``columns`` and the same geometry, false otherwise (never NULL, in
+    either database). Values and geometries compare as stored: the bytes of a GeoPackage blob,
+    PostGIS's exact ``=`` (every coordinate, in order)."""
+    parts = [f"{a}.{q(key)} = {b}.{q(key)}"]
+    parts += [same(f"{a}.{q(c)}", f"{b}.{q(c)}") for c in ["geom", *columns] if c != key]
+    return " AND ".join(parts)
+
+
+def same(a: str, b: str) -> str:
+    """True when both are missing or both equal, false otherwise, never NULL."""
     return f"(({a} IS NULL AND {b} IS NULL) OR ({a} IS NOT NULL AND {b} IS NOT NULL AND {a} = {b}))"
 
 

@@ -11,8 +11,17 @@ are left alone, with their revision, so draft plans over other units go on
 unaffected, and the audit trail's account of the rollback is exactly what it
 put back.
 
-The steps, in one transaction: check the revision, read each layer now and at
-``r``, compare, validate the grids as they would be, retire and write.
+Only rows written or retired after ``r`` can differ: a row published at ``r``
+and not replaced since is the same row now. So each layer changed since ``r``
+is compared in its database: its rows written since (the published rows with
+a revision after ``r``) against its rows replaced since (the history rows
+published at ``r`` and retired after it), matched by key and compared value
+by value and geometry by geometry (:func:`gridgeo.store._audit.identical`).
+Only the rows to write again are read; the rows to retire move to the history
+in the database.
+
+The steps, in one transaction: check the revision, compare, validate the
+grids as they would be, retire and write.
 """
 
 from __future__ import annotations
@@ -26,7 +35,8 @@ from gridgeo.store import _audit, _layers
 from gridgeo.store._sql import q
 from gridgeo.store.errors import ConflictError, RollbackError
 
-_CHUNK = 500
+_CHUNK = 500  # row ids per IN (...) list
+_ONE_PASS = 20_000  # from this many rows to retire, one pass of the condition instead of lists of ids
 
 
 @dataclass
@@ -36,22 +46,23 @@ class Change:
     kind: str
     key: str
     levels: list[str] | None
-    restored: object  # GeoDataFrame: the rows of `to` written again (added and changed)
-    added: list = field(default_factory=list)
-    changed: list = field(default_factory=list)
-    removed: list = field(default_factory=list)
-    whole: bool = False  # the keys do not name rows one to one: every row is retired, every row of `to` written
+    to: int
+    columns: list[str] = field(default_factory=list)  # the layer's columns
+    added: int = 0  # rows of `to` written again whose key is not published now
+    changed: int = 0  # rows of `to` written again in place of another row of their key
+    removed: int = 0  # rows published now whose key was not published at `to`
+    restored: object = None  # grids: the units written again (a GeoDataFrame)
+    units: dict = field(default_factory=dict)  # grids: {"added", "changed", "removed"} codes
+    level_of: dict = field(default_factory=dict)  # grids: code -> level, of the units touched
+    parents_of: dict = field(default_factory=dict)  # grids: code -> its parents now and at `to`
     now_count: int = 0  # rows published now (in the levels covered)
     then_count: int = 0  # rows published at `to`
-    now_levels: dict = field(default_factory=dict)  # grids: code -> level, now
-    then_levels: dict = field(default_factory=dict)  # grids: code -> level, at `to`
-    parents_of: dict = field(default_factory=dict)  # grids: code -> its parents now and at `to`
 
     def __bool__(self) -> bool:
         return bool(self.added or self.changed or self.removed)
 
     def counts(self) -> dict:
-        return {"added": len(self.added), "changed": len(self.changed), "removed": len(self.removed)}
+        return {"added": self.added, "changed": self.changed, "removed": self.removed}
 
 
 # --- the public steps ---------------------------------------------------------------------------
@@ -61,10 +72,11 @@ def preview(store, to, *, layers=None) -> dict:
     """What :func:`rollback` would do now, written nowhere (see :meth:`Store.rollback_preview`)."""
     to = check_revision(store, store._db.query, to)
     selection = select(store, layers)
+    version, revision = store.version, store.revision  # before the reads: a change after them moves the version
     changes = compare(store, None, to, selection)
     report = grid_report(store, None, changes)
     errors = report[report["severity"] == "error"] if report is not None and len(report) else None
-    out = {"to": to, "version": store.version, "revision": store.revision, **account(store, changes),
+    out = {"to": to, "version": version, "revision": revision, **account(store, changes),
            "plans": overtaken(store, None, changes), "errors": _error_records(errors)}
     if not any(changes):
         out["refusal"] = _nothing(to).to_dict()
@@ -207,59 +219,88 @@ def _error_records(errors) -> list[dict]:
 # --- comparing ----------------------------------------------------------------------------------
 
 
+def _scope(alias: str, levels) -> tuple[str, list]:
+    """`` AND level IN (...)`` for the grid levels covered (nothing for a whole layer)."""
+    if not levels:
+        return "", []
+    return f" AND {alias}.level IN ({', '.join('?' * len(levels))})", list(levels)
+
+
+def to_restore(change: Change, outer: str, to: int) -> tuple[str, list]:
+    """(SQL condition, params) on the history table, referred to as ``outer``: its rows published
+    at ``to`` and replaced since, that no published row equals. They are written again."""
+    kind = q(change.kind)
+    scope, params = _scope(outer, change.levels)
+    same = _audit.identical("n", outer, change.columns, change.key)
+    return (f"{outer}.revision <= ? AND {outer}.retired > ?{scope} AND NOT EXISTS "
+            f"(SELECT 1 FROM {kind} n WHERE {same})", [to, to, *params])
+
+
+def to_retire(change: Change, outer: str, to: int) -> tuple[str, list]:
+    """(SQL condition, params) on the layer's table, referred to as ``outer``: its rows written
+    since ``to`` that no row published at ``to`` equals. They go to the history."""
+    history = q(change.kind + "_history")
+    scope, params = _scope(outer, change.levels)
+    same = _audit.identical(outer, "o", change.columns, change.key)
+    return (f"{outer}.revision > ?{scope} AND NOT EXISTS (SELECT 1 FROM {history} o WHERE o.revision <= ? "
+            f"AND o.retired > ? AND {same})", [to, *params, to, to])
+
+
 def compare(store, tx, to: int, selection: dict) -> list[Change]:
-    """Each covered layer now and at ``to``, compared row by row."""
+    """Each covered layer now and at ``to``, compared in the database."""
     out = []
+    run = tx.query if tx is not None else store._db.query
     for kind, levels in selection.items():
-        key = _audit.layer_key(store, kind, tx)
-        now = store.read(kind, level=levels)
-        then = store.read(kind, level=levels, at=to)
-        kinds = store.layer_columns(kind, tx=tx)
-        change = Change(kind=kind, key=key, levels=levels, restored=then.iloc[:0], now_count=len(now),
-                        then_count=len(then))
-        if kind == "grids":
-            change.now_levels = dict(zip(now["code"], now["level"]))
-            change.then_levels = dict(zip(then["code"], then["level"]))
-        if _one_to_one(now, key) and _one_to_one(then, key):
-            differs = _layers.changed_rows(now, then, kinds, key)
-            now_keys = set(now[key])
-            then_keys = then[key].to_numpy()
-            change.added = sorted(k for k in then_keys[differs] if k not in now_keys)
-            change.changed = sorted(k for k in then_keys[differs] if k in now_keys)
-            change.removed = sorted(now_keys - set(then_keys))
-            change.restored = then[differs]
-        elif not _same_rows(now, then, kinds):
-            change.whole = True
-            change.added, change.removed = [str(k) for k in then[key]], [str(k) for k in now[key]]
-            change.restored = then
-        if kind == "grids" and change:
-            touched = set(change.added) | set(change.changed) | set(change.removed)
-            for frame in (now, then):
-                rows = frame[frame["code"].isin(touched).to_numpy()]
-                for code, parent in zip(rows["code"], rows["parent"]):
-                    change.parents_of.setdefault(code, set()).add(parent)
+        change = Change(kind=kind, key=_audit.layer_key(store, kind, tx), levels=levels, to=to,
+                        columns=list(store.layer_columns(kind, tx=tx)))
         out.append(change)
+        last = run("SELECT MAX(revision) FROM gridgeo_changes WHERE layer = ?", (kind,))[0][0]
+        if int(last or 0) <= to:  # not changed since: the same rows
+            continue
+        table, history, key = q(kind), q(kind + "_history"), q(change.key)
+        restore, restore_params = to_restore(change, "h", to)
+        retire, retire_params = to_retire(change, "k", to)
+        published_now = f"EXISTS (SELECT 1 FROM {table} n WHERE n.{key} = h.{key})"
+        published_then = f"EXISTS (SELECT 1 FROM {history} o WHERE o.{key} = k.{key} AND o.revision <= ? " \
+                         "AND o.retired > ?)"
+        if kind == "grids":
+            back = run(f"SELECT h.code, h.level, h.parent, CASE WHEN {published_now} THEN 1 ELSE 0 END "
+                       f"FROM {history} h WHERE {restore}", restore_params)
+            gone = run(f"SELECT k.code, k.level, k.parent, CASE WHEN {published_then} THEN 1 ELSE 0 END "
+                       f"FROM {table} k WHERE {retire}", [to, to, *retire_params])
+            change.units = {"added": sorted(c for c, _, _, now in back if not now),
+                            "changed": sorted(c for c, _, _, now in back if now),
+                            "removed": sorted(c for c, _, _, then in gone if not then)}
+            change.added, change.changed, change.removed = (len(change.units[w]) for w in
+                                                            ("added", "changed", "removed"))
+            for code, level, parent, _ in (*back, *gone):
+                change.level_of[code] = level
+                change.parents_of.setdefault(code, set()).add(parent)
+            if change:
+                change.restored = _read(store, tx, change)
+        else:
+            n, present = run(f"SELECT COUNT(*), SUM(CASE WHEN {published_now} THEN 1 ELSE 0 END) "
+                             f"FROM {history} h WHERE {restore}", restore_params)[0]
+            change.changed = int(present or 0)
+            change.added = int(n) - change.changed
+            change.removed = int(run(f"SELECT COUNT(*) FROM {table} k WHERE {retire} AND NOT {published_then}",
+                                     [*retire_params, to, to])[0][0])
+        scope, params = _scope(table, levels)
+        change.now_count = int(run(f"SELECT COUNT(*) FROM {table} WHERE 1 = 1{scope}", params)[0][0])
+        change.then_count = store.count(kind, level=levels, at=to)
     return out
 
 
-def _one_to_one(frame, key) -> bool:
-    return key in frame.columns and not frame[key].isna().any() and frame[key].is_unique
-
-
-def _same_rows(now, then, kinds) -> bool:
-    """Whether two frames hold the same rows in any order (for layers whose keys repeat)."""
-    if len(now) != len(then):
-        return False
-    return sorted(_row_texts(now, kinds)) == sorted(_row_texts(then, kinds))
-
-
-def _row_texts(frame, kinds) -> list[str]:
-    import shapely
-
-    columns = sorted(c for c in kinds if c in frame.columns)
-    values = [_layers.values(frame[c], kinds[c], iso_times=True) for c in columns]
-    wkb = shapely.to_wkb(frame.geometry.array, hex=True)
-    return [repr((*row, g)) for row, g in zip(zip(*values), wkb)] if columns else list(map(str, wkb))
+def _read(store, tx, change: Change):
+    """The rows to write again (:func:`to_restore`), as a frame."""
+    kinds = store.layer_columns(change.kind, tx=tx)
+    names = list(kinds)
+    history = q(change.kind + "_history")
+    condition, params = to_restore(change, history, change.to)
+    run = tx.query if tx is not None else store._db.query
+    rows = run(f"SELECT {store._db.geom_expr('geom')}, {', '.join(q(c) for c in names)} FROM {history} "
+               f"WHERE {condition} ORDER BY {q(change.key)}", params)
+    return store.frame_of(rows, names, kinds)
 
 
 # --- validating -----------------------------------------------------------------------------------
@@ -280,16 +321,16 @@ def grid_report(store, tx, changes):
     if change is None:
         return None
     current = store.read("grids").drop(columns=["revision"])
-    gone = set(change.now_levels) if change.whole else set(change.changed) | set(change.removed)
+    gone = set(change.units["changed"]) | set(change.units["removed"])
     kept = current[~current["code"].isin(gone).to_numpy()]
-    restored = change.restored.drop(columns=["revision"])
+    restored = change.restored
     parts = [p for p in (kept, restored) if len(p)]
     if not parts:
         return None
     after = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
     after = after.set_geometry("geometry").set_crs(current.crs, allow_override=True)
-    level_of = {**change.now_levels, **change.then_levels}
-    touched = set(change.added) | set(change.changed) | set(change.removed)
+    level_of = change.level_of
+    touched = set(level_of)
     names = store.scheme.names
     reports = []
     for level in sorted({level_of[c] for c in touched}, key=lambda lv: names.index(lv) if lv in names else 99):
@@ -320,15 +361,13 @@ def account(store, changes) -> dict:
         out["layers"][change.kind] = change.counts()
         if change.kind == "grids":
             levels: dict = {}
-            for what, codes in (("added", change.added), ("changed", change.changed), ("removed", change.removed)):
+            for what, codes in change.units.items():
                 for code in codes:
-                    level = (change.then_levels if what != "removed" else change.now_levels)[code]
-                    levels.setdefault(level, {"added": 0, "changed": 0, "removed": 0})[what] += 1
+                    levels.setdefault(change.level_of[code], {"added": 0, "changed": 0, "removed": 0})[what] += 1
             names = store.scheme.names
             out["levels"] = {lv: levels[lv] for lv in sorted(levels, key=lambda lv: names.index(lv)
                                                              if lv in names else 99)}
-            out["units"] = {"added": list(change.added), "changed": list(change.changed),
-                            "removed": list(change.removed)}
+            out["units"] = {what: list(codes) for what, codes in change.units.items()}
     return out
 
 
@@ -339,8 +378,7 @@ def overtaken(store, tx, changes) -> list[dict]:
     if change is None:
         return []
     run = tx.query if tx is not None else store._db.query
-    touched = {c: change.now_levels.get(c) or change.then_levels.get(c)
-               for c in (*change.added, *change.changed, *change.removed)}
+    touched = change.level_of
     out = []
     for plan_id, name, parent, levels, status, author in run(
             "SELECT plan_id, name, parent, levels, status, author FROM gridgeo_plans "
@@ -357,19 +395,18 @@ def overtaken(store, tx, changes) -> list[dict]:
 
 
 def _apply(store, tx, change: Change, revision: int, author: str) -> None:
-    kind, key = change.kind, change.key
-    scope, params = ([f"level IN ({', '.join('?' * len(change.levels))})"], list(change.levels)) \
-        if change.levels else ([], [])
-    gone = [*change.changed, *change.removed]
-    if change.whole or len(gone) == change.now_count:  # every row goes: no list of keys needed
-        store.retire(tx, kind, scope, params, revision, author)
-    else:
-        for start in range(0, len(gone), _CHUNK):
-            chunk = gone[start:start + _CHUNK]
-            store.retire(tx, kind, [*scope, f"{q(key)} IN ({', '.join('?' * len(chunk))})"], [*params, *chunk],
-                         revision, author)
-    if len(change.restored):
-        kinds = store.layer_columns(kind, tx=tx)
-        data = change.restored.drop(columns=["revision"]).assign(revision=revision, author=author)
-        store._db.insert(tx, kind, data, {**kinds, **_layers.SYSTEM}, progress=False)
-    store.record_change(tx, revision, kind, len(change.added) + len(change.changed) + len(change.removed))
+    """Retire the rows written since ``to`` that differ from ``to``'s, and write ``to``'s again."""
+    restored = change.restored if change.restored is not None else _read(store, tx, change)
+    retire, params = to_retire(change, q(change.kind), change.to)
+    fids = [int(r[0]) for r in tx.query(f"SELECT fid FROM {q(change.kind)} WHERE {retire}", params)]
+    if len(fids) >= _ONE_PASS:  # many rows: one pass over the table (and one rebuild of its spatial index)
+        store.retire(tx, change.kind, [retire], params, revision, author)
+    else:  # a few: by row id, so that the test runs once and the spatial index is updated row by row
+        for start in range(0, len(fids), _CHUNK):
+            chunk = fids[start:start + _CHUNK]
+            store.retire(tx, change.kind, [f"fid IN ({', '.join('?' * len(chunk))})"], chunk, revision, author)
+    if len(restored):
+        kinds = store.layer_columns(change.kind, tx=tx)
+        data = restored.assign(revision=revision, author=author)
+        store._db.insert(tx, change.kind, data, {**kinds, **_layers.SYSTEM}, progress=False)
+    store.record_change(tx, revision, change.kind, change.added + change.changed + change.removed)

@@ -1280,6 +1280,16 @@ class Store:
         ConflictError
             ``base_version`` is not the current data version.
 
+        Notes
+        -----
+        Only rows written or retired since ``to`` can differ from ``to``'s, so
+        only they are compared, in the database, and only the rows to write
+        again are read: the cost follows what changed since ``to``, not the size
+        of the layers. Layers that have not changed since ``to`` are not read at
+        all. Rows whose key repeats (road segments appended twice under one
+        id) are matched as rows: one equal row of ``to`` keeps one published
+        row.
+
         Examples
         --------
         >>> import tempfile, gridgeo.store, gridgeo.sample
