@@ -22,7 +22,7 @@ import gridgeo.store
 from api import auth, dependencies, limits, problems
 from api.dependencies import base_url, cache_control, one_value_each
 from api.limits import BodyLimit, RateLimit
-from api.routes import analysis, features, figures, imports, pages, plans, tiles
+from api.routes import admin, analysis, features, figures, imports, pages, plans, tiles
 from api.services import Preparing, Services
 from api.settings import Settings
 from gridgeo.crs import CRSError
@@ -37,6 +37,7 @@ DOMAIN_ERRORS = {
     gridgeo.store.ConflictError: 409,
     gridgeo.store.PlanStateError: 409,
     gridgeo.store.PublishError: 422,
+    gridgeo.store.RollbackError: 422,
     gridgeo.store.FilterError: 400,
     SchemaError: 422,
     PlanError: 422,
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router())
     app.include_router(plans.router())
     app.include_router(imports.router())
+    app.include_router(admin.router())
     pages.mount(app)
     app.openapi = lambda: _openapi(app)
     return app

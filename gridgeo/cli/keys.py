@@ -1,4 +1,8 @@
-"""``gridgeo keys``: API keys of the service (roles viewer, planner, admin)."""
+"""``gridgeo keys``: API keys of the service (roles viewer, planner, admin).
+
+Every key made or revoked is appended to the audit log beside the keys file
+(:func:`gridgeo.audit.record_key_change`), with who did it.
+"""
 
 import typer
 
@@ -8,12 +12,25 @@ keys_app = typer.Typer(help="API keys of the service: only their SHA-256 digests
 app.add_typer(keys_app, name="keys")
 
 _FILE = typer.Option("data/keys.json", "--file", envvar="GRIDGEO_KEYS_FILE", help="The keys file.")
+_AUTHOR = typer.Option(None, "--author", help="Who changes the keys, for the audit log (default: the login name).")
+
+
+def _logged(file, action, author, what) -> None:
+    """Put a key change in the audit log beside the keys file."""
+    import getpass
+
+    from gridgeo.audit import keys_log_path, record_key_change
+
+    try:
+        record_key_change(file, action, author or getpass.getuser(), what)
+    except OSError as exc:
+        fail(f"the key change was made, but {keys_log_path(file)} could not record it ({exc}): note it by hand")
 
 
 @keys_app.command("add")
 def add(name: str = typer.Argument(..., help="Who the key is for (shown as a plan's author)."),
         role: str = typer.Option("viewer", help="viewer (leadership), planner or admin."),
-        file: str = _FILE):
+        file: str = _FILE, author: str = _AUTHOR):
     """Make a key and print it once: it cannot be shown again."""
     from api.keys import KeyStore
 
@@ -21,6 +38,7 @@ def add(name: str = typer.Argument(..., help="Who the key is for (shown as a pla
         key = KeyStore(file).add(name, role)
     except ValueError as exc:
         fail(str(exc))
+    _logged(file, "key-add", author, {"name": name, "role": role})
     typer.echo(key)
     typer.echo(f"(a {role} key for {name}; keep it: {file} holds only its digest)", err=True)
 
@@ -35,11 +53,13 @@ def list_keys(file: str = _FILE):
 
 
 @keys_app.command("remove")
-def remove(name: str = typer.Argument(..., help="Whose keys to revoke."), file: str = _FILE):
+def remove(name: str = typer.Argument(..., help="Whose keys to revoke."), file: str = _FILE,
+           author: str = _AUTHOR):
     """Revoke every key of a person."""
     from api.keys import KeyStore
 
     n = KeyStore(file).remove(name)
     if not n:
         fail(f"{file} has no key for {name!r}")
+    _logged(file, "key-remove", author, {"name": name, "count": n})
     typer.echo(f"revoked {n} key(s) of {name}")

@@ -20,6 +20,10 @@ What a store promises:
 - **one revision counter**: every write is one transaction and one new
   revision; :attr:`Store.version` changes only when published data change
   (an ETag, and what a tile cache is invalidated by).
+- **rollback** (:meth:`Store.rollback`): the published data of any earlier
+  revision again, as one new, validated revision; and an **audit trail**
+  (:meth:`Store.audit`) of every change: who, when, and what (rows added,
+  changed and removed per layer, the grid units by code).
 - **plans** (:meth:`Store.create_plan`): drafts of the units of some levels
   inside a parent; edits state the revision they were based on and a stale
   one is refused naming the unit and who changed it
@@ -51,15 +55,15 @@ from pathlib import Path
 from gridgeo.store._cql2 import CONFORMANCE as FILTER_CONFORMANCE
 from gridgeo.store._store import SCHEMA_VERSION, Store
 from gridgeo.store.errors import (
-    ConflictError, FilterError, NotAStoreError, NotFound, PlanStateError, PublishError, SchemaVersionError,
-    StaleEditError, StoreError,
+    ConflictError, FilterError, NotAStoreError, NotFound, PlanStateError, PublishError, RollbackError,
+    SchemaVersionError, StaleEditError, StoreError,
 )
 from gridgeo.store.plans import Plan
 
 __all__ = [
     "open", "Store", "Plan", "SCHEMA_VERSION", "is_postgis",
     "StoreError", "NotAStoreError", "SchemaVersionError", "NotFound", "PlanStateError", "StaleEditError",
-    "ConflictError", "PublishError", "FilterError", "FILTER_CONFORMANCE",
+    "ConflictError", "PublishError", "RollbackError", "FilterError", "FILTER_CONFORMANCE",
 ]
 
 _SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")

@@ -262,8 +262,17 @@ def derived_ddl(*, text: str = "TEXT", integer: str = "INTEGER", blob: str = "BL
             f"at {text} NOT NULL, PRIMARY KEY (version, name))"]
 
 
+def audit_ddl(*, auto_id: str, text: str = "TEXT", integer: str = "INTEGER") -> list[str]:
+    """The audit trail (schema version 3): one entry per write of the store, and per step put on
+    record without one (:mod:`gridgeo.store._audit`); ``what`` is JSON."""
+    return [f"CREATE TABLE gridgeo_audit (entry {auto_id}, at {text} NOT NULL, author {text} NOT NULL, "
+            f"action {text} NOT NULL, revision {integer}, plan_id {integer}, message {text}, what {text})",
+            "CREATE INDEX gridgeo_audit_at ON gridgeo_audit (at)",
+            "CREATE INDEX gridgeo_audit_revision ON gridgeo_audit (revision)"]
+
+
 def system_ddl(*, auto_id: str, text: str = "TEXT", integer: str = "INTEGER", blob: str = "BLOB") -> list[str]:
-    """The store's own tables: meta, revisions, changes, plans and derived data."""
+    """The store's own tables: meta, revisions, changes, plans, derived data and the audit trail."""
     t, i = text, integer
     return [
         f"CREATE TABLE gridgeo_meta (key {t} PRIMARY KEY, value {t} NOT NULL)",
@@ -283,6 +292,7 @@ def system_ddl(*, auto_id: str, text: str = "TEXT", integer: str = "INTEGER", bl
         f"author {t} NOT NULL, action {t} NOT NULL, message {t}, codes {t})",
         "CREATE INDEX gridgeo_plan_log_plan ON gridgeo_plan_log (plan_id, revision)",
         *derived_ddl(text=text, integer=integer, blob=blob),
+        *audit_ddl(auto_id=auto_id, text=text, integer=integer),
     ]
 
 

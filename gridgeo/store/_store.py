@@ -14,6 +14,10 @@ encoding, its spatial index and its fast bulk path. Both hold the same tables:
 ``gridgeo_revisions``, ``gridgeo_changes``, ``gridgeo_meta``
     one row per revision (when, who, what), the layers each changed, the
     revision counter and the schema version.
+``gridgeo_audit``
+    the audit trail: one entry per revision, written in its transaction, with
+    what it changed (rows added, changed and removed per layer, grid units by
+    code), and the steps put on record without a revision (:mod:`._audit`).
 
 Every write takes the next revision from the counter inside its transaction,
 so writers are serialised (SQLite's write lock; a row lock in PostgreSQL) and
@@ -30,16 +34,24 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from gridgeo.store import _cql2, _grid_load, _layers
-from gridgeo.store._sql import SCHEMA_VERSION, now, q
+from gridgeo.store import _audit, _cql2, _grid_load, _layers
+from gridgeo.store._sql import SCHEMA_VERSION, now, q, utc_text
 from gridgeo.store.errors import FilterError, NotFound, SchemaVersionError, StoreError
 
 def _add_derived(store, tx) -> None:
-    for statement in _layers.derived_ddl(**store._db.types):
+    types = store._db.types
+    for statement in _layers.derived_ddl(text=types["text"], integer=types["integer"], blob=types["blob"]):
         tx.execute(statement)
 
 
-MIGRATIONS: dict[int, object] = {2: _add_derived}
+def _add_audit(store, tx) -> None:
+    types = store._db.types
+    for statement in _layers.audit_ddl(auto_id=types["auto_id"], text=types["text"], integer=types["integer"]):
+        tx.execute(statement)
+    _audit.backfill(store, tx)
+
+
+MIGRATIONS: dict[int, object] = {2: _add_derived, 3: _add_audit}
 """``{n: fn(store, tx)}``: the step that brings a store from schema version n-1 to n,
 run in one transaction by :meth:`Store.migrate`."""
 
@@ -101,7 +113,7 @@ class Store:
         --------
         >>> import tempfile, gridgeo.store
         >>> gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True).migrate()
-        2
+        3
         """
         while self.schema_version < SCHEMA_VERSION:
             target = self.schema_version + 1
@@ -178,16 +190,14 @@ class Store:
         >>> s.revision_at("2020-01-01T08:00+08:00")
         0
         """
-        stamp = pd.Timestamp(when)
-        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-        text = stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        rows = self._db.query("SELECT MAX(revision) FROM gridgeo_revisions WHERE at <= ?", (text,))
+        rows = self._db.query("SELECT MAX(revision) FROM gridgeo_revisions WHERE at <= ?", (utc_text(when),))
         return int(rows[0][0] or 0)
 
     def revisions(self, *, layer: str | None = None, since: int = 0) -> pd.DataFrame:
         """The log of revisions: ``revision``, ``at`` (UTC), ``author``,
-        ``action`` (load, publish, create-plan, save-plan, rebase-plan,
-        abandon-plan, migrate), ``plan_id``, ``message`` and ``layers`` changed.
+        ``action`` (load, publish, rollback, create-plan, save-plan, rebase-plan,
+        abandon-plan, set-region, set-scheme), ``plan_id``, ``message`` and ``layers``
+        changed. What each changed, row by row, is in :meth:`audit`.
 
         Examples
         --------
@@ -219,19 +229,139 @@ class Store:
             out[col] = out[col].astype("str")
         return out
 
+    # --- the audit trail --------------------------------------------------------
+
+    def audit(self, *, since=None, until=None, author=None, action=None, plan_id: int | None = None,
+              revision: int | None = None) -> pd.DataFrame:
+        """The audit trail: who changed what, and when, oldest first.
+
+        Every write of the store is in it, in the write's own transaction (a
+        load, a plan's creation, save, rebase, publish or abandonment, a
+        rollback, a region or code scheme recorded), and so is every step put
+        on record with :meth:`audit_record` (a plan submitted, returned or
+        approved). Key changes of the service are kept beside its keys file:
+        :func:`gridgeo.audit.trail` reads both.
+
+        Parameters
+        ----------
+        since, until : datetime, Timestamp, date or ISO 8601 text, optional
+            Entries at or after ``since`` and before ``until`` (a time without a
+            zone is UTC: ``"2025-03-01T00:00+08:00"`` is midnight in Beijing).
+        author : str or list of str, optional
+        action : str or list of str, optional
+            ``load``, ``publish``, ``rollback``, ``create-plan``, ``save-plan``,
+            ``rebase-plan``, ``abandon-plan``, ``set-region``, ``set-scheme``,
+            or an action put on record (``submit-plan`` ...).
+        plan_id, revision : int, optional
+
+        Returns
+        -------
+        DataFrame
+            ``entry`` (its number), ``at`` (UTC), ``author``, ``action``,
+            ``revision`` (the revision written; missing for a step put on
+            record), ``plan_id``, ``message``, ``what`` (a dict: for each
+            layer changed its rows ``added``, ``changed`` and ``removed`` under
+            ``layers``, for grids ``levels`` and the unit codes under
+            ``units``, a plan step's ``plan`` units, a rollback's ``to``, and
+            what a step put on record said) and ``summary`` (``what`` in one
+            line). Rows are matched by key: a row written again exactly as it
+            was counts as none of the three.
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store, gridgeo.sample
+        >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
+        >>> stations = gridgeo.sample.load().stations
+        >>> _ = s.load({"stations": stations}, author="张三")
+        >>> moved = stations.iloc[:10].assign(name="新址")
+        >>> _ = s.load({"stations": moved}, author="李四")
+        >>> trail = s.audit()
+        >>> trail[["author", "action", "revision"]].values.tolist()
+        [['张三', 'load', 1], ['李四', 'load', 2]]
+        >>> trail["what"].iloc[1]["layers"]
+        {'stations': {'added': 0, 'changed': 10, 'removed': 94}}
+        >>> s.audit(author="李四")["summary"].tolist()
+        ['stations +0 ~10 -94']
+        """
+        return _audit.read(self, since=since, until=until, author=author, action=action, plan_id=plan_id,
+                           revision=revision)
+
+    def audit_record(self, action: str, author: str, what: dict | None = None, plan_id: int | None = None,
+                     message: str = "") -> int:
+        """Put on record a step that changes no published data, such as a plan
+        submitted, returned or approved; returns the entry's number.
+
+        It is an entry of :meth:`audit` of its own, with no revision (the
+        revision counter and the data version stay as they are). Writes of the
+        store are recorded by the store itself, in their transaction: their
+        actions (``load``, ``publish``, ``rollback`` ...) cannot be put on
+        record by hand.
+
+        Parameters
+        ----------
+        action : str
+            What was done (``submit-plan``, ``return-plan``, ``approve-plan`` ...).
+        author : str
+            Who did it.
+        what : dict, optional
+            What it concerned, as JSON values (``{"units": [...], "report": 3}``).
+        plan_id : int, optional
+            The plan, which must exist.
+        message : str
+            A comment (a reviewer's reason to return a plan).
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store, gridgeo.sample
+        >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
+        >>> _ = s.load({"grids": gridgeo.sample.load().grids}, author="demo")
+        >>> plan = s.create_plan("调整", parent="350582106201", levels="grid2", author="张三")
+        >>> _ = s.audit_record("submit-plan", "张三", {"units": 4}, plan_id=plan.id, message="请审核")
+        >>> s.audit(plan_id=plan.id)[["action", "author", "revision", "message"]].values.tolist()
+        [['create-plan', '张三', 2, ''], ['submit-plan', '张三', <NA>, '请审核']]
+        >>> s.revision
+        2
+        """
+        _check_author(author)
+        if not isinstance(action, str) or not action.strip():
+            raise ValueError("action= must say what was done (e.g. 'submit-plan'), a non-empty string")
+        action = action.strip()
+        if action in _audit.STORE_ACTIONS:
+            raise ValueError(f"{action!r} is recorded by the store itself when it happens: put on record only "
+                             "steps that change no published data (submit-plan, approve-plan ...)")
+        text = _audit.dumps({} if what is None else what)
+        if plan_id is not None:
+            self.plan(plan_id)  # NotFound for a plan that does not exist
+        with self._db.write() as tx:
+            import json
+
+            return _audit.write(tx, at=now(), author=author, action=action, revision=None,
+                                plan_id=None if plan_id is None else int(plan_id), message=str(message or ""),
+                                what=json.loads(text))
+
     @contextmanager
     def transaction(self, *, author: str, action: str, plan_id: int | None = None, message: str = ""):
-        """A write transaction with its new revision; logged when it commits."""
+        """A write transaction with its new revision; logged, and put in the audit trail, when it commits.
+
+        Yields ``(tx, revision, record)``: ``record`` holds the ``plan_id`` and
+        ``message`` to log (the writer may set them) and ``what``, a dict the
+        writer may add to the audit entry's own account of the changes
+        (:meth:`audit`).
+        """
         _check_author(author)
         with self._db.write() as tx:
             tx.execute("UPDATE gridgeo_meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) "
                        "WHERE key = 'revision'")
             revision = int(tx.query("SELECT value FROM gridgeo_meta WHERE key = 'revision'")[0][0])
-            record = {"plan_id": plan_id, "message": message}
+            record = {"plan_id": plan_id, "message": message, "what": {}}
             yield tx, revision, record
+            stamp = now()
             tx.execute("INSERT INTO gridgeo_revisions (revision, at, author, action, plan_id, message) "
                        "VALUES (?, ?, ?, ?, ?, ?)",
-                       (revision, now(), author, action, record["plan_id"], record["message"] or ""))
+                       (revision, stamp, author, action, record["plan_id"], record["message"] or ""))
+            _audit.write(tx, at=stamp, author=author, action=action, revision=revision, plan_id=record["plan_id"],
+                         message=record["message"] or "",
+                         what=_audit.entry_what(self, tx, revision, record["plan_id"], record["what"]))
 
     @staticmethod
     def record_change(tx, revision: int, kind: str, rows: int) -> None:
@@ -1092,6 +1222,132 @@ class Store:
         self._db.insert(tx, kind, data, {**kinds, **_layers.SYSTEM},
                         progress=progress, label=f"loading {kind}")
         self.record_change(tx, revision, kind, len(frame))
+
+    def rollback(self, to: int, *, author: str, message: str = "", layers=None,
+                 base_version: int | None = None) -> int:
+        """Make the published data equal an earlier revision's again, as one new revision.
+
+        A rollback to revision ``to`` makes the published rows of each layer it
+        covers equal to the rows published at ``to``, as ``read(layer, at=to)``
+        gives them. Rows are matched by their key (a grid's code, a station's,
+        address's or event's id, a road segment's id): a row published at
+        ``to`` that is gone or differs now (any value, or the geometry in any
+        coordinate) is written again as it was; a row published now that was
+        not at ``to`` is retired. Rows that already equal ``to``'s keep their
+        revision.
+
+        It is one transaction and one revision, like a publish: the rows it
+        replaces go to the history (a rollback can be rolled back), the
+        derived data, tiles and the one map follow the new data version, and
+        the audit trail records it (action ``rollback``, ``to`` and what it
+        changed). Draft plans over the units it changes see it as a publish
+        since their base: their publish is refused (:class:`ConflictError`)
+        until they are rebased. :meth:`rollback_preview` says all this
+        beforehand.
+
+        Parameters
+        ----------
+        to : int
+            A revision of the store (:meth:`revisions`; 0 is the empty store).
+        author : str
+            Who rolls back (an administrator).
+        message : str
+            Why.
+        layers : list of str, optional
+            The layers to roll back: kinds (``grids``, ``stations``,
+            ``addresses``, ``events``, ``roads``) or grid levels. Default: all.
+        base_version : int, optional
+            The data version (:attr:`version`) the caller looked at when
+            deciding: if the published data changed since, the rollback is
+            refused with :class:`ConflictError` naming the revisions.
+
+        Returns
+        -------
+        int
+            The new revision (the new :attr:`version`).
+
+        Raises
+        ------
+        RollbackError
+            Nothing is written and the store stays exactly as it was when
+            ``to`` is not a revision of the store (``reason="not_a_revision"``),
+            when the published data already equal it (``"nothing_to_change"``:
+            no revision is written), when it has no grids and the store has
+            (``"no_grids"``), or when the grids after it fail
+            :func:`gridgeo.validate` on the part it touches (the units it
+            writes or retires, their parents and those parents' units, the
+            units inside them: ``"invalid_result"``, the report in ``.report``).
+        ConflictError
+            ``base_version`` is not the current data version.
+
+        Notes
+        -----
+        Only rows written or retired since ``to`` can differ from ``to``'s, so
+        only they are compared, in the database, and only the rows to write
+        again are read: the cost follows what changed since ``to``, not the size
+        of the layers. Layers that have not changed since ``to`` are not read at
+        all. Rows whose key repeats (road segments appended twice under one
+        id) are matched as rows: one equal row of ``to`` keeps one published
+        row.
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store, gridgeo.sample
+        >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
+        >>> stations = gridgeo.sample.load().stations
+        >>> _ = s.load({"stations": stations}, author="网格办")
+        >>> _ = s.load({"stations": stations.iloc[:10].assign(name="新址")}, author="李四")
+        >>> s.rollback(1, author="管理员", message="误导入")
+        3
+        >>> s.count("stations"), s.audit(action="rollback")["summary"].tolist()
+        (104, ['to revision 1; stations +94 ~10 -0'])
+        >>> s.rollback(3, author="管理员")
+        Traceback (most recent call last):
+        ...
+        gridgeo.store.errors.RollbackError: nothing would change: ... / 无需回退：...
+        """
+        from gridgeo.store import _rollback
+
+        return _rollback.rollback(self, to, author=author, message=message, layers=layers,
+                                  base_version=base_version)
+
+    def rollback_preview(self, to: int, *, layers=None) -> dict:
+        """What :meth:`rollback` to ``to`` would change now; nothing is written.
+
+        Returns
+        -------
+        dict
+            ``to``; ``version`` and ``revision`` now (give ``version`` back as
+            ``base_version=`` so that the rollback is refused if the data
+            change meanwhile); ``layers`` (per layer the rows ``added``,
+            ``changed`` and ``removed``, as the audit trail will count them),
+            for grids ``levels`` and ``units`` (the codes); ``plans``, the
+            draft plans whose units it changes (``plan_id``, ``name``,
+            ``status``, ``author``, ``units``); ``errors``, the validation
+            errors that would refuse it; and ``refusal`` (``reason``,
+            ``message_en``, ``message_zh``) when the rollback would be refused.
+
+        Raises
+        ------
+        RollbackError
+            ``to`` is not a revision of the store.
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store, gridgeo.sample
+        >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
+        >>> grids = gridgeo.sample.load().grids
+        >>> _ = s.load({"grids": grids}, author="网格办")
+        >>> plan = s.create_plan("改名", parent="350582106201", levels="grid2", author="张三")
+        >>> _ = plan.save(plan.read().iloc[:1].assign(name="新名"), author="张三")
+        >>> _ = plan.publish(author="张三")
+        >>> p = s.rollback_preview(1)
+        >>> p["layers"], p["units"]["changed"], p["plans"], "refusal" in p
+        ({'grids': {'added': 0, 'changed': 1, 'removed': 0}}, ['3505821062010101'], [], False)
+        """
+        from gridgeo.store import _rollback
+
+        return _rollback.preview(self, to, layers=layers)
 
     def check_load(self, grids, *, scope: str = "parents", mode: str = "replace"):
         """The validation report :meth:`load` would judge a load of ``grids`` by.

@@ -3,8 +3,8 @@
 Every message names the store, the layer, the plan or the unit at fault, who
 did what when that matters, and what to do next. The API maps them to HTTP
 statuses: :class:`NotFound` 404, :class:`StaleEditError` and
-:class:`ConflictError` 409, :class:`PublishError` 422, :class:`FilterError`
-400, the rest 400 or 500.
+:class:`ConflictError` 409, :class:`PublishError` and :class:`RollbackError` 422,
+:class:`FilterError` 400, the rest 400 or 500.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ __all__ = [
     "StaleEditError",
     "ConflictError",
     "PublishError",
+    "RollbackError",
     "FilterError",
 ]
 
@@ -87,3 +88,45 @@ class PublishError(StoreError):
     def __init__(self, message: str, report):
         super().__init__(message)
         self.report = report
+
+
+class RollbackError(StoreError):
+    """A rollback was refused; nothing was written (see :meth:`Store.rollback`).
+
+    ``str(error)`` says why in English and Chinese; the attributes carry what a
+    user interface needs.
+
+    Attributes
+    ----------
+    reason : str
+        ``"not_a_revision"`` (the store has no such revision),
+        ``"nothing_to_change"`` (the published data already equal that revision's),
+        ``"no_grids"`` (that revision has no grids, and the store has) or
+        ``"invalid_result"`` (the grids after it would fail :func:`gridgeo.validate`).
+    message_en, message_zh : str
+        What is wrong and what to do.
+    to : int or None
+        The revision asked for.
+    report : GeoDataFrame or None
+        For ``"invalid_result"``: the validation report of the part of the grids
+        the rollback touches; its rows with ``severity == "error"`` are why.
+
+    Examples
+    --------
+    >>> e = RollbackError("nothing_to_change", "nothing would change", "无任何变化", to=3)
+    >>> e.reason, str(e)
+    ('nothing_to_change', 'nothing would change / 无任何变化')
+    """
+
+    def __init__(self, reason: str, message_en: str, message_zh: str, *, to=None, report=None):
+        super().__init__(f"{message_en} / {message_zh}")
+        self.reason = reason
+        self.message_en = message_en
+        self.message_zh = message_zh
+        self.to = to
+        self.report = report
+
+    def to_dict(self) -> dict:
+        """The refusal as plain data (for a JSON response); the report's errors are listed apart."""
+        return {"reason": self.reason, "message_en": self.message_en, "message_zh": self.message_zh,
+                "to": self.to}

@@ -77,7 +77,8 @@ def _kind_of(declared: str) -> str | None:
 class GeoPackage:
     """Connections to one GeoPackage store (one per thread)."""
 
-    types = {"text": "TEXT", "integer": "INTEGER", "blob": "BLOB"}  # of the store's own tables
+    types = {"text": "TEXT", "integer": "INTEGER", "blob": "BLOB",  # of the store's own tables
+             "auto_id": "INTEGER PRIMARY KEY"}
 
     def __init__(self, path: Path):
         self.path = Path(path)
