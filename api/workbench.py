@@ -166,6 +166,7 @@ class Workbench:
             "redraw": lambda: gridgeo.plan.redraw(state, needed(to, "to"),
                                                   _shape(polygon, ("Polygon", "MultiPolygon"), "polygon")),
             "renumber": lambda: gridgeo.plan.renumber(state, to or None),
+            "rename": lambda: gridgeo.plan.rename(state, needed(to, "to"), name or ""),
         }
         if op not in verbs:
             raise PlanError("unknown_edit", f"no edit {op!r}: use one of {list(verbs)}",
@@ -179,13 +180,20 @@ class Workbench:
         return {**self.state_body(after), "log": after.log[-1] if after is not state else None}
 
     def save(self, plan_id: int, *, assignment: dict, names: dict, base: dict, base_revision: int, author: str,
-             message: str = "") -> dict:
-        """Save the page's working state as edits of the plan at ``base_revision``; a stale save is refused."""
+             message: str = "", base_names: dict | None = None) -> dict:
+        """Save the page's working state as edits of the plan at ``base_revision``; a stale save is refused.
+
+        ``base`` and ``base_names`` are the assignment and names at that revision (without
+        ``base_names``, the names the plan holds now), so a grid renamed since is written;
+        ``saved`` in the answer says whether anything was (a save of nothing writes nothing)."""
         now = self.working(plan_id, assignment, names)
-        then = self.working(plan_id, base, names)
+        if base_names is None:
+            units = self.store.plan(plan_id).read()
+            base_names = dict(zip(units["code"], units["name"]))
+        then = self.working(plan_id, base, base_names)
         state = gridgeo.plan.based_on(now, then, plan_id=plan_id, revision=base_revision)
-        gridgeo.plan.save(state, self.store, author=author, message=message or "saved from the workbench")
-        return self.body(plan_id, self.opened(plan_id), blocks=False)
+        done = gridgeo.plan.save(state, self.store, author=author, message=message or "saved from the workbench")
+        return {**self.body(plan_id, self.opened(plan_id), blocks=False), "saved": done.attrs["store"]["saved"]}
 
     def publish(self, plan_id: int, *, author: str, message: str = "") -> dict:
         revision = self.store.plan(plan_id).publish(author=author, message=message)

@@ -435,3 +435,50 @@ def test_a_publish_that_fails_validation_is_a_422_with_the_reports_messages(api,
     assert any(units["code"].iloc[0].startswith(e["code"]) for e in problem["errors"])  # the unit or its parent
     with gridgeo.store.open(store_path) as store:
         assert store.version == version and store.plan(pid).status == "draft"
+
+
+def test_a_save_that_changes_nothing_writes_nothing_and_a_rename_is_saved(api, zhang, store_path):
+    plan = new_plan(api, zhang)
+    pid = plan["plan"]["id"]
+    with gridgeo.store.open(store_path) as store:
+        before = (store.revision, len(store.revisions()), len(store.plan(pid).history()))
+    same = api.post(f"/plans/{pid}/save", headers=zhang, json={
+        **working(plan), "base": plan["assignment"], "base_revision": plan["revision"]})
+    assert same.status_code == 200, same.text
+    assert same.json()["saved"] is False and same.json()["revision"] == plan["revision"]
+    with gridgeo.store.open(store_path) as store:
+        assert (store.revision, len(store.revisions()), len(store.plan(pid).history())) == before
+
+    # a name changed on the page, and nothing else: saved, as the page sends it (with the names it opened)
+    code = plan["units"][0]["code"]
+    renamed = edit(api, zhang, plan, plan, op="rename", to=code, name="  东区网格 ")
+    assert renamed.status_code == 200, renamed.text
+    renamed = renamed.json()
+    assert {u["code"]: u["name"] for u in renamed["units"]}[code] == "东区网格"
+    assert renamed["log"]["edit"] == "rename" and renamed["assignment"] == plan["assignment"]
+    assert edit(api, zhang, plan, plan, op="rename", to=code, name=" ").json()["reason"] == "empty_name"
+    saved = api.post(f"/plans/{pid}/save", headers=zhang, json={
+        **working(renamed), "base": plan["assignment"], "base_revision": plan["revision"],
+        "base_names": working(plan)["names"]})
+    assert saved.status_code == 200 and saved.json()["saved"] is True
+    assert saved.json()["revision"] > plan["revision"]
+    with gridgeo.store.open(store_path) as store:
+        units = store.plan(pid).read().set_index("code")
+        history = store.plan(pid).history()
+    assert units.at[code, "name"] == "东区网格" and units.at[code, "author"] == "网格办张三"
+    assert (units.drop(index=code)["revision"] == plan["revision"]).all()  # only the renamed grid was written
+    assert history["action"].iloc[-1] == "save" and history["codes"].iloc[-1] == code
+    reopened = api.get(f"/plans/{pid}", headers=zhang).json()
+    assert {u["code"]: u["name"] for u in reopened["units"]}[code] == "东区网格"
+    # a client that does not send the names it started from: the plan's names are the base
+    other = plan["units"][1]["code"]
+    names = {**working(reopened)["names"], other: "西区网格"}
+    again = api.post(f"/plans/{pid}/save", headers=zhang, json={
+        "assignment": reopened["assignment"], "names": names, "base": reopened["assignment"],
+        "base_revision": reopened["revision"]}).json()
+    assert again["saved"] is True and {u["code"]: u["name"] for u in again["units"]}[other] == "西区网格"
+    # and saving that state once more writes nothing
+    last = api.post(f"/plans/{pid}/save", headers=zhang, json={
+        "assignment": again["assignment"], "names": names, "base": again["assignment"],
+        "base_revision": again["revision"], "base_names": names}).json()
+    assert last["saved"] is False and last["revision"] == again["revision"]

@@ -15,7 +15,7 @@ the page.
   :func:`gridgeo.plan.suggest_division`), ``GET /plans/{id}`` (the blocks,
   once, with their sums; the assignment, grids, figures, the published
   outlines and the plan's history);
-- ``POST /plans/{id}/edit``: reassign, add, merge, split, redraw, renumber;
+- ``POST /plans/{id}/edit``: reassign, add, merge, split, redraw, renumber, rename;
   a refusal is a 422 problem with gridgeo's message in both languages;
 - ``GET|POST /plans/{id}/diff``: against the published grids, with the
   from-to table of households (the saved plan, or the page's working state);
@@ -68,21 +68,23 @@ class NewPlan(BaseModel):
 
 
 class Edit(Working):
-    op: Literal["reassign", "add", "merge", "split", "redraw", "renumber"]
+    op: Literal["reassign", "add", "merge", "split", "redraw", "renumber", "rename"]
     blocks: list[str] = Field(default_factory=list, description="reassign, add: the block ids")
-    to: str | None = Field(None, description="reassign: the grid that takes the blocks; split, redraw: the grid "
-                                             "cut or redrawn; merge: the grid that keeps its code; renumber: "
-                                             "only the grids of this parent")
+    to: str | None = Field(None, description="reassign: the grid that takes the blocks; split, redraw, rename: "
+                                             "the grid cut, redrawn or renamed; merge: the grid that keeps its "
+                                             "code; renumber: only the grids of this parent")
     codes: list[str] = Field(default_factory=list, description="merge: the grids joined")
     line: dict | None = Field(None, description="split: a GeoJSON LineString across the grid, lon/lat")
     polygon: dict | None = Field(None, description="redraw: a GeoJSON Polygon, the grid's new outline")
-    name: str | None = Field(None, description="add: the new grid's name")
+    name: str | None = Field(None, description="add: the new grid's name; rename: the grid's new name")
 
 
 class Save(Working):
     base_revision: int = Field(..., description="The plan revision the page's edits are based on")
     base: dict[str, str] = Field(..., description="The assignment at that revision (what the page opened or "
                                                   "last saved): only the grids the edits changed are written")
+    base_names: dict[str, str] | None = Field(None, description="The grids' names at that revision (default: "
+                                                                "the names the plan holds now)")
     message: str = Field("", max_length=2000, description="What was done (the page's edit log)")
 
 
@@ -136,7 +138,8 @@ def router() -> APIRouter:
     def save(plan_id: PlanId, body: Save, request: Request, who: Principal = Depends(PLANNER)):
         return JSONResponse(bench(request).save(plan_id, assignment=body.assignment, names=body.names,
                                                 base=body.base, base_revision=body.base_revision,
-                                                author=who.name, message=body.message))
+                                                base_names=body.base_names, author=who.name,
+                                                message=body.message))
 
     @r.post("/plans/{plan_id}/publish", summary="Validate the saved plan and publish it atomically")
     def publish(plan_id: PlanId, request: Request, body: Publish | None = None, who: Principal = Depends(PLANNER)):

@@ -12,7 +12,7 @@ Redistricting App. The verbs, all on GeoDataFrames and on a
   (:func:`gridgeo.validate`), or raising :class:`PlanError` and changing
   nothing: :func:`reassign` (paint blocks into a neighbouring grid),
   :func:`add`, :func:`merge`, :func:`split` (along a line), :func:`redraw`
-  (a new outline), :func:`renumber` (codes in reading order);
+  (a new outline), :func:`renumber` (codes in reading order), :func:`rename`;
   :func:`neighbours` and :func:`border_blocks` help pick what to edit;
 - :func:`impact`: households, population and units per grid, the balance
   against the band, contiguity, compactness (Polsby-Popper), grids without a
@@ -41,7 +41,7 @@ True
 from gridgeo.plan.blocks import BLOCK_COLUMNS, blocks
 from gridgeo.plan.diff import CHANGES, PlanDiff, diff
 from gridgeo.plan.division import DIVISION_COLUMNS, suggest_division
-from gridgeo.plan.edits import add, border_blocks, merge, neighbours, reassign, redraw, renumber, split
+from gridgeo.plan.edits import add, border_blocks, merge, neighbours, reassign, redraw, rename, renumber, split
 from gridgeo.plan.errors import PlanError
 from gridgeo.plan.exchange import (CSV_COLUMNS, assigned, based_on, export, from_store, lay, painted_level, read_csv,
                                    save, to_csv)
@@ -50,7 +50,7 @@ from gridgeo.plan.state import PlanState, start
 
 __all__ = [
     "blocks", "start", "PlanState", "PlanError",
-    "reassign", "add", "merge", "split", "redraw", "renumber", "neighbours", "border_blocks",
+    "reassign", "add", "merge", "split", "redraw", "renumber", "rename", "neighbours", "border_blocks",
     "impact", "diff", "PlanDiff", "suggest_division",
     "to_csv", "read_csv", "assigned", "lay", "painted_level", "based_on", "export", "from_store", "save",
     "BLOCK_COLUMNS", "CHANGES", "CSV_COLUMNS", "DEFAULT_BAND", "DIVISION_COLUMNS",

@@ -262,7 +262,11 @@ class Plan:
         Returns
         -------
         int
-            The new revision: the ``revision`` of every unit written.
+            The new revision: the ``revision`` of every unit written. A save
+            that changes nothing (no removal, every unit as the plan holds
+            it: same name, parent, columns and coordinates) writes nothing,
+            not even a revision, and returns the plan's :attr:`revision`
+            unchanged; only the units that differ are written.
 
         Examples
         --------
@@ -277,6 +281,9 @@ class Plan:
         Traceback (most recent call last):
         ...
         gridgeo.store.errors.StaleEditError: ...
+        >>> now = plan.revision
+        >>> plan.save(plan.read().iloc[:1], author="张三") == now == plan.revision   # nothing changes
+        True
         """
         store = self._store
         frame, based_on = _edit_frame(units, self._store.scheme)
@@ -284,8 +291,19 @@ class Plan:
         info = self.info
         if frame is not None:
             _check_in_scope(frame, info, self.id)
+        try:
+            return self._save(store, frame, based_on, removals, author=author, base_revision=base_revision,
+                              message=message)
+        except _Unchanged:
+            return self.revision
+
+    def _save(self, store, frame, based_on, removals, *, author, base_revision, message) -> int:
         with store.transaction(author=author, action="save-plan", plan_id=self.id, message=message) as (tx, revision, _):
             info = _draft(tx, self.id, "save")
+            if frame is not None and len(frame):
+                frame, based_on = _differing(store, tx, self.id, frame, based_on)
+            if (frame is None or not len(frame)) and not removals:
+                raise _Unchanged  # rolls the transaction back: no revision for a save of nothing
             stored = {r[0]: r[1:] for r in tx.query(
                 "SELECT code, revision, author, base_rev FROM plan_units WHERE plan_id = ?", (self.id,))}
             removed = {r[0]: r[1:] for r in tx.query(
@@ -509,6 +527,18 @@ def _units(store, plan_id, tx=None):
     sql = (f"SELECT {store._db.geom_expr('geom')}, {cols} FROM plan_units WHERE plan_id = ? ORDER BY code")
     rows = (tx.query if tx is not None else store._db.query)(sql, (plan_id,))
     return store.frame_of(rows, [*names, *extra], {**available, **_layers.SYSTEM, **_layers.PLAN})
+
+
+class _Unchanged(Exception):
+    """Raised inside a save's transaction to roll it back when it would change nothing."""
+
+
+def _differing(store, tx, plan_id, frame, based_on):
+    """The rows of ``frame`` (and their stated revisions) that differ from the plan's units."""
+    current = _units(store, plan_id, tx=tx)
+    kinds = {**store.layer_columns("grids", tx=tx), **_layers.SYSTEM}
+    differs = _layers.changed_rows(current, frame, kinds, "code")
+    return frame[differs].reset_index(drop=True), [b for b, d in zip(based_on, differs) if d]
 
 
 def _edit_frame(units, scheme):
