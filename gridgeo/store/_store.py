@@ -187,7 +187,7 @@ class Store:
     def revisions(self, *, layer: str | None = None, since: int = 0) -> pd.DataFrame:
         """The log of revisions: ``revision``, ``at`` (UTC), ``author``,
         ``action`` (load, publish, create-plan, save-plan, rebase-plan,
-        abandon-plan, migrate), ``plan_id``, ``message`` and ``layers`` changed.
+        submit-plan, withdraw-plan, return-plan, approve-plan, abandon-plan, migrate), ``plan_id``, ``message`` and ``layers`` changed.
 
         Examples
         --------
@@ -1164,7 +1164,7 @@ class Store:
 
     def plans(self, *, status: str | None = None) -> pd.DataFrame:
         """The plans: ``plan_id``, ``name``, ``parent``, ``levels``, ``status``
-        (draft, published, abandoned), ``author``, ``base_revision``,
+        (draft, submitted, approved, published, abandoned), ``author``, ``base_revision``,
         ``revision``, ``created_at``, ``updated_at``, ``published_revision``.
 
         Examples

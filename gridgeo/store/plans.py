@@ -9,6 +9,17 @@ edit is refused, naming the unit and who changed it. :meth:`Plan.publish`
 replaces the published units inside the parent in one transaction, after
 :func:`gridgeo.validate` passes on the result, and only if nobody published
 a change there since the plan's base; otherwise :meth:`Plan.rebase` first.
+
+A plan's status: ``draft`` (saved, rebased), ``submitted`` (for review),
+``approved``, ``published`` or ``abandoned``. :meth:`Plan.submit`,
+:meth:`Plan.withdraw`, :meth:`Plan.send_back` (a reviewer's return, with a
+comment), :meth:`Plan.approve` and :meth:`Plan.publish` move it along, each a
+revision of its own recorded in the plan's log with who, when and the
+comment. Only a draft is saved or rebased. The store keeps these steps
+consistent; who may take which step, and after which report, is
+:mod:`gridgeo.review`'s rule, which the service enforces (the store publishes
+any plan not yet published or abandoned, for a store's owner working in
+Python).
 """
 
 from __future__ import annotations
@@ -23,7 +34,10 @@ from gridgeo.store.errors import (
     ConflictError, NotFound, PlanStateError, PublishError, StaleEditError, StoreError,
 )
 
-__all__ = ["Plan"]
+__all__ = ["Plan", "STATUSES"]
+
+STATUSES = ("draft", "submitted", "approved", "published", "abandoned")
+"""A plan's statuses, in the order of the review (:mod:`gridgeo.review`)."""
 
 _PLAN_COLUMNS = ["plan_id", "name", "parent", "levels", "status", "author", "description", "base_revision",
                  "revision", "created_at", "updated_at", "published_revision"]
@@ -33,8 +47,8 @@ def plan_table(store, *, status=None) -> pd.DataFrame:
     sql = f"SELECT {', '.join(_PLAN_COLUMNS)} FROM gridgeo_plans"
     params = []
     if status is not None:
-        if status not in ("draft", "published", "abandoned"):
-            raise ValueError(f"status must be 'draft', 'published' or 'abandoned', got {status!r}")
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {list(STATUSES)}, got {status!r}")
         sql += " WHERE status = ?"
         params.append(status)
     rows = store._db.query(sql + " ORDER BY plan_id", params)
@@ -211,7 +225,8 @@ class Plan:
 
     def history(self) -> pd.DataFrame:
         """The plan's log: ``revision``, ``at``, ``author``, ``action`` (create,
-        save, rebase, publish, abandon), ``message`` and the ``codes`` touched.
+        save, rebase, submit, withdraw, return, approve, publish, abandon),
+        ``message`` (a return's comment) and the ``codes`` touched.
 
         Examples
         --------
@@ -299,7 +314,7 @@ class Plan:
 
     def _save(self, store, frame, based_on, removals, *, author, base_revision, message) -> int:
         with store.transaction(author=author, action="save-plan", plan_id=self.id, message=message) as (tx, revision, _):
-            info = _draft(tx, self.id, "save")
+            info = _status(tx, self.id, "save")
             if frame is not None and len(frame):
                 frame, based_on = _differing(store, tx, self.id, frame, based_on)
             if (frame is None or not len(frame)) and not removals:
@@ -365,7 +380,7 @@ class Plan:
             raise ValueError(f"prefer must be None, 'plan' or 'published', got {prefer!r}")
         store = self._store
         with store.transaction(author=author, action="rebase-plan", plan_id=self.id, message=message) as (tx, revision, _):
-            info = _draft(tx, self.id, "rebase")
+            info = _status(tx, self.id, "rebase")
             conds, params = _scope(info["parent"], info["levels"].split(","))
             where = " AND ".join(conds)
             published = {r[0]: r[1:] for r in tx.query(
@@ -423,9 +438,17 @@ class Plan:
                  f"({prefer or 'none'} preferred)", set(refresh) | set(drop) | set(keep))
         return revision
 
-    def publish(self, *, author: str, message: str = "") -> int:
+    def publish(self, *, author: str, message: str = "", report: str | None = None,
+                revision: int | None = None) -> int:
         """Replace the published units inside the plan's parent with the plan's,
         in one transaction.
+
+        A draft, submitted or approved plan can be published here; the
+        service publishes only what :mod:`gridgeo.review` allows (an approved
+        plan, by a reviewer). ``report`` is the version of the pre-publish
+        report (:func:`gridgeo.plan.report`) the publisher acknowledged,
+        recorded in the plan's log; with ``revision`` the publish is refused
+        (:class:`PlanStateError`) if the plan changed since that revision.
 
         First the grids under the parent, as they would be after the
         publish, go through :func:`gridgeo.validate`; any error refuses the
@@ -460,8 +483,9 @@ class Plan:
         gridgeo.store.errors.ConflictError: ...
         """
         store = self._store
+        expected = revision
         with store.transaction(author=author, action="publish", plan_id=self.id, message=message) as (tx, revision, _):
-            info = _draft(tx, self.id, "publish")
+            info = _status(tx, self.id, "publish", ("draft", "submitted", "approved"), expected)
             parent, levels = info["parent"], info["levels"].split(",")
             conds, params = _scope(parent, levels)
             where = " AND ".join(conds)
@@ -489,7 +513,64 @@ class Plan:
                        (revision, self.id))
             _touch(tx, self.id, revision)
             _log(tx, self.id, revision, author, "publish",
-                 message or f"{len(edited)} units published, {len(removed)} removed", changed)
+                 _acknowledged(message or f"{len(edited)} units published, {len(removed)} removed", report), changed)
+        return revision
+
+    # --- review -----------------------------------------------------------------
+
+    def submit(self, *, author: str, message: str = "") -> int:
+        """Hand a draft in for review: it can no longer be saved until it is
+        withdrawn or returned. Returns the new revision.
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store, gridgeo.sample
+        >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
+        >>> _ = s.load({"grids": gridgeo.sample.load().grids}, author="demo")
+        >>> plan = s.create_plan("调整", parent=s.read("village", limit=1)["code"][0], levels="grid2",
+        ...                      author="张三")
+        >>> _ = plan.submit(author="张三", message="请审核")
+        >>> _ = plan.send_back(author="李审核", comment="第二网格户数偏少，请调整")
+        >>> _ = plan.submit(author="张三")
+        >>> _ = plan.approve(author="李审核")
+        >>> _ = plan.publish(author="李审核")
+        >>> plan.history()[["author", "action", "message"]].values.tolist()[1:3]
+        [['张三', 'submit', '请审核'], ['李审核', 'return', '第二网格户数偏少，请调整']]
+        >>> plan.history()["action"].tolist()[3:]
+        ['submit', 'approve', 'publish']
+        """
+        return self._step("submit", "submit-plan", ("draft",), "submitted", author, message)
+
+    def withdraw(self, *, author: str, message: str = "") -> int:
+        """Take a submitted or approved plan back to draft, to change it (it must be
+        submitted again). Returns the new revision."""
+        return self._step("withdraw", "withdraw-plan", ("submitted", "approved"), "draft", author, message)
+
+    def send_back(self, *, author: str, comment: str) -> int:
+        """A reviewer's return: the submitted (or approved) plan goes back to draft with
+        ``comment`` (required: what to change), kept in the plan's log. Returns the new revision."""
+        if not str(comment or "").strip():
+            raise ValueError("a returned plan needs a comment saying what to change (comment=...)")
+        return self._step("return", "return-plan", ("submitted", "approved"), "draft", author, str(comment).strip())
+
+    def approve(self, *, author: str, message: str = "", report: str | None = None,
+                revision: int | None = None) -> int:
+        """A reviewer's approval of a submitted plan: it may then be published.
+
+        ``report`` is the version of the pre-publish report the reviewer
+        acknowledged (recorded in the log); with ``revision`` the approval is
+        refused if the plan changed since. Returns the new revision.
+        """
+        return self._step("approve", "approve-plan", ("submitted",), "approved", author,
+                          _acknowledged(message, report), expected=revision)
+
+    def _step(self, action, logged, allowed, to, author, message, expected=None) -> int:
+        with self._store.transaction(author=author, action=logged, plan_id=self.id,
+                                     message=message) as (tx, revision, _):
+            _status(tx, self.id, action, allowed, expected)
+            tx.execute("UPDATE gridgeo_plans SET status = ? WHERE plan_id = ?", (to, self.id))
+            _touch(tx, self.id, revision)
+            _log(tx, self.id, revision, author, action, message, [])
         return revision
 
     def abandon(self, *, author: str, message: str = "") -> int:
@@ -508,7 +589,7 @@ class Plan:
         """
         with self._store.transaction(author=author, action="abandon-plan", plan_id=self.id,
                                 message=message) as (tx, revision, _):
-            _draft(tx, self.id, "abandon")
+            _status(tx, self.id, "abandon", ("draft", "submitted", "approved"))
             tx.execute("UPDATE gridgeo_plans SET status = 'abandoned' WHERE plan_id = ?", (self.id,))
             _touch(tx, self.id, revision)
             _log(tx, self.id, revision, author, "abandon", message, [])
@@ -564,15 +645,34 @@ def _check_in_scope(frame, info, plan_id):
                          "and levels include them")
 
 
-def _draft(tx, plan_id, doing) -> dict:
+def _status(tx, plan_id, doing, allowed=("draft",), revision=None) -> dict:
+    """The plan's row, if its status is one of ``allowed`` (and, given ``revision``, it is at that
+    revision); else :class:`PlanStateError` saying what to do."""
     rows = tx.query(f"SELECT {', '.join(_PLAN_COLUMNS)} FROM gridgeo_plans WHERE plan_id = ?", (plan_id,))
     if not rows:
         raise NotFound(f"there is no plan {plan_id}: see store.plans()")
     info = dict(zip(_PLAN_COLUMNS, rows[0]))
-    if info["status"] != "draft":
-        raise PlanStateError(f"cannot {doing} plan {plan_id} ({info['name']!r}): it is {info['status']} "
-                             f"(revision {info['revision']}); start a new plan from the published grids")
+    status = info["status"]
+    if status not in allowed:
+        if status in ("published", "abandoned"):
+            advice = "start a new plan from the published grids"
+        elif status in ("submitted", "approved") and allowed == ("draft",):
+            advice = "it is under review: withdraw it to draft (plan.withdraw) to change it"
+        else:
+            advice = f"only a plan that is {' or '.join(allowed)} can be"
+        raise PlanStateError(f"cannot {doing} plan {plan_id} ({info['name']!r}): it is {status} "
+                             f"(revision {info['revision']}); {advice}")
+    if revision is not None and int(info["revision"]) != int(revision):
+        raise PlanStateError(f"cannot {doing} plan {plan_id} ({info['name']!r}) as of revision {revision}: it has "
+                             f"changed since (revision {info['revision']}). Read it, and its report, again")
     return info
+
+
+def _acknowledged(message: str, report: str | None) -> str:
+    """A log message, with the version of the report acknowledged."""
+    if not report:
+        return message
+    return f"{message} [report {report} acknowledged]".strip()
 
 
 def _revision_times(tx, revisions) -> dict:
