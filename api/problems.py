@@ -24,7 +24,8 @@ PROBLEM = "application/problem+json"
 def domain_fields(exc: Exception) -> dict:
     """What a library error carries beyond its message, for the problem body: a plan
     refusal's reason, both languages, units and blocks; a stale edit's or a conflict's
-    units; a refused publish's validation errors."""
+    units; a refused publish's validation errors; a refused approval's or publish's
+    pre-publish report (``report``, as its ``to_dict`` gives it)."""
     from api.encode import plain, records
 
     fields = {}
@@ -37,7 +38,8 @@ def domain_fields(exc: Exception) -> dict:
         errors = report[report["severity"] == "error"]
         keep = [c for c in ("code", "level", "kind", "severity", "message_zh", "message_en") if c in errors.columns]
         fields["errors"] = records(errors[keep].reset_index(drop=True))
-    fields.pop("report", None)
+    if not isinstance(fields.get("report"), dict):
+        fields.pop("report", None)
     return fields
 
 

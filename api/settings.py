@@ -40,6 +40,11 @@ GRIDGEO_RATE_WIDE_LIMIT   an items request without a bbox asking      1000
                           for more features than this is a wide one
 GRIDGEO_TRUSTED_PROXIES   how many proxies in front of the service    0 (the client is the
                           append to X-Forwarded-For                   peer address)
+GRIDGEO_SELF_PUBLISH      a small office without a second person:     false (a reviewer
+                          a planner publishes a plan they created     approves, then
+                          after acknowledging its pre-publish         publishes)
+                          report, and a reviewer may approve their
+                          own (:mod:`gridgeo.review`)
 ========================  ==========================================  =====================
 
 The rate limits (:mod:`api.limits`) are per worker process and leave callers
@@ -80,6 +85,7 @@ class Settings(BaseSettings):
     rate_wide_bbox: float = Field(0.01, ge=0)
     rate_wide_limit: int = Field(1000, ge=0)
     trusted_proxies: int = Field(0, ge=0, le=10)
+    self_publish: bool = False
 
     @field_validator("rate_assign", "rate_areas", "rate_items")
     @classmethod

@@ -337,8 +337,9 @@ def test_review_steps_are_logged_with_who_and_the_comment_and_only_a_draft_is_sa
         plan.submit(author="张三")
     with pytest.raises(ValueError, match="comment"):
         plan.send_back(author="王审核", comment="  ")
+    assert plan.edited_revision == plan.revision - 1  # the save; submitting changed no unit
     with pytest.raises(gstore.PlanStateError, match="changed since"):
-        plan.approve(author="王审核", revision=plan.revision - 1)
+        plan.approve(author="王审核", revision=plan.edited_revision - 1)
     assert _state(store) == before
     plan.send_back(author="王审核", comment="北边两个网格户数不足，请合并")
     assert plan.status == "draft"
@@ -348,9 +349,10 @@ def test_review_steps_are_logged_with_who_and_the_comment_and_only_a_draft_is_sa
     plan.withdraw(author="张三", message="再调整一下")
     plan.save(unit.assign(name="再改", revision=plan.revision), author="张三")
     plan.submit(author="张三")
-    approved = plan.approve(author="王审核", report="0123abcd", revision=plan.revision)
-    assert plan.status == "approved" and plan.revision == approved
-    version = plan.publish(author="王审核", report="0123abcd", revision=approved)
+    edited = plan.edited_revision
+    approved = plan.approve(author="王审核", report="0123abcd", revision=edited)
+    assert plan.status == "approved" and plan.revision == approved and plan.edited_revision == edited
+    version = plan.publish(author="王审核", report="0123abcd", revision=edited)
     assert plan.status == "published" and store.version == version
     log = plan.history()
     assert log[["action", "author"]].values.tolist() == [

@@ -149,7 +149,10 @@ class Plan:
     base_revision = property(lambda self: int(self.info["base_revision"]),
                              doc="The published revision the plan is based on (its creation, or its last rebase).")
     revision = property(lambda self: int(self.info["revision"]),
-                        doc="The revision of the plan's latest change.")
+                        doc="The revision of the plan's latest change (a review's step included).")
+    edited_revision = property(lambda self: _edited_revision(self._store._db, self.id),
+                               doc="The revision of the latest change to the plan's units (its creation, "
+                                   "a save or a rebase): what a pre-publish report is of.")
 
     def __repr__(self) -> str:
         info = self.info
@@ -246,6 +249,23 @@ class Plan:
         for col in ("author", "action", "message", "codes"):
             out[col] = out[col].astype("str")
         return out
+
+    def validate(self):
+        """:func:`gridgeo.validate` of the grids under the plan's parent as they would be
+        after publishing it now: what :meth:`publish` checks (any error refuses it), the
+        plan's levels and those below them.
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store, gridgeo.sample
+        >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
+        >>> _ = s.load({"grids": gridgeo.sample.load().grids}, author="demo", progress=False)
+        >>> plan = s.create_plan("调整", parent="350582106201", levels="grid2", author="张三")
+        >>> report = plan.validate()
+        >>> int((report["severity"] == "error").sum())
+        0
+        """
+        return _after_report(self._store, self.info, _units(self._store, self.id))
 
     # --- editing ----------------------------------------------------------------
 
@@ -447,8 +467,9 @@ class Plan:
         service publishes only what :mod:`gridgeo.review` allows (an approved
         plan, by a reviewer). ``report`` is the version of the pre-publish
         report (:func:`gridgeo.plan.report`) the publisher acknowledged,
-        recorded in the plan's log; with ``revision`` the publish is refused
-        (:class:`PlanStateError`) if the plan changed since that revision.
+        recorded in the plan's log; with ``revision`` (an :attr:`edited_revision`)
+        the publish is refused (:class:`PlanStateError`) if the plan's units
+        changed since.
 
         First the grids under the parent, as they would be after the
         publish, go through :func:`gridgeo.validate`; any error refuses the
@@ -558,8 +579,9 @@ class Plan:
         """A reviewer's approval of a submitted plan: it may then be published.
 
         ``report`` is the version of the pre-publish report the reviewer
-        acknowledged (recorded in the log); with ``revision`` the approval is
-        refused if the plan changed since. Returns the new revision.
+        acknowledged (recorded in the log); with ``revision`` (an
+        :attr:`edited_revision`) the approval is refused if the plan's units
+        changed since. Returns the new revision.
         """
         return self._step("approve", "approve-plan", ("submitted",), "approved", author,
                           _acknowledged(message, report), expected=revision)
@@ -662,10 +684,22 @@ def _status(tx, plan_id, doing, allowed=("draft",), revision=None) -> dict:
             advice = f"only a plan that is {' or '.join(allowed)} can be"
         raise PlanStateError(f"cannot {doing} plan {plan_id} ({info['name']!r}): it is {status} "
                              f"(revision {info['revision']}); {advice}")
-    if revision is not None and int(info["revision"]) != int(revision):
-        raise PlanStateError(f"cannot {doing} plan {plan_id} ({info['name']!r}) as of revision {revision}: it has "
-                             f"changed since (revision {info['revision']}). Read it, and its report, again")
+    if revision is not None:
+        edited = _edited_revision(tx, plan_id)
+        if edited != int(revision):
+            raise PlanStateError(f"cannot {doing} plan {plan_id} ({info['name']!r}) as of revision {revision}: its "
+                                 f"units have changed since (revision {edited}). Read it, and its report, again")
     return info
+
+
+_EDITS = ("create", "save", "rebase")
+"""The log's actions that change a plan's units (the review's steps do not)."""
+
+
+def _edited_revision(query, plan_id) -> int:
+    rows = query.query(f"SELECT MAX(revision) FROM gridgeo_plan_log WHERE plan_id = ? AND action IN "
+                       f"({', '.join('?' * len(_EDITS))})", (plan_id, *_EDITS))
+    return int(rows[0][0] or 0)
 
 
 def _acknowledged(message: str, report: str | None) -> str:
@@ -760,25 +794,8 @@ def _refuse_if_published_since(tx, info, where, params):
 
 def _validate(store, tx, info, units):
     """Refuse the publish if the grids under the parent, after it, fail validation."""
-    from gridgeo.validation import validate
-
-    parent, levels = info["parent"], info["levels"].split(",")
-    available = store.layer_columns("grids", tx=tx)
-    names = list(available)
-    conds, params = ["1 = 1"], []
-    if parent:
-        conds, params = ["code >= ? AND code < ?"], [parent, _layers.next_prefix(parent)]
-    sql = (f"SELECT {store._db.geom_expr('geom')}, {', '.join(q(n) for n in names)} FROM grids "
-           f"WHERE {conds[0]} ORDER BY code")
-    current = store.frame_of(tx.query(sql, params), names, available)
-    outside = ~(current["level"].isin(levels) & current["code"].str.startswith(parent))
-    after = pd.concat([current[outside], units[names + ["geometry"]]], ignore_index=True)
-    after = after.set_geometry("geometry").set_crs(current.crs, allow_override=True)
-    # the plan's levels and those below them, whose units must still nest in the new ones
-    order = store.scheme.names
-    first = min(order.index(lv) for lv in levels)
-    present = set(after["level"])
-    report = validate(after, levels=[lv for lv in order[first:] if lv in present] or None, scheme=store.scheme)
+    report = _after_report(store, info, units, tx=tx)
+    parent = info["parent"]
     errors = report[report["severity"] == "error"] if len(report) else report
     if len(errors):
         raise PublishError(
@@ -786,6 +803,29 @@ def _validate(store, tx, info, units):
             f"{parent or 'the whole city'} would fail validation with {len(errors)} error(s): "
             f"{_describe(errors)}. Fix the plan's units and publish again (the report is in .report)",
             report)
+
+
+def _after_report(store, info, units, tx=None):
+    """:func:`gridgeo.validate` of the grids under the plan's parent as they would be after its publish."""
+    from gridgeo.validation import validate
+
+    parent, levels = info["parent"], info["levels"].split(",") if isinstance(info["levels"], str) else info["levels"]
+    available = store.layer_columns("grids", tx=tx)
+    names = list(available)
+    conds, params = ["1 = 1"], []
+    if parent:
+        conds, params = ["code >= ? AND code < ?"], [parent, _layers.next_prefix(parent)]
+    sql = (f"SELECT {store._db.geom_expr('geom')}, {', '.join(q(n) for n in names)} FROM grids "
+           f"WHERE {conds[0]} ORDER BY code")
+    current = store.frame_of((tx or store._db).query(sql, params), names, available)
+    outside = ~(current["level"].isin(levels) & current["code"].str.startswith(parent))
+    after = pd.concat([current[outside], units[names + ["geometry"]]], ignore_index=True)
+    after = after.set_geometry("geometry").set_crs(current.crs, allow_override=True)
+    # the plan's levels and those below them, whose units must still nest in the new ones
+    order = store.scheme.names
+    first = min(order.index(lv) for lv in levels)
+    present = set(after["level"])
+    return validate(after, levels=[lv for lv in order[first:] if lv in present] or None, scheme=store.scheme)
 
 
 def _describe(errors, limit=5) -> str:
