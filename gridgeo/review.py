@@ -262,11 +262,16 @@ def check(who, action: str, plan: Mapping | None = None, *, scheme, self_publish
     if allowed_from is not None and plan and status not in allowed_from:
         from gridgeo.store.errors import PlanStateError
 
+        advice, advice_zh = "", ""
+        if status in ("submitted", "approved") and "draft" in allowed_from:
+            advice, advice_zh = ": it is under review, and its author withdraws it to draft first", "；方案审核中，须由作者先撤回为草稿"
+        elif status in ("published", "abandoned"):
+            advice, advice_zh = ": start a new plan from the published grids", "；请基于现行网格新建方案"
         raise PlanStateError(
             f"cannot {action} plan {plan.get('plan_id', '')} ({plan.get('name', '')!r}): it is {status}; "
-            f"{action} starts from a plan that is {' or '.join(allowed_from)}"
+            f"{action} starts from a plan that is {' or '.join(allowed_from)}{advice}"
             f" ({_DOING_ZH[action]}须方案为{'或'.join(_STATUS_ZH.get(s, s) for s in allowed_from)}，"
-            f"现为{_STATUS_ZH.get(status, status)})")
+            f"现为{_STATUS_ZH.get(status, status)}{advice_zh})")
     if action == "withdraw" and who.role != "admin" and who.name not in (plan.get("author"),
                                                                           plan.get("submitted_by")):
         raise AccessError(
