@@ -404,9 +404,12 @@ def test_a_stale_edit_is_refused_naming_the_unit_and_who_changed_it(store):
     now = plan.read().set_index("code")
     assert now.loc[seen_by_li["code"].iloc[0], "name"] == "李四改的名字"
     assert now.loc[seen_by_wang["code"].iloc[1], "name"] == "王五改的名字"
-    # an edit that states no revision for an existing unit is refused too
+    # an edit that states no revision for an existing unit is refused too (one that changes
+    # nothing in it writes nothing: there is nobody's work to lose)
     with pytest.raises(StaleEditError, match="say which revision"):
-        plan.save(seen_by_li.drop(columns="revision").iloc[[2]], author="王五")
+        plan.save(seen_by_li.drop(columns="revision").iloc[[2]].assign(name="王五又改"), author="王五")
+    unchanged = plan.revision
+    assert plan.save(seen_by_li.drop(columns="revision").iloc[[2]], author="王五") == unchanged == plan.revision
     plan.save(remove=[seen_by_li["code"].iloc[3]], author="李四", base_revision=plan.revision)
     with pytest.raises(StaleEditError, match="removed by 李四"):
         plan.save(seen_by_wang.iloc[[3]], author="王五")

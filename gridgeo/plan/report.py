@@ -19,8 +19,8 @@
   and every validation warning (holes, sequence gaps, repeated names ...;
   ``multipart`` only for grids not already reported as ``non_contiguous``);
 
-- ``changes`` (each grid: unchanged, reshaped, split, merged, added,
-  removed, renumbered; names before and after) and ``moves``, the from-to
+- ``changes`` (each grid the plan changes: reshaped, split, merged, added,
+  removed, renumbered, or only ``renamed``; names before and after) and ``moves``, the from-to
   table of blocks, addresses, households and population between grids
   (:func:`gridgeo.plan.diff`);
 - ``summary``: counts of all of these, and the households moved;
@@ -176,13 +176,16 @@ def report(published: PlanState, plan: PlanState, *, validation=None, plan_id: i
     found = problems[(problems["severity"] == "warning")
                      & ~((problems["kind"] == "multipart") & problems["code"].isin(pieces))]
     warnings = pd.concat([own, found], ignore_index=True)[_ROW_COLUMNS] if len(found) else own
-    changes = pd.DataFrame(d.units[d.units["change"] != "unchanged"][
-        [c for c in _CHANGE_COLUMNS if c in d.units.columns]]).reset_index(drop=True)
+    units = pd.DataFrame(d.units[[c for c in _CHANGE_COLUMNS if c in d.units.columns]])
+    renamed = (units["change"] == "unchanged") & (units["name_before"] != units["name_after"])
+    units.loc[renamed, "change"] = "renamed"
+    changes = units[units["change"] != "unchanged"].reset_index(drop=True)
     moves = _moves(d.moves, before, after)
     summary = {
         "figures": True,
         "grids_before": d.summary["grids_before"], "grids_after": d.summary["grids_after"],
         **{k: d.summary[k] for k in ("renumbered", "reshaped", "split", "merged", "added", "removed")},
+        "renamed": int(renamed.sum()),
         **{k: v for k, v in d.summary.items() if k.endswith("_moved")},
         "households": int(after["households"].sum()) if "households" in after else 0,
         "households_without_station": int(after.loc[~after["has_station"], "households"].sum())
