@@ -15,7 +15,8 @@ from api.keys import ANONYMOUS, ROLES, KeyStore, Principal, digest
 __all__ = ["ANONYMOUS", "ROLES", "KeyStore", "Principal", "digest", "principal", "require"]
 
 
-_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key (viewer, planner or admin)")
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False,
+                        description="An API key (viewer, planner, reviewer or admin)")
 _bearer = HTTPBearer(auto_error=False, description="The same API key as a bearer token")
 
 

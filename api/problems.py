@@ -95,7 +95,7 @@ def install(app: FastAPI, domain_errors: dict[type[Exception], int] | None = Non
 
     for error_type, status in (domain_errors or {}).items():
         def _handler(request: Request, exc: Exception, status=status):
-            return problem_response(status, type(exc).__name__, str(exc), instance=request.url.path,
+            return problem_response(status, type(exc).__name__, str(exc), instance=_instance(request, status),
                                     **domain_fields(exc))
         app.add_exception_handler(error_type, _handler)
 
