@@ -38,7 +38,9 @@ demo: venv
 	@test -f data/keys.json || { \
 	  $(BIN)/gridgeo keys add 演示领导 --role viewer --file data/keys.json > data/demo-viewer.key; \
 	  $(BIN)/gridgeo keys add 演示网格办 --role planner --file data/keys.json > data/demo-planner.key; }
-	@echo "demo API keys: viewer $$(cat data/demo-viewer.key), planner $$(cat data/demo-planner.key)"
+	@test -f data/demo-reviewer.key || \
+	  $(BIN)/gridgeo keys add 演示审核员 --role reviewer --file data/keys.json > data/demo-reviewer.key
+	@echo "demo API keys: viewer $$(cat data/demo-viewer.key), planner $$(cat data/demo-planner.key), reviewer $$(cat data/demo-reviewer.key)"
 	GRIDGEO_KEYS_FILE=data/keys.json $(BIN)/gridgeo serve --store $(STORE) --host $(HOST) --port $(PORT)
 
 # The whole test suite.

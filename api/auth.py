@@ -22,7 +22,8 @@ from api.problems import app_routes, responses
 __all__ = ["ANONYMOUS", "ROLES", "KeyStore", "Principal", "digest", "principal", "require", "document"]
 
 
-_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key (viewer, planner or admin)")
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False,
+                        description="An API key (viewer, planner, reviewer or admin)")
 _bearer = HTTPBearer(auto_error=False, description="The same API key as a bearer token")
 
 UNKNOWN_KEY = ("服务不认识这个 API 密钥：请核对，或向管理员申请（gridgeo keys add）；公开数据无需密钥 — "

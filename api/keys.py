@@ -2,7 +2,13 @@
 
 Roles, from least to most: ``anonymous`` (public layers and aggregate
 figures), ``viewer`` (leadership: also events and address-level layers),
-``planner`` (plans), ``admin``. A role includes every role below it.
+``planner`` (plans), ``reviewer`` (approves, returns and publishes plans),
+``admin``. A role includes every role below it; what each may do to a plan,
+and the scopes, are :mod:`gridgeo.review`'s rules.
+
+A planner's or reviewer's key may carry scopes: the codes of the units it
+covers (a town, several villages); without them it covers the whole city.
+A keys file written before scopes existed reads as keys without scopes.
 
 Keys are random 256-bit tokens shown once when made; only their SHA-256
 digests are kept (a JSON file, ``GRIDGEO_KEYS_FILE``). A digest is enough at
@@ -23,18 +29,23 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-ROLES = ("anonymous", "viewer", "planner", "admin")
+from gridgeo.review import ROLES, has_role
+
+SCOPED_ROLES = ("planner", "reviewer")
+"""The roles a key may limit to some units (a viewer reads, an admin does everything, everywhere)."""
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a name (for plan authorship) and a role."""
+    """Who is calling: a name (for plan authorship), a role and the unit codes the
+    key covers (empty: the whole city)."""
 
     name: str
     role: str
+    scopes: tuple[str, ...] = ()
 
     def has(self, role: str) -> bool:
-        return ROLES.index(self.role) >= ROLES.index(role)
+        return has_role(self.role, role)
 
 
 ANONYMOUS = Principal("anonymous", "anonymous")
@@ -53,7 +64,9 @@ class KeyStore:
     >>> keys = KeyStore(os.path.join(tempfile.mkdtemp(), "keys.json"))
     >>> key = keys.add("王网格长", "planner")
     >>> keys.lookup(key)
-    Principal(name='王网格长', role='planner')
+    Principal(name='王网格长', role='planner', scopes=())
+    >>> keys.lookup(keys.add("王规划", "planner", scopes=["350582106", "350582107201"])).scopes
+    ('350582106', '350582107201')
     >>> keys.lookup("guess") is None
     True
     """
@@ -80,16 +93,27 @@ class KeyStore:
             raise ValueError(f"{self.path} is not a valid keys file: {exc}") from None
         return list(data.get("keys", []))
 
-    def add(self, name: str, role: str) -> str:
-        """Make a key for ``name`` with ``role``; return it (it is not kept)."""
+    def add(self, name: str, role: str, scopes=()) -> str:
+        """Make a key for ``name`` with ``role`` (and, for a planner or reviewer, the
+        unit codes it covers); return it (it is not kept)."""
         if role not in ROLES[1:]:
             raise ValueError(f"role must be one of {list(ROLES[1:])}, got {role!r}")
+        scopes = [str(s).strip() for s in scopes or ()]
+        if scopes and role not in SCOPED_ROLES:
+            raise ValueError(f"only {' and '.join(SCOPED_ROLES)} keys have scopes: a {role} key covers the whole "
+                             "city (drop --scope)")
+        bad = [s for s in scopes if not s.isdigit()]
+        if bad:
+            raise ValueError(f"a scope is the code of a unit (digits, e.g. a town's 350582106), got {bad}")
         if self.path is None:
             raise ValueError("no keys file configured: set GRIDGEO_KEYS_FILE")
         key = "gg_" + secrets.token_urlsafe(32)
+        entry = {"name": name, "role": role, "sha256": digest(key),
+                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        if scopes:
+            entry["scopes"] = sorted(set(scopes))
         with self._lock:
-            self._entries.append({"name": name, "role": role, "sha256": digest(key),
-                                  "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+            self._entries.append(entry)
             self._write()
         return key
 
@@ -102,7 +126,8 @@ class KeyStore:
             return before - len(self._entries)
 
     def entries(self) -> list[dict]:
-        return [{k: v for k, v in e.items() if k != "sha256"} for e in self._entries]
+        """Who has keys: ``name``, ``role``, ``scopes`` (a list, empty for the whole city), ``created``."""
+        return [{"scopes": [], **{k: v for k, v in e.items() if k != "sha256"}} for e in self._entries]
 
     def lookup(self, key: str | None) -> Principal | None:
         if not key:
@@ -111,7 +136,7 @@ class KeyStore:
         d = digest(key)
         for entry in self._entries:
             if hmac.compare_digest(entry["sha256"], d):
-                return Principal(entry["name"], entry["role"])
+                return Principal(entry["name"], entry["role"], tuple(entry.get("scopes") or ()))
         return None
 
     def _refresh(self) -> None:

@@ -27,6 +27,7 @@ from api.services import Preparing, Services
 from api.settings import Settings
 from gridgeo.crs import CRSError
 from gridgeo.plan import PlanError
+from gridgeo.review import AccessError, AcknowledgementRequired, ReportHasErrors
 from gridgeo.schema import SchemaError
 
 log = logging.getLogger("gridgeo.api")
@@ -42,6 +43,9 @@ DOMAIN_ERRORS = {
     SchemaError: 422,
     PlanError: 422,
     CRSError: 400,
+    AccessError: 403,
+    AcknowledgementRequired: 409,
+    ReportHasErrors: 422,
 }
 
 

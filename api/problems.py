@@ -135,7 +135,8 @@ def document(schema: dict) -> dict:
 def domain_fields(exc: Exception) -> dict:
     """What a library error carries beyond its message, for the problem body: a plan
     refusal's reason, both languages, units and blocks; a stale edit's or a conflict's
-    units; a refused publish's validation errors."""
+    units; a refused publish's validation errors; a refused approval's or publish's
+    pre-publish report (``report``, as its ``to_dict`` gives it)."""
     from api.encode import plain, records
 
     fields = {}
@@ -148,7 +149,8 @@ def domain_fields(exc: Exception) -> dict:
         errors = report[report["severity"] == "error"]
         keep = [c for c in ("code", "level", "kind", "severity", "message_zh", "message_en") if c in errors.columns]
         fields["errors"] = records(errors[keep].reset_index(drop=True))
-    fields.pop("report", None)
+    if not isinstance(fields.get("report"), dict):
+        fields.pop("report", None)
     return fields
 
 
@@ -238,7 +240,7 @@ def install(app: FastAPI, domain_errors: dict[type[Exception], int] | None = Non
 
     for error_type, status in (domain_errors or {}).items():
         def _handler(request: Request, exc: Exception, status=status):
-            return problem_response(status, type(exc).__name__, str(exc), instance=request.url.path,
+            return problem_response(status, type(exc).__name__, str(exc), instance=_instance(request, status),
                                     **domain_fields(exc))
         app.add_exception_handler(error_type, _handler)
 

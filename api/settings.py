@@ -52,6 +52,11 @@ GRIDGEO_HEAT_PERIOD       the shortest period of the anonymous event  month
                           heat map: ``month``, ``quarter`` or
                           ``year`` (``from`` and ``to`` must be the
                           first days of such periods)
+GRIDGEO_SELF_PUBLISH      a small office without a second person:     false (a reviewer
+                          a planner publishes a plan they created     approves, then
+                          after acknowledging its pre-publish         publishes)
+                          report, and a reviewer may approve their
+                          own (:mod:`gridgeo.review`)
 ========================  ==========================================  =====================
 
 The rate limits (:mod:`api.limits`) are per worker process and leave callers
@@ -95,6 +100,7 @@ class Settings(BaseSettings):
     min_count: int = Field(10, ge=1, description="the minimum count k of anonymous answers")
     heat_min_cell: float = Field(250.0, ge=50, le=2000, description="the smallest anonymous heat cell (m)")
     heat_period: Literal["month", "quarter", "year"] = "month"
+    self_publish: bool = False
 
     @field_validator("rate_assign", "rate_areas", "rate_items")
     @classmethod

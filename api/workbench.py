@@ -2,8 +2,10 @@
 
 The page keeps its working state (which grid every block is in, and the grids'
 names) and sends it with every request; :class:`Workbench` lays it on the plan's
-blocks with :mod:`gridgeo.plan`, applies edits, saves, publishes and exports,
-and answers plain, JSON-ready dicts. Nothing here knows HTTP: the routes in
+blocks with :mod:`gridgeo.plan`, applies edits, saves, takes the review's steps
+(each allowed or refused by :mod:`gridgeo.review`, approvals and publishes
+after the pre-publish report of :func:`gridgeo.plan.report`) and exports, and
+answers plain, JSON-ready dicts. Nothing here knows HTTP: the routes in
 :mod:`api.routes.plans` parse, call one method and encode. A refusal of the
 library's (a :class:`gridgeo.plan.PlanError`, a stale save, a publish that fails
 validation) is raised as it is, for the service's one error map.
@@ -21,6 +23,7 @@ import pandas as pd
 import shapely
 
 import gridgeo.plan
+import gridgeo.review
 from api import derived
 from api.encode import feature_collection, plain, records
 from api.services import Preparing
@@ -56,6 +59,23 @@ class Workbench:
         self.services = services
         self.store = services.store
         self.scheme = services.store.scheme
+        self.self_publish = bool(services.settings.self_publish)
+
+    # --- who may -----------------------------------------------------------------------
+
+    def allow(self, who, action: str, plan_id: int | None = None, *, parent: str | None = None) -> dict | None:
+        """Refuse ``action`` unless :func:`gridgeo.review.check` allows it to ``who``; the plan's
+        info with its review so far (None for ``create``)."""
+        info = None
+        if plan_id is not None:
+            plan = self.store.plan(plan_id)
+            info = {**plan.info, **gridgeo.review.steps(plan.history())}
+        gridgeo.review.check(who, action, info, scheme=self.scheme, self_publish=self.self_publish, parent=parent)
+        return info
+
+    def me(self, who) -> dict:
+        """The caller as the page needs to know them."""
+        return {"name": who.name, "role": who.role, "scopes": list(who.scopes), "self_publish": self.self_publish}
 
     # --- opening -----------------------------------------------------------------------
 
@@ -145,7 +165,7 @@ class Workbench:
     # --- changing -----------------------------------------------------------------------
 
     def create(self, *, name: str, parent: str, level: str | None, start: str, author: str,
-               description: str = "") -> dict:
+               description: str = "", who=None) -> dict:
         """A new plan of ``parent``'s grids, from the published ones or from an automatic division."""
         levels = self.levels_for(parent, level)
         plan = self.store.create_plan(name, parent=parent, levels=levels, author=author, description=description)
@@ -158,7 +178,7 @@ class Workbench:
         except BaseException:
             plan.abandon(author=author, message="could not be opened in the workbench")
             raise
-        return self.body(plan.id, state, blocks=True)
+        return self.body(plan.id, state, blocks=True, who=who)
 
     def apply(self, state, op: str, *, blocks=(), to=None, codes=(), line=None, polygon=None, name=None):
         """One edit of gridgeo.plan on ``state``; its refusal is the library's PlanError."""
@@ -177,6 +197,7 @@ class Workbench:
             "redraw": lambda: gridgeo.plan.redraw(state, needed(to, "to"),
                                                   _shape(polygon, ("Polygon", "MultiPolygon"), "polygon")),
             "renumber": lambda: gridgeo.plan.renumber(state, to or None),
+            "rename": lambda: gridgeo.plan.rename(state, needed(to, "to"), name or ""),
         }
         if op not in verbs:
             raise PlanError("unknown_edit", f"no edit {op!r}: use one of {list(verbs)}",
@@ -190,25 +211,69 @@ class Workbench:
         return {**self.state_body(after), "log": after.log[-1] if after is not state else None}
 
     def save(self, plan_id: int, *, assignment: dict, names: dict, base: dict, base_revision: int, author: str,
-             message: str = "") -> dict:
-        """Save the page's working state as edits of the plan at ``base_revision``; a stale save is refused."""
-        now = self.working(plan_id, assignment, names)
-        then = self.working(plan_id, base, names)
-        state = gridgeo.plan.based_on(now, then, plan_id=plan_id, revision=base_revision)
-        gridgeo.plan.save(state, self.store, author=author, message=message or "saved from the workbench")
-        return self.body(plan_id, self.opened(plan_id), blocks=False)
+             message: str = "", base_names: dict | None = None, who=None) -> dict:
+        """Save the page's working state as edits of the plan at ``base_revision``; a stale save is refused.
 
-    def publish(self, plan_id: int, *, author: str, message: str = "") -> dict:
-        revision = self.store.plan(plan_id).publish(author=author, message=message)
-        self.services.forget()  # plan bases follow the new grids at once, the map when they are prepared
-        return {"plan_id": plan_id, "status": "published", "revision": revision,
-                "data_version": self.services.data_version}
+        ``base`` and ``base_names`` are the assignment and names at that revision (without
+        ``base_names``, the names the plan holds now), so a grid renamed since is written;
+        ``saved`` in the answer says whether anything was (a save of nothing writes nothing)."""
+        now = self.working(plan_id, assignment, names)
+        if base_names is None:
+            units = self.store.plan(plan_id).read()
+            base_names = dict(zip(units["code"], units["name"]))
+        then = self.working(plan_id, base, base_names)
+        state = gridgeo.plan.based_on(now, then, plan_id=plan_id, revision=base_revision)
+        done = gridgeo.plan.save(state, self.store, author=author, message=message or "saved from the workbench")
+        return {**self.body(plan_id, self.opened(plan_id), blocks=False, who=who), "saved": done.attrs["store"]["saved"]}
+
+    # --- the review ------------------------------------------------------------------------
+
+    def report(self, plan_id: int) -> gridgeo.plan.PublishReport:
+        """The saved plan's pre-publish report, validated as the store's publish validates: on the
+        unit's blocks kept for the workbench, or (a plan saved off those blocks, or of the whole
+        city) by :func:`gridgeo.plan.report_of`."""
+        plan = self.store.plan(plan_id)
+        try:
+            info = self.info(plan_id)
+            base = self.base(info["parent"], info["levels"])
+            opened = self.opened(plan_id)
+        except PlanError:
+            return gridgeo.plan.report_of(self.store, plan_id)
+        return gridgeo.plan.report(base, opened, validation=plan.validate(), revision=plan.edited_revision)
+
+    def step(self, plan_id: int, action: str, who, *, message: str = "", acknowledge: str | None = None) -> dict:
+        """Take one step of the review (submit, withdraw, return, approve, publish) as ``who``.
+
+        Approving and publishing first make the report: errors refuse them, warnings need
+        ``acknowledge`` to be its version (:func:`gridgeo.review.require_acknowledged`);
+        the version is recorded in the plan's log either way."""
+        self.allow(who, action, plan_id)
+        plan = self.store.plan(plan_id)
+        body = {}
+        if action in ("approve", "publish"):
+            report = self.report(plan_id)
+            gridgeo.review.require_acknowledged(report, acknowledge, doing=action)
+            do = plan.approve if action == "approve" else plan.publish
+            revision = do(author=who.name, message=message, report=report.version, revision=report.revision)
+            body["report"] = {"version": report.version, "summary": plain(report.summary)}
+            if action == "publish":
+                self.services.forget()  # plan bases follow the new grids at once, the map when they are prepared
+                body["data_version"] = self.services.data_version
+        elif action == "return":
+            revision = plan.send_back(author=who.name, comment=message)
+        elif action in ("submit", "withdraw"):
+            revision = getattr(plan, action)(author=who.name, message=message)
+        else:
+            raise ValueError(f"no review step {action!r}")
+        info = plan.info
+        return {"plan_id": plan_id, "status": info["status"], "revision": revision,
+                "plan": self.summary(info, who), **body}
 
     # --- answers ---------------------------------------------------------------------------
 
-    def plans(self, status: str | None = None) -> list[dict]:
+    def plans(self, status: str | None = None, who=None) -> list[dict]:
         table = self.store.plans(status=status)
-        return [self.summary(row) for row in table.to_dict("records")]
+        return [self.summary(row, who) for row in table.to_dict("records")]
 
     def state_body(self, state) -> dict:
         """What the page redraws after an edit: the assignment, the grids (with where
@@ -232,11 +297,11 @@ class Workbench:
         return {"grids": records(pd.DataFrame(table[[c for c in IMPACT_COLUMNS if c in table.columns]])),
                 "summary": plain(table.attrs["summary"])}
 
-    def body(self, plan_id: int, state, *, blocks: bool) -> dict:
+    def body(self, plan_id: int, state, *, blocks: bool, who=None) -> dict:
         info = self.store.plan(plan_id).info
         base = self.base(info["parent"], info["levels"])
         body = {
-            "plan": self.summary(info),
+            "plan": self.summary(info, who),
             "level": state.level,
             "band": list(gridgeo.plan.DEFAULT_BAND),
             "revision": state.attrs["store"]["revision"],
@@ -249,18 +314,25 @@ class Workbench:
             body["blocks"] = feature_collection(base.blocks, BLOCK_PROPERTIES)
         return body
 
-    def summary(self, info: dict) -> dict:
-        """One plan as the list shows it."""
+    def summary(self, info: dict, who=None) -> dict:
+        """One plan as the list shows it: with its review so far (who submitted, returned
+        with which comment, approved) and, for ``who``, the steps they may take (``can``)."""
         names = self.services.current("plan:names", lambda: self.store.read(
             "grids", columns=["code", "name"]).set_index("code")["name"])
         levels = info["levels"].split(",") if isinstance(info["levels"], str) else list(info["levels"])
-        authors = self.store.plan(info["plan_id"]).history()["author"].unique().tolist()
+        history = self.store.plan(info["plan_id"]).history()
+        review = gridgeo.review.steps(history)
+        can = [] if who is None else gridgeo.review.allowed(
+            who, {**info, **review}, scheme=self.scheme, self_publish=self.self_publish)
+        authors = [a for a in history.loc[history["action"].isin(
+            ["create", "save", "rebase"]), "author"].unique().tolist()]
         return {
             "id": int(info["plan_id"]), "name": info["name"], "parent": info["parent"],
             "parent_name": names.get(info["parent"], ""), "levels": levels, "status": info["status"],
             "author": info["author"], "authors": authors, "description": info["description"],
             "revision": int(info["revision"]), "base_revision": int(info["base_revision"]),
             "created_at": _when(info["created_at"]), "updated_at": _when(info["updated_at"]),
+            "review": review, "can": can,
         }
 
     def diff(self, plan_id: int, state) -> dict:

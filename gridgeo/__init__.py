@@ -12,7 +12,8 @@ The library takes and returns GeoDataFrames. Its modules, one per idea:
 - :mod:`gridgeo.disclosure` public figures that never count fewer than k (the minimum count)
 - :mod:`gridgeo.network`, :mod:`gridgeo.coverage`, :mod:`gridgeo.siting`
 - :mod:`gridgeo.store`      GeoPackage and PostGIS stores with versioned plans
-- :mod:`gridgeo.plan`       replanning: edits, impact, diff, automatic division
+- :mod:`gridgeo.plan`       replanning: edits, impact, diff, automatic division, the pre-publish report
+- :mod:`gridgeo.review`     roles, scopes and the review before publish: who may do what to a plan
 - :mod:`gridgeo.tiles`, :mod:`gridgeo.maps`
 
 Submodules are imported on first use, so ``import gridgeo`` stays light.
@@ -32,6 +33,7 @@ _EXPORTS = {
 _SUBMODULES = {
     "schema", "crs", "io", "sample", "validation", "assignment", "stats", "network",
     "coverage", "siting", "store", "plan", "tiles", "maps", "disclosure",
+    "review",
 }
 
 

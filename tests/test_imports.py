@@ -131,7 +131,18 @@ def test_a_draft_from_an_upload_opens_on_the_workbench_and_publishes_nothing(imp
     assert village.area > 0
     with gridgeo.store.open(imports.store) as store:
         assert store.version == version
-    assert any("laid on the blocks, keeping" in h["message"] for h in body["history"])
+        units = store.plan(plans[0]["id"]).read()
+    # laid on the blocks, the file is the published grids again (no block is mostly under the
+    # 60 m the first grid was drawn over): a save of nothing is not written
+    published = store_grids(imports.store, drawn["code"])
+    assert all(shapely.equals(grids[c], published[c]) for c in drawn["code"])
+    assert [h["action"] for h in body["history"]] == ["create"] and units["revision"].nunique() == 1
+
+
+def store_grids(path, codes) -> dict:
+    with gridgeo.store.open(path) as store:
+        found = store.read("grids", where={"code": list(codes)})
+    return dict(zip(found["code"], found.geometry))
 
 
 def test_an_edited_mapping_is_checked_again(imports, sample, tmp_path):

@@ -357,7 +357,7 @@ def test_renumber_puts_codes_in_reading_order(park):
     assert sorted(after.units["name"]) == sorted(f"南塘村第{k}网格" for k in range(1, 6))
 
 
-@pytest.mark.parametrize("name", ["", ".blocks", ".edits", ".errors", ".impact", ".state"])
+@pytest.mark.parametrize("name", ["", ".blocks", ".edits", ".errors", ".impact", ".report", ".state"])
 def test_docstring_examples_run(name):
     # gridgeo.plan.blocks is the function: reach the modules by name
     module = importlib.import_module(f"gridgeo.plan{name}")

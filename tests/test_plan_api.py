@@ -4,7 +4,9 @@ networkx on the blocks' shared edges, pandas crosstabs, and gridgeo.plan's
 own verbs called directly for what the service must merely pass through.
 
 The tests write plans and publish, so they work on their own copy of the
-sample store with their own keys (two planners and a viewer).
+sample store with their own keys (two planners, a reviewer and a viewer); a
+plan is published as the review goes: submitted, approved after its report,
+published.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def keys(tmp_path_factory):
     path = tmp_path_factory.mktemp("plan-keys") / "keys.json"
     store = KeyStore(path)
     return {"file": str(path), "zhang": store.add("网格办张三", "planner"), "li": store.add("网格办李四", "planner"),
-            "viewer": store.add("领导", "viewer")}
+            "viewer": store.add("领导", "viewer"), "wang": store.add("审核员王五", "reviewer")}
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +70,12 @@ def zhang(keys):
 @pytest.fixture(scope="module")
 def li(keys):
     return {"X-API-Key": keys["li"]}
+
+
+@pytest.fixture(scope="module")
+def wang(keys):
+    """A reviewer."""
+    return {"X-API-Key": keys["wang"]}
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +104,15 @@ def edit(api, headers, plan: dict, state: dict, **change):
 
 def figures(state: dict, column="households") -> dict:
     return {g["code"]: g[column] for g in state["impact"]["grids"]}
+
+
+def reviewed(api, planner, reviewer, pid: int) -> dict:
+    """Submit the plan, approve it after reading its report, acknowledging its version: the report."""
+    assert api.post(f"/plans/{pid}/submit", headers=planner, json={"message": "请审核"}).status_code == 200
+    report = api.get(f"/plans/{pid}/report", headers=reviewer).json()
+    r = api.post(f"/plans/{pid}/approve", headers=reviewer, json={"acknowledge": report["version"]})
+    assert r.status_code == 200, r.text
+    return report
 
 
 def blocks_frame(plan: dict) -> gpd.GeoDataFrame:
@@ -396,7 +413,7 @@ def test_exports_of_the_working_state_and_of_the_saved_plan(api, zhang, referenc
     assert grid2.loc[b].geometry.area > published.loc[b].area
 
 
-def test_publishing_shows_the_new_grids_in_collections_figures_and_tiles(api, zhang, sample):
+def test_publishing_shows_the_new_grids_in_collections_figures_and_tiles(api, zhang, wang, sample):
     import morecantile
 
     plan = new_plan(api, zhang, parent=PUBLISHED_VILLAGE)
@@ -412,7 +429,10 @@ def test_publishing_shows_the_new_grids_in_collections_figures_and_tiles(api, zh
     api.get(f"/tiles/grid2/{tile.z}/{tile.x}/{tile.y}.mvt")  # cached before the publish
     saved = api.post(f"/plans/{pid}/save", headers=zhang, json={
         **working(state), "base": plan["assignment"], "base_revision": plan["revision"]}).json()
-    r = api.post(f"/plans/{pid}/publish", headers=zhang, json={"message": "测试发布"})
+    report = reviewed(api, zhang, wang, pid)
+    assert api.get("/health").json()["data_version"] == version  # approved is not published
+    r = api.post(f"/plans/{pid}/publish", headers=wang, json={"message": "测试发布",
+                                                               "acknowledge": report["version"]})
     assert r.status_code == 200, r.text
     assert r.json()["data_version"] > version and api.get("/health").json()["data_version"] > version
     assert api.get(f"/plans/{pid}", headers=zhang).json()["plan"]["status"] == "published"
@@ -432,7 +452,7 @@ def test_publishing_shows_the_new_grids_in_collections_figures_and_tiles(api, zh
         **working(plan), "base": state["assignment"], "base_revision": saved["revision"]}).status_code == 409
 
 
-def test_a_publish_that_fails_validation_is_a_422_with_the_reports_messages(api, zhang, store_path):
+def test_a_plan_that_fails_validation_is_neither_approved_nor_published_422(api, zhang, wang, keys, store_path):
     plan = new_plan(api, zhang)
     pid = plan["plan"]["id"]
     with gridgeo.store.open(store_path) as store:  # a unit shrunk by hand, outside the workbench
@@ -442,11 +462,74 @@ def test_a_publish_that_fails_validation_is_a_422_with_the_reports_messages(api,
         store.plan(pid).save(units.assign(geometry=shrunk), author="网格办李四")
     with gridgeo.store.open(store_path) as store:
         version = store.version
-    r = api.post(f"/plans/{pid}/publish", headers=zhang)
-    assert r.status_code == 422
-    problem = r.json()
-    assert problem["title"] == "PublishError" and problem["errors"]
-    assert all(e["severity"] == "error" and e["message_zh"] and e["message_en"] for e in problem["errors"])
-    assert any(units["code"].iloc[0].startswith(e["code"]) for e in problem["errors"])  # the unit or its parent
+        expected = store.plan(pid).validate()  # what the store's publish would refuse
+    expected = expected[expected["severity"] == "error"]
+    assert len(expected)
+    assert api.post(f"/plans/{pid}/submit", headers=zhang).status_code == 200
+    report = api.get(f"/plans/{pid}/report", headers=wang).json()
+    for step in ("approve", "publish"):
+        r = api.post(f"/plans/{pid}/{step}", headers=wang, json={"acknowledge": report["version"]})
+        if step == "publish":  # not approved: a publish is refused before any report
+            assert r.status_code == 409 and "approved" in r.json()["detail"]
+            continue
+        assert r.status_code == 422
+        problem = r.json()
+        assert problem["title"] == "ReportHasErrors" and problem["errors"]
+        assert problem["report"]["version"] == report["version"]
+        assert all(e["severity"] == "error" and e["message_zh"] and e["message_en"] for e in problem["errors"])
+        assert sorted((e["code"], e["kind"]) for e in problem["errors"]) == sorted(zip(expected["code"],
+                                                                                      expected["kind"]))
+        assert any(units["code"].iloc[0].startswith(e["code"]) for e in problem["errors"])  # the unit or its parent
     with gridgeo.store.open(store_path) as store:
-        assert store.version == version and store.plan(pid).status == "draft"
+        assert store.version == version and store.plan(pid).status == "submitted"
+        # the store's own publish still refuses it, whatever calls it
+        with pytest.raises(gridgeo.store.PublishError):
+            store.plan(pid).publish(author="审核员王五")
+        assert store.version == version
+
+
+def test_a_save_that_changes_nothing_writes_nothing_and_a_rename_is_saved(api, zhang, store_path):
+    plan = new_plan(api, zhang)
+    pid = plan["plan"]["id"]
+    with gridgeo.store.open(store_path) as store:
+        before = (store.revision, len(store.revisions()), len(store.plan(pid).history()))
+    same = api.post(f"/plans/{pid}/save", headers=zhang, json={
+        **working(plan), "base": plan["assignment"], "base_revision": plan["revision"]})
+    assert same.status_code == 200, same.text
+    assert same.json()["saved"] is False and same.json()["revision"] == plan["revision"]
+    with gridgeo.store.open(store_path) as store:
+        assert (store.revision, len(store.revisions()), len(store.plan(pid).history())) == before
+
+    # a name changed on the page, and nothing else: saved, as the page sends it (with the names it opened)
+    code = plan["units"][0]["code"]
+    renamed = edit(api, zhang, plan, plan, op="rename", to=code, name="  东区网格 ")
+    assert renamed.status_code == 200, renamed.text
+    renamed = renamed.json()
+    assert {u["code"]: u["name"] for u in renamed["units"]}[code] == "东区网格"
+    assert renamed["log"]["edit"] == "rename" and renamed["assignment"] == plan["assignment"]
+    assert edit(api, zhang, plan, plan, op="rename", to=code, name=" ").json()["reason"] == "empty_name"
+    saved = api.post(f"/plans/{pid}/save", headers=zhang, json={
+        **working(renamed), "base": plan["assignment"], "base_revision": plan["revision"],
+        "base_names": working(plan)["names"]})
+    assert saved.status_code == 200 and saved.json()["saved"] is True
+    assert saved.json()["revision"] > plan["revision"]
+    with gridgeo.store.open(store_path) as store:
+        units = store.plan(pid).read().set_index("code")
+        history = store.plan(pid).history()
+    assert units.at[code, "name"] == "东区网格" and units.at[code, "author"] == "网格办张三"
+    assert (units.drop(index=code)["revision"] == plan["revision"]).all()  # only the renamed grid was written
+    assert history["action"].iloc[-1] == "save" and history["codes"].iloc[-1] == code
+    reopened = api.get(f"/plans/{pid}", headers=zhang).json()
+    assert {u["code"]: u["name"] for u in reopened["units"]}[code] == "东区网格"
+    # a client that does not send the names it started from: the plan's names are the base
+    other = plan["units"][1]["code"]
+    names = {**working(reopened)["names"], other: "西区网格"}
+    again = api.post(f"/plans/{pid}/save", headers=zhang, json={
+        "assignment": reopened["assignment"], "names": names, "base": reopened["assignment"],
+        "base_revision": reopened["revision"]}).json()
+    assert again["saved"] is True and {u["code"]: u["name"] for u in again["units"]}[other] == "西区网格"
+    # and saving that state once more writes nothing
+    last = api.post(f"/plans/{pid}/save", headers=zhang, json={
+        "assignment": again["assignment"], "names": names, "base": again["assignment"],
+        "base_revision": again["revision"], "base_names": names}).json()
+    assert last["saved"] is False and last["revision"] == again["revision"]

@@ -74,7 +74,8 @@ def test_a_store_never_prepared_is_prepared_in_the_background(sample_store, tmp_
 def test_a_restarted_service_serves_at_once_and_a_publish_when_it_is_ready(sample_store, tmp_path, api_keys):
     path = tmp_path / "prepared.gpkg"
     shutil.copy(sample_store, path)  # prepared, as `gridgeo prepare` leaves a store
-    env = {**BACKGROUND, "GRIDGEO_KEYS_FILE": api_keys["file"]}
+    # a small office: the planner publishes their own plan after acknowledging its report
+    env = {**BACKGROUND, "GRIDGEO_KEYS_FILE": api_keys["file"], "GRIDGEO_SELF_PUBLISH": "1"}
     planner = {"X-API-Key": api_keys["planner"]}
     server = Server(str(path), env=env, warm=())
     try:
@@ -95,7 +96,10 @@ def test_a_restarted_service_serves_at_once_and_a_publish_when_it_is_ready(sampl
             code = unit["code"].iloc[0]
             before = httpx.get(server.url + f"/stats/unit/{code}").json()["figures"]["name"]
             p.save(unit.assign(name="新的名字"), author="网格办张三")
-        published = httpx.post(server.url + f"/plans/{plan_id}/publish", json={}, headers=planner, timeout=120)
+        report = httpx.get(server.url + f"/plans/{plan_id}/report", headers=planner, timeout=120).json()
+        assert [c["code"] for c in report["changes"]] == [code] and report["changes"][0]["name_after"] == "新的名字"
+        published = httpx.post(server.url + f"/plans/{plan_id}/publish", json={"acknowledge": report["version"]},
+                               headers=planner, timeout=120)
         assert published.status_code == 200, published.text
         new = published.json()["data_version"]
         assert new > 1

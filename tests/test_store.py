@@ -294,6 +294,82 @@ def test_publish_replaces_the_units_and_keeps_history(store, sample):
         plan.save(merged, author="张三", base_revision=version)
 
 
+def _state(store) -> tuple:
+    """Everything a refused or empty step must leave as it was: the revision counter, the log
+    of revisions and every plan's row, log and units."""
+    plans = store.plans()
+    logs = {int(p): store.plan(int(p)).history().drop(columns="at").values.tolist() for p in plans["plan_id"]}
+    units = {int(p): store.plan(int(p)).read().drop(columns="geometry").values.tolist() for p in plans["plan_id"]}
+    return (store.revision, store.version, store.revisions().drop(columns="at").values.tolist(),
+            plans.drop(columns=["created_at", "updated_at"]).values.tolist(), logs, units)
+
+
+def test_a_save_that_changes_nothing_writes_nothing(store):
+    village = _busiest_village(store)
+    plan = store.create_plan("原样保存", parent=village, levels="grid2", author="张三")
+    units = plan.read()
+    before = _state(store)
+    assert plan.save(units, author="李四") == plan.revision
+    assert plan.save(None, author="李四") == plan.revision
+    assert _state(store) == before
+    # of three units sent, only the one renamed is written
+    revision = plan.save(units.iloc[:3].assign(name=["东区网格", *units["name"].iloc[1:3]]), author="李四")
+    assert revision == store.revision and revision > before[0]
+    after = plan.read().set_index("code")
+    assert after.loc[units["code"].iloc[0], ["name", "revision", "author"]].tolist() == ["东区网格", revision, "李四"]
+    assert (after.drop(index=units["code"].iloc[0])["revision"] < revision).all()
+    assert plan.history()["codes"].iloc[-1] == units["code"].iloc[0]
+
+
+def test_review_steps_are_logged_with_who_and_the_comment_and_only_a_draft_is_saved(store):
+    village = _busiest_village(store)
+    plan = store.create_plan("送审", parent=village, levels="grid2", author="张三")
+    unit = plan.read().iloc[:1]
+    plan.save(unit.assign(name="改名网格"), author="张三")
+    plan.submit(author="张三", message="请审核")
+    assert plan.status == "submitted"
+    before = _state(store)
+    with pytest.raises(gstore.PlanStateError, match="withdraw"):
+        plan.save(unit.assign(name="再改", revision=plan.revision), author="张三")
+    with pytest.raises(gstore.PlanStateError):
+        plan.rebase(author="张三")
+    with pytest.raises(gstore.PlanStateError, match="submitted"):
+        plan.submit(author="张三")
+    with pytest.raises(ValueError, match="comment"):
+        plan.send_back(author="王审核", comment="  ")
+    assert plan.edited_revision == plan.revision - 1  # the save; submitting changed no unit
+    with pytest.raises(gstore.PlanStateError, match="changed since"):
+        plan.approve(author="王审核", revision=plan.edited_revision - 1)
+    assert _state(store) == before
+    plan.send_back(author="王审核", comment="北边两个网格户数不足，请合并")
+    assert plan.status == "draft"
+    with pytest.raises(gstore.PlanStateError, match="draft"):
+        plan.approve(author="王审核")
+    plan.submit(author="张三")
+    plan.withdraw(author="张三", message="再调整一下")
+    plan.save(unit.assign(name="再改", revision=plan.revision), author="张三")
+    plan.submit(author="张三")
+    edited = plan.edited_revision
+    approved = plan.approve(author="王审核", report="0123abcd", revision=edited)
+    assert plan.status == "approved" and plan.revision == approved and plan.edited_revision == edited
+    version = plan.publish(author="王审核", report="0123abcd", revision=edited)
+    assert plan.status == "published" and store.version == version
+    log = plan.history()
+    assert log[["action", "author"]].values.tolist() == [
+        ["create", "张三"], ["save", "张三"], ["submit", "张三"], ["return", "王审核"], ["submit", "张三"],
+        ["withdraw", "张三"], ["save", "张三"], ["submit", "张三"], ["approve", "王审核"], ["publish", "王审核"]]
+    assert log["message"].iloc[3] == "北边两个网格户数不足，请合并" and log["message"].iloc[2] == "请审核"
+    assert "report 0123abcd acknowledged" in log["message"].iloc[-2]
+    assert "report 0123abcd acknowledged" in log["message"].iloc[-1]
+    assert log["at"].is_monotonic_increasing and log["revision"].is_monotonic_increasing
+    actions = store.revisions().set_index("revision")["action"]
+    assert [actions[r] for r in log["revision"]] == [
+        "create-plan", "save-plan", "submit-plan", "return-plan", "submit-plan", "withdraw-plan", "save-plan",
+        "submit-plan", "approve-plan", "publish"]
+    assert store.read("grids", where={"code": unit["code"].iloc[0]})["name"].tolist() == ["再改"]
+    assert store.plans(status="published")["plan_id"].tolist() == [plan.id]
+
+
 def test_a_publish_that_fails_validation_changes_nothing(store):
     village = _busiest_village(store)
     plan = store.create_plan("越界", parent=village, levels="grid2", author="张三")
@@ -328,9 +404,12 @@ def test_a_stale_edit_is_refused_naming_the_unit_and_who_changed_it(store):
     now = plan.read().set_index("code")
     assert now.loc[seen_by_li["code"].iloc[0], "name"] == "李四改的名字"
     assert now.loc[seen_by_wang["code"].iloc[1], "name"] == "王五改的名字"
-    # an edit that states no revision for an existing unit is refused too
+    # an edit that states no revision for an existing unit is refused too (one that changes
+    # nothing in it writes nothing: there is nobody's work to lose)
     with pytest.raises(StaleEditError, match="say which revision"):
-        plan.save(seen_by_li.drop(columns="revision").iloc[[2]], author="王五")
+        plan.save(seen_by_li.drop(columns="revision").iloc[[2]].assign(name="王五又改"), author="王五")
+    unchanged = plan.revision
+    assert plan.save(seen_by_li.drop(columns="revision").iloc[[2]], author="王五") == unchanged == plan.revision
     plan.save(remove=[seen_by_li["code"].iloc[3]], author="李四", base_revision=plan.revision)
     with pytest.raises(StaleEditError, match="removed by 李四"):
         plan.save(seen_by_wang.iloc[[3]], author="王五")

@@ -42,7 +42,7 @@ KEY = "gridgeo.key"
 
 @pytest.fixture(scope="module")
 def bench(sample_store, tmp_path_factory):
-    """`gridgeo serve` on a copy of the sample store, with two planners' keys."""
+    """`gridgeo serve` on a copy of the sample store, with two planners' keys and a reviewer's."""
     from api.keys import KeyStore
 
     folder = tmp_path_factory.mktemp("workbench")
@@ -51,7 +51,8 @@ def bench(sample_store, tmp_path_factory):
     keys = KeyStore(folder / "keys.json")
     server = Server(str(store), env={"GRIDGEO_KEYS_FILE": str(folder / "keys.json")})
     server.store = store
-    server.keys = {"zhang": keys.add("网格办张三", "planner"), "li": keys.add("网格办李四", "planner")}
+    server.keys = {"zhang": keys.add("网格办张三", "planner"), "li": keys.add("网格办李四", "planner"),
+                   "wang": keys.add("审核员王五", "reviewer", scopes=["350582106"])}
     yield server
     server.stop()
 
@@ -198,6 +199,9 @@ def paint(page, reference, blocks: list[str], grid: str) -> None:
 def households(state) -> dict[str, int]:
     table = gridgeo.plan.impact(state)
     return dict(zip(table["code"], table["households"].astype(int)))
+
+
+households_of = households
 
 
 # --- the workbench --------------------------------------------------------------------------------
@@ -382,35 +386,198 @@ def test_compare_shows_who_moves(open_bench, bench, reference, adjacency):
     screenshot(page, "workbench-compare-en.png")
 
 
-def test_publish_reaches_the_one_map_and_its_tiles(open_bench, bench, sample):
+def one_map_unit_at(open_page, bench, lat: float, lon: float) -> tuple[str, str]:
+    """The grid the one map (/map) selects for a click at a place, and the households it shows."""
+    page, _ = open_page(f"{bench.url}/map#map=16/{lat:.6f}/{lon:.6f}")
+    page.wait_for_function("window.onemap && onemap.idle()", timeout=60_000)
+    page.wait_for_timeout(150)
+    x, y = page.evaluate("""([lat, lon]) => {
+        const p = onemap.map.latLngToContainerPoint([lat, lon]);
+        const r = onemap.map.getContainer().getBoundingClientRect();
+        return [p.x + r.left, p.y + r.top];
+    }""", [lat, lon])
+    before = page.evaluate("document.body.dataset.unit")
+    page.mouse.click(x, y)
+    page.wait_for_function(f"document.body.dataset.unit && document.body.dataset.unit !== '{before}'", timeout=30_000)
+    page.wait_for_function("window.onemap && onemap.idle()", timeout=60_000)
+    code = page.evaluate("document.body.dataset.unit")
+    households = page.inner_text("[data-figure='households'] dd")
+    page.context.close()
+    return code, households
+
+
+def reviewer_opens(page, plan: int):
+    """The reviewer picks the plan from the list of plans waiting for review."""
+    item = page.locator(f"#review-queue li[data-plan='{plan}']")
+    item.wait_for(timeout=30_000)
+    item.click()
+    page.wait_for_function(f"workbench.state && workbench.state.plan.id === {plan}", timeout=60_000)
+    settle(page)
+
+
+def open_report(page, button: str):
+    page.click(button)
+    page.wait_for_selector("#report-dialog[open]", timeout=60_000)
+    settle(page)
+
+
+def test_a_planner_submits_a_reviewer_reads_the_report_and_publishes_and_the_one_map_follows(
+        open_bench, open_page, bench, sample):
     import morecantile
 
-    state = gridgeo.plan.start(sample.grids, PUBLISHED_VILLAGE, roads=sample.roads, addresses=sample.addresses)
-    blocks = state.blocks.set_index("block_id")
-    block, source, target = movable(state, block_adjacency(state), state.assignment.to_dict())
-    plan = create_plan(bench, bench.keys["zhang"], parent=PUBLISHED_VILLAGE)
-    page, _ = open_bench(bench.keys["zhang"], plan=plan)
-    paint(page, state, [block], target)
-    page.click("#publish")
-    page.click("#publish-confirm")
-    page.wait_for_function("workbench.state.plan.status === 'published'", timeout=60_000)
-    settle(page)
-    assert page.locator("#plan-status").inner_text() == "已发布"
-    assert page.locator("#tools-box").is_hidden()
-    screenshot(page, "workbench-published.png")
-
+    state = gridgeo.plan.start(sample.grids, PUBLISHED_VILLAGE, roads=sample.roads, addresses=sample.addresses,
+                               stations=sample.stations)
+    graph = block_adjacency(state)
+    assignment = state.assignment.to_dict()
+    # a block whose move cuts its grid in two: the report must say the grid would be published in pieces
+    for block, source in sorted(assignment.items()):
+        rest = [b for b, g in assignment.items() if g == source and b != block]
+        pieces = nx.number_connected_components(graph.subgraph(rest))
+        targets = sorted({assignment[n] for n in graph.neighbors(block)} - {source})
+        if pieces > 1 and targets:
+            target = targets[0]
+            break
+    else:
+        raise AssertionError("no block cuts its grid in two")
     expected = gridgeo.plan.reassign(state, [block], target)
+    moves = gridgeo.plan.diff(state, expected).moves
+    spot = shapely.maximum_inscribed_circle(state.blocks.set_index("block_id").geometry[block]).coords[0]
+    lat, lon = spot[1], spot[0]
+    version = httpx.get(f"{bench.url}/health").json()["data_version"]
+    assert one_map_unit_at(open_page, bench, lat, lon)[0] == source
+
+    # the planner paints and submits: the plan is now read only for them, and waits
+    plan = create_plan(bench, bench.keys["zhang"], parent=PUBLISHED_VILLAGE)
+    planner, _ = open_bench(bench.keys["zhang"], plan=plan)
+    assert planner.locator("#who").inner_text().startswith("网格办张三 · 规划员 · 全市")
+    paint(planner, state, [block], target)
+    assert planner.locator("#submit").is_visible() and planner.locator("#publish").is_hidden()
+    planner.click("#submit")
+    planner.wait_for_function("workbench.state.plan.status === 'submitted'", timeout=60_000)
+    settle(planner)
+    assert planner.locator("#plan-status").inner_text() == "待审核"
+    assert planner.locator("#tools-box").is_hidden() and planner.locator("#withdraw").is_visible()
+    assert "网格办张三" in planner.locator("#review-note").inner_text()
+    screenshot(planner, "workbench-submitted.png")
+
+    # the reviewer (in English) sees it waiting, reads the report, and returns it with a comment
+    reviewer, _ = open_bench(bench.keys["wang"], lang="en")
+    assert reviewer.locator("#review-box").is_visible()
+    reviewer_opens(reviewer, plan)
+    assert reviewer.locator("#plan-status").inner_text() == "submitted"
+    assert reviewer.locator("#tools-box").is_hidden() and reviewer.locator("#review").is_visible()
+    open_report(reviewer, "#review")
+    assert reviewer.locator("#report-title").inner_text() == "Review: the pre-publish report"
+    cut = reviewer.locator(f"#report-warnings li[data-kind='non_contiguous'][data-code='{source}']")
+    assert cut.count() == 1 and int(float(cut.get_attribute("data-value"))) == pieces
+    assert f"in {pieces} pieces" in cut.inner_text() and cut.locator(".tag.new").count() == 1
+    rows = reviewer.locator("#report-moves tr[data-from]")
+    shown = {(rows.nth(k).get_attribute("data-from"), rows.nth(k).get_attribute("data-to")):
+             int(rows.nth(k).get_attribute("data-households")) for k in range(rows.count())}
+    assert shown == {(f, t_): int(h) for f, t_, h in zip(moves["from_code"], moves["to_code"], moves["households"])}
+    assert reviewer.locator("#report-approve").is_disabled()  # the warnings are not acknowledged yet
+    screenshot(reviewer, "workbench-review-report-en.png")
+    comment = f"{source} would be cut in {pieces} pieces: check it with the village"
+    reviewer.fill("#report-comment", comment)
+    reviewer.click("#report-return")
+    reviewer.wait_for_function("workbench.state.plan.status === 'draft'", timeout=60_000)
+    settle(reviewer)
+    assert reviewer.locator("#report-dialog").get_attribute("open") is None
+
+    # the planner sees the comment, and submits again as it is
+    planner.reload()
+    planner.wait_for_function("document.body.dataset.ready === '1'", timeout=60_000)
+    settle(planner)
+    note = planner.locator("#review-note")
+    assert note.get_attribute("data-kind") == "returned" and comment in note.inner_text()
+    assert "审核员王五" in note.inner_text() and planner.locator("#tools-box").is_visible()
+    screenshot(planner, "workbench-returned.png")
+    planner.click("#submit")
+    planner.wait_for_function("workbench.state.plan.status === 'submitted'", timeout=60_000)
+    settle(planner)
+
+    # the reviewer (in Chinese now) acknowledges the warnings and approves: nothing is published yet
+    reviewer.goto(f"{bench.url}/plan")
+    reviewer.wait_for_function("document.body.dataset.ready === '1'", timeout=60_000)
+    settle(reviewer)
+    reviewer_opens(reviewer, plan)
+    open_report(reviewer, "#review")
+    assert reviewer.locator("#report-title").inner_text() == "审核方案：发布前报告"
+    assert reviewer.locator("#report-publish").is_hidden() and reviewer.locator("#report-comment").is_visible()
+    screenshot(reviewer, "workbench-review-report.png")
+    version_shown = reviewer.locator("#report-dialog").get_attribute("data-version")
+    reviewer.check("#report-ack")
+    assert version_shown in reviewer.locator("#report-ack-text").inner_text()
+    assert reviewer.locator("#report-approve").is_enabled()
+    reviewer.fill("#report-comment", "已与村里核实：两部分由同一网格员服务")
+    reviewer.click("#report-approve")
+    reviewer.wait_for_function("workbench.state.plan.status === 'approved'", timeout=60_000)
+    settle(reviewer)
+    assert httpx.get(f"{bench.url}/health").json()["data_version"] == version
+    assert one_map_unit_at(open_page, bench, lat, lon)[0] == source
+
+    # publishing shows the report's summary, asks again, and the one map follows
+    open_report(reviewer, "#publish")
+    assert reviewer.locator("#report-title").inner_text() == "发布确认：发布前报告"
+    assert reviewer.locator("#report-comment").is_hidden() and reviewer.locator("#report-approve").is_hidden()
+    warnings = reviewer.locator("#report-warnings li").count()
+    assert reviewer.locator("#report-summary [data-summary='warnings'] dd").inner_text() == str(warnings) and warnings >= 1
+    assert reviewer.locator("#report-summary [data-summary='non_contiguous'] dd").inner_text() == "1"
+    assert reviewer.locator("#report-summary [data-summary='households_moved'] dd").inner_text() == \
+        f"{int(moves['households'].sum()):,}"
+    assert reviewer.locator("#report-publish").is_disabled()
+    reviewer.check("#report-ack")
+    screenshot(reviewer, "workbench-publish-confirm.png")
+    reviewer.click("#report-publish")
+    reviewer.wait_for_function("workbench.state.plan.status === 'published'", timeout=60_000)
+    settle(reviewer)
+    assert reviewer.locator("#plan-status").inner_text() == "已发布"
+    screenshot(reviewer, "workbench-published.png")
+    assert httpx.get(f"{bench.url}/health").json()["data_version"] > version
+    code, households = one_map_unit_at(open_page, bench, lat, lon)
+    assert code == target and households == f"{households_of(expected)[target]:,}"
+
     items = httpx.get(f"{bench.url}/collections/grid2/items", params={"parent": source[:-2], "limit": 100}).json()
     published = {f["properties"]["code"]: shapely.geometry.shape(f["geometry"]) for f in items["features"]}
-    inside = blocks.geometry[block].representative_point()
+    inside = shapely.Point(lon, lat)
     assert published[target].covers(inside) and not published[source].covers(inside)
     new = expected.units.set_index("code").geometry[target]
     assert published[target].symmetric_difference(new).area < 1e-6 * new.length
-    tile = morecantile.tms.get("WebMercatorQuad").tile(inside.x, inside.y, 16)
+    tile = morecantile.tms.get("WebMercatorQuad").tile(lon, lat, 16)
     r = httpx.get(f"{bench.url}/tiles/grid2/{tile.z}/{tile.x}/{tile.y}.mvt")
     decoded = mapbox_vector_tile.decode(r.content)["grid2"]["features"]
-    shown = {f["properties"]["code"]: f["properties"]["households"] for f in decoded}
-    assert shown[target] == households(expected)[target]
+    assert {f["properties"]["code"]: f["properties"]["households"] for f in decoded}[target] == \
+        households_of(expected)[target]
+    with gridgeo.store.open(bench.store) as store:
+        log = store.plan(plan).history()
+    assert log[["action", "author"]].values.tolist()[-5:] == [
+        ["submit", "网格办张三"], ["return", "审核员王五"], ["submit", "网格办张三"], ["approve", "审核员王五"],
+        ["publish", "审核员王五"]]
+    assert log["message"].iloc[-4] == comment and version_shown in log["message"].iloc[-1]
+
+
+def test_a_grid_renamed_on_the_page_is_saved(open_bench, bench):
+    plan = create_plan(bench, bench.keys["li"])
+    page, _ = open_bench(bench.keys["li"], plan=plan)
+    code = page.locator("#grid-list [data-grid]").first.get_attribute("data-grid")
+    page.dblclick(f"#grid-list [data-grid='{code}'] .grid-name")
+    page.fill(f"input[data-rename='{code}']", "东区网格")
+    page.press(f"input[data-rename='{code}']", "Enter")
+    settle(page)
+    assert page.locator(f"#grid-list [data-grid='{code}'] .grid-name").inner_text() == "东区网格"
+    assert page.locator("#plan-dirty").is_visible()
+    page.click("#save")
+    settle(page)
+    assert page.locator("#plan-dirty").is_hidden()
+    with gridgeo.store.open(bench.store) as store:
+        units = store.plan(plan).read().set_index("code")
+        log = store.plan(plan).history()
+    assert units.at[code, "name"] == "东区网格" and log["action"].tolist() == ["create", "save"]
+    assert log["codes"].iloc[-1] == code  # the name, and nothing else, was written
+    page.click("#save")  # nothing changed since: nothing is written
+    settle(page)
+    with gridgeo.store.open(bench.store) as store:
+        assert len(store.plan(plan).history()) == 2
 
 
 def test_upload_an_office_file_and_open_it_as_a_draft(open_bench, bench, sample, tmp_path):

@@ -9,7 +9,9 @@
 - ``GET /imports/{id}``: the report again.
 - ``POST /imports/{id}/check``: the same file with an edited mapping.
 - ``POST /imports/{id}/plans``: open the file's grids as draft plans, one per
-  unit redrawn (:func:`gridgeo.intake.to_plans`). An upload never publishes.
+  unit redrawn (:func:`gridgeo.intake.to_plans`), each of them inside the
+  planner's scopes (else a 403 naming the unit and nothing is opened). An
+  upload never publishes.
 
 The uploaded files are kept under ``GRIDGEO_IMPORTS_DIR`` (by default a
 folder in the system's temporary directory), so that every worker of the
@@ -39,7 +41,8 @@ from api.auth import Principal, require
 from api.dependencies import base_url
 from api.encode import feature_collection, plain
 from api.problems import Problem, responses
-from gridgeo import intake
+from gridgeo import intake, review
+from gridgeo.intake.drafts import plan_parents
 
 PLANNER = require("planner")
 UNUSABLE = responses(422)
@@ -110,6 +113,9 @@ def router() -> APIRouter:
         services = request.app.state.services
         folder = _folder(services.settings, import_id)
         got = _inspected(services, folder, _options(folder))
+        for parent in plan_parents(got, services.store.scheme):
+            review.check(who, "create", parent=parent, scheme=services.store.scheme,
+                         self_publish=services.settings.self_publish)
         try:
             made = intake.to_plans(got, services.store, name=body.name, author=who.name)
         except ValueError as exc:

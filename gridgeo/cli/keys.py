@@ -1,8 +1,10 @@
-"""``gridgeo keys``: API keys of the service (roles viewer, planner, admin).
+"""``gridgeo keys``: API keys of the service (roles viewer, planner, reviewer, admin; scopes).
 
 Every key made or revoked is appended to the audit log beside the keys file
 (:func:`gridgeo.audit.record_key_change`), with who did it.
 """
+
+from typing import List
 
 import typer
 
@@ -29,27 +31,32 @@ def _logged(file, action, author, what) -> None:
 
 @keys_app.command("add")
 def add(name: str = typer.Argument(..., help="Who the key is for (shown as a plan's author)."),
-        role: str = typer.Option("viewer", help="viewer (leadership), planner or admin."),
+        role: str = typer.Option("viewer", help="viewer (leadership), planner, reviewer or admin."),
+        scope: List[str] = typer.Option([], "--scope", help="A unit the key covers (a town's or village's "
+                                                            "code); repeat for several. Planners and reviewers "
+                                                            "only; none: the whole city."),
         file: str = _FILE, author: str = _AUTHOR):
     """Make a key and print it once: it cannot be shown again."""
     from api.keys import KeyStore
 
     try:
-        key = KeyStore(file).add(name, role)
+        key = KeyStore(file).add(name, role, scopes=scope)
     except ValueError as exc:
         fail(str(exc))
-    _logged(file, "key-add", author, {"name": name, "role": role})
+    _logged(file, "key-add", author, {"name": name, "role": role, "scopes": list(scope)})
     typer.echo(key)
-    typer.echo(f"(a {role} key for {name}; keep it: {file} holds only its digest)", err=True)
+    where = f" covering {', '.join(scope)}" if scope else ""
+    typer.echo(f"(a {role} key for {name}{where}; keep it: {file} holds only its digest)", err=True)
 
 
 @keys_app.command("list")
 def list_keys(file: str = _FILE):
-    """Who has keys, with their roles (never the keys)."""
+    """Who has keys, with their roles and scopes (never the keys)."""
     from api.keys import KeyStore
 
     for entry in KeyStore(file).entries():
-        typer.echo(f"{entry['name']}\t{entry['role']}\t{entry['created']}")
+        scopes = ",".join(entry["scopes"]) or "(whole city)"
+        typer.echo(f"{entry['name']}\t{entry['role']}\t{scopes}\t{entry['created']}")
 
 
 @keys_app.command("remove")

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-__all__ = ["to_plans", "plan_parent"]
+__all__ = ["to_plans", "plan_parent", "plan_parents"]
 
 
 def plan_parent(code: str, level: str, scheme) -> str:
@@ -45,6 +45,27 @@ def plan_parent(code: str, level: str, scheme) -> str:
         return code[: scheme.width(village)]
     above = scheme.parent_level(level)
     return code[: scheme.width(above)] if above else ""
+
+
+def plan_parents(intake, scheme) -> list[str]:
+    """The units :func:`to_plans` would open a plan of for a grid file (sorted; ``""``
+    for the whole city), so that a caller can check who may plan them first.
+
+    Examples
+    --------
+    >>> import gridgeo.sample
+    >>> from gridgeo import intake
+    >>> from gridgeo.schema import DEFAULT_SCHEME
+    >>> grids = gridgeo.sample.load().grids
+    >>> got = intake.inspect(grids[grids["code"].str.startswith("350582106201") & (grids["level"] == "grid2")],
+    ...                      name="grid2.geojson")
+    >>> plan_parents(got, DEFAULT_SCHEME)
+    ['350582106201']
+    """
+    frame = intake.frame
+    if frame is None or intake.kind != "grids" or not len(frame):
+        return []
+    return sorted({plan_parent(c, lv, scheme) for c, lv in zip(frame["code"], frame["level"])})
 
 
 def to_plans(intake, store, *, name: str, author: str) -> list:

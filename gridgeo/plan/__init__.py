@@ -12,7 +12,7 @@ Redistricting App. The verbs, all on GeoDataFrames and on a
   (:func:`gridgeo.validate`), or raising :class:`PlanError` and changing
   nothing: :func:`reassign` (paint blocks into a neighbouring grid),
   :func:`add`, :func:`merge`, :func:`split` (along a line), :func:`redraw`
-  (a new outline), :func:`renumber` (codes in reading order);
+  (a new outline), :func:`renumber` (codes in reading order), :func:`rename`;
   :func:`neighbours` and :func:`border_blocks` help pick what to edit;
 - :func:`impact`: households, population and units per grid, the balance
   against the band, contiguity, compactness (Polsby-Popper), grids without a
@@ -20,6 +20,9 @@ Redistricting App. The verbs, all on GeoDataFrames and on a
   every edit;
 - :func:`diff`: grids reshaped, split, merged, added or removed, and the
   from-to table of who moves between grids;
+- :func:`report` (of two states), :func:`report_of` (of a store's plan): the
+  pre-publish report (errors, warnings, changes, the from-to table and its
+  version) whoever approves or publishes acknowledges;
 - :func:`to_csv` / :func:`read_csv`: the block-to-grid table;
   :func:`export`: GeoPackage or GeoJSON;
 - :func:`suggest_division`: a first draft balanced by households
@@ -41,17 +44,18 @@ True
 from gridgeo.plan.blocks import BLOCK_COLUMNS, blocks
 from gridgeo.plan.diff import CHANGES, PlanDiff, diff
 from gridgeo.plan.division import DIVISION_COLUMNS, suggest_division
-from gridgeo.plan.edits import add, border_blocks, merge, neighbours, reassign, redraw, renumber, split
+from gridgeo.plan.edits import add, border_blocks, merge, neighbours, reassign, redraw, rename, renumber, split
 from gridgeo.plan.errors import PlanError
 from gridgeo.plan.exchange import (CSV_COLUMNS, assigned, based_on, export, from_store, lay, painted_level, read_csv,
                                    save, to_csv)
 from gridgeo.plan.impact import DEFAULT_BAND, impact
+from gridgeo.plan.report import PublishReport, report, report_of
 from gridgeo.plan.state import PlanState, start
 
 __all__ = [
     "blocks", "start", "PlanState", "PlanError",
-    "reassign", "add", "merge", "split", "redraw", "renumber", "neighbours", "border_blocks",
-    "impact", "diff", "PlanDiff", "suggest_division",
+    "reassign", "add", "merge", "split", "redraw", "renumber", "rename", "neighbours", "border_blocks",
+    "impact", "diff", "PlanDiff", "report", "report_of", "PublishReport", "suggest_division",
     "to_csv", "read_csv", "assigned", "lay", "painted_level", "based_on", "export", "from_store", "save",
     "BLOCK_COLUMNS", "CHANGES", "CSV_COLUMNS", "DEFAULT_BAND", "DIVISION_COLUMNS",
 ]

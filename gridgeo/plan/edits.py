@@ -1,4 +1,4 @@
-"""Edits of a plan: reassign blocks, add, merge, split and redraw grids, renumber.
+"""Edits of a plan: reassign blocks, add, merge, split and redraw grids, renumber, rename.
 
 Each verb takes a :class:`~gridgeo.plan.PlanState` and returns a new one in
 which the level is still a valid coverage of its parent: the changed grids
@@ -14,6 +14,8 @@ back in reading order when the planner is done.
 
 from __future__ import annotations
 
+import dataclasses
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -28,7 +30,7 @@ from gridgeo.plan.errors import DOING_ZH, PlanError
 from gridgeo.plan.state import PlanState
 from gridgeo.schema import reading_order
 
-__all__ = ["reassign", "add", "merge", "split", "redraw", "renumber"]
+__all__ = ["reassign", "add", "merge", "split", "redraw", "renumber", "rename"]
 
 
 def reassign(state: PlanState, blocks, to_code: str) -> PlanState:
@@ -357,6 +359,50 @@ def renumber(state: PlanState, parent: str | None = None) -> PlanState:
     return state.relabelled(codes, units, renamed=renamed,
                           edit=_entry("renumber", f"{len(renamed)} code(s) changed",
                                                 f"{len(renamed)} 个编码已更改", renamed=renamed))
+
+
+def rename(state: PlanState, code: str, name: str) -> PlanState:
+    """Give a grid a new name; its blocks, outline and code stay as they are.
+
+    Parameters
+    ----------
+    state : PlanState
+    code : str
+        A grid of the plan's level.
+    name : str
+        The new name: not empty (leading and trailing spaces are dropped).
+        A name another grid of the same parent has is allowed, and
+        :func:`gridgeo.validate` warns of it (``duplicate_name``).
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> s = gridgeo.sample.load()
+    >>> state = gridgeo.plan.start(s.grids, "350582106201", roads=s.roads)
+    >>> code = state.units["code"].iloc[0]
+    >>> after = gridgeo.plan.rename(state, code, "东区网格")
+    >>> after.units.set_index("code").at[code, "name"], after.assignment.equals(state.assignment)
+    ('东区网格', True)
+    >>> gridgeo.plan.rename(state, code, "  ")
+    Traceback (most recent call last):
+    ...
+    gridgeo.plan.errors.PlanError: a grid's name cannot be empty: give 3505821062010... a name
+    """
+    _check_state(state)
+    code = _unit(state, code, "rename")
+    name = str(name).strip()
+    if not name:
+        raise PlanError("empty_name", f"a grid's name cannot be empty: give {code} a name",
+                        f"网格名称不能为空：请为 {code} 命名", codes=[code])
+    units = state.units.copy()
+    at = units["code"] == code
+    before = str(units.loc[at, "name"].iloc[0])
+    if before == name:
+        return state
+    units.loc[at, "name"] = name
+    entry = _entry("rename", f"{code} {before} -> {name}", f"{code} 由“{before}”改名为“{name}”", code=code,
+                   name=name)
+    return dataclasses.replace(state, units=units, log=state.log + (entry,))
 
 
 # --- helpers the planner's tools use ---------------------------------------------

@@ -139,7 +139,8 @@ def assigned(state: PlanState, assignment, names=None) -> PlanState:
     assignment : mapping
         ``{block id: grid code}`` for every block.
     names : mapping, optional
-        ``{grid code: name}``; new grids are named from it.
+        ``{grid code: name}``: every grid it names (with a name that is not
+        empty) is called so, new or not; the others keep their names.
 
     Returns
     -------
@@ -159,6 +160,10 @@ def assigned(state: PlanState, assignment, names=None) -> PlanState:
     >>> same = gridgeo.plan.assigned(state, state.assignment.to_dict())
     >>> same.assignment.equals(state.assignment)
     True
+    >>> code = state.units["code"].iloc[0]
+    >>> named = gridgeo.plan.assigned(state, state.assignment.to_dict(), {code: "东区网格"})
+    >>> named.units.set_index("code").at[code, "name"]
+    '东区网格'
     """
     check_state(state)
     names = dict(names or {})
@@ -174,7 +179,13 @@ def assigned(state: PlanState, assignment, names=None) -> PlanState:
                         "图块分配与方案的图块不符：每个图块都须属于本层级的一个网格。请重新打开方案（现行网格可能已变动）",
                         blocks=[*wrong.get("unknown_blocks", []), *wrong.get("missing_blocks", [])],
                         codes=wrong.get("bad_codes", []))
-    return dataclasses.replace(new, attrs={**new.attrs, "import": report})
+    units = new.units
+    wanted = units["code"].map(lambda c: str(names.get(c) or "").strip())
+    renamed = (wanted != "") & (wanted != units["name"])
+    if renamed.any():
+        units = units.copy()
+        units.loc[renamed, "name"] = wanted[renamed]
+    return dataclasses.replace(new, units=units, attrs={**new.attrs, "import": report})
 
 
 def painted_level(levels, scheme) -> str:
@@ -488,7 +499,10 @@ def save(state: PlanState, store, *, author: str, message: str | None = None) ->
     Returns
     -------
     PlanState
-        The same plan, now based on the new revision (save again after more edits).
+        The same plan, now based on the new revision (save again after more
+        edits). ``attrs["store"]["saved"]`` says whether anything was written:
+        a state that changes nothing since it was opened or last saved writes
+        nothing, not even a revision, and stays based on the revision it was.
 
     Examples
     --------
@@ -500,8 +514,11 @@ def save(state: PlanState, store, *, author: str, message: str | None = None) ->
     >>> state = gridgeo.plan.from_store(s, plan.id)
     >>> pair = gridgeo.plan.neighbours(state).iloc[0]
     >>> state = gridgeo.plan.save(gridgeo.plan.merge(state, [pair["a"], pair["b"]]), s, author="张三")
-    >>> len(s.plan(plan.id).read())
-    3
+    >>> len(s.plan(plan.id).read()), state.attrs["store"]["saved"]
+    (3, True)
+    >>> again = gridgeo.plan.save(state, s, author="张三")          # nothing changed since
+    >>> again.attrs["store"]["saved"], again.attrs["store"]["revision"] == s.plan(plan.id).revision
+    (False, True)
     """
     check_state(state)
     record = state.attrs.get("store")
@@ -515,12 +532,17 @@ def save(state: PlanState, store, *, author: str, message: str | None = None) ->
     removed = sorted(set(base["code"]) - set(mine["code"]))
     units = mine[changed].copy()
     units["revision"] = pd.array([record["units"].get(c) for c in units["code"]], dtype="Int64")
+    if not len(units) and not removed:
+        return dataclasses.replace(state, attrs={**state.attrs, "store": {**record, "saved": False}})
     text = message or "; ".join(e["message"] for e in state.log) or "gridgeo.plan.save"
+    before = plan.revision
     revision = plan.save(units if len(units) else None, author=author, base_revision=record["revision"],
                          remove={c: record["units"].get(c, record["revision"]) for c in removed}, message=text)
+    if revision == before:  # the plan already held exactly these units: nothing was written
+        return dataclasses.replace(state, attrs={**state.attrs, "store": {**record, "saved": False}})
     saved = {c: v for c, v in record["units"].items() if c not in removed}
     saved.update({c: revision for c in units["code"]})
-    record = {**record, "revision": revision, "units": saved, "base": mine}
+    record = {**record, "revision": revision, "units": saved, "base": mine, "saved": True}
     return dataclasses.replace(state, log=(), attrs={**state.attrs, "store": record})
 
 

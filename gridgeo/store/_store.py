@@ -196,8 +196,9 @@ class Store:
     def revisions(self, *, layer: str | None = None, since: int = 0) -> pd.DataFrame:
         """The log of revisions: ``revision``, ``at`` (UTC), ``author``,
         ``action`` (load, publish, rollback, create-plan, save-plan, rebase-plan,
-        abandon-plan, set-region, set-scheme), ``plan_id``, ``message`` and ``layers``
-        changed. What each changed, row by row, is in :meth:`audit`.
+        submit-plan, withdraw-plan, return-plan, approve-plan, abandon-plan, set-region,
+        set-scheme, migrate), ``plan_id``, ``message`` and ``layers`` changed. What each
+        changed, row by row, is in :meth:`audit`.
 
         Examples
         --------
@@ -1420,7 +1421,7 @@ class Store:
 
     def plans(self, *, status: str | None = None) -> pd.DataFrame:
         """The plans: ``plan_id``, ``name``, ``parent``, ``levels``, ``status``
-        (draft, published, abandoned), ``author``, ``base_revision``,
+        (draft, submitted, approved, published, abandoned), ``author``, ``base_revision``,
         ``revision``, ``created_at``, ``updated_at``, ``published_revision``.
 
         Examples

@@ -9,6 +9,17 @@ edit is refused, naming the unit and who changed it. :meth:`Plan.publish`
 replaces the published units inside the parent in one transaction, after
 :func:`gridgeo.validate` passes on the result, and only if nobody published
 a change there since the plan's base; otherwise :meth:`Plan.rebase` first.
+
+A plan's status: ``draft`` (saved, rebased), ``submitted`` (for review),
+``approved``, ``published`` or ``abandoned``. :meth:`Plan.submit`,
+:meth:`Plan.withdraw`, :meth:`Plan.send_back` (a reviewer's return, with a
+comment), :meth:`Plan.approve` and :meth:`Plan.publish` move it along, each a
+revision of its own recorded in the plan's log with who, when and the
+comment. Only a draft is saved or rebased. The store keeps these steps
+consistent; who may take which step, and after which report, is
+:mod:`gridgeo.review`'s rule, which the service enforces (the store publishes
+any plan not yet published or abandoned, for a store's owner working in
+Python).
 """
 
 from __future__ import annotations
@@ -23,7 +34,10 @@ from gridgeo.store.errors import (
     ConflictError, NotFound, PlanStateError, PublishError, StaleEditError, StoreError,
 )
 
-__all__ = ["Plan"]
+__all__ = ["Plan", "STATUSES"]
+
+STATUSES = ("draft", "submitted", "approved", "published", "abandoned")
+"""A plan's statuses, in the order of the review (:mod:`gridgeo.review`)."""
 
 _PLAN_COLUMNS = ["plan_id", "name", "parent", "levels", "status", "author", "description", "base_revision",
                  "revision", "created_at", "updated_at", "published_revision"]
@@ -33,8 +47,8 @@ def plan_table(store, *, status=None) -> pd.DataFrame:
     sql = f"SELECT {', '.join(_PLAN_COLUMNS)} FROM gridgeo_plans"
     params = []
     if status is not None:
-        if status not in ("draft", "published", "abandoned"):
-            raise ValueError(f"status must be 'draft', 'published' or 'abandoned', got {status!r}")
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {list(STATUSES)}, got {status!r}")
         sql += " WHERE status = ?"
         params.append(status)
     rows = store._db.query(sql + " ORDER BY plan_id", params)
@@ -135,7 +149,10 @@ class Plan:
     base_revision = property(lambda self: int(self.info["base_revision"]),
                              doc="The published revision the plan is based on (its creation, or its last rebase).")
     revision = property(lambda self: int(self.info["revision"]),
-                        doc="The revision of the plan's latest change.")
+                        doc="The revision of the plan's latest change (a review's step included).")
+    edited_revision = property(lambda self: _edited_revision(self._store._db, self.id),
+                               doc="The revision of the latest change to the plan's units (its creation, "
+                                   "a save or a rebase): what a pre-publish report is of.")
 
     def __repr__(self) -> str:
         info = self.info
@@ -211,7 +228,8 @@ class Plan:
 
     def history(self) -> pd.DataFrame:
         """The plan's log: ``revision``, ``at``, ``author``, ``action`` (create,
-        save, rebase, publish, abandon), ``message`` and the ``codes`` touched.
+        save, rebase, submit, withdraw, return, approve, publish, abandon),
+        ``message`` (a return's comment) and the ``codes`` touched.
 
         Examples
         --------
@@ -231,6 +249,23 @@ class Plan:
         for col in ("author", "action", "message", "codes"):
             out[col] = out[col].astype("str")
         return out
+
+    def validate(self):
+        """:func:`gridgeo.validate` of the grids under the plan's parent as they would be
+        after publishing it now: what :meth:`publish` checks (any error refuses it), the
+        plan's levels and those below them.
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store, gridgeo.sample
+        >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
+        >>> _ = s.load({"grids": gridgeo.sample.load().grids}, author="demo", progress=False)
+        >>> plan = s.create_plan("调整", parent="350582106201", levels="grid2", author="张三")
+        >>> report = plan.validate()
+        >>> int((report["severity"] == "error").sum())
+        0
+        """
+        return _after_report(self._store, self.info, _units(self._store, self.id))
 
     # --- editing ----------------------------------------------------------------
 
@@ -262,7 +297,11 @@ class Plan:
         Returns
         -------
         int
-            The new revision: the ``revision`` of every unit written.
+            The new revision: the ``revision`` of every unit written. A save
+            that changes nothing (no removal, every unit as the plan holds
+            it: same name, parent, columns and coordinates) writes nothing,
+            not even a revision, and returns the plan's :attr:`revision`
+            unchanged; only the units that differ are written.
 
         Examples
         --------
@@ -277,6 +316,9 @@ class Plan:
         Traceback (most recent call last):
         ...
         gridgeo.store.errors.StaleEditError: ...
+        >>> now = plan.revision
+        >>> plan.save(plan.read().iloc[:1], author="张三") == now == plan.revision   # nothing changes
+        True
         """
         store = self._store
         frame, based_on = _edit_frame(units, self._store.scheme)
@@ -284,8 +326,19 @@ class Plan:
         info = self.info
         if frame is not None:
             _check_in_scope(frame, info, self.id)
+        try:
+            return self._save(store, frame, based_on, removals, author=author, base_revision=base_revision,
+                              message=message)
+        except _Unchanged:
+            return self.revision
+
+    def _save(self, store, frame, based_on, removals, *, author, base_revision, message) -> int:
         with store.transaction(author=author, action="save-plan", plan_id=self.id, message=message) as (tx, revision, _):
-            info = _draft(tx, self.id, "save")
+            info = _status(tx, self.id, "save")
+            if frame is not None and len(frame):
+                frame, based_on = _differing(store, tx, self.id, frame, based_on)
+            if (frame is None or not len(frame)) and not removals:
+                raise _Unchanged  # rolls the transaction back: no revision for a save of nothing
             stored = {r[0]: r[1:] for r in tx.query(
                 "SELECT code, revision, author, base_rev FROM plan_units WHERE plan_id = ?", (self.id,))}
             removed = {r[0]: r[1:] for r in tx.query(
@@ -347,7 +400,7 @@ class Plan:
             raise ValueError(f"prefer must be None, 'plan' or 'published', got {prefer!r}")
         store = self._store
         with store.transaction(author=author, action="rebase-plan", plan_id=self.id, message=message) as (tx, revision, _):
-            info = _draft(tx, self.id, "rebase")
+            info = _status(tx, self.id, "rebase")
             conds, params = _scope(info["parent"], info["levels"].split(","))
             where = " AND ".join(conds)
             published = {r[0]: r[1:] for r in tx.query(
@@ -405,9 +458,18 @@ class Plan:
                  f"({prefer or 'none'} preferred)", set(refresh) | set(drop) | set(keep))
         return revision
 
-    def publish(self, *, author: str, message: str = "") -> int:
+    def publish(self, *, author: str, message: str = "", report: str | None = None,
+                revision: int | None = None) -> int:
         """Replace the published units inside the plan's parent with the plan's,
         in one transaction.
+
+        A draft, submitted or approved plan can be published here; the
+        service publishes only what :mod:`gridgeo.review` allows (an approved
+        plan, by a reviewer). ``report`` is the version of the pre-publish
+        report (:func:`gridgeo.plan.report`) the publisher acknowledged,
+        recorded in the plan's log; with ``revision`` (an :attr:`edited_revision`)
+        the publish is refused (:class:`PlanStateError`) if the plan's units
+        changed since.
 
         First the grids under the parent, as they would be after the
         publish, go through :func:`gridgeo.validate`; any error refuses the
@@ -442,8 +504,9 @@ class Plan:
         gridgeo.store.errors.ConflictError: ...
         """
         store = self._store
+        expected = revision
         with store.transaction(author=author, action="publish", plan_id=self.id, message=message) as (tx, revision, _):
-            info = _draft(tx, self.id, "publish")
+            info = _status(tx, self.id, "publish", ("draft", "submitted", "approved"), expected)
             parent, levels = info["parent"], info["levels"].split(",")
             conds, params = _scope(parent, levels)
             where = " AND ".join(conds)
@@ -471,7 +534,65 @@ class Plan:
                        (revision, self.id))
             _touch(tx, self.id, revision)
             _log(tx, self.id, revision, author, "publish",
-                 message or f"{len(edited)} units published, {len(removed)} removed", changed)
+                 _acknowledged(message or f"{len(edited)} units published, {len(removed)} removed", report), changed)
+        return revision
+
+    # --- review -----------------------------------------------------------------
+
+    def submit(self, *, author: str, message: str = "") -> int:
+        """Hand a draft in for review: it can no longer be saved until it is
+        withdrawn or returned. Returns the new revision.
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store, gridgeo.sample
+        >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
+        >>> _ = s.load({"grids": gridgeo.sample.load().grids}, author="demo")
+        >>> plan = s.create_plan("调整", parent=s.read("village", limit=1)["code"][0], levels="grid2",
+        ...                      author="张三")
+        >>> _ = plan.submit(author="张三", message="请审核")
+        >>> _ = plan.send_back(author="李审核", comment="第二网格户数偏少，请调整")
+        >>> _ = plan.submit(author="张三")
+        >>> _ = plan.approve(author="李审核")
+        >>> _ = plan.publish(author="李审核")
+        >>> plan.history()[["author", "action", "message"]].values.tolist()[1:3]
+        [['张三', 'submit', '请审核'], ['李审核', 'return', '第二网格户数偏少，请调整']]
+        >>> plan.history()["action"].tolist()[3:]
+        ['submit', 'approve', 'publish']
+        """
+        return self._step("submit", "submit-plan", ("draft",), "submitted", author, message)
+
+    def withdraw(self, *, author: str, message: str = "") -> int:
+        """Take a submitted or approved plan back to draft, to change it (it must be
+        submitted again). Returns the new revision."""
+        return self._step("withdraw", "withdraw-plan", ("submitted", "approved"), "draft", author, message)
+
+    def send_back(self, *, author: str, comment: str) -> int:
+        """A reviewer's return: the submitted (or approved) plan goes back to draft with
+        ``comment`` (required: what to change), kept in the plan's log. Returns the new revision."""
+        if not str(comment or "").strip():
+            raise ValueError("a returned plan needs a comment saying what to change (comment=...)")
+        return self._step("return", "return-plan", ("submitted", "approved"), "draft", author, str(comment).strip())
+
+    def approve(self, *, author: str, message: str = "", report: str | None = None,
+                revision: int | None = None) -> int:
+        """A reviewer's approval of a submitted plan: it may then be published.
+
+        ``report`` is the version of the pre-publish report the reviewer
+        acknowledged (recorded in the log); with ``revision`` (an
+        :attr:`edited_revision`) the approval is refused if the plan's units
+        changed since. Returns the new revision.
+        """
+        return self._step("approve", "approve-plan", ("submitted",), "approved", author,
+                          _acknowledged(message, report), expected=revision)
+
+    def _step(self, action, logged, allowed, to, author, message, expected=None) -> int:
+        with self._store.transaction(author=author, action=logged, plan_id=self.id,
+                                     message=message) as (tx, revision, _):
+            _status(tx, self.id, action, allowed, expected)
+            tx.execute("UPDATE gridgeo_plans SET status = ? WHERE plan_id = ?", (to, self.id))
+            _touch(tx, self.id, revision)
+            _log(tx, self.id, revision, author, action, message, [])
         return revision
 
     def abandon(self, *, author: str, message: str = "") -> int:
@@ -490,7 +611,7 @@ class Plan:
         """
         with self._store.transaction(author=author, action="abandon-plan", plan_id=self.id,
                                 message=message) as (tx, revision, _):
-            _draft(tx, self.id, "abandon")
+            _status(tx, self.id, "abandon", ("draft", "submitted", "approved"))
             tx.execute("UPDATE gridgeo_plans SET status = 'abandoned' WHERE plan_id = ?", (self.id,))
             _touch(tx, self.id, revision)
             _log(tx, self.id, revision, author, "abandon", message, [])
@@ -509,6 +630,18 @@ def _units(store, plan_id, tx=None):
     sql = (f"SELECT {store._db.geom_expr('geom')}, {cols} FROM plan_units WHERE plan_id = ? ORDER BY code")
     rows = (tx.query if tx is not None else store._db.query)(sql, (plan_id,))
     return store.frame_of(rows, [*names, *extra], {**available, **_layers.SYSTEM, **_layers.PLAN})
+
+
+class _Unchanged(Exception):
+    """Raised inside a save's transaction to roll it back when it would change nothing."""
+
+
+def _differing(store, tx, plan_id, frame, based_on):
+    """The rows of ``frame`` (and their stated revisions) that differ from the plan's units."""
+    current = _units(store, plan_id, tx=tx)
+    kinds = {**store.layer_columns("grids", tx=tx), **_layers.SYSTEM}
+    differs = _layers.changed_rows(current, frame, kinds, "code")
+    return frame[differs].reset_index(drop=True), [b for b, d in zip(based_on, differs) if d]
 
 
 def _edit_frame(units, scheme):
@@ -534,15 +667,46 @@ def _check_in_scope(frame, info, plan_id):
                          "and levels include them")
 
 
-def _draft(tx, plan_id, doing) -> dict:
+def _status(tx, plan_id, doing, allowed=("draft",), revision=None) -> dict:
+    """The plan's row, if its status is one of ``allowed`` (and, given ``revision``, it is at that
+    revision); else :class:`PlanStateError` saying what to do."""
     rows = tx.query(f"SELECT {', '.join(_PLAN_COLUMNS)} FROM gridgeo_plans WHERE plan_id = ?", (plan_id,))
     if not rows:
         raise NotFound(f"there is no plan {plan_id}: see store.plans()")
     info = dict(zip(_PLAN_COLUMNS, rows[0]))
-    if info["status"] != "draft":
-        raise PlanStateError(f"cannot {doing} plan {plan_id} ({info['name']!r}): it is {info['status']} "
-                             f"(revision {info['revision']}); start a new plan from the published grids")
+    status = info["status"]
+    if status not in allowed:
+        if status in ("published", "abandoned"):
+            advice = "start a new plan from the published grids"
+        elif status in ("submitted", "approved") and allowed == ("draft",):
+            advice = "it is under review: withdraw it to draft (plan.withdraw) to change it"
+        else:
+            advice = f"only a plan that is {' or '.join(allowed)} can be"
+        raise PlanStateError(f"cannot {doing} plan {plan_id} ({info['name']!r}): it is {status} "
+                             f"(revision {info['revision']}); {advice}")
+    if revision is not None:
+        edited = _edited_revision(tx, plan_id)
+        if edited != int(revision):
+            raise PlanStateError(f"cannot {doing} plan {plan_id} ({info['name']!r}) as of revision {revision}: its "
+                                 f"units have changed since (revision {edited}). Read it, and its report, again")
     return info
+
+
+_EDITS = ("create", "save", "rebase")
+"""The log's actions that change a plan's units (the review's steps do not)."""
+
+
+def _edited_revision(query, plan_id) -> int:
+    rows = query.query(f"SELECT MAX(revision) FROM gridgeo_plan_log WHERE plan_id = ? AND action IN "
+                       f"({', '.join('?' * len(_EDITS))})", (plan_id, *_EDITS))
+    return int(rows[0][0] or 0)
+
+
+def _acknowledged(message: str, report: str | None) -> str:
+    """A log message, with the version of the report acknowledged."""
+    if not report:
+        return message
+    return f"{message} [report {report} acknowledged]".strip()
 
 
 def _revision_times(tx, revisions) -> dict:
@@ -630,25 +794,8 @@ def _refuse_if_published_since(tx, info, where, params):
 
 def _validate(store, tx, info, units):
     """Refuse the publish if the grids under the parent, after it, fail validation."""
-    from gridgeo.validation import validate
-
-    parent, levels = info["parent"], info["levels"].split(",")
-    available = store.layer_columns("grids", tx=tx)
-    names = list(available)
-    conds, params = ["1 = 1"], []
-    if parent:
-        conds, params = ["code >= ? AND code < ?"], [parent, _layers.next_prefix(parent)]
-    sql = (f"SELECT {store._db.geom_expr('geom')}, {', '.join(q(n) for n in names)} FROM grids "
-           f"WHERE {conds[0]} ORDER BY code")
-    current = store.frame_of(tx.query(sql, params), names, available)
-    outside = ~(current["level"].isin(levels) & current["code"].str.startswith(parent))
-    after = pd.concat([current[outside], units[names + ["geometry"]]], ignore_index=True)
-    after = after.set_geometry("geometry").set_crs(current.crs, allow_override=True)
-    # the plan's levels and those below them, whose units must still nest in the new ones
-    order = store.scheme.names
-    first = min(order.index(lv) for lv in levels)
-    present = set(after["level"])
-    report = validate(after, levels=[lv for lv in order[first:] if lv in present] or None, scheme=store.scheme)
+    report = _after_report(store, info, units, tx=tx)
+    parent = info["parent"]
     errors = report[report["severity"] == "error"] if len(report) else report
     if len(errors):
         raise PublishError(
@@ -656,6 +803,29 @@ def _validate(store, tx, info, units):
             f"{parent or 'the whole city'} would fail validation with {len(errors)} error(s): "
             f"{_describe(errors)}. Fix the plan's units and publish again (the report is in .report)",
             report)
+
+
+def _after_report(store, info, units, tx=None):
+    """:func:`gridgeo.validate` of the grids under the plan's parent as they would be after its publish."""
+    from gridgeo.validation import validate
+
+    parent, levels = info["parent"], info["levels"].split(",") if isinstance(info["levels"], str) else info["levels"]
+    available = store.layer_columns("grids", tx=tx)
+    names = list(available)
+    conds, params = ["1 = 1"], []
+    if parent:
+        conds, params = ["code >= ? AND code < ?"], [parent, _layers.next_prefix(parent)]
+    sql = (f"SELECT {store._db.geom_expr('geom')}, {', '.join(q(n) for n in names)} FROM grids "
+           f"WHERE {conds[0]} ORDER BY code")
+    current = store.frame_of((tx or store._db).query(sql, params), names, available)
+    outside = ~(current["level"].isin(levels) & current["code"].str.startswith(parent))
+    after = pd.concat([current[outside], units[names + ["geometry"]]], ignore_index=True)
+    after = after.set_geometry("geometry").set_crs(current.crs, allow_override=True)
+    # the plan's levels and those below them, whose units must still nest in the new ones
+    order = store.scheme.names
+    first = min(order.index(lv) for lv in levels)
+    present = set(after["level"])
+    return validate(after, levels=[lv for lv in order[first:] if lv in present] or None, scheme=store.scheme)
 
 
 def _describe(errors, limit=5) -> str:

@@ -3,12 +3,15 @@
 // every edit goes to the service (POST /plans/{id}/edit), which applies it with
 // gridgeo.plan and answers with the new state and its figures. Geometry,
 // figures and validation all come from there; blocks travel once per plan.
+// The review (submit, the pre-publish report, approve, return, publish) is
+// plan-review.js; what the caller may do is each plan's `can`, from the service.
 
 import './plan-words.js';
 import {language, setLanguage, t} from './i18n.js';
 import {Blocks, Colours, esc, Outlines, SplitLine, Stations, Villages} from './plan-layers.js';
 import {Importer} from './plan-import.js';
 import {diffView, editLog, gridList, plansList, summary} from './plan-panel.js';
+import {Review} from './plan-review.js';
 
 const KEY = 'gridgeo.key';
 // The levels of the store's code scheme (from /map/config.json): a plan is opened on a
@@ -54,7 +57,8 @@ async function api(path, {method = 'GET', body, blob = false, anonymous = false}
     const response = await fetch(path, {method, headers, body: body === undefined ? undefined : JSON.stringify(body)});
     if (!response.ok) {
       const problem = await response.json().catch(() => ({title: response.statusText}));
-      if (response.status === 401 || response.status === 403) askForKey(problem.detail);
+      // a key refused, or one without the role (not a step its scope or role does not allow: those say why)
+      if (response.status === 401 || (response.status === 403 && !problem.reason)) askForKey(problem.detail);
       throw new Refused(response.status, problem);
     }
     return blob ? await response.blob() : await response.json();
@@ -194,7 +198,7 @@ function render() {
   gridList(ctx);
   editLog(ctx);
   hint();
-  for (const id of ['save', 'publish']) document.getElementById(id).disabled = ctx.readOnly();
+  ctx.review.render();
   document.getElementById('undo').disabled = !ctx.undo.length;
   document.getElementById('redo').disabled = !ctx.redo.length;
   document.getElementById('merge').disabled = ctx.ticked.size < 2;
@@ -202,7 +206,8 @@ function render() {
   document.body.dataset.dirty = dirty() ? '1' : '0';
 }
 
-ctx.readOnly = () => !ctx.state || ctx.state.plan.status !== 'draft';
+// Editable when the caller may save the plan: a draft inside their scope.
+ctx.readOnly = () => !ctx.state || !(ctx.state.plan.can ?? []).includes('save');
 ctx.canPaint = () => ctx.mode === 'paint' && Boolean(ctx.selected) && !ctx.readOnly();
 
 // --- edits --------------------------------------------------------------------------------
@@ -242,7 +247,7 @@ ctx.clickBlock = async (id) => {
 };
 
 ctx.pickGrid = (code) => {
-  if (!code) return;
+  if (!code || code === ctx.selected) return;  // the list stays as it is (a double-click renames)
   ctx.selected = code;
   render();
 };
@@ -291,18 +296,19 @@ function hint() {
 
 // --- save, publish, export, compare --------------------------------------------------------------
 
-async function save() {
+async function save({quiet = false} = {}) {
   const s = ctx.state;
-  if (!dirty()) { toast(t('nothing_to_save')); return true; }
+  if (!dirty()) { if (!quiet) toast(t('nothing_to_save')); return true; }
   clearMessage();
   try {
     const body = await api(`/plans/${s.plan.id}/save`, {method: 'POST', body: {
       ...working(), base: s.saved.assignment, base_revision: s.revision,
+      base_names: Object.fromEntries(s.saved.units.map((u) => [u.code, u.name])),
       message: s.log.map((e) => e.message).join('; ')}});
     show(body, {blocks: false});
     ctx.state.log = [];
     render();
-    toast(t('saved', {r: body.revision}));
+    toast(body.saved ? t('saved', {r: body.revision}) : t('nothing_to_save'));
     listPlans();
     return true;
   } catch (error) {
@@ -312,22 +318,9 @@ async function save() {
   }
 }
 
-async function publish() {
-  const id = ctx.state.plan.id;
-  if (!(await save())) return;
-  clearMessage();
-  try {
-    const done = await api(`/plans/${id}/publish`, {method: 'POST', body: {message: ''}});
-    show(await api(`/plans/${id}`), {blocks: false});
-    toast(t('published_ok', {r: done.revision}));
-    listPlans();
-  } catch (error) {
-    if (!(error instanceof Refused)) throw error;
-    const errors = (error.problem.errors ?? []).slice(0, 5)
-      .map((e) => `${e.code}: ${language() === 'zh' ? e.message_zh : e.message_en}`).join('；');
-    message(error.status === 422 ? t('publish_refused', {detail: errors || error.problem.detail})
-      : t('failed', {detail: refusal(error)}));
-  }
+// The plan again from the service, after a step of its review (its status, `can`, history).
+async function reload(id) {
+  show(await api(`/plans/${id}`), {blocks: false});
 }
 
 async function download(format) {
@@ -365,6 +358,46 @@ async function listPlans() {
   if (!sessionStorage.getItem(KEY)) return;
   const {plans} = await api('/plans');
   plansList(ctx, plans);
+  ctx.review.queue(plans);
+}
+
+// Who the key is: name, role and the units it covers, in the top bar.
+async function whoAmI() {
+  if (!sessionStorage.getItem(KEY)) return;
+  ctx.me = await api('/me');
+  const me = ctx.me;
+  const el = document.getElementById('who');
+  el.textContent = t('who', {name: me.name, role: t(`role_${me.role}`), scope: me.scopes.join('、') || t('whole_city')});
+  el.dataset.role = me.role;
+}
+
+// A grid's name, edited where it is shown: double-click, type, Enter (Escape keeps it).
+function renameInPlace(nameEl) {
+  const row = nameEl.closest('[data-grid]');
+  if (!row || ctx.readOnly()) return;
+  const code = row.dataset.grid;
+  const unit = ctx.state.units.find((u) => u.code === code);
+  const input = document.createElement('input');
+  input.type = 'text';
+  input.className = 'rename';
+  input.value = unit?.name ?? '';
+  input.dataset.rename = code;
+  nameEl.replaceWith(input);
+  input.focus();
+  input.select();
+  let done = false;
+  const finish = async (keep) => {
+    if (done) return;
+    done = true;
+    const name = input.value.trim();
+    if (keep && name && name !== unit?.name) await edit({op: 'rename', to: code, name});
+    else render();
+  };
+  input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter') { e.preventDefault(); finish(true); }
+    if (e.key === 'Escape') { e.preventDefault(); finish(false); }
+  });
+  input.addEventListener('blur', () => finish(true));
 }
 
 async function openPlan(id) {
@@ -447,6 +480,7 @@ function listen() {
     sessionStorage.setItem(KEY, key);
     document.getElementById('key').value = '';
     try {
+      await whoAmI();
       await listPlans();
       document.getElementById('key-box').hidden = true;
       clearMessage();
@@ -462,8 +496,10 @@ function listen() {
     fillLevels();
     location.hash = hash();
     render();
+    whoAmI();
     listPlans();
     refreshCompare();
+    if (ctx.review.dialog.open) ctx.review.fill(ctx.review.mode, ctx.review.report);
   });
   on('new-start', 'click', (e) => {
     const b = e.target.closest('button[data-start]');
@@ -498,15 +534,14 @@ function listen() {
   on('renumber', 'click', () => edit({op: 'renumber'}));
   on('undo', 'click', () => step(ctx.undo, ctx.redo));
   on('redo', 'click', () => step(ctx.redo, ctx.undo));
-  on('save', 'click', save);
-  on('publish', 'click', () => {
-    document.getElementById('publish-confirm').hidden = false;
-    document.getElementById('publish').hidden = true;
+  on('save', 'click', () => save());
+  on('review-queue', 'click', (e) => {
+    const item = e.target.closest('li[data-plan]');
+    if (item) openPlan(Number(item.dataset.plan));
   });
-  on('publish-confirm', 'click', async () => {
-    document.getElementById('publish-confirm').hidden = true;
-    document.getElementById('publish').hidden = false;
-    await publish();
+  on('grid-list', 'dblclick', (e) => {
+    const name = e.target.closest('.grid-name');
+    if (name) renameInPlace(name);
   });
   for (const b of document.querySelectorAll('[data-export]')) b.addEventListener('click', () => download(b.dataset.export));
   on('compare', 'change', refreshCompare);
@@ -582,6 +617,7 @@ async function start() {
     onError: (text) => message(text),
   });
   ctx.splitLine.setLanguage(language());
+  ctx.review = new Review(ctx, {api, reload, toast, message, clearMessage, save, listPlans});
 
   fillLevels();
   searchBox();
@@ -589,6 +625,7 @@ async function start() {
   setMode('pan');
   if (!sessionStorage.getItem(KEY)) askForKey();
   else {
+    await whoAmI().catch(() => {});
     await listPlans().catch(() => {});
     const id = Number(q.get('plan'));
     if (id) await openPlan(id).catch((error) => message(t('failed', {detail: refusal(error)})));
