@@ -2,21 +2,23 @@
 
 The keys themselves (roles, digests, the keys file) are :mod:`api.keys`, which
 imports no web framework, so that ``gridgeo keys`` does not load the service.
-Clients send a key in the ``X-API-Key`` header or as ``Authorization: Bearer <key>``.
+Clients send a key in the ``X-API-Key`` header, as ``Authorization: Bearer <key>``,
+or as the password of HTTP Basic with any user name (QGIS's authentication
+manager and GDAL can send nothing else to an OGC API).
 
 :func:`principal` runs on every route (the app's own dependency): a request
 without a key is anonymous and reads the public data; a key the service does
 not know is refused 401 on every route, so that a mistyped key is never
-silently served as anonymous. An ``Authorization`` header of another scheme
-(a proxy's ``Basic``) is not a key of ours and is left alone.
+silently served as anonymous. While the keys file cannot be read, a request
+with a key is answered 503 (it cannot be checked) and anonymous ones go on.
 """
 
 from __future__ import annotations
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 
-from api.keys import ANONYMOUS, ROLES, KeyStore, Principal, digest
+from api.keys import ANONYMOUS, ROLES, KeyStore, KeysUnavailable, Principal, digest
 from api.problems import app_routes, responses
 
 __all__ = ["ANONYMOUS", "ROLES", "KeyStore", "Principal", "digest", "principal", "require", "document"]
@@ -25,6 +27,7 @@ __all__ = ["ANONYMOUS", "ROLES", "KeyStore", "Principal", "digest", "principal",
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False,
                         description="An API key (viewer, planner, reviewer or admin)")
 _bearer = HTTPBearer(auto_error=False, description="The same API key as a bearer token")
+_basic = HTTPBasic(auto_error=False, description="The same API key as the password, any user name (QGIS, GDAL)")
 
 UNKNOWN_KEY = ("服务不认识这个 API 密钥：请核对，或向管理员申请（gridgeo keys add）；公开数据无需密钥 — "
                "this API key is not known to the service: check it, or ask an administrator for one "
@@ -32,13 +35,21 @@ UNKNOWN_KEY = ("服务不认识这个 API 密钥：请核对，或向管理员�
 
 
 def principal(request: Request, key: str | None = Depends(_api_key),
-              bearer: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
+              bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
+              basic: HTTPBasicCredentials | None = Depends(_basic)) -> Principal:
     """The caller: anonymous without a key (an empty ``X-API-Key`` is none); a key the
-    service does not know is refused (401)."""
-    token = key or (bearer.credentials if bearer else None)
+    service does not know is refused (401); while the keys file cannot be read, any
+    key is answered 503."""
+    token = key or (bearer.credentials if bearer else None) or (basic.password if basic else None)
     if not token:
         return ANONYMOUS
-    found = request.app.state.services.keys.lookup(token)
+    try:
+        found = request.app.state.services.keys.lookup(token)
+    except KeysUnavailable:
+        # the log says what is wrong with the file (once); the caller learns only that keys cannot be checked
+        raise HTTPException(503, "暂时无法核对 API 密钥，请稍后再试；公开数据无需密钥 — API keys cannot be checked "
+                                 "at the moment: try again later (the public data needs no key)",
+                            headers={"Retry-After": "60"}) from None
     if found is None:
         raise HTTPException(401, UNKNOWN_KEY, headers={"WWW-Authenticate": "Bearer"})
     return found

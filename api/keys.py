@@ -13,7 +13,16 @@ A keys file written before scopes existed reads as keys without scopes.
 Keys are random 256-bit tokens shown once when made; only their SHA-256
 digests are kept (a JSON file, ``GRIDGEO_KEYS_FILE``). A digest is enough at
 rest because the tokens are random, not chosen by people. Clients send a key
-in the ``X-API-Key`` header or as ``Authorization: Bearer <key>``.
+in the ``X-API-Key`` header, as ``Authorization: Bearer <key>``, or as the
+password of HTTP Basic (any user name: what QGIS's authentication manager and
+GDAL's ``GDAL_HTTP_AUTH=BASIC`` send).
+
+A keys file that cannot be read (not JSON, not the keys of gridgeo, a file the
+service may not open) is never taken for an empty one and never written over:
+:attr:`KeyStore.problem` says what is wrong (logged once per change of the
+file), :meth:`KeyStore.lookup` raises :class:`KeysUnavailable` (the service
+answers keyed requests 503 while anonymous ones go on), and ``add``/``remove``
+refuse until it is mended.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import tempfile
@@ -50,6 +60,12 @@ class Principal:
 
 ANONYMOUS = Principal("anonymous", "anonymous")
 
+log = logging.getLogger("gridgeo.api.keys")
+
+
+class KeysUnavailable(RuntimeError):
+    """The keys file cannot be read: no key can be checked until it is mended."""
+
 
 def digest(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
@@ -74,8 +90,9 @@ class KeyStore:
     def __init__(self, path: str | os.PathLike | None):
         self.path = Path(path) if path else None
         self._lock = threading.Lock()
+        self.problem: str | None = None
         self._seen = self._stamp()
-        self._entries = self._read()
+        self._entries = self._load()
 
     def _stamp(self):
         try:
@@ -89,9 +106,36 @@ class KeyStore:
             return []
         try:
             data = json.loads(self.path.read_text("utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{self.path} is not a valid keys file: {exc}") from None
-        return list(data.get("keys", []))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise KeysUnavailable(self._unreadable(exc)) from None
+        entries = data.get("keys") if isinstance(data, dict) else None
+        if not isinstance(entries, list) or not all(
+                isinstance(e, dict) and isinstance(e.get("sha256"), str) and e.get("role") in ROLES
+                and isinstance(e.get("name"), str) for e in entries):
+            raise KeysUnavailable(self._unreadable("not a list of keys with name, role and sha256"))
+        return list(entries)
+
+    def _unreadable(self, why) -> str:
+        return (f"密钥文件 {self.path} 无法读取（{why}）：带密钥的请求暂时无法受理，公开数据照常；请修复或从备份恢复该文件 — "
+                f"the keys file {self.path} cannot be read ({why}): requests with a key are refused (503) until "
+                "it is mended or restored from a backup; anonymous requests go on")
+
+    def _load(self) -> list[dict]:
+        """The entries, or none with :attr:`problem` set (and logged) when the file is unreadable."""
+        try:
+            entries, problem = self._read(), None
+        except KeysUnavailable as exc:
+            entries, problem = [], str(exc)
+        if problem and problem != self.problem:
+            log.error("%s", problem)
+        elif self.problem and not problem:
+            log.warning("the keys file %s is readable again", self.path)
+        self.problem = problem
+        return entries
+
+    def _check(self) -> None:
+        if self.problem:
+            raise KeysUnavailable(self.problem)
 
     def add(self, name: str, role: str, scopes=()) -> str:
         """Make a key for ``name`` with ``role`` (and, for a planner or reviewer, the
@@ -107,6 +151,8 @@ class KeyStore:
             raise ValueError(f"a scope is the code of a unit (digits, e.g. a town's 350582106), got {bad}")
         if self.path is None:
             raise ValueError("no keys file configured: set GRIDGEO_KEYS_FILE")
+        self._refresh()
+        self._check()  # never write over keys that could not be read
         key = "gg_" + secrets.token_urlsafe(32)
         entry = {"name": name, "role": role, "sha256": digest(key),
                  "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
@@ -119,6 +165,8 @@ class KeyStore:
 
     def remove(self, name: str) -> int:
         """Revoke every key of ``name``; return how many."""
+        self._refresh()
+        self._check()
         with self._lock:
             before = len(self._entries)
             self._entries = [e for e in self._entries if e["name"] != name]
@@ -126,13 +174,17 @@ class KeyStore:
             return before - len(self._entries)
 
     def entries(self) -> list[dict]:
-        """Who has keys: ``name``, ``role``, ``scopes`` (a list, empty for the whole city), ``created``."""
+        """Who has keys: ``name``, ``role``, ``scopes`` (a list, empty for the whole city), ``created``
+        (:class:`KeysUnavailable` when the file cannot be read)."""
+        self._refresh()
+        self._check()
         return [{"scopes": [], **{k: v for k, v in e.items() if k != "sha256"}} for e in self._entries]
 
     def lookup(self, key: str | None) -> Principal | None:
         if not key:
             return None
         self._refresh()
+        self._check()
         d = digest(key)
         for entry in self._entries:
             if hmac.compare_digest(entry["sha256"], d):
@@ -144,7 +196,7 @@ class KeyStore:
         stamp = self._stamp()
         if stamp != self._seen:
             with self._lock:
-                self._entries, self._seen = self._read(), stamp
+                self._entries, self._seen = self._load(), stamp
 
     def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

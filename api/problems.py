@@ -217,7 +217,7 @@ def install(app: FastAPI, domain_errors: dict[type[Exception], int] | None = Non
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException):
         title = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-                 413: "Payload Too Large"}.get(exc.status_code, "Error")
+                 413: "Payload Too Large", 503: "Service Unavailable"}.get(exc.status_code, "Error")
         detail = exc.detail if isinstance(exc.detail, str) else None
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405:

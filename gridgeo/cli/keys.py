@@ -37,11 +37,11 @@ def add(name: str = typer.Argument(..., help="Who the key is for (shown as a pla
                                                             "only; none: the whole city."),
         file: str = _FILE, author: str = _AUTHOR):
     """Make a key and print it once: it cannot be shown again."""
-    from api.keys import KeyStore
+    from api.keys import KeyStore, KeysUnavailable
 
     try:
         key = KeyStore(file).add(name, role, scopes=scope)
-    except ValueError as exc:
+    except (ValueError, KeysUnavailable) as exc:
         fail(str(exc))
     _logged(file, "key-add", author, {"name": name, "role": role, "scopes": list(scope)})
     typer.echo(key)
@@ -52,9 +52,13 @@ def add(name: str = typer.Argument(..., help="Who the key is for (shown as a pla
 @keys_app.command("list")
 def list_keys(file: str = _FILE):
     """Who has keys, with their roles and scopes (never the keys)."""
-    from api.keys import KeyStore
+    from api.keys import KeyStore, KeysUnavailable
 
-    for entry in KeyStore(file).entries():
+    try:
+        entries = KeyStore(file).entries()
+    except KeysUnavailable as exc:
+        fail(str(exc))
+    for entry in entries:
         scopes = ",".join(entry["scopes"]) or "(whole city)"
         typer.echo(f"{entry['name']}\t{entry['role']}\t{scopes}\t{entry['created']}")
 
@@ -63,9 +67,12 @@ def list_keys(file: str = _FILE):
 def remove(name: str = typer.Argument(..., help="Whose keys to revoke."), file: str = _FILE,
            author: str = _AUTHOR):
     """Revoke every key of a person."""
-    from api.keys import KeyStore
+    from api.keys import KeyStore, KeysUnavailable
 
-    n = KeyStore(file).remove(name)
+    try:
+        n = KeyStore(file).remove(name)
+    except KeysUnavailable as exc:
+        fail(str(exc))
     if not n:
         fail(f"{file} has no key for {name!r}")
     _logged(file, "key-remove", author, {"name": name, "count": n})
