@@ -187,7 +187,7 @@ def test_a_rollback_over_http_restores_the_grids_and_the_one_map_follows(service
     assert rollback["revision"] == published + 1 and rollback["message"] == "撤销一级网格调整"
     assert rollback["what"]["to"] == 1 and rollback["what"]["units"] == units and rollback["source"] == "store"
     key = trail["entries"][-2]
-    assert key["source"] == "keys" and key["what"]["key"] == {"name": "李审核", "role": "admin"}
+    assert key["source"] == "keys" and key["what"]["key"] == {"name": "李审核", "role": "admin", "scopes": []}
     assert keys["admin"] not in r.text  # never a key
 
     only = httpx.get(f"{url}/admin/audit", params={"action": ["rollback", "key-add"]}, headers=admin).json()
