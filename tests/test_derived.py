@@ -185,12 +185,14 @@ def test_loads_and_publishes_that_change_nothing_make_no_version(url, sample):
 
 def test_an_older_store_gains_the_derived_table_when_opened(url):
     with gstore.open(url) as store:
-        with store._db.write() as tx:
+        with store._db.write() as tx:  # a store of schema version 1: no derived data, no audit trail
             tx.execute("DROP TABLE gridgeo_derived")
+            tx.execute("DROP TABLE gridgeo_audit")
             tx.execute("UPDATE gridgeo_meta SET value = '1' WHERE key = 'schema_version'")
     with gstore.open(url) as store:
-        assert store.schema_version == gstore.SCHEMA_VERSION == 2
+        assert store.schema_version == gstore.SCHEMA_VERSION == 3
         assert derived.build(store, progress=False) == store.version
+        assert store.audit()["action"].tolist() == ["load"]
 
 
 def test_the_prepare_command(url):
