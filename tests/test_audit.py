@@ -62,11 +62,11 @@ def test_every_write_is_in_the_audit_trail_with_who_and_what(store, sample):
     assert shapely.equals(edits.geometry.iloc[1], units.geometry.iloc[1])
     assert not shapely.equals_exact(edits.geometry.iloc[1], units.geometry.iloc[1], tolerance=0)
     saved = plan.save(edits, author="李四", message="改名与加密顶点")
+    submitted = plan.submit(author="李四", message="请审核")
     revision = store.revision
-    submitted = store.audit_record("submit-plan", "李四", {"units": [renamed, reshaped]}, plan_id=plan.id,
-                                   message="请审核")
-    store.audit_record("approve-plan", "王审核", {"report_version": 3}, plan.id)
-    assert store.revision == revision and isinstance(submitted, int)  # on record, without a revision
+    viewed = store.audit_record("view-report", "王审核", {"report": "v3", "warnings": 2}, plan.id)
+    assert store.revision == revision and isinstance(viewed, int)  # on record, without a revision
+    plan.approve(author="王审核", report="v3")
     between = pd.Timestamp.now(tz="UTC")
     time.sleep(0.01)
     published = plan.publish(author="王审核")
@@ -82,10 +82,11 @@ def test_every_write_is_in_the_audit_trail_with_who_and_what(store, sample):
     assert len(store.audit()) == entries  # changes nothing: no revision, no entry
 
     trail = store.audit()
-    assert trail["action"].tolist() == ["load", "create-plan", "save-plan", "submit-plan", "approve-plan",
-                                        "publish", "load"]
-    assert trail["author"].tolist() == ["网格办", "张三", "李四", "李四", "王审核", "王审核", "李四"]
-    assert trail["revision"].tolist()[-2:] == [published, loaded] and pd.isna(trail["revision"].iloc[3])
+    assert trail["action"].tolist() == ["load", "create-plan", "save-plan", "submit-plan", "view-report",
+                                        "approve-plan", "publish", "load"]
+    assert trail["author"].tolist() == ["网格办", "张三", "李四", "李四", "王审核", "王审核", "王审核", "李四"]
+    assert trail["revision"].tolist()[-2:] == [published, loaded] and pd.isna(trail["revision"].iloc[4])
+    assert trail["revision"].iloc[3] == submitted and trail["message"].iloc[3] == "请审核"
     by_action = trail.set_index("action")
     save = by_action.loc["save-plan"]
     assert save["revision"] == saved and save["message"] == "改名与加密顶点" and save["plan_id"] == plan.id
@@ -97,7 +98,9 @@ def test_every_write_is_in_the_audit_trail_with_who_and_what(store, sample):
     assert publish["what"]["levels"] == {"grid2": {"added": 0, "changed": 2, "removed": 0}}
     assert trail.iloc[-1]["what"]["layers"] == {"stations": {"added": 0, "changed": 35, "removed": 0}}
     assert trail.iloc[-1]["summary"] == "stations +0 ~35 -0"
-    assert by_action.loc["approve-plan", "what"] == {"report_version": 3}
+    assert by_action.loc["view-report", "what"] == {"report": "v3", "warnings": 2}
+    assert by_action.loc["view-report", "summary"] == "report: v3; warnings: 2"
+    assert "layers" not in by_action.loc["approve-plan", "what"]  # a review step changes no published data
 
     # filters
     assert store.audit(author="李四")["action"].tolist() == ["save-plan", "submit-plan", "load"]
@@ -106,19 +109,20 @@ def test_every_write_is_in_the_audit_trail_with_who_and_what(store, sample):
     assert store.audit(until=between)["action"].tolist()[-1] == "approve-plan"
     assert store.audit(since=between.tz_convert("Asia/Shanghai").isoformat())["action"].tolist() == ["publish", "load"]
     assert store.audit(plan_id=plan.id)["action"].tolist() == ["create-plan", "save-plan", "submit-plan",
-                                                               "approve-plan", "publish"]
+                                                               "view-report", "approve-plan", "publish"]
     assert store.audit(revision=published)["action"].tolist() == ["publish"]
 
     # what cannot be put on record
-    with pytest.raises(ValueError, match="recorded by the store itself"):
-        store.audit_record("publish", "王审核", {})
+    for action in ("publish", "approve-plan"):
+        with pytest.raises(ValueError, match="recorded by the store itself"):
+            store.audit_record(action, "王审核", {})
     with pytest.raises(gstore.NotFound):
-        store.audit_record("submit-plan", "李四", {}, plan_id=999)
+        store.audit_record("view-report", "李四", {}, plan_id=999)
     with pytest.raises(TypeError, match="JSON"):
-        store.audit_record("submit-plan", "李四", {"units": {1, 2}})
+        store.audit_record("view-report", "李四", {"units": {1, 2}})
     with pytest.raises(ValueError, match="author"):
-        store.audit_record("submit-plan", "", {})
-    assert len(store.audit()) == 7
+        store.audit_record("view-report", "", {})
+    assert len(store.audit()) == 8
 
 
 def test_an_older_store_gets_its_audit_trail_when_migrated(url, backend):

@@ -1,11 +1,12 @@
 """The audit trail of a store: who changed what, and when.
 
-Every write of the store (a load, a plan's creation, save, rebase, publish or
-abandonment, a rollback, a region or scheme recorded) leaves one entry in
-``gridgeo_audit``, written in the write's own transaction: an entry exists
-exactly when its change does. A step that writes nothing else but must be on
-record (a plan submitted, returned or approved) is an entry of its own
-(:meth:`Store.audit_record`), without a revision.
+Every write of the store (a load, a plan's creation, save, rebase, submission,
+withdrawal, return, approval, publish or abandonment, a rollback, a region or
+scheme recorded) leaves one entry in ``gridgeo_audit``, written in the write's
+own transaction: an entry exists exactly when its change does. A step that
+writes nothing in the store but must be on record (a pre-publish report
+viewed, an export) is an entry of its own (:meth:`Store.audit_record`),
+without a revision.
 
 An entry holds who (``author``), when (``at``, UTC), the ``action``, the
 ``revision`` written (none for a step put on record), the ``plan_id``, the
@@ -46,7 +47,7 @@ __all__ = ["STORE_ACTIONS", "COLUMNS", "changes", "entry_what", "write", "backfi
            "layer_key"]
 
 STORE_ACTIONS = ("load", "publish", "rollback", "create-plan", "save-plan", "rebase-plan", "abandon-plan",
-                 "set-region", "set-scheme")
+                 "submit-plan", "withdraw-plan", "return-plan", "approve-plan", "set-region", "set-scheme")
 """What the store records by itself when it happens: never put on record by hand."""
 
 COLUMNS = ["entry", "at", "author", "action", "revision", "plan_id", "message", "what", "summary"]
@@ -285,7 +286,10 @@ def describe(what: dict, *, codes: int = 6) -> str:
         parts.append("units " + ", ".join(shown[:codes]) + more)
     plan = take("plan", dict)
     if plan:
-        parts.append(plan.get("log") or f"plan units {len(plan.get('units') or [])}")
+        touched = len(plan.get("units") or [])
+        text = plan.get("log") or (f"plan units {touched}" if touched else "")
+        if text:
+            parts.append(text)
     plans = take("plans", list)
     if plans:
         parts.append("draft plans overtaken: " + ", ".join(str(p.get("plan_id") if isinstance(p, dict) else p)

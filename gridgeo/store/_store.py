@@ -237,10 +237,9 @@ class Store:
         """The audit trail: who changed what, and when, oldest first.
 
         Every write of the store is in it, in the write's own transaction (a
-        load, a plan's creation, save, rebase, publish or abandonment, a
-        rollback, a region or code scheme recorded), and so is every step put
-        on record with :meth:`audit_record` (a plan submitted, returned or
-        approved). Key changes of the service are kept beside its keys file:
+        load, a plan's creation, save, rebase, submission, withdrawal, return,
+        approval, publish or abandonment, a rollback, a region or code scheme
+        recorded), and so is every step put on record with :meth:`audit_record`. Key changes of the service are kept beside its keys file:
         :func:`gridgeo.audit.trail` reads both.
 
         Parameters
@@ -251,8 +250,9 @@ class Store:
         author : str or list of str, optional
         action : str or list of str, optional
             ``load``, ``publish``, ``rollback``, ``create-plan``, ``save-plan``,
-            ``rebase-plan``, ``abandon-plan``, ``set-region``, ``set-scheme``,
-            or an action put on record (``submit-plan`` ...).
+            ``rebase-plan``, ``submit-plan``, ``withdraw-plan``, ``return-plan``,
+            ``approve-plan``, ``abandon-plan``, ``set-region``, ``set-scheme``,
+            or an action put on record.
         plan_id, revision : int, optional
 
         Returns
@@ -289,19 +289,19 @@ class Store:
 
     def audit_record(self, action: str, author: str, what: dict | None = None, plan_id: int | None = None,
                      message: str = "") -> int:
-        """Put on record a step that changes no published data, such as a plan
-        submitted, returned or approved; returns the entry's number.
+        """Put on record a step that writes nothing in the store (a pre-publish
+        report viewed, an export handed out); returns the entry's number.
 
         It is an entry of :meth:`audit` of its own, with no revision (the
         revision counter and the data version stay as they are). Writes of the
         store are recorded by the store itself, in their transaction: their
-        actions (``load``, ``publish``, ``rollback`` ...) cannot be put on
-        record by hand.
+        actions (``load``, ``publish``, ``rollback``, ``submit-plan`` ...)
+        cannot be put on record by hand.
 
         Parameters
         ----------
         action : str
-            What was done (``submit-plan``, ``return-plan``, ``approve-plan`` ...).
+            What was done (``view-report``, ``export-plan`` ...).
         author : str
             Who did it.
         what : dict, optional
@@ -317,19 +317,19 @@ class Store:
         >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
         >>> _ = s.load({"grids": gridgeo.sample.load().grids}, author="demo")
         >>> plan = s.create_plan("调整", parent="350582106201", levels="grid2", author="张三")
-        >>> _ = s.audit_record("submit-plan", "张三", {"units": 4}, plan_id=plan.id, message="请审核")
+        >>> _ = s.audit_record("view-report", "李审核", {"report": "v3"}, plan_id=plan.id, message="已阅")
         >>> s.audit(plan_id=plan.id)[["action", "author", "revision", "message"]].values.tolist()
-        [['create-plan', '张三', 2, ''], ['submit-plan', '张三', <NA>, '请审核']]
+        [['create-plan', '张三', 2, ''], ['view-report', '李审核', <NA>, '已阅']]
         >>> s.revision
         2
         """
         _check_author(author)
         if not isinstance(action, str) or not action.strip():
-            raise ValueError("action= must say what was done (e.g. 'submit-plan'), a non-empty string")
+            raise ValueError("action= must say what was done (e.g. 'view-report'), a non-empty string")
         action = action.strip()
         if action in _audit.STORE_ACTIONS:
             raise ValueError(f"{action!r} is recorded by the store itself when it happens: put on record only "
-                             "steps that change no published data (submit-plan, approve-plan ...)")
+                             "steps that write nothing in the store (view-report, export-plan ...)")
         text = _audit.dumps({} if what is None else what)
         if plan_id is not None:
             self.plan(plan_id)  # NotFound for a plan that does not exist
