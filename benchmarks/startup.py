@@ -301,7 +301,7 @@ def _map_script(city, mix) -> list[str]:
     paths += [f"/coverage?minutes={m}&level={lv}" for m in (5, 10, 15) for lv in ("village", "grid2")]
     paths += [f"/map/served/{m}.json" for m in (5, 10, 15)] + ["/coverage/areas?minutes=15"]
     paths += [f"/search?q={quote(q)}" for q in ("村", "社区", "网格", "3505821")]  # wrk sends paths as they are
-    paths += ["/events/heat", "/events/heat?cell=200", "/events/heat?category=dispute",
+    paths += ["/events/heat", "/events/heat?cell=500", "/events/heat?category=dispute",
               "/events/heat?from=2025-03-01&to=2025-04-01", "/stats/grid2/breaks?field=households"]
     order = rng.permutation(len(paths) - len(PAGE)) + len(PAGE)
     return list(PAGE) + [paths[i] for i in order]

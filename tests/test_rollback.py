@@ -90,7 +90,7 @@ def assert_same_rows(a, b, key):
 
 def as_loaded(frame):
     """A sample frame's polygons as the store keeps them: MultiPolygons of the same rings."""
-    geoms = np.asarray(frame.geometry.array, dtype=object)
+    geoms = np.array(frame.geometry.array, dtype=object)  # a copy: the session's sample stays as it is
     single = shapely.get_type_id(geoms) == 3
     geoms[single] = [shapely.MultiPolygon([g]) for g in geoms[single]]
     return frame.set_geometry(geoms)

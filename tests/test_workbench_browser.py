@@ -213,6 +213,7 @@ def test_a_key_the_service_does_not_know_is_refused_and_another_is_asked_for(ope
     so and asks for another."""
     page, watch = open_bench("gg_mistyped")
     watch.expect(401, "/plans")
+    watch.expect(401, "/me")  # who the key is, for the top bar: refused alike
     assert page.locator("#key-box").is_visible()
     assert "服务不认识" in page.locator("#message-text").inner_text()
     assert page.locator("#villages, .leaflet-interactive").count() > 0  # the map of villages is there
