@@ -52,7 +52,8 @@ def bench(sample_store, tmp_path_factory):
     server = Server(str(store), env={"GRIDGEO_KEYS_FILE": str(folder / "keys.json")})
     server.store = store
     server.keys = {"zhang": keys.add("网格办张三", "planner"), "li": keys.add("网格办李四", "planner"),
-                   "wang": keys.add("审核员王五", "reviewer", scopes=["350582106"])}
+                   "wang": keys.add("审核员王五", "reviewer", scopes=["350582106"]),
+                   "zhao": keys.add("管理员赵六", "admin")}
     yield server
     server.stop()
 
@@ -630,3 +631,84 @@ def test_upload_an_office_file_and_open_it_as_a_draft(open_bench, bench, sample,
     assert page.locator("#plan-status").inner_text() == "草稿"
     screenshot(page, "workbench-import-opened.png")
     assert httpx.get(f"{bench.url}/health").json()["data_version"] == version  # nothing published
+
+
+def test_an_admin_restores_the_version_before_a_publish_and_the_one_map_follows(open_bench, open_page, bench, sample):
+    from test_rollback import NEW_CODE, move_grid
+
+    with gridgeo.store.open(bench.store) as store:
+        moved, published = move_grid(store)  # a level-2 grid of one level-1 grid moved to the other, by 张三
+    wait_served(bench, published)
+    spot = sample.grids.set_index("code").geometry[moved].representative_point()
+    lat, lon = spot.y, spot.x
+    assert one_map_unit_at(open_page, bench, lat, lon)[0] == NEW_CODE
+
+    # a planner is not shown the versions; the admin is, newest (the one map's) first
+    planner, _ = open_bench(bench.keys["zhang"])
+    assert planner.locator("#published-box").is_hidden()
+    admin, _ = open_bench(bench.keys["zhao"])
+    assert admin.locator("#published-box").is_visible()
+    rows = admin.locator("#published-list li")
+    newest = rows.nth(0)
+    assert int(newest.get_attribute("data-revision")) == published and newest.get_attribute("data-action") == "publish"
+    assert "张三" in newest.inner_text() and "发布方案" in newest.inner_text()
+    assert newest.locator("[data-restore]").count() == 0  # the current version is not restored
+    earlier = int(rows.nth(1).get_attribute("data-revision"))
+    assert earlier < published
+
+    # the preview shows what the library's own preview says, with the grids' names
+    admin.click(f"[data-restore='{earlier}']")
+    admin.wait_for_selector("#rollback-dialog[open]", timeout=60_000)
+    settle(admin)
+    with gridgeo.store.open(bench.store) as store:
+        expected = store.rollback_preview(earlier)
+        names_then = store.read("grids", at=earlier).set_index("code")["name"]
+    assert expected["units"] == {"added": [moved], "changed": sorted(expected["units"]["changed"]),
+                                 "removed": [NEW_CODE]}
+    row = admin.locator("#rollback-layers tr[data-layer='grids']")
+    assert {w: int(row.get_attribute(f"data-{w}")) for w in ("added", "changed", "removed")} == \
+        expected["layers"]["grids"]
+    shown = admin.locator("#rollback-units li[data-unit]")
+    units = {shown.nth(k).get_attribute("data-unit"): shown.nth(k).get_attribute("data-change")
+             for k in range(shown.count())}
+    assert units == {code: what for what, codes in expected["units"].items() for code in codes}
+    assert names_then[moved] in admin.locator(f"#rollback-units li[data-unit='{moved}']").inner_text()
+    assert admin.locator("#rollback-title").inner_text() == f"恢复到第 {earlier} 版"
+    assert admin.locator("#rollback-confirm").is_enabled()
+    screenshot(admin, "workbench-rollback-preview.png")
+
+    # a reason is asked for; then the rollback is one new revision by the admin
+    admin.click("#rollback-confirm")
+    assert admin.locator("#rollback-refused").inner_text() == "请写明恢复的原因。"
+    assert httpx.get(f"{bench.url}/health").json()["data_version"] == published
+    admin.fill("#rollback-message", "调整未经村里同意，先恢复")
+    admin.click("#rollback-confirm")
+    admin.wait_for_function("!document.getElementById('rollback-dialog').open", timeout=120_000)
+    admin.wait_for_function("document.querySelector('#published-list li')?.dataset.action === 'rollback'",
+                            timeout=60_000)
+    settle(admin)
+    assert int(rows.nth(0).get_attribute("data-revision")) == published + 1
+    assert "调整未经村里同意" in rows.nth(0).inner_text() and rows.nth(1).locator("[data-restore]").count() == 1
+    screenshot(admin, "workbench-rolled-back.png")
+    with gridgeo.store.open(bench.store) as store:
+        entry = store.audit(revision=published + 1).iloc[0]
+        assert (entry["action"], entry["author"], entry["message"]) == ("rollback", "管理员赵六", "调整未经村里同意，先恢复")
+        assert entry["what"]["to"] == earlier and entry["what"]["units"] == expected["units"]
+        assert set(store.read("grids")["code"]) == set(names_then.index)
+
+    # the one map follows: the place is in its old grid again
+    wait_served(bench, published + 1)
+    assert one_map_unit_at(open_page, bench, lat, lon)[0] == moved
+
+
+def wait_served(bench, version: int) -> None:
+    """Until the service serves data version ``version`` (it looks once a second, then prepares it)."""
+    import time
+
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        health = httpx.get(f"{bench.url}/health", timeout=300).json()
+        if health["data_version"] == version and health.get("served_version") == version:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"the service did not serve data version {version}")

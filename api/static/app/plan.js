@@ -12,6 +12,7 @@ import {Blocks, Colours, esc, Outlines, SplitLine, Stations, Villages} from './p
 import {Importer} from './plan-import.js';
 import {diffView, editLog, gridList, plansList, summary} from './plan-panel.js';
 import {Review} from './plan-review.js';
+import {Rollbacks} from './plan-admin.js';
 
 const KEY = 'gridgeo.key';
 // The levels of the store's code scheme (from /map/config.json): a plan is opened on a
@@ -484,12 +485,21 @@ function listen() {
       await listPlans();
       document.getElementById('key-box').hidden = true;
       clearMessage();
+      await ctx.rollbacks.list().catch((error) => message(t('failed', {detail: refusal(error)})));
+      // a link to a plan opened before the key was given opens the plan now
+      const id = Number(new URLSearchParams(location.hash.slice(1)).get('plan'));
+      if (id && ctx.state?.plan.id !== id) await openPlan(id).catch((error) => message(t('failed', {detail: refusal(error)})));
     } catch (error) {
       if (!(error instanceof Refused)) throw error;
       sessionStorage.removeItem(KEY);
     }
   });
-  on('forget-key', 'click', () => { sessionStorage.removeItem(KEY); askForKey(); });
+  on('forget-key', 'click', () => {
+    sessionStorage.removeItem(KEY);
+    ctx.me = null;
+    ctx.rollbacks.list();
+    askForKey();
+  });
   on('language', 'click', () => {
     setLanguage(language() === 'zh' ? 'en' : 'zh');
     ctx.splitLine.setLanguage(language());
@@ -498,8 +508,10 @@ function listen() {
     render();
     whoAmI();
     listPlans();
+    ctx.rollbacks.list().catch(() => {});
     refreshCompare();
     if (ctx.review.dialog.open) ctx.review.fill(ctx.review.mode, ctx.review.report);
+    if (ctx.rollbacks.dialog.open) ctx.rollbacks.fill(ctx.rollbacks.preview);
   });
   on('new-start', 'click', (e) => {
     const b = e.target.closest('button[data-start]');
@@ -618,6 +630,7 @@ async function start() {
   });
   ctx.splitLine.setLanguage(language());
   ctx.review = new Review(ctx, {api, reload, toast, message, clearMessage, save, listPlans});
+  ctx.rollbacks = new Rollbacks(ctx, {api, toast, message, clearMessage, listPlans});
 
   fillLevels();
   searchBox();
@@ -627,6 +640,7 @@ async function start() {
   else {
     await whoAmI().catch(() => {});
     await listPlans().catch(() => {});
+    await ctx.rollbacks.list().catch((error) => message(t('failed', {detail: refusal(error)})));
     const id = Number(q.get('plan'));
     if (id) await openPlan(id).catch((error) => message(t('failed', {detail: refusal(error)})));
   }
