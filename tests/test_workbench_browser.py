@@ -225,6 +225,18 @@ def test_a_key_the_service_does_not_know_is_refused_and_another_is_asked_for(ope
     assert page.locator("#message").is_hidden()
 
 
+def test_a_link_to_a_plan_opened_before_the_key_is_given_opens_the_plan_once_it_is(open_bench, bench):
+    plan = create_plan(bench, bench.keys["li"])
+    page, _ = open_bench("", plan=plan)  # no key in this tab yet
+    assert page.locator("#key-box").is_visible() and page.locator("#plan-panel").is_hidden()
+    page.fill("#key", bench.keys["li"])
+    page.locator("#key-form").evaluate("form => form.requestSubmit()")
+    page.wait_for_function(f"workbench.state && workbench.state.plan.id === {plan}", timeout=60_000)
+    settle(page)
+    assert page.locator("#plan-panel").is_visible() and page.locator("#plan-name").inner_text() == "浏览器测试 · 前垵村"
+    assert page.locator("#published-box").is_hidden()  # a planner's key
+
+
 def test_open_a_village_and_paint_a_block_into_its_neighbour(open_bench, bench, reference, adjacency):
     page, watch = open_bench(bench.keys["zhang"])
     screenshot(page, "workbench-start.png")
