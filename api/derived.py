@@ -17,6 +17,7 @@ import pandas as pd
 import pyproj
 
 import gridgeo
+import gridgeo.search
 from api.problems import responses
 from gridgeo import disclosure
 from gridgeo.derived import COVERAGE_MINUTES, TILE_FIGURES  # noqa: F401 - the endpoints' vocabulary
@@ -109,6 +110,14 @@ def public_figures(services, *, authorised: bool = False) -> pd.DataFrame:
         out.attrs = dict(table.attrs)
         return out
     return services.derived("public_figures:authorised" if authorised else "public_figures", build)
+
+
+def finder(services) -> gridgeo.search.Finder:
+    """The units of the version served, found by code, name, pinyin or several words (``/search``)."""
+    def build(kept):
+        units = public_figures(services)
+        return gridgeo.search.Finder(units[["name", "level", "parent"]], scheme=services.store.scheme)
+    return services.derived("finder", build)
 
 
 def service_areas(services) -> gpd.GeoDataFrame | None:

@@ -232,6 +232,20 @@ def test_search_finds_a_grid_by_its_chinese_name(server, open_page, units):
     assert grid.geometry.buffer(0.002).contains(shapely.Point(lon, lat))  # the map went there
 
 
+def test_search_by_pinyin_and_by_several_words(server, open_page):
+    page, _ = open_page(server.url + "/map")
+    page.fill("#search", "xuyuan")
+    page.wait_for_selector("#search-results li[data-code='350582106211']")
+    assert page.locator("#search-results li").first.get_attribute("data-code") == "350582106211"  # 许园村 first
+    page.fill("#search", "许园 第3")
+    page.wait_for_function("document.querySelector('#search-results li')?.dataset.code === '3505821062110103'")
+    assert "许园村第3网格" in page.locator("#search-results li").first.inner_text()
+    page.press("#search", "Enter")
+    page.wait_for_function("document.body.dataset.unit === '3505821062110103'")
+    settle(page)
+    assert page.inner_text("#unit-name") == "许园村第3网格"
+
+
 # --- layers and the choropleth ----------------------------------------------------------
 
 
