@@ -237,6 +237,54 @@ def test_a_link_to_a_plan_opened_before_the_key_is_given_opens_the_plan_once_it_
     assert page.locator("#published-box").is_hidden()  # a planner's key
 
 
+def test_unsaved_edits_survive_a_reload_and_are_asked_about_before_another_plan_opens(
+        open_bench, bench, reference, adjacency):
+    first, other = create_plan(bench, bench.keys["li"]), create_plan(bench, bench.keys["li"])
+    page, _ = open_bench(bench.keys["li"], plan=first)
+    page.on("dialog", lambda d: d.accept())  # the browser's own question when a page with edits reloads
+    block, source, target = movable(reference, adjacency, reference.assignment.to_dict())
+    paint(page, reference, [block], target)
+    painted = page.evaluate("workbench.state.assignment")
+    assert painted[block] == target and page.evaluate("document.body.dataset.dirty") == "1"
+
+    # another plan from the list: a question; staying keeps everything, the open plan is not reloaded
+    page.click(f"#drafts li[data-plan='{other}']")
+    page.wait_for_selector("#unsaved-dialog[open]")
+    assert "1 处修改尚未保存" in page.inner_text("#unsaved-text")
+    screenshot(page, "workbench-unsaved-question.png")
+    page.click("#unsaved-stay")
+    page.click(f"#drafts li[data-plan='{first}']")
+    settle(page)
+    assert page.evaluate("workbench.state.plan.id") == first and page.evaluate("workbench.state.assignment") == painted
+
+    # a reload (or a crash) loses nothing: the edits come back from this browser, and say so
+    page.reload()
+    page.wait_for_function("document.body.dataset.ready === '1'", timeout=60_000)
+    settle(page)
+    assert page.evaluate("workbench.state.assignment") == painted and page.evaluate("document.body.dataset.dirty") == "1"
+    assert page.locator("#message").get_attribute("data-kind") == "info" and "已恢复" in page.inner_text("#message-text")
+    assert shown_households(page) == households(gridgeo.plan.reassign(reference, [block], target))
+
+    # discarding opens the other plan, and the first opens again as it was saved
+    page.click(f"#drafts li[data-plan='{other}']")
+    page.wait_for_selector("#unsaved-dialog[open]")
+    page.click("#unsaved-discard")
+    page.wait_for_function(f"workbench.state.plan.id === {other}", timeout=60_000)
+    page.click(f"#drafts li[data-plan='{first}']")
+    page.wait_for_function(f"workbench.state.plan.id === {first}", timeout=60_000)
+    settle(page)
+    assert page.evaluate("workbench.state.assignment")[block] == source and page.evaluate("document.body.dataset.dirty") == "0"
+
+    # saving from the question saves, then opens the other plan
+    paint(page, reference, [block], target)
+    page.click(f"#drafts li[data-plan='{other}']")
+    page.wait_for_selector("#unsaved-dialog[open]")
+    page.click("#unsaved-save")
+    page.wait_for_function(f"workbench.state.plan.id === {other}", timeout=60_000)
+    saved = httpx.get(f"{bench.url}/plans/{first}", headers={"X-API-Key": bench.keys["li"]}, timeout=60).json()
+    assert saved["assignment"][block] == target and saved["revision"] > 0
+
+
 def test_open_a_village_and_paint_a_block_into_its_neighbour(open_bench, bench, reference, adjacency):
     page, watch = open_bench(bench.keys["zhang"])
     screenshot(page, "workbench-start.png")

@@ -12,7 +12,7 @@ import {Blocks, Colours, esc, Outlines, SplitLine, Stations, Villages} from './p
 import {Importer} from './plan-import.js';
 import {diffView, editLog, gridList, plansList, summary} from './plan-panel.js';
 import {Review} from './plan-review.js';
-import {Rollbacks} from './plan-admin.js';
+import {beijing, Rollbacks} from './plan-admin.js';
 
 const KEY = 'gridgeo.key';
 // The levels of the store's code scheme (from /map/config.json): a plan is opened on a
@@ -144,7 +144,8 @@ function show(body, {blocks}) {
     impact: body.impact, log: first ? [] : ctx.state.log,
     saved: {assignment: body.assignment, units: body.units},
   };
-  if (!body.units.some((u) => u.code === ctx.selected)) ctx.selected = body.units[0]?.code ?? '';
+  if (first) restoreUnsaved();
+  if (!ctx.state.units.some((u) => u.code === ctx.selected)) ctx.selected = ctx.state.units[0]?.code ?? '';
   if (blocks) {
     const bounds = ctx.blocks.load(body.blocks);
     ctx.map.fitBounds(bounds, {padding: [30, 30]});
@@ -177,6 +178,70 @@ function snapshot() {
   return {assignment, units, grids, impact, log};
 }
 
+// --- unsaved edits ---------------------------------------------------------------------------
+// The working state of a plan with edits not yet saved is kept in this browser (localStorage) at
+// every change, so that a reload, a crash or a closed tab loses nothing: opening the plan again
+// brings the edits back on the revision they were made on (a save then meets the usual check of
+// what others saved meanwhile). Opening another plan with edits unsaved asks first.
+const UNSAVED = (id) => `gridgeo.unsaved.${id}`;
+
+function keepUnsaved() {
+  const s = ctx.state;
+  if (!s || ctx.readOnly()) return;
+  try {
+    if (dirty()) {
+      localStorage.setItem(UNSAVED(s.plan.id), JSON.stringify({
+        revision: s.revision, saved: s.saved, ...snapshot(), at: new Date().toISOString()}));
+    } else localStorage.removeItem(UNSAVED(s.plan.id));
+  } catch {
+    // a full or refused storage: the page still asks before discarding, and the service has the last save
+  }
+}
+
+function restoreUnsaved() {
+  const s = ctx.state;
+  let kept = null;
+  try {
+    kept = JSON.parse(localStorage.getItem(UNSAVED(s.plan.id)) ?? 'null');
+  } catch {
+    kept = null;
+  }
+  if (!kept?.assignment || !kept.saved) return;
+  if (ctx.readOnly()) {
+    localStorage.removeItem(UNSAVED(s.plan.id));
+    message(t('unsaved_dropped', {status: t(s.plan.status), n: kept.log?.length ?? 0}), 'warning');
+    return;
+  }
+  Object.assign(s, {revision: kept.revision, saved: kept.saved, assignment: kept.assignment, units: kept.units,
+    grids: kept.grids, impact: kept.impact, log: kept.log ?? []});
+  message(t('unsaved_restored', {n: s.log.length, when: beijing(kept.at), r: kept.revision}), 'info');
+}
+
+// Whether the page may leave the plan open now: without unsaved edits at once; with them, the
+// planner chooses to save them, to discard them, or to stay.
+function leaveOk() {
+  if (!ctx.state || ctx.readOnly() || !dirty()) return Promise.resolve(true);
+  const dialog = document.getElementById('unsaved-dialog');
+  document.getElementById('unsaved-text').textContent = t('unsaved_question', {
+    name: `${ctx.state.plan.name} · ${ctx.state.plan.parent_name}`, n: ctx.state.log.length || 1});
+  return new Promise((resolve) => {
+    const buttons = ['unsaved-save', 'unsaved-discard', 'unsaved-stay'].map((id) => document.getElementById(id));
+    const finish = async (choice) => {
+      for (const b of buttons) b.onclick = null;
+      dialog.oncancel = null;
+      dialog.close();
+      if (choice === 'unsaved-save') resolve(await save({quiet: true}));
+      else if (choice === 'unsaved-discard') {
+        localStorage.removeItem(UNSAVED(ctx.state.plan.id));
+        resolve(true);
+      } else resolve(false);
+    };
+    for (const b of buttons) b.onclick = () => finish(b.id);
+    dialog.oncancel = (e) => { e.preventDefault(); finish('unsaved-stay'); };
+    dialog.showModal();
+  });
+}
+
 function dirty() {
   const s = ctx.state;
   return JSON.stringify(s.assignment) !== JSON.stringify(s.saved.assignment) ||
@@ -205,6 +270,7 @@ function render() {
   document.getElementById('merge').disabled = ctx.ticked.size < 2;
   document.body.dataset.revision = s.revision;
   document.body.dataset.dirty = dirty() ? '1' : '0';
+  keepUnsaved();
 }
 
 // Editable when the caller may save the plan: a draft inside their scope.
@@ -402,6 +468,11 @@ function renameInPlace(nameEl) {
 }
 
 async function openPlan(id) {
+  if (ctx.state?.plan.id === id && !ctx.readOnly() && dirty()) {  // open already, with its edits: keep them
+    toast(t('already_open'));
+    return;
+  }
+  if (!(await leaveOk())) return;
   clearMessage();
   const body = await api(`/plans/${id}`);
   show(body, {blocks: true});
@@ -426,7 +497,7 @@ function fillLevels() {
 }
 
 async function create() {
-  if (!ctx.chosen) return;
+  if (!ctx.chosen || !(await leaveOk())) return;
   clearMessage();
   const button = document.getElementById('create');
   button.disabled = true;
