@@ -307,7 +307,8 @@ def test_open_a_village_and_paint_a_block_into_its_neighbour(open_bench, bench, 
     assert after == expected
     assert after[source] == before[source] - moved and after[target] == before[target] + moved
     assert page.locator("#plan-dirty").is_visible()
-    assert page.locator("#log li").last.inner_text() == f"调整图块 1 个图块划入 {target}"
+    name = reference.units.set_index("code")["name"][target]
+    assert page.locator("#log li").last.inner_text() == f"调整图块 1 个图块划入 {name}"  # a name where a person reads
     screenshot(page, "workbench-painted.png")
 
     # the planner takes the unsaved plan away as the block-to-grid CSV, straight from the page
@@ -417,7 +418,9 @@ def test_a_stale_save_is_refused_and_the_first_save_is_kept(open_bench, bench, r
     second.click("#save")
     settle(second)
     text = second.locator("#message-text").inner_text()
-    assert "保存被拒绝" in text and "网格办张三" in text and source in text and target in text
+    names = reference.units.set_index("code")["name"]
+    assert "保存被拒绝" in text and "网格办张三" in text and names[source] in text and names[target] in text
+    assert source not in text and "UTC" not in text  # names and Beijing time, not codes and UTC
     assert text.count("网格办张三") == 1  # one sentence for the one save, naming both grids it changed
     assert "未丢失" in text
     # nothing is lost in the page, and the store holds the first planner's save

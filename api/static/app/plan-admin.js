@@ -16,7 +16,9 @@ const UNITS_SHOWN = 24;  // units named in the preview (the rest counted)
 // A UTC time of the service, as a clock in Beijing shows it.
 export function beijing(at) {
   if (!at) return '';
-  const when = new Date(at);
+  const text = String(at);
+  // the service's times are UTC; one written without a zone is UTC too
+  const when = new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(text) ? text : `${text.replace(' ', 'T')}Z`);
   if (Number.isNaN(when.getTime())) return String(at);
   return when.toLocaleString(language() === 'zh' ? 'zh-CN' : 'en-GB', {
     timeZone: 'Asia/Shanghai', hour12: false, year: 'numeric', month: '2-digit', day: '2-digit',

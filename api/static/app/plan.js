@@ -10,7 +10,7 @@ import './plan-words.js';
 import {language, setLanguage, t} from './i18n.js';
 import {Blocks, Colours, esc, Outlines, SplitLine, Stations, Villages} from './plan-layers.js';
 import {Importer} from './plan-import.js';
-import {diffView, editLog, gridList, plansList, summary} from './plan-panel.js';
+import {diffView, editLog, gridList, named, plansList, summary} from './plan-panel.js';
 import {Review} from './plan-review.js';
 import {beijing, Rollbacks} from './plan-admin.js';
 
@@ -102,12 +102,13 @@ function clearMessage() {
 // A refusal in the planner's language: gridgeo's own message when it has one.
 function refusal(error) {
   const p = error.problem ?? {};
-  if (p.message_zh && language() === 'zh') return p.message_zh;
-  return p.message_en || p.detail || error.message;
+  const text = p.message_zh && language() === 'zh' ? p.message_zh : p.message_en || p.detail || error.message;
+  return named(text, ctx.state?.units ?? []);
 }
 
 function staleText(problem) {
-  // one sentence per change of someone else's, naming every grid it touched
+  // one sentence per change of someone else's, naming every grid it touched (by name; Beijing time)
+  const names = new Map((ctx.state?.units ?? []).map((u) => [u.code, u.name]));
   const changes = new Map();
   for (const c of problem.conflicts ?? []) {
     const key = JSON.stringify([c.author, c.revision, c.at, c.based_on, c.change === 'removed']);
@@ -115,8 +116,10 @@ function staleText(problem) {
     changes.get(key).codes.push(c.code);
   }
   const who = [...changes.values()].map((c) => t(c.codes.length > 1 ? 'stale_units' : 'stale_unit', {
-    code: c.codes.join(language() === 'zh' ? '、' : ', '), author: c.author, revision: c.revision,
-    based_on: c.based_on ?? '—', when: c.at ? ` (${String(c.at).slice(0, 19).replace('T', ' ')} UTC)` : '',
+    code: c.codes.map((code) => names.get(code) || code).join(language() === 'zh' ? '、' : ', '),
+    author: c.author, revision: c.revision,
+    based_on: c.based_on ?? '—',
+    when: !c.at ? '' : language() === 'zh' ? `（${beijing(c.at)}）` : ` (${beijing(c.at)}, Beijing time)`,
     removed: c.change === 'removed' ? t('removed_word') : '',
   })).join('；');
   return t('stale', {who: who || problem.detail});
