@@ -259,3 +259,85 @@ def test_the_counties_of_quanzhou_against_a_grid_of_squares():
     # 5 km squares do not nest in counties, and no county nests in one square
     assert (counties_status != "nests").all()
     assert (units[units["layer"] == "grids"]["status"] == "split").any()
+
+
+# --- the command line, on files as offices write them ------------------------------
+
+
+def _precinct_shapefile(folder, precincts, name="警格.shp"):
+    """Precincts as a police station's desktop GIS writes them: GBK, no .cpg, no
+    language driver id, Chinese field names, a Gauss-Krüger zone (EPSG:4527)."""
+    import pyogrio
+
+    path = folder / name
+    frame = gpd.GeoDataFrame({"警格编号": precincts["precinct_id"].to_numpy(),
+                              "警格名称": precincts["name"].to_numpy(),
+                              "派出所": precincts["station_id"].to_numpy()},
+                             geometry=precincts.geometry.to_crs(4527).to_numpy(), crs=4527)
+    pyogrio.write_dataframe(frame, path, encoding="GBK")
+    path.with_suffix(".cpg").unlink()
+    dbf = bytearray(path.with_suffix(".dbf").read_bytes())
+    dbf[29] = 0
+    path.with_suffix(".dbf").write_bytes(dbf)
+    return path
+
+
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from gridgeo.cli import app
+
+    return CliRunner().invoke(app, ["crosswalk", *map(str, args)])
+
+
+def test_cli_reads_office_files_and_writes_a_workbook(tmp_path, sample, precincts, table):
+    import openpyxl
+    from office_files import grid_shapefile
+
+    grids = grid_shapefile(tmp_path, sample.level("grid2"), name="二级网格.shp")
+    other = _precinct_shapefile(tmp_path, precincts)
+    addresses = tmp_path / "addresses.gpkg"
+    sample.addresses.to_file(addresses, driver="GPKG", engine="pyogrio")
+    out = tmp_path / "对照表.xlsx"
+    result = _cli(grids, other, "--level", "grid2", "--addresses", addresses, "--other-id", "警格编号",
+                  "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "128 units" in result.output
+    book = openpyxl.load_workbook(out, read_only=True)
+    assert book.sheetnames == ["crosswalk", "misalignment", "nesting"]
+    rows = list(book["crosswalk"].values)
+    got = pd.DataFrame(rows[1:], columns=rows[0])
+    got["code"] = got["code"].astype(str)
+    got = got.set_index(["code", "other"]).sort_index()
+    ref = pd.DataFrame(table.drop(columns="geometry")).set_index(["code", "other"]).sort_index()
+    assert list(got.index) == list(ref.index)
+    np.testing.assert_array_equal(got["households"].to_numpy(int), ref["households"].to_numpy())
+    np.testing.assert_array_equal(got["population"].to_numpy(int), ref["population"].to_numpy())
+    # the shapefile went through a Gauss-Krüger zone and back: areas to a square metre
+    np.testing.assert_allclose(got["area_m2"].to_numpy(float), ref["area_m2"].to_numpy(), atol=1.0, rtol=1e-6)
+    report = list(book["misalignment"].values)
+    assert report[0][:3] == ("kind", "severity", "code") and len(report) > 1
+
+
+def test_cli_writes_a_geopackage_with_the_report_as_a_second_layer(tmp_path, sample, precincts, table):
+    import pyogrio
+
+    other = tmp_path / "precincts.geojson"
+    precincts.to_file(other, driver="GeoJSON", engine="pyogrio")
+    out = tmp_path / "crosswalk.gpkg"
+    result = _cli("sample_geojson", other, "-o", out)  # the id column is found: precinct_id
+    assert result.exit_code == 0, result.output
+    assert [n for n, _ in pyogrio.list_layers(out)] == ["crosswalk", "misalignment", "nesting"]
+    written = gpd.read_file(out, layer="crosswalk")
+    assert len(written) == len(table) and (written["households"] == 0).all()  # no addresses given
+
+
+def test_cli_refuses_clearly_and_writes_nothing(tmp_path, sample, precincts):
+    other = _precinct_shapefile(tmp_path, precincts)
+    out = tmp_path / "out.xlsx"
+    result = _cli("sample_geojson", other, "--other-id", "编号X", "-o", out)
+    assert result.exit_code == 2
+    assert "警格.shp" in result.output and "编号X" in result.output and "other_id" in result.output
+    assert not out.exists()
+    result = _cli("sample_geojson", tmp_path / "无此文件.shp", "-o", out)
+    assert result.exit_code == 2 and "无此文件.shp" in result.output and not out.exists()
