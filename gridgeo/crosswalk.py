@@ -15,7 +15,8 @@ exactly how another layer of areas and one level of the grids overlap:
   columns of :func:`gridgeo.validate`'s report;
 - :func:`carry`: any figure of the grids given to the other layer's units, by
   the points inside each overlap or prorated by households or area;
-- :func:`align`: a first draft of the other layer snapped to the grid edges.
+- :func:`align`: a first draft of the other layer snapped to the grid edges,
+  with what moved and the households affected.
 
 The rules, stated once
 ----------------------
@@ -23,8 +24,10 @@ All measuring happens in the metric CRS :func:`gridgeo.crs.metric_crs`
 chooses for the grids (a CGCS2000 Gauss-Krüger zone, or a transverse Mercator
 centred on them), never in degrees. Results come back in EPSG:4490.
 
-- An **overlap** is the intersection of a grid and an other unit with a
-  positive area. Polygons that only touch do not overlap.
+- An **overlap** is the intersection of a grid and an other unit with an
+  area above :data:`MIN_OVERLAP_M2` (0.01 m²: a shared edge reprojected
+  leaves nanometre-wide intersections, which are not overlaps). Polygons that
+  only touch do not overlap.
 - A **sliver** is an overlap smaller than ``sliver_area`` (default 100 m²)
   or narrower than ``sliver_width`` (default 5 m): drawing noise rather than
   a real split. Its width is ``2 * area / perimeter`` (exact for a long strip,
@@ -63,9 +66,12 @@ from gridgeo import crs as gcrs
 from gridgeo.assignment import AssignIndex, assign
 from gridgeo.schema import DEFAULT_SCHEME, CodeScheme, Level, check
 
-__all__ = ["crosswalk", "nesting", "misalignment", "carry", "CrosswalkError",
-           "PAIR_COLUMNS", "UNIT_COLUMNS", "REPORT_COLUMNS", "MISALIGNMENT_KINDS", "DEFAULT_SLIVER_AREA", "DEFAULT_SLIVER_WIDTH"]
+__all__ = ["crosswalk", "index_other", "nesting", "misalignment", "carry", "align", "DIFF_COLUMNS", "CrosswalkError",
+           "PAIR_COLUMNS", "UNIT_COLUMNS", "MIN_OVERLAP_M2", "REPORT_COLUMNS", "MISALIGNMENT_KINDS", "DEFAULT_SLIVER_AREA", "DEFAULT_SLIVER_WIDTH"]
 
+#: Intersections of at most this many m² are no overlap: far below any
+#: drawing's precision, they are what reprojecting a shared edge leaves.
+MIN_OVERLAP_M2 = 0.01
 #: Overlaps smaller than this many m² are slivers.
 DEFAULT_SLIVER_AREA = 100.0
 #: Overlaps narrower than this many metres (``2 * area / perimeter``) are slivers.
@@ -126,7 +132,7 @@ def _layers(grids, other, *, level, other_id, other_crs, scheme, name, other_nam
     gi, oi = tree.query(grid_m, predicate="intersects")
     pieces = shapely.intersection(grid_m[gi], other_m[oi])
     pieces = _polygonal(pieces)
-    keep = shapely.area(pieces) > 0
+    keep = shapely.area(pieces) > MIN_OVERLAP_M2
     gi, oi, pieces = gi[keep], oi[keep], pieces[keep]
     order = np.lexsort((oi, gi))
     to_storage = pyproj.Transformer.from_crs(metric, gcrs.STORAGE_CRS, always_xy=True)
@@ -226,15 +232,17 @@ def _polygonal(geoms):
 # ----------------------------------------------------------------------------
 
 
-def _address_pairs(layers: _Layers, addresses, index, name):
+def _address_pairs(layers: _Layers, addresses, indexes, name):
     """Per (grid position, other position): addresses, households, population."""
+    index, other = indexes
     grid_index = index if index is not None else AssignIndex(layers.grids)
     if not isinstance(grid_index, AssignIndex):
         raise TypeError(f"index should be an AssignIndex of the grids, got {type(grid_index).__name__}")
     level = str(layers.grids["level"].iloc[0])
     in_grid = assign(addresses, grid_index, levels=[level], name=name)[level]
     grid_pos = pd.Index(layers.codes).get_indexer(in_grid.astype(object))
-    in_other = assign(addresses, _other_index(layers), name=name)["other"]
+    other = _other_index(layers.other, layers.other_id) if other is None else _check_other_index(other, layers)
+    in_other = assign(addresses, other, name=name)["other"]
     other_pos = np.where(in_other.isna(), -1, in_other.cat.codes.to_numpy().astype(np.int64))
     both = (grid_pos >= 0) & (other_pos >= 0)
     counts = {"addresses": np.ones(len(addresses))}
@@ -243,29 +251,57 @@ def _address_pairs(layers: _Layers, addresses, index, name):
                           if column in addresses.columns else np.zeros(len(addresses)))
     frame = pd.DataFrame({"g": grid_pos[both], "o": other_pos[both],
                           **{k: v[both] for k, v in counts.items()}})
-    per_grid = np.bincount(grid_pos[grid_pos >= 0], weights=counts["households"][grid_pos >= 0],
-                           minlength=len(layers.codes))
-    return frame.groupby(["g", "o"], sort=True).sum(), per_grid
+    return frame.groupby(["g", "o"], sort=True).sum()
 
 
-def _other_index(layers: _Layers):
+def index_other(other, *, other_id=None, other_crs=None, name="other"):
+    """An :class:`~gridgeo.AssignIndex` of another layer, to reuse across crosswalks.
+
+    :func:`crosswalk` assigns the addresses to the other layer's units with
+    such an index; it builds one per call unless given one (``other_index=``)
+    built here from the same layer (checked: same ids, same polygons).
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> s = gridgeo.sample.load()
+    >>> index = gridgeo.crosswalk.index_other(s.precincts, other_id="precinct_id")
+    >>> table = gridgeo.crosswalk(s.grids, s.precincts, other_id="precinct_id",
+    ...                           addresses=s.addresses, other_index=index)
+    >>> int(table["households"].sum()) == int(s.addresses["households"].sum())
+    True
+    """
+    frame, other_id = _other_layer(other, other_id, other_crs, name)
+    return _other_index(frame, other_id)
+
+
+def _other_index(other, other_id):
     """An AssignIndex of the other layer: one partial level whose codes are
     the units' positions (in id order, so ties go to the smallest id)."""
-    width = max(1, len(str(len(layers.ids) - 1)))
+    n = len(other)
+    width = max(1, len(str(n - 1)))
     scheme = CodeScheme(levels=(Level("other", width, False, "其他区域", "other area"),), root_digits=0,
                         village_level="other")
-    frame = gpd.GeoDataFrame({"code": [str(i).zfill(width) for i in range(len(layers.ids))],
-                              "name": layers.ids, "level": "other", "parent": ""},
-                             geometry=layers.other.geometry.array, crs=gcrs.STORAGE_CRS)
+    frame = gpd.GeoDataFrame({"code": [str(i).zfill(width) for i in range(n)],
+                              "name": other[other_id].to_numpy(dtype=object), "level": "other", "parent": ""},
+                             geometry=other.geometry.array, crs=gcrs.STORAGE_CRS)
     return AssignIndex(frame, scheme=scheme, name="other")
 
 
-# ----------------------------------------------------------------------------
-# crosswalk
-# ----------------------------------------------------------------------------
+def _check_other_index(index, layers: _Layers):
+    if not isinstance(index, AssignIndex) or index.levels != ("other",):
+        raise TypeError("other_index should come from gridgeo.crosswalk.index_other(other, ...)")
+    same = (len(index.grids) == len(layers.ids)
+            and (index.grids["name"].to_numpy(dtype=object) == layers.ids).all()
+            and shapely.equals_exact(np.asarray(index.grids.geometry.array, dtype=object),
+                                     np.asarray(layers.other.geometry.array, dtype=object), 0.0).all())
+    if not same:
+        raise ValueError("other_index was built from another version of the other layer: build it again "
+                         "with gridgeo.crosswalk.index_other")
+    return index
 
 
-def crosswalk(grids, other, *, level="grid2", other_id=None, addresses=None, index=None,
+def crosswalk(grids, other, *, level="grid2", other_id=None, addresses=None, index=None, other_index=None,
               other_crs=None, sliver_area=DEFAULT_SLIVER_AREA, sliver_width=DEFAULT_SLIVER_WIDTH,
               scheme: CodeScheme = DEFAULT_SCHEME, name="grids", other_name="other"):
     """How another layer of areas overlaps one level of the grids: one row per overlapping pair.
@@ -289,6 +325,8 @@ def crosswalk(grids, other, *, level="grid2", other_id=None, addresses=None, ind
         columns count 0). Without them those columns are 0.
     index : AssignIndex, optional
         An index of the grids (any levels including `level`) to reuse.
+    other_index : AssignIndex, optional
+        An index of the other layer from :func:`index_other`, to reuse.
     other_crs : str, optional
         What the other layer's coordinates are, overriding its CRS
         (``"gcj02"`` for an Amap-drawn layer).
@@ -334,7 +372,7 @@ def crosswalk(grids, other, *, level="grid2", other_id=None, addresses=None, ind
     layers = _layers(grids, other, level=level, other_id=other_id, other_crs=other_crs, scheme=scheme,
                      name=name, other_name=other_name)
     options = _thresholds(sliver_area, sliver_width)
-    table = _pairs(layers, addresses, index, options, other_name)
+    table = _pairs(layers, addresses, (index, other_index), options, other_name)
     units = _units(layers, table, options)
     out = gpd.GeoDataFrame(table[list(PAIR_COLUMNS)], geometry="geometry", crs=gcrs.STORAGE_CRS)
     out.attrs["summary"] = _summary(units, table, layers, options)
@@ -364,7 +402,7 @@ def _pairs(layers: _Layers, addresses, index, options, other_name):
                           index=pd.MultiIndex.from_arrays([gi, oi], names=["g", "o"]))
     geoms = layers.pieces
     if addresses is not None:
-        found, _ = _address_pairs(layers, addresses, index, "addresses")
+        found = _address_pairs(layers, addresses, index, "addresses")
         extra = found.index.difference(counts.index)
         if len(extra):  # addresses on edges of polygons that only touch
             gi = np.concatenate([gi, extra.get_level_values(0)])
@@ -412,7 +450,7 @@ def _storage(layers: _Layers, geoms):
 # ----------------------------------------------------------------------------
 
 
-def nesting(grids, other, *, level="grid2", other_id=None, addresses=None, index=None, other_crs=None,
+def nesting(grids, other, *, level="grid2", other_id=None, addresses=None, index=None, other_index=None, other_crs=None,
             sliver_area=DEFAULT_SLIVER_AREA, sliver_width=DEFAULT_SLIVER_WIDTH,
             scheme: CodeScheme = DEFAULT_SCHEME, name="grids", other_name="other"):
     """Whether each unit of either layer nests in one unit of the other.
@@ -443,7 +481,7 @@ def nesting(grids, other, *, level="grid2", other_id=None, addresses=None, index
     layers = _layers(grids, other, level=level, other_id=other_id, other_crs=other_crs, scheme=scheme,
                      name=name, other_name=other_name)
     options = _thresholds(sliver_area, sliver_width)
-    table = _pairs(layers, addresses, index, options, other_name)
+    table = _pairs(layers, addresses, (index, other_index), options, other_name)
     return _units(layers, table, options)
 
 
@@ -522,7 +560,7 @@ REPORT_COLUMNS = ("kind", "severity", "code", "other", "codes", "level", "area_m
 MISALIGNMENT_KINDS = ("sliver", "gap", "overhang", "uncovered", "beyond", "split", "not_nested")
 
 
-def misalignment(grids, other, *, level="grid2", other_id=None, addresses=None, index=None,
+def misalignment(grids, other, *, level="grid2", other_id=None, addresses=None, index=None, other_index=None,
                  other_crs=None, sliver_area=DEFAULT_SLIVER_AREA, sliver_width=DEFAULT_SLIVER_WIDTH,
                  scheme: CodeScheme = DEFAULT_SCHEME, name="grids", other_name="other"):
     """Where two layers nearly but not quite agree, located, with what to do.
@@ -568,7 +606,7 @@ def misalignment(grids, other, *, level="grid2", other_id=None, addresses=None, 
     layers = _layers(grids, other, level=level, other_id=other_id, other_crs=other_crs, scheme=scheme,
                      name=name, other_name=other_name)
     options = _thresholds(sliver_area, sliver_width)
-    table = _pairs(layers, addresses, index, options, other_name)
+    table = _pairs(layers, addresses, (index, other_index), options, other_name)
     units = _units(layers, table, options)
     rows = [_sliver_rows(table, level), _gap_rows(layers, addresses, options, level),
             _split_rows(table, units, level), _not_nested_rows(table, units, level)]
@@ -824,6 +862,142 @@ def _carry_points(table, points, columns, category):
     carried.index.name = "other"
     carried.attrs["outside"] = int(len(points) - len(q))
     return carried
+
+
+# ----------------------------------------------------------------------------
+# align
+# ----------------------------------------------------------------------------
+
+#: The columns of :func:`align`'s diff, in order.
+DIFF_COLUMNS = ("other", "area_before_m2", "area_after_m2", "moved_m2", "households_in",
+                "households_out", "geometry")
+
+
+def align(grids, other, *, level="grid2", other_id=None, tolerance_m=5.0, addresses=None,
+          other_crs=None, scheme: CodeScheme = DEFAULT_SCHEME, name="grids", other_name="other"):
+    """A first draft of the other layer with its edges snapped to the grid edges.
+
+    In the grids' metric CRS, a vertex of the other layer that is not on a
+    grid edge but ends a segment running along one (both ends and the middle
+    within `tolerance_m` metres of the grid edges) moves onto the nearest
+    grid vertex within `tolerance_m`, else onto the nearest point of a grid
+    edge. Vertices of edges that leave the grid edges (a precinct following a
+    road the grids do not) stay. A vertex moves the same way in every polygon holding
+    it, so units that shared an edge still share it (``shapely.snap`` on each
+    polygon alone would not: neighbours snapped apart leave new overlaps and
+    gaps). Repeated vertices are dropped; a polygon the moves make invalid is
+    fixed with ``shapely.make_valid``, keeping its polygonal parts. Edges
+    farther than `tolerance_m` from any grid edge stay where they are, and no
+    vertex is added: a draft for the other office to check, not a decision.
+
+    Parameters
+    ----------
+    tolerance_m : float, default 5
+        How far an edge may move.
+    addresses : GeoDataFrame, optional
+        Counts the households that change unit in the diff.
+    Others as in :func:`crosswalk`.
+
+    Returns
+    -------
+    aligned : GeoDataFrame
+        The other layer, its columns unchanged and its polygons snapped, in
+        EPSG:4490, in the order of the ids.
+    diff : GeoDataFrame
+        EPSG:4490, columns :data:`DIFF_COLUMNS`: per unit that moved, its
+        area before and after, the area that changed hands (``moved_m2``,
+        the symmetric difference), the households of the addresses that come
+        into it and that leave it (0 without addresses), geometry (what
+        moved).
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> s = gridgeo.sample.load()
+    >>> aligned, diff = gridgeo.crosswalk.align(s.grids, s.precincts, other_id="precinct_id")
+    >>> len(aligned) == len(s.precincts) and bool((diff["moved_m2"] > 0).all())
+    True
+    """
+    tolerance_m = float(tolerance_m)
+    if not (np.isfinite(tolerance_m) and tolerance_m >= 0):
+        raise ValueError(f"tolerance_m should be a non-negative number of metres, got {tolerance_m!r}")
+    layers = _layers(grids, other, level=level, other_id=other_id, other_crs=other_crs, scheme=scheme,
+                     name=name, other_name=other_name)
+    snapped = _snap_vertices(layers.other_m, layers.grid_m, tolerance_m)
+    broken = ~shapely.is_valid(snapped)
+    if broken.any():
+        snapped[broken] = _polygonal(shapely.make_valid(snapped[broken]))
+    moved = ~shapely.equals_exact(snapped, layers.other_m, 0.0)
+    aligned = layers.other.copy()
+    aligned_geoms = np.asarray(aligned.geometry.array, dtype=object).copy()
+    aligned_geoms[moved] = _storage(layers, snapped[moved])
+    aligned = aligned.set_geometry(gpd.GeoSeries(aligned_geoms, index=aligned.index, crs=gcrs.STORAGE_CRS))
+    k = np.flatnonzero(moved)
+    change = shapely.symmetric_difference(layers.other_m[k], snapped[k])
+    hh_in, hh_out = np.zeros(len(k), dtype=np.int64), np.zeros(len(k), dtype=np.int64)
+    if addresses is not None and len(k):
+        hh_in, hh_out = _households_moved(layers, aligned, addresses, k)
+    diff = gpd.GeoDataFrame({
+        "other": layers.ids[k].astype(str), "area_before_m2": layers.other_area[k],
+        "area_after_m2": shapely.area(snapped[k]), "moved_m2": shapely.area(change),
+        "households_in": hh_in, "households_out": hh_out,
+        "geometry": _storage(layers, _polygonal(change))}, geometry="geometry", crs=gcrs.STORAGE_CRS)
+    return aligned, diff
+
+
+def _snap_vertices(geoms, grid_geoms, tolerance):
+    """Move the near-miss vertices of `geoms` onto the grid edges (the rule
+    is stated in :func:`align`)."""
+    rings = shapely.get_rings(geoms)
+    coords, ring = shapely.get_coordinates(rings, return_index=True)
+    unique, inverse = np.unique(coords, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    points = shapely.points(unique)
+    edges = shapely.boundary(grid_geoms)
+    tree = shapely.STRtree(edges)
+    q, t = tree.query_nearest(points, max_distance=tolerance, all_matches=False, return_distance=False)
+    distance = np.full(len(points), np.inf)
+    distance[q] = shapely.distance(points[q], edges[t])
+    # segments of the rings, and whether each lies along a grid edge within the tolerance
+    same_ring = ring[1:] == ring[:-1]
+    a, b = inverse[:-1][same_ring], inverse[1:][same_ring]
+    middle = shapely.points((unique[a] + unique[b]) / 2)
+    mq, mt = tree.query_nearest(middle, max_distance=tolerance, all_matches=False)
+    middle_near = np.zeros(len(middle), dtype=bool)
+    middle_near[mq] = True
+    along = (distance[a] <= tolerance) & (distance[b] <= tolerance) & middle_near
+    movable = np.zeros(len(points), dtype=bool)
+    movable[a[along]] = True
+    movable[b[along]] = True
+    movable &= distance > 1e-6  # already on a grid edge: stays
+    target = unique.copy()
+    rest = np.flatnonzero(movable)
+    corners = shapely.points(np.unique(shapely.get_coordinates(grid_geoms), axis=0))
+    cq, ct = shapely.STRtree(corners).query_nearest(points[rest], max_distance=tolerance, all_matches=False)
+    target[rest[cq]] = shapely.get_coordinates(corners[ct])
+    rest = np.setdiff1d(rest, rest[cq])
+    if rest.size:
+        eq, et = tree.query_nearest(points[rest], max_distance=tolerance, all_matches=False)
+        near = shapely.line_interpolate_point(edges[et], shapely.line_locate_point(edges[et], points[rest][eq]))
+        target[rest[eq]] = shapely.get_coordinates(near)
+    moved = shapely.set_coordinates(np.array(geoms, dtype=object).copy(), target[inverse])
+    return shapely.remove_repeated_points(moved)
+
+
+def _households_moved(layers: _Layers, aligned, addresses, moved):
+    """Households coming into and leaving each moved unit: the addresses
+    assigned to it after and not before, and before and not after."""
+    before = assign(addresses, _other_index(layers.other, layers.other_id), name="addresses")["other"]
+    after = assign(addresses, _other_index(aligned, layers.other_id), name="addresses")["other"]
+    b = np.where(before.isna(), -1, before.cat.codes.to_numpy().astype(np.int64))
+    a = np.where(after.isna(), -1, after.cat.codes.to_numpy().astype(np.int64))
+    hh = (pd.to_numeric(addresses["households"], errors="coerce").fillna(0).to_numpy(float)
+          if "households" in addresses.columns else np.zeros(len(addresses)))
+    changed = a != b
+    n = len(layers.ids)
+    into = np.bincount(a[changed & (a >= 0)], weights=hh[changed & (a >= 0)], minlength=n)
+    out = np.bincount(b[changed & (b >= 0)], weights=hh[changed & (b >= 0)], minlength=n)
+    return into[moved].round().astype(np.int64), out[moved].round().astype(np.int64)
 
 
 class _CallableModule(types.ModuleType):

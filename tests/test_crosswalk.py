@@ -49,8 +49,10 @@ def test_areas_and_shares_equal_an_overlay_in_metres(sample, precincts, table):
     other = precincts.to_crs(metric)[["precinct_id", "geometry"]]
     ref = gpd.overlay(grids, other, how="intersection", keep_geom_type=True)
     ref["area"] = ref.area
-    ref = ref[ref["area"] > 1e-6].groupby(["code", "precinct_id"])["area"].sum()
-    ours = table[table["area_m2"] > 1e-6].set_index(["code", "other"])["area_m2"]
+    ref = ref.groupby(["code", "precinct_id"])["area"].sum()
+    assert ref[ref <= 0.01].sum() < 0.01  # what the crosswalk leaves out is no overlap
+    ref = ref[ref > 0.01]
+    ours = table.set_index(["code", "other"])["area_m2"]
     assert set(ours.index) == set(ref.index)
     np.testing.assert_allclose(ours.sort_index().to_numpy(), ref.sort_index().to_numpy(), rtol=1e-7)
     grid_area = grids.set_index("code").area
@@ -250,8 +252,9 @@ def test_the_counties_of_quanzhou_against_a_grid_of_squares():
     ref = gpd.overlay(grid.to_crs(metric)[["code", "geometry"]], stored.to_crs(metric)[["county", "geometry"]],
                       how="intersection", keep_geom_type=True)
     ref["area"] = ref.area
-    ref = ref[ref["area"] > 1e-3].groupby(["code", "county"])["area"].sum().sort_index()
-    ours = table[table["area_m2"] > 1e-3].set_index(["code", "other"])["area_m2"].sort_index()
+    ref = ref.groupby(["code", "county"])["area"].sum().sort_index()
+    ref = ref[ref > 0.01]
+    ours = table.set_index(["code", "other"])["area_m2"].sort_index()
     assert list(ours.index) == list(ref.index)
     np.testing.assert_allclose(ours.to_numpy(), ref.to_numpy(), rtol=1e-7)
     units = gridgeo.crosswalk.nesting(grid, counties, other_id="county", other_crs="gcj02")
@@ -341,3 +344,42 @@ def test_cli_refuses_clearly_and_writes_nothing(tmp_path, sample, precincts):
     assert not out.exists()
     result = _cli("sample_geojson", tmp_path / "无此文件.shp", "-o", out)
     assert result.exit_code == 2 and "无此文件.shp" in result.output and not out.exists()
+
+
+# --- alignment ---------------------------------------------------------------------------
+
+
+def test_align_snaps_the_shifted_precinct_onto_its_village(sample, constructed):
+    other, exact, shifted, *_ = constructed
+    aligned, diff = gridgeo.crosswalk.align(sample.grids, other, level="village", other_id="警格编号",
+                                            tolerance_m=5.0, addresses=sample.addresses)
+    assert "P-SHIFT" in set(diff["other"]) and "P-EXACT" not in set(diff["other"])
+    metric = _metric(sample)
+    village = sample.level("village").set_index("code").to_crs(metric).geometry[shifted]
+    after = aligned.set_index("警格编号").to_crs(metric).geometry["P-SHIFT"]
+    before = other.set_index("警格编号").to_crs(metric).geometry["P-SHIFT"]
+    # nothing of the 3 m strips is left: the draft is the village to well under a square metre
+    assert shapely.symmetric_difference(after, village).area < 1.0
+    row = diff.set_index("other").loc["P-SHIFT"]
+    assert row["moved_m2"] == pytest.approx(shapely.symmetric_difference(before, after).area, rel=1e-6)
+    # households that change hands, against a join to the polygons before and after
+    addr = sample.addresses.to_crs(metric)
+    inside_before = addr.within(before)
+    inside_after = addr.within(after)
+    assert row["households_in"] == int(addr.loc[inside_after & ~inside_before, "households"].sum())
+    assert row["households_out"] == int(addr.loc[inside_before & ~inside_after, "households"].sum())
+    units = gridgeo.crosswalk.nesting(sample.grids, aligned, level="village", other_id="警格编号")
+    o = units[units["layer"] == "other"].set_index("unit")
+    assert o.at["P-SHIFT", "main_share"] > 1 - 1e-6
+
+
+def test_align_keeps_the_sample_precincts_tiling(sample, precincts):
+    aligned, diff = gridgeo.crosswalk.align(sample.grids, precincts, other_id="precinct_id")
+    assert len(aligned) == len(precincts) and aligned.geometry.is_valid.all()
+    metric = _metric(sample)
+    geoms = aligned.to_crs(metric).geometry.array
+    total = shapely.union_all(geoms).area
+    assert abs(sum(shapely.area(geoms)) - total) < 1.0  # no new overlaps worth a square metre
+    before = gridgeo.crosswalk(sample.grids, precincts, other_id="precinct_id")
+    after = gridgeo.crosswalk(sample.grids, aligned, other_id="precinct_id")
+    assert after.attrs["summary"]["slivers"] < before.attrs["summary"]["slivers"]
