@@ -128,10 +128,7 @@ def _layers(grids, other, *, level, other_id, other_crs, scheme, name, other_nam
     metric = gcrs.metric_crs(grids)
     grid_m = np.asarray(grids.to_crs(metric).geometry.array, dtype=object)
     other_m = np.asarray(other.to_crs(metric).geometry.array, dtype=object)
-    tree = shapely.STRtree(other_m)
-    gi, oi = tree.query(grid_m, predicate="intersects")
-    pieces = shapely.intersection(grid_m[gi], other_m[oi])
-    pieces = _polygonal(pieces)
+    gi, oi, pieces = _overlaps(grid_m, other_m)
     keep = shapely.area(pieces) > MIN_OVERLAP_M2
     gi, oi, pieces = gi[keep], oi[keep], pieces[keep]
     order = np.lexsort((oi, gi))
@@ -140,6 +137,26 @@ def _layers(grids, other, *, level, other_id, other_crs, scheme, name, other_nam
                    other[other_id].to_numpy(dtype=object), other, other_id, grid_m, other_m, metric,
                    to_storage, shapely.area(grid_m), shapely.area(other_m), gi[order], oi[order],
                    pieces[order])
+
+
+def _overlaps(grid_m, other_m):
+    """(grid positions, other positions, intersections) of every pair whose
+    polygons intersect: an STRtree query, then ``shapely.intersection`` on
+    the arrays, computed only where neither polygon covers the other and
+    they do more than touch (prepared predicates, cheaper than the overlay)."""
+    gi, oi = shapely.STRtree(other_m).query(grid_m, predicate="intersects")
+    shapely.prepare(other_m)
+    shapely.prepare(grid_m)
+    pieces = np.full(len(gi), None, dtype=object)
+    whole_grid = shapely.covers(other_m[oi], grid_m[gi])
+    whole_other = ~whole_grid & shapely.covers(grid_m[gi], other_m[oi])
+    pieces[whole_grid] = grid_m[gi[whole_grid]]
+    pieces[whole_other] = other_m[oi[whole_other]]
+    rest = np.flatnonzero(~(whole_grid | whole_other))
+    rest = rest[~shapely.touches(grid_m[gi[rest]], other_m[oi[rest]])]
+    pieces[rest] = _polygonal(shapely.intersection(grid_m[gi[rest]], other_m[oi[rest]]))
+    cut = pieces != None  # noqa: E711 (elementwise on an object array)
+    return gi[cut], oi[cut], pieces[cut]
 
 
 def _grid_level(grids, level, scheme, name):
@@ -218,12 +235,22 @@ def _polygonal(geoms):
     """The polygonal part of each geometry (intersections may add lines, points)."""
     kind = shapely.get_type_id(geoms)
     mixed = np.flatnonzero(kind == 7)
-    if mixed.size:
-        geoms = geoms.copy()
-        for i in mixed:  # rare: only where two boundaries touch along an edge
-            parts = shapely.get_parts(geoms[i])
-            parts = parts[np.isin(shapely.get_type_id(parts), (3, 6))]
-            geoms[i] = shapely.multipolygons(shapely.get_parts(parts)) if len(parts) else shapely.Polygon()
+    if not mixed.size:
+        return geoms
+    geoms = geoms.copy()
+    parts, owner = shapely.get_parts(geoms[mixed], return_index=True)
+    parts, inner = shapely.get_parts(parts, return_index=True)  # multipolygons in a collection
+    owner = owner[inner]
+    polygon = shapely.get_type_id(parts) == 3
+    rebuilt = np.full(len(mixed), shapely.Polygon(), dtype=object)
+    parts, owner = parts[polygon], owner[polygon]
+    count = np.bincount(owner, minlength=len(mixed))
+    single = count[owner] == 1  # most: one polygon and a stray line, taken as it is
+    rebuilt[owner[single]] = parts[single]
+    if (~single).any():
+        found = np.unique(owner[~single])
+        rebuilt[found] = shapely.multipolygons(parts[~single], indices=np.searchsorted(found, owner[~single]))
+    geoms[mixed] = rebuilt
     return geoms
 
 
@@ -249,9 +276,12 @@ def _address_pairs(layers: _Layers, addresses, indexes, name):
     for column in _COUNTS:
         counts[column] = (pd.to_numeric(addresses[column], errors="coerce").fillna(0).to_numpy(float)
                           if column in addresses.columns else np.zeros(len(addresses)))
-    frame = pd.DataFrame({"g": grid_pos[both], "o": other_pos[both],
-                          **{k: v[both] for k, v in counts.items()}})
-    return frame.groupby(["g", "o"], sort=True).sum()
+    n_other = len(layers.ids)
+    key = grid_pos[both] * n_other + other_pos[both]
+    pairs, inverse = np.unique(key, return_inverse=True)
+    sums = {k: np.bincount(inverse, weights=v[both], minlength=len(pairs)) for k, v in counts.items()}
+    index = pd.MultiIndex.from_arrays([pairs // n_other, pairs % n_other], names=["g", "o"])
+    return pd.DataFrame(sums, index=index)
 
 
 def index_other(other, *, other_id=None, other_crs=None, name="other"):
