@@ -144,6 +144,10 @@ def test_a_grid_cut_in_half_is_split_with_the_halves_areas(sample, constructed):
     units = gridgeo.crosswalk.nesting(sample.grids, other, other_id="警格编号")
     g = units[units["layer"] == "grids"].set_index("unit")
     assert g.at[half, "status"] == "split" and g.at[half, "parts"] == 2
+    # grids no precinct reaches are outside, with no main unit
+    untouched = ~g.index.isin(table["code"])
+    assert (g.loc[untouched, "status"] == "outside").all() and g.loc[untouched, "main"].isna().all()
+    assert g.loc[untouched, "outside_m2"].to_numpy() == pytest.approx(g.loc[untouched, "area_m2"].to_numpy())
     report = gridgeo.crosswalk.misalignment(sample.grids, other, other_id="警格编号",
                                             addresses=sample.addresses)
     split = report[(report["kind"] == "split") & (report["code"] == half)]
@@ -383,3 +387,12 @@ def test_align_keeps_the_sample_precincts_tiling(sample, precincts):
     before = gridgeo.crosswalk(sample.grids, precincts, other_id="precinct_id")
     after = gridgeo.crosswalk(sample.grids, aligned, other_id="precinct_id")
     assert after.attrs["summary"]["slivers"] < before.attrs["summary"]["slivers"]
+
+
+def test_the_docstring_examples_run():
+    import doctest
+
+    import gridgeo.crosswalk
+
+    outcome = doctest.testmod(gridgeo.crosswalk)
+    assert outcome.attempted >= 10 and outcome.failed == 0
