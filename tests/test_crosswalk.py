@@ -396,3 +396,17 @@ def test_the_docstring_examples_run():
 
     outcome = doctest.testmod(gridgeo.crosswalk)
     assert outcome.attempted >= 10 and outcome.failed == 0
+
+
+def test_cli_writes_csv_with_the_report_beside_it(tmp_path, table):
+    other = tmp_path / "precincts.geojson"
+    gridgeo.sample.load().precincts.to_file(other, driver="GeoJSON", engine="pyogrio")
+    out = tmp_path / "对照.csv"
+    result = _cli("sample_geojson", other, "-o", out)
+    assert result.exit_code == 0, result.output
+    got = pd.read_csv(out, dtype={"code": str})
+    assert list(got.columns) == [c for c in gridgeo.crosswalk.PAIR_COLUMNS if c != "geometry"]
+    assert len(got) == len(table)
+    report = pd.read_csv(tmp_path / "对照_misalignment.csv")
+    assert list(report.columns)[:3] == ["kind", "severity", "code"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["precincts.geojson", "对照.csv", "对照_misalignment.csv"]

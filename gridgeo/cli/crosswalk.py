@@ -115,6 +115,7 @@ def _write(output, suffix, table, report, units):
     handle, staged = tempfile.mkstemp(prefix=".gridgeo-", suffix=suffix, dir=output.parent or ".")
     os.close(handle)
     extra = output.with_name(output.stem + "_misalignment.csv")
+    staged_extra = str(extra.with_name(".gridgeo-" + extra.name))
     try:
         if suffix == ".xlsx":
             with pd.ExcelWriter(staged, engine="openpyxl") as book:
@@ -126,8 +127,10 @@ def _write(output, suffix, table, report, units):
                 frame.to_file(staged, layer=layer, driver="GPKG", engine="pyogrio")
         else:
             pd.DataFrame(table.drop(columns="geometry")).to_csv(staged, index=False, encoding="utf-8-sig")
-            pd.DataFrame(report.drop(columns="geometry")).to_csv(extra, index=False, encoding="utf-8-sig")
+            pd.DataFrame(report.drop(columns="geometry")).to_csv(staged_extra, index=False, encoding="utf-8-sig")
+            os.replace(staged_extra, extra)
         os.replace(staged, output)
     finally:
-        if os.path.exists(staged):
-            os.unlink(staged)
+        for path in (staged, staged_extra):
+            if os.path.exists(path):
+                os.unlink(path)
