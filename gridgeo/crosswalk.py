@@ -36,10 +36,13 @@ centred on them), never in degrees. Results come back in EPSG:4490.
 - A unit **nests** in the unit of the other layer holding most of its area
   (its ``main``) when every other overlap of it is a sliver and the part of it
   outside the other layer is a sliver too (within the same thresholds); it is
-  **split** when two or more of its overlaps are not slivers; **partly
-  outside** when one overlap is not a sliver and the part outside the other
-  layer is not either; **outside** when none of its overlaps is more than a
-  sliver.
+  **whole units** (the other layer's units only) when two or more of its
+  overlaps are not slivers and each of those is a grid that nests in it (a
+  precinct made of whole grids: aligned, only larger); **split** when two or
+  more of its overlaps are not slivers otherwise (a grid divided between two
+  precincts is split even when both lie inside it: its work is divided); **partly outside** when one overlap is
+  not a sliver and the part outside the other layer is not either;
+  **outside** when none of its overlaps is more than a sliver.
 - **Households and population in an overlap** come from the addresses, not
   from areas: each address is assigned to both layers with
   :func:`gridgeo.assign` (the rule there: a point on a shared edge goes to
@@ -83,7 +86,7 @@ PAIR_COLUMNS = ("code", "other", "area_m2", "share_of_grid", "share_of_other", "
 #: The columns of :func:`nesting`'s table, in order.
 UNIT_COLUMNS = ("layer", "unit", "area_m2", "main", "main_share", "parts", "outside_m2", "status",
                 "households", "geometry")
-STATUSES = ("nests", "split", "partly outside", "outside")
+STATUSES = ("nests", "whole units", "split", "partly outside", "outside")
 
 _COUNTS = ("households", "population")
 
@@ -496,7 +499,8 @@ def nesting(grids, other, *, level="grid2", other_id=None, addresses=None, index
         ``area_m2``, ``main`` (the unit of the other layer holding most of it;
         missing when none does), ``main_share``, ``parts`` (overlaps that are
         not slivers), ``outside_m2`` (its area outside the other layer),
-        ``status`` (``nests``, ``split``, ``partly outside``, ``outside``),
+        ``status`` (``nests``, ``whole units``, ``split``, ``partly outside``,
+        ``outside``),
         ``households`` (in the unit, from the addresses; 0 without them),
         geometry (the unit).
 
@@ -547,8 +551,23 @@ def _units(layers: _Layers, table, options):
             "main_share": main_share, "parts": parts, "outside_m2": outside, "status": status,
             "households": households.round().astype(np.int64), "geometry": np.asarray(geoms, dtype=object)}))
     units = pd.concat(frames, ignore_index=True)
+    _whole_units(units, table)
     units["main"] = units["main"].astype("str")
     return gpd.GeoDataFrame(units, geometry="geometry", crs=gcrs.STORAGE_CRS)
+
+
+def _whole_units(units, table):
+    """Mark as ``whole units`` the split units of the other layer whose every
+    real overlap is a grid nesting in them (changes `units` in place)."""
+    real = table[~table["sliver"]]
+    for layer, mine, theirs in (("other", "other", "code"),):
+        partner_layer = "other" if layer == "grids" else "grids"
+        partners = units[units["layer"] == partner_layer].set_index("unit")
+        nests_in = partners["main"].where(partners["status"] == "nests")
+        ok = (nests_in.reindex(real[theirs].to_numpy()).to_numpy(dtype=object) == real[mine].to_numpy(dtype=object))
+        whole = pd.Series(ok, index=real[mine].to_numpy()).groupby(level=0).all()
+        split = (units["layer"] == layer) & (units["status"] == "split")
+        units.loc[split & units["unit"].map(whole).fillna(False).astype(bool), "status"] = "whole units"
 
 
 def _outside_is_sliver(mine, theirs, positions, options):
@@ -766,7 +785,7 @@ def _split_rows(table, units, level):
 
 def _not_nested_rows(table, units, level):
     rows = []
-    others = units[(units["layer"] == "other") & (units["status"] != "nests")]
+    others = units[(units["layer"] == "other") & ~units["status"].isin(["nests", "whole units"])]
     real = table[~table["sliver"]]
     for o in others.itertuples():
         mine = real[(real["other"] == o.unit) & (real["share_of_grid"] < 1 - 1e-9)]

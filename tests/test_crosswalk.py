@@ -410,3 +410,28 @@ def test_cli_writes_csv_with_the_report_beside_it(tmp_path, table):
     report = pd.read_csv(tmp_path / "对照_misalignment.csv")
     assert list(report.columns)[:3] == ["kind", "severity", "code"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["precincts.geojson", "对照.csv", "对照_misalignment.csv"]
+
+
+def test_a_precinct_of_whole_grids_is_told_apart_from_a_split_one(sample, precincts):
+    # the sample's precincts all cut some grid; one more is made of the first three grids whole
+    three = sample.level("grid2").iloc[:3]
+    whole = gpd.GeoDataFrame({"precinct_id": ["P-WHOLE"]}, geometry=[shapely.union_all(three.geometry.array)],
+                             crs=4490)
+    precincts = pd.concat([precincts[~precincts.intersects(whole.geometry.iloc[0])], whole], ignore_index=True)
+    table = gridgeo.crosswalk(sample.grids, precincts, other_id="precinct_id")
+    units = gridgeo.crosswalk.nesting(sample.grids, precincts, other_id="precinct_id")
+    grids = units[units["layer"] == "grids"].set_index("unit")
+    other = units[units["layer"] == "other"].set_index("unit")
+    real = table[~table["sliver"]]
+    for unit, status in other["status"].items():
+        mine = real[real["other"] == unit]
+        nested = [grids.at[c, "status"] == "nests" and grids.at[c, "main"] == unit for c in mine["code"]]
+        if status == "whole units":
+            assert len(mine) >= 2 and all(nested)
+        elif status == "split":
+            assert len(mine) >= 2 and not all(nested)
+    assert other.at["P-WHOLE", "status"] == "whole units" and (other["status"] == "split").any()
+    # the report asks only about precincts that cut across grids
+    report = gridgeo.crosswalk.misalignment(sample.grids, precincts, other_id="precinct_id")
+    asked = set(report.loc[report["kind"] == "not_nested", "other"])
+    assert asked == set(other.index[~other["status"].isin(["nests", "whole units"])])
