@@ -246,6 +246,50 @@ def test_search_by_pinyin_and_by_several_words(server, open_page):
     assert page.inner_text("#unit-name") == "许园村第3网格"
 
 
+def test_a_slow_answer_shows_progress_and_a_failed_one_a_message_that_stays(server, open_page):
+    slow = """(() => { const f = window.fetch; window.fetch = async (u, o) => {
+        if (String(u).includes('/breaks')) await new Promise((r) => setTimeout(r, 2500)); return f(u, o); }; })()"""
+    page, watch = open_page(server.url + "/map", before=lambda p: p.add_init_script(slow))
+    settle(page)
+    assert page.locator("#progress").is_hidden()
+    page.select_option("#choropleth-field", "households")
+    page.wait_for_selector("#progress", state="visible", timeout=2_000)  # shown after 300 ms of waiting
+    assert page.inner_text("#progress") == "加载中…"
+    screenshot(page, "map-progress.png")
+    settle(page)
+    page.wait_for_selector("#progress", state="hidden", timeout=5_000)
+
+    # the service out of reach: a message naming what failed (not a path), until it is closed
+    page.context.set_offline(True)
+    page.click("#coverage-choice button[data-minutes='15']")
+    page.wait_for_selector("#message", state="visible", timeout=30_000)
+    text = page.inner_text("#message-text")
+    assert "生活圈覆盖" in text and "连不上服务" in text and "/coverage" not in text, text
+    page.wait_for_timeout(3_000)  # longer than a toast stays
+    assert page.locator("#message").is_visible()
+    screenshot(page, "map-service-unreachable.png")
+    page.click("#message-close")
+    assert page.locator("#message").is_hidden()
+    page.context.set_offline(False)
+    watch.errors[:] = [e for e in watch.errors if "ERR_INTERNET_DISCONNECTED" not in e]  # the refused requests
+
+
+def test_a_stale_link_opens_the_nearest_view_and_says_what_it_could_not_open(server, open_page, units):
+    grid = units[units["level"] == "grid2"].index[0]
+    gone = grid[:-2] + "99"  # a level-2 grid its level-1 grid does not have (redrawn since the link was made)
+    page, watch = open_page(server.url + f"/map#unit={gone}&field=no_such_figure&cat=no_such_category")
+    settle(page)
+    page.wait_for_function(f"document.body.dataset.unit === '{grid[:-2]}'")
+    assert page.inner_text("#unit-name") == units.loc[grid[:-2], "name"]
+    text = page.inner_text("#message-text")
+    assert page.locator("#message").get_attribute("data-kind") == "warning"
+    assert gone in text and units.loc[grid[:-2], "name"] in text, text
+    assert page.evaluate("onemap.state.field") == "" and page.evaluate("onemap.state.category") == ""
+    assert "field=" not in page.url and "cat=" not in page.url
+    screenshot(page, "map-stale-link.png")
+    watch.errors[:] = [e for e in watch.errors if "status of 404" not in e]  # the unit asked for, and refused
+
+
 # --- layers and the choropleth ----------------------------------------------------------
 
 
