@@ -131,6 +131,11 @@ def test_page_loads_from_the_service_alone_and_draws_the_town(server, open_page,
     kpis = dict(zip(page.locator("#kpis dt").all_inner_texts(), page.locator("#kpis dd").all_inner_texts()))
     assert kpis["户数"] == f"{int(sample.addresses['households'].sum()):,}"
     assert kpis["服务站点"] == f"{len(sample.stations):,}"
+    counts = sample.grids["level"].value_counts()
+    parts = page.locator("#kpis [data-kpi='grids'] .part")
+    assert {parts.nth(k).get_attribute("data-level"): parts.nth(k).inner_text().replace("\n", "")
+            for k in range(parts.count())} == {lv: f"{label}{counts[lv]:,}" for lv, label in
+                                               (("grid1", "一级"), ("grid2", "二级"), ("grid3", "三级"))}
     # the town's boundary is drawn along all of its visible length
     pixels = map_pixels(page, "map-overview-canvas.png")
     box, zoom = view_box(page)

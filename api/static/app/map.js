@@ -250,7 +250,11 @@ function relabel(ctx) {
 
 function kpis(ctx) {
   const f = ctx.config.root.figures;
-  const grids = ctx.levels.filter((lv) => lv.name.startsWith('grid')).map((lv) => lv.count).join(' / ');
+  // each grid level's count under its own name (一级 31 · 二级 128 · 三级 90), thousands separated
+  const gridLevels = ctx.levels.filter((lv) => lv.name.startsWith('grid'));
+  const short = (lv) => ctx.levelLabel(lv.name).replace(/网格$/, '').replace(/\s*grids?$/i, '');
+  const grids = gridLevels.map((lv) => `<span class="part" data-level="${lv.name}"><small>${short(lv)}</small>` +
+    `${number(lv.count)}</span>`).join('');
   const items = [
     ['population', number(f.population)], ['households', number(f.households)], ['grids', grids],
     ['stations', number(f.stations)], ['events', number(f.events)], ['share15', number(f.share_15min, 'pct')],
