@@ -295,6 +295,26 @@ def test_a_stale_link_opens_the_nearest_view_and_says_what_it_could_not_open(ser
     watch.errors[:] = [e for e in watch.errors if "status of 404" not in e]  # the unit asked for, and refused
 
 
+def test_on_a_laptop_the_top_bar_neither_wraps_nor_overflows(server, open_page):
+    page, _ = open_page(server.url + "/map", viewport={"width": 1366, "height": 768})
+    settle(page)
+    fits = page.evaluate("""(() => {
+        const line = (el) => parseFloat(getComputedStyle(el).lineHeight) || 1.35 * parseFloat(getComputedStyle(el).fontSize);
+        const single = (el) => {
+            const cs = getComputedStyle(el);
+            const inner = el.getBoundingClientRect().height - ['paddingTop', 'paddingBottom', 'borderTopWidth',
+                'borderBottomWidth'].reduce((sum, k) => sum + parseFloat(cs[k]), 0);
+            return inner < 1.7 * line(el);
+        };
+        const cards = [...document.querySelectorAll('#kpis dd, #kpis dt, #share, #language')];
+        const top = document.getElementById('top');
+        return {cards: cards.filter((el) => !single(el) || el.scrollWidth > el.clientWidth + 1).map((el) => el.outerHTML),
+                top: top.scrollWidth <= top.clientWidth};
+    })()""")
+    assert fits == {"cards": [], "top": True}, fits
+    screenshot(page, "map-laptop.png")
+
+
 # --- layers and the choropleth ----------------------------------------------------------
 
 

@@ -35,6 +35,7 @@ pytestmark = pytest.mark.browser
 VILLAGE = "350582106201"            # 前垵村: four level-2 grids
 PUBLISHED_VILLAGE = "350582106203"  # the village the publish test changes
 KEY = "gridgeo.key"
+LAPTOP = {"width": 1366, "height": 768}
 
 
 # --- the service and the pages ---------------------------------------------------------------
@@ -91,8 +92,8 @@ def open_bench(chromium, bench):
     """``open_bench(key, plan=None, lang="zh") -> (page, watch)``: the workbench with a planner's key."""
     opened = []
 
-    def _open(key: str, *, plan: int | None = None, lang: str = "zh"):
-        context = chromium.new_context(viewport=WALL, locale="zh-CN", service_workers="block", accept_downloads=True)
+    def _open(key: str, *, plan: int | None = None, lang: str = "zh", viewport: dict = WALL):
+        context = chromium.new_context(viewport=viewport, locale="zh-CN", service_workers="block", accept_downloads=True)
         page = context.new_page()
         watch = BenchWatch()
         watch.attach(page)
@@ -283,6 +284,18 @@ def test_unsaved_edits_survive_a_reload_and_are_asked_about_before_another_plan_
     page.wait_for_function(f"workbench.state.plan.id === {other}", timeout=60_000)
     saved = httpx.get(f"{bench.url}/plans/{first}", headers={"X-API-Key": bench.keys["li"]}, timeout=60).json()
     assert saved["assignment"][block] == target and saved["revision"] > 0
+
+
+def test_save_and_submit_stay_in_sight_on_a_laptop(open_bench, bench):
+    plan = create_plan(bench, bench.keys["li"], parent="350582106001")  # 塘内社区: more grids than the window holds
+    page, _ = open_bench(bench.keys["li"], plan=plan, viewport=LAPTOP)
+    for button in ("#save", "#submit"):
+        box = page.locator(button).bounding_box()
+        assert page.locator(button).is_visible() and box["y"] >= 0 and box["y"] + box["height"] <= LAPTOP["height"], box
+        assert box["x"] >= 0 and box["x"] + box["width"] <= LAPTOP["width"], box
+    # and nothing in the top bar spills over its edge
+    assert page.evaluate("(() => { const top = document.getElementById('top'); return top.scrollWidth <= top.clientWidth; })()")
+    screenshot(page, "workbench-laptop.png")
 
 
 def test_open_a_village_and_paint_a_block_into_its_neighbour(open_bench, bench, reference, adjacency):

@@ -12,7 +12,7 @@ export const STRINGS = {
     stations: '服务站点',
     events: '网格事件',
     share15: '15分钟覆盖',
-    search: '搜索名称、拼音或编码',
+    search: '名称、拼音或编码',
     nothing_found: '未找到匹配的单元',
     share_link: '分享视图',
     link_copied: '链接已复制',

@@ -14,7 +14,7 @@ const WORDS = {
     key_placeholder: 'gg_…',
     use_key: '使用',
     key_refused: '密钥无效或不是规划员角色：{detail}',
-    search: '搜索村社：名称、拼音或编码',
+    search: '村社名称、拼音或编码',
     new_plan: '新建方案',
     choose_hint: '在地图上点击村社，或搜索。',
     chosen: '已选：{name}（{code}）',
