@@ -19,23 +19,31 @@ plan) has no code at that level and none below it.
 
 How the index answers fast
 --------------------------
-The grids' extent is cut into square cells of about ``cell_m`` metres (laid
-out in longitude/latitude, the storage coordinates). A cell that no unit
-boundary touches lies wholly inside one unit (or none) at every level: the
-index stores that answer, and every point falling in the cell gets it from
-one array lookup. The lines through the one or two boundary segments that
-touch most other cells cut them into at most four pieces that no boundary
-crosses: the index stores each piece's answer, and a point gets the answer
-of its piece when Shewchuk's filtered orientation test is certain of its
+The grids' extent is cut into square cells (laid out in longitude/latitude,
+the storage coordinates) whose size adapts to the grids: by default about
+sixteen cells per distinct boundary segment over the extent, so the index
+grows with the grids' vertices, not with their extent (tens of metres for a
+city of small grids, hundreds for a province of counties; ``cell_m``
+overrides it). A cell that no unit boundary touches lies wholly inside one
+unit (or none) at every level: the index stores that answer, and every
+point falling in the cell gets it from one array lookup. A cell that more
+than two distinct boundary segments touch is cut into quarters, and those
+again (a quadtree, at most twice), so the index is fine only where the
+boundaries are busy. A quarter that no boundary touches gets one stored
+answer. The lines through the one or two boundary segments that touch
+most other cells and quarters cut them into at most four pieces that no
+boundary crosses: the index stores each piece's answer, and a point gets the
+answer of its piece when Shewchuk's filtered orientation test is certain of its
 side of each line (its sign is then exactly the one of GEOS's robust
 predicates). The other points, near junctions or on a boundary, are tested
 exactly with GEOS prepared point-in-polygon tests against the few units
 whose boundary touches their cell. When a level is exactly tiled by the one below it
 (checked on the boundary segments), only the lower level is tested.
 
-Cells are widened by a millionth of their size when boundaries are
-rasterised, so floating-point rounding can never put a point in a cell that
-is wrongly taken for whole.
+Cells and quarters are widened by a millionth of their size when
+boundaries are rasterised, so floating-point rounding can never put a point
+in a cell that is wrongly taken for whole; a point finds its quarter from
+its cell coordinates scaled by powers of two, which is exact.
 
 Notes
 -----
@@ -67,8 +75,12 @@ __all__ = ["assign", "AssignIndex", "STATUSES", "DEFAULT_CELL_M"]
 STATUSES = ("inside", "boundary", "snapped", "outside", "invalid")
 _INSIDE, _BOUNDARY, _SNAPPED, _OUTSIDE, _INVALID = range(5)
 
-#: Default side of an index cell, in metres.
-DEFAULT_CELL_M = 20.0
+#: Default side of an index cell: None, adapted to the grids (see :class:`AssignIndex`).
+DEFAULT_CELL_M = None
+# The adapted cell: about this many cells per distinct boundary segment over
+# the extent, and segments crossing at most about this many cells each.
+_CELLS_PER_SEGMENT = 16.0
+_CROSSINGS_PER_SEGMENT = 4.0
 
 ON_BOUNDARY_RULES = ("smallest-code",)
 
@@ -87,8 +99,10 @@ _CCW_ERRBOUND = (3.0 + 16.0 * 2.0**-53) * 2.0**-53
 _SAMPLES = sorted(((u, v) for u in (0.01, 0.25, 0.5, 0.75, 0.99) for v in (0.01, 0.25, 0.5, 0.75, 0.99)),
                   key=lambda f: (abs(f[0] - 0.5) + abs(f[1] - 0.5), f))
 
-# Cells cut by at most this many distinct segments are answered piece by piece.
+# Cells cut by at most this many distinct segments are answered piece by piece;
+# busier ones are cut into quarters, at most _DEPTH times.
 _FEW_SEGMENTS = 2
+_DEPTH = 2
 
 _NONE = -1  # no unit
 _MULTI = -2  # in the interior of several units (overlapping units of one level)
@@ -371,9 +385,13 @@ class AssignIndex:
         Units of one or more levels (``code``, ``name``, ``level``,
         ``parent``, polygons), in any CRS :func:`gridgeo.crs.to_storage`
         knows; checked with :func:`gridgeo.schema.check`.
-    cell_m : float, default 20
-        Side of the index cells in metres. Smaller cells send fewer points to
-        the exact test and take more memory.
+    cell_m : float, optional
+        Side of the index cells in metres. By default it adapts to the
+        grids: about 16 cells per distinct boundary segment over the extent
+        (and never so small that segments cross more than about 4 cells each
+        on average), so the index's size follows the number of vertices, not
+        the extent. Smaller cells send fewer points to the exact test and
+        take more memory.
     scheme : CodeScheme
         The levels and code widths.
     name : str, default "grids"
@@ -419,18 +437,23 @@ class AssignIndex:
 
     def __init__(self, grids, *, cell_m=DEFAULT_CELL_M, scheme: CodeScheme = DEFAULT_SCHEME,
                  name="grids"):
-        cell_m = float(cell_m)
-        if not (np.isfinite(cell_m) and cell_m > 0):
-            raise ValueError(f"cell_m should be a positive number of metres, got {cell_m!r}")
+        if cell_m is not None:
+            cell_m = float(cell_m)
+            if not (np.isfinite(cell_m) and cell_m > 0):
+                raise ValueError(f"cell_m should be a positive number of metres (or None to adapt it "
+                                 f"to the grids), got {cell_m!r}")
         grids = gcrs.to_storage(check(grids, "grids", scheme=scheme, name=name), name=name)
         if not len(grids):
             raise ValueError(f"{name} holds no units: nothing to assign to")
-        self.cell_m = cell_m
         self.scheme = scheme
         self.levels = tuple(level_names(grids, scheme))
         self._units(grids, scheme)
-        self._raster = _Raster.over(grids.total_bounds, cell_m)
-        self._rasterise()
+        segments = _unique_segments(self._geoms)
+        bounds = grids.total_bounds
+        scale = _metres_per_degree(bounds)
+        self.cell_m = _adapted_cell_m(segments[0], bounds, scale) if cell_m is None else cell_m
+        self._raster = _Raster.over(bounds, self.cell_m, scale)
+        self._rasterise(*segments)
         self.token = self._fingerprint()
         self._metric_cache = None
 
@@ -466,11 +489,11 @@ class AssignIndex:
             self._ancestor[i, :n][here] = current[here] - self._start[i]
             current = np.where(here, self._parent[np.maximum(current, 0)], current)
 
-    def _rasterise(self):
+    def _rasterise(self, segments, seg_of, unit_of):
         """Label every cell: a unit (or none) when one answer holds for all of
-        it, else the candidates an exact test must choose among."""
+        it, else the candidates an exact test must choose among. The
+        segments are those of :func:`_unique_segments`."""
         raster = self._raster
-        segments, seg_of, unit_of = _unique_segments(self._geoms)
         n = len(self._geoms)
         owned, multiplicity = np.unique(seg_of * n + unit_of, return_counts=True)
         owner_start = np.searchsorted(owned // n, np.arange(len(segments) + 1))
@@ -501,7 +524,7 @@ class AssignIndex:
             cells = np.flatnonzero(mixed & (cell_unit >= 0))
             entries.append((cells, cell_unit[cells], True))
         self._candidates(entries, mixed)
-        self._few_segment_cells(seg_cell, seg, segments)
+        self._refine(seg_cell, seg, segments)
 
     def _level_units(self):
         return [np.arange(self._start[i], self._start[i + 1]) for i in range(len(self.levels))]
@@ -561,46 +584,116 @@ class AssignIndex:
         self._cand_unit = units.astype(_small_int(n))
         self._cand_certain = certain
 
-    def _few_segment_cells(self, seg_cell, seg, segments):
-        """Answer each piece of the mixed cells that one or two boundary
-        segments alone touch (a segment shared by several units counts once).
+    def _refine(self, seg_cell, seg, segments):
+        """The quadtree of the mixed cells, and the answer of each piece of
+        its leaves that one or two boundary segments alone cut.
 
-        The lines through those segments cut such a cell into at most four
-        convex pieces, told apart by the side of each line a point is on. No
-        boundary runs inside a piece (it lies on the lines), so each piece
-        lies wholly inside the same units: one exact answer per piece, found
-        here from a sample point, holds for every point whose sides are
-        certain.
+        A mixed cell that more than `_FEW_SEGMENTS` distinct segments touch
+        is cut into four quarters, and each quarter that more than that
+        touch again, down to `_DEPTH` times: the index is fine only where the
+        boundaries are busy (vertices, junctions), coarse elsewhere. A
+        quarter touched by no segment lies wholly inside the same units: one
+        exact answer holds for all of it. The lines through the one or two
+        segments touching a leaf cut it into at most four convex pieces,
+        told apart by the side of each line a point is on; no boundary runs
+        inside a piece (it lies on the lines), so each piece lies wholly
+        inside the same units: one exact answer per piece, found here from a
+        sample point, holds for every point whose sides are certain. Leaves
+        still busier than that (junctions of three or more segments) are
+        tested exactly. A segment shared by several units counts once.
         """
-        cells, first, count = np.unique(seg_cell, return_index=True, return_counts=True)
-        few = count <= _FEW_SEGMENTS
-        cells, first, count = cells[few], first[few], count[few]
-        lines = np.full((len(cells), _FEW_SEGMENTS), -1, dtype=np.int64)
+        raster = self._raster
+        ends = (*raster.cell_space(segments[:, 0], segments[:, 1]),
+                *raster.cell_space(segments[:, 2], segments[:, 3]))
+        # the tree, level by level: pairs (node, segment) sorted by node
+        nodes = self._mixed.count
+        node, line = self._mixed.rank(seg_cell), seg
+        cells = np.flatnonzero(_Rank.flags(self._mixed))
+        fine = [(cells % raster.nx, cells // raster.nx)]  # cell coordinates of each node at its depth
+        depth_start = [0, nodes]
+        child = [np.full(nodes, -1, dtype=np.int64)]
+        pairs = [(node, line)]
+        for depth in range(1, _DEPTH + 1):
+            count = np.bincount(node - depth_start[-2], minlength=depth_start[-1] - depth_start[-2])
+            busy = np.flatnonzero(count > _FEW_SEGMENTS)
+            if not busy.size:
+                break
+            first = depth_start[-1]
+            child[-1][busy] = first + 4 * np.arange(len(busy))
+            fu, fv = fine[-1]
+            quarter = np.arange(4)
+            fine.append(((2 * fu[busy][:, None] + quarter % 2).ravel(), (2 * fv[busy][:, None] + quarter // 2).ravel()))
+            # the pairs of the busy nodes, each tried against the four quarters
+            splits = np.full(depth_start[-1] - depth_start[-2], -1, dtype=np.int64)
+            splits[busy] = np.arange(len(busy))
+            parent = splits[node - depth_start[-2]]
+            keep = parent >= 0
+            parent, line = parent[keep], line[keep]
+            sub = np.repeat(parent * 4, 4) + np.tile(quarter, len(parent))
+            line = np.repeat(line, 4)
+            touched = _touches(*(e[line] * 2.0**depth for e in ends), fine[-1][0][sub], fine[-1][1][sub])
+            order = np.argsort(sub[touched], kind="stable")
+            node, line = first + sub[touched][order], line[touched][order]
+            pairs.append((node, line))
+            depth_start.append(first + 4 * len(busy))
+            child.append(np.full(4 * len(busy), -1, dtype=np.int64))
+        self._depth = len(depth_start) - 2
+        total = depth_start[-1]
+        self._child = np.concatenate(child).astype(_small_int(total))
+        node = np.concatenate([n for n, _ in pairs])
+        line = np.concatenate([ln for _, ln in pairs])
+        depth = np.repeat(np.arange(len(depth_start) - 1), np.diff(depth_start))
+        fu = np.concatenate([f[0] for f in fine])
+        fv = np.concatenate([f[1] for f in fine])
+        # the base cell's slot of every node (its candidates)
+        parent = np.arange(total)
+        inner = np.flatnonzero(self._child >= 0)
+        parent[self._child[inner].astype(np.int64)[:, None] + np.arange(4)] = inner[:, None]
+        slot = np.arange(total)
+        for _ in range(self._depth):
+            slot = parent[slot]
+        count = np.bincount(node, minlength=total)
+        first = np.searchsorted(node, np.arange(total))  # pairs are sorted by node
+        leaf = (self._child < 0) & (count <= _FEW_SEGMENTS)
+        lines = np.full((total, _FEW_SEGMENTS), -1, dtype=np.int64)
         for j in range(_FEW_SEGMENTS):
-            lines[count > j, j] = seg[first[count > j] + j]
-        sample = np.full((len(cells), 2**_FEW_SEGMENTS), -1)  # which sample stands for each piece
+            has = leaf & (count > j)
+            lines[has, j] = line[first[has] + j]
+        answer = np.full((total, 2**_FEW_SEGMENTS), _MIXED, dtype=np.int64)  # _MIXED: tested exactly
+
+        def at(rows, f_u, f_v):
+            return raster.points_in_fine(fu[rows], fv[rows], depth[rows], f_u, f_v)
+
+        # quarters no segment touches: one answer for all of it
+        whole = np.flatnonzero(leaf & (count == 0) & (depth > 0))
+        deepest, tie = self._exact(*at(whole, 0.5, 0.5), slot[whole])
+        answer[whole, 0] = np.where(tie, _MIXED, deepest)
+        # leaves cut by one or two lines: one answer per piece
+        cut = np.flatnonzero(leaf & (count > 0))
+        sample = np.full((len(cut), 2**_FEW_SEGMENTS), -1)  # which sample stands for each piece
+        pieces = 2 ** (lines[cut] >= 0).sum(axis=1)  # done when every piece has a sample
+        todo = np.arange(len(cut))
         for k, (f_u, f_v) in enumerate(_SAMPLES):
-            piece = _piece(segments.T, lines, *self._raster.points_in(cells, f_u, f_v))
+            piece = _piece(segments.T, lines[cut[todo]], *at(cut[todo], f_u, f_v))
             fresh = np.flatnonzero(piece >= 0)
-            fresh = fresh[sample[fresh, piece[fresh]] < 0]
-            sample[fresh, piece[fresh]] = k
-        slot = self._mixed.rank(cells)
-        answer = np.full(sample.shape, _MIXED, dtype=np.int64)  # _MIXED: tested exactly
+            rows, piece = todo[fresh], piece[fresh]
+            new = sample[rows, piece] < 0
+            sample[rows[new], piece[new]] = k
+            todo = todo[(sample[todo] >= 0).sum(axis=1) < pieces[todo]]
+            if not todo.size:
+                break
         for piece in range(sample.shape[1]):
             rows = np.flatnonzero(sample[:, piece] >= 0)
             f_u, f_v = np.asarray(_SAMPLES)[sample[rows, piece]].T
-            deepest, tie = self._exact(*self._raster.points_in(cells[rows], f_u, f_v), slot[rows])
+            deepest, tie = self._exact(*at(cut[rows], f_u, f_v), slot[cut[rows]])
             # a tie off every boundary means overlapping units: left to the exact test
-            answer[rows, piece] = np.where(tie, _MIXED, deepest)
-        keep = (answer != _MIXED).any(axis=1)
-        kept = lines[keep]
-        used = np.unique(kept[kept >= 0])
-        self._segments = np.ascontiguousarray(segments[used].T)  # ax, ay, bx, by of answered cells
-        self._fast_lines = np.full((self._mixed.count, _FEW_SEGMENTS), -1, dtype=_small_int(len(used)))
-        self._fast_lines[slot[keep]] = np.where(kept >= 0, np.searchsorted(used, kept), -1)
-        self._fast_answer = np.full((self._mixed.count, sample.shape[1]), _MIXED,
-                                    dtype=_small_int(len(self._geoms), negative=_MIXED))
-        self._fast_answer[slot[keep]] = answer[keep]
+            answer[cut[rows], piece] = np.where(tie, _MIXED, deepest)
+        useful = (answer != _MIXED).any(axis=1)
+        lines[~useful] = -1
+        used = np.unique(lines[lines >= 0])
+        self._segments = np.ascontiguousarray(segments[used].T)  # ax, ay, bx, by of answered leaves
+        self._fast_lines = np.where(lines >= 0, np.searchsorted(used, lines), -1).astype(_small_int(len(used)))
+        self._fast_answer = answer.astype(_small_int(len(self._geoms), negative=_MIXED))
 
     def _fingerprint(self) -> str:
         digest = hashlib.sha1(repr((self.levels, self.cell_m)).encode())
@@ -626,15 +719,35 @@ class AssignIndex:
         """The rule for points in mixed cells: by the piece of the cell they
         are certainly in when one or two segments cut it, else by exact tests."""
         slot = self._mixed.rank(cell)
+        node = self._leaf(x, y, slot)
         deepest = np.full(len(x), _MIXED, dtype=np.int64)
         tie = np.zeros(len(x), dtype=bool)
-        fast = np.flatnonzero(self._fast_lines[slot, 0] >= 0)
-        piece = _piece(self._segments, self._fast_lines[slot[fast]], x[fast], y[fast])
+        fast = np.flatnonzero(self._fast_lines[node, 0] >= 0)
+        piece = _piece(self._segments, self._fast_lines[node[fast]], x[fast], y[fast])
         known = piece >= 0
-        deepest[fast[known]] = self._fast_answer[slot[fast[known]], piece[known]]
+        deepest[fast[known]] = self._fast_answer[node[fast[known]], piece[known]]
+        whole = np.flatnonzero(self._fast_lines[node, 0] < 0)  # quarters no segment touches
+        deepest[whole] = self._fast_answer[node[whole], 0]
         rest = np.flatnonzero(deepest == _MIXED)
         deepest[rest], tie[rest] = self._exact(x[rest], y[rest], slot[rest])
         return deepest, tie
+
+    def _leaf(self, x, y, slot):
+        """The quadtree leaf holding each point of the mixed cells `slot`:
+        its quarter at each depth, from the same cell coordinates (scaled by
+        powers of two, which is exact) that placed it in its cell."""
+        node = slot.astype(np.int64)
+        if not self._depth:
+            return node
+        u, v = self._raster.cell_space(x, y)
+        for depth in range(1, self._depth + 1):
+            down = np.flatnonzero(self._child[node] >= 0)
+            if not down.size:
+                break
+            scale = 2.0**depth
+            quarter = (np.floor(u[down] * scale).astype(np.int64) & 1) + 2 * (np.floor(v[down] * scale).astype(np.int64) & 1)
+            node[down] = self._child[node[down]] + quarter
+        return node
 
     def _exact(self, x, y, slot):
         """The rule, applied with exact tests against the candidates of each
@@ -713,7 +826,7 @@ class AssignIndex:
     @property
     def nbytes(self) -> int:
         arrays = (self._cell, self._mixed.words, self._mixed.before, self._cand_start, self._cand_unit,
-                  self._cand_certain, self._fast_lines, self._fast_answer, self._segments,
+                  self._cand_certain, self._child, self._fast_lines, self._fast_answer, self._segments,
                   self._level, self._parent, self._ancestor, self._start)
         coordinates = int(shapely.get_num_coordinates(self._geoms).sum()) * 16
         attributes = self.grids.drop(columns=self.grids.geometry.name).memory_usage(deep=True).sum()
@@ -754,6 +867,11 @@ class _Rank:
         self.before = (np.cumsum(counts) - counts).astype(np.int32 if counts.sum() < 2**31 else np.int64)
         self.count = int(counts.sum())
 
+    @staticmethod
+    def flags(rank):
+        """Which cells are mixed, as booleans (padded to a multiple of 64)."""
+        return np.unpackbits(rank.words.view(np.uint8), bitorder="little").astype(bool)
+
     def rank(self, cells):
         word = cells >> 6
         below = (np.uint64(1) << (cells & 63).astype(np.uint64)) - np.uint64(1)
@@ -784,15 +902,10 @@ class _Raster:
         self.bounds = bounds
 
     @classmethod
-    def over(cls, bounds, cell_m):
+    def over(cls, bounds, cell_m, scale=None):
         minx, miny, maxx, maxy = (float(b) for b in bounds)
-        metric = gcrs.metric_crs((minx, miny, maxx, maxy))
-        to_metric = pyproj.Transformer.from_crs(gcrs.STORAGE_CRS, metric, always_xy=True)
-        cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
-        step = 1e-3
-        mx, my = to_metric.transform([cx, cx + step, cx], [cy, cy, cy + step])
-        dx = cell_m * step / np.hypot(mx[1] - mx[0], my[1] - my[0])
-        dy = cell_m * step / np.hypot(mx[2] - mx[0], my[2] - my[0])
+        metre_x, metre_y = _metres_per_degree(bounds) if scale is None else scale
+        dx, dy = cell_m / metre_x, cell_m / metre_y
         # two cells of margin all round: the border cells touch no unit
         nx = int(np.ceil((maxx - minx) / dx)) + 5
         ny = int(np.ceil((maxy - miny) / dy)) + 5
@@ -809,10 +922,49 @@ class _Raster:
         v = np.clip(v, 0, self.ny - 1, out=v).astype(np.int64)
         return v * self.nx + u
 
+    def points_in_fine(self, fu, fv, depth, f_u=0.5, f_v=0.5):
+        """Lon/lat of the points at fractions across the cells (fu, fv) of a
+        raster 2**depth times finer."""
+        scale = 2.0**depth
+        return self.x0 + (fu + f_u) / scale / self.kx, self.y0 + (fv + f_v) / scale / self.ky
+
     def points_in(self, cells, f_u=0.5, f_v=0.5):
         """Lon/lat of the points at fractions (f_u, f_v) across flat cells."""
         u, v = cells % self.nx + f_u, cells // self.nx + f_v
         return self.x0 + u / self.kx, self.y0 + v / self.ky
+
+
+def _metres_per_degree(bounds):
+    """Metres per degree of longitude and of latitude at the centre of
+    `bounds`, in :func:`gridgeo.crs.metric_crs` of them."""
+    minx, miny, maxx, maxy = (float(b) for b in bounds)
+    metric = gcrs.metric_crs((minx, miny, maxx, maxy))
+    to_metric = pyproj.Transformer.from_crs(gcrs.STORAGE_CRS, metric, always_xy=True)
+    cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
+    step = 1e-3
+    mx, my = to_metric.transform([cx, cx + step, cx], [cy, cy, cy + step])
+    return np.hypot(mx[1] - mx[0], my[1] - my[0]) / step, np.hypot(mx[2] - mx[0], my[2] - my[0]) / step
+
+
+def _adapted_cell_m(segments, bounds, scale):
+    """The side of the cells, in metres, adapted to the grids: the larger of
+
+    - the side giving `_CELLS_PER_SEGMENT` cells per distinct boundary
+      segment over the extent (the raster's size), and
+    - the side at which the segments cross about `_CROSSINGS_PER_SEGMENT`
+      cells each on average (the boundary cells' number).
+
+    Both bound the index by the number of boundary segments, whatever the
+    extent: a city of small grids gets cells of tens of metres, a province
+    of counties cells of hundreds.
+    """
+    minx, miny, maxx, maxy = (float(b) for b in bounds)
+    metre_x, metre_y = scale
+    n = max(len(segments), 1)
+    area = max((maxx - minx) * metre_x, 1e-9) * max((maxy - miny) * metre_y, 1e-9)
+    length = np.hypot((segments[:, 2] - segments[:, 0]) * metre_x, (segments[:, 3] - segments[:, 1]) * metre_y).sum()
+    side = max(np.sqrt(area / (_CELLS_PER_SEGMENT * n)), length / (_CROSSINGS_PER_SEGMENT * n))
+    return float(f"{side:.3g}")  # a round figure, as a person would choose
 
 
 def _unique_segments(geoms):
@@ -835,8 +987,16 @@ def _unique_segments(geoms):
     flip = (a[:, 0] > b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] > b[:, 1]))
     rows = np.where(flip[:, None], np.c_[b, a], np.c_[a, b])
     keep = (rows[:, 0] != rows[:, 2]) | (rows[:, 1] != rows[:, 3])
-    segments, which = np.unique(rows[keep], axis=0, return_inverse=True)
-    return segments, which.ravel(), unit[keep]
+    rows = rows[keep] + 0.0  # -0.0 becomes 0.0: equal coordinates, equal bits
+    # distinct rows by their bit patterns (a sort of four integer keys: many
+    # times faster than np.unique(axis=0), which sorts structured rows)
+    bits = rows.view(np.int64)
+    order = np.lexsort(bits.T[::-1])
+    ordered = bits[order]
+    fresh = np.r_[True, (ordered[1:] != ordered[:-1]).any(axis=1)]
+    which = np.empty(len(rows), dtype=np.int64)
+    which[order] = np.cumsum(fresh) - 1
+    return rows[order[fresh]], which, unit[keep]
 
 
 def _segment_cells(segments, raster):
@@ -914,6 +1074,21 @@ def _chunks(cumulative, size):
         hi = max(int(np.searchsorted(cumulative, base + size, side="right")), lo + 1)
         yield lo, hi
         lo = hi
+
+
+def _touches(a_u, a_v, b_u, b_v, cu, cv):
+    """Whether each segment, in cell coordinates, touches its cell (cu, cv)
+    widened by `_MARGIN`: its bounding box meets the cell's, and its line
+    leaves the cell's four corners not all on one side."""
+    left, right = cu - _MARGIN, cu + 1 + _MARGIN
+    low, high = cv - _MARGIN, cv + 1 + _MARGIN
+    meets = ((np.minimum(a_u, b_u) <= right) & (np.maximum(a_u, b_u) >= left)
+             & (np.minimum(a_v, b_v) <= high) & (np.maximum(a_v, b_v) >= low))
+    du, dv = b_u - a_u, b_v - a_v
+    side = [du * (y - a_v) - dv * (x - a_u) for x, y in ((left, low), (left, high), (right, low), (right, high))]
+    positive = (side[0] > 0) & (side[1] > 0) & (side[2] > 0) & (side[3] > 0)
+    negative = (side[0] < 0) & (side[1] < 0) & (side[2] < 0) & (side[3] < 0)
+    return meets & ~(positive | negative)
 
 
 def _cells_around(a_u, a_v, b_u, b_v, raster, count_only=False):

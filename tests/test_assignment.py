@@ -88,7 +88,7 @@ def reference(sample, hard_points):
     return covers_join(hard_points, sample.grids)
 
 
-@pytest.mark.parametrize("cell_m", [7.0, 20.0, 75.0])
+@pytest.mark.parametrize("cell_m", [None, 7.0, 20.0, 75.0, 300.0])
 def test_identical_to_exact_covers_join(sample, hard_points, reference, cell_m):
     index = AssignIndex(sample.grids, cell_m=cell_m)
     result = assign(hard_points, index)
