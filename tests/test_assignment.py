@@ -21,9 +21,9 @@ from gridgeo.assignment import STATUSES, AssignIndex, assign
 from gridgeo.schema import SchemaError
 
 
-def covers_join(points, grids):
+def covers_join(points, grids, scheme=gridgeo.schema.DEFAULT_SCHEME):
     """The reference answer: per level code (None where no unit) and tie."""
-    levels = [lv for lv in gridgeo.schema.DEFAULT_SCHEME.names if lv in set(grids["level"])]
+    levels = [lv for lv in scheme.names if lv in set(grids["level"])]
     pts = gpd.GeoDataFrame(geometry=points.geometry.to_numpy(), crs=points.crs)
     out = pd.DataFrame(index=pts.index)
     tie = np.zeros(len(pts), dtype=bool)
