@@ -305,8 +305,12 @@ def test_cli_assigns_a_gcj02_csv(gcj_table, index, engine, tmp_path):
             "--engine", engine, "--batch", "500"]
     if engine == "dask":
         args += ["--workers", "2"]
+    else:
+        args += ["--cell-m", "150"]  # a coarse index answers the same
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
+    cell = "150" if engine == "memory" else f"{AssignIndex(index.grids).cell_m:g}"
+    assert f"cells of {cell} m" in result.output
     written = pd.read_csv(out, dtype=str, encoding="utf-8-sig", keep_default_na=False)
     assert list(written.columns) == ["编号", "地址", "经度", "纬度", *index.levels, "status", "reason"]
     assert (written["编号"] == pts["addr_id"].to_numpy()).all()
