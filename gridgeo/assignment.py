@@ -690,7 +690,7 @@ class AssignIndex:
             answer[cut[rows], piece] = np.where(tie, _MIXED, deepest)
         useful = (answer != _MIXED).any(axis=1)
         lines[~useful] = -1
-        used = np.unique(lines[lines >= 0])
+        used = _distinct(lines[lines >= 0])
         self._segments = np.ascontiguousarray(segments[used].T)  # ax, ay, bx, by of answered leaves
         self._fast_lines = np.where(lines >= 0, np.searchsorted(used, lines), -1).astype(_small_int(len(used)))
         self._fast_answer = answer.astype(_small_int(len(self._geoms), negative=_MIXED))
@@ -1010,9 +1010,16 @@ def _segment_cells(segments, raster):
     cumulative = np.cumsum(_cells_around(a_u, a_v, b_u, b_v, raster, count_only=True))
     for lo, hi in _chunks(cumulative, _CHUNK_PAIRS):
         piece, cell = _cells_around(a_u[lo:hi], a_v[lo:hi], b_u[lo:hi], b_v[lo:hi], raster)
-        keys.append(np.unique(cell * n + owner[lo:hi][piece]))
-    key = np.unique(np.concatenate(keys))
+        keys.append(_distinct(cell * n + owner[lo:hi][piece]))
+    key = _distinct(np.concatenate(keys))
     return key // n, key % n
+
+
+def _distinct(keys):
+    """The distinct integers of `keys`, sorted: np.unique by a plain sort,
+    several times faster than its hash table on millions of keys."""
+    keys = np.sort(keys)
+    return keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
 
 
 def _expand(start, count):
