@@ -95,9 +95,11 @@ _CHUNK_PAIRS = 4_000_000
 
 # Shewchuk's error bound of the fast orient2d: (3 + 16 eps) eps, eps = 2**-53
 _CCW_ERRBOUND = (3.0 + 16.0 * 2.0**-53) * 2.0**-53
-# Where, as fractions across a cell, sample points are tried, centre first.
+# Where, as fractions across a cell, sample points are tried (order set below).
+# Corners first: a line through a cell leaves corners on both sides, so the
+# pieces are mostly found at once.
 _SAMPLES = sorted(((u, v) for u in (0.01, 0.25, 0.5, 0.75, 0.99) for v in (0.01, 0.25, 0.5, 0.75, 0.99)),
-                  key=lambda f: (abs(f[0] - 0.5) + abs(f[1] - 0.5), f))
+                  key=lambda f: (-abs(f[0] - 0.5) - abs(f[1] - 0.5), f))
 
 # Cells cut by at most this many distinct segments are answered piece by piece;
 # busier ones are cut into quarters, at most _DEPTH times.
@@ -673,8 +675,18 @@ class AssignIndex:
         sample = np.full((len(cut), 2**_FEW_SEGMENTS), -1)  # which sample stands for each piece
         pieces = 2 ** (lines[cut] >= 0).sum(axis=1)  # done when every piece has a sample
         todo = np.arange(len(cut))
+        ends = np.ascontiguousarray(segments.T)
+        ends = [[ends[c][lines[cut, j]] for c in range(4)] for j in range(_FEW_SEGMENTS)]  # -1: any row
         for k, (f_u, f_v) in enumerate(_SAMPLES):
-            piece = _piece(segments.T, lines[cut[todo]], *at(cut[todo], f_u, f_v))
+            x, y = at(cut[todo], f_u, f_v)
+            piece = np.zeros(len(todo), dtype=np.int64)
+            certain = np.ones(len(todo), dtype=bool)
+            for j in range(_FEW_SEGMENTS):
+                side = _orientation(*(e[todo] for e in ends[j]), x, y)
+                has = lines[cut[todo], j] >= 0
+                certain &= (side != 0) | ~has
+                piece |= ((side > 0) & has).astype(np.int64) << j
+            piece = np.where(certain, piece, -1)
             fresh = np.flatnonzero(piece >= 0)
             rows, piece = todo[fresh], piece[fresh]
             new = sample[rows, piece] < 0
@@ -991,9 +1003,20 @@ def _unique_segments(geoms):
     # distinct rows by their bit patterns (a sort of four integer keys: many
     # times faster than np.unique(axis=0), which sorts structured rows)
     bits = rows.view(np.int64)
-    order = np.lexsort(bits.T[::-1])
+    # sorted by a 64-bit hash of the four keys (one integer sort); rows with
+    # the same hash must be the same row, else (never seen) a sort of all four
+    mixed = bits.view(np.uint64) * np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
+                                              0x27D4EB2F165667C5], dtype=np.uint64)
+    digest = (mixed[:, 0] ^ (mixed[:, 1] >> np.uint64(7)) ^ (mixed[:, 2] << np.uint64(3))
+              ^ (mixed[:, 3] >> np.uint64(11)))
+    order = np.argsort(digest)
     ordered = bits[order]
-    fresh = np.r_[True, (ordered[1:] != ordered[:-1]).any(axis=1)]
+    differ = (ordered[1:] != ordered[:-1]).any(axis=1)
+    if (differ & (digest[order][1:] == digest[order][:-1])).any():
+        order = np.lexsort(bits.T[::-1])
+        ordered = bits[order]
+        differ = (ordered[1:] != ordered[:-1]).any(axis=1)
+    fresh = np.r_[True, differ]
     which = np.empty(len(rows), dtype=np.int64)
     which[order] = np.cumsum(fresh) - 1
     return rows[order[fresh]], which, unit[keep]
