@@ -852,6 +852,9 @@ class AssignIndex:
         return state
 
     def __setstate__(self, state):
+        if "_child" not in state:  # pickled before the quadtree: its mixed cells are all leaves
+            state["_depth"] = 0
+            state["_child"] = np.full(state["_mixed"].count, -1, dtype=np.int32)
         self.__dict__.update(state)
         self._geoms = np.asarray(self.grids.geometry.array, dtype=object)
         shapely.prepare(self._geoms)
@@ -862,8 +865,8 @@ class AssignIndex:
     def __repr__(self) -> str:
         units = ", ".join(f"{len(c)} {lv}" for lv, c in self.codes.items())
         return (f"<AssignIndex {units}; {self._raster.nx}x{self._raster.ny} cells of "
-                f"{self.cell_m:g} m, {self._mixed.count:,} crossed by a boundary; "
-                f"{self.nbytes / 1e6:.1f} MB>")
+                f"{self.cell_m:g} m, {self._mixed.count:,} crossed by a boundary, "
+                f"{len(self._child) - self._mixed.count:,} quarters; {self.nbytes / 1e6:.1f} MB>")
 
 
 class _Rank:
