@@ -80,6 +80,7 @@ DEFAULT_CELL_M = None
 # The adapted cell: about this many cells per distinct boundary segment over
 # the extent, and segments crossing at most about this many cells each.
 _CELLS_PER_SEGMENT = 16.0
+_CELLS_PER_SEGMENT_ONE_CALL = 4.0  # the lighter index assign builds for one call
 _CROSSINGS_PER_SEGMENT = 4.0
 
 ON_BOUNDARY_RULES = ("smallest-code",)
@@ -150,7 +151,9 @@ def assign(points, grids, *, levels=None, tolerance_m=0.0, on_boundary="smallest
     grids : GeoDataFrame or AssignIndex
         The grids (checked with :func:`gridgeo.schema.check`), or an index
         built from them once: build one with :class:`AssignIndex` and reuse it
-        for every batch against the same grid version.
+        for every batch against the same grid version. Given grids, an
+        in-memory call builds a lighter index for itself (coarser cells, no
+        quarters: quicker to build, slower per point), with the same answers.
     levels : list of str, optional
         The levels to return (default: every level of the grids).
     tolerance_m : float, default 0
@@ -225,7 +228,10 @@ def assign(points, grids, *, levels=None, tolerance_m=0.0, on_boundary="smallest
     tolerance_m = float(tolerance_m)
     if not (np.isfinite(tolerance_m) and tolerance_m >= 0):
         raise ValueError(f"tolerance_m should be a non-negative number of metres, got {tolerance_m!r}")
-    index = grids if isinstance(grids, AssignIndex) else AssignIndex(grids)
+    if isinstance(grids, AssignIndex):
+        index = grids
+    else:  # built for this call: a lighter index pays off sooner, unless Dask spreads many batches
+        index = AssignIndex(grids, _one_call=not _is_dask(points))
     levels = index._output_levels(levels)
     options = dict(levels=levels, tolerance_m=tolerance_m, crs=crs, lon=lon, lat=lat, name=name)
     if _is_dask(points):
@@ -445,7 +451,7 @@ class AssignIndex:
     """
 
     def __init__(self, grids, *, cell_m=DEFAULT_CELL_M, scheme: CodeScheme = DEFAULT_SCHEME,
-                 name="grids"):
+                 name="grids", _one_call=False):
         if cell_m is not None:
             cell_m = float(cell_m)
             if not (np.isfinite(cell_m) and cell_m > 0):
@@ -460,7 +466,11 @@ class AssignIndex:
         segments = _unique_segments(self._geoms)
         bounds = grids.total_bounds
         scale = _metres_per_degree(bounds)
-        self.cell_m = _adapted_cell_m(segments[0], bounds, scale) if cell_m is None else cell_m
+        # an index for one call (see assign): coarser cells and no quarters
+        self._max_depth = 0 if _one_call else _DEPTH
+        cells_per_segment = _CELLS_PER_SEGMENT_ONE_CALL if _one_call else _CELLS_PER_SEGMENT
+        self.cell_m = (_adapted_cell_m(segments[0], bounds, scale, cells_per_segment) if cell_m is None
+                       else cell_m)
         self._raster = _Raster.over(bounds, self.cell_m, scale)
         self._rasterise(*segments)
         self.token = self._fingerprint()
@@ -622,7 +632,7 @@ class AssignIndex:
         depth_start = [0, nodes]
         child = [np.full(nodes, -1, dtype=np.int64)]
         pairs = [(node, line)]
-        for depth in range(1, _DEPTH + 1):
+        for depth in range(1, self._max_depth + 1):
             count = np.bincount(node - depth_start[-2], minlength=depth_start[-1] - depth_start[-2])
             busy = np.flatnonzero(count > _FEW_SEGMENTS)
             if not busy.size:
@@ -968,7 +978,7 @@ def _metres_per_degree(bounds):
     return np.hypot(mx[1] - mx[0], my[1] - my[0]) / step, np.hypot(mx[2] - mx[0], my[2] - my[0]) / step
 
 
-def _adapted_cell_m(segments, bounds, scale):
+def _adapted_cell_m(segments, bounds, scale, cells_per_segment=_CELLS_PER_SEGMENT):
     """The side of the cells, in metres, adapted to the grids: the larger of
 
     - the side giving `_CELLS_PER_SEGMENT` cells per distinct boundary
@@ -985,7 +995,7 @@ def _adapted_cell_m(segments, bounds, scale):
     n = max(len(segments), 1)
     area = max((maxx - minx) * metre_x, 1e-9) * max((maxy - miny) * metre_y, 1e-9)
     length = np.hypot((segments[:, 2] - segments[:, 0]) * metre_x, (segments[:, 3] - segments[:, 1]) * metre_y).sum()
-    side = max(np.sqrt(area / (_CELLS_PER_SEGMENT * n)), length / (_CROSSINGS_PER_SEGMENT * n))
+    side = max(np.sqrt(area / (cells_per_segment * n)), length / (_CROSSINGS_PER_SEGMENT * n))
     return float(f"{side:.3g}")  # a round figure, as a person would choose
 
 

@@ -98,6 +98,13 @@ def test_identical_to_exact_covers_join(sample, hard_points, reference, cell_m):
     assert counts["boundary"] > 4_000 and counts["outside"] > 1_000 and counts["inside"] > 20_000
 
 
+def test_a_call_given_grids_builds_a_lighter_index_with_the_same_answers(sample, hard_points, reference):
+    result = assign(hard_points, sample.grids)  # coarser cells and no quarters, built inside
+    assert_same_as_reference(result, reference, AssignIndex(sample.grids).levels)
+    light = AssignIndex(sample.grids, _one_call=True)
+    assert light.cell_m > AssignIndex(sample.grids).cell_m and light._depth == 0
+
+
 def test_every_shared_edge_point_goes_to_exactly_one_unit_the_smallest_code(sample, index):
     grid2 = sample.level("grid2")
     vertices, mids = boundary_points(grid2)
