@@ -321,6 +321,7 @@ function listen(ctx) {
 // Redraw the named parts (default all) and the legend.
 async function refresh(ctx, ...parts) {
   const all = parts.length === 0;
+  ctx.map.closePopup();  // a station's popup belongs to the view it was opened in
   const jobs = [];
   if (all || parts.includes('fills')) jobs.push(ctx.fills.update().then((html) => { ctx.legends.fills = html; }));
   if (all || parts.includes('heat')) jobs.push(ctx.heat.update().then((html) => { ctx.legends.heat = html; }));
@@ -353,6 +354,7 @@ function drillTarget(ctx, code) {
 
 async function select(ctx, code, {fit = false} = {}) {
   const root = ctx.config.root.code;
+  ctx.map.closePopup();
   ctx.state.unit = code && code !== root ? code : '';
   writeHash(ctx);
   let unit;
@@ -399,10 +401,38 @@ async function openNearest(ctx, code, {fit}) {
 
 function stationPopup(ctx, props, latlng) {
   const kind = label(ctx.vocabulary.station_kinds[props.kind]);
-  L.popup({className: 'station-popup'}).setLatLng(latlng).setContent(
-    `<h3>${props.name}</h3><div>${t('kind')}：${kind}</div>` +
-    (props.grid_code ? `<div>${t('grid')}：<a data-code="${props.grid_code}">${props.grid_code}</a></div>` : ''),
+  const popup = L.popup({className: 'station-popup'}).setLatLng(latlng).setContent(
+    `<h3>${esc(props.name)}</h3><div>${t('kind')}：${esc(kind)}</div>` +
+    (props.grid_code ? `<div>${t('grid')}：<a data-code="${esc(props.grid_code)}">${esc(props.grid_code)}</a></div>` : ''),
   ).openOn(ctx.map);
+  // the grid by its name, as a person reads it (the code stays in the link)
+  if (props.grid_code) {
+    api(`/stats/unit/${encodeURIComponent(props.grid_code)}`, {quiet: true}).then((unit) => {
+      const link = popup.getElement()?.querySelector('[data-code]');
+      if (link && unit.figures?.name) link.textContent = unit.figures.name;
+    }).catch(() => {});
+  }
+}
+
+const esc = (text) => String(text ?? '').replace(/[&<>"']/g, (c) => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'}[c]));
+
+// The box that follows the pointer over a unit: its name, its level, its households.
+function hover(ctx, props, event) {
+  const box = document.getElementById('hover');
+  if (!props) {
+    box.hidden = true;
+    return;
+  }
+  const level = ctx.levels.find((lv) => lv.width === String(props.code ?? '').length);
+  const households = props.households === undefined || props.households === null ? '—' : number(props.households);
+  box.innerHTML = `<b>${esc(props.name ?? props.code)}</b> <span class="meta">${esc(level ? ctx.levelLabel(level.name) : '')}</span>` +
+    `<div>${t('households')} ${households}</div>`;
+  box.dataset.code = props.code ?? '';
+  box.hidden = false;
+  if (event) {
+    box.style.left = `${event.clientX + 14}px`;
+    box.style.top = `${event.clientY + 14}px`;
+  }
 }
 
 function basemap(ctx) {
@@ -453,6 +483,15 @@ async function start() {
   basemap(ctx);
 
   ctx.select = (code, options) => select(ctx, code, options);
+  ctx.hover = (props, event) => hover(ctx, props, event);
+  map.on('mousemove', (e) => {
+    const box = document.getElementById('hover');
+    if (!box.hidden) {
+      box.style.left = `${e.originalEvent.clientX + 14}px`;
+      box.style.top = `${e.originalEvent.clientY + 14}px`;
+    }
+  });
+  map.on('mouseout', () => hover(ctx, null));
   ctx.fills = new Fills(map, ctx);
   ctx.lines = new Lines(map, ctx, (props) => ctx.select(drillTarget(ctx, props.code), {fit: true}));
   ctx.stations = new Stations(map, ctx, (props, latlng) => stationPopup(ctx, props, latlng));
