@@ -12,15 +12,18 @@ answers 503 then, and says so in its ``responses`` (:data:`PREPARING`).
 
 from __future__ import annotations
 
+import hashlib
+
 import geopandas as gpd
 import pandas as pd
 import pyproj
 
 import gridgeo
+from api.encode import dumps, feature_collection
 from api.problems import responses
 from gridgeo import disclosure
 from gridgeo.derived import COVERAGE_MINUTES, TILE_FIGURES  # noqa: F401 - the endpoints' vocabulary
-from gridgeo.tiles import TileCache, TileSet, event_cells
+from gridgeo.tiles import TileSet, event_cells
 
 PUBLIC_FIGURES = [
     "addresses", "households", "population", "units", "workers", "households_per_worker",
@@ -116,6 +119,24 @@ def service_areas(services) -> gpd.GeoDataFrame | None:
     return services.derived("service_areas", lambda kept: kept.service_areas())
 
 
+def service_areas_body(services, minutes: int, kinds=None) -> tuple[bytes, str] | None:
+    """The GeoJSON of the stations' service areas of a life circle (of the station ``kinds``, or all),
+    encoded once per version and parameters, with its ETag (a digest of the body); None while the
+    areas are still being prepared or without stations or roads."""
+    kinds = tuple(sorted(set(kinds))) if kinds else ()
+
+    def build(kept):
+        found = service_areas(services)
+        if found is None:
+            return None
+        chosen = found[(found["circle"] == minutes) & ~found.geometry.is_empty]
+        if kinds:
+            chosen = chosen[chosen["kind"].isin(kinds)]
+        body = dumps(feature_collection(chosen, ["station_id", "name", "kind", "circle", "distance_m"])).encode()
+        return body, '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+    return services.derived(f"areas:{minutes}:{','.join(kinds)}", build)
+
+
 def served(services, minutes: int) -> gpd.GeoDataFrame | None:
     return services.derived(f"served:{minutes}", lambda kept: kept.served(minutes))
 
@@ -135,11 +156,8 @@ def tiles(services) -> TileSet:
     they carry the public figures: those of :func:`unit_figures` for an
     anonymous caller, tagged with the minimum count in their version."""
     def build(kept):
-        settings = services.settings
-        cache = TileCache(max_bytes=settings.tile_cache_bytes, directory=settings.tile_cache)
-        tileset = kept.tiles(cache=cache, figures=unit_figures(services, authorised=False),
-                             tag=f"k{settings.min_count}")
-        cache.retain(tileset.version)
+        tileset = kept.tiles(cache=services.tile_cache, figures=unit_figures(services, authorised=False),
+                             tag=services.tile_tag)
         return tileset
     return services.derived("tiles", build)
 

@@ -25,7 +25,7 @@ from api import derived
 from api.auth import Principal, principal
 from api.dependencies import minutes as minutes_param
 from api.dependencies import optional_level, station_kinds
-from api.encode import dumps, feature_collection, records
+from api.encode import feature_collection, records
 from api.problems import Problem, responses
 from api.services import Preparing
 from gridgeo import disclosure
@@ -74,21 +74,22 @@ def router() -> APIRouter:
                 "uncovered_withheld": withheld}
 
     @r.get("/coverage/areas", summary="Service areas (isochrones) of the stations for a life circle",
-           response_class=Response, responses={200: {"content": {"application/geo+json": {}}}, **responses(404)})
+           response_class=Response, responses={200: {"content": {"application/geo+json": {}}},
+                                                304: {"description": "not modified"}, **responses(404)})
     def areas(request: Request, minutes: int = Depends(minutes_param),
               kind: list[str] | None = Depends(station_kinds)):
         services = request.app.state.services
-        found = derived.service_areas(services)
-        if found is None and "service_areas" in services.kept.pending():
+        answer = derived.service_areas_body(services, minutes, kind)
+        if answer is None and "service_areas" in services.kept.pending():
             raise Preparing(f"the service areas of data version {services.version} are being prepared "
                             "(minutes at city scale) / 服务范围正在计算，请稍候", retry_after=30)
-        if found is None:
+        if answer is None:
             raise Problem(404, "Not Found", "service areas need stations and roads in the store")
-        chosen = found[(found["circle"] == minutes) & ~found.geometry.is_empty]
-        if kind:
-            chosen = chosen[chosen["kind"].isin(kind)]
-        body = feature_collection(chosen, ["station_id", "name", "kind", "circle", "distance_m"])
-        return Response(dumps(body), media_type="application/geo+json")
+        body, etag = answer
+        headers = {"ETag": etag, "Cache-Control": "public, max-age=60, must-revalidate"}
+        if etag in _tags(request.headers.get("if-none-match")):
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/geo+json", headers=headers)
 
     @r.post("/assign", summary="Codes at every level for a batch of points", responses=responses(422))
     def assign(body: AssignRequest, request: Request):
@@ -118,3 +119,10 @@ def router() -> APIRouter:
         return {"count": len(out), "levels": levels, "results": out}
 
     return r
+
+
+def _tags(header: str | None) -> list[str]:
+    """The entity tags of an ``If-None-Match`` header (a weak one compares as its strong self)."""
+    if not header:
+        return []
+    return [tag.strip().removeprefix("W/") for tag in header.split(",")]
