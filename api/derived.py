@@ -22,25 +22,25 @@ import gridgeo
 from api.encode import dumps, feature_collection
 from api.problems import responses
 from gridgeo import disclosure
-from gridgeo.derived import COVERAGE_MINUTES, TILE_FIGURES  # noqa: F401 - the endpoints' vocabulary
+from gridgeo import derived as gderived
+from gridgeo.derived import COVERAGE_FIGURES, COVERAGE_MINUTES, PUBLIC_FIGURES, TILE_FIGURES  # noqa: F401 - the endpoints' vocabulary
 from gridgeo.tiles import TileSet, event_cells
-
-PUBLIC_FIGURES = [
-    "addresses", "households", "population", "units", "workers", "households_per_worker",
-    "events", "events_per_1000", "stations", "band", "share_5min", "share_10min", "share_15min",
-    "has_station",
-]
-"""Figures per unit of the ``/stats`` answers: aggregates only (for anonymous callers with
-the minimum count of :mod:`gridgeo.disclosure` applied)."""
-
-COVERAGE_FIGURES = [*(f"households_{m}min" for m in COVERAGE_MINUTES), "farthest_m"]
-"""Figures per unit that only ``/coverage`` answers with."""
 
 PREPARING = responses(503)
 """The OpenAPI ``responses`` of a route that reads the derived data: a 503 with ``Retry-After``."""
 
 CLASSED_FIGURES = [f for f in PUBLIC_FIGURES if f != "band"]
 """The public figures that are numbers (a flag counts as 0 or 1): what class breaks are made of."""
+
+
+def warm(services) -> None:
+    """Read what the one map asks for first (its tile set with the public figures, the figures
+    per unit, the coverage view), so that the first requests after a start find it read."""
+    tiles(services)
+    public_figures(services, authorised=True)
+    coverage_per_unit(services)
+    uncovered(services, 15)
+    served(services, 15)
 
 
 def grids(services) -> gpd.GeoDataFrame:
@@ -84,23 +84,12 @@ def unit_figures(services, *, authorised: bool) -> pd.DataFrame:
     :func:`gridgeo.disclosure.public_figures` with the service's minimum count. Either way a
     ``suppressed`` column, and ``attrs["min_count"]`` (None: nothing suppressed)."""
     def build(kept):
-        f = figures(services)
-        keep = ["name", "level", "parent", *[c for c in PUBLIC_FIGURES if c in f.columns]]
-        table = pd.DataFrame(f[keep])
-        table.index.name = "code"
-        cov = coverage_per_unit(services)
-        if cov is not None:  # the counts the shares come from: audited with them
-            counts = cov.set_index("code")[[c for c in COVERAGE_FIGURES if c in cov.columns]]
-            table = table.join(counts)
         if authorised:
+            table = gderived.unit_table(figures(services), coverage_per_unit(services))
             table["suppressed"] = False
             table.attrs = {"min_count": None}
             return table
-        k = services.settings.min_count
-        public = disclosure.public_figures(table, k)
-        out = public[[c for c in table.columns if c in public.columns] + ["suppressed"]]
-        out.attrs = dict(public.attrs)
-        return out
+        return kept.public_figures(services.settings.min_count)  # kept by `gridgeo prepare` for this k
     return services.derived("figures:authorised" if authorised else "figures:public", build)
 
 

@@ -64,6 +64,8 @@ class Services:
         """The rendered tiles, kept apart from :attr:`kept_values` (bounded by ``tile_cache_bytes``), so that
         a tile set dropped from it and made again finds its tiles."""
         self._purged = [None, None]
+        self._warming: threading.Thread | None = None
+        self._closing = False
         self._served: gderived.Derived | None = None
         self._checked = -1e9
         self._look = threading.Lock()
@@ -71,13 +73,34 @@ class Services:
         self._inline = threading.Lock()
         self._data_version = (-1e9, 0)
 
-    def start(self) -> None:
+    def start(self, warm: Callable[[Services], None] | None = None) -> None:
         """Look at the store once at start-up, so that a missing version starts preparing
-        before the first request (background mode only: inline mode prepares in requests)."""
+        before the first request (background mode only: inline mode prepares in requests);
+        then, in a thread of its own, ``warm(self)``: read what the first requests will ask
+        for while the service already answers (they wait for a value being read, never read
+        it twice)."""
         if self.settings.prepare == "background":
             self._look_again()
+        if warm is not None and self.settings.prepare != "inline":
+            self._warming = threading.Thread(target=self._warm, args=(warm,), name="gridgeo-warm", daemon=True)
+            self._warming.start()
+
+    def _warm(self, warm) -> None:
+        start = time.perf_counter()
+        try:
+            if self._look_again() is None:
+                return  # nothing prepared yet: the first version is read when asked for
+            warm(self)
+            log.info("data version %d read in %.1f s", self._served.version, time.perf_counter() - start)
+        except Exception as exc:  # a request asking for the same value meets the same error, and says it
+            if not self._closing:
+                log.warning("reading data version ahead of requests failed: %s: %s", type(exc).__name__, exc)
 
     def close(self) -> None:
+        self._closing = True
+        warming = self._warming
+        if warming is not None:
+            warming.join(timeout=30)  # it reads from the store being closed
         child = self._child
         if child is not None and child.poll() is None:
             child.terminate()  # its claim goes stale, and another process takes it over
@@ -153,7 +176,7 @@ class Services:
             return None
         if mode == "inline":
             with self._inline:
-                version = gderived.build(self.store, progress=False)
+                version = gderived.build(self.store, progress=False, min_count=self.settings.min_count)
             return gderived.Derived(self.store, version) if version is not None else None
         status = self.store.derived_state(current)
         if status["failed"] and status["claim"] is None:
@@ -163,7 +186,7 @@ class Services:
         if status["claim"] is not None and not _stale(status["claim"]["at"]):
             return None
         log.info("preparing data version %d in the background", current)
-        env = {**os.environ, "GRIDGEO_STORE": self.settings.store}
+        env = {**os.environ, "GRIDGEO_STORE": self.settings.store, "GRIDGEO_MIN_COUNT": str(self.settings.min_count)}
         self._child = subprocess.Popen([sys.executable, "-m", "gridgeo", "prepare", "--quiet"], env=env,
                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         return None

@@ -56,7 +56,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import shapely
 
-__all__ = ["Derived", "build", "latest", "COVERAGE_MINUTES", "TILE_FIGURES", "DerivedError"]
+__all__ = ["Derived", "build", "latest", "unit_table", "public_table", "COVERAGE_MINUTES", "TILE_FIGURES",
+           "PUBLIC_FIGURES", "COVERAGE_FIGURES", "DerivedError"]
 
 COVERAGE_MINUTES = (5, 10, 15)
 """The life circles (minutes of walking) whose coverage is kept."""
@@ -65,10 +66,21 @@ TILE_FIGURES = ["households", "population", "households_per_worker", "events_per
                 "stations"]
 """The figures carried in grid tiles, for styling without another request."""
 
+PUBLIC_FIGURES = [
+    "addresses", "households", "population", "units", "workers", "households_per_worker",
+    "events", "events_per_1000", "stations", "band", "share_5min", "share_10min", "share_15min",
+    "has_station",
+]
+"""Figures per unit a service shows (for anonymous callers with the minimum count of
+:mod:`gridgeo.disclosure` applied): aggregates only."""
+
+COVERAGE_FIGURES = [*(f"households_{m}min" for m in COVERAGE_MINUTES), "farthest_m"]
+"""Figures per unit that only the coverage answers carry (the counts the shares come from)."""
+
 STALE_AFTER = 300.0
 """Seconds after which a claim nobody renewed is taken over."""
 
-CORE = ("grids", "labels", "events", "nearest", "served", "coverage", "uncovered", "figures", "tiles")
+CORE = ("grids", "labels", "events", "nearest", "served", "coverage", "uncovered", "figures", "public", "tiles")
 """Items computed before a version is marked complete: what the one map needs."""
 
 LATE = ("service_areas",)
@@ -84,10 +96,12 @@ _ITEMS: dict[str, tuple[str, ...]] = {
     "coverage": ("grids", "addresses", "stations", "roads"),
     "uncovered": ("grids", "addresses", "stations", "roads"),
     "figures": ("grids", "addresses", "events", "stations", "roads"),
+    "public": ("grids", "addresses", "events", "stations", "roads", "min_count"),
     "tiles": ("grids", "addresses", "events", "stations", "roads"),
 }
-"""Item -> the layers it is computed from, and ``metric``: the metric CRS it measures in (the
-grids' Gauss-Krüger zone, which a publish of grids seldom changes)."""
+"""Item -> the layers it is computed from, ``metric``: the metric CRS it measures in (the
+grids' Gauss-Krüger zone, which a publish of grids seldom changes), and ``min_count``: the
+minimum count of the public figures."""
 
 
 class DerivedError(RuntimeError):
@@ -147,6 +161,16 @@ class Derived:
         """:func:`gridgeo.stats.figures` of the version, with the coverage shares
         per unit joined in (``share_5min`` ... ``has_station``, ``farthest_m``), indexed by code."""
         return _plain(self._get("figures"))
+
+    def public_figures(self, min_count: int) -> pd.DataFrame:
+        """:func:`public_table` of the version: read from the store when the version was prepared
+        with this minimum count (the service's: ``GRIDGEO_MIN_COUNT``), else computed."""
+        data = self._get(f"public/k{int(min_count)}")
+        if data is None:
+            return public_table(self.figures(), self.coverage(), min_count)
+        out = _object_columns_in(_plain(data))
+        out.attrs = json.loads(self._get(f"public/k{int(min_count)}.attrs"))
+        return out
 
     def coverage(self) -> pd.DataFrame | None:
         """:func:`gridgeo.coverage.per_grid` of the version (None without addresses or stations)."""
@@ -258,6 +282,32 @@ def _carrying(frame, fields, figures, *, events: bool):
     return frame, [*kept, *carried, "suppressed"]
 
 
+def unit_table(figures: pd.DataFrame, coverage: pd.DataFrame | None) -> pd.DataFrame:
+    """The figures per unit a service may show: ``name``, ``level``, ``parent``, the
+    :data:`PUBLIC_FIGURES` there are and, with coverage, the :data:`COVERAGE_FIGURES` (the
+    counts the shares come from, audited with them), indexed by ``code``; no minimum count yet."""
+    keep = ["name", "level", "parent", *[c for c in PUBLIC_FIGURES if c in figures.columns]]
+    table = pd.DataFrame(figures[keep])
+    table.index.name = "code"
+    if coverage is not None:
+        counts = coverage.set_index("code")[[c for c in COVERAGE_FIGURES if c in coverage.columns]]
+        table = table.join(counts)
+    return table
+
+
+def public_table(figures: pd.DataFrame, coverage: pd.DataFrame | None, min_count: int) -> pd.DataFrame:
+    """:func:`unit_table` as anyone may see it: :func:`gridgeo.disclosure.public_figures` with
+    minimum count ``min_count``, the same columns and ``suppressed``; its ``attrs`` say what
+    was withheld."""
+    from gridgeo import disclosure
+
+    table = unit_table(figures, coverage)
+    public = disclosure.public_figures(table, min_count)
+    out = public[[c for c in table.columns if c in public.columns] + ["suppressed"]]
+    out.attrs = dict(public.attrs)
+    return out
+
+
 def latest(store) -> Derived | None:
     """The newest complete derived data of a store no newer than its data
     version, or None when there is none (run :func:`build`)."""
@@ -267,7 +317,7 @@ def latest(store) -> Derived | None:
 
 
 def build(store, *, owner: str | None = None, progress: bool | None = None,
-          log: Callable[[str], None] | None = None) -> int | None:
+          log: Callable[[str], None] | None = None, min_count: int | None = None) -> int | None:
     """Compute and keep the derived data of the store's current data version.
 
     Items whose inputs are unchanged since the newest complete version are
@@ -282,6 +332,10 @@ def build(store, *, owner: str | None = None, progress: bool | None = None,
         Say what is being computed on stderr (default: when stderr is a terminal).
     log : callable, optional
         Called with a line per step instead.
+    min_count : int, optional
+        The minimum count of the public figures kept (:meth:`Derived.public_figures`;
+        default :data:`gridgeo.disclosure.MIN_COUNT`): a service with another reads the
+        figures and applies it itself.
 
     Returns
     -------
@@ -305,7 +359,10 @@ def build(store, *, owner: str | None = None, progress: bool | None = None,
     say = log or ((lambda line: print(line, file=sys.stderr, flush=True))
                   if (progress if progress is not None else sys.stderr.isatty()) else (lambda line: None))
     try:
-        _Builder(store, version, owner, say).run(late_only=late_only)
+        from gridgeo.disclosure import MIN_COUNT
+
+        _Builder(store, version, owner, say, MIN_COUNT if min_count is None else int(min_count)).run(
+            late_only=late_only)
     except BaseException as exc:
         reason = f"{type(exc).__name__}: {exc}"
         try:
@@ -324,8 +381,9 @@ def build(store, *, owner: str | None = None, progress: bool | None = None,
 class _Builder:
     """The steps of :func:`build`, each reading what it needs once."""
 
-    def __init__(self, store, version, owner, say):
+    def __init__(self, store, version, owner, say, min_count):
         self.store, self.version, self.owner, self.say = store, version, owner, say
+        self.min_count = min_count
         self.layer_versions = {kind: store.layer_version(kind) for kind in
                                ("grids", "stations", "addresses", "events", "roads")}
         self._read: dict = {}
@@ -400,8 +458,11 @@ class _Builder:
             self._renewed = time.monotonic()
 
     def depends(self, item: str) -> dict:
-        return {name: ((self.metric().to_string() if self.metric() is not None else None) if name == "metric"
-                       else self.layer_versions[name]) for name in _ITEMS[item]}
+        def of(name):
+            if name == "metric":
+                return self.metric().to_string() if self.metric() is not None else None
+            return self.min_count if name == "min_count" else self.layer_versions[name]
+        return {name: of(name) for name in _ITEMS[item]}
 
     def reused(self, item: str) -> bool:
         """Whether the previous complete version has ``item`` from the same inputs."""
@@ -548,6 +609,16 @@ class _Builder:
         plain = pd.DataFrame(f.drop(columns=f.geometry.name) if isinstance(f, gpd.GeoDataFrame) else f)
         return {"figures": _bytes(plain)}
 
+    def _public(self):
+        # from the items as written, as a service reading them would compute it
+        read = lambda name: self.store.get_derived(self.version, name)  # noqa: E731
+        coverage = read("coverage")
+        table = public_table(_plain(read("figures")), None if coverage is None else _plain(coverage),
+                             self.min_count)
+        name = f"public/k{self.min_count}"
+        return {name: _bytes(_object_columns_out(table)),
+                f"{name}.attrs": json.dumps(table.attrs, default=_json_scalar).encode()}
+
     def _tiles(self):
         from gridgeo.tiles import DEFAULT_ZOOMS, TileLayer, TileSet, event_counts, grid_layers, station_layer
 
@@ -624,6 +695,38 @@ def _plain(data: bytes) -> pd.DataFrame:
     if b"geo" in (table.schema.metadata or {}):
         return gpd.read_parquet(io.BytesIO(data))
     return table.to_pandas()
+
+
+_WITHHELD = ".withheld"
+"""Suffix of the column saying where an object column of a table held ``pd.NA`` (withheld)."""
+
+
+def _object_columns_out(table: pd.DataFrame) -> pd.DataFrame:
+    """A table whose object columns mix text, NaN (no value) and ``pd.NA`` (withheld), as
+    Parquet keeps it: each such column as text, and where it was ``pd.NA`` beside it."""
+    out = table.copy()
+    for column in table.columns[table.dtypes == object]:
+        out[column + _WITHHELD] = table[column].map(lambda v: v is pd.NA).astype(bool)
+    return out
+
+
+def _object_columns_in(frame: pd.DataFrame) -> pd.DataFrame:
+    """The table :func:`_object_columns_out` was given, read back: the same values and dtypes."""
+    marks = [c for c in frame.columns if c.endswith(_WITHHELD)]
+    for mark in marks:
+        column = mark[: -len(_WITHHELD)]
+        values = frame[column].astype(object)
+        values = values.where(values.notna(), np.nan)
+        values[frame[mark].to_numpy(bool)] = pd.NA
+        frame[column] = values
+    return frame.drop(columns=marks)
+
+
+def _json_scalar(value):
+    """NumPy numbers (as figures' attrs hold them) in JSON."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def _wkb_bytes(geoms) -> bytes:

@@ -20,13 +20,13 @@ The rules:
 
 Examples
 --------
->>> cache = LRUCache(max_bytes=2_000)
->>> cache.put("a", b"x" * 900)
->>> cache.put("b", b"y" * 900)
+>>> cache = LRUCache(max_bytes=4_000)
+>>> cache.put("a", b"x" * 1_500)
+>>> cache.put("b", b"y" * 1_500)
 >>> cache.get("a") is not None       # "a" is now the most recently used
 True
->>> cache.put("c", b"z" * 900)       # over the bound: "b" goes
->>> sorted(cache.keys()), cache.nbytes <= 2_000
+>>> cache.put("c", b"z" * 1_500)     # over the bound: "b" goes
+>>> sorted(cache.keys()), cache.nbytes <= 4_000
 (['a', 'c'], True)
 """
 

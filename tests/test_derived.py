@@ -5,6 +5,7 @@ in, and a publish or load that changes nothing makes no new version."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -222,3 +223,35 @@ def test_served_ground_holds_the_union_of_the_service_areas(sample):
     for circle in (5, 10, 15):
         assert u[circle].difference(g[circle]).area < 1.0  # m²: nothing of the union is left out
         assert g[circle].difference(u[circle]).area < 1e-4 * u[circle].area  # and hardly anything added
+
+
+def test_public_figures_are_kept_for_the_minimum_count_they_were_prepared_with(url):
+    from gridgeo import disclosure
+
+    with gstore.open(url) as store:
+        version = derived.build(store, progress=False, min_count=12)
+        kept = derived.latest(store)
+        names = store.derived_names(version)
+        assert "public/k12" in names and not any(n.startswith("public/k10") for n in names)
+        # the reference: the minimum count applied to the figures and coverage counts as kept
+        figures, per_unit = kept.figures(), kept.coverage().set_index("code")
+        table = pd.DataFrame(figures[["name", "level", "parent",
+                                      *[c for c in derived.PUBLIC_FIGURES if c in figures.columns]]])
+        table.index.name = "code"
+        table = table.join(per_unit[["households_5min", "households_10min", "households_15min", "farthest_m"]])
+        for k in (12, 7):  # 12 read from the store, 7 computed
+            want = disclosure.public_figures(table, k)
+            got = kept.public_figures(k)
+            assert int(got["suppressed"].sum()) > 0, k  # the sample has units under either k
+            pd.testing.assert_frame_equal(got, want[list(got.columns)], check_freq=False)
+            assert list(got.columns) == [*table.columns, "suppressed"]
+            withheld = got["band"].map(lambda v: v is pd.NA)  # withheld, not a level without a band
+            assert withheld.any() and (withheld == want["band"].map(lambda v: v is pd.NA)).all()
+            assert got.attrs == json.loads(json.dumps(want.attrs, default=lambda v: v.item())), k
+        # unchanged inputs and k: copied by the next build; another k: made again
+        plan = store.create_plan("调整", parent=VILLAGE, levels="grid2", author="张三")
+        plan.save(plan.read().iloc[:1].assign(name="新名字"), author="张三")
+        plan.publish(author="张三")
+        derived.build(store, progress=False, min_count=12)
+        assert "copied_from" not in derived.latest(store).manifest["items"]["public"]  # the grids changed
+

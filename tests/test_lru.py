@@ -206,3 +206,12 @@ def test_service_areas_are_encoded_once_with_an_etag(client, sample):
     assert same.status_code == 304 and same.content == b"" and same.headers["etag"] == etag
     other = client.get("/coverage/areas", params={"minutes": 15}, headers={"If-None-Match": etag})
     assert other.status_code == 200 and other.headers["etag"] != etag
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import gridgeo.lru
+
+    result = doctest.testmod(gridgeo.lru, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 5

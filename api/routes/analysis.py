@@ -25,7 +25,7 @@ from api import derived
 from api.auth import Principal, principal
 from api.dependencies import minutes as minutes_param
 from api.dependencies import optional_level, station_kinds
-from api.encode import feature_collection, records
+from api.encode import dumps, feature_collection, records
 from api.problems import Problem, responses
 from api.services import Preparing
 from gridgeo import disclosure
@@ -57,21 +57,27 @@ def router() -> APIRouter:
         if derived.coverage_per_unit(services) is None:
             raise Problem(404, "Not Found", "coverage needs stations and addresses in the store")
         authorised = who.has("viewer")
-        figures = derived.unit_figures(services, authorised=authorised)
-        table = figures[figures["level"] == level]
-        if parent:
-            table = table[table["parent"] == parent]
-        cols = ["name", "level", "parent", "households", f"households_{minutes}min",
-                f"share_{minutes}min", "stations", "has_station", "farthest_m", "suppressed"]
-        units = records(pd.DataFrame(table[[c for c in cols if c in table.columns]]))
-        areas = derived.uncovered(services, minutes)
-        withheld = 0
-        if areas is not None and not authorised:
-            areas = disclosure.public_areas(areas, services.settings.min_count)
-            withheld = areas.attrs["withheld"]
-        return {"minutes": minutes, "level": level, "min_count": figures.attrs["min_count"], "units": units,
-                "uncovered": feature_collection(areas, ["addresses", "households", "population", "nearest_m"]),
-                "uncovered_withheld": withheld}
+
+        def build(kept):  # encoded once per version and parameters (kept within GRIDGEO_CACHE_MB)
+            figures = derived.unit_figures(services, authorised=authorised)
+            table = figures[figures["level"] == level]
+            if parent:
+                table = table[table["parent"] == parent]
+            cols = ["name", "level", "parent", "households", f"households_{minutes}min",
+                    f"share_{minutes}min", "stations", "has_station", "farthest_m", "suppressed"]
+            units = records(pd.DataFrame(table[[c for c in cols if c in table.columns]]))
+            areas = derived.uncovered(services, minutes)
+            withheld = 0
+            if areas is not None and not authorised:
+                areas = disclosure.public_areas(areas, services.settings.min_count)
+                withheld = areas.attrs["withheld"]
+            return dumps({"minutes": minutes, "level": level, "min_count": figures.attrs["min_count"],
+                          "units": units,
+                          "uncovered": feature_collection(areas, ["addresses", "households", "population",
+                                                                  "nearest_m"]),
+                          "uncovered_withheld": withheld}).encode()
+        key = f"coverage:{minutes}:{level}:{parent or ''}:{'authorised' if authorised else 'public'}"
+        return Response(services.derived(key, build), media_type="application/json")
 
     @r.get("/coverage/areas", summary="Service areas (isochrones) of the stations for a life circle",
            response_class=Response, responses={200: {"content": {"application/geo+json": {}}},

@@ -130,7 +130,9 @@ class TileSet:
         self.tolerance = float(tolerance)
         self.cache = cache
         self.version = str(version) if version is not None else _content_version(layers)
-        self.sources = {layer.name: _Source(layer, simplified) for layer in layers}
+        # each layer's source (its Web Mercator geometry, encoded attributes, zooms) is made on the
+        # first tile that needs it: a service's first grid2 tile does not wait for every layer
+        self.sources = _Sources({layer.name: layer for layer in layers}, simplified)
         # tiles rendered with other settings must not share cache entries
         default = (self.extent, self.buffer, self.tolerance) == (4096, 80, 8.0)
         self._namespace = self.version if default else f"{self.version}-e{extent}b{buffer}t{tolerance:g}"
@@ -139,7 +141,7 @@ class TileSet:
     def nbytes(self) -> int:
         """Bytes the tile set holds in memory: its layers and the zoom geometry read so far (grows as
         tiles of new zooms are asked for, up to every zoom of every layer); not the tiles of its cache."""
-        return sum(source.nbytes for source in self.sources.values())
+        return sum(source.nbytes for source in list(self.sources.values()))  # those made so far
 
     def __repr__(self) -> str:
         return f"TileSet({list(self.layers)}, version={self.version!r}, zooms {self.minzoom}-{self.maxzoom})"
@@ -407,6 +409,24 @@ class _TileGrid:
     def holds(self, x, y):
         """Points in the tile: west and north edges in, east and south out."""
         return (x >= self.left) & (x < self.right) & (y > self.bottom) & (y <= self.top)
+
+
+class _Sources(dict):
+    """Layer name -> :class:`_Source`, each made (once, whatever the threads) when first asked for;
+    iterating gives only those made so far."""
+
+    def __init__(self, layers: dict, simplified):
+        super().__init__()
+        self._layers = layers
+        self._simplified = simplified
+        self._lock = threading.Lock()
+
+    def __missing__(self, name):
+        layer = self._layers[name]  # a KeyError names the unknown layer
+        with self._lock:
+            if not dict.__contains__(self, name):
+                dict.__setitem__(self, name, _Source(layer, self._simplified))
+            return dict.__getitem__(self, name)
 
 
 def _zoom_bytes(geoms, original) -> int:
