@@ -18,6 +18,12 @@ The rules:
   layers it depends on have the same :meth:`~gridgeo.store.Store.layer_version`)
   is copied from it instead of computed again: publishing a plan of grids
   leaves the walking coverage of every address and the ground served alone.
+  Finer than layers: the areas left out depend on the grids through the
+  units of the top level only (they are cut to them), and the tile geometry
+  of each layer (simplified per zoom from that layer's geometry alone) is
+  copied when the layer's geometry is the same, in the same order (a digest
+  of its WKB): a publish of level-2 grids leaves both alone for the other
+  levels. Copied or computed, the items are the same bytes.
 - One process builds a version at a time: :func:`build` claims it in the
   store, renews the claim as it goes and lets go at the end (a claim not
   renewed for five minutes is taken over: its process died). A failure is
@@ -94,14 +100,15 @@ _ITEMS: dict[str, tuple[str, ...]] = {
     "served": ("stations", "roads", "metric"),
     "service_areas": ("stations", "roads", "metric"),
     "coverage": ("grids", "addresses", "stations", "roads"),
-    "uncovered": ("grids", "addresses", "stations", "roads"),
+    "uncovered": ("top", "addresses", "stations", "roads", "metric"),
     "figures": ("grids", "addresses", "events", "stations", "roads"),
     "public": ("grids", "addresses", "events", "stations", "roads", "min_count"),
     "tiles": ("grids", "addresses", "events", "stations", "roads"),
 }
 """Item -> the layers it is computed from, ``metric``: the metric CRS it measures in (the
-grids' Gauss-Krüger zone, which a publish of grids seldom changes), and ``min_count``: the
-minimum count of the public figures."""
+grids' Gauss-Krüger zone, which a publish of grids seldom changes), ``top``: the units of the
+top level (the areas left out are cut to them: a publish below the top level leaves them
+alone), and ``min_count``: the minimum count of the public figures."""
 
 
 class DerivedError(RuntimeError):
@@ -420,6 +427,14 @@ class _Builder:
             return None
         return self.made("metric", make)
 
+    def top(self) -> gpd.GeoDataFrame:
+        """The units of the top level (the first row's level), in the order of the grids."""
+        grids = self.layer("grids")
+        return grids[grids["level"] == grids["level"].iloc[0]] if len(grids) else grids
+
+    def top_digest(self) -> str:
+        return self.made("top", lambda: _digest(self.top().geometry))
+
     def index(self):
         import gridgeo
 
@@ -461,6 +476,8 @@ class _Builder:
         def of(name):
             if name == "metric":
                 return self.metric().to_string() if self.metric() is not None else None
+            if name == "top":
+                return self.top_digest()
             return self.min_count if name == "min_count" else self.layer_versions[name]
         return {name: of(name) for name in _ITEMS[item]}
 
@@ -471,12 +488,15 @@ class _Builder:
         before = self.previous.manifest["items"].get(item)
         return before is not None and before["depends"] == self.depends(item)
 
-    def keep(self, item: str, items: dict[str, bytes] | None):
-        """Write an item's blobs (None: the item has no data, e.g. coverage without stations)."""
+    def keep(self, item: str, items: dict[str, bytes] | None, *, copied=()):
+        """Write an item's blobs (None: the item has no data, e.g. coverage without stations); ``copied``:
+        its blobs copied from the version before."""
         if items:
             self.store.put_derived(self.version, items)
         self.manifest["items"][item] = {"depends": self.depends(item), "present": bool(items),
-                                        "names": sorted(items or {})}
+                                        "names": sorted([*(items or {}), *copied])}
+        if copied:
+            self.manifest["items"][item]["copied_names"] = len(copied)
 
     def copy(self, item: str) -> None:
         before = self.previous.manifest["items"][item]
@@ -511,7 +531,9 @@ class _Builder:
                 self.copy(item)
                 continue
             with self.step(item):
-                self.keep(item, getattr(self, f"_{item}")())
+                made = getattr(self, f"_{item}")()
+                made, copied = made if isinstance(made, tuple) else (made, [])
+                self.keep(item, made, copied=copied)
 
     def _grids(self):
         return {"grids": _bytes(self.layer("grids"))}
@@ -584,7 +606,7 @@ class _Builder:
         grids = self.layer("grids")
         if result is None or grids.empty:
             return None
-        top = grids[grids["level"] == grids["level"].iloc[0]] if len(grids) else grids
+        top = self.top()
         areas = [coverage.uncovered_areas(result, minutes=m, within=top).assign(circle=m) for m in COVERAGE_MINUTES]
         return {"uncovered": _bytes(pd.concat(areas, ignore_index=True))}
 
@@ -640,17 +662,31 @@ class _Builder:
         if not layers:
             return None
         tiles = TileSet(layers, version=str(self.version))
-        items, specs = {}, []
+        before = {spec["name"]: spec for spec in json.loads(self.previous._get("tiles") or b'{"layers": []}')["layers"]} \
+            if self.previous is not None and self.previous.has("tiles") else {}
+        items, specs, copied = {}, [], []
         for name, layer in tiles.layers.items():
             zooms = layer.kind != "point"
-            specs.append({"name": name, "minzoom": layer.minzoom, "maxzoom": layer.maxzoom,
-                          "fields": list(layer.fields), "description": layer.description, "zooms": zooms})
+            spec = {"name": name, "minzoom": layer.minzoom, "maxzoom": layer.maxzoom, "fields": list(layer.fields),
+                    "description": layer.description, "zooms": zooms}
             items[f"tiles/{name}"] = _bytes(layer.frame)
             if zooms:
-                for z in range(layer.minzoom, layer.maxzoom + 1):
-                    items[f"tiles/{name}/{z}"] = _wkb_bytes(tiles.zoom_geometry(name, z))
+                # a layer's zooms are simplified from its geometry alone (in its order): a publish
+                # that left it alone (another level, or names only) copies them
+                spec["geometry"] = _digest(layer.frame.geometry)
+                names = [f"tiles/{name}/{z}" for z in range(layer.minzoom, layer.maxzoom + 1)]
+                old = before.get(name, {})
+                if (old.get("geometry"), old.get("minzoom"), old.get("maxzoom")) == \
+                        (spec["geometry"], spec["minzoom"], spec["maxzoom"]):
+                    copied += names
+                else:
+                    for z, item in zip(range(layer.minzoom, layer.maxzoom + 1), names):
+                        items[item] = _wkb_bytes(tiles.zoom_geometry(name, z))
+            specs.append(spec)
         items["tiles"] = json.dumps({"layers": specs}).encode()
-        return items
+        if copied:
+            self.store.copy_derived(self.previous.version, self.version, copied)
+        return items, copied
 
     def _summary(self) -> dict:
         grids = self.layer("grids")
@@ -720,6 +756,17 @@ def _object_columns_in(frame: pd.DataFrame) -> pd.DataFrame:
         values[frame[mark].to_numpy(bool)] = pd.NA
         frame[column] = values
     return frame.drop(columns=marks)
+
+
+def _digest(geometry) -> str:
+    """A digest of geometries in their order (their WKB): equal digests, equal inputs."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for wkb in shapely.to_wkb(np.asarray(geometry.array if hasattr(geometry, "array") else geometry,
+                                         dtype=object)):
+        digest.update(len(wkb).to_bytes(8, "little") + wkb)
+    return digest.hexdigest()
 
 
 def _json_scalar(value):
