@@ -177,6 +177,22 @@ def test_clicking_a_grid_opens_its_panel_with_its_figures(server, open_page, uni
     assert outlined == [code]
 
 
+def test_hovering_a_grid_names_it_with_its_households(server, open_page, units):
+    code, grid = next(roomy(units, "grid2").iterrows())
+    page, _ = open_page(server.url + f"/map#map=16/{grid.lat:.6f}/{grid.lon:.6f}")
+    settle(page)
+    x, y = container_point(page, grid.lat, grid.lon)
+    page.mouse.move(x - 3, y - 3)
+    page.mouse.move(x, y, steps=4)
+    page.wait_for_selector("#hover", state="visible", timeout=10_000)
+    assert page.get_attribute("#hover", "data-code") == code
+    text = page.inner_text("#hover")
+    assert grid["name"] in text and "二级网格" in text and f"户数 {grid.households:,}" in text, text
+    screenshot(page, "map-hover.png")
+    page.mouse.move(2, 300)  # off the map, onto the controls
+    page.wait_for_selector("#hover", state="hidden", timeout=5_000)
+
+
 def test_without_the_vectorgrid_fix_a_click_throws(server, open_page, units):
     grid = roomy(units, "grid2").iloc[0]
     page, watch = open_page(
