@@ -381,3 +381,39 @@ def test_an_island_is_not_tested_and_is_said(columbus):
     assert np.isnan(h.loc["350582199", "z"]) and h.loc["350582199", "class"] == "none"
     assert h.loc["350582199", "neighbours"] == 0
     assert h["z"].notna().sum() == 49
+
+
+# --- the public minimum count -----------------------------------------------------------------------
+
+
+def test_public_indicators_never_show_or_give_away_fewer_than_k(sample, placed):
+    from test_disclosure import K, check_no_small_sum
+
+    from gridgeo import disclosure
+
+    table = gev.indicators(placed, period="month")
+    public = disclosure.public_indicators(table, K)
+    assert "on_time" not in public.columns
+    parents = sample.grids.set_index("code")["parent"]
+    checked = 0
+    for month in ("2025-02", "2025-08"):
+        rows = public[public["period"] == month].set_index("code")
+        start = pd.Timestamp(month + "-01")
+        raw = pd.concat([reference(sample.events, sample.grids, lv, "M", gev.DEFAULT_TIME_LIMITS)
+                         .xs(start, level="period_start") for lv in ("town", "village", "grid1", "grid2", "grid3")])
+        for column in ("received", "closed", "backlog", "overdue"):
+            shown = rows[column].notna()
+            got = rows.loc[shown, column].astype(float)
+            np.testing.assert_array_equal(got.to_numpy(), raw.loc[got.index, column].astype(float).to_numpy())
+            assert ((got == 0) | (got >= K)).all(), column
+            small = raw.index[(raw[column] > 0) & (raw[column] < K)]
+            assert not shown.reindex(small).any(), f"{column} {month}: a count below {K} is published"
+        for column in ("closure_rate", "median_hours", "on_time_rate"):
+            assert rows.loc[rows["received"].isna(), column].isna().all()
+        values = {c: (raw[c].reindex(rows.index), rows[c].isna()) for c in ("received", "closed", "backlog")}
+        checked += check_no_small_sum(rows, values, parents.reindex(rows.index), {})
+        suppressed = rows["suppressed"]
+        assert suppressed.any() and not suppressed.all()
+    assert checked > 100
+    with pytest.raises(disclosure.DisclosureError, match="not public"):
+        disclosure.public_indicators(gev.indicators(placed, level="town", by="category"), K)
