@@ -100,6 +100,7 @@ __all__ = [
     "DROPPED",
     "INDICATOR_GROUPS",
     "public_indicators",
+    "public_hotspots",
     "GROUPS",
     "MIN_COUNT",
     "PERIODS",
@@ -157,9 +158,10 @@ GROUPS = (
 """The groups of figures the rule protects (see the module notes)."""
 
 INDICATOR_GROUPS = (
-    Group("flow", ("received", "closed", "backlog"), ("received", "closed", "backlog"),
-          rates=("closure_rate", "median_hours", "p90_hours", "on_time_rate")),
-    Group("overdue", ("overdue",), ("overdue",), within="flow"),
+    Group("received", ("received",), ("received",)),
+    Group("closed", ("closed",), ("closed",), rates=("closure_rate", "median_hours", "p90_hours", "on_time_rate")),
+    Group("backlog", ("backlog",), ("backlog",), rates=("closure_rate",)),
+    Group("overdue", ("overdue",), ("overdue",), complement="backlog"),
 )
 """The groups of event indicators (:func:`gridgeo.events.indicators`) the rule protects, per period."""
 
@@ -268,13 +270,15 @@ def public_figures(figures: pd.DataFrame, k: int = MIN_COUNT) -> pd.DataFrame:
 def public_indicators(table: pd.DataFrame, k: int = MIN_COUNT) -> pd.DataFrame:
     """Event indicators per unit and period as the public may see them (the rule of :func:`public_figures`).
 
-    Each period is a table of its own, protected as figures are
-    (:data:`INDICATOR_GROUPS`): a unit's ``received``, ``closed`` and
-    ``backlog`` are suppressed together, with the rates and times computed
-    from them, when one of them counts 1 to k-1, or when a subtraction along
-    the hierarchy would give such a count away; ``overdue`` is suppressed on
-    its own terms and with them. Every rate then has a denominator of at
-    least k. The count of events closed on time is left out. See the module
+    Each period is a table of its own, and each count in it is protected as
+    figures are (:data:`INDICATOR_GROUPS`): a unit's ``received``, ``closed``,
+    ``backlog`` or ``overdue`` is suppressed when it counts 1 to k-1, or when a
+    subtraction along the hierarchy would give such a count away; so is
+    ``overdue`` when the open events not overdue (``backlog - overdue``) would
+    count 1 to k-1. The times and ``on_time_rate`` go with ``closed`` (their
+    denominator), ``closure_rate`` with ``closed`` and ``backlog``: every rate
+    published has a denominator of at least k. The count of events closed on
+    time is left out. See the module
     notes for what is not protected (the flow from period to period).
 
     Parameters
@@ -343,6 +347,9 @@ def public_indicators(table: pd.DataFrame, k: int = MIN_COUNT) -> pd.DataFrame:
             if not present:
                 continue
             values = np.column_stack([_as_counts(table[c].iloc[rows]) for c in present])
+            if group.complement is not None and group.complement in table.columns:
+                values = np.column_stack([values, np.maximum(_as_counts(table[group.complement].iloc[rows]) -
+                                                             values[:, 0], 0)])
             forced = done.get(group.within, np.zeros(len(rows), dtype=bool))
             hidden, _ = tree.protect(values, _primary(values, k) | forced, k)
             done[group.name] = hidden
@@ -354,6 +361,29 @@ def public_indicators(table: pd.DataFrame, k: int = MIN_COUNT) -> pd.DataFrame:
             hidden_any[rows[hidden]] = True
     out["suppressed"] = hidden_any
     out.attrs = {**table.attrs, "min_count": k, "suppressed": totals}
+    return out
+
+
+def public_hotspots(table: pd.DataFrame, k: int = MIN_COUNT) -> pd.DataFrame:
+    """Hot spots (:func:`gridgeo.events.hotspots`) as the public may see them.
+
+    The rule: a unit whose events in the span count 1 to k-1 is left out; the
+    others show ``code``, ``z``, ``p`` and ``class`` only (no count, base or rate).
+    ``attrs["withheld"]`` says how many units were left out.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"code": ["a", "b", "c"], "events": [0, 4, 30], "base": 1.0, "rate": 1.0,
+    ...                   "z": [0.1, 2.0, 3.0], "p": [0.5, 0.01, 0.001], "class": ["none", "hot", "hot"]})
+    >>> shown = public_hotspots(t, 10)
+    >>> shown["code"].tolist(), list(shown.columns), shown.attrs["withheld"]
+    (['a', 'c'], ['code', 'z', 'p', 'class'], 1)
+    """
+    k = _checked_k(k)
+    small = _small(table["events"].to_numpy(dtype=float), k)
+    out = table.loc[~small, [c for c in ("code", "z", "p", "class") if c in table.columns]].reset_index(drop=True)
+    out.attrs = {**table.attrs, "withheld": int(small.sum()), "min_count": k}
     return out
 
 

@@ -73,7 +73,8 @@ import pandas as pd
 from gridgeo.schema import DEFAULT_SCHEME
 
 __all__ = ["DEFAULT_TIME_LIMITS", "OTHER_TIME_LIMIT", "PERIODS", "INDICATORS", "STAGES", "HOTSPOT_CLASSES",
-           "EMERGING_CLASSES", "Placed", "place", "indicators", "trends", "ranking", "hotspots",
+           "EMERGING_CLASSES", "EventsError", "Placed", "place", "indicators", "trends", "changes", "ranking",
+           "ranked", "hotspots",
            "emerging_hotspots", "stages"]
 
 DEFAULT_TIME_LIMITS = {
@@ -109,6 +110,7 @@ STAGES = (("filing", "reported_at", "filed_at"), ("dispatch", "filed_at", "dispa
 HOTSPOT_CLASSES = ("hot", "cold", "none")
 EMERGING_CLASSES = ("new", "intensifying", "persistent", "diminishing", "cold", "none")
 
+_COUNTS = ("received", "closed", "backlog", "on_time", "overdue")
 _NEVER = np.iinfo(np.int64).max  # the close time of an event not closed
 
 
@@ -534,25 +536,53 @@ def trends(events, units_or_index=None, *, level=None, period="month", start=Non
     earlier = (first - pd.DateOffset(years=1)) - pd.Timedelta(days=7)
     full = indicators(placed, level=level, period=period, start=earlier, end=end, category=category,
                       time_limits=time_limits, as_of=as_of)
-    full = full.sort_values(["level", "code", "period_start"], kind="stable").reset_index(drop=True)
-    same_unit = full["code"].eq(full["code"].shift())
-    year_key = _year_before(full["period"], period)
     dated = placed.reported[placed.reported != _NEVER]
     known = full["period_end"] > pd.Timestamp(int(dated.min()) if len(dated) else 0, unit="s")
-    lookup = full[known.to_numpy()].set_index(["code", "period"])
+    for x in wanted:  # periods before the first event have no value to compare with
+        full[x] = full[x].astype(float).where(known)
+    out = changes(full, wanted)
+    out = out[out["period_start"] >= first].reset_index(drop=True)
     for x in wanted:
-        full[f"{x}_pop"] = (full[x] - full[x].shift()).where(same_unit & known.shift(fill_value=False))
-        before = lookup[x].reindex(pd.MultiIndex.from_arrays([full["code"], year_key])).to_numpy(dtype=float)
-        full[f"{x}_yoy"] = full[x].to_numpy(dtype=float) - before
-    out = full[full["period_start"] >= first].reset_index(drop=True)
+        if x in _COUNTS:
+            out[x] = out[x].astype("Int64")
+    out.attrs = full.attrs
+    return out
+
+
+def changes(table: pd.DataFrame, indicator=None) -> pd.DataFrame:
+    """Beside each indicator ``x`` of an :func:`indicators` table, ``x_pop`` and ``x_yoy`` (the rule of :func:`trends`).
+
+    Works on any table of that shape, a public one (:func:`gridgeo.disclosure.public_indicators`)
+    too: a change is missing where either value is.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"code": "1", "name": "", "level": "town", "parent": "",
+    ...                   "period": ["2024-06", "2025-05", "2025-06"], "received": [4, 10, 13],
+    ...                   "period_start": pd.to_datetime(["2024-06-01", "2025-05-01", "2025-06-01"]),
+    ...                   "period_end": pd.to_datetime(["2024-07-01", "2025-06-01", "2025-07-01"])})
+    >>> changes(t, "received")[["received_pop", "received_yoy"]].iloc[-1].tolist()
+    [3.0, 9.0]
+    """
+    wanted = _indicators(indicator)
+    full = table.sort_values(["level", "code", "period_start"], kind="stable").reset_index(drop=True)
+    same_unit = full["code"].eq(full["code"].shift()) & full["period_start"].eq(full["period_end"].shift())
+    year_key = _year_before(full["period"])
+    lookup = full.set_index(["code", "period"])
+    for x in wanted:
+        value = full[x].astype(float)
+        full[f"{x}_pop"] = (value - value.shift()).where(same_unit)
+        before = lookup[x].astype(float).reindex(pd.MultiIndex.from_arrays([full["code"], year_key])).to_numpy()
+        full[f"{x}_yoy"] = value.to_numpy() - before
     keep = ["code", "name", "level", "parent", "period", "period_start", "period_end"] + \
         [c for x in wanted for c in (x, f"{x}_pop", f"{x}_yoy")]
-    result = out[keep].copy()
-    result.attrs = full.attrs
-    return result
+    out = full[[c for c in keep if c in full.columns]].copy()
+    out.attrs = table.attrs
+    return out
 
 
-def _year_before(labels: pd.Series, period: str) -> np.ndarray:
+def _year_before(labels: pd.Series) -> np.ndarray:
     """The label of the same period a year before."""
     text = labels.astype(str)
     year = text.str[:4].astype(int) - 1
@@ -610,17 +640,34 @@ def ranking(events, units_or_index=None, *, indicator="closure_rate", level="tow
         raise EventsError("ranking takes one level / 排名只针对一个层级")
     table = trends(events, units_or_index, level=level, period=period, start=start, end=end, category=category,
                    time_limits=time_limits, as_of=as_of, indicator=indicator)
+    return ranked(table, indicator, at)
+
+
+def ranked(table: pd.DataFrame, indicator: str, at=None) -> pd.DataFrame:
+    """The rows of one period of a :func:`trends` table (or of :func:`changes`) ranked (the rule of :func:`ranking`).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"code": ["a", "b", "c"], "name": "", "parent": "", "period": "2025-06",
+    ...                   "backlog": [5, 2, None], "backlog_pop": [1, -1, None]})
+    >>> ranked(t, "backlog")[["code", "rank"]].values.tolist()
+    [['b', 1], ['a', 2], ['c', <NA>]]
+    """
+    (indicator,) = _indicators(indicator)
     periods = list(dict.fromkeys(table["period"]))
+    if not periods:
+        raise EventsError("no period to rank / 没有可排名的周期")
     at = periods[-1] if at is None else str(at)
     if at not in periods:
-        raise EventsError(f"没有周期 {at!r}，可用 {periods[:3]}…{periods[-3:]} — no period {at!r}: use one of "
-                          f"{periods[0]} … {periods[-1]}")
+        raise EventsError(f"没有周期 {at!r} — no period {at!r}: use one of {periods[0]} … {periods[-1]}")
     higher = HIGHER_IS_BETTER[indicator]
     now = table[table["period"] == at].set_index("code")
+    change = now[f"{indicator}_pop"].astype(float).to_numpy()
     out = pd.DataFrame({"code": now.index, "name": now["name"].to_numpy(), "parent": now["parent"].to_numpy(),
-                        "period": at, "value": now[indicator].to_numpy(dtype=float)})
-    out["previous"] = out["value"] - now[f"{indicator}_pop"].to_numpy(dtype=float)
-    out["change"] = now[f"{indicator}_pop"].to_numpy(dtype=float)
+                        "period": at, "value": now[indicator].astype(float).to_numpy()})
+    out["previous"] = out["value"] - change
+    out["change"] = change
     out["rank"] = out["value"].rank(method="min", ascending=not higher).astype("Int64")
     out["previous_rank"] = out["previous"].rank(method="min", ascending=not higher).astype("Int64")
     out["rank_change"] = out["previous_rank"] - out["rank"]

@@ -408,9 +408,14 @@ def test_public_indicators_never_show_or_give_away_fewer_than_k(sample, placed):
             assert ((got == 0) | (got >= K)).all(), column
             small = raw.index[(raw[column] > 0) & (raw[column] < K)]
             assert not shown.reindex(small).any(), f"{column} {month}: a count below {K} is published"
-        for column in ("closure_rate", "median_hours", "on_time_rate"):
-            assert rows.loc[rows["received"].isna(), column].isna().all()
-        values = {c: (raw[c].reindex(rows.index), rows[c].isna()) for c in ("received", "closed", "backlog")}
+        for column in ("median_hours", "p90_hours", "on_time_rate"):  # their denominator is closed
+            assert rows.loc[rows["closed"].isna(), column].isna().all()
+        assert rows.loc[rows["closed"].isna() | rows["backlog"].isna(), "closure_rate"].isna().all()
+        shown = rows["overdue"].notna() & rows["backlog"].notna()
+        open_in_time = raw.loc[shown[shown].index, "backlog"] - raw.loc[shown[shown].index, "overdue"]
+        assert ((open_in_time == 0) | (open_in_time >= K)).all()
+        values = {c: (raw[c].reindex(rows.index), rows[c].isna()) for c in ("received", "closed", "backlog",
+                                                                             "overdue")}
         checked += check_no_small_sum(rows, values, parents.reindex(rows.index), {})
         suppressed = rows["suppressed"]
         assert suppressed.any() and not suppressed.all()
