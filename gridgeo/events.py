@@ -64,6 +64,7 @@ labelled by their ISO year (``2026-W01`` starts on 2025-12-29).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
 
 import geopandas as gpd
@@ -154,6 +155,19 @@ class Placed:
 
     def __len__(self) -> int:
         return len(self.reported)
+
+    @functools.cached_property
+    def units(self):
+        """Every unit of every level, and how counts roll up (the tree of :func:`gridgeo.stats.figures`),
+        with each event's deepest unit of a full level (a position in that table, -1 for none)."""
+        from gridgeo.stats import _unit_table, _UnitTree
+
+        table = _unit_table(self.index)
+        tree = _UnitTree(self.index, table, self.index.scheme)
+        deepest = np.full(len(self), -1, dtype=np.int64)
+        for lv in tree.full:
+            deepest = np.where(self.unit[lv] >= 0, tree.start[lv] + self.unit[lv], deepest)
+        return table, tree, deepest
 
 
 def place(events, units_or_index, *, scheme=None) -> Placed:
@@ -380,9 +394,8 @@ def indicators(events, units_or_index=None, *, level=None, period="month", start
     keep = _chosen(placed, category)
     limit = _limits(placed, time_limits)
     group, group_names = _by(placed, by)
-    frames = [_level_table(placed, lv, keep, limit, group, group_names, by, labels, starts, ends, cut)
-              for lv in levels]
-    out = pd.concat(frames, ignore_index=True)
+    timed = _timed(placed, keep, limit, group, starts, ends, cut)
+    out = _table(placed, levels, timed, group_names, by, labels, starts, ends)
     out.attrs = {**{k: placed.attrs[k] for k in ("unplaced", "undated", "inconsistent")},
                  "as_of": pd.Timestamp(cut, unit="s"), "period": period,
                  "time_limits": dict(DEFAULT_TIME_LIMITS if time_limits is None else time_limits)}
@@ -398,80 +411,139 @@ def _by(placed, by):
     return values.codes.astype(np.int64), list(values.categories)
 
 
-def _level_table(placed, lv, keep, limit, group, group_names, by, labels, starts, ends, cut):
-    codes = placed.index.codes[lv]
-    n_units, n_groups, n_periods = len(codes), len(group_names), len(labels)
-    unit = placed.unit[lv]
-    live = keep & (unit >= 0)
-    key = unit[live] * n_groups + group[live]
-    size = n_units * n_groups
-    reported, closed, lim = placed.reported[live], placed.closed[live], limit[live]
-    edges = np.append(starts, ends[-1])
+@dataclasses.dataclass
+class _Timed:
+    """Per event (of those kept), where its times fall among the periods: computed once for every level."""
 
-    def per_period(times, weights=None):
+    keep: np.ndarray       # which events count
+    group: np.ndarray      # the `by` value's code
+    received: np.ndarray   # period of the report, or -1
+    closed: np.ndarray     # period of the close, or -1
+    on_time: np.ndarray    # closed in a period listed, within its limit
+    open_first: tuple      # first period whose instant is after (reported, closed, deadline, max(deadline, closed))
+    timed: np.ndarray      # closed in a period listed, with a sane duration
+    seconds: np.ndarray    # duration in seconds of the timed events
+
+
+def _timed(placed, keep, limit, group, starts, ends, cut) -> _Timed:
+    n_periods = len(starts)
+    edges = np.append(starts, ends[-1])
+    reported, closed, lim = placed.reported[keep], placed.closed[keep], limit[keep]
+
+    def period(times):
         j = np.searchsorted(edges, times, side="right") - 1
-        ok = (j >= 0) & (j < n_periods) & (times != _NEVER)
-        return np.bincount(key[ok] * n_periods + j[ok], weights=None if weights is None else weights[ok],
-                           minlength=size * n_periods).reshape(size, n_periods)
+        return np.where((j >= 0) & (j < n_periods) & (times != _NEVER), j, -1)
 
     at = np.minimum(ends, cut)
 
-    def before(times):
-        """Per key and period: how many of ``times`` fall before the period's measuring instant."""
-        first = np.searchsorted(at, times, side="right")  # the first period whose instant is after the time
-        ok = times != _NEVER
-        counts = np.bincount(key[ok] * (n_periods + 1) + first[ok], minlength=size * (n_periods + 1))
-        return np.cumsum(counts.reshape(size, n_periods + 1), axis=1)[:, :n_periods]
+    def first(times):  # n_periods for never
+        return np.where(times != _NEVER, np.searchsorted(at, times, side="right"), n_periods)
 
-    sane = closed >= reported
-    duration = np.where(sane & (closed != _NEVER), closed - reported, -1)
-    received = per_period(reported)
-    done = per_period(closed)
-    on_time = per_period(np.where((duration >= 0) & (duration <= lim), closed, _NEVER))
-    backlog = before(reported) - before(closed)
+    duration = np.where((closed != _NEVER) & (closed >= reported), closed - reported, -1)
+    j_closed = period(closed)
     deadline = reported + lim
-    overdue = before(deadline) - before(np.maximum(deadline, closed))
-    timed = (duration >= 0) & (closed != _NEVER)
-    j = np.searchsorted(edges, closed, side="right") - 1
-    timed &= (j >= 0) & (j < n_periods)
-    hours = duration[timed] / 3600.0
-    median, p90 = _quantiles(key[timed] * n_periods + j[timed], hours, size * n_periods, (0.5, 0.9))
+    timed = (duration >= 0) & (j_closed >= 0)
+    return _Timed(keep=keep, group=group[keep], received=period(reported), closed=j_closed,
+                  on_time=timed & (duration <= lim),
+                  open_first=(first(reported), first(closed), first(deadline), first(np.maximum(deadline, closed))),
+                  timed=timed, seconds=duration)
 
-    grids = placed.index.grids.set_index("code")
-    rows = np.repeat(np.arange(n_units), n_groups * n_periods)
+
+def _table(placed, levels, timed, group_names, by, labels, starts, ends):
+    """The indicators of the units of ``levels``: counts made once at the deepest unit of each event
+    and rolled up the tree (partial levels count their own events), times sorted per level."""
+    table, tree, deepest = placed.units
+    n_all, n_groups, n_periods = len(table), len(group_names), len(labels)
+    width = n_groups * n_periods
+    counts = {}
+    places = [(deepest[timed.keep], None)] + [(placed.unit[lv][timed.keep], lv) for lv in tree.partial]
+    for unit, lv in places:  # the finest full units, then each partial level's own
+        where = unit if lv is None else np.where(unit >= 0, tree.start[lv] + unit, -1)
+        found = _counted(where, timed, n_all, n_groups, n_periods)
+        if lv is None:
+            found = {name: tree.roll_up @ value for name, value in found.items()}
+        for name, value in found.items():
+            counts[name] = counts.get(name, 0) + value
+    counts = {name: np.rint(value).astype(np.int64) for name, value in counts.items()}
+    backlog = counts.pop("reported_before") - counts.pop("closed_before")
+    overdue = counts.pop("due_before") - counts.pop("late_before")
+    rows = np.concatenate([np.arange(tree.start[lv], tree.start[lv] + len(placed.index.codes[lv])) for lv in levels])
+    median = np.full((len(rows), width), np.nan)
+    p90 = np.full((len(rows), width), np.nan)
+    offset = 0
+    for lv in levels:  # a median is made from the events, never from the children's medians
+        n_units = len(placed.index.codes[lv])
+        unit = placed.unit[lv][timed.keep]
+        ok = timed.timed & (unit >= 0)
+        group = (unit[ok] * n_groups + timed.group[ok]) * n_periods + timed.closed[ok]
+        m, p = _quantiles(group, timed.seconds[ok], n_units * width, (0.5, 0.9))
+        median[offset:offset + n_units] = m.reshape(n_units, width) / 3600.0
+        p90[offset:offset + n_units] = p.reshape(n_units, width) / 3600.0
+        offset += n_units
+
+    def flat(matrix):
+        return np.asarray(matrix)[rows].reshape(-1)
+
+    per_row = np.repeat(rows, width)
     out = pd.DataFrame({
-        "code": pd.array(np.asarray(codes)[rows], dtype="str"),
-        "name": pd.array(grids["name"].reindex(codes).to_numpy()[rows], dtype="str"),
-        "level": lv,
-        "parent": pd.array(grids["parent"].reindex(codes).to_numpy()[rows], dtype="str"),
+        "code": pd.array(table.index.to_numpy(dtype=object)[per_row], dtype="str"),
+        "name": pd.array(table["name"].to_numpy(dtype=object)[per_row], dtype="str"),
+        "level": pd.array(table["level"].to_numpy(dtype=object)[per_row], dtype="str"),
+        "parent": pd.array(table["parent"].to_numpy(dtype=object)[per_row], dtype="str"),
     })
     if by is not None:
-        out[by] = pd.array(np.tile(np.repeat(np.asarray(group_names, dtype=object), n_periods), n_units),
+        out[by] = pd.array(np.tile(np.repeat(np.asarray(group_names, dtype=object), n_periods), len(rows)),
                            dtype="str")
-    out["period"] = pd.array(np.tile(np.asarray(labels, dtype=object), size), dtype="str")
-    out["period_start"] = pd.to_datetime(np.tile(starts, size), unit="s")
-    out["period_end"] = pd.to_datetime(np.tile(ends, size), unit="s")
-    flat = {name: values.reshape(-1).astype(np.int64) for name, values in
-            (("received", received), ("closed", done), ("backlog", backlog), ("on_time", on_time),
-             ("overdue", overdue))}
-    workload = flat["closed"] + flat["backlog"]
-    out["received"] = flat["received"]
-    out["closed"] = flat["closed"]
-    out["backlog"] = flat["backlog"]
-    out["closure_rate"] = np.divide(flat["closed"], workload, out=np.full(len(out), np.nan), where=workload > 0)
-    out["median_hours"] = median
-    out["p90_hours"] = p90
-    out["on_time"] = flat["on_time"]
-    out["on_time_rate"] = np.divide(flat["on_time"], flat["closed"], out=np.full(len(out), np.nan),
-                                    where=flat["closed"] > 0)
-    out["overdue"] = flat["overdue"]
+    out["period"] = pd.array(np.tile(np.asarray(labels, dtype=object), len(rows) * n_groups), dtype="str")
+    out["period_start"] = pd.to_datetime(np.tile(starts, len(rows) * n_groups), unit="s")
+    out["period_end"] = pd.to_datetime(np.tile(ends, len(rows) * n_groups), unit="s")
+    received, closed, on_time = flat(counts["received"]), flat(counts["closed"]), flat(counts["on_time"])
+    backlog, overdue = flat(backlog), flat(overdue)
+    workload = closed + backlog
+    out["received"] = received
+    out["closed"] = closed
+    out["backlog"] = backlog
+    out["closure_rate"] = np.divide(closed, workload, out=np.full(len(out), np.nan), where=workload > 0)
+    out["median_hours"] = median.reshape(-1)
+    out["p90_hours"] = p90.reshape(-1)
+    out["on_time"] = on_time
+    out["on_time_rate"] = np.divide(on_time, closed, out=np.full(len(out), np.nan), where=closed > 0)
+    out["overdue"] = overdue
     return out
 
 
+def _counted(unit, timed, n_units, n_groups, n_periods) -> dict:
+    """Per unit (rows) and group x period (columns): the counts of events whose unit is ``unit``."""
+    live = unit >= 0
+    key = unit * n_groups + timed.group
+    size = n_units * n_groups
+
+    def per_period(j, where=None):
+        ok = (j >= 0) & live if where is None else (j >= 0) & live & where
+        return np.bincount(key[ok] * n_periods + j[ok], minlength=size * n_periods).reshape(n_units, -1)
+
+    def before(first):
+        counts = np.bincount(key[live] * (n_periods + 1) + first[live], minlength=size * (n_periods + 1))
+        return np.cumsum(counts.reshape(size, n_periods + 1), axis=1)[:, :n_periods].reshape(n_units, -1)
+
+    rep_first, clo_first, due_first, late_first = timed.open_first
+    return {"received": per_period(timed.received), "closed": per_period(timed.closed),
+            "on_time": per_period(timed.closed, timed.on_time),
+            "reported_before": before(rep_first), "closed_before": before(clo_first),
+            "due_before": before(due_first), "late_before": before(late_first)}
+
+
 def _quantiles(group, values, n_groups, qs):
-    """Per group (0..n_groups-1), the quantiles ``qs`` of ``values`` (linear, as pandas); NaN when empty."""
-    order = np.lexsort((values, group))
-    group, values = group[order], values[order]
+    """Per group (0..n_groups-1), the quantiles ``qs`` of ``values`` (linear, as pandas); NaN when empty.
+
+    Integer values (seconds) are sorted with their group in one int64 key, a single sort."""
+    values = np.asarray(values)
+    if values.dtype.kind in "iu" and len(values) and values.min() >= 0 and values.max() < 2**40 and n_groups < 2**22:
+        packed = np.sort((group.astype(np.int64) << 40) | values.astype(np.int64))
+        group, values = packed >> 40, (packed & (2**40 - 1)).astype(float)
+    else:
+        order = np.lexsort((values, group))
+        group, values = group[order], values[order].astype(float)
     counts = np.bincount(group, minlength=n_groups)
     offset = np.concatenate([[0], np.cumsum(counts)[:-1]])
     out = []
@@ -949,7 +1021,8 @@ def stages(events, units_or_index=None, *, level=None, period=None, start=None, 
             ta, tb = times[a], times[b]
             ok = keep & in_span & (unit >= 0) & (ta != _NEVER) & (tb != _NEVER) & (tb >= ta)
             group = unit[ok] * len(labels) + j[ok]
-            (median,) = _quantiles(group, (tb[ok] - ta[ok]) / 3600.0, size, (0.5,))
+            (median,) = _quantiles(group, tb[ok] - ta[ok], size, (0.5,))
+            median = median / 3600.0
             out[f"{name}_hours"] = median
             out[f"{name}_events"] = np.bincount(group, minlength=size).astype(np.int64)
         frames.append(out)
