@@ -99,6 +99,8 @@ def table_records(frame: pd.DataFrame, *, digits: int = FIGURE_DIGITS) -> list[d
             numbers = column.to_numpy(dtype=float, na_value=np.nan)
             missing |= ~np.isfinite(numbers)
             values = np.round(np.where(missing, 0.0, numbers), digits).tolist()
+        elif pd.api.types.is_string_dtype(column.dtype):
+            values = column.to_numpy(dtype=object, na_value=None).tolist()
         else:
             values = [plain(v, digits=digits) for v in column.tolist()]
         if missing.any():
