@@ -888,7 +888,7 @@ def _base(base, per, codes):
     return pd.to_numeric(table[per], errors="coerce").reindex(list(codes)).fillna(0).to_numpy(dtype=float)
 
 
-def emerging_hotspots(events, units_or_index=None, *, level="grid2", period="quarter", base=None,
+def emerging_hotspots(events, units_or_index=None, *, level="grid2", period="month", base=None,
                       per="households", scale=100.0, permutations=99, alpha=0.05, seed=0, start=None, end=None,
                       category=None) -> pd.DataFrame:
     """Hot spots over consecutive periods: which are new, intensifying, persistent or diminishing.
@@ -906,7 +906,8 @@ def emerging_hotspots(events, units_or_index=None, *, level="grid2", period="qua
     5. ``cold``: cold in the last period;
     6. ``none``: anything else (never hot, or hot now and then without a trend).
 
-    Needs at least three periods.
+    Needs at least three periods; with four (quarters) no trend can be significant at 0.05,
+    so months (the default) are the useful grain over a year.
 
     Returns
     -------
@@ -921,7 +922,7 @@ def emerging_hotspots(events, units_or_index=None, *, level="grid2", period="qua
     >>> f = gridgeo.stats.figures(s.grids, addresses=s.addresses)
     >>> e = gridgeo.events.emerging_hotspots(s.events, s.grids, base=f, permutations=19)
     >>> len(e), int(e["periods"].iloc[0])
-    (128, 4)
+    (128, 12)
     """
     from scipy.stats import kendalltau
 
