@@ -309,7 +309,8 @@ def _chosen(placed: Placed, category) -> np.ndarray:
     keep = placed.reported != _NEVER
     if category:
         wanted = [category] if isinstance(category, str) else list(category)
-        keep &= np.isin(np.asarray(placed.category), wanted)
+        known = placed.category.categories
+        keep &= np.isin(placed.category.codes, known.get_indexer([w for w in wanted if w in known]))
     return keep
 
 
