@@ -24,8 +24,11 @@ from api.problems import app_routes, responses
 __all__ = ["ANONYMOUS", "ROLES", "KeyStore", "Principal", "digest", "principal", "require", "document"]
 
 
+UNCHECKABLE = (" While the service cannot read its keys file, any request that carries a key, by any of the "
+               "three schemes, is answered 503 (a problem, with Retry-After) on every operation; requests "
+               "without a key go on.")
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False,
-                        description="An API key (viewer, planner, reviewer or admin)")
+                        description="An API key (viewer, planner, reviewer or admin)." + UNCHECKABLE)
 _bearer = HTTPBearer(auto_error=False, description="The same API key as a bearer token")
 _basic = HTTPBasic(auto_error=False, description="The same API key as the password, any user name (QGIS, GDAL)")
 

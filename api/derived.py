@@ -12,36 +12,37 @@ answers 503 then, and says so in its ``responses`` (:data:`PREPARING`).
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
+import hashlib
 
 import geopandas as gpd
 import pandas as pd
 import pyproj
 
 import gridgeo
+import gridgeo.search
+from api.encode import dumps, feature_collection
 from api.problems import responses
 from gridgeo import disclosure
+from gridgeo import derived as gderived
 from gridgeo import events as gevents
-from gridgeo.derived import COVERAGE_MINUTES, TILE_FIGURES  # noqa: F401 - the endpoints' vocabulary
-from gridgeo.tiles import TileCache, TileSet, event_cells
-
-PUBLIC_FIGURES = [
-    "addresses", "households", "population", "units", "workers", "households_per_worker",
-    "events", "events_per_1000", "stations", "band", "share_5min", "share_10min", "share_15min",
-    "has_station",
-]
-"""Figures per unit of the ``/stats`` answers: aggregates only (for anonymous callers with
-the minimum count of :mod:`gridgeo.disclosure` applied)."""
-
-COVERAGE_FIGURES = [*(f"households_{m}min" for m in COVERAGE_MINUTES), "farthest_m"]
-"""Figures per unit that only ``/coverage`` answers with."""
+from gridgeo.derived import COVERAGE_FIGURES, COVERAGE_MINUTES, PUBLIC_FIGURES, TILE_FIGURES  # noqa: F401 - the endpoints' vocabulary
+from gridgeo.tiles import TileSet, event_cells
 
 PREPARING = responses(503)
 """The OpenAPI ``responses`` of a route that reads the derived data: a 503 with ``Retry-After``."""
 
 CLASSED_FIGURES = [f for f in PUBLIC_FIGURES if f != "band"]
 """The public figures that are numbers (a flag counts as 0 or 1): what class breaks are made of."""
+
+
+def warm(services) -> None:
+    """Read what the one map asks for first (its tile set with the public figures, the figures
+    per unit, the coverage view), so that the first requests after a start find it read."""
+    tiles(services)
+    public_figures(services, authorised=True)
+    coverage_per_unit(services)
+    uncovered(services, 15)
+    served(services, 15)
 
 
 def grids(services) -> gpd.GeoDataFrame:
@@ -85,23 +86,12 @@ def unit_figures(services, *, authorised: bool) -> pd.DataFrame:
     :func:`gridgeo.disclosure.public_figures` with the service's minimum count. Either way a
     ``suppressed`` column, and ``attrs["min_count"]`` (None: nothing suppressed)."""
     def build(kept):
-        f = figures(services)
-        keep = ["name", "level", "parent", *[c for c in PUBLIC_FIGURES if c in f.columns]]
-        table = pd.DataFrame(f[keep])
-        table.index.name = "code"
-        cov = coverage_per_unit(services)
-        if cov is not None:  # the counts the shares come from: audited with them
-            counts = cov.set_index("code")[[c for c in COVERAGE_FIGURES if c in cov.columns]]
-            table = table.join(counts)
         if authorised:
+            table = gderived.unit_table(figures(services), coverage_per_unit(services))
             table["suppressed"] = False
             table.attrs = {"min_count": None}
             return table
-        k = services.settings.min_count
-        public = disclosure.public_figures(table, k)
-        out = public[[c for c in table.columns if c in public.columns] + ["suppressed"]]
-        out.attrs = dict(public.attrs)
-        return out
+        return kept.public_figures(services.settings.min_count)  # kept by `gridgeo prepare` for this k
     return services.derived("figures:authorised" if authorised else "figures:public", build)
 
 
@@ -115,9 +105,35 @@ def public_figures(services, *, authorised: bool = False) -> pd.DataFrame:
     return services.derived("public_figures:authorised" if authorised else "public_figures", build)
 
 
+def finder(services) -> gridgeo.search.Finder:
+    """The units of the version served, found by code, name, pinyin or several words (``/search``)."""
+    def build(kept):
+        units = public_figures(services)
+        return gridgeo.search.Finder(units[["name", "level", "parent"]], scheme=services.store.scheme)
+    return services.derived("finder", build)
+
+
 def service_areas(services) -> gpd.GeoDataFrame | None:
     """The stations' service areas (None while still being prepared: see ``Derived.pending``)."""
     return services.derived("service_areas", lambda kept: kept.service_areas())
+
+
+def service_areas_body(services, minutes: int, kinds=None) -> tuple[bytes, str] | None:
+    """The GeoJSON of the stations' service areas of a life circle (of the station ``kinds``, or all),
+    encoded once per version and parameters, with its ETag (a digest of the body); None while the
+    areas are still being prepared or without stations or roads."""
+    kinds = tuple(sorted(set(kinds))) if kinds else ()
+
+    def build(kept):
+        found = service_areas(services)
+        if found is None:
+            return None
+        chosen = found[(found["circle"] == minutes) & ~found.geometry.is_empty]
+        if kinds:
+            chosen = chosen[chosen["kind"].isin(kinds)]
+        body = dumps(feature_collection(chosen, ["station_id", "name", "kind", "circle", "distance_m"])).encode()
+        return body, '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+    return services.derived(f"areas:{minutes}:{','.join(kinds)}", build)
 
 
 def served(services, minutes: int) -> gpd.GeoDataFrame | None:
@@ -139,11 +155,8 @@ def tiles(services) -> TileSet:
     they carry the public figures: those of :func:`unit_figures` for an
     anonymous caller, tagged with the minimum count in their version."""
     def build(kept):
-        settings = services.settings
-        cache = TileCache(max_bytes=settings.tile_cache_bytes, directory=settings.tile_cache)
-        tileset = kept.tiles(cache=cache, figures=unit_figures(services, authorised=False),
-                             tag=f"k{settings.min_count}")
-        cache.retain(tileset.version)
+        tileset = kept.tiles(cache=services.tile_cache, figures=unit_figures(services, authorised=False),
+                             tag=services.tile_tag)
         return tileset
     return services.derived("tiles", build)
 
@@ -201,24 +214,10 @@ def placed_events(services) -> gevents.Placed:
 
 
 def memo(services, key: tuple, build):
-    """``build()`` kept for the version served under ``key``, the last :data:`MEMO_SIZE` only
-    (questions with free parameters: dates, categories)."""
-    table = services.derived("events:memo", lambda kept: OrderedDict())
-    with _MEMO_LOCK:
-        if key in table:
-            table.move_to_end(key)
-            return table[key]
-    value = build()
-    with _MEMO_LOCK:
-        table[key] = value
-        while len(table) > MEMO_SIZE:
-            table.popitem(last=False)
-    return value
-
-
-MEMO_SIZE = 64
-"""How many answers to questions with free parameters a worker keeps per version."""
-_MEMO_LOCK = threading.Lock()
+    """``build()`` kept for the version served under ``key`` (questions with free parameters: dates,
+    categories), in the service's cache of derived values: bounded by bytes with the rest
+    (``GRIDGEO_CACHE_MB``), least recently used first out."""
+    return services.derived(f"events:{key!r}", lambda kept: build())
 
 
 def public_indicators(services) -> pd.DataFrame:

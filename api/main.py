@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 import gridgeo
 import gridgeo.store
 from api import auth, dependencies, limits, problems
+from api import derived as api_derived
 from api.dependencies import base_url, cache_control, one_value_each
 from api.limits import BodyLimit, RateLimit
 from api.routes import admin, analysis, events, features, figures, imports, pages, plans, tiles
@@ -63,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        services.start()
+        services.start(warm=api_derived.warm)
         yield
         services.close()
 

@@ -30,6 +30,8 @@ import gridgeo.store
 from api.keys import KeyStore
 from api.settings import Settings
 from gridgeo import derived as gderived
+from gridgeo.lru import LRUCache
+from gridgeo.tiles import TileCache
 
 log = logging.getLogger("gridgeo.api.data")
 """What the service says of the data it serves (preparing, serving a version): always shown."""
@@ -49,15 +51,21 @@ class Preparing(Exception):
 
 
 class Services:
-    """The store, the keys, the derived data served and a per-version cache of what is read from it."""
+    """The store, the keys, the derived data served and a per-version cache of what is read from it
+    (bounded by bytes: ``GRIDGEO_CACHE_MB``, and ``tile_cache_bytes`` for rendered tiles)."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
         self.store = gridgeo.store.open(settings.store)
         self.keys = KeyStore(settings.keys_file)
-        self._cache: dict[str, tuple[int, Any]] = {}
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
+        self.kept_values = LRUCache(settings.cache_mb * 2**20)
+        """What is read and made from the version served (:meth:`derived`), least recently used dropped first."""
+        self.tile_cache = TileCache(max_bytes=settings.tile_cache_bytes, directory=settings.tile_cache)
+        """The rendered tiles, kept apart from :attr:`kept_values` (bounded by ``tile_cache_bytes``), so that
+        a tile set dropped from it and made again finds its tiles."""
+        self._purged = [None, None]
+        self._warming: threading.Thread | None = None
+        self._closing = False
         self._served: gderived.Derived | None = None
         self._checked = -1e9
         self._look = threading.Lock()
@@ -65,13 +73,34 @@ class Services:
         self._inline = threading.Lock()
         self._data_version = (-1e9, 0)
 
-    def start(self) -> None:
+    def start(self, warm: Callable[[Services], None] | None = None) -> None:
         """Look at the store once at start-up, so that a missing version starts preparing
-        before the first request (background mode only: inline mode prepares in requests)."""
+        before the first request (background mode only: inline mode prepares in requests);
+        then, in a thread of its own, ``warm(self)``: read what the first requests will ask
+        for while the service already answers (they wait for a value being read, never read
+        it twice)."""
         if self.settings.prepare == "background":
             self._look_again()
+        if warm is not None and self.settings.prepare != "inline":
+            self._warming = threading.Thread(target=self._warm, args=(warm,), name="gridgeo-warm", daemon=True)
+            self._warming.start()
+
+    def _warm(self, warm) -> None:
+        start = time.perf_counter()
+        try:
+            if self._look_again() is None:
+                return  # nothing prepared yet: the first version is read when asked for
+            warm(self)
+            log.info("data version %d read in %.1f s", self._served.version, time.perf_counter() - start)
+        except Exception as exc:  # a request asking for the same value meets the same error, and says it
+            if not self._closing:
+                log.warning("reading data version ahead of requests failed: %s: %s", type(exc).__name__, exc)
 
     def close(self) -> None:
+        self._closing = True
+        warming = self._warming
+        if warming is not None:
+            warming.join(timeout=30)  # it reads from the store being closed
         child = self._child
         if child is not None and child.poll() is None:
             child.terminate()  # its claim goes stale, and another process takes it over
@@ -147,7 +176,7 @@ class Services:
             return None
         if mode == "inline":
             with self._inline:
-                version = gderived.build(self.store, progress=False)
+                version = gderived.build(self.store, progress=False, min_count=self.settings.min_count)
             return gderived.Derived(self.store, version) if version is not None else None
         status = self.store.derived_state(current)
         if status["failed"] and status["claim"] is None:
@@ -157,7 +186,7 @@ class Services:
         if status["claim"] is not None and not _stale(status["claim"]["at"]):
             return None
         log.info("preparing data version %d in the background", current)
-        env = {**os.environ, "GRIDGEO_STORE": self.settings.store}
+        env = {**os.environ, "GRIDGEO_STORE": self.settings.store, "GRIDGEO_MIN_COUNT": str(self.settings.min_count)}
         self._child = subprocess.Popen([sys.executable, "-m", "gridgeo", "prepare", "--quiet"], env=env,
                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         return None
@@ -167,67 +196,59 @@ class Services:
     def peek(self, name: str) -> Any | None:
         """A value read for the version served, else None (never reads an item, never raises,
         never waits for a build)."""
-        hit = self._cache.get(name)
         if self.settings.prepare == "inline":  # a build would block: leave a moved version to the slow path
             served = self._served
             if served is not None and self.data_version != served.version:
                 return None
         else:
             served = self._look_again()
-        return hit[1] if hit is not None and served is not None and hit[0] == served.version else None
+        return None if served is None else self.kept_values.get((served.version, name))
 
     def derived(self, name: str, build: Callable[[gderived.Derived], Any]) -> Any:
-        """``build(kept)`` for the version served, made once and kept until the version changes.
+        """``build(kept)`` for the version served, made once and kept (in :attr:`kept_values`, bounded
+        by ``GRIDGEO_CACHE_MB``) until the version changes or less recently used values need the room.
 
         Parameters
         ----------
         name : str
             What is kept (``"figures"``, ``"tiles"`` ...).
         build : callable
-            Makes the value from the served :class:`gridgeo.derived.Derived`.
+            Makes the value from the served :class:`gridgeo.derived.Derived`; None (not there, or not
+            yet: see ``Derived.pending``) is asked again.
         """
         kept = self.kept
-        hit = self._cache.get(name)
-        if hit is not None and hit[0] == kept.version:
-            return hit[1]
-        self._purge("", kept.version)
-        with self._guard:
-            lock = self._locks.setdefault(name, threading.Lock())
-        with lock:
-            hit = self._cache.get(name)
-            if hit is not None and hit[0] == kept.version:
-                return hit[1]
-            value = build(kept)
-            if value is not None:  # None (not there, or not yet: see Derived.pending) is asked again
-                self._cache[name] = (kept.version, value)
-            return value
+        self._purge(kept.version)
+        return self.kept_values.get_or_make((kept.version, name), lambda: build(kept))
 
     def current(self, name: str, build: Callable[[], Any]) -> Any:
         """``build()`` for the store's current data version (not the version served):
         for what reads the published layers themselves, as the workbench does."""
         version = self.data_version
-        key = "current:" + name
-        self._purge("current:", version)
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] == version:
-            return hit[1]
-        with self._guard:
-            lock = self._locks.setdefault(key, threading.Lock())
-        with lock:
-            hit = self._cache.get(key)
-            if hit is not None and hit[0] == version:
-                return hit[1]
-            value = build()
-            self._cache[key] = (version, value)
-            return value
+        self._purge(current=version)
+        return self.kept_values.get_or_make(("current", version, name), build)
 
-    def _purge(self, prefix: str, version: int) -> None:
-        """Drop what was kept for other versions (under ``prefix``: ``""`` is the version served)."""
-        with self._guard:
-            old = [k for k, (v, _) in self._cache.items()
-                   if v != version and (k.startswith(prefix) if prefix else not k.startswith("current:"))]
-            for key in old:
-                self._cache.pop(key, None)
+    def settle(self) -> None:
+        """Measure again what grows as it is used (a tile set reading its zooms) and keep the bound."""
+        self.kept_values.settle()
+
+    def _purge(self, served: int | None = None, *, current: int | None = None) -> None:
+        """Drop what was kept for other versions (the version served, or the store's current one)."""
+        if served is not None and served != self._purged[0]:
+            self.kept_values.discard(lambda key: key[0] == "current" or key[0] == served)
+            self.tile_cache.retain(self._tile_version(served))
+            self._purged[0] = served
+        if current is not None and current != self._purged[1]:
+            self.kept_values.discard(lambda key: key[0] != "current" or key[1] == current)
+            self._purged[1] = current
+
+    @property
+    def tile_tag(self) -> str:
+        """What the tile sets' versions carry besides the data version: the minimum count of their
+        figures (:func:`api.derived.tiles`)."""
+        return f"k{self.settings.min_count}"
+
+    def _tile_version(self, version: int) -> str:
+        return f"{version}.{self.tile_tag}"
 
     def forget(self) -> None:
         """Look at the store again at the next request (after a publish through this service)."""

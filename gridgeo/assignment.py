@@ -19,23 +19,31 @@ plan) has no code at that level and none below it.
 
 How the index answers fast
 --------------------------
-The grids' extent is cut into square cells of about ``cell_m`` metres (laid
-out in longitude/latitude, the storage coordinates). A cell that no unit
-boundary touches lies wholly inside one unit (or none) at every level: the
-index stores that answer, and every point falling in the cell gets it from
-one array lookup. The lines through the one or two boundary segments that
-touch most other cells cut them into at most four pieces that no boundary
-crosses: the index stores each piece's answer, and a point gets the answer
-of its piece when Shewchuk's filtered orientation test is certain of its
+The grids' extent is cut into square cells (laid out in longitude/latitude,
+the storage coordinates) whose size adapts to the grids: by default about
+sixteen cells per distinct boundary segment over the extent, so the index
+grows with the grids' vertices, not with their extent (tens of metres for a
+city of small grids, hundreds for a province of counties; ``cell_m``
+overrides it). A cell that no unit boundary touches lies wholly inside one
+unit (or none) at every level: the index stores that answer, and every
+point falling in the cell gets it from one array lookup. A cell that more
+than two distinct boundary segments touch is cut into quarters, and those
+again (a quadtree, at most twice), so the index is fine only where the
+boundaries are busy. A quarter that no boundary touches gets one stored
+answer. The lines through the one or two boundary segments that touch
+most other cells and quarters cut them into at most four pieces that no
+boundary crosses: the index stores each piece's answer, and a point gets the
+answer of its piece when Shewchuk's filtered orientation test is certain of its
 side of each line (its sign is then exactly the one of GEOS's robust
 predicates). The other points, near junctions or on a boundary, are tested
 exactly with GEOS prepared point-in-polygon tests against the few units
 whose boundary touches their cell. When a level is exactly tiled by the one below it
 (checked on the boundary segments), only the lower level is tested.
 
-Cells are widened by a millionth of their size when boundaries are
-rasterised, so floating-point rounding can never put a point in a cell that
-is wrongly taken for whole.
+Cells and quarters are widened by a millionth of their size when
+boundaries are rasterised, so floating-point rounding can never put a point
+in a cell that is wrongly taken for whole; a point finds its quarter from
+its cell coordinates scaled by powers of two, which is exact.
 
 Notes
 -----
@@ -67,8 +75,13 @@ __all__ = ["assign", "AssignIndex", "STATUSES", "DEFAULT_CELL_M"]
 STATUSES = ("inside", "boundary", "snapped", "outside", "invalid")
 _INSIDE, _BOUNDARY, _SNAPPED, _OUTSIDE, _INVALID = range(5)
 
-#: Default side of an index cell, in metres.
-DEFAULT_CELL_M = 20.0
+#: Default side of an index cell: None, adapted to the grids (see :class:`AssignIndex`).
+DEFAULT_CELL_M = None
+# The adapted cell: about this many cells per distinct boundary segment over
+# the extent, and segments crossing at most about this many cells each.
+_CELLS_PER_SEGMENT = 16.0
+_CELLS_PER_SEGMENT_ONE_CALL = 4.0  # the lighter index assign builds for one call
+_CROSSINGS_PER_SEGMENT = 4.0
 
 ON_BOUNDARY_RULES = ("smallest-code",)
 
@@ -83,12 +96,16 @@ _CHUNK_PAIRS = 4_000_000
 
 # Shewchuk's error bound of the fast orient2d: (3 + 16 eps) eps, eps = 2**-53
 _CCW_ERRBOUND = (3.0 + 16.0 * 2.0**-53) * 2.0**-53
-# Where, as fractions across a cell, sample points are tried, centre first.
+# Where, as fractions across a cell, sample points are tried (order set below).
+# Corners first: a line through a cell leaves corners on both sides, so the
+# pieces are mostly found at once.
 _SAMPLES = sorted(((u, v) for u in (0.01, 0.25, 0.5, 0.75, 0.99) for v in (0.01, 0.25, 0.5, 0.75, 0.99)),
-                  key=lambda f: (abs(f[0] - 0.5) + abs(f[1] - 0.5), f))
+                  key=lambda f: (-abs(f[0] - 0.5) - abs(f[1] - 0.5), f))
 
-# Cells cut by at most this many distinct segments are answered piece by piece.
+# Cells cut by at most this many distinct segments are answered piece by piece;
+# busier ones are cut into quarters, at most _DEPTH times.
 _FEW_SEGMENTS = 2
+_DEPTH = 2
 
 _NONE = -1  # no unit
 _MULTI = -2  # in the interior of several units (overlapping units of one level)
@@ -134,7 +151,9 @@ def assign(points, grids, *, levels=None, tolerance_m=0.0, on_boundary="smallest
     grids : GeoDataFrame or AssignIndex
         The grids (checked with :func:`gridgeo.schema.check`), or an index
         built from them once: build one with :class:`AssignIndex` and reuse it
-        for every batch against the same grid version.
+        for every batch against the same grid version. Given grids, an
+        in-memory call builds a lighter index for itself (coarser cells, no
+        quarters: quicker to build, slower per point), with the same answers.
     levels : list of str, optional
         The levels to return (default: every level of the grids).
     tolerance_m : float, default 0
@@ -209,7 +228,10 @@ def assign(points, grids, *, levels=None, tolerance_m=0.0, on_boundary="smallest
     tolerance_m = float(tolerance_m)
     if not (np.isfinite(tolerance_m) and tolerance_m >= 0):
         raise ValueError(f"tolerance_m should be a non-negative number of metres, got {tolerance_m!r}")
-    index = grids if isinstance(grids, AssignIndex) else AssignIndex(grids)
+    if isinstance(grids, AssignIndex):
+        index = grids
+    else:  # built for this call: a lighter index pays off sooner, unless Dask spreads many batches
+        index = AssignIndex(grids, _one_call=not _is_dask(points))
     levels = index._output_levels(levels)
     options = dict(levels=levels, tolerance_m=tolerance_m, crs=crs, lon=lon, lat=lat, name=name)
     if _is_dask(points):
@@ -371,9 +393,13 @@ class AssignIndex:
         Units of one or more levels (``code``, ``name``, ``level``,
         ``parent``, polygons), in any CRS :func:`gridgeo.crs.to_storage`
         knows; checked with :func:`gridgeo.schema.check`.
-    cell_m : float, default 20
-        Side of the index cells in metres. Smaller cells send fewer points to
-        the exact test and take more memory.
+    cell_m : float, optional
+        Side of the index cells in metres. By default it adapts to the
+        grids: about 16 cells per distinct boundary segment over the extent
+        (and never so small that segments cross more than about 4 cells each
+        on average), so the index's size follows the number of vertices, not
+        the extent. Smaller cells send fewer points to the exact test and
+        take more memory.
     scheme : CodeScheme
         The levels and code widths.
     name : str, default "grids"
@@ -402,10 +428,17 @@ class AssignIndex:
 
     Notes
     -----
-    For all of Jinjiang (5,128 units, 1,736 level-2 grids) the index takes
-    about 19 MB (``nbytes``; pickled the same) and builds in 1.5–2.5 s on
-    one core; it then assigns a million points to all five levels in about
-    a tenth of a second. The town sample's takes 1.5 MB. See ``benchmarks/assign.py``.
+    The index's size follows the grids' vertices, not their extent. For all
+    of Jinjiang (5,128 units, 235,000 vertices, 67,000 distinct boundary
+    segments) the adapted cells are about 35 m and the index takes about
+    14 MB (``nbytes``; pickled the same); it then assigns a million points to
+    all five levels about 25 times faster than a spatial join at every level.
+    Building it costs more than that assignment (about half the fixed 20 m
+    raster's build, but still a second or more): build it once per grid version
+    and reuse it. Fujian's 9 prefectures and 84 counties (132,000 vertices of
+    real outlines) get cells of about 540 m, a 7 MB index and a build of
+    about a second with a 67 MB peak, where the fixed 20 m raster took 161.8 s.
+    The town sample's takes 1.0 MB. See ``benchmarks/assign.py``.
 
     Examples
     --------
@@ -418,19 +451,28 @@ class AssignIndex:
     """
 
     def __init__(self, grids, *, cell_m=DEFAULT_CELL_M, scheme: CodeScheme = DEFAULT_SCHEME,
-                 name="grids"):
-        cell_m = float(cell_m)
-        if not (np.isfinite(cell_m) and cell_m > 0):
-            raise ValueError(f"cell_m should be a positive number of metres, got {cell_m!r}")
+                 name="grids", _one_call=False):
+        if cell_m is not None:
+            cell_m = float(cell_m)
+            if not (np.isfinite(cell_m) and cell_m > 0):
+                raise ValueError(f"cell_m should be a positive number of metres (or None to adapt it "
+                                 f"to the grids), got {cell_m!r}")
         grids = gcrs.to_storage(check(grids, "grids", scheme=scheme, name=name), name=name)
         if not len(grids):
             raise ValueError(f"{name} holds no units: nothing to assign to")
-        self.cell_m = cell_m
         self.scheme = scheme
         self.levels = tuple(level_names(grids, scheme))
         self._units(grids, scheme)
-        self._raster = _Raster.over(grids.total_bounds, cell_m)
-        self._rasterise()
+        segments = _unique_segments(self._geoms)
+        bounds = grids.total_bounds
+        scale = _metres_per_degree(bounds)
+        # an index for one call (see assign): coarser cells and no quarters
+        self._max_depth = 0 if _one_call else _DEPTH
+        cells_per_segment = _CELLS_PER_SEGMENT_ONE_CALL if _one_call else _CELLS_PER_SEGMENT
+        self.cell_m = (_adapted_cell_m(segments[0], bounds, scale, cells_per_segment) if cell_m is None
+                       else cell_m)
+        self._raster = _Raster.over(bounds, self.cell_m, scale)
+        self._rasterise(*segments)
         self.token = self._fingerprint()
         self._metric_cache = None
 
@@ -466,11 +508,11 @@ class AssignIndex:
             self._ancestor[i, :n][here] = current[here] - self._start[i]
             current = np.where(here, self._parent[np.maximum(current, 0)], current)
 
-    def _rasterise(self):
+    def _rasterise(self, segments, seg_of, unit_of):
         """Label every cell: a unit (or none) when one answer holds for all of
-        it, else the candidates an exact test must choose among."""
+        it, else the candidates an exact test must choose among. The
+        segments are those of :func:`_unique_segments`."""
         raster = self._raster
-        segments, seg_of, unit_of = _unique_segments(self._geoms)
         n = len(self._geoms)
         owned, multiplicity = np.unique(seg_of * n + unit_of, return_counts=True)
         owner_start = np.searchsorted(owned // n, np.arange(len(segments) + 1))
@@ -501,7 +543,7 @@ class AssignIndex:
             cells = np.flatnonzero(mixed & (cell_unit >= 0))
             entries.append((cells, cell_unit[cells], True))
         self._candidates(entries, mixed)
-        self._few_segment_cells(seg_cell, seg, segments)
+        self._refine(seg_cell, seg, segments)
 
     def _level_units(self):
         return [np.arange(self._start[i], self._start[i + 1]) for i in range(len(self.levels))]
@@ -561,46 +603,126 @@ class AssignIndex:
         self._cand_unit = units.astype(_small_int(n))
         self._cand_certain = certain
 
-    def _few_segment_cells(self, seg_cell, seg, segments):
-        """Answer each piece of the mixed cells that one or two boundary
-        segments alone touch (a segment shared by several units counts once).
+    def _refine(self, seg_cell, seg, segments):
+        """The quadtree of the mixed cells, and the answer of each piece of
+        its leaves that one or two boundary segments alone cut.
 
-        The lines through those segments cut such a cell into at most four
-        convex pieces, told apart by the side of each line a point is on. No
-        boundary runs inside a piece (it lies on the lines), so each piece
-        lies wholly inside the same units: one exact answer per piece, found
-        here from a sample point, holds for every point whose sides are
-        certain.
+        A mixed cell that more than `_FEW_SEGMENTS` distinct segments touch
+        is cut into four quarters, and each quarter that more than that
+        touch again, down to `_DEPTH` times: the index is fine only where the
+        boundaries are busy (vertices, junctions), coarse elsewhere. A
+        quarter touched by no segment lies wholly inside the same units: one
+        exact answer holds for all of it. The lines through the one or two
+        segments touching a leaf cut it into at most four convex pieces,
+        told apart by the side of each line a point is on; no boundary runs
+        inside a piece (it lies on the lines), so each piece lies wholly
+        inside the same units: one exact answer per piece, found here from a
+        sample point, holds for every point whose sides are certain. Leaves
+        still busier than that (junctions of three or more segments) are
+        tested exactly. A segment shared by several units counts once.
         """
-        cells, first, count = np.unique(seg_cell, return_index=True, return_counts=True)
-        few = count <= _FEW_SEGMENTS
-        cells, first, count = cells[few], first[few], count[few]
-        lines = np.full((len(cells), _FEW_SEGMENTS), -1, dtype=np.int64)
+        raster = self._raster
+        ends = (*raster.cell_space(segments[:, 0], segments[:, 1]),
+                *raster.cell_space(segments[:, 2], segments[:, 3]))
+        # the tree, level by level: pairs (node, segment) sorted by node
+        nodes = self._mixed.count
+        node, line = self._mixed.rank(seg_cell), seg
+        cells = np.flatnonzero(_Rank.flags(self._mixed))
+        fine = [(cells % raster.nx, cells // raster.nx)]  # cell coordinates of each node at its depth
+        depth_start = [0, nodes]
+        child = [np.full(nodes, -1, dtype=np.int64)]
+        pairs = [(node, line)]
+        for depth in range(1, self._max_depth + 1):
+            count = np.bincount(node - depth_start[-2], minlength=depth_start[-1] - depth_start[-2])
+            busy = np.flatnonzero(count > _FEW_SEGMENTS)
+            if not busy.size:
+                break
+            first = depth_start[-1]
+            child[-1][busy] = first + 4 * np.arange(len(busy))
+            fu, fv = fine[-1]
+            quarter = np.arange(4)
+            fine.append(((2 * fu[busy][:, None] + quarter % 2).ravel(), (2 * fv[busy][:, None] + quarter // 2).ravel()))
+            # the pairs of the busy nodes, each tried against the four quarters
+            splits = np.full(depth_start[-1] - depth_start[-2], -1, dtype=np.int64)
+            splits[busy] = np.arange(len(busy))
+            parent = splits[node - depth_start[-2]]
+            keep = parent >= 0
+            parent, line = parent[keep], line[keep]
+            sub = np.repeat(parent * 4, 4) + np.tile(quarter, len(parent))
+            line = np.repeat(line, 4)
+            touched = _touches(*(e[line] * 2.0**depth for e in ends), fine[-1][0][sub], fine[-1][1][sub])
+            order = np.argsort(sub[touched], kind="stable")
+            node, line = first + sub[touched][order], line[touched][order]
+            pairs.append((node, line))
+            depth_start.append(first + 4 * len(busy))
+            child.append(np.full(4 * len(busy), -1, dtype=np.int64))
+        self._depth = len(depth_start) - 2
+        total = depth_start[-1]
+        self._child = np.concatenate(child).astype(_small_int(total))
+        node = np.concatenate([n for n, _ in pairs])
+        line = np.concatenate([ln for _, ln in pairs])
+        depth = np.repeat(np.arange(len(depth_start) - 1), np.diff(depth_start))
+        fu = np.concatenate([f[0] for f in fine])
+        fv = np.concatenate([f[1] for f in fine])
+        # the base cell's slot of every node (its candidates)
+        parent = np.arange(total)
+        inner = np.flatnonzero(self._child >= 0)
+        parent[self._child[inner].astype(np.int64)[:, None] + np.arange(4)] = inner[:, None]
+        slot = np.arange(total)
+        for _ in range(self._depth):
+            slot = parent[slot]
+        count = np.bincount(node, minlength=total)
+        first = np.searchsorted(node, np.arange(total))  # pairs are sorted by node
+        leaf = (self._child < 0) & (count <= _FEW_SEGMENTS)
+        lines = np.full((total, _FEW_SEGMENTS), -1, dtype=np.int64)
         for j in range(_FEW_SEGMENTS):
-            lines[count > j, j] = seg[first[count > j] + j]
-        sample = np.full((len(cells), 2**_FEW_SEGMENTS), -1)  # which sample stands for each piece
+            has = leaf & (count > j)
+            lines[has, j] = line[first[has] + j]
+        answer = np.full((total, 2**_FEW_SEGMENTS), _MIXED, dtype=np.int64)  # _MIXED: tested exactly
+
+        def at(rows, f_u, f_v):
+            return raster.points_in_fine(fu[rows], fv[rows], depth[rows], f_u, f_v)
+
+        # quarters no segment touches: one answer for all of it
+        whole = np.flatnonzero(leaf & (count == 0) & (depth > 0))
+        deepest, tie = self._exact(*at(whole, 0.5, 0.5), slot[whole])
+        answer[whole, 0] = np.where(tie, _MIXED, deepest)
+        # leaves cut by one or two lines: one answer per piece
+        cut = np.flatnonzero(leaf & (count > 0))
+        sample = np.full((len(cut), 2**_FEW_SEGMENTS), -1)  # which sample stands for each piece
+        pieces = 2 ** (lines[cut] >= 0).sum(axis=1)  # done when every piece has a sample
+        todo = np.arange(len(cut))
+        ends = np.ascontiguousarray(segments.T)
+        ends = [[ends[c][lines[cut, j]] for c in range(4)] for j in range(_FEW_SEGMENTS)]  # -1: any row
         for k, (f_u, f_v) in enumerate(_SAMPLES):
-            piece = _piece(segments.T, lines, *self._raster.points_in(cells, f_u, f_v))
+            x, y = at(cut[todo], f_u, f_v)
+            piece = np.zeros(len(todo), dtype=np.int64)
+            certain = np.ones(len(todo), dtype=bool)
+            for j in range(_FEW_SEGMENTS):
+                side = _orientation(*(e[todo] for e in ends[j]), x, y)
+                has = lines[cut[todo], j] >= 0
+                certain &= (side != 0) | ~has
+                piece |= ((side > 0) & has).astype(np.int64) << j
+            piece = np.where(certain, piece, -1)
             fresh = np.flatnonzero(piece >= 0)
-            fresh = fresh[sample[fresh, piece[fresh]] < 0]
-            sample[fresh, piece[fresh]] = k
-        slot = self._mixed.rank(cells)
-        answer = np.full(sample.shape, _MIXED, dtype=np.int64)  # _MIXED: tested exactly
+            rows, piece = todo[fresh], piece[fresh]
+            new = sample[rows, piece] < 0
+            sample[rows[new], piece[new]] = k
+            todo = todo[(sample[todo] >= 0).sum(axis=1) < pieces[todo]]
+            if not todo.size:
+                break
         for piece in range(sample.shape[1]):
             rows = np.flatnonzero(sample[:, piece] >= 0)
             f_u, f_v = np.asarray(_SAMPLES)[sample[rows, piece]].T
-            deepest, tie = self._exact(*self._raster.points_in(cells[rows], f_u, f_v), slot[rows])
+            deepest, tie = self._exact(*at(cut[rows], f_u, f_v), slot[cut[rows]])
             # a tie off every boundary means overlapping units: left to the exact test
-            answer[rows, piece] = np.where(tie, _MIXED, deepest)
-        keep = (answer != _MIXED).any(axis=1)
-        kept = lines[keep]
-        used = np.unique(kept[kept >= 0])
-        self._segments = np.ascontiguousarray(segments[used].T)  # ax, ay, bx, by of answered cells
-        self._fast_lines = np.full((self._mixed.count, _FEW_SEGMENTS), -1, dtype=_small_int(len(used)))
-        self._fast_lines[slot[keep]] = np.where(kept >= 0, np.searchsorted(used, kept), -1)
-        self._fast_answer = np.full((self._mixed.count, sample.shape[1]), _MIXED,
-                                    dtype=_small_int(len(self._geoms), negative=_MIXED))
-        self._fast_answer[slot[keep]] = answer[keep]
+            answer[cut[rows], piece] = np.where(tie, _MIXED, deepest)
+        useful = (answer != _MIXED).any(axis=1)
+        lines[~useful] = -1
+        used = _distinct(lines[lines >= 0])
+        self._segments = np.ascontiguousarray(segments[used].T)  # ax, ay, bx, by of answered leaves
+        self._fast_lines = np.where(lines >= 0, np.searchsorted(used, lines), -1).astype(_small_int(len(used)))
+        self._fast_answer = answer.astype(_small_int(len(self._geoms), negative=_MIXED))
 
     def _fingerprint(self) -> str:
         digest = hashlib.sha1(repr((self.levels, self.cell_m)).encode())
@@ -626,15 +748,35 @@ class AssignIndex:
         """The rule for points in mixed cells: by the piece of the cell they
         are certainly in when one or two segments cut it, else by exact tests."""
         slot = self._mixed.rank(cell)
+        node = self._leaf(x, y, slot)
         deepest = np.full(len(x), _MIXED, dtype=np.int64)
         tie = np.zeros(len(x), dtype=bool)
-        fast = np.flatnonzero(self._fast_lines[slot, 0] >= 0)
-        piece = _piece(self._segments, self._fast_lines[slot[fast]], x[fast], y[fast])
+        fast = np.flatnonzero(self._fast_lines[node, 0] >= 0)
+        piece = _piece(self._segments, self._fast_lines[node[fast]], x[fast], y[fast])
         known = piece >= 0
-        deepest[fast[known]] = self._fast_answer[slot[fast[known]], piece[known]]
+        deepest[fast[known]] = self._fast_answer[node[fast[known]], piece[known]]
+        whole = np.flatnonzero(self._fast_lines[node, 0] < 0)  # quarters no segment touches
+        deepest[whole] = self._fast_answer[node[whole], 0]
         rest = np.flatnonzero(deepest == _MIXED)
         deepest[rest], tie[rest] = self._exact(x[rest], y[rest], slot[rest])
         return deepest, tie
+
+    def _leaf(self, x, y, slot):
+        """The quadtree leaf holding each point of the mixed cells `slot`:
+        its quarter at each depth, from the same cell coordinates (scaled by
+        powers of two, which is exact) that placed it in its cell."""
+        node = slot.astype(np.int64)
+        if not self._depth:
+            return node
+        u, v = self._raster.cell_space(x, y)
+        for depth in range(1, self._depth + 1):
+            down = np.flatnonzero(self._child[node] >= 0)
+            if not down.size:
+                break
+            scale = 2.0**depth
+            quarter = (np.floor(u[down] * scale).astype(np.int64) & 1) + 2 * (np.floor(v[down] * scale).astype(np.int64) & 1)
+            node[down] = self._child[node[down]] + quarter
+        return node
 
     def _exact(self, x, y, slot):
         """The rule, applied with exact tests against the candidates of each
@@ -713,7 +855,7 @@ class AssignIndex:
     @property
     def nbytes(self) -> int:
         arrays = (self._cell, self._mixed.words, self._mixed.before, self._cand_start, self._cand_unit,
-                  self._cand_certain, self._fast_lines, self._fast_answer, self._segments,
+                  self._cand_certain, self._child, self._fast_lines, self._fast_answer, self._segments,
                   self._level, self._parent, self._ancestor, self._start)
         coordinates = int(shapely.get_num_coordinates(self._geoms).sum()) * 16
         attributes = self.grids.drop(columns=self.grids.geometry.name).memory_usage(deep=True).sum()
@@ -727,6 +869,9 @@ class AssignIndex:
         return state
 
     def __setstate__(self, state):
+        if "_child" not in state:  # pickled before the quadtree: its mixed cells are all leaves
+            state["_depth"] = 0
+            state["_child"] = np.full(state["_mixed"].count, -1, dtype=np.int32)
         self.__dict__.update(state)
         self._geoms = np.asarray(self.grids.geometry.array, dtype=object)
         shapely.prepare(self._geoms)
@@ -737,8 +882,8 @@ class AssignIndex:
     def __repr__(self) -> str:
         units = ", ".join(f"{len(c)} {lv}" for lv, c in self.codes.items())
         return (f"<AssignIndex {units}; {self._raster.nx}x{self._raster.ny} cells of "
-                f"{self.cell_m:g} m, {self._mixed.count:,} crossed by a boundary; "
-                f"{self.nbytes / 1e6:.1f} MB>")
+                f"{self.cell_m:g} m, {self._mixed.count:,} crossed by a boundary, "
+                f"{len(self._child) - self._mixed.count:,} quarters; {self.nbytes / 1e6:.1f} MB>")
 
 
 class _Rank:
@@ -753,6 +898,11 @@ class _Rank:
         counts = np.bitwise_count(self.words).astype(np.int64)
         self.before = (np.cumsum(counts) - counts).astype(np.int32 if counts.sum() < 2**31 else np.int64)
         self.count = int(counts.sum())
+
+    @staticmethod
+    def flags(rank):
+        """Which cells are mixed, as booleans (padded to a multiple of 64)."""
+        return np.unpackbits(rank.words.view(np.uint8), bitorder="little").astype(bool)
 
     def rank(self, cells):
         word = cells >> 6
@@ -784,15 +934,10 @@ class _Raster:
         self.bounds = bounds
 
     @classmethod
-    def over(cls, bounds, cell_m):
+    def over(cls, bounds, cell_m, scale=None):
         minx, miny, maxx, maxy = (float(b) for b in bounds)
-        metric = gcrs.metric_crs((minx, miny, maxx, maxy))
-        to_metric = pyproj.Transformer.from_crs(gcrs.STORAGE_CRS, metric, always_xy=True)
-        cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
-        step = 1e-3
-        mx, my = to_metric.transform([cx, cx + step, cx], [cy, cy, cy + step])
-        dx = cell_m * step / np.hypot(mx[1] - mx[0], my[1] - my[0])
-        dy = cell_m * step / np.hypot(mx[2] - mx[0], my[2] - my[0])
+        metre_x, metre_y = _metres_per_degree(bounds) if scale is None else scale
+        dx, dy = cell_m / metre_x, cell_m / metre_y
         # two cells of margin all round: the border cells touch no unit
         nx = int(np.ceil((maxx - minx) / dx)) + 5
         ny = int(np.ceil((maxy - miny) / dy)) + 5
@@ -809,10 +954,49 @@ class _Raster:
         v = np.clip(v, 0, self.ny - 1, out=v).astype(np.int64)
         return v * self.nx + u
 
+    def points_in_fine(self, fu, fv, depth, f_u=0.5, f_v=0.5):
+        """Lon/lat of the points at fractions across the cells (fu, fv) of a
+        raster 2**depth times finer."""
+        scale = 2.0**depth
+        return self.x0 + (fu + f_u) / scale / self.kx, self.y0 + (fv + f_v) / scale / self.ky
+
     def points_in(self, cells, f_u=0.5, f_v=0.5):
         """Lon/lat of the points at fractions (f_u, f_v) across flat cells."""
         u, v = cells % self.nx + f_u, cells // self.nx + f_v
         return self.x0 + u / self.kx, self.y0 + v / self.ky
+
+
+def _metres_per_degree(bounds):
+    """Metres per degree of longitude and of latitude at the centre of
+    `bounds`, in :func:`gridgeo.crs.metric_crs` of them."""
+    minx, miny, maxx, maxy = (float(b) for b in bounds)
+    metric = gcrs.metric_crs((minx, miny, maxx, maxy))
+    to_metric = pyproj.Transformer.from_crs(gcrs.STORAGE_CRS, metric, always_xy=True)
+    cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
+    step = 1e-3
+    mx, my = to_metric.transform([cx, cx + step, cx], [cy, cy, cy + step])
+    return np.hypot(mx[1] - mx[0], my[1] - my[0]) / step, np.hypot(mx[2] - mx[0], my[2] - my[0]) / step
+
+
+def _adapted_cell_m(segments, bounds, scale, cells_per_segment=_CELLS_PER_SEGMENT):
+    """The side of the cells, in metres, adapted to the grids: the larger of
+
+    - the side giving `_CELLS_PER_SEGMENT` cells per distinct boundary
+      segment over the extent (the raster's size), and
+    - the side at which the segments cross about `_CROSSINGS_PER_SEGMENT`
+      cells each on average (the boundary cells' number).
+
+    Both bound the index by the number of boundary segments, whatever the
+    extent: a city of small grids gets cells of tens of metres, a province
+    of counties cells of hundreds.
+    """
+    minx, miny, maxx, maxy = (float(b) for b in bounds)
+    metre_x, metre_y = scale
+    n = max(len(segments), 1)
+    area = max((maxx - minx) * metre_x, 1e-9) * max((maxy - miny) * metre_y, 1e-9)
+    length = np.hypot((segments[:, 2] - segments[:, 0]) * metre_x, (segments[:, 3] - segments[:, 1]) * metre_y).sum()
+    side = max(np.sqrt(area / (cells_per_segment * n)), length / (_CROSSINGS_PER_SEGMENT * n))
+    return float(f"{side:.3g}")  # a round figure, as a person would choose
 
 
 def _unique_segments(geoms):
@@ -835,8 +1019,27 @@ def _unique_segments(geoms):
     flip = (a[:, 0] > b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] > b[:, 1]))
     rows = np.where(flip[:, None], np.c_[b, a], np.c_[a, b])
     keep = (rows[:, 0] != rows[:, 2]) | (rows[:, 1] != rows[:, 3])
-    segments, which = np.unique(rows[keep], axis=0, return_inverse=True)
-    return segments, which.ravel(), unit[keep]
+    rows = rows[keep] + 0.0  # -0.0 becomes 0.0: equal coordinates, equal bits
+    # distinct rows by their bit patterns (a sort of four integer keys: many
+    # times faster than np.unique(axis=0), which sorts structured rows)
+    bits = rows.view(np.int64)
+    # sorted by a 64-bit hash of the four keys (one integer sort); rows with
+    # the same hash must be the same row, else (never seen) a sort of all four
+    mixed = bits.view(np.uint64) * np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
+                                              0x27D4EB2F165667C5], dtype=np.uint64)
+    digest = (mixed[:, 0] ^ (mixed[:, 1] >> np.uint64(7)) ^ (mixed[:, 2] << np.uint64(3))
+              ^ (mixed[:, 3] >> np.uint64(11)))
+    order = np.argsort(digest)
+    ordered = bits[order]
+    differ = (ordered[1:] != ordered[:-1]).any(axis=1)
+    if (differ & (digest[order][1:] == digest[order][:-1])).any():
+        order = np.lexsort(bits.T[::-1])
+        ordered = bits[order]
+        differ = (ordered[1:] != ordered[:-1]).any(axis=1)
+    fresh = np.r_[True, differ]
+    which = np.empty(len(rows), dtype=np.int64)
+    which[order] = np.cumsum(fresh) - 1
+    return rows[order[fresh]], which, unit[keep]
 
 
 def _segment_cells(segments, raster):
@@ -850,9 +1053,16 @@ def _segment_cells(segments, raster):
     cumulative = np.cumsum(_cells_around(a_u, a_v, b_u, b_v, raster, count_only=True))
     for lo, hi in _chunks(cumulative, _CHUNK_PAIRS):
         piece, cell = _cells_around(a_u[lo:hi], a_v[lo:hi], b_u[lo:hi], b_v[lo:hi], raster)
-        keys.append(np.unique(cell * n + owner[lo:hi][piece]))
-    key = np.unique(np.concatenate(keys))
+        keys.append(_distinct(cell * n + owner[lo:hi][piece]))
+    key = _distinct(np.concatenate(keys))
     return key // n, key % n
+
+
+def _distinct(keys):
+    """The distinct integers of `keys`, sorted: np.unique by a plain sort,
+    several times faster than its hash table on millions of keys."""
+    keys = np.sort(keys)
+    return keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
 
 
 def _expand(start, count):
@@ -914,6 +1124,21 @@ def _chunks(cumulative, size):
         hi = max(int(np.searchsorted(cumulative, base + size, side="right")), lo + 1)
         yield lo, hi
         lo = hi
+
+
+def _touches(a_u, a_v, b_u, b_v, cu, cv):
+    """Whether each segment, in cell coordinates, touches its cell (cu, cv)
+    widened by `_MARGIN`: its bounding box meets the cell's, and its line
+    leaves the cell's four corners not all on one side."""
+    left, right = cu - _MARGIN, cu + 1 + _MARGIN
+    low, high = cv - _MARGIN, cv + 1 + _MARGIN
+    meets = ((np.minimum(a_u, b_u) <= right) & (np.maximum(a_u, b_u) >= left)
+             & (np.minimum(a_v, b_v) <= high) & (np.maximum(a_v, b_v) >= low))
+    du, dv = b_u - a_u, b_v - a_v
+    side = [du * (y - a_v) - dv * (x - a_u) for x, y in ((left, low), (left, high), (right, low), (right, high))]
+    positive = (side[0] > 0) & (side[1] > 0) & (side[2] > 0) & (side[3] > 0)
+    negative = (side[0] < 0) & (side[1] < 0) & (side[2] < 0) & (side[3] < 0)
+    return meets & ~(positive | negative)
 
 
 def _cells_around(a_u, a_v, b_u, b_v, raster, count_only=False):

@@ -18,6 +18,12 @@ The rules:
   layers it depends on have the same :meth:`~gridgeo.store.Store.layer_version`)
   is copied from it instead of computed again: publishing a plan of grids
   leaves the walking coverage of every address and the ground served alone.
+  Finer than layers: the areas left out depend on the grids through the
+  units of the top level only (they are cut to them), and the tile geometry
+  of each layer (simplified per zoom from that layer's geometry alone) is
+  copied when the layer's geometry is the same, in the same order (a digest
+  of its WKB): a publish of level-2 grids leaves both alone for the other
+  levels. Copied or computed, the items are the same bytes.
 - One process builds a version at a time: :func:`build` claims it in the
   store, renews the claim as it goes and lets go at the end (a claim not
   renewed for five minutes is taken over: its process died). A failure is
@@ -56,7 +62,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import shapely
 
-__all__ = ["Derived", "build", "latest", "COVERAGE_MINUTES", "TILE_FIGURES", "DerivedError"]
+__all__ = ["Derived", "build", "latest", "unit_table", "public_table", "COVERAGE_MINUTES", "TILE_FIGURES",
+           "PUBLIC_FIGURES", "COVERAGE_FIGURES", "DerivedError"]
 
 COVERAGE_MINUTES = (5, 10, 15)
 """The life circles (minutes of walking) whose coverage is kept."""
@@ -65,10 +72,21 @@ TILE_FIGURES = ["households", "population", "households_per_worker", "events_per
                 "stations"]
 """The figures carried in grid tiles, for styling without another request."""
 
+PUBLIC_FIGURES = [
+    "addresses", "households", "population", "units", "workers", "households_per_worker",
+    "events", "events_per_1000", "stations", "band", "share_5min", "share_10min", "share_15min",
+    "has_station",
+]
+"""Figures per unit a service shows (for anonymous callers with the minimum count of
+:mod:`gridgeo.disclosure` applied): aggregates only."""
+
+COVERAGE_FIGURES = [*(f"households_{m}min" for m in COVERAGE_MINUTES), "farthest_m"]
+"""Figures per unit that only the coverage answers carry (the counts the shares come from)."""
+
 STALE_AFTER = 300.0
 """Seconds after which a claim nobody renewed is taken over."""
 
-CORE = ("grids", "labels", "events", "nearest", "served", "coverage", "uncovered", "figures", "tiles")
+CORE = ("grids", "labels", "events", "nearest", "served", "coverage", "uncovered", "figures", "public", "tiles")
 """Items computed before a version is marked complete: what the one map needs."""
 
 LATE = ("service_areas",)
@@ -82,12 +100,15 @@ _ITEMS: dict[str, tuple[str, ...]] = {
     "served": ("stations", "roads", "metric"),
     "service_areas": ("stations", "roads", "metric"),
     "coverage": ("grids", "addresses", "stations", "roads"),
-    "uncovered": ("grids", "addresses", "stations", "roads"),
+    "uncovered": ("top", "addresses", "stations", "roads", "metric"),
     "figures": ("grids", "addresses", "events", "stations", "roads"),
+    "public": ("grids", "addresses", "events", "stations", "roads", "min_count"),
     "tiles": ("grids", "addresses", "events", "stations", "roads"),
 }
-"""Item -> the layers it is computed from, and ``metric``: the metric CRS it measures in (the
-grids' Gauss-Krüger zone, which a publish of grids seldom changes)."""
+"""Item -> the layers it is computed from, ``metric``: the metric CRS it measures in (the
+grids' Gauss-Krüger zone, which a publish of grids seldom changes), ``top``: the units of the
+top level (the areas left out are cut to them: a publish below the top level leaves them
+alone), and ``min_count``: the minimum count of the public figures."""
 
 
 class DerivedError(RuntimeError):
@@ -147,6 +168,16 @@ class Derived:
         """:func:`gridgeo.stats.figures` of the version, with the coverage shares
         per unit joined in (``share_5min`` ... ``has_station``, ``farthest_m``), indexed by code."""
         return _plain(self._get("figures"))
+
+    def public_figures(self, min_count: int) -> pd.DataFrame:
+        """:func:`public_table` of the version: read from the store when the version was prepared
+        with this minimum count (the service's: ``GRIDGEO_MIN_COUNT``), else computed."""
+        data = self._get(f"public/k{int(min_count)}")
+        if data is None:
+            return public_table(self.figures(), self.coverage(), min_count)
+        out = _object_columns_in(_plain(data))
+        out.attrs = json.loads(self._get(f"public/k{int(min_count)}.attrs"))
+        return out
 
     def coverage(self) -> pd.DataFrame | None:
         """:func:`gridgeo.coverage.per_grid` of the version (None without addresses or stations)."""
@@ -258,6 +289,32 @@ def _carrying(frame, fields, figures, *, events: bool):
     return frame, [*kept, *carried, "suppressed"]
 
 
+def unit_table(figures: pd.DataFrame, coverage: pd.DataFrame | None) -> pd.DataFrame:
+    """The figures per unit a service may show: ``name``, ``level``, ``parent``, the
+    :data:`PUBLIC_FIGURES` there are and, with coverage, the :data:`COVERAGE_FIGURES` (the
+    counts the shares come from, audited with them), indexed by ``code``; no minimum count yet."""
+    keep = ["name", "level", "parent", *[c for c in PUBLIC_FIGURES if c in figures.columns]]
+    table = pd.DataFrame(figures[keep])
+    table.index.name = "code"
+    if coverage is not None:
+        counts = coverage.set_index("code")[[c for c in COVERAGE_FIGURES if c in coverage.columns]]
+        table = table.join(counts)
+    return table
+
+
+def public_table(figures: pd.DataFrame, coverage: pd.DataFrame | None, min_count: int) -> pd.DataFrame:
+    """:func:`unit_table` as anyone may see it: :func:`gridgeo.disclosure.public_figures` with
+    minimum count ``min_count``, the same columns and ``suppressed``; its ``attrs`` say what
+    was withheld."""
+    from gridgeo import disclosure
+
+    table = unit_table(figures, coverage)
+    public = disclosure.public_figures(table, min_count)
+    out = public[[c for c in table.columns if c in public.columns] + ["suppressed"]]
+    out.attrs = dict(public.attrs)
+    return out
+
+
 def latest(store) -> Derived | None:
     """The newest complete derived data of a store no newer than its data
     version, or None when there is none (run :func:`build`)."""
@@ -267,7 +324,7 @@ def latest(store) -> Derived | None:
 
 
 def build(store, *, owner: str | None = None, progress: bool | None = None,
-          log: Callable[[str], None] | None = None) -> int | None:
+          log: Callable[[str], None] | None = None, min_count: int | None = None) -> int | None:
     """Compute and keep the derived data of the store's current data version.
 
     Items whose inputs are unchanged since the newest complete version are
@@ -282,6 +339,10 @@ def build(store, *, owner: str | None = None, progress: bool | None = None,
         Say what is being computed on stderr (default: when stderr is a terminal).
     log : callable, optional
         Called with a line per step instead.
+    min_count : int, optional
+        The minimum count of the public figures kept (:meth:`Derived.public_figures`;
+        default :data:`gridgeo.disclosure.MIN_COUNT`): a service with another reads the
+        figures and applies it itself.
 
     Returns
     -------
@@ -305,7 +366,10 @@ def build(store, *, owner: str | None = None, progress: bool | None = None,
     say = log or ((lambda line: print(line, file=sys.stderr, flush=True))
                   if (progress if progress is not None else sys.stderr.isatty()) else (lambda line: None))
     try:
-        _Builder(store, version, owner, say).run(late_only=late_only)
+        from gridgeo.disclosure import MIN_COUNT
+
+        _Builder(store, version, owner, say, MIN_COUNT if min_count is None else int(min_count)).run(
+            late_only=late_only)
     except BaseException as exc:
         reason = f"{type(exc).__name__}: {exc}"
         try:
@@ -324,8 +388,9 @@ def build(store, *, owner: str | None = None, progress: bool | None = None,
 class _Builder:
     """The steps of :func:`build`, each reading what it needs once."""
 
-    def __init__(self, store, version, owner, say):
+    def __init__(self, store, version, owner, say, min_count):
         self.store, self.version, self.owner, self.say = store, version, owner, say
+        self.min_count = min_count
         self.layer_versions = {kind: store.layer_version(kind) for kind in
                                ("grids", "stations", "addresses", "events", "roads")}
         self._read: dict = {}
@@ -361,6 +426,14 @@ class _Builder:
                     return metric_crs(self.layer(kind))
             return None
         return self.made("metric", make)
+
+    def top(self) -> gpd.GeoDataFrame:
+        """The units of the top level (the first row's level), in the order of the grids."""
+        grids = self.layer("grids")
+        return grids[grids["level"] == grids["level"].iloc[0]] if len(grids) else grids
+
+    def top_digest(self) -> str:
+        return self.made("top", lambda: _digest(self.top().geometry))
 
     def index(self):
         import gridgeo
@@ -400,8 +473,13 @@ class _Builder:
             self._renewed = time.monotonic()
 
     def depends(self, item: str) -> dict:
-        return {name: ((self.metric().to_string() if self.metric() is not None else None) if name == "metric"
-                       else self.layer_versions[name]) for name in _ITEMS[item]}
+        def of(name):
+            if name == "metric":
+                return self.metric().to_string() if self.metric() is not None else None
+            if name == "top":
+                return self.top_digest()
+            return self.min_count if name == "min_count" else self.layer_versions[name]
+        return {name: of(name) for name in _ITEMS[item]}
 
     def reused(self, item: str) -> bool:
         """Whether the previous complete version has ``item`` from the same inputs."""
@@ -410,12 +488,15 @@ class _Builder:
         before = self.previous.manifest["items"].get(item)
         return before is not None and before["depends"] == self.depends(item)
 
-    def keep(self, item: str, items: dict[str, bytes] | None):
-        """Write an item's blobs (None: the item has no data, e.g. coverage without stations)."""
+    def keep(self, item: str, items: dict[str, bytes] | None, *, copied=()):
+        """Write an item's blobs (None: the item has no data, e.g. coverage without stations); ``copied``:
+        its blobs copied from the version before."""
         if items:
             self.store.put_derived(self.version, items)
         self.manifest["items"][item] = {"depends": self.depends(item), "present": bool(items),
-                                        "names": sorted(items or {})}
+                                        "names": sorted([*(items or {}), *copied])}
+        if copied:
+            self.manifest["items"][item]["copied_names"] = len(copied)
 
     def copy(self, item: str) -> None:
         before = self.previous.manifest["items"][item]
@@ -450,7 +531,9 @@ class _Builder:
                 self.copy(item)
                 continue
             with self.step(item):
-                self.keep(item, getattr(self, f"_{item}")())
+                made = getattr(self, f"_{item}")()
+                made, copied = made if isinstance(made, tuple) else (made, [])
+                self.keep(item, made, copied=copied)
 
     def _grids(self):
         return {"grids": _bytes(self.layer("grids"))}
@@ -523,7 +606,7 @@ class _Builder:
         grids = self.layer("grids")
         if result is None or grids.empty:
             return None
-        top = grids[grids["level"] == grids["level"].iloc[0]] if len(grids) else grids
+        top = self.top()
         areas = [coverage.uncovered_areas(result, minutes=m, within=top).assign(circle=m) for m in COVERAGE_MINUTES]
         return {"uncovered": _bytes(pd.concat(areas, ignore_index=True))}
 
@@ -548,6 +631,16 @@ class _Builder:
         plain = pd.DataFrame(f.drop(columns=f.geometry.name) if isinstance(f, gpd.GeoDataFrame) else f)
         return {"figures": _bytes(plain)}
 
+    def _public(self):
+        # from the items as written, as a service reading them would compute it
+        read = lambda name: self.store.get_derived(self.version, name)  # noqa: E731
+        coverage = read("coverage")
+        table = public_table(_plain(read("figures")), None if coverage is None else _plain(coverage),
+                             self.min_count)
+        name = f"public/k{self.min_count}"
+        return {name: _bytes(_object_columns_out(table)),
+                f"{name}.attrs": json.dumps(table.attrs, default=_json_scalar).encode()}
+
     def _tiles(self):
         from gridgeo.tiles import DEFAULT_ZOOMS, TileLayer, TileSet, event_counts, grid_layers, station_layer
 
@@ -569,17 +662,31 @@ class _Builder:
         if not layers:
             return None
         tiles = TileSet(layers, version=str(self.version))
-        items, specs = {}, []
+        before = {spec["name"]: spec for spec in json.loads(self.previous._get("tiles") or b'{"layers": []}')["layers"]} \
+            if self.previous is not None and self.previous.has("tiles") else {}
+        items, specs, copied = {}, [], []
         for name, layer in tiles.layers.items():
             zooms = layer.kind != "point"
-            specs.append({"name": name, "minzoom": layer.minzoom, "maxzoom": layer.maxzoom,
-                          "fields": list(layer.fields), "description": layer.description, "zooms": zooms})
+            spec = {"name": name, "minzoom": layer.minzoom, "maxzoom": layer.maxzoom, "fields": list(layer.fields),
+                    "description": layer.description, "zooms": zooms}
             items[f"tiles/{name}"] = _bytes(layer.frame)
             if zooms:
-                for z in range(layer.minzoom, layer.maxzoom + 1):
-                    items[f"tiles/{name}/{z}"] = _wkb_bytes(tiles.zoom_geometry(name, z))
+                # a layer's zooms are simplified from its geometry alone (in its order): a publish
+                # that left it alone (another level, or names only) copies them
+                spec["geometry"] = _digest(layer.frame.geometry)
+                names = [f"tiles/{name}/{z}" for z in range(layer.minzoom, layer.maxzoom + 1)]
+                old = before.get(name, {})
+                if (old.get("geometry"), old.get("minzoom"), old.get("maxzoom")) == \
+                        (spec["geometry"], spec["minzoom"], spec["maxzoom"]):
+                    copied += names
+                else:
+                    for z, item in zip(range(layer.minzoom, layer.maxzoom + 1), names):
+                        items[item] = _wkb_bytes(tiles.zoom_geometry(name, z))
+            specs.append(spec)
         items["tiles"] = json.dumps({"layers": specs}).encode()
-        return items
+        if copied:
+            self.store.copy_derived(self.previous.version, self.version, copied)
+        return items, copied
 
     def _summary(self) -> dict:
         grids = self.layer("grids")
@@ -624,6 +731,49 @@ def _plain(data: bytes) -> pd.DataFrame:
     if b"geo" in (table.schema.metadata or {}):
         return gpd.read_parquet(io.BytesIO(data))
     return table.to_pandas()
+
+
+_WITHHELD = ".withheld"
+"""Suffix of the column saying where an object column of a table held ``pd.NA`` (withheld)."""
+
+
+def _object_columns_out(table: pd.DataFrame) -> pd.DataFrame:
+    """A table whose object columns mix text, NaN (no value) and ``pd.NA`` (withheld), as
+    Parquet keeps it: each such column as text, and where it was ``pd.NA`` beside it."""
+    out = table.copy()
+    for column in table.columns[table.dtypes == object]:
+        out[column + _WITHHELD] = table[column].map(lambda v: v is pd.NA).astype(bool)
+    return out
+
+
+def _object_columns_in(frame: pd.DataFrame) -> pd.DataFrame:
+    """The table :func:`_object_columns_out` was given, read back: the same values and dtypes."""
+    marks = [c for c in frame.columns if c.endswith(_WITHHELD)]
+    for mark in marks:
+        column = mark[: -len(_WITHHELD)]
+        values = frame[column].astype(object)
+        values = values.where(values.notna(), np.nan)
+        values[frame[mark].to_numpy(bool)] = pd.NA
+        frame[column] = values
+    return frame.drop(columns=marks)
+
+
+def _digest(geometry) -> str:
+    """A digest of geometries in their order (their WKB): equal digests, equal inputs."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for wkb in shapely.to_wkb(np.asarray(geometry.array if hasattr(geometry, "array") else geometry,
+                                         dtype=object)):
+        digest.update(len(wkb).to_bytes(8, "little") + wkb)
+    return digest.hexdigest()
+
+
+def _json_scalar(value):
+    """NumPy numbers (as figures' attrs hold them) in JSON."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def _wkb_bytes(geoms) -> bytes:

@@ -15,7 +15,13 @@ The generator builds a city the way a grid office sees it:
    households (some well over, some well under, as in real plans), and
    level-3 enterprise plots in industrial parks (a partial level);
 6. stations, standard addresses with household, population and unit counts,
-   and a year of grid events.
+   and a year of grid events;
+7. police precincts (警格), drawn independently of the grids as another office
+   would: regions of whole blocks grown from their own seeds (so they follow
+   some roads the grids do not), each served by one of the town's police
+   stations, with a few near-misses: short stretches of their edges moved 2 to
+   6 m off the road, and so off any grid edge there. They come from their own
+   random stream, so every other layer is what it was without them.
 
 Full levels tile their parents exactly: every unit is a union of blocks, so
 neighbours share identical vertices and ``shapely.coverage_is_valid`` holds
@@ -58,7 +64,7 @@ from scipy.sparse.csgraph import dijkstra
 
 from gridgeo import crs as gcrs
 from gridgeo.io import staged_directory
-from gridgeo.schema import DEFAULT_SCHEME, number_units
+from gridgeo.schema import DEFAULT_SCHEME, number_units, reading_order
 
 __all__ = ["Sample", "generate", "load", "DEFAULT_SEED", "SAMPLE_DIR", "LAYER_FILES"]
 
@@ -67,7 +73,16 @@ DEFAULT_SEED = 7
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_geojson"
 
-LAYER_FILES = ("town", "village", "grid1", "grid2", "grid3", "stations", "addresses", "events", "roads")
+LAYER_FILES = ("town", "village", "grid1", "grid2", "grid3", "stations", "addresses", "events", "roads",
+               "precincts")
+#: Layers a sample written before they existed may lack (``load`` gives None).
+OPTIONAL_LAYERS = ("precincts",)
+#: About this many households per police precinct (警格): three level-2 grids.
+HOUSEHOLDS_PER_PRECINCT = 1200
+# Near-misses per precinct, and how far they move an edge (metres).
+_NEAR_MISS_RATE = 0.15
+_NEAR_MISS_M = (2.0, 6.0)
+_NEAR_MISS_RADIUS = 45.0
 
 COUNTY_CODE = "350582"
 COUNTY_NAME = "晋江市"
@@ -134,6 +149,11 @@ class Sample:
     stations, addresses, events, roads : GeoDataFrame
     metadata : dict
         Seed, scale, source of the outline and its conversion, counts.
+    precincts : GeoDataFrame or None
+        Police precincts (警格): ``precinct_id`` (警格编号), ``name``,
+        ``town`` (the town code), ``station_id`` (the police station of
+        :attr:`stations` serving it), polygons tiling each town. None for a
+        sample written before precincts existed.
     """
 
     grids: gpd.GeoDataFrame
@@ -142,6 +162,7 @@ class Sample:
     events: gpd.GeoDataFrame
     roads: gpd.GeoDataFrame
     metadata: dict = field(default_factory=dict)
+    precincts: gpd.GeoDataFrame | None = None
 
     def level(self, name: str) -> gpd.GeoDataFrame:
         """The units of one level."""
@@ -151,6 +172,8 @@ class Sample:
         """Every layer by its file name (one per grid level)."""
         out = {lv: self.level(lv) for lv in DEFAULT_SCHEME.names}
         out.update(stations=self.stations, addresses=self.addresses, events=self.events, roads=self.roads)
+        if self.precincts is not None:
+            out["precincts"] = self.precincts
         return out
 
     def write(self, directory, *, format: str = "geojson", overwrite: bool = False) -> Path:
@@ -174,16 +197,16 @@ class Sample:
         with staged_directory(directory, overwrite=overwrite) as tmp:
             for name, frame in self.layers().items():
                 _write_layer(frame, tmp, name, format)
-            meta = dict(self.metadata, format=format, files=_file_names(format))
+            meta = dict(self.metadata, format=format, files=_file_names(format, self.layers()))
             (tmp / "metadata.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", "utf-8")
         return directory
 
 
-def _file_names(format: str) -> list[str]:
+def _file_names(format: str, layers=LAYER_FILES) -> list[str]:
     if format == "gpkg":
         return ["sample.gpkg"]
     ext = {"geojson": "geojson", "parquet": "parquet"}[format]
-    return [f"{name}.{ext}" for name in LAYER_FILES]
+    return [f"{name}.{ext}" for name in LAYER_FILES if name in layers]
 
 
 def _write_layer(frame: gpd.GeoDataFrame, directory: Path, name: str, format: str) -> None:
@@ -226,7 +249,9 @@ def load(directory=None) -> Sample:
     fmt = meta.get("format", "geojson")
     frames = {}
     for name in LAYER_FILES:
-        if fmt == "parquet":
+        if name in OPTIONAL_LAYERS and not _has_layer(directory, fmt, name):
+            frames[name] = None
+        elif fmt == "parquet":
             frames[name] = gpd.read_parquet(directory / f"{name}.parquet")
         elif fmt == "gpkg":
             frames[name] = gpd.read_file(directory / "sample.gpkg", layer=name, engine="pyogrio")
@@ -241,7 +266,16 @@ def load(directory=None) -> Sample:
         events=_typed_events(frames["events"]),
         roads=frames["roads"],
         metadata=meta,
+        precincts=frames["precincts"],
     )
+
+
+def _has_layer(directory: Path, fmt: str, name: str) -> bool:
+    if fmt == "gpkg":
+        import pyogrio
+
+        return name in set(pyogrio.list_layers(directory / "sample.gpkg")[:, 0])
+    return (directory / f"{name}.{'parquet' if fmt == 'parquet' else 'geojson'}").exists()
 
 
 def _typed_grids(grids):
@@ -327,6 +361,7 @@ def generate(scale: str = "town", *, seed: int = DEFAULT_SEED, size: float = 1.0
         addresses=to_storage(gpd.GeoDataFrame(addresses, geometry="geometry", crs=city.crs)),
         events=_typed_events(to_storage(gpd.GeoDataFrame(events, geometry="geometry", crs=city.crs))),
         roads=to_storage(gpd.GeoDataFrame(roads, geometry="geometry", crs=city.crs)),
+        precincts=to_storage(_precincts(city, parts, seed)),
     )
     sample.metadata = _metadata(sample, scale, seed, city)
     if size != 1:
@@ -354,6 +389,7 @@ def _metadata(sample: Sample, scale: str, seed: int, city) -> dict:
             "addresses": len(sample.addresses),
             "events": len(sample.events),
             "roads": len(sample.roads),
+            "precincts": len(sample.precincts),
             "households": int(sample.addresses["households"].sum()),
             "population": int(sample.addresses["population"].sum()),
         },
@@ -376,6 +412,72 @@ def _to_storage(frame: gpd.GeoDataFrame, transformer) -> gpd.GeoDataFrame:
     out = frame.copy()
     out = out.set_geometry(gpd.GeoSeries(geoms, index=frame.index), crs=gcrs.STORAGE_CRS)
     return out
+
+
+# --- police precincts -------------------------------------------------------------
+
+
+def _precincts(city: _City, parts, seed: int) -> gpd.GeoDataFrame:
+    """Police precincts of every town of the sample, in the metric CRS."""
+    frames = [_town_precincts(city, part, seed) for part in parts]
+    return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=city.crs)
+
+
+def _town_precincts(city: _City, part, seed: int) -> gpd.GeoDataFrame:
+    """One town's precincts: regions of whole blocks grown from their own
+    seeds, with a few edges moved a few metres (near-misses)."""
+    rng = np.random.default_rng([seed, 11, int(part.code[-3:])])  # a stream of its own
+    in_town = np.flatnonzero(city.blocks["town"].to_numpy() == part.code[-3:])
+    graph = city.graph[in_town][:, in_town].tocsr()
+    blocks = part.blocks
+    centroids = blocks.geometry.centroid.array
+    cxy = shapely.get_coordinates(centroids)
+    hh = blocks["hh"].to_numpy()
+    k = int(min(len(blocks), max(2, round(hh.sum() / HOUSEHOLDS_PER_PRECINCT))))
+    seeds = _weighted_seeds(cxy, hh + blocks.geometry.area.to_numpy() * 2e-4, k, rng)
+    labels = _grow(graph, seeds, centroids)
+    geo = gpd.GeoDataFrame({"label": labels}, geometry=blocks.geometry.array)
+    dissolved = geo.dissolve(by="label", method="coverage")
+    geoms = np.asarray(dissolved.geometry.array, dtype=object)
+    order = np.argsort(reading_order(geoms), kind="stable")
+    geoms = _near_misses(geoms[order], shapely.coverage_union_all(geoms), rng)
+    police = part.stations[part.stations["kind"] == "police_station"]
+    nearest = shapely.STRtree(police.geometry.array).query_nearest(
+        shapely.point_on_surface(geoms), all_matches=False)[1]
+    n = len(geoms)
+    return gpd.GeoDataFrame({
+        "precinct_id": [f"{part.code}J{i + 1:03d}" for i in range(n)],
+        "name": [f"{part.name}第{i + 1}警格" for i in range(n)],
+        "town": part.code,
+        "station_id": police["station_id"].to_numpy()[nearest],
+    }, geometry=geoms, crs=city.crs)
+
+
+def _near_misses(geoms, town, rng):
+    """Move the precinct vertices near a few random points by 2-6 m, the same
+    way in every precinct holding them (so they still tile the town), never
+    on or near the town's edge; a move that would make a polygon invalid is
+    left out."""
+    coords = np.unique(shapely.get_coordinates(geoms), axis=0)
+    edge = town.boundary
+    inner = coords[shapely.distance(edge, shapely.points(coords)) > 3 * _NEAR_MISS_RADIUS]
+    count = min(len(inner), int(np.ceil(_NEAR_MISS_RATE * len(geoms))))
+    if not count:
+        return geoms
+    centres = inner[rng.choice(len(inner), size=count, replace=False)]
+    angles = rng.uniform(0, 2 * np.pi, count)
+    lengths = rng.uniform(*_NEAR_MISS_M, count)
+    for (cx, cy), angle, length in zip(centres, angles, lengths):
+        shift = np.array([np.cos(angle), np.sin(angle)]) * length
+
+        def move(xy, cx=cx, cy=cy, shift=shift):
+            near = np.hypot(xy[:, 0] - cx, xy[:, 1] - cy) <= _NEAR_MISS_RADIUS
+            return xy + near[:, None] * shift
+
+        moved = shapely.transform(geoms, move)
+        if shapely.is_valid(moved).all():
+            geoms = moved
+    return geoms
 
 
 # --- the city: outline, roads, blocks, towns -------------------------------------

@@ -522,13 +522,17 @@ def _code_problems(frame, scheme: CodeScheme) -> list[Problem]:
     known_levels = set(scheme.names)
     present_levels = set(frame["level"])
     code_set = set(codes)
-    level_of_code = dict(zip(codes, frame["level"]))
+    level_of_code = dict(zip(codes.tolist(), frame["level"].tolist()))
 
     for value in pd.unique(codes[codes.duplicated(keep=False)]):
         rows = list(frame.index[codes == value])
         problems.append(Problem(f"duplicate code, used by rows {rows}", code=value, column="code"))
 
-    for row, code, level, parent in zip(frame.index, codes, frame["level"], frame["parent"]):
+    # a level's width and parent level, looked up once per level, not per row
+    width_of = {lv: scheme.width(lv) for lv in known_levels}
+    parent_of = {lv: scheme.parent_level(lv) for lv in known_levels}
+    for row, code, level, parent in zip(frame.index.tolist(), codes.tolist(), frame["level"].tolist(),
+                                        frame["parent"].tolist()):
         if level not in known_levels:
             problems.append(Problem(f"unknown level {level!r}: expected one of {list(scheme.names)}",
                                     row=row, code=code, column="level"))
@@ -536,7 +540,7 @@ def _code_problems(frame, scheme: CodeScheme) -> list[Problem]:
         if not code or not code.isdigit():
             problems.append(Problem(f"code {code!r} is not a string of digits", row=row, column="code"))
             continue
-        width = scheme.width(level)
+        width = width_of[level]
         if len(code) != width:
             problems.append(Problem(f"a {level} code has {width} digits, this one has {len(code)}",
                                     row=row, code=code, column="code"))
@@ -544,7 +548,7 @@ def _code_problems(frame, scheme: CodeScheme) -> list[Problem]:
         if scheme.root and not code.startswith(scheme.root):
             problems.append(Problem(f"code does not start with the county code {scheme.root}",
                                     row=row, code=code, column="code"))
-        parent_level = scheme.parent_level(level)
+        parent_level = parent_of[level]
         if parent_level is None:
             if parent and parent != code[: scheme.root_digits]:
                 problems.append(Problem(f"a {level} unit has no parent in the hierarchy, got parent {parent!r}",

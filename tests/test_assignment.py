@@ -21,9 +21,9 @@ from gridgeo.assignment import STATUSES, AssignIndex, assign
 from gridgeo.schema import SchemaError
 
 
-def covers_join(points, grids):
+def covers_join(points, grids, scheme=gridgeo.schema.DEFAULT_SCHEME):
     """The reference answer: per level code (None where no unit) and tie."""
-    levels = [lv for lv in gridgeo.schema.DEFAULT_SCHEME.names if lv in set(grids["level"])]
+    levels = [lv for lv in scheme.names if lv in set(grids["level"])]
     pts = gpd.GeoDataFrame(geometry=points.geometry.to_numpy(), crs=points.crs)
     out = pd.DataFrame(index=pts.index)
     tie = np.zeros(len(pts), dtype=bool)
@@ -88,7 +88,7 @@ def reference(sample, hard_points):
     return covers_join(hard_points, sample.grids)
 
 
-@pytest.mark.parametrize("cell_m", [7.0, 20.0, 75.0])
+@pytest.mark.parametrize("cell_m", [None, 7.0, 20.0, 75.0, 300.0])
 def test_identical_to_exact_covers_join(sample, hard_points, reference, cell_m):
     index = AssignIndex(sample.grids, cell_m=cell_m)
     result = assign(hard_points, index)
@@ -96,6 +96,13 @@ def test_identical_to_exact_covers_join(sample, hard_points, reference, cell_m):
     # the hard cases are really there
     counts = result["status"].value_counts()
     assert counts["boundary"] > 4_000 and counts["outside"] > 1_000 and counts["inside"] > 20_000
+
+
+def test_a_call_given_grids_builds_a_lighter_index_with_the_same_answers(sample, hard_points, reference):
+    result = assign(hard_points, sample.grids)  # coarser cells and no quarters, built inside
+    assert_same_as_reference(result, reference, AssignIndex(sample.grids).levels)
+    light = AssignIndex(sample.grids, _one_call=True)
+    assert light.cell_m > AssignIndex(sample.grids).cell_m and light._depth == 0
 
 
 def test_every_shared_edge_point_goes_to_exactly_one_unit_the_smallest_code(sample, index):
@@ -305,8 +312,12 @@ def test_cli_assigns_a_gcj02_csv(gcj_table, index, engine, tmp_path):
             "--engine", engine, "--batch", "500"]
     if engine == "dask":
         args += ["--workers", "2"]
+    else:
+        args += ["--cell-m", "150"]  # a coarse index answers the same
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
+    cell = "150" if engine == "memory" else f"{AssignIndex(index.grids).cell_m:g}"
+    assert f"cells of {cell} m" in result.output
     written = pd.read_csv(out, dtype=str, encoding="utf-8-sig", keep_default_na=False)
     assert list(written.columns) == ["编号", "地址", "经度", "纬度", *index.levels, "status", "reason"]
     assert (written["编号"] == pts["addr_id"].to_numpy()).all()

@@ -5,6 +5,7 @@ in, and a publish or load that changes nothing makes no new version."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -222,3 +223,76 @@ def test_served_ground_holds_the_union_of_the_service_areas(sample):
     for circle in (5, 10, 15):
         assert u[circle].difference(g[circle]).area < 1.0  # m²: nothing of the union is left out
         assert g[circle].difference(u[circle]).area < 1e-4 * u[circle].area  # and hardly anything added
+
+
+def test_public_figures_are_kept_for_the_minimum_count_they_were_prepared_with(url):
+    from gridgeo import disclosure
+
+    with gstore.open(url) as store:
+        version = derived.build(store, progress=False, min_count=12)
+        kept = derived.latest(store)
+        names = store.derived_names(version)
+        assert "public/k12" in names and not any(n.startswith("public/k10") for n in names)
+        # the reference: the minimum count applied to the figures and coverage counts as kept
+        figures, per_unit = kept.figures(), kept.coverage().set_index("code")
+        table = pd.DataFrame(figures[["name", "level", "parent",
+                                      *[c for c in derived.PUBLIC_FIGURES if c in figures.columns]]])
+        table.index.name = "code"
+        table = table.join(per_unit[["households_5min", "households_10min", "households_15min", "farthest_m"]])
+        for k in (12, 7):  # 12 read from the store, 7 computed
+            want = disclosure.public_figures(table, k)
+            got = kept.public_figures(k)
+            assert int(got["suppressed"].sum()) > 0, k  # the sample has units under either k
+            pd.testing.assert_frame_equal(got, want[list(got.columns)], check_freq=False)
+            assert list(got.columns) == [*table.columns, "suppressed"]
+            withheld = got["band"].map(lambda v: v is pd.NA)  # withheld, not a level without a band
+            assert withheld.any() and (withheld == want["band"].map(lambda v: v is pd.NA)).all()
+            assert got.attrs == json.loads(json.dumps(want.attrs, default=lambda v: v.item())), k
+        # unchanged inputs and k: copied by the next build; another k: made again
+        plan = store.create_plan("调整", parent=VILLAGE, levels="grid2", author="张三")
+        plan.save(plan.read().iloc[:1].assign(name="新名字"), author="张三")
+        plan.publish(author="张三")
+        derived.build(store, progress=False, min_count=12)
+        assert "copied_from" not in derived.latest(store).manifest["items"]["public"]  # the grids changed
+
+
+def _blobs(store, version) -> dict:
+    return {name: store.get_derived(version, name) for name in store.derived_names(version) if name != "manifest"}
+
+
+def test_a_publish_below_the_top_level_copies_what_it_leaves_alone_and_equals_a_full_prepare(url):
+    """A plot (grid3) of one village shrunk: the areas left out (cut to the towns) and the tile
+    geometry of every other level are copied; every item equals a full prepare of the version."""
+    with gstore.open(url) as store:
+        first = derived.build(store, progress=False)
+        plan = store.create_plan("缩小地块", parent="350582106205", levels="grid3", author="张三")
+        units = plan.read()
+        plot = units.iloc[:1]
+        metric = gridgeo.crs.metric_crs(plot)
+        plan.save(plot.assign(geometry=plot.geometry.to_crs(metric).buffer(-5).to_crs(plot.crs)), author="张三")
+        second = plan.publish(author="张三")
+        assert derived.build(store, progress=False) == second
+        items = derived.latest(store).manifest["items"]
+        assert items["uncovered"].get("copied_from") == first
+        assert "copied_from" not in items["tiles"]
+        spec = {s["name"]: s for s in json.loads(store.get_derived(second, "tiles"))["layers"]}
+        others = [s for name, s in spec.items() if s["zooms"] and name != "grid3"]  # other levels, events
+        assert len(others) == 5
+        kept_zooms = sum(s["maxzoom"] - s["minzoom"] + 1 for s in others)
+        assert items["tiles"]["copied_names"] == kept_zooms  # grid3's zooms made again, the others copied
+        incremental = _blobs(store, second)
+        changed = {n for n in incremental if n.startswith("tiles/grid3/")
+                   and incremental[n] != store.get_derived(first, n)}
+        assert changed  # the plot's new outline is in grid3's zooms
+
+        # the reference: the same version prepared from nothing
+        store.drop_derived(before=second + 1)
+        assert derived.build(store, progress=False) == second
+        full = _blobs(store, second)
+        assert "copied_from" not in derived.latest(store).manifest["items"]["uncovered"]
+        assert sorted(incremental) == sorted(full)
+        for name in full:
+            if name.endswith(".attrs") or name in ("labels", "tiles"):
+                assert json.loads(incremental[name]) == json.loads(full[name]), name
+            else:
+                assert incremental[name] == full[name], name

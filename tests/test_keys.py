@@ -69,6 +69,10 @@ def test_keyed_requests_get_503_while_the_keys_file_is_unreadable_and_anonymous_
     server, path, made = keyed_server
     viewer = {"X-API-Key": made["viewer"]}
     assert httpx.get(f"{server.url}/collections/addresses/items?limit=1", headers=viewer, timeout=60).status_code == 200
+    # the document says so where a client reads how to send a key (not on each operation: 503 there
+    # means the data is being prepared, and says so exactly where it may be)
+    schemes = httpx.get(f"{server.url}/openapi.json", timeout=60).json()["components"]["securitySchemes"]
+    assert "cannot read its keys file" in schemes["APIKeyHeader"]["description"], schemes
     good = path.read_bytes()
     time.sleep(0.01)  # a new modification time, as an editor's save would give
     path.write_text("{ this is not json", "utf-8")

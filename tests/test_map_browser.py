@@ -131,6 +131,11 @@ def test_page_loads_from_the_service_alone_and_draws_the_town(server, open_page,
     kpis = dict(zip(page.locator("#kpis dt").all_inner_texts(), page.locator("#kpis dd").all_inner_texts()))
     assert kpis["户数"] == f"{int(sample.addresses['households'].sum()):,}"
     assert kpis["服务站点"] == f"{len(sample.stations):,}"
+    counts = sample.grids["level"].value_counts()
+    parts = page.locator("#kpis [data-kpi='grids'] .part")
+    assert {parts.nth(k).get_attribute("data-level"): parts.nth(k).inner_text().replace("\n", "")
+            for k in range(parts.count())} == {lv: f"{label}{counts[lv]:,}" for lv, label in
+                                               (("grid1", "一级"), ("grid2", "二级"), ("grid3", "三级"))}
     # the town's boundary is drawn along all of its visible length
     pixels = map_pixels(page, "map-overview-canvas.png")
     box, zoom = view_box(page)
@@ -170,6 +175,22 @@ def test_clicking_a_grid_opens_its_panel_with_its_figures(server, open_page, uni
     assert crumbs == ["晋江市", *chain_names(units, grid.parent)]
     outlined = page.evaluate("onemap.outline.getLayers().flatMap((g) => g.getLayers()).map((l) => l.feature.id)")
     assert outlined == [code]
+
+
+def test_hovering_a_grid_names_it_with_its_households(server, open_page, units):
+    code, grid = next(roomy(units, "grid2").iterrows())
+    page, _ = open_page(server.url + f"/map#map=16/{grid.lat:.6f}/{grid.lon:.6f}")
+    settle(page)
+    x, y = container_point(page, grid.lat, grid.lon)
+    page.mouse.move(x - 3, y - 3)
+    page.mouse.move(x, y, steps=4)
+    page.wait_for_selector("#hover", state="visible", timeout=10_000)
+    assert page.get_attribute("#hover", "data-code") == code
+    text = page.inner_text("#hover")
+    assert grid["name"] in text and "二级网格" in text and f"户数 {grid.households:,}" in text, text
+    screenshot(page, "map-hover.png")
+    page.mouse.move(2, 300)  # off the map, onto the controls
+    page.wait_for_selector("#hover", state="hidden", timeout=5_000)
 
 
 def test_without_the_vectorgrid_fix_a_click_throws(server, open_page, units):
@@ -230,6 +251,84 @@ def test_search_finds_a_grid_by_its_chinese_name(server, open_page, units):
     assert page.inner_text("#unit-name") == grid["name"]
     lat, lon = page.evaluate("[onemap.map.getCenter().lat, onemap.map.getCenter().lng]")
     assert grid.geometry.buffer(0.002).contains(shapely.Point(lon, lat))  # the map went there
+
+
+def test_search_by_pinyin_and_by_several_words(server, open_page):
+    page, _ = open_page(server.url + "/map")
+    page.fill("#search", "xuyuan")
+    page.wait_for_selector("#search-results li[data-code='350582106211']")
+    assert page.locator("#search-results li").first.get_attribute("data-code") == "350582106211"  # 许园村 first
+    page.fill("#search", "许园 第3")
+    page.wait_for_function("document.querySelector('#search-results li')?.dataset.code === '3505821062110103'")
+    assert "许园村第3网格" in page.locator("#search-results li").first.inner_text()
+    page.press("#search", "Enter")
+    page.wait_for_function("document.body.dataset.unit === '3505821062110103'")
+    settle(page)
+    assert page.inner_text("#unit-name") == "许园村第3网格"
+
+
+def test_a_slow_answer_shows_progress_and_a_failed_one_a_message_that_stays(server, open_page):
+    slow = """(() => { const f = window.fetch; window.fetch = async (u, o) => {
+        if (String(u).includes('/breaks')) await new Promise((r) => setTimeout(r, 2500)); return f(u, o); }; })()"""
+    page, watch = open_page(server.url + "/map", before=lambda p: p.add_init_script(slow))
+    settle(page)
+    assert page.locator("#progress").is_hidden()
+    page.select_option("#choropleth-field", "households")
+    page.wait_for_selector("#progress", state="visible", timeout=2_000)  # shown after 300 ms of waiting
+    assert page.inner_text("#progress") == "加载中…"
+    screenshot(page, "map-progress.png")
+    settle(page)
+    page.wait_for_selector("#progress", state="hidden", timeout=5_000)
+
+    # the service out of reach: a message naming what failed (not a path), until it is closed
+    page.context.set_offline(True)
+    page.click("#coverage-choice button[data-minutes='15']")
+    page.wait_for_selector("#message", state="visible", timeout=30_000)
+    text = page.inner_text("#message-text")
+    assert "生活圈覆盖" in text and "连不上服务" in text and "/coverage" not in text, text
+    page.wait_for_timeout(3_000)  # longer than a toast stays
+    assert page.locator("#message").is_visible()
+    screenshot(page, "map-service-unreachable.png")
+    page.click("#message-close")
+    assert page.locator("#message").is_hidden()
+    page.context.set_offline(False)
+    watch.errors[:] = [e for e in watch.errors if "ERR_INTERNET_DISCONNECTED" not in e]  # the refused requests
+
+
+def test_a_stale_link_opens_the_nearest_view_and_says_what_it_could_not_open(server, open_page, units):
+    grid = units[units["level"] == "grid2"].index[0]
+    gone = grid[:-2] + "99"  # a level-2 grid its level-1 grid does not have (redrawn since the link was made)
+    page, watch = open_page(server.url + f"/map#unit={gone}&field=no_such_figure&cat=no_such_category")
+    settle(page)
+    page.wait_for_function(f"document.body.dataset.unit === '{grid[:-2]}'")
+    assert page.inner_text("#unit-name") == units.loc[grid[:-2], "name"]
+    text = page.inner_text("#message-text")
+    assert page.locator("#message").get_attribute("data-kind") == "warning"
+    assert gone in text and units.loc[grid[:-2], "name"] in text, text
+    assert page.evaluate("onemap.state.field") == "" and page.evaluate("onemap.state.category") == ""
+    assert "field=" not in page.url and "cat=" not in page.url
+    screenshot(page, "map-stale-link.png")
+    watch.errors[:] = [e for e in watch.errors if "status of 404" not in e]  # the unit asked for, and refused
+
+
+def test_on_a_laptop_the_top_bar_neither_wraps_nor_overflows(server, open_page):
+    page, _ = open_page(server.url + "/map", viewport={"width": 1366, "height": 768})
+    settle(page)
+    fits = page.evaluate("""(() => {
+        const line = (el) => parseFloat(getComputedStyle(el).lineHeight) || 1.35 * parseFloat(getComputedStyle(el).fontSize);
+        const single = (el) => {
+            const cs = getComputedStyle(el);
+            const inner = el.getBoundingClientRect().height - ['paddingTop', 'paddingBottom', 'borderTopWidth',
+                'borderBottomWidth'].reduce((sum, k) => sum + parseFloat(cs[k]), 0);
+            return inner < 1.7 * line(el);
+        };
+        const cards = [...document.querySelectorAll('#kpis dd, #kpis dt, #share, #language')];
+        const top = document.getElementById('top');
+        return {cards: cards.filter((el) => !single(el) || el.scrollWidth > el.clientWidth + 1).map((el) => el.outerHTML),
+                top: top.scrollWidth <= top.clientWidth};
+    })()""")
+    assert fits == {"cards": [], "top": True}, fits
+    screenshot(page, "map-laptop.png")
 
 
 # --- layers and the choropleth ----------------------------------------------------------

@@ -35,6 +35,7 @@ pytestmark = pytest.mark.browser
 VILLAGE = "350582106201"            # 前垵村: four level-2 grids
 PUBLISHED_VILLAGE = "350582106203"  # the village the publish test changes
 KEY = "gridgeo.key"
+LAPTOP = {"width": 1366, "height": 768}
 
 
 # --- the service and the pages ---------------------------------------------------------------
@@ -52,7 +53,8 @@ def bench(sample_store, tmp_path_factory):
     server = Server(str(store), env={"GRIDGEO_KEYS_FILE": str(folder / "keys.json")})
     server.store = store
     server.keys = {"zhang": keys.add("网格办张三", "planner"), "li": keys.add("网格办李四", "planner"),
-                   "wang": keys.add("审核员王五", "reviewer", scopes=["350582106"])}
+                   "wang": keys.add("审核员王五", "reviewer", scopes=["350582106"]),
+                   "zhao": keys.add("管理员赵六", "admin")}
     yield server
     server.stop()
 
@@ -90,8 +92,8 @@ def open_bench(chromium, bench):
     """``open_bench(key, plan=None, lang="zh") -> (page, watch)``: the workbench with a planner's key."""
     opened = []
 
-    def _open(key: str, *, plan: int | None = None, lang: str = "zh"):
-        context = chromium.new_context(viewport=WALL, locale="zh-CN", service_workers="block", accept_downloads=True)
+    def _open(key: str, *, plan: int | None = None, lang: str = "zh", viewport: dict = WALL):
+        context = chromium.new_context(viewport=viewport, locale="zh-CN", service_workers="block", accept_downloads=True)
         page = context.new_page()
         watch = BenchWatch()
         watch.attach(page)
@@ -224,6 +226,78 @@ def test_a_key_the_service_does_not_know_is_refused_and_another_is_asked_for(ope
     assert page.locator("#message").is_hidden()
 
 
+def test_a_link_to_a_plan_opened_before_the_key_is_given_opens_the_plan_once_it_is(open_bench, bench):
+    plan = create_plan(bench, bench.keys["li"])
+    page, _ = open_bench("", plan=plan)  # no key in this tab yet
+    assert page.locator("#key-box").is_visible() and page.locator("#plan-panel").is_hidden()
+    page.fill("#key", bench.keys["li"])
+    page.locator("#key-form").evaluate("form => form.requestSubmit()")
+    page.wait_for_function(f"workbench.state && workbench.state.plan.id === {plan}", timeout=60_000)
+    settle(page)
+    assert page.locator("#plan-panel").is_visible() and page.locator("#plan-name").inner_text() == "浏览器测试 · 前垵村"
+    assert page.locator("#published-box").is_hidden()  # a planner's key
+
+
+def test_unsaved_edits_survive_a_reload_and_are_asked_about_before_another_plan_opens(
+        open_bench, bench, reference, adjacency):
+    first, other = create_plan(bench, bench.keys["li"]), create_plan(bench, bench.keys["li"])
+    page, _ = open_bench(bench.keys["li"], plan=first)
+    page.on("dialog", lambda d: d.accept())  # the browser's own question when a page with edits reloads
+    block, source, target = movable(reference, adjacency, reference.assignment.to_dict())
+    paint(page, reference, [block], target)
+    painted = page.evaluate("workbench.state.assignment")
+    assert painted[block] == target and page.evaluate("document.body.dataset.dirty") == "1"
+
+    # another plan from the list: a question; staying keeps everything, the open plan is not reloaded
+    page.click(f"#drafts li[data-plan='{other}']")
+    page.wait_for_selector("#unsaved-dialog[open]")
+    assert "1 处修改尚未保存" in page.inner_text("#unsaved-text")
+    screenshot(page, "workbench-unsaved-question.png")
+    page.click("#unsaved-stay")
+    page.click(f"#drafts li[data-plan='{first}']")
+    settle(page)
+    assert page.evaluate("workbench.state.plan.id") == first and page.evaluate("workbench.state.assignment") == painted
+
+    # a reload (or a crash) loses nothing: the edits come back from this browser, and say so
+    page.reload()
+    page.wait_for_function("document.body.dataset.ready === '1'", timeout=60_000)
+    settle(page)
+    assert page.evaluate("workbench.state.assignment") == painted and page.evaluate("document.body.dataset.dirty") == "1"
+    assert page.locator("#message").get_attribute("data-kind") == "info" and "已恢复" in page.inner_text("#message-text")
+    assert shown_households(page) == households(gridgeo.plan.reassign(reference, [block], target))
+
+    # discarding opens the other plan, and the first opens again as it was saved
+    page.click(f"#drafts li[data-plan='{other}']")
+    page.wait_for_selector("#unsaved-dialog[open]")
+    page.click("#unsaved-discard")
+    page.wait_for_function(f"workbench.state.plan.id === {other}", timeout=60_000)
+    page.click(f"#drafts li[data-plan='{first}']")
+    page.wait_for_function(f"workbench.state.plan.id === {first}", timeout=60_000)
+    settle(page)
+    assert page.evaluate("workbench.state.assignment")[block] == source and page.evaluate("document.body.dataset.dirty") == "0"
+
+    # saving from the question saves, then opens the other plan
+    paint(page, reference, [block], target)
+    page.click(f"#drafts li[data-plan='{other}']")
+    page.wait_for_selector("#unsaved-dialog[open]")
+    page.click("#unsaved-save")
+    page.wait_for_function(f"workbench.state.plan.id === {other}", timeout=60_000)
+    saved = httpx.get(f"{bench.url}/plans/{first}", headers={"X-API-Key": bench.keys["li"]}, timeout=60).json()
+    assert saved["assignment"][block] == target and saved["revision"] > 0
+
+
+def test_save_and_submit_stay_in_sight_on_a_laptop(open_bench, bench):
+    plan = create_plan(bench, bench.keys["li"], parent="350582106001")  # 塘内社区: more grids than the window holds
+    page, _ = open_bench(bench.keys["li"], plan=plan, viewport=LAPTOP)
+    for button in ("#save", "#submit"):
+        box = page.locator(button).bounding_box()
+        assert page.locator(button).is_visible() and box["y"] >= 0 and box["y"] + box["height"] <= LAPTOP["height"], box
+        assert box["x"] >= 0 and box["x"] + box["width"] <= LAPTOP["width"], box
+    # and nothing in the top bar spills over its edge
+    assert page.evaluate("(() => { const top = document.getElementById('top'); return top.scrollWidth <= top.clientWidth; })()")
+    screenshot(page, "workbench-laptop.png")
+
+
 def test_open_a_village_and_paint_a_block_into_its_neighbour(open_bench, bench, reference, adjacency):
     page, watch = open_bench(bench.keys["zhang"])
     screenshot(page, "workbench-start.png")
@@ -246,7 +320,8 @@ def test_open_a_village_and_paint_a_block_into_its_neighbour(open_bench, bench, 
     assert after == expected
     assert after[source] == before[source] - moved and after[target] == before[target] + moved
     assert page.locator("#plan-dirty").is_visible()
-    assert page.locator("#log li").last.inner_text() == f"调整图块 1 个图块划入 {target}"
+    name = reference.units.set_index("code")["name"][target]
+    assert page.locator("#log li").last.inner_text() == f"调整图块 1 个图块划入 {name}"  # a name where a person reads
     screenshot(page, "workbench-painted.png")
 
     # the planner takes the unsaved plan away as the block-to-grid CSV, straight from the page
@@ -356,7 +431,9 @@ def test_a_stale_save_is_refused_and_the_first_save_is_kept(open_bench, bench, r
     second.click("#save")
     settle(second)
     text = second.locator("#message-text").inner_text()
-    assert "保存被拒绝" in text and "网格办张三" in text and source in text and target in text
+    names = reference.units.set_index("code")["name"]
+    assert "保存被拒绝" in text and "网格办张三" in text and names[source] in text and names[target] in text
+    assert source not in text and "UTC" not in text  # names and Beijing time, not codes and UTC
     assert text.count("网格办张三") == 1  # one sentence for the one save, naming both grids it changed
     assert "未丢失" in text
     # nothing is lost in the page, and the store holds the first planner's save
@@ -630,3 +707,84 @@ def test_upload_an_office_file_and_open_it_as_a_draft(open_bench, bench, sample,
     assert page.locator("#plan-status").inner_text() == "草稿"
     screenshot(page, "workbench-import-opened.png")
     assert httpx.get(f"{bench.url}/health").json()["data_version"] == version  # nothing published
+
+
+def test_an_admin_restores_the_version_before_a_publish_and_the_one_map_follows(open_bench, open_page, bench, sample):
+    from test_rollback import NEW_CODE, move_grid
+
+    with gridgeo.store.open(bench.store) as store:
+        moved, published = move_grid(store)  # a level-2 grid of one level-1 grid moved to the other, by 张三
+    wait_served(bench, published)
+    spot = sample.grids.set_index("code").geometry[moved].representative_point()
+    lat, lon = spot.y, spot.x
+    assert one_map_unit_at(open_page, bench, lat, lon)[0] == NEW_CODE
+
+    # a planner is not shown the versions; the admin is, newest (the one map's) first
+    planner, _ = open_bench(bench.keys["zhang"])
+    assert planner.locator("#published-box").is_hidden()
+    admin, _ = open_bench(bench.keys["zhao"])
+    assert admin.locator("#published-box").is_visible()
+    rows = admin.locator("#published-list li")
+    newest = rows.nth(0)
+    assert int(newest.get_attribute("data-revision")) == published and newest.get_attribute("data-action") == "publish"
+    assert "张三" in newest.inner_text() and "发布方案" in newest.inner_text()
+    assert newest.locator("[data-restore]").count() == 0  # the current version is not restored
+    earlier = int(rows.nth(1).get_attribute("data-revision"))
+    assert earlier < published
+
+    # the preview shows what the library's own preview says, with the grids' names
+    admin.click(f"[data-restore='{earlier}']")
+    admin.wait_for_selector("#rollback-dialog[open]", timeout=60_000)
+    settle(admin)
+    with gridgeo.store.open(bench.store) as store:
+        expected = store.rollback_preview(earlier)
+        names_then = store.read("grids", at=earlier).set_index("code")["name"]
+    assert expected["units"] == {"added": [moved], "changed": sorted(expected["units"]["changed"]),
+                                 "removed": [NEW_CODE]}
+    row = admin.locator("#rollback-layers tr[data-layer='grids']")
+    assert {w: int(row.get_attribute(f"data-{w}")) for w in ("added", "changed", "removed")} == \
+        expected["layers"]["grids"]
+    shown = admin.locator("#rollback-units li[data-unit]")
+    units = {shown.nth(k).get_attribute("data-unit"): shown.nth(k).get_attribute("data-change")
+             for k in range(shown.count())}
+    assert units == {code: what for what, codes in expected["units"].items() for code in codes}
+    assert names_then[moved] in admin.locator(f"#rollback-units li[data-unit='{moved}']").inner_text()
+    assert admin.locator("#rollback-title").inner_text() == f"恢复到第 {earlier} 版"
+    assert admin.locator("#rollback-confirm").is_enabled()
+    screenshot(admin, "workbench-rollback-preview.png")
+
+    # a reason is asked for; then the rollback is one new revision by the admin
+    admin.click("#rollback-confirm")
+    assert admin.locator("#rollback-refused").inner_text() == "请写明恢复的原因。"
+    assert httpx.get(f"{bench.url}/health").json()["data_version"] == published
+    admin.fill("#rollback-message", "调整未经村里同意，先恢复")
+    admin.click("#rollback-confirm")
+    admin.wait_for_function("!document.getElementById('rollback-dialog').open", timeout=120_000)
+    admin.wait_for_function("document.querySelector('#published-list li')?.dataset.action === 'rollback'",
+                            timeout=60_000)
+    settle(admin)
+    assert int(rows.nth(0).get_attribute("data-revision")) == published + 1
+    assert "调整未经村里同意" in rows.nth(0).inner_text() and rows.nth(1).locator("[data-restore]").count() == 1
+    screenshot(admin, "workbench-rolled-back.png")
+    with gridgeo.store.open(bench.store) as store:
+        entry = store.audit(revision=published + 1).iloc[0]
+        assert (entry["action"], entry["author"], entry["message"]) == ("rollback", "管理员赵六", "调整未经村里同意，先恢复")
+        assert entry["what"]["to"] == earlier and entry["what"]["units"] == expected["units"]
+        assert set(store.read("grids")["code"]) == set(names_then.index)
+
+    # the one map follows: the place is in its old grid again
+    wait_served(bench, published + 1)
+    assert one_map_unit_at(open_page, bench, lat, lon)[0] == moved
+
+
+def wait_served(bench, version: int) -> None:
+    """Until the service serves data version ``version`` (it looks once a second, then prepares it)."""
+    import time
+
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        health = httpx.get(f"{bench.url}/health", timeout=300).json()
+        if health["data_version"] == version and health.get("served_version") == version:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"the service did not serve data version {version}")

@@ -57,38 +57,45 @@ def router() -> APIRouter:
         if derived.coverage_per_unit(services) is None:
             raise Problem(404, "Not Found", "coverage needs stations and addresses in the store")
         authorised = who.has("viewer")
-        figures = derived.unit_figures(services, authorised=authorised)
-        table = figures[figures["level"] == level]
-        if parent:
-            table = table[table["parent"] == parent]
-        cols = ["name", "level", "parent", "households", f"households_{minutes}min",
-                f"share_{minutes}min", "stations", "has_station", "farthest_m", "suppressed"]
-        units = records(pd.DataFrame(table[[c for c in cols if c in table.columns]]))
-        areas = derived.uncovered(services, minutes)
-        withheld = 0
-        if areas is not None and not authorised:
-            areas = disclosure.public_areas(areas, services.settings.min_count)
-            withheld = areas.attrs["withheld"]
-        return {"minutes": minutes, "level": level, "min_count": figures.attrs["min_count"], "units": units,
-                "uncovered": feature_collection(areas, ["addresses", "households", "population", "nearest_m"]),
-                "uncovered_withheld": withheld}
+
+        def build(kept):  # encoded once per version and parameters (kept within GRIDGEO_CACHE_MB)
+            figures = derived.unit_figures(services, authorised=authorised)
+            table = figures[figures["level"] == level]
+            if parent:
+                table = table[table["parent"] == parent]
+            cols = ["name", "level", "parent", "households", f"households_{minutes}min",
+                    f"share_{minutes}min", "stations", "has_station", "farthest_m", "suppressed"]
+            units = records(pd.DataFrame(table[[c for c in cols if c in table.columns]]))
+            areas = derived.uncovered(services, minutes)
+            withheld = 0
+            if areas is not None and not authorised:
+                areas = disclosure.public_areas(areas, services.settings.min_count)
+                withheld = areas.attrs["withheld"]
+            return dumps({"minutes": minutes, "level": level, "min_count": figures.attrs["min_count"],
+                          "units": units,
+                          "uncovered": feature_collection(areas, ["addresses", "households", "population",
+                                                                  "nearest_m"]),
+                          "uncovered_withheld": withheld}).encode()
+        key = f"coverage:{minutes}:{level}:{parent or ''}:{'authorised' if authorised else 'public'}"
+        return Response(services.derived(key, build), media_type="application/json")
 
     @r.get("/coverage/areas", summary="Service areas (isochrones) of the stations for a life circle",
-           response_class=Response, responses={200: {"content": {"application/geo+json": {}}}, **responses(404)})
+           response_class=Response, responses={200: {"content": {"application/geo+json": {}}},
+                                                304: {"description": "not modified"}, **responses(404)})
     def areas(request: Request, minutes: int = Depends(minutes_param),
               kind: list[str] | None = Depends(station_kinds)):
         services = request.app.state.services
-        found = derived.service_areas(services)
-        if found is None and "service_areas" in services.kept.pending():
+        answer = derived.service_areas_body(services, minutes, kind)
+        if answer is None and "service_areas" in services.kept.pending():
             raise Preparing(f"the service areas of data version {services.version} are being prepared "
                             "(minutes at city scale) / 服务范围正在计算，请稍候", retry_after=30)
-        if found is None:
+        if answer is None:
             raise Problem(404, "Not Found", "service areas need stations and roads in the store")
-        chosen = found[(found["circle"] == minutes) & ~found.geometry.is_empty]
-        if kind:
-            chosen = chosen[chosen["kind"].isin(kind)]
-        body = feature_collection(chosen, ["station_id", "name", "kind", "circle", "distance_m"])
-        return Response(dumps(body), media_type="application/geo+json")
+        body, etag = answer
+        headers = {"ETag": etag, "Cache-Control": "public, max-age=60, must-revalidate"}
+        if etag in _tags(request.headers.get("if-none-match")):
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/geo+json", headers=headers)
 
     @r.post("/assign", summary="Codes at every level for a batch of points", responses=responses(422))
     def assign(body: AssignRequest, request: Request):
@@ -118,3 +125,10 @@ def router() -> APIRouter:
         return {"count": len(out), "levels": levels, "results": out}
 
     return r
+
+
+def _tags(header: str | None) -> list[str]:
+    """The entity tags of an ``If-None-Match`` header (a weak one compares as its strong self)."""
+    if not header:
+        return []
+    return [tag.strip().removeprefix("W/") for tag in header.split(",")]

@@ -126,22 +126,14 @@ def router() -> APIRouter:
             raise Problem(404, "Not Found", f"no figures for level {level!r}")
         return {**records(table.loc[[level]].reset_index())[0], "min_count": k}
 
-    @r.get("/search", summary="Find units by code or name (Chinese or pinyin-free substring)",
+    @r.get("/search", summary="Find units by code, name, pinyin or several words (gridgeo.search)",
            responses=derived.PREPARING)
     def search(request: Request, q: Annotated[str, Query(min_length=1, max_length=64)],
                limit: Annotated[int, Query(ge=1, le=100)] = 20):
         # names and codes only: a result carries no figure (the unit's page has them, under the same rule)
-        figures = derived.public_figures(request.app.state.services)
-        text = q.strip()
-        by_code = figures.index.str.startswith(text)
-        by_name = figures["name"].str.contains(text, regex=False, na=False)
-        found = figures[by_code | by_name]
-        scheme = request.app.state.services.store.scheme
-        order = np.lexsort((found.index.to_numpy(), [scheme.index(lv) for lv in found["level"]],
-                            ~found["name"].eq(text).to_numpy()))
-        found = found.iloc[order].head(limit)
+        found = derived.finder(request.app.state.services).find(q, limit=limit)
         return {"query": q, "results": [{"code": c, "name": n, "level": lv, "parent": p}
-                                        for c, n, lv, p in zip(found.index, found["name"], found["level"],
+                                        for c, n, lv, p in zip(found["code"], found["name"], found["level"],
                                                                found["parent"])]}
 
     @r.get("/events/heat", summary="Event counts on a square grid of cells (an aggregate heat map)",

@@ -92,9 +92,10 @@ def router() -> APIRouter:
         if request.headers.get("if-none-match") == headers["ETag"]:
             return Response(status_code=304, headers=headers)
         cached = tiles.cached(z, x, y, layers=layer)
-        data = cached if cached is not None else await anyio.to_thread.run_sync(
-            lambda: tiles.tile(z, x, y, layers=layer))
-        return _tile_response(data, headers)
+        if cached is None:
+            cached = await anyio.to_thread.run_sync(lambda: tiles.tile(z, x, y, layers=layer))
+            services.settle()  # a first tile of a zoom grew the tile set: keep the memory bound
+        return _tile_response(cached, headers)
 
     r.add_api_route("/tiles/{layer}/{z}/{x}/{y}.{ext}", tile, methods=["GET"], route_class_override=_TileRoute,
                     summary="One vector tile (204 when empty)", response_class=Response,

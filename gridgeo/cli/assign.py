@@ -29,6 +29,10 @@ def assign(
                                                 "Required for tables."),
     layer: str = typer.Option(None, "--layer", help="The grids' layer, in a file with several."),
     tolerance_m: float = typer.Option(0.0, "--tolerance-m", help="Snap points this near a unit."),
+    cell_m: float = typer.Option(None, "--cell-m", min=0.01,
+                                 help="Side of the index cells in metres (default: adapted to the grids, "
+                                      "about 16 cells per boundary segment; smaller is faster per point, "
+                                      "larger builds faster and smaller)."),
     engine: Engine = typer.Option(Engine.memory, help="memory: batches in this process; dask: a "
                                                       "local dask.distributed cluster."),
     workers: int = typer.Option(2, min=1, help="Worker processes of the dask engine."),
@@ -56,8 +60,8 @@ def assign(
         fail(f"{points} is a table: write it to a .csv or .parquet, not {output.suffix}")
     started = time.perf_counter()
     try:
-        index = AssignIndex(_read_grids(grids, layer), name=str(grids))
-        typer.echo(f"index of {grids}: {index.nbytes / 1e6:.1f} MB, built in "
+        index = AssignIndex(_read_grids(grids, layer), cell_m=cell_m, name=str(grids))
+        typer.echo(f"index of {grids}: cells of {index.cell_m:g} m, {index.nbytes / 1e6:.1f} MB, built in "
                    f"{time.perf_counter() - started:.1f} s")
         data = _read_points(points, crs, table)
         run = _on_dask if engine is Engine.dask else _in_memory

@@ -145,7 +145,7 @@ def _files(sources) -> tuple[list[Path], Path | None]:
                 except ValueError:
                     info = {}
                 if info.get("generator") == _SAMPLE_GENERATOR:
-                    return [path / f for f in info.get("files", [])], path
+                    return _sample_files(path, info.get("files", [])), path
             inside = sorted(p for p in path.iterdir() if p.suffix.lower() in _READABLE and not p.name.startswith("."))
             if not inside:
                 fail(f"{path} holds no file gridgeo reads ({', '.join(sorted(_READABLE))})")
@@ -228,6 +228,20 @@ def _layers_of(intakes, mode) -> dict:
     return {kind: frames[0] if len(frames) == 1 else
             gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=frames[0].crs)
             for kind, frames in parts.items()}
+
+
+def _sample_files(directory: Path, names) -> list[Path]:
+    """The files of a sample the store holds; the layers it does not hold yet
+    (police precincts, read by `gridgeo crosswalk`) are named, not loaded."""
+    from gridgeo.sample import OPTIONAL_LAYERS
+
+    files = [directory / f for f in names]
+    kept = [f for f in files if f.stem not in OPTIONAL_LAYERS]
+    for f in files:
+        if f not in kept:
+            typer.echo(f"{f}: not a store layer (yet), not loaded; `gridgeo crosswalk` reads it / "
+                       "警格不是存储图层，未载入；可用 gridgeo crosswalk 读取")
+    return kept
 
 
 def _sample_layers(directory: Path) -> tuple[dict, tuple | None]:

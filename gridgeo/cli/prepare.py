@@ -10,6 +10,8 @@ def prepare(
     store: str = typer.Option("data/gridgeo.gpkg", envvar="GRIDGEO_STORE",
                               help="The store: a .gpkg path or a postgresql:// URL (or GRIDGEO_STORE)."),
     quiet: bool = typer.Option(False, "--quiet", help="Say nothing but errors."),
+    min_count: int = typer.Option(10, "--min-count", envvar="GRIDGEO_MIN_COUNT", min=1,
+                                  help="The minimum count of the public figures kept (the service's GRIDGEO_MIN_COUNT)."),
 ):
     """Compute the figures, walking coverage, served ground and tile geometry of the
     published data once, and keep them in the store: a service started (or
@@ -23,7 +25,7 @@ def prepare(
     try:
         with gstore.open(store) as opened:
             version = opened.version
-            done = derived.build(opened, log=say)
+            done = derived.build(opened, log=say, min_count=min_count)
             if done is None:
                 claim = opened.derived_state(version)["claim"] or {}
                 typer.echo(f"version {version} of {opened.url} is being prepared by {claim.get('owner', 'another process')} "

@@ -55,6 +55,7 @@ class Change:
     units: dict = field(default_factory=dict)  # grids: {"added", "changed", "removed"} codes
     level_of: dict = field(default_factory=dict)  # grids: code -> level, of the units touched
     parents_of: dict = field(default_factory=dict)  # grids: code -> its parents now and at `to`
+    name_of: dict = field(default_factory=dict)  # grids: code -> its name at `to` (now, for one removed)
     now_count: int = 0  # rows published now (in the levels covered)
     then_count: int = 0  # rows published at `to`
 
@@ -77,6 +78,7 @@ def preview(store, to, *, layers=None) -> dict:
     report = grid_report(store, None, changes)
     errors = report[report["severity"] == "error"] if report is not None and len(report) else None
     out = {"to": to, "version": version, "revision": revision, **account(store, changes),
+           "names": {code: name for c in changes for code, name in c.name_of.items()},
            "plans": overtaken(store, None, changes), "errors": _error_records(errors)}
     if not any(changes):
         out["refusal"] = _nothing(to).to_dict()
@@ -264,18 +266,19 @@ def compare(store, tx, to: int, selection: dict) -> list[Change]:
         published_then = f"EXISTS (SELECT 1 FROM {history} o WHERE o.{key} = k.{key} AND o.revision <= ? " \
                          "AND o.retired > ?)"
         if kind == "grids":
-            back = run(f"SELECT h.code, h.level, h.parent, CASE WHEN {published_now} THEN 1 ELSE 0 END "
+            back = run(f"SELECT h.code, h.level, h.parent, CASE WHEN {published_now} THEN 1 ELSE 0 END, h.name "
                        f"FROM {history} h WHERE {restore}", restore_params)
-            gone = run(f"SELECT k.code, k.level, k.parent, CASE WHEN {published_then} THEN 1 ELSE 0 END "
+            gone = run(f"SELECT k.code, k.level, k.parent, CASE WHEN {published_then} THEN 1 ELSE 0 END, k.name "
                        f"FROM {table} k WHERE {retire}", [to, to, *retire_params])
-            change.units = {"added": sorted(c for c, _, _, now in back if not now),
-                            "changed": sorted(c for c, _, _, now in back if now),
-                            "removed": sorted(c for c, _, _, then in gone if not then)}
+            change.units = {"added": sorted(c for c, _, _, now, _ in back if not now),
+                            "changed": sorted(c for c, _, _, now, _ in back if now),
+                            "removed": sorted(c for c, _, _, then, _ in gone if not then)}
             change.added, change.changed, change.removed = (len(change.units[w]) for w in
                                                             ("added", "changed", "removed"))
-            for code, level, parent, _ in (*back, *gone):
+            for code, level, parent, _, name in (*back, *gone):
                 change.level_of[code] = level
                 change.parents_of.setdefault(code, set()).add(parent)
+                change.name_of.setdefault(code, name)  # `back` first: the name the rollback restores
             if change:
                 change.restored = _read(store, tx, change)
         else:

@@ -1322,7 +1322,9 @@ class Store:
             ``base_version=`` so that the rollback is refused if the data
             change meanwhile); ``layers`` (per layer the rows ``added``,
             ``changed`` and ``removed``, as the audit trail will count them),
-            for grids ``levels`` and ``units`` (the codes); ``plans``, the
+            for grids ``levels``, ``units`` (the codes) and ``names`` (each
+            unit's name as the rollback leaves it: at ``to``, or now for
+            one it removes); ``plans``, the
             draft plans whose units it changes (``plan_id``, ``name``,
             ``status``, ``author``, ``units``); ``errors``, the validation
             errors that would refuse it; and ``refusal`` (``reason``,

@@ -130,10 +130,18 @@ class TileSet:
         self.tolerance = float(tolerance)
         self.cache = cache
         self.version = str(version) if version is not None else _content_version(layers)
-        self.sources = {layer.name: _Source(layer, simplified) for layer in layers}
+        # each layer's source (its Web Mercator geometry, encoded attributes, zooms) is made on the
+        # first tile that needs it: a service's first grid2 tile does not wait for every layer
+        self.sources = _Sources({layer.name: layer for layer in layers}, simplified)
         # tiles rendered with other settings must not share cache entries
         default = (self.extent, self.buffer, self.tolerance) == (4096, 80, 8.0)
         self._namespace = self.version if default else f"{self.version}-e{extent}b{buffer}t{tolerance:g}"
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the tile set holds in memory: its layers and the zoom geometry read so far (grows as
+        tiles of new zooms are asked for, up to every zoom of every layer); not the tiles of its cache."""
+        return sum(source.nbytes for source in list(self.sources.values()))  # those made so far
 
     def __repr__(self) -> str:
         return f"TileSet({list(self.layers)}, version={self.version!r}, zooms {self.minzoom}-{self.maxzoom})"
@@ -403,6 +411,31 @@ class _TileGrid:
         return (x >= self.left) & (x < self.right) & (y > self.bottom) & (y <= self.top)
 
 
+class _Sources(dict):
+    """Layer name -> :class:`_Source`, each made (once, whatever the threads) when first asked for;
+    iterating gives only those made so far."""
+
+    def __init__(self, layers: dict, simplified):
+        super().__init__()
+        self._layers = layers
+        self._simplified = simplified
+        self._lock = threading.Lock()
+
+    def __missing__(self, name):
+        layer = self._layers[name]  # a KeyError names the unknown layer
+        with self._lock:
+            if not dict.__contains__(self, name):
+                dict.__setitem__(self, name, _Source(layer, self._simplified))
+            return dict.__getitem__(self, name)
+
+
+def _zoom_bytes(geoms, original) -> int:
+    """What a zoom's geometry and tree add (nothing but the tree when it is the layer's own geometry)."""
+    from gridgeo.lru import nbytes
+
+    return 64 * len(geoms) + (0 if geoms is original else nbytes(geoms))
+
+
 class _Source:
     """A layer in Web Mercator, with its simplified geometry and STRtree per zoom."""
 
@@ -417,6 +450,17 @@ class _Source:
         self._zooms: dict[int, tuple] = {}
         self._coverage: bool | None = None
         self._lock = threading.Lock()
+        self._base_bytes: int | None = None
+        self.zoom_bytes = 0
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held: the layer, its Web Mercator geometry and the zooms read so far."""
+        from gridgeo.lru import nbytes
+
+        if self._base_bytes is None:
+            self._base_bytes = nbytes(self.layer.frame) + nbytes(self.geoms) + nbytes(self.attributes)
+        return self._base_bytes + self.zoom_bytes
 
     def encode(self, z, grid: _TileGrid, tolerance) -> bytes:
         """The layer's MVT ``Layer`` message in the tile (``b""`` when nothing of it is there)."""
@@ -442,6 +486,7 @@ class _Source:
                     tree = shapely.STRtree(geoms)
                     tree.query(shapely.box(0, 0, 0, 0))  # build it here: building on a first query is not thread-safe
                     found = self._zooms[z] = (geoms, tree)
+                    self.zoom_bytes += _zoom_bytes(geoms, self.geoms)
         return found
 
     def _kept(self, z):

@@ -93,6 +93,9 @@ export class Lines {
       sources: (z) => this.sources(z),
     }).addTo(map);
     this.layer.on('click', (e) => onClick(e.layer.properties, e.latlng));
+    // hovering a unit names it and gives its households (the tile's own figures: nothing asked for)
+    this.layer.on('mouseover', (e) => ctx.hover?.(e.layer.properties, e.originalEvent));
+    this.layer.on('mouseout', () => ctx.hover?.(null));
   }
 
   // The levels drawn from data tiles of zoom z, in drawing order.

@@ -15,11 +15,34 @@ let pending = 0;
 
 const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 
-async function api(path) {
+// A request refused or never answered: what the page tells the reader (kept until dismissed).
+class Failed extends Error {
+  constructor(path, status, problem) {
+    super(`${path}: ${status}`);
+    Object.assign(this, {path, status, problem});
+  }
+}
+
+// What a request is for, in the reader's words (never a raw path).
+function what(path) {
+  const parts = [['/stats', 'what_stats'], ['/coverage', 'what_coverage'], ['/events', 'what_events'],
+    ['/search', 'what_search'], ['/collections', 'what_features'], ['/tiles', 'what_tiles']];
+  const found = parts.find(([prefix]) => path.startsWith(prefix));
+  return t(found ? found[1] : 'what_data');
+}
+
+async function api(path, {quiet = false} = {}) {
   pending += 1;
   try {
     for (let attempt = 0; ; attempt += 1) {
-      const response = await fetch(path, {headers: {Accept: 'application/json'}});
+      let response;
+      try {
+        response = await fetch(path, {headers: {Accept: 'application/json'}});
+      } catch {
+        const error = new Failed(path, 0, null);
+        if (!quiet) message(t('service_unreachable', {what: what(path)}));
+        throw error;
+      }
       // 503 with Retry-After: the service is still preparing this (e.g. the service areas after a
       // publish); wait as it asks rather than fail
       if (response.status === 503 && response.headers.get('Retry-After') && attempt < 40) {
@@ -28,14 +51,47 @@ async function api(path) {
         continue;
       }
       if (!response.ok) {
-        toast(t('load_failed', {what: path}), true);
-        throw new Error(`${path}: ${response.status}`);
+        const problem = await response.json().catch(() => null);
+        const error = new Failed(path, response.status, problem);
+        if (!quiet) message(t('load_failed', {what: what(path), detail: problemText(problem, response)}));
+        throw error;
       }
       return await response.json();
     }
   } finally {
     pending -= 1;
   }
+}
+
+function problemText(problem, response) {
+  if (problem?.message_zh && language() === 'zh') return problem.message_zh;
+  return problem?.message_en || problem?.detail || problem?.title || `${response.status} ${response.statusText ?? ""}`.trim();
+}
+
+// A message that stays until the reader closes it (failures, links that could not be followed).
+function message(text, kind = 'error', {append = false} = {}) {
+  const box = document.getElementById('message');
+  const el = document.getElementById('message-text');
+  el.textContent = append && !box.hidden && el.textContent ? `${el.textContent}\n${text}` : text;
+  box.className = kind;
+  box.dataset.kind = kind;
+  box.hidden = false;
+}
+
+// Progress: any wait of the page's (its requests, the tiles) over 300 ms shows the bar.
+function watchProgress(busy) {
+  const bar = document.getElementById('progress');
+  let since = 0;
+  setInterval(() => {
+    const now = Date.now();
+    if (!busy()) {
+      since = 0;
+      bar.hidden = true;
+      return;
+    }
+    since ||= now;
+    if (now - since >= 300) bar.hidden = false;
+  }, 100);
 }
 
 // A service on a store it has never prepared computes the figures, coverage and tile
@@ -79,7 +135,7 @@ function defaultState(ctx) {
     layers: new Set([...ctx.levels.map((lv) => lv.name), 'stations']),
     kinds: new Set(Object.keys(ctx.vocabulary.station_kinds)),
     heat: false, field: '', flevel: ctx.config.main_level ?? 'grid2', scheme: ctx.style.choropleth.scheme,
-    coverage: 0, category: '', from: '', to: '', unit: '', lang: 'zh', view: null,
+    coverage: 0, category: '', from: '', to: '', unit: '', lang: 'zh', view: null, ignored: [],
   };
 }
 
@@ -90,10 +146,18 @@ function readHash(state, ctx) {
   if (q.has('kinds')) state.kinds = new Set(list('kinds'));
   state.heat = q.get('heat') === '1';
   state.field = q.get('field') ?? '';
+  if (state.field && !(state.field in ctx.style.fields)) {
+    state.ignored.push(t('link_field', {field: state.field}));
+    state.field = '';
+  }
   if (choroplethLevels(ctx).includes(q.get('flevel'))) state.flevel = q.get('flevel');
   if (SCHEMES.includes(q.get('scheme'))) state.scheme = q.get('scheme');
   state.coverage = MINUTES.includes(Number(q.get('cov'))) ? Number(q.get('cov')) : 0;
   state.category = q.get('cat') ?? '';
+  if (state.category && !(state.category in ctx.vocabulary.event_categories)) {
+    state.ignored.push(t('link_category', {category: state.category}));
+    state.category = '';
+  }
   state.from = q.get('from') ?? '';
   state.to = q.get('to') ?? '';
   state.unit = q.get('unit') ?? '';
@@ -186,7 +250,11 @@ function relabel(ctx) {
 
 function kpis(ctx) {
   const f = ctx.config.root.figures;
-  const grids = ctx.levels.filter((lv) => lv.name.startsWith('grid')).map((lv) => lv.count).join(' / ');
+  // each grid level's count under its own name (一级 31 · 二级 128 · 三级 90), thousands separated
+  const gridLevels = ctx.levels.filter((lv) => lv.name.startsWith('grid'));
+  const short = (lv) => ctx.levelLabel(lv.name).replace(/网格$/, '').replace(/\s*grids?$/i, '');
+  const grids = gridLevels.map((lv) => `<span class="part" data-level="${lv.name}"><small>${short(lv)}</small>` +
+    `${number(lv.count)}</span>`).join('');
   const items = [
     ['population', number(f.population)], ['households', number(f.households)], ['grids', grids],
     ['stations', number(f.stations)], ['events', number(f.events)], ['share15', number(f.share_15min, 'pct')],
@@ -253,6 +321,7 @@ function listen(ctx) {
 // Redraw the named parts (default all) and the legend.
 async function refresh(ctx, ...parts) {
   const all = parts.length === 0;
+  ctx.map.closePopup();  // a station's popup belongs to the view it was opened in
   const jobs = [];
   if (all || parts.includes('fills')) jobs.push(ctx.fills.update().then((html) => { ctx.legends.fills = html; }));
   if (all || parts.includes('heat')) jobs.push(ctx.heat.update().then((html) => { ctx.legends.heat = html; }));
@@ -285,9 +354,19 @@ function drillTarget(ctx, code) {
 
 async function select(ctx, code, {fit = false} = {}) {
   const root = ctx.config.root.code;
+  ctx.map.closePopup();
   ctx.state.unit = code && code !== root ? code : '';
   writeHash(ctx);
-  const unit = await ctx.panel.load(ctx.state.unit);
+  let unit;
+  try {
+    unit = await ctx.panel.load(ctx.state.unit);
+  } catch (error) {
+    if (!(error instanceof Failed)) throw error;
+    if (error.status === 404 && ctx.state.unit) return openNearest(ctx, ctx.state.unit, {fit});
+    message(error.status ? t('load_failed', {what: what(error.path), detail: problemText(error.problem, error)})
+      : t('service_unreachable', {what: what(error.path)}));
+    return undefined;
+  }
   if ((ctx.state.unit || '') !== (unit.code === root ? '' : unit.code)) return;  // another click came first
   ctx.panel.show(unit);
   ctx.outline.clearLayers();
@@ -300,12 +379,60 @@ async function select(ctx, code, {fit = false} = {}) {
   document.body.dataset.unit = unit.code;
 }
 
+// A unit the service does not have (a stale or mistyped link): the nearest unit above it that it
+// has (its code's prefixes at the scheme's widths), or the whole region, and a message saying so.
+async function openNearest(ctx, code, {fit}) {
+  const widths = ctx.levels.map((lv) => lv.width).filter((w) => w < code.length).reverse();
+  for (const width of widths) {
+    const above = code.slice(0, width);
+    try {
+      await ctx.panel.load(above);
+    } catch (error) {
+      if (error instanceof Failed && error.status === 404) continue;
+      throw error;
+    }
+    await select(ctx, above, {fit: true});
+    message(t('unit_missing', {code, name: ctx.panel.unit?.name ?? above}), 'warning');
+    return;
+  }
+  await select(ctx, '', {fit: fit || true});
+  message(t('unit_missing', {code, name: ctx.config.root.name}), 'warning');
+}
+
 function stationPopup(ctx, props, latlng) {
   const kind = label(ctx.vocabulary.station_kinds[props.kind]);
-  L.popup({className: 'station-popup'}).setLatLng(latlng).setContent(
-    `<h3>${props.name}</h3><div>${t('kind')}：${kind}</div>` +
-    (props.grid_code ? `<div>${t('grid')}：<a data-code="${props.grid_code}">${props.grid_code}</a></div>` : ''),
+  const popup = L.popup({className: 'station-popup'}).setLatLng(latlng).setContent(
+    `<h3>${esc(props.name)}</h3><div>${t('kind')}：${esc(kind)}</div>` +
+    (props.grid_code ? `<div>${t('grid')}：<a data-code="${esc(props.grid_code)}">${esc(props.grid_code)}</a></div>` : ''),
   ).openOn(ctx.map);
+  // the grid by its name, as a person reads it (the code stays in the link)
+  if (props.grid_code) {
+    api(`/stats/unit/${encodeURIComponent(props.grid_code)}`, {quiet: true}).then((unit) => {
+      const link = popup.getElement()?.querySelector('[data-code]');
+      if (link && unit.figures?.name) link.textContent = unit.figures.name;
+    }).catch(() => {});
+  }
+}
+
+const esc = (text) => String(text ?? '').replace(/[&<>"']/g, (c) => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'}[c]));
+
+// The box that follows the pointer over a unit: its name, its level, its households.
+function hover(ctx, props, event) {
+  const box = document.getElementById('hover');
+  if (!props) {
+    box.hidden = true;
+    return;
+  }
+  const level = ctx.levels.find((lv) => lv.width === String(props.code ?? '').length);
+  const households = props.households === undefined || props.households === null ? '—' : number(props.households);
+  box.innerHTML = `<b>${esc(props.name ?? props.code)}</b> <span class="meta">${esc(level ? ctx.levelLabel(level.name) : '')}</span>` +
+    `<div>${t('households')} ${households}</div>`;
+  box.dataset.code = props.code ?? '';
+  box.hidden = false;
+  if (event) {
+    box.style.left = `${event.clientX + 14}px`;
+    box.style.top = `${event.clientY + 14}px`;
+  }
 }
 
 function basemap(ctx) {
@@ -326,6 +453,8 @@ function basemap(ctx) {
 // --- start ----------------------------------------------------------------------
 
 async function start() {
+  let page = null;  // the context once it is made: its tiles count as waits too
+  watchProgress(() => pending > 0 || Boolean(page?.idle && !page.idle()));
   await ready();
   const [config, style, vocabulary, tiles] = await Promise.all([
     api('/map/config.json'), api('/static/app/style.json'), api('/vocabulary'), api('/tiles'),
@@ -333,7 +462,7 @@ async function start() {
   const vocabLevels = Object.fromEntries(vocabulary.levels.map((lv) => [lv.name, lv]));
   for (const lv of config.levels) style.levels[lv.name] ??= style.levels[lv.style];  // a scheme's own levels
   const ctx = {
-    api, config, style, vocabulary,
+    api, config, style, vocabulary, message,
     levels: config.levels,
     minzoom: Object.fromEntries(tiles.layers.map((layer) => [layer.id, layer.minzoom])),
     levelLabel: (name) => label(vocabLevels[name] ?? {label: name}),
@@ -354,6 +483,15 @@ async function start() {
   basemap(ctx);
 
   ctx.select = (code, options) => select(ctx, code, options);
+  ctx.hover = (props, event) => hover(ctx, props, event);
+  map.on('mousemove', (e) => {
+    const box = document.getElementById('hover');
+    if (!box.hidden) {
+      box.style.left = `${e.originalEvent.clientX + 14}px`;
+      box.style.top = `${e.originalEvent.clientY + 14}px`;
+    }
+  });
+  map.on('mouseout', () => hover(ctx, null));
   ctx.fills = new Fills(map, ctx);
   ctx.lines = new Lines(map, ctx, (props) => ctx.select(drillTarget(ctx, props.code), {fit: true}));
   ctx.stations = new Stations(map, ctx, (props, latlng) => stationPopup(ctx, props, latlng));
@@ -376,6 +514,14 @@ async function start() {
   // Nothing on its way: no request of the page's own, no tile loading.
   ctx.idle = () => pending === 0 &&
     ![ctx.fills.layer, ctx.lines.layer, ctx.stations.layer].some((l) => map.hasLayer(l) && l.isLoading());
+  for (const layer of [ctx.fills.layer, ctx.lines.layer, ctx.stations.layer]) {
+    layer?.on?.('tileerror', () => message(t('load_failed', {what: t('what_tiles'), detail: t('tiles_failed')})));
+  }
+  document.getElementById('message-close').addEventListener('click', () => { document.getElementById('message').hidden = true; });
+  if (ctx.state.ignored.length) {
+    message(t('link_ignored', {what: ctx.state.ignored.join(language() === 'zh' ? '；' : '; ')}), 'warning', {append: true});
+  }
+  page = ctx;
   window.onemap = ctx;  // for the browser tests and the curious
   document.body.dataset.ready = '1';
 }

@@ -34,7 +34,7 @@ export class Panel {
       const children = (await api(`/stats/${top}`)).units;
       return {...root, name: root.name, figures: root.figures, chain: [], children, child_level: top, bbox: null};
     }
-    const unit = await api(`/stats/unit/${encodeURIComponent(code)}`);
+    const unit = await api(`/stats/unit/${encodeURIComponent(code)}`, {quiet: true});  // select() says what failed
     return {...unit, name: unit.figures.name};
   }
 

@@ -5,6 +5,7 @@
 
 import {label, language, number, t} from './i18n.js';
 import {esc} from './plan-layers.js';
+import {beijing} from './plan-admin.js';
 
 const BAR_MAX_SHARE = 1.5;  // the bar's scale reaches this multiple of the band's top
 
@@ -71,18 +72,32 @@ export function plansList(ctx, plans) {
     <li data-plan="${p.id}" class="${p.id === ctx.state?.plan?.id ? 'current' : ''}">
       <div><span class="plan-title">${esc(p.name)}</span><span class="status ${p.status}">${t(p.status)}</span></div>
       <div class="meta">${esc(p.parent_name)} · ${esc(p.authors.join('、'))} · ${t('revision', {r: p.revision})} ·
-        ${p.updated_at.slice(0, 16).replace('T', ' ')}</div>
+        ${esc(beijing(p.updated_at))}</div>
     </li>`).join('');
+}
+
+// A message of the service's with the plan's grid codes replaced by the grids' names, for reading.
+export function named(text, units) {
+  const names = new Map(units.map((u) => [u.code, u.name]));
+  return String(text ?? '').replace(/\d{9,}/g, (code) => names.get(code) ?? code);
 }
 
 export function editLog(ctx) {
   const entries = ctx.state.log;
   document.getElementById('log').innerHTML = entries.length
-    ? entries.map((e) => `<li><b>${t(`edit_${e.edit}`)}</b> ${esc(language() === 'zh' && e.message_zh ? e.message_zh : e.message)}</li>`).join('')
+    ? entries.map((e) => `<li><b>${t(`edit_${e.edit}`)}</b> ${esc(named(language() === 'zh' && e.message_zh ? e.message_zh : e.message, ctx.state.units))}</li>`).join('')
     : `<li class="empty">${t('no_edits')}</li>`;
   document.getElementById('history').innerHTML = ctx.state.history.slice().reverse().map((h) => `
     <li><b>${t(`edit_${h.action}`)}</b> ${esc(h.author)} · ${t('revision', {r: h.revision})} ·
-      ${h.at.slice(0, 16).replace('T', ' ')}<div class="meta">${esc(h.message)}</div></li>`).join('');
+      ${esc(beijing(h.at))}<div class="meta">${esc(named(historyText(h.message), ctx.state.units))}</div></li>`).join('');
+}
+
+// The store's own words in a plan's history, in the page's language (a planner's message as written).
+function historyText(message) {
+  const created = /^(\d+) units copied from revision (\d+)$/.exec(message ?? '');
+  if (created) return t('history_created', {n: number(Number(created[1])), r: created[2]});
+  if (message === 'saved from the workbench') return t('history_saved');
+  return message ?? '';
 }
 
 // The comparison with the published grids: what changed and who moves where.

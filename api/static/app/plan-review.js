@@ -213,7 +213,7 @@ export class Review {
   }
 }
 
-function refusalText(problem) {
+export function refusalText(problem) {
   if (problem.message_zh && language() === 'zh') return problem.message_zh;
   return problem.message_en || problem.detail || problem.title;
 }

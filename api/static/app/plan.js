@@ -10,8 +10,9 @@ import './plan-words.js';
 import {language, setLanguage, t} from './i18n.js';
 import {Blocks, Colours, esc, Outlines, SplitLine, Stations, Villages} from './plan-layers.js';
 import {Importer} from './plan-import.js';
-import {diffView, editLog, gridList, plansList, summary} from './plan-panel.js';
+import {diffView, editLog, gridList, named, plansList, summary} from './plan-panel.js';
 import {Review} from './plan-review.js';
+import {beijing, Rollbacks} from './plan-admin.js';
 
 const KEY = 'gridgeo.key';
 // The levels of the store's code scheme (from /map/config.json): a plan is opened on a
@@ -101,12 +102,13 @@ function clearMessage() {
 // A refusal in the planner's language: gridgeo's own message when it has one.
 function refusal(error) {
   const p = error.problem ?? {};
-  if (p.message_zh && language() === 'zh') return p.message_zh;
-  return p.message_en || p.detail || error.message;
+  const text = p.message_zh && language() === 'zh' ? p.message_zh : p.message_en || p.detail || error.message;
+  return named(text, ctx.state?.units ?? []);
 }
 
 function staleText(problem) {
-  // one sentence per change of someone else's, naming every grid it touched
+  // one sentence per change of someone else's, naming every grid it touched (by name; Beijing time)
+  const names = new Map((ctx.state?.units ?? []).map((u) => [u.code, u.name]));
   const changes = new Map();
   for (const c of problem.conflicts ?? []) {
     const key = JSON.stringify([c.author, c.revision, c.at, c.based_on, c.change === 'removed']);
@@ -114,8 +116,10 @@ function staleText(problem) {
     changes.get(key).codes.push(c.code);
   }
   const who = [...changes.values()].map((c) => t(c.codes.length > 1 ? 'stale_units' : 'stale_unit', {
-    code: c.codes.join(language() === 'zh' ? '、' : ', '), author: c.author, revision: c.revision,
-    based_on: c.based_on ?? '—', when: c.at ? ` (${String(c.at).slice(0, 19).replace('T', ' ')} UTC)` : '',
+    code: c.codes.map((code) => names.get(code) || code).join(language() === 'zh' ? '、' : ', '),
+    author: c.author, revision: c.revision,
+    based_on: c.based_on ?? '—',
+    when: !c.at ? '' : language() === 'zh' ? `（${beijing(c.at)}）` : ` (${beijing(c.at)}, Beijing time)`,
     removed: c.change === 'removed' ? t('removed_word') : '',
   })).join('；');
   return t('stale', {who: who || problem.detail});
@@ -143,7 +147,8 @@ function show(body, {blocks}) {
     impact: body.impact, log: first ? [] : ctx.state.log,
     saved: {assignment: body.assignment, units: body.units},
   };
-  if (!body.units.some((u) => u.code === ctx.selected)) ctx.selected = body.units[0]?.code ?? '';
+  if (first) restoreUnsaved();
+  if (!ctx.state.units.some((u) => u.code === ctx.selected)) ctx.selected = ctx.state.units[0]?.code ?? '';
   if (blocks) {
     const bounds = ctx.blocks.load(body.blocks);
     ctx.map.fitBounds(bounds, {padding: [30, 30]});
@@ -176,6 +181,70 @@ function snapshot() {
   return {assignment, units, grids, impact, log};
 }
 
+// --- unsaved edits ---------------------------------------------------------------------------
+// The working state of a plan with edits not yet saved is kept in this browser (localStorage) at
+// every change, so that a reload, a crash or a closed tab loses nothing: opening the plan again
+// brings the edits back on the revision they were made on (a save then meets the usual check of
+// what others saved meanwhile). Opening another plan with edits unsaved asks first.
+const UNSAVED = (id) => `gridgeo.unsaved.${id}`;
+
+function keepUnsaved() {
+  const s = ctx.state;
+  if (!s || ctx.readOnly()) return;
+  try {
+    if (dirty()) {
+      localStorage.setItem(UNSAVED(s.plan.id), JSON.stringify({
+        revision: s.revision, saved: s.saved, ...snapshot(), at: new Date().toISOString()}));
+    } else localStorage.removeItem(UNSAVED(s.plan.id));
+  } catch {
+    // a full or refused storage: the page still asks before discarding, and the service has the last save
+  }
+}
+
+function restoreUnsaved() {
+  const s = ctx.state;
+  let kept = null;
+  try {
+    kept = JSON.parse(localStorage.getItem(UNSAVED(s.plan.id)) ?? 'null');
+  } catch {
+    kept = null;
+  }
+  if (!kept?.assignment || !kept.saved) return;
+  if (ctx.readOnly()) {
+    localStorage.removeItem(UNSAVED(s.plan.id));
+    message(t('unsaved_dropped', {status: t(s.plan.status), n: kept.log?.length ?? 0}), 'warning');
+    return;
+  }
+  Object.assign(s, {revision: kept.revision, saved: kept.saved, assignment: kept.assignment, units: kept.units,
+    grids: kept.grids, impact: kept.impact, log: kept.log ?? []});
+  message(t('unsaved_restored', {n: s.log.length, when: beijing(kept.at), r: kept.revision}), 'info');
+}
+
+// Whether the page may leave the plan open now: without unsaved edits at once; with them, the
+// planner chooses to save them, to discard them, or to stay.
+function leaveOk() {
+  if (!ctx.state || ctx.readOnly() || !dirty()) return Promise.resolve(true);
+  const dialog = document.getElementById('unsaved-dialog');
+  document.getElementById('unsaved-text').textContent = t('unsaved_question', {
+    name: `${ctx.state.plan.name} · ${ctx.state.plan.parent_name}`, n: ctx.state.log.length || 1});
+  return new Promise((resolve) => {
+    const buttons = ['unsaved-save', 'unsaved-discard', 'unsaved-stay'].map((id) => document.getElementById(id));
+    const finish = async (choice) => {
+      for (const b of buttons) b.onclick = null;
+      dialog.oncancel = null;
+      dialog.close();
+      if (choice === 'unsaved-save') resolve(await save({quiet: true}));
+      else if (choice === 'unsaved-discard') {
+        localStorage.removeItem(UNSAVED(ctx.state.plan.id));
+        resolve(true);
+      } else resolve(false);
+    };
+    for (const b of buttons) b.onclick = () => finish(b.id);
+    dialog.oncancel = (e) => { e.preventDefault(); finish('unsaved-stay'); };
+    dialog.showModal();
+  });
+}
+
 function dirty() {
   const s = ctx.state;
   return JSON.stringify(s.assignment) !== JSON.stringify(s.saved.assignment) ||
@@ -204,6 +273,7 @@ function render() {
   document.getElementById('merge').disabled = ctx.ticked.size < 2;
   document.body.dataset.revision = s.revision;
   document.body.dataset.dirty = dirty() ? '1' : '0';
+  keepUnsaved();
 }
 
 // Editable when the caller may save the plan: a draft inside their scope.
@@ -401,6 +471,11 @@ function renameInPlace(nameEl) {
 }
 
 async function openPlan(id) {
+  if (ctx.state?.plan.id === id && !ctx.readOnly() && dirty()) {  // open already, with its edits: keep them
+    toast(t('already_open'));
+    return;
+  }
+  if (!(await leaveOk())) return;
   clearMessage();
   const body = await api(`/plans/${id}`);
   show(body, {blocks: true});
@@ -425,7 +500,7 @@ function fillLevels() {
 }
 
 async function create() {
-  if (!ctx.chosen) return;
+  if (!ctx.chosen || !(await leaveOk())) return;
   clearMessage();
   const button = document.getElementById('create');
   button.disabled = true;
@@ -484,12 +559,21 @@ function listen() {
       await listPlans();
       document.getElementById('key-box').hidden = true;
       clearMessage();
+      await ctx.rollbacks.list().catch((error) => message(t('failed', {detail: refusal(error)})));
+      // a link to a plan opened before the key was given opens the plan now
+      const id = Number(new URLSearchParams(location.hash.slice(1)).get('plan'));
+      if (id && ctx.state?.plan.id !== id) await openPlan(id).catch((error) => message(t('failed', {detail: refusal(error)})));
     } catch (error) {
       if (!(error instanceof Refused)) throw error;
       sessionStorage.removeItem(KEY);
     }
   });
-  on('forget-key', 'click', () => { sessionStorage.removeItem(KEY); askForKey(); });
+  on('forget-key', 'click', () => {
+    sessionStorage.removeItem(KEY);
+    ctx.me = null;
+    ctx.rollbacks.list();
+    askForKey();
+  });
   on('language', 'click', () => {
     setLanguage(language() === 'zh' ? 'en' : 'zh');
     ctx.splitLine.setLanguage(language());
@@ -498,8 +582,10 @@ function listen() {
     render();
     whoAmI();
     listPlans();
+    ctx.rollbacks.list().catch(() => {});
     refreshCompare();
     if (ctx.review.dialog.open) ctx.review.fill(ctx.review.mode, ctx.review.report);
+    if (ctx.rollbacks.dialog.open) ctx.rollbacks.fill(ctx.rollbacks.preview);
   });
   on('new-start', 'click', (e) => {
     const b = e.target.closest('button[data-start]');
@@ -618,6 +704,7 @@ async function start() {
   });
   ctx.splitLine.setLanguage(language());
   ctx.review = new Review(ctx, {api, reload, toast, message, clearMessage, save, listPlans});
+  ctx.rollbacks = new Rollbacks(ctx, {api, toast, message, clearMessage, listPlans});
 
   fillLevels();
   searchBox();
@@ -627,6 +714,7 @@ async function start() {
   else {
     await whoAmI().catch(() => {});
     await listPlans().catch(() => {});
+    await ctx.rollbacks.list().catch((error) => message(t('failed', {detail: refusal(error)})));
     const id = Number(q.get('plan'));
     if (id) await openPlan(id).catch((error) => message(t('failed', {detail: refusal(error)})));
   }
