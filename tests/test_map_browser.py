@@ -238,6 +238,24 @@ def test_a_click_drills_down_and_the_breadcrumbs_lead_back_up(server, open_page,
     assert "unit=" not in page.url
 
 
+def test_clicks_inside_a_village_go_down_one_level_at_a_time(server, open_page, units):
+    code, village = next(roomy(units, "village").iterrows())
+    page, _ = open_page(server.url + "/map")
+    settle(page)
+    page.mouse.click(*container_point(page, village.lat, village.lon))
+    page.wait_for_function(f"document.body.dataset.unit === '{code}'", timeout=15_000)
+    settle(page)  # the map fits the village: its level-2 grids' names show at this zoom
+    grid1 = units[(units["parent"] == code)]
+    target = grid1.iloc[0]
+    page.mouse.click(*container_point(page, target.lat, target.lon))
+    page.wait_for_function(f"document.body.dataset.unit === '{grid1.index[0]}'", timeout=15_000)
+    settle(page)
+    grid2 = units[units["parent"] == grid1.index[0]]
+    inner = grid2.iloc[0]
+    page.mouse.click(*container_point(page, inner.lat, inner.lon))
+    page.wait_for_function(f"document.body.dataset.unit === '{grid2.index[0]}'", timeout=15_000)
+
+
 def test_search_finds_a_grid_by_its_chinese_name(server, open_page, units):
     unique = units[~units["name"].duplicated(keep=False)]  # names repeat across level-1 grids
     code, grid = list(unique[unique["level"] == "grid2"].iterrows())[7]
