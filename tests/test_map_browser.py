@@ -547,6 +547,11 @@ def test_a_link_reproduces_the_view(server, open_page, units):
     assert again.get_attribute("#coverage-choice button[data-minutes='10']", "aria-pressed") == "true"
     assert again.evaluate("document.documentElement.lang") == "en"
     assert again.inner_text("[data-kpi='households'] dt") == "households"
+    # English mode: the 15-minute share once in the children's table, and each name on one line
+    heads = again.locator(".children th").all_inner_texts()
+    assert sum("15 min" in h for h in heads) == 1 and len(heads) == len(set(heads)), heads
+    assert again.evaluate("""[...document.querySelectorAll('.children td:first-child')].every((td) =>
+        td.getBoundingClientRect().height < 2 * parseFloat(getComputedStyle(td).fontSize) + 8)""")
     zoom, lat, lon = again.evaluate("[onemap.map.getZoom(), onemap.map.getCenter().lat, onemap.map.getCenter().lng]")
     assert zoom == view[0] and lat == pytest.approx(view[1], abs=1e-4) and lon == pytest.approx(view[2], abs=1e-4)
 
