@@ -22,7 +22,7 @@ from api.problems import Problem
 from gridgeo.schema import EVENT_CATEGORIES, STATION_KINDS
 
 __all__ = ["services", "scheme", "grid_level", "optional_level", "minutes", "path_minutes", "COVERAGE_MINUTES",
-           "station_kinds", "event_categories", "days", "one_value_each", "one_of", "document", "base_url",
+           "station_kinds", "event_categories", "days", "event_period", "event_level", "one_value_each", "one_of", "document", "base_url",
            "cache_control", "PlanId", "MAX_ID"]
 
 MAX_ID = 2**63 - 1
@@ -236,3 +236,29 @@ def _list_parameters(route) -> set[str]:
             found.update(field.alias for field in dependant.query_params if is_list(field.field_info.annotation))
             pending.extend(dependant.dependencies)
     return found
+
+
+EVENT_PERIODS = ("month", "week", "day", "quarter", "year", "span")
+"""The ``period`` of the event indicators: a calendar period, or ``span`` (one period from ``from`` to ``to``)."""
+
+
+def event_period(period: Annotated[str, Query(description="Periods of the indicators: month, week (ISO), day, "
+                                                          "quarter, year, or span (one period from `from` to `to`)",
+                                              json_schema_extra={"enum": list(EVENT_PERIODS)})] = "month") -> str:
+    """A ``period`` of the event indicators (400 otherwise)."""
+    if period not in EVENT_PERIODS:
+        raise Problem(400, "Bad Request", f"period 只能是 {list(EVENT_PERIODS)} 之一 — period must be one of "
+                      f"{list(EVENT_PERIODS)}, got {period!r}")
+    return period
+
+
+def event_level(request: Request,
+                level: Annotated[str | None, Query(max_length=64, description="A grid level (default: the "
+                                                                               "scheme's main level)")] = None) -> str:
+    """A ``level`` query parameter of the event routes: one of the store's levels (400 otherwise)."""
+    names = request.app.state.services.store.scheme.names
+    chosen = level or request.app.state.services.store.scheme.main_level
+    if chosen not in names:
+        raise Problem(400, "Bad Request", f"level 只能是 {list(names)} 之一 — no level {chosen!r}: use one of "
+                      f"{list(names)}")
+    return chosen

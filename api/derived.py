@@ -24,6 +24,7 @@ from api.encode import dumps, feature_collection
 from api.problems import responses
 from gridgeo import disclosure
 from gridgeo import derived as gderived
+from gridgeo import events as gevents
 from gridgeo.derived import COVERAGE_FIGURES, COVERAGE_MINUTES, PUBLIC_FIGURES, TILE_FIGURES  # noqa: F401 - the endpoints' vocabulary
 from gridgeo.tiles import TileSet, event_cells
 
@@ -197,3 +198,47 @@ def events_heat(services, *, category=None, start=None, end=None, cell_m: float 
                               geometry=gpd.points_from_xy(chosen["x"], chosen["y"]), crs=crs)
     cells = event_cells(points, cell_m=cell_m, crs=crs)
     return [[float(a), float(b), int(n)] for a, b, n in zip(cells["lat"], cells["lon"], cells["count"])]
+
+
+# --- events over time (gridgeo.events) ------------------------------------------------------------
+
+
+def placed_events(services) -> gevents.Placed:
+    """The published events (with their closing and step times) placed in the grids, once per version."""
+    def build(kept):
+        store = services.store
+        at = None if store.layer_version("events") <= kept.version else kept.version
+        frame = store.read("events", at=at)
+        return gevents.place(frame, index(services))
+    return services.derived("events:placed", build)
+
+
+def memo(services, key: tuple, build):
+    """``build()`` kept for the version served under ``key`` (questions with free parameters: dates,
+    categories), in the service's cache of derived values: bounded by bytes with the rest
+    (``GRIDGEO_CACHE_MB``), least recently used first out."""
+    return services.derived(f"events:{key!r}", lambda kept: build())
+
+
+def public_indicators(services) -> pd.DataFrame:
+    """Every unit's indicators per period of the public heat map (``GRIDGEO_HEAT_PERIOD``), for all
+    categories, under the minimum count (:func:`gridgeo.disclosure.public_indicators`): made once per
+    version; anonymous questions are filters of it."""
+    def build(kept):
+        table = gevents.indicators(placed_events(services), period=services.settings.heat_period)
+        return disclosure.public_indicators(table, services.settings.min_count)
+    return services.derived("events:public", build)
+
+
+def event_indicators(services, *, level, period, start=None, end=None, category=None) -> pd.DataFrame:
+    """:func:`gridgeo.events.indicators` of one level, every unit (for authorised callers)."""
+    key = ("indicators", level, period, start, end, tuple(category or ()))
+    return memo(services, key, lambda: gevents.indicators(placed_events(services), level=level, period=period,
+                                                          start=start, end=end, category=category))
+
+
+def event_hotspots(services, *, level, method="gi", start=None, end=None, category=None) -> pd.DataFrame:
+    """:func:`gridgeo.events.hotspots` of a level: events per 100 households (999 permutations, seed 0)."""
+    key = ("hotspots", level, method, start, end, tuple(category or ()))
+    return memo(services, key, lambda: gevents.hotspots(placed_events(services), level=level, base=figures(services),
+                                                        method=method, start=start, end=end, category=category))

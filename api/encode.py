@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-__all__ = ["PRECISION", "FIGURE_DIGITS", "plain", "records", "feature_collection", "dumps"]
+__all__ = ["PRECISION", "FIGURE_DIGITS", "plain", "records", "table_records", "feature_collection", "dumps"]
 
 PRECISION = 7
 """Decimals of a coordinate in every GeoJSON answer (1e-7 degree, about 1 cm)."""
@@ -71,6 +71,43 @@ def records(frame: pd.DataFrame, *, digits: int | None = FIGURE_DIGITS) -> list[
         frame = frame.reset_index()
     frame = pd.DataFrame(frame.drop(columns=[c for c in frame.columns if c == "geometry"]))
     return [plain(row, digits=digits) for row in frame.to_dict("records")]
+
+
+def table_records(frame: pd.DataFrame, *, digits: int = FIGURE_DIGITS) -> list[dict]:
+    """:func:`records` of a large table of plain columns (numbers, flags, text), a column at a time.
+
+    The same JSON as :func:`records` (NaN and NA as ``null``, floats rounded), made
+    column by column with numpy instead of value by value: for tables of tens of
+    thousands of rows (indicators per unit and period).
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"code": ["1", "2"], "n": pd.array([3, None], dtype="Int64"),
+    ...                       "rate": [0.123456, np.nan], "flag": [True, False]})
+    >>> table_records(frame) == records(frame)
+    True
+    """
+    columns = {}
+    for name in frame.columns:
+        column = frame[name]
+        missing = column.isna().to_numpy().copy()
+        if pd.api.types.is_bool_dtype(column.dtype) and not missing.any():
+            values = column.to_numpy(dtype=bool).tolist()
+        elif pd.api.types.is_integer_dtype(column.dtype):
+            values = column.fillna(0).to_numpy(dtype=np.int64).tolist()
+        elif pd.api.types.is_float_dtype(column.dtype):
+            numbers = column.to_numpy(dtype=float, na_value=np.nan)
+            missing |= ~np.isfinite(numbers)
+            values = np.round(np.where(missing, 0.0, numbers), digits).tolist()
+        elif pd.api.types.is_string_dtype(column.dtype):
+            values = column.to_numpy(dtype=object, na_value=None).tolist()
+        else:
+            values = [plain(v, digits=digits) for v in column.tolist()]
+        if missing.any():
+            values = [None if m else v for v, m in zip(values, missing.tolist())]
+        columns[str(name)] = values
+    names = list(columns)
+    return [dict(zip(names, row)) for row in zip(*columns.values())]
 
 
 def feature_collection(frame, properties=None, *, id_column: str | None = None, geometries=None,

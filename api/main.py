@@ -23,10 +23,11 @@ from api import auth, dependencies, limits, problems
 from api import derived as api_derived
 from api.dependencies import base_url, cache_control, one_value_each
 from api.limits import BodyLimit, RateLimit
-from api.routes import admin, analysis, features, figures, imports, pages, plans, tiles
+from api.routes import admin, analysis, events, features, figures, imports, pages, plans, tiles
 from api.services import Preparing, Services
 from api.settings import Settings
 from gridgeo.crs import CRSError
+from gridgeo.events import EventsError
 from gridgeo.plan import PlanError
 from gridgeo.review import AccessError, AcknowledgementRequired, ReportHasErrors
 from gridgeo.schema import SchemaError
@@ -44,6 +45,7 @@ DOMAIN_ERRORS = {
     SchemaError: 422,
     PlanError: 422,
     CRSError: 400,
+    EventsError: 400,
     AccessError: 403,
     AcknowledgementRequired: 409,
     ReportHasErrors: 422,
@@ -128,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tiles.router())
     app.include_router(figures.router())
     app.include_router(analysis.router())
+    app.include_router(events.router())
     app.include_router(pages.router())
     app.include_router(plans.router())
     app.include_router(imports.router())

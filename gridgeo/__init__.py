@@ -9,6 +9,7 @@ The library takes and returns GeoDataFrames. Its modules, one per idea:
 - :mod:`gridgeo.validation` checks of a grid hierarchy (``gridgeo.validate``, ``gridgeo.repair``)
 - :mod:`gridgeo.assignment` points to nested grids (``gridgeo.assign``)
 - :mod:`gridgeo.stats`      figures per unit, rolled up the hierarchy
+- :mod:`gridgeo.events`     events over time: indicators per unit and period, trends, rankings, hot spots
 - :mod:`gridgeo.disclosure` public figures that never count fewer than k (the minimum count)
 - :mod:`gridgeo.network`, :mod:`gridgeo.coverage`, :mod:`gridgeo.siting`
 - :mod:`gridgeo.store`      GeoPackage and PostGIS stores with versioned plans
@@ -34,7 +35,7 @@ _EXPORTS = {
 }
 _SUBMODULES = {
     "schema", "crs", "io", "sample", "validation", "assignment", "stats", "network",
-    "coverage", "siting", "store", "plan", "tiles", "maps", "disclosure",
+    "coverage", "siting", "store", "plan", "tiles", "maps", "disclosure", "events",
     "review", "crosswalk",
 }
 

@@ -69,6 +69,15 @@ What is protected, and what is not
   published.
 - Event counts per unit broken down by category or status are left out of
   public tables (:data:`DROPPED`): a two-way table needs a different audit.
+- Event indicators per unit and period (:func:`public_indicators`) are
+  protected period by period, as figures are: within one period no
+  count of events received, closed, open or overdue below k can be derived
+  along the hierarchy. The flow from one period to the next (the backlog
+  at a period's end is the backlog before plus received minus closed) is
+  not audited: it can narrow the difference of two suppressed counts, never
+  a count of events on its own. A rate is published when its denominator
+  is published (at least k), so ``on_time_rate`` times ``closed`` gives
+  the events closed on time, which may be fewer than k.
 - Figures and heat cells are different partitions of space; the rule does
   not audit a heat cell against a unit's figures, nor uncovered areas (see
   :func:`public_areas`) against either. Neither can be subtracted from the
@@ -89,6 +98,9 @@ import pandas as pd
 
 __all__ = [
     "DROPPED",
+    "INDICATOR_GROUPS",
+    "public_indicators",
+    "public_hotspots",
     "GROUPS",
     "MIN_COUNT",
     "PERIODS",
@@ -144,6 +156,14 @@ GROUPS = (
     *(_coverage_group(m) for m in (5, 10, 15)),
 )
 """The groups of figures the rule protects (see the module notes)."""
+
+INDICATOR_GROUPS = (
+    Group("received", ("received",), ("received",)),
+    Group("closed", ("closed",), ("closed",), rates=("closure_rate", "median_hours", "p90_hours", "on_time_rate")),
+    Group("backlog", ("backlog",), ("backlog",), rates=("closure_rate",)),
+    Group("overdue", ("overdue",), ("overdue",), complement="backlog"),
+)
+"""The groups of event indicators (:func:`gridgeo.events.indicators`) the rule protects, per period."""
 
 PUBLISHED = ("name", "level", "parent", "workers", "stations", "has_station")
 """Columns published as they are: names and hierarchy, grid workers and stations (not personal)."""
@@ -244,6 +264,126 @@ def public_figures(figures: pd.DataFrame, k: int = MIN_COUNT) -> pd.DataFrame:
     out.attrs = {"min_count": k, "suppressed": {g: int(h.sum()) for g, (h, _) in done.items()},
                  "whole": {g: w for g, (_, w) in done.items()},
                  "left_out": [c for c in table.columns if c not in out.columns]}
+    return out
+
+
+def public_indicators(table: pd.DataFrame, k: int = MIN_COUNT) -> pd.DataFrame:
+    """Event indicators per unit and period as the public may see them (the rule of :func:`public_figures`).
+
+    Each period is a table of its own, and each count in it is protected as
+    figures are (:data:`INDICATOR_GROUPS`): a unit's ``received``, ``closed``,
+    ``backlog`` or ``overdue`` is suppressed when it counts 1 to k-1, or when a
+    subtraction along the hierarchy would give such a count away; so is
+    ``overdue`` when the open events not overdue (``backlog - overdue``) would
+    count 1 to k-1. The times and ``on_time_rate`` go with ``closed`` (their
+    denominator), ``closure_rate`` with ``closed`` and ``backlog``: every rate
+    published has a denominator of at least k. The count of events closed on
+    time is left out. See the module
+    notes for what is not protected (the flow from period to period).
+
+    Parameters
+    ----------
+    table : DataFrame
+        :func:`gridgeo.events.indicators` of every level (a parent must be in
+        the table for its children to be audited against it), without a
+        breakdown by category or status.
+    k : int, default :data:`MIN_COUNT`
+
+    Returns
+    -------
+    DataFrame
+        The same rows, the audited columns nullable (suppressed ones missing),
+        ``on_time`` left out, and ``suppressed`` (True where any indicator of the
+        row is withheld). ``attrs``: ``min_count``, ``suppressed`` ({group: rows}).
+
+    Raises
+    ------
+    DisclosureError
+        For a breakdown by category or status (a two-way table needs another
+        audit: ask for one category at a time with a viewer key), or a bad k.
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> from gridgeo import disclosure, events, sample
+    >>> s = sample.load()
+    >>> table = events.indicators(s.events, s.grids, period="month")
+    >>> public = disclosure.public_indicators(table, 10)
+    >>> shown = public["received"].dropna()
+    >>> bool(((shown == 0) | (shown >= 10)).all()), int(public["suppressed"].sum()) > 0
+    (True, True)
+    >>> town = public[public["level"] == "town"]
+    >>> bool((town["received"] == table.loc[town.index, "received"]).all())
+    True
+    """
+    k = _checked_k(k)
+    for column in ("category", "status"):
+        if column in table.columns:
+            raise DisclosureError(f"indicators broken down by {column} are not public: ask for the totals (or use "
+                                  f"a viewer key) / 按{column}分列的指标不公开")
+    missing = [c for c in ("code", "level", "parent", "period") if c not in table.columns]
+    if missing:
+        raise DisclosureError(f"the indicators need columns {missing} / 缺少列 {missing}")
+    out = table.drop(columns=[c for c in ("on_time",) if c in table.columns]).copy()
+    audited = [c for g in INDICATOR_GROUPS for c in (*g.counts, *g.rates) if c in out.columns]
+    for column in audited:
+        out[column] = _nullable(out[column])
+    hidden_any = np.zeros(len(out), dtype=bool)
+    totals = {g.name: 0 for g in INDICATOR_GROUPS}
+    period = pd.factorize(out["period"])[0]
+    order = np.argsort(period, kind="stable")
+    bounds = np.searchsorted(period[order], np.arange(period.max() + 2 if len(period) else 1))
+    first = order[bounds[0]:bounds[1]] if len(order) else order
+    codes = table["code"].to_numpy(dtype=object)[first]
+    parents = table["parent"].astype(object).where(table["parent"].notna(), "").astype(str).to_numpy(dtype=object)
+    tree = _Tree(codes, parents[first], table["level"].to_numpy(dtype=object)[first])
+    for p in range(len(bounds) - 1):  # one audit per period (a dozen), each over every unit
+        rows = order[bounds[p]:bounds[p + 1]]
+        if not np.array_equal(table["code"].to_numpy(dtype=object)[rows], codes):
+            raise DisclosureError("every period must list the same units in the same order / 各周期单元须一致")
+        done = {}
+        for group in INDICATOR_GROUPS:
+            present = [c for c in group.counts if c in table.columns]
+            if not present:
+                continue
+            values = np.column_stack([_as_counts(table[c].iloc[rows]) for c in present])
+            if group.complement is not None and group.complement in table.columns:
+                values = np.column_stack([values, np.maximum(_as_counts(table[group.complement].iloc[rows]) -
+                                                             values[:, 0], 0)])
+            forced = done.get(group.within, np.zeros(len(rows), dtype=bool))
+            hidden, _ = tree.protect(values, _primary(values, k) | forced, k)
+            done[group.name] = hidden
+            totals[group.name] += int(hidden.sum())
+            where = out.index[rows[hidden]]
+            for column in (*group.counts, *group.rates):
+                if column in out.columns:
+                    out.loc[where, column] = pd.NA
+            hidden_any[rows[hidden]] = True
+    out["suppressed"] = hidden_any
+    out.attrs = {**table.attrs, "min_count": k, "suppressed": totals}
+    return out
+
+
+def public_hotspots(table: pd.DataFrame, k: int = MIN_COUNT) -> pd.DataFrame:
+    """Hot spots (:func:`gridgeo.events.hotspots`) as the public may see them.
+
+    The rule: a unit whose events in the span count 1 to k-1 is left out; the
+    others show ``code``, ``z``, ``p`` and ``class`` only (no count, base or rate).
+    ``attrs["withheld"]`` says how many units were left out.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"code": ["a", "b", "c"], "events": [0, 4, 30], "base": 1.0, "rate": 1.0,
+    ...                   "z": [0.1, 2.0, 3.0], "p": [0.5, 0.01, 0.001], "class": ["none", "hot", "hot"]})
+    >>> shown = public_hotspots(t, 10)
+    >>> shown["code"].tolist(), list(shown.columns), shown.attrs["withheld"]
+    (['a', 'c'], ['code', 'z', 'p', 'class'], 1)
+    """
+    k = _checked_k(k)
+    small = _small(table["events"].to_numpy(dtype=float), k)
+    out = table.loc[~small, [c for c in ("code", "z", "p", "class") if c in table.columns]].reset_index(drop=True)
+    out.attrs = {**table.attrs, "withheld": int(small.sum()), "min_count": k}
     return out
 
 

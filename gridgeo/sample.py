@@ -287,8 +287,9 @@ def _typed_grids(grids):
 
 
 def _typed_events(events):
-    for col in ("reported_at", "closed_at"):
-        events[col] = pd.to_datetime(events[col]).astype("datetime64[s]")
+    for col in ("reported_at", "closed_at", "filed_at", "dispatched_at", "handled_at", "verified_at"):
+        if col in events.columns:
+            events[col] = pd.to_datetime(events[col]).astype("datetime64[s]")
     return events
 
 
@@ -1109,18 +1110,16 @@ def _events(town: _Town, addresses, n: int, seed: int, scale: str) -> gpd.GeoDat
     categories = np.array(list(EVENT_CATEGORIES))
     p_cat = np.array([0.16, 0.14, 0.09, 0.22, 0.06, 0.08, 0.10, 0.15])
     category = rng.choice(categories, size=n, p=p_cat)
-    year_start = np.datetime64("2025-01-01T00:00:00")
-    day = rng.integers(0, 365, n)
-    hour = np.clip(rng.normal(13.0, 3.5, n), 0, 23.99)
-    reported = year_start + (day * 86400 + hour * 3600).astype("int64").astype("timedelta64[s]")
-    age_days = 365 - day
-    hours_to_close = rng.lognormal(np.log(30.0), 1.0, n)
-    closed_ok = hours_to_close / 24 < age_days - 0.5
-    r = rng.random(n)
-    status = np.where(closed_ok & (r < 0.97), "closed", np.where(r < 0.985, "in_progress", "open"))
-    closed = np.where(status == "closed",
-                      reported + (hours_to_close * 3600).astype("int64").astype("timedelta64[s]"),
-                      np.datetime64("NaT"))
+    life = np.random.default_rng([seed, 5, int(town.code[-3:]), 0 if scale == "town" else 1])
+    reported = _report_times(town, xy, n, life)
+    hours_to_close = _hours_to_close(category, life)
+    closed = reported + (hours_to_close * 3600).astype("int64").astype("timedelta64[s]")
+    stalled = life.random(n) < 0.012  # cases that stall: still open whenever the data are taken
+    is_closed = (closed < _TAKEN) & ~stalled
+    started = (_TAKEN - reported) > np.timedelta64(2 * 3600, "s")
+    status = np.where(is_closed, "closed", np.where(started & (life.random(n) < 0.6), "in_progress", "open"))
+    closed = np.where(is_closed, closed, np.datetime64("NaT"))
+    steps = _step_times(reported, closed, is_closed, life)
     order = np.argsort(reported, kind="stable")
     return gpd.GeoDataFrame({
         "event_id": [f"E{town.code}{k + 1:07d}" for k in range(n)],
@@ -1128,4 +1127,57 @@ def _events(town: _Town, addresses, n: int, seed: int, scale: str) -> gpd.GeoDat
         "status": status[order],
         "reported_at": reported[order].astype("datetime64[s]"),
         "closed_at": pd.to_datetime(closed[order]).astype("datetime64[s]"),
+        **{name: pd.to_datetime(times[order]).astype("datetime64[s]") for name, times in steps.items()},
     }, geometry=shapely.points(xy[order]))
+
+
+_TAKEN = np.datetime64("2026-01-01T00:00:00")
+"""When the sample's events were taken from the case system: later closings are not known yet."""
+
+_SEASON = np.array([1.00, 0.78, 0.95, 1.00, 1.05, 1.12, 1.22, 1.25, 1.10, 0.92, 0.98, 1.02])
+"""Events per day by month, relative: few around the Spring Festival (February), most in the typhoon
+and rainy summer (July, August)."""
+
+_DAYS = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+
+_MEDIAN_SHARE = 0.45
+"""Time to close is log-normal with its median at this share of the category's limit (σ = 0.9):
+about one case in five closes late."""
+
+
+def _report_times(town, xy, n, rng):
+    """Report times over 2025 with the seasons, and a few emerging hot spots: level-2 grids
+    (2 %, at least two per town) whose events come more and more often over the year."""
+    grids = town.units[town.units["level"] == "grid2"]
+    tree = shapely.STRtree(grids.geometry.array)
+    grid = tree.query_nearest(shapely.points(xy), all_matches=False)[1]
+    k = max(2, round(0.02 * len(grids)))
+    emerging = np.isin(grid, rng.choice(len(grids), size=min(k, len(grids)), replace=False))
+    weights = np.repeat(_SEASON / _DAYS.sum(), _DAYS)
+    day = rng.choice(365, size=n, p=weights / weights.sum())
+    rising = np.floor(365 * np.sqrt(rng.random(n))).astype(np.int64)  # density growing along the year
+    day = np.where(emerging, np.minimum(rising, 364), day)
+    hour = np.clip(rng.normal(13.0, 3.5, n), 0, 23.99)
+    return np.datetime64("2025-01-01T00:00:00") + (day * 86400 + hour * 3600).astype("int64").astype("timedelta64[s]")
+
+
+def _hours_to_close(category, rng):
+    from gridgeo.events import DEFAULT_TIME_LIMITS, OTHER_TIME_LIMIT
+
+    limit = np.array([DEFAULT_TIME_LIMITS.get(c, OTHER_TIME_LIMIT) for c in category], dtype=float)
+    return np.maximum(rng.lognormal(np.log(_MEDIAN_SHARE * limit), 0.9), 0.05)
+
+
+def _step_times(reported, closed, is_closed, rng):
+    """The steps of the case flow (立案, 派遣, 处置, 核查) for about 40 % of the closed events: the
+    time to close shared among the five stages; missing for the others."""
+    n = len(reported)
+    timed = is_closed & (rng.random(n) < 0.4)
+    share = rng.dirichlet([1.0, 0.8, 4.0, 1.5, 0.7], size=n)
+    total = np.where(timed, (closed - reported).astype("timedelta64[s]").astype(np.int64), 0)
+    marks = np.cumsum(share, axis=1)[:, :4] * total[:, None]
+    steps = {}
+    for i, name in enumerate(("filed_at", "dispatched_at", "handled_at", "verified_at")):
+        at = reported + marks[:, i].astype(np.int64).astype("timedelta64[s]")
+        steps[name] = np.where(timed, at, np.datetime64("NaT"))
+    return steps

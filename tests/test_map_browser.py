@@ -238,6 +238,24 @@ def test_a_click_drills_down_and_the_breadcrumbs_lead_back_up(server, open_page,
     assert "unit=" not in page.url
 
 
+def test_clicks_inside_a_village_go_down_one_level_at_a_time(server, open_page, units):
+    code, village = next(roomy(units, "village").iterrows())
+    page, _ = open_page(server.url + "/map")
+    settle(page)
+    page.mouse.click(*container_point(page, village.lat, village.lon))
+    page.wait_for_function(f"document.body.dataset.unit === '{code}'", timeout=15_000)
+    settle(page)  # the map fits the village: its level-2 grids' names show at this zoom
+    grid1 = units[(units["parent"] == code)]
+    target = grid1.iloc[0]
+    page.mouse.click(*container_point(page, target.lat, target.lon))
+    page.wait_for_function(f"document.body.dataset.unit === '{grid1.index[0]}'", timeout=15_000)
+    settle(page)
+    grid2 = units[units["parent"] == grid1.index[0]]
+    inner = grid2.iloc[0]
+    page.mouse.click(*container_point(page, inner.lat, inner.lon))
+    page.wait_for_function(f"document.body.dataset.unit === '{grid2.index[0]}'", timeout=15_000)
+
+
 def test_search_finds_a_grid_by_its_chinese_name(server, open_page, units):
     unique = units[~units["name"].duplicated(keep=False)]  # names repeat across level-1 grids
     code, grid = list(unique[unique["level"] == "grid2"].iterrows())[7]
@@ -529,6 +547,11 @@ def test_a_link_reproduces_the_view(server, open_page, units):
     assert again.get_attribute("#coverage-choice button[data-minutes='10']", "aria-pressed") == "true"
     assert again.evaluate("document.documentElement.lang") == "en"
     assert again.inner_text("[data-kpi='households'] dt") == "households"
+    # English mode: the 15-minute share once in the children's table, and each name on one line
+    heads = again.locator(".children th").all_inner_texts()
+    assert sum("15 min" in h for h in heads) == 1 and len(heads) == len(set(heads)), heads
+    assert again.evaluate("""[...document.querySelectorAll('.children td:first-child')].every((td) =>
+        td.getBoundingClientRect().height < 2 * parseFloat(getComputedStyle(td).fontSize) + 8)""")
     zoom, lat, lon = again.evaluate("[onemap.map.getZoom(), onemap.map.getCenter().lat, onemap.map.getCenter().lng]")
     assert zoom == view[0] and lat == pytest.approx(view[1], abs=1e-4) and lon == pytest.approx(view[2], abs=1e-4)
 

@@ -339,16 +339,18 @@ async function refresh(ctx, ...parts) {
 
 // --- selection ------------------------------------------------------------------
 
-// What a click selects: the level whose names the zoom shows, and inside the
-// selected unit at least one level below it (drill down); never finer than the
-// unit clicked.
+// What a click selects: inside a selected unit, the unit one level below it (drill
+// down a level at a time: village, then its level-1 grid, then level 2); with the
+// whole region or outside the selection, the level whose names the zoom shows (at
+// least the top level); never finer than the unit clicked.
 function drillTarget(ctx, code) {
   const widths = ctx.levels.map((lv) => lv.width);
   const natural = ctx.levels.find((lv) => lv.name === ctx.labels.levelForZoom(ctx.map.getZoom()))?.width ??
     (ctx.map.getZoom() < ctx.style.levels[ctx.levels[0].name].labels[1] ? widths[0] : widths[widths.length - 1]);
   const here = ctx.state.unit || ctx.config.root.code;
+  const below = widths.find((w) => w > here.length) ?? here.length;
   let width = natural;
-  if (code.startsWith(here)) width = Math.max(width, widths.find((w) => w > here.length) ?? here.length);
+  if (code.startsWith(here)) width = ctx.state.unit ? below : Math.max(natural, below);  // the whole region: what the zoom names
   return code.slice(0, Math.min(width, code.length));
 }
 

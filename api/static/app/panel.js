@@ -95,17 +95,18 @@ export class Panel {
     if (!unit.child_level || !unit.children.length) return '';
     const field = this.childField();
     const meta = this.ctx.style.fields[field];
+    const banded = unit.children.some((c) => c.band);
+    const last = banded || field !== 'share_15min';  // the 15-minute share once, not twice when it is the map's figure
     const rows = unit.children.map((c) => `
       <tr class="child" data-code="${c.code}"><td>${c.name}</td><td>${number(c.households)}</td>
         ${field !== 'households' ? `<td>${number(c[field], meta.format)}</td>` : ''}
-        <td>${this.band(c.band) || number(c.share_15min, 'pct')}</td></tr>`).join('');
-    const banded = unit.children.some((c) => c.band);
+        ${last ? `<td>${this.band(c.band) || number(c.share_15min, 'pct')}</td>` : ''}</tr>`).join('');
     return `<div class="children">
       <h3>${t('children', {level: this.ctx.levelLabel(unit.child_level), n: unit.children.length})}</h3>
       <div class="chart" id="children-chart"></div>
       <table><thead><tr><th></th><th>${t('households')}</th>
         ${field !== 'households' ? `<th>${label(meta)}</th>` : ''}
-        <th>${banded ? t('band') : t('share_15min')}</th></tr></thead><tbody>${rows}</tbody></table></div>`;
+        ${last ? `<th>${banded ? t('band') : t('share_15min')}</th>` : ''}</tr></thead><tbody>${rows}</tbody></table></div>`;
   }
 
   // The children side by side: the figure the map shows (households by default),

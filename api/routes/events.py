@@ -1,0 +1,205 @@
+"""Events over time over HTTP: indicators per unit and period, trends, rankings and hot spots.
+
+Wiring only: the rules are :mod:`gridgeo.events` (what each indicator counts)
+and :mod:`gridgeo.disclosure` (what the public may see). Callers with a viewer
+key (or higher) get every unit, any period (``month``, ``week``, ``day``,
+``quarter``, ``year``, or ``span``: one period from ``from`` to ``to``), any
+category. Anonymous callers get the public table: periods of
+``GRIDGEO_HEAT_PERIOD`` (whole months by default), all categories together,
+with every count of 1 to k-1 events (or one a subtraction along the hierarchy
+would give away) ``null`` and the row's ``suppressed`` flag set; hot spots
+without the units of 1 to k-1 events and without counts.
+
+Everything is computed once per data version (the events placed in the
+grids; the public table) and kept in memory, so a filter change is a
+filter of a table or one vectorised pass over the placed events.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+import pandas as pd
+from fastapi import APIRouter, Depends, Query, Request
+
+from api import derived
+from api.auth import Principal, principal
+from api.dependencies import days, event_categories, event_level, event_period
+from api.encode import table_records
+from api.problems import Problem, responses
+from gridgeo import disclosure
+from gridgeo import events as gevents
+
+HIDDEN = ("period_start", "period_end")
+"""Columns of the library's tables the answers leave out (the label says the period)."""
+
+Unit = Annotated[str | None, Query(max_length=64, description="Only this unit and the units inside it (a code)")]
+Indicator = Annotated[str, Query(description="An indicator", json_schema_extra={"enum": list(gevents.INDICATORS)})]
+
+
+def _indicator(value: str) -> str:
+    if value not in gevents.INDICATORS:
+        raise Problem(400, "Bad Request", f"indicator 只能是 {list(gevents.INDICATORS)} 之一 — no indicator "
+                      f"{value!r}: use one of {list(gevents.INDICATORS)}")
+    return value
+
+
+def _public_question(services, period: str, start, end, category) -> None:
+    """What an anonymous caller may ask: whole periods of the public heat map, every category."""
+    settings = services.settings
+    if period != settings.heat_period:
+        raise Problem(422, "Unprocessable Content", f"公开的事件指标按 {settings.heat_period} 统计 / public event "
+                      f"indicators are counted by {settings.heat_period} (period={period}); a viewer key gives "
+                      "other periods")
+    if category:
+        raise Problem(422, "Unprocessable Content", "公开的事件指标不分类别 / public event indicators are for all "
+                      "categories together (a breakdown could single out events); a viewer key gives categories")
+    try:
+        disclosure.aligned_period(start, end, settings.heat_period)
+    except disclosure.DisclosureError as exc:
+        raise Problem(422, "Unprocessable Content", str(exc)) from None
+
+
+def _within(table: pd.DataFrame, unit: str | None, services) -> pd.DataFrame:
+    if not unit:
+        return table
+    codes = derived.grids(services)["code"]
+    if not codes.eq(unit).any():
+        raise Problem(404, "Not Found", f"没有编码为 {unit!r} 的单元 — no unit with code {unit!r}")
+    return table[table["code"].str.startswith(unit)]  # a code's prefix is its parent's code
+
+
+def _dated(table: pd.DataFrame, start, end) -> pd.DataFrame:
+    keep = pd.Series(True, index=table.index)
+    if start is not None:
+        keep &= table["period_start"] >= pd.Timestamp(start)
+    if end is not None:
+        keep &= table["period_start"] < pd.Timestamp(end)
+    return table[keep.to_numpy()]
+
+
+def _rows(table: pd.DataFrame) -> list[dict]:
+    return table_records(table.drop(columns=[c for c in HIDDEN if c in table.columns]).reset_index(drop=True))
+
+
+def _library(call):
+    try:
+        return call()
+    except gevents.EventsError as exc:
+        raise Problem(400, "Bad Request", str(exc)) from None
+
+
+def router() -> APIRouter:
+    r = APIRouter(tags=["events"], responses={**derived.PREPARING, **responses(400), **responses(404),
+                                              **responses(422)})
+
+    def indicator_table(request, who, level, period, start, end, category):
+        services = request.app.state.services
+        if who.has("viewer"):
+            table = _library(lambda: derived.event_indicators(
+                services, level=level, period=None if period == "span" else period, start=start, end=end,
+                category=category))
+            return table.assign(suppressed=False), None
+        _public_question(services, period, start, end, category)
+        table = derived.public_indicators(services)
+        return _dated(table[table["level"] == level], start, end), services.settings.min_count
+
+    @r.get("/events/indicators", summary="Time indicators of the events per unit and period (CJ/T 292)")
+    def indicators(request: Request, level: str = Depends(event_level), unit: Unit = None,
+                   period: str = Depends(event_period), category: list[str] | None = Depends(event_categories),
+                   span: tuple[date | None, date | None] = Depends(days), who: Principal = Depends(principal)):
+        start, end = span
+        table, k = indicator_table(request, who, level, period, start, end, category)
+        table = _within(table, unit, request.app.state.services)
+        return {"level": level, "period": period, "min_count": k, "suppressed": int(table["suppressed"].sum()),
+                "rows": _rows(table)}
+
+    @r.get("/events/trends", summary="An indicator per unit and period, with the change from the period before "
+                                     "(环比) and the year before (同比)")
+    def trends(request: Request, level: str = Depends(event_level), unit: Unit = None,
+               period: str = Depends(event_period), category: list[str] | None = Depends(event_categories),
+               span: tuple[date | None, date | None] = Depends(days), indicator: Indicator = "received",
+               who: Principal = Depends(principal)):
+        start, end = span
+        indicator = _indicator(indicator)
+        services = request.app.state.services
+        if period == "span":
+            raise Problem(400, "Bad Request", "trends need a period: month, week, day, quarter or year / 趋势须指定周期")
+        if who.has("viewer"):
+            key = ("trends", level, period, start, end, tuple(category or ()), indicator)
+            table = derived.memo(services, key, lambda: _library(lambda: gevents.trends(
+                derived.placed_events(services), level=level, period=period, start=start, end=end,
+                category=category, indicator=indicator)))
+            k = None
+        else:
+            _public_question(services, period, start, end, category)
+            public = derived.public_indicators(services)
+            table = _dated(gevents.changes(public[public["level"] == level], indicator), start, end)
+            k = services.settings.min_count
+        table = _within(table, unit, services)
+        return {"level": level, "period": period, "indicator": indicator, "min_count": k, "rows": _rows(table)}
+
+    @r.get("/events/ranking", summary="The units of a level ranked by an indicator, with the change from the "
+                                      "period before")
+    def ranking(request: Request, level: str = Depends(event_level), unit: Unit = None,
+                period: str = Depends(event_period), category: list[str] | None = Depends(event_categories),
+                span: tuple[date | None, date | None] = Depends(days), indicator: Indicator = "closure_rate",
+                at: Annotated[str | None, Query(max_length=16, description="The period ranked, by its label "
+                                                "(2025-06); default the last")] = None,
+                who: Principal = Depends(principal)):
+        start, end = span
+        indicator = _indicator(indicator)
+        services = request.app.state.services
+        if period == "span":
+            raise Problem(400, "Bad Request", "a ranking needs a period / 排名须指定周期")
+        if who.has("viewer"):
+            key = ("trends", level, period, start, end, tuple(category or ()), indicator)
+            table = derived.memo(services, key, lambda: _library(lambda: gevents.trends(
+                derived.placed_events(services), level=level, period=period, start=start, end=end,
+                category=category, indicator=indicator)))
+            k = None
+        else:
+            _public_question(services, period, start, end, category)
+            public = derived.public_indicators(services)
+            table = _dated(gevents.changes(public[public["level"] == level], indicator), start, end)
+            k = services.settings.min_count
+        table = _within(table, unit, services)
+        if table.empty:
+            return {"level": level, "period": at, "indicator": indicator, "min_count": k, "rows": []}
+        ranked = _library(lambda: gevents.ranked(table, indicator, at))
+        return {"level": level, "period": ranked["period"].iloc[0] if len(ranked) else at, "indicator": indicator,
+                "higher_is_better": gevents.HIGHER_IS_BETTER[indicator], "min_count": k, "rows": _rows(ranked)}
+
+    @r.get("/events/hotspots", summary="Hot and cold spots of events per 100 households (Getis-Ord Gi* or local "
+                                       "Moran's I, 999 permutations)")
+    def hotspots(request: Request, level: str = Depends(event_level), unit: Unit = None,
+                 method: Annotated[str, Query(description="gi (Getis-Ord Gi*) or moran (local Moran's I)",
+                                              json_schema_extra={"enum": ["gi", "moran"]})] = "gi",
+                 category: list[str] | None = Depends(event_categories),
+                 span: tuple[date | None, date | None] = Depends(days), who: Principal = Depends(principal)):
+        start, end = span
+        services = request.app.state.services
+        if method not in ("gi", "moran"):
+            raise Problem(400, "Bad Request", f"method 只能是 gi 或 moran — method must be gi or moran, got {method!r}")
+        if start is not None and end is not None and end <= start:
+            raise Problem(400, "Bad Request", f"to={end} 须晚于 from={start} — `to` (exclusive) must come after `from`")
+        authorised = who.has("viewer")
+        if not authorised:
+            try:
+                disclosure.aligned_period(start, end, services.settings.heat_period)
+            except disclosure.DisclosureError as exc:
+                raise Problem(422, "Unprocessable Content", str(exc)) from None
+        table = _library(lambda: derived.event_hotspots(services, level=level, method=method, start=start, end=end,
+                                                        category=category))
+        k = None
+        if not authorised:
+            k = services.settings.min_count
+            table = disclosure.public_hotspots(table, k)
+        attrs = table.attrs
+        table = _within(table, unit, services)
+        return {"level": level, "method": method, "permutations": attrs.get("permutations"),
+                "alpha": attrs.get("alpha"), "rate": attrs.get("rate"), "islands": attrs.get("islands", []),
+                "min_count": k, "withheld": attrs.get("withheld", 0), "rows": _rows(table)}
+
+    return r

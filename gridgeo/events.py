@@ -1,0 +1,1032 @@
+"""Events over time: the leadership's time indicators per unit and period, trends, rankings, hot spots.
+
+Grid and digital city management is evaluated on how cases move through
+their flow (CJ/T 292: 信息收集 → 案卷建立 → 任务派遣 → 任务处理 → 处理反馈 →
+核查结案 → 综合评价). :func:`indicators` counts, per unit of a level and per
+period, what was received, closed and left open, how long closing took and
+how much of it was on time; :func:`trends` adds the change from the previous
+period and from the same period a year before; :func:`ranking` orders the
+units of a level; :func:`hotspots` and :func:`emerging_hotspots` find where
+events cluster (Getis-Ord Gi* and local Moran's I from esda); :func:`stages`
+times each step of the flow where the data carry it.
+
+Events are placed once with :func:`gridgeo.assign` (:func:`place`; every
+function also takes the raw events and places them itself), then every figure
+is a numpy ``bincount`` or one sort over integer codes: no loop over units or
+periods.
+
+The indicators, stated once
+---------------------------
+A period is a half-open interval ``[start, end)`` of local (naive) time. An
+event is *open at* an instant ``t`` when it was reported before ``t`` and is
+not closed before ``t`` (no ``closed_at``, or ``closed_at >= t``). For every
+unit and period:
+
+- ``received``: events reported in the period;
+- ``closed``: events closed in the period (whenever they were reported);
+- ``backlog``: events open at the period's end (at ``as_of`` for a period
+  that ends after it: by default one second after the latest time in the
+  data), those reported before the first period listed included;
+- ``closure_rate``: ``closed / (closed + backlog)``, the share of the
+  period's workload (open at its start or received in it) closed in it;
+  missing when there was no workload;
+- ``median_hours``, ``p90_hours``: the median and 90th percentile of the
+  hours from report to close of the events closed in the period (linear
+  interpolation between order statistics, as :meth:`pandas.Series.quantile`);
+- ``on_time``, ``on_time_rate``: the events closed in the period within
+  their category's time limit (``closed_at - reported_at <= limit``), and
+  their share of ``closed``;
+- ``overdue``: events open at the period's end whose limit had passed
+  (``reported_at + limit < end``).
+
+Time limits are hours per category (:data:`DEFAULT_TIME_LIMITS`, or a table
+of one's own: a dict or a Series by category; a category the table does not
+name gets :data:`OTHER_TIME_LIMIT`).
+
+Up the hierarchy: a unit counts the events the assignment gives it at its
+level, so on full levels a parent's counts are the sums of its children's
+(unless a faulty plan leaves a gap: :func:`gridgeo.stats.figures` warns of
+those); medians, percentiles and rates of a parent are computed again from
+its events, never averaged from its children.
+
+Data that cannot be counted is counted aside, never dropped silently:
+``attrs`` of every table says how many events lie outside every unit
+(``unplaced``), have no report time (``undated``), or were closed before they
+were reported (``inconsistent``: they count as closed but not in the times).
+
+Notes
+-----
+Times are taken as they come (naive local time; a zone-aware column is
+converted to its local wall time). Weeks are ISO weeks (Monday to Sunday),
+labelled by their ISO year (``2026-W01`` starts on 2025-12-29).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import warnings
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from gridgeo.schema import DEFAULT_SCHEME
+
+__all__ = ["DEFAULT_TIME_LIMITS", "OTHER_TIME_LIMIT", "PERIODS", "INDICATORS", "STAGES", "HOTSPOT_CLASSES",
+           "EMERGING_CLASSES", "EventsError", "Placed", "place", "indicators", "trends", "changes", "ranking",
+           "ranked", "hotspots",
+           "emerging_hotspots", "stages"]
+
+DEFAULT_TIME_LIMITS = {
+    "safety": 24, "fire": 24, "public_order": 24,
+    "sanitation": 48,
+    "dispute": 72, "road": 72,
+    "building": 120, "service": 120,
+}
+"""Hours within which an event of each category should be closed: a day for hazards and public
+order, two days for sanitation, three for disputes and roads, five working days for illegal
+buildings and resident services (the usual tiers of city-management case limits)."""
+
+OTHER_TIME_LIMIT = 72
+"""Hours allowed to a category the limit table does not name."""
+
+PERIODS = {"day": "D", "week": "W-SUN", "month": "M", "quarter": "Q", "year": "Y"}
+"""The periods indicators are counted by, and their pandas frequencies (weeks end on Sunday)."""
+
+INDICATORS = ("received", "closed", "backlog", "closure_rate", "median_hours", "p90_hours", "on_time",
+              "on_time_rate", "overdue")
+"""The indicator columns of :func:`indicators`."""
+
+HIGHER_IS_BETTER = {"closure_rate": True, "on_time_rate": True, "closed": True, "on_time": True,
+                    "received": False, "backlog": False, "median_hours": False, "p90_hours": False,
+                    "overdue": False}
+"""Which way :func:`ranking` orders each indicator (rank 1 is the best; for ``received``, the fewest)."""
+
+STAGES = (("filing", "reported_at", "filed_at"), ("dispatch", "filed_at", "dispatched_at"),
+          ("handling", "dispatched_at", "handled_at"), ("verification", "handled_at", "verified_at"),
+          ("closing", "verified_at", "closed_at"))
+"""The steps of the case flow: (name, from column, to column): 立案, 派遣, 处置, 核查, 结案."""
+
+HOTSPOT_CLASSES = ("hot", "cold", "none")
+EMERGING_CLASSES = ("new", "intensifying", "persistent", "diminishing", "cold", "none")
+
+_COUNTS = ("received", "closed", "backlog", "on_time", "overdue")
+_NEVER = np.iinfo(np.int64).max  # the close time of an event not closed
+
+
+class EventsError(ValueError):
+    """Events or parameters the indicators cannot use (the message says what to send)."""
+
+
+# ----------------------------------------------------------------------------------------------
+# placing the events once
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Placed:
+    """Events placed in their units, as integer arrays: what every function here counts from.
+
+    Make it with :func:`place`; pass it instead of the events to skip placing them again.
+
+    Attributes
+    ----------
+    index : gridgeo.AssignIndex
+    unit : dict of str to ndarray
+        Per level, each event's unit as a position in ``index.codes[level]`` (-1: none).
+    reported, closed : ndarray of int64
+        Seconds since 1970 (naive local time); ``closed`` is a huge number for events not closed.
+    category, status : pandas.Categorical
+    steps : dict of str to ndarray
+        Any further step times present (``filed_at`` ...), as ``closed`` (a huge number: not given).
+    attrs : dict
+        ``unplaced``, ``undated``, ``inconsistent`` counts and ``as_of`` (seconds).
+    """
+
+    index: object
+    unit: dict
+    reported: np.ndarray
+    closed: np.ndarray
+    category: pd.Categorical
+    status: pd.Categorical
+    steps: dict
+    attrs: dict
+
+    def __len__(self) -> int:
+        return len(self.reported)
+
+    @functools.cached_property
+    def units(self):
+        """Every unit of every level, and how counts roll up (the tree of :func:`gridgeo.stats.figures`),
+        with each event's deepest unit of a full level (a position in that table, -1 for none)."""
+        from gridgeo.stats import _unit_table, _UnitTree
+
+        table = _unit_table(self.index)
+        tree = _UnitTree(self.index, table, self.index.scheme)
+        deepest = np.full(len(self), -1, dtype=np.int64)
+        for lv in tree.full:
+            deepest = np.where(self.unit[lv] >= 0, tree.start[lv] + self.unit[lv], deepest)
+        return table, tree, deepest
+
+
+def place(events, units_or_index, *, scheme=None) -> Placed:
+    """Place events in their units at every level, once (:func:`gridgeo.assign`).
+
+    Parameters
+    ----------
+    events : GeoDataFrame
+        Grid events with ``category``, ``status``, ``reported_at``, ``closed_at``
+        (missing: not closed) and any step times (``filed_at``, ``dispatched_at``,
+        ``handled_at``, ``verified_at``).
+    units_or_index : GeoDataFrame or gridgeo.AssignIndex
+        The grids, or the index built from them.
+    scheme : CodeScheme, optional
+
+    Returns
+    -------
+    Placed
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> s = gridgeo.sample.load()
+    >>> placed = gridgeo.events.place(s.events, s.grids)
+    >>> len(placed) == len(s.events), placed.attrs["unplaced"]
+    (True, 0)
+    """
+    from gridgeo.assignment import AssignIndex, assign
+    from gridgeo.schema import check
+
+    index = units_or_index if isinstance(units_or_index, AssignIndex) else \
+        AssignIndex(units_or_index, scheme=scheme or DEFAULT_SCHEME)
+    for column in ("reported_at", "category"):
+        if column not in events.columns:
+            raise EventsError(f"事件缺少 {column} 列 / the events have no {column!r} column (they have "
+                              f"{[c for c in events.columns if c != 'geometry']}): load them with gridgeo.io or "
+                              "the intake, which maps 上报时间/办结时间/事件类型")
+    events = check(events, "events", scheme=index.scheme, name="events")
+    where = assign(events, index, name="events")
+    unit = {lv: where[lv].cat.codes.to_numpy().astype(np.int64) for lv in index.levels}
+    reported = _seconds(events["reported_at"])
+    closed = _seconds(events["closed_at"]) if "closed_at" in events.columns else np.full(len(events), _NEVER)
+    undated = reported == _NEVER
+    inconsistent = (closed != _NEVER) & ~undated & (closed < reported)
+    steps = {c: _seconds(events[c]) for c in ("filed_at", "dispatched_at", "handled_at", "verified_at")
+             if c in events.columns}
+    latest = max([int(t[t != _NEVER].max()) for t in (reported, closed) if (t != _NEVER).any()], default=0)
+    status = events["status"] if "status" in events.columns else pd.Series("", index=events.index)
+    return Placed(index=index, unit=unit, reported=reported, closed=closed,
+                  category=pd.Categorical(events["category"].astype("str").to_numpy()),
+                  status=pd.Categorical(status.astype("str").to_numpy()), steps=steps,
+                  attrs={"unplaced": int((where["status"].isin(["outside", "invalid"])).sum()),
+                         "undated": int(undated.sum()), "inconsistent": int(inconsistent.sum()),
+                         "as_of": latest + 1})
+
+
+def _seconds(column) -> np.ndarray:
+    """Seconds since 1970 of a time column (naive local time), :data:`_NEVER` where missing."""
+    stamps = pd.to_datetime(column, errors="coerce")
+    if getattr(stamps.dt, "tz", None) is not None:
+        stamps = stamps.dt.tz_localize(None)
+    values = stamps.astype("datetime64[s]").to_numpy().astype("datetime64[s]")
+    out = values.astype(np.int64)
+    out[np.isnat(values)] = _NEVER
+    return out
+
+
+def _placed(events, units_or_index) -> Placed:
+    if isinstance(events, Placed):
+        return events
+    if units_or_index is None:
+        raise EventsError("give the grids (or an AssignIndex) to place the events in, or events placed with "
+                          "gridgeo.events.place / 请提供网格")
+    return place(events, units_or_index)
+
+
+# ----------------------------------------------------------------------------------------------
+# periods
+# ----------------------------------------------------------------------------------------------
+
+
+def _periods(period, start, end, placed: Placed):
+    """(labels, starts, ends) of the periods listed: seconds, half-open."""
+    as_of = placed.attrs["as_of"]
+    if period is not None and period not in PERIODS:
+        raise EventsError(f"period 只能是 {list(PERIODS)} 或不分周期 — period must be one of {list(PERIODS)} "
+                          f"or None (one from-to span), got {period!r}")
+    dated = placed.reported[placed.reported != _NEVER]
+    first = pd.Timestamp(int(dated.min()) if len(dated) else as_of, unit="s") if start is None else pd.Timestamp(start)
+    latest = int(dated.max()) + 1 if len(dated) else as_of
+    last = pd.Timestamp(latest, unit="s") if end is None else pd.Timestamp(end)
+    if last <= first:
+        raise EventsError(f"to={last:%Y-%m-%d} 不晚于 from={first:%Y-%m-%d} — the span is empty: `to` (exclusive) "
+                          "must come after `from`")
+    if period is None:
+        begin = first.normalize() if start is None else first
+        label = f"{begin:%Y-%m-%d}/{(last - pd.Timedelta(seconds=1)):%Y-%m-%d}"
+        return [label], np.array([_s(begin)]), np.array([_s(last)])
+    freq = PERIODS[period]
+    ordinals = pd.period_range(first.to_period(freq), (last - pd.Timedelta(seconds=1)).to_period(freq), freq=freq)
+    starts = ordinals.start_time
+    ends = (ordinals + 1).start_time
+    return _labels(ordinals, period), _s(starts), _s(ends)
+
+
+def _s(t) -> np.ndarray | int:
+    if isinstance(t, pd.Timestamp):
+        return int((t.tz_localize(None) if t.tz else t).floor("s").to_datetime64().astype("datetime64[s]").astype(np.int64))
+    return np.asarray(pd.DatetimeIndex(t).as_unit("s").asi8, dtype=np.int64)
+
+
+def _labels(ordinals: pd.PeriodIndex, period: str) -> list[str]:
+    starts = ordinals.start_time
+    if period == "day":
+        return list(starts.strftime("%Y-%m-%d"))
+    if period == "week":
+        iso = starts.isocalendar()
+        return [f"{y}-W{w:02d}" for y, w in zip(iso["year"], iso["week"])]
+    if period == "month":
+        return list(starts.strftime("%Y-%m"))
+    if period == "quarter":
+        return [f"{y}-Q{q}" for y, q in zip(starts.year, starts.quarter)]
+    return [str(y) for y in starts.year]
+
+
+def _limits(placed: Placed, time_limits) -> np.ndarray:
+    """Each event's time limit, in seconds."""
+    table = dict(DEFAULT_TIME_LIMITS if time_limits is None else
+                 (time_limits.to_dict() if isinstance(time_limits, pd.Series) else time_limits))
+    bad = {c: h for c, h in table.items() if not (isinstance(h, (int, float, np.number)) and h > 0)}
+    if bad:
+        raise EventsError(f"时限须为正的小时数 / time limits must be positive hours, got {bad}")
+    hours = np.array([float(table.get(c, OTHER_TIME_LIMIT)) for c in placed.category.categories])
+    return np.rint(hours[placed.category.codes] * 3600).astype(np.int64) if len(hours) else \
+        np.zeros(len(placed), np.int64)
+
+
+def _chosen(placed: Placed, category) -> np.ndarray:
+    keep = placed.reported != _NEVER
+    if category:
+        wanted = [category] if isinstance(category, str) else list(category)
+        known = placed.category.categories
+        keep &= np.isin(placed.category.codes, known.get_indexer([w for w in wanted if w in known]))
+    return keep
+
+
+def _levels(placed: Placed, level) -> list[str]:
+    names = list(placed.index.levels)
+    chosen = names if level is None else ([level] if isinstance(level, str) else list(level))
+    unknown = [lv for lv in chosen if lv not in names]
+    if unknown:
+        raise EventsError(f"没有层级 {unknown}，可用 {names} — no level {unknown}: use one of {names}")
+    return chosen
+
+
+# ----------------------------------------------------------------------------------------------
+# indicators
+# ----------------------------------------------------------------------------------------------
+
+
+def indicators(events, units_or_index=None, *, level=None, period="month", start=None, end=None, category=None,
+               time_limits=None, by=None, as_of=None) -> pd.DataFrame:
+    """The time indicators of every unit of a level, per period (see the module notes for each rule).
+
+    Parameters
+    ----------
+    events : GeoDataFrame or Placed
+        Grid events (``category``, ``status``, ``reported_at``, ``closed_at``), or
+        the same placed once with :func:`place`.
+    units_or_index : GeoDataFrame or gridgeo.AssignIndex, optional
+        The grids (or their index); not needed with placed events.
+    level : str or list of str, optional
+        The levels whose units are listed (default every level).
+    period : {"month", "week", "day", "quarter", "year"} or None, default "month"
+        The periods; None makes one period from ``start`` to ``end``.
+    start, end : date or str, optional
+        The first day listed (included) and the end (excluded); default from the
+        first event reported to the last. Periods are whole calendar periods
+        covering the span. Events reported before ``start`` still count in
+        ``backlog`` and ``overdue`` (and in ``closed`` when closed in a period listed).
+    category : str or list of str, optional
+        Only events of these categories.
+    time_limits : dict or Series of hours by category, optional
+        Default :data:`DEFAULT_TIME_LIMITS`.
+    by : {"category", "status"}, optional
+        A row per category (or recorded status) too, in a column of that name.
+    as_of : datetime, optional
+        When the data were taken: backlog and overdue of a period ending later are
+        counted at it (default one second after the latest time in the data).
+
+    Returns
+    -------
+    DataFrame
+        One row per unit, period (and `by` value): ``code``, ``name``, ``level``,
+        ``parent``, ``period`` (label: ``2025-06``, ``2025-W23``, ``2025-Q2``,
+        ``2025``, ``2025-06-01``, or ``2025-03-01/2025-03-31`` for one span),
+        ``period_start``, ``period_end`` and :data:`INDICATORS`; counts are
+        int64, rates and hours float (NaN where there is nothing to measure).
+        Units with no event have rows of zeros. ``attrs``: ``unplaced``,
+        ``undated``, ``inconsistent``, ``as_of``, ``period``, ``time_limits``.
+
+    Raises
+    ------
+    EventsError
+        For an unknown period, level or `by`, an empty span, or a bad limit table.
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> s = gridgeo.sample.load()
+    >>> table = gridgeo.events.indicators(s.events, s.grids, level=["town", "village"], period="quarter")
+    >>> town = table[table["level"] == "town"].set_index("period")
+    >>> list(town.index)
+    ['2025-Q1', '2025-Q2', '2025-Q3', '2025-Q4']
+    >>> villages = table[table["level"] == "village"].groupby("period")["received"].sum()
+    >>> bool((town["received"] == villages).all())
+    True
+    >>> int(town["received"].sum()) == len(s.events)
+    True
+    """
+    placed = _placed(events, units_or_index)
+    levels = _levels(placed, level)
+    labels, starts, ends = _periods(period, start, end, placed)
+    cut = placed.attrs["as_of"] if as_of is None else _s(pd.Timestamp(as_of))
+    keep = _chosen(placed, category)
+    limit = _limits(placed, time_limits)
+    group, group_names = _by(placed, by)
+    timed = _timed(placed, keep, limit, group, starts, ends, cut)
+    out = _table(placed, levels, timed, group_names, by, labels, starts, ends)
+    out.attrs = {**{k: placed.attrs[k] for k in ("unplaced", "undated", "inconsistent")},
+                 "as_of": pd.Timestamp(cut, unit="s"), "period": period,
+                 "time_limits": dict(DEFAULT_TIME_LIMITS if time_limits is None else time_limits)}
+    return out
+
+
+def _by(placed, by):
+    if by is None:
+        return np.zeros(len(placed), np.int64), [None]
+    if by not in ("category", "status"):
+        raise EventsError(f"by 只能是 category 或 status — by must be 'category' or 'status', got {by!r}")
+    values = getattr(placed, by)
+    return values.codes.astype(np.int64), list(values.categories)
+
+
+@dataclasses.dataclass
+class _Timed:
+    """Per event (of those kept), where its times fall among the periods: computed once for every level."""
+
+    keep: np.ndarray       # which events count
+    group: np.ndarray      # the `by` value's code
+    received: np.ndarray   # period of the report, or -1
+    closed: np.ndarray     # period of the close, or -1
+    on_time: np.ndarray    # closed in a period listed, within its limit
+    open_first: tuple      # first period whose instant is after (reported, closed, deadline, max(deadline, closed))
+    timed: np.ndarray      # closed in a period listed, with a sane duration
+    seconds: np.ndarray    # duration in seconds of the timed events
+
+
+def _timed(placed, keep, limit, group, starts, ends, cut) -> _Timed:
+    n_periods = len(starts)
+    edges = np.append(starts, ends[-1])
+    reported, closed, lim = placed.reported[keep], placed.closed[keep], limit[keep]
+
+    def period(times):
+        j = np.searchsorted(edges, times, side="right") - 1
+        return np.where((j >= 0) & (j < n_periods) & (times != _NEVER), j, -1)
+
+    at = np.minimum(ends, cut)
+
+    def first(times):  # n_periods for never
+        return np.where(times != _NEVER, np.searchsorted(at, times, side="right"), n_periods)
+
+    duration = np.where((closed != _NEVER) & (closed >= reported), closed - reported, -1)
+    j_closed = period(closed)
+    deadline = reported + lim
+    timed = (duration >= 0) & (j_closed >= 0)
+    return _Timed(keep=keep, group=group[keep], received=period(reported), closed=j_closed,
+                  on_time=timed & (duration <= lim),
+                  open_first=(first(reported), first(closed), first(deadline), first(np.maximum(deadline, closed))),
+                  timed=timed, seconds=duration)
+
+
+def _table(placed, levels, timed, group_names, by, labels, starts, ends):
+    """The indicators of the units of ``levels``: counts made once at the deepest unit of each event
+    and rolled up the tree (partial levels count their own events), times sorted per level."""
+    table, tree, deepest = placed.units
+    n_all, n_groups, n_periods = len(table), len(group_names), len(labels)
+    width = n_groups * n_periods
+    counts = {}
+    places = [(deepest[timed.keep], None)] + [(placed.unit[lv][timed.keep], lv) for lv in tree.partial]
+    for unit, lv in places:  # the finest full units, then each partial level's own
+        where = unit if lv is None else np.where(unit >= 0, tree.start[lv] + unit, -1)
+        found = _counted(where, timed, n_all, n_groups, n_periods)
+        if lv is None:
+            found = {name: tree.roll_up @ value for name, value in found.items()}
+        for name, value in found.items():
+            counts[name] = counts.get(name, 0) + value
+    counts = {name: np.rint(value).astype(np.int64) for name, value in counts.items()}
+    backlog = counts.pop("reported_before") - counts.pop("closed_before")
+    overdue = counts.pop("due_before") - counts.pop("late_before")
+    rows = np.concatenate([np.arange(tree.start[lv], tree.start[lv] + len(placed.index.codes[lv])) for lv in levels])
+    median = np.full((len(rows), width), np.nan)
+    p90 = np.full((len(rows), width), np.nan)
+    offset = 0
+    for lv in levels:  # a median is made from the events, never from the children's medians
+        n_units = len(placed.index.codes[lv])
+        unit = placed.unit[lv][timed.keep]
+        ok = timed.timed & (unit >= 0)
+        group = (unit[ok] * n_groups + timed.group[ok]) * n_periods + timed.closed[ok]
+        m, p = _quantiles(group, timed.seconds[ok], n_units * width, (0.5, 0.9))
+        median[offset:offset + n_units] = m.reshape(n_units, width) / 3600.0
+        p90[offset:offset + n_units] = p.reshape(n_units, width) / 3600.0
+        offset += n_units
+
+    def flat(matrix):
+        return np.asarray(matrix)[rows].reshape(-1)
+
+    per_row = np.repeat(rows, width)
+    out = pd.DataFrame({
+        "code": pd.array(table.index.to_numpy(dtype=object)[per_row], dtype="str"),
+        "name": pd.array(table["name"].to_numpy(dtype=object)[per_row], dtype="str"),
+        "level": pd.array(table["level"].to_numpy(dtype=object)[per_row], dtype="str"),
+        "parent": pd.array(table["parent"].to_numpy(dtype=object)[per_row], dtype="str"),
+    })
+    if by is not None:
+        out[by] = pd.array(np.tile(np.repeat(np.asarray(group_names, dtype=object), n_periods), len(rows)),
+                           dtype="str")
+    out["period"] = pd.array(np.tile(np.asarray(labels, dtype=object), len(rows) * n_groups), dtype="str")
+    out["period_start"] = pd.to_datetime(np.tile(starts, len(rows) * n_groups), unit="s")
+    out["period_end"] = pd.to_datetime(np.tile(ends, len(rows) * n_groups), unit="s")
+    received, closed, on_time = flat(counts["received"]), flat(counts["closed"]), flat(counts["on_time"])
+    backlog, overdue = flat(backlog), flat(overdue)
+    workload = closed + backlog
+    out["received"] = received
+    out["closed"] = closed
+    out["backlog"] = backlog
+    out["closure_rate"] = np.divide(closed, workload, out=np.full(len(out), np.nan), where=workload > 0)
+    out["median_hours"] = median.reshape(-1)
+    out["p90_hours"] = p90.reshape(-1)
+    out["on_time"] = on_time
+    out["on_time_rate"] = np.divide(on_time, closed, out=np.full(len(out), np.nan), where=closed > 0)
+    out["overdue"] = overdue
+    return out
+
+
+def _counted(unit, timed, n_units, n_groups, n_periods) -> dict:
+    """Per unit (rows) and group x period (columns): the counts of events whose unit is ``unit``."""
+    live = unit >= 0
+    key = unit * n_groups + timed.group
+    size = n_units * n_groups
+
+    def per_period(j, where=None):
+        ok = (j >= 0) & live if where is None else (j >= 0) & live & where
+        return np.bincount(key[ok] * n_periods + j[ok], minlength=size * n_periods).reshape(n_units, -1)
+
+    def before(first):
+        counts = np.bincount(key[live] * (n_periods + 1) + first[live], minlength=size * (n_periods + 1))
+        return np.cumsum(counts.reshape(size, n_periods + 1), axis=1)[:, :n_periods].reshape(n_units, -1)
+
+    rep_first, clo_first, due_first, late_first = timed.open_first
+    return {"received": per_period(timed.received), "closed": per_period(timed.closed),
+            "on_time": per_period(timed.closed, timed.on_time),
+            "reported_before": before(rep_first), "closed_before": before(clo_first),
+            "due_before": before(due_first), "late_before": before(late_first)}
+
+
+def _quantiles(group, values, n_groups, qs):
+    """Per group (0..n_groups-1), the quantiles ``qs`` of ``values`` (linear, as pandas); NaN when empty.
+
+    Integer values (seconds) are sorted with their group in one int64 key, a single sort."""
+    values = np.asarray(values)
+    if values.dtype.kind in "iu" and len(values) and values.min() >= 0 and values.max() < 2**40 and n_groups < 2**22:
+        packed = np.sort((group.astype(np.int64) << 40) | values.astype(np.int64))
+        group, values = packed >> 40, (packed & (2**40 - 1)).astype(float)
+    else:
+        order = np.lexsort((values, group))
+        group, values = group[order], values[order].astype(float)
+    counts = np.bincount(group, minlength=n_groups)
+    offset = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    out = []
+    has = counts > 0
+    for q in qs:
+        position = q * np.maximum(counts - 1, 0)
+        low = np.floor(position).astype(np.int64)
+        high = np.minimum(low + 1, np.maximum(counts - 1, 0))
+        fraction = position - low
+        result = np.full(n_groups, np.nan)
+        lo_v = values[(offset + low)[has]]
+        hi_v = values[(offset + high)[has]]
+        result[has] = lo_v + (hi_v - lo_v) * fraction[has]
+        out.append(result)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# trends and rankings
+# ----------------------------------------------------------------------------------------------
+
+
+def trends(events, units_or_index=None, *, level=None, period="month", start=None, end=None, category=None,
+           time_limits=None, as_of=None, indicator=None) -> pd.DataFrame:
+    """The indicators as a series per unit, with the change from the period before and a year before.
+
+    The rule: for an indicator ``x``, ``x_pop`` is ``x`` minus its value in the
+    period before (环比) and ``x_yoy`` minus its value in the same period a year
+    before (同比: the same month, quarter, day, or ISO week number of the year
+    before), both plain differences (rates in points); they are missing where
+    that period is before the first event or has no value. The earlier periods
+    are computed from the events, whatever ``start`` says.
+
+    Parameters
+    ----------
+    indicator : str or list of str, optional
+        The indicators to follow (default all of :data:`INDICATORS`).
+    Others
+        As :func:`indicators`; `period` must not be None.
+
+    Returns
+    -------
+    DataFrame
+        :func:`indicators` with ``x_pop`` and ``x_yoy`` beside each indicator ``x``,
+        ordered by unit then period.
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> s = gridgeo.sample.load()
+    >>> t = gridgeo.events.trends(s.events, s.grids, level="town", indicator="received")
+    >>> feb = t.set_index("period").loc["2025-02"]
+    >>> int(feb["received_pop"]) == int(feb["received"]) - int(t.set_index("period").loc["2025-01", "received"])
+    True
+    """
+    if period is None:
+        raise EventsError("trends need a period (month, week, day, quarter or year) / 趋势须指定统计周期")
+    placed = _placed(events, units_or_index)
+    wanted = _indicators(indicator)
+    labels, starts, _ = _periods(period, start, end, placed)
+    first = pd.Timestamp(int(starts[0]), unit="s")
+    earlier = (first - pd.DateOffset(years=1)) - pd.Timedelta(days=7)
+    full = indicators(placed, level=level, period=period, start=earlier, end=end, category=category,
+                      time_limits=time_limits, as_of=as_of)
+    dated = placed.reported[placed.reported != _NEVER]
+    known = full["period_end"] > pd.Timestamp(int(dated.min()) if len(dated) else 0, unit="s")
+    for x in wanted:  # periods before the first event have no value to compare with
+        full[x] = full[x].astype(float).where(known)
+    out = changes(full, wanted)
+    out = out[out["period_start"] >= first].reset_index(drop=True)
+    for x in wanted:
+        if x in _COUNTS:
+            out[x] = out[x].astype("Int64")
+    out.attrs = full.attrs
+    return out
+
+
+def changes(table: pd.DataFrame, indicator=None) -> pd.DataFrame:
+    """Beside each indicator ``x`` of an :func:`indicators` table, ``x_pop`` and ``x_yoy`` (the rule of :func:`trends`).
+
+    Works on any table of that shape, a public one (:func:`gridgeo.disclosure.public_indicators`)
+    too: a change is missing where either value is.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"code": "1", "name": "", "level": "town", "parent": "",
+    ...                   "period": ["2024-06", "2025-05", "2025-06"], "received": [4, 10, 13],
+    ...                   "period_start": pd.to_datetime(["2024-06-01", "2025-05-01", "2025-06-01"]),
+    ...                   "period_end": pd.to_datetime(["2024-07-01", "2025-06-01", "2025-07-01"])})
+    >>> changes(t, "received")[["received_pop", "received_yoy"]].iloc[-1].tolist()
+    [3.0, 9.0]
+    """
+    wanted = _indicators(indicator)
+    full = table.sort_values(["level", "code", "period_start"], kind="stable").reset_index(drop=True)
+    same_unit = full["code"].eq(full["code"].shift()) & full["period_start"].eq(full["period_end"].shift())
+    year_key = _year_before(full["period"])
+    lookup = full.set_index(["code", "period"])
+    for x in wanted:
+        value = full[x].astype(float)
+        full[f"{x}_pop"] = (value - value.shift()).where(same_unit)
+        before = lookup[x].astype(float).reindex(pd.MultiIndex.from_arrays([full["code"], year_key])).to_numpy()
+        full[f"{x}_yoy"] = value.to_numpy() - before
+    keep = ["code", "name", "level", "parent", "period", "period_start", "period_end"] + \
+        [c for x in wanted for c in (x, f"{x}_pop", f"{x}_yoy")]
+    out = full[[c for c in keep if c in full.columns]].copy()
+    out.attrs = table.attrs
+    return out
+
+
+def _year_before(labels: pd.Series) -> np.ndarray:
+    """The label of the same period a year before."""
+    text = labels.astype(str)
+    year = text.str[:4].astype(int) - 1
+    return (year.astype(str) + text.str[4:]).to_numpy(dtype=object)
+
+
+def _indicators(indicator) -> list[str]:
+    wanted = list(INDICATORS) if indicator is None else ([indicator] if isinstance(indicator, str) else
+                                                          list(indicator))
+    unknown = [x for x in wanted if x not in INDICATORS]
+    if unknown:
+        raise EventsError(f"没有指标 {unknown}，可用 {list(INDICATORS)} — no indicator {unknown}: use one of "
+                          f"{list(INDICATORS)}")
+    return wanted
+
+
+def ranking(events, units_or_index=None, *, indicator="closure_rate", level="town", period="month", at=None,
+            start=None, end=None, category=None, time_limits=None, as_of=None) -> pd.DataFrame:
+    """The units of a level ranked by an indicator in a period, with the change from the period before.
+
+    The rule: rank 1 is the best (:data:`HIGHER_IS_BETTER` says which way; for
+    ``received`` the fewest events); ties share the best rank they span
+    (``method="min"``); units with no value (a rate with nothing to measure)
+    come last, unranked.
+
+    Parameters
+    ----------
+    indicator : str, default "closure_rate"
+    level : str, default "town"
+    at : str, optional
+        The period's label (``2025-06``); default the last period.
+    Others
+        As :func:`indicators`.
+
+    Returns
+    -------
+    DataFrame
+        One row per unit, best first: ``rank``, ``code``, ``name``, ``parent``,
+        ``period``, ``value``, ``previous`` (the period before), ``change``
+        (``value - previous``), ``previous_rank`` and ``rank_change``
+        (``previous_rank - rank``: positive is up).
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> s = gridgeo.sample.load()
+    >>> r = gridgeo.events.ranking(s.events, s.grids, indicator="backlog", level="village", at="2025-06")
+    >>> len(r), int(r["rank"].iloc[0])
+    (28, 1)
+    >>> bool(r["value"].is_monotonic_increasing)
+    True
+    """
+    (indicator,) = _indicators(indicator)
+    if isinstance(level, (list, tuple)):
+        raise EventsError("ranking takes one level / 排名只针对一个层级")
+    table = trends(events, units_or_index, level=level, period=period, start=start, end=end, category=category,
+                   time_limits=time_limits, as_of=as_of, indicator=indicator)
+    return ranked(table, indicator, at)
+
+
+def ranked(table: pd.DataFrame, indicator: str, at=None) -> pd.DataFrame:
+    """The rows of one period of a :func:`trends` table (or of :func:`changes`) ranked (the rule of :func:`ranking`).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"code": ["a", "b", "c"], "name": "", "parent": "", "period": "2025-06",
+    ...                   "backlog": [5, 2, None], "backlog_pop": [1, -1, None]})
+    >>> ranked(t, "backlog")[["code", "rank"]].values.tolist()
+    [['b', 1], ['a', 2], ['c', <NA>]]
+    """
+    (indicator,) = _indicators(indicator)
+    periods = list(dict.fromkeys(table["period"]))
+    if not periods:
+        raise EventsError("no period to rank / 没有可排名的周期")
+    at = periods[-1] if at is None else str(at)
+    if at not in periods:
+        raise EventsError(f"没有周期 {at!r} — no period {at!r}: use one of {periods[0]} … {periods[-1]}")
+    higher = HIGHER_IS_BETTER[indicator]
+    now = table[table["period"] == at].set_index("code")
+    change = now[f"{indicator}_pop"].astype(float).to_numpy()
+    out = pd.DataFrame({"code": now.index, "name": now["name"].to_numpy(), "parent": now["parent"].to_numpy(),
+                        "period": at, "value": now[indicator].astype(float).to_numpy()})
+    out["previous"] = out["value"] - change
+    out["change"] = change
+    out["rank"] = out["value"].rank(method="min", ascending=not higher).astype("Int64")
+    out["previous_rank"] = out["previous"].rank(method="min", ascending=not higher).astype("Int64")
+    out["rank_change"] = out["previous_rank"] - out["rank"]
+    out = out.sort_values(["rank", "code"], na_position="last", kind="stable").reset_index(drop=True)
+    return out[["rank", "code", "name", "parent", "period", "value", "previous", "change", "previous_rank",
+                "rank_change"]]
+
+
+# ----------------------------------------------------------------------------------------------
+# hot spots
+# ----------------------------------------------------------------------------------------------
+
+
+def hotspots(events, units_or_index=None, *, level="grid2", base=None, per="households", scale=100.0,
+             method="gi", permutations=999, alpha=0.05, seed=0, start=None, end=None, category=None) -> pd.DataFrame:
+    """Where events cluster: Getis-Ord Gi* or local Moran's I of the event rate per unit (esda).
+
+    The rule: the rate is events reported in ``[start, end)`` per ``scale`` of
+    ``base[per]`` (events per 100 households by default; the plain count
+    without a base). Weights are Queen contiguity of the units' polygons
+    (libpysal: units sharing an edge or a corner). Units without a base (zero
+    households) and units left with no neighbour are not tested: their ``z``
+    and ``p`` are missing, ``class`` is ``none`` and ``neighbours`` says 0 (and
+    ``attrs["islands"]``, ``attrs["no_base"]`` list them). The others are tested
+    with ``permutations`` conditional permutations (seeded, so repeatable):
+
+    - ``gi``: Gi* (each unit with itself among its neighbours, binary weights):
+      ``z`` is the Gi* z-score, ``p`` the pseudo p-value of the permutations;
+      ``hot`` where ``z > 0`` and ``p < alpha``, ``cold`` where ``z < 0`` and ``p < alpha``.
+    - ``moran``: local Moran's I (row-standardised): ``z`` is the standardised I
+      against the permutations, ``p`` their pseudo p-value; ``hot`` is a high unit
+      among high neighbours (quadrant HH) and ``cold`` a low one among low (LL)
+      with ``p < alpha``; the outliers (HL, LH) are ``none``, with ``quadrant``.
+
+    Parameters
+    ----------
+    level : str, default "grid2"
+    base : DataFrame, optional
+        Indexed by unit code with the column `per` (e.g. :func:`gridgeo.stats.figures`).
+    per : str, default "households"
+    scale : float, default 100
+    method : {"gi", "moran"}
+    permutations : int, default 999
+    alpha : float, default 0.05
+    seed : int, default 0
+    start, end, category
+        As :func:`indicators`.
+
+    Returns
+    -------
+    DataFrame
+        One row per unit of the level: ``code``, ``events``, ``base``, ``rate``, ``neighbours``,
+        ``z``, ``p``, ``class``, ``quadrant`` (moran only).
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> s = gridgeo.sample.load()
+    >>> f = gridgeo.stats.figures(s.grids, addresses=s.addresses)
+    >>> h = gridgeo.events.hotspots(s.events, s.grids, base=f, permutations=99)
+    >>> len(h), sorted(set(h["class"])) <= ["cold", "hot", "none"]
+    (128, True)
+    """
+    from libpysal.weights import Queen
+
+    if method not in ("gi", "moran"):
+        raise EventsError(f"method 只能是 gi 或 moran — method must be 'gi' or 'moran', got {method!r}")
+    if not (isinstance(permutations, (int, np.integer)) and 0 < permutations <= 99999):
+        raise EventsError(f"permutations must be a positive integer (999 by default), got {permutations!r}")
+    placed = _placed(events, units_or_index)
+    (level,) = _levels(placed, level)
+    codes = placed.index.codes[level]
+    counts = _counts(placed, level, start, end, category)
+    if base is not None:
+        values = _base(base, per, codes)
+        rate = np.divide(counts * float(scale), values, out=np.full(len(codes), np.nan), where=values > 0)
+    else:
+        values = np.full(len(codes), np.nan)
+        rate = counts.astype(float)
+    units = placed.index.grids.set_index("code").loc[list(codes)]
+    tested = ~np.isnan(rate)
+    frame = gpd.GeoDataFrame({"code": np.asarray(codes)[tested]}, geometry=units.geometry.to_numpy()[tested],
+                             crs=placed.index.grids.crs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # islands: said in the answer instead
+        w = Queen.from_dataframe(frame, ids=list(frame["code"]), use_index=False)
+    islands = set(w.islands)
+    connected = [c for c in frame["code"] if c not in islands]
+    out = pd.DataFrame({"code": pd.array(codes, dtype="str"), "events": counts.astype(np.int64),
+                        "base": values, "rate": rate, "neighbours": 0, "z": np.nan, "p": np.nan,
+                        "class": "none"})
+    if len(connected) >= 3:
+        sub = frame[frame["code"].isin(connected)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            w = Queen.from_dataframe(sub, ids=list(sub["code"]), use_index=False)
+        y = pd.Series(rate, index=list(codes)).loc[list(sub["code"])].to_numpy()
+        z, p, klass, quadrant = _local(y, w, method, permutations, alpha, seed)
+        where = pd.Index(codes).get_indexer(list(sub["code"]))
+        out.loc[where, "neighbours"] = [w.cardinalities[c] for c in sub["code"]]
+        out.loc[where, "z"], out.loc[where, "p"], out.loc[where, "class"] = z, p, klass
+        if method == "moran":
+            out["quadrant"] = pd.array([pd.NA] * len(out), dtype="Int64")
+            out.loc[where, "quadrant"] = quadrant
+    out["class"] = pd.Categorical(out["class"], categories=list(HOTSPOT_CLASSES))
+    out.attrs = {"method": method, "permutations": permutations, "alpha": alpha, "seed": seed,
+                 "islands": sorted(islands), "no_base": list(np.asarray(codes)[~tested]),
+                 "rate": f"events per {scale:g} {per}" if base is not None else "events"}
+    return out
+
+
+def _local(y, w, method, permutations, alpha, seed):
+    """(z, p, class, quadrant) of every unit, from esda."""
+    if method == "gi":
+        from esda.getisord import G_Local
+
+        g = G_Local(y, w, transform="B", star=True, permutations=permutations, seed=seed, n_jobs=1)
+        z, p = np.asarray(g.Zs, dtype=float), np.asarray(g.p_sim, dtype=float)
+        klass = np.where(p < alpha, np.where(z > 0, "hot", np.where(z < 0, "cold", "none")), "none")
+        return z, p, klass, None
+    from esda.moran import Moran_Local
+
+    m = Moran_Local(y, w, transformation="r", permutations=permutations, seed=seed, n_jobs=1)
+    z, p, q = np.asarray(m.z_sim, dtype=float), np.asarray(m.p_sim, dtype=float), np.asarray(m.q)
+    klass = np.where(p < alpha, np.where(q == 1, "hot", np.where(q == 3, "cold", "none")), "none")
+    return z, p, klass, q
+
+
+def _counts(placed, level, start, end, category):
+    """Events reported in [start, end) per unit of the level."""
+    keep = _chosen(placed, category)
+    if start is not None:
+        keep &= placed.reported >= _s(pd.Timestamp(start))
+    if end is not None:
+        keep &= placed.reported < _s(pd.Timestamp(end))
+    unit = placed.unit[level]
+    keep &= unit >= 0
+    return np.bincount(unit[keep], minlength=len(placed.index.codes[level]))
+
+
+def _base(base, per, codes):
+    table = base.set_index("code") if "code" in base.columns else base
+    if per not in table.columns:
+        raise EventsError(f"the base has no column {per!r} (it has {list(table.columns)[:12]}): give "
+                          "gridgeo.stats.figures with addresses, or name the column with `per` / 缺少基数列")
+    return pd.to_numeric(table[per], errors="coerce").reindex(list(codes)).fillna(0).to_numpy(dtype=float)
+
+
+def emerging_hotspots(events, units_or_index=None, *, level="grid2", period="month", base=None,
+                      per="households", scale=100.0, permutations=99, alpha=0.05, seed=0, start=None, end=None,
+                      category=None) -> pd.DataFrame:
+    """Hot spots over consecutive periods: which are new, intensifying, persistent or diminishing.
+
+    The rule, a simplification of ArcGIS's emerging hot spot analysis: Gi*
+    (:func:`hotspots`, ``method="gi"``) is computed for every period; the trend
+    of each unit's Gi* z-scores over the periods is the Mann-Kendall test
+    (Kendall's tau of z against time, two-sided, significant at ``alpha``).
+    The first of these that holds classifies the unit:
+
+    1. ``new``: hot in the last period and in no period before;
+    2. ``intensifying``: hot in the last period, and its z rising significantly;
+    3. ``persistent``: hot in at least 90 % of the periods, with no significant trend;
+    4. ``diminishing``: hot in some period, and its z falling significantly;
+    5. ``cold``: cold in the last period;
+    6. ``none``: anything else (never hot, or hot now and then without a trend).
+
+    Needs at least three periods; with four (quarters) no trend can be significant at 0.05,
+    so months (the default) are the useful grain over a year.
+
+    Returns
+    -------
+    DataFrame
+        One row per unit: ``code``, ``class``, ``hot_periods``, ``periods``,
+        ``tau``, ``trend_p``, ``last_z``, ``last_p``.
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> s = gridgeo.sample.load()
+    >>> f = gridgeo.stats.figures(s.grids, addresses=s.addresses)
+    >>> e = gridgeo.events.emerging_hotspots(s.events, s.grids, base=f, permutations=19)
+    >>> len(e), int(e["periods"].iloc[0])
+    (128, 12)
+    """
+    from scipy.stats import kendalltau
+
+    if period is None:
+        raise EventsError("emerging hot spots need a period / 须指定统计周期")
+    placed = _placed(events, units_or_index)
+    labels, starts, ends = _periods(period, start, end, placed)
+    if len(labels) < 3:
+        raise EventsError(f"emerging hot spots need at least three periods, the span has {len(labels)}: "
+                          "choose a shorter period or a longer span / 至少需要三个周期")
+    z, klass = [], []
+    for s, e in zip(starts, ends):  # one esda run per period (a dozen, not per unit)
+        h = hotspots(placed, level=level, base=base, per=per, scale=scale, method="gi", permutations=permutations,
+                     alpha=alpha, seed=seed, start=pd.Timestamp(int(s), unit="s"),
+                     end=pd.Timestamp(int(e), unit="s"), category=category)
+        z.append(h["z"].to_numpy(dtype=float))
+        klass.append(h["class"].astype(str).to_numpy())
+    codes = h["code"]
+    z, klass = np.column_stack(z), np.column_stack(klass)
+    hot, cold = klass == "hot", klass == "cold"
+    n = len(labels)
+    tau = np.full(len(codes), np.nan)
+    trend_p = np.full(len(codes), np.nan)
+    time = np.arange(n)
+    for i in np.flatnonzero(~np.isnan(z).any(axis=1)):  # scipy's test is one series at a time
+        result = kendalltau(time, z[i])
+        tau[i], trend_p[i] = result.statistic, result.pvalue
+    up = (trend_p < alpha) & (tau > 0)
+    down = (trend_p < alpha) & (tau < 0)
+    hot_count = hot.sum(axis=1)
+    last_hot = hot[:, -1]
+    rules = [last_hot & (hot_count == 1), last_hot & up, (hot_count >= 0.9 * n) & ~up & ~down,
+             (hot_count > 0) & down, cold[:, -1]]
+    names = ["new", "intensifying", "persistent", "diminishing", "cold"]
+    out = pd.DataFrame({"code": codes, "class": pd.Categorical(np.select(rules, names, default="none"),
+                                                                categories=list(EMERGING_CLASSES)),
+                        "hot_periods": hot_count.astype(np.int64), "periods": n, "tau": tau, "trend_p": trend_p,
+                        "last_z": z[:, -1], "last_p": np.nan})
+    out.attrs = {"periods": labels, "alpha": alpha, "permutations": permutations}
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# stages
+# ----------------------------------------------------------------------------------------------
+
+
+def stages(events, units_or_index=None, *, level=None, period=None, start=None, end=None,
+           category=None) -> pd.DataFrame:
+    """The median hours of each step of the case flow per unit (and period), where the data time it.
+
+    The rule: a stage (:data:`STAGES`: ``filing`` 立案 reported→filed, ``dispatch``
+    派遣, ``handling`` 处置, ``verification`` 核查, ``closing`` 结案 verified→closed)
+    is measured on the events that carry both its times, in order; ``whole`` is
+    reported→closed. An event belongs to the period of its report. Stages whose
+    columns the events lack are left out: with only ``reported_at`` and
+    ``closed_at``, only ``whole``.
+
+    Returns
+    -------
+    DataFrame
+        ``code``, ``name``, ``level``, ``parent``, ``period``, and per stage
+        ``<stage>_hours`` (median) and ``<stage>_events`` (how many were timed).
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> s = gridgeo.sample.load()
+    >>> st = gridgeo.events.stages(s.events.drop(columns=["filed_at", "dispatched_at", "handled_at",
+    ...                                                  "verified_at"], errors="ignore"), s.grids, level="town")
+    >>> [c for c in st.columns if c.endswith("_hours")]
+    ['whole_hours']
+    """
+    placed = _placed(events, units_or_index)
+    levels = _levels(placed, level)
+    labels, starts, ends = _periods(period, start, end, placed)
+    keep = _chosen(placed, category)
+    times = {"reported_at": placed.reported, "closed_at": placed.closed, **placed.steps}
+    measured = [(name, a, b) for name, a, b in STAGES if a in times and b in times] + \
+        [("whole", "reported_at", "closed_at")]
+    edges = np.append(starts, ends[-1])
+    j = np.searchsorted(edges, placed.reported, side="right") - 1
+    in_span = (j >= 0) & (j < len(labels))
+    frames = []
+    grids = placed.index.grids.set_index("code")
+    for lv in levels:
+        codes = placed.index.codes[lv]
+        unit = placed.unit[lv]
+        size = len(codes) * len(labels)
+        rows = np.repeat(np.arange(len(codes)), len(labels))
+        out = pd.DataFrame({"code": pd.array(np.asarray(codes)[rows], dtype="str"),
+                            "name": pd.array(grids["name"].reindex(codes).to_numpy()[rows], dtype="str"),
+                            "level": lv,
+                            "parent": pd.array(grids["parent"].reindex(codes).to_numpy()[rows], dtype="str"),
+                            "period": pd.array(np.tile(np.asarray(labels, dtype=object), len(codes)), dtype="str")})
+        for name, a, b in measured:
+            ta, tb = times[a], times[b]
+            ok = keep & in_span & (unit >= 0) & (ta != _NEVER) & (tb != _NEVER) & (tb >= ta)
+            group = unit[ok] * len(labels) + j[ok]
+            (median,) = _quantiles(group, tb[ok] - ta[ok], size, (0.5,))
+            median = median / 3600.0
+            out[f"{name}_hours"] = median
+            out[f"{name}_events"] = np.bincount(group, minlength=size).astype(np.int64)
+        frames.append(out)
+    return pd.concat(frames, ignore_index=True)
+

@@ -1,0 +1,424 @@
+"""gridgeo.events against plain pandas and esda, computed here from a covers-join of the raw events.
+
+Every indicator is recounted from ``geopandas.sjoin(predicate="within")`` of
+the events to the units and a plain groupby per period, never with
+gridgeo.assign or gridgeo.events; Gi* and local Moran's I against esda called
+here on Queen weights built here; and on data nobody here made (the Columbus
+tracts bundled with libpysal).
+"""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from shapely.geometry import box
+
+import gridgeo
+from gridgeo import events as gev
+
+QUANTILE = {"median_hours": 0.5, "p90_hours": 0.9}
+
+
+# --- the independent reference ----------------------------------------------------------------
+
+
+def joined(events, grids, level):
+    """Each event with the code of the unit of ``level`` it lies within (sjoin)."""
+    units = grids.loc[grids["level"] == level, ["code", "geometry"]]
+    pairs = gpd.sjoin(events, units, predicate="within", how="inner")
+    assert not pairs.index.duplicated().any()
+    return pairs
+
+
+def reference(events, grids, level, freq, limits, start=None, end=None):
+    """Indicators per (code, period) written plainly: one pass per period, pandas groupbys."""
+    pairs = joined(events, grids, level)
+    rep, clo = pairs["reported_at"], pairs["closed_at"]
+    limit = pairs["category"].map(lambda c: limits.get(c, gev.OTHER_TIME_LIMIT)) * pd.Timedelta(hours=1)
+    dur = clo - rep
+    as_of = max(events["reported_at"].max(), events["closed_at"].max()) + pd.Timedelta(seconds=1)
+    first = pd.Timestamp(start) if start is not None else events["reported_at"].min()
+    last = pd.Timestamp(end) if end is not None else events["reported_at"].max() + pd.Timedelta(seconds=1)
+    periods = pd.period_range(first.to_period(freq), (last - pd.Timedelta(seconds=1)).to_period(freq), freq=freq)
+    codes = grids.loc[grids["level"] == level, "code"]
+    rows = []
+    for p in periods:
+        s, e = p.start_time, (p + 1).start_time
+        t = min(e, as_of)
+        received = pairs[(rep >= s) & (rep < e)].groupby("code").size()
+        closed_now = (clo >= s) & (clo < e)
+        closed = pairs[closed_now].groupby("code").size()
+        on_time = pairs[closed_now & (dur <= limit)].groupby("code").size()
+        is_open = (rep < t) & (clo.isna() | (clo >= t))
+        backlog = pairs[is_open].groupby("code").size()
+        overdue = pairs[is_open & (rep + limit < t)].groupby("code").size()
+        hours = (dur[closed_now] / pd.Timedelta(hours=1)).groupby(pairs.loc[closed_now, "code"])
+        table = pd.DataFrame({"received": received, "closed": closed, "backlog": backlog, "on_time": on_time,
+                              "overdue": overdue}).reindex(codes).fillna(0).astype(np.int64)
+        table["median_hours"] = hours.quantile(0.5).reindex(codes)
+        table["p90_hours"] = hours.quantile(0.9).reindex(codes)
+        table["period_start"] = s
+        rows.append(table)
+    out = pd.concat(rows)
+    out.index.name = "code"
+    out = out.reset_index()
+    out["closure_rate"] = out["closed"] / (out["closed"] + out["backlog"]).replace(0, np.nan)
+    out["on_time_rate"] = out["on_time"] / out["closed"].replace(0, np.nan)
+    return out.set_index(["code", "period_start"]).sort_index()
+
+
+def compare(ours, theirs):
+    ours = ours.set_index(["code", "period_start"]).sort_index()
+    assert list(ours.index) == list(theirs.index)
+    for column in ("received", "closed", "backlog", "on_time", "overdue"):
+        np.testing.assert_array_equal(ours[column].to_numpy(), theirs[column].to_numpy(), err_msg=column)
+    for column in ("median_hours", "p90_hours", "closure_rate", "on_time_rate"):
+        np.testing.assert_allclose(ours[column].to_numpy(float), theirs[column].to_numpy(float), rtol=1e-9,
+                                   equal_nan=True, err_msg=column)
+
+
+@pytest.fixture(scope="module")
+def placed(sample):
+    return gev.place(sample.events, sample.grids)
+
+
+# --- every indicator against the reference -------------------------------------------------------
+
+
+@pytest.mark.parametrize("level", ["town", "village", "grid2", "grid3"])
+def test_monthly_indicators_equal_a_plain_groupby(sample, placed, level):
+    ours = gev.indicators(placed, level=level, period="month")
+    assert (ours["level"] == level).all()
+    assert ours["period"].iloc[:12].tolist() == [f"2025-{m:02d}" for m in range(1, 13)]
+    compare(ours, reference(sample.events, sample.grids, level, "M", gev.DEFAULT_TIME_LIMITS))
+    assert ours["backlog"].sum() > 0 and ours["overdue"].sum() > 0 and ours["closed"].sum() > 0
+
+
+@pytest.mark.parametrize("period,freq", [("week", "W-SUN"), ("quarter", "Q"), ("day", "D")])
+def test_other_periods_equal_a_plain_groupby(sample, placed, period, freq):
+    ours = gev.indicators(placed, level="village", period=period, start="2025-03-01", end="2025-07-01")
+    compare(ours, reference(sample.events, sample.grids, "village", freq, gev.DEFAULT_TIME_LIMITS,
+                            start="2025-03-01", end="2025-07-01"))
+
+
+def test_a_custom_limit_table_and_a_category(sample, placed):
+    limits = {"dispute": 5, "fire": 200, "road": 1}  # the rest get OTHER_TIME_LIMIT
+    ours = gev.indicators(placed, level="grid1", period="quarter", time_limits=limits, category=["dispute", "road"])
+    chosen = sample.events[sample.events["category"].isin(["dispute", "road"])]
+    theirs = reference(chosen, sample.grids, "grid1", "Q", limits, start=sample.events["reported_at"].min())
+    compare(ours, theirs)
+    default = gev.indicators(placed, level="grid1", period="quarter", category=["dispute", "road"])
+    assert (ours["on_time"].sum() < default["on_time"].sum())  # 5 h and 1 h are stricter than 72 h
+
+
+def test_one_span_and_as_of(sample, placed):
+    ours = gev.indicators(placed, level="town", period=None, start="2025-03-01", end="2025-04-01")
+    assert ours["period"].tolist() == ["2025-03-01/2025-03-31"]
+    ev = sample.events
+    march = (ev["reported_at"] >= "2025-03-01") & (ev["reported_at"] < "2025-04-01")
+    assert int(ours["received"].iloc[0]) == int(march.sum())
+    end = pd.Timestamp("2025-04-01")
+    assert int(ours["backlog"].iloc[0]) == int(((ev["reported_at"] < end) &
+                                                (ev["closed_at"].isna() | (ev["closed_at"] >= end))).sum())
+    early = gev.indicators(placed, level="town", period=None, start="2025-03-01", end="2025-04-01",
+                           as_of="2025-03-15")
+    cut = pd.Timestamp("2025-03-15")
+    assert int(early["backlog"].iloc[0]) == int(((ev["reported_at"] < cut) &
+                                                 (ev["closed_at"].isna() | (ev["closed_at"] >= cut))).sum())
+
+
+def test_by_category_sums_to_the_total(placed):
+    total = gev.indicators(placed, level="village", period="month")
+    split = gev.indicators(placed, level="village", period="month", by="category")
+    assert set(split["category"]) == set(placed.category.categories)
+    summed = split.groupby(["code", "period"])[["received", "closed", "backlog", "overdue"]].sum()
+    mine = total.set_index(["code", "period"])[["received", "closed", "backlog", "overdue"]]
+    pd.testing.assert_frame_equal(summed.sort_index(), mine.sort_index(), check_dtype=False)
+
+
+# --- hierarchy ------------------------------------------------------------------------------------
+
+
+def test_parents_sum_their_children_and_medians_come_from_events(placed):
+    table = gev.indicators(placed, level=["village", "grid1"], period="month")
+    villages = table[table["level"] == "village"].set_index(["code", "period"])
+    grids1 = table[table["level"] == "grid1"]
+    sums = grids1.groupby(["parent", "period"])[["received", "closed", "backlog", "on_time", "overdue"]].sum()
+    sums.index.names = ["code", "period"]
+    pd.testing.assert_frame_equal(sums.sort_index(), villages[sums.columns].loc[sums.index].sort_index(),
+                                  check_dtype=False)
+
+
+def two_villages():
+    """One town of two villages side by side; village A gets one slow event, B three quick ones."""
+    grids = gpd.GeoDataFrame({
+        "code": ["350582100", "350582100001", "350582100002"], "name": ["镇", "A", "B"],
+        "level": ["town", "village", "village"], "parent": ["", "350582100", "350582100"]},
+        geometry=[box(118.0, 24.0, 118.02, 24.01), box(118.0, 24.0, 118.01, 24.01), box(118.01, 24.0, 118.02, 24.01)],
+        crs=4490)
+    t0 = pd.Timestamp("2025-05-04 09:00")
+    hours = [10.0, 1.0, 2.0, 3.0]
+    events = gpd.GeoDataFrame({
+        "event_id": ["a", "b1", "b2", "b3"], "category": "dispute", "status": "closed",
+        "reported_at": [t0] * 4, "closed_at": [t0 + pd.Timedelta(hours=h) for h in hours]},
+        geometry=shapely.points([(118.005, 24.005), (118.015, 24.005), (118.015, 24.004), (118.016, 24.006)]),
+        crs=4490)
+    return grids, events, hours
+
+
+def test_a_parents_median_is_not_the_average_of_its_childrens():
+    grids, events, hours = two_villages()
+    table = gev.indicators(events, grids, period="month").set_index("code")
+    assert table.loc["350582100001", "median_hours"] == 10.0
+    assert table.loc["350582100002", "median_hours"] == 2.0
+    assert table.loc["350582100", "median_hours"] == float(np.median(hours)) == 2.5  # averaging says 6
+    assert table.loc["350582100", "p90_hours"] == pytest.approx(pd.Series(hours).quantile(0.9))
+    assert int(table.loc["350582100", "closed"]) == 4
+
+
+# --- period labels --------------------------------------------------------------------------------
+
+
+def test_iso_weeks_across_the_year_boundary_and_quarters():
+    grids, events, _ = two_villages()
+    days = ["2025-12-28 10:00", "2025-12-29 10:00", "2026-01-04 10:00", "2026-01-05 10:00"]
+    events = events.assign(reported_at=pd.to_datetime(days), closed_at=pd.NaT)
+    weeks = gev.indicators(events, grids, level="town", period="week")
+    assert weeks["period"].tolist() == ["2025-W52", "2026-W01", "2026-W02"]
+    assert weeks["received"].tolist() == [1, 2, 1]
+    assert weeks["backlog"].tolist() == [1, 3, 4]
+    quarters = gev.indicators(events, grids, level="town", period="quarter")
+    assert quarters["period"].tolist() == ["2025-Q4", "2026-Q1"]
+    assert gev.indicators(events, grids, level="town", period="year")["period"].tolist() == ["2025", "2026"]
+    assert gev.indicators(events, grids, level="town", period="day", start="2025-12-31",
+                          end="2026-01-02")["period"].tolist() == ["2025-12-31", "2026-01-01"]
+    q = gev.indicators(events.assign(reported_at=pd.to_datetime(["2025-03-31 23:59:59", "2025-04-01 00:00:00",
+                                                                 "2025-06-30 00:00:00", "2025-07-01 00:00:00"])),
+                       grids, level="town", period="quarter")
+    assert q["period"].tolist() == ["2025-Q1", "2025-Q2", "2025-Q3"]
+    assert q["received"].tolist() == [1, 2, 1]
+
+
+def test_bad_parameters_say_what_to_send(placed):
+    with pytest.raises(gev.EventsError, match="period must be one of"):
+        gev.indicators(placed, period="fortnight")
+    with pytest.raises(gev.EventsError, match="no level"):
+        gev.indicators(placed, level="county")
+    with pytest.raises(gev.EventsError, match="span is empty"):
+        gev.indicators(placed, start="2025-05-01", end="2025-04-01")
+    with pytest.raises(gev.EventsError, match="positive hours"):
+        gev.indicators(placed, time_limits={"fire": -1})
+
+
+# --- trends, ranking, stages ----------------------------------------------------------------------
+
+
+def test_trends_take_the_period_before_and_the_year_before(sample, placed):
+    t = gev.trends(placed, level="village", period="month", start="2025-02-01", indicator=["received", "backlog"])
+    ref = reference(sample.events, sample.grids, "village", "M", gev.DEFAULT_TIME_LIMITS)
+    ref = ref.reset_index()
+    ref["period"] = ref["period_start"].dt.strftime("%Y-%m")
+    ref = ref.set_index(["code", "period"])
+    row = t[(t["period"] == "2025-06")].set_index("code")
+    for code in row.index[:10]:
+        assert row.loc[code, "received_pop"] == ref.loc[(code, "2025-06"), "received"] - \
+            ref.loc[(code, "2025-05"), "received"]
+    assert t["received_yoy"].isna().all()  # nothing in 2024
+    assert t["period"].min() == "2025-02"
+    assert not t["received_pop"].isna().any()  # January is computed, though not listed
+
+
+def test_ranking_orders_the_units_by_the_indicator(placed):
+    r = gev.ranking(placed, indicator="closure_rate", level="village", at="2025-06")
+    table = gev.indicators(placed, level="village", period="month")
+    june = table[table["period"] == "2025-06"].set_index("code")["closure_rate"]
+    may = table[table["period"] == "2025-05"].set_index("code")["closure_rate"]
+    assert r["code"].tolist() == june.sort_values(ascending=False, kind="stable").index.tolist() or \
+        r["value"].is_monotonic_decreasing
+    assert r["value"].tolist() == june.loc[r["code"]].tolist()
+    np.testing.assert_allclose(r["change"], (june - may).loc[r["code"]])
+    assert int(r["rank"].iloc[0]) == 1
+    expected_rank = june.rank(method="min", ascending=False).loc[r["code"]].astype(int).tolist()
+    assert r["rank"].astype(int).tolist() == expected_rank
+
+
+def test_stages_are_medians_of_each_step(sample):
+    grids, events, hours = two_villages()
+    t0 = events["reported_at"]
+    events = events.assign(filed_at=t0 + pd.Timedelta(hours=0.5), dispatched_at=t0 + pd.Timedelta(hours=0.75),
+                           handled_at=pd.NaT, verified_at=pd.NaT)
+    st = gev.stages(events, grids, level="town").iloc[0]
+    assert st["filing_hours"] == 0.5 and st["filing_events"] == 4
+    assert st["dispatch_hours"] == 0.25
+    assert st["handling_events"] == 0 and np.isnan(st["handling_hours"])
+    assert st["whole_hours"] == 2.5
+
+
+# --- hot spots against esda -----------------------------------------------------------------------
+
+
+def households_per_grid2(sample):
+    pairs = gpd.sjoin(sample.addresses, sample.grids[sample.grids["level"] == "grid2"][["code", "geometry"]],
+                      predicate="within")
+    return pairs.groupby("code")["households"].sum()
+
+
+@pytest.mark.parametrize("method", ["gi", "moran"])
+def test_hotspots_equal_esda_on_queen_weights(sample, placed, method):
+    from esda.getisord import G_Local
+    from esda.moran import Moran_Local
+    from libpysal.weights import Queen
+
+    households = households_per_grid2(sample)
+    base = pd.DataFrame({"households": households})
+    ours = gev.hotspots(placed, level="grid2", base=base, method=method, permutations=199, seed=7).set_index("code")
+    units = sample.grids[sample.grids["level"] == "grid2"].set_index("code").sort_index()
+    counts = joined(sample.events, sample.grids, "grid2").groupby("code").size().reindex(units.index).fillna(0)
+    rate = counts / households.reindex(units.index) * 100
+    kept = units[rate.notna().to_numpy() & (households.reindex(units.index) > 0).to_numpy()]
+    w = Queen.from_dataframe(kept.reset_index(), ids=list(kept.index), use_index=False)
+    assert not w.islands
+    y = rate.loc[kept.index].to_numpy()
+    if method == "gi":
+        g = G_Local(y, w, transform="B", star=True, permutations=199, seed=7, n_jobs=1)
+        z, p = g.Zs, g.p_sim
+        expected = np.where(p < 0.05, np.where(z > 0, "hot", "cold"), "none")
+    else:
+        m = Moran_Local(y, w, transformation="r", permutations=199, seed=7, n_jobs=1)
+        z, p = m.z_sim, m.p_sim
+        expected = np.where(p < 0.05, np.where(m.q == 1, "hot", np.where(m.q == 3, "cold", "none")), "none")
+    np.testing.assert_allclose(ours.loc[kept.index, "z"], z, rtol=1e-12)
+    np.testing.assert_allclose(ours.loc[kept.index, "p"], p, rtol=1e-12)
+    assert ours.loc[kept.index, "class"].astype(str).tolist() == list(expected)
+    np.testing.assert_allclose(ours.loc[kept.index, "rate"], y)
+
+
+def test_emerging_hotspots_follow_the_stated_rule(sample, placed):
+    from scipy.stats import kendalltau
+
+    base = pd.DataFrame({"households": households_per_grid2(sample)})
+    e = gev.emerging_hotspots(placed, level="grid2", base=base, period="quarter", permutations=49).set_index("code")
+    per = [gev.hotspots(placed, level="grid2", base=base, permutations=49, start=s, end=t).set_index("code")
+           for s, t in [("2025-01-01", "2025-04-01"), ("2025-04-01", "2025-07-01"), ("2025-07-01", "2025-10-01"),
+                        ("2025-10-01", "2026-01-01")]]
+    for code in e.index:
+        z = [h.loc[code, "z"] for h in per]
+        hot = [h.loc[code, "class"] == "hot" for h in per]
+        tau, p = kendalltau(range(4), z)
+        up, down = p < 0.05 and tau > 0, p < 0.05 and tau < 0
+        if hot[-1] and sum(hot) == 1:
+            expected = "new"
+        elif hot[-1] and up:
+            expected = "intensifying"
+        elif sum(hot) >= 3.6 and not up and not down:
+            expected = "persistent"
+        elif any(hot) and down:
+            expected = "diminishing"
+        elif per[-1].loc[code, "class"] == "cold":
+            expected = "cold"
+        else:
+            expected = "none"
+        assert e.loc[code, "class"] == expected, code
+
+
+# --- on data nobody here made: libpysal's Columbus tracts -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def columbus():
+    from libpysal import examples
+
+    tracts = gpd.read_file(examples.get_path("columbus.shp"))
+    # the tracts' own units span ~5 x 4: laid out as ~16 x 12 km near Jinjiang (an affine map keeps the topology)
+    placed = tracts.geometry.affine_transform([0.03, 0, 0, 0.03, 118.3, 24.3]).to_numpy()
+    grids = gpd.GeoDataFrame({"code": [f"350582{100 + i:03d}" for i in range(len(tracts))],
+                              "name": [f"tract {int(v)}" for v in tracts["POLYID"]], "level": "town", "parent": ""},
+                             geometry=placed, crs=4490)
+    rng = np.random.default_rng(3)
+    # events in proportion to the tracts' recorded crime rate, at random points inside them
+    per = rng.poisson(tracts["CRIME"].to_numpy() * 3)
+    where = np.repeat(np.arange(len(tracts)), per)
+    points = shapely.get_geometry(gpd.GeoSeries(grids.geometry.to_numpy()[where]).sample_points(1, rng=rng)
+                                  .to_numpy(), 0)
+    n = len(where)
+    reported = pd.Timestamp("2025-01-01") + pd.to_timedelta(rng.integers(0, 365 * 24, n), unit="h")
+    closed = reported + pd.to_timedelta(rng.lognormal(np.log(30), 1, n), unit="h")
+    closed = closed.where(rng.random(n) < 0.9, pd.NaT)
+    events = gpd.GeoDataFrame({"event_id": [f"c{i}" for i in range(n)],
+                               "category": rng.choice(["dispute", "fire", "road"], n), "status": "open",
+                               "reported_at": reported.astype("datetime64[s]"),
+                               "closed_at": pd.to_datetime(closed).astype("datetime64[s]")},
+                              geometry=points, crs=4490)
+    return grids, events, tracts
+
+
+def test_columbus_indicators_and_gi(columbus):
+    from esda.getisord import G_Local
+    from libpysal.weights import Queen
+
+    grids, events, tracts = columbus
+    ours = gev.indicators(events, grids, level="town", period="quarter")
+    compare(ours, reference(events, grids, "town", "Q", gev.DEFAULT_TIME_LIMITS))
+    h = gev.hotspots(events, grids, level="town", permutations=999, seed=1).set_index("code")
+    w = Queen.from_dataframe(tracts)  # libpysal's own weights of its own polygons
+    y = joined(events, grids, "town").groupby("code").size().reindex(grids["code"]).fillna(0).to_numpy(float)
+    g = G_Local(y, w, transform="B", star=True, permutations=999, seed=1, n_jobs=1)
+    np.testing.assert_allclose(h["z"].to_numpy(), g.Zs, rtol=1e-12)
+    np.testing.assert_allclose(h["p"].to_numpy(), g.p_sim, rtol=1e-12)
+    assert (h["class"] == "hot").sum() > 0
+
+
+def test_an_island_is_not_tested_and_is_said(columbus):
+    grids, events, _ = columbus
+    far = gpd.GeoDataFrame({"code": ["350582199"], "name": ["island"], "level": "town", "parent": ""},
+                           geometry=[box(118.9, 24.9, 118.91, 24.91)], crs=4490)
+    grids = pd.concat([grids, far], ignore_index=True)
+    h = gev.hotspots(events, grids, level="town", permutations=99).set_index("code")
+    assert h.attrs["islands"] == ["350582199"]
+    assert np.isnan(h.loc["350582199", "z"]) and h.loc["350582199", "class"] == "none"
+    assert h.loc["350582199", "neighbours"] == 0
+    assert h["z"].notna().sum() == 49
+
+
+# --- the public minimum count -----------------------------------------------------------------------
+
+
+def test_public_indicators_never_show_or_give_away_fewer_than_k(sample, placed):
+    from test_disclosure import K, check_no_small_sum
+
+    from gridgeo import disclosure
+
+    table = gev.indicators(placed, period="month")
+    public = disclosure.public_indicators(table, K)
+    assert "on_time" not in public.columns
+    parents = sample.grids.set_index("code")["parent"]
+    checked = 0
+    for month in ("2025-02", "2025-08"):
+        rows = public[public["period"] == month].set_index("code")
+        start = pd.Timestamp(month + "-01")
+        raw = pd.concat([reference(sample.events, sample.grids, lv, "M", gev.DEFAULT_TIME_LIMITS)
+                         .xs(start, level="period_start") for lv in ("town", "village", "grid1", "grid2", "grid3")])
+        for column in ("received", "closed", "backlog", "overdue"):
+            shown = rows[column].notna()
+            got = rows.loc[shown, column].astype(float)
+            np.testing.assert_array_equal(got.to_numpy(), raw.loc[got.index, column].astype(float).to_numpy())
+            assert ((got == 0) | (got >= K)).all(), column
+            small = raw.index[(raw[column] > 0) & (raw[column] < K)]
+            assert not shown.reindex(small).any(), f"{column} {month}: a count below {K} is published"
+        for column in ("median_hours", "p90_hours", "on_time_rate"):  # their denominator is closed
+            assert rows.loc[rows["closed"].isna(), column].isna().all()
+        assert rows.loc[rows["closed"].isna() | rows["backlog"].isna(), "closure_rate"].isna().all()
+        shown = rows["overdue"].notna() & rows["backlog"].notna()
+        open_in_time = raw.loc[shown[shown].index, "backlog"] - raw.loc[shown[shown].index, "overdue"]
+        assert ((open_in_time == 0) | (open_in_time >= K)).all()
+        values = {c: (raw[c].reindex(rows.index), rows[c].isna()) for c in ("received", "closed", "backlog",
+                                                                             "overdue")}
+        checked += check_no_small_sum(rows, values, parents.reindex(rows.index), {})
+        suppressed = rows["suppressed"]
+        assert suppressed.any() and not suppressed.all()
+    assert checked > 100
+    with pytest.raises(disclosure.DisclosureError, match="not public"):
+        disclosure.public_indicators(gev.indicators(placed, level="town", by="category"), K)

@@ -1,0 +1,152 @@
+"""/events/indicators, /trends, /ranking, /hotspots over HTTP, against counts made here from the raw sample.
+
+Counts are recounted with a covers-join (``geopandas.sjoin(predicate="within")``)
+and pandas, never with gridgeo.events: a viewer sees every unit's true figures;
+an anonymous caller never sees a count of 1..k-1 and does see the units that
+have enough events; bad parameters are 400/422 problem bodies, never 500.
+"""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+
+K = 10
+
+
+@pytest.fixture(scope="module")
+def monthly(sample):
+    """Per (code, month): received, closed, backlog at the month's end (all levels), from the raw events."""
+    units = sample.grids[["code", "level", "geometry"]]
+    pairs = gpd.sjoin(sample.events, units, predicate="within")
+    as_of = max(sample.events["reported_at"].max(), sample.events["closed_at"].max()) + pd.Timedelta(seconds=1)
+    rows = []
+    for month in pd.period_range("2025-01", "2025-12", freq="M"):
+        s, e = month.start_time, (month + 1).start_time
+        t = min(e, as_of)
+        rep, clo = pairs["reported_at"], pairs["closed_at"]
+        table = pd.DataFrame({
+            "received": pairs[(rep >= s) & (rep < e)].groupby("code").size(),
+            "closed": pairs[(clo >= s) & (clo < e)].groupby("code").size(),
+            "backlog": pairs[(rep < t) & (clo.isna() | (clo >= t))].groupby("code").size(),
+        }).reindex(units["code"]).fillna(0).astype(int)
+        table["period"] = f"{month:%Y-%m}"
+        rows.append(table)
+    out = pd.concat(rows)
+    out.index.name = "code"
+    return out.reset_index().set_index(["code", "period"])
+
+
+def viewer(api_keys):
+    return {"X-API-Key": api_keys["viewer"]}
+
+
+def test_viewer_indicators_per_town_and_month_are_the_raw_counts(client, api_keys, monthly):
+    r = client.get("/events/indicators?level=town&period=month", headers=viewer(api_keys))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["min_count"] is None
+    rows = pd.DataFrame(body["rows"]).set_index(["code", "period"])
+    assert {"received", "closed", "backlog", "closure_rate", "median_hours", "p90_hours", "on_time_rate",
+            "overdue"} <= set(rows.columns)
+    assert [p for _, p in rows.index] == [f"2025-{m:02d}" for m in range(1, 13)]
+    for column in ("received", "closed", "backlog"):
+        assert rows[column].tolist() == monthly.loc[rows.index, column].tolist(), column
+    rate = rows["closed"] / (rows["closed"] + rows["backlog"])
+    np.testing.assert_allclose(rows["closure_rate"], rate, atol=1e-4)
+
+
+def test_anonymous_callers_do_not_see_a_unit_with_fewer_than_k_events(client, api_keys, monthly):
+    anonymous = pd.DataFrame(client.get("/events/indicators?level=grid2&period=month").json()["rows"])
+    seen = pd.DataFrame(client.get("/events/indicators?level=grid2&period=month",
+                                   headers=viewer(api_keys)).json()["rows"])
+    anonymous = anonymous.set_index(["code", "period"])
+    seen = seen.set_index(["code", "period"])
+    raw = monthly.loc[anonymous.index]
+    for column in ("received", "closed", "backlog"):
+        shown = anonymous[column].notna()
+        assert (anonymous.loc[shown, column] == raw.loc[shown, column]).all()
+        assert ((anonymous.loc[shown, column] == 0) | (anonymous.loc[shown, column] >= K)).all()
+        small = (raw[column] > 0) & (raw[column] < K)
+        assert small.any() and not shown[small].any(), column
+        assert seen.loc[small[small].index, column].tolist() == raw.loc[small, column].tolist()  # viewers see them
+    assert anonymous["received"].notna().any()  # units with enough events are shown
+    assert anonymous.loc[anonymous["closed"].isna(), "median_hours"].isna().all()
+    assert "on_time" not in anonymous.columns
+
+
+def test_a_unit_and_the_units_inside_it(client, api_keys):
+    grids = client.get("/events/indicators?level=village&unit=350582106&period=month", headers=viewer(api_keys))
+    assert grids.status_code == 200
+    rows = grids.json()["rows"]
+    assert len(rows) == 28 * 12 and all(r["code"].startswith("350582106") for r in rows)
+    assert client.get("/events/indicators?unit=999&period=month").status_code == 404
+
+
+def test_trends_and_ranking(client, api_keys, monthly):
+    t = client.get("/events/trends?level=village&indicator=received", headers=viewer(api_keys)).json()
+    rows = pd.DataFrame(t["rows"]).set_index(["code", "period"])
+    code = rows.index[0][0]
+    june, may = monthly.loc[(code, "2025-06"), "received"], monthly.loc[(code, "2025-05"), "received"]
+    assert rows.loc[(code, "2025-06"), "received_pop"] == june - may
+    r = client.get("/events/ranking?level=village&indicator=backlog&at=2025-06", headers=viewer(api_keys)).json()
+    assert r["higher_is_better"] is False
+    ranked = pd.DataFrame(r["rows"])
+    villages = [c for c in monthly.index.get_level_values("code").unique() if len(c) == 12]
+    backlog = monthly.loc[[(c, "2025-06") for c in villages], "backlog"].droplevel("period")
+    assert ranked["value"].tolist() == sorted(backlog.tolist())
+    assert ranked["rank"].tolist() == backlog.rank(method="min").loc[ranked["code"]].astype(int).tolist()
+    public = client.get("/events/ranking?level=village&indicator=backlog&at=2025-06").json()
+    values = [v for v in (row["value"] for row in public["rows"]) if v is not None]
+    assert all(v == 0 or v >= K for v in values)
+
+
+def test_hotspots_rows_and_the_public_view(client, api_keys, sample):
+    seen = client.get("/events/hotspots?level=grid2", headers=viewer(api_keys)).json()
+    rows = pd.DataFrame(seen["rows"])
+    assert len(rows) == 128 and {"code", "z", "p", "class"} <= set(rows.columns)
+    assert set(rows["class"]) <= {"hot", "cold", "none"}
+    assert ((rows["class"] == "hot") == ((rows["z"] > 0) & (rows["p"] < 0.05))).all()
+    units = sample.grids[sample.grids["level"] == "grid2"][["code", "geometry"]]
+    counts = gpd.sjoin(sample.events, units, predicate="within").groupby("code").size()
+    assert rows.set_index("code")["events"].tolist() == counts.reindex(rows["code"]).fillna(0).astype(int).tolist()
+    june = client.get("/events/hotspots?level=grid2&from=2025-06-01&to=2025-07-01").json()
+    shown = {r["code"] for r in june["rows"]}
+    ev = sample.events[(sample.events["reported_at"] >= "2025-06-01") & (sample.events["reported_at"] < "2025-07-01")]
+    per = gpd.sjoin(ev, units, predicate="within").groupby("code").size().reindex(units["code"]).fillna(0)
+    small = set(per[(per > 0) & (per < K)].index)
+    assert small and not (shown & small)
+    assert shown == set(units["code"]) - small
+    assert all(set(r) == {"code", "z", "p", "class"} for r in june["rows"])
+    assert june["withheld"] == len(small)
+
+
+@pytest.mark.parametrize("path,status", [
+    ("/events/indicators?period=fortnight", 400),
+    ("/events/indicators?level=county", 400),
+    ("/events/trends?indicator=happiness", 400),
+    ("/events/indicators?from=2025-13-01", 400),
+    ("/events/hotspots?method=kriging", 400),
+    ("/events/ranking?at=2031-01", 400),
+    ("/events/indicators?period=week", 422),  # public: whole months only
+    ("/events/indicators?category=fire", 422),  # public: all categories together
+    ("/events/indicators?from=2025-03-02", 422),  # public: months begin on the 1st
+])
+def test_bad_parameters_are_problems(client, path, status):
+    r = client.get(path)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["detail"]
+
+
+def test_a_viewer_asks_any_period_and_category(client, api_keys, sample):
+    r = client.get("/events/indicators?level=town&period=span&from=2025-03-01&to=2025-04-01&category=fire",
+                   headers=viewer(api_keys)).json()
+    (row,) = r["rows"]
+    ev = sample.events
+    fire = ev[(ev["category"] == "fire") & (ev["reported_at"] >= "2025-03-01") & (ev["reported_at"] < "2025-04-01")]
+    assert row["period"] == "2025-03-01/2025-03-31" and row["received"] == len(fire)
+    assert client.get("/events/indicators?period=span&from=2025-04-01&to=2025-03-01",
+                      headers=viewer(api_keys)).status_code == 400
