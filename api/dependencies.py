@@ -255,10 +255,6 @@ def event_period(period: Annotated[str, Query(description="Periods of the indica
 def event_level(request: Request,
                 level: Annotated[str | None, Query(max_length=64, description="A grid level (default: the "
                                                                                "scheme's main level)")] = None) -> str:
-    """A ``level`` query parameter of the event routes: one of the store's levels (400 otherwise)."""
-    names = request.app.state.services.store.scheme.names
-    chosen = level or request.app.state.services.store.scheme.main_level
-    if chosen not in names:
-        raise Problem(400, "Bad Request", f"level 只能是 {list(names)} 之一 — no level {chosen!r}: use one of "
-                      f"{list(names)}")
-    return chosen
+    """A ``level`` query parameter of the event routes: one of the store's levels (404 otherwise, as
+    every ``level`` of the service)."""
+    return _checked_level(level or request.app.state.services.store.scheme.main_level, request)

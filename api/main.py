@@ -45,7 +45,7 @@ DOMAIN_ERRORS = {
     SchemaError: 422,
     PlanError: 422,
     CRSError: 400,
-    EventsError: 400,
+    EventsError: 422,  # the request fits the document; a rule of gridgeo.events refuses it
     AccessError: 403,
     AcknowledgementRequired: 409,
     ReportHasErrors: 422,
