@@ -402,11 +402,10 @@ def crosswalk(grids, other, *, level="grid2", other_id=None, addresses=None, ind
     >>> int(table["households"].sum()) == int(s.addresses["households"].sum())
     True
     """
-    layers = _layers(grids, other, level=level, other_id=other_id, other_crs=other_crs, scheme=scheme,
-                     name=name, other_name=other_name)
-    options = _thresholds(sliver_area, sliver_width)
-    table = _pairs(layers, addresses, (index, other_index), options, other_name)
-    units = _units(layers, table, options)
+    layers, options, table, units = _prepared(grids, other, addresses, (index, other_index), level=level,
+                                              other_id=other_id, other_crs=other_crs, scheme=scheme, name=name,
+                                              other_name=other_name, sliver_area=sliver_area,
+                                              sliver_width=sliver_width)
     out = gpd.GeoDataFrame(table[list(PAIR_COLUMNS)], geometry="geometry", crs=gcrs.STORAGE_CRS)
     out.attrs["summary"] = _summary(units, table, layers, options)
     out.attrs["level"] = level
@@ -512,11 +511,22 @@ def nesting(grids, other, *, level="grid2", other_id=None, addresses=None, index
     >>> sorted(units["layer"].unique())
     ['grids', 'other']
     """
+    layers, options, table, units = _prepared(grids, other, addresses, (index, other_index), level=level,
+                                              other_id=other_id, other_crs=other_crs, scheme=scheme, name=name,
+                                              other_name=other_name, sliver_area=sliver_area,
+                                              sliver_width=sliver_width)
+    return units
+
+
+def _prepared(grids, other, addresses, indexes, *, level, other_id, other_crs, scheme, name, other_name,
+              sliver_area, sliver_width):
+    """The two layers read, the thresholds, the overlapping pairs and each unit's place: what
+    :func:`crosswalk`, :func:`nesting` and :func:`misalignment` all start from."""
     layers = _layers(grids, other, level=level, other_id=other_id, other_crs=other_crs, scheme=scheme,
                      name=name, other_name=other_name)
     options = _thresholds(sliver_area, sliver_width)
-    table = _pairs(layers, addresses, (index, other_index), options, other_name)
-    return _units(layers, table, options)
+    table = _pairs(layers, addresses, indexes, options, other_name)
+    return layers, options, table, _units(layers, table, options)
 
 
 def _units(layers: _Layers, table, options):
@@ -652,11 +662,10 @@ def misalignment(grids, other, *, level="grid2", other_id=None, addresses=None, 
     >>> set(report["kind"]) <= set(gridgeo.crosswalk.MISALIGNMENT_KINDS)
     True
     """
-    layers = _layers(grids, other, level=level, other_id=other_id, other_crs=other_crs, scheme=scheme,
-                     name=name, other_name=other_name)
-    options = _thresholds(sliver_area, sliver_width)
-    table = _pairs(layers, addresses, (index, other_index), options, other_name)
-    units = _units(layers, table, options)
+    layers, options, table, units = _prepared(grids, other, addresses, (index, other_index), level=level,
+                                              other_id=other_id, other_crs=other_crs, scheme=scheme, name=name,
+                                              other_name=other_name, sliver_area=sliver_area,
+                                              sliver_width=sliver_width)
     rows = [_sliver_rows(table, level), _gap_rows(layers, addresses, options, level),
             _split_rows(table, units, level), _not_nested_rows(table, units, level)]
     report = pd.concat([r for r in rows if len(r)] or [pd.DataFrame(columns=list(REPORT_COLUMNS))],

@@ -90,6 +90,23 @@ def _library(call):
         raise Problem(422, "Unprocessable Content", str(exc)) from None
 
 
+def _series(services, who, level, period, start, end, category, indicator, unit):
+    """The indicator per unit and period with its changes (what /trends answers and /ranking ranks):
+    every unit for viewers, the public table for anyone else; and the minimum count applied (None)."""
+    if who.has("viewer"):
+        key = ("trends", level, period, start, end, tuple(category or ()), indicator)
+        table = derived.memo(services, key, lambda: _library(lambda: gevents.trends(
+            derived.placed_events(services), level=level, period=period, start=start, end=end,
+            category=category, indicator=indicator)))
+        k = None
+    else:
+        _public_question(services, period, start, end, category)
+        public = derived.public_indicators(services)
+        table = _dated(gevents.changes(public[public["level"] == level], indicator), start, end)
+        k = services.settings.min_count
+    return _within(table, unit, services), k
+
+
 def router() -> APIRouter:
     r = APIRouter(tags=["events"], responses={**derived.PREPARING, **responses(400), **responses(404),
                                               **responses(422)})
@@ -126,18 +143,7 @@ def router() -> APIRouter:
         services = request.app.state.services
         if period == "span":
             raise Problem(400, "Bad Request", "trends need a period: month, week, day, quarter or year / 趋势须指定周期")
-        if who.has("viewer"):
-            key = ("trends", level, period, start, end, tuple(category or ()), indicator)
-            table = derived.memo(services, key, lambda: _library(lambda: gevents.trends(
-                derived.placed_events(services), level=level, period=period, start=start, end=end,
-                category=category, indicator=indicator)))
-            k = None
-        else:
-            _public_question(services, period, start, end, category)
-            public = derived.public_indicators(services)
-            table = _dated(gevents.changes(public[public["level"] == level], indicator), start, end)
-            k = services.settings.min_count
-        table = _within(table, unit, services)
+        table, k = _series(services, who, level, period, start, end, category, indicator, unit)
         return {"level": level, "period": period, "indicator": indicator, "min_count": k, "rows": _rows(table)}
 
     @r.get("/events/ranking", summary="The units of a level ranked by an indicator, with the change from the "
@@ -153,18 +159,7 @@ def router() -> APIRouter:
         services = request.app.state.services
         if period == "span":
             raise Problem(400, "Bad Request", "a ranking needs a period / 排名须指定周期")
-        if who.has("viewer"):
-            key = ("trends", level, period, start, end, tuple(category or ()), indicator)
-            table = derived.memo(services, key, lambda: _library(lambda: gevents.trends(
-                derived.placed_events(services), level=level, period=period, start=start, end=end,
-                category=category, indicator=indicator)))
-            k = None
-        else:
-            _public_question(services, period, start, end, category)
-            public = derived.public_indicators(services)
-            table = _dated(gevents.changes(public[public["level"] == level], indicator), start, end)
-            k = services.settings.min_count
-        table = _within(table, unit, services)
+        table, k = _series(services, who, level, period, start, end, category, indicator, unit)
         if table.empty:
             return {"level": level, "period": at, "indicator": indicator, "min_count": k, "rows": []}
         ranked = _library(lambda: gevents.ranked(table, indicator, at))
