@@ -17,7 +17,9 @@ periods.
 
 The indicators, stated once
 ---------------------------
-A period is a half-open interval ``[start, end)`` of local (naive) time. An
+A period is a half-open interval ``[start, end)`` of local (naive) time. The
+periods listed are those that meet both the span asked for and the data (the
+first report to ``as_of``); a span wholly outside the data is refused. An
 event is *open at* an instant ``t`` when it was reported before ``t`` and is
 not closed before ``t`` (no ``closed_at``, or ``closed_at >= t``). For every
 unit and period:
@@ -267,7 +269,16 @@ def _periods(period, start, end, placed: Placed):
         label = f"{begin:%Y-%m-%d}/{(last - pd.Timedelta(seconds=1)):%Y-%m-%d}"
         return [label], np.array([_s(begin)]), np.array([_s(last)])
     freq = PERIODS[period]
-    ordinals = pd.period_range(first.to_period(freq), (last - pd.Timedelta(seconds=1)).to_period(freq), freq=freq)
+    # only the periods the data can speak of: from the first report to as_of (before it every count is
+    # nought, after it nothing is known), so that no span asks for thousands of empty periods
+    known_from = pd.Timestamp(int(dated.min()) if len(dated) else as_of, unit="s")
+    known_to = pd.Timestamp(as_of, unit="s")
+    lo, hi = max(first, known_from), min(last, known_to)
+    if hi <= lo:
+        raise EventsError(f"{first:%Y-%m-%d} 至 {last:%Y-%m-%d} 没有事件数据（数据自 {known_from:%Y-%m-%d} 至 "
+                          f"{known_to:%Y-%m-%d}）— no event data from {first:%Y-%m-%d} to {last:%Y-%m-%d}: the data run "
+                          f"from {known_from:%Y-%m-%d} to {known_to:%Y-%m-%d}")
+    ordinals = pd.period_range(lo.to_period(freq), (hi - pd.Timedelta(seconds=1)).to_period(freq), freq=freq)
     starts = ordinals.start_time
     ends = (ordinals + 1).start_time
     return _labels(ordinals, period), _s(starts), _s(ends)

@@ -150,3 +150,14 @@ def test_a_viewer_asks_any_period_and_category(client, api_keys, sample):
     assert row["period"] == "2025-03-01/2025-03-31" and row["received"] == len(fire)
     assert client.get("/events/indicators?period=span&from=2025-04-01&to=2025-03-01",
                       headers=viewer(api_keys)).status_code == 422
+
+
+def test_a_span_far_beyond_the_data_lists_only_the_periods_the_data_speak_of(client, api_keys, sample):
+    wide = client.get("/events/trends?period=month&from=2000-01-01&to=2040-01-01", headers=viewer(api_keys))
+    assert wide.status_code == 200, wide.text
+    months = sorted({r["period"] for r in wide.json()["rows"]})
+    reported = sample.events["reported_at"]
+    first, last = reported.min().strftime("%Y-%m"), reported.max().strftime("%Y-%m")
+    assert months[0] == first and months[-1] >= last and len(months) <= 14, months  # not 480 months
+    outside = client.get("/events/trends?period=month&from=0287-09-29&to=1977-09-07", headers=viewer(api_keys))
+    assert outside.status_code == 422 and "the data run from" in outside.json()["detail"]
