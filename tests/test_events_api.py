@@ -161,3 +161,9 @@ def test_a_span_far_beyond_the_data_lists_only_the_periods_the_data_speak_of(cli
     assert months[0] == first and months[-1] >= last and len(months) <= 14, months  # not 480 months
     outside = client.get("/events/trends?period=month&from=0287-09-29&to=1977-09-07", headers=viewer(api_keys))
     assert outside.status_code == 422 and "the data run from" in outside.json()["detail"]
+
+
+def test_trends_and_rankings_need_a_period(client, api_keys):
+    for path in ("/events/trends?period=span", "/events/ranking?period=span"):
+        r = client.get(path, headers=viewer(api_keys))
+        assert r.status_code == 422 and "period" in r.json()["detail"], r.text

@@ -142,7 +142,7 @@ def router() -> APIRouter:
         indicator = _indicator(indicator)
         services = request.app.state.services
         if period == "span":
-            raise Problem(400, "Bad Request", "trends need a period: month, week, day, quarter or year / 趋势须指定周期")
+            raise Problem(422, "Unprocessable Content", "trends need a period: month, week, day, quarter or year / 趋势须指定周期")
         table, k = _series(services, who, level, period, start, end, category, indicator, unit)
         return {"level": level, "period": period, "indicator": indicator, "min_count": k, "rows": _rows(table)}
 
@@ -158,7 +158,7 @@ def router() -> APIRouter:
         indicator = _indicator(indicator)
         services = request.app.state.services
         if period == "span":
-            raise Problem(400, "Bad Request", "a ranking needs a period / 排名须指定周期")
+            raise Problem(422, "Unprocessable Content", "a ranking needs a period / 排名须指定周期")
         table, k = _series(services, who, level, period, start, end, category, indicator, unit)
         if table.empty:
             return {"level": level, "period": at, "indicator": indicator, "min_count": k, "rows": []}
