@@ -26,6 +26,8 @@ request.
             than ``GRIDGEO_RATE_WIDE_BBOX`` square degrees         (``GRIDGEO_RATE_ITEMS``)
             (0.01, about 100 km²), or without a bbox and with a
             ``limit`` over ``GRIDGEO_RATE_WIDE_LIMIT`` (1000)
+    print   ``GET /export/map.png`` and ``GET /export/map.pdf``     5 in 10 s
+                                                                   (``GRIDGEO_RATE_PRINT``)
     ======  =====================================================  ======================
 
     A client over its limit gets 429 with ``Retry-After`` (whole seconds) and a
@@ -266,13 +268,13 @@ class SlidingWindow:
 
 _ITEMS = re.compile(r"/collections/[^/]+/items")
 
-WHAT = {"assign": "POST /assign", "areas": "GET /coverage/areas",
+WHAT = {"assign": "POST /assign", "areas": "GET /coverage/areas", "print": "GET /export/map.png|pdf",
         "items": "an items request over a wide area (a wide bbox, or a large limit without one)"}
 """The limited requests, by the name of their limit."""
 
 
 def limited(method: str, path: str, query_string: bytes, *, wide_bbox: float, wide_limit: int) -> str | None:
-    """The name of the limit a request falls under (``assign``, ``areas``, ``items``), or None.
+    """The name of the limit a request falls under (``assign``, ``areas``, ``items``, ``print``), or None.
 
     Examples
     --------
@@ -292,6 +294,8 @@ def limited(method: str, path: str, query_string: bytes, *, wide_bbox: float, wi
         return None
     if path == "/coverage/areas":
         return "areas"
+    if path in PRINTS:
+        return "print"
     if _ITEMS.fullmatch(path) and _wide(query_string, wide_bbox, wide_limit):
         return "items"
     return None
@@ -310,6 +314,9 @@ def _wide(query_string: bytes, wide_bbox: float, wide_limit: int) -> bool:
     limit = params.get("limit")
     return bool(limit) and limit[-1].strip().isdigit() and int(limit[-1]) > wide_limit
 
+
+PRINTS = ("/export/map.png", "/export/map.pdf")
+"""The printed maps: each a few seconds of drawing."""
 
 _WIDEST = b"bbox=-inf,-inf,inf,inf"
 """A query no bbox or limit setting calls narrow: what :func:`document` asks :func:`limited` about."""
@@ -330,7 +337,8 @@ def document(schema: dict, settings) -> dict:
     ...  for method, op in ops.items() if "429" in op["responses"]]
     [('/assign', 'post'), ('/collections/{collection_id}/items', 'get')]
     """
-    rates = {"assign": settings.rate_assign, "areas": settings.rate_areas, "items": settings.rate_items}
+    rates = {"assign": settings.rate_assign, "areas": settings.rate_areas, "items": settings.rate_items,
+             "print": settings.rate_print}
     on = {name for name, text in rates.items() if Rate.parse(text) is not None}
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
@@ -378,7 +386,7 @@ class RateLimit:
     ----------
     app : ASGI app
     settings : api.settings.Settings
-        ``rate_assign``, ``rate_areas``, ``rate_items``, ``rate_wide_bbox``,
+        ``rate_assign``, ``rate_areas``, ``rate_items``, ``rate_print``, ``rate_wide_bbox``,
         ``rate_wide_limit`` and ``trusted_proxies``.
     keys : api.keys.KeyStore
         A caller whose key is in it is not limited.
@@ -388,7 +396,8 @@ class RateLimit:
 
     def __init__(self, app, settings, keys, clock=time.monotonic):
         self.app, self.keys = app, keys
-        rates = {"assign": settings.rate_assign, "areas": settings.rate_areas, "items": settings.rate_items}
+        rates = {"assign": settings.rate_assign, "areas": settings.rate_areas, "items": settings.rate_items,
+             "print": settings.rate_print}
         self.rates = {name: rate for name, text in rates.items() if (rate := Rate.parse(text)) is not None}
         self.windows = {name: SlidingWindow(*rate, clock=clock) for name, rate in self.rates.items()}
         self.wide_bbox, self.wide_limit = settings.rate_wide_bbox, settings.rate_wide_limit

@@ -23,7 +23,7 @@ from api import auth, dependencies, limits, problems
 from api import derived as api_derived
 from api.dependencies import base_url, cache_control, one_value_each
 from api.limits import BodyLimit, RateLimit
-from api.routes import admin, analysis, events, features, figures, imports, pages, plans, tiles
+from api.routes import admin, analysis, events, exports, features, figures, imports, pages, plans, tiles
 from api.services import Preparing, Services
 from api.settings import Settings
 from gridgeo.crs import CRSError
@@ -135,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(plans.router())
     app.include_router(imports.router())
     app.include_router(admin.router())
+    app.include_router(exports.router())
     pages.mount(app)
     app.openapi = lambda: _openapi(app)
     return app

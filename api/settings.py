@@ -40,6 +40,7 @@ GRIDGEO_RATE_ASSIGN       POST /assign per client without an API      ``5/10``: 
                           key: ``requests/seconds``, 0 for no limit   in any 10 s
 GRIDGEO_RATE_AREAS        GET /coverage/areas, likewise               ``10/10``
 GRIDGEO_RATE_ITEMS        items requests over a wide area, likewise   ``10/10``
+GRIDGEO_RATE_PRINT        GET /export/map.png|pdf, likewise           ``5/10``
 GRIDGEO_RATE_WIDE_BBOX    an items bbox wider than this (square       0.01 (about 100 km²)
                           degrees) is a wide one
 GRIDGEO_RATE_WIDE_LIMIT   an items request without a bbox asking      1000
@@ -101,6 +102,7 @@ class Settings(BaseSettings):
     rate_assign: str = "5/10"
     rate_areas: str = "10/10"
     rate_items: str = "10/10"
+    rate_print: str = "5/10"
     rate_wide_bbox: float = Field(0.01, ge=0)
     rate_wide_limit: int = Field(1000, ge=0)
     trusted_proxies: int = Field(0, ge=0, le=10)
@@ -109,7 +111,7 @@ class Settings(BaseSettings):
     heat_period: Literal["month", "quarter", "year"] = "month"
     self_publish: bool = False
 
-    @field_validator("rate_assign", "rate_areas", "rate_items")
+    @field_validator("rate_assign", "rate_areas", "rate_items", "rate_print")
     @classmethod
     def _rate(cls, value: str) -> str:
         from api.limits import Rate

@@ -46,14 +46,13 @@ import functools
 import html
 import json
 import re
-import warnings
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 
+from gridgeo import _mapstyle
 from gridgeo import crs as gcrs
 from gridgeo.schema import DEFAULT_SCHEME, STATION_KINDS, check
 
@@ -70,24 +69,16 @@ __all__ = [
     "offline",
 ]
 
-_STATIC = Path(__file__).resolve().parent.parent / "api" / "static"
-STYLE_FILE = _STATIC / "app" / "style.json"
+STYLE_FILE = _mapstyle.STYLE_FILE
 """The style the page and these maps share."""
 
-ASSETS = _STATIC / "node_modules"
+ASSETS = _mapstyle.STATIC / "node_modules"
 """The npm packages the service serves (``make assets``): the offline maps' Leaflet."""
 
-
-@functools.cache
-def style() -> dict:
-    """The one map's style: colours and lines per level, station kind, figure and class.
-
-    Examples
-    --------
-    >>> style()["levels"]["grid2"]["color"]
-    '#9fb6d6'
-    """
-    return json.loads(STYLE_FILE.read_text("utf-8"))
+style = _mapstyle.style
+_fills = _mapstyle.fills
+_number = _mapstyle.number
+_field_label = _mapstyle.field_label
 
 
 # ----------------------------------------------------------------------------
@@ -599,69 +590,14 @@ def _choropleth_style(line="#0b1a2e"):
     return {"color": line, "weight": 0.6, "opacity": 0.9, "fillOpacity": style()["choropleth"]["fillOpacity"]}
 
 
-def _fills(values, *, column, scheme, k):
-    """Fill colours for `values`, and the legend's rows: (colour, text, count, shape)."""
-    s = style()
-    if column == "band":
-        bands = s["band"]
-        colours = values.astype(object).map({b: v["color"] for b, v in bands.items()}).fillna(s["no_data"])
-        rows = [(v["color"], v["label"], int((values.astype(object) == b).sum()), "box") for b, v in bands.items()]
-    else:
-        numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
-        known = np.isfinite(numbers)
-        bins, counts = _breaks(numbers[known], scheme=scheme, k=k)
-        ramp = s["ramps"][s["fields"].get(column, {}).get("ramp", _ramp_for(column))]
-        palette = np.array([ramp[round(i * (len(ramp) - 1) / max(len(bins) - 1, 1))] for i in range(len(bins))])
-        cls = np.minimum(np.searchsorted(bins, numbers, side="left"), len(bins) - 1)
-        colours = pd.Series(np.where(known, palette[cls] if len(bins) else s["no_data"], s["no_data"]),
-                            index=values.index)
-        low = float(np.min(numbers[known])) if known.any() else 0.0
-        rows = []
-        for colour, upper, n in zip(palette, bins, counts):
-            rows.append((colour, f"{_number(low, column)} – {_number(upper, column)}", int(n), "box"))
-            low = upper
-    missing = int(values.isna().sum())
-    if missing:
-        rows.append((s["no_data"], "无数据", missing, "box"))
-    return colours, rows
 
 
-def _breaks(values, *, scheme, k):
-    """Class upper bounds and counts by a mapclassify scheme (as /stats/{level}/breaks)."""
-    import mapclassify
-
-    schemes = {"quantiles": "Quantiles", "natural_breaks": "NaturalBreaks", "fisher_jenks": "FisherJenks",
-               "equal_interval": "EqualInterval"}
-    if scheme not in schemes:
-        raise ValueError(f"scheme should be one of {list(schemes)}, got {scheme!r}")
-    if len(values) == 0:
-        return np.zeros(0), np.zeros(0, dtype=int)
-    k = min(k, len(np.unique(values)))
-    if k < 2:
-        return np.array([values.max()]), np.array([len(values)])
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Numba not installed")  # the pure-Python Fisher-Jenks is fine here
-        classes = getattr(mapclassify, schemes[scheme])(values, k=k)
-    return np.asarray(classes.bins, dtype=float), np.asarray(classes.counts)
 
 
-def _ramp_for(column):
-    return "RdYlGn" if column.startswith("share_") else "YlOrRd"
 
 
-def _number(value, column):
-    if column.startswith("share_"):
-        return f"{value * 100:.1f}%"
-    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
 
 
-def _field_label(column):
-    fields = style()["fields"]
-    if column in fields:
-        return fields[column]["label"]
-    if column.startswith("share_"):
-        return f"{column[6:-3]}分钟生活圈覆盖率"
-    return column
 
 
 def _level_label(level):

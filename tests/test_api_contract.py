@@ -323,7 +323,7 @@ def test_429_is_documented_exactly_where_a_rate_limit_holds(sample_store, api_ke
     hour = "1/3600"
     answered = {}
     with _service(sample_store, api_keys, tmp_path_factory, rate_assign=hour, rate_areas=hour,
-                  rate_items=hour) as client:
+                  rate_items=hour, rate_print=hour) as client:
         for method, path, operation, request in _every_operation(client, sample, planner):
             first, second = (client.request(**request) for _ in range(2))
             answered[method, path] = first.status_code, second.status_code
@@ -335,6 +335,7 @@ def test_429_is_documented_exactly_where_a_rate_limit_holds(sample_store, api_ke
             assert 0 < seconds <= 3600 and (method == "head" or problem(second, 429)["retry_after"] == seconds)
     assert answered["post", "/assign"] == (200, 429) and answered["get", "/coverage/areas"] == (200, 429)
     assert answered["get", "/collections/grid2/items"][1] == 429 and answered["get", "/tiles"] == (200, 200)
+    assert answered["get", "/export/map.png"] == (200, 429) and answered["get", "/export/figures.xlsx"] == (200, 200)
     with _service(sample_store, api_keys, tmp_path_factory) as client:  # the suite's: limits off
         paths = client.get("/openapi.json").json()["paths"]
         assert not [path for path, ops in paths.items() for op in ops.values() if "429" in op["responses"]]

@@ -1,0 +1,204 @@
+"""Print and export: the printed map (gridgeo.printing), the Excel workbook (gridgeo.workbook), over HTTP.
+
+Checked against what is computed here, not by the code under test: the
+legend's classes by mapclassify on the figures; the north arrow by PROJ's
+meridian convergence; the scale bar by the map's own axes; the names by a
+brute-force overlap test of their boxes; the PDF's text read back with pypdf;
+the workbook's cells read back with openpyxl against ``/stats``.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import math
+import warnings
+
+import mapclassify
+import numpy as np
+import openpyxl
+import pandas as pd
+import pyproj
+import pypdf
+import pytest
+from PIL import Image
+
+import gridgeo
+from gridgeo import printing
+from gridgeo.printing import PrintError, print_map
+from gridgeo.workbook import FIGURE_NAMES, figures_workbook
+
+
+@pytest.fixture(scope="module")
+def figures(sample):
+    return gridgeo.stats.figures(sample.grids, addresses=sample.addresses, events=sample.events)
+
+
+def _text(pdf: bytes) -> str:
+    return "".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf)).pages)
+
+
+def _classes(values, k=5):
+    """The legend rows a choropleth of `values` must show: mapclassify's Fisher-Jenks, here."""
+    values = np.asarray(values, dtype=float)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Numba not installed")
+        c = mapclassify.FisherJenks(values, k=min(k, len(np.unique(values))))
+    lows = [values.min(), *c.bins[:-1]]
+    return [(f"{lo:,.0f} – {hi:,.0f}", int(n)) for lo, hi, n in zip(lows, c.bins, c.counts)]
+
+
+# --- the printed map --------------------------------------------------------------------------------
+
+
+def test_the_legend_states_the_classes_and_counts_of_the_units_shown(sample, figures):
+    printed = print_map(sample.grids, level="grid2", figures=figures, field="households", version=7, min_count=10)
+    shown = figures[figures["level"] == "grid2"]["households"]
+    expected = _classes(shown)
+    assert [(text, n) for _, text, n, _ in printed.legend] == expected
+    text = _text(printed.pdf())
+    for label, n in expected:
+        assert f"{label}  ({n:,})" in text
+    town = sample.grids.loc[sample.grids["level"] == "town", "name"].iloc[0]
+    assert f"{town} · 户数" in text  # the title names the place: one town fills the view
+    assert "数据版本 7" in text and "北京时间" in text and "少于 10 户的单元不公布指标" in text
+    assert "北" in text and "公里" in text  # north arrow and scale bar
+
+
+def test_the_png_is_an_a4_sheet_with_the_legend_colours_in_it(sample, figures):
+    printed = print_map(sample.grids, level="village", figures=figures, field="households")
+    image = Image.open(io.BytesIO(printed.png(dpi=100))).convert("RGB")
+    assert image.size == (int(297 / 25.4 * 100), int(210 / 25.4 * 100))  # matplotlib rounds down
+    pixels = np.asarray(image)
+    legend = pixels[:, int(pixels.shape[1] * 0.75):]  # the legend's column, right of the map
+    for colour, _, n, _ in printed.legend:
+        rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+        assert (np.abs(legend.astype(int) - rgb).sum(axis=2) == 0).sum() > 100, colour
+
+
+def test_names_never_overlap_and_stay_inside_the_map(sample, figures):
+    printed = print_map(sample.grids, level="grid2", figures=figures, field="households")
+    boxes = printed.labels[["x0", "y0", "x1", "y1"]].to_numpy()
+    assert len(boxes) >= 20
+    for a, b in itertools.combinations(boxes, 2):  # brute force: every pair apart
+        assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+    ax = printed.figure.axes[0]
+    frame = ax.get_window_extent().transformed(printed.figure.dpi_scale_trans.inverted())
+    assert (boxes[:, 0] >= frame.x0 * 72 - 1e-6).all() and (boxes[:, 2] <= frame.x1 * 72 + 1e-6).all()
+    # the largest level-1 grid, the most important name, is written
+    grid1 = sample.grids[sample.grids["level"] == "grid1"]
+    largest = grid1.loc[grid1.to_crs(printed.crs).area.idxmax(), "code"]
+    assert largest in set(printed.labels["code"])
+
+
+def test_the_scale_bar_is_a_round_length_true_to_the_map(sample):
+    printed = print_map(sample.grids, level="village")
+    ax = printed.figure.axes[0]
+    x0, x1 = ax.get_xlim()
+    width_points = ax.get_window_extent().width / printed.figure.dpi * 72
+    assert printed.scale_points == pytest.approx(printed.scale_m / (x1 - x0) * width_points, rel=1e-9)
+    mantissa = printed.scale_m / 10 ** math.floor(math.log10(printed.scale_m))
+    assert mantissa in (1, 2, 5) and (x1 - x0) / 10 < printed.scale_m <= (x1 - x0) / 5
+
+
+def test_north_points_to_true_north_by_the_meridian_convergence():
+    """East of a Gauss-Krüger zone's central meridian, true north lies west of grid north by
+    the convergence, which PROJ computes."""
+    zone = pyproj.CRS.from_epsg(4527)  # CGCS2000 3-degree GK CM 117E
+    lon, lat = 118.6, 24.8
+    x, y = pyproj.Transformer.from_crs(4490, zone, always_xy=True).transform(lon, lat)
+    gamma = pyproj.Proj(zone).get_factors(lon, lat).meridian_convergence
+    assert gamma > 0.5
+    assert printing._north(zone, (x - 100, y - 100, x + 100, y + 100)) == pytest.approx(-gamma, abs=0.01)
+
+
+def test_a_unit_is_printed_with_the_units_under_it_in_english(sample, figures):
+    village = sample.grids[sample.grids["level"] == "village"].iloc[0]
+    printed = print_map(sample.grids, level="grid2", figures=figures, field="band", unit=village["code"],
+                        language="en")
+    children = figures[(figures["level"] == "grid2") & (figures["parent"].str.startswith(village["code"]))]
+    counts = children["band"].value_counts()
+    assert {text: n for _, text, n, _ in printed.legend} == {
+        "under": counts.get("under", 0), "within": counts.get("within", 0), "over": counts.get("over", 0)}
+    text = _text(printed.pdf())
+    assert village["name"] in text and "households band" in text and "Beijing time" in text
+
+
+def test_a_print_the_data_cannot_make_says_so_in_both_languages(sample):
+    with pytest.raises(PrintError, match="没有编码为 9 的单元 — no unit with code '9'"):
+        print_map(sample.grids, level="grid2", unit="9")
+    with pytest.raises(PrintError, match="视图中没有.*the view holds no unit"):
+        print_map(sample.grids, level="grid2", bbox=(100.0, 30.0, 100.1, 30.1))
+
+
+# --- the workbook ------------------------------------------------------------------------------------
+
+
+def test_the_workbook_holds_every_figure_unrounded_with_codes_as_text(figures):
+    chosen = figures[figures["level"] == "grid2"]
+    book = openpyxl.load_workbook(io.BytesIO(figures_workbook(chosen, title="内坑镇", version=3, min_count=10)))
+    sheet = book["指标 Figures"]
+    heads = [c.value for c in sheet[1]]
+    rows = pd.DataFrame([[c.value for c in row] for row in sheet.iter_rows(min_row=2)], columns=heads)
+    assert rows["编码 code"].tolist() == chosen.index.tolist()
+    assert all(c.data_type == "s" for (c,) in sheet.iter_rows(min_row=2, max_col=1))
+    for column in ("households", "addresses", "events", "households_per_worker", "events_per_1000"):
+        head = " ".join(FIGURE_NAMES[column])
+        expected = chosen[column].to_numpy(dtype=float)
+        got = rows[head].to_numpy(dtype=float)
+        assert np.allclose(got, expected, equal_nan=True, rtol=1e-14, atol=0), column  # the XML keeps ~15 digits
+    about = dict(book["说明 About"].iter_rows(values_only=True))
+    assert about["数据版本 data version"] == "3" and about["最小公开数 minimum count"] == 10
+
+
+# --- over HTTP ---------------------------------------------------------------------------------------
+
+
+def _sheet(body: bytes) -> pd.DataFrame:
+    sheet = openpyxl.load_workbook(io.BytesIO(body))["指标 Figures"]
+    heads = [c.value for c in sheet[1]]
+    return pd.DataFrame([[c.value for c in row] for row in sheet.iter_rows(min_row=2)], columns=heads)
+
+
+@pytest.mark.parametrize("role", ["viewer", None])
+def test_the_excel_download_equals_stats(client, api_keys, sample, role):
+    headers = {"X-API-Key": api_keys[role]} if role else {}
+    town = sample.grids.loc[sample.grids["level"] == "town", "code"].iloc[0]
+    stats = client.get(f"/stats/unit/{town}", headers=headers).json()
+    r = client.get(f"/export/figures.xlsx?unit={town}", headers=headers)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/vnd.openxmlformats")
+    assert "filename*=UTF-8''" in r.headers["content-disposition"]
+    rows = _sheet(r.content).set_index("编码 code")
+    expected = [stats["figures"], *stats["children"]]
+    assert rows.index.tolist() == [u["code"] for u in expected]
+    for column in ("households", "population", "events", "households_per_worker", "share_15min"):
+        head = " ".join(FIGURE_NAMES[column])
+        for unit in expected:
+            got, want = rows.at[unit["code"], head], unit[column]
+            if want is None:  # withheld for the public: an empty cell
+                assert pd.isna(got), (unit["code"], column)
+            else:
+                assert got == pytest.approx(want, abs=1e-4), (unit["code"], column)
+    if role is None:
+        assert any(u["suppressed"] for u in expected) or stats["min_count"] is not None
+
+
+def test_the_printed_pdf_over_http_has_the_legend_of_stats(client, sample):
+    town = sample.grids.loc[sample.grids["level"] == "town", "code"].iloc[0]
+    r = client.get(f"/export/map.pdf?level=village&unit={town}&field=households")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"
+    values = [u["households"] for u in client.get("/stats/village").json()["units"]]
+    text = _text(r.content)
+    for label, n in _classes([v for v in values if v is not None]):
+        assert f"{label}  ({n:,})" in text
+    png = client.get("/export/map.png?level=grid2&field=share_15min&lang=en")
+    assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(("query", "status"), [
+    ("unit=9", 404), ("bbox=1,2,3", 400), ("bbox=3,2,1,4", 400), ("bbox=100,30,100.1,30.1", 404),
+    ("field=nothing", 400), ("level=nowhere", 404)])
+def test_a_bad_print_request_is_a_problem_not_a_500(client, query, status):
+    r = client.get(f"/export/map.png?{query}")
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
