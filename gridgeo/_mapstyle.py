@@ -41,12 +41,15 @@ def style() -> dict:
     return json.loads(STYLE_FILE.read_text("utf-8"))
 
 
-def fills(values: pd.Series, *, column: str, scheme: str, k: int, language: str = "zh"):
+def fills(values: pd.Series, *, column: str, scheme: str, k: int, language: str = "zh", reference=None):
     """Fill colours for `values`, and the legend's rows: (colour, text, count, shape).
 
-    Numbers fall in the classes of :func:`breaks` (closed above, as mapclassify's),
+    Numbers fall in the classes of :func:`breaks` (closed above, as mapclassify's)
+    made from `reference` (default `values` themselves: pass every unit of the
+    level to class a part of it as the whole level is classed on the page),
     coloured along the figure's ramp; ``band`` by its three categories; a missing
-    value (a suppressed or unknown figure) in the style's no-data colour.
+    value (a suppressed or unknown figure) in the style's no-data colour. The
+    counts are those of `values`.
 
     Examples
     --------
@@ -63,13 +66,17 @@ def fills(values: pd.Series, *, column: str, scheme: str, k: int, language: str 
     else:
         numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
         known = np.isfinite(numbers)
-        bins, counts = breaks(numbers[known], scheme=scheme, k=k)
+        classed = numbers[known] if reference is None else \
+            pd.to_numeric(pd.Series(reference), errors="coerce").to_numpy(dtype=float)
+        classed = classed[np.isfinite(classed)]
+        bins, _ = breaks(classed, scheme=scheme, k=k)
         ramp = s["ramps"][s["fields"].get(column, {}).get("ramp", _ramp_for(column))]
         palette = np.array([ramp[round(i * (len(ramp) - 1) / max(len(bins) - 1, 1))] for i in range(len(bins))])
         cls = np.minimum(np.searchsorted(bins, numbers, side="left"), len(bins) - 1)
         colours = pd.Series(np.where(known, palette[cls] if len(bins) else s["no_data"], s["no_data"]),
                             index=values.index)
-        low = float(np.min(numbers[known])) if known.any() else 0.0
+        counts = np.bincount(cls[known], minlength=len(bins)) if len(bins) else []
+        low = float(np.min(classed)) if len(classed) else 0.0
         rows = []
         for colour, upper, n in zip(palette, bins, counts):
             rows.append((colour, f"{number(low, column)} – {number(upper, column)}", int(n), "box"))

@@ -18,7 +18,9 @@ The rules, stated once:
 
 - *What is drawn*: the units of `level` that intersect the view. The view is
   `bbox` (longitude/latitude) when given; otherwise the extent of `unit` and
-  the units under it; otherwise all units of the level.
+  the units under it; otherwise all units of the level. Their colours are the
+  page's: classes made from every unit of the level (as ``/stats/{level}/breaks``);
+  the legend counts the units drawn.
 - *Labels*: each unit's name at the centre of its largest inscribed circle
   (:func:`gridgeo.labels.label_points`), largest units first; a name is written
   only if its box overlaps no name already written and lies inside the map, so
@@ -150,7 +152,7 @@ def print_map(grids: gpd.GeoDataFrame, *, level: str, figures: pd.DataFrame | No
     level : str
         The level drawn and coloured.
     figures : DataFrame, optional
-        Figures per unit indexed by ``code`` (as ``/stats``): where `field` is read.
+        Figures per unit indexed by ``code``, with ``level`` (as ``/stats``): where `field` is read.
         Missing or NaN values (withheld for the public) are drawn as "no data".
     field : str, optional
         The figure to colour by (a number, or ``band``); default the units plain.
@@ -227,10 +229,11 @@ def print_map(grids: gpd.GeoDataFrame, *, level: str, figures: pd.DataFrame | No
         # the units, coloured by the figure
         legend = []
         if field is not None and figures is not None:
-            values = figures[field].reindex(shown["code"]) if field in figures.columns else \
+            whole = figures.loc[figures["level"] == level, field] if field in figures.columns else pd.Series([])
+            values = whole.reindex(shown["code"]) if field in figures.columns else \
                 pd.Series(np.nan, index=shown["code"])
             colours, legend = _mapstyle.fills(values.reset_index(drop=True), column=field, scheme=scheme, k=k,
-                                              language=language)
+                                              language=language, reference=None if field == "band" else whole)
             face = colours.to_numpy()
         else:
             face = np.full(len(shown), "#e8eef5", dtype=object)

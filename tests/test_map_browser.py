@@ -587,3 +587,59 @@ def test_config_names_the_city_and_its_levels(server, sample):
     counts = sample.grids["level"].value_counts()
     assert {lv["name"]: lv["count"] for lv in config["levels"]} == counts.to_dict()
     assert json.dumps(config["root"]["figures"]["households"]) == str(int(sample.addresses["households"].sum()))
+
+
+# --- print and export ----------------------------------------------------------------------
+
+
+def test_the_view_prints_to_png_and_pdf_and_the_figures_export_to_excel(server, open_page, units, sample):
+    """The menu's downloads are the view on the page: the PDF's legend is the page's classes
+    (mapclassify over the level, here) counted over the units drawn, and the workbook's figures
+    are those of /stats for the selected unit and its children."""
+    import openpyxl
+    import pypdf
+
+    village = roomy(units, "village").index[0]
+    page, _ = open_page(server.url + "/map", viewport={"width": 1366, "height": 768})
+    settle(page)
+    page.select_option("#choropleth-field", "households")
+    page.select_option("#choropleth-level", "grid2")
+    page.evaluate(f"onemap.select('{village}', {{fit: true}})")
+    page.wait_for_function(f"document.body.dataset.unit === '{village}'", timeout=15_000)
+    settle(page)
+    page.click("#export summary")
+    screenshot(page, "map-export-menu.png")
+    assert page.locator("#export-pdf").is_visible()
+    downloads = {}
+    for which in ("png", "pdf", "xlsx"):
+        with page.expect_download(timeout=120_000) as info:
+            if not page.locator(f"#export-{which}").is_visible():
+                page.click("#export summary")
+            page.click(f"#export-{which}")
+        downloads[which] = (info.value.suggested_filename, open(info.value.path(), "rb").read())
+    name = units.at[village, "name"]
+    assert downloads["png"][0] == f"{name}-地图.png" and downloads["png"][1][:8] == b"\x89PNG\r\n\x1a\n"
+    assert Image.open(io.BytesIO(downloads["png"][1])).size == (2338, 1653)
+    # the PDF: the legend of the page's classes, the units of the view drawn
+    west, south, east, north = page.evaluate(
+        "(() => { const b = onemap.map.getBounds(); return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()]; })()")
+    grid2 = units[units["level"] == "grid2"]
+    view = shapely.box(west, south, east, north)
+    drawn = grid2[grid2.geometry.intersects(view)]
+    values = grid2["households"].to_numpy(dtype=float)
+    classes = mapclassify.FisherJenks(values, k=5)
+    counts = np.bincount(np.searchsorted(classes.bins, drawn["households"].to_numpy(dtype=float), side="left"),
+                         minlength=5)
+    lows = [values.min(), *classes.bins[:-1]]
+    text = "".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(downloads["pdf"][1])).pages)
+    for lo, hi, n in zip(lows, classes.bins, counts):
+        assert f"{lo:,.0f} – {hi:,.0f}  ({n:,})" in text, text
+    assert name in text and "北" in text and "数据版本" in text
+    # the workbook: /stats of the village and its children
+    stats = httpx.get(f"{server.url}/stats/unit/{village}").json()
+    sheet = openpyxl.load_workbook(io.BytesIO(downloads["xlsx"][1]))["指标 Figures"]
+    rows = {r[0]: r for r in sheet.iter_rows(min_row=2, values_only=True)}
+    heads = [c.value for c in sheet[1]]
+    col = heads.index("户数 households")
+    expected = {u["code"]: u["households"] for u in [stats["figures"], *stats["children"]]}
+    assert {code: row[col] for code, row in rows.items()} == expected

@@ -3,6 +3,7 @@
 // from it. Every request goes to this service.
 
 import {label, language, number, setLanguage, t} from './i18n.js';
+import {ExportMenu} from './export.js';
 import {Coverage, Fills, Heat, Labels, Lines, Stations} from './layers.js';
 import {Panel, Search} from './panel.js';
 
@@ -503,6 +504,7 @@ async function start() {
   ctx.outline = L.layerGroup().addTo(map);
   ctx.panel = new Panel(ctx);
   ctx.search = new Search(ctx);
+  ctx.exports = new ExportMenu(ctx);
   map.getContainer().addEventListener('click', (e) => {
     const link = e.target.closest('.leaflet-popup-content [data-code]');
     if (link) ctx.select(link.dataset.code, {fit: true});
