@@ -227,7 +227,8 @@ class Derived:
         return pd.DataFrame({"x": [], "y": [], "category": [], "reported_at": []}) if data is None else _plain(data)
 
     def labels(self, level: str) -> list:
-        """Where the map writes each unit's name: ``[[lat, lon, code, name], ...]``."""
+        """Where the map writes each unit's name: ``[[lat, lon, code, name, radius_m], ...]``, the
+        radius being that of the unit's largest inscribed circle (how much room the name has)."""
         return json.loads(self._get("labels") or b"{}").get(level, [])
 
     def tiles(self, *, cache=None, figures: pd.DataFrame | None = None, tag: str | None = None):
@@ -547,8 +548,8 @@ class _Builder:
             if not (grids["level"] == level).any():
                 continue
             points = label_points(grids, levels=[level], scheme=self.store.scheme)
-            out[level] = [[round(p.y, 6), round(p.x, 6), c, n]
-                          for p, c, n in zip(points.geometry, points["code"], points["name"])]
+            out[level] = [[round(p.y, 6), round(p.x, 6), c, n, round(float(r), 1)]
+                          for p, c, n, r in zip(points.geometry, points["code"], points["name"], points["radius_m"])]
         return {"labels": json.dumps(out, ensure_ascii=False).encode()}
 
     def _events(self):

@@ -10,6 +10,7 @@ for the breadcrumbs. Screenshots go to test-artifacts/.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import re
 from urllib.parse import parse_qs
@@ -643,3 +644,62 @@ def test_the_view_prints_to_png_and_pdf_and_the_figures_export_to_excel(server, 
     col = heads.index("户数 households")
     expected = {u["code"]: u["households"] for u in [stats["figures"], *stats["children"]]}
     assert {code: row[col] for code, row in rows.items()} == expected
+
+
+# --- names on the map ---------------------------------------------------------------------
+
+
+def label_boxes(page):
+    """The names written, with the boxes the page really gives them (map container pixels)."""
+    return page.evaluate("""(() => {
+        const o = onemap.map.getContainer().getBoundingClientRect();
+        return [...document.querySelectorAll('.unit-label span')].map((s) => {
+            const r = s.getBoundingClientRect();
+            return {code: s.dataset.code, name: s.textContent, size: parseFloat(s.style.fontSize),
+                    box: [r.left - o.left, r.top - o.top, r.right - o.left, r.bottom - o.top], w: o.width, h: o.height};
+        });
+    })()""")
+
+
+def assert_apart(labels):
+    for a, b in itertools.combinations(labels, 2):
+        (a0, a1, a2, a3), (b0, b1, b2, b3) = a["box"], b["box"]
+        assert a2 <= b0 or b2 <= a0 or a3 <= b1 or b3 <= a1, (a["name"], b["name"])
+    for label in labels:
+        x0, y0, x1, y1 = label["box"]
+        assert x0 >= -0.5 and y0 >= -0.5 and x1 <= label["w"] + 0.5 and y1 <= label["h"] + 0.5, label
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1920, "height": 1080}, {"width": 1366, "height": 768}])
+def test_names_never_overlap_and_the_roomiest_are_kept(server, open_page, units, viewport):
+    page, _ = open_page(server.url + "/map", viewport=viewport)
+    settle(page)
+    for step in range(3):
+        page.wait_for_timeout(300)
+        labels = label_boxes(page)
+        assert labels, f"no names at zoom {page.evaluate('onemap.map.getZoom()')}"
+        assert_apart(labels)
+        level = units.loc[labels[0]["code"], "level"]
+        # the unit of that level with the most room whose label point is well inside the view is named
+        west, south, east, north = page.evaluate(
+            "(() => { const b = onemap.map.getBounds().pad(-0.2); "
+            "return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()]; })()")
+        inside = units[(units["level"] == level) & units["lon"].between(west, east) & units["lat"].between(south, north)]
+        assert inside["room_m"].idxmax() in {label["code"] for label in labels}
+        screenshot(page, f"map-names-{viewport['width']}-{step}.png")
+        zoom_in(page)
+
+
+def test_a_wall_screen_writes_names_larger(server, open_page):
+    sizes = {}
+    for names in ("", "&names=1.7"):
+        page, _ = open_page(server.url + f"/map#map=14/24.8037/118.4632{names}")
+        settle(page)
+        page.wait_for_timeout(300)
+        labels = label_boxes(page)
+        assert_apart(labels)
+        sizes[names] = {label["size"] for label in labels}
+        assert page.locator("#label-scale button[aria-pressed='true']").get_attribute("data-scale") == \
+            ("1.7" if names else "1")
+    (normal,), (wall,) = sizes[""], sizes["&names=1.7"]  # below the top level a name is never shrunk
+    assert wall == pytest.approx(1.7 * normal, abs=0.11)

@@ -75,7 +75,7 @@ def router() -> APIRouter:
         data = services.derived("map:config", lambda kept: _data_config(services, kept))
         return JSONResponse({"basemap": basemap, "title": settings.title, **data})
 
-    @r.get("/map/labels/{level}.json", summary="Where the map writes each unit's name: [[lat, lon, code, name]]",
+    @r.get("/map/labels/{level}.json", summary="Where the map writes each unit's name: [[lat, lon, code, name, radius_m]]",
            responses={**responses(404), **derived.PREPARING})
     def labels(request: Request, level: str = Depends(grid_level)):
         return {"level": level, "labels": derived.labels(request.app.state.services, level)}

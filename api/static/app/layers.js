@@ -256,27 +256,84 @@ export class Labels {
     return shown.find((lv) => style.levels[lv.name].labels[0] <= z && z <= style.levels[lv.name].labels[1])?.name;
   }
 
+  // How wide a name is written: the label's own font, measured (letter spacing included).
+  measure(level, name, size) {
+    if (!this.probe?.[level]) {
+      this.probe ??= {};
+      const span = document.createElement('span');
+      span.className = `unit-label ${level}`;
+      span.style.cssText = 'position:absolute;visibility:hidden;left:-9999px;top:0';
+      document.body.append(span);
+      const cs = getComputedStyle(span);
+      const spacing = parseFloat(cs.letterSpacing) / parseFloat(cs.fontSize) || 0;
+      this.probe[level] = {font: `${cs.fontWeight} {size}px ${cs.fontFamily}`, spacing};
+      span.remove();
+      this.canvas ??= document.createElement('canvas').getContext('2d');
+    }
+    const {font, spacing} = this.probe[level];
+    this.canvas.font = font.replace('{size}', size.toFixed(1));
+    return this.canvas.measureText(name).width + spacing * size * name.length;
+  }
+
+  // Names are placed most room first (the largest inscribed circle: the biggest units, the ones a
+  // reader looks for), each at its unit's label point or, if that box is taken, moved within the
+  // unit's inscribed circle; a name that still collides is left out. The top level shown (the towns
+  // at the city view) must all be named: there the least room goes first (the big units can still
+  // move out of the way) and a name is tried smaller before giving up. No two boxes overlap.
   async update() {
     const level = this.levelForZoom(this.map.getZoom());
     if (!level) return this.group.clearLayers();
     this.cache[level] ??= this.ctx.api(`/map/labels/${level}.json`).then((body) => body.labels);
-    const labels = await this.cache[level];
+    const top = this.ctx.levels.find((lv) => this.ctx.state.layers.has(lv.name))?.name === level;
+    const labels = (await this.cache[level]).map((l, i) => [...l, i])
+      .sort((a, b) => (top ? 1 : -1) * ((a[4] ?? 0) - (b[4] ?? 0)) || a.at(-1) - b.at(-1));
     if (level !== this.levelForZoom(this.map.getZoom())) return;  // the zoom moved on meanwhile
     const rem = parseFloat(getComputedStyle(document.documentElement).fontSize) / 16;
-    const size = this.ctx.style.levels[level].font * rem;
+    const scale = this.ctx.state.labelScale ?? 1;
+    const base = this.ctx.style.levels[level].font * rem * scale;
+    const zoom = this.map.getZoom();
+    // at the top level a name may shrink, down to the normal size's smallest, before it is left out
+    const sizes = top ? [...new Set([1, 0.85, 0.7, 0.7 / scale, 0.6 / scale].filter((k) => k <= 1))] : [1];
     const view = this.map.getBounds().pad(0.05);
+    const frame = this.map.getSize();
+    const origin = this.map.getContainer().getBoundingClientRect();
     const taken = [];
-    this.group.clearLayers();
-    for (const [lat, lon, code, name] of labels) {
-      if (!view.contains([lat, lon])) continue;
-      const p = this.map.latLngToContainerPoint([lat, lon]);
-      const half = {x: (name.length * size * 1.02) / 2 + 4, y: size * 0.75};
-      const box = [p.x - half.x, p.y - half.y, p.x + half.x, p.y + half.y];
-      if (taken.some((b) => box[0] < b[2] && b[0] < box[2] && box[1] < b[3] && b[1] < box[3])) continue;
-      taken.push(box);
+    const free = (box) => box[0] >= 0 && box[1] >= 0 && box[2] <= frame.x && box[3] <= frame.y &&
+      !taken.some((b) => box[0] < b[2] && b[0] < box[2] && box[1] < b[3] && b[1] < box[3]);
+    // a name written at `at` (container pixels), kept if the box it really takes is free
+    const write = (at, size, code, name) => {
       const icon = L.divIcon({className: `unit-label ${level}`, iconSize: [0, 0],
                               html: `<span style="font-size:${size.toFixed(1)}px" data-code="${code}">${name}</span>`});
-      L.marker([lat, lon], {icon, interactive: false, keyboard: false}).addTo(this.group);
+      const marker = L.marker(this.map.containerPointToLatLng(at), {icon, interactive: false, keyboard: false})
+        .addTo(this.group);
+      const r = marker.getElement().firstElementChild.getBoundingClientRect();
+      const box = [r.left - origin.left, r.top - origin.top, r.right - origin.left, r.bottom - origin.top];
+      if (free(box)) { taken.push(box); return true; }
+      this.group.removeLayer(marker);
+      return false;
+    };
+    this.group.clearLayers();
+    for (const [lat, lon, code, name, radius] of labels) {
+      if (!view.contains([lat, lon])) continue;
+      const p = this.map.latLngToContainerPoint([lat, lon]);
+      const metresPerPx = 40075016.686 * Math.cos((lat * Math.PI) / 180) / (256 * 2 ** zoom);
+      const room = (radius ?? 0) / metresPerPx;  // the inscribed circle's radius on screen
+      let done = false;
+      for (const k of sizes) {
+        const size = base * k;
+        const half = {x: this.measure(level, name, size) / 2 + 2, y: size * 0.76};
+        const steps = top ? [1, 2] : [1];
+        const moves = [[0, 0], ...steps.flatMap((j) => [[0, -j * half.y], [0, j * half.y], [-j * half.x / 2, 0],
+          [j * half.x / 2, 0], [-j * half.x / 2, -j * half.y], [j * half.x / 2, -j * half.y],
+          [-j * half.x / 2, j * half.y], [j * half.x / 2, j * half.y]])]
+          .filter(([dx, dy]) => Math.hypot(dx, dy) <= room || (dx === 0 && dy === 0));
+        for (const [dx, dy] of moves) {
+          const box = [p.x + dx - half.x, p.y + dy - half.y, p.x + dx + half.x, p.y + dy + half.y];
+          // the estimate rules most places out cheaply; the page's own layout has the last word
+          if (free(box) && write(L.point(p.x + dx, p.y + dy), size, code, name)) { done = true; break; }
+        }
+        if (done) break;
+      }
     }
   }
 }

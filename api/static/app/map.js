@@ -136,7 +136,7 @@ function defaultState(ctx) {
     layers: new Set([...ctx.levels.map((lv) => lv.name), 'stations']),
     kinds: new Set(Object.keys(ctx.vocabulary.station_kinds)),
     heat: false, field: '', flevel: ctx.config.main_level ?? 'grid2', scheme: ctx.style.choropleth.scheme,
-    coverage: 0, category: '', from: '', to: '', unit: '', lang: 'zh', view: null, ignored: [],
+    coverage: 0, category: '', from: '', to: '', unit: '', lang: 'zh', view: null, ignored: [], labelScale: 1,
   };
 }
 
@@ -163,6 +163,7 @@ function readHash(state, ctx) {
   state.to = q.get('to') ?? '';
   state.unit = q.get('unit') ?? '';
   state.lang = q.get('lang') === 'en' ? 'en' : 'zh';
+  state.labelScale = LABEL_SCALES.includes(Number(q.get('names'))) ? Number(q.get('names')) : 1;
   const [z, lat, lon] = (q.get('map') ?? '').split('/').map(Number);
   state.view = Number.isFinite(z) && Number.isFinite(lat) && Number.isFinite(lon) ? {z, lat, lon} : null;
 }
@@ -182,6 +183,7 @@ function writeHash(ctx) {
   if (state.to) q.set('to', state.to);
   if (state.unit) q.set('unit', state.unit);
   if (state.lang !== 'zh') q.set('lang', state.lang);
+  if (state.labelScale !== 1) q.set('names', state.labelScale);
   history.replaceState(null, '', `#${q.toString().replaceAll('%2C', ',').replaceAll('%2F', '/')}`);
 }
 
@@ -264,6 +266,15 @@ function kpis(ctx) {
     `<div data-kpi="${key}"><dt>${t(key)}</dt><dd>${value}</dd></div>`).join('');
 }
 
+// A wall screen is read from across the room: the names of units, larger (the link keeps it: names=1.7).
+const LABEL_SCALES = [1, 1.3, 1.7];
+
+function pressScale(state) {
+  for (const b of document.querySelectorAll('#label-scale button')) {
+    b.setAttribute('aria-pressed', String(Number(b.dataset.scale) === state.labelScale));
+  }
+}
+
 function listen(ctx) {
   const {state, map} = ctx;
   const on = (id, event, fn) => document.getElementById(id).addEventListener(event, fn);
@@ -289,6 +300,14 @@ function listen(ctx) {
   });
   on('choropleth-level', 'change', (e) => { state.flevel = e.target.value; refresh(ctx, 'fills'); });
   on('choropleth-scheme', 'change', (e) => { state.scheme = e.target.value; refresh(ctx, 'fills'); });
+  on('label-scale', 'click', (e) => {
+    const b = e.target.closest('button');
+    if (!b) return;
+    state.labelScale = Number(b.dataset.scale);
+    pressScale(state);
+    ctx.labels.update();
+    writeHash(ctx);
+  });
   on('coverage-choice', 'click', (e) => {
     const b = e.target.closest('button');
     if (!b) return;
@@ -511,6 +530,7 @@ async function start() {
   });
 
   buildControls(ctx);
+  pressScale(ctx.state);
   listen(ctx);
   relabel(ctx);
   await Promise.all([select(ctx, ctx.state.unit, {fit: Boolean(ctx.state.unit && !ctx.state.view)}), refresh(ctx),
