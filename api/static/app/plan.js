@@ -13,6 +13,7 @@ import {Importer} from './plan-import.js';
 import {diffView, editLog, gridList, named, plansList, summary} from './plan-panel.js';
 import {Review} from './plan-review.js';
 import {beijing, Rollbacks} from './plan-admin.js';
+import {Roads} from './roads.js';
 
 const KEY = 'gridgeo.key';
 // The levels of the store's code scheme (from /map/config.json): a plan is opened on a
@@ -658,9 +659,10 @@ function hash() {
 async function start() {
   const q = new URLSearchParams(location.hash.slice(1));
   setLanguage(q.get('lang') === 'en' ? 'en' : 'zh');
-  const [style, vocabulary, config] = await Promise.all([
+  const [style, vocabulary, config, tiles] = await Promise.all([
     api('/static/app/style.json', {anonymous: true}), api('/vocabulary', {anonymous: true}),
     api('/map/config.json', {anonymous: true}),
+    api('/tiles', {anonymous: true}).catch(() => ({layers: []})),  // no tiles yet: no roads drawn, the rest works
   ]);
   schemeLevels(config);
   const village = PARENT_LEVELS[0];
@@ -684,6 +686,12 @@ async function start() {
   for (const [name, z] of [['blocks', 410], ['compare', 440], ['outlines', 450], ['labels', 460]]) map.createPane(name).style.zIndex = z;
   for (const name of ['compare', 'outlines', 'labels']) map.getPane(name).style.pointerEvents = 'none';
   if (config.basemap?.kind === 'xyz') L.tileLayer(config.basemap.url, {maxZoom: 19, attribution: config.basemap.attribution || ''}).addTo(map);
+  // the roads under the blocks (which are cut from them), from street level
+  const roadTiles = tiles.layers.find((layer) => layer.id === 'roads');
+  if (roadTiles) {
+    ctx.roads = new Roads(map, {pane: 'roads', zIndex: 405, minzoom: roadTiles.minzoom, opacity: 0.9});
+    ctx.roads.show(true);
+  }
   ctx.villages = new Villages(map, style, (props, bounds) => {
     choose({code: props.code, name: props.name, level: village});
     map.fitBounds(bounds, {padding: [40, 40], maxZoom: 16});
@@ -718,7 +726,7 @@ async function start() {
     const id = Number(q.get('plan'));
     if (id) await openPlan(id).catch((error) => message(t('failed', {detail: refusal(error)})));
   }
-  ctx.idle = () => ctx.pending === 0;
+  ctx.idle = () => ctx.pending === 0 && !ctx.roads?.loading();
   window.workbench = ctx;  // for the browser tests and the curious
   document.body.dataset.ready = '1';
 }
