@@ -370,9 +370,16 @@ def rename(state: PlanState, code: str, name: str) -> PlanState:
     code : str
         A grid of the plan's level.
     name : str
-        The new name: not empty (leading and trailing spaces are dropped).
-        A name another grid of the same parent has is allowed, and
-        :func:`gridgeo.validate` warns of it (``duplicate_name``).
+        The new name: not empty (leading and trailing spaces are dropped),
+        and not the name of another grid of the plan: no two grids of one
+        plan share a name, so that a person can tell them apart without
+        their codes.
+
+    Raises
+    ------
+    PlanError
+        ``unknown_unit``; ``empty_name``; ``duplicate_name`` naming the grid
+        that has the name already.
 
     Examples
     --------
@@ -387,6 +394,11 @@ def rename(state: PlanState, code: str, name: str) -> PlanState:
     Traceback (most recent call last):
     ...
     gridgeo.plan.errors.PlanError: a grid's name cannot be empty: give 3505821062010... a name
+    >>> other = state.units["name"].iloc[1]
+    >>> gridgeo.plan.rename(state, code, other)
+    Traceback (most recent call last):
+    ...
+    gridgeo.plan.errors.PlanError: grid 3505821062010... (前垵村第1网格) cannot be called 前垵村第2网格: ...
     """
     _check_state(state)
     code = _unit(state, code, "rename")
@@ -399,6 +411,16 @@ def rename(state: PlanState, code: str, name: str) -> PlanState:
     before = str(units.loc[at, "name"].iloc[0])
     if before == name:
         return state
+    holder = units.loc[~at & (units["name"].astype("str").str.strip() == name), "code"]
+    if len(holder):
+        other = str(holder.iloc[0])
+        raise PlanError("duplicate_name",
+                        f"grid {code} ({before}) cannot be called {name}: grid {other} of this plan has that name "
+                        "already, and two grids of one plan must be told apart by name. Choose another name, "
+                        "or rename the other grid first",
+                        f"网格“{before}”不能改名为“{name}”：本方案的另一个网格（{other}）已使用该名称，"
+                        "同一方案中的网格名称不能重复。请换一个名称，或先为另一个网格改名",
+                        codes=[code, other])
     units.loc[at, "name"] = name
     entry = _entry("rename", f"{code} {before} -> {name}", f"{code} 由“{before}”改名为“{name}”", code=code,
                    name=name)

@@ -299,12 +299,48 @@ def _refuse_fixed_levels(before, after):
     changed |= set(after._children["level"][recoded])
     fixed = sorted(changed - set(before.editable))
     if fixed:
+        fenced = [lv for lv in fixed if lv in set(between["level"])]
+        crossed = _crossed(before, after, fenced)
+        if crossed:
+            label = {lv: before.scheme.level(lv).label or lv for lv in before.scheme.names}
+            names = dict(zip(before._context["code"], before._context["name"]))
+            pairs_en = "; ".join(f"{names.get(a) or a} ({a}) -> {names.get(b) or b} ({b})" for a, b in crossed[:5])
+            pairs_zh = "；".join(f"{names.get(a) or a}（{a}）→ {names.get(b) or b}（{b}）" for a, b in crossed[:5])
+            blocks = list(before._blocks.ids[_crossing_blocks(before, after, fenced)][:50])
+            raise PlanError("level_not_editable",
+                            f"the edit would move blocks across the {'/'.join(fixed)} boundary: {pairs_en}. "
+                            f"This plan redraws {', '.join(before.editable)} only: paint inside one "
+                            f"{fixed[-1]} unit, or open a plan that redraws {fixed[-1]} too",
+                            f"该操作会把图块跨越{label[fenced[-1]]}边界：{pairs_zh}。本方案只调整"
+                            f"{'、'.join(label[lv] for lv in before.editable)}：请在同一个{label[fenced[-1]]}内绘制，"
+                            f"或新建包含{label[fenced[-1]]}的方案",
+                            codes=sorted({c for pair in crossed for c in pair}), blocks=blocks)
         raise PlanError("level_not_editable",
                         f"the edit would change level(s) {fixed}, which this plan does not redraw "
                         f"(it redraws {list(before.editable)}): open a plan that includes them, e.g. "
                         f"store.create_plan(..., levels={sorted(set(before.editable) | set(fixed))})",
                         f"该操作会改动本方案不包含的层级 {fixed}：请新建包含这些层级的方案",
                         codes=[])
+
+
+def _crossed(before, after, levels) -> list:
+    """The (from, to) units of ``levels`` that blocks of an edit move between (assigned blocks only)."""
+    pairs = set()
+    for level in levels:
+        width = before.scheme.width(level)
+        a, b = _prefixes(before._codes, width), _prefixes(after._codes, width)
+        moved = (a != b) & (a != "") & (b != "")
+        pairs |= set(zip(a[moved], b[moved]))
+    return sorted(pairs)
+
+
+def _crossing_blocks(before, after, levels) -> np.ndarray:
+    out = np.zeros(len(before._codes), dtype=bool)
+    for level in levels:
+        width = before.scheme.width(level)
+        a, b = _prefixes(before._codes, width), _prefixes(after._codes, width)
+        out |= (a != b) & (a != "") & (b != "")
+    return np.flatnonzero(out)
 
 
 def _recoded_children(state, codes) -> gpd.GeoDataFrame:
