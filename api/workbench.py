@@ -190,6 +190,7 @@ class Workbench:
 
         verbs = {
             "reassign": lambda: gridgeo.plan.reassign(state, list(blocks), needed(to, "to")),
+            "unassign": lambda: gridgeo.plan.unassign(state, list(blocks)),
             "add": lambda: gridgeo.plan.add(state, list(blocks), name=name or None),
             "merge": lambda: gridgeo.plan.merge(state, list(codes), into=to or None),
             "split": lambda: gridgeo.plan.split(state, needed(to, "to"),

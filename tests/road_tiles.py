@@ -32,15 +32,23 @@ def expected(roads, address: str) -> tuple[Counter, Counter]:
 
 def check_drawn(drawn: list[dict], roads, served) -> int:
     """Each tile the page drew holds the roads the served tile holds, and those are the store's
-    roads crossing it; ``served(address)`` decodes the service's tile. The roads checked."""
-    by_tile: dict[str, Counter] = {}
+    roads crossing it; ``served(address)`` decodes the service's tile. A tile drawn past the
+    tiles' last zoom (``part``) is cut from its ancestor's: it holds the roads crossing it, of
+    those the ancestor holds. The roads checked."""
+    by_tile: dict[tuple, Counter] = {}
     for feature in drawn:
-        by_tile.setdefault(feature["tile"], Counter())[feature["road_id"]] += 1
+        by_tile.setdefault((feature["tile"], feature.get("part")), Counter())[feature["road_id"]] += 1
     assert by_tile, "no road drawn"
     checked = 0
-    for address, got in by_tile.items():
-        assert got == served(address), address
-        must, may = expected(roads, address)
-        assert not (must - got) and not (got - may), (address, must - got, got - may)
+    for (address, part), got in by_tile.items():
+        whole = served(address)
+        if part is None:
+            assert got == whole, address
+            must, may = expected(roads, address)
+        else:
+            must, _ = expected(roads, part)
+            _, may = expected(roads, address)
+            assert not (got - whole), (part, got - whole)
+        assert not (must - got) and not (got - may), (address, part, must - got, got - may)
         checked += sum(must.values())
     return checked

@@ -30,7 +30,7 @@ from gridgeo.plan.errors import DOING_ZH, PlanError
 from gridgeo.plan.state import PlanState
 from gridgeo.schema import reading_order
 
-__all__ = ["reassign", "add", "merge", "split", "redraw", "renumber", "rename"]
+__all__ = ["reassign", "unassign", "add", "merge", "split", "redraw", "renumber", "rename"]
 
 
 def reassign(state: PlanState, blocks, to_code: str) -> PlanState:
@@ -95,6 +95,51 @@ def reassign(state: PlanState, blocks, to_code: str) -> PlanState:
     return state.relabelled(codes, state.units, edit=_entry("reassign", f"{len(moving)} block(s) to {to_code}",
                                                          f"{len(moving)} 个图块划入 {to_code}",
                                                          blocks=list(state._blocks.ids[moving]), to=to_code))
+
+
+def unassign(state: PlanState, blocks) -> PlanState:
+    """Take blocks out of their grids into the holding pen (the eraser, as in Districtr).
+
+    A block in the pen is in no grid (its code is ""): the plan may be edited
+    on, and the ground it leaves uncovered is not refused meanwhile, but
+    :func:`gridgeo.plan.save` refuses the plan until every block is painted
+    into a grid again (with :func:`reassign`, into a grid inside the block's
+    fence: :func:`gridgeo.plan.fences`).
+
+    Parameters
+    ----------
+    state : PlanState
+    blocks : str or list of str
+        Block ids; those already in the pen are left there.
+
+    Raises
+    ------
+    PlanError
+        ``unknown_blocks``; ``empties_unit`` when a grid would lose all its
+        blocks (merge it instead).
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> s = gridgeo.sample.load()
+    >>> state = gridgeo.plan.start(s.grids, "350582106201", roads=s.roads, addresses=s.addresses)
+    >>> block, grid = next(iter(state.assignment.items()))
+    >>> erased = gridgeo.plan.unassign(state, [block])
+    >>> erased.assignment[block], int((erased.assignment == "").sum())
+    ('', 1)
+    >>> gridgeo.plan.reassign(erased, [block], grid).assignment.equals(state.assignment)
+    True
+    """
+    _check_state(state)
+    pos = np.unique(state._blocks.positions(blocks, doing="unassign"))
+    pos = pos[state._codes[pos] != ""]
+    if not len(pos):
+        return state
+    codes = state._codes.copy()
+    codes[pos] = ""
+    return state.relabelled(codes, state.units, edit=_entry("unassign", f"{len(pos)} block(s) to the holding pen",
+                                                         f"{len(pos)} 个图块移入待分配区",
+                                                         blocks=list(state._blocks.ids[pos])))
 
 
 def add(state: PlanState, blocks, *, parent: str | None = None, name: str | None = None) -> PlanState:

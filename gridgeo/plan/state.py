@@ -292,8 +292,9 @@ def _refuse_fixed_levels(before, after):
         changed.add(before.level)
     between = before._context[before._context["code"] != before.parent]
     for level in pd.unique(between["level"]):
-        width = before.scheme.width(level)
-        if np.any(_prefixes(before._codes, width) != _prefixes(after._codes, width)):
+        # a block moves between units of a level in between when it lands in another than the one
+        # it was in (or, out of the holding pen, than the one it started in); into the pen it moves nowhere
+        if len(_fence_moves(before, after, level)[0]):
             changed.add(level)
     recoded = before._children["code"].to_numpy() != after._children["code"].to_numpy()
     changed |= set(after._children["level"][recoded])
@@ -323,24 +324,28 @@ def _refuse_fixed_levels(before, after):
                         codes=[])
 
 
+def _fence_moves(before, after, level):
+    """The blocks an edit puts into another unit of ``level`` than the one they were in (a block
+    out of the holding pen: than the one it started in), with the units (from, to)."""
+    width = before.scheme.width(level)
+    was = _prefixes(before._codes, width)
+    was = np.where(was != "", was, _prefixes(before._start_codes, width))
+    now = _prefixes(after._codes, width)
+    moved = np.flatnonzero((now != "") & (was != "") & (was != now))
+    return moved, was[moved], now[moved]
+
+
 def _crossed(before, after, levels) -> list:
-    """The (from, to) units of ``levels`` that blocks of an edit move between (assigned blocks only)."""
+    """The (from, to) units of ``levels`` that blocks of an edit move between."""
     pairs = set()
     for level in levels:
-        width = before.scheme.width(level)
-        a, b = _prefixes(before._codes, width), _prefixes(after._codes, width)
-        moved = (a != b) & (a != "") & (b != "")
-        pairs |= set(zip(a[moved], b[moved]))
+        _, a, b = _fence_moves(before, after, level)
+        pairs |= set(zip(a, b))
     return sorted(pairs)
 
 
 def _crossing_blocks(before, after, levels) -> np.ndarray:
-    out = np.zeros(len(before._codes), dtype=bool)
-    for level in levels:
-        width = before.scheme.width(level)
-        a, b = _prefixes(before._codes, width), _prefixes(after._codes, width)
-        out |= (a != b) & (a != "") & (b != "")
-    return np.flatnonzero(out)
+    return np.unique(np.concatenate([_fence_moves(before, after, level)[0] for level in levels] or [[]])).astype(int)
 
 
 def _recoded_children(state, codes) -> gpd.GeoDataFrame:
@@ -392,6 +397,13 @@ def _checked(before, after, edit, *, refuse=True) -> PlanState:
     errors = report[report["severity"] == "error"]
     keys = frozenset(zip(errors["kind"], errors["code"]))
     new = errors[[k not in before._errors for k in zip(errors["kind"], errors["code"])]]
+    pen = after._codes == ""
+    if len(new) and pen.any():
+        # the holding pen: ground left uncovered by blocks waiting to be painted is not refused
+        # while editing (gridgeo.plan.save refuses a state with blocks in the pen)
+        held = shapely.buffer(_union(after._blocks.geoms[pen]), 1e-7)
+        waiting = (new["kind"] == "uncovered").to_numpy() & shapely.covers(held, np.asarray(new.geometry.array))
+        new = new[~waiting]
     if refuse and len(new):
         first = new.iloc[0]
         raise PlanError("invalid_result",
