@@ -14,7 +14,10 @@ the page.
 - ``GET /plans``, ``POST /plans`` (from the published grids or from
   :func:`gridgeo.plan.suggest_division`), ``GET /plans/{id}`` (the blocks,
   once, with their sums; the assignment, grids, figures, the published
-  outlines and the plan's history);
+  outlines and the plan's history; and its ``context``: the units around
+  its parent, the level-1 fences it may not paint across with every
+  block's fence, and the pairs of blocks sharing an edge, from
+  :mod:`gridgeo.plan.context`);
 - ``POST /plans/{id}/edit``: reassign, unassign (the eraser: into the holding pen, which a save
   refuses with a 422 naming the blocks), add, merge, split, redraw, renumber, rename;
   a refusal is a 422 problem with gridgeo's message in both languages;
