@@ -396,6 +396,7 @@ def test_roads_are_drawn_under_the_grids_at_street_level_and_toggle(server, open
     screenshot(page, "map-roads-1920.png")
     page.uncheck("#roads-toggle")
     assert not page.evaluate("onemap.roads.shown()")
+    assert "roads" not in parse_qs(page.url.split("#", 1)[1])["layers"][0].split(",")  # the link says so
     page.check("#roads-toggle")
     settle(page)
     assert page.evaluate("onemap.roads.shown() && onemap.roads.drawn().length") == len(drawn)

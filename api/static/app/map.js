@@ -133,7 +133,7 @@ function toast(text, error = false) {
 
 function defaultState(ctx) {
   return {
-    layers: new Set([...ctx.levels.map((lv) => lv.name), 'stations']),
+    layers: new Set([...ctx.levels.map((lv) => lv.name), 'stations', 'roads']),
     kinds: new Set(Object.keys(ctx.vocabulary.station_kinds)),
     heat: false, field: '', flevel: ctx.config.main_level ?? 'grid2', scheme: ctx.style.choropleth.scheme,
     coverage: 0, category: '', from: '', to: '', unit: '', lang: 'zh', view: null, ignored: [],
@@ -496,6 +496,7 @@ async function start() {
   });
   map.on('mouseout', () => hover(ctx, null));
   ctx.fills = new Fills(map, ctx);
+  ctx.writeHash = () => writeHash(ctx);
   ctx.roads = mapRoads(map, ctx, ZOOM_OFFSET);  // the ground under the lines, with its toggle (roads.js)
   ctx.lines = new Lines(map, ctx, (props) => ctx.select(drillTarget(ctx, props.code), {fit: true}));
   ctx.stations = new Stations(map, ctx, (props, latlng) => stationPopup(ctx, props, latlng));

@@ -27,6 +27,8 @@ Object.assign(STRINGS.zh, {
   pen: '待分配区：{n} 个图块尚未划入任何网格（灰色）。保存前请用画刷把它们划入网格。',
   pen_not_saved: '不能保存：待分配区还有 {n} 个图块不属于任何网格。请先用画刷把它们划入网格。',
   edit_unassign: '移入待分配区',
+  moved_area: '户数迁移的区域',
+  selected_grid: '所选网格',
 });
 Object.assign(STRINGS.en, {
   brush_size: 'Brush size',
@@ -46,6 +48,8 @@ Object.assign(STRINGS.en, {
   pen: 'Holding pen: {n} block(s) in no grid (grey). Paint them into grids before saving.',
   pen_not_saved: 'Cannot save: {n} block(s) in the holding pen belong to no grid. Paint them into grids first.',
   edit_unassign: 'Into the holding pen',
+  moved_area: 'area whose households move',
+  selected_grid: 'selected grid',
 });
 
 export const BRUSH_SIZES = [0, 1, 2, 3];

@@ -759,7 +759,7 @@ async function start() {
   const map = L.map('map', {zoomSnap: 0.25, zoomDelta: 0.5, minZoom: 8, maxZoom: 19, boxZoom: false});
   ctx.map = map;
   L.control.scale({imperial: false, position: 'bottomright'}).addTo(map);
-  for (const [name, z] of [['blocks', 410], ['compare', 452], ['outlines', 450], ['labels', 460]]) map.createPane(name).style.zIndex = z;
+  for (const [name, z] of [['blocks', 410], ['compare', 440], ['outlines', 450], ['labels', 460]]) map.createPane(name).style.zIndex = z;
   for (const name of ['compare', 'outlines', 'labels']) map.getPane(name).style.pointerEvents = 'none';
   if (config.basemap?.kind === 'xyz') L.tileLayer(config.basemap.url, {maxZoom: 19, attribution: config.basemap.attribution || ''}).addTo(map);
   // the roads under the blocks (which are cut from them), from street level

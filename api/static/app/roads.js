@@ -119,7 +119,8 @@ export class Roads {
 
 // The one map's roads: under the units' lines (pane 420: over the land and the choropleth,
 // under the lines at 450), from the zoom their tiles start (street level), with a toggle in the
-// layers list (#roads-toggle), on unless the link says roads=0. Null when the service has no roads.
+// layers list (#roads-toggle). A layer of the page's state like the levels ('roads' in the link's
+// layers=, on by default). Null when the service has no roads.
 export function mapRoads(map, ctx, zoomOffset) {
   const box = document.getElementById('roads-toggle');
   if (ctx.minzoom.roads === undefined) {
@@ -127,10 +128,14 @@ export function mapRoads(map, ctx, zoomOffset) {
     return null;
   }
   const roads = new Roads(map, {minzoom: ctx.minzoom.roads, zoomOffset});
-  const on = new URLSearchParams(location.hash.slice(1)).get('roads') !== '0';
+  const on = ctx.state.layers.has('roads');
   if (box) {
     box.checked = on;
-    box.addEventListener('change', () => roads.show(box.checked));
+    box.addEventListener('change', () => {
+      if (box.checked) ctx.state.layers.add('roads'); else ctx.state.layers.delete('roads');
+      roads.show(box.checked);
+      ctx.writeHash?.();
+    });
   }
   roads.show(on);
   return roads;
