@@ -190,6 +190,7 @@ class Workbench:
 
         verbs = {
             "reassign": lambda: gridgeo.plan.reassign(state, list(blocks), needed(to, "to")),
+            "unassign": lambda: gridgeo.plan.unassign(state, list(blocks)),
             "add": lambda: gridgeo.plan.add(state, list(blocks), name=name or None),
             "merge": lambda: gridgeo.plan.merge(state, list(codes), into=to or None),
             "split": lambda: gridgeo.plan.split(state, needed(to, "to"),
@@ -312,7 +313,35 @@ class Workbench:
         }
         if blocks:
             body["blocks"] = feature_collection(base.blocks, BLOCK_PROPERTIES)
+            body["context"] = self.context(info["parent"], base)
         return body
+
+    def context(self, parent: str, base) -> dict:
+        """What the page draws around and across the plan: the units around its parent
+        (:func:`gridgeo.plan.neighbouring_units`), the fences it may not paint across and
+        every block's (:func:`gridgeo.plan.fences`), with the fences' level and its label."""
+        def around():
+            box = self.published(parent).loc[lambda f: f["code"] == parent].total_bounds
+            if not np.isfinite(box).all():
+                return feature_collection(gpd.GeoDataFrame({"code": [], "name": []}, geometry=[], crs=4490),
+                                          ["code", "name"])
+            near = self.store.read("grids", bbox=tuple(box))
+            near = near.drop(columns=[c for c in ("revision", "author") if c in near.columns])
+            return feature_collection(gridgeo.plan.neighbouring_units(near, parent, scheme=self.scheme),
+                                      ["code", "name"])
+
+        of, units = gridgeo.plan.fences(base)
+        level = gridgeo.plan.fence_level(base)
+        info = self.scheme.level(level) if level else None
+        return {
+            "neighbours": self.services.current(f"plan:around:{parent}", around),
+            "fence_level": level,
+            "fence_label": info.label if info else None,
+            "fence_label_en": info.label_en if info else None,
+            "fences": feature_collection(units, ["code", "name"]),
+            "fence_of": of.to_dict() if level else {},
+            "pairs": gridgeo.plan.block_pairs(base)[["a", "b"]].to_numpy().tolist(),
+        }
 
     def summary(self, info: dict, who=None) -> dict:
         """One plan as the list shows it: with its review so far (who submitted, returned

@@ -643,7 +643,7 @@ class _Builder:
                 f"{name}.attrs": json.dumps(table.attrs, default=_json_scalar).encode()}
 
     def _tiles(self):
-        from gridgeo.tiles import DEFAULT_ZOOMS, TileLayer, TileSet, event_counts, grid_layers, station_layer
+        from gridgeo.tiles import DEFAULT_ZOOMS, TileLayer, TileSet, event_counts, grid_layers, road_layer, station_layer
 
         f = self.figures_frame()
         carried = pd.DataFrame(f[[c for c in TILE_FIGURES if c in f.columns]])
@@ -653,6 +653,9 @@ class _Builder:
         stations = self.layer("stations")
         if not stations.empty:
             layers.append(station_layer(stations))
+        roads = self.layer("roads")
+        if not roads.empty:
+            layers.append(road_layer(roads))
         events = self.layer("events")
         if not events.empty and len(grids):
             main = scheme.level(scheme.main_level)

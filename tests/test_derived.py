@@ -18,7 +18,7 @@ import shapely
 import gridgeo
 import gridgeo.store as gstore
 from gridgeo import coverage, derived, network, stats
-from gridgeo.tiles import TMS, TileSet, grid_layers
+from gridgeo.tiles import TMS, TileSet, grid_layers, road_layer
 
 VILLAGE = "350582106201"
 
@@ -77,6 +77,12 @@ def test_every_item_equals_the_library_on_the_published_data(url):
             for layer in ("grid2", "village"):
                 drawn = tiles.tile(z, t.x, t.y, layers=layer)
                 assert drawn and drawn == afresh.tile(z, t.x, t.y, layers=layer), (layer, z)
+        # ... and so are the roads under them, from the store's roads
+        roads_afresh = TileSet([road_layer(roads)], version="x")
+        for z in (12, 14, 16):
+            t = TMS.tile(centre.x, centre.y, z)
+            drawn = tiles.tile(z, t.x, t.y, layers="roads")
+            assert drawn and drawn == roads_afresh.tile(z, t.x, t.y), z
 
         # labels, the events kept for heat maps (nothing but where, what and when), the summary
         assert len(kept.labels("grid2")) == (grids["level"] == "grid2").sum()

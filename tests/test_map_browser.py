@@ -369,6 +369,40 @@ def test_toggling_a_level_stops_and_resumes_its_tiles(server, open_page):
     assert any("/tiles/grid2/" in u for u in watch.requests[before:])
 
 
+def test_roads_are_drawn_under_the_grids_at_street_level_and_toggle(server, open_page, sample, sample_store):
+    from collections import Counter
+
+    import mapbox_vector_tile
+
+    from road_tiles import check_drawn, store_roads
+
+    page, watch = open_page(server.url + "/map")
+    settle(page)
+    assert page.is_checked("#roads-toggle")
+    screenshot(page, "map-roads-town-1920.png")
+    village = sample.level("village").set_index("code").geometry["350582106201"].representative_point()
+    page.evaluate("([lat, lon]) => new Promise((done) => { onemap.map.once('moveend', () => done(true)); "
+                  "onemap.map.setView([lat, lon], 16); })", [village.y, village.x])
+    settle(page)
+
+    def served(address):
+        r = httpx.get(f"{server.url}/tiles/roads/{address}.mvt")
+        assert r.status_code in (200, 204)
+        features = mapbox_vector_tile.decode(r.content).get("roads", {}).get("features", []) if r.content else []
+        return Counter(f["properties"]["road_id"] for f in features)
+
+    drawn = page.evaluate("onemap.roads.drawn()")
+    assert check_drawn(drawn, store_roads(sample_store), served) > 20
+    assert {d["tile"].split("/")[0] for d in drawn} == {"15"}  # 512-px tiles: the data tiles of zoom 15
+    screenshot(page, "map-roads-1920.png")
+    page.uncheck("#roads-toggle")
+    assert not page.evaluate("onemap.roads.shown()")
+    assert "roads" not in parse_qs(page.url.split("#", 1)[1])["layers"][0].split(",")  # the link says so
+    page.check("#roads-toggle")
+    settle(page)
+    assert page.evaluate("onemap.roads.shown() && onemap.roads.drawn().length") == len(drawn)
+
+
 @pytest.mark.filterwarnings("ignore:Numba not installed")
 def test_choropleth_classes_and_colours_follow_mapclassify(server, open_page, units):
     page, _ = open_page(server.url + "/map#map=13.75/24.8037/118.4632&layers=town")

@@ -348,6 +348,76 @@ def test_a_plan_that_may_not_change_level1_refuses_moves_between_them(sample, tw
     assert len(parents.unique()) == 2
 
 
+def test_a_move_across_a_fence_is_refused_naming_both_level1_grids_by_name(sample, two_grid1):
+    state = plan.start(sample.grids, two_grid1, roads=sample.roads, editable=["grid2", "grid3"])
+    pairs = plan.neighbours(state)
+    across = pairs[pairs["a"].str[:14] != pairs["b"].str[:14]].iloc[0]
+    block = plan.border_blocks(state, across["a"], across["b"])[:1]
+    with pytest.raises(PlanError) as err:
+        plan.reassign(state, block, across["b"])
+    names = sample.grids.set_index("code")["name"]
+    e = err.value
+    assert e.reason == "level_not_editable" and sorted(e.codes) == sorted([across["a"][:14], across["b"][:14]])
+    assert e.blocks == block
+    for code in e.codes:
+        assert names[code] in e.message_zh and names[code] in e.message_en and code in e.message_en
+    assert "['grid1']" not in e.message_en and "一级网格" in e.message_zh
+
+
+def test_neighbouring_units_are_the_units_of_the_level_touching_it(sample):
+    villages = sample.level("village")
+    for code in villages["code"].iloc[::5]:
+        got = plan.neighbouring_units(sample.grids, code)
+        own = villages[villages["code"] == code]
+        # the reference: geopandas' spatial join of the villages with the one
+        joined = gpd.sjoin(villages, own[["geometry"]], predicate="intersects")
+        assert list(got["code"]) == sorted(set(joined["code"]) - {code}), code
+        assert set(got["level"]) <= {"village"}
+    with pytest.raises(PlanError):
+        plan.neighbouring_units(sample.grids, "350582106999")
+
+
+def test_fences_give_each_block_the_level1_grid_holding_it(sample, two_grid1):
+    state = plan.start(sample.grids, two_grid1, roads=sample.roads, editable=["grid2", "grid3"])
+    of, units = plan.fences(state)
+    grid1 = sample.level("grid1")
+    grid1 = grid1[grid1["parent"] == two_grid1]
+    assert list(units["code"]) == sorted(grid1["code"]) and list(units["name"]) == list(
+        grid1.sort_values("code")["name"])
+    # the reference: the level-1 polygon that holds each block's inner point (shapely)
+    inner = state.blocks.geometry.representative_point()
+    held = gpd.sjoin(gpd.GeoDataFrame(geometry=inner, crs=crs.STORAGE_CRS).assign(block_id=state.blocks["block_id"]),
+                     grid1[["code", "geometry"]], predicate="within").set_index("block_id")["code"]
+    assert of.reindex(held.index).tolist() == held.tolist() and len(held) == len(of)
+    free = plan.start(sample.grids, two_grid1, roads=sample.roads)
+    assert plan.fence_level(free) is None and set(plan.fences(free)[0]) == {""} and plan.fences(free)[1].empty
+
+
+def test_the_area_brush_reaches_the_blocks_within_n_shared_edges(sample):
+    import networkx as nx
+
+    from adjacency import edge_graph
+
+    state = plan.start(sample.grids, "350582106201", roads=sample.roads)
+    graph = edge_graph(state.blocks)
+    pairs = plan.block_pairs(state)
+    assert {frozenset(p) for p in zip(pairs["a"], pairs["b"])} == {frozenset(e) for e in graph.edges}
+    for block in state.blocks["block_id"].iloc[::17]:
+        for steps in (0, 1, 2, 3):
+            want = sorted(nx.ego_graph(graph, block, radius=steps).nodes)
+            assert plan.within_steps(state, block, steps) == want, (block, steps)
+
+
+def test_a_grid_cannot_take_the_name_of_another_grid_of_the_plan(sample):
+    state = plan.start(sample.grids, "350582106201", roads=sample.roads)
+    a, b = state.units["code"].iloc[:2]
+    taken = state.units["name"].iloc[1]
+    with pytest.raises(PlanError) as err:
+        plan.rename(state, a, f" {taken} ")
+    assert err.value.reason == "duplicate_name" and err.value.codes == [a, b] and taken in err.value.message_zh
+    assert plan.rename(state, a, "东区网格").units.set_index("code").at[a, "name"] == "东区网格"
+
+
 def test_renumber_puts_codes_in_reading_order(park):
     grown = plan.add(park, park.blocks["block_id"][:1].tolist())
     after = plan.renumber(grown)

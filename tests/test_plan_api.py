@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+from pathlib import Path
 
 import geopandas as gpd
 import mapbox_vector_tile
@@ -533,3 +534,32 @@ def test_a_save_that_changes_nothing_writes_nothing_and_a_rename_is_saved(api, z
         "assignment": again["assignment"], "names": names, "base": again["assignment"],
         "base_revision": again["revision"], "base_names": names}).json()
     assert last["saved"] is False and last["revision"] == again["revision"]
+
+
+def test_blocks_erased_into_the_holding_pen_are_painted_back_and_a_save_with_any_left_is_refused(
+        api, zhang, store_path):
+    plan = new_plan(api, zhang)
+    pid = plan["plan"]["id"]
+    block, grid = sorted(plan["assignment"].items())[3]
+    erased = edit(api, zhang, plan, plan, op="unassign", blocks=[block])
+    assert erased.status_code == 200, erased.text
+    erased = erased.json()
+    assert erased["assignment"][block] == "" and erased["log"]["edit"] == "unassign"
+    assert {b: g for b, g in erased["assignment"].items() if b != block} == \
+        {b: g for b, g in plan["assignment"].items() if b != block}
+    # the grid's figures lose the block's households, and no grid holds it
+    hh = {g["code"]: g["households"] for g in plan["impact"]["grids"]}
+    hh_after = {g["code"]: g["households"] for g in erased["impact"]["grids"]}
+    block_hh = next(f["properties"]["households"] for f in plan["blocks"]["features"]
+                    if f["properties"]["block_id"] == block)
+    assert hh_after[grid] == hh[grid] - block_hh and sum(hh_after.values()) == sum(hh.values()) - block_hh
+    # a save with a block in the pen is refused, naming it, and the store is left byte-identical
+    before = Path(store_path).read_bytes()
+    refused = api.post(f"/plans/{pid}/save", headers=zhang, json={
+        **working(erased), "base": plan["assignment"], "base_revision": plan["revision"]})
+    assert refused.status_code == 422 and refused.json()["reason"] == "blocks_unassigned"
+    assert refused.json()["blocks"] == [block] and "待分配区" in refused.json()["message_zh"]
+    assert Path(store_path).read_bytes() == before
+    # painted back into its grid: the plan is the plan it was
+    back = edit(api, zhang, plan, erased, op="reassign", blocks=[block], to=grid).json()
+    assert back["assignment"] == plan["assignment"]

@@ -29,6 +29,7 @@ from gridgeo.tiles import (
     TileSet,
     event_counts,
     grid_layers,
+    road_layer,
     station_layer,
 )
 
@@ -320,6 +321,47 @@ def test_polygon_layers_decode_as_mapbox_vector_tile_encodes_them(sample, mercat
         ours, theirs = _both_encoders(level, geoms, "polygon", _columns(len(geoms), rng))
         assert ours == theirs, (level, zoom, tile)
         assert len(ours[level]["features"]) == len(geoms)
+
+
+@pytest.mark.parametrize("zoom", [12, 14, 16])
+def test_a_roads_tile_holds_the_roads_that_cross_it(sample, zoom):
+    """Every road segment whose line (projected by geopandas) crosses a tile's box is in the tile,
+    none is there that comes nowhere near it, and each is where the source puts it, with its
+    name and class. (A road's id names the road, and a road has several segments: a feature is
+    matched to its segment by the feature id, the segment's row.)"""
+    layer = road_layer(sample.roads)
+    tiles = TileSet([layer], version="roads-test")
+    source = sample.roads.to_crs(3857).reset_index(drop=True)
+    checked = 0
+    for tile in tiles_of(sample.roads, zoom)[::7][:6]:
+        features = decode(tiles.tile(zoom, tile.x, tile.y), "roads")
+        got = {f["id"]: f for f in features}
+        assert len(got) == len(features), "a segment is in a tile once"
+        b, unit = tile_box(tile)
+        inner = shapely.box(b.left, b.bottom, b.right, b.top)
+        outer = inner.buffer((BUFFER + 8) * unit, join_style="mitre")
+        must = set(np.flatnonzero(source.intersects(inner)))
+        may = set(np.flatnonzero(source.intersects(outer)))
+        assert must <= set(got) <= may, (zoom, tile, sorted(must - set(got))[:5], sorted(set(got) - may)[:5])
+        for row in must:
+            feature = got[row]
+            line = to_mercator(shapely.geometry.shape(feature["geometry"]), tile)
+            full = source.geometry.iloc[row]
+            # simplified for the zoom: every point of the tile's line lies within the tolerance
+            # (8 units) and the rounding of the source line, and every point of the source line
+            # inside the tile within as much of the tile's line
+            assert _farthest(line, full) <= 10 * unit, (zoom, tile, row)
+            assert _farthest(full.intersection(inner), line) <= 10 * unit, (zoom, tile, row)
+            for column in ("road_id", "name", "class"):
+                assert feature["properties"][column] == source[column].iloc[row]
+        checked += len(must)
+    assert checked > 20
+
+
+def _farthest(line, other) -> float:
+    """How far the farthest point of ``line`` (every metre along it) is from ``other``."""
+    points = shapely.get_coordinates(shapely.segmentize(line, 1.0))
+    return float(shapely.distance(shapely.points(points), other).max()) if len(points) else 0.0
 
 
 def test_holes_lines_and_points_decode_as_mapbox_vector_tile_encodes_them(sample):

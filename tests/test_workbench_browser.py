@@ -15,6 +15,7 @@ import json
 import shutil
 from urllib.parse import urlsplit
 
+import geopandas as gpd
 import httpx
 import mapbox_vector_tile
 import networkx as nx
@@ -788,3 +789,293 @@ def wait_served(bench, version: int) -> None:
             return
         time.sleep(0.3)
     raise AssertionError(f"the service did not serve data version {version}")
+
+
+# --- context, tools and compare (issue 20) -------------------------------------------------------
+
+FENCED = "350582106002"  # 蔡厝社区: two level-1 grids, so a plan of level 2 has a fence inside it
+
+
+@pytest.fixture(scope="module")
+def fenced(sample):
+    """gridgeo.plan's own state of the village with two level-1 grids, as a plan of level 2 opens it."""
+    return gridgeo.plan.start(sample.grids, FENCED, roads=sample.roads, addresses=sample.addresses,
+                              stations=sample.stations, editable=["grid2", "grid3"])
+
+
+def store_frame(bench, collection):
+    with gridgeo.store.open(bench.store) as store:
+        return store.read(collection)
+
+
+def block_colours(page) -> dict[str, str]:
+    return page.evaluate("Object.fromEntries([...workbench.blocks.byId].map(([id, l]) => [id, l.options.fillColor]))")
+
+
+def edits_sent(watch) -> int:
+    return len([p for p in watch.paths("/plans/") if p.endswith("/edit")])
+
+
+@pytest.mark.parametrize("viewport", [WALL, LAPTOP], ids=["1920", "1366"])
+def test_the_villages_around_and_the_level1_grids_inside_are_drawn(open_bench, bench, viewport):
+    plan = create_plan(bench, bench.keys["zhang"], parent=FENCED)
+    page, _ = open_bench(bench.keys["zhang"], plan=plan, viewport=viewport)
+    drawn = page.evaluate("workbench.context.drawn()")
+    # the reference: the store's villages that a spatial join finds touching this one, and its level-1 grids
+    villages = store_frame(bench, "village")
+    own = villages[villages["code"] == FENCED]
+    around = gpd.sjoin(villages, own[["geometry"]], predicate="intersects")
+    assert drawn["neighbours"] == sorted(set(around["code"]) - {FENCED}) and len(drawn["neighbours"]) >= 2
+    grid1 = store_frame(bench, "grid1")
+    assert drawn["fences"] == sorted(grid1.loc[grid1["parent"] == FENCED, "code"]) and len(drawn["fences"]) == 2
+    # the neighbours are named, dimmed, and take no click
+    names = page.locator(".grid-label.around").all_inner_texts()
+    assert sorted(names) == sorted(villages.set_index("code").loc[drawn["neighbours"], "name"])
+    assert page.evaluate("getComputedStyle(workbench.map.getPane('around')).pointerEvents") == "none"
+    page.evaluate("new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(() => done(true))))")
+    screenshot(page, f"workbench-context-{viewport['width']}.png")
+
+
+def test_a_stroke_across_a_level1_boundary_is_explained_before_anything_is_sent(open_bench, bench, fenced, sample):
+    plan = create_plan(bench, bench.keys["zhang"], parent=FENCED)
+    page, watch = open_bench(bench.keys["zhang"], plan=plan)
+    graph = block_adjacency(fenced)
+    of, _ = gridgeo.plan.fences(fenced)
+    assignment = fenced.assignment.to_dict()
+    # two neighbouring blocks in different level-1 grids (shapely's edges, the fences from the grids)
+    start, across = next((a, b) for a, b in sorted(graph.edges) if of[a] != of[b])
+    grid = assignment[start]
+    names = sample.grids.set_index("code")["name"]
+    page.click(f"#grid-list [data-grid='{grid}'] .grid-name")
+    page.click("#modes [data-mode='paint']")
+    sent = edits_sent(watch)
+    page.mouse.move(*block_pixel(page, fenced, start))
+    page.mouse.down()
+    page.mouse.move(*block_pixel(page, fenced, across), steps=15)
+    # the mouse is still down: the stroke says what it cannot do, naming the level-1 grids by name
+    text = page.locator("#message-text").inner_text()
+    assert page.locator("#message").is_visible() and page.locator("#message").get_attribute("data-kind") == "warning"
+    assert names[of[across]] in text and names[of[start]] in text and names[grid] in text and "一级网格" in text
+    assert edits_sent(watch) == sent
+    refused = page.evaluate(f"workbench.blocks.byId.get({json.dumps(across)}).options.color")
+    assert refused == "#ff4d6d"
+    page.mouse.up()
+    settle(page)
+    assert edits_sent(watch) == sent  # nothing the plan allows was in the stroke: nothing sent
+    assert page.evaluate("workbench.state.assignment") == assignment
+    assert page.locator("#message").is_visible()  # the explanation stays until dismissed
+    screenshot(page, "workbench-fence-refused.png")
+    # in English too
+    page.click("#language")
+    page.mouse.move(*block_pixel(page, fenced, start))
+    page.mouse.down()
+    page.mouse.move(*block_pixel(page, fenced, across), steps=15)
+    text = page.locator("#message-text").inner_text()
+    assert "level-1" in text.lower() or "grid1" in text.lower() or "level 1" in text.lower(), text
+    assert names[of[across]] in text
+    page.mouse.up()
+    settle(page)
+
+
+def test_the_area_brush_paints_the_blocks_within_its_radius(open_bench, bench, reference):
+    plan = create_plan(bench, bench.keys["li"])
+    page, watch = open_bench(bench.keys["li"], plan=plan)
+    graph = block_adjacency(reference)
+    assignment = reference.assignment.to_dict()
+    sizes = page.locator("#brush-size option").all_inner_texts()
+    assert sizes[0] == "单个图块" and sizes[1:] == ["半径 1 块", "半径 2 块", "半径 3 块"]
+    # a block on the edge of a grid whose ring of radius 1 the neighbour can take (gridgeo.plan agrees)
+    for block in sorted(assignment):
+        ring = sorted(nx.ego_graph(graph, block, radius=1).nodes)
+        targets = sorted({assignment[n] for n in graph.neighbors(block)} - {assignment[block]})
+        if not targets:
+            continue
+        try:
+            expected = gridgeo.plan.reassign(reference, ring, targets[0])
+        except gridgeo.plan.PlanError:
+            continue
+        if len({assignment[b] for b in ring}) > 1:
+            break
+    target = targets[0]
+    page.select_option("#brush-size", "1")
+    page.click(f"#grid-list [data-grid='{target}'] .grid-name")
+    page.click("#modes [data-mode='paint']")
+    sent = edits_sent(watch)
+    page.mouse.click(*block_pixel(page, reference, block))
+    settle(page)
+    assert edits_sent(watch) == sent + 1
+    after = page.evaluate("workbench.state.assignment")
+    assert {b for b in after if after[b] != assignment[b]} == {b for b in ring if assignment[b] != target}
+    assert after == expected.assignment.to_dict()
+    assert shown_households(page) == households(expected)
+
+
+def test_a_locked_grid_is_neither_painted_into_nor_out_of(open_bench, bench, reference, adjacency):
+    plan = create_plan(bench, bench.keys["li"])
+    page, watch = open_bench(bench.keys["li"], plan=plan)
+    assignment = reference.assignment.to_dict()
+    block, source, target = movable(reference, adjacency, assignment)
+    names = reference.units.set_index("code")["name"]
+    page.click(f"#grid-list [data-grid='{source}'] button[data-lock]")
+    assert page.locator(f"#grid-list [data-grid='{source}']").get_attribute("class").split().count("locked") == 1
+    sent = edits_sent(watch)
+    paint(page, reference, [block], target)  # out of the locked grid
+    assert edits_sent(watch) == sent and page.evaluate("workbench.state.assignment") == assignment
+    assert names[source] in page.locator("#message-text").inner_text() and "锁定" in page.locator("#message-text").inner_text()
+    # into it: a block of the target next to the locked grid
+    back = next(n for n in adjacency.neighbors(block) if assignment[n] == target)
+    paint(page, reference, [back], source)
+    assert edits_sent(watch) == sent and page.evaluate("workbench.state.assignment") == assignment
+    # the lock lasts through a reload, and unlocking lets the brush work again
+    page.reload()
+    page.wait_for_function("document.body.dataset.ready === '1'", timeout=60_000)
+    settle(page)
+    assert "locked" in page.locator(f"#grid-list [data-grid='{source}']").get_attribute("class").split()
+    page.click(f"#grid-list [data-grid='{source}'] button[data-lock]")
+    paint(page, reference, [block], target)
+    assert edits_sent(watch) == sent + 1 and page.evaluate("workbench.state.assignment")[block] == target
+
+
+def test_a_name_another_grid_has_is_refused(open_bench, bench, reference):
+    plan = create_plan(bench, bench.keys["li"])
+    page, watch = open_bench(bench.keys["li"], plan=plan)
+    first, second = reference.units["code"].iloc[:2]
+    taken = reference.units.set_index("code")["name"][second]
+    watch.expect(422, f"/plans/{plan}/edit")
+    page.dblclick(f"#grid-list [data-grid='{first}'] .grid-name")
+    page.fill(f"input[data-rename='{first}']", taken)
+    page.press(f"input[data-rename='{first}']", "Enter")
+    settle(page)
+    text = page.locator("#message-text").inner_text()
+    assert "不能改名" in text and taken in text and "名称不能重复" in text
+    assert page.locator(f"#grid-list [data-grid='{first}'] .grid-name").inner_text() == \
+        reference.units.set_index("code")["name"][first]
+    assert page.locator("#plan-dirty").is_hidden()
+
+
+def test_renumbering_keeps_every_grid_its_colour(open_bench, bench, reference):
+    plan = create_plan(bench, bench.keys["li"])
+    page, _ = open_bench(bench.keys["li"], plan=plan)
+    # a new grid of one block that gridgeo.plan accepts and whose renumbering (reading order)
+    # recodes grids: the new grid gets the next code, 05, and the order puts it elsewhere
+    def recodes(block):
+        try:
+            return bool(gridgeo.plan.renumber(gridgeo.plan.add(reference, [block])).log[-1].get("renamed"))
+        except gridgeo.plan.PlanError:
+            return False
+
+    northwest = next(b for b in sorted(reference.blocks["block_id"]) if recodes(b))
+    page.click("#modes [data-mode='add']")
+    page.mouse.click(*block_pixel(page, reference, northwest))
+    settle(page)
+    before_codes = page.evaluate("workbench.state.assignment")
+    before = block_colours(page)
+    page.click("#renumber")
+    settle(page)
+    after_codes = page.evaluate("workbench.state.assignment")
+    renamed = page.evaluate("workbench.state.log.at(-1).renamed")
+    assert renamed and any(before_codes[b] != after_codes[b] for b in before_codes)
+    # a grid is its blocks: every block keeps the colour its grid had
+    assert block_colours(page) == before
+    rows = page.locator("#grid-list [data-grid]")
+    swatch = {rows.nth(k).get_attribute("data-grid"): rows.nth(k).locator(".swatch-box").evaluate(
+        "e => getComputedStyle(e).backgroundColor") for k in range(rows.count())}
+    assert len(set(swatch.values())) == len(swatch)
+    page.click("#undo")
+    assert block_colours(page) == before
+
+
+def test_splitting_gives_one_instruction(open_bench, bench, reference):
+    plan = create_plan(bench, bench.keys["li"])
+    page, _ = open_bench(bench.keys["li"], plan=plan)
+    page.click("#modes [data-mode='split']")
+    hint = page.locator("#mode-hint").inner_text()
+    assert hint.count("结束") == 1 and "点击最后一点结束" in hint
+    page.mouse.click(*block_pixel(page, reference, reference.blocks["block_id"].iloc[0]))
+    page.mouse.move(*block_pixel(page, reference, reference.blocks["block_id"].iloc[5]), steps=5)
+    text = page.locator("body").inner_text()
+    for other in ("双击结束", "单击任何存在的标记", "单击以完成", "点击继续绘制"):
+        assert other not in text, other
+    assert page.locator(".leaflet-pm-toolbar, .pm-tooltip, .leaflet-tooltip.pm-hint").count() == 0
+    assert "点击最后一点结束" in page.locator("#modes [data-mode='split']").get_attribute("title")
+    page.keyboard.press("Escape")
+
+
+def test_compare_draws_the_selection_the_published_outlines_and_the_moves_apart(open_bench, bench, reference,
+                                                                                 adjacency):
+    from PIL import Image
+    import io
+
+    plan = create_plan(bench, bench.keys["li"])
+    page, _ = open_bench(bench.keys["li"], plan=plan)
+    block, source, target = movable(reference, adjacency, reference.assignment.to_dict())
+    paint(page, reference, [block], target)
+    page.check("#compare")
+    settle(page)
+    styles = page.evaluate("""(() => {
+        const o = workbench.outlines;
+        const first = (g) => g.getLayers()[0].options;
+        return {selected: first(o.selected).color, published: first(o.published).color,
+                moves: first(o.moves).color, movesFill: first(o.moves).fillColor,
+                pattern: Boolean(document.querySelector('#moved-hatch'))};
+    })()""")
+    assert len({styles["selected"], styles["published"], styles["moves"]}) == 3, styles
+    assert styles["movesFill"] == "url(#moved-hatch)" and styles["pattern"]
+    # the moved block still shows its new grid's colour under the hatching
+    x, y = block_pixel(page, reference, block)
+    png = screenshot(page, "workbench-compare.png")
+    image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    colour = page.evaluate(f"workbench.colours.of({json.dumps(target)})")
+    rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+    around = image[int(y) - 6:int(y) + 7, int(x) - 6:int(x) + 7].reshape(-1, 3)
+    # some pixels near the block's inside are its fill (painted over the dark map), not the hatch's magenta
+    closest = np.abs(around - rgb).sum(axis=1).min()
+    assert closest < 120, (closest, colour)
+
+
+def test_roads_are_drawn_under_the_blocks(open_bench, bench):
+    from collections import Counter
+
+    from road_tiles import check_drawn, store_roads
+
+    plan = create_plan(bench, bench.keys["li"])
+    page, _ = open_bench(bench.keys["li"], plan=plan)
+
+    def served(address):
+        r = httpx.get(f"{bench.url}/tiles/roads/{address}.mvt")
+        assert r.status_code in (200, 204)
+        features = mapbox_vector_tile.decode(r.content).get("roads", {}).get("features", []) if r.content else []
+        return Counter(f["properties"]["road_id"] for f in features)
+
+    drawn = page.evaluate("workbench.roads.drawn()")
+    assert check_drawn(drawn, store_roads(bench.store), served) > 20
+    assert page.evaluate("+workbench.map.getPane('roads').style.zIndex < +workbench.map.getPane('blocks').style.zIndex")
+
+
+def test_the_eraser_puts_blocks_in_the_holding_pen_and_a_plan_with_any_is_not_saved(open_bench, bench, reference,
+                                                                                     adjacency):
+    plan = create_plan(bench, bench.keys["li"])
+    page, watch = open_bench(bench.keys["li"], plan=plan)
+    assignment = reference.assignment.to_dict()
+    block, source, _ = movable(reference, adjacency, assignment)
+    page.click("#modes [data-mode='erase']")
+    assert "待分配区" in page.locator("#mode-hint").inner_text()
+    page.mouse.click(*block_pixel(page, reference, block))
+    settle(page)
+    after = page.evaluate("workbench.state.assignment")
+    assert after[block] == "" and {b: g for b, g in after.items() if b != block} == \
+        {b: g for b, g in assignment.items() if b != block}
+    assert page.locator("#pen").is_visible() and page.locator("#pen").get_attribute("data-blocks") == "1"
+    assert shown_households(page) == households(gridgeo.plan.unassign(reference, [block]))
+    screenshot(page, "workbench-pen.png")
+    saves = len(watch.paths(f"/plans/{plan}/save"))
+    page.click("#save")
+    settle(page)
+    assert len(watch.paths(f"/plans/{plan}/save")) == saves  # refused on the page: nothing sent
+    text = page.locator("#message-text").inner_text()
+    assert page.locator("#message").is_visible() and "不能保存" in text and "待分配区" in text and "1" in text
+    with gridgeo.store.open(bench.store) as store:
+        assert store.plan(plan).history()["action"].tolist() == ["create"]
+    # painted back with the brush: the pen is empty and the plan is as it was
+    paint(page, reference, [block], source)
+    assert page.locator("#pen").is_hidden() and page.evaluate("workbench.state.assignment") == assignment

@@ -14,8 +14,12 @@ the page.
 - ``GET /plans``, ``POST /plans`` (from the published grids or from
   :func:`gridgeo.plan.suggest_division`), ``GET /plans/{id}`` (the blocks,
   once, with their sums; the assignment, grids, figures, the published
-  outlines and the plan's history);
-- ``POST /plans/{id}/edit``: reassign, add, merge, split, redraw, renumber, rename;
+  outlines and the plan's history; and its ``context``: the units around
+  its parent, the level-1 fences it may not paint across with every
+  block's fence, and the pairs of blocks sharing an edge, from
+  :mod:`gridgeo.plan.context`);
+- ``POST /plans/{id}/edit``: reassign, unassign (the eraser: into the holding pen, which a save
+  refuses with a 422 naming the blocks), add, merge, split, redraw, renumber, rename;
   a refusal is a 422 problem with gridgeo's message in both languages;
 - ``GET|POST /plans/{id}/diff``: against the published grids, with the
   from-to table of households (the saved plan, or the page's working state);
@@ -94,8 +98,9 @@ class NewPlan(BaseModel):
 
 
 class Edit(Working):
-    op: Literal["reassign", "add", "merge", "split", "redraw", "renumber", "rename"]
-    blocks: list[str] = Field(default_factory=list, description="reassign, add: the block ids")
+    op: Literal["reassign", "unassign", "add", "merge", "split", "redraw", "renumber", "rename"]
+    blocks: list[str] = Field(default_factory=list, description="reassign, unassign (into the holding pen), add: "
+                                                                "the block ids")
     to: str | None = Field(None, description="reassign: the grid that takes the blocks; split, redraw, rename: "
                                              "the grid cut, redrawn or renamed; merge: the grid that keeps its "
                                              "code; renumber: only the grids of this parent")

@@ -11,9 +11,13 @@ Redistricting App. The verbs, all on GeoDataFrames and on a
 - edits, each returning a new state that still validates
   (:func:`gridgeo.validate`), or raising :class:`PlanError` and changing
   nothing: :func:`reassign` (paint blocks into a neighbouring grid),
-  :func:`add`, :func:`merge`, :func:`split` (along a line), :func:`redraw`
+  :func:`unassign` (the eraser: into the holding pen, which :func:`save`
+  refuses), :func:`add`, :func:`merge`, :func:`split` (along a line), :func:`redraw`
   (a new outline), :func:`renumber` (codes in reading order), :func:`rename`;
   :func:`neighbours` and :func:`border_blocks` help pick what to edit;
+- :func:`neighbouring_units` (the villages around) and :func:`fences` (the
+  level-1 grids a plan that redraws level 2 may not cross, and each block's):
+  what the workbench draws around and across a plan;
 - :func:`impact`: households, population and units per grid, the balance
   against the band, contiguity, compactness (Polsby-Popper), grids without a
   station and walking coverage, from per-block sums: fast enough to follow
@@ -42,9 +46,11 @@ True
 """
 
 from gridgeo.plan.blocks import BLOCK_COLUMNS, blocks
+from gridgeo.plan.context import block_pairs, fence_level, fences, neighbouring_units, within_steps
 from gridgeo.plan.diff import CHANGES, PlanDiff, diff
 from gridgeo.plan.division import DIVISION_COLUMNS, suggest_division
-from gridgeo.plan.edits import add, border_blocks, merge, neighbours, reassign, redraw, rename, renumber, split
+from gridgeo.plan.edits import (add, border_blocks, merge, neighbours, reassign, redraw, rename, renumber, split,
+                                unassign)
 from gridgeo.plan.errors import PlanError
 from gridgeo.plan.exchange import (CSV_COLUMNS, assigned, based_on, export, from_store, lay, painted_level, read_csv,
                                    save, to_csv)
@@ -54,7 +60,8 @@ from gridgeo.plan.state import PlanState, start
 
 __all__ = [
     "blocks", "start", "PlanState", "PlanError",
-    "reassign", "add", "merge", "split", "redraw", "renumber", "rename", "neighbours", "border_blocks",
+    "reassign", "unassign", "add", "merge", "split", "redraw", "renumber", "rename", "neighbours", "border_blocks",
+    "neighbouring_units", "fences", "fence_level", "block_pairs", "within_steps",
     "impact", "diff", "PlanDiff", "report", "report_of", "PublishReport", "suggest_division",
     "to_csv", "read_csv", "assigned", "lay", "painted_level", "based_on", "export", "from_store", "save",
     "BLOCK_COLUMNS", "CHANGES", "CSV_COLUMNS", "DEFAULT_BAND", "DIVISION_COLUMNS",

@@ -30,7 +30,7 @@ from gridgeo.plan.errors import DOING_ZH, PlanError
 from gridgeo.plan.state import PlanState
 from gridgeo.schema import reading_order
 
-__all__ = ["reassign", "add", "merge", "split", "redraw", "renumber", "rename"]
+__all__ = ["reassign", "unassign", "add", "merge", "split", "redraw", "renumber", "rename"]
 
 
 def reassign(state: PlanState, blocks, to_code: str) -> PlanState:
@@ -95,6 +95,51 @@ def reassign(state: PlanState, blocks, to_code: str) -> PlanState:
     return state.relabelled(codes, state.units, edit=_entry("reassign", f"{len(moving)} block(s) to {to_code}",
                                                          f"{len(moving)} 个图块划入 {to_code}",
                                                          blocks=list(state._blocks.ids[moving]), to=to_code))
+
+
+def unassign(state: PlanState, blocks) -> PlanState:
+    """Take blocks out of their grids into the holding pen (the eraser, as in Districtr).
+
+    A block in the pen is in no grid (its code is ""): the plan may be edited
+    on, and the ground it leaves uncovered is not refused meanwhile, but
+    :func:`gridgeo.plan.save` refuses the plan until every block is painted
+    into a grid again (with :func:`reassign`, into a grid inside the block's
+    fence: :func:`gridgeo.plan.fences`).
+
+    Parameters
+    ----------
+    state : PlanState
+    blocks : str or list of str
+        Block ids; those already in the pen are left there.
+
+    Raises
+    ------
+    PlanError
+        ``unknown_blocks``; ``empties_unit`` when a grid would lose all its
+        blocks (merge it instead).
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> s = gridgeo.sample.load()
+    >>> state = gridgeo.plan.start(s.grids, "350582106201", roads=s.roads, addresses=s.addresses)
+    >>> block, grid = next(iter(state.assignment.items()))
+    >>> erased = gridgeo.plan.unassign(state, [block])
+    >>> erased.assignment[block], int((erased.assignment == "").sum())
+    ('', 1)
+    >>> gridgeo.plan.reassign(erased, [block], grid).assignment.equals(state.assignment)
+    True
+    """
+    _check_state(state)
+    pos = np.unique(state._blocks.positions(blocks, doing="unassign"))
+    pos = pos[state._codes[pos] != ""]
+    if not len(pos):
+        return state
+    codes = state._codes.copy()
+    codes[pos] = ""
+    return state.relabelled(codes, state.units, edit=_entry("unassign", f"{len(pos)} block(s) to the holding pen",
+                                                         f"{len(pos)} 个图块移入待分配区",
+                                                         blocks=list(state._blocks.ids[pos])))
 
 
 def add(state: PlanState, blocks, *, parent: str | None = None, name: str | None = None) -> PlanState:
@@ -370,9 +415,16 @@ def rename(state: PlanState, code: str, name: str) -> PlanState:
     code : str
         A grid of the plan's level.
     name : str
-        The new name: not empty (leading and trailing spaces are dropped).
-        A name another grid of the same parent has is allowed, and
-        :func:`gridgeo.validate` warns of it (``duplicate_name``).
+        The new name: not empty (leading and trailing spaces are dropped),
+        and not the name of another grid of the plan: no two grids of one
+        plan share a name, so that a person can tell them apart without
+        their codes.
+
+    Raises
+    ------
+    PlanError
+        ``unknown_unit``; ``empty_name``; ``duplicate_name`` naming the grid
+        that has the name already.
 
     Examples
     --------
@@ -387,6 +439,11 @@ def rename(state: PlanState, code: str, name: str) -> PlanState:
     Traceback (most recent call last):
     ...
     gridgeo.plan.errors.PlanError: a grid's name cannot be empty: give 3505821062010... a name
+    >>> other = state.units["name"].iloc[1]
+    >>> gridgeo.plan.rename(state, code, other)
+    Traceback (most recent call last):
+    ...
+    gridgeo.plan.errors.PlanError: grid 3505821062010... (前垵村第1网格) cannot be called 前垵村第2网格: ...
     """
     _check_state(state)
     code = _unit(state, code, "rename")
@@ -399,6 +456,16 @@ def rename(state: PlanState, code: str, name: str) -> PlanState:
     before = str(units.loc[at, "name"].iloc[0])
     if before == name:
         return state
+    holder = units.loc[~at & (units["name"].astype("str").str.strip() == name), "code"]
+    if len(holder):
+        other = str(holder.iloc[0])
+        raise PlanError("duplicate_name",
+                        f"grid {code} ({before}) cannot be called {name}: grid {other} of this plan has that name "
+                        "already, and two grids of one plan must be told apart by name. Choose another name, "
+                        "or rename the other grid first",
+                        f"网格“{before}”不能改名为“{name}”：本方案的另一个网格（{other}）已使用该名称，"
+                        "同一方案中的网格名称不能重复。请换一个名称，或先为另一个网格改名",
+                        codes=[code, other])
     units.loc[at, "name"] = name
     entry = _entry("rename", f"{code} {before} -> {name}", f"{code} 由“{before}”改名为“{name}”", code=code,
                    name=name)

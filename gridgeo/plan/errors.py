@@ -5,7 +5,8 @@ from __future__ import annotations
 __all__ = ["PlanError"]
 
 DOING_ZH = {"reassign": "调整图块归属", "add a grid": "新增网格", "import": "导入", "merge": "合并", "split": "拆分",
-            "redraw": "重绘", "rename": "改名"}
+            "redraw": "重绘", "rename": "改名",
+            "unassign": "移入待分配区", "save": "保存"}
 """The Chinese for what an edit was doing, for messages."""
 
 

@@ -496,6 +496,13 @@ def save(state: PlanState, store, *, author: str, message: str | None = None) ->
     message : str, optional
         Default: the state's edit log.
 
+    Raises
+    ------
+    PlanError
+        ``blocks_unassigned`` when blocks wait in the holding pen
+        (:func:`gridgeo.plan.unassign`): a plan is saved with every block in
+        a grid, and nothing is written.
+
     Returns
     -------
     PlanState
@@ -524,6 +531,7 @@ def save(state: PlanState, store, *, author: str, message: str | None = None) ->
     record = state.attrs.get("store")
     if not record:
         raise ValueError("this state was not opened from a store's plan: open it with gridgeo.plan.from_store")
+    _refuse_pen(state)
     plan = store.plan(record["plan_id"])
     base = record["base"]
     mine = state.to_grids()
@@ -555,3 +563,15 @@ def _changed_units(mine, base) -> np.ndarray:
                    & (before["parent"].to_numpy()[known] == mine["parent"].to_numpy()[known])
                    & shapely.equals(before.geometry.array[known], mine.geometry.array[known]))
     return ~same
+
+
+def _refuse_pen(state) -> None:
+    """Refuse a state with blocks in the holding pen, naming them."""
+    pen = state.assignment[state.assignment == ""]
+    if len(pen):
+        shown = ", ".join(pen.index[:10]) + (" ..." if len(pen) > 10 else "")
+        raise PlanError("blocks_unassigned",
+                        f"{len(pen)} block(s) are in the holding pen, in no grid: {shown}. Paint each into a grid "
+                        "(the brush) before saving; nothing was saved",
+                        f"还有 {len(pen)} 个图块在待分配区，不属于任何网格：{shown}。请先用画刷把它们划入网格再保存；"
+                        "本次未保存任何内容", blocks=list(pen.index))

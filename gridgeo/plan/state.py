@@ -292,19 +292,60 @@ def _refuse_fixed_levels(before, after):
         changed.add(before.level)
     between = before._context[before._context["code"] != before.parent]
     for level in pd.unique(between["level"]):
-        width = before.scheme.width(level)
-        if np.any(_prefixes(before._codes, width) != _prefixes(after._codes, width)):
+        # a block moves between units of a level in between when it lands in another than the one
+        # it was in (or, out of the holding pen, than the one it started in); into the pen it moves nowhere
+        if len(_fence_moves(before, after, level)[0]):
             changed.add(level)
     recoded = before._children["code"].to_numpy() != after._children["code"].to_numpy()
     changed |= set(after._children["level"][recoded])
     fixed = sorted(changed - set(before.editable))
     if fixed:
+        fenced = [lv for lv in fixed if lv in set(between["level"])]
+        crossed = _crossed(before, after, fenced)
+        if crossed:
+            label = {lv: before.scheme.level(lv).label or lv for lv in before.scheme.names}
+            names = dict(zip(before._context["code"], before._context["name"]))
+            pairs_en = "; ".join(f"{names.get(a) or a} ({a}) -> {names.get(b) or b} ({b})" for a, b in crossed[:5])
+            pairs_zh = "；".join(f"{names.get(a) or a}（{a}）→ {names.get(b) or b}（{b}）" for a, b in crossed[:5])
+            blocks = list(before._blocks.ids[_crossing_blocks(before, after, fenced)][:50])
+            raise PlanError("level_not_editable",
+                            f"the edit would move blocks across the {'/'.join(fixed)} boundary: {pairs_en}. "
+                            f"This plan redraws {', '.join(before.editable)} only: paint inside one "
+                            f"{fixed[-1]} unit, or open a plan that redraws {fixed[-1]} too",
+                            f"该操作会把图块跨越{label[fenced[-1]]}边界：{pairs_zh}。本方案只调整"
+                            f"{'、'.join(label[lv] for lv in before.editable)}：请在同一个{label[fenced[-1]]}内绘制，"
+                            f"或新建包含{label[fenced[-1]]}的方案",
+                            codes=sorted({c for pair in crossed for c in pair}), blocks=blocks)
         raise PlanError("level_not_editable",
                         f"the edit would change level(s) {fixed}, which this plan does not redraw "
                         f"(it redraws {list(before.editable)}): open a plan that includes them, e.g. "
                         f"store.create_plan(..., levels={sorted(set(before.editable) | set(fixed))})",
                         f"该操作会改动本方案不包含的层级 {fixed}：请新建包含这些层级的方案",
                         codes=[])
+
+
+def _fence_moves(before, after, level):
+    """The blocks an edit puts into another unit of ``level`` than the one they were in (a block
+    out of the holding pen: than the one it started in), with the units (from, to)."""
+    width = before.scheme.width(level)
+    was = _prefixes(before._codes, width)
+    was = np.where(was != "", was, _prefixes(before._start_codes, width))
+    now = _prefixes(after._codes, width)
+    moved = np.flatnonzero((now != "") & (was != "") & (was != now))
+    return moved, was[moved], now[moved]
+
+
+def _crossed(before, after, levels) -> list:
+    """The (from, to) units of ``levels`` that blocks of an edit move between."""
+    pairs = set()
+    for level in levels:
+        _, a, b = _fence_moves(before, after, level)
+        pairs |= set(zip(a, b))
+    return sorted(pairs)
+
+
+def _crossing_blocks(before, after, levels) -> np.ndarray:
+    return np.unique(np.concatenate([_fence_moves(before, after, level)[0] for level in levels] or [[]])).astype(int)
 
 
 def _recoded_children(state, codes) -> gpd.GeoDataFrame:
@@ -356,6 +397,13 @@ def _checked(before, after, edit, *, refuse=True) -> PlanState:
     errors = report[report["severity"] == "error"]
     keys = frozenset(zip(errors["kind"], errors["code"]))
     new = errors[[k not in before._errors for k in zip(errors["kind"], errors["code"])]]
+    pen = after._codes == ""
+    if len(new) and pen.any():
+        # the holding pen: ground left uncovered by blocks waiting to be painted is not refused
+        # while editing (gridgeo.plan.save refuses a state with blocks in the pen)
+        held = shapely.buffer(_union(after._blocks.geoms[pen]), 1e-7)
+        waiting = (new["kind"] == "uncovered").to_numpy() & shapely.covers(held, np.asarray(new.geometry.array))
+        new = new[~waiting]
     if refuse and len(new):
         first = new.iloc[0]
         raise PlanError("invalid_result",

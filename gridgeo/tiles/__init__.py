@@ -1,4 +1,4 @@
-"""Vector tiles (Mapbox Vector Tiles) of grids, stations and event counts.
+"""Vector tiles (Mapbox Vector Tiles) of grids, stations, roads and event counts.
 
 Build the layers, put them in a :class:`TileSet`, and ask it for tiles::
 
@@ -25,7 +25,7 @@ from gridgeo.tiles.aggregate import event_cells, event_counts
 from gridgeo.tiles.archive import write_mbtiles, write_pmtiles
 from gridgeo.tiles.cache import TileCache
 from gridgeo.tiles.directory import export
-from gridgeo.tiles.layers import DEFAULT_ZOOMS, TileLayer, grid_layers, station_layer
+from gridgeo.tiles.layers import DEFAULT_ZOOMS, TileLayer, grid_layers, road_layer, station_layer
 from gridgeo.tiles.tileset import TMS, TileError, TileSet
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "event_cells",
     "export",
     "grid_layers",
+    "road_layer",
     "station_layer",
     "write_mbtiles",
     "write_pmtiles",

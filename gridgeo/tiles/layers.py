@@ -18,7 +18,7 @@ import shapely
 from gridgeo.crs import to_storage
 from gridgeo.schema import DEFAULT_SCHEME, STATION_KINDS, CodeScheme, check
 
-__all__ = ["DEFAULT_ZOOMS", "TileLayer", "grid_layers", "station_layer"]
+__all__ = ["DEFAULT_ZOOMS", "TileLayer", "grid_layers", "road_layer", "station_layer"]
 
 DEFAULT_ZOOMS = {
     "town": (8, 16),
@@ -28,11 +28,13 @@ DEFAULT_ZOOMS = {
     "grid3": (13, 16),
     "stations": (12, 16),
     "events": (11, 16),
+    "roads": (12, 16),
 }
 """Zoom range of each layer of the one map, ``name -> (minzoom, maxzoom)``."""
 
 GRID_FIELDS = ("code", "name", "level", "parent")
 STATION_FIELDS = ("station_id", "name", "kind", "grid_code")
+ROAD_FIELDS = ("road_id", "name", "class")
 
 _KINDS = {"Polygon": "polygon", "MultiPolygon": "polygon", "LineString": "line",
           "MultiLineString": "line", "Point": "point"}
@@ -224,6 +226,43 @@ def station_layer(stations, *, minzoom: int = 12, maxzoom: int = 16, name: str =
     stations["label"] = stations["kind"].map(labels).fillna("").astype("str")
     return TileLayer(stations, name, minzoom=minzoom, maxzoom=maxzoom, fields=[*STATION_FIELDS, "label"],
                      description="网格服务站/点 (service stations)")
+
+
+def road_layer(roads, *, minzoom: int | None = None, maxzoom: int | None = None, name: str = "roads",
+               source=None):
+    """The tile layer of the roads: the ground under the grids, drawn on both pages.
+
+    Each road carries ``road_id``, ``name`` and ``class`` (those of them the
+    frame has; a road without a name leaves it out). Lines are simplified per
+    zoom as the grids' edges are; a road is in every tile its line crosses.
+
+    Parameters
+    ----------
+    roads : GeoDataFrame
+        (Multi)LineStrings, e.g. the store's ``roads`` layer.
+    minzoom, maxzoom : int, optional
+        Default ``DEFAULT_ZOOMS["roads"]`` (12-16: street level; below that a
+        town's roads are a grey smear).
+    name : str, default "roads"
+    source : optional
+        The coordinates' system when the frame does not say it.
+
+    Returns
+    -------
+    TileLayer
+
+    Examples
+    --------
+    >>> from gridgeo import sample
+    >>> layer = road_layer(sample.load().roads)
+    >>> layer.kind, list(layer.fields), (layer.minzoom, layer.maxzoom)
+    ('line', ['road_id', 'name', 'class'], (12, 16))
+    """
+    lo, hi = DEFAULT_ZOOMS["roads"]
+    frame = to_storage(roads, source=source, name=name)
+    fields = [c for c in ROAD_FIELDS if c in frame.columns]
+    return TileLayer(frame, name, minzoom=lo if minzoom is None else minzoom, maxzoom=hi if maxzoom is None else maxzoom,
+                     fields=fields, description="道路 (roads)")
 
 
 # --- steps ----------------------------------------------------------------------

@@ -4,7 +4,8 @@
 
 import {label, language, number, setLanguage, t} from './i18n.js';
 import {ExportMenu} from './export.js';
-import {Coverage, Fills, Heat, Labels, Lines, Stations} from './layers.js';
+import {Coverage, Fills, Heat, Labels, Lines, Stations, ZOOM_OFFSET} from './layers.js';
+import {mapRoads} from './roads.js';
 import {Panel, Search} from './panel.js';
 
 // every level below the top one can be coloured (the store's code scheme says which they are)
@@ -133,7 +134,7 @@ function toast(text, error = false) {
 
 function defaultState(ctx) {
   return {
-    layers: new Set([...ctx.levels.map((lv) => lv.name), 'stations']),
+    layers: new Set([...ctx.levels.map((lv) => lv.name), 'stations', 'roads']),
     kinds: new Set(Object.keys(ctx.vocabulary.station_kinds)),
     heat: false, field: '', flevel: ctx.config.main_level ?? 'grid2', scheme: ctx.style.choropleth.scheme,
     coverage: 0, category: '', from: '', to: '', unit: '', lang: 'zh', view: null, ignored: [], labelScale: 1,
@@ -515,6 +516,8 @@ async function start() {
   });
   map.on('mouseout', () => hover(ctx, null));
   ctx.fills = new Fills(map, ctx);
+  ctx.writeHash = () => writeHash(ctx);
+  ctx.roads = mapRoads(map, ctx, ZOOM_OFFSET);  // the ground under the lines, with its toggle (roads.js)
   ctx.lines = new Lines(map, ctx, (props) => ctx.select(drillTarget(ctx, props.code), {fit: true}));
   ctx.stations = new Stations(map, ctx, (props, latlng) => stationPopup(ctx, props, latlng));
   ctx.labels = new Labels(map, ctx);
@@ -536,7 +539,7 @@ async function start() {
   await Promise.all([select(ctx, ctx.state.unit, {fit: Boolean(ctx.state.unit && !ctx.state.view)}), refresh(ctx),
                      ctx.labels.update()]);
   // Nothing on its way: no request of the page's own, no tile loading.
-  ctx.idle = () => pending === 0 &&
+  ctx.idle = () => pending === 0 && !ctx.roads?.loading() &&
     ![ctx.fills.layer, ctx.lines.layer, ctx.stations.layer].some((l) => map.hasLayer(l) && l.isLoading());
   for (const layer of [ctx.fills.layer, ctx.lines.layer, ctx.stations.layer]) {
     layer?.on?.('tileerror', () => message(t('load_failed', {what: t('what_tiles'), detail: t('tiles_failed')})));

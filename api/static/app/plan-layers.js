@@ -26,6 +26,17 @@ export class Colours {
   }
 
   reset() { this.given.clear(); }
+
+  // Codes changed (renumbering: {old: new}): each grid keeps its colour under its new code. The
+  // old codes keep theirs too, for an undo.
+  rename(renamed) {
+    const before = new Map(this.given);
+    for (const [old, code] of Object.entries(renamed ?? {})) {
+      if (before.has(old)) this.given.set(code, before.get(old));
+    }
+  }
+
+  snapshot() { return new Map(this.given); }
 }
 
 // The villages (and communities) a plan can be opened for, clickable.
@@ -76,6 +87,10 @@ export class Stations {
   }
 }
 
+// A block a stroke would have the plan refuse (across a fence, out of or into a locked grid).
+const PEN = {color: '#d7dee8', weight: 1.4, opacity: 0.95, dashArray: '3 3', fillColor: '#5b6472', fillOpacity: 0.85};
+const REFUSED = {color: '#ff4d6d', weight: 3, opacity: 1, dashArray: '4 3', fillColor: '#ff4d6d', fillOpacity: 0.35};
+
 // The plan's blocks, coloured by the grid each is in. Painting: a press on a
 // block starts a stroke, every block the pointer passes over joins it, and the
 // release sends the whole stroke as one edit (ctx.paint).
@@ -114,6 +129,7 @@ export class Blocks {
   styleOf(id, preview = null) {
     const code = preview ?? this.ctx.state?.assignment?.[id] ?? '';
     const selected = code && code === this.ctx.selected;
+    if (!code && this.ctx.state) return PEN;  // in the holding pen (or about to be)
     return {
       color: preview ? '#ffffff' : '#0b1a2c', weight: preview ? 1.6 : 0.6, opacity: 0.9,
       dashArray: preview ? '3 2' : null,
@@ -128,15 +144,34 @@ export class Blocks {
   press(e, id) {
     if (e.originalEvent.button !== 0 || !this.ctx.canPaint()) return;
     L.DomEvent.preventDefault(e.originalEvent);
-    this.stroke = new Set([id]);
-    this.byId.get(id).setStyle(this.styleOf(id, this.ctx.selected));
+    this.stroke = new Set();
+    this.add(id);
   }
 
   enter(props) {
     this.ctx.hover(props);
-    if (!this.stroke || this.stroke.has(props.block_id)) return;
-    this.stroke.add(props.block_id);
-    this.byId.get(props.block_id).setStyle(this.styleOf(props.block_id, this.ctx.selected));
+    if (this.stroke) this.add(props.block_id);
+  }
+
+  // The brush reaches the block and, with a larger brush, the blocks within n shared edges of it.
+  add(id) {
+    const reached = this.ctx.context.reach(id, this.ctx.brushSize).filter((b) => !this.stroke.has(b));
+    if (!reached.length) return;
+    for (const b of reached) this.stroke.add(b);
+    this.preview();
+  }
+
+  // The stroke so far: the blocks it will paint in the grid's colour, those the plan would refuse
+  // outlined in red, and why, said at once (nothing is sent before the release).
+  preview() {
+    const to = this.ctx.strokeTarget();
+    const judged = this.ctx.context.judge([...this.stroke], to);
+    const refused = new Set([...judged.fenced, ...judged.lockedOut]);
+    for (const b of this.stroke) {
+      this.byId.get(b)?.setStyle(refused.has(b) ? REFUSED : this.styleOf(b, to));
+      if (refused.has(b)) this.byId.get(b)?.bringToFront();
+    }
+    this.ctx.strokeNote(this.ctx.context.explain(judged, to));
   }
 
   release() {
@@ -153,6 +188,29 @@ export class Blocks {
   }
 }
 
+export const COMPARE = {
+  published: {color: '#38d6ff', weight: 2.4, dashArray: '8 5', opacity: 0.95},
+  moves: {color: '#ff5cd6', weight: 2.2, opacity: 1, fillColor: 'url(#moved-hatch)', fillOpacity: 1},
+};
+
+// The hatching of the moved areas: thin diagonal magenta lines on nothing, an SVG pattern in
+// the compare pane's own SVG (where Leaflet draws them).
+function hatch(map) {
+  const svg = map.getPane('compare').querySelector('svg');
+  if (!svg || svg.querySelector('#moved-hatch')) return;
+  const ns = 'http://www.w3.org/2000/svg';
+  const defs = document.createElementNS(ns, 'defs');
+  const pattern = document.createElementNS(ns, 'pattern');
+  for (const [k, v] of Object.entries({id: 'moved-hatch', width: '8', height: '8', patternUnits: 'userSpaceOnUse',
+                                      patternTransform: 'rotate(45)'})) pattern.setAttribute(k, v);
+  const line = document.createElementNS(ns, 'line');
+  for (const [k, v] of Object.entries({x1: '0', y1: '0', x2: '0', y2: '8', stroke: '#ff5cd6', 'stroke-width': '2',
+                                      'stroke-opacity': '0.85'})) line.setAttribute(k, v);
+  pattern.append(line);
+  defs.append(pattern);
+  svg.prepend(defs);
+}
+
 // Grid outlines with their names and households, the selected grid, the
 // published outlines (compare) and the areas whose households move.
 export class Outlines {
@@ -163,10 +221,13 @@ export class Outlines {
     this.grids = L.geoJSON(null, {pane: 'outlines', interactive: false,
                                   style: () => ({color: '#f4f8ff', weight: 2.6, opacity: 0.95, fill: false})}).addTo(map);
     this.selected = L.geoJSON(null, {pane: 'outlines', interactive: false, style: () => ({...style.selected, fill: false})}).addTo(map);
+    // Compare: three things, three looks. The selected grid is the map's yellow (style.selected);
+    // the published outlines a cyan dashed line; the areas whose households move a magenta outline
+    // hatched over the blocks, whose new colours stay visible through it.
     this.published = L.geoJSON(null, {pane: 'compare', interactive: false,
-                                      style: () => ({color: style.selected.color, weight: 2.2, dashArray: '7 5', opacity: 0.95, fill: false})});
-    const moves = style.diff?.moves ?? {color: '#ffd23f', weight: 2, dashArray: '4 3', fillColor: '#ffd23f', fillOpacity: 0.35};
-    this.moves = L.geoJSON(null, {pane: 'compare', interactive: false, style: () => moves});
+                                      style: () => ({...COMPARE.published, fill: false})});
+    this.moves = L.geoJSON(null, {pane: 'compare', interactive: false, style: () => ({...COMPARE.moves})});
+    this.moves.on('add', () => hatch(map));
     this.labels = L.layerGroup().addTo(map);
   }
 
@@ -217,7 +278,8 @@ export class SplitLine {
 
   start() {
     this.map.pm.enableDraw('Line', {templineStyle: {color: '#ff4d6d', weight: 3}, hintlineStyle: {color: '#ff4d6d', dashArray: [5, 5]},
-                                    pathOptions: {color: '#ff4d6d', weight: 3}, finishOn: null, tooltips: true});
+                                    pathOptions: {color: '#ff4d6d', weight: 3}, finishOn: null, tooltips: false});
+    // the one instruction is the page's own (#mode-hint): Geoman's tooltips said it two more ways
   }
 
   stop() {

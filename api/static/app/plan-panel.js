@@ -35,8 +35,9 @@ export function gridList(ctx) {
     if (g.has_station === false) flags.push(`<span class="flag warn" data-flag="station">${t('no_station')}</span>`);
     const band = style.band[g.band] ?? {};
     const checked = ctx.ticked.has(g.code) ? 'checked' : '';
+    const locked = ctx.locked?.has(g.code);
     return `
-      <div class="grid-row ${g.band} ${g.code === ctx.selected ? 'selected' : ''} ${g.contiguous ? '' : 'broken'}"
+      <div class="grid-row ${g.band} ${g.code === ctx.selected ? 'selected' : ''} ${g.contiguous ? '' : 'broken'} ${locked ? 'locked' : ''}"
            data-grid="${g.code}" data-households="${g.households}" data-band="${g.band}"
            data-contiguous="${g.contiguous}" data-pieces="${g.pieces}">
         <div class="row-head">
@@ -46,6 +47,8 @@ export function gridList(ctx) {
           <span class="grid-name">${esc(g.name)}</span>
           <span class="code">${ctx.codeTail(g.code)}</span>
           <span class="hh" data-value="households">${number(g.households)}</span>
+          <button type="button" class="lock" data-lock="${g.code}" aria-pressed="${Boolean(locked)}"
+                  title="${locked ? t('locked_tip') : t('lock')}" ${ctx.readOnly() ? 'disabled' : ''}>${locked ? t('unlock') : t('lock')}</button>
         </div>
         <div class="bar" title="${low}–${high}">
           <span class="band" style="left:${pct(low)};width:${pct(high - low)}"></span>

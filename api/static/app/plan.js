@@ -13,6 +13,8 @@ import {Importer} from './plan-import.js';
 import {diffView, editLog, gridList, named, plansList, summary} from './plan-panel.js';
 import {Review} from './plan-review.js';
 import {beijing, Rollbacks} from './plan-admin.js';
+import {Roads} from './roads.js';
+import {BRUSH_SIZES, Context} from './plan-context.js';
 
 const KEY = 'gridgeo.key';
 // The levels of the store's code scheme (from /map/config.json): a plan is opened on a
@@ -39,7 +41,7 @@ class Refused extends Error {
 
 const ctx = {
   state: null, selected: '', mode: 'pan', ticked: new Set(), undo: [], redo: [], pending: 0,
-  chosen: null, start: 'published', colours: new Colours(),
+  chosen: null, start: 'published', colours: new Colours(), locked: new Set(), brushSize: 0,
 };
 
 // --- talking to the service -----------------------------------------------------------
@@ -96,7 +98,9 @@ function message(text, kind = 'error') {
 }
 
 function clearMessage() {
-  document.getElementById('message').hidden = true;
+  const box = document.getElementById('message');
+  box.hidden = true;
+  delete box.dataset.stroke;
 }
 
 // A refusal in the planner's language: gridgeo's own message when it has one.
@@ -140,6 +144,7 @@ function show(body, {blocks}) {
     ctx.redo = [];
     ctx.ticked.clear();
     ctx.selected = '';
+    ctx.locked = new Set(readLocks(body.plan.id));
   }
   ctx.state = {
     plan: body.plan, level: body.level, band: body.band, revision: body.revision, history: body.history,
@@ -151,6 +156,7 @@ function show(body, {blocks}) {
   if (!ctx.state.units.some((u) => u.code === ctx.selected)) ctx.selected = ctx.state.units[0]?.code ?? '';
   if (blocks) {
     const bounds = ctx.blocks.load(body.blocks);
+    ctx.context.load(body.context, ctx.villageLabels);
     ctx.map.fitBounds(bounds, {padding: [30, 30]});
     const box = [bounds.getWest(), bounds.getSouth(), bounds.getEast(), bounds.getNorth()].map((v) => v.toFixed(6));
     api(`/collections/stations/items?bbox=${box.join(',')}&limit=10000`, {anonymous: true})
@@ -169,7 +175,10 @@ function show(body, {blocks}) {
 
 // After an edit, undo or redo: the new state, keeping what was saved.
 function adopt(snapshot) {
-  Object.assign(ctx.state, snapshot);
+  const {locked, colours, ...state} = snapshot;
+  Object.assign(ctx.state, state);
+  if (locked) ctx.locked = new Set(locked);
+  if (colours) ctx.colours.given = new Map(colours);  // an undone renumbering gives the old codes their colours back
   for (const code of [...ctx.ticked]) if (!snapshot.units.some((u) => u.code === code)) ctx.ticked.delete(code);
   if (!snapshot.units.some((u) => u.code === ctx.selected)) ctx.selected = snapshot.units[0]?.code ?? '';
   render();
@@ -178,7 +187,33 @@ function adopt(snapshot) {
 
 function snapshot() {
   const {assignment, units, grids, impact, log} = ctx.state;
-  return {assignment, units, grids, impact, log};
+  return {assignment, units, grids, impact, log, locked: [...ctx.locked], colours: [...ctx.colours.given]};
+}
+
+// --- grids locked as finished: kept in this browser per plan -----------------------------------
+const LOCKS = (id) => `gridgeo.locked.${id}`;
+
+function readLocks(id) {
+  try {
+    return JSON.parse(localStorage.getItem(LOCKS(id)) ?? '[]');
+  } catch {
+    return [];
+  }
+}
+
+function keepLocks() {
+  if (!ctx.state) return;
+  try {
+    localStorage.setItem(LOCKS(ctx.state.plan.id), JSON.stringify([...ctx.locked]));
+  } catch {
+    // storage refused: the locks last as long as the page
+  }
+}
+
+function toggleLock(code) {
+  if (ctx.locked.has(code)) ctx.locked.delete(code); else ctx.locked.add(code);
+  keepLocks();
+  render();
 }
 
 // --- unsaved edits ---------------------------------------------------------------------------
@@ -261,6 +296,11 @@ function render() {
   status.className = `status ${s.plan.status}`;
   document.getElementById('plan-revision').textContent = t('revision', {r: s.revision});
   document.getElementById('plan-dirty').hidden = !dirty();
+  const waiting = pen();
+  const penBox = document.getElementById('pen');
+  penBox.hidden = !waiting;
+  penBox.textContent = waiting ? t('pen', {n: waiting}) : '';
+  penBox.dataset.blocks = waiting;
   ctx.blocks.restyle();
   ctx.outlines.draw(s);
   summary(s.impact);
@@ -278,7 +318,9 @@ function render() {
 
 // Editable when the caller may save the plan: a draft inside their scope.
 ctx.readOnly = () => !ctx.state || !(ctx.state.plan.can ?? []).includes('save');
-ctx.canPaint = () => ctx.mode === 'paint' && Boolean(ctx.selected) && !ctx.readOnly();
+ctx.canPaint = () => ((ctx.mode === 'paint' && Boolean(ctx.selected)) || ctx.mode === 'erase') && !ctx.readOnly();
+// Where a stroke puts its blocks: the selected grid, or the holding pen ('') for the eraser.
+ctx.strokeTarget = () => (ctx.mode === 'erase' ? '' : ctx.selected);
 
 // --- edits --------------------------------------------------------------------------------
 
@@ -291,6 +333,11 @@ async function edit(change) {
     ctx.undo.push(snapshot());
     ctx.redo = [];
     const {log, ...next} = answer;
+    if (log.renamed) {  // renumbering: every grid keeps its colour and its lock under its new code
+      ctx.colours.rename(log.renamed);
+      ctx.locked = new Set([...ctx.locked].map((code) => log.renamed[code] ?? code));
+      keepLocks();
+    }
     adopt({...next, log: [...s.log, log]});
     return log;
   } catch (error) {
@@ -301,16 +348,29 @@ async function edit(change) {
   }
 }
 
+// A stroke released: the blocks the plan allows are painted; what it would refuse (across a
+// fence, a locked grid) was shown during the stroke and stays said, and is not sent.
 ctx.paint = async (ids) => {
-  const moving = ids.filter((id) => ctx.state.assignment[id] !== ctx.selected);
-  if (!moving.length) { ctx.blocks.restyle(); return; }
-  await edit({op: 'reassign', blocks: moving, to: ctx.selected});
+  const to = ctx.strokeTarget();
+  const judged = ctx.context.judge(ids, to);
+  const why = ctx.context.explain(judged, to);
+  if (!judged.ok.length) { ctx.blocks.restyle(); return; }
+  await edit(to ? {op: 'reassign', blocks: judged.ok, to} : {op: 'unassign', blocks: judged.ok});
+  if (why) ctx.strokeNote(why);
+};
+
+// What a stroke cannot do, said while it is drawn (a warning that stays until dismissed).
+ctx.strokeNote = (text) => {
+  const box = document.getElementById('message');
+  if (text) { message(text, 'warning'); box.dataset.stroke = '1'; }
+  else if (box.dataset.stroke === '1') { clearMessage(); }
 };
 
 ctx.clickBlock = async (id) => {
   if (!ctx.state) return;
   if (ctx.mode === 'pan') ctx.pickGrid(ctx.state.assignment[id]);
   else if (ctx.mode === 'add' && !ctx.readOnly()) {
+    if (ctx.locked.has(ctx.state.assignment[id])) { ctx.strokeNote(ctx.context.explain(ctx.context.judge([id], ''), '')); return; }
     const log = await edit({op: 'add', blocks: [id]});
     if (log) { ctx.pickGrid(log.code); setMode('paint'); }
   }
@@ -349,7 +409,7 @@ function setMode(mode) {
   if (mode === 'split' && !ctx.selected) mode = 'paint';
   ctx.mode = mode;
   const map = ctx.map;
-  if (mode === 'pan' || mode === 'split') map.dragging.enable(); else map.dragging.disable();
+  if (mode === 'pan' || mode === 'split') map.dragging.enable(); else map.dragging.disable();  // paint, erase, add
   if (mode === 'split') ctx.splitLine.start();
   map.getContainer().dataset.mode = mode;
   for (const b of document.querySelectorAll('#modes button')) b.setAttribute('aria-pressed', String(b.dataset.mode === mode));
@@ -359,16 +419,22 @@ function setMode(mode) {
 function hint() {
   const unit = ctx.state?.units.find((u) => u.code === ctx.selected);
   const grid = unit ? unit.name : '';
-  const keys = {pan: 'hint_pan', paint: grid ? 'hint_paint' : 'hint_paint_none', add: 'hint_add',
+  const keys = {pan: 'hint_pan', paint: grid ? 'hint_paint' : 'hint_paint_none', add: 'hint_add', erase: 'hint_erase',
                 split: grid ? 'hint_split' : 'hint_split_none'};
   document.getElementById('mode-hint').textContent = t(keys[ctx.mode], {grid});
 }
 
 // --- save, publish, export, compare --------------------------------------------------------------
 
+// The blocks in the holding pen (the eraser's), in no grid: a plan is saved with none.
+function pen() {
+  return Object.values(ctx.state?.assignment ?? {}).filter((code) => !code).length;
+}
+
 async function save({quiet = false} = {}) {
   const s = ctx.state;
   if (!dirty()) { if (!quiet) toast(t('nothing_to_save')); return true; }
+  if (pen()) { message(t('pen_not_saved', {n: pen()})); return false; }  // gridgeo.plan.save refuses it too
   clearMessage();
   try {
     const body = await api(`/plans/${s.plan.id}/save`, {method: 'POST', body: {
@@ -491,6 +557,12 @@ function choose(unit) {
   fillLevels();
 }
 
+function fillBrushSizes() {
+  const select = document.getElementById('brush-size');
+  select.innerHTML = BRUSH_SIZES.map((n) => `<option value="${n}" ${n === ctx.brushSize ? 'selected' : ''}>${
+    n ? t('brush_steps', {n}) : t('brush_one')}</option>`).join('');
+}
+
 function fillLevels() {
   const select = document.getElementById('new-level');
   const parentLevel = ctx.chosen?.level ?? PARENT_LEVELS[0];
@@ -578,6 +650,7 @@ function listen() {
     setLanguage(language() === 'zh' ? 'en' : 'zh');
     ctx.splitLine.setLanguage(language());
     fillLevels();
+    fillBrushSizes();
     location.hash = hash();
     render();
     whoAmI();
@@ -610,8 +683,11 @@ function listen() {
       return;
     }
     const row = e.target.closest('[data-grid]');
+    const lock = e.target.closest('button[data-lock]');
+    if (lock) { toggleLock(lock.dataset.lock); return; }
     if (row) ctx.pickGrid(row.dataset.grid);
   });
+  on('brush-size', 'change', (e) => { ctx.brushSize = Number(e.target.value); });
   on('merge', 'click', async () => {
     const codes = [...ctx.ticked];
     const into = codes.includes(ctx.selected) ? ctx.selected : codes.slice().sort()[0];
@@ -639,6 +715,7 @@ function listen() {
     else if ((e.ctrlKey || e.metaKey) && key === 'y') { e.preventDefault(); step(ctx.redo, ctx.undo); }
     else if (key === 'escape') setMode('pan');
     else if (key === 'b' && !ctx.readOnly()) setMode('paint');
+    else if (key === 'e' && !ctx.readOnly()) setMode('erase');
     else if (key === 'h') setMode('pan');
   });
   window.addEventListener('beforeunload', (e) => {
@@ -658,9 +735,10 @@ function hash() {
 async function start() {
   const q = new URLSearchParams(location.hash.slice(1));
   setLanguage(q.get('lang') === 'en' ? 'en' : 'zh');
-  const [style, vocabulary, config] = await Promise.all([
+  const [style, vocabulary, config, tiles] = await Promise.all([
     api('/static/app/style.json', {anonymous: true}), api('/vocabulary', {anonymous: true}),
     api('/map/config.json', {anonymous: true}),
+    api('/tiles', {anonymous: true}).catch(() => ({layers: []})),  // no tiles yet: no roads drawn, the rest works
   ]);
   schemeLevels(config);
   const village = PARENT_LEVELS[0];
@@ -684,12 +762,20 @@ async function start() {
   for (const [name, z] of [['blocks', 410], ['compare', 440], ['outlines', 450], ['labels', 460]]) map.createPane(name).style.zIndex = z;
   for (const name of ['compare', 'outlines', 'labels']) map.getPane(name).style.pointerEvents = 'none';
   if (config.basemap?.kind === 'xyz') L.tileLayer(config.basemap.url, {maxZoom: 19, attribution: config.basemap.attribution || ''}).addTo(map);
+  // the roads under the blocks (which are cut from them), from street level
+  const roadTiles = tiles.layers.find((layer) => layer.id === 'roads');
+  if (roadTiles) {
+    ctx.roads = new Roads(map, {pane: 'roads', zIndex: 405, minzoom: roadTiles.minzoom, opacity: 0.9});
+    ctx.roads.show(true);
+  }
   ctx.villages = new Villages(map, style, (props, bounds) => {
     choose({code: props.code, name: props.name, level: village});
     map.fitBounds(bounds, {padding: [40, 40], maxZoom: 16});
   });
   map.fitBounds(ctx.villages.load(villages, labels.labels), {padding: [20, 20]});
   ctx.villages.show(true);
+  ctx.villageLabels = labels.labels;
+  ctx.context = new Context(map, ctx);
   ctx.blocks = new Blocks(map, ctx);
   ctx.outlines = new Outlines(map, ctx);
   ctx.stations = new Stations(map, style);
@@ -707,6 +793,7 @@ async function start() {
   ctx.rollbacks = new Rollbacks(ctx, {api, toast, message, clearMessage, listPlans});
 
   fillLevels();
+  fillBrushSizes();
   searchBox();
   listen();
   setMode('pan');
@@ -718,7 +805,7 @@ async function start() {
     const id = Number(q.get('plan'));
     if (id) await openPlan(id).catch((error) => message(t('failed', {detail: refusal(error)})));
   }
-  ctx.idle = () => ctx.pending === 0;
+  ctx.idle = () => ctx.pending === 0 && !ctx.roads?.loading();
   window.workbench = ctx;  // for the browser tests and the curious
   document.body.dataset.ready = '1';
 }
