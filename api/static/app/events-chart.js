@@ -33,7 +33,7 @@ export class TrendChart {
       grid: {left: 6, right: 6, top: 52, bottom: 4, containLabel: true},
       legend: {top: 0, itemWidth: 12, itemHeight: 8, textStyle: {color: '#c8d8ee', fontSize: 11}},
       tooltip: {trigger: 'axis', valueFormatter: (v) => (v === null || v === undefined ? '—' : number(v, v <= 1 && v % 1 ? 'pct' : 'int'))},
-      xAxis: {type: 'category', data: months, axisLabel: {...axisText, formatter: (m) => m.slice(5)},
+      xAxis: {type: 'category', data: months, axisLabel: {...axisText, interval: months.length <= 12 ? 0 : 'auto', formatter: (m) => m.slice(5)},
               axisTick: {alignWithLabel: true}},
       yAxis: [
         {type: 'value', name: t('events'), nameTextStyle: axisText, axisLabel: {...axisText, formatter: (v) => number(v)},

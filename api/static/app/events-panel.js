@@ -243,7 +243,7 @@ export class EventsPanel {
       change = '<span class="change none">—</span>';
     }
     return `<div data-event-card="${key}" data-value="${value ?? ''}"><dt>${t(`ev_${key}`)}</dt>` +
-      `<dd>${number(value, format)}</dd><div class="since">${t('since_previous', {period: previous})} ${change}</div></div>`;
+      `<dd>${number(value, format)}</dd><div class="since" title="${previous}">${t('since_previous', {period: previous})} ${change}</div></div>`;
   }
 
   renderRanking() {

@@ -530,7 +530,8 @@ async function start() {
                      ctx.labels.update()]);
   // Nothing on its way: no request of the page's own, no tile loading.
   ctx.idle = () => pending === 0 &&
-    ![ctx.fills.layer, ctx.lines.layer, ctx.stations.layer].some((l) => map.hasLayer(l) && l.isLoading());
+    ![ctx.fills.layer, ctx.lines.layer, ctx.stations.layer, ctx.events.hotspots.layer]
+      .some((l) => map.hasLayer(l) && l.isLoading());
   for (const layer of [ctx.fills.layer, ctx.lines.layer, ctx.stations.layer]) {
     layer?.on?.('tileerror', () => message(t('load_failed', {what: t('what_tiles'), detail: t('tiles_failed')})));
   }
