@@ -22,7 +22,7 @@ import pytest
 from browser_fixture import screenshot
 from gridgeo import events as gev
 from test_events import reference
-from test_map_browser import container_point, hex_rgb, map_pixels, near, over, settle, units  # noqa: F401 (fixture)
+from test_map_browser import container_point, hex_rgb, map_pixels, over, settle, units  # noqa: F401 (units: a fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -185,7 +185,7 @@ def test_hot_spots_are_drawn_in_the_hot_colour(server, open_page, api_keys, unit
     classes = {r["code"]: r["class"] for r in body["rows"]}
     hot = units.loc[[c for c, k in classes.items() if k == "hot"]].sort_values("room_m", ascending=False)
     assert len(hot), "the sample has hot spots of disputes in June"
-    code, grid = next(hot.iterrows())
+    _, grid = next(hot.iterrows())
     # nothing but the land and the hot spots: no boundaries, labels or stations over the pixels
     page, watch = open_page(server.url + f"/map#map=15/{grid.lat:.6f}/{grid.lon:.6f}&layers=&cat=dispute&at=2025-06&hot=1",
                             before=viewer(api_keys))

@@ -73,6 +73,7 @@ export class EventsPanel {
     this.ranking = null;
     this.seq = 0;
     this.playing = null;
+    this.el.hidden = !this.all.length;  // a store without events: nothing to show
     this.hotspots = new HotSpots(ctx.map, ctx, config.main_level ?? ctx.levels[ctx.levels.length - 1].name);
     this.el.innerHTML = `
       <h2 data-i18n="events_over_time"></h2>
@@ -204,11 +205,17 @@ export class EventsPanel {
     return legend;
   }
 
+  // The unit's name once the side panel has it (its code until then).
+  named() {
+    const {state, config, panel} = this.ctx;
+    document.getElementById('events-unit').textContent =
+      state.unit ? (panel.unit?.code === state.unit ? panel.unit.name : state.unit) : config.root.name;
+  }
+
   render(at, months) {
-    const {state, config} = this.ctx;
+    const {state} = this.ctx;
     this.rendered = {at, unit: state.unit};
-    const unitName = state.unit ? (this.ctx.panel.unit?.code === state.unit ? this.ctx.panel.unit.name : state.unit) : config.root.name;
-    document.getElementById('events-unit').textContent = unitName;
+    this.named();
     document.getElementById('events-period').textContent = at;
     const now = this.series.rows[at] ?? null;
     const before = this.series.rows[shift(at, -1)] ?? null;

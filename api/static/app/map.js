@@ -382,6 +382,7 @@ async function select(ctx, code, {fit = false} = {}) {
   if ((ctx.state.unit || '') !== (unit.code === root ? '' : unit.code)) return;  // another click came first
   ctx.panel.show(unit);
   if (document.body.dataset.ready === '1') refresh(ctx, 'events');  // the cards, trend and ranking follow the unit
+  else ctx.events?.named();
   ctx.outline.clearLayers();
   if (unit.code !== root) {
     const feature = await api(`/collections/${unit.level}/items/${encodeURIComponent(unit.code)}`);
