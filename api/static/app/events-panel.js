@@ -170,6 +170,17 @@ export class EventsPanel {
     return `/events/ranking?${this.common(q)}`;
   }
 
+  // The ranking asked for, or the one shown when the question is the same (a public page's
+  // category change asks nothing new: the public figures are for every category).
+  rankingFor(query) {
+    if (!query) return Promise.resolve(null);
+    if (query === this.rankingKept?.query) return Promise.resolve(this.rankingKept.body);
+    return this.ctx.api(query).then((body) => {
+      this.rankingKept = {query, body};
+      return body;
+    });
+  }
+
   hotspotQuery(at) {
     if (!this.ctx.state.hot) return null;
     const q = new URLSearchParams({level: this.hotspots.level, from: `${at}-01`, to: `${shift(at, 1)}-01`});
@@ -193,7 +204,7 @@ export class EventsPanel {
         return {key: seriesKey, rows: Object.fromEntries(Object.entries(byMonth).map(([m, rows]) => [m, summed(rows)])),
                 k: body.min_count};
       }),
-      this.rankingQuery(at) ? this.ctx.api(this.rankingQuery(at)) : Promise.resolve(null),
+      this.rankingFor(this.rankingQuery(at)),
     ];
     this.hotspots.period = at;
     const legend = this.hotspots.update(this.hotspotQuery(at));
