@@ -224,9 +224,13 @@ def public_indicators(services) -> pd.DataFrame:
     """Every unit's indicators per period of the public heat map (``GRIDGEO_HEAT_PERIOD``), for all
     categories, under the minimum count (:func:`gridgeo.disclosure.public_indicators`): made once per
     version; anonymous questions are filters of it."""
+    settings = services.settings
+
     def build(kept):
-        table = gevents.indicators(placed_events(services), period=services.settings.heat_period)
-        return disclosure.public_indicators(table, services.settings.min_count)
+        prepared = kept.public_indicators(settings.min_count, settings.heat_period)  # `gridgeo prepare` kept it
+        if prepared is not None:
+            return prepared
+        return gderived.public_event_table(placed_events(services), settings.min_count, settings.heat_period)
     return services.derived("events:public", build)
 
 

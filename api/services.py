@@ -176,7 +176,8 @@ class Services:
             return None
         if mode == "inline":
             with self._inline:
-                version = gderived.build(self.store, progress=False, min_count=self.settings.min_count)
+                version = gderived.build(self.store, progress=False, min_count=self.settings.min_count,
+                                         heat_period=self.settings.heat_period)
             return gderived.Derived(self.store, version) if version is not None else None
         status = self.store.derived_state(current)
         if status["failed"] and status["claim"] is None:
@@ -186,7 +187,8 @@ class Services:
         if status["claim"] is not None and not _stale(status["claim"]["at"]):
             return None
         log.info("preparing data version %d in the background", current)
-        env = {**os.environ, "GRIDGEO_STORE": self.settings.store, "GRIDGEO_MIN_COUNT": str(self.settings.min_count)}
+        env = {**os.environ, "GRIDGEO_STORE": self.settings.store, "GRIDGEO_MIN_COUNT": str(self.settings.min_count),
+               "GRIDGEO_HEAT_PERIOD": self.settings.heat_period}
         self._child = subprocess.Popen([sys.executable, "-m", "gridgeo", "prepare", "--quiet"], env=env,
                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         return None

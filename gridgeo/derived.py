@@ -62,7 +62,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import shapely
 
-__all__ = ["Derived", "build", "latest", "unit_table", "public_table", "COVERAGE_MINUTES", "TILE_FIGURES",
+__all__ = ["Derived", "build", "latest", "unit_table", "public_table", "public_event_table", "COVERAGE_MINUTES", "TILE_FIGURES",
            "PUBLIC_FIGURES", "COVERAGE_FIGURES", "DerivedError"]
 
 COVERAGE_MINUTES = (5, 10, 15)
@@ -86,7 +86,8 @@ COVERAGE_FIGURES = [*(f"households_{m}min" for m in COVERAGE_MINUTES), "farthest
 STALE_AFTER = 300.0
 """Seconds after which a claim nobody renewed is taken over."""
 
-CORE = ("grids", "labels", "events", "nearest", "served", "coverage", "uncovered", "figures", "public", "tiles")
+CORE = ("grids", "labels", "events", "nearest", "served", "coverage", "uncovered", "figures", "public",
+        "public_events", "tiles")
 """Items computed before a version is marked complete: what the one map needs."""
 
 LATE = ("service_areas",)
@@ -103,12 +104,14 @@ _ITEMS: dict[str, tuple[str, ...]] = {
     "uncovered": ("top", "addresses", "stations", "roads", "metric"),
     "figures": ("grids", "addresses", "events", "stations", "roads"),
     "public": ("grids", "addresses", "events", "stations", "roads", "min_count"),
+    "public_events": ("grids", "events", "min_count", "heat_period"),
     "tiles": ("grids", "addresses", "events", "stations", "roads"),
 }
 """Item -> the layers it is computed from, ``metric``: the metric CRS it measures in (the
 grids' Gauss-Krüger zone, which a publish of grids seldom changes), ``top``: the units of the
 top level (the areas left out are cut to them: a publish below the top level leaves them
-alone), and ``min_count``: the minimum count of the public figures."""
+alone), ``min_count``: the minimum count of the public figures, and ``heat_period``: the period the
+public event indicators are counted by."""
 
 
 class DerivedError(RuntimeError):
@@ -177,6 +180,22 @@ class Derived:
             return public_table(self.figures(), self.coverage(), min_count)
         out = _object_columns_in(_plain(data))
         out.attrs = json.loads(self._get(f"public/k{int(min_count)}.attrs"))
+        return out
+
+    def public_indicators(self, min_count: int, period: str) -> pd.DataFrame | None:
+        """The public event indicators of the version (:func:`public_event_table`): every unit's
+        indicators per ``period``, all categories together, under ``min_count``; read from the
+        store when the version was prepared with this minimum count and period, else None (the
+        caller computes them)."""
+        name = f"public_events/k{int(min_count)}/{period}"
+        data = self._get(name)
+        if data is None:
+            return None
+        out = _plain(data)
+        attrs = json.loads(self._get(f"{name}.attrs"))
+        if attrs.get("as_of") is not None:
+            attrs["as_of"] = pd.Timestamp(attrs["as_of"])
+        out.attrs = attrs
         return out
 
     def coverage(self) -> pd.DataFrame | None:
@@ -316,6 +335,17 @@ def public_table(figures: pd.DataFrame, coverage: pd.DataFrame | None, min_count
     return out
 
 
+def public_event_table(placed, min_count: int, period: str = "month") -> pd.DataFrame:
+    """What anyone may see of the events over time: :func:`gridgeo.events.indicators` of every
+    level per ``period``, all categories together, under the minimum count
+    (:func:`gridgeo.disclosure.public_indicators`). The service answers anonymous questions about
+    events by filtering it; :func:`build` keeps it so that a prepared store answers at once."""
+    from gridgeo import disclosure
+    from gridgeo import events as gevents
+
+    return disclosure.public_indicators(gevents.indicators(placed, period=period), min_count)
+
+
 def latest(store) -> Derived | None:
     """The newest complete derived data of a store no newer than its data
     version, or None when there is none (run :func:`build`)."""
@@ -325,7 +355,8 @@ def latest(store) -> Derived | None:
 
 
 def build(store, *, owner: str | None = None, progress: bool | None = None,
-          log: Callable[[str], None] | None = None, min_count: int | None = None) -> int | None:
+          log: Callable[[str], None] | None = None, min_count: int | None = None,
+          heat_period: str = "month") -> int | None:
     """Compute and keep the derived data of the store's current data version.
 
     Items whose inputs are unchanged since the newest complete version are
@@ -344,6 +375,9 @@ def build(store, *, owner: str | None = None, progress: bool | None = None,
         The minimum count of the public figures kept (:meth:`Derived.public_figures`;
         default :data:`gridgeo.disclosure.MIN_COUNT`): a service with another reads the
         figures and applies it itself.
+    heat_period : str, default "month"
+        The period of the public event indicators kept (:meth:`Derived.public_indicators`; the
+        service's ``GRIDGEO_HEAT_PERIOD``): a service with another computes them itself.
 
     Returns
     -------
@@ -369,8 +403,8 @@ def build(store, *, owner: str | None = None, progress: bool | None = None,
     try:
         from gridgeo.disclosure import MIN_COUNT
 
-        _Builder(store, version, owner, say, MIN_COUNT if min_count is None else int(min_count)).run(
-            late_only=late_only)
+        _Builder(store, version, owner, say, MIN_COUNT if min_count is None else int(min_count),
+                 heat_period).run(late_only=late_only)
     except BaseException as exc:
         reason = f"{type(exc).__name__}: {exc}"
         try:
@@ -389,9 +423,10 @@ def build(store, *, owner: str | None = None, progress: bool | None = None,
 class _Builder:
     """The steps of :func:`build`, each reading what it needs once."""
 
-    def __init__(self, store, version, owner, say, min_count):
+    def __init__(self, store, version, owner, say, min_count, heat_period="month"):
         self.store, self.version, self.owner, self.say = store, version, owner, say
         self.min_count = min_count
+        self.heat_period = heat_period
         self.layer_versions = {kind: store.layer_version(kind) for kind in
                                ("grids", "stations", "addresses", "events", "roads")}
         self._read: dict = {}
@@ -479,6 +514,8 @@ class _Builder:
                 return self.metric().to_string() if self.metric() is not None else None
             if name == "top":
                 return self.top_digest()
+            if name == "heat_period":
+                return self.heat_period
             return self.min_count if name == "min_count" else self.layer_versions[name]
         return {name: of(name) for name in _ITEMS[item]}
 
@@ -642,6 +679,18 @@ class _Builder:
         return {name: _bytes(_object_columns_out(table)),
                 f"{name}.attrs": json.dumps(table.attrs, default=_json_scalar).encode()}
 
+    def _public_events(self):
+        from gridgeo import events as gevents
+
+        events, grids = self.layer("events"), self.layer("grids")
+        if events.empty or grids.empty:
+            return None
+        table = public_event_table(gevents.place(events, self.index()), self.min_count, self.heat_period)
+        attrs = dict(table.attrs)
+        table.attrs = {}
+        name = f"public_events/k{self.min_count}/{self.heat_period}"
+        return {name: _bytes(table), f"{name}.attrs": json.dumps(attrs, default=_json_scalar).encode()}
+
     def _tiles(self):
         from gridgeo.tiles import DEFAULT_ZOOMS, TileLayer, TileSet, event_counts, grid_layers, road_layer, station_layer
 
@@ -774,9 +823,11 @@ def _digest(geometry) -> str:
 
 
 def _json_scalar(value):
-    """NumPy numbers (as figures' attrs hold them) in JSON."""
+    """NumPy numbers (as figures' attrs hold them) and times (ISO 8601) in JSON."""
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 

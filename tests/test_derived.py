@@ -262,6 +262,60 @@ def test_public_figures_are_kept_for_the_minimum_count_they_were_prepared_with(u
         assert "copied_from" not in derived.latest(store).manifest["items"]["public"]  # the grids changed
 
 
+def test_public_event_indicators_are_kept_for_the_count_and_period_they_were_prepared_with(url):
+    """A prepared store answers the public's event questions at once: the table kept is the one
+    a service would compute (gridgeo.events and gridgeo.disclosure on the published data)."""
+    from gridgeo import disclosure
+    from gridgeo import events as gevents
+
+    with gstore.open(url) as store:
+        version = derived.build(store, progress=False, min_count=12, heat_period="quarter")
+        kept = derived.latest(store)
+        names = store.derived_names(version)
+        assert "public_events/k12/quarter" in names and not any(n.startswith("public_events/k10") for n in names)
+        placed = gevents.place(_published(store, "events"), _published(store, "grids"))
+        want = disclosure.public_indicators(gevents.indicators(placed, period="quarter"), 12)
+        got = kept.public_indicators(12, "quarter")
+        assert int(got["suppressed"].sum()) > 0 and got["received"].isna().any()  # some counts withheld
+        pd.testing.assert_frame_equal(got, want)
+        assert got.attrs == want.attrs
+        # another count or period was not prepared: the caller computes it
+        assert kept.public_indicators(10, "quarter") is None and kept.public_indicators(12, "month") is None
+        # unchanged events, grids, count and period: copied by the next build
+        store.load({"stations": _published(store, "stations").iloc[1:]}, author="t", progress=False)
+        derived.build(store, progress=False, min_count=12, heat_period="quarter")
+        again = derived.latest(store)
+        assert again.manifest["items"]["public_events"].get("copied_from") == version
+        pd.testing.assert_frame_equal(again.public_indicators(12, "quarter"), want)
+
+
+def test_a_service_on_a_prepared_store_answers_the_public_without_placing_events(sample_store):
+    """The anonymous event indicators come from the table `gridgeo prepare` kept: the service
+    never places the events (what takes half a minute at city scale), and answers as if it had."""
+    from fastapi.testclient import TestClient
+
+    from api import Settings, create_app
+    from gridgeo import disclosure
+    from gridgeo import events as gevents
+
+    with TestClient(create_app(Settings(store=str(sample_store))), raise_server_exceptions=False) as client:
+        r = client.get("/events/indicators", params={"level": "village", "period": "month",
+                                                     "from": "2025-06-01", "to": "2025-07-01"})
+        assert r.status_code == 200, r.text
+        services = client.app.state.services
+        assert not [key for key in services.kept_values.keys() if "events:placed" in str(key)]
+    sample = gridgeo.sample.load()
+    every = disclosure.public_indicators(gevents.indicators(gevents.place(sample.events, sample.grids),
+                                                            period="month"), 10)
+    want = every[(every["level"] == "village") & (every["period"] == "2025-06")].set_index("code")
+    rows = pd.DataFrame(r.json()["rows"]).set_index("code")
+    assert sorted(rows.index) == sorted(want.index)
+    want = want.loc[rows.index]
+    for column in ("received", "closed", "backlog", "overdue"):
+        assert rows[column].astype("Int64").tolist() == want[column].tolist(), column
+    assert rows["suppressed"].tolist() == want["suppressed"].tolist()
+
+
 def _blobs(store, version) -> dict:
     return {name: store.get_derived(version, name) for name in store.derived_names(version) if name != "manifest"}
 

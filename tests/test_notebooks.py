@@ -15,9 +15,9 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 ARTIFACTS = ROOT / "test-artifacts" / "notebooks"
 
 
-def test_the_four_notebooks_are_there():
+def test_the_five_notebooks_are_there():
     assert [p.stem for p in NOTEBOOKS] == ["01_quickstart", "02_coverage_and_siting", "03_replanning",
-                                           "04_city_scale"]
+                                           "04_city_scale", "05_events"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

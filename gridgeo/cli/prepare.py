@@ -12,9 +12,12 @@ def prepare(
     quiet: bool = typer.Option(False, "--quiet", help="Say nothing but errors."),
     min_count: int = typer.Option(10, "--min-count", envvar="GRIDGEO_MIN_COUNT", min=1,
                                   help="The minimum count of the public figures kept (the service's GRIDGEO_MIN_COUNT)."),
+    heat_period: str = typer.Option("month", "--heat-period", envvar="GRIDGEO_HEAT_PERIOD",
+                                    help="The period of the public event indicators kept: month, quarter or year "
+                                         "(the service's GRIDGEO_HEAT_PERIOD)."),
 ):
-    """Compute the figures, walking coverage, served ground and tile geometry of the
-    published data once, and keep them in the store: a service started (or
+    """Compute the figures, walking coverage, served ground, public event indicators and
+    tile geometry of the published data once, and keep them in the store: a service started (or
     restarted) on it answers at once. The service runs this by itself after a
     publish; run it after `gridgeo load` to have the first start ready too.
     Items whose inputs did not change are copied from the version before."""
@@ -22,10 +25,13 @@ def prepare(
     from gridgeo import store as gstore
 
     say = (lambda line: None) if quiet else (lambda line: typer.echo(line, err=True))
+    if heat_period not in ("month", "quarter", "year"):
+        fail(f"--heat-period 只能是 month、quarter 或 year — --heat-period must be month, quarter or year, "
+             f"got {heat_period!r}")
     try:
         with gstore.open(store) as opened:
             version = opened.version
-            done = derived.build(opened, log=say, min_count=min_count)
+            done = derived.build(opened, log=say, min_count=min_count, heat_period=heat_period)
             if done is None:
                 claim = opened.derived_state(version)["claim"] or {}
                 typer.echo(f"version {version} of {opened.url} is being prepared by {claim.get('owner', 'another process')} "

@@ -32,7 +32,7 @@ function fetchTile(layer, data, tile) {
   return promise;
 }
 
-const Tiles = L.VectorGrid.Protobuf.extend({
+export const Tiles = L.VectorGrid.Protobuf.extend({
   options: {tileSize: 256 << ZOOM_OFFSET, maxNativeZoom: 16 + ZOOM_OFFSET},
 
   _getVectorTilePromise(coords, tile) {

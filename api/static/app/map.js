@@ -7,6 +7,7 @@ import {ExportMenu} from './export.js';
 import {Coverage, Fills, Heat, Labels, Lines, Stations, ZOOM_OFFSET} from './layers.js';
 import {mapRoads} from './roads.js';
 import {Panel, Search} from './panel.js';
+import {EventsPanel} from './events-panel.js';
 
 // every level below the top one can be coloured (the store's code scheme says which they are)
 const choroplethLevels = (ctx) => ctx.levels.slice(1).map((lv) => lv.name);
@@ -14,6 +15,9 @@ const SCHEMES = ['fisher_jenks', 'quantiles', 'equal_interval'];
 const MINUTES = [5, 10, 15];
 
 let pending = 0;
+
+// A key (viewer and above) kept for this tab, as the workbench keeps it: the page sends it with its requests.
+const KEY = sessionStorage.getItem('gridgeo.key');
 
 const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 
@@ -39,7 +43,7 @@ async function api(path, {quiet = false} = {}) {
     for (let attempt = 0; ; attempt += 1) {
       let response;
       try {
-        response = await fetch(path, {headers: {Accept: 'application/json'}});
+        response = await fetch(path, {headers: {Accept: 'application/json', ...(KEY ? {'X-API-Key': KEY} : {})}});
       } catch {
         const error = new Failed(path, 0, null);
         if (!quiet) message(t('service_unreachable', {what: what(path)}));
@@ -138,6 +142,7 @@ function defaultState(ctx) {
     kinds: new Set(Object.keys(ctx.vocabulary.station_kinds)),
     heat: false, field: '', flevel: ctx.config.main_level ?? 'grid2', scheme: ctx.style.choropleth.scheme,
     coverage: 0, category: '', from: '', to: '', unit: '', lang: 'zh', view: null, ignored: [], labelScale: 1,
+    at: '', hot: false,
   };
 }
 
@@ -163,6 +168,8 @@ function readHash(state, ctx) {
   state.from = q.get('from') ?? '';
   state.to = q.get('to') ?? '';
   state.unit = q.get('unit') ?? '';
+  state.at = /^\d{4}-\d{2}$/.test(q.get('at') ?? '') ? q.get('at') : '';
+  state.hot = q.get('hot') === '1';
   state.lang = q.get('lang') === 'en' ? 'en' : 'zh';
   state.labelScale = LABEL_SCALES.includes(Number(q.get('names'))) ? Number(q.get('names')) : 1;
   const [z, lat, lon] = (q.get('map') ?? '').split('/').map(Number);
@@ -183,6 +190,8 @@ function writeHash(ctx) {
   if (state.from) q.set('from', state.from);
   if (state.to) q.set('to', state.to);
   if (state.unit) q.set('unit', state.unit);
+  if (state.at) q.set('at', state.at);
+  if (state.hot) q.set('hot', '1');
   if (state.lang !== 'zh') q.set('lang', state.lang);
   if (state.labelScale !== 1) q.set('names', state.labelScale);
   history.replaceState(null, '', `#${q.toString().replaceAll('%2C', ',').replaceAll('%2F', '/')}`);
@@ -250,6 +259,7 @@ function relabel(ctx) {
   }
   kpis(ctx);
   ctx.panel.render();
+  ctx.events?.relabel();
 }
 
 function kpis(ctx) {
@@ -318,9 +328,9 @@ function listen(ctx) {
     }
     refresh(ctx, 'coverage');
   });
-  on('event-category', 'change', (e) => { state.category = e.target.value; refresh(ctx, 'heat'); });
-  on('event-from', 'change', (e) => { state.from = e.target.value; refresh(ctx, 'heat'); });
-  on('event-to', 'change', (e) => { state.to = e.target.value; refresh(ctx, 'heat'); });
+  on('event-category', 'change', (e) => { state.category = e.target.value; refresh(ctx, 'heat', 'events'); });
+  on('event-from', 'change', (e) => { state.from = e.target.value; refresh(ctx, 'heat', 'events'); });
+  on('event-to', 'change', (e) => { state.to = e.target.value; refresh(ctx, 'heat', 'events'); });
   on('language', 'click', () => {
     state.lang = language() === 'zh' ? 'en' : 'zh';
     relabel(ctx);
@@ -352,9 +362,10 @@ async function refresh(ctx, ...parts) {
       document.getElementById('coverage-summary').textContent = ctx.coverage.text();
     }));
   }
+  if (all || parts.includes('events')) jobs.push(ctx.events.update().then((html) => { ctx.legends.hotspots = html; }));
   writeHash(ctx);
   await Promise.allSettled(jobs);
-  document.getElementById('legend').innerHTML = ['fills', 'coverage', 'heat']
+  document.getElementById('legend').innerHTML = ['fills', 'coverage', 'heat', 'hotspots']
     .map((k) => (ctx.legends[k] ? `<div data-legend="${k}">${ctx.legends[k]}</div>` : '')).join('');
 }
 
@@ -392,6 +403,8 @@ async function select(ctx, code, {fit = false} = {}) {
   }
   if ((ctx.state.unit || '') !== (unit.code === root ? '' : unit.code)) return;  // another click came first
   ctx.panel.show(unit);
+  if (document.body.dataset.ready === '1') refresh(ctx, 'events');  // the cards, trend and ranking follow the unit
+  else ctx.events?.named();
   ctx.outline.clearLayers();
   if (unit.code !== root) {
     const feature = await api(`/collections/${unit.level}/items/${encodeURIComponent(unit.code)}`);
@@ -527,6 +540,10 @@ async function start() {
   ctx.panel = new Panel(ctx);
   ctx.search = new Search(ctx);
   ctx.exports = new ExportMenu(ctx);
+  ctx.key = KEY;
+  ctx.refresh = (...parts) => refresh(ctx, ...parts);
+  ctx.events = new EventsPanel(ctx);
+  await ctx.events.start();
   map.getContainer().addEventListener('click', (e) => {
     const link = e.target.closest('.leaflet-popup-content [data-code]');
     if (link) ctx.select(link.dataset.code, {fit: true});
@@ -540,7 +557,8 @@ async function start() {
                      ctx.labels.update()]);
   // Nothing on its way: no request of the page's own, no tile loading.
   ctx.idle = () => pending === 0 && !ctx.roads?.loading() &&
-    ![ctx.fills.layer, ctx.lines.layer, ctx.stations.layer].some((l) => map.hasLayer(l) && l.isLoading());
+    ![ctx.fills.layer, ctx.lines.layer, ctx.stations.layer, ctx.events.hotspots.layer]
+      .some((l) => map.hasLayer(l) && l.isLoading());
   for (const layer of [ctx.fills.layer, ctx.lines.layer, ctx.stations.layer]) {
     layer?.on?.('tileerror', () => message(t('load_failed', {what: t('what_tiles'), detail: t('tiles_failed')})));
   }

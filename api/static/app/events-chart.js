@@ -1,0 +1,56 @@
+// The trend of one unit's events (ECharts): received and closed per month as
+// bars, the closure and on-time rates as lines on a second axis, and a marker
+// on the month the slider shows.
+
+import {number, t} from './i18n.js';
+
+const COLOURS = {received: '#38d6ff', closed: '#2ec27e', closure_rate: '#ffd23f', on_time_rate: '#ff8c42'};
+
+export class TrendChart {
+  constructor(el) {
+    this.el = el;
+    this.chart = echarts.init(el, null, {renderer: 'canvas'});
+    this.resize = () => this.chart.resize();
+    window.addEventListener('resize', this.resize);
+  }
+
+  // months: ['2025-01', ...]; rows: {month: {received, closed, closure_rate, on_time_rate}}; at: the month marked
+  draw(months, rows, at) {
+    const value = (m, key) => rows[m]?.[key] ?? null;
+    const bar = (key) => ({type: 'bar', name: t(`ev_${key}`), yAxisIndex: 0, barGap: '10%', itemStyle: {color: COLOURS[key]},
+                           data: months.map((m) => value(m, key))});
+    const line = (key) => ({type: 'line', name: t(`ev_${key}`), yAxisIndex: 1, symbolSize: 5, connectNulls: false,
+                            itemStyle: {color: COLOURS[key]}, lineStyle: {width: 2},
+                            data: months.map((m) => value(m, key))});
+    const axisText = {color: '#8ba3c2', fontSize: 11};
+    const received = bar('received');
+    received.markLine = at && months.includes(at) ? {
+      silent: true, symbol: 'none', label: {show: false}, lineStyle: {color: '#ffffff', type: 'solid', width: 1.5},
+      data: [{xAxis: at}],
+    } : undefined;
+    this.chart.setOption({
+      animation: false,
+      grid: {left: 6, right: 6, top: 52, bottom: 4, containLabel: true},
+      legend: {top: 0, itemWidth: 12, itemHeight: 8, textStyle: {color: '#c8d8ee', fontSize: 11}},
+      tooltip: {trigger: 'axis', valueFormatter: (v) => (v === null || v === undefined ? '—' : number(v, v <= 1 && v % 1 ? 'pct' : 'int'))},
+      xAxis: {type: 'category', data: months, axisLabel: {...axisText, interval: months.length <= 12 ? 0 : 'auto', formatter: (m) => m.slice(5)},
+              axisTick: {alignWithLabel: true}},
+      yAxis: [
+        {type: 'value', name: t('events'), nameTextStyle: axisText, axisLabel: {...axisText, formatter: (v) => number(v)},
+         splitLine: {lineStyle: {color: '#1d3a5c'}}},
+        {type: 'value', min: 0, max: 1, name: '%', nameTextStyle: axisText,
+         axisLabel: {...axisText, formatter: (v) => `${Math.round(v * 100)}`}, splitLine: {show: false}},
+      ],
+      series: [received, bar('closed'), line('closure_rate'), line('on_time_rate')],
+    }, true);
+  }
+
+  months() {
+    return this.chart.getOption().xAxis[0].data;
+  }
+
+  dispose() {
+    window.removeEventListener('resize', this.resize);
+    this.chart.dispose();
+  }
+}

@@ -1,0 +1,260 @@
+"""Events over time on the one map (/map) in headless Chromium against a real `gridgeo serve`.
+
+The issue's "done when": a leader picks June and 矛盾纠纷 (dispute) and sees the
+region's cards, the trend, the ranking and the hot spots change, drills into the
+worst village and steps to the next month. Every figure the page shows is
+checked against the service's answer and against pandas counting the sample's
+events here (tests/test_events.py's reference: a covers-join and a groupby),
+never against gridgeo.events; the hot spots against the service's classes by the
+colour of the pixels. Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import ROUND_HALF_UP, Decimal
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from browser_fixture import screenshot
+from gridgeo import events as gev
+from test_events import reference
+from test_map_browser import container_point, hex_rgb, map_pixels, over, settle, units  # noqa: F401 (units: a fixture)
+
+pytestmark = pytest.mark.browser
+
+KEY = "gridgeo.key"
+JUNE = ("2025-06-01", "2025-07-01")
+CARDS = ("received", "closure_rate", "on_time_rate", "overdue")
+
+
+def region(events, start, end):
+    """The whole region's figures of one period, counted here from the events themselves."""
+    limit = events["category"].map(lambda c: gev.DEFAULT_TIME_LIMITS.get(c, gev.OTHER_TIME_LIMIT)) * pd.Timedelta(hours=1)
+    rep, clo = events["reported_at"], events["closed_at"]
+    s, e = pd.Timestamp(start), pd.Timestamp(end)
+    closed = (clo >= s) & (clo < e)
+    is_open = (rep < e) & (clo.isna() | (clo >= e))
+    n_closed, backlog = int(closed.sum()), int(is_open.sum())
+    return {"received": int(((rep >= s) & (rep < e)).sum()), "closed": n_closed, "backlog": backlog,
+            "closure_rate": n_closed / (n_closed + backlog), "on_time_rate": int((closed & (clo - rep <= limit)).sum()) / n_closed,
+            "overdue": int((is_open & (rep + limit < e)).sum())}
+
+
+def cards(page) -> dict:
+    out = {}
+    for key in CARDS:
+        card = page.locator(f"[data-event-card='{key}']")
+        value = card.get_attribute("data-value")
+        out[key] = (float(value) if value else None, card.locator("dd").inner_text(), card.locator(".since").inner_text())
+    return out
+
+
+def shown(value, key) -> str:
+    if value is None:
+        return "—"
+    if key.endswith("rate"):  # as Number.toFixed rounds: the float's exact value, a tie upwards
+        return f"{Decimal(value * 100).quantize(Decimal('0.1'), ROUND_HALF_UP)}%"
+    return f"{int(value):,}"
+
+
+def _known(value):
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
+
+
+def assert_cards(page, now: dict, before: dict):
+    """The four cards show ``now`` and the change from ``before`` (a missing rate: '—' and no change)."""
+    seen = cards(page)
+    for key in CARDS:
+        value, text, since = seen[key]
+        want, prev = _known(now[key]), _known(before[key])
+        assert value == (None if want is None else pytest.approx(want, abs=1e-4)), key
+        assert text == shown(want, key), key
+        if want is None or prev is None:
+            assert since.endswith("—"), (key, since)
+            continue
+        delta = round(want, 4) - round(prev, 4)
+        arrow = "↑" if delta > 0 else "↓" if delta < 0 else "→"
+        size = shown(abs(delta), key).rstrip("%")
+        assert f"{arrow} {size}" in since, (key, since)
+
+
+def move_slider(page, month: str):
+    index = page.evaluate("(m) => onemap.events.range().indexOf(m)", month)
+    assert index >= 0
+    page.evaluate("(i) => { const s = document.getElementById('event-month'); s.value = String(i); "
+                  "s.dispatchEvent(new Event('input')); }", index)
+
+
+def viewer(api_keys):
+    return lambda page: page.add_init_script(f"sessionStorage.setItem({json.dumps(KEY)}, {json.dumps(api_keys['viewer'])})")
+
+
+@pytest.fixture(scope="module")
+def disputes(sample):
+    return sample.events[sample.events["category"] == "dispute"]
+
+
+def test_june_and_disputes_cards_trend_ranking_drill_and_slider(server, open_page, api_keys, sample, disputes):
+    headers = {"X-API-Key": api_keys["viewer"]}
+    page, watch = open_page(server.url + "/map", before=viewer(api_keys))
+    settle(page)
+    page.select_option("#event-category", "dispute")
+    move_slider(page, "2025-06")
+    page.wait_for_function("document.body.dataset.events === '|2025-06|dispute|closure_rate'", timeout=30_000)
+    settle(page)
+    screenshot(page, "events-june-disputes.png")
+
+    # the region's cards: the service's figures, and pandas' count of the events themselves
+    api = httpx.get(server.url + "/events/indicators", headers=headers, params={
+        "level": "town", "period": "month", "from": "2025-05-01", "to": JUNE[1], "category": "dispute"}).json()
+    assert len(sample.grids[sample.grids["level"] == "town"]) == 1  # the town sample: the region is its one town
+    by_month = {r["period"]: r for r in api["rows"]}
+    june, may = region(disputes, *JUNE), region(disputes, "2025-05-01", JUNE[0])
+    for key in CARDS:
+        assert by_month["2025-06"][key] == pytest.approx(june[key], abs=1e-4), key
+    assert_cards(page, june, may)
+    # every event request carries the category: a viewer's key gives it
+    last = [u for u in watch.requests if "/events/indicators" in u][-1]
+    assert "category=dispute" in last
+
+    # the trend: the months of the data, received and closed per month as pandas counts them
+    months = [f"2025-{m:02d}" for m in range(1, 13)]
+    assert page.evaluate("onemap.events.chart.months()") == months
+    option = page.evaluate("onemap.events.chart.chart.getOption().series.map((s) => s.data)")
+    counted = [region(disputes, f"{m}-01", (pd.Period(m) + 1).start_time) for m in months]
+    assert option[0] == [c["received"] for c in counted] and option[1] == [c["closed"] for c in counted]
+
+    # the ranking of the villages by closure rate: the service's order, the reference's values
+    ranking = httpx.get(server.url + "/events/ranking", headers=headers, params={
+        "level": "village", "period": "month", "indicator": "closure_rate", "at": "2025-06", "category": "dispute",
+        "from": "2024-12-01", "to": "2026-01-01"}).json()["rows"]
+    rows = page.locator("#ranking tr[data-code]")
+    codes = [rows.nth(i).get_attribute("data-code") for i in range(rows.count())]
+    ranked = [r for r in ranking if r["rank"] is not None]
+    assert codes == [r["code"] for r in ranking[:5]] + [r["code"] for r in ranked[-5:]]
+    values = [float(rows.nth(i).get_attribute("data-value")) for i in range(rows.count())]
+    assert values == sorted(values, reverse=True)
+    theirs = reference(disputes, sample.grids, "village", "M", gev.DEFAULT_TIME_LIMITS)
+    june_villages = theirs.xs(pd.Timestamp(JUNE[0]), level="period_start")
+    for code, value in zip(codes, values):
+        assert value == pytest.approx(june_villages.at[code, "closure_rate"], abs=1e-4), code
+    worst = codes[-1]
+    assert june_villages.loc[codes, "closure_rate"].min() == pytest.approx(june_villages.at[worst, "closure_rate"])
+
+    # drilling into the worst village: selected, and the cards are its figures
+    page.click(f"#ranking tr[data-code='{worst}']")
+    page.wait_for_function(f"document.body.dataset.unit === '{worst}' && "
+                           f"document.body.dataset.events === '{worst}|2025-06|dispute|closure_rate'", timeout=30_000)
+    settle(page)
+    screenshot(page, "events-worst-village.png")
+    assert page.inner_text("#unit-name") == sample.grids.set_index("code").at[worst, "name"]
+    may_villages = theirs.xs(pd.Timestamp("2025-05-01"), level="period_start")
+    assert_cards(page, june_villages.loc[worst].to_dict(), may_villages.loc[worst].to_dict())
+
+    # the slider's next month: the cards follow
+    move_slider(page, "2025-07")
+    page.wait_for_function(f"document.body.dataset.events === '{worst}|2025-07|dispute|closure_rate'", timeout=30_000)
+    settle(page)
+    july = theirs.xs(pd.Timestamp("2025-07-01"), level="period_start")
+    assert_cards(page, july.loc[worst].to_dict(), june_villages.loc[worst].to_dict())
+    assert "at=2025-07" in page.url and "cat=dispute" in page.url
+
+
+def test_the_play_button_steps_through_the_year(server, open_page, api_keys):
+    page, _ = open_page(server.url + "/map#at=2025-10", before=viewer(api_keys))
+    settle(page)
+    seen = []
+    page.expose_function("seen", lambda value: seen.append(value))
+    page.evaluate("new MutationObserver(() => window.seen(document.body.dataset.events))"
+                  ".observe(document.body, {attributes: true, attributeFilter: ['data-events']})")
+    page.click("#event-play")
+    page.wait_for_function("!document.getElementById('event-play').dataset.playing", timeout=60_000)
+    settle(page)
+    assert [s.split("|")[1] for s in seen] == ["2025-11", "2025-12"]
+    assert page.evaluate("document.getElementById('event-month-label').textContent") == "2025-12"
+
+
+def test_hot_spots_are_drawn_in_the_hot_colour(server, open_page, api_keys, units):
+    headers = {"X-API-Key": api_keys["viewer"]}
+    body = httpx.get(server.url + "/events/hotspots", headers=headers, params={
+        "level": "grid2", "from": JUNE[0], "to": JUNE[1], "category": "dispute"}, timeout=300).json()
+    classes = {r["code"]: r["class"] for r in body["rows"]}
+    hot = units.loc[[c for c, k in classes.items() if k == "hot"]].sort_values("room_m", ascending=False)
+    assert len(hot), "the sample has hot spots of disputes in June"
+    _, grid = next(hot.iterrows())
+    # nothing but the land and the hot spots: no boundaries, labels or stations over the pixels
+    page, watch = open_page(server.url + f"/map#map=15/{grid.lat:.6f}/{grid.lon:.6f}&layers=&cat=dispute&at=2025-06&hot=1",
+                            before=viewer(api_keys))
+    settle(page)
+    page.wait_for_timeout(500)  # the tiles' fade-in
+    assert watch.paths("/events/hotspots")
+    from gridgeo.maps import style
+
+    s = style()
+    land = over(s["land"]["fillColor"], s["land"]["fillOpacity"], hex_rgb(s["background"]))
+    colours = page.evaluate("import('/static/app/events-layer.js').then((m) => [m.HOTSPOT_COLOURS, m.HOTSPOT_OPACITY])")
+    pixels = map_pixels(page, "events-hotspots.png")
+    box = page.locator("#map").bounding_box()
+    covers = [page.locator(sel).bounding_box() for sel in ("#legend", ".leaflet-control-zoom", ".leaflet-control-scale")]
+    checked = {"hot": 0, "none": 0}
+    for other, g in units[units["level"] == "grid2"].sort_values("room_m", ascending=False).iterrows():
+        x, y = container_point(page, g.lat, g.lon)
+        px, py = int(y - box["y"]), int(x - box["x"])
+        if not (20 < px < pixels.shape[0] - 20 and 20 < py < pixels.shape[1] - 20) or g.room_m < 60:
+            continue
+        if any(c["x"] - 4 <= x <= c["x"] + c["width"] + 4 and c["y"] - 4 <= y <= c["y"] + c["height"] + 4 for c in covers):
+            continue  # under the legend or a control
+        kind = classes.get(other)
+        want = over(colours[0][kind], colours[1], land) if kind in ("hot", "cold") else land
+        assert np.abs(pixels[px, py] - want).max() <= 6, (other, kind, pixels[px, py], want)
+        checked[kind if kind in checked else "none"] += 1
+    assert checked["hot"] >= 1 and checked["none"] >= 1, checked
+    rows = page.locator("[data-legend='hotspots'] .row[data-class='hot'] .count").inner_text()
+    assert int(rows) == sum(k == "hot" for k in classes.values())
+
+
+def test_the_public_sees_dashes_and_why_never_nan(server, open_page, sample):
+    village = sample.grids[sample.grids["level"] == "village"].iloc[0]["code"]
+    page, watch = open_page(server.url + f"/map#cat=dispute&at=2025-06&unit={village}")
+    page.wait_for_function(f"document.body.dataset.events === '{village}|2025-06|dispute|closure_rate'", timeout=30_000)
+    settle(page)
+    screenshot(page, "events-public.png")
+    body = httpx.get(server.url + "/events/indicators", params={
+        "level": "village", "unit": village, "period": "month", "from": "2025-05-01", "to": JUNE[1]}).json()
+    june = {r["period"]: r for r in body["rows"]}["2025-06"]
+    seen = cards(page)
+    for key in CARDS:
+        assert seen[key][1] == shown(june.get(key), key), key
+    text = page.inner_text("#events-panel")
+    assert "NaN" not in text and "undefined" not in text and "null" not in text
+    note = page.inner_text("#events-note")
+    assert "公开数据不分类别" in note  # the public figures are every category's: the page says so
+    if any(june.get(key) is None for key in CARDS):
+        assert "少于 10 件" in note
+    # the public is never sent a category it may not ask for
+    assert all("category=" not in u for u in watch.requests if "/events/indicators" in u or "/events/ranking" in u)
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1366, 768)])
+def test_the_events_panel_fits_the_screen(server, open_page, api_keys, size):
+    width, height = size
+    page, _ = open_page(server.url + "/map#cat=dispute&at=2025-06&hot=1", viewport={"width": width, "height": height},
+                        before=viewer(api_keys))
+    page.wait_for_function("(document.body.dataset.events || '').endsWith('|2025-06|dispute|closure_rate')")
+    settle(page)
+    screenshot(page, f"events-{width}x{height}.png")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    panel = page.locator("#panel").bounding_box()
+    for selector in ("#event-cards", "#events-chart", "#event-month", "#event-play"):
+        b = page.locator(selector).bounding_box()
+        assert b["x"] >= panel["x"] and b["x"] + b["width"] <= panel["x"] + panel["width"] + 0.5, selector
+    # the cards and the slider are on the screen without scrolling; no card's text overflows its box
+    for selector in ("#event-cards", "#event-month"):
+        b = page.locator(selector).bounding_box()
+        assert b["y"] + b["height"] <= height, selector
+    assert page.evaluate("""[...document.querySelectorAll('#event-cards > div, #event-cards dd')]
+        .every((el) => el.scrollWidth <= el.clientWidth + 1)""")
