@@ -737,3 +737,28 @@ def test_a_wall_screen_writes_names_larger(server, open_page):
             ("1.7" if names else "1")
     (normal,), (wall,) = sizes[""], sizes["&names=1.7"]  # below the top level a name is never shrunk
     assert wall == pytest.approx(1.7 * normal, abs=0.11)
+
+
+def test_a_viewer_exports_every_figure_with_the_key_the_page_keeps(server, open_page, api_keys, sample):
+    """The page sends its key with a download (a link cannot): a viewer's workbook has the figures
+    the public's withholds, equal to what /stats gives the key."""
+    import openpyxl
+
+    town = sample.grids.loc[sample.grids["level"] == "town", "code"].iloc[0]
+    key = api_keys["viewer"]
+    page, _ = open_page(server.url + f"/map#unit={town}",
+                        before=lambda p: p.add_init_script(f"sessionStorage.setItem('gridgeo.key', {json.dumps(key)})"))
+    settle(page)
+    page.click("#export summary")
+    with page.expect_download(timeout=120_000) as info:
+        page.click("#export-xlsx")
+    sheet = openpyxl.load_workbook(open(info.value.path(), "rb"))["指标 Figures"]
+    heads = [c.value for c in sheet[1]]
+    col = heads.index("15分钟生活圈覆盖率 households within 15 minutes")
+    got = {row[0]: row[col] for row in sheet.iter_rows(min_row=2, values_only=True)}
+    viewer = httpx.get(f"{server.url}/stats/unit/{town}", headers={"X-API-Key": key}).json()
+    public = httpx.get(f"{server.url}/stats/unit/{town}").json()
+    expected = {u["code"]: u["share_15min"] for u in [viewer["figures"], *viewer["children"]]}
+    assert got == pytest.approx(expected, abs=1e-4)
+    withheld = [u["code"] for u in [public["figures"], *public["children"]] if u["share_15min"] is None]
+    assert all(got[code] is not None for code in withheld)

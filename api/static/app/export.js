@@ -53,10 +53,32 @@ export class ExportMenu {
     menu.addEventListener('toggle', () => { if (menu.open) this.update(); });
     for (const a of menu.querySelectorAll('a')) {
       a.addEventListener('pointerdown', () => this.update());
-      a.addEventListener('click', () => setTimeout(() => { menu.open = false; }, 0));
+      a.addEventListener('click', (e) => {
+        setTimeout(() => { menu.open = false; }, 0);
+        if (this.ctx.key) { e.preventDefault(); this.keyed(a.href); }  // a link cannot carry the key: fetch it
+      });
     }
     document.addEventListener('click', (e) => { if (!menu.contains(e.target)) menu.open = false; });
     this.menu = menu;
+  }
+
+  // A download for a caller with a key (the page keeps it in sessionStorage): fetched with the key,
+  // saved under the name the service gives it.
+  async keyed(href) {
+    const response = await fetch(href, {headers: {'X-API-Key': this.ctx.key}});
+    if (!response.ok) {
+      const problem = await response.json().catch(() => ({}));
+      alert(problem.detail || `${response.status} ${response.statusText}`);
+      return;
+    }
+    const disposition = response.headers.get('Content-Disposition') || '';
+    const name = decodeURIComponent((disposition.match(/filename\*=UTF-8''([^;]+)/) || [])[1] || 'gridgeo');
+    const url = URL.createObjectURL(await response.blob());
+    const a = Object.assign(document.createElement('a'), {href: url, download: name});
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
   }
 
   update() {
