@@ -103,7 +103,7 @@ _ITEMS: dict[str, tuple[str, ...]] = {
     "uncovered": ("top", "addresses", "stations", "roads", "metric"),
     "figures": ("grids", "addresses", "events", "stations", "roads"),
     "public": ("grids", "addresses", "events", "stations", "roads", "min_count"),
-    "tiles": ("grids", "addresses", "events", "stations", "roads"),
+    "tiles": ("grids", "addresses", "events", "stations", "roads", "boundaries"),
 }
 """Item -> the layers it is computed from, ``metric``: the metric CRS it measures in (the
 grids' Gauss-Krüger zone, which a publish of grids seldom changes), ``top``: the units of the
@@ -392,7 +392,7 @@ class _Builder:
         self.store, self.version, self.owner, self.say = store, version, owner, say
         self.min_count = min_count
         self.layer_versions = {kind: store.layer_version(kind) for kind in
-                               ("grids", "stations", "addresses", "events", "roads")}
+                               ("grids", "stations", "addresses", "events", "roads", "boundaries")}
         self._read: dict = {}
         self._made: dict = {}
         self._renewed = time.monotonic()
@@ -642,7 +642,8 @@ class _Builder:
                 f"{name}.attrs": json.dumps(table.attrs, default=_json_scalar).encode()}
 
     def _tiles(self):
-        from gridgeo.tiles import DEFAULT_ZOOMS, TileLayer, TileSet, event_counts, grid_layers, station_layer
+        from gridgeo.tiles import (DEFAULT_ZOOMS, TileLayer, TileSet, boundary_layer, event_counts, grid_layers,
+                                   station_layer)
 
         f = self.figures_frame()
         carried = pd.DataFrame(f[[c for c in TILE_FIGURES if c in f.columns]])
@@ -659,6 +660,9 @@ class _Builder:
             lo, hi = DEFAULT_ZOOMS["events"]
             layers.append(TileLayer(counts, "events", minzoom=lo, maxzoom=hi,
                                     description=f"Grid events counted per {main.label_en}, by category"))
+        boundaries = self.layer("boundaries")
+        if not boundaries.empty:  # every boundary set in one layer: the map shows a set by its boundary_set
+            layers.append(boundary_layer(boundaries))
         if not layers:
             return None
         tiles = TileSet(layers, version=str(self.version))
