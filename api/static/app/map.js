@@ -5,6 +5,7 @@
 import {label, language, number, setLanguage, t} from './i18n.js';
 import {Coverage, Fills, Heat, Labels, Lines, Stations} from './layers.js';
 import {Panel, Search} from './panel.js';
+import {Boundaries} from './boundaries.js';
 
 // every level below the top one can be coloured (the store's code scheme says which they are)
 const choroplethLevels = (ctx) => ctx.levels.slice(1).map((lv) => lv.name);
@@ -181,6 +182,7 @@ function writeHash(ctx) {
   if (state.to) q.set('to', state.to);
   if (state.unit) q.set('unit', state.unit);
   if (state.lang !== 'zh') q.set('lang', state.lang);
+  for (const extra of ctx.hashExtras ?? []) extra.hash(q);  // e.g. the boundary overlays (boundaries.js)
   history.replaceState(null, '', `#${q.toString().replaceAll('%2C', ',').replaceAll('%2F', '/')}`);
 }
 
@@ -502,6 +504,10 @@ async function start() {
   ctx.coverage = new Coverage(map, ctx);
   ctx.outline = L.layerGroup().addTo(map);
   ctx.panel = new Panel(ctx);
+  ctx.writeHash = () => writeHash(ctx);
+  ctx.boundaries = new Boundaries(map, ctx);  // other offices' boundaries, and the grid's team
+  ctx.hashExtras = [ctx.boundaries];
+  ctx.panelExtras = [ctx.boundaries];
   ctx.search = new Search(ctx);
   map.getContainer().addEventListener('click', (e) => {
     const link = e.target.closest('.leaflet-popup-content [data-code]');
