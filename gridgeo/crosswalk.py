@@ -69,8 +69,9 @@ from gridgeo import crs as gcrs
 from gridgeo.assignment import AssignIndex, assign
 from gridgeo.schema import DEFAULT_SCHEME, CodeScheme, Level, check
 
-__all__ = ["crosswalk", "with_names", "workbook", "index_other", "nesting", "misalignment", "carry", "align", "DIFF_COLUMNS", "CrosswalkError",
-           "PAIR_COLUMNS", "UNIT_COLUMNS", "MIN_OVERLAP_M2", "REPORT_COLUMNS", "MISALIGNMENT_KINDS", "DEFAULT_SLIVER_AREA", "DEFAULT_SLIVER_WIDTH"]
+__all__ = ["crosswalk", "with_names", "workbook", "index_other", "nesting", "misalignment", "carry", "align",
+           "DIFF_COLUMNS", "CrosswalkError", "PAIR_COLUMNS", "UNIT_COLUMNS", "MIN_OVERLAP_M2", "REPORT_COLUMNS",
+           "MISALIGNMENT_KINDS", "DEFAULT_SLIVER_AREA", "DEFAULT_SLIVER_WIDTH", "WORKBOOK_SHEETS"]
 
 #: Intersections of at most this many m² are no overlap: far below any
 #: drawing's precision, they are what reprojecting a shared edge leaves.

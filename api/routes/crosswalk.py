@@ -26,7 +26,7 @@ from fastapi.responses import Response
 from api import derived
 from api.auth import Principal, principal
 from api.dependencies import optional_level
-from api.encode import feature_collection, records
+from api.encode import dumps, feature_collection, records
 from api.problems import Problem, responses
 from gridgeo import crosswalk as gcrosswalk
 
@@ -38,6 +38,8 @@ Boundaries = Annotated[str, Query(min_length=1, max_length=40, description="The 
                                   "one of the store's, as /collections lists them")]
 Code = Annotated[str | None, Query(max_length=64, description="Only this grid's pieces")]
 Other = Annotated[str | None, Query(max_length=200, description="Only this unit's pieces (its boundary_id)")]
+Format = Annotated[Literal["json", "xlsx"], Query(description="json (default) or xlsx (the table and the places to "
+                                                              "fix, a sheet each; viewer)")]
 
 
 def router() -> APIRouter:
@@ -47,9 +49,7 @@ def router() -> APIRouter:
                                  "piece (format=xlsx: the workbook, viewer)",
            responses={200: {"content": {"application/json": {}, XLSX: {}}}, **responses(401, 403)})
     def table(request: Request, boundaries: Boundaries, level: str = Depends(optional_level), code: Code = None,
-              other: Other = None, format: Annotated[Literal["json", "xlsx"], Query(  # noqa: A002 - the API's word
-                  description="json (default) or xlsx (the table and the places to fix, a sheet each; viewer)")] = "json",
-              who: Principal = Depends(principal)):
+              other: Other = None, format: Format = "json", who: Principal = Depends(principal)):  # noqa: A002
         services = request.app.state.services
         boundary_set = _set(services, boundaries)
         if format == "xlsx":
@@ -81,8 +81,6 @@ def router() -> APIRouter:
         boundary_set = _set(services, boundaries)
         _check_role(who, "the places to fix")
         report = _chosen(_computed(services, boundary_set, level)[1], code, other)
-        from api.encode import dumps
-
         body = feature_collection(report, [c for c in gcrosswalk.REPORT_COLUMNS if c != "geometry"], digits=6)
         body["boundaries"], body["level"] = boundary_set, level
         body["summary"] = {k: int((report["kind"] == k).sum()) for k in gcrosswalk.MISALIGNMENT_KINDS}

@@ -10,8 +10,9 @@ the office's name and service number, ``GRIDGEO_TEAM_OFFICE`` and
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Path, Request
 from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
 
 from api import derived
 from api.auth import Principal, principal
