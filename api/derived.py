@@ -246,3 +246,45 @@ def event_hotspots(services, *, level, method="gi", start=None, end=None, catego
     key = ("hotspots", level, method, start, end, tuple(category or ()))
     return memo(services, key, lambda: gevents.hotspots(placed_events(services), level=level, base=figures(services),
                                                         method=method, start=start, end=end, category=category))
+
+
+# --- other offices' boundaries against the grids (gridgeo.crosswalk) --------------------------------------
+
+
+def crosswalk(services, boundary_set: str, level: str):
+    """``(table, report)`` of a boundary set against a grid level at the version served:
+    :func:`gridgeo.crosswalk.crosswalk` (with the names, :func:`gridgeo.crosswalk.with_names`)
+    and :func:`gridgeo.crosswalk.misalignment`, households by the published addresses, the
+    grids' assignment index reused; made once per version and set."""
+    def build(kept):
+        store = services.store
+        at = {kind: None if store.layer_version(kind) <= kept.version else kept.version
+              for kind in ("boundaries", "addresses")}
+        other = store.read(boundary_set, at=at["boundaries"])
+        counts = [c for c in ("households", "population") if c in store.columns("addresses")]
+        addresses = store.read("addresses", at=at["addresses"], columns=counts)
+        units = grids(services)
+        options = dict(level=level, other_id="boundary_id", addresses=addresses if len(addresses) else None,
+                       index=index(services), scheme=store.scheme, name="grids", other_name=boundary_set)
+        table = gridgeo.crosswalk.crosswalk(units, other, **options)
+        report = gridgeo.crosswalk.misalignment(units, other, **options)
+        return gridgeo.crosswalk.with_names(table, units, other, other_id="boundary_id"), report
+    return services.derived(f"crosswalk:{boundary_set}:{level}", build)
+
+
+def public_crosswalk(services, boundary_set: str, level: str) -> pd.DataFrame:
+    """The crosswalk table as the public may see it (:func:`gridgeo.disclosure.public_crosswalk`)."""
+    def build(kept):
+        table, _ = crosswalk(services, boundary_set, level)
+        return disclosure.public_crosswalk(table, public_figures(services, authorised=False),
+                                           services.settings.min_count)
+    return services.derived(f"crosswalk:{boundary_set}:{level}:public", build)
+
+
+def roster(services):
+    """The roster published at the version served (who answers for each grid), once per version."""
+    def build(kept):
+        store = services.store
+        at = None if store.layer_version("roster") <= kept.version else kept.version
+        return store.read("roster", at=at).drop(columns=["revision", "geometry"], errors="ignore")
+    return services.derived("roster", build)

@@ -23,7 +23,8 @@ from api import auth, dependencies, limits, problems
 from api import derived as api_derived
 from api.dependencies import base_url, cache_control, one_value_each
 from api.limits import BodyLimit, RateLimit
-from api.routes import admin, analysis, events, exports, features, figures, imports, pages, plans, tiles
+from api.routes import (admin, analysis, crosswalk, events, exports, features, figures, imports, pages, plans, roster,
+                        tiles)
 from api.services import Preparing, Services
 from api.settings import Settings
 from gridgeo.crs import CRSError
@@ -119,7 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 {"rel": "alternate", "href": f"{base}/map", "type": "text/html", "title": "一张图 the one map"},
             ],
             "layers": [{"name": name, "features": n} for name, n in services.store.counts().items()
-                       if name in features.collections_for(services.store.scheme)],
+                       if name in features.collections_of(services.store)],
         }
         headers = {"Cache-Control": cache_control(request), "Vary": "Host, Accept"}
         if "text/html" in request.headers.get("accept", "") or request.query_params.get("f") == "html":
@@ -131,6 +132,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(figures.router())
     app.include_router(analysis.router())
     app.include_router(events.router())
+    app.include_router(crosswalk.router())
+    app.include_router(roster.router())
     app.include_router(pages.router())
     app.include_router(plans.router())
     app.include_router(imports.router())
@@ -162,7 +165,7 @@ def _openapi(app: FastAPI) -> dict:
     template = schema["paths"].get("/collections/{collection_id}/items")
     services = app.state.services
     if template is not None:
-        for collection in features.collections_for(services.store.scheme).values():
+        for collection in features.collections_of(services.store).values():
             if collection.role != "anonymous":
                 continue
             operation = json.loads(json.dumps(template["get"]))

@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     heat_min_cell: float = Field(250.0, ge=50, le=2000, description="the smallest anonymous heat cell (m)")
     heat_period: Literal["month", "quarter", "year"] = "month"
     self_publish: bool = False
+    team_office: str | None = Field(None, description="what the public sees of a grid's team: the office's name "
+                                    "(as on the 网格牌); default none")
+    team_phone: str | None = Field(None, description="the service number the public sees for every grid's team; "
+                                   "default none (no names or phones are ever public)")
 
     @field_validator("rate_assign", "rate_areas", "rate_items", "rate_print")
     @classmethod

@@ -69,8 +69,9 @@ from gridgeo import crs as gcrs
 from gridgeo.assignment import AssignIndex, assign
 from gridgeo.schema import DEFAULT_SCHEME, CodeScheme, Level, check
 
-__all__ = ["crosswalk", "index_other", "nesting", "misalignment", "carry", "align", "DIFF_COLUMNS", "CrosswalkError",
-           "PAIR_COLUMNS", "UNIT_COLUMNS", "MIN_OVERLAP_M2", "REPORT_COLUMNS", "MISALIGNMENT_KINDS", "DEFAULT_SLIVER_AREA", "DEFAULT_SLIVER_WIDTH"]
+__all__ = ["crosswalk", "with_names", "workbook", "index_other", "nesting", "misalignment", "carry", "align",
+           "DIFF_COLUMNS", "CrosswalkError", "PAIR_COLUMNS", "UNIT_COLUMNS", "MIN_OVERLAP_M2", "REPORT_COLUMNS",
+           "MISALIGNMENT_KINDS", "DEFAULT_SLIVER_AREA", "DEFAULT_SLIVER_WIDTH", "WORKBOOK_SHEETS"]
 
 #: Intersections of at most this many m² are no overlap: far below any
 #: drawing's precision, they are what reprojecting a shared edge leaves.
@@ -410,6 +411,64 @@ def crosswalk(grids, other, *, level="grid2", other_id=None, addresses=None, ind
     out.attrs["summary"] = _summary(units, table, layers, options)
     out.attrs["level"] = level
     return out
+
+
+def with_names(table, grids, other, *, other_id: str, other_name: str = "name"):
+    """A crosswalk table with the names people read: ``grid_name`` after ``code`` and
+    ``other_name`` after ``other`` (empty where a layer has no name for the unit).
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> s = gridgeo.sample.load()
+    >>> table = gridgeo.crosswalk(s.grids, s.precincts, other_id="precinct_id")
+    >>> named = with_names(table, s.grids, s.precincts, other_id="precinct_id")
+    >>> list(named.columns[:4]), bool(named["other_name"].str.endswith("警格").all())
+    (['code', 'grid_name', 'other', 'other_name'], True)
+    """
+    out = table.copy()
+    grid_names = pd.Series(grids["name"].astype(str).to_numpy(), index=grids["code"].astype(str).to_numpy())
+    grid_names = grid_names[~grid_names.index.duplicated()]
+    names = other[other_name].astype(str).to_numpy() if other_name in other.columns else np.full(len(other), "")
+    other_names = pd.Series(names, index=other[other_id].astype(str).to_numpy())
+    other_names = other_names[~other_names.index.duplicated()]
+    out.insert(out.columns.get_loc("code") + 1, "grid_name",
+               grid_names.reindex(out["code"].astype(str)).fillna("").to_numpy())
+    out.insert(out.columns.get_loc("other") + 1, "other_name",
+               other_names.reindex(out["other"].astype(str)).fillna("").to_numpy())
+    out["grid_name"] = out["grid_name"].astype("str")
+    out["other_name"] = out["other_name"].astype("str")
+    return out
+
+
+WORKBOOK_SHEETS = ("crosswalk", "misalignment")
+"""The sheets of :func:`workbook`: the table of pieces and the places to look at."""
+
+
+def workbook(table, report) -> bytes:
+    """An Excel workbook (.xlsx) of a crosswalk table and its misalignment report: one
+    sheet each (:data:`WORKBOOK_SHEETS`), a row per piece or place, the columns as in
+    the frames, without geometry (the GeoJSON and the map locate them). Written with
+    openpyxl.
+
+    Examples
+    --------
+    >>> import io, openpyxl, gridgeo
+    >>> s = gridgeo.sample.load()
+    >>> table = gridgeo.crosswalk(s.grids, s.precincts, other_id="precinct_id")
+    >>> report = gridgeo.crosswalk.misalignment(s.grids, s.precincts, other_id="precinct_id")
+    >>> book = openpyxl.load_workbook(io.BytesIO(workbook(table, report)))
+    >>> book.sheetnames, book["crosswalk"].max_row == len(table) + 1
+    (['crosswalk', 'misalignment'], True)
+    """
+    import io
+
+    buffer = io.BytesIO()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as book:
+        for sheet, frame in zip(WORKBOOK_SHEETS, (table, report)):
+            plain = pd.DataFrame(frame.drop(columns=[c for c in ("geometry",) if c in frame.columns]))
+            plain.to_excel(book, sheet_name=sheet, index=False)
+    return buffer.getvalue()
 
 
 def _thresholds(sliver_area, sliver_width):

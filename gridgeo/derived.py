@@ -105,7 +105,7 @@ _ITEMS: dict[str, tuple[str, ...]] = {
     "figures": ("grids", "addresses", "events", "stations", "roads"),
     "public": ("grids", "addresses", "events", "stations", "roads", "min_count"),
     "public_events": ("grids", "events", "min_count", "heat_period"),
-    "tiles": ("grids", "addresses", "events", "stations", "roads"),
+    "tiles": ("grids", "addresses", "events", "stations", "roads", "boundaries"),
 }
 """Item -> the layers it is computed from, ``metric``: the metric CRS it measures in (the
 grids' Gauss-Krüger zone, which a publish of grids seldom changes), ``top``: the units of the
@@ -428,7 +428,7 @@ class _Builder:
         self.min_count = min_count
         self.heat_period = heat_period
         self.layer_versions = {kind: store.layer_version(kind) for kind in
-                               ("grids", "stations", "addresses", "events", "roads")}
+                               ("grids", "stations", "addresses", "events", "roads", "boundaries")}
         self._read: dict = {}
         self._made: dict = {}
         self._renewed = time.monotonic()
@@ -692,7 +692,8 @@ class _Builder:
         return {name: _bytes(table), f"{name}.attrs": json.dumps(attrs, default=_json_scalar).encode()}
 
     def _tiles(self):
-        from gridgeo.tiles import DEFAULT_ZOOMS, TileLayer, TileSet, event_counts, grid_layers, road_layer, station_layer
+        from gridgeo.tiles import (DEFAULT_ZOOMS, TileLayer, TileSet, boundary_layer, event_counts, grid_layers,
+                                   road_layer, station_layer)
 
         f = self.figures_frame()
         carried = pd.DataFrame(f[[c for c in TILE_FIGURES if c in f.columns]])
@@ -712,6 +713,9 @@ class _Builder:
             lo, hi = DEFAULT_ZOOMS["events"]
             layers.append(TileLayer(counts, "events", minzoom=lo, maxzoom=hi,
                                     description=f"Grid events counted per {main.label_en}, by category"))
+        boundaries = self.layer("boundaries")
+        if not boundaries.empty:  # every boundary set in one layer: the map shows a set by its boundary_set
+            layers.append(boundary_layer(boundaries))
         if not layers:
             return None
         tiles = TileSet(layers, version=str(self.version))

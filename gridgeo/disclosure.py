@@ -110,6 +110,7 @@ __all__ = [
     "event_blocks",
     "heat",
     "public_areas",
+    "public_crosswalk",
     "public_figures",
 ]
 
@@ -264,6 +265,83 @@ def public_figures(figures: pd.DataFrame, k: int = MIN_COUNT) -> pd.DataFrame:
     out.attrs = {"min_count": k, "suppressed": {g: int(h.sum()) for g, (h, _) in done.items()},
                  "whole": {g: w for g, (_, w) in done.items()},
                  "left_out": [c for c in table.columns if c not in out.columns]}
+    return out
+
+
+PIECE_COUNTS = ("addresses", "households", "population")
+"""The counts of a crosswalk's pieces (:func:`gridgeo.crosswalk.crosswalk`) the minimum count protects."""
+
+
+def public_crosswalk(table: pd.DataFrame, public: pd.DataFrame, k: int = MIN_COUNT) -> pd.DataFrame:
+    """A crosswalk's pieces as the public may see them: the same rule as :func:`public_figures`.
+
+    The rule for pieces: the pieces of a grid (its rows in the crosswalk, one
+    per unit of the other layer it overlaps) split the grid's addresses,
+    households and people. A grid's piece counts are published only when
+
+    1. the grid's own counts are published (``public``, the output of
+       :func:`public_figures`, shows them: the unit is not suppressed);
+    2. every piece of the grid counts 0 or at least ``k`` addresses,
+       households and people;
+    3. what the grid holds outside its pieces (its published count minus its
+       pieces': addresses outside every unit of the other layer) is 0 or at
+       least ``k`` too, so that no subtraction gives a small count away.
+
+    Otherwise every piece of that grid has its counts withheld (missing) and
+    ``suppressed`` set: its pieces look the same whichever condition failed.
+    Areas and shares count no one and are always shown. A sum of published
+    pieces over several grids (an other unit's total) is a sum of counts of 0
+    or at least k, and the pieces of a withheld grid are withheld together.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Rows of :func:`gridgeo.crosswalk.crosswalk` (``code`` and the counts).
+    public : DataFrame
+        :func:`public_figures` of the grids, indexed by code.
+    k : int
+
+    Returns
+    -------
+    DataFrame
+        ``table`` with :data:`PIECE_COUNTS` nullable (withheld ones missing)
+        and ``suppressed``; ``attrs["min_count"]`` is k.
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> from gridgeo import disclosure, sample
+    >>> s = sample.load()
+    >>> table = gridgeo.crosswalk(s.grids, s.precincts, other_id="precinct_id", addresses=s.addresses)
+    >>> f = gridgeo.stats.figures(s.grids, addresses=s.addresses)
+    >>> shown = disclosure.public_crosswalk(table, disclosure.public_figures(f))
+    >>> h = shown["households"].dropna()
+    >>> bool(((h == 0) | (h >= 10)).all()), bool(shown["suppressed"].any())
+    (True, True)
+    """
+    k = _checked_k(k)
+    out = table.copy()
+    codes = out["code"].astype(str)
+    withheld = pd.Series(False, index=out.index)
+    grid_hidden = public["suppressed"].reindex(codes.unique()).fillna(True).astype(bool)
+    for column in PIECE_COUNTS:
+        if column not in out.columns:
+            continue
+        values = pd.to_numeric(out[column]).fillna(0)
+        small = (values > 0) & (values < k)
+        totals = pd.to_numeric(public[column], errors="coerce").reindex(codes.unique()) \
+            if column in public.columns else pd.Series(np.nan, index=codes.unique())
+        rest = totals - values.groupby(codes.to_numpy()).sum().reindex(totals.index)
+        grid_hidden |= totals.isna() | ((rest > 0) & (rest < k))
+        withheld |= small
+    bad = set(grid_hidden[grid_hidden].index) | set(codes[withheld])
+    hidden = codes.isin(bad).to_numpy()
+    for column in PIECE_COUNTS:
+        if column in out.columns:
+            out[column] = _nullable(out[column])
+            out.loc[hidden, column] = pd.NA
+    out["suppressed"] = hidden
+    out.attrs = {**table.attrs, "min_count": k}
     return out
 
 

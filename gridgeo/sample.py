@@ -77,6 +77,10 @@ LAYER_FILES = ("town", "village", "grid1", "grid2", "grid3", "stations", "addres
                "precincts")
 #: Layers a sample written before they existed may lack (``load`` gives None).
 OPTIONAL_LAYERS = ("precincts",)
+_SURNAMES = "陈林黄张李王吴刘蔡杨许郑谢洪郭邱曾廖赖徐施苏庄丁"
+_GIVEN = "志伟明华建国海燕丽娟文杰晓东秀英玉兰金水清龙振辉淑芬美玲宏达"
+#: The boundary set the precincts are loaded as into a store (:meth:`Sample.boundaries`).
+PRECINCT_SET = "警格"
 #: About this many households per police precinct (警格): three level-2 grids.
 HOUSEHOLDS_PER_PRECINCT = 1200
 # Near-misses per precinct, and how far they move an edge (metres).
@@ -175,6 +179,75 @@ class Sample:
         if self.precincts is not None:
             out["precincts"] = self.precincts
         return out
+
+    def boundaries(self) -> gpd.GeoDataFrame | None:
+        """The precincts as the store's boundary set ``警格`` (``boundary_set``,
+        ``boundary_id`` from ``precinct_id``, and the other columns), ready for
+        ``store.load({"boundaries": ...})``; None without precincts.
+
+        Examples
+        --------
+        >>> b = load().boundaries()
+        >>> sorted(set(b["boundary_set"])), b["boundary_id"].is_unique
+        (['警格'], True)
+        """
+        if self.precincts is None:
+            return None
+        out = self.precincts.rename(columns={"precinct_id": "boundary_id"})
+        out.insert(0, "boundary_set", PRECINCT_SET)
+        return out
+
+    def roster(self, seed: int = 7) -> pd.DataFrame:
+        """Who answers for each level-2 grid (:mod:`gridgeo.roster`), made up: a head
+        (网格长) for every grid, its full-time workers (专职网格员, as many as its
+        ``workers``, at least one), a part-time worker (兼职网格员) in every third grid,
+        and as deputy head the officer (警格民警) of the police precinct holding the
+        grid's label point, one officer per precinct serving several grids. Names and
+        phone numbers are invented (the numbers start 1390000, a range not in use for
+        people here); the same seed gives the same roster.
+
+        Examples
+        --------
+        >>> r = load().roster()
+        >>> sorted(r["role"].unique())
+        ['专职网格员', '兼职网格员', '网格长', '警格民警']
+        >>> bool((r[r["role"] == "网格长"].groupby("grid_code").size() == 1).all())
+        True
+        """
+        rng = np.random.default_rng(seed)
+        grid2 = self.level("grid2").sort_values("code").reset_index(drop=True)
+        used: set[str] = set()
+
+        def person():
+            while True:
+                name = _SURNAMES[rng.integers(len(_SURNAMES))] + "".join(
+                    _GIVEN[i] for i in rng.integers(len(_GIVEN), size=rng.integers(1, 3)))
+                if name not in used:
+                    used.add(name)
+                    return name, f"1390000{rng.integers(10_000):04d}"
+
+        officers = {}
+        holder = None
+        if self.precincts is not None:
+            points = shapely.point_on_surface(np.asarray(grid2.geometry.array))
+            tree = shapely.STRtree(np.asarray(self.precincts.geometry.array))
+            pairs = tree.query(points, predicate="within")
+            holder = dict(zip(pairs[0].tolist(), self.precincts["precinct_id"].to_numpy()[pairs[1]].tolist()))
+        rows = []
+        workers = grid2["workers"] if "workers" in grid2.columns else pd.Series(1, index=grid2.index)
+        for i, unit in grid2.iterrows():
+            code = unit["code"]
+            rows.append((code, "网格长", *person()))
+            n = workers.iloc[i]
+            for _ in range(max(1, int(n) if pd.notna(n) else 1)):
+                rows.append((code, "专职网格员", *person()))
+            if i % 3 == 0:
+                rows.append((code, "兼职网格员", *person()))
+            precinct = None if holder is None else holder.get(i)
+            if precinct is not None:
+                officers.setdefault(precinct, person())
+                rows.append((code, "警格民警", *officers[precinct]))
+        return pd.DataFrame(rows, columns=["grid_code", "role", "name", "phone"]).astype("str")
 
     def write(self, directory, *, format: str = "geojson", overwrite: bool = False) -> Path:
         """Write one file per layer and ``metadata.json`` into ``directory``.

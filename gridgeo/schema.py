@@ -35,6 +35,8 @@ __all__ = [
     "Problem",
     "LAYERS",
     "STATION_KINDS",
+    "ROSTER_ROLES",
+    "ROSTER_ROLE_ALIASES",
     "EVENT_CATEGORIES",
     "EVENT_STATUSES",
     "check",
@@ -348,8 +350,13 @@ LAYERS = {
     "addresses": {"addr_id": "str", "address": "str"},
     "events": {"event_id": "str", "category": "str", "status": "str", "reported_at": "datetime"},
     "roads": {},
+    "boundaries": {"boundary_set": "str", "boundary_id": "str"},
+    "roster": {"grid_code": "str", "role": "str", "name": "str"},
 }
-"""Required columns of each layer (besides the geometry)."""
+"""Required columns of each layer (besides the geometry). ``boundaries`` are the
+areas other offices draw (警格, 学区 ...): ``boundary_set`` names the set, and
+``boundary_id`` a unit, unique within its set (see :mod:`gridgeo.store._layers`). The
+``roster`` is people, one row per person and grid, without geometry (:mod:`gridgeo.roster`)."""
 
 COUNT_COLUMNS = ("households", "population", "units")
 """Optional count columns of addresses; non-negative numbers where present."""
@@ -358,6 +365,7 @@ _GEOMETRY_TYPES = {
     "grids": {"Polygon", "MultiPolygon"},
     "stations": {"Point"},
     "roads": {"LineString", "MultiLineString"},
+    "boundaries": {"Polygon", "MultiPolygon"},
 }
 
 
@@ -448,7 +456,7 @@ def check(frame, kind: str = "grids", *, scheme: CodeScheme = DEFAULT_SCHEME, na
     missing = [c for c in LAYERS[kind] if c not in frame.columns]
     if missing:
         problems.append(Problem(f"missing column(s) {missing}; the frame has {list(frame.columns)}"))
-    if frame.crs is None:
+    if frame.crs is None and kind != "roster":
         problems.append(Problem("no CRS: say what the coordinates are with .set_crs(...) or crs=..."))
 
     out = frame.copy()
@@ -459,6 +467,10 @@ def check(frame, kind: str = "grids", *, scheme: CodeScheme = DEFAULT_SCHEME, na
         problems += _code_problems(out, scheme)
     if kind == "addresses":
         problems += _count_problems(out)
+    if kind == "boundaries" and {"boundary_set", "boundary_id"} <= set(out.columns):
+        problems += _boundary_problems(out)
+    if kind == "roster" and set(LAYERS["roster"]) <= set(out.columns):
+        problems += _roster_problems(out)
     if kind in ("stations", "addresses", "events"):
         id_col = {"stations": "station_id", "addresses": "addr_id", "events": "event_id"}[kind]
         if id_col in out.columns:
@@ -470,6 +482,65 @@ def check(frame, kind: str = "grids", *, scheme: CodeScheme = DEFAULT_SCHEME, na
     if problems:
         raise SchemaError(name, kind, problems)
     return out
+
+
+ROSTER_ROLES = {
+    "网格长": "grid head",
+    "专职网格员": "full-time grid worker",
+    "兼职网格员": "part-time grid worker",
+    "警格民警": "police officer, deputy grid head",
+}
+"""The roles of a grid's team (警网融合 puts a police officer beside the grid head as its
+deputy), in the order a team is listed: Chinese value -> English."""
+
+ROSTER_ROLE_ALIASES = {
+    "网格长": "网格长", "grid head": "网格长", "head": "网格长",
+    "专职网格员": "专职网格员", "专职": "专职网格员", "网格员": "专职网格员", "full-time grid worker": "专职网格员",
+    "兼职网格员": "兼职网格员", "兼职": "兼职网格员", "part-time grid worker": "兼职网格员",
+    "警格民警": "警格民警", "警格民警/副网格长": "警格民警", "副网格长（民警）": "警格民警", "副网格长": "警格民警",
+    "民警": "警格民警", "社区民警": "警格民警", "police": "警格民警", "police officer, deputy grid head": "警格民警",
+}
+"""What offices write in a roster's role column (职务/岗位), and the role it means."""
+
+
+def _roster_problems(frame) -> list[Problem]:
+    """A roster's grid codes as exact text, its roles as :data:`ROSTER_ROLES` values, names present."""
+    problems = []
+    codes = frame["grid_code"].astype(object)
+    frame["grid_code"] = codes.where(codes.notna(), "").map(_as_code_text).astype("str")
+    roles = frame["role"].astype(object).where(frame["role"].notna(), "").map(lambda v: str(v).strip())
+    known = roles.map(lambda v: ROSTER_ROLE_ALIASES.get(v, ROSTER_ROLE_ALIASES.get(v.lower())))
+    for row in list(frame.index[known.isna()])[:10]:
+        problems.append(Problem(f"role {roles[row]!r} is none of {list(ROSTER_ROLES)}: map it with "
+                                f"--value role:{roles[row]}=<role>", row=row, column="role"))
+    frame["role"] = known.fillna(roles).astype("str")
+    for col in ("grid_code", "name"):
+        values = frame[col].astype(object)
+        empty = values.isna() | (values.astype(str).str.strip() == "")
+        for row in list(frame.index[empty])[:10]:
+            problems.append(Problem(f"{col} is empty: every person of a roster names a grid and a name",
+                                    row=row, column=col))
+    if "phone" in frame.columns:
+        frame["phone"] = frame["phone"].astype(object).where(frame["phone"].notna(), "").map(_as_code_text) \
+            .astype("str")
+    return problems
+
+
+def _boundary_problems(frame) -> list[Problem]:
+    """Boundary ids as exact text (``"12"``, not ``12.0``), present, and unique within their set."""
+    problems = []
+    for col in ("boundary_set", "boundary_id"):
+        values = frame[col].astype(object)
+        frame[col] = values.where(values.notna(), "").map(_as_code_text).astype("str")
+    for col in ("boundary_id",):  # a set's name is checked where it is given (the store's collections)
+        for row in list(frame.index[frame[col] == ""])[:10]:
+            problems.append(Problem(f"{col} is empty: every unit needs one", row=row, column=col))
+    pairs = frame["boundary_set"] + "/" + frame["boundary_id"]
+    for value in pd.unique(pairs[pairs.duplicated(keep=False) & (frame["boundary_id"] != "")])[:10]:
+        rows = list(frame.index[pairs == value])
+        problems.append(Problem(f"boundary_id {value.split('/', 1)[1]!r} is used by rows {rows}: ids are unique "
+                                "within a set; merge those areas or renumber them", column="boundary_id"))
+    return problems
 
 
 def _geometry_problems(frame, kind) -> list[Problem]:

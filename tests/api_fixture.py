@@ -33,7 +33,9 @@ def sample_store(tmp_path_factory, sample) -> Path:
     path = tmp_path_factory.mktemp("api-store") / "gridgeo.gpkg"
     with gridgeo.store.open(path, create=True) as store:
         store.load({"grids": sample.grids, "stations": sample.stations, "addresses": sample.addresses,
-                    "events": sample.events, "roads": sample.roads}, author="tests", progress=False,
+                    "events": sample.events, "roads": sample.roads, "boundaries": sample.boundaries(),
+                    "roster": sample.roster()},
+                   author="tests", progress=False,
                    region=("350582", "晋江市"))  # as `gridgeo load sample_geojson` records the sample's county
         gridgeo.derived.build(store, progress=False)  # as `gridgeo prepare` does: services answer at once
     return path

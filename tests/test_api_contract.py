@@ -286,7 +286,8 @@ def _every_operation(client, sample, planner: dict) -> list[tuple[str, str, dict
         for method, operation in methods.items():
             if path == "/plans/{plan_id}/publish":
                 continue
-            query = {"q": "晋江"} if path == "/search" else {"bbox": CITY} if path.endswith("/items") else None
+            query = {"q": "晋江"} if path == "/search" else {"bbox": CITY} if path.endswith("/items") else \
+                {"boundaries": "警格"} if path.startswith("/crosswalk") else None
             calls.append((method, path, operation, {
                 "method": method.upper(), "url": path.format(**values), "params": query, "json": bodies.get(path),
                 "files": upload if path == "/imports" else None}))

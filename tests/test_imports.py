@@ -19,6 +19,7 @@ import pytest
 import shapely
 
 import gridgeo.crs
+import gridgeo.io
 import gridgeo.store
 from office_files import digest, grid_shapefile, station_table
 
@@ -172,6 +173,25 @@ def test_a_station_sheet_is_checked_but_opens_no_plan(imports, sample, tmp_path)
     assert any(p["kind"] == "offset" and "--crs gcj02" in p["message_en"] for p in report["problems"])
     r = imports.post(f"/imports/{report['id']}/plans", json={"name": "x"}, headers=imports.planner)
     assert r.status_code == 422 and "only grid files" in r.json()["detail"]
+
+
+def test_a_precinct_file_is_checked_as_a_named_boundary_set(imports, sample, tmp_path):
+    path = tmp_path / "派出所辖区.geojson"
+    gridgeo.io.write(gridgeo.crs.convert(sample.precincts, "cgcs2000", "gcj02").rename(
+        columns={"precinct_id": "警格编号", "name": "警格名称"}), path)
+    before = digest(imports.store)
+    # drawn on Amap and declared WGS84: the offset against the store's grids says so
+    r = imports.post("/imports", files={"file": ("派出所辖区.geojson", path.read_bytes(), "application/geo+json")},
+                     data={"kind": "boundaries", "boundary_set": "学区", "crs": "wgs84"}, headers=imports.planner)
+    report = r.json()
+    assert r.status_code == 201 and report["kind"] == "boundaries", report
+    assert any(p["kind"] == "offset" and "--crs gcj02" in p["message_en"] for p in report["problems"])
+    r = imports.post(f"/imports/{report['id']}/check", json={"kind": "boundaries", "boundary_set": "学区",
+                                                              "crs": "gcj02"}, headers=imports.planner)
+    report = r.json()
+    assert r.status_code == 200 and not [p for p in report["problems"] if p["severity"] == "error"], report
+    assert report["mapping"]["columns"]["boundary_id"] == "警格编号"
+    assert digest(imports.store) == before  # an upload never publishes
 
 
 def test_uploads_are_for_planners_and_parts_must_make_one_shapefile(imports):

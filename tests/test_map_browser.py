@@ -762,3 +762,72 @@ def test_a_viewer_exports_every_figure_with_the_key_the_page_keeps(server, open_
     assert got == pytest.approx(expected, abs=1e-4)
     withheld = [u["code"] for u in [public["figures"], *public["children"]] if u["share_15min"] is None]
     assert all(got[code] is not None for code in withheld)
+
+
+# --- other offices' boundaries and the grid's team (boundaries.js) ----------------------------------
+
+
+def test_the_precincts_overlay_and_a_grids_precincts_and_team(server, open_page, units, sample, api_keys):
+    """Toggle 警格, click a grid: its precincts with the shares the library computes, and for a
+    viewer (the key entered on the workbench in this session) its team, police deputy included."""
+    table = gridgeo_crosswalk(sample)
+    split = table.groupby("code")["other"].count()
+    candidates = roomy(units.loc[units.index.isin(split[split > 1].index)], "grid2", 5)
+    code, grid = next(candidates.iterrows())
+    key = api_keys["viewer"]
+    page, _ = open_page(server.url + f"/map#map=16/{grid.lat:.6f}/{grid.lon:.6f}",
+                        before=lambda p: p.add_init_script(f"sessionStorage.setItem('gridgeo.key', '{key}')"))
+    settle(page)
+    toggle = page.locator("[data-boundary-set='警格']")
+    assert not toggle.is_checked()
+    toggle.check()
+    page.wait_for_function("document.body.dataset.boundaries === '警格'", timeout=15_000)
+    drawn = page.evaluate("onemap.boundaries.layers.get('警格').feature_count")
+    assert drawn == len(sample.precincts)
+    assert "bsets=" in page.evaluate("location.hash")
+    labels = page.locator(".boundary-label").all_inner_texts()
+    assert set(labels) == set(sample.precincts["name"])
+    page.mouse.click(*container_point(page, grid.lat, grid.lon))
+    page.wait_for_function(f"document.body.dataset.unit === '{code}'", timeout=15_000)
+    page.wait_for_selector("#unit-boundaries .boundary-pieces tbody tr", timeout=15_000)
+    page.wait_for_selector("#unit-boundaries .unit-team tr[data-role]", timeout=15_000)
+    settle(page)
+    rows = page.locator(".boundary-pieces tbody tr")
+    shown = {rows.nth(i).get_attribute("data-other"): float(rows.nth(i).locator("td[data-share]").get_attribute("data-share"))
+             for i in range(rows.count())}
+    mine = table[table["code"] == code].set_index("other")["share_of_grid"]
+    assert set(shown) == set(mine.index)
+    for other, share in shown.items():
+        assert share == pytest.approx(mine[other], abs=1e-5)
+    names = sample.precincts.set_index("precinct_id")["name"]
+    assert set(page.locator(".boundary-pieces tbody td:first-child").all_inner_texts()) >= \
+        {names[o] for o in mine.index if not table.set_index(["code", "other"]).loc[(code, o), "main_of_grid"]}
+    roster = sample.roster()
+    police = roster[(roster["grid_code"] == code) & (roster["role"] == "警格民警")].iloc[0]
+    deputy = page.locator(".unit-team tr[data-role='警格民警']")
+    assert police["name"] in deputy.inner_text() and police["phone"] in deputy.inner_text()
+    head = roster[(roster["grid_code"] == code) & (roster["role"] == "网格长")]["name"].iloc[0]
+    assert head in page.locator(".unit-team tr[data-role='网格长']").inner_text()
+    screenshot(page, "map-precincts-team.png")
+    page.screenshot(path="/tmp/map-precincts-team.png")
+    page.locator("#panel").screenshot(path="/tmp/map-precincts-panel.png")
+
+
+def test_the_public_sees_the_precincts_but_no_team(server, open_page, units, sample):
+    code, grid = next(roomy(units, "grid2").iterrows())
+    page, _ = open_page(server.url + f"/map#map=16/{grid.lat:.6f}/{grid.lon:.6f}&bsets=警格")
+    settle(page)
+    page.mouse.click(*container_point(page, grid.lat, grid.lon))
+    page.wait_for_function(f"document.body.dataset.unit === '{code}'", timeout=15_000)
+    page.wait_for_selector("#unit-boundaries .boundary-pieces tbody tr", timeout=15_000)
+    page.wait_for_selector("#unit-boundaries .unit-team", timeout=15_000)
+    team = page.locator(".unit-team").inner_text()
+    roster = sample.roster()
+    assert not any(name in team for name in roster.loc[roster["grid_code"] == code, "name"])
+    assert page.locator(".unit-team").get_attribute("data-public") == "1"
+
+
+def gridgeo_crosswalk(sample):
+    import gridgeo
+
+    return gridgeo.crosswalk(sample.grids, sample.precincts, other_id="precinct_id", addresses=sample.addresses)

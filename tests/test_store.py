@@ -123,7 +123,8 @@ def test_bbox_within_parent_where_and_paging_match_independent_filters(store, sa
     pages = [store.read("events", limit=5000, offset=o)["event_id"] for o in range(0, 12000, 5000)]
     assert pd.concat(pages).tolist() == sorted(sample.events["event_id"])
     assert store.counts() == {"grids": 278, "town": 1, "village": 28, "grid1": 31, "grid2": 128, "grid3": 90,
-                              "stations": 104, "addresses": 18000, "events": 12000, "roads": 5593}
+                              "stations": 104, "addresses": 18000, "events": 12000, "roads": 5593,
+                              "boundaries": 0, "roster": 0}
     with pytest.raises(gstore.NotFound, match="on 'colour': its columns are 'station_id'"):
         store.read("stations", where={"colour": "red"})
 

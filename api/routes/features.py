@@ -2,8 +2,8 @@
 (coordinate systems), Part 3 (queryables and CQL2 filters), with ``sortby`` and
 ``properties``.
 
-One collection per grid level of the store's code scheme, ``stations`` and
-``roads`` for everyone; ``addresses`` and ``events`` (address-level, personal
+One collection per grid level of the store's code scheme, ``stations``,
+``roads`` and one per boundary set (``警格``: another office's areas) for everyone; ``addresses`` and ``events`` (address-level, personal
 data) only for the viewer role and above, and not even listed for others.
 Coordinates are longitude/latitude (CRS84) unless ``crs`` asks for CGCS2000
 (EPSG:4490, latitude first as EPSG defines it), WGS84 (EPSG:4326) or the
@@ -144,6 +144,19 @@ def collections_for(scheme: CodeScheme) -> dict[str, Collection]:
     return {c.id: c for c in [*grids, *_OTHER_COLLECTIONS]}
 
 
+_BOUNDARY_FILTERS = ("boundary_id", "name")
+
+
+def collections_of(store) -> dict[str, Collection]:
+    """The collections of a store: those of its code scheme, then one per boundary set
+    (警格, 学区 ...: other offices' areas, public as the grids are)."""
+    sets = {name: Collection(name, f"{name} Boundaries", f"The boundary set {name}: another office's areas "
+                             "(police precincts, school catchments ...), to compare with the grids at /crosswalk.",
+                             filters=_BOUNDARY_FILTERS)
+            for name in store.boundary_sets()}
+    return {**collections_for(store.scheme), **sets}
+
+
 COLLECTIONS = collections_for(DEFAULT_SCHEME)
 """The collections of a store with the default scheme."""
 FILTER_NAMES = sorted({f for c in COLLECTIONS.values() for f in c.filters})
@@ -164,7 +177,7 @@ def router() -> APIRouter:
     @r.get("/collections", summary="The collections the caller may read", responses=HTML)
     def collections(request: Request, f: Format = None, who: Principal = Depends(principal)):
         services = request.app.state.services
-        visible = [c for c in collections_for(services.store.scheme).values() if who.has(c.role)]
+        visible = [c for c in collections_of(services.store).values() if who.has(c.role)]
         docs = [_collection_doc(request, services, c) for c in visible]
         if wants_html(request, f):
             return _html(request, "collections.html", "数据集合 Collections",
@@ -348,7 +361,7 @@ def _get_and_head(r: APIRouter, path: str, **options):
 
 
 def _visible(collection_id: str, who: Principal, request: Request) -> Collection:
-    c = collections_for(request.app.state.services.store.scheme).get(collection_id)
+    c = collections_of(request.app.state.services.store).get(collection_id)
     if c is None:
         raise Problem(404, "Not Found", f"no collection {collection_id!r}: see /collections")
     if not who.has(c.role):
@@ -359,7 +372,9 @@ def _visible(collection_id: str, who: Principal, request: Request) -> Collection
 
 
 def _link(request: Request, path: str, rel: str, type_: str, **params) -> dict:
-    url = base_url(request) + path
+    from urllib.parse import quote
+
+    url = base_url(request) + quote(path, safe="/")  # a boundary set's name is Chinese: percent-encoded
     if params:
         from urllib.parse import urlencode
         url += "?" + urlencode(params)
@@ -447,6 +462,8 @@ _KEYS = {"stations": "station_id", "roads": "segment_id", "addresses": "addr_id"
 def _key(collection_id: str, store) -> str:
     """The column that names a feature, unique in its collection (a road segment's own id:
     several segments make one road; a store loaded before segment ids falls back to road_id)."""
+    if collection_id not in _KEYS and collection_id in store.boundary_sets():
+        return "boundary_id"  # unique within its set
     key = _KEYS.get(collection_id, "code")
     if key == "segment_id" and key not in store.columns("roads"):
         return "road_id"

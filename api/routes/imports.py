@@ -2,8 +2,8 @@
 
 - ``POST /imports`` (planner): a file as ``multipart/form-data`` (``file``;
   the parts of a shapefile together, or a zip of them), with optional form
-  fields ``kind``, ``crs``, ``mapping`` (JSON, :class:`gridgeo.intake.Mapping`)
-  and ``scope``. Answers the report: what the file holds, the detected
+  fields ``kind``, ``crs``, ``mapping`` (JSON, :class:`gridgeo.intake.Mapping`),
+  ``scope`` and, for another office's areas, ``boundary_set`` (警格, 学区 ...). Answers the report: what the file holds, the detected
   mapping and the file's columns, the counts per level, what it would change,
   every problem (located ones as GeoJSON) and the units to draw.
 - ``GET /imports/{id}``: the report again.
@@ -55,7 +55,9 @@ _KEEP = 50  # uploads kept; older ones are removed
 
 
 class Check(BaseModel):
-    kind: str | None = Field(None, description="grids, a grid level, stations, addresses, events or roads")
+    kind: str | None = Field(None, description="grids, a grid level, stations, addresses, events, roads, "
+                             "boundaries (another office's areas) or roster (who answers for each grid)")
+    boundary_set: str | None = Field(None, max_length=40, description="For boundaries: the set's name (警格, 学区 ...)")
     crs: str | None = Field(None, description="wgs84, cgcs2000, gcj02, bd09 or an EPSG code")
     columns: dict[str, str] = Field(default_factory=dict, description="schema column -> file column")
     values: dict[str, dict[str, str]] = Field(default_factory=dict, description="column -> file value -> value")
@@ -78,11 +80,12 @@ def router() -> APIRouter:
     async def upload(request: Request,
                      file: list[UploadFile] = File(..., min_length=1, description="The file, or the parts of a shapefile"),
                      kind: str | None = Form(None, max_length=64), crs: str | None = Form(None, max_length=200),
+                     boundary_set: str | None = Form(None, max_length=40),
                      mapping: str | None = Form(None, max_length=100_000),
                      scope: Literal["parents", "level"] = Form("parents"), who: Principal = Depends(PLANNER)):
         services = request.app.state.services
         try:
-            options = Check(kind=kind, crs=crs, scope=scope, **_mapping_fields(mapping))
+            options = Check(kind=kind, crs=crs, scope=scope, boundary_set=boundary_set, **_mapping_fields(mapping))
         except ValidationError as exc:
             raise Problem(422, "Unprocessable Content", f"对照表不合适 — the mapping does not fit: "
                           f"{exc.errors()[0]['msg']}") from None
@@ -203,7 +206,7 @@ def _inspected(services, folder: Path, options: Check):
         return intake.inspect(folder / request["source"], kind=kind, columns=options.columns or None,
                               values=options.values or None, crs=options.crs, lon=options.lon, lat=options.lat,
                               location=options.location, layer=options.layer, store=services.store,
-                              scope=options.scope, name=request["source"])
+                              scope=options.scope, name=request["source"], boundary_set=options.boundary_set)
     except ValueError as exc:  # gridgeo.intake's reason, in both languages where it gives them
         raise Problem(422, "Unprocessable Content", str(exc)) from None
 

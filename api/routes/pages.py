@@ -132,6 +132,7 @@ def _data_config(services, kept) -> dict:
         "bounds": summary["bounds"],
         "events": summary["events"],
         "data_version": kept.version,
+        "boundary_sets": services.store.boundary_sets(),  # other offices' areas: overlays (boundaries.js)
     }
 
 

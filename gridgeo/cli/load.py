@@ -25,7 +25,12 @@ def load(
     store: str = typer.Option("data/gridgeo.gpkg", help="The store: a .gpkg path or a postgresql:// URL."),
     layer: Optional[str] = typer.Option(None, "--layer", help="What a single file holds when its name does not "
                                         "say: grids, a grid level (town, village, grid1, grid2, grid3), stations, "
-                                        "addresses, events or roads."),
+                                        "addresses, events, roads, or boundaries (another office's areas: police "
+                                        "precincts, school catchments; name the set with --name)."),
+    set_name: Optional[str] = typer.Option(None, "--name", help="For boundaries: the name of the set the file's "
+                                           "areas make, e.g. --layer boundaries --name 警格 (default: what the "
+                                           "file's name says, precincts/警格 -> 警格). Loading a set again replaces "
+                                           "that set alone; each set is a collection of the store and the service."),
     crs: Optional[str] = typer.Option(None, help="The coordinate system when a file does not say (or says wrong): "
                                       "wgs84, cgcs2000, gcj02 (Amap, Tencent), bd09 (Baidu) or an EPSG code such "
                                       "as EPSG:4527."),
@@ -60,6 +65,11 @@ def load(
     progress: bool = typer.Option(True, help="Show progress bars."),
 ):
     """Load files into a store (created if needed), all in one transaction, or refuse and change nothing.
+
+    Another office's areas are loaded as a named boundary set:
+    ``gridgeo load precincts.shp --layer boundaries --name 警格`` (the file's id
+    column, 编号 or 警格编号, becomes ``boundary_id``; ``--map boundary_id=COLUMN``
+    names it). Loading the set again replaces that set alone.
 
     Exit status 0 when loaded (or a dry run found no error), 1 when the files
     were refused (every problem is listed, located), 2 when the command
@@ -103,6 +113,7 @@ def load(
              "Load into a new store")
     active = wanted or (existing.scheme if existing is not None else None)
     options = _options(layer, crs, lon, lat, location, sheet, map_, value, mapping, scope, active)
+    options["boundary_set"] = set_name
     try:
         intakes = [_inspect(path, options, existing) for path in files]
     finally:
@@ -187,7 +198,8 @@ def _options(layer, crs, lon, lat, location, sheet, map_, value, mapping, scope,
         elif layer in names:
             kind, level = "grids", layer
         else:
-            fail(f"--layer {layer!r}: use grids, a level ({', '.join(names)}), stations, addresses, events or roads")
+            fail(f"--layer {layer!r}: use grids, a level ({', '.join(names)}), stations, addresses, events, roads "
+                 "or boundaries")
     return dict(kind=kind, level=level, mapping=given, columns=columns, values=values, crs=crs, lon=lon, lat=lat,
                 location=location, layer=sheet, scope=scope, scheme=scheme)
 
@@ -231,17 +243,9 @@ def _layers_of(intakes, mode) -> dict:
 
 
 def _sample_files(directory: Path, names) -> list[Path]:
-    """The files of a sample the store holds; the layers it does not hold yet
-    (police precincts, read by `gridgeo crosswalk`) are named, not loaded."""
-    from gridgeo.sample import OPTIONAL_LAYERS
-
-    files = [directory / f for f in names]
-    kept = [f for f in files if f.stem not in OPTIONAL_LAYERS]
-    for f in files:
-        if f not in kept:
-            typer.echo(f"{f}: not a store layer (yet), not loaded; `gridgeo crosswalk` reads it / "
-                       "警格不是存储图层，未载入；可用 gridgeo crosswalk 读取")
-    return kept
+    """The files of a sample."""
+    # the optional layers (the police precincts) are loaded too: as the boundary set 警格
+    return [directory / f for f in names]
 
 
 def _sample_layers(directory: Path) -> tuple[dict, tuple | None]:
@@ -253,8 +257,12 @@ def _sample_layers(directory: Path) -> tuple[dict, tuple | None]:
         fail(str(exc))
     county = data.metadata.get("county") or {}
     region = (county["code"], county["name"]) if county.get("code") and county.get("name") else None
-    return {"grids": data.grids, "stations": data.stations, "addresses": data.addresses, "events": data.events,
-            "roads": data.roads}, region
+    layers = {"grids": data.grids, "stations": data.stations, "addresses": data.addresses, "events": data.events,
+              "roads": data.roads}
+    if data.precincts is not None:  # the police precincts, as the boundary set 警格
+        layers["boundaries"] = data.boundaries()
+        layers["roster"] = data.roster()  # who answers for each grid, the police deputy among them
+    return layers, region
 
 
 def _region(text):

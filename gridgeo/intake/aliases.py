@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from gridgeo.schema import EVENT_CATEGORIES, EVENT_STATUSES, STATION_KINDS, CodeScheme
+from gridgeo.schema import EVENT_CATEGORIES, EVENT_STATUSES, ROSTER_ROLE_ALIASES, STATION_KINDS, CodeScheme
 
 _DROP = re.compile(r"[\s_\-()（）\[\]【】:：.·/\\]+")
 
@@ -77,10 +77,24 @@ COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
         "name": ("name", "道路名称", "路名", "名称"),
         "class": ("class", "道路等级", "道路类型", "等级", "fclass", "highway"),
     },
+    "roster": {
+        "grid_code": ("gridcode", "网格编码", "网格代码", "网格编号", "所属网格编码", "所属网格", "网格"),
+        "name": ("name", "姓名", "人员姓名", "名字", "xm"),
+        "role": ("role", "职务", "岗位", "职务岗位", "职务/岗位", "角色", "身份", "职位"),
+        "phone": ("phone", "联系电话", "电话", "手机", "手机号", "手机号码", "联系方式", "lxdh"),
+    },
+    "boundaries": {
+        "boundary_id": ("boundaryid", "precinctid", "警格编号", "警格编码", "警格代码", "警务网格编号",
+                        "学区编号", "学区编码", "区域编号", "区域编码", "片区编号", "id", "编号", "编码", "代码",
+                        "code", "bm", "dm"),
+        "name": ("name", "警格名称", "警格名", "警务网格名称", "学区名称", "区域名称", "片区名称", "名称", "名字",
+                 "mc"),
+    },
 }
 """For each layer kind, each schema column and the names offices give it."""
 
-CODE_COLUMNS = ("code", "parent", "grid_code", "station_id", "addr_id", "event_id", "road_id")
+CODE_COLUMNS = ("code", "parent", "grid_code", "station_id", "addr_id", "event_id", "road_id", "boundary_id",
+                "phone")
 """Columns holding codes or ids: read as the exact text in the file."""
 
 TIME_COLUMNS = ("reported_at", "filed_at", "dispatched_at", "handled_at", "verified_at", "closed_at")
@@ -109,9 +123,14 @@ FILE_KINDS = (
     ("stations", ("station", "站点", "服务站", "服务点", "驿站")),
     ("addresses", ("address", "addr", "地址", "门牌", "一标")),
     ("roads", ("road", "道路", "路网", "街巷")),
+    ("roster", ("roster", "花名册", "人员名单", "网格员名单", "名单", "通讯录")),
+    ("boundaries", ("precinct", "警格", "警务网格", "学区", "catchment")),
     ("grids", ("grid", "网格", "镇街", "村社", "村居", "社区", "区划", "boundary", "边界")),
 )
 """Words in a file's name that say which layer it holds, tried in this order."""
+
+BOUNDARY_SETS = (("警格", ("precinct", "警格", "警务网格")), ("学区", ("学区", "catchment")))
+"""The boundary set a file's name implies when the caller names none (``precincts.shp``: 警格)."""
 
 
 # --- values -------------------------------------------------------------------------
@@ -199,5 +218,9 @@ EVENT_STATUS_LABELS = _labels(EVENT_STATUSES, {
 })
 """normalised label -> event status."""
 
-VALUE_LABELS = {"kind": STATION_KIND_LABELS, "category": EVENT_CATEGORY_LABELS, "status": EVENT_STATUS_LABELS}
+ROLE_LABELS = {normal(word): role for word, role in ROSTER_ROLE_ALIASES.items()}
+"""A roster's roles (职务/岗位) as offices write them -> :data:`gridgeo.schema.ROSTER_ROLES`."""
+
+VALUE_LABELS = {"kind": STATION_KIND_LABELS, "category": EVENT_CATEGORY_LABELS, "status": EVENT_STATUS_LABELS,
+                "role": ROLE_LABELS}
 """The value tables of the columns whose values are labels (levels follow the scheme)."""

@@ -92,6 +92,7 @@ class Intake:
     changes: pd.DataFrame | None = None
     scope: str = "parents"
     columns: list = field(default_factory=list)
+    boundary_set: str | None = None
 
     @property
     def errors(self) -> list[Finding]:
@@ -137,6 +138,7 @@ class Intake:
         return {
             "source": self.source,
             "kind": self.kind,
+            "boundary_set": self.boundary_set,
             "ok": self.ok,
             "mapping": self.mapping.to_dict(),
             "columns": [str(c) for c in self.columns],
@@ -164,7 +166,7 @@ def _report_finding(row) -> Finding:
 
 def inspect(source, *, kind=None, level=None, mapping=None, columns=None, values=None, crs=None, lon=None,
             lat=None, location=None, layer=None, encoding=None, scheme: CodeScheme | None = None, store=None,
-            scope: str = "parents", name=None) -> Intake:
+            scope: str = "parents", name=None, boundary_set=None) -> Intake:
     """Read a file and find out how it maps to gridgeo's schema, and what is wrong with it.
 
     The steps, each of which may add findings:
@@ -227,6 +229,13 @@ def inspect(source, *, kind=None, level=None, mapping=None, columns=None, values
     name : str, optional
         What to call the source in messages (a frame, or an upload's
         original name).
+    boundary_set : str, optional
+        For ``kind="boundaries"`` (other offices' areas): the name of the set
+        the file's units make (警格, 学区 ...). Default: the one the file's name
+        implies (``precincts.shp``, ``警格.shp``: 警格), else an error asking
+        for it. Every row gets it as ``boundary_set``; the file's id column
+        (编号, 警格编号, ... or ``columns={"boundary_id": ...}``) becomes
+        ``boundary_id``.
 
     Returns
     -------
@@ -252,6 +261,7 @@ def inspect(source, *, kind=None, level=None, mapping=None, columns=None, values
     if raw is None:
         return out
     frame, lines, is_table = raw
+    out.lines = lines  # the file's line of each row, for located messages against the store
     if len(frame) == 0:
         out.add("error", "empty", f"{label} holds no rows: a load never replaces a layer with nothing",
                 f"{label} 没有任何数据行：不能用空文件替换已发布的图层")
@@ -260,16 +270,24 @@ def inspect(source, *, kind=None, level=None, mapping=None, columns=None, values
     if out.mapping.kind is None:
         return out
     out.kind = out.mapping.kind
+    if out.kind == "boundaries":
+        out.boundary_set = _boundary_set(boundary_set, label, scheme, out)
+        if out.boundary_set is None:
+            return out
     mapped = _map_columns(frame, out)
     if mapped is None:
         return out
-    geo = _geometry(mapped, frame, lines, is_table, out)
-    if geo is None:
-        return out
-    geo = _values(geo, lines, scheme, out)
-    stored = _to_storage(geo, frame if not is_table else None, lines, out, store)
-    if stored is None:
-        return out
+    if out.kind == "roster":  # people: a table without coordinates
+        stored = _values(gpd.GeoDataFrame(mapped, geometry=[None] * len(mapped), crs=gcrs.STORAGE_CRS),
+                         lines, scheme, out)
+    else:
+        geo = _geometry(mapped, frame, lines, is_table, out)
+        if geo is None:
+            return out
+        geo = _values(geo, lines, scheme, out)
+        stored = _to_storage(geo, frame if not is_table else None, lines, out, store)
+        if stored is None:
+            return out
     out.frame = stored
     _schema(stored, lines, scheme, out)
     if store is not None and store.scheme == scheme and store.count("grids"):
@@ -284,6 +302,30 @@ def inspect(source, *, kind=None, level=None, mapping=None, columns=None, values
         except (SchemaError, ValueError) as exc:
             out.add("error", "schema", str(exc), str(exc))
     return out
+
+
+def _boundary_set(given, label, scheme, out):
+    """The name of the boundary set a file's units make: given, or implied by the file's name."""
+    from gridgeo.store._layers import check_set_name
+    from gridgeo.store.errors import StoreError
+
+    name = given
+    if name is None:
+        stem = aliases.normal(Path(str(label)).stem)
+        name = next((set_name for set_name, words in aliases.BOUNDARY_SETS
+                     if any(aliases.normal(w) in stem for w in words)), None)
+    if name is None:
+        out.add("error", "missing_set",
+                f"{label} holds boundaries of another office: name their set with --name (e.g. --name 警格 for "
+                "police precincts, --name 学区 for school catchments)",
+                f"{label} 是其他部门的区域边界：请用 --name 指定边界集名称（如 --name 警格、--name 学区）")
+        return None
+    try:
+        return check_set_name(name, scheme.names)
+    except StoreError as exc:
+        en, _, zh = str(exc).partition(" / ")
+        out.add("error", "bad_set", f"{label}: {en}", f"{label}：{zh}")
+        return None
 
 
 def _given_mapping(mapping, columns, values, kind, level, crs, lon, lat, location, layer, scheme) -> Mapping:
@@ -402,6 +444,9 @@ def _map_columns(frame, out):
     required = [c for c in LAYERS[kind] if c not in found]
     if kind == "grids":
         required = [c for c in required if c not in ("level", "parent")]  # from the codes
+    if kind == "boundaries" and "boundary_set" not in found:
+        required = [c for c in required if c != "boundary_set"]  # the set's name, given
+        mapped.insert(0, "boundary_set", out.boundary_set)
     if required:
         hints = {t: aliases.COLUMNS[kind].get(t, ())[:4] for t in required}
         out.add("error", "missing_column",
@@ -808,6 +853,12 @@ def _schema(stored, lines, scheme, out):
 
 def _against_store(stored, store, out):
     trusted = _trusted(store)
+    if out.kind == "roster":
+        _roster_grids(stored, trusted, out)
+        published = store.count("roster")
+        out.changes = pd.DataFrame([{"collection": "roster", "published": published, "in_file": len(stored),
+                                     "replaced": published, "added": len(stored), "removed": published}])
+        return
     declared = gcrs._alias(out.mapping.crs) if out.mapping.crs else None
     if declared is None and stored.attrs.get("coordinate_system") is None:
         declared = "wgs84"  # a file's own geographic CRS, or a projected one read as CGCS2000
@@ -816,15 +867,38 @@ def _against_store(stored, store, out):
     if out.kind == "grids":
         _grid_changes(stored, store, out)
     else:
-        published = store.count(out.kind)
-        out.changes = pd.DataFrame([{"collection": out.kind, "published": published, "in_file": len(stored),
+        collection = out.kind
+        if out.kind == "boundaries":
+            collection = out.boundary_set
+            published = store.counts().get(collection, 0)
+        else:
+            published = store.count(out.kind)
+        out.changes = pd.DataFrame([{"collection": collection, "published": published, "in_file": len(stored),
                                      "replaced": published, "added": len(stored), "removed": published}])
+
+
+def _roster_grids(stored, trusted, out):
+    """Every person of a roster serves a published grid: a code the store does not have is an error."""
+    if trusted is None:
+        return
+    unknown = ~stored["grid_code"].astype(str).isin(set(trusted["code"]))
+    if unknown.any():
+        lines = out.lines[unknown.to_numpy()] if getattr(out, "lines", None) is not None else np.array([])
+        codes = list(pd.unique(stored.loc[unknown, "grid_code"]))[:_SHOW]
+        out.add("error", "unknown_grid",
+                f"{unknown.sum()} person(s) of the roster serve grid codes the store does not have "
+                f"({', '.join(codes)}; lines {_rows(lines)}): correct the codes (网格编码) or load the grids first",
+                f"花名册中 {unknown.sum()} 人的网格编码在库中不存在（{'、'.join(codes)}；第 {_rows_zh(lines)} 行）："
+                "请更正网格编码，或先载入网格", column="grid_code", rows=lines[:_SHOW], codes=codes)
 
 
 def _offset(stored, trusted, declared, out):
     if out.kind == "grids":
         trusted = trusted[~trusted["level"].isin(set(stored["level"]))]
         comparable = stored
+    elif out.kind == "boundaries":  # they name no unit: measured against the grids' outline (the top level)
+        trusted = trusted[trusted["level"] == trusted["level"].iloc[trusted["code"].str.len().argmin()]]
+        comparable = stored.drop(columns=[c for c in ("code", "parent") if c in stored.columns])
     else:
         comparable = stored
     fit = detect_offset(comparable, trusted, declared=declared)

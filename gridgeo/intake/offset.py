@@ -10,7 +10,9 @@ store's published grids):
 - points that name their unit (``grid_code``): the share that fall outside
   the unit they name;
 - grid units: the share of their area outside the published unit of the same
-  code, or, when there is none, outside the parent they name.
+  code, or, when there is none, outside the parent they name;
+- areas naming no unit (another office's boundaries: police precincts): the
+  share of their area outside the trusted units together (the top level).
 
 That share is the *misfit*. The rule: a reading is better than the declared
 one when its misfit is at most a third of the declared misfit, at least 2
@@ -125,9 +127,9 @@ def _measure(layer, units, code_column):
             return float(1 - inside.mean()), int(known.sum())
 
         return points, f"points outside the unit their {column} names"
+    if types <= {3, 6} and "code" not in layer.columns:  # another office's areas: within the grids' outline
+        return _within_outline(layer, units)
     if types <= {3, 6}:  # polygons
-        if "code" not in layer.columns:
-            return None, ""
         codes = layer["code"].astype(str).to_numpy()
         same = np.isin(codes, units.index.to_numpy(dtype=object))
         parents = layer["parent"].astype(str).to_numpy() if "parent" in layer.columns else np.array([""] * len(layer))
@@ -149,6 +151,25 @@ def _measure(layer, units, code_column):
             "area outside the parent each unit names"
         return polygons, what
     return None, ""
+
+
+def _within_outline(layer, units):
+    """The misfit of areas that name no unit (police precincts ...): the share of
+    their area outside the union of the trusted units (give it the top level)."""
+    geoms = np.asarray(layer.geometry.array)
+    valid = shapely.is_valid(geoms)
+    if not valid.any():
+        return None, ""
+    crs = metric_crs(layer)
+    outline = shapely.union_all(_to(pd.Series(np.asarray(units.array)), crs))
+    shapely.prepare(outline)
+
+    def areas(reading):
+        mine = _to(pd.Series(np.asarray(reading.geometry.array)[valid]), crs)
+        inside = shapely.area(shapely.intersection(mine, outline))
+        return float(1 - inside.sum() / shapely.area(mine).sum()), int(valid.sum())
+
+    return areas, "area outside the published grids"
 
 
 def _centre(frame):

@@ -2,8 +2,20 @@
 
 Both backends hold the same tables; this module says what they are and turns
 GeoDataFrames into column values and back. A *kind* is one of the layers of
-docs/design.md (grids, stations, addresses, events, roads); a *collection* is a
-kind or a grid level (``grid2`` is the grids of level ``grid2``).
+docs/design.md (grids, stations, addresses, events, roads) or ``boundaries``, the
+areas other offices draw; a *collection* is a kind, a grid level (``grid2`` is
+the grids of level ``grid2``) or a named boundary set (``警格`` is the
+boundaries whose ``boundary_set`` is ``警格``).
+
+Boundary sets, the rule stated once: several named sets of polygons (police
+precincts 警格, school catchments 学区 ...) share the ``boundaries`` table. A row
+is one unit of one set: ``boundary_set`` (the set's name), ``boundary_id`` (the
+unit's id in its office's file, unique within the set), ``name``, and
+``boundary_key`` = ``"<set>/<id>"``, the key unique in the store that history,
+the audit trail and rollbacks match rows by. A replace-load of boundaries
+replaces the sets the frame names and no other. A set's name is not a kind or a
+grid level (it is a collection name beside them), has no ``/`` and is at most
+40 characters.
 """
 
 from __future__ import annotations
@@ -20,18 +32,23 @@ from gridgeo.crs import STORAGE_CRS, to_storage
 from gridgeo.store._sql import SCHEMA_VERSION
 from gridgeo.store.errors import NotFound, StoreError
 
-KINDS = ("grids", "stations", "addresses", "events", "roads")
+KINDS = ("grids", "stations", "addresses", "events", "roads", "boundaries", "roster")
 LEVELS = schema.DEFAULT_SCHEME.names
 
 KEYS = {"grids": "code", "stations": "station_id", "addresses": "addr_id", "events": "event_id",
-        "roads": "road_id"}
+        "roads": "road_id", "boundaries": "boundary_key", "roster": "member_id"}
 """The column that names a row of each layer, and orders reads. Unique among the
 published rows except for roads, where several segments make one road."""
-UNIQUE_KEYS = {"grids", "stations", "addresses", "events"}
+UNIQUE_KEYS = {"grids", "stations", "addresses", "events", "boundaries", "roster"}
+SET_COLUMN = "boundary_set"
+"""The column naming a boundary unit's set (警格, 学区 ...)."""
 
 GEOMETRY = {"grids": "MULTIPOLYGON", "stations": "POINT", "addresses": "POINT", "events": "POINT",
-            "roads": "MULTILINESTRING"}
-"""The declared geometry type of each layer: one type per table, as QGIS wants."""
+            "roads": "MULTILINESTRING", "boundaries": "MULTIPOLYGON", "roster": "POINT"}
+"""The declared geometry type of each layer: one type per table, as QGIS wants. The roster
+(:mod:`gridgeo.roster`: who answers for each grid) is a table of people: its rows have no
+geometry (the column is there, empty, as in every table of the store)."""
+NON_SPATIAL = {"roster"}
 
 # the column a `parent=` / `within=` filter looks at, per kind
 PARENT_COLUMN = {"grids": "parent", "stations": "grid_code"}
@@ -52,7 +69,11 @@ KIND_NAMES = ("text", "integer", "real", "boolean", "datetime", "date")
 
 def base_columns(kind: str) -> dict[str, str]:
     """The user columns a new table of ``kind`` starts with."""
-    columns = {"grids": {"code": "text", "name": "text", "level": "text", "parent": "text"}}.get(kind)
+    columns = {"grids": {"code": "text", "name": "text", "level": "text", "parent": "text"},
+               "roster": {"member_id": "text", "grid_code": "text", "role": "text", "name": "text",
+                          "phone": "text"},
+               "boundaries": {"boundary_set": "text", "boundary_id": "text", "name": "text",
+                              "boundary_key": "text"}}.get(kind)
     if columns is None:
         columns = {name: ("datetime" if t == "datetime" else "text")
                    for name, t in schema.LAYERS[kind].items()}
@@ -60,20 +81,53 @@ def base_columns(kind: str) -> dict[str, str]:
     return dict(columns)
 
 
-def resolve(collection: str, levels=LEVELS) -> tuple[str, list[str] | None]:
-    """(kind, levels) of a collection name: ``"grid2"`` -> ``("grids", ["grid2"])``.
-    ``levels`` are the store's scheme's level names."""
+def resolve(collection: str, levels=LEVELS, sets=()) -> tuple[str, list[str] | None]:
+    """(kind, levels or sets) of a collection name: ``"grid2"`` -> ``("grids", ["grid2"])``,
+    ``"警格"`` -> ``("boundaries", ["警格"])``. ``levels`` are the store's scheme's level
+    names, ``sets`` its boundary sets (or a function giving them, asked only when needed)."""
     if collection in KINDS:
         return collection, None
     if collection in levels:
         return "grids", [collection]
-    raise NotFound(f"no layer {collection!r}: a store holds {', '.join(KINDS)} and the grid levels "
-                   f"{', '.join(levels)}")
+    if callable(sets):
+        sets = sets()
+    if collection in sets:
+        return "boundaries", [collection]
+    more = f" and the boundary sets {', '.join(sets)}" if sets else ""
+    raise NotFound(f"no layer {collection!r}: a store holds {', '.join(KINDS)}, the grid levels "
+                   f"{', '.join(levels)}{more}")
 
 
-def collections(levels=LEVELS) -> list[str]:
-    """Every collection name, the grid levels (of the store's scheme) after ``grids``."""
-    return ["grids", *levels, *KINDS[1:]]
+def collections(levels=LEVELS, sets=()) -> list[str]:
+    """Every collection name, the grid levels (of the store's scheme) after ``grids``,
+    the boundary sets after ``boundaries``."""
+    return ["grids", *levels, *KINDS[1:], *sets]
+
+
+def check_set_name(name, levels=LEVELS) -> str:
+    """A boundary set's name, stripped, or a :class:`StoreError` saying why it cannot be one.
+
+    Examples
+    --------
+    >>> check_set_name(" 警格 ")
+    '警格'
+    >>> check_set_name("grid2")
+    Traceback (most recent call last):
+    ...
+    gridgeo.store.errors.StoreError: a boundary set cannot be called 'grid2': ... / 边界集不能叫 'grid2'：...
+    """
+    text = "" if name is None or (isinstance(name, float) and np.isnan(name)) else str(name).strip()
+    why_en = why_zh = None
+    if not text:
+        why_en, why_zh = "it needs a name (警格, 学区 ...)", "需要一个名称（如 警格、学区）"
+    elif text in KINDS or text in levels:
+        why_en, why_zh = "that is a layer or grid level of the store", "这是数据库已有的图层或网格层级名"
+    elif "/" in text or len(text) > 40:
+        why_en, why_zh = "a name has no '/' and at most 40 characters", "名称不能含 '/'，且不超过 40 个字符"
+    if why_en:
+        raise StoreError(f"a boundary set cannot be called {text!r}: {why_en}; name it otherwise (--name) / "
+                         f"边界集不能叫 {text!r}：{why_zh}；请换一个名称（--name）")
+    return text
 
 
 # --- frames in --------------------------------------------------------------------
@@ -83,8 +137,12 @@ def prepare(frame, kind: str, *, name: str, scheme=schema.DEFAULT_SCHEME) -> gpd
     """Check ``frame`` as a ``kind`` layer (codes by ``scheme``), bring it to
     EPSG:4490 and to the store's geometry type. The result has its geometry
     in column ``geometry``."""
+    if kind in NON_SPATIAL and isinstance(frame, pd.DataFrame) and not isinstance(frame, gpd.GeoDataFrame):
+        frame = gpd.GeoDataFrame(frame.copy(), geometry=[None] * len(frame), crs=STORAGE_CRS)  # a table of people
     if not isinstance(frame, gpd.GeoDataFrame):
         raise TypeError(f"{name} should be a GeoDataFrame, got {type(frame).__name__}")
+    if kind in NON_SPATIAL and frame.crs is None:
+        frame = frame.set_crs(STORAGE_CRS)
     frame = to_storage(frame, name=name)
     frame = schema.check(frame, kind, name=name, scheme=scheme)
     if frame.geometry.name != "geometry":
@@ -94,9 +152,43 @@ def prepare(frame, kind: str, *, name: str, scheme=schema.DEFAULT_SCHEME) -> gpd
         raise StoreError(f"{name} has column(s) {clash}, names the store keeps for itself: rename them "
                          "(e.g. frame.rename(columns={...}))")
     frame["geometry"] = to_declared(frame.geometry.array, kind, name=name)
+    if kind == "boundaries":
+        names = {v: check_set_name(v, scheme.names) for v in pd.unique(frame[SET_COLUMN])}
+        frame[SET_COLUMN] = frame[SET_COLUMN].map(names).astype("str")
+        frame["boundary_key"] = boundary_keys(frame)
+    if kind == "roster":
+        frame["member_id"] = member_ids(frame)
     if kind == "roads" and "segment_id" not in frame.columns:
         frame["segment_id"] = segment_ids(frame)
     return frame.set_crs(STORAGE_CRS, allow_override=True)
+
+
+def member_ids(roster) -> pd.Series:
+    """The store key of roster rows: ``"<grid_code>/<n>"``, the row's place among its grid's
+    rows (a person may serve two grids, and two people may share a name).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> member_ids(pd.DataFrame({"grid_code": ["1", "2", "1"]})).tolist()
+    ['1/1', '2/1', '1/2']
+    """
+    codes = roster["grid_code"].astype(str)
+    return (codes + "/" + (codes.groupby(codes).cumcount() + 1).astype(str)).astype("str")
+
+
+def boundary_keys(boundaries) -> pd.Series:
+    """The store key of boundary units: ``"<set>/<id>"``.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> b = gpd.GeoDataFrame({"boundary_set": ["警格", "学区"], "boundary_id": ["J1", "1"]},
+    ...                      geometry=[shapely.box(0, 0, 1, 1)] * 2, crs=4490)
+    >>> boundary_keys(b).tolist()
+    ['警格/J1', '学区/1']
+    """
+    return (boundaries["boundary_set"].astype(str) + "/" + boundaries["boundary_id"].astype(str)).astype("str")
 
 
 def segment_ids(roads) -> pd.Series:
@@ -302,20 +394,34 @@ def index_ddl() -> list[str]:
         return '"' + name + '"'
 
     out = ["CREATE UNIQUE INDEX plan_units_code ON plan_units (plan_id, code)"]
-    for kind, key in KEYS.items():
-        out += [
-            f"CREATE {'UNIQUE ' if kind in UNIQUE_KEYS else ''}INDEX {kind}_{key} ON {q(kind)} ({q(key)})",
-            f"CREATE INDEX {kind}_revision ON {q(kind)} (revision)",
-            f"CREATE INDEX {kind}_history_{key} ON {q(kind + '_history')} ({q(key)}, revision)",
-            f"CREATE INDEX {kind}_history_revision ON {q(kind + '_history')} (revision)",
-            f"CREATE INDEX {kind}_history_retired ON {q(kind + '_history')} (retired)",
-        ]
+    for kind in KEYS:
+        out += kind_index_ddl(kind)
     out += [
         "CREATE INDEX grids_parent ON grids (parent)",
         "CREATE INDEX grids_level ON grids (level, code)",
         "CREATE INDEX stations_grid_code ON stations (grid_code)",
+        *boundary_index_ddl(),
     ]
     return out
+
+
+def kind_index_ddl(kind: str) -> list[str]:
+    """The attribute indexes of one kind's tables."""
+    def q(name):
+        return '"' + name + '"'
+
+    key = KEYS[kind]
+    return [
+        f"CREATE {'UNIQUE ' if kind in UNIQUE_KEYS else ''}INDEX {kind}_{key} ON {q(kind)} ({q(key)})",
+        f"CREATE INDEX {kind}_revision ON {q(kind)} (revision)",
+        f"CREATE INDEX {kind}_history_{key} ON {q(kind + '_history')} ({q(key)}, revision)",
+        f"CREATE INDEX {kind}_history_revision ON {q(kind + '_history')} (revision)",
+        f"CREATE INDEX {kind}_history_retired ON {q(kind + '_history')} (retired)",
+    ]
+
+
+def boundary_index_ddl() -> list[str]:
+    return ["CREATE INDEX boundaries_set ON boundaries (boundary_set, boundary_id)"]
 
 
 def table_columns() -> dict[str, tuple[str, dict[str, str]]]:
@@ -387,6 +493,8 @@ def changed_rows(current, new, kinds: dict[str, str], key: str) -> np.ndarray:
         a = values(old[col], kind, iso_times=True) if col in old.columns else np.full(len(rows), None)
         b = values(fresh[col], kind, iso_times=True) if col in fresh.columns else np.full(len(rows), None)
         differs |= ~np.asarray(a == b, dtype=bool)  # object arrays: element by element, None == None
-    differs |= ~shapely.equals_exact(old.geometry.array, fresh.geometry.array, tolerance=0.0)
+    a, b = np.asarray(old.geometry.array, dtype=object), np.asarray(fresh.geometry.array, dtype=object)
+    missing = shapely.is_missing(a) & shapely.is_missing(b)  # rows without geometry (the roster's people)
+    differs |= ~(shapely.equals_exact(a, b, tolerance=0.0) | missing)
     out[rows] = differs
     return out

@@ -11,13 +11,15 @@ import datetime as _dt
 
 __all__ = ["SCHEMA_VERSION", "q", "now", "utc_text"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The layout of the tables this gridgeo writes; recorded as ``schema_version`` in ``gridgeo_meta``.
 
 1. the layers, their history, plans, revisions.
 2. ``gridgeo_derived``: derived data kept per data version (:mod:`gridgeo.derived`).
 3. ``gridgeo_audit``: the audit trail (who changed what, and when), filled in for
    the revisions an older store already holds.
+4. ``boundaries`` and ``boundaries_history``: the named boundary sets of other
+   offices (警格, 学区 ...); ``roster`` and ``roster_history``: who answers for each grid.
 """
 
 

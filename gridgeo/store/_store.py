@@ -51,7 +51,12 @@ def _add_audit(store, tx) -> None:
     _audit.backfill(store, tx)
 
 
-MIGRATIONS: dict[int, object] = {2: _add_derived, 3: _add_audit}
+def _add_boundaries_and_roster(store, tx) -> None:
+    for kind in ("boundaries", "roster"):
+        store._db.add_kind(tx, kind)  # with its indexes; nothing if the tables are there
+
+
+MIGRATIONS: dict[int, object] = {2: _add_derived, 3: _add_audit, 4: _add_boundaries_and_roster}
 """``{n: fn(store, tx)}``: the step that brings a store from schema version n-1 to n,
 run in one transaction by :meth:`Store.migrate`."""
 
@@ -113,7 +118,7 @@ class Store:
         --------
         >>> import tempfile, gridgeo.store
         >>> gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True).migrate()
-        3
+        4
         """
         while self.schema_version < SCHEMA_VERSION:
             target = self.schema_version + 1
@@ -173,7 +178,7 @@ class Store:
         >>> s.layer_version("stations"), s.layer_version("grid2")
         (1, 0)
         """
-        kind, _ = _layers.resolve(collection, self.scheme.names)
+        kind, _ = self._resolve(collection)
         rows = self._db.query("SELECT MAX(revision) FROM gridgeo_changes WHERE layer = ?", (kind,))
         return int(rows[0][0] or 0)
 
@@ -212,7 +217,7 @@ class Store:
                "WHERE r.revision > ?")
         params: list = [since]
         if layer is not None:
-            kind, _ = _layers.resolve(layer, self.scheme.names)
+            kind, _ = self._resolve(layer)
             sql += " AND r.revision IN (SELECT revision FROM gridgeo_changes WHERE layer = ?)"
             params.append(kind)
         rows = self._db.query(sql + " ORDER BY r.revision", params)
@@ -616,7 +621,7 @@ class Store:
         return self.revision
 
     def collections(self) -> list[str]:
-        """Every layer name a read accepts: the five kinds and the grid levels.
+        """Every layer name a read accepts: the six kinds, the grid levels and the boundary sets.
 
         Examples
         --------
@@ -624,7 +629,28 @@ class Store:
         >>> gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True).collections()[:3]
         ['grids', 'town', 'village']
         """
-        return _layers.collections(self.scheme.names)
+        return _layers.collections(self.scheme.names, self.boundary_sets())
+
+    def boundary_sets(self) -> list[str]:
+        """The names of the boundary sets published in the store (警格, 学区 ...), in
+        code-point order. Each is a collection: ``store.read("警格")`` reads its units.
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store, gridgeo.sample
+        >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
+        >>> precincts = gridgeo.sample.load().precincts
+        >>> b = precincts.rename(columns={"precinct_id": "boundary_id"}).assign(boundary_set="警格")
+        >>> _ = s.load({"boundaries": b}, author="公安分局")
+        >>> s.boundary_sets(), s.count("警格") == len(precincts)
+        (['警格'], True)
+        """
+        col = q(_layers.SET_COLUMN)
+        return [r[0] for r in self._db.query(f"SELECT DISTINCT {col} FROM boundaries ORDER BY {col}")]
+
+    def _resolve(self, collection):
+        """(kind, levels or boundary sets) of a collection name of this store."""
+        return _layers.resolve(collection, self.scheme.names, self.boundary_sets)
 
     def columns(self, collection: str) -> dict[str, str]:
         """The attribute columns of a layer and their kinds (text, integer,
@@ -636,7 +662,7 @@ class Store:
         >>> gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True).columns("events")
         {'event_id': 'text', 'category': 'text', 'status': 'text', 'reported_at': 'datetime'}
         """
-        kind, _ = _layers.resolve(collection, self.scheme.names)
+        kind, _ = self._resolve(collection)
         return self.layer_columns(kind)
 
     def layer_columns(self, kind: str, tx=None) -> dict[str, str]:
@@ -661,11 +687,13 @@ class Store:
             out["grids"] += n
         for kind in _layers.KINDS[1:]:
             out[kind] = self._count(kind, [], [], None, revision)
+        for name, n in self._grouped_count(_layers.SET_COLUMN, revision, kind="boundaries"):
+            out[name] = n
         return out
 
-    def _grouped_count(self, column: str, revision) -> list[tuple[str, int]]:
+    def _grouped_count(self, column: str, revision, kind: str = "grids") -> list[tuple[str, int]]:
         parts, params = [], []
-        for table, (cond, p) in self._tables("grids", revision):
+        for table, (cond, p) in self._tables(kind, revision):
             parts.append(f"SELECT {q(column)} AS g FROM {q(table)} WHERE {cond or '1 = 1'}")
             params += p
         sql = f"SELECT g, COUNT(*) FROM ({' UNION ALL '.join(parts)}) u GROUP BY g"
@@ -687,7 +715,7 @@ class Store:
         >>> [round(v, 2) for v in s.extent("stations")]
         [118.42, 24.76, 118.52, 24.85]
         """
-        kind, levels = _layers.resolve(collection, self.scheme.names)
+        kind, levels = self._resolve(collection)
         if levels:
             frame = self.read(collection, columns=[])
             return None if frame.empty else tuple(float(v) for v in frame.total_bounds)
@@ -789,7 +817,7 @@ class Store:
         >>> s.read("village", filter="name LIKE '%村'", sortby="-code", limit=2)["name"].tolist()
         ['前宅村', '上尾村']
         """
-        kind, levels = _layers.resolve(collection, self.scheme.names)
+        kind, levels = self._resolve(collection)
         self._paging(limit, offset, bbox)
         levels = self._levels(kind, levels, level)
         available = self.layer_columns(kind)
@@ -827,7 +855,7 @@ class Store:
         >>> s.count("grid2", filter="workers IS NULL") == s.count("grid2", where={"workers": None})
         True
         """
-        kind, levels = _layers.resolve(collection, self.scheme.names)
+        kind, levels = self._resolve(collection)
         self._paging(None, None, bbox)
         levels = self._levels(kind, levels, level)
         available = self.layer_columns(kind)
@@ -870,7 +898,7 @@ class Store:
         >>> h["author"].tolist(), h["revision"].tolist(), int(h["retired"].iloc[0]), h["retired_by"].iloc[0]
         (['张三', '李四'], [1, 2], 2, '李四')
         """
-        kind, levels = _layers.resolve(collection, self.scheme.names)
+        kind, levels = self._resolve(collection)
         levels = self._levels(kind, levels, level)
         available = self.layer_columns(kind)
         where = dict(where or {})
@@ -1043,8 +1071,9 @@ class Store:
             elif value:
                 conds.append(f"{q(column)} >= ? AND {q(column)} < ?")
                 params += [str(value), _layers.next_prefix(str(value))]
-        if levels is not None:
-            conds.append(f"level IN ({', '.join('?' * len(levels))})" if levels else "1 = 0")
+        if levels is not None:  # grid levels, or the boundary sets of the boundaries
+            column = "level" if kind == "grids" else _layers.SET_COLUMN
+            conds.append(f"{q(column)} IN ({', '.join('?' * len(levels))})" if levels else "1 = 0")
             params += list(levels)
         return conds, params
 
@@ -1109,8 +1138,11 @@ class Store:
         ----------
         layers : mapping of kind -> GeoDataFrame
             Kinds are ``grids`` (every level in one frame), ``stations``,
-            ``addresses``, ``events`` and ``roads``. Each frame is checked
-            with :func:`gridgeo.schema.check` and brought to EPSG:4490.
+            ``addresses``, ``events``, ``roads`` and ``boundaries`` (other
+            offices' areas: ``boundary_set`` names the set, 警格 or 学区,
+            ``boundary_id`` the unit; a ``replace`` replaces the sets the frame
+            names and no other, see :mod:`gridgeo.store._layers`). Each frame
+            is checked with :func:`gridgeo.schema.check` and brought to EPSG:4490.
         author : str
             Who loads; kept with every row and in the revision log.
         mode : {"replace", "append"}
@@ -1168,7 +1200,7 @@ class Store:
         _grid_load.check_scope(scope)
         prepared = {}
         for name, frame in layers.items():
-            kind, levels = _layers.resolve(name, self.scheme.names)
+            kind, levels = self._resolve(name)
             if levels:
                 raise ValueError(f"load grid levels together as 'grids' (one frame with a level column), "
                                  f"not {name!r}")
@@ -1200,6 +1232,8 @@ class Store:
         if kind == "grids":
             current = self.read("grids")
             current = current[_grid_load.replaced_mask(current, frame, scope)]
+        elif kind == "boundaries":
+            current = self.read("boundaries", where={_layers.SET_COLUMN: list(pd.unique(frame[_layers.SET_COLUMN]))})
         else:
             if self.count(kind) != len(frame):  # cheap: most changes change the count
                 return False
@@ -1215,6 +1249,10 @@ class Store:
         if mode == "replace" and kind == "grids":
             for cond, params in _grid_load.conditions(frame, scope):
                 self.retire(tx, kind, [cond], params, revision, author)
+        elif mode == "replace" and kind == "boundaries":  # the sets the frame names, and no other
+            sets = list(pd.unique(frame[_layers.SET_COLUMN]))
+            self.retire(tx, kind, [f"{q(_layers.SET_COLUMN)} IN ({', '.join('?' * len(sets))})"], sets,
+                        revision, author)
         elif mode == "replace":
             self.retire(tx, kind, [], [], revision, author)
         else:

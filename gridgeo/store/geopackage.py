@@ -139,6 +139,34 @@ class GeoPackage:
         for statement in _level_view_ddl(new):
             tx.execute(statement)
 
+    def add_kind(self, tx, kind) -> None:
+        """Add the tables of ``kind`` (a layer kind a newer gridgeo knows) as a new store has them:
+        their definitions, R-trees, triggers and GeoPackage registrations are copied from the
+        empty store GDAL made, so that QGIS and GDAL see them as they see the others."""
+        tables = [kind, kind + "_history"]
+        if tx.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (kind,)):
+            return
+        template = sqlite3.connect(_empty_store())
+        try:
+            rtrees = [_rtree_name(t) for t in tables]
+            shadow = tuple(f"{r}_{part}" for r in rtrees for part in ("node", "rowid", "parent"))
+            objects = template.execute(
+                "SELECT type, name, sql FROM sqlite_master WHERE (tbl_name IN (?, ?, ?, ?)) AND sql IS NOT NULL "
+                "ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 ELSE 2 END, rowid",
+                (*tables, *rtrees)).fetchall()
+            registry = {name: template.execute(f"SELECT * FROM {name} WHERE lower(table_name) IN (?, ?)",
+                                               tables).fetchall()
+                        for name in ("gpkg_contents", "gpkg_geometry_columns", "gpkg_ogr_contents",
+                                     "gpkg_extensions")}
+        finally:
+            template.close()
+        for _type, name, sql in objects:
+            if name not in shadow:
+                tx.execute(sql)
+        for name, rows in registry.items():
+            for row in rows:
+                tx.execute(f"INSERT INTO {name} VALUES ({', '.join('?' * len(row))})", row)
+
     def extent(self, table):
         box = _rtree.root_box(self.query, _rtree_name(table))  # the root node alone, not a scan of the tree
         return None if box is None else (box[0], box[2], box[1], box[3])
@@ -520,6 +548,10 @@ _DESCRIPTIONS = {
     "addresses": "standard addresses (标准地址) with counts",
     "events": "grid events (网格事件)",
     "roads": "road segments",
+    "boundaries": "other offices' areas (警格, 学区 ...), one row per unit of a named set (boundary_set)",
+    "boundaries_history": "replaced versions of boundary units, with the revision that retired them",
+    "roster": "who answers for each grid (网格长, 网格员, 警格民警): people, no geometry",
+    "roster_history": "replaced rosters, with the revision that retired them",
 }
 
 

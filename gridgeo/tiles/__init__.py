@@ -25,7 +25,7 @@ from gridgeo.tiles.aggregate import event_cells, event_counts
 from gridgeo.tiles.archive import write_mbtiles, write_pmtiles
 from gridgeo.tiles.cache import TileCache
 from gridgeo.tiles.directory import export
-from gridgeo.tiles.layers import DEFAULT_ZOOMS, TileLayer, grid_layers, road_layer, station_layer
+from gridgeo.tiles.layers import DEFAULT_ZOOMS, TileLayer, boundary_layer, grid_layers, road_layer, station_layer
 from gridgeo.tiles.tileset import TMS, TileError, TileSet
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "TileError",
     "TileLayer",
     "TileSet",
+    "boundary_layer",
     "event_counts",
     "event_cells",
     "export",

@@ -18,7 +18,7 @@ import shapely
 from gridgeo.crs import to_storage
 from gridgeo.schema import DEFAULT_SCHEME, STATION_KINDS, CodeScheme, check
 
-__all__ = ["DEFAULT_ZOOMS", "TileLayer", "grid_layers", "road_layer", "station_layer"]
+__all__ = ["DEFAULT_ZOOMS", "TileLayer", "boundary_layer", "grid_layers", "road_layer", "station_layer"]
 
 DEFAULT_ZOOMS = {
     "town": (8, 16),
@@ -29,6 +29,7 @@ DEFAULT_ZOOMS = {
     "stations": (12, 16),
     "events": (11, 16),
     "roads": (12, 16),
+    "boundaries": (10, 16),
 }
 """Zoom range of each layer of the one map, ``name -> (minzoom, maxzoom)``."""
 
@@ -263,6 +264,30 @@ def road_layer(roads, *, minzoom: int | None = None, maxzoom: int | None = None,
     fields = [c for c in ROAD_FIELDS if c in frame.columns]
     return TileLayer(frame, name, minzoom=lo if minzoom is None else minzoom, maxzoom=hi if maxzoom is None else maxzoom,
                      fields=fields, description="道路 (roads)")
+
+
+BOUNDARY_FIELDS = ("boundary_set", "boundary_id", "name")
+
+
+def boundary_layer(boundaries, *, name: str = "boundaries"):
+    """The tile layer of other offices' areas (警格, 学区 ...), every set in one layer:
+    each unit carries ``boundary_set``, ``boundary_id`` and ``name``; a map shows one
+    set by filtering on ``boundary_set``.
+
+    Examples
+    --------
+    >>> from gridgeo import sample
+    >>> layer = boundary_layer(sample.load().boundaries())
+    >>> layer.kind, list(layer.fields)
+    ('polygon', ['boundary_set', 'boundary_id', 'name'])
+    """
+    frame = check(to_storage(boundaries, name=name), "boundaries", name=name)
+    if "name" not in frame.columns:
+        frame["name"] = frame["boundary_id"]
+    frame["name"] = frame["name"].astype(object).where(frame["name"].notna(), "").astype("str")
+    minzoom, maxzoom = DEFAULT_ZOOMS["boundaries"]
+    return TileLayer(frame, name, minzoom=minzoom, maxzoom=maxzoom, fields=list(BOUNDARY_FIELDS),
+                     description="其他部门的区域边界 (other offices' boundaries: 警格, 学区 ...)")
 
 
 # --- steps ----------------------------------------------------------------------

@@ -8,6 +8,7 @@ import {Coverage, Fills, Heat, Labels, Lines, Stations, ZOOM_OFFSET} from './lay
 import {mapRoads} from './roads.js';
 import {Panel, Search} from './panel.js';
 import {EventsPanel} from './events-panel.js';
+import {Boundaries} from './boundaries.js';
 
 // every level below the top one can be coloured (the store's code scheme says which they are)
 const choroplethLevels = (ctx) => ctx.levels.slice(1).map((lv) => lv.name);
@@ -194,6 +195,7 @@ function writeHash(ctx) {
   if (state.hot) q.set('hot', '1');
   if (state.lang !== 'zh') q.set('lang', state.lang);
   if (state.labelScale !== 1) q.set('names', state.labelScale);
+  for (const extra of ctx.hashExtras ?? []) extra.hash(q);  // e.g. the boundary overlays (boundaries.js)
   history.replaceState(null, '', `#${q.toString().replaceAll('%2C', ',').replaceAll('%2F', '/')}`);
 }
 
@@ -538,6 +540,10 @@ async function start() {
   ctx.coverage = new Coverage(map, ctx);
   ctx.outline = L.layerGroup().addTo(map);
   ctx.panel = new Panel(ctx);
+  ctx.writeHash = () => writeHash(ctx);
+  ctx.boundaries = new Boundaries(map, ctx);  // other offices' boundaries, and the grid's team
+  ctx.hashExtras = [ctx.boundaries];
+  ctx.panelExtras = [ctx.boundaries];
   ctx.search = new Search(ctx);
   ctx.exports = new ExportMenu(ctx);
   ctx.key = KEY;

@@ -71,6 +71,7 @@ export class Panel {
       e.stopPropagation();
       this.ctx.fit(unit.bbox);
     });
+    for (const extra of this.ctx.panelExtras ?? []) extra.render(this.body, unit);  // boundaries.js
     this.drawChart(unit);
   }
 
