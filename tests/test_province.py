@@ -1,0 +1,102 @@
+"""A province on Dask: every partitioned path gives the in-memory answer; the province sample.
+
+The province here is two copies of the committed town sample side by side
+(:func:`gridgeo.sample.province`): two counties, two towns, so two tasks on a
+two-worker LocalCluster, small enough to run in seconds.
+"""
+
+import warnings
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+import gridgeo
+import gridgeo.sample
+from gridgeo import distribute, events, stats
+from gridgeo.schema import check
+
+
+@pytest.fixture(scope="module")
+def province(sample):
+    return gridgeo.sample.province(sample, 2)
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as c:
+        yield c
+
+
+# --- the province sample -------------------------------------------------------------
+
+
+def test_province_codes_are_unique_nested_and_valid(province, sample):
+    grids = province.grids
+    assert grids["code"].is_unique
+    parents = grids[grids["parent"] != ""]
+    assert parents["parent"].isin(grids["code"]).all()
+    assert all(c.startswith(p) for c, p in zip(parents["code"], parents["parent"]))
+    counties = {c[:6] for c in grids["code"]}
+    assert counties == {"350582", "350501"}
+    for layer, column in (("stations", "station_id"), ("addresses", "addr_id"), ("events", "event_id")):
+        assert getattr(province, layer)[column].is_unique
+        assert len(getattr(province, layer)) == 2 * len(getattr(sample, layer))
+    check(grids, "grids")
+    report = gridgeo.validate(grids)
+    assert len(report) == len(gridgeo.validate(sample.grids)) * 2
+    # the copy is the town moved, not overlapping it
+    towns = province.level("town").geometry
+    assert not towns.iloc[0].intersects(towns.iloc[1])
+    assert towns.iloc[0].area == pytest.approx(towns.iloc[1].area, rel=1e-6)
+
+
+def test_province_is_deterministic_and_leaves_the_base_alone(province, sample):
+    again = gridgeo.sample.province(sample, 2)
+    for layer in ("grids", "stations", "addresses", "events", "roads", "precincts"):
+        pd.testing.assert_frame_equal(getattr(again, layer).drop(columns="geometry"),
+                                      getattr(province, layer).drop(columns="geometry"))
+        assert getattr(again, layer).geometry.geom_equals_exact(getattr(province, layer).geometry, 0).all()
+    first = province.grids.iloc[:len(sample.grids)]
+    pd.testing.assert_frame_equal(first.drop(columns="geometry"), sample.grids.drop(columns="geometry"))
+    with pytest.raises(ValueError, match="cities"):
+        gridgeo.sample.province(sample, 0)
+
+
+# --- the partition rule --------------------------------------------------------------
+
+
+def test_split_gives_each_point_to_the_town_assign_gives_it(province):
+    parts, unplaced, top = distribute.split(province.grids, {"events": province.events, "stations": None})
+    assert top == "town" and [p.code for p in parts] == sorted(province.level("town")["code"])
+    expected = gridgeo.assign(province.events, province.grids)["town"].astype(object)
+    for part in parts:
+        held = part.layers["events"]
+        assert (expected.loc[held.index] == part.code).all()
+        assert part.layers["stations"] is None
+        assert part.grids["code"].str.startswith(part.code).all()
+    assert sum(len(p.layers["events"]) for p in parts) + sum(unplaced["events"].values()) == len(province.events)
+    assert sum(len(p.grids) for p in parts) == len(province.grids)
+
+
+# --- every Dask path equals the in-memory one -----------------------------------------
+
+
+def test_figures_on_dask_equal_in_memory(province, client):
+    layers = dict(addresses=province.addresses, events=province.events, stations=province.stations)
+    # an event category only one county has: its column must still be there, zeros elsewhere
+    ev = province.events.copy()
+    ev.loc[ev.index[-3:], "category"] = "flood"
+    layers["events"] = ev
+    expected = stats.figures(province.grids, **layers)
+    result = stats.figures(province.grids, **layers, client=client)
+    pd.testing.assert_frame_equal(pd.DataFrame(result.drop(columns="geometry")),
+                                  pd.DataFrame(expected.drop(columns="geometry")))
+    assert result.geometry.geom_equals_exact(expected.geometry, 0).all()
+    assert result.attrs == expected.attrs
+    assert int(result.loc[result["level"] == "town", "events_flood"].sum()) == 3
