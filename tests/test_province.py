@@ -100,3 +100,37 @@ def test_figures_on_dask_equal_in_memory(province, client):
     assert result.geometry.geom_equals_exact(expected.geometry, 0).all()
     assert result.attrs == expected.attrs
     assert int(result.loc[result["level"] == "town", "events_flood"].sum()) == 3
+
+
+@pytest.mark.parametrize("options", [dict(period="month"), dict(period="quarter", by="category", level=["town", "grid2"]),
+                                     dict(period=None, start="2025-03-01", end="2025-09-01", by="status",
+                                          category=["safety", "dispute"], as_of="2025-10-01")])
+def test_event_indicators_on_dask_equal_in_memory(province, client, options):
+    ev = province.events
+    expected = events.indicators(ev, province.grids, **options)
+    result = events.indicators(ev, province.grids, **options, client=client)
+    pd.testing.assert_frame_equal(result, expected)
+    assert result.attrs == expected.attrs
+    # medians come from the events of each unit, not from averages: the two copies hold the same events
+    towns = result[result["level"] == "town"]
+    assert towns["median_hours"].notna().any()
+
+
+def test_event_indicators_on_dask_with_a_town_without_events(province, client):
+    # the second county's events moved into the first: one task has none, one has all twice over
+    ev = province.events.copy()
+    second = ev["event_id"].str.startswith("E350501").to_numpy()
+    ev.loc[second, "geometry"] = province.events.geometry[~second].to_numpy()
+    ev.loc[ev.index[:5], "reported_at"] = pd.NaT  # undated events are counted aside, here as in memory
+    expected = events.indicators(ev, province.grids, period="quarter")
+    result = events.indicators(ev, province.grids, period="quarter", client=client)
+    pd.testing.assert_frame_equal(result, expected)
+    assert result.attrs == expected.attrs and result.attrs["undated"] == 5
+    empty = result[result["code"].str.startswith("350501")]
+    assert len(empty) and (empty["received"] == 0).all()
+
+
+def test_event_indicators_on_dask_refuse_placed_events(province, client):
+    placed = events.place(province.events, province.grids)
+    with pytest.raises(events.EventsError, match="Dask"):
+        events.indicators(placed, client=client)
