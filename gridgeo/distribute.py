@@ -2,7 +2,8 @@
 
 A province is many cities' data under one code. The public functions that
 count per unit — :func:`gridgeo.stats.figures`, :func:`gridgeo.events.indicators`
-and :func:`gridgeo.coverage.per_grid` — take one more keyword, the same for all:
+and :func:`gridgeo.coverage.per_grid` — and :func:`gridgeo.coverage.nearest_station`
+take one more keyword, the same for all:
 
 ``client`` : ``distributed.Client``, optional
     Run on this Dask cluster instead of in this process. The answer is the
@@ -23,6 +24,10 @@ invalid) are counted aside as in memory (``attrs["unplaced"]``). Whatever
 depends on the whole data (the periods an event table lists, its ``as_of``,
 the categories) is decided once from all of it on the client and given to
 every task.
+
+Walking distances (:func:`gridgeo.coverage.nearest_station`) need no grids:
+their tasks are square tiles of addresses, each with a halo of roads and
+stations wide enough for the walking limit (the halo rule is stated there).
 
 Tasks run on the cluster's workers; warnings a task raises (a plan with
 gaps ...) are raised again on the client, so nothing is lost.
@@ -45,6 +50,9 @@ from gridgeo import crs as gcrs
 from gridgeo.schema import DEFAULT_SCHEME, check, level_names
 
 __all__ = ["Part", "split", "run"]
+
+
+_LAYERS = ("addresses", "events", "stations")  # checked against the schema; others are checked by their task
 
 
 class Part:
@@ -101,7 +109,8 @@ def split(grids, layers: dict, *, scheme=None):
     for layer, frame in layers.items():
         if frame is None:
             continue
-        frame = check(frame, layer, scheme=scheme, name=layer)
+        if layer in _LAYERS:
+            frame = check(frame, layer, scheme=scheme, name=layer)
         placed = assign(frame, top_index, levels=[top], name=layer)
         unplaced[layer] = {s: int((placed["status"] == s).sum()) for s in ("outside", "invalid")}
         rows[layer] = (frame, placed[top].cat.codes.to_numpy())

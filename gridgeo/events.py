@@ -493,7 +493,8 @@ def _indicators_part(part, *, scheme, levels, periods, cut, category, time_limit
     placed = place(part.layers["events"], part.grids, scheme=scheme)
     placed.category = placed.category.set_categories(categories["category"])
     placed.status = placed.status.set_categories(categories["status"])
-    return _indicators_table(placed, levels, periods, cut, category, time_limits, by)
+    held = [lv for lv in levels if lv in placed.index.levels]  # a town may lack a partial level
+    return _indicators_table(placed, held, periods, cut, category, time_limits, by)
 
 
 def _by(placed, by):

@@ -14,6 +14,7 @@ import pytest
 import shapely
 
 import gridgeo
+import gridgeo.network
 import gridgeo.sample
 from gridgeo import distribute, events, stats
 from gridgeo.schema import check
@@ -134,3 +135,65 @@ def test_event_indicators_on_dask_refuse_placed_events(province, client):
     placed = events.place(province.events, province.grids)
     with pytest.raises(events.EventsError, match="Dask"):
         events.indicators(placed, client=client)
+
+
+# --- coverage ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def network(province):
+    return gridgeo.network.build(province.roads)
+
+
+def test_nearest_station_on_dask_equals_in_memory(province, network, client, monkeypatch):
+    from gridgeo import coverage
+
+    # small tiles, so that the two towns are several tasks and many walks cross a tile's edge
+    monkeypatch.setattr(coverage, "TILE_M", 6_000.0)
+    addresses = province.addresses.iloc[::11]
+    options = dict(limit_m=1_000.0, isolated="unreachable")
+    expected = coverage.nearest_station(addresses, province.stations, network, **options)
+    result = coverage.nearest_station(addresses, province.stations, province.roads, **options, client=client)
+    assert (result["component"] == -1).all()
+    pd.testing.assert_frame_equal(pd.DataFrame(result.drop(columns=["component", "geometry"])),
+                                  pd.DataFrame(expected.drop(columns=["component", "geometry"])), check_exact=True)
+    assert result.attrs == expected.attrs
+    # the test means something: walks were found, and some were cut off by the limit
+    assert result["station_id"].notna().mean() > 0.5 and (result["status"] == "unreachable").any()
+
+
+def test_nearest_station_on_dask_widens_a_halo_that_misses_a_road(province, network, client):
+    from gridgeo import coverage
+
+    # a few addresses 700 m off every road: their road lies outside the first halo (limit + max_access)
+    addresses = province.addresses.iloc[::50].copy()
+    moved = addresses.index[:3]
+    addresses.loc[moved, "geometry"] = gpd.GeoSeries(addresses.loc[moved].geometry, crs=4490).translate(0.0, -0.0065)
+    options = dict(limit_m=300.0, max_access_m=100.0, isolated="unreachable")
+    expected = coverage.nearest_station(addresses, province.stations, network, **options)
+    result = coverage.nearest_station(addresses, province.stations, province.roads, **options, client=client)
+    pd.testing.assert_frame_equal(pd.DataFrame(result.drop(columns=["component", "geometry"])),
+                                  pd.DataFrame(expected.drop(columns=["component", "geometry"])), check_exact=True)
+    assert (result.loc[moved, "access_m"] > 400).any()  # beyond the first halo (300 + 100 m): it was widened
+
+
+def test_nearest_station_on_dask_refuses_what_a_tile_cannot_decide(province, client):
+    from gridgeo import coverage
+
+    with pytest.raises(ValueError, match="limit_m"):
+        coverage.nearest_station(province.addresses, province.stations, province.roads, isolated="unreachable",
+                                 client=client)
+    with pytest.raises(ValueError, match="resnap"):
+        coverage.nearest_station(province.addresses, province.stations, province.roads, limit_m=500.0, client=client)
+
+
+def test_per_grid_on_dask_equals_in_memory(province, client):
+    from gridgeo import coverage
+
+    cov = coverage.nearest_station(province.addresses, province.stations, method="straight")
+    expected = coverage.per_grid(cov, province.grids, stations=province.stations)
+    result = coverage.per_grid(cov, province.grids, stations=province.stations, client=client)
+    pd.testing.assert_frame_equal(pd.DataFrame(result.drop(columns="geometry")),
+                                  pd.DataFrame(expected.drop(columns="geometry")), check_exact=True)
+    assert result.geometry.geom_equals_exact(expected.geometry, 0).all()
+    assert expected["farthest_m"].notna().any()
