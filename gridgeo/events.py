@@ -490,7 +490,10 @@ def _indicators_on_dask(client, events, units_or_index, *, level, period, start,
 
 
 def _indicators_part(part, *, scheme, levels, periods, cut, category, time_limits, by, categories):
-    placed = place(part.layers["events"], part.grids, scheme=scheme)
+    from gridgeo.assignment import AssignIndex
+
+    index = AssignIndex(part.grids, scheme=scheme, _one_call=True)  # built for this task alone: the lighter one
+    placed = place(part.layers["events"], index, scheme=scheme)
     placed.category = placed.category.set_categories(categories["category"])
     placed.status = placed.status.set_categories(categories["status"])
     held = [lv for lv in levels if lv in placed.index.levels]  # a town may lack a partial level

@@ -290,7 +290,10 @@ def _figures_on_dask(client, grids, *, addresses, events, stations, bands, schem
 
 
 def _figures_part(part, *, bands, scheme, others):
-    return _figures(part.grids, **part.layers, bands=bands, scheme=scheme, others=others)
+    from gridgeo.assignment import AssignIndex
+
+    index = AssignIndex(part.grids, scheme=scheme, _one_call=True)  # built for this task alone: the lighter one
+    return _figures(index, **part.layers, bands=bands, scheme=scheme, others=others)
 
 
 # the categorical columns counted one-hot, per layer, with their known values
