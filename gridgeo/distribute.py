@@ -37,6 +37,8 @@ Notes
 The input frames are held by the client: it places the points in their
 top-level unit (an index of the top level only, cheap), and ships each task
 its share. Reading partitioned files straight on the workers is not done.
+Assignment itself takes Dask collections instead (:func:`gridgeo.assign` of a
+dask-geopandas frame). Validation and tile building do not run on Dask yet.
 """
 
 from __future__ import annotations
