@@ -85,7 +85,8 @@ STATUSES = {
 
 def nearest_station(addresses, stations, network=None, *, method: str = "network", kinds=None,
                     circles=None, speed_kmh: float = WALKING_SPEED_KMH, max_access_m: float = 300.0,
-                    isolated: str = "resnap", limit_m: float | None = None, return_report: bool = False):
+                    isolated: str = "resnap", limit_m: float | None = None, return_report: bool = False,
+                    client=None):
     """The nearest station of every address, its walking distance, time and life circle.
 
     For the network method, all stations are the sources of one
@@ -129,6 +130,13 @@ def nearest_station(addresses, stations, network=None, *, method: str = "network
         ``access_m``, ``component``), ``pieces`` (the network's pieces with
         the addresses, households and stations on each) and ``problems``
         (the addresses whose status is not ``ok``).
+    client : distributed.Client, optional
+        Run on this Dask cluster (:mod:`gridgeo.distribute`): the addresses
+        are cut into square tiles of :data:`TILE_M`, each a task with a halo
+        of roads and stations (the halo rule below). Needs the road layer
+        (not a built network), ``limit_m`` and ``isolated="unreachable"``;
+        every column is the in-memory one except ``component``, which is -1
+        (a piece of the whole network, which no task holds).
 
     Returns
     -------
@@ -159,6 +167,21 @@ def nearest_station(addresses, stations, network=None, *, method: str = "network
     from every road, on an isolated piece or out of reach, they keep their
     row and say so in ``status``; the log names how many.
 
+    The halo rule (Dask): a walk of at most ``limit_m`` from an address never
+    leaves the circle of that radius around it, so a tile's task gets the
+    stations within ``limit_m`` of the tile, and the roads within a halo
+    ``H`` of it, plus every road touching those (so that the roads it keeps
+    are cut at their crossings exactly as in the whole network).
+    ``H`` starts at ``limit_m + max_access_m``; the task checks that every
+    address's nearest road and every station's lie inside it (``H`` at least
+    the farthest address from its road, and ``limit_m`` plus the farthest
+    station from its road) and is run again with a wider halo when not.
+    Each address then snaps to the road it snaps to in the whole network,
+    and every walk of at most ``limit_m`` lies in the task's network, so
+    distances, stations and statuses are the in-memory ones. ``resnap``
+    needs to know whether a piece of the whole network holds a station,
+    which no task can: on Dask it is refused.
+
     Examples
     --------
     >>> from gridgeo import sample, network
@@ -177,6 +200,10 @@ def nearest_station(addresses, stations, network=None, *, method: str = "network
     addresses = check(gcrs.to_storage(addresses, name="addresses"), "addresses", name="addresses")
     stations = _select_kinds(check(gcrs.to_storage(stations, name="stations"), "stations", name="stations"), kinds)
     circles = _circles(circles, speed_kmh)
+    if client is not None:
+        return _nearest_on_dask(client, addresses, stations, network, method=method, circles=circles,
+                                speed_kmh=speed_kmh, max_access_m=max_access_m, isolated=isolated, limit_m=limit_m,
+                                return_report=return_report)
     if method == "network":
         if network is None:
             raise ValueError("method='network' needs the walking network (or the roads to build it from): "
@@ -201,6 +228,119 @@ def nearest_station(addresses, stations, network=None, *, method: str = "network
         report["problems"] = pd.DataFrame(result[result["status"] != "ok"].drop(columns="geometry"))
         return result, report
     return result
+
+
+#: Side, in metres, of the square tiles of addresses that are the tasks of nearest_station on Dask.
+TILE_M = 10_000.0
+
+
+def _nearest_on_dask(client, addresses, stations, roads, *, method, circles, speed_kmh, max_access_m, isolated,
+                     limit_m, return_report):
+    """:func:`nearest_station` by tiles of addresses with a halo of roads (the halo rule)."""
+    from gridgeo import distribute
+
+    if method != "network" or roads is None or isinstance(roads, gnet.WalkNetwork):
+        raise ValueError("on Dask, nearest_station walks the roads tile by tile: pass the road layer "
+                         "(network=roads, a GeoDataFrame or path), not a built WalkNetwork, with method='network' "
+                         "/ 在 Dask 上请传入道路图层")
+    if limit_m is None or not (np.isfinite(limit_m) and limit_m > 0):
+        raise ValueError(f"on Dask, nearest_station needs limit_m (the walking limit that bounds each tile's halo; "
+                         f"e.g. the largest circle, {max(circles.values()):g} m), got {limit_m!r} / 请给出步行上限 limit_m")
+    if isolated != "unreachable":
+        raise ValueError("on Dask, isolated='resnap' cannot be decided tile by tile (it asks whether a piece of the "
+                         "whole network holds a station): pass isolated='unreachable' / 在 Dask 上请用 isolated='unreachable'")
+    if return_report:
+        raise ValueError("on Dask, nearest_station has no report (return_report=False): the pieces are those of "
+                         "the whole network, which no task holds")
+    frame, _, _ = gnet._road_frame(roads, source=None, layer=None, name="roads")
+    metric = gcrs.metric_crs(frame)
+    to_m = pyproj.Transformer.from_crs(gcrs.STORAGE_CRS, metric, always_xy=True)
+    road_m = shapely.transform(frame.geometry.array, lambda c: np.column_stack(to_m.transform(c[:, 0], c[:, 1])))
+    road_tree = shapely.STRtree(road_m)
+    a_xy = _metric_xy(addresses, to_m)
+    s_xy = _metric_xy(stations, to_m)
+    station_tree = shapely.STRtree(shapely.points(s_xy))
+    tile = np.floor((a_xy - np.nanmin(a_xy, axis=0)) / TILE_M).astype(np.int64)
+    keys, which = np.unique(tile, axis=0, return_inverse=True)
+    which = which.ravel()
+    tiles = []
+    for k in range(len(keys)):
+        rows = np.flatnonzero(which == k)
+        lo, hi = a_xy[rows].min(axis=0), a_xy[rows].max(axis=0)
+        near = np.sort(station_tree.query(shapely.box(*(lo - limit_m), *(hi + limit_m))))
+        tiles.append(dict(rows=rows, box=(lo, hi), stations=near, halo=limit_m + max_access_m))
+    options = dict(metric=metric, limit_m=float(limit_m), max_access_m=max_access_m)
+    pos = np.full(len(addresses), -1, dtype=np.int64)
+    distance = np.full(len(addresses), np.inf)
+    access = np.full(len(addresses), np.nan)
+    status = np.empty(len(addresses), dtype=object)
+    while tiles:
+        parts = [_Tile(addresses.iloc[t["rows"]], stations.iloc[t["stations"]], t["stations"],
+                       frame.iloc[_halo_roads(road_tree, road_m, t["box"], t["halo"])], t["halo"]) for t in tiles]
+        results = distribute.run(client, _nearest_tile, parts, **options)
+        wider = []
+        for t, (answer, needed) in zip(tiles, results):
+            if answer is None:
+                wider.append(dict(t, halo=needed + 1.0))
+                continue
+            rows = t["rows"]
+            pos[rows], distance[rows], access[rows], status[rows] = answer
+        tiles = wider
+    component = np.full(len(addresses), -1, dtype=np.int64)
+    result = _result_frame(addresses, stations, pos, distance, access, component, status,
+                           circles=circles, speed_kmh=speed_kmh)
+    result.attrs.update(circles={int(k): float(v) for k, v in circles.items()}, speed_kmh=float(speed_kmh),
+                        method=method, metric_crs=metric.srs)
+    _log_problems(result)
+    return result
+
+
+def _metric_xy(frame, to_m):
+    c = shapely.get_coordinates(frame.geometry.array)
+    return np.column_stack(to_m.transform(c[:, 0], c[:, 1]))
+
+
+def _halo_roads(tree, road_m, box, halo):
+    """Positions (ascending) of the roads within `halo` of the box, and of every road touching one of them."""
+    lo, hi = box
+    first = tree.query(shapely.box(*(lo - halo), *(hi + halo)))
+    touching = tree.query(road_m[first], predicate="dwithin", distance=_NODING_M)[1]
+    return np.unique(np.concatenate([first, touching]))
+
+
+_NODING_M = 0.02  # farther than the network's default precision (0.01 m), within which roads are noded
+
+
+class _Tile:
+    """One task of nearest_station on Dask: a tile's addresses, the stations near it (and their positions in
+    all the stations), the roads of its halo and the halo's width."""
+
+    def __init__(self, addresses, stations, station_pos, roads, halo):
+        self.addresses, self.stations, self.station_pos, self.roads, self.halo = (
+            addresses, stations, station_pos, roads, halo)
+
+
+def _nearest_tile(tile, *, metric, limit_m, max_access_m):
+    """((station position, distance, access, status) per address, None), or (None, the halo needed)."""
+    if len(tile.roads) == 0:  # no road within the halo: the nearest is farther
+        return None, 2.0 * tile.halo
+    net = gnet.build(tile.roads, metric=metric)
+    a = net.locate(tile.addresses, name="addresses")
+    needed = float(a.access_m.max()) if len(a) else 0.0
+    if len(tile.stations):
+        s = net.locate(tile.stations, name="stations")
+        needed = max(needed, limit_m + float(s.access_m.max()))
+    if needed > tile.halo:
+        return None, needed
+    status = np.where(a.access_m > max_access_m, "far_from_road", "ok").astype(object)
+    if len(tile.stations):
+        pos, distance = gnet.nearest_arrays(net, a, s, limit_m)
+    else:
+        pos, distance = np.full(len(a), -1), np.full(len(a), np.inf)
+    status[pos < 0] = "unreachable"
+    if len(tile.stations):  # positions among all the stations
+        pos = np.where(pos >= 0, np.asarray(tile.station_pos)[np.maximum(pos, 0)], -1)
+    return (pos, distance, a.access_m, status), None
 
 
 def _select_kinds(stations, kinds):
@@ -407,7 +547,7 @@ def _weights(coverage) -> dict:
     return out
 
 
-def per_grid(coverage, grids, *, stations=None, assignment=None, levels=None) -> gpd.GeoDataFrame:
+def per_grid(coverage, grids, *, stations=None, assignment=None, levels=None, client=None) -> gpd.GeoDataFrame:
     """Coverage figures of every grid at every level.
 
     Addresses are placed in grids with :func:`gridgeo.assign` (or the
@@ -429,6 +569,9 @@ def per_grid(coverage, grids, *, stations=None, assignment=None, levels=None) ->
         one column of codes per level), to avoid assigning again.
     levels : list of str, optional
         The levels to report; default every level of the grids.
+    client : distributed.Client, optional
+        Run on this Dask cluster, one task per top-level unit, with the same
+        answer (the partition rule of :mod:`gridgeo.distribute`).
 
     Returns
     -------
@@ -462,6 +605,8 @@ def per_grid(coverage, grids, *, stations=None, assignment=None, levels=None) ->
     from gridgeo.assignment import AssignIndex, assign
 
     circles = _recorded_circles(coverage)
+    if client is not None:
+        return _per_grid_on_dask(client, coverage, grids, stations=stations, assignment=assignment, levels=levels)
     index = grids if isinstance(grids, AssignIndex) else AssignIndex(grids)
     frame = _grid_frame(index, grids)
     levels = [lv for lv in frame["level"].unique()] if levels is None else list(levels)
@@ -486,6 +631,36 @@ def per_grid(coverage, grids, *, stations=None, assignment=None, levels=None) ->
     order = {lv: i for i, lv in enumerate(levels)}
     result = result.sort_values(["level", "code"], key=lambda c: c.map(order) if c.name == "level" else c)
     return result.reset_index(drop=True)
+
+
+def _per_grid_on_dask(client, coverage, grids, *, stations, assignment, levels):
+    """:func:`per_grid` one task per top-level unit (:mod:`gridgeo.distribute`), in the in-memory order."""
+    from gridgeo import distribute
+    from gridgeo.assignment import AssignIndex
+
+    scheme = grids.scheme if isinstance(grids, AssignIndex) else None
+    frame = _grid_frame(grids if isinstance(grids, AssignIndex) else None, grids.grids if scheme else grids)
+    levels = [lv for lv in frame["level"].unique()] if levels is None else list(levels)
+    coverage = coverage.reset_index(drop=True)  # positions, to find each task's rows of `assignment`
+    if assignment is not None:
+        assignment = assignment.reset_index(drop=True)
+    layers = {"coverage": coverage,
+              "stations": None if stations is None else gcrs.to_storage(stations, name="stations")}
+    parts, _, _ = distribute.split(frame, layers, **({"scheme": scheme} if scheme else {}))
+    for part in parts:
+        part.layers["coverage"].attrs = dict(coverage.attrs)
+        part.layers["assignment"] = None if assignment is None else assignment.loc[part.layers["coverage"].index]
+    tables = distribute.run(client, _per_grid_part, parts, levels=levels)
+    out = pd.concat(tables, ignore_index=True)
+    rank = out["level"].map({lv: i for i, lv in enumerate(levels)}).to_numpy()
+    out = out.iloc[np.lexsort((out["code"].to_numpy(dtype=object), rank))].reset_index(drop=True)
+    return gpd.GeoDataFrame(out, geometry=frame.geometry.name, crs=frame.crs)
+
+
+def _per_grid_part(part, *, levels):
+    held = set(part.grids["level"])  # a town may lack a partial level (no enterprise plots)
+    return per_grid(part.layers["coverage"], part.grids, stations=part.layers["stations"],
+                    assignment=part.layers["assignment"], levels=[lv for lv in levels if lv in held])
 
 
 def _grid_frame(index, grids):

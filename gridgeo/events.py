@@ -202,28 +202,38 @@ def place(events, units_or_index, *, scheme=None) -> Placed:
 
     index = units_or_index if isinstance(units_or_index, AssignIndex) else \
         AssignIndex(units_or_index, scheme=scheme or DEFAULT_SCHEME)
-    for column in ("reported_at", "category"):
-        if column not in events.columns:
-            raise EventsError(f"事件缺少 {column} 列 / the events have no {column!r} column (they have "
-                              f"{[c for c in events.columns if c != 'geometry']}): load them with gridgeo.io or "
-                              "the intake, which maps 上报时间/办结时间/事件类型")
+    _require_columns(events)
     events = check(events, "events", scheme=index.scheme, name="events")
     where = assign(events, index, name="events")
     unit = {lv: where[lv].cat.codes.to_numpy().astype(np.int64) for lv in index.levels}
-    reported = _seconds(events["reported_at"])
-    closed = _seconds(events["closed_at"]) if "closed_at" in events.columns else np.full(len(events), _NEVER)
+    reported, closed, as_of = _times(events)
     undated = reported == _NEVER
     inconsistent = (closed != _NEVER) & ~undated & (closed < reported)
     steps = {c: _seconds(events[c]) for c in ("filed_at", "dispatched_at", "handled_at", "verified_at")
              if c in events.columns}
-    latest = max([int(t[t != _NEVER].max()) for t in (reported, closed) if (t != _NEVER).any()], default=0)
     status = events["status"] if "status" in events.columns else pd.Series("", index=events.index)
     return Placed(index=index, unit=unit, reported=reported, closed=closed,
                   category=pd.Categorical(events["category"].astype("str").to_numpy()),
                   status=pd.Categorical(status.astype("str").to_numpy()), steps=steps,
                   attrs={"unplaced": int((where["status"].isin(["outside", "invalid"])).sum()),
                          "undated": int(undated.sum()), "inconsistent": int(inconsistent.sum()),
-                         "as_of": latest + 1})
+                         "as_of": as_of})
+
+
+def _require_columns(events):
+    for column in ("reported_at", "category"):
+        if column not in events.columns:
+            raise EventsError(f"事件缺少 {column} 列 / the events have no {column!r} column (they have "
+                              f"{[c for c in events.columns if c != 'geometry']}): load them with gridgeo.io or "
+                              "the intake, which maps 上报时间/办结时间/事件类型")
+
+
+def _times(events):
+    """(reported, closed, as_of) in seconds, as :func:`place` reads them."""
+    reported = _seconds(events["reported_at"])
+    closed = _seconds(events["closed_at"]) if "closed_at" in events.columns else np.full(len(events), _NEVER)
+    latest = max([int(t[t != _NEVER].max()) for t in (reported, closed) if (t != _NEVER).any()], default=0)
+    return reported, closed, latest + 1
 
 
 def _seconds(column) -> np.ndarray:
@@ -253,11 +263,15 @@ def _placed(events, units_or_index) -> Placed:
 
 def _periods(period, start, end, placed: Placed):
     """(labels, starts, ends) of the periods listed: seconds, half-open."""
-    as_of = placed.attrs["as_of"]
+    return _periods_of(period, start, end, placed.reported, placed.attrs["as_of"])
+
+
+def _periods_of(period, start, end, reported, as_of):
+    """:func:`_periods` from the report times and ``as_of`` of all the events."""
     if period is not None and period not in PERIODS:
         raise EventsError(f"period 只能是 {list(PERIODS)} 或不分周期 — period must be one of {list(PERIODS)} "
                           f"or None (one from-to span), got {period!r}")
-    dated = placed.reported[placed.reported != _NEVER]
+    dated = reported[reported != _NEVER]
     first = pd.Timestamp(int(dated.min()) if len(dated) else as_of, unit="s") if start is None else pd.Timestamp(start)
     latest = int(dated.max()) + 1 if len(dated) else as_of
     last = pd.Timestamp(latest, unit="s") if end is None else pd.Timestamp(end)
@@ -306,14 +320,19 @@ def _labels(ordinals: pd.PeriodIndex, period: str) -> list[str]:
 
 def _limits(placed: Placed, time_limits) -> np.ndarray:
     """Each event's time limit, in seconds."""
+    table = _limit_table(time_limits)
+    hours = np.array([float(table.get(c, OTHER_TIME_LIMIT)) for c in placed.category.categories])
+    return np.rint(hours[placed.category.codes] * 3600).astype(np.int64) if len(hours) else \
+        np.zeros(len(placed), np.int64)
+
+
+def _limit_table(time_limits) -> dict:
     table = dict(DEFAULT_TIME_LIMITS if time_limits is None else
                  (time_limits.to_dict() if isinstance(time_limits, pd.Series) else time_limits))
     bad = {c: h for c, h in table.items() if not (isinstance(h, (int, float, np.number)) and h > 0)}
     if bad:
         raise EventsError(f"时限须为正的小时数 / time limits must be positive hours, got {bad}")
-    hours = np.array([float(table.get(c, OTHER_TIME_LIMIT)) for c in placed.category.categories])
-    return np.rint(hours[placed.category.codes] * 3600).astype(np.int64) if len(hours) else \
-        np.zeros(len(placed), np.int64)
+    return table
 
 
 def _chosen(placed: Placed, category) -> np.ndarray:
@@ -326,7 +345,10 @@ def _chosen(placed: Placed, category) -> np.ndarray:
 
 
 def _levels(placed: Placed, level) -> list[str]:
-    names = list(placed.index.levels)
+    return _levels_of(list(placed.index.levels), level)
+
+
+def _levels_of(names, level) -> list[str]:
     chosen = names if level is None else ([level] if isinstance(level, str) else list(level))
     unknown = [lv for lv in chosen if lv not in names]
     if unknown:
@@ -340,7 +362,7 @@ def _levels(placed: Placed, level) -> list[str]:
 
 
 def indicators(events, units_or_index=None, *, level=None, period="month", start=None, end=None, category=None,
-               time_limits=None, by=None, as_of=None) -> pd.DataFrame:
+               time_limits=None, by=None, as_of=None, client=None) -> pd.DataFrame:
     """The time indicators of every unit of a level, per period (see the module notes for each rule).
 
     Parameters
@@ -368,6 +390,10 @@ def indicators(events, units_or_index=None, *, level=None, period="month", start
     as_of : datetime, optional
         When the data were taken: backlog and overdue of a period ending later are
         counted at it (default one second after the latest time in the data).
+    client : distributed.Client, optional
+        Run on this Dask cluster, one task per top-level unit, with the same
+        answer (the partition rule of :mod:`gridgeo.distribute`; the events
+        and the grids must be given, not placed events).
 
     Returns
     -------
@@ -399,19 +425,79 @@ def indicators(events, units_or_index=None, *, level=None, period="month", start
     >>> int(town["received"].sum()) == len(s.events)
     True
     """
+    if client is not None:
+        return _indicators_on_dask(client, events, units_or_index, level=level, period=period, start=start,
+                                   end=end, category=category, time_limits=time_limits, by=by, as_of=as_of)
     placed = _placed(events, units_or_index)
     levels = _levels(placed, level)
     labels, starts, ends = _periods(period, start, end, placed)
     cut = placed.attrs["as_of"] if as_of is None else _s(pd.Timestamp(as_of))
-    keep = _chosen(placed, category)
-    limit = _limits(placed, time_limits)
-    group, group_names = _by(placed, by)
-    timed = _timed(placed, keep, limit, group, starts, ends, cut)
-    out = _table(placed, levels, timed, group_names, by, labels, starts, ends)
+    out = _indicators_table(placed, levels, (labels, starts, ends), cut, category, time_limits, by)
     out.attrs = {**{k: placed.attrs[k] for k in ("unplaced", "undated", "inconsistent")},
                  "as_of": pd.Timestamp(cut, unit="s"), "period": period,
                  "time_limits": dict(DEFAULT_TIME_LIMITS if time_limits is None else time_limits)}
     return out
+
+
+def _indicators_table(placed, levels, periods, cut, category, time_limits, by):
+    labels, starts, ends = periods
+    keep = _chosen(placed, category)
+    limit = _limits(placed, time_limits)
+    group, group_names = _by(placed, by)
+    timed = _timed(placed, keep, limit, group, starts, ends, cut)
+    return _table(placed, levels, timed, group_names, by, labels, starts, ends)
+
+
+def _indicators_on_dask(client, events, units_or_index, *, level, period, start, end, category, time_limits, by,
+                        as_of):
+    """:func:`indicators` one task per top-level unit: the periods, ``as_of`` and the categories are decided
+    here from all the events, each task counts its unit's events, and the tables are put in the in-memory order."""
+    from gridgeo import distribute
+    from gridgeo.assignment import AssignIndex
+    from gridgeo.schema import check, level_names
+
+    if isinstance(events, Placed) or units_or_index is None:
+        raise EventsError("在 Dask 上计算需要事件和网格本身 / on Dask, give the events and the grids (or their index), "
+                          "not events placed with gridgeo.events.place: each task places its own")
+    index = units_or_index if isinstance(units_or_index, AssignIndex) else None
+    grids = index.grids if index is not None else units_or_index
+    scheme = index.scheme if index is not None else DEFAULT_SCHEME
+    _require_columns(events)
+    events = check(events, "events", scheme=scheme, name="events")
+    grids = check(grids, "grids", scheme=scheme, name="grids")
+    levels = _levels_of(level_names(grids, scheme), level)
+    _limit_table(time_limits)
+    if by not in (None, "category", "status"):
+        _by(None, by)
+    reported, closed, data_as_of = _times(events)
+    periods = _periods_of(period, start, end, reported, data_as_of)
+    cut = data_as_of if as_of is None else _s(pd.Timestamp(as_of))
+    status = events["status"] if "status" in events.columns else pd.Series("", index=events.index)
+    categories = {"category": pd.Categorical(events["category"].astype("str").to_numpy()).categories,
+                  "status": pd.Categorical(status.astype("str").to_numpy()).categories}
+    parts, unplaced, top = distribute.split(grids, {"events": events}, scheme=scheme)
+    tables = distribute.run(client, _indicators_part, parts, scheme=scheme, levels=levels, periods=periods, cut=cut,
+                            category=category, time_limits=time_limits, by=by, categories=categories)
+    out = pd.concat(tables, ignore_index=True)
+    rank = out["level"].map({lv: i for i, lv in enumerate(levels)}).to_numpy()
+    out = out.iloc[np.lexsort((out["code"].to_numpy(dtype=object), rank))].reset_index(drop=True)
+    undated = reported == _NEVER
+    out.attrs = {"unplaced": sum(unplaced["events"].values()), "undated": int(undated.sum()),
+                 "inconsistent": int(((closed != _NEVER) & ~undated & (closed < reported)).sum()),
+                 "as_of": pd.Timestamp(cut, unit="s"), "period": period,
+                 "time_limits": dict(DEFAULT_TIME_LIMITS if time_limits is None else time_limits)}
+    return out
+
+
+def _indicators_part(part, *, scheme, levels, periods, cut, category, time_limits, by, categories):
+    from gridgeo.assignment import AssignIndex
+
+    index = AssignIndex(part.grids, scheme=scheme, _one_call=True)  # built for this task alone: the lighter one
+    placed = place(part.layers["events"], index, scheme=scheme)
+    placed.category = placed.category.set_categories(categories["category"])
+    placed.status = placed.status.set_categories(categories["status"])
+    held = [lv for lv in levels if lv in placed.index.levels]  # a town may lack a partial level
+    return _indicators_table(placed, held, periods, cut, category, time_limits, by)
 
 
 def _by(placed, by):

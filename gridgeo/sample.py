@@ -38,6 +38,10 @@ Two scales share the same structure for a given seed:
 Events in the town sample are a quarter of the real rate, to keep the
 committed file small.
 
+A third scale, ``"province"``, puts several copies of the city side by side
+under one prefecture code (:func:`province`), for scaling benchmarks; it is
+generated on demand and never committed.
+
 Examples
 --------
 >>> s = generate("town", seed=7)                      # doctest: +SKIP
@@ -66,7 +70,7 @@ from gridgeo import crs as gcrs
 from gridgeo.io import staged_directory
 from gridgeo.schema import DEFAULT_SCHEME, number_units, reading_order
 
-__all__ = ["Sample", "generate", "load", "DEFAULT_SEED", "SAMPLE_DIR", "LAYER_FILES"]
+__all__ = ["Sample", "generate", "province", "load", "DEFAULT_SEED", "SAMPLE_DIR", "LAYER_FILES", "MAX_CITIES"]
 
 DEFAULT_SEED = 7
 """The seed of the committed sample in ``sample_geojson/``."""
@@ -369,13 +373,15 @@ def _typed_events(events):
 # --- generation ----------------------------------------------------------------
 
 
-def generate(scale: str = "town", *, seed: int = DEFAULT_SEED, size: float = 1.0) -> Sample:
+def generate(scale: str = "town", *, seed: int = DEFAULT_SEED, size: float = 1.0, cities: int = 2) -> Sample:
     """Generate a sample.
 
     Parameters
     ----------
-    scale : {"town", "city"}
-        ``"town"`` is 内坑镇 alone; ``"city"`` is all of Jinjiang.
+    scale : {"town", "city", "province"}
+        ``"town"`` is 内坑镇 alone; ``"city"`` is all of Jinjiang;
+        ``"province"`` is `cities` copies of the city side by side
+        (:func:`province`).
     seed : int
         The same seed gives the same sample, byte for byte when written.
     size : float, default 1
@@ -393,8 +399,11 @@ def generate(scale: str = "town", *, seed: int = DEFAULT_SEED, size: float = 1.0
     >>> s.level("grid2").shape[0]                 # doctest: +SKIP
     128
     """
+    if scale == "province":
+        _check_cities(cities)
+        return province(generate("city", seed=seed, size=size), cities)
     if scale not in _SCALES:
-        raise ValueError(f"scale must be one of {list(_SCALES)}, got {scale!r}")
+        raise ValueError(f"scale must be one of {[*_SCALES, 'province']}, got {scale!r}")
     if not 0 < size <= 1:
         raise ValueError(f"size must be in (0, 1], got {size!r}")
     spec = _SCALES[scale]
@@ -440,6 +449,108 @@ def generate(scale: str = "town", *, seed: int = DEFAULT_SEED, size: float = 1.0
     if size != 1:
         sample.metadata["size"] = size
     return sample
+
+
+# --- province: copies of a sample side by side ---------------------------------------
+
+#: The most cities a province sample holds: one per two-digit county number of prefecture 3505.
+MAX_CITIES = 99
+PREFECTURE_CODE = COUNTY_CODE[:4]  # 泉州市 3505
+# the columns holding a code or an id that starts with (or holds) the county code
+_CODED_COLUMNS = ("code", "parent", "grid_code", "station_id", "addr_id", "event_id", "precinct_id", "town")
+
+
+def province(base: Sample, cities: int) -> Sample:
+    """`cities` copies of a sample side by side, each its own county of prefecture 3505.
+
+    The copies are laid out west to east in rows of ``ceil(sqrt(cities))``,
+    rows going north, each moved by a whole multiple of the base's extent
+    (plus 15 %) so that no two overlap. Copy 0 is the base itself; copy
+    ``i`` gets the county code ``3505kk``, ``kk`` the ``i``-th two-digit
+    number other than the base's (82, 晋江市), put in place of the base's
+    county code in every code and id (``code``, ``parent``, ``grid_code``,
+    ``station_id``, ``addr_id``, ``event_id``, ``precinct_id``, ``town``;
+    road ids get it after their ``R``), and its name in place of 晋江市 in
+    the address text and before the names of its top-level units. Codes therefore stay unique and nested, and the same
+    base gives the same province, byte for byte. The copies hold the same
+    grids, points and times: a province of N cities is N times one city's
+    work, which is what a scaling benchmark wants.
+
+    Parameters
+    ----------
+    base : Sample
+        A town or city sample (its codes start with :data:`COUNTY_CODE`).
+    cities : int
+        1 to :data:`MAX_CITIES`.
+
+    Returns
+    -------
+    Sample
+        With ``metadata["scale"] == "province"`` and the counties listed in
+        ``metadata["counties"]``.
+
+    Examples
+    --------
+    >>> p = province(load(), 3)
+    >>> sorted(p.level("town")["code"])
+    ['350501106', '350502106', '350582106']
+    >>> len(p.addresses) == 3 * len(load().addresses)
+    True
+    """
+    _check_cities(cities)
+    counties = [COUNTY_CODE] + [f"{PREFECTURE_CODE}{k:02d}" for k in range(1, 100)
+                                if f"{PREFECTURE_CODE}{k:02d}" != COUNTY_CODE][: cities - 1]
+    names = [COUNTY_NAME] + [f"样例{i}市" for i in range(1, cities)]
+    x0, y0, x1, y1 = base.grids.total_bounds
+    step_x, step_y = round((x1 - x0) * 1.15, 4), round((y1 - y0) * 1.15, 4)
+    per_row = int(np.ceil(np.sqrt(cities)))
+    layers = {name: [] for name in ("grids", "stations", "addresses", "events", "roads", "precincts")}
+    for i, (county, name) in enumerate(zip(counties, names)):
+        shift = (step_x * (i % per_row), step_y * (i // per_row))
+        for layer in layers:
+            frame = getattr(base, layer)
+            if frame is not None:
+                layers[layer].append(frame if i == 0 else _moved_copy(frame, county, name, shift))
+    out = Sample(**{layer: (pd.concat(frames, ignore_index=True) if frames else None)
+                    for layer, frames in layers.items()})
+    out.grids = _typed_grids(gpd.GeoDataFrame(out.grids, geometry="geometry", crs=gcrs.STORAGE_CRS))
+    out.events = _typed_events(out.events)
+    meta = dict(base.metadata)
+    meta.update(scale="province", base_scale=base.metadata.get("scale"), cities=cities,
+                prefecture={"code": PREFECTURE_CODE, "name": "泉州市"},
+                counties=[{"code": c, "name": n} for c, n in zip(counties, names)])
+    counts = out.grids.groupby("level").size()
+    meta["counts"] = {**{lv: int(counts.get(lv, 0)) for lv in DEFAULT_SCHEME.names},
+                      **{k: len(getattr(out, k)) for k in ("stations", "addresses", "events", "roads")},
+                      "precincts": len(out.precincts) if out.precincts is not None else 0,
+                      "households": int(out.addresses["households"].sum()),
+                      "population": int(out.addresses["population"].sum())}
+    meta["notes"] = (f"{cities} copies of the {meta['base_scale']} sample side by side, each its own county of "
+                     f"prefecture {PREFECTURE_CODE}. " + base.metadata.get("notes", ""))
+    out.metadata = meta
+    return out
+
+
+def _check_cities(cities):
+    if not (isinstance(cities, (int, np.integer)) and 1 <= cities <= MAX_CITIES):
+        raise ValueError(f"cities must be a whole number from 1 to {MAX_CITIES}, got {cities!r}")
+
+
+def _moved_copy(frame, county, name, shift):
+    out = frame.copy()
+    for column in _CODED_COLUMNS:
+        if column in out.columns:
+            out[column] = out[column].astype("str").str.replace(COUNTY_CODE, county, n=1, regex=False)
+    if "road_id" in out.columns:
+        out["road_id"] = "R" + county + out["road_id"].astype("str").str[1:]
+    if "address" in out.columns:
+        out["address"] = out["address"].astype("str").str.replace(COUNTY_NAME, name, n=1, regex=False)
+    if "parent" in out.columns:  # top-level units share the empty parent: their names must differ
+        top = (out["parent"] == "").to_numpy()
+        out.loc[top, "name"] = name + out.loc[top, "name"]
+    dx, dy = shift
+    moved = shapely.transform(frame.geometry.array, lambda c: np.round(c + (dx, dy), 7))
+    return out.set_geometry(gpd.GeoSeries(moved, index=frame.index, crs=frame.crs))
 
 
 def _metadata(sample: Sample, scale: str, seed: int, city) -> dict:

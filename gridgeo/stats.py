@@ -52,7 +52,7 @@ _ADDRESS_SUMS = ("households", "population", "units")
 
 
 def figures(grids, *, addresses=None, events=None, stations=None, bands=None,
-            scheme: CodeScheme | None = None) -> gpd.GeoDataFrame:
+            scheme: CodeScheme | None = None, client=None) -> gpd.GeoDataFrame:
     """Counts and sums per unit at every level, each parent the sum of its children.
 
     Parameters
@@ -74,6 +74,9 @@ def figures(grids, *, addresses=None, events=None, stations=None, bands=None,
     scheme : CodeScheme, optional
         The levels, which are full (roll up) and which partial; default the
         index's, or :data:`gridgeo.schema.DEFAULT_SCHEME`.
+    client : distributed.Client, optional
+        Run on this Dask cluster, one task per top-level unit, with the same
+        answer (the partition rule of :mod:`gridgeo.distribute`).
 
     Returns
     -------
@@ -131,6 +134,15 @@ def figures(grids, *, addresses=None, events=None, stations=None, bands=None,
     >>> f.loc[f["level"] == "grid2", "band"].value_counts().index.tolist()[:1]
     ['within']
     """
+    if client is not None:
+        return _figures_on_dask(client, grids, addresses=addresses, events=events, stations=stations,
+                                bands=bands, scheme=scheme)
+    return _figures(grids, addresses=addresses, events=events, stations=stations, bands=bands, scheme=scheme)
+
+
+def _figures(grids, *, addresses, events, stations, bands, scheme, others=None):
+    """:func:`figures` in this process; `others` fixes the categories beyond the known ones
+    (``{column: sorted values}``; default: those present)."""
     from gridgeo.assignment import AssignIndex
 
     index = grids if isinstance(grids, AssignIndex) else AssignIndex(grids, scheme=scheme or DEFAULT_SCHEME)
@@ -149,7 +161,7 @@ def figures(grids, *, addresses=None, events=None, stations=None, bands=None,
         points = check(points, layer, scheme=index.scheme, name=layer)
         placed = _placed(points, index, layer)
         unplaced[layer] = {s: int((placed["status"] == s).sum()) for s in ("outside", "invalid")}
-        columns.update(tree.totals(placed, values(points, layer), layer))
+        columns.update(tree.totals(placed, values(points, layer, others), layer))
     if "workers" in units.columns:
         units["workers"] = tree.rolled_up(units["workers"].to_numpy())
     out = units.join(pd.DataFrame(columns, index=units.index))
@@ -251,7 +263,53 @@ class _UnitTree:
                 "check it with gridgeo.validate", stacklevel=4)
 
 
-def _address_values(addresses, layer):
+def _figures_on_dask(client, grids, *, addresses, events, stations, bands, scheme):
+    """:func:`figures` one task per top-level unit (:mod:`gridgeo.distribute`), concatenated in order."""
+    from gridgeo import distribute
+    from gridgeo.assignment import AssignIndex
+
+    if isinstance(grids, AssignIndex):
+        grids, scheme = grids.grids, grids.scheme
+    scheme = scheme or DEFAULT_SCHEME
+    layers = {"addresses": addresses, "events": events, "stations": stations}
+    others = {(layer, column): _others(frame, column, known)
+              for layer, frame in layers.items() if frame is not None
+              for column, known in _CATEGORIES.get(layer, ())}
+    parts, unplaced, top = distribute.split(grids, layers, scheme=scheme)
+    results = distribute.run(client, _figures_part, parts, bands=bands, scheme=scheme, others=others)
+    out = pd.concat(results) if results else _figures(grids.iloc[:0], **layers, bands=bands, scheme=scheme)
+    out = gpd.GeoDataFrame(out, geometry=results[0].geometry.name, crs=results[0].crs) if results else out
+    rank = out["level"].map({lv: i for i, lv in enumerate(scheme.names)}).to_numpy()
+    out = out.iloc[np.lexsort((out.index.to_numpy(dtype=object), rank))]
+    for result in results:
+        for layer, counts in result.attrs["unplaced"].items():
+            for status, n in counts.items():
+                unplaced[layer][status] += n
+    out.attrs = {"unplaced": unplaced}
+    return out
+
+
+def _figures_part(part, *, bands, scheme, others):
+    from gridgeo.assignment import AssignIndex
+
+    index = AssignIndex(part.grids, scheme=scheme, _one_call=True)  # built for this task alone: the lighter one
+    return _figures(index, **part.layers, bands=bands, scheme=scheme, others=others)
+
+
+# the categorical columns counted one-hot, per layer, with their known values
+_CATEGORIES = {"events": (("status", EVENT_STATUSES), ("category", EVENT_CATEGORIES)),
+               "stations": (("kind", STATION_KINDS),)}
+
+
+def _others(frame, column, known):
+    """The values of `column` beyond the `known` ones, sorted: the extra one-hot columns."""
+    if column not in frame.columns:
+        return []
+    values = pd.unique(frame[column].astype("str").to_numpy())
+    return sorted(v for v in values if isinstance(v, str) and v not in known)
+
+
+def _address_values(addresses, layer, others=None):
     values = {layer: np.ones(len(addresses))}
     for column in _ADDRESS_SUMS:
         if column in addresses.columns:
@@ -259,26 +317,28 @@ def _address_values(addresses, layer):
     return values
 
 
-def _event_values(events, layer):
+def _event_values(events, layer, others=None):
     values = {layer: np.ones(len(events))}
-    values.update(_one_hot(events, "status", EVENT_STATUSES, layer))
-    values.update(_one_hot(events, "category", EVENT_CATEGORIES, layer))
+    for column, known in _CATEGORIES[layer]:
+        values.update(_one_hot(events, column, known, layer, (others or {}).get((layer, column))))
     return values
 
 
-def _station_values(stations, layer):
+def _station_values(stations, layer, others=None):
     values = {layer: np.ones(len(stations))}
-    values.update(_one_hot(stations, "kind", STATION_KINDS, layer))
+    for column, known in _CATEGORIES[layer]:
+        values.update(_one_hot(stations, column, known, layer, (others or {}).get((layer, column))))
     return values
 
 
-def _one_hot(frame, column, known, layer):
-    """{f"{layer}_{value}": 0/1 per row} for every known value and any other present."""
+def _one_hot(frame, column, known, layer, others=None):
+    """{f"{layer}_{value}": 0/1 per row} for every known value and any other present
+    (or the `others` given)."""
     if column not in frame.columns:
         return {}
     values = frame[column].astype("str").to_numpy()
-    present = [v for v in pd.unique(values) if isinstance(v, str) and v not in known]
-    return {f"{layer}_{v}": (values == v).astype(np.float64) for v in [*known, *sorted(present)]}
+    others = _others(frame, column, known) if others is None else others
+    return {f"{layer}_{v}": (values == v).astype(np.float64) for v in [*known, *others]}
 
 
 def whole(figures, level: str | None = None) -> dict:

@@ -11,6 +11,7 @@ from gridgeo.cli._app import app, fail
 class Scale(str, Enum):
     town = "town"
     city = "city"
+    province = "province"
 
 
 class Format(str, Enum):
@@ -22,7 +23,9 @@ class Format(str, Enum):
 @app.command()
 def sample(
     directory: Path = typer.Argument(..., help="Directory to write (one file per layer)."),
-    scale: Scale = typer.Option(Scale.town, help="town: 内坑镇 alone; city: all of Jinjiang."),
+    scale: Scale = typer.Option(Scale.town, help="town: 内坑镇 alone; city: all of Jinjiang; province: --cities "
+                                                 "copies of the city side by side, one county each."),
+    cities: int = typer.Option(2, min=1, max=99, help="Cities in a province sample."),
     seed: int = typer.Option(7, help="The same seed gives the same files."),
     format: Format = typer.Option(None, help="geojson (default for town) or parquet (default for city) or gpkg."),
     overwrite: bool = typer.Option(False, help="Replace a non-empty directory."),
@@ -32,11 +35,12 @@ def sample(
 
     fmt = format.value if format else ("geojson" if scale is Scale.town else "parquet")
     try:
-        s = gsample.generate(scale.value, seed=seed)
+        s = gsample.generate(scale.value, seed=seed, cities=cities)
         s.write(directory, format=fmt, overwrite=overwrite)
     except FileExistsError as exc:
         fail(str(exc))
     counts = s.metadata["counts"]
-    typer.echo(f"wrote {directory} ({scale.value}, seed {seed}, {fmt}):")
+    extent = f", {cities} cities" if scale is Scale.province else ""
+    typer.echo(f"wrote {directory} ({scale.value}{extent}, seed {seed}, {fmt}):")
     for key, value in counts.items():
         typer.echo(f"  {key:<11} {value:>9,}")

@@ -1,0 +1,199 @@
+"""A province on Dask: every partitioned path gives the in-memory answer; the province sample.
+
+The province here is two copies of the committed town sample side by side
+(:func:`gridgeo.sample.province`): two counties, two towns, so two tasks on a
+two-worker LocalCluster, small enough to run in seconds.
+"""
+
+import warnings
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+import gridgeo
+import gridgeo.network
+import gridgeo.sample
+from gridgeo import distribute, events, stats
+from gridgeo.schema import check
+
+
+@pytest.fixture(scope="module")
+def province(sample):
+    return gridgeo.sample.province(sample, 2)
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as c:
+        yield c
+
+
+# --- the province sample -------------------------------------------------------------
+
+
+def test_province_codes_are_unique_nested_and_valid(province, sample):
+    grids = province.grids
+    assert grids["code"].is_unique
+    parents = grids[grids["parent"] != ""]
+    assert parents["parent"].isin(grids["code"]).all()
+    assert all(c.startswith(p) for c, p in zip(parents["code"], parents["parent"]))
+    counties = {c[:6] for c in grids["code"]}
+    assert counties == {"350582", "350501"}
+    for layer, column in (("stations", "station_id"), ("addresses", "addr_id"), ("events", "event_id")):
+        assert getattr(province, layer)[column].is_unique
+        assert len(getattr(province, layer)) == 2 * len(getattr(sample, layer))
+    check(grids, "grids")
+    report = gridgeo.validate(grids)
+    assert len(report) == len(gridgeo.validate(sample.grids)) * 2
+    # the copy is the town moved, not overlapping it
+    towns = province.level("town").geometry
+    assert not towns.iloc[0].intersects(towns.iloc[1])
+    assert towns.iloc[0].area == pytest.approx(towns.iloc[1].area, rel=1e-6)
+
+
+def test_province_is_deterministic_and_leaves_the_base_alone(province, sample):
+    again = gridgeo.sample.province(sample, 2)
+    for layer in ("grids", "stations", "addresses", "events", "roads", "precincts"):
+        pd.testing.assert_frame_equal(getattr(again, layer).drop(columns="geometry"),
+                                      getattr(province, layer).drop(columns="geometry"))
+        assert getattr(again, layer).geometry.geom_equals_exact(getattr(province, layer).geometry, 0).all()
+    first = province.grids.iloc[:len(sample.grids)]
+    pd.testing.assert_frame_equal(first.drop(columns="geometry"), sample.grids.drop(columns="geometry"))
+    with pytest.raises(ValueError, match="cities"):
+        gridgeo.sample.province(sample, 0)
+
+
+# --- the partition rule --------------------------------------------------------------
+
+
+def test_split_gives_each_point_to_the_town_assign_gives_it(province):
+    parts, unplaced, top = distribute.split(province.grids, {"events": province.events, "stations": None})
+    assert top == "town" and [p.code for p in parts] == sorted(province.level("town")["code"])
+    expected = gridgeo.assign(province.events, province.grids)["town"].astype(object)
+    for part in parts:
+        held = part.layers["events"]
+        assert (expected.loc[held.index] == part.code).all()
+        assert part.layers["stations"] is None
+        assert part.grids["code"].str.startswith(part.code).all()
+    assert sum(len(p.layers["events"]) for p in parts) + sum(unplaced["events"].values()) == len(province.events)
+    assert sum(len(p.grids) for p in parts) == len(province.grids)
+
+
+# --- every Dask path equals the in-memory one -----------------------------------------
+
+
+def test_figures_on_dask_equal_in_memory(province, client):
+    layers = dict(addresses=province.addresses, events=province.events, stations=province.stations)
+    # an event category only one county has: its column must still be there, zeros elsewhere
+    ev = province.events.copy()
+    ev.loc[ev.index[-3:], "category"] = "flood"
+    layers["events"] = ev
+    expected = stats.figures(province.grids, **layers)
+    result = stats.figures(province.grids, **layers, client=client)
+    pd.testing.assert_frame_equal(pd.DataFrame(result.drop(columns="geometry")),
+                                  pd.DataFrame(expected.drop(columns="geometry")))
+    assert result.geometry.geom_equals_exact(expected.geometry, 0).all()
+    assert result.attrs == expected.attrs
+    assert int(result.loc[result["level"] == "town", "events_flood"].sum()) == 3
+
+
+@pytest.mark.parametrize("options", [dict(period="month"), dict(period="quarter", by="category", level=["town", "grid2"]),
+                                     dict(period=None, start="2025-03-01", end="2025-09-01", by="status",
+                                          category=["safety", "dispute"], as_of="2025-10-01")])
+def test_event_indicators_on_dask_equal_in_memory(province, client, options):
+    ev = province.events
+    expected = events.indicators(ev, province.grids, **options)
+    result = events.indicators(ev, province.grids, **options, client=client)
+    pd.testing.assert_frame_equal(result, expected)
+    assert result.attrs == expected.attrs
+    # medians come from the events of each unit, not from averages: the two copies hold the same events
+    towns = result[result["level"] == "town"]
+    assert towns["median_hours"].notna().any()
+
+
+def test_event_indicators_on_dask_with_a_town_without_events(province, client):
+    # the second county's events moved into the first: one task has none, one has all twice over
+    ev = province.events.copy()
+    second = ev["event_id"].str.startswith("E350501").to_numpy()
+    ev.loc[second, "geometry"] = province.events.geometry[~second].to_numpy()
+    ev.loc[ev.index[:5], "reported_at"] = pd.NaT  # undated events are counted aside, here as in memory
+    expected = events.indicators(ev, province.grids, period="quarter")
+    result = events.indicators(ev, province.grids, period="quarter", client=client)
+    pd.testing.assert_frame_equal(result, expected)
+    assert result.attrs == expected.attrs and result.attrs["undated"] == 5
+    empty = result[result["code"].str.startswith("350501")]
+    assert len(empty) and (empty["received"] == 0).all()
+
+
+def test_event_indicators_on_dask_refuse_placed_events(province, client):
+    placed = events.place(province.events, province.grids)
+    with pytest.raises(events.EventsError, match="Dask"):
+        events.indicators(placed, client=client)
+
+
+# --- coverage ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def network(province):
+    return gridgeo.network.build(province.roads)
+
+
+def test_nearest_station_on_dask_equals_in_memory(province, network, client, monkeypatch):
+    from gridgeo import coverage
+
+    # small tiles, so that the two towns are several tasks and many walks cross a tile's edge
+    monkeypatch.setattr(coverage, "TILE_M", 6_000.0)
+    addresses = province.addresses.iloc[::11]
+    options = dict(limit_m=1_000.0, isolated="unreachable")
+    expected = coverage.nearest_station(addresses, province.stations, network, **options)
+    result = coverage.nearest_station(addresses, province.stations, province.roads, **options, client=client)
+    assert (result["component"] == -1).all()
+    pd.testing.assert_frame_equal(pd.DataFrame(result.drop(columns=["component", "geometry"])),
+                                  pd.DataFrame(expected.drop(columns=["component", "geometry"])), check_exact=True)
+    assert result.attrs == expected.attrs
+    # the test means something: walks were found, and some were cut off by the limit
+    assert result["station_id"].notna().mean() > 0.5 and (result["status"] == "unreachable").any()
+
+
+def test_nearest_station_on_dask_widens_a_halo_that_misses_a_road(province, network, client):
+    from gridgeo import coverage
+
+    # a few addresses 700 m off every road: their road lies outside the first halo (limit + max_access)
+    addresses = province.addresses.iloc[::50].copy()
+    moved = addresses.index[:3]
+    addresses.loc[moved, "geometry"] = gpd.GeoSeries(addresses.loc[moved].geometry, crs=4490).translate(0.0, -0.0065)
+    options = dict(limit_m=300.0, max_access_m=100.0, isolated="unreachable")
+    expected = coverage.nearest_station(addresses, province.stations, network, **options)
+    result = coverage.nearest_station(addresses, province.stations, province.roads, **options, client=client)
+    pd.testing.assert_frame_equal(pd.DataFrame(result.drop(columns=["component", "geometry"])),
+                                  pd.DataFrame(expected.drop(columns=["component", "geometry"])), check_exact=True)
+    assert (result.loc[moved, "access_m"] > 400).any()  # beyond the first halo (300 + 100 m): it was widened
+
+
+def test_nearest_station_on_dask_refuses_what_a_tile_cannot_decide(province, client):
+    from gridgeo import coverage
+
+    with pytest.raises(ValueError, match="limit_m"):
+        coverage.nearest_station(province.addresses, province.stations, province.roads, isolated="unreachable",
+                                 client=client)
+    with pytest.raises(ValueError, match="resnap"):
+        coverage.nearest_station(province.addresses, province.stations, province.roads, limit_m=500.0, client=client)
+
+
+def test_per_grid_on_dask_equals_in_memory(province, client):
+    from gridgeo import coverage
+
+    cov = coverage.nearest_station(province.addresses, province.stations, method="straight")
+    expected = coverage.per_grid(cov, province.grids, stations=province.stations)
+    result = coverage.per_grid(cov, province.grids, stations=province.stations, client=client)
+    pd.testing.assert_frame_equal(pd.DataFrame(result.drop(columns="geometry")),
+                                  pd.DataFrame(expected.drop(columns="geometry")), check_exact=True)
+    assert result.geometry.geom_equals_exact(expected.geometry, 0).all()
+    assert expected["farthest_m"].notna().any()
