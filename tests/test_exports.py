@@ -196,8 +196,8 @@ def test_the_printed_pdf_over_http_has_the_legend_of_stats(client, sample):
 
 
 @pytest.mark.parametrize(("query", "status"), [
-    ("unit=9", 404), ("bbox=1,2,3", 400), ("bbox=3,2,1,4", 400), ("bbox=100,30,100.1,30.1", 404),
-    ("field=nothing", 400), ("level=nowhere", 404)])
+    ("unit=9", 404), ("bbox=1,2,3", 400), ("bbox=3,2,1,4", 422), ("bbox=0,0,0,0", 422), ("bbox=1,2,3,x", 400),
+    ("bbox=100,30,100.1,30.1", 404), ("field=nothing", 422), ("level=nowhere", 404)])
 def test_a_bad_print_request_is_a_problem_not_a_500(client, query, status):
     r = client.get(f"/export/map.png?{query}")
     assert r.status_code == status, r.text

@@ -25,7 +25,9 @@ from gridgeo.workbook import figures_workbook
 
 MEDIA = {"png": "image/png", "pdf": "application/pdf"}
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-ERRORS = {**responses(400, 404), **derived.PREPARING}
+ERRORS = {**responses(400, 404, 422), **derived.PREPARING}
+BBOX = r"^-?[0-9]+(\.[0-9]+)?(,-?[0-9]+(\.[0-9]+)?){3}$"
+"""Four decimal numbers: what a bbox may look like (its values are then checked: a 422 if out of order)."""
 
 UnitCode = Annotated[str | None, Query(max_length=64, description="A unit's code: it and the units under it")]
 
@@ -42,8 +44,8 @@ def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
     except ValueError:
         box = ()
     if len(box) != 4 or not (-180 <= box[0] < box[2] <= 180 and -90 <= box[1] < box[3] <= 90):
-        raise Problem(400, "Bad Request", f"bbox {text!r} 不是有效范围 — is not west,south,east,north in degrees "
-                                          "with west < east and south < north")
+        raise Problem(422, "Unprocessable Content", f"bbox {text!r} 不是有效范围 — is not west,south,east,north "
+                                                    "in degrees with west < east and south < north")
     return box
 
 
@@ -79,8 +81,8 @@ def router() -> APIRouter:
         figures = derived.public_figures(services, authorised=who.has("viewer"))
         _unit(figures, unit)
         if field is not None and field not in figures.columns:
-            raise Problem(400, "Bad Request", f"没有指标 {field!r} — no figure {field!r}: use one of "
-                                              f"{[c for c in derived.PUBLIC_FIGURES if c in figures.columns]}")
+            raise Problem(422, "Unprocessable Content", f"没有指标 {field!r} — no figure {field!r}: use one of "
+                                                        f"{[c for c in derived.PUBLIC_FIGURES if c in figures.columns]}")
         grids = derived.grids(services)
         points = None
         if stations:
@@ -103,8 +105,8 @@ def router() -> APIRouter:
         def route(request: Request, level: str = Depends(optional_level), unit: UnitCode = None,
                   field: Annotated[str | None, Query(max_length=64, description="The figure coloured (as /stats)",
                                                      json_schema_extra={"enum": derived.PUBLIC_FIGURES})] = None,
-                  bbox: Annotated[str | None, Query(max_length=200, description="The view: west,south,east,north "
-                                                                                "in degrees")] = None,
+                  bbox: Annotated[str | None, Query(max_length=200, pattern=BBOX,
+                                                    description="The view: west,south,east,north in degrees")] = None,
                   scheme: Literal["quantiles", "natural_breaks", "fisher_jenks", "equal_interval"] = "fisher_jenks",
                   k: Annotated[int, Query(ge=2, le=9)] = 5, lang: Literal["zh", "en"] = "zh",
                   stations: bool = True, who: Principal = Depends(principal)):
