@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gridgeo.schema import DEFAULT_SCHEME
+from gridgeo.schema import DEFAULT_SCHEME, CodeScheme
 
 STATIC = Path(__file__).resolve().parent.parent / "api" / "static"
 STYLE_FILE = STATIC / "app" / "style.json"
@@ -134,14 +134,17 @@ def field_label(column: str, language: str = "zh") -> str:
     return column
 
 
-def level_label(level: str, language: str = "zh") -> str:
-    """What a level is called (``grid2`` → 二级网格 / level-2 grid).
+def level_label(level: str, language: str = "zh", scheme: CodeScheme = DEFAULT_SCHEME) -> str:
+    """What a level is called in `scheme` (``grid2`` → 二级网格 / level-2 grid); a name the
+    scheme does not know is written as it is.
 
-    >>> level_label("grid2"), level_label("town", "en")
-    ('二级网格', 'town')
+    >>> level_label("grid2"), level_label("grid2", "en")
+    ('二级网格', 'level-2 grid')
     """
     if level == "stations":
         return "stations" if language == "en" else "服务站点"
-    if language == "en":
-        return {"grid1": "level-1 grid", "grid2": "level-2 grid", "grid3": "level-3 grid"}.get(level, level)
-    return DEFAULT_SCHEME.level(level).label or level
+    try:
+        lv = scheme.level(level)
+    except KeyError:
+        return level
+    return (lv.label_en if language == "en" else lv.label) or level

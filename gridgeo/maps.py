@@ -79,6 +79,7 @@ style = _mapstyle.style
 _fills = _mapstyle.fills
 _number = _mapstyle.number
 _field_label = _mapstyle.field_label
+_level_label = _mapstyle.level_label
 
 
 # ----------------------------------------------------------------------------
@@ -598,12 +599,6 @@ def _choropleth_style(line="#0b1a2e"):
 
 
 
-
-
-def _level_label(level):
-    if level == "stations":
-        return "服务站点"
-    return DEFAULT_SCHEME.level(level).label or level
 
 
 def _add_geojson(m, frame, *, name, style, tooltip=None):

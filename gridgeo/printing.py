@@ -211,7 +211,8 @@ def print_map(grids: gpd.GeoDataFrame, *, level: str, figures: pd.DataFrame | No
     else:
         extent = tuple(shown.total_bounds) if not shown.empty else ()
     if shown.empty:
-        raise PrintError(f"视图中没有 {_mapstyle.level_label(level)}", f"the view holds no unit of level {level!r}")
+        raise PrintError(f"视图中没有 {_mapstyle.level_label(level, scheme=code_scheme)}",
+                         f"the view holds no unit of level {level!r}")
 
     family = [f for f in FONT if any(e.name == f for e in fm.fontManager.ttflist)] or ["DejaVu Sans"]
     with matplotlib.rc_context({"font.family": family, "axes.unicode_minus": False}):
@@ -262,9 +263,9 @@ def print_map(grids: gpd.GeoDataFrame, *, level: str, figures: pd.DataFrame | No
         place = chosen["name"] if chosen is not None else _place(grid_m, extent, code_scheme)
         heading = title or " · ".join(
             x for x in (place, _mapstyle.field_label(field, language) if field else None) if x) or \
-            _mapstyle.level_label(level, language)
+            _mapstyle.level_label(level, language, code_scheme)
         fig.text(0.03, 0.95, heading, fontsize=20, fontweight="bold", color=_INK, va="center")
-        fig.text(0.03, 0.905, f"{words['level']}: {_mapstyle.level_label(level, language)} · "
+        fig.text(0.03, 0.905, f"{words['level']}: {_mapstyle.level_label(level, language, code_scheme)} · "
                               f"{len(shown):,} {words['units']}".rstrip(), fontsize=10, color="#4a5a6a", va="center")
         _legend(side, legend, field, kinds, chosen is not None, words, language)
         stamp = (when or _dt.datetime.now(_dt.UTC)).astimezone(_BEIJING)

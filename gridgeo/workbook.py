@@ -122,7 +122,7 @@ def figures_workbook(figures: pd.DataFrame, *, columns=None, title: str | None =
         values = []
         for name, value in zip(first + chosen, row):
             if name == "level":
-                value = f"{_mapstyle.level_label(value)} {value}"
+                value = f"{_mapstyle.level_label(value, scheme=scheme)} {value}"
             elif name == "band" and isinstance(value, str) and value in bands:
                 value = f"{bands[value]['label']} {value}"
             values.append(_cell(value))
