@@ -350,6 +350,49 @@ def test_on_a_laptop_the_top_bar_neither_wraps_nor_overflows(server, open_page):
     screenshot(page, "map-laptop.png")
 
 
+
+FITS = """(() => {
+    const line = (el) => parseFloat(getComputedStyle(el).lineHeight) || 1.35 * parseFloat(getComputedStyle(el).fontSize);
+    const single = (el) => {
+        const cs = getComputedStyle(el);
+        const inner = el.getBoundingClientRect().height - ['paddingTop', 'paddingBottom', 'borderTopWidth',
+            'borderBottomWidth'].reduce((sum, k) => sum + parseFloat(cs[k]), 0);
+        return inner < 1.7 * line(el);
+    };
+    // the width a text takes in an element's font, against the room inside the element
+    const ctx = document.createElement('canvas').getContext('2d');
+    const room = (el, text) => {
+        const cs = getComputedStyle(el);
+        ctx.font = `${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
+        const inner = el.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+        return ctx.measureText(text).width <= inner + 0.5;
+    };
+    const cut = [...document.querySelectorAll('#kpis dd, #kpis dt, #share, #language, .export summary, #label-scale button')]
+        .filter((el) => !single(el) || el.scrollWidth > el.clientWidth + 1).map((el) => el.outerHTML);
+    const search = document.getElementById('search');
+    if (!room(search, search.placeholder)) cut.push(`placeholder ${search.placeholder}`);
+    // every figure's name in the thematic menu (the closed select shows one at a time)
+    const field = document.getElementById('choropleth-field');
+    for (const option of field.options) if (!room(field, option.textContent + '  ')) cut.push(`menu ${option.textContent}`);
+    const top = document.getElementById('top');
+    const outside = [...top.querySelectorAll('button, input, summary, dl')]
+        .filter((el) => el.getBoundingClientRect().right > window.innerWidth + 0.5).map((el) => el.id || el.tagName);
+    return {cut, outside, top: top.scrollWidth <= top.clientWidth};
+})()"""
+
+
+@pytest.mark.parametrize("viewport", [(1366, 768), (1920, 1080)])
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_in_either_language_the_top_bar_the_menus_and_the_buttons_hold_their_words(server, open_page, lang, viewport):
+    """English words are longer than Chinese ones: nothing is cut or pushed off the screen in either language."""
+    width, height = viewport
+    page, _ = open_page(server.url + f"/map#lang={lang}", viewport={"width": width, "height": height})
+    settle(page)
+    assert page.evaluate("document.documentElement.lang") == ("en" if lang == "en" else "zh-CN")
+    assert page.evaluate(FITS) == {"cut": [], "outside": [], "top": True}
+    screenshot(page, f"map-{lang}-{width}.png")
+
+
 # --- layers and the choropleth ----------------------------------------------------------
 
 
@@ -444,6 +487,26 @@ def test_band_compliance_is_a_choropleth_of_three_classes(server, open_page, uni
         x, y = container_point(page, grid.lat, grid.lon)
         seen = pixels[int(y - box["y"]), int(x - box["x"])]
         assert np.abs(seen - over(s["band"][band]["color"], s["choropleth"]["fillOpacity"], land)).max() <= 6
+    # the legend counts the level's units of each band, as an exact join of the addresses does
+    grid2 = units[units["level"] == "grid2"]["households"]
+    expected = {"低于标准": int((grid2 < 300).sum()), "达标": int(grid2.between(300, 500).sum()),
+                "超出标准": int((grid2 > 500).sum())}
+    counts = {r.split("\n")[0]: int(r.split("\n")[-1].replace(",", "")) for r in legend_rows(page, "fills")
+              if r.split("\n")[0] in expected}
+    assert counts == expected
+
+
+def test_stations_wear_a_light_ring_on_a_coloured_ground(server, open_page):
+    """A green station on a green 'within band' grid is told apart by its ring; on the plain map the ring is dark."""
+    s = style()["stations"]
+    rings = "[...onemap.stations.layer.getContainer().querySelectorAll('path')].map((p) => p.getAttribute('stroke'))"
+    page, _ = open_page(server.url + "/map#map=14/24.8037/118.4632&field=band&flevel=grid2")
+    settle(page)
+    strokes = page.evaluate(rings)
+    assert strokes and set(strokes) == {s["ring_on_fill"]}
+    page.select_option("#choropleth-field", "")
+    settle(page)
+    page.wait_for_function(f"{rings}.every((c) => c === {s['ring']!r})")
 
 
 def test_withheld_figures_show_as_a_dash_and_no_data(server, open_page, units, sample):
@@ -553,6 +616,22 @@ def test_coverage_view_shows_the_served_ground_and_the_households_left_out(serve
         assert f"另有 {int(small.sum())} 处少于 10 户的区域未显示" in summary
     drawn = page.evaluate("onemap.coverage.group.getLayers().map((g) => g.getLayers().length)")
     assert drawn == [1, len(areas)]  # the served ground, dissolved; every area left out
+    # the areas left out are hatched rather than filled (at 5 minutes they are most of a town), and the
+    # legend counts them and their households
+    fills = page.evaluate("onemap.coverage.group.getLayers()[1].getLayers()"
+                          ".map((a) => a.options.fillColor instanceof CanvasPattern)")
+    assert len(fills) == len(areas) and all(fills)
+    # on the screen: inside the largest area, both the hatch's lines and the ground between them
+    largest = areas.sort_values("households").iloc[-1].geometry
+    inside = largest.representative_point()
+    x, y = container_point(page, inside.y, inside.x)
+    box = page.locator("#map").bounding_box()
+    pixels = map_pixels(page, "map-coverage-hatch.png")
+    patch = pixels[int(y - box["y"]) - 6:int(y - box["y"]) + 6, int(x - box["x"]) - 6:int(x - box["x"]) + 6]
+    redness = patch[..., 0] - patch[..., 2]
+    assert redness.max() - redness.min() > 60  # lines and gaps, not one solid colour
+    row = legend_rows(page, "coverage")[-1]
+    assert f"{len(areas)} 处" in row and row.split("\n")[-1] == f"{int(areas['households'].sum()):,}"
 
 
 # --- links, languages, screens ------------------------------------------------------------

@@ -4,6 +4,8 @@
 
 import {number, t} from './i18n.js';
 
+const LEGEND_ROW = 22;
+const LEGEND_GAP = 10;
 const COLOURS = {received: '#38d6ff', closed: '#2ec27e', closure_rate: '#ffd23f', on_time_rate: '#ff8c42'};
 
 export class TrendChart {
@@ -28,10 +30,11 @@ export class TrendChart {
       silent: true, symbol: 'none', label: {show: false}, lineStyle: {color: '#ffffff', type: 'solid', width: 1.5},
       data: [{xAxis: at}],
     } : undefined;
+    const series = [received, bar('closed'), line('closure_rate'), line('on_time_rate')];
     this.chart.setOption({
       animation: false,
-      grid: {left: 6, right: 6, top: 52, bottom: 4, containLabel: true},
-      legend: {top: 0, itemWidth: 12, itemHeight: 8, textStyle: {color: '#c8d8ee', fontSize: 11}},
+      grid: {left: 6, right: 6, top: 30 + LEGEND_ROW * this.legendRows(series.map((s) => s.name)), bottom: 4, containLabel: true},
+      legend: {top: 0, itemWidth: 12, itemHeight: 8, itemGap: LEGEND_GAP, textStyle: {color: '#c8d8ee', fontSize: 11}},
       tooltip: {trigger: 'axis', valueFormatter: (v) => (v === null || v === undefined ? '—' : number(v, v <= 1 && v % 1 ? 'pct' : 'int'))},
       xAxis: {type: 'category', data: months, axisLabel: {...axisText, interval: months.length <= 12 ? 0 : 'auto', formatter: (m) => m.slice(5)},
               axisTick: {alignWithLabel: true}},
@@ -41,8 +44,24 @@ export class TrendChart {
         {type: 'value', min: 0, max: 1, name: '%', nameTextStyle: axisText,
          axisLabel: {...axisText, formatter: (v) => `${Math.round(v * 100)}`}, splitLine: {show: false}},
       ],
-      series: [received, bar('closed'), line('closure_rate'), line('on_time_rate')],
+      series,
     }, true);
+  }
+
+  // How many rows the legend takes at this width (ECharts wraps it): the plot starts
+  // below them, so a legend of two rows (English, a laptop) never covers the axis names.
+  legendRows(names) {
+    const measure = (this.measure ??= document.createElement('canvas').getContext('2d'));
+    measure.font = `11px ${getComputedStyle(this.el).fontFamily}`;
+    const width = this.el.clientWidth - 10;
+    let rows = 1;
+    let x = 0;
+    for (const name of names) {
+      const item = 12 + 5 + measure.measureText(name).width;
+      if (x > 0 && x + item > width) { rows += 1; x = 0; }
+      x += item + LEGEND_GAP;
+    }
+    return rows;
   }
 
   months() {

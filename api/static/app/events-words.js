@@ -52,7 +52,7 @@ Object.assign(STRINGS.en, {
   ev_median_hours: 'median hours to close',
   ev_on_time: 'on time',
   ev_p90_hours: '90th percentile hours',
-  since_previous: 'vs month before',
+  since_previous: 'vs prev.',
   no_previous: 'no previous period',
   pp: ' pp',
   trend: 'Monthly trend',

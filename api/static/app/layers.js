@@ -144,8 +144,12 @@ export class Stations {
   style(props, z) {
     if (!this.ctx.state.kinds.has(props.kind)) return [];
     const s = this.ctx.style.stations;
+    // on a coloured ground (a choropleth, the served ground) a light ring keeps a dot of
+    // the same hue as the fill apart from it: green stations on green 'within band' grids
+    const {state} = this.ctx;
+    const ring = state.field || state.coverage ? s.ring_on_fill : s.ring;
     return {
-      radius: s.radius + Math.max(0, z - 14) * 1.5, weight: 1.5, color: '#061426', opacity: 1,
+      radius: s.radius + Math.max(0, z - 14) * 1.5, weight: 1.5, color: ring, opacity: 1,
       fill: true, fillColor: s.kinds[props.kind] || '#ffffff', fillOpacity: 1,
     };
   }
@@ -205,7 +209,17 @@ export class Fills {
   async update() {
     const {state, style, api} = this.ctx;
     this.classes = null;
-    if (state.field && state.field !== 'band') {
+    this.bandCounts = null;
+    if (state.field === 'band') {
+      // how many units of the level fall in each band (withheld ones under 'no data')
+      const units = await api(`/stats/${state.flevel}`);
+      const rows = units.units;
+      this.bandCounts = {};
+      for (const u of rows) {
+        const key = u.band ?? 'no_data';
+        this.bandCounts[key] = (this.bandCounts[key] ?? 0) + 1;
+      }
+    } else if (state.field) {
       const breaks = await api(`/stats/${state.flevel}/breaks?field=${state.field}&k=${style.choropleth.k}` +
                                `&scheme=${state.scheme}`);
       const colours = ramp(style.ramps[style.fields[state.field].ramp], breaks.bins.length);
@@ -221,7 +235,10 @@ export class Fills {
     const meta = style.fields[state.field];
     let rows = '';
     if (state.field === 'band') {
-      rows = Object.values(style.band).map((b) => row(b.color, label(b))).join('');
+      const counts = this.bandCounts ?? {};
+      rows = Object.entries(style.band).map(([key, b]) => row(b.color, label(b), number(counts[key] ?? 0))).join('');
+      if (counts.no_data) return `<h3>${label(meta)} · ${levelLabel(state.flevel)}</h3>${rows}` +
+        row(style.no_data, t('no_data'), number(counts.no_data));
     } else if (this.classes && this.classes.bins.length) {
       let low = this.classes.min;
       rows = this.classes.bins.map((upper, i) => {
@@ -235,9 +252,9 @@ export class Fills {
   }
 }
 
-function row(colour, text, count) {
+function row(colour, text, count, kind = '') {
   const n = count === undefined ? '' : `<span class="count">${count}</span>`;
-  return `<div class="row"><span class="box" style="background:${colour}"></span><span>${text}</span>${n}</div>`;
+  return `<div class="row"><span class="box ${kind}" style="--colour:${colour};background:${colour}"></span><span>${text}</span>${n}</div>`;
 }
 
 // Names of the units, for the level that suits the zoom, placed without overlap.
@@ -417,6 +434,23 @@ function periodAfter(month, period) {
   return next > 12 ? `${y + 1}-${String(next - 12).padStart(2, '0')}-01` : `${y}-${String(next).padStart(2, '0')}-01`;
 }
 
+// Diagonal lines of a colour, 8 px apart, over a faint wash of it: a canvas fill.
+function hatch(colour) {
+  const tile = document.createElement('canvas');
+  tile.width = tile.height = 8;
+  const g = tile.getContext('2d');
+  g.fillStyle = colour;
+  g.globalAlpha = 0.08;
+  g.fillRect(0, 0, 8, 8);
+  g.globalAlpha = 0.85;
+  g.strokeStyle = colour;
+  g.lineWidth = 1.5;
+  g.beginPath();
+  for (const d of [-8, 0, 8]) { g.moveTo(d, 8); g.lineTo(d + 8, 0); }
+  g.stroke();
+  return g.createPattern(tile, 'repeat');
+}
+
 // The ground a life circle serves (all stations' areas, dissolved) and the
 // households left out of it.
 export class Coverage {
@@ -440,7 +474,11 @@ export class Coverage {
     if (minutes !== state.coverage) return this.legend();
     const options = {pane: 'coverage', interactive: false};
     L.geoJSON(served, {...options, style: style.coverage.served}).addTo(this.group);
-    L.geoJSON(report.uncovered, {...options, style: style.coverage.uncovered}).addTo(this.group);
+    // hatched, not filled: at 5 minutes most of a town is left out, and a solid fill hid the map
+    // (the map draws on a canvas, whose fill may be a pattern)
+    this.hatch ??= hatch(style.coverage.uncovered.fillColor);
+    L.geoJSON(report.uncovered, {...options, style: {...style.coverage.uncovered, fillColor: this.hatch, fillOpacity: 1}})
+      .addTo(this.group);
     // over the units whose figures are published (a withheld one is null: left out of both sums)
     const known = report.units.filter((u) => u.households != null && u[`households_${minutes}min`] != null);
     const households = known.reduce((a, u) => a + u.households, 0);
@@ -464,6 +502,7 @@ export class Coverage {
     const {style} = this.ctx;
     return `<h3>${t('coverage')} · ${t('minutes', {m: this.summary.minutes})}</h3>` +
       row(style.coverage.served.fillColor, t('served')) +
-      row(style.coverage.uncovered.fillColor, t('uncovered'), number(this.summary.areas));
+      row(style.coverage.uncovered.fillColor, t('uncovered_households', {n: number(this.summary.areas)}),
+          number(this.summary.households), 'hatched');
   }
 }

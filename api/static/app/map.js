@@ -248,7 +248,9 @@ function relabel(ctx) {
   for (const el of document.querySelectorAll('[data-level-label]')) el.textContent = ctx.levelLabel(el.dataset.levelLabel);
   for (const el of document.querySelectorAll('[data-kind-label]')) el.textContent = label(vocabulary.station_kinds[el.dataset.kindLabel]);
   const names = {
-    'choropleth-field': (v) => (v ? label(style.fields[v]) : t('none')),
+    // the menu's words: a short form where the full name would be cut (the legend keeps the full one)
+    'choropleth-field': (v) => (v ? label({label: style.fields[v].short ?? style.fields[v].label,
+                                           label_en: style.fields[v].short_en ?? style.fields[v].label_en}) : t('none')),
     'choropleth-level': (v) => ctx.levelLabel(v),
     'choropleth-scheme': (v) => t(v),
     'event-category': (v) => (v ? label(vocabulary.event_categories[v]) : t('all')),
@@ -357,6 +359,7 @@ async function refresh(ctx, ...parts) {
   ctx.map.closePopup();  // a station's popup belongs to the view it was opened in
   const jobs = [];
   if (all || parts.includes('fills')) jobs.push(ctx.fills.update().then((html) => { ctx.legends.fills = html; }));
+  if (!all && (parts.includes('fills') || parts.includes('coverage'))) ctx.stations.update();  // their ring follows the ground
   if (all || parts.includes('heat')) jobs.push(ctx.heat.update().then((html) => { ctx.legends.heat = html; }));
   if (all || parts.includes('coverage')) {
     jobs.push(ctx.coverage.update().then((html) => {
