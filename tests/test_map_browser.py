@@ -803,6 +803,35 @@ def test_names_never_overlap_and_the_roomiest_are_kept(server, open_page, units,
         zoom_in(page)
 
 
+def test_names_keep_clear_of_the_legend_and_the_controls(server, open_page, units):
+    """A name under the legend, the zoom buttons or the scale bar would be cut: none is written there."""
+    page, _ = open_page(server.url + "/map#map=14.3/24.80/118.46&field=households&flevel=grid2&cov=15",
+                        viewport={"width": 1366, "height": 768})
+    settle(page, timeout=120_000)
+    # bring the roomiest village's label point under the middle of the legend
+    village = roomy(units, "village").iloc[0]
+    x, y = container_point(page, village.lat, village.lon)
+    legend = page.locator("#legend").bounding_box()
+    page.evaluate("""([dx, dy]) => new Promise((done) => { onemap.map.once('moveend', done);
+        onemap.map.panBy([dx, dy], {animate: false}); })""",
+                  [x - (legend["x"] + legend["width"] / 2), y - (legend["y"] + legend["height"] / 2)])
+    settle(page)
+    page.wait_for_timeout(300)
+    labels = label_boxes(page)
+    covers = page.evaluate("""(() => {
+        const o = onemap.map.getContainer().getBoundingClientRect();
+        return [...document.querySelectorAll('#legend, #map .leaflet-control')].map((el) => el.getBoundingClientRect())
+            .filter((r) => r.width > 0).map((r) => [r.left - o.left, r.top - o.top, r.right - o.left, r.bottom - o.top]);
+    })()""")
+    assert labels and len(covers) >= 3  # the legend, the zoom buttons, the scale bar (and the attribution)
+    legend = page.locator("#legend").bounding_box()
+    assert legend["height"] > 50
+    hit = [(label["name"], c) for label in labels for c in covers
+           if label["box"][0] < c[2] and c[0] < label["box"][2] and label["box"][1] < c[3] and c[1] < label["box"][3]]
+    assert hit == []
+    screenshot(page, "map-names-clear-of-legend.png")
+
+
 def test_a_wall_screen_writes_names_larger(server, open_page):
     sizes = {}
     for names in ("", "&names=1.7"):

@@ -314,7 +314,11 @@ export class Labels {
     const view = this.map.getBounds().pad(0.05);
     const frame = this.map.getSize();
     const origin = this.map.getContainer().getBoundingClientRect();
-    const taken = [];
+    // what lies over the map (the legend, the zoom buttons, the scale) is taken from the start:
+    // a name under it would be cut
+    const taken = [...document.querySelectorAll('#legend:not(:empty), #map .leaflet-control')]
+      .map((el) => el.getBoundingClientRect()).filter((r) => r.width > 0)
+      .map((r) => [r.left - origin.left, r.top - origin.top, r.right - origin.left, r.bottom - origin.top]);
     const free = (box) => box[0] >= 0 && box[1] >= 0 && box[2] <= frame.x && box[3] <= frame.y &&
       !taken.some((b) => box[0] < b[2] && b[0] < box[2] && box[1] < b[3] && b[1] < box[3]);
     // a name written at `at` (container pixels), kept if the box it really takes is free

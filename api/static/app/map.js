@@ -372,6 +372,7 @@ async function refresh(ctx, ...parts) {
   await Promise.allSettled(jobs);
   document.getElementById('legend').innerHTML = ['fills', 'coverage', 'heat', 'hotspots']
     .map((k) => (ctx.legends[k] ? `<div data-legend="${k}">${ctx.legends[k]}</div>` : '')).join('');
+  ctx.labels.update();  // names keep clear of the legend, whose size just changed
 }
 
 // --- selection ------------------------------------------------------------------
