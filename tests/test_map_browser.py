@@ -496,6 +496,38 @@ def test_band_compliance_is_a_choropleth_of_three_classes(server, open_page, uni
     assert counts == expected
 
 
+CHART_TEXTS = """(() => {
+    // every text the panel's chart draws, with its box in the chart's pixels (zrender, under ECharts)
+    const chart = onemap.panel.chart;
+    const texts = chart.getZr().storage.getDisplayList().filter((e) => e.style && typeof e.style.text === 'string');
+    return {width: chart.getWidth(), height: chart.getHeight(), texts: texts.map((e) => {
+        const r = e.getBoundingRect().clone();
+        r.applyTransform(e.getComputedTransform());
+        return {text: e.style.text, box: [r.x, r.y, r.x + r.width, r.y + r.height]};
+    })};
+})()"""
+
+
+def test_the_panel_chart_names_its_bars_and_writes_the_band_inside_it(server, open_page, units):
+    """A level-1 grid's level-2 grids: bars named without the village's name, the 300 and 500 lines
+    labelled inside the chart (they were cut at its edge), the axis named by the figure."""
+    children = units[units["level"] == "grid2"].groupby("parent").size()
+    parent = children.idxmax()
+    page, _ = open_page(server.url + f"/map#unit={parent}", viewport={"width": 1366, "height": 768})
+    settle(page)
+    page.wait_for_function("onemap.panel.chart && onemap.panel.chart.getZr().storage.getDisplayList().length > 0")
+    drawn = page.evaluate(CHART_TEXTS)
+    texts = {t["text"]: t["box"] for t in drawn["texts"]}
+    village = units.at[units.at[parent, "parent"], "name"]
+    names = units[units["parent"] == parent]["name"]
+    assert {n[len(village):] if n.startswith(village) else n for n in names} <= set(texts)
+    assert "户数" in texts
+    for bound in ("300", "500"):
+        x0, y0, x1, y1 = texts[bound]
+        assert 0 <= x0 and x1 <= drawn["width"] and 0 <= y0 and y1 <= drawn["height"], (bound, texts[bound], drawn["width"])
+    screenshot(page, "map-panel-chart.png", selector="#children-chart")
+
+
 def test_stations_wear_a_light_ring_on_a_coloured_ground(server, open_page):
     """A green station on a green 'within band' grid is told apart by its ring; on the plain map the ring is dark."""
     s = style()["stations"]

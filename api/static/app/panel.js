@@ -122,18 +122,34 @@ export class Panel {
     const items = [...unit.children].sort((a, b) => (b[field] ?? -1) - (a[field] ?? -1));
     const accent = getComputedStyle(document.documentElement).getPropertyValue('--accent').trim();
     this.chart = echarts.init(el, null, {renderer: 'canvas'});
+    // a few bars are named under the axis; many are named on hover, and the axis says their order
+    const named = items.length <= CHART_NAMES;
+    // under the axis a child is named without the name of the unit it lies in (塘内社区第6网格 → 第6网格)
+    const around = [unit.figures?.name, ...(unit.chain ?? []).map((c) => c.name)].filter(Boolean)
+      .sort((a, b) => b.length - a.length);
+    const short = (name) => {
+      const prefix = around.find((p) => name.startsWith(p) && name.length > p.length);
+      return prefix ? name.slice(prefix.length) : name;
+    };
+    const muted = {color: '#8ba3c2', fontSize: 11};
     this.chart.setOption({
       animation: false,
-      grid: {left: 4, right: 8, top: 12, bottom: 8, containLabel: true},
-      tooltip: {trigger: 'axis', axisPointer: {type: 'shadow'}},
-      xAxis: {type: 'category', data: items.map((c) => c.name), axisLabel: {show: false}, axisTick: {show: false}},
-      yAxis: {type: 'value', axisLabel: {color: '#8ba3c2'}, splitLine: {lineStyle: {color: '#1d3a5c'}}},
+      grid: {left: 4, right: 8, top: 30, bottom: named ? 4 : 22, containLabel: true},
+      tooltip: {trigger: 'axis', axisPointer: {type: 'shadow'}, valueFormatter: (v) => number(v, style.fields[field].format)},
+      xAxis: {type: 'category', data: items.map((c) => c.name), axisTick: {show: false},
+              axisLabel: named ? {...muted, interval: 0, rotate: items.length > 5 ? 30 : 0, formatter: short} : {show: false},
+              name: named ? '' : t('chart_order', {level: this.ctx.levelLabel(unit.child_level), n: number(items.length)}),
+              nameLocation: 'middle', nameGap: 8, nameTextStyle: muted},
+      yAxis: {type: 'value', name: label(style.fields[field]), nameTextStyle: {...muted, align: 'left'},
+              axisLabel: {...muted, formatter: (v) => number(v)}, splitLine: {lineStyle: {color: '#1d3a5c'}}},
       series: [{
         type: 'bar', name: label(style.fields[field]),
         data: items.map((c) => ({value: c[field], code: c.code,
                                  itemStyle: {color: (c.band && style.band[c.band]?.color) || accent}})),
         markLine: field === 'households' && items.some((c) => c.band) ? {
-          silent: true, symbol: 'none', label: {color: '#8ba3c2'}, lineStyle: {color: '#ffd23f', type: 'dashed'},
+          // the band's bounds written inside the plot, above their lines (at the end they were cut)
+          silent: true, symbol: 'none', label: {color: '#ffd23f', position: 'insideEndTop', fontSize: 11},
+          lineStyle: {color: '#ffd23f', type: 'dashed'},
           data: [{yAxis: 300}, {yAxis: 500}],
         } : undefined,
       }],
@@ -141,6 +157,8 @@ export class Panel {
     this.chart.on('click', (e) => this.ctx.select(e.data.code, {fit: true}));
   }
 }
+
+const CHART_NAMES = 12;  // at most this many bars are named under the chart
 
 // Search by code prefix or name; Enter takes the first result.
 export class Search {
