@@ -531,14 +531,15 @@ def test_the_panel_chart_names_its_bars_and_writes_the_band_inside_it(server, op
 def test_stations_wear_a_light_ring_on_a_coloured_ground(server, open_page):
     """A green station on a green 'within band' grid is told apart by its ring; on the plain map the ring is dark."""
     s = style()["stations"]
-    rings = "[...onemap.stations.layer.getContainer().querySelectorAll('path')].map((p) => p.getAttribute('stroke'))"
+    rings = "[...onemap.stations.layer.getContainer().querySelectorAll('path')].map((p) => getComputedStyle(p).stroke)"
     page, _ = open_page(server.url + "/map#map=14/24.8037/118.4632&field=band&flevel=grid2")
     settle(page)
     strokes = page.evaluate(rings)
-    assert strokes and set(strokes) == {s["ring_on_fill"]}
+    rgb = lambda colour: "rgb({}, {}, {})".format(*hex_rgb(colour))  # noqa: E731
+    assert strokes and set(strokes) == {rgb(s["ring_on_fill"])}
     page.select_option("#choropleth-field", "")
     settle(page)
-    page.wait_for_function(f"{rings}.every((c) => c === {s['ring']!r})")
+    assert set(page.evaluate(rings)) == {rgb(s["ring"])}
 
 
 def test_withheld_figures_show_as_a_dash_and_no_data(server, open_page, units, sample):

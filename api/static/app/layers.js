@@ -144,17 +144,24 @@ export class Stations {
   style(props, z) {
     if (!this.ctx.state.kinds.has(props.kind)) return [];
     const s = this.ctx.style.stations;
-    // on a coloured ground (a choropleth, the served ground) a light ring keeps a dot of
-    // the same hue as the fill apart from it: green stations on green 'within band' grids
-    const {state} = this.ctx;
-    const ring = state.field || state.coverage ? s.ring_on_fill : s.ring;
     return {
-      radius: s.radius + Math.max(0, z - 14) * 1.5, weight: 1.5, color: ring, opacity: 1,
+      radius: s.radius + Math.max(0, z - 14) * 1.5, weight: 1.5, color: s.ring, opacity: 1,
       fill: true, fillColor: s.kinds[props.kind] || '#ffffff', fillOpacity: 1,
     };
   }
 
+  // On a coloured ground (a choropleth, the served ground) a light ring keeps a dot of the same
+  // hue as the fill apart from it (green stations on green 'within band' grids). The ring is
+  // a class on the map (map.css), so the tiles already drawn change without being fetched again.
+  ring() {
+    const {state, style} = this.ctx;
+    const container = this.map.getContainer();
+    container.style.setProperty('--station-ring', style.stations.ring_on_fill);
+    container.classList.toggle('stations-on-colour', Boolean(state.field || state.coverage));
+  }
+
   update() {
+    this.ring();
     const shown = this.ctx.state.layers.has('stations');
     if (shown && !this.map.hasLayer(this.layer)) this.layer.addTo(this.map);
     else if (!shown && this.map.hasLayer(this.layer)) this.map.removeLayer(this.layer);

@@ -359,7 +359,7 @@ async function refresh(ctx, ...parts) {
   ctx.map.closePopup();  // a station's popup belongs to the view it was opened in
   const jobs = [];
   if (all || parts.includes('fills')) jobs.push(ctx.fills.update().then((html) => { ctx.legends.fills = html; }));
-  if (!all && (parts.includes('fills') || parts.includes('coverage'))) ctx.stations.update();  // their ring follows the ground
+  if (all || parts.includes('fills') || parts.includes('coverage')) ctx.stations.ring();  // their ring follows the ground
   if (all || parts.includes('heat')) jobs.push(ctx.heat.update().then((html) => { ctx.legends.heat = html; }));
   if (all || parts.includes('coverage')) {
     jobs.push(ctx.coverage.update().then((html) => {
