@@ -1469,7 +1469,7 @@ def _validate_on(client, frame, scheme, levels, options, progress):
         return _report(task.result(), h)
     code_rows = _code_problems(run)
     top_pieces, top_rows = _top_gaps(run, top)
-    parts = _parts(h, owner, placed)
+    parts = _parts(h, owner, placed, top)
     shared = dict(scheme=scheme, levels=levels, options=options, metric=h.metric, top=top)
     states = [client.submit(_part_state, frame.iloc[rows], own, pure=False, **shared) for rows, own in parts]
     gaps = client.gather([client.submit(_part_gaps, state, pure=False) for state in states])
@@ -1506,15 +1506,24 @@ def _top_gaps(run, top):
     return pieces, _gap_rows(run, pieces, groups, np.full(len(pieces), top, dtype=object))
 
 
-def _parts(h, owner, placed):
+def _parts(h, owner, placed, top):
     """Per top-level unit, in code order: (rows of the frame, own units among
     them), the rows being its units, the halo (units within `_HALO_M` of an
-    own unit's bounding box) and the halo's parents up to the top."""
+    own unit's bounding box; for units whose parent is not in the frame, of
+    the box of all their siblings, as the gaps they enclose together may be
+    filled by any unit there) and the halo's parents up to the top."""
     tops, part = np.unique(owner[placed].astype(str), return_inverse=True)
     part_of = np.full(len(h.code), -1)
     part_of[placed] = part
     alive = np.flatnonzero(h.alive)
     bounds = shapely.bounds(h.polys[alive])
+    orphan = (h.parent_pos[alive] < 0) & (h.level[alive] != top)
+    if orphan.any():
+        box = pd.DataFrame(bounds[orphan], columns=["x0", "y0", "x1", "y1"])
+        group = [h.parent[alive][orphan], h.level[alive][orphan]]
+        grouped = box.groupby(group)
+        bounds[orphan] = np.column_stack([grouped["x0"].transform("min"), grouped["y0"].transform("min"),
+                                          grouped["x1"].transform("max"), grouped["y1"].transform("max")])
     boxes = shapely.box(bounds[:, 0] - _HALO_M, bounds[:, 1] - _HALO_M, bounds[:, 2] + _HALO_M,
                         bounds[:, 3] + _HALO_M)
     near, other = shapely.STRtree(h.polys[alive]).query(boxes, predicate="intersects")

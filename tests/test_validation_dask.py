@@ -41,9 +41,9 @@ def to_storage(geom, crs):
     return gpd.GeoSeries([geom], crs=crs).to_crs(4490).iloc[0]
 
 
-def shared_vertices(frame, level, crs, *, clearance=40.0, count=2):
+def shared_vertices(frame, level, crs, *, clearance=40.0, count=2, apart=300.0):
     """Vertices of exactly two units of `level` (their codes and xy), `clearance` metres from every
-    other unit of the level and from the outline of all of them, at least 300 m apart."""
+    other unit of the level and from the outline of all of them, at least `apart` metres apart."""
     units = frame[frame["level"] == level].reset_index(drop=True)
     xy, owner = shapely.get_coordinates(units.geometry.array, return_index=True)
     table = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "owner": owner}).drop_duplicates()
@@ -56,7 +56,7 @@ def shared_vertices(frame, level, crs, *, clearance=40.0, count=2):
         point = to_metric(shapely.Point(x, y), crs)
         if metric.drop(index=owners).distance(point).min() < clearance or outline.distance(point) < clearance:
             continue
-        if any(point.distance(p) < 300 for p in taken) or set(owners) & {o for f in found for o in f[0]}:
+        if any(point.distance(p) < apart for p in taken) or set(owners) & {o for f in found for o in f[0]}:
             continue
         found.append((owners, units["code"].iloc[owners].tolist(), (x, y)))
         taken.append(point)
@@ -195,3 +195,19 @@ def test_a_frame_the_parts_cannot_hold_is_checked_as_one_task(villages_broken, c
         duplicated.index[duplicated["level"] == "grid2"][8], "code"]
     for broken in (orphaned, duplicated):
         same_report(gridgeo.validate(broken, client=client), gridgeo.validate(broken))
+
+
+def test_one_grid_without_its_unit_on_dask(grids, crs, client):
+    """The level-2 grids of one level-1 grid, without it, are the top level (their parent is not in the
+    frame): an overlap and a gap between two of them cross the partition, and the gaps they enclose
+    are found on the client."""
+    grid1 = grids.loc[grids["level"] == "grid2", "parent"].value_counts().index[0]  # the most level-2 grids
+    frame = grids[grids["code"].str.startswith(grid1) & (grids["code"] != grid1)].reset_index(drop=True)
+    (_, (a, b), xy_a), (_, (c, _), xy_c) = shared_vertices(frame, "grid2", crs, clearance=10.0, apart=30.0)
+    frame = move_vertex(frame, a, xy_a, moved(xy_a, to_metric(frame.loc[frame["code"] == b, "geometry"].iloc[0],
+                                                              crs), 3.0, crs))
+    frame = move_vertex(frame, c, xy_c, moved(xy_c, to_metric(frame.loc[frame["code"] == c, "geometry"].iloc[0],
+                                                              crs), 3.0, crs))
+    in_memory = gridgeo.validate(frame)
+    assert {"overlap", "uncovered"} <= set(in_memory[in_memory["level"] == "grid2"]["kind"])
+    same_report(gridgeo.validate(frame, client=client), in_memory)
