@@ -1508,27 +1508,40 @@ def _top_gaps(run, top):
 
 def _parts(h, owner, placed, top):
     """Per top-level unit, in code order: (rows of the frame, own units among
-    them), the rows being its units, the halo (units within `_HALO_M` of an
-    own unit's bounding box; for units whose parent is not in the frame, of
-    the box of all their siblings, as the gaps they enclose together may be
-    filled by any unit there) and the halo's parents up to the top."""
+    them), the rows being its units, the halo and the halo's parents up to
+    the top. The halo of a unit is every unit within `_HALO_M` of it, its
+    holes filled (its overlaps, neighbours, parents, what fills its holes);
+    for a unit whose parent is not in the frame, every unit within
+    `_HALO_M` of the bounding box of all its siblings (any unit there may
+    fill a gap they enclose together)."""
     tops, part = np.unique(owner[placed].astype(str), return_inverse=True)
     part_of = np.full(len(h.code), -1)
     part_of[placed] = part
     alive = np.flatnonzero(h.alive)
-    bounds = shapely.bounds(h.polys[alive])
+    tree = shapely.STRtree(h.polys[alive])
     orphan = (h.parent_pos[alive] < 0) & (h.level[alive] != top)
-    if orphan.any():
-        box = pd.DataFrame(bounds[orphan], columns=["x0", "y0", "x1", "y1"])
-        group = [h.parent[alive][orphan], h.level[alive][orphan]]
-        grouped = box.groupby(group)
-        bounds[orphan] = np.column_stack([grouped["x0"].transform("min"), grouped["y0"].transform("min"),
-                                          grouped["x1"].transform("max"), grouped["y1"].transform("max")])
+    pieces, piece_of = shapely.get_parts(h.polys[alive[~orphan]], return_index=True)
+    shells = shapely.polygons(shapely.get_exterior_ring(pieces))
+    bounds = shapely.bounds(shells)
     boxes = shapely.box(bounds[:, 0] - _HALO_M, bounds[:, 1] - _HALO_M, bounds[:, 2] + _HALO_M,
                         bounds[:, 3] + _HALO_M)
-    near, other = shapely.STRtree(h.polys[alive]).query(boxes, predicate="intersects")
-    keys = part_of[alive[near]] * len(h.code) + alive[other]
-    keys = keys[part_of[alive[near]] >= 0]
+    piece, other = tree.query(boxes)  # boxes meeting boxes: the distance is tested where it matters
+    near = alive[~orphan][piece_of[piece]]
+    across = np.flatnonzero(part_of[near] != part_of[alive[other]])
+    shapely.prepare(shells)
+    far = across[~shapely.dwithin(shells[piece[across]], h.polys[alive[other[across]]], _HALO_M)]
+    keep = np.ones(len(near), dtype=bool)
+    keep[far] = False  # within a part, or near a unit of another part
+    near, other = near[keep], other[keep]
+    if orphan.any():
+        bounds = pd.DataFrame(shapely.bounds(h.polys[alive[orphan]]), columns=["x0", "y0", "x1", "y1"])
+        grouped = bounds.groupby([h.parent[alive[orphan]], h.level[alive[orphan]]])
+        boxes = shapely.box(grouped["x0"].transform("min") - _HALO_M, grouped["y0"].transform("min") - _HALO_M,
+                            grouped["x1"].transform("max") + _HALO_M, grouped["y1"].transform("max") + _HALO_M)
+        box_of, in_box = tree.query(boxes, predicate="intersects")
+        near, other = np.r_[near, alive[orphan][box_of]], np.r_[other, in_box]
+    keys = part_of[near] * len(h.code) + alive[other]
+    keys = keys[part_of[near] >= 0]
     while True:  # the parents of the halo, up the hierarchy
         unit = keys % len(h.code)
         parent = h.parent_pos[unit]
