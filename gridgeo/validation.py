@@ -306,7 +306,7 @@ def validate(grids, *, levels=None, gap_width=2.0, sliver_area=100.0, tolerance=
     With a `client`, the units are split as :mod:`gridgeo.distribute` splits
     them: one part per unit of the top level present, holding it and every
     unit below it. Each part is checked on a worker with a halo: every unit
-    lying within a metre of the bounding box of one of its units, and their
+    lying within a metre of one of its units (holes filled), and their
     parents up to the top, so that an overlap, a mismatched edge or a
     neighbour across the partition is seen exactly as in memory; a part
     reports only the problems of its own units (an overlap belongs to the
