@@ -1,4 +1,4 @@
-"""A province on Dask: assignment, figures, coverage and event indicators for 1 to N cities.
+"""A province on Dask: assignment, figures, coverage, event indicators and validation for 1 to N cities.
 
 The data are the province sample (:func:`gridgeo.sample.province`): copies of
 the city sample (19 towns, 5,117 units, 54,000 roads, 1,700 stations, 800,000
@@ -21,7 +21,9 @@ The steps:
 - ``figures``: ``gridgeo.stats.figures(grids, addresses, events, stations)``;
 - ``coverage``: ``gridgeo.coverage.nearest_station(addresses, stations, roads,
   limit_m=1000, isolated="unreachable")`` (the network built inside);
-- ``indicators``: ``gridgeo.events.indicators(events, grids, period="month")``.
+- ``indicators``: ``gridgeo.events.indicators(events, grids, period="month")``;
+- ``validate``: ``gridgeo.validate(grids)`` (one task per town, with its halo;
+  the report compared row for row, geometry aside).
 
 Time is wall time of one run (these steps take seconds to minutes; the
 machine is shared, so read the growth, not the third digit). Peak memory is
@@ -29,7 +31,7 @@ the largest resident set of this process and its worker processes together,
 sampled every 50 ms during the step (the data held included: what the
 machine must have).
 
-    python benchmarks/province.py [--cities 1 2 4] [--fraction 0.25] [--workers 1 2]
+    python benchmarks/province.py [--cities 1 2 4] [--fraction 0.25] [--workers 1 2] [--steps validate ...]
 """
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ def steps(p, client):
         "coverage": lambda: coverage.nearest_station(p.addresses, p.stations, p.roads, limit_m=LIMIT_M,
                                                      isolated="unreachable", client=client),
         "indicators": lambda: events.indicators(p.events, p.grids, period="month", client=client),
+        "validate": lambda: gridgeo.validate(p.grids, client=client),
     }
 
 
@@ -120,7 +123,7 @@ def equal(name, got, expected):
     return True
 
 
-def run(p, engine, workers, expected, rows):
+def run(p, engine, workers, expected, rows, chosen):
     from distributed import Client, LocalCluster
 
     cluster = client = None
@@ -129,6 +132,8 @@ def run(p, engine, workers, expected, rows):
         client = Client(cluster)
     try:
         for name, fn in steps(p, client).items():
+            if name not in chosen:
+                continue
             with Peak() as peak:
                 start = time.perf_counter()
                 result = fn()
@@ -150,6 +155,8 @@ def main():
     parser.add_argument("--fraction", type=float, default=0.25,
                         help="share of the addresses and events kept (every k-th)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--steps", nargs="+", default=list(steps(None, None)),
+                        help="the steps to run (default all)")
     args = parser.parse_args()
     city = city_sample()
     table = []
@@ -158,9 +165,9 @@ def main():
         print(f"\n{n} cities: {len(p.grids):,} units, {len(p.addresses):,} addresses, {len(p.events):,} events, "
               f"{len(p.roads):,} roads, {len(p.stations):,} stations", flush=True)
         rows, expected = [], {}
-        run(p, "memory", 1, expected, rows)
+        run(p, "memory", 1, expected, rows, args.steps)
         for w in args.workers:
-            run(p, f"dask-{w}", w, expected, rows)
+            run(p, f"dask-{w}", w, expected, rows, args.steps)
         for row in rows:
             row["cities"] = n
         table += rows

@@ -80,7 +80,6 @@ DEFAULT_CELL_M = None
 # The adapted cell: about this many cells per distinct boundary segment over
 # the extent, and segments crossing at most about this many cells each.
 _CELLS_PER_SEGMENT = 16.0
-_CELLS_PER_SEGMENT_ONE_CALL = 4.0  # the lighter index assign builds for one call
 _CROSSINGS_PER_SEGMENT = 4.0
 
 ON_BOUNDARY_RULES = ("smallest-code",)
@@ -152,8 +151,9 @@ def assign(points, grids, *, levels=None, tolerance_m=0.0, on_boundary="smallest
         The grids (checked with :func:`gridgeo.schema.check`), or an index
         built from them once: build one with :class:`AssignIndex` and reuse it
         for every batch against the same grid version. Given grids, an
-        in-memory call builds a lighter index for itself (coarser cells, no
-        quarters: quicker to build, slower per point), with the same answers.
+        in-memory call builds a lighter index for itself (no quarters, and
+        the points in cells a boundary crosses tested exactly: quicker to
+        build, slower per point), with the same answers.
     levels : list of str, optional
         The levels to return (default: every level of the grids).
     tolerance_m : float, default 0
@@ -466,15 +466,23 @@ class AssignIndex:
         segments = _unique_segments(self._geoms)
         bounds = grids.total_bounds
         scale = _metres_per_degree(bounds)
-        # an index for one call (see assign): coarser cells and no quarters
+        # an index for one call (see assign): no quarters and no pieces. A
+        # city's million points put one or two points in a crossed cell, so
+        # testing them exactly costs less than answering the cell's pieces.
+        self._one_call = bool(_one_call)
         self._max_depth = 0 if _one_call else _DEPTH
-        cells_per_segment = _CELLS_PER_SEGMENT_ONE_CALL if _one_call else _CELLS_PER_SEGMENT
-        self.cell_m = (_adapted_cell_m(segments[0], bounds, scale, cells_per_segment) if cell_m is None
-                       else cell_m)
+        self.cell_m = _adapted_cell_m(segments[0], bounds, scale) if cell_m is None else cell_m
         self._raster = _Raster.over(bounds, self.cell_m, scale)
         self._rasterise(*segments)
-        self.token = self._fingerprint()
+        self._token = None
         self._metric_cache = None
+
+    @property
+    def token(self) -> str:
+        """A fingerprint of the grids (codes, geometries, cell size), made on first use."""
+        if self._token is None:
+            self._token = self._fingerprint()
+        return self._token
 
     # --- building ---------------------------------------------------------
 
@@ -517,15 +525,20 @@ class AssignIndex:
         owned, multiplicity = np.unique(seg_of * n + unit_of, return_counts=True)
         owner_start = np.searchsorted(owned // n, np.arange(len(segments) + 1))
         owner = owned % n
-        valid = [len(units) < 2 or bool(shapely.coverage_is_valid(self._geoms[units]))
-                 for units in self._level_units()]
+        valid = _Validity(self._geoms, self._level_units())
         self._first_tested = self._tiled_levels(owned[multiplicity % 2 == 1], valid)
         seg_cell, seg = _segment_cells(segments, raster)
         count = owner_start[seg + 1] - owner_start[seg]
         crossed_cell = np.repeat(seg_cell, count)
         crossed_unit = owner[_expand(owner_start[seg], count)]
+        # the levels above the first tested follow from it (see _tiled_levels):
+        # their boundaries are boundaries of the level below, so their crossed
+        # cells are among its crossed cells, and a whole cell's unit above is
+        # the ancestor of its unit there
         per_level, entries = [], []
         for i, units in enumerate(self._level_units()):
+            if i < self._first_tested:
+                continue
             here = self._level[crossed_unit] == i
             cells, level_units = crossed_cell[here], crossed_unit[here]
             if not valid[i]:
@@ -539,11 +552,14 @@ class AssignIndex:
         for cell_unit in per_level:
             mixed |= cell_unit < _NONE
         self._cell = self._pure_answers(per_level, mixed)
-        for cell_unit in per_level[self._first_tested:]:  # certain answers of mixed cells
+        for cell_unit in per_level:  # certain answers of mixed cells
             cells = np.flatnonzero(mixed & (cell_unit >= 0))
             entries.append((cells, cell_unit[cells], True))
         self._candidates(entries, mixed)
-        self._refine(seg_cell, seg, segments)
+        if self._one_call:
+            self._no_pieces()
+        else:
+            self._refine(seg_cell, seg, segments)
 
     def _level_units(self):
         return [np.arange(self._start[i], self._start[i + 1]) for i in range(len(self.levels))]
@@ -552,27 +568,44 @@ class AssignIndex:
         """How many top levels are exactly tiled by the level below them.
 
         Level l is tiled when every unit of level l + 1 has a parent, level
-        l + 1 is a valid coverage (no overlaps) and each unit's boundary is
-        exactly the segments that an odd number of its children have on
-        theirs: then a point is covered by a unit if and only if one of its
-        children covers it, so the answer at level l + 1 gives the one at
-        level l, and only the levels from the returned one down need testing.
+        l + 1 has no overlapping units and each unit's boundary is exactly
+        the segments that an odd number of its children have on theirs: then
+        a point is covered by a unit if and only if one of its children
+        covers it, so the answer at level l + 1 gives the one at level l, and
+        only the levels from the returned one down need testing.
+
+        The boundaries (the second and third conditions) are checked first,
+        top down, as far as they hold, and overlaps only on the last level of
+        that chain: when it has none, no level above it has any. (The
+        boundary condition makes each parent, as a region, the sum modulo 2
+        of its children; children that do not overlap make that sum their
+        union, so two parents overlapping would make two of their children
+        overlap.) Only when that level has overlaps are the levels above
+        checked one by one.
 
         `boundary`: the (segment * units + unit) keys of segments on a unit's
-        boundary (an odd number of times).
+        boundary (an odd number of times). `valid`: a :class:`_Validity`.
         """
         n = len(self._geoms)
         segment, unit = boundary // n, boundary % n
         level = self._level[unit]
+        chain = 0  # levels 0 .. chain - 1 have the boundaries of their children
         for i in range(len(self.levels) - 1):
             children = self._parent[self._start[i + 1]:self._start[i + 2]]
-            if not valid[i + 1] or (children < 0).any():
-                return i
+            if (children < 0).any():
+                break
             mine = level == i + 1
             key, count = np.unique(segment[mine] * n + self._parent[unit[mine]], return_counts=True)
             if not np.array_equal(key[count % 2 == 1], boundary[level == i]):
+                break
+            chain = i + 1
+        if valid[chain]:
+            valid.follows(range(chain))
+            return chain
+        for i in range(chain):
+            if not valid[i + 1]:
                 return i
-        return len(self.levels) - 1
+        return chain  # not reached: level `chain` has overlaps
 
     def _pure_answers(self, per_level, mixed):
         """The deepest unit of every cell with one answer per level, by the
@@ -724,6 +757,15 @@ class AssignIndex:
         self._fast_lines = np.where(lines >= 0, np.searchsorted(used, lines), -1).astype(_small_int(len(used)))
         self._fast_answer = answer.astype(_small_int(len(self._geoms), negative=_MIXED))
 
+    def _no_pieces(self):
+        """The mixed cells of an index for one call: every one a leaf, its
+        points tested exactly against its candidates."""
+        self._depth = 0
+        self._child = np.full(self._mixed.count, -1, dtype=np.int8)
+        self._segments = np.zeros((4, 0))
+        self._fast_lines = np.full((0, _FEW_SEGMENTS), -1, dtype=np.int8)
+        self._fast_answer = np.full((0, 2**_FEW_SEGMENTS), _MIXED, dtype=np.int8)
+
     def _fingerprint(self) -> str:
         digest = hashlib.sha1(repr((self.levels, self.cell_m)).encode())
         for codes in self.codes.values():
@@ -748,6 +790,8 @@ class AssignIndex:
         """The rule for points in mixed cells: by the piece of the cell they
         are certainly in when one or two segments cut it, else by exact tests."""
         slot = self._mixed.rank(cell)
+        if not len(self._fast_lines):  # an index without pieces (for one call)
+            return self._exact(x, y, slot)
         node = self._leaf(x, y, slot)
         deepest = np.full(len(x), _MIXED, dtype=np.int64)
         tie = np.zeros(len(x), dtype=bool)
@@ -872,6 +916,8 @@ class AssignIndex:
         if "_child" not in state:  # pickled before the quadtree: its mixed cells are all leaves
             state["_depth"] = 0
             state["_child"] = np.full(state["_mixed"].count, -1, dtype=np.int32)
+        if "token" in state:  # pickled before the token was made on first use
+            state["_token"] = state.pop("token")
         self.__dict__.update(state)
         self._geoms = np.asarray(self.grids.geometry.array, dtype=object)
         shapely.prepare(self._geoms)
@@ -884,6 +930,27 @@ class AssignIndex:
         return (f"<AssignIndex {units}; {self._raster.nx}x{self._raster.ny} cells of "
                 f"{self.cell_m:g} m, {self._mixed.count:,} crossed by a boundary, "
                 f"{len(self._child) - self._mixed.count:,} quarters; {self.nbytes / 1e6:.1f} MB>")
+
+
+class _Validity:
+    """Per level, whether its units overlap (``valid[i]`` is True when
+    none do), found with GEOS's coverage validation on first asking, or
+    known to follow from the level below (:meth:`AssignIndex._tiled_levels`).
+    A valid coverage has no overlaps; one whose edges merely do not match
+    counts as overlapping, which only costs speed."""
+
+    def __init__(self, geoms, level_units):
+        self._geoms, self._units, self._known = geoms, level_units, {}
+
+    def __getitem__(self, i):
+        if i not in self._known:
+            units = self._units[i]
+            self._known[i] = len(units) < 2 or bool(shapely.coverage_is_valid(self._geoms[units]))
+        return self._known[i]
+
+    def follows(self, levels):
+        for i in levels:
+            self._known[i] = True
 
 
 class _Rank:

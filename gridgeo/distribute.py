@@ -38,7 +38,9 @@ The input frames are held by the client: it places the points in their
 top-level unit (an index of the top level only, cheap), and ships each task
 its share. Reading partitioned files straight on the workers is not done.
 Assignment itself takes Dask collections instead (:func:`gridgeo.assign` of a
-dask-geopandas frame). Validation and tile building do not run on Dask yet.
+dask-geopandas frame). :func:`gridgeo.validate` takes a ``client`` too and
+partitions by the same rule, with a halo of neighbouring units (see there).
+Tile building does not run on Dask yet.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ import pandas as pd
 from gridgeo import crs as gcrs
 from gridgeo.schema import DEFAULT_SCHEME, check, level_names
 
-__all__ = ["Part", "split", "run"]
+__all__ = ["Part", "split", "run", "top_owner"]
 
 
 _LAYERS = ("addresses", "events", "stations")  # checked against the schema; others are checked by their task
@@ -104,7 +106,7 @@ def split(grids, layers: dict, *, scheme=None):
     top = level_names(grids, scheme)[0]
     on_top = (grids["level"] == top).to_numpy()
     top_index = AssignIndex(grids[on_top], scheme=scheme)
-    owner = _top_owner(grids, top)
+    owner = top_owner(grids, top)
     codes = np.sort(grids.loc[on_top, "code"].to_numpy(dtype=object))
     rows = {layer: None for layer in layers}
     unplaced = {}
@@ -129,9 +131,18 @@ def split(grids, layers: dict, *, scheme=None):
     return parts, unplaced, top
 
 
-def _top_owner(grids, top):
+def top_owner(grids, top):
     """Per unit, the code of the top-level unit above it (itself at the top), by following parents;
-    None for a unit whose parents never reach the top."""
+    None for a unit whose parents never reach the top (the partition rule of the module notes).
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> grids = gridgeo.sample.load().grids
+    >>> owner = top_owner(grids, "town")
+    >>> sorted(set(owner)) == sorted(grids.loc[grids["level"] == "town", "code"])
+    True
+    """
     codes = grids["code"].to_numpy(dtype=object)
     tops = pd.Index(codes[(grids["level"] == top).to_numpy()])
     parent_of = pd.Series(grids["parent"].to_numpy(dtype=object), index=codes)

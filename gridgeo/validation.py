@@ -227,7 +227,7 @@ _REASON = re.compile(r"^(?P<reason>[^\[]+)(?:\[(?P<x>\S+) (?P<y>\S+)\])?")
 
 def validate(grids, *, levels=None, gap_width=2.0, sliver_area=100.0, tolerance=1.0,
              compactness=0.1, scheme: CodeScheme = DEFAULT_SCHEME, source=None, name="grids",
-             progress=False):
+             progress=False, client=None):
     """Check a grid hierarchy and report every problem, where it is and what to do.
 
     Parameters
@@ -259,7 +259,11 @@ def validate(grids, *, levels=None, gap_width=2.0, sliver_area=100.0, tolerance=
     name : str, default "grids"
         What to call the input in error messages (a file name).
     progress : bool, default False
-        Show a progress bar (tqdm, on stderr) over the checks.
+        Show a progress bar (tqdm, on stderr) over the checks (over the
+        parts, with a `client`).
+    client : distributed.Client, optional
+        Check on this Dask cluster, one task per top-level unit (see Notes);
+        the report is the in-memory one.
 
     Returns
     -------
@@ -299,6 +303,21 @@ def validate(grids, *, levels=None, gap_width=2.0, sliver_area=100.0, tolerance=
     its first number (GB/T 10114 numbers streets 001–099 and towns from 100,
     communities 001–199 and villages from 200).
 
+    With a `client`, the units are split as :mod:`gridgeo.distribute` splits
+    them: one part per unit of the top level present, holding it and every
+    unit below it. Each part is checked on a worker with a halo: every unit
+    lying within a metre of one of its units (holes filled), and their
+    parents up to the top, so that an overlap, a mismatched edge or a
+    neighbour across the partition is seen exactly as in memory; a part
+    reports only the problems of its own units (an overlap belongs to the
+    smaller code, a gap to its parent). The client checks the codes (they
+    need every code at once) and the gaps the top-level units enclose
+    between them, and hands every gap to the parts before they look at
+    edges (an edge at a gap is the gap's). The rows and their order are the
+    in-memory ones. A frame whose codes are empty or not unique, or whose
+    checked units do not all reach a top-level unit by their parents, is
+    checked as one task.
+
     Examples
     --------
     >>> import gridgeo
@@ -316,9 +335,11 @@ def validate(grids, *, levels=None, gap_width=2.0, sliver_area=100.0, tolerance=
     frame = _checked_grids(grids, source=source, scheme=scheme, name=name)
     options = _Options.checked(gap_width=gap_width, sliver_area=sliver_area,
                                tolerance=tolerance, compactness=compactness)
-    run = _Run(_Hierarchy.build(frame, scheme, _levels_to_check(frame, levels, scheme)), options)
-    steps = (_code_problems, _geometry_problems, _shape_problems, _overlap_problems,
-             _nesting_problems, _gap_problems, _edge_problems)
+    levels = _levels_to_check(frame, levels, scheme)
+    if client is not None:
+        return _validate_on(client, frame, scheme, levels, options, progress)
+    run = _Run(_Hierarchy.build(frame, scheme, levels), options)
+    steps = (_code_problems, *_unit_steps(), _edge_problems)
     pieces = [step(run) for step in _progress(steps, progress, "validating")]
     return _report(pieces, run.h)
 
@@ -438,10 +459,11 @@ class _Hierarchy:
     code_form: tuple = None    # see _well_formed
 
     @classmethod
-    def build(cls, frame, scheme, levels):
+    def build(cls, frame, scheme, levels, metric=None):
         n = len(frame)
         # with nothing to measure any metric CRS will do
-        metric = metric_crs(frame) if n and not frame.geometry.is_empty.all() else pyproj.CRS.from_epsg(4549)
+        if metric is None:
+            metric = metric_crs(frame) if n and not frame.geometry.is_empty.all() else pyproj.CRS.from_epsg(4549)
         geoms = np.asarray(frame.geometry.to_crs(metric).array, dtype=object)
         code, level, parent = (frame[c].to_numpy(dtype=object) for c in ("code", "level", "parent"))
         names = frame["name"].to_numpy(dtype=object) if "name" in frame.columns else np.full(n, "", object)
@@ -536,6 +558,8 @@ class _Run:
     overlaps: tuple = (np.zeros(0, int), np.zeros(0, int), np.zeros(0, object))  # (i, j, geometry)
     geo_parent: np.ndarray = None    # parent position by geometry (wrong_parent units corrected)
     gaps: np.ndarray = field(default_factory=lambda: np.zeros(0, object))  # gap and uncovered pieces
+    own: np.ndarray = None           # on Dask: the part's own units (the others are its halo)
+    top: str = None                  # on Dask: the top level, whose enclosed gaps the client finds
 
     def rows(self, kind, unit=None, *, geometry, zh, en, code=None, codes=None, level=None,
              parent=None, area=None):
@@ -720,6 +744,10 @@ def _pairs_between(tree_geoms, query_geoms, predicate="intersects", distance=Non
 
 
 # --- the checks: codes ----------------------------------------------------------------
+
+
+def _unit_steps():
+    return (_geometry_problems, _shape_problems, _overlap_problems, _nesting_problems, _gap_problems)
 
 
 def _code_problems(run):
@@ -1130,6 +1158,8 @@ def _overlap_problems(run):
         pairs.append(np.stack([mine[q], mine[t]]))
     q, t = np.concatenate(pairs, axis=1)
     q, t = q[q < t], t[q < t]
+    order = np.lexsort((t, q))  # in the frame's order, whatever the trees' (a part on Dask has its own)
+    q, t = q[order], t[order]
     inner = shapely.relate_pattern(polys[q], polys[t], "T********")
     q, t = q[inner], t[inner]
     shared = _polygonal(shapely.intersection(polys[q], polys[t]))
@@ -1296,6 +1326,8 @@ def _gap_problems(run):
             p, g = _uncovered_parents(run, level, units[owner >= 0], owner[owner >= 0])
             pieces.append(p), parent_of_piece.append(g), levels.append(np.full(len(p), level, dtype=object))
         orphans = units[owner < 0]
+        if run.own is not None:  # a part on Dask: its own groups; the top's are the client's
+            orphans = orphans[run.own[orphans]] if level != run.top else orphans[:0]
         p, g = _enclosed_gaps(h, orphans)
         pieces.append(p), parent_of_piece.append(g), levels.append(np.full(len(p), level, dtype=object))
     if not pieces:
@@ -1308,7 +1340,8 @@ def _uncovered_parents(run, level, children, owner):
     """Pieces of the parents of `level` not covered by their children, and the
     parent code of each piece."""
     h = run.h
-    parents = np.flatnonzero(h.alive & (h.level == h.scheme.parent_level(level)))
+    parents = np.flatnonzero(h.alive & (h.level == h.scheme.parent_level(level))
+                             & (True if run.own is None else run.own))
     if len(parents) == 0:
         return np.zeros(0, object), np.zeros(0, object)
     # the cheap test first: children inside their parent, not overlapping each
@@ -1413,6 +1446,137 @@ def _gap_text_en(kind, parent, level, area, width, near, whole):
         return (f"a gap about {width:,.2f} m wide and {_m2(area)} m² in area between the {level} units "
                 f"of {parent}{beside}")
     return f"{_m2(area)} m² of {parent} is covered by no {level} unit{beside}"
+
+
+# ----------------------------------------------------------------------------
+# validate on Dask
+# ----------------------------------------------------------------------------
+
+_HALO_M = 1.0  # metres around each unit's bounding box: far beyond _NEAR and _LENGTH_EPS
+
+
+def _validate_on(client, frame, scheme, levels, options, progress):
+    """:func:`validate` on a Dask cluster (its Notes): the same report."""
+    from gridgeo import distribute
+
+    h = _Hierarchy.build(frame, scheme, levels)
+    run = _Run(h, options)
+    top = next((lv for lv in scheme.names if lv in set(h.level)), None)
+    owner = distribute.top_owner(frame, top) if top is not None else np.full(len(frame), None)
+    placed = np.array([o is not None for o in owner], dtype=bool)
+    if not len(frame) or (h.code == "").any() or not pd.Index(h.code).is_unique or (h.checked & ~placed).any():
+        task = client.submit(_whole, frame, scheme, levels, options, pure=False)
+        return _report(task.result(), h)
+    code_rows = _code_problems(run)
+    top_pieces, top_rows = _top_gaps(run, top)
+    parts = _parts(h, owner, placed, top)
+    shared = dict(scheme=scheme, levels=levels, options=options, metric=h.metric, top=top)
+    states = [client.submit(_part_state, frame.iloc[rows], own, pure=False, **shared) for rows, own in parts]
+    gaps = client.gather([client.submit(_part_gaps, state, pure=False) for state in states])
+    every_gap = np.concatenate([*gaps, top_pieces])
+    tasks = [client.submit(_part_rows, state, every_gap, pure=False) for state in states]
+    if progress:
+        from distributed import as_completed
+
+        for _ in _progress(as_completed(tasks), progress, "validating", unit="part"):
+            pass
+    rows = client.gather(tasks)
+    return _report([code_rows, top_rows, *rows], h)
+
+
+def _whole(frame, scheme, levels, options):
+    """Every check of the whole frame in one task: the report's pieces."""
+    run = _Run(_Hierarchy.build(frame, scheme, levels), options)
+    return [step(run) for step in (_code_problems, *_unit_steps(), _edge_problems)]
+
+
+def _top_gaps(run, top):
+    """The gaps the top-level units enclose between them (they span the
+    parts): the pieces and their report rows, as :func:`_gap_problems`."""
+    h = run.h
+    none = np.zeros(0, object)
+    if top not in h.levels or not h.scheme.level(top).full:
+        return none, None
+    units = np.flatnonzero(h.checked & h.alive & (h.level == top))
+    orphans = units[h.parent_pos[units] < 0]  # a top-level unit has no parent in the frame
+    pieces, groups = _enclosed_gaps(h, orphans)
+    if not len(pieces):
+        return none, None
+    run.geo_parent = h.parent_pos.copy()  # only the top level's neighbours count, which have no parent
+    return pieces, _gap_rows(run, pieces, groups, np.full(len(pieces), top, dtype=object))
+
+
+def _parts(h, owner, placed, top):
+    """Per top-level unit, in code order: (rows of the frame, own units among
+    them), the rows being its units, the halo and the halo's parents up to
+    the top. The halo of a unit is every unit within `_HALO_M` of it, its
+    holes filled (its overlaps, neighbours, parents, what fills its holes);
+    for a unit whose parent is not in the frame, every unit within
+    `_HALO_M` of the bounding box of all its siblings (any unit there may
+    fill a gap they enclose together)."""
+    tops, part = np.unique(owner[placed].astype(str), return_inverse=True)
+    part_of = np.full(len(h.code), -1)
+    part_of[placed] = part
+    alive = np.flatnonzero(h.alive)
+    tree = shapely.STRtree(h.polys[alive])
+    orphan = (h.parent_pos[alive] < 0) & (h.level[alive] != top)
+    pieces, piece_of = shapely.get_parts(h.polys[alive[~orphan]], return_index=True)
+    shells = shapely.polygons(shapely.get_exterior_ring(pieces))
+    bounds = shapely.bounds(shells)
+    boxes = shapely.box(bounds[:, 0] - _HALO_M, bounds[:, 1] - _HALO_M, bounds[:, 2] + _HALO_M,
+                        bounds[:, 3] + _HALO_M)
+    piece, other = tree.query(boxes)  # boxes meeting boxes: the distance is tested where it matters
+    near = alive[~orphan][piece_of[piece]]
+    across = np.flatnonzero(part_of[near] != part_of[alive[other]])
+    shapely.prepare(shells)
+    far = across[~shapely.dwithin(shells[piece[across]], h.polys[alive[other[across]]], _HALO_M)]
+    keep = np.ones(len(near), dtype=bool)
+    keep[far] = False  # within a part, or near a unit of another part
+    near, other = near[keep], other[keep]
+    if orphan.any():
+        bounds = pd.DataFrame(shapely.bounds(h.polys[alive[orphan]]), columns=["x0", "y0", "x1", "y1"])
+        grouped = bounds.groupby([h.parent[alive[orphan]], h.level[alive[orphan]]])
+        boxes = shapely.box(grouped["x0"].transform("min") - _HALO_M, grouped["y0"].transform("min") - _HALO_M,
+                            grouped["x1"].transform("max") + _HALO_M, grouped["y1"].transform("max") + _HALO_M)
+        box_of, in_box = tree.query(boxes, predicate="intersects")
+        near, other = np.r_[near, alive[orphan][box_of]], np.r_[other, in_box]
+    keys = part_of[near] * len(h.code) + alive[other]
+    keys = keys[part_of[near] >= 0]
+    while True:  # the parents of the halo, up the hierarchy
+        unit = keys % len(h.code)
+        parent = h.parent_pos[unit]
+        more = np.setdiff1d((keys // len(h.code) * len(h.code) + parent)[parent >= 0], keys)
+        if not len(more):
+            break
+        keys = np.union1d(keys, more)
+    keys = np.union1d(keys, part_of[placed] * len(h.code) + np.flatnonzero(placed))
+    which, unit = keys // len(h.code), keys % len(h.code)
+    starts = np.searchsorted(which, np.arange(len(tops) + 1))
+    out = []
+    for p in range(len(tops)):
+        rows = unit[starts[p]:starts[p + 1]]  # sorted: the frame's order
+        out.append((rows, part_of[rows] == p))
+    return out
+
+
+def _part_state(frame, own, *, scheme, levels, options, metric, top):
+    """A part checked on a worker, but for its edges (they wait for every gap)."""
+    run = _Run(_Hierarchy.build(frame, scheme, levels, metric=metric), options, own=own, top=top)
+    run.pieces = [step(run) for step in _unit_steps()]
+    return run
+
+
+def _part_gaps(run):
+    return run.gaps
+
+
+def _part_rows(run, every_gap):
+    """The part's report rows about its own units, its edges checked with every gap."""
+    run.gaps = every_gap
+    rows = _concat([*run.pieces, _edge_problems(run)])
+    if rows is None:
+        return None
+    return rows[rows["code"].isin(run.h.code[run.own])].reset_index(drop=True)
 
 
 # ----------------------------------------------------------------------------

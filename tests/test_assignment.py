@@ -99,10 +99,10 @@ def test_identical_to_exact_covers_join(sample, hard_points, reference, cell_m):
 
 
 def test_a_call_given_grids_builds_a_lighter_index_with_the_same_answers(sample, hard_points, reference):
-    result = assign(hard_points, sample.grids)  # coarser cells and no quarters, built inside
+    result = assign(hard_points, sample.grids)  # no quarters, no pieces: built inside
     assert_same_as_reference(result, reference, AssignIndex(sample.grids).levels)
     light = AssignIndex(sample.grids, _one_call=True)
-    assert light.cell_m > AssignIndex(sample.grids).cell_m and light._depth == 0
+    assert light._depth == 0 and not len(light._fast_lines) and light.nbytes < AssignIndex(sample.grids).nbytes
 
 
 def test_every_shared_edge_point_goes_to_exactly_one_unit_the_smallest_code(sample, index):

@@ -33,7 +33,7 @@ _MBTILES_APPLICATION_ID = 0x4D504258  # "MPBX", as the MBTiles 1.3 specification
 
 
 def write_mbtiles(tileset, path, *, minzoom: int | None = None, maxzoom: int | None = None, layers=None,
-                  overwrite: bool = False, progress: bool = False) -> Path:
+                  overwrite: bool = False, progress: bool = False, client=None) -> Path:
     """Write every non-empty tile of a tile set to an MBTiles 1.3 file.
 
     The file is SQLite with the specification's two tables, as tippecanoe
@@ -59,6 +59,9 @@ def write_mbtiles(tileset, path, *, minzoom: int | None = None, maxzoom: int | N
         Replace an existing file.
     progress : bool, default False
         Show a progress bar (tqdm).
+    client : distributed.Client, optional
+        Render the tiles on this Dask cluster, as :func:`gridgeo.tiles.export`
+        does; the file is the same, byte for byte.
 
     Returns
     -------
@@ -100,7 +103,7 @@ def write_mbtiles(tileset, path, *, minzoom: int | None = None, maxzoom: int | N
         """)
         zooms = set()
         with db:
-            for z, x, y, data in rendered(tileset, ranges, progress=progress):
+            for z, x, y, data in rendered(tileset, ranges, progress=progress, client=client):
                 db.execute("INSERT INTO tiles VALUES (?, ?, ?, ?)", (z, x, (1 << z) - 1 - y, _gzip(data)))
                 zooms.add(z)
             meta = written_metadata(tileset, ranges, zooms, name=path.stem)
@@ -109,7 +112,7 @@ def write_mbtiles(tileset, path, *, minzoom: int | None = None, maxzoom: int | N
 
 
 def write_pmtiles(tileset, path, *, minzoom: int | None = None, maxzoom: int | None = None, layers=None,
-                  overwrite: bool = False, progress: bool = False) -> Path:
+                  overwrite: bool = False, progress: bool = False, client=None) -> Path:
     """Write every non-empty tile of a tile set to a PMTiles v3 file.
 
     The tiles go in Hilbert order (the archive is *clustered*), each
@@ -134,6 +137,9 @@ def write_pmtiles(tileset, path, *, minzoom: int | None = None, maxzoom: int | N
         Replace an existing file.
     progress : bool, default False
         Show a progress bar (tqdm).
+    client : distributed.Client, optional
+        Render the tiles on this Dask cluster, as :func:`gridgeo.tiles.export`
+        does; the file is the same, byte for byte.
 
     Returns
     -------
@@ -183,7 +189,8 @@ def write_pmtiles(tileset, path, *, minzoom: int | None = None, maxzoom: int | N
         writer = Writer(f)
         zooms = set()
         # Hilbert order within each zoom; tile ids of a zoom all exceed those of the zoom below
-        for z, x, y, data in rendered(tileset, ranges, progress=progress, order=lambda t: zxy_to_tileid(*t)):
+        for z, x, y, data in rendered(tileset, ranges, progress=progress, order=lambda t: zxy_to_tileid(*t),
+                                      client=client):
             writer.write_tile(zxy_to_tileid(z, x, y), _gzip(data))
             zooms.add(z)
         meta = written_metadata(tileset, ranges, zooms, name=path.stem)

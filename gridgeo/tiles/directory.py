@@ -34,7 +34,8 @@ _GEOMETRY = {"polygon": "Polygon", "line": "LineString", "point": "Point"}
 
 
 def export(tileset, path, *, format: str | None = None, minzoom: int | None = None,
-           maxzoom: int | None = None, layers=None, overwrite: bool = False, progress: bool = False) -> Path:
+           maxzoom: int | None = None, layers=None, overwrite: bool = False, progress: bool = False,
+           client=None) -> Path:
     """Write every non-empty tile of a tile set to a directory, an MBTiles or a PMTiles file.
 
     Tiles are rendered for every zoom from ``minzoom`` to ``maxzoom`` over the
@@ -65,6 +66,9 @@ def export(tileset, path, *, format: str | None = None, minzoom: int | None = No
         Replace an existing file or a non-empty directory.
     progress : bool, default False
         Show a progress bar (tqdm).
+    client : distributed.Client, optional
+        Render the tiles on this Dask cluster (see Notes); the output is the
+        same, byte for byte.
 
     Returns
     -------
@@ -101,6 +105,14 @@ def export(tileset, path, *, format: str | None = None, minzoom: int | None = No
       tile unit at z0 leaves z0 empty, and then the metadata start at z1),
       and each of ``vector_layers`` gives the zooms its layer was drawn at.
 
+    With a `client`, the tile set is copied to every worker once (without its
+    cache; geometry the tile set's ``simplified`` keeps is read here and sent
+    with it) and the tiles, in the order they are written, are cut into
+    runs of consecutive addresses, a few per worker; each run is rendered on
+    a worker, and the runs are written here in order as they arrive. Each
+    worker simplifies the zooms it draws once for itself, as this process
+    would. Warnings a worker raises are raised here, once each.
+
     Examples
     --------
     >>> import json, tempfile
@@ -121,11 +133,11 @@ def export(tileset, path, *, format: str | None = None, minzoom: int | None = No
 
         write = archive.write_mbtiles if kind == "mbtiles" else archive.write_pmtiles
         return write(tileset, path, minzoom=minzoom, maxzoom=maxzoom, layers=layers, overwrite=overwrite,
-                     progress=progress)
+                     progress=progress, client=client)
     ranges, _, _ = zoom_ranges(tileset, layers, minzoom, maxzoom)
     with staged_directory(path, overwrite=overwrite) as staged:
         zooms = set()
-        for z, x, y, data in rendered(tileset, ranges, progress=progress):
+        for z, x, y, data in rendered(tileset, ranges, progress=progress, client=client):
             tile = staged / str(z) / str(x) / f"{y}.pbf"
             tile.parent.mkdir(parents=True, exist_ok=True)
             tile.write_bytes(data)
@@ -227,13 +239,15 @@ def zoom_ranges(tileset, layers=None, minzoom: int | None = None, maxzoom: int |
     return ranges, lo, hi
 
 
-def rendered(tileset, ranges, *, progress: bool = False, order=None):
+def rendered(tileset, ranges, *, progress: bool = False, order=None, client=None):
     """``(z, x, y, data)`` of every non-empty tile, zoom by zoom, with the layers of ``ranges``.
 
     At each zoom the tiles covering the bounds of the layers drawn there
     are rendered (``order`` sorts them within the zoom: a key on ``(z, x,
     y)``); tiles that hold nothing are skipped. Rendering bypasses the tile
     set's cache, so an export does not flush the tiles a service keeps hot.
+    With a Dask ``client`` the tiles are rendered on its workers and come
+    in the same order (see :func:`export`).
     """
     addresses = []
     for z in range(min(a for a, _ in ranges.values()), max(b for _, b in ranges.values()) + 1):
@@ -242,10 +256,18 @@ def rendered(tileset, ranges, *, progress: bool = False, order=None):
             continue
         tiles = [(z, t.x, t.y) for t in TMS.tiles(*tileset.lonlat_bounds(names), zooms=[z])]
         addresses += sorted(tiles, key=order) if order is not None else tiles
+    if client is not None:
+        yield from _rendered_on(client, tileset, ranges, addresses, progress)
+        return
     if progress:
         from tqdm import tqdm
 
         addresses = tqdm(addresses, desc="tiles", unit="tile")
+    yield from _render_run(tileset, ranges, addresses)
+
+
+def _render_run(tileset, ranges, addresses):
+    """The non-empty tiles of `addresses`, in their order."""
     pad = tileset.buffer / tileset.extent
     for z, x, y in addresses:
         box = buffered(TMS.xy_bounds(x, y, z), pad)
@@ -254,6 +276,62 @@ def rendered(tileset, ranges, *, progress: bool = False, order=None):
         data = tileset.render_sources(active, z, x, y) if active else b""
         if data:
             yield z, x, y, data
+
+
+_RUNS_PER_WORKER = 4  # runs of tiles per worker: enough to even out dense and empty areas
+_RUN_MIN = 64         # tiles in a run at the least: each run is one task
+
+
+def _rendered_on(client, tileset, ranges, addresses, progress):
+    """:func:`rendered` on a Dask cluster: runs of consecutive addresses rendered on the workers,
+    yielded in order."""
+    import warnings
+
+    from gridgeo.tiles.tileset import TileSet
+
+    kept = tileset.sources.simplified
+    if kept is not None:  # read here what the tile set keeps: the callable may hold a store
+        kept = _Kept({(n, z): kept(n, z) for n, (a, b) in ranges.items() for z in range(a, b + 1)})
+    copy = TileSet(list(tileset.layers.values()), version=tileset.version, extent=tileset.extent,
+                   buffer=tileset.buffer, tolerance=tileset.tolerance, simplified=kept)
+    shipped = client.scatter(copy, broadcast=True, hash=False)
+    workers = max(1, len(client.scheduler_info()["workers"]))
+    size = max(_RUN_MIN, -(-len(addresses) // (workers * _RUNS_PER_WORKER)))
+    futures = [client.submit(_render_remote, shipped, ranges, addresses[i:i + size], pure=False)
+               for i in range(0, len(addresses), size)]
+    if progress:
+        from tqdm import tqdm
+
+        futures = tqdm(futures, desc="tile runs", unit="run")
+    warned = set()
+    for future in futures:
+        tiles, caught = future.result()
+        future.release()
+        for message, category in caught:
+            if (message, category) not in warned:
+                warned.add((message, category))
+                warnings.warn(message, category, stacklevel=4)
+        yield from tiles
+
+
+def _render_remote(tileset, ranges, addresses):
+    """One run on a worker: its non-empty tiles and the warnings raised."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tiles = list(_render_run(tileset, ranges, addresses))
+    return tiles, [(str(w.message), w.category) for w in caught]
+
+
+class _Kept:
+    """A tile set's ``simplified`` as a table read beforehand: ``(layer, z)`` -> geometry or None."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def __call__(self, layer, z):
+        return self.table.get((layer, z))
 
 
 def written_metadata(tileset, ranges, zooms, *, name: str) -> dict:

@@ -146,6 +146,12 @@ class TileSet:
     def __repr__(self) -> str:
         return f"TileSet({list(self.layers)}, version={self.version!r}, zooms {self.minzoom}-{self.maxzoom})"
 
+    def __reduce__(self):
+        """Pickled (a Dask worker's copy) without its cache and the zoom geometry made so far, which the
+        copy makes again or takes from ``simplified`` (which must pickle too)."""
+        return (_restored, (list(self.layers.values()), self.version, self.extent, self.buffer, self.tolerance,
+                            self.sources.simplified))
+
     @property
     def minzoom(self) -> int:
         return min(layer.minzoom for layer in self.layers.values())
@@ -350,7 +356,7 @@ class TileSet:
         }
 
     def export(self, directory, *, minzoom: int | None = None, maxzoom: int | None = None, layers=None,
-               overwrite: bool = False, progress: bool = False):
+               overwrite: bool = False, progress: bool = False, client=None):
         """Write the tiles to ``directory/z/x/y.pbf`` with a tippecanoe-style ``metadata.json``.
 
         See :func:`gridgeo.tiles.export` for the details.
@@ -358,7 +364,7 @@ class TileSet:
         from gridgeo.tiles.directory import export
 
         return export(self, directory, minzoom=minzoom, maxzoom=maxzoom, layers=layers,
-                      overwrite=overwrite, progress=progress)
+                      overwrite=overwrite, progress=progress, client=client)
 
     # --- steps ----------------------------------------------------------------
 
@@ -390,6 +396,10 @@ class TileSet:
         return encode_tile([source.encode(z, grid, self._tolerance(z)) for source in sources])
 
 
+def _restored(layers, version, extent, buffer, tolerance, simplified):
+    return TileSet(layers, version=version, extent=extent, buffer=buffer, tolerance=tolerance, simplified=simplified)
+
+
 class _TileGrid:
     """A tile's box in Web Mercator and the affine map to its integer grid (y down)."""
 
@@ -418,14 +428,14 @@ class _Sources(dict):
     def __init__(self, layers: dict, simplified):
         super().__init__()
         self._layers = layers
-        self._simplified = simplified
+        self.simplified = simplified  # the tile set's ``simplified``
         self._lock = threading.Lock()
 
     def __missing__(self, name):
         layer = self._layers[name]  # a KeyError names the unknown layer
         with self._lock:
             if not dict.__contains__(self, name):
-                dict.__setitem__(self, name, _Source(layer, self._simplified))
+                dict.__setitem__(self, name, _Source(layer, self.simplified))
             return dict.__getitem__(self, name)
 
 
