@@ -369,6 +369,8 @@ FITS = """(() => {
     };
     const cut = [...document.querySelectorAll('#kpis dd, #kpis dt, #share, #language, .export summary, #label-scale button')]
         .filter((el) => !single(el) || el.scrollWidth > el.clientWidth + 1).map((el) => el.outerHTML);
+    for (const el of document.querySelectorAll('#controls .segmented'))
+        if (el.scrollWidth > el.clientWidth + 1) cut.push(`row ${el.textContent.trim()}`);
     const search = document.getElementById('search');
     if (!room(search, search.placeholder)) cut.push(`placeholder ${search.placeholder}`);
     // every figure's name in the thematic menu (the closed select shows one at a time)

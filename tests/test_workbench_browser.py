@@ -299,6 +299,40 @@ def test_save_and_submit_stay_in_sight_on_a_laptop(open_bench, bench):
     screenshot(page, "workbench-laptop.png")
 
 
+BENCH_FITS = """(() => {
+    // a text against the room inside the element that shows it, in the element's font
+    const ctx = document.createElement('canvas').getContext('2d');
+    const fits = (el, text) => {
+        const cs = getComputedStyle(el);
+        ctx.font = `${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
+        const inner = el.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+        return ctx.measureText(text).width <= inner + 0.5;
+    };
+    const cut = [];
+    for (const el of document.querySelectorAll('#side input[placeholder]'))
+        if (el.offsetParent && !fits(el, el.placeholder)) cut.push(`placeholder ${el.placeholder}`);
+    for (const el of document.querySelectorAll('#side select'))
+        if (el.offsetParent) for (const o of el.options) if (!fits(el, o.textContent + '  ')) cut.push(`menu ${o.textContent}`);
+    for (const el of document.querySelectorAll('#side .segmented button, #side .field > span, #top button'))
+        if (el.offsetParent && !fits(el, el.textContent.trim())) cut.push(`text ${el.textContent.trim()}`);
+    // a row of buttons clipped by its box (each button wide enough, the row not)
+    for (const el of document.querySelectorAll('#side .segmented'))
+        if (el.offsetParent && el.scrollWidth > el.clientWidth + 1) cut.push(`row ${el.textContent.trim()}`);
+    return cut;
+})()"""
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_on_a_laptop_the_side_bar_holds_its_words_in_either_language(open_bench, bench, lang):
+    """English words are longer than Chinese ones: at 1366 no placeholder, menu, button or label is cut."""
+    page, _ = open_bench(bench.keys["li"], lang=lang, viewport=LAPTOP)
+    assert page.evaluate("document.getElementById('side') !== null")
+    assert page.evaluate(BENCH_FITS) == []
+    letter = page.evaluate("parseFloat(getComputedStyle(document.querySelector('.brand .motto')).letterSpacing)")
+    assert letter < (3 if lang == "en" else 99)  # Latin words are not spread like Chinese characters
+    screenshot(page, f"workbench-start-{lang}-1366.png")
+
+
 def test_open_a_village_and_paint_a_block_into_its_neighbour(open_bench, bench, reference, adjacency):
     page, watch = open_bench(bench.keys["zhang"])
     screenshot(page, "workbench-start.png")
