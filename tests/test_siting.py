@@ -277,7 +277,7 @@ def test_per_unit_rows_add_up_to_the_town(sample, town_network):
 
 
 def test_evaluate_with_no_sites_changes_nothing(small, town_network, sample):
-    addresses, stations, candidates, e, c, hh = small
+    addresses, stations, candidates, e, _, hh = small
     got = gs.evaluate(addresses, stations, town_network, candidates.iloc[:0], radius_m=RADIUS, units=sample.grids)
     assert len(got.sites) == 0 and (got.per_unit["households_gained"] == 0).all()
     assert got.figures.loc["after", "households_covered"] == hh[e <= RADIUS].sum()
