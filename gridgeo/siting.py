@@ -101,6 +101,10 @@ class Siting:
         Given ``units=``: :func:`per_unit` of the answer, the households and
         addresses within the radius of every unit of the level, before and
         after, and gained. None without units.
+    totals : dict
+        The same figures for every address given: ``addresses``,
+        ``households``, ``addresses_before`` ... ``households_gained``,
+        ``share_before``, ``share_after`` (of households), ``radius_m``.
     """
 
     sites: gpd.GeoDataFrame
@@ -111,6 +115,7 @@ class Siting:
     model: str
     details: dict = dataclasses.field(default_factory=dict)
     per_unit: gpd.GeoDataFrame | None = None
+    totals: dict = dataclasses.field(default_factory=dict)
 
     def __repr__(self) -> str:
         return f"Siting({self.model}: {len(self.sites)} site(s); {self.message})"
@@ -690,10 +695,25 @@ def _check_units(units, addresses):
 
 
 def _circles(radius_m) -> dict:
-    """The standard circles, and the siting radius as one more (in minutes at the default speed)."""
+    """The standard circles, and the siting radius as one more, keyed between its neighbours.
+
+    Minutes must grow with metres (:func:`gridgeo.coverage.nearest_station`), and the
+    standard's 5 and 10 minutes are stricter than the walking speed: 10 minutes' walk at
+    4 km/h (667 m) lies between its 10 (500 m) and 15 minutes (1,000 m). So the radius is
+    keyed by a minute label between those of its neighbours (whole minutes apart, so
+    that the labels stay distinct as integers); only its metres count.
+    """
     circles = dict(gcov.GB50180_CIRCLES)
-    if radius_m not in circles.values():
-        circles[radius_m / (gcov.WALKING_SPEED_KMH * 1000 / 60)] = float(radius_m)
+    radius_m = float(radius_m)
+    if radius_m in circles.values():
+        return circles
+    below = [m for m, d in circles.items() if d < radius_m]
+    above = [m for m, d in circles.items() if d > radius_m]
+    if not above:
+        key = max(max(below) + 1, radius_m / (gcov.WALKING_SPEED_KMH * 1000 / 60))
+    else:
+        key = ((max(below) if below else 0) + min(above)) / 2
+    circles[key] = radius_m
     return dict(sorted(circles.items(), key=lambda kv: kv[1]))
 
 
@@ -944,9 +964,9 @@ def _answer(p: _Problem, chosen, model, *, feasible, message, details) -> Siting
     per_site = newly.groupby("site_id")[["households", "population", "addresses"]].sum()
     # sites given back (a proposal evaluated again) carry the figures of before: they are made anew
     sites = sites.drop(columns=[f"{c}_new" for c in per_site.columns], errors="ignore")
-    sites = sites.join(per_site.rename(columns=lambda c: f"{c}_new"), on="site_id")
-    for col in ("households_new", "population_new", "addresses_new"):
-        sites[col] = sites[col].fillna(0).astype(np.int64)
+    key = sites["site_id"].astype(str)  # as the stations' ids the coverage names
+    for col in per_site.columns:
+        sites[f"{col}_new"] = key.map(per_site[col]).fillna(0).astype(np.int64).to_numpy()
     lead = ["site_id", "households_new", "population_new", "addresses_new"]
     sites = sites[lead + [c for c in sites.columns if c not in lead]]
     if details.get("optimal") is False:
@@ -957,7 +977,22 @@ def _answer(p: _Problem, chosen, model, *, feasible, message, details) -> Siting
                                                  assignment=assignment)
     return Siting(sites=sites, newly_covered=newly.drop(columns="addresses"),
                   figures=_figures(p, after), feasible=bool(feasible), message=message, model=model,
-                  details=details, per_unit=table)
+                  details=details, per_unit=table, totals=_totals(p, after))
+
+
+def _totals(p, after) -> dict:
+    hh = gcov._weights(p.before).get("households", np.ones(len(p.before)))
+    out = {"addresses": len(hh), "households": float(hh.sum())}
+    for label, cov in (("before", p.before), ("after", after)):
+        within = (cov["distance_m"] <= p.radius_m).to_numpy()
+        out[f"addresses_{label}"] = int(within.sum())
+        out[f"households_{label}"] = float(hh[within].sum())
+    for what in ("addresses", "households"):
+        out[f"{what}_gained"] = out[f"{what}_after"] - out[f"{what}_before"]
+    for label in ("before", "after"):
+        out[f"share_{label}"] = out[f"households_{label}"] / out["households"] if out["households"] else None
+    out["radius_m"] = p.radius_m
+    return out
 
 
 def _newly_covered(p, after) -> pd.DataFrame:

@@ -273,6 +273,11 @@ def test_per_unit_rows_add_up_to_the_town(sample, town_network):
         assert table[f"households_{label}"].sum() == figures.loc[label, "households_covered"]
         assert table[f"addresses_{label}"].sum() == figures.loc[label, "addresses_covered"]
     assert table["households_gained"].sum() == got.sites["households_new"].sum()
+    totals = got.totals
+    assert totals["households"] == sample.addresses["households"].sum() == table["households"].sum()
+    assert totals["households_gained"] == table["households_gained"].sum() > 0
+    assert totals["share_after"] == pytest.approx(figures.loc["after", "share_covered"])
+    assert totals["addresses_before"] == table["addresses_before"].sum()
     assert table.crs.to_epsg() == 4490 and table.geometry.notna().all()
 
 
@@ -310,3 +315,12 @@ def test_a_scope_is_a_unit_or_a_box(sample):
 def test_a_scope_that_cannot_be_is_refused(sample, kwargs, error, words):
     with pytest.raises(error, match=words):
         gs.scope(sample.addresses, sample.grids, **kwargs)
+
+
+@pytest.mark.parametrize("radius", [200.0, 400.0, 2000 / 3, 1010.0])
+def test_any_radius_is_measured(small, town_network, radius):
+    """Radii between and beyond the standard's circles (10 minutes' walk at 4 km/h is 667 m)."""
+    addresses, stations, candidates, e, c, hh = small
+    got = gs.evaluate(addresses, stations, town_network, candidates.iloc[[2, 6]], radius_m=radius)
+    assert got.figures.loc["after", "households_covered"] == covered(e, c, hh, [2, 6], radius=radius)
+    assert got.totals["households_before"] == covered(e, c, hh, (), radius=radius)
