@@ -157,13 +157,21 @@ def test_cli_writes_the_chosen_sites(tmp_path, sample, town_network):
 
     from gridgeo.cli import app
 
-    out = tmp_path / "sites.geojson"
-    result = CliRunner().invoke(app, ["site", "--model", "mclp", "--k", "2", "--out", str(out)])
+    out, table = tmp_path / "sites.geojson", tmp_path / "grids.csv"
+    result = CliRunner().invoke(app, ["site", "--model", "mclp", "--k", "2", "--out", str(out), "--per-grid",
+                                      str(table), "--level", "village"])
     assert result.exit_code == 0, result.output
     written = gpd.read_file(out)
-    direct = gs.maximal_coverage(sample.addresses, sample.stations, town_network, k=2)
+    direct = gs.maximal_coverage(sample.addresses, sample.stations, town_network, k=2, units=sample.grids,
+                                 level="village")
     assert written["site_id"].tolist() == direct.sites["site_id"].tolist()
     assert written["households_new"].tolist() == direct.sites["households_new"].tolist()
+    import pandas as pd
+
+    grids = pd.read_csv(table, dtype={"code": str, "parent": str}, encoding="utf-8-sig")
+    assert grids["code"].tolist() == direct.per_unit["code"].tolist()
+    assert grids["households_gained"].tolist() == direct.per_unit["households_gained"].tolist()
+    assert "households gained per village" in result.output
 
 
 def test_cli_exits_non_zero_when_the_request_cannot_be_met(tmp_path, town_network):
