@@ -332,3 +332,25 @@ def test_any_radius_is_measured(small, town_network, radius):
     got = gs.evaluate(addresses, stations, town_network, candidates.iloc[[2, 6]], radius_m=radius)
     assert got.figures.loc["after", "households_covered"] == covered(e, c, hh, [2, 6], radius=radius)
     assert got.totals["households_before"] == covered(e, c, hh, (), radius=radius)
+
+
+def test_evaluate_on_the_whole_town_matches_networkx_and_a_covers_join(sample, town_network):
+    """Every address of 内坑镇, three sites at junctions far from any station, figures per grid2."""
+    metric = town_network.crs
+    junctions = gs.candidate_sites(town_network)
+    roads = roads_reaching(sample.roads, sample.stations)
+    _, on_road = shapely.STRtree(roads.geometry.array).query_nearest(junctions.geometry.array, return_distance=True,
+                                                                     all_matches=False)
+    _, to_station = shapely.STRtree(sample.stations.to_crs(metric).geometry.array).query_nearest(
+        junctions.to_crs(metric).geometry.array, return_distance=True, all_matches=False)
+    far = junctions[(on_road < 1e-9) & (to_station > 1200)]
+    sites = far.iloc[np.linspace(0, len(far) - 1, 3).round().astype(int)]
+    got = gs.evaluate(sample.addresses, sample.stations, town_network, sites, units=sample.grids, level="grid2")
+
+    graph, keys = reference_graph(roads, metric, {"a": sample.addresses, "s": sample.stations, "n": sites})
+    before = nx.multi_source_dijkstra_path_length(graph, set(keys["s"]), weight="length")
+    after = nx.multi_source_dijkstra_path_length(graph, set(keys["s"]) | set(keys["n"]), weight="length")
+    e = np.array([before.get(k, np.inf) for k in keys["a"]])
+    a = np.array([after.get(k, np.inf) for k in keys["a"]])
+    assert_per_unit(got.per_unit, reference_per_unit(sample.addresses, sample.grids, "grid2", e, a, 1000.0))
+    assert got.totals["households_gained"] > 0 and (got.per_unit["households_gained"] > 0).sum() >= 3
