@@ -227,3 +227,26 @@ def test_ten_minutes_walk_is_a_radius_between_the_standards_circles(client, plan
     r = client.post("/siting/propose", json={"unit": VILLAGE, "k": 1, "minutes": 10}, headers=planner)
     assert r.status_code == 200, r.text
     assert r.json()["radius_m"] == pytest.approx(2000 / 3)
+
+
+def test_either_store_gives_the_same_proposal(url, api_keys, planner, proposed, client):
+    """The same answer from a GeoPackage and from PostGIS: the layers read at the version served."""
+    import gridgeo.derived
+    import gridgeo.store
+    from fastapi.testclient import TestClient
+
+    from api import Settings, create_app
+
+    with gridgeo.store.open(url) as store:
+        gridgeo.derived.build(store, progress=False)
+    with TestClient(create_app(Settings(store=url, keys_file=api_keys["file"])),
+                    raise_server_exceptions=False) as other:
+        r = other.post("/siting/propose", json={"unit": VILLAGE, "k": 2, "minutes": 7.5}, headers=planner)
+        assert r.status_code == 200, r.text
+        answer = r.json()
+        assert answer["units"] == proposed["units"] and answer["totals"] == proposed["totals"]
+        assert answer["sites"] == proposed["sites"]
+        moved = {"unit": VILLAGE, "minutes": 7.5, "sites": [[118.4486, 24.7716], [118.4518, 24.7792]]}
+        here = other.post("/siting/evaluate", json=moved, headers=planner)
+    assert here.status_code == 200 and here.json()["totals"]["households_gained"] > 0
+    assert here.json() == client.post("/siting/evaluate", json=moved, headers=planner).json()
