@@ -288,3 +288,27 @@ def roster(services):
         at = None if store.layer_version("roster") <= kept.version else kept.version
         return store.read("roster", at=at).drop(columns=["revision", "geometry"], errors="ignore")
     return services.derived("roster", build)
+
+
+# --- where the next stations go (gridgeo.siting) ---------------------------------------------------
+
+
+def siting_inputs(services):
+    """``(addresses, stations, network, assignment)`` of the version served, for
+    :mod:`gridgeo.siting`: the published layers, the walking network built from the
+    roads in the data's metric CRS (as ``gridgeo prepare`` builds it for coverage),
+    and the addresses' codes at every level. None without addresses, stations or
+    roads. Made once per version."""
+    def build(kept):
+        store = services.store
+        layers = {}
+        for kind in ("addresses", "stations", "roads"):
+            at = None if store.layer_version(kind) <= kept.version else kept.version
+            layers[kind] = store.read(kind, at=at)
+            if layers[kind].empty:
+                return False
+        network = gridgeo.network.build(layers["roads"], metric=metric(services))
+        assignment = gridgeo.assign(layers["addresses"], index(services), name="addresses")
+        return layers["addresses"], layers["stations"], network, assignment
+    made = services.derived("siting", build)
+    return made or None

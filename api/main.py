@@ -24,7 +24,7 @@ from api import derived as api_derived
 from api.dependencies import base_url, cache_control, one_value_each
 from api.limits import BodyLimit, RateLimit
 from api.routes import (admin, analysis, crosswalk, events, exports, features, figures, imports, pages, plans, roster,
-                        tiles)
+                        siting, tiles)
 from api.services import Preparing, Services
 from api.settings import Settings
 from gridgeo.crs import CRSError
@@ -131,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tiles.router())
     app.include_router(figures.router())
     app.include_router(analysis.router())
+    app.include_router(siting.router())
     app.include_router(events.router())
     app.include_router(crosswalk.router())
     app.include_router(roster.router())

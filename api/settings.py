@@ -110,6 +110,8 @@ class Settings(BaseSettings):
     heat_min_cell: float = Field(250.0, ge=50, le=2000, description="the smallest anonymous heat cell (m)")
     heat_period: Literal["month", "quarter", "year"] = "month"
     self_publish: bool = False
+    siting_time_s: float = Field(20.0, gt=0, le=600, description="HiGHS stops a siting proposal after this many "
+                                 "seconds with the best answer found (said not proven optimal)")
     team_office: str | None = Field(None, description="what the public sees of a grid's team: the office's name "
                                     "(as on the 网格牌); default none")
     team_phone: str | None = Field(None, description="the service number the public sees for every grid's team; "

@@ -28,7 +28,14 @@ small before it reaches the solver, exactly where it can be:
 
 Every answer comes back as a :class:`Siting`: the chosen sites with the
 households each newly covers, the addresses newly covered, and the figures
-before and after, recomputed exactly with :func:`gridgeo.coverage.nearest_station`.
+before and after, recomputed exactly with :func:`gridgeo.coverage.nearest_station`;
+given the grids (``units=``), the same figures per unit of a level
+(:attr:`Siting.per_unit`: households gained per grid).
+
+:func:`evaluate` gives the same answer for any sites at all, without
+solving: a site moved by hand on the map is judged by the same rule as the
+ones the models chose. :func:`scope` cuts the addresses and the units to one
+unit (a town, a village) or a box, for a proposal made there.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from dataclasses import dataclass
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from scipy import sparse
 
 from gridgeo import coverage as gcov
@@ -50,7 +58,8 @@ from gridgeo import crs as gcrs
 from gridgeo import network as gnet
 from gridgeo.schema import check
 
-__all__ = ["Siting", "candidate_sites", "maximal_coverage", "set_covering", "p_median"]
+__all__ = ["Siting", "Scope", "candidate_sites", "maximal_coverage", "set_covering", "p_median", "evaluate",
+           "per_unit", "scope"]
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +82,9 @@ class Siting:
         The addresses newly within the radius: ``addr_id``, ``households``,
         ``population``, ``site_id``, ``distance_before_m``, ``distance_m``.
     figures : DataFrame
-        Rows ``before``, ``after`` and ``change``: households and share
-        within the radius and within each life circle, and the mean and
+        Rows ``before``, ``after`` and ``change``: households, share,
+        population and addresses within the radius, households within each
+        life circle, and the mean and
         total walking distance of households to their nearest station.
     feasible : bool
         False when the request cannot be met (households no candidate
@@ -82,10 +92,19 @@ class Siting:
         answer and `message` says what is missing.
     message : str
     model : str
-        ``"maximal_coverage"``, ``"set_covering"`` or ``"p_median"``.
+        ``"maximal_coverage"``, ``"set_covering"``, ``"p_median"`` or
+        ``"evaluate"`` (sites given, see :func:`evaluate`).
     details : dict
         The size of the problem handed to the solver, its status, objective
         and time.
+    per_unit : GeoDataFrame or None
+        Given ``units=``: :func:`per_unit` of the answer, the households and
+        addresses within the radius of every unit of the level, before and
+        after, and gained. None without units.
+    totals : dict
+        The same figures for every address given: ``addresses``,
+        ``households``, ``addresses_before`` ... ``households_gained``,
+        ``share_before``, ``share_after`` (of households), ``radius_m``.
     """
 
     sites: gpd.GeoDataFrame
@@ -95,6 +114,8 @@ class Siting:
     message: str
     model: str
     details: dict = dataclasses.field(default_factory=dict)
+    per_unit: gpd.GeoDataFrame | None = None
+    totals: dict = dataclasses.field(default_factory=dict)
 
     def __repr__(self) -> str:
         return f"Siting({self.model}: {len(self.sites)} site(s); {self.message})"
@@ -146,7 +167,8 @@ def candidate_sites(network, *, min_degree: int = 3, within=None) -> gpd.GeoData
 
 
 def maximal_coverage(addresses, stations, network, *, k: int, radius_m: float = 1000.0, candidates=None,
-                     kinds=None, weight: str = "households", time_limit_s: float = 60.0, solver=None) -> Siting:
+                     kinds=None, weight: str = "households", time_limit_s: float = 60.0, solver=None, units=None,
+                     level: str = "grid2", assignment=None) -> Siting:
     """The best `k` new sites for the most households within `radius_m` (MCLP).
 
     Parameters
@@ -173,6 +195,14 @@ def maximal_coverage(addresses, stations, network, *, k: int, radius_m: float = 
         answer then says it is not proven optimal (``details["optimal"]``).
     solver : pulp solver, optional
         Default ``pulp.HiGHS(msg=False, timeLimit=time_limit_s)``.
+    units : GeoDataFrame or AssignIndex, optional
+        The grids: the answer then carries :attr:`Siting.per_unit`, the
+        figures of every unit of `level` (see :func:`per_unit`).
+    level : str, default "grid2"
+        The level of those figures (any level of `units`).
+    assignment : DataFrame, optional
+        :func:`gridgeo.assign` of the addresses (indexed like them, with a
+        `level` column), to avoid assigning again.
 
     Returns
     -------
@@ -195,7 +225,7 @@ def maximal_coverage(addresses, stations, network, *, k: int, radius_m: float = 
     >>> len(best.sites), bool(best.figures.loc["change", "households_covered"] > 0)
     (2, True)
     """
-    p = _prepare(addresses, stations, network, candidates, radius_m, kinds, weight)
+    p = _prepare(addresses, stations, network, candidates, radius_m, kinds, weight, (units, level, assignment))
     solver = _highs(solver, time_limit_s)
     units, cover, cand = _coverage_units(p)
     if len(cand) == 0:
@@ -209,7 +239,8 @@ def maximal_coverage(addresses, stations, network, *, k: int, radius_m: float = 
 
 
 def set_covering(addresses, stations, network, *, radius_m: float = 1000.0, share: float = 1.0, candidates=None,
-                 kinds=None, weight: str = "households", time_limit_s: float = 60.0, solver=None) -> Siting:
+                 kinds=None, weight: str = "households", time_limit_s: float = 60.0, solver=None, units=None,
+                 level: str = "grid2", assignment=None) -> Siting:
     """The fewest new sites so that `share` of households are within `radius_m` (LSCP).
 
     With ``share=1`` every household must be covered: one set-covering
@@ -218,7 +249,7 @@ def set_covering(addresses, stations, network, *, radius_m: float = 1000.0, shar
 
     Parameters
     ----------
-    addresses, stations, network, radius_m, candidates, kinds, weight, time_limit_s, solver
+    addresses, stations, network, radius_m, candidates, kinds, weight, time_limit_s, solver, units, level, assignment
         As in :func:`maximal_coverage`.
     share : float, default 1.0
         The share of the total `weight` (households) that must end up
@@ -243,7 +274,7 @@ def set_covering(addresses, stations, network, *, radius_m: float = 1000.0, shar
     """
     if not 0 < share <= 1:
         raise ValueError(f"share must be in (0, 1], got {share}")
-    p = _prepare(addresses, stations, network, candidates, radius_m, kinds, weight)
+    p = _prepare(addresses, stations, network, candidates, radius_m, kinds, weight, (units, level, assignment))
     solver = _highs(solver, time_limit_s)
     units, cover, cand = _coverage_units(p)
     total = p.weight.sum()
@@ -273,7 +304,8 @@ def set_covering(addresses, stations, network, *, radius_m: float = 1000.0, shar
 
 def p_median(addresses, stations, network, *, k: int, radius_m: float = 1000.0, candidates=None, kinds=None,
              weight: str = "households", max_candidates: int = 60, aggregate: bool = True,
-             time_limit_s: float = 60.0, solver=None) -> Siting:
+             time_limit_s: float = 60.0, solver=None, units=None, level: str = "grid2",
+             assignment=None) -> Siting:
     """`k` new sites minimising the total walking distance of households (p-median).
 
     Every household walks to its nearest station, existing or new; a new
@@ -281,7 +313,7 @@ def p_median(addresses, stations, network, *, k: int, radius_m: float = 1000.0, 
 
     Parameters
     ----------
-    addresses, stations, network, candidates, kinds, weight, time_limit_s, solver
+    addresses, stations, network, candidates, kinds, weight, time_limit_s, solver, units, level, assignment
         As in :func:`maximal_coverage`.
     k : int
         How many new sites.
@@ -317,7 +349,7 @@ def p_median(addresses, stations, network, *, k: int, radius_m: float = 1000.0, 
     >>> bool(plan.figures.loc["change", "total_distance_km"] < 0)
     True
     """
-    p = _prepare(addresses, stations, network, candidates, radius_m, kinds, weight)
+    p = _prepare(addresses, stations, network, candidates, radius_m, kinds, weight, (units, level, assignment))
     solver = _highs(solver, time_limit_s)
     existing = np.where(np.isfinite(p.existing), p.existing,
                         np.nanmax(np.where(np.isfinite(p.existing), p.existing, np.nan), initial=radius_m))
@@ -344,6 +376,259 @@ def p_median(addresses, stations, network, *, k: int, radius_m: float = 1000.0, 
 
 
 # ----------------------------------------------------------------------------
+# Any sites at all: evaluate, and the figures per unit
+# ----------------------------------------------------------------------------
+
+
+def evaluate(addresses, stations, network, sites, *, radius_m: float = 1000.0, units=None, level: str = "grid2",
+             assignment=None, kinds=None, weight: str = "households") -> Siting:
+    """The figures of any given new sites, with the existing stations kept: no solving.
+
+    The answer a model gives for the sites it chose, for sites chosen by
+    anyone: a proposal whose site a planner moved by hand is judged again by
+    exactly the same rule (:func:`gridgeo.coverage.nearest_station` over the
+    existing stations and the sites together, on the same walking network).
+
+    Parameters
+    ----------
+    addresses, stations, network, radius_m, units, level, assignment, kinds, weight
+        As in :func:`maximal_coverage`.
+    sites : GeoDataFrame of points
+        The new sites (``site_id`` if present, else the index, names them;
+        ids must be unique). It may be empty: the figures are then those of
+        the existing stations.
+
+    Returns
+    -------
+    Siting
+        ``model="evaluate"``, the sites in the order given, with the
+        households each newly brings within `radius_m`; ``feasible`` is
+        True.
+
+    Examples
+    --------
+    >>> from gridgeo import sample, network
+    >>> s = sample.load()
+    >>> net = network.build(s.roads)
+    >>> best = maximal_coverage(s.addresses, s.stations, net, k=2)
+    >>> again = evaluate(s.addresses, s.stations, net, best.sites, units=s.grids)
+    >>> bool((again.figures == best.figures).all().all())
+    True
+    >>> int(again.per_unit["households_gained"].sum()) == int(best.figures.loc["change", "households_covered"])
+    True
+    """
+    p = _prepare(addresses, stations, network, sites, radius_m, kinds, weight, (units, level, assignment),
+                 pairs=False, empty=True)
+    n = len(p.candidates)
+    return _answer(p, np.arange(n), "evaluate", feasible=True, details={},
+                   message=f"{n} site(s) given / 给定 {n} 个站点")
+
+
+def per_unit(before, after, units, *, radius_m: float, level: str = "grid2", assignment=None) -> gpd.GeoDataFrame:
+    """Households and addresses within `radius_m` of a station in every unit of a level, before and after.
+
+    Parameters
+    ----------
+    before, after : GeoDataFrame
+        :func:`gridgeo.coverage.nearest_station` of the same addresses
+        (same index), with the existing stations and with the new sites
+        added.
+    units : GeoDataFrame or AssignIndex
+        The grids; every unit of `level` gets a row, with zeros when it
+        holds no address.
+    radius_m : float
+        Within it (``distance <= radius_m``, the boundary rule of
+        :func:`gridgeo.coverage.nearest_station`) an address counts as covered.
+    level : str, default "grid2"
+    assignment : DataFrame, optional
+        :func:`gridgeo.assign` of the addresses (indexed like them, with a
+        `level` column); by default they are assigned here.
+
+    Returns
+    -------
+    GeoDataFrame
+        One row per unit of `level`, by code: ``code``, ``name``,
+        ``parent``, ``addresses``, ``households``, ``addresses_before``,
+        ``addresses_after``, ``addresses_gained``, ``households_before``,
+        ``households_after``, ``households_gained`` (after minus before),
+        ``share_before`` and ``share_after`` (of the unit's households; NaN
+        for a unit without households), the unit polygon in EPSG:4490.
+        ``attrs``: ``level``, ``radius_m`` and ``outside`` (addresses in no
+        unit of the level, counted in the totals of :attr:`Siting.figures`
+        but in no row).
+
+    Notes
+    -----
+    Each address counts in exactly one unit (the boundary rule of
+    :func:`gridgeo.assign`), so the rows of a full level add up to the
+    totals. Adding sites never takes a household out of the radius, except
+    in one case: an address by a road piece cut off from every station is
+    measured from the nearest connected road (``resnapped``); a new site on
+    its own piece makes it walk on that piece instead, which may be farther.
+    ``households_gained`` is then negative, not hidden.
+
+    Examples
+    --------
+    >>> from gridgeo import sample, coverage
+    >>> s = sample.load()
+    >>> cov = coverage.nearest_station(s.addresses, s.stations, method="straight")
+    >>> table = per_unit(cov, cov, s.grids, radius_m=500)
+    >>> int(table["households_gained"].abs().sum()), len(table) == int((s.grids["level"] == "grid2").sum())
+    (0, True)
+    """
+    from gridgeo.assignment import assign
+
+    frame = _unit_frame(units)
+    if level not in set(frame["level"]):
+        raise ValueError(f"units have no level {level!r}: pass level= one of {frame['level'].unique().tolist()}")
+    if not before.index.equals(after.index):
+        raise ValueError("before and after are not of the same addresses (their indexes differ)")
+    if assignment is None:
+        assignment = assign(before, units, levels=[level], name="addresses")
+    codes = assignment[level].astype(object).reindex(before.index).to_numpy()
+    placed = pd.notna(codes)
+    hh = gcov._weights(before).get("households", np.ones(len(before)))
+    cols = {"addresses": np.ones(len(before)), "households": hh}
+    for label, cov in (("before", before), ("after", after)):
+        within = (cov["distance_m"] <= radius_m).to_numpy()
+        cols[f"addresses_{label}"] = within.astype(float)
+        cols[f"households_{label}"] = np.where(within, hh, 0.0)
+    table = pd.DataFrame(cols)[placed].groupby(codes[placed]).sum()
+    rows = frame[frame["level"] == level][["code", "name", "parent", frame.geometry.name]]
+    out = rows.join(table, on="code").sort_values("code").reset_index(drop=True)
+    counts = list(cols)
+    out[counts] = out[counts].fillna(0.0)
+    for what in ("addresses", "households"):
+        out[f"{what}_gained"] = out[f"{what}_after"] - out[f"{what}_before"]
+    for label in ("before", "after"):
+        out[f"share_{label}"] = out[f"households_{label}"] / out["households"].where(out["households"] > 0)
+    order = ["code", "name", "parent", "addresses", "households", "addresses_before", "addresses_after",
+             "addresses_gained", "households_before", "households_after", "households_gained", "share_before",
+             "share_after"]
+    for col in order[3:11]:
+        if np.all(np.mod(out[col].to_numpy(dtype=float), 1) == 0):
+            out[col] = out[col].astype(np.int64)
+    out = gpd.GeoDataFrame(out[order + [frame.geometry.name]], geometry=frame.geometry.name, crs=frame.crs)
+    out.attrs = {"level": level, "radius_m": float(radius_m), "outside": int((~placed).sum())}
+    return out
+
+
+@dataclass
+class Scope:
+    """A proposal's ground: see :func:`scope`."""
+
+    addresses: gpd.GeoDataFrame   # the addresses inside (their own index)
+    units: gpd.GeoDataFrame       # the units of the level inside
+    assignment: pd.DataFrame      # the addresses' codes (indexed like `addresses`)
+    area: object                  # a shapely geometry: where candidate sites may stand
+    level: str
+
+
+def scope(addresses, units, *, unit: str | None = None, bbox=None, level: str = "grid2", assignment=None,
+          index=None) -> Scope:
+    """The addresses and units of one unit (a town, a village) or of a box, for a proposal made there.
+
+    Parameters
+    ----------
+    addresses : GeoDataFrame
+    units : GeoDataFrame
+        The grids (every level).
+    unit : str, optional
+        A unit's code: its addresses are those :func:`gridgeo.assign` puts
+        in it, its units those of `level` below it (or itself, when it is of
+        `level`).
+    bbox : (west, south, east, north), optional
+        Degrees (EPSG:4490): the addresses the box covers, and the units of
+        `level` whose interior meets the box. Give `unit` or `bbox`, not both.
+    level : str, default "grid2"
+    assignment : DataFrame, optional
+        :func:`gridgeo.assign` of `addresses` at every level, to avoid
+        assigning again.
+    index : AssignIndex, optional
+        Built from `units`, to assign with.
+
+    Returns
+    -------
+    Scope
+        ``addresses``, ``units``, ``assignment`` (at `level` and the unit's
+        level), ``area`` (the unit's polygon or the box) and ``level``.
+
+    Raises
+    ------
+    KeyError
+        No unit has the code.
+    ValueError
+        Neither or both of `unit` and `bbox`; a box out of order; `level`
+        above the unit's.
+
+    Examples
+    --------
+    >>> from gridgeo import sample
+    >>> s = sample.load()
+    >>> village = s.grids[s.grids["level"] == "village"].iloc[0]
+    >>> there = scope(s.addresses, s.grids, unit=village["code"])
+    >>> bool((there.units["parent"].str[:12] == village["code"]).all()), len(there.addresses) > 0
+    (True, True)
+    """
+    from gridgeo.assignment import assign
+
+    if (unit is None) == (bbox is None):
+        raise ValueError("give the scope as unit= (a code) or bbox= (west, south, east, north), one of them "
+                         "— 请给出范围：单元编码或经纬度框，二者之一")
+    frame = _unit_frame(units)
+    if level not in set(frame["level"]):
+        raise ValueError(f"units have no level {level!r}: pass level= one of {frame['level'].unique().tolist()}")
+    addresses = gcrs.to_storage(addresses, name="addresses")
+    if unit is not None:
+        row = frame[frame["code"] == unit]
+        if row.empty:
+            raise KeyError(f"no unit has the code {unit!r} — 没有编码为 {unit!r} 的单元")
+        own = row["level"].iloc[0]
+        inside = _descendants(frame, unit, level)
+        if inside.empty:
+            raise ValueError(f"unit {unit!r} is a {own}: the figures must be of its level or one below it, "
+                             f"not {level!r} — 单元 {unit!r} 属于 {own} 层级，统计层级须为该层级或其下级")
+        levels = list(dict.fromkeys([own, level]))
+        if assignment is None or any(lv not in assignment.columns for lv in levels):
+            assignment = assign(addresses, index if index is not None else units, levels=levels, name="addresses")
+        keep = (assignment[own].astype(object).reindex(addresses.index) == unit).to_numpy()
+        area = row.geometry.iloc[0]
+    else:
+        west, south, east, north = (float(v) for v in bbox)
+        if not (west < east and south < north):
+            raise ValueError(f"bbox must be west < east and south < north, got {tuple(bbox)} "
+                             "— 经纬度框须西 < 东、南 < 北")
+        area = shapely.box(west, south, east, north)
+        keep = shapely.covers(area, addresses.geometry.array)
+        candidates = frame[frame["level"] == level]
+        meets = candidates.intersects(area).to_numpy() & ~candidates.touches(area).to_numpy()
+        inside = candidates[meets]
+        if assignment is None or level not in assignment.columns:
+            assignment = assign(addresses[keep], index if index is not None else units, levels=[level],
+                                name="addresses").reindex(addresses.index)
+    chosen = addresses[keep]
+    return Scope(chosen, inside.reset_index(drop=True), assignment.loc[chosen.index], area, level)
+
+
+def _unit_frame(units) -> gpd.GeoDataFrame:
+    frame = units if isinstance(units, gpd.GeoDataFrame) else getattr(units, "grids", None)
+    if frame is None:
+        raise TypeError(f"units must be the grids (a GeoDataFrame) or an AssignIndex, got {type(units).__name__}")
+    return gcrs.to_storage(frame, name="units")
+
+
+def _descendants(frame, code, level) -> gpd.GeoDataFrame:
+    """The units of `level` that are `code` or lie below it (by the ``parent`` column)."""
+    parent = frame["parent"].astype(object).fillna("").to_numpy()
+    codes = frame["code"].astype(object).to_numpy()
+    found, frontier = {code}, {code}
+    while frontier:
+        frontier = set(codes[np.isin(parent, list(frontier))]) - found
+        found |= frontier
+    return frame[np.isin(codes, list(found)) & (frame["level"] == level).to_numpy()]
+
+
+# ----------------------------------------------------------------------------
 # Preparing a problem
 # ----------------------------------------------------------------------------
 
@@ -359,14 +644,16 @@ class _Problem:
     demand: np.ndarray           # positions in addresses of the addresses with weight > 0
     weight: np.ndarray           # their weight
     existing: np.ndarray         # their walking distance to the nearest existing station (inf: none)
-    pairs: pd.DataFrame          # origin (into demand), destination (into candidates), distance_m <= radius
-    snapped: gnet.Snapped        # the demand addresses on the network
+    pairs: pd.DataFrame | None   # origin (into demand), destination (into candidates), distance_m <= radius
+    snapped: gnet.Snapped | None  # the demand addresses on the network
     before: gpd.GeoDataFrame     # nearest_station of every address, before
+    units: tuple = (None, "grid2", None)  # (units, level, assignment) for the figures per unit
 
 
-def _prepare(addresses, stations, network, candidates, radius_m, kinds, weight) -> _Problem:
-    if radius_m <= 0:
-        raise ValueError(f"radius_m must be positive, got {radius_m}")
+def _prepare(addresses, stations, network, candidates, radius_m, kinds, weight, units=(None, "grid2", None),
+             *, pairs: bool = True, empty: bool = False) -> _Problem:
+    if not np.isfinite(radius_m) or radius_m <= 0:
+        raise ValueError(f"radius_m must be a positive number of metres, got {radius_m}")
     addresses = check(gcrs.to_storage(addresses, name="addresses"), "addresses", name="addresses")
     if weight not in addresses.columns:
         raise ValueError(f"addresses have no {weight!r} column to weigh demand by: "
@@ -374,24 +661,59 @@ def _prepare(addresses, stations, network, candidates, radius_m, kinds, weight) 
     stations = gcov._select_kinds(check(gcrs.to_storage(stations, name="stations"), "stations", name="stations"),
                                   kinds)
     net = network if isinstance(network, gnet.WalkNetwork) else gnet.build(network)
-    candidates = _candidate_frame(candidates, net)
+    candidates = _candidate_frame(candidates, net, empty=empty)
+    _check_units(units, addresses)
     before = gcov.nearest_station(addresses, stations, net, circles=_circles(radius_m))
     w = pd.to_numeric(addresses[weight], errors="coerce").fillna(0).to_numpy(dtype=float)
     demand = np.flatnonzero(w > 0)
-    snapped = _as_measured(net, net.locate(addresses.iloc[demand], name="addresses"), stations, before, demand)
-    pairs = gnet.distances(net, snapped, net.locate(candidates, name="candidates"), limit_m=radius_m)
     existing = before["distance_m"].to_numpy()[demand]
-    log.info("siting: %d demand address(es), %d candidate(s), %d pair(s) within %g m",
-             len(demand), len(candidates), len(pairs), radius_m)
+    snapped = found = None
+    if pairs:
+        snapped = _as_measured(net, net.locate(addresses.iloc[demand], name="addresses"), stations, before, demand)
+        found = gnet.distances(net, snapped, net.locate(candidates, name="candidates"), limit_m=radius_m)
+        log.info("siting: %d demand address(es), %d candidate(s), %d pair(s) within %g m",
+                 len(demand), len(candidates), len(found), radius_m)
     return _Problem(addresses, stations, net, candidates, float(radius_m), weight, demand, w[demand],
-                    np.where(np.isnan(existing), np.inf, existing), pairs, snapped, before)
+                    np.where(np.isnan(existing), np.inf, existing), found, snapped, before, units)
+
+
+def _check_units(units, addresses):
+    """Refuse, before any work, figures per unit that cannot be made (a level the units lack)."""
+    frame, level, assignment = units
+    if frame is None:
+        return
+    levels = _unit_frame(frame)["level"].unique().tolist()
+    if level not in levels:
+        raise ValueError(f"units have no level {level!r}: pass level= one of {levels} — "
+                         f"网格中没有层级 {level!r}，请选择 {levels} 之一")
+    if assignment is not None and level not in assignment.columns:
+        raise ValueError(f"the assignment has no column {level!r}: assign the addresses with levels=[..., "
+                         f"{level!r}] — 地址归属结果缺少 {level!r} 列")
+    if assignment is not None and not assignment.index.equals(addresses.index):
+        raise ValueError("the assignment is not indexed like the addresses: pass gridgeo.assign(addresses, ...) "
+                         "of these very addresses — 地址归属结果与地址不对应")
 
 
 def _circles(radius_m) -> dict:
-    """The standard circles, and the siting radius as one more (in minutes at the default speed)."""
+    """The standard circles, and the siting radius as one more, keyed between its neighbours.
+
+    Minutes must grow with metres (:func:`gridgeo.coverage.nearest_station`), and the
+    standard's 5 and 10 minutes are stricter than the walking speed: 10 minutes' walk at
+    4 km/h (667 m) lies between its 10 (500 m) and 15 minutes (1,000 m). So the radius is
+    keyed by a minute label between those of its neighbours (whole minutes apart, so
+    that the labels stay distinct as integers); only its metres count.
+    """
     circles = dict(gcov.GB50180_CIRCLES)
-    if radius_m not in circles.values():
-        circles[radius_m / (gcov.WALKING_SPEED_KMH * 1000 / 60)] = float(radius_m)
+    radius_m = float(radius_m)
+    if radius_m in circles.values():
+        return circles
+    below = [m for m, d in circles.items() if d < radius_m]
+    above = [m for m, d in circles.items() if d > radius_m]
+    if not above:
+        key = max(max(below) + 1, radius_m / (gcov.WALKING_SPEED_KMH * 1000 / 60))
+    else:
+        key = ((max(below) if below else 0) + min(above)) / 2
+    circles[key] = radius_m
     return dict(sorted(circles.items(), key=lambda kv: kv[1]))
 
 
@@ -406,7 +728,7 @@ def _as_measured(net, snapped, stations, before, demand):
     return again
 
 
-def _candidate_frame(candidates, net) -> gpd.GeoDataFrame:
+def _candidate_frame(candidates, net, *, empty: bool = False) -> gpd.GeoDataFrame:
     if candidates is None:
         candidates = candidate_sites(net)
     else:
@@ -416,7 +738,7 @@ def _candidate_frame(candidates, net) -> gpd.GeoDataFrame:
         if candidates["site_id"].duplicated().any():
             dup = candidates["site_id"][candidates["site_id"].duplicated()].iloc[0]
             raise ValueError(f"candidates: site_id {dup!r} is used more than once; give every site its own id")
-    if len(candidates) == 0:
+    if len(candidates) == 0 and not empty:
         raise ValueError("no candidate sites: pass candidates=..., or a network with junctions")
     return candidates.reset_index(drop=True)
 
@@ -640,17 +962,37 @@ def _answer(p: _Problem, chosen, model, *, feasible, message, details) -> Siting
                                  circles=_circles(p.radius_m))
     newly = _newly_covered(p, after)
     per_site = newly.groupby("site_id")[["households", "population", "addresses"]].sum()
-    sites = sites.join(per_site.rename(columns=lambda c: f"{c}_new"), on="site_id")
-    for col in ("households_new", "population_new", "addresses_new"):
-        sites[col] = sites[col].fillna(0).astype(np.int64)
+    # sites given back (a proposal evaluated again) carry the figures of before: they are made anew
+    sites = sites.drop(columns=[f"{c}_new" for c in per_site.columns], errors="ignore")
+    key = sites["site_id"].astype(str)  # as the stations' ids the coverage names
+    for col in per_site.columns:
+        sites[f"{col}_new"] = key.map(per_site[col]).fillna(0).astype(np.int64).to_numpy()
     lead = ["site_id", "households_new", "population_new", "addresses_new"]
     sites = sites[lead + [c for c in sites.columns if c not in lead]]
     if details.get("optimal") is False:
         message += f" (the best found in the time limit, {details['solve_s']:.0f} s: not proven optimal)"
     log.info("siting (%s): %s", model, message)
+    frame, level, assignment = p.units
+    table = None if frame is None else per_unit(p.before, after, frame, radius_m=p.radius_m, level=level,
+                                                 assignment=assignment)
     return Siting(sites=sites, newly_covered=newly.drop(columns="addresses"),
                   figures=_figures(p, after), feasible=bool(feasible), message=message, model=model,
-                  details=details)
+                  details=details, per_unit=table, totals=_totals(p, after))
+
+
+def _totals(p, after) -> dict:
+    hh = gcov._weights(p.before).get("households", np.ones(len(p.before)))
+    out = {"addresses": len(hh), "households": float(hh.sum())}
+    for label, cov in (("before", p.before), ("after", after)):
+        within = (cov["distance_m"] <= p.radius_m).to_numpy()
+        out[f"addresses_{label}"] = int(within.sum())
+        out[f"households_{label}"] = float(hh[within].sum())
+    for what in ("addresses", "households"):
+        out[f"{what}_gained"] = out[f"{what}_after"] - out[f"{what}_before"]
+    for label in ("before", "after"):
+        out[f"share_{label}"] = out[f"households_{label}"] / out["households"] if out["households"] else None
+    out["radius_m"] = p.radius_m
+    return out
 
 
 def _newly_covered(p, after) -> pd.DataFrame:
@@ -682,6 +1024,7 @@ def _figures(p, after) -> pd.DataFrame:
             "share_covered": table.loc[table["distance_m"] == p.radius_m, "share_households"].iloc[0],
             "population_covered": table.loc[table["distance_m"] == p.radius_m, "population"].iloc[0]
             if "population" in table else np.nan,
+            "addresses_covered": table.loc[table["distance_m"] == p.radius_m, "addresses"].iloc[0],
         }
         for minutes, metres in gcov.GB50180_CIRCLES.items():
             row[f"households_{minutes}min"] = table.loc[table["distance_m"] == metres, "households"].iloc[0]

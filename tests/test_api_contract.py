@@ -280,7 +280,8 @@ def _every_operation(client, sample, planner: dict) -> list[tuple[str, str, dict
               "/plans/{plan_id}/edit": {**working, "op": "renumber"}, "/plans/{plan_id}/diff": working,
               "/plans/{plan_id}/export": working, "/imports/{import_id}/check": {}, "/imports/{import_id}/plans":
               {"name": "导入"}, "/plans/{plan_id}/save": {**working, "base": plan["assignment"],
-                                                       "base_revision": plan["revision"]}}
+                                                       "base_revision": plan["revision"]},
+              "/siting/propose": {"unit": VILLAGE, "k": 1}, "/siting/evaluate": {"unit": VILLAGE, "sites": []}}
     calls = []
     for path, methods in client.get("/openapi.json").json()["paths"].items():
         for method, operation in methods.items():
@@ -314,6 +315,7 @@ def test_503_is_documented_exactly_where_an_operation_reads_the_data_being_prepa
     assert answered["get", "/stats/{level}"] == 503 and answered["post", "/plans/{plan_id}/diff"] == 200
     assert answered["get", "/collections/grid2/items"] == answered["get", "/plans/{plan_id}/export"] == 200
     assert answered["get", "/imports/{import_id}"] == 200 and answered["post", "/imports/{import_id}/plans"] == 201
+    assert answered["post", "/siting/propose"] == answered["post", "/siting/evaluate"] == 503
 
 
 def test_429_is_documented_exactly_where_a_rate_limit_holds(sample_store, api_keys, tmp_path_factory, sample):

@@ -29,7 +29,10 @@ def site(
     addresses: Path = ADDRESSES,
     crs: str = CRS,
     kinds: list[str] = KINDS,
+    level: str = typer.Option("grid2", help="The level of the households gained per unit."),
     out: Path = typer.Option(None, help="GeoJSON file for the chosen sites."),
+    per_grid: Path = typer.Option(None, help="CSV file for the households and addresses within the walk per unit "
+                                             "of --level, before and after, and gained."),
     overwrite: bool = typer.Option(False, help="Replace an existing output file."),
 ):
     """Propose new service stations: maximal coverage, set covering or p-median on walking distances."""
@@ -41,7 +44,7 @@ def site(
     layers, net = load_layers(data, roads=roads, stations=stations, addresses=addresses, crs=crs)
     try:
         sites = io.read(candidates, crs=crs) if candidates else None
-        common = dict(radius_m=radius, candidates=sites, kinds=kinds or None)
+        common = dict(radius_m=radius, candidates=sites, kinds=kinds or None, units=layers.grids, level=level)
         if model is Model.mclp:
             result = siting.maximal_coverage(layers.addresses, layers.stations, net, k=k, **common)
         elif model is Model.lscp:
@@ -58,6 +61,16 @@ def site(
         print_table("chosen sites", shown.set_index("site_id")[["households_new", "population_new",
                                                                  "addresses_new", "lon", "lat"]],
                     floats="{:.6f}")
+    table = result.per_unit.drop(columns="geometry")
+    changed = table[table["households_gained"] != 0].set_index("name")
+    if len(changed):
+        print_table(f"households gained per {level}", changed[["households", "households_before", "households_after",
+                                                                "households_gained", "share_after"]])
+    if per_grid is not None:
+        if per_grid.exists() and not overwrite:
+            fail(f"{per_grid} exists (pass --overwrite)")
+        table.to_csv(per_grid, index=False, encoding="utf-8-sig")  # a BOM: Excel reads the names as UTF-8
+        typer.echo(f"wrote {per_grid} ({len(table)} units of {level})")
     if out is not None:
         try:
             io.write(result.sites, out, overwrite=overwrite)

@@ -9,6 +9,7 @@ import {mapRoads} from './roads.js';
 import {Panel, Search} from './panel.js';
 import {EventsPanel} from './events-panel.js';
 import {Boundaries} from './boundaries.js';
+import {SitingPanel} from './siting.js';
 
 // every level below the top one can be coloured (the store's code scheme says which they are)
 const choroplethLevels = (ctx) => ctx.levels.slice(1).map((lv) => lv.name);
@@ -264,6 +265,7 @@ function relabel(ctx) {
   kpis(ctx);
   ctx.panel.render();
   ctx.events?.relabel();
+  ctx.siting?.relabel();
 }
 
 function kpis(ctx) {
@@ -554,6 +556,8 @@ async function start() {
   ctx.refresh = (...parts) => refresh(ctx, ...parts);
   ctx.events = new EventsPanel(ctx);
   await ctx.events.start();
+  ctx.siting = new SitingPanel(ctx);  // 选址, for a planner's key (siting.js)
+  await ctx.siting.start();
   map.getContainer().addEventListener('click', (e) => {
     const link = e.target.closest('.leaflet-popup-content [data-code]');
     if (link) ctx.select(link.dataset.code, {fit: true});
