@@ -530,8 +530,8 @@ class _Builder:
 
     def _changed(self):
         before = self.previous
-        if before is None or not all(item in before.manifest["items"] for item in
-                                     ("grids", "labels", "figures", "coverage", "tiles", "nearest")):
+        if before is None or not all(before.has(item) for item in ("grids", "labels", "figures", "tiles")) \
+                or not all(item in before.manifest["items"] for item in ("coverage", "nearest")):
             return None
         was = before.summary.get("layer_versions") or {}
         if was.get("grids") == self.layer_versions["grids"] or any(
