@@ -689,8 +689,9 @@ class _Builder:
 
     def depends(self, item: str) -> dict:
         def of(name):
-            if name == "metric":
-                return self.metric().to_string() if self.metric() is not None else None
+            if name == "metric":  # pyproj takes half a second to say it: once per build
+                return self.made("metric_name", lambda: self.metric().to_string()
+                                 if self.metric() is not None else None)
             if name == "top":
                 return self.top_digest()
             if name == "heat_period":
@@ -955,7 +956,7 @@ class _Builder:
         tiles = TileSet(layers, version=str(self.version))
         before = {spec["name"]: spec for spec in json.loads(self.previous._get("tiles") or b'{"layers": []}')["layers"]} \
             if self.previous is not None and self.previous.has("tiles") else {}
-        items, specs, copied = {}, [], []
+        items, specs, copied, simplified = {}, [], [], {}
         for name, layer in tiles.layers.items():
             zooms = layer.kind != "point"
             spec = {"name": name, "minzoom": layer.minzoom, "maxzoom": layer.maxzoom, "fields": list(layer.fields),
@@ -970,9 +971,12 @@ class _Builder:
                 if (old.get("geometry"), old.get("minzoom"), old.get("maxzoom")) == \
                         (spec["geometry"], spec["minzoom"], spec["maxzoom"]):
                     copied += names
-                else:
+                else:  # a layer with the same geometry as one made already (events per grid) takes its zooms
                     for z, item in zip(range(layer.minzoom, layer.maxzoom + 1), names):
-                        items[item] = _wkb_bytes(tiles.zoom_geometry(name, z))
+                        key = (layer.kind, spec["geometry"], z)
+                        if key not in simplified:
+                            simplified[key] = _wkb_bytes(tiles.zoom_geometry(name, z))
+                        items[item] = simplified[key]
             specs.append(spec)
         items["tiles"] = json.dumps({"layers": specs}).encode()
         if copied:
