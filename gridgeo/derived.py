@@ -57,7 +57,9 @@ Examples
 >>> import tempfile, gridgeo.store, gridgeo.sample
 >>> from gridgeo import derived
 >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
-XX
+>>> town = gridgeo.sample.load()
+>>> version = s.load({"grids": town.grids, "stations": town.stations, "addresses": town.addresses,
+...                   "events": town.events, "roads": town.roads}, author="网格办", progress=False)
 >>> derived.build(s, progress=False) == version
 True
 >>> kept = derived.latest(s)
