@@ -24,6 +24,27 @@ The rules:
   copied when the layer's geometry is the same, in the same order (a digest
   of its WKB): a publish of level-2 grids leaves both alone for the other
   levels. Copied or computed, the items are the same bytes.
+- Finer still, a publish of grids that stays inside some units of the second
+  level (villages: the planner's everyday publish) is prepared from those
+  units alone when nothing else changed (addresses, events, stations, roads,
+  boundaries, the metric CRS) and the units of the first two levels are the
+  same but for their names. The **changed parents** are the second-level
+  units above every unit added, removed, or changed in anything but its name
+  (geometry, code, parent, workers ...), before and after. The rule that makes
+  it exact: :func:`gridgeo.assign` places a point level by level from the
+  top, so which village holds a point depends on the first two levels alone,
+  and every figure of a unit below a village is made from the points that
+  village holds. So the figures, coverage per unit and event counts of the
+  units under the changed parents are computed from the points those parents
+  hold (read from the store within their bounds, the walking distances from
+  the version before); their ancestors' counts are the old ones plus the
+  changed parents' differences (their rates computed again); every other row,
+  label and feature is copied, with the names of the new grids. The tile
+  geometry of a changed layer is simplified again as a whole (a coverage is
+  simplified edge by edge across units: a unit alone would not give the same
+  bytes). A rename alone assigns nothing. The public tables are computed from
+  the figures so made, as always. Made either way, the items are the same
+  bytes (``tests/test_derived_incremental.py``).
 - One process builds a version at a time: :func:`build` claims it in the
   store, renews the claim as it goes and lets go at the end (a claim not
   renewed for five minutes is taken over: its process died). A failure is
@@ -36,7 +57,9 @@ Examples
 >>> import tempfile, gridgeo.store, gridgeo.sample
 >>> from gridgeo import derived
 >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
-XX
+>>> town = gridgeo.sample.load()
+>>> version = s.load({"grids": town.grids, "stations": town.stations, "addresses": town.addresses,
+...                   "events": town.events, "roads": town.roads}, author="网格办", progress=False)
 >>> derived.build(s, progress=False) == version
 True
 >>> kept = derived.latest(s)
@@ -496,6 +519,164 @@ class _Builder:
             return coverage.nearest_station(addresses, stations, self.network(), method="network")
         return self.made("nearest", make)
 
+    def has_events(self) -> bool:
+        if "events" in self._read or self.changed() is None:
+            return not self.layer("events").empty
+        return bool(self.store.counts().get("events", 0))
+
+    # --- a publish inside some villages (the module's rules) --------------------------------
+
+    def changed(self):
+        """What an incremental build recomputes (:class:`_Changed`), or None: compute in full."""
+        return self.made("changed", self._changed)
+
+    def _changed(self):
+        before = self.previous
+        if before is None or not all(before.has(item) for item in ("grids", "labels", "figures", "tiles")) \
+                or not all(item in before.manifest["items"] for item in ("coverage", "nearest")):
+            return None
+        was = before.summary.get("layer_versions") or {}
+        if was.get("grids") == self.layer_versions["grids"] or any(
+                was.get(kind) != self.layer_versions[kind]
+                for kind in ("stations", "addresses", "events", "roads", "boundaries")):
+            return None
+        metric = self.metric()
+        if metric is None or before.summary.get("metric_crs") != metric.to_wkt():
+            return None
+        if before.has("coverage") != before.has("nearest"):
+            return None
+        changed = _Changed.between(before.grids(), self.layer("grids"), self.store.scheme)
+        if changed is not None:
+            self.manifest["incremental"] = {"from": before.version, "parents": changed.parents}
+        return changed
+
+    def part(self):
+        """The grids below the changed parents (their index) and the points the parents hold."""
+        def make():
+            from gridgeo.assignment import AssignIndex, assign
+
+            changed, store = self.changed(), self.store
+            if not changed.parents:
+                return None
+            grids = self.layer("grids")
+            sub = grids[grids["code"].isin(changed.new_under).to_numpy()]
+            bbox = tuple(float(v) for v in sub.total_bounds)
+            upper = grids[grids["level"].isin(store.scheme.names[:2]).to_numpy()]
+            second = store.scheme.names[1]
+            upper_index = AssignIndex(upper, scheme=store.scheme)
+
+            def held(frame, name):  # the points the changed parents hold, by the rule of gridgeo.assign
+                if frame is None or frame.empty:
+                    return frame
+                placed = assign(frame, upper_index, levels=[second], name=name)
+                return frame[placed[second].astype(object).isin(changed.parents).to_numpy()]
+
+            def read(kind):
+                at = None if store.layer_version(kind) <= self.version else self.version
+                with self.step(f"reading {kind} of {len(changed.parents)} changed parent(s)"):
+                    frame = store.read(kind, bbox=bbox, at=at)
+                return held(frame.drop(columns=[c for c in ("revision", "author") if c in frame.columns]), kind)
+
+            nearest = self.previous.nearest(bbox=bbox) if self.previous.has("nearest") else None
+            with self.step("placing the changed parents' points"):
+                return _Part(index=AssignIndex(sub, scheme=store.scheme), addresses=read("addresses"),
+                             events=read("events"), stations=held(self.layer("stations"), "stations"),
+                             nearest=held(nearest, "addresses"))
+        return self.made("part", make)
+
+    def _in_order(self, frame, codes):
+        """``frame``'s rows in the order of a full computation: by level, then by code."""
+        rank = frame["level"].map({lv: i for i, lv in enumerate(self.store.scheme.names)}).to_numpy()
+        return frame.iloc[np.lexsort((np.asarray(codes, dtype=object), rank))]
+
+    def _named(self, frame, codes):
+        """``frame`` with the names, levels and parents of the new grids (copied rows keep the old ones)."""
+        grids = self.layer("grids").set_index("code")
+        for column in ("name", "level", "parent"):
+            if column in frame.columns:
+                new = grids[column].reindex(np.asarray(codes, dtype=object)).to_numpy()
+                frame[column] = pd.array(new, dtype=frame[column].dtype)
+        return frame
+
+    def _coverage_of_changed(self):
+        from gridgeo import coverage
+
+        changed, part = self.changed(), self.part()
+        old = self.previous.coverage()
+        if old is None:
+            return None
+        keep = old[~old["code"].isin(changed.old_under).to_numpy()]
+        if part is not None and part.nearest is not None and len(part.nearest):
+            made = coverage.per_grid(part.nearest, part.index, stations=part.stations)
+            keep = pd.concat([keep, _like(made, old)])
+        out = self._in_order(keep, keep["code"]).reset_index(drop=True)
+        out.attrs = old.attrs
+        return self._named(out, out["code"])
+
+    def _figures_of_changed(self):
+        from gridgeo import stats
+
+        changed, part = self.changed(), self.part()
+        old = self.previous.figures()
+        keep = old.drop(index=[c for c in changed.old_under if c in old.index])
+        if part is not None:
+            made = stats.figures(part.index, addresses=part.addresses, events=part.events,
+                                 stations=part.stations)
+            made = pd.DataFrame(made.drop(columns=made.geometry.name))
+            cov = self.coverage_frame()
+            if cov is not None:
+                share = [c for c in cov.columns if c.startswith("share_") or c in ("has_station", "farthest_m")]
+                made = made.join(cov.set_index("code")[share])
+            made = _like(made, old, fill=0)
+            # the ancestors: their counts plus the changed parents' differences, their rates again
+            counts = [c for c in old.columns if pd.api.types.is_integer_dtype(old[c].dtype)]
+            above = changed.ancestors
+            rows = old.loc[above].copy()
+            for parent in changed.parents:
+                diff = made.loc[parent, counts].to_numpy() - (old.loc[parent, counts].to_numpy()
+                                                              if parent in old.index else 0)
+                for code in changed.above[parent]:
+                    rows.loc[code, counts] = rows.loc[code, counts].to_numpy() + diff
+            rows = _like(stats._with_rates(rows, stats._checked_bands(stats._default_bands(self.store.scheme),
+                                                                      self.store.scheme)), old)
+            keep = pd.concat([keep.drop(index=above), made, rows])
+        out = self._in_order(keep, keep.index)
+        out.attrs = old.attrs
+        return self._named(out, out.index)
+
+    def _kept_tile_layers(self) -> dict:
+        """In an incremental build, the tile layers that do not read the grids (stations, roads,
+        boundaries) as the version before has them: their layers did not change."""
+        from gridgeo.tiles import TileLayer
+
+        if self.changed() is None:
+            return {}
+        out = {}
+        for spec in json.loads(self.previous._get("tiles"))["layers"]:
+            if spec["name"] in ("stations", "roads", "boundaries"):
+                out[spec["name"]] = TileLayer(_geo(self.previous._get(f"tiles/{spec['name']}")), spec["name"],
+                                              minzoom=spec["minzoom"], maxzoom=spec["maxzoom"],
+                                              fields=spec["fields"], description=spec["description"])
+        return out
+
+    def _event_counts_of_changed(self, level):
+        from gridgeo.tiles import event_counts
+
+        changed, part = self.changed(), self.part()
+        old = _geo(self.previous._get("tiles/events"))
+        keep = old[~old["code"].isin(changed.old_under).to_numpy()]
+        grids = self.layer("grids")
+        units = grids[(grids["level"] == level).to_numpy() & grids["code"].isin(changed.new_under).to_numpy()]
+        if part is not None and len(units):
+            events = part.events
+            if events is None or events.empty:
+                made = units[["code", "name", "level", "parent", units.geometry.name]].assign(events=0)
+            else:
+                made = event_counts(events, units, level=level, by="category", scheme=self.store.scheme)
+            keep = pd.concat([keep, _like(made, old, fill=0)])
+        out = keep.sort_values("code").reset_index(drop=True)
+        return gpd.GeoDataFrame(self._named(out, out["code"]), geometry=old.geometry.name, crs=old.crs)
+
     # --- bookkeeping -----------------------------------------------------------------------
 
     @contextmanager
@@ -510,8 +691,9 @@ class _Builder:
 
     def depends(self, item: str) -> dict:
         def of(name):
-            if name == "metric":
-                return self.metric().to_string() if self.metric() is not None else None
+            if name == "metric":  # pyproj takes half a second to say it: once per build
+                return self.made("metric_name", lambda: self.metric().to_string()
+                                 if self.metric() is not None else None)
             if name == "top":
                 return self.top_digest()
             if name == "heat_period":
@@ -577,16 +759,38 @@ class _Builder:
         return {"grids": _bytes(self.layer("grids"))}
 
     def _labels(self):
+        from gridgeo.crs import metric_crs
         from gridgeo.labels import label_points
 
         grids = self.layer("grids")
+        changed = self.changed()
+        kept = json.loads(self.previous._get("labels") or b"{}") if changed is not None else {}
         out = {}
         for level in self.store.scheme.names:
-            if not (grids["level"] == level).any():
+            units = grids[(grids["level"] == level).to_numpy()]
+            if units.empty:
                 continue
-            points = label_points(grids, levels=[level], scheme=self.store.scheme)
-            out[level] = [[round(p.y, 6), round(p.x, 6), c, n, round(float(r), 1)]
-                          for p, c, n, r in zip(points.geometry, points["code"], points["name"], points["radius_m"])]
+            # copied: a unit whose outline did not change, measured in the same metric CRS (with its new name)
+            metric = metric_crs(units)
+            old = changed.old[(changed.old["level"] == level).to_numpy()] if changed is not None else units.iloc[:0]
+            before = {row[2]: row for row in kept.get(level, [])} \
+                if len(old) and metric == metric_crs(old) else {}
+            same = units["code"].isin(list(before)).to_numpy().copy()
+            if same.any():
+                same[same] = _same_geometry(units[same], changed.old)
+            todo = units[~same]
+            made = label_points(todo, levels=[level], scheme=self.store.scheme, metric=metric) if len(todo) \
+                else None
+            rows, fresh = [], iter([] if made is None else
+                                   zip(made.geometry, made["code"], made["name"], made["radius_m"]))
+            for code, name, again in zip(units["code"], units["name"], same):
+                if again:
+                    lat, lon, _, _, radius = before[code]
+                    rows.append([lat, lon, code, name, radius])
+                else:
+                    p, c, n, r = next(fresh)
+                    rows.append([round(p.y, 6), round(p.x, 6), c, n, round(float(r), 1)])
+            out[level] = rows
         return {"labels": json.dumps(out, ensure_ascii=False).encode()}
 
     def _events(self):
@@ -627,6 +831,8 @@ class _Builder:
         def make():
             from gridgeo import coverage
 
+            if self.changed() is not None:
+                return self._coverage_of_changed()
             result = self.nearest_frame()
             if result is None or self.layer("grids").empty:
                 return None
@@ -654,6 +860,8 @@ class _Builder:
 
             if self.layer("grids").empty:
                 return pd.DataFrame({"name": [], "level": [], "parent": []}, index=pd.Index([], name="code"))
+            if self.changed() is not None:
+                return self._figures_of_changed()
             f = stats.figures(self.index(), addresses=self.layer("addresses"), events=self.layer("events"),
                               stations=self.layer("stations"))
             cov = self.coverage_frame()
@@ -680,16 +888,39 @@ class _Builder:
                 f"{name}.attrs": json.dumps(table.attrs, default=_json_scalar).encode()}
 
     def _public_events(self):
+        from gridgeo import disclosure
         from gridgeo import events as gevents
 
-        events, grids = self.layer("events"), self.layer("grids")
-        if events.empty or grids.empty:
+        raw_name = f"events_indicators/{self.heat_period}"
+        if not self.has_events() or self.layer("grids").empty:
             return None
-        table = public_event_table(gevents.place(events, self.index()), self.min_count, self.heat_period)
-        attrs = dict(table.attrs)
-        table.attrs = {}
+        if self.changed() is not None and self.previous._get(raw_name) is not None:
+            raw = self._indicators_of_changed(raw_name)
+        else:
+            raw = gevents.indicators(gevents.place(self.layer("events"), self.index()), period=self.heat_period)
+        table = disclosure.public_indicators(raw, self.min_count)  # public_event_table's rule, from the kept rows
+        attrs, raw_attrs = dict(table.attrs), dict(raw.attrs)
+        table.attrs, raw.attrs = {}, {}
         name = f"public_events/k{self.min_count}/{self.heat_period}"
-        return {name: _bytes(table), f"{name}.attrs": json.dumps(attrs, default=_json_scalar).encode()}
+        return {name: _bytes(table), f"{name}.attrs": json.dumps(attrs, default=_json_scalar).encode(),
+                raw_name: _bytes(raw), f"{raw_name}.attrs": json.dumps(raw_attrs, default=_json_scalar).encode()}
+
+    def _indicators_of_changed(self, name):
+        """The event indicators of every unit (before the minimum count): the version before's, those of
+        the units under the changed parents made again from the events they hold."""
+        from gridgeo import events as gevents
+
+        changed, part = self.changed(), self.part()
+        old = _plain(self.previous._get(name))
+        old.attrs = json.loads(self.previous._get(f"{name}.attrs"))
+        old.attrs["as_of"] = pd.Timestamp(old.attrs["as_of"])
+        keep = old[~old["code"].isin(changed.old_under).to_numpy()]
+        if part is not None:
+            made = gevents.indicators_as_in(gevents.place(part.events, part.index), old)
+            keep = pd.concat([keep, _like(made, old)])
+        out = self._in_order(keep, keep["code"]).reset_index(drop=True)
+        out.attrs = old.attrs
+        return self._named(out, out["code"])
 
     def _tiles(self):
         from gridgeo.tiles import (DEFAULT_ZOOMS, TileLayer, TileSet, boundary_layer, event_counts, grid_layers,
@@ -700,28 +931,34 @@ class _Builder:
         scheme = self.store.scheme
         grids = self.layer("grids")
         layers = list(grid_layers(grids, figures=carried, scheme=scheme)) if len(grids) else []
+        kept = self._kept_tile_layers()
         stations = self.layer("stations")
         if not stations.empty:
-            layers.append(station_layer(stations))
-        roads = self.layer("roads")
-        if not roads.empty:
+            layers.append(kept["stations"] if "stations" in kept else station_layer(stations))
+        if "roads" in kept:
+            layers.append(kept["roads"])
+        elif not (roads := self.layer("roads")).empty:
             layers.append(road_layer(roads))
-        events = self.layer("events")
-        if not events.empty and len(grids):
+        if self.has_events() and len(grids):
             main = scheme.level(scheme.main_level)
-            counts = event_counts(events, grids, level=main.name, by="category", scheme=scheme)
+            if self.changed() is not None:
+                counts = self._event_counts_of_changed(main.name)
+            else:
+                counts = event_counts(self.layer("events"), grids, level=main.name, by="category", scheme=scheme)
             lo, hi = DEFAULT_ZOOMS["events"]
             layers.append(TileLayer(counts, "events", minzoom=lo, maxzoom=hi,
                                     description=f"Grid events counted per {main.label_en}, by category"))
-        boundaries = self.layer("boundaries")
-        if not boundaries.empty:  # every boundary set in one layer: the map shows a set by its boundary_set
+        if "boundaries" in kept:
+            layers.append(kept["boundaries"])
+        elif not (boundaries := self.layer("boundaries")).empty:
+            # every boundary set in one layer: the map shows a set by its boundary_set
             layers.append(boundary_layer(boundaries))
         if not layers:
             return None
         tiles = TileSet(layers, version=str(self.version))
         before = {spec["name"]: spec for spec in json.loads(self.previous._get("tiles") or b'{"layers": []}')["layers"]} \
             if self.previous is not None and self.previous.has("tiles") else {}
-        items, specs, copied = {}, [], []
+        items, specs, copied, simplified = {}, [], [], {}
         for name, layer in tiles.layers.items():
             zooms = layer.kind != "point"
             spec = {"name": name, "minzoom": layer.minzoom, "maxzoom": layer.maxzoom, "fields": list(layer.fields),
@@ -736,9 +973,12 @@ class _Builder:
                 if (old.get("geometry"), old.get("minzoom"), old.get("maxzoom")) == \
                         (spec["geometry"], spec["minzoom"], spec["maxzoom"]):
                     copied += names
-                else:
+                else:  # a layer with the same geometry as one made already (events per grid) takes its zooms
                     for z, item in zip(range(layer.minzoom, layer.maxzoom + 1), names):
-                        items[item] = _wkb_bytes(tiles.zoom_geometry(name, z))
+                        key = (layer.kind, spec["geometry"], z)
+                        if key not in simplified:
+                            simplified[key] = _wkb_bytes(tiles.zoom_geometry(name, z))
+                        items[item] = simplified[key]
             specs.append(spec)
         items["tiles"] = json.dumps({"layers": specs}).encode()
         if copied:
@@ -844,3 +1084,99 @@ def _wkb_bytes(geoms) -> bytes:
 
 def _wkb_column(data: bytes) -> np.ndarray:
     return np.asarray(pq.read_table(io.BytesIO(data)).column("wkb").to_pylist(), dtype=object)
+
+
+# --- a publish inside some villages ----------------------------------------------------------
+
+
+class _Part:
+    """The grids below the changed parents (``index``) and the points those parents hold."""
+
+    def __init__(self, **parts):
+        self.__dict__.update(parts)
+
+
+class _Changed:
+    """What a publish of grids changed, when it stays inside some second-level units (the module's rules).
+
+    ``parents``: the changed parents (sorted codes; empty for a rename alone); ``old_under`` and
+    ``new_under``: the codes of the units at or below them before and after; ``above``: each parent's
+    ancestors; ``ancestors``: all of them; ``old``: the grids before.
+    """
+
+    @classmethod
+    def between(cls, old, new, scheme):
+        """The changes from grids ``old`` to ``new``, or None when they reach the first two levels."""
+        if len(scheme.names) < 2 or set(old.columns) != set(new.columns) or old.empty or new.empty:
+            return None
+        upper = set(scheme.names[:2])
+        o, n = old.set_index("code"), new.set_index("code")
+        if not (o.index.is_unique and n.index.is_unique):
+            return None
+        common = o.index.intersection(n.index)
+        same = _same_geometry(new.set_index("code").loc[common].reset_index(), old)
+        for column in [c for c in o.columns if c not in ("name", o.geometry.name)]:
+            a, b = o.loc[common, column].astype(object), n.loc[common, column].astype(object)
+            same &= ((a == b) | (a.isna() & b.isna())).to_numpy()
+        touched = [*o.index.difference(n.index), *n.index.difference(o.index), *common[~same]]
+        parents = set()
+        for frame in (o, n):
+            level, parent = frame["level"].to_dict(), frame["parent"].to_dict()
+            for code in touched:
+                if code not in frame.index:
+                    continue
+                if level[code] in upper:
+                    return None  # a town or village itself changed: compute in full
+                while code in level and level[code] != scheme.names[1]:
+                    code = parent[code]
+                if code not in level:
+                    return None
+                parents.add(code)
+        self = cls()
+        self.old, self.parents = old, sorted(parents)
+        self.old_under, self.new_under = _under(o, self.parents), _under(n, self.parents)
+        parent_of = n["parent"].to_dict()
+        self.above = {}
+        for code in self.parents:
+            chain, up = [], parent_of.get(code)
+            while up in parent_of:
+                chain.append(up)
+                up = parent_of[up]
+            self.above[code] = chain
+        self.ancestors = sorted({c for chain in self.above.values() for c in chain})
+        return self
+
+
+def _under(frame, parents) -> list:
+    """The codes of ``parents`` and of every unit below them in ``frame`` (indexed by code)."""
+    found, level = set(parents) & set(frame.index), set(parents) & set(frame.index)
+    parent = frame["parent"]
+    while level:
+        level = set(parent.index[parent.isin(level).to_numpy()]) - found
+        found |= level
+    return sorted(found)
+
+
+def _same_geometry(units, old) -> np.ndarray:
+    """Per unit of ``units``, whether ``old`` has a unit of the same code with the same geometry (WKB)."""
+    before = old.set_index("code").geometry.reindex(units["code"].to_numpy())
+    a = shapely.to_wkb(np.asarray(units.geometry.array, dtype=object))
+    b = np.array([None if g is None else shapely.to_wkb(g) for g in before.array], dtype=object)
+    return np.array([x == y for x, y in zip(a, b)], dtype=bool)
+
+
+def _like(made, old, fill=None):
+    """``made`` with the columns of ``old`` in its order and dtypes (one-hot columns of
+    categories the made rows lack: ``fill``)."""
+    extra = [c for c in made.columns if c not in old.columns]
+    if extra:
+        raise DerivedError(f"recomputed rows have columns the version before lacks: {extra}")
+    made = made.copy()
+    for column in old.columns:
+        if column not in made.columns:
+            made[column] = fill
+    made = made[list(old.columns)]
+    for column in old.columns:
+        if column != getattr(old, "_geometry_column_name", None) and made[column].dtype != old[column].dtype:
+            made[column] = made[column].astype(old[column].dtype)
+    return made

@@ -439,6 +439,46 @@ def indicators(events, units_or_index=None, *, level=None, period="month", start
     return out
 
 
+def indicators_as_in(placed, table) -> pd.DataFrame:
+    """:func:`indicators` (every level, all categories) of some units alone, as a table of all of them has them.
+
+    The periods, ``as_of`` and the period kind are those of ``table`` (an :func:`indicators` table of all
+    the events), not decided from ``placed``: events placed in the units below some parents (each
+    parent holding its events, :mod:`gridgeo.distribute`'s rule one level down) give those units' rows
+    of ``table`` exactly. Used to prepare a publish that changed the grids of some villages only
+    (:mod:`gridgeo.derived`).
+
+    Parameters
+    ----------
+    placed : Placed
+        The events of some units, placed in them and the units below (:func:`place`).
+    table : DataFrame
+        :func:`indicators` of all the events (its ``attrs`` say ``as_of`` and ``period``).
+
+    Returns
+    -------
+    DataFrame
+        The rows :func:`indicators` gives for the units of ``placed``, in its order; no ``attrs``.
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> s = gridgeo.sample.load()
+    >>> table = indicators(s.events, s.grids)
+    >>> village = s.grids[s.grids["code"].str.startswith("350582106201") & (s.grids["level"] != "town")]
+    >>> index = gridgeo.AssignIndex(village)
+    >>> held = s.events[gridgeo.assign(s.events, s.grids, levels=["village"])["village"] == "350582106201"]
+    >>> part = indicators_as_in(place(held, index), table)
+    >>> mine = table[table["code"].isin(village["code"])].reset_index(drop=True)
+    >>> bool((part["received"].to_numpy() == mine["received"].to_numpy()).all()), len(part) == len(mine)
+    (True, True)
+    """
+    spans = table.drop_duplicates("period")
+    periods = (list(spans["period"]), _s(spans["period_start"]), _s(spans["period_end"]))
+    levels = [lv for lv in placed.index.levels]
+    return _indicators_table(placed, levels, periods, _s(pd.Timestamp(table.attrs["as_of"])), None, None, None)
+
+
 def _indicators_table(placed, levels, periods, cut, category, time_limits, by):
     labels, starts, ends = periods
     keep = _chosen(placed, category)

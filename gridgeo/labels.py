@@ -19,7 +19,7 @@ __all__ = ["label_points"]
 
 
 def label_points(grids, *, levels=None, tolerance_m: float = 1.0, source=None,
-                 scheme: CodeScheme = DEFAULT_SCHEME) -> gpd.GeoDataFrame:
+                 scheme: CodeScheme = DEFAULT_SCHEME, metric=None) -> gpd.GeoDataFrame:
     """Where each unit's name is written: the centre of its largest inscribed circle.
 
     A centroid can fall outside a concave unit (a U-shaped village); the
@@ -37,6 +37,10 @@ def label_points(grids, *, levels=None, tolerance_m: float = 1.0, source=None,
     source : optional
         The coordinate system of `grids` if it does not say, as in
         :func:`gridgeo.crs.to_storage`.
+    metric : pyproj.CRS, optional
+        The metric CRS the circles are found in (default
+        :func:`gridgeo.crs.metric_crs` of the units given): give that of a whole
+        level to find the labels of some of its units as the whole level would.
 
     Returns
     -------
@@ -55,7 +59,7 @@ def label_points(grids, *, levels=None, tolerance_m: float = 1.0, source=None,
     (28, True)
     """
     frame = _units(grids, levels, source=source, name="grids", scheme=scheme)
-    metric = gcrs.metric_crs(frame)
+    metric = gcrs.metric_crs(frame) if metric is None else metric
     geoms = frame.geometry.to_crs(metric).array
     spokes = shapely.maximum_inscribed_circle(np.asarray(geoms), tolerance_m)
     centres = gpd.GeoSeries(shapely.get_point(spokes, 0), crs=metric).to_crs(gcrs.STORAGE_CRS)

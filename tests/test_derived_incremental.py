@@ -1,0 +1,122 @@
+"""A publish of grids inside some villages is prepared from those villages alone (gridgeo.derived's
+rule of changed parents), on both stores: every item equals a full prepare of the same version,
+byte for byte; a rename assigns nothing; a publish that reaches the villages themselves is
+prepared in full."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import shapely
+
+import gridgeo.store as gstore
+from gridgeo import derived
+
+VILLAGE = "350582106004"           # two level-1 grids, each with level-2 grids and no level-3 plots
+X, Y = "35058210600401", "35058210600402"
+NEW_CODE = X + "07"                # the level-2 grid moved from Y to X gets a code under X
+OTHER_VILLAGE = "350582106201"
+
+
+def _blobs(store, version) -> dict:
+    return {name: store.get_derived(version, name) for name in store.derived_names(version) if name != "manifest"}
+
+
+def _equal_to_a_full_prepare(store, version):
+    """Every item of ``version`` as built equals the same version prepared from nothing."""
+    built = _blobs(store, version)
+    store.drop_derived(before=version + 1)
+    assert derived.build(store, progress=False) == version
+    assert "incremental" not in derived.latest(store).manifest
+    full = _blobs(store, version)
+    assert sorted(built) == sorted(full)
+    for name in full:
+        if name.endswith(".attrs") or name in ("labels", "tiles"):
+            assert json.loads(built[name]) == json.loads(full[name]), name
+        else:
+            assert built[name] == full[name], name
+    return built
+
+
+def move_grid(store, author="张三"):
+    """Publish a plan that moves a level-2 grid of Y (one touching X) into X, with a code under X."""
+    plan = store.create_plan("调整一级网格", parent=VILLAGE, levels=["grid1", "grid2"], author=author)
+    units = plan.read().set_index("code", drop=False)
+    x = units.loc[X]
+    moved = next(c for c in units.index if units.loc[c, "parent"] == Y
+                 and units.loc[c].geometry.intersection(x.geometry).length > 0)
+    x_kids = units[units["parent"] == X]
+    y_kids = units[(units["parent"] == Y) & (units["code"] != moved)]
+    new_x = units.loc[[X]].assign(geometry=[shapely.union_all([*x_kids.geometry, units.loc[moved].geometry])])
+    new_y = units.loc[[Y]].assign(geometry=[shapely.union_all(list(y_kids.geometry))])
+    new_unit = units.loc[[moved]].assign(code=NEW_CODE, parent=X, name="调入网格")
+    edits = pd.concat([new_x, new_y, new_unit]).reset_index(drop=True)
+    edits["revision"] = [plan.revision, plan.revision, None]
+    plan.save(edits, author=author, remove={moved: plan.revision})
+    return moved, plan.publish(author=author)
+
+
+def test_a_redrawn_village_is_prepared_from_it_alone_and_equals_a_full_prepare(url):
+    with gstore.open(url) as store:
+        first = derived.build(store, progress=False)
+        before = derived.latest(store)
+        moved, second = move_grid(store)
+        assert derived.build(store, progress=False) == second
+        kept = derived.latest(store)
+        assert kept.manifest["incremental"] == {"from": first, "parents": [VILLAGE]}
+        steps = kept.manifest["seconds"]
+        assert not {"reading addresses", "reading events", "reading roads"} & set(steps)  # only the village's
+        figures = kept.figures()
+        assert moved not in figures.index and NEW_CODE in figures.index
+        # the moved grid's households went from Y to X; the village and the town kept theirs
+        old = before.figures()
+        assert figures.loc[X, "households"] == old.loc[X, "households"] + old.loc[moved, "households"]
+        assert figures.loc[Y, "households"] == old.loc[Y, "households"] - old.loc[moved, "households"]
+        for code in (VILLAGE, "350582106"):
+            assert figures.loc[code, "households"] == old.loc[code, "households"]
+        built = _equal_to_a_full_prepare(store, second)
+        assert built["figures"] != store.get_derived(first, "figures")
+
+
+def test_a_rename_assigns_nothing_and_equals_a_full_prepare(url):
+    with gstore.open(url) as store:
+        first = derived.build(store, progress=False)
+        plan = store.create_plan("改名", parent=OTHER_VILLAGE, levels="grid2", author="李四")
+        unit = plan.read().iloc[[0]]
+        plan.save(unit.assign(name="新名字"), author="李四")
+        second = plan.publish(author="李四")
+        assert derived.build(store, progress=False) == second
+        kept = derived.latest(store)
+        assert kept.manifest["incremental"] == {"from": first, "parents": []}
+        assert not [step for step in kept.manifest["seconds"] if step.startswith(("reading addresses",
+                                                                                 "reading events", "placing"))]
+        code = unit["code"].iloc[0]
+        assert kept.figures().loc[code, "name"] == "新名字"
+        assert [row[3] for row in kept.labels("grid2") if row[2] == code] == ["新名字"]
+        _equal_to_a_full_prepare(store, second)
+
+
+def test_changed_parents_are_the_villages_above_what_changed_and_a_redrawn_village_means_in_full(sample):
+    from gridgeo.derived import _Changed
+    from gridgeo.schema import DEFAULT_SCHEME
+
+    grids = sample.grids.reset_index(drop=True)
+    codes = grids["code"].to_numpy(dtype=object)
+    grid2 = next(i for i, c in enumerate(codes) if c.startswith(OTHER_VILLAGE) and grids["level"][i] == "grid2")
+    plot = grids[grids["level"] == "grid3"].index[0]
+    moved = grids.copy()
+    moved.loc[grid2, "geometry"] = moved.geometry[grid2].buffer(-1e-5)
+    moved.loc[plot, "name"] = "改名"  # a name alone changes no parent
+    changed = _Changed.between(grids, moved, DEFAULT_SCHEME)
+    assert changed.parents == [OTHER_VILLAGE] and changed.ancestors == ["350582106"]
+    assert changed.old_under == changed.new_under == sorted(c for c in codes if c.startswith(OTHER_VILLAGE))
+    removed = grids.drop(index=plot)
+    parent = next(c for c in codes if codes[plot].startswith(c) and c != "350582106"
+                  and grids.set_index("code").loc[c, "level"] == "village")
+    assert _Changed.between(grids, removed, DEFAULT_SCHEME).parents == [parent]
+    assert _Changed.between(grids, grids, DEFAULT_SCHEME).parents == []
+    village = grids.copy()
+    row = grids.index[grids["code"] == OTHER_VILLAGE][0]
+    village.loc[row, "geometry"] = village.geometry[row].buffer(-1e-5)
+    assert _Changed.between(grids, village, DEFAULT_SCHEME) is None  # the villages themselves: in full
