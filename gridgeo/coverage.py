@@ -50,6 +50,7 @@ from gridgeo.schema import STATION_KINDS, check
 __all__ = [
     "GB50180_CIRCLES",
     "WALKING_SPEED_KMH",
+    "circle_metres",
     "STATUSES",
     "nearest_station",
     "summary",
@@ -67,6 +68,28 @@ GB50180_CIRCLES = {5: 300.0, 10: 500.0, 15: 1000.0}
 
 WALKING_SPEED_KMH = 4.0
 """The default walking speed: 15 minutes = 1,000 m."""
+
+
+def circle_metres(minutes: float, *, circles=None, speed_kmh: float = WALKING_SPEED_KMH) -> float:
+    """The walking distance a life circle of so many minutes means.
+
+    The rule: a circle of the standard (``circles``, default :data:`GB50180_CIRCLES`: 5, 10
+    and 15 minutes = 300, 500 and 1,000 m) has the standard's distance, as every coverage
+    figure counts it; any other number of minutes is walked at ``speed_kmh``. So a planner's
+    "10 minutes" is the 500 m the one map's 10-minute coverage shows, not 667 m.
+
+    Examples
+    --------
+    >>> circle_metres(10), circle_metres(15), circle_metres(7.5)
+    (500.0, 1000.0, 500.0)
+    """
+    if not np.isfinite(minutes) or minutes <= 0:
+        raise ValueError(f"步行分钟须为正数：{minutes!r} — walking minutes must be a positive number, not {minutes!r}")
+    table = GB50180_CIRCLES if circles is None else circles
+    for m, metres in table.items():
+        if float(m) == float(minutes):
+            return float(metres)
+    return float(minutes) * speed_kmh * 1000.0 / 60.0
 
 STATUSES = {
     "ok": "snapped to the road network and reached a station",

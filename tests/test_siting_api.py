@@ -222,11 +222,15 @@ def test_the_operations_are_documented(client):
         assert op["summary"] and op["description"]
 
 
-def test_ten_minutes_walk_is_a_radius_between_the_standards_circles(client, planner):
-    """10 minutes at 4 km/h is 667 m, between GB 50180's 10 (500 m) and 15 minutes (1,000 m)."""
-    r = client.post("/siting/propose", json={"unit": VILLAGE, "k": 1, "minutes": 10}, headers=planner)
+@pytest.mark.parametrize(("minutes", "metres"), [(5, 300.0), (10, 500.0), (15, 1000.0), (12, 800.0)])
+def test_minutes_are_the_life_circles_the_coverage_figures_count(client, planner, minutes, metres):
+    """A planner's 10 minutes is GB 50180's 500 m, as the one map's 10-minute coverage, not 667 m at 4 km/h;
+    minutes outside the standard's circles are walked at 4 km/h (12 minutes = 800 m)."""
+    from gridgeo.coverage import GB50180_CIRCLES
+
+    r = client.post("/siting/propose", json={"unit": VILLAGE, "k": 1, "minutes": minutes}, headers=planner)
     assert r.status_code == 200, r.text
-    assert r.json()["radius_m"] == pytest.approx(2000 / 3)
+    assert r.json()["radius_m"] == pytest.approx(GB50180_CIRCLES.get(minutes, minutes * 4000 / 60)) == metres
 
 
 def test_either_store_gives_the_same_proposal(url, api_keys, planner, proposed, client):

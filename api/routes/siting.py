@@ -29,8 +29,7 @@ from api import derived
 from api.auth import Principal, require
 from api.encode import feature_collection, plain, records
 from api.problems import Problem, responses
-from gridgeo import siting
-from gridgeo.coverage import WALKING_SPEED_KMH
+from gridgeo import coverage, siting
 from gridgeo.review import covers
 
 MAX_SITES = 20
@@ -57,7 +56,8 @@ class Ground(BaseModel):
     bbox: list[Coordinate] | None = Field(None, min_length=4, max_length=4,
                                           description="The scope: [west, south, east, north] in degrees, at most "
                                                       f"{MAX_BOX_DEG}° a side. Give unit or bbox.")
-    minutes: float | None = Field(None, gt=0, le=60, description="Walking minutes at 4 km/h (15 = 1,000 m). "
+    minutes: float | None = Field(None, gt=0, le=60, description="Walking minutes: the life circles of GB 50180 (5, 10, 15 = 300, 500, "
+                                                                 "1,000 m, as the coverage figures), other minutes at 4 km/h. "
                                                                  "Give minutes or radius_m (default 15 minutes).")
     radius_m: float | None = Field(None, gt=0, le=4000, description="Walking distance in metres along the roads")
     level: str = Field("grid2", min_length=1, max_length=40,
@@ -66,7 +66,7 @@ class Ground(BaseModel):
     def radius(self) -> float:
         if self.radius_m is not None:
             return float(self.radius_m)
-        return float(self.minutes or 15) * WALKING_SPEED_KMH * 1000 / 60
+        return coverage.circle_metres(float(self.minutes or 15))
 
 
 class Propose(Ground):
