@@ -102,10 +102,10 @@ _ITEMS: dict[str, tuple[str, ...]] = {
     "service_areas": ("stations", "roads", "metric"),
     "coverage": ("grids", "addresses", "stations", "roads"),
     "uncovered": ("top", "addresses", "stations", "roads", "metric"),
-    "figures": ("grids", "addresses", "events", "stations", "roads"),
-    "public": ("grids", "addresses", "events", "stations", "roads", "min_count"),
+    "figures": ("grids", "addresses", "events", "stations", "roads", "roster"),
+    "public": ("grids", "addresses", "events", "stations", "roads", "roster", "min_count"),
     "public_events": ("grids", "events", "min_count", "heat_period"),
-    "tiles": ("grids", "addresses", "events", "stations", "roads", "boundaries"),
+    "tiles": ("grids", "addresses", "events", "stations", "roads", "boundaries", "roster"),
 }
 """Item -> the layers it is computed from, ``metric``: the metric CRS it measures in (the
 grids' Gauss-Krüger zone, which a publish of grids seldom changes), ``top``: the units of the
@@ -428,7 +428,7 @@ class _Builder:
         self.min_count = min_count
         self.heat_period = heat_period
         self.layer_versions = {kind: store.layer_version(kind) for kind in
-                               ("grids", "stations", "addresses", "events", "roads", "boundaries")}
+                               ("grids", "stations", "addresses", "events", "roads", "boundaries", "roster")}
         self._read: dict = {}
         self._made: dict = {}
         self._renewed = time.monotonic()
@@ -654,8 +654,9 @@ class _Builder:
 
             if self.layer("grids").empty:
                 return pd.DataFrame({"name": [], "level": [], "parent": []}, index=pd.Index([], name="code"))
+            roster = self.layer("roster")  # the staffing figures come from it where there is one
             f = stats.figures(self.index(), addresses=self.layer("addresses"), events=self.layer("events"),
-                              stations=self.layer("stations"))
+                              stations=self.layer("stations"), roster=roster if len(roster) else None)
             cov = self.coverage_frame()
             if cov is not None:
                 cov = cov.set_index("code") if "code" in cov.columns else cov
