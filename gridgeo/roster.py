@@ -23,9 +23,10 @@ The rules, stated once
 - A *person* is a name and phone (a name alone where no phone is given, then
   only within one grid). A person's figures are the sums over every grid they
   serve: a police officer deputy to three grids answers for the three grids'
-  households, events and overdue events (``overdue``: the events open now whose
-  category's time limit has passed, :func:`gridgeo.events.indicators`' rule
-  over one period ending at the data's ``as_of``).
+  households, events and overdue events (``overdue``: the events still open
+  whose category's time limit has passed, by :func:`gridgeo.events.indicators`'
+  rule over one period, ``period=None``: counted at its end, one second after
+  the last report in the data).
 - Names and phones are personal data: :func:`public_team` says what the public
   sees of a team, only what the office chose to publish (the grid's office and
   a service number), never a name or a phone.
