@@ -469,3 +469,13 @@ def test_cli_reads_a_store_its_boundary_set_and_its_addresses(tmp_path, loaded_g
     # a set the store lacks is refused, naming the sets it has, and nothing is written
     refused = _cli(path, path, "--set", "学区", "-o", tmp_path / "x.xlsx")
     assert refused.exit_code == 2 and "警格" in refused.output and not (tmp_path / "x.xlsx").exists()
+
+
+def test_the_table_without_the_summary_is_the_same_table(sample, precincts, table):
+    """summary=False (what a caller that places no unit asks for) leaves the table as it is."""
+    bare = gridgeo.crosswalk(sample.grids, precincts, other_id="precinct_id", addresses=sample.addresses,
+                             summary=False)
+    assert "summary" not in bare.attrs and "summary" in table.attrs
+    pd.testing.assert_frame_equal(pd.DataFrame(bare.drop(columns="geometry")),
+                                  pd.DataFrame(table.drop(columns="geometry")))
+    assert shapely.equals_exact(np.asarray(bare.geometry.array), np.asarray(table.geometry.array), 0.0).all()
