@@ -37,8 +37,9 @@ def router() -> APIRouter:
         if not who.has("viewer"):
             return groster.public_team(code, office=settings.team_office, phone=settings.team_phone)
         placed = derived.placed_events(services)
-        # overdue now: the indicators over one period to the data's as_of (none without events)
-        overdue = derived.event_indicators(services, level=None, period=None) if len(placed) else None
+        # overdue now: the indicators over one period (none without a dated event: no span to count in)
+        dated = len(placed) - placed.attrs["undated"]
+        overdue = derived.event_indicators(services, level=None, period=None) if dated else None
         members = groster.team(derived.roster(services), code, figures=figures, indicators=overdue)
         return {"code": code, "name": str(figures.at[code, "name"]), "members": records(members)}
 
