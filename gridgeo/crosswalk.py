@@ -66,7 +66,7 @@ import pyproj
 import shapely
 
 from gridgeo import crs as gcrs
-from gridgeo.assignment import AssignIndex, assign
+from gridgeo.assignment import AssignIndex, _storage_points, assign
 from gridgeo.schema import DEFAULT_SCHEME, CodeScheme, Level, check
 
 __all__ = ["crosswalk", "with_names", "workbook", "index_other", "nesting", "misalignment", "carry", "align",
@@ -124,6 +124,7 @@ class _Layers:
     gi: np.ndarray  # overlapping pairs: grid position, other position
     oi: np.ndarray
     pieces: np.ndarray  # the overlaps, in metres
+    whole: np.ndarray  # per overlap: 1 the whole grid, 2 the whole other unit, 0 a cut
 
 
 def _layers(grids, other, *, level, other_id, other_crs, scheme, name, other_name):
@@ -132,35 +133,49 @@ def _layers(grids, other, *, level, other_id, other_crs, scheme, name, other_nam
     metric = gcrs.metric_crs(grids)
     grid_m = np.asarray(grids.to_crs(metric).geometry.array, dtype=object)
     other_m = np.asarray(other.to_crs(metric).geometry.array, dtype=object)
-    gi, oi, pieces = _overlaps(grid_m, other_m)
+    gi, oi, pieces, whole = _overlaps(grid_m, other_m)
     keep = shapely.area(pieces) > MIN_OVERLAP_M2
-    gi, oi, pieces = gi[keep], oi[keep], pieces[keep]
+    gi, oi, pieces, whole = gi[keep], oi[keep], pieces[keep], whole[keep]
     order = np.lexsort((oi, gi))
     to_storage = pyproj.Transformer.from_crs(metric, gcrs.STORAGE_CRS, always_xy=True)
     return _Layers(grids["code"].to_numpy(dtype=object), grids,
                    other[other_id].to_numpy(dtype=object), other, other_id, grid_m, other_m, metric,
                    to_storage, shapely.area(grid_m), shapely.area(other_m), gi[order], oi[order],
-                   pieces[order])
+                   pieces[order], whole[order])
 
 
 def _overlaps(grid_m, other_m):
-    """(grid positions, other positions, intersections) of every pair whose
-    polygons intersect: an STRtree query, then ``shapely.intersection`` on
-    the arrays, computed only where neither polygon covers the other and
-    they do more than touch (prepared predicates, cheaper than the overlay)."""
-    gi, oi = shapely.STRtree(other_m).query(grid_m, predicate="intersects")
+    """(grid positions, other positions, intersections, whole) of every pair
+    whose polygons may overlap: an STRtree query of the boxes, then
+    ``shapely.intersection`` on the arrays, computed only where neither
+    polygon covers the other (then the overlap is that polygon: ``whole`` 1
+    for the grid, 2 for the other unit) and they do more than touch. Pairs
+    whose boxes share at most :data:`MIN_OVERLAP_M2` cannot overlap and are
+    not tested; a polygon can only cover one whose box its box holds
+    (prepared predicates, cheaper than the overlay)."""
+    gi, oi = shapely.STRtree(other_m).query(grid_m)
+    gb, ob = shapely.bounds(grid_m)[gi], shapely.bounds(other_m)[oi]
+    common = (np.minimum(gb[:, 2], ob[:, 2]) - np.maximum(gb[:, 0], ob[:, 0])).clip(0) * \
+        (np.minimum(gb[:, 3], ob[:, 3]) - np.maximum(gb[:, 1], ob[:, 1])).clip(0)
+    roomy = common > MIN_OVERLAP_M2
+    gi, oi, gb, ob = gi[roomy], oi[roomy], gb[roomy], ob[roomy]
     shapely.prepare(other_m)
     shapely.prepare(grid_m)
     pieces = np.full(len(gi), None, dtype=object)
-    whole_grid = shapely.covers(other_m[oi], grid_m[gi])
-    whole_other = ~whole_grid & shapely.covers(grid_m[gi], other_m[oi])
-    pieces[whole_grid] = grid_m[gi[whole_grid]]
-    pieces[whole_other] = other_m[oi[whole_other]]
-    rest = np.flatnonzero(~(whole_grid | whole_other))
+    whole = np.zeros(len(gi), dtype=np.int8)
+    holds = lambda a, b: (a[:, 0] <= b[:, 0]) & (a[:, 1] <= b[:, 1]) & (a[:, 2] >= b[:, 2]) & (a[:, 3] >= b[:, 3])  # noqa: E731
+    maybe = np.flatnonzero(holds(ob, gb))
+    whole[maybe[shapely.covers(other_m[oi[maybe]], grid_m[gi[maybe]])]] = 1
+    maybe = np.flatnonzero(holds(gb, ob) & (whole == 0))
+    whole[maybe[shapely.covers(grid_m[gi[maybe]], other_m[oi[maybe]])]] = 2
+    pieces[whole == 1] = grid_m[gi[whole == 1]]
+    pieces[whole == 2] = other_m[oi[whole == 2]]
+    rest = np.flatnonzero(whole == 0)
+    rest = rest[shapely.intersects(grid_m[gi[rest]], other_m[oi[rest]])]
     rest = rest[~shapely.touches(grid_m[gi[rest]], other_m[oi[rest]])]
     pieces[rest] = _polygonal(shapely.intersection(grid_m[gi[rest]], other_m[oi[rest]]))
     cut = pieces != None  # noqa: E711 (elementwise on an object array)
-    return gi[cut], oi[cut], pieces[cut]
+    return gi[cut], oi[cut], pieces[cut], whole[cut]
 
 
 def _grid_level(grids, level, scheme, name):
@@ -264,26 +279,34 @@ def _polygonal(geoms):
 
 
 def _address_pairs(layers: _Layers, addresses, indexes, name):
-    """Per (grid position, other position): addresses, households, population."""
+    """Per (grid position, other position): addresses, households, population.
+
+    Each address is assigned to both layers by :func:`gridgeo.assign`'s rule, its
+    coordinates read (and converted to EPSG:4490) once for both: the answers of
+    ``assign(addresses, index)`` and ``assign(addresses, other_index)``."""
     index, other = indexes
     grid_index = index if index is not None else AssignIndex(layers.grids)
     if not isinstance(grid_index, AssignIndex):
         raise TypeError(f"index should be an AssignIndex of the grids, got {type(grid_index).__name__}")
     level = str(layers.grids["level"].iloc[0])
-    in_grid = assign(addresses, grid_index, levels=[level], name=name)[level]
-    grid_pos = pd.Index(layers.codes).get_indexer(in_grid.astype(object))
+    grid_index._output_levels([level])  # a KeyError naming the levels when the index lacks it
     other = _other_index(layers.other, layers.other_id) if other is None else _check_other_index(other, layers)
-    in_other = assign(addresses, other, name=name)["other"]
-    other_pos = np.where(in_other.isna(), -1, in_other.cat.codes.to_numpy().astype(np.int64))
+    _, x, y, reason = _storage_points(addresses, crs=None, lon=None, lat=None, name=name)
+    usable = np.flatnonzero(reason == 0)
+    x, y = x[usable], y[usable]
+    # the index's level positions -> this table's grid positions (the same codes, sorted alike or not)
+    to_grid = np.r_[pd.Index(layers.codes).get_indexer(grid_index.codes[level].astype(object)), -1]
+    grid_pos = to_grid[grid_index._ancestor[grid_index.levels.index(level)][grid_index._locate(x, y)[0]]]
+    other_pos = other._ancestor[0][other._locate(x, y)[0]].astype(np.int64)  # positions in id order
     both = (grid_pos >= 0) & (other_pos >= 0)
-    counts = {"addresses": np.ones(len(addresses))}
+    counts = {"addresses": np.ones(both.sum())}
     for column in _COUNTS:
-        counts[column] = (pd.to_numeric(addresses[column], errors="coerce").fillna(0).to_numpy(float)
-                          if column in addresses.columns else np.zeros(len(addresses)))
+        counts[column] = (pd.to_numeric(addresses[column], errors="coerce").fillna(0).to_numpy(float)[usable][both]
+                          if column in addresses.columns else np.zeros(both.sum()))
     n_other = len(layers.ids)
-    key = grid_pos[both] * n_other + other_pos[both]
+    key = grid_pos[both].astype(np.int64) * n_other + other_pos[both]
     pairs, inverse = np.unique(key, return_inverse=True)
-    sums = {k: np.bincount(inverse, weights=v[both], minlength=len(pairs)) for k, v in counts.items()}
+    sums = {k: np.bincount(inverse, weights=v, minlength=len(pairs)) for k, v in counts.items()}
     index = pd.MultiIndex.from_arrays([pairs // n_other, pairs % n_other], names=["g", "o"])
     return pd.DataFrame(sums, index=index)
 
@@ -337,7 +360,7 @@ def _check_other_index(index, layers: _Layers):
 
 def crosswalk(grids, other, *, level="grid2", other_id=None, addresses=None, index=None, other_index=None,
               other_crs=None, sliver_area=DEFAULT_SLIVER_AREA, sliver_width=DEFAULT_SLIVER_WIDTH,
-              scheme: CodeScheme = DEFAULT_SCHEME, name="grids", other_name="other"):
+              scheme: CodeScheme = DEFAULT_SCHEME, name="grids", other_name="other", summary: bool = True):
     """How another layer of areas overlaps one level of the grids: one row per overlapping pair.
 
     The rules (overlap, sliver, nesting, households by assignment) are stated
@@ -371,6 +394,9 @@ def crosswalk(grids, other, *, level="grid2", other_id=None, addresses=None, ind
     scheme : CodeScheme
     name, other_name : str
         What to call the layers in messages (their file names).
+    summary : bool, default True
+        Whether to place every unit (:func:`nesting`) for ``attrs["summary"]``;
+        False leaves it out (the table is the same).
 
     Returns
     -------
@@ -406,9 +432,10 @@ def crosswalk(grids, other, *, level="grid2", other_id=None, addresses=None, ind
     layers, options, table, units = _prepared(grids, other, addresses, (index, other_index), level=level,
                                               other_id=other_id, other_crs=other_crs, scheme=scheme, name=name,
                                               other_name=other_name, sliver_area=sliver_area,
-                                              sliver_width=sliver_width)
+                                              sliver_width=sliver_width, units=summary)
     out = gpd.GeoDataFrame(table[list(PAIR_COLUMNS)], geometry="geometry", crs=gcrs.STORAGE_CRS)
-    out.attrs["summary"] = _summary(units, table, layers, options)
+    if summary:
+        out.attrs["summary"] = _summary(units, table, layers, options)
     out.attrs["level"] = level
     return out
 
@@ -516,7 +543,13 @@ def _pairs(layers: _Layers, addresses, index, options, other_name):
     })
     table["main_of_grid"] = _is_main(table, "_g")
     table["main_of_other"] = _is_main(table, "_o")
-    table["geometry"] = _storage(layers, geoms)
+    # a whole polygon is the layer's own (no round trip through metres); the cuts are transformed
+    kind = np.r_[layers.whole, np.zeros(len(geoms) - len(layers.whole), dtype=np.int8)]
+    stored = np.empty(len(geoms), dtype=object)
+    stored[kind == 1] = np.asarray(layers.grids.geometry.array, dtype=object)[gi[kind == 1]]
+    stored[kind == 2] = np.asarray(layers.other.geometry.array, dtype=object)[oi[kind == 2]]
+    stored[kind == 0] = _storage(layers, geoms[kind == 0])
+    table["geometry"] = stored
     table = table.sort_values(["code", "other"], kind="stable").reset_index(drop=True)
     return table
 
@@ -578,14 +611,14 @@ def nesting(grids, other, *, level="grid2", other_id=None, addresses=None, index
 
 
 def _prepared(grids, other, addresses, indexes, *, level, other_id, other_crs, scheme, name, other_name,
-              sliver_area, sliver_width):
+              sliver_area, sliver_width, units=True):
     """The two layers read, the thresholds, the overlapping pairs and each unit's place: what
     :func:`crosswalk`, :func:`nesting` and :func:`misalignment` all start from."""
     layers = _layers(grids, other, level=level, other_id=other_id, other_crs=other_crs, scheme=scheme,
                      name=name, other_name=other_name)
     options = _thresholds(sliver_area, sliver_width)
     table = _pairs(layers, addresses, indexes, options, other_name)
-    return layers, options, table, _units(layers, table, options)
+    return layers, options, table, _units(layers, table, options) if units else None
 
 
 def _units(layers: _Layers, table, options):

@@ -27,7 +27,7 @@ The rules:
 - Finer still, a publish of grids that stays inside some units of the second
   level (villages: the planner's everyday publish) is prepared from those
   units alone when nothing else changed (addresses, events, stations, roads,
-  boundaries, the metric CRS) and the units of the first two levels are the
+  boundaries, the roster, the metric CRS) and the units of the first two levels are the
   same but for their names. The **changed parents** are the second-level
   units above every unit added, removed, or changed in anything but its name
   (geometry, code, parent, workers ...), before and after. The rule that makes
@@ -125,10 +125,10 @@ _ITEMS: dict[str, tuple[str, ...]] = {
     "service_areas": ("stations", "roads", "metric"),
     "coverage": ("grids", "addresses", "stations", "roads"),
     "uncovered": ("top", "addresses", "stations", "roads", "metric"),
-    "figures": ("grids", "addresses", "events", "stations", "roads"),
-    "public": ("grids", "addresses", "events", "stations", "roads", "min_count"),
+    "figures": ("grids", "addresses", "events", "stations", "roads", "roster"),
+    "public": ("grids", "addresses", "events", "stations", "roads", "roster", "min_count"),
     "public_events": ("grids", "events", "min_count", "heat_period"),
-    "tiles": ("grids", "addresses", "events", "stations", "roads", "boundaries"),
+    "tiles": ("grids", "addresses", "events", "stations", "roads", "boundaries", "roster"),
 }
 """Item -> the layers it is computed from, ``metric``: the metric CRS it measures in (the
 grids' Gauss-Krüger zone, which a publish of grids seldom changes), ``top``: the units of the
@@ -451,7 +451,7 @@ class _Builder:
         self.min_count = min_count
         self.heat_period = heat_period
         self.layer_versions = {kind: store.layer_version(kind) for kind in
-                               ("grids", "stations", "addresses", "events", "roads", "boundaries")}
+                               ("grids", "stations", "addresses", "events", "roads", "boundaries", "roster")}
         self._read: dict = {}
         self._made: dict = {}
         self._renewed = time.monotonic()
@@ -538,7 +538,7 @@ class _Builder:
         was = before.summary.get("layer_versions") or {}
         if was.get("grids") == self.layer_versions["grids"] or any(
                 was.get(kind) != self.layer_versions[kind]
-                for kind in ("stations", "addresses", "events", "roads", "boundaries")):
+                for kind in ("stations", "addresses", "events", "roads", "boundaries", "roster")):
             return None
         metric = self.metric()
         if metric is None or before.summary.get("metric_crs") != metric.to_wkt():
@@ -620,8 +620,9 @@ class _Builder:
         old = self.previous.figures()
         keep = old.drop(index=[c for c in changed.old_under if c in old.index])
         if part is not None:
+            roster = self.layer("roster")  # as in a full build: the staffing figures come from it
             made = stats.figures(part.index, addresses=part.addresses, events=part.events,
-                                 stations=part.stations)
+                                 stations=part.stations, roster=roster if len(roster) else None)
             made = pd.DataFrame(made.drop(columns=made.geometry.name))
             cov = self.coverage_frame()
             if cov is not None:
@@ -862,8 +863,9 @@ class _Builder:
                 return pd.DataFrame({"name": [], "level": [], "parent": []}, index=pd.Index([], name="code"))
             if self.changed() is not None:
                 return self._figures_of_changed()
+            roster = self.layer("roster")  # the staffing figures come from it where there is one
             f = stats.figures(self.index(), addresses=self.layer("addresses"), events=self.layer("events"),
-                              stations=self.layer("stations"))
+                              stations=self.layer("stations"), roster=roster if len(roster) else None)
             cov = self.coverage_frame()
             if cov is not None:
                 cov = cov.set_index("code") if "code" in cov.columns else cov

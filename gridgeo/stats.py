@@ -51,7 +51,7 @@ SUMMED = ("addresses", "households", "population", "units", "workers", "events",
 _ADDRESS_SUMS = ("households", "population", "units")
 
 
-def figures(grids, *, addresses=None, events=None, stations=None, bands=None,
+def figures(grids, *, addresses=None, events=None, stations=None, roster=None, bands=None,
             scheme: CodeScheme | None = None, client=None) -> gpd.GeoDataFrame:
     """Counts and sums per unit at every level, each parent the sum of its children.
 
@@ -68,6 +68,12 @@ def figures(grids, *, addresses=None, events=None, stations=None, bands=None,
         Grid events with ``category`` and ``status``.
     stations : GeoDataFrame, optional
         Stations with ``kind``, counted where they stand.
+    roster : DataFrame, optional
+        Who answers for each grid (:mod:`gridgeo.roster`: ``grid_code``,
+        ``role``): the ``workers`` then come from it, the full-time and
+        part-time grid workers' posts (:data:`gridgeo.roster.WORKER_ROLES`; not
+        the head, not the police deputy) on the unit and every unit below it
+        (:func:`gridgeo.roster.posts`), instead of the grids' ``workers`` column.
     bands : dict of str to (low, high), optional
         Target households per unit by level (default :data:`DEFAULT_BANDS`);
         the levels not named have no band.
@@ -97,14 +103,15 @@ def figures(grids, *, addresses=None, events=None, stations=None, bands=None,
           residents);
         - ``stations`` and ``stations_<kind>`` for every kind;
         - ``workers``: grid workers of the unit and everything below it, and
-          ``households_per_worker`` (NaN without workers), when the grids
-          have a ``workers`` column;
+          ``households_per_worker`` (NaN without workers), when a roster is
+          given (its posts) or else the grids have a ``workers`` column;
         - ``band``: ``under``, ``within`` or ``over`` the level's target band
           of households (bounds included in ``within``), missing for levels
           without a band.
 
         ``attrs["unplaced"]`` counts, per layer, the points no unit holds
-        (``outside``) and the unusable ones (``invalid``).
+        (``outside``) and the unusable ones (``invalid``); for a roster, its
+        rows naming no unit (``unknown``).
 
     Raises
     ------
@@ -135,9 +142,23 @@ def figures(grids, *, addresses=None, events=None, stations=None, bands=None,
     ['within']
     """
     if client is not None:
-        return _figures_on_dask(client, grids, addresses=addresses, events=events, stations=stations,
-                                bands=bands, scheme=scheme)
-    return _figures(grids, addresses=addresses, events=events, stations=stations, bands=bands, scheme=scheme)
+        out = _figures_on_dask(client, grids, addresses=addresses, events=events, stations=stations,
+                               bands=bands, scheme=scheme)
+    else:
+        out = _figures(grids, addresses=addresses, events=events, stations=stations, bands=bands, scheme=scheme)
+    return out if roster is None else _staffed(out, roster)
+
+
+def _staffed(out, roster):
+    """`out` with its ``workers`` and ``households_per_worker`` from the roster's posts."""
+    from gridgeo.roster import posts
+
+    counted = posts(roster, out)
+    out["workers"] = counted["workers"].to_numpy()
+    out.attrs.setdefault("unplaced", {})["roster"] = {"unknown": counted.attrs["unknown"]}
+    if "households" in out.columns:
+        out["households_per_worker"] = out["households"] / out["workers"].where(out["workers"] > 0)
+    return out
 
 
 def _figures(grids, *, addresses, events, stations, bands, scheme, others=None):

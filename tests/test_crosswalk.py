@@ -405,8 +405,9 @@ def test_cli_writes_csv_with_the_report_beside_it(tmp_path, table):
     result = _cli("sample_geojson", other, "-o", out)
     assert result.exit_code == 0, result.output
     got = pd.read_csv(out, dtype={"code": str})
-    assert list(got.columns) == [c for c in gridgeo.crosswalk.PAIR_COLUMNS if c != "geometry"]
-    assert len(got) == len(table)
+    columns = [c for c in gridgeo.crosswalk.PAIR_COLUMNS if c != "geometry"]
+    assert list(got.columns) == [*columns[:1], "grid_name", *columns[1:2], "other_name", *columns[2:]]
+    assert len(got) == len(table) and got["other_name"].str.endswith("警格").all()
     report = pd.read_csv(tmp_path / "对照_misalignment.csv")
     assert list(report.columns)[:3] == ["kind", "severity", "code"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["precincts.geojson", "对照.csv", "对照_misalignment.csv"]
@@ -435,3 +436,46 @@ def test_a_precinct_of_whole_grids_is_told_apart_from_a_split_one(sample, precin
     report = gridgeo.crosswalk.misalignment(sample.grids, precincts, other_id="precinct_id")
     asked = set(report.loc[report["kind"] == "not_nested", "other"])
     assert asked == set(other.index[~other["status"].isin(["nests", "whole units"])])
+
+
+def test_cli_reads_a_store_its_boundary_set_and_its_addresses(tmp_path, loaded_gpkg, sample, precincts, table):
+    """An office that loaded its precincts into the store lays them over the store's grids without
+    exporting anything: the set is found (the only one), the households come from the store's
+    addresses, and the workbook names every grid and precinct beside its code."""
+    import shutil
+
+    import openpyxl
+
+    import gridgeo.store as gstore
+
+    path = tmp_path / "store.gpkg"
+    shutil.copy(loaded_gpkg, path)
+    with gstore.open(path) as store:
+        store.load({"boundaries": sample.boundaries()}, author="派出所", progress=False)
+    before = path.read_bytes()
+    out = tmp_path / "对照表.xlsx"
+    result = _cli(path, path, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert path.read_bytes() == before  # reading changes nothing
+    rows = list(openpyxl.load_workbook(out, read_only=True)["crosswalk"].values)
+    got = pd.DataFrame(rows[1:], columns=rows[0]).set_index(["code", "other"]).sort_index()
+    ref = pd.DataFrame(table.drop(columns="geometry")).set_index(["code", "other"]).sort_index()
+    assert list(got.index) == list(ref.index)
+    np.testing.assert_array_equal(got["households"].to_numpy(int), ref["households"].to_numpy())
+    names = precincts.set_index("precinct_id")["name"]
+    assert (got["other_name"] == names.reindex(got.index.get_level_values("other")).to_numpy()).all()
+    grid_names = sample.grids.set_index("code")["name"]
+    assert (got["grid_name"] == grid_names.reindex(got.index.get_level_values("code")).to_numpy()).all()
+    # a set the store lacks is refused, naming the sets it has, and nothing is written
+    refused = _cli(path, path, "--set", "学区", "-o", tmp_path / "x.xlsx")
+    assert refused.exit_code == 2 and "警格" in refused.output and not (tmp_path / "x.xlsx").exists()
+
+
+def test_the_table_without_the_summary_is_the_same_table(sample, precincts, table):
+    """summary=False (what a caller that places no unit asks for) leaves the table as it is."""
+    bare = gridgeo.crosswalk(sample.grids, precincts, other_id="precinct_id", addresses=sample.addresses,
+                             summary=False)
+    assert "summary" not in bare.attrs and "summary" in table.attrs
+    pd.testing.assert_frame_equal(pd.DataFrame(bare.drop(columns="geometry")),
+                                  pd.DataFrame(table.drop(columns="geometry")))
+    assert shapely.equals_exact(np.asarray(bare.geometry.array), np.asarray(table.geometry.array), 0.0).all()

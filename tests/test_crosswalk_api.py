@@ -215,15 +215,47 @@ def test_viewers_see_the_team_and_the_public_only_what_the_office_publishes(clie
         sorted(map(tuple, mine[["role", "name", "phone"]].values.tolist()))
     assert members[0]["role"] == "网格长" and members[-1]["role"] == "警格民警"
     assert members[-1]["role_en"] == "police officer, deputy grid head"
-    # each person's figures are their grid's, counted here from the addresses alone
-    inside = gpd.sjoin(sample.addresses, grid2[grid2["code"] == code][["geometry"]], predicate="within")
-    assert {m["households"] for m in members} == {int(inside["households"].sum())}
+    # each person's figures are the sums over every grid they serve (the police officer serves several),
+    # counted here from the addresses and events alone
+    expected = _person_figures(sample, roster, grid2)
+    got = {(m["name"], m["phone"]): {k: m[k] for k in ("grids", "households", "events", "overdue")}
+           for m in members}
+    assert got == {(n, p): expected[(n, p)] for n, p in got}
+    officer = next(m for m in members if m["role"] == "警格民警")
+    assert officer["grids"] > 1 and officer["households"] > members[0]["households"]
+    assert sum(m["overdue"] for m in members) > 0  # the check can fail: some overdue events are counted
     # the public: no name, no phone, whatever it asks
     public = client.get(f"/grids/{code}/team").json()
     assert public == {"code": code, "office": None}
     text = json.dumps(public, ensure_ascii=False)
     assert not any(name in text for name in mine["name"]) and not any(p in text for p in mine["phone"])
     assert client.get("/grids/350582999/team").status_code == 404
+
+
+def _person_figures(sample, roster, grid2):
+    """{(name, phone): grids, households, events, overdue} by plain pandas and geopandas: addresses and
+    events joined to the level-2 grids ('within'), and an event overdue when it is open one second
+    after the last report (not closed, or closed later) and that instant is past its report time plus
+    its category's limit in hours (gridgeo.events' table of limits)."""
+    from gridgeo.events import DEFAULT_TIME_LIMITS, OTHER_TIME_LIMIT
+
+    units = grid2[["code", "geometry"]]
+    households = gpd.sjoin(sample.addresses, units, predicate="within").groupby("code")["households"].sum()
+    events = gpd.sjoin(sample.events, units, predicate="within")
+    reported = pd.to_datetime(events["reported_at"])
+    closed = pd.to_datetime(events["closed_at"])
+    now = reported.max() + pd.Timedelta(seconds=1)
+    hours = events["category"].map(DEFAULT_TIME_LIMITS).fillna(OTHER_TIME_LIMIT)
+    late = (reported < now) & (closed.isna() | (closed >= now)) & (reported + pd.to_timedelta(hours, unit="h") < now)
+    count, overdue = events.groupby("code").size(), events[late].groupby("code").size()
+    out = {}
+    for (name, phone), rows in roster.groupby(["name", "phone"]):
+        codes = sorted(set(rows["grid_code"]))
+        out[(name, phone)] = {"grids": len(codes),
+                              "households": int(households.reindex(codes).fillna(0).sum()),
+                              "events": int(count.reindex(codes).fillna(0).sum()),
+                              "overdue": int(overdue.reindex(codes).fillna(0).sum())}
+    return out
 
 
 def test_the_office_chooses_what_the_public_sees_of_a_team(api_settings, sample):
@@ -236,3 +268,21 @@ def test_the_office_chooses_what_the_public_sees_of_a_team(api_settings, sample)
     with TestClient(create_app(settings), raise_server_exceptions=False) as c:
         body = c.get(f"/grids/{code}/team").json()
     assert body == {"code": code, "office": {"name": "内坑镇网格服务中心", "phone": "0595-85000000"}}
+
+
+def test_the_one_maps_staffing_comes_from_the_roster(client, api_keys, sample):
+    """The figures the service keeps (gridgeo.derived) count the roster's full-time and part-time grid
+    workers, counted here by code prefix, not the grids' bare ``workers`` column."""
+    roster = sample.roster()
+    workers = roster[roster["role"].isin(["专职网格员", "兼职网格员"])]["grid_code"].to_numpy(dtype=str)
+    bare = sample.grids.set_index("code")["workers"]
+    for level in ("grid2", "village"):
+        body = client.get(f"/stats/{level}", headers={"X-API-Key": api_keys["viewer"]}).json()
+        served = pd.DataFrame(body["units"]).set_index("code")
+        expected = pd.Series({c: int(np.char.startswith(workers, c).sum()) for c in served.index})
+        assert served["workers"].astype(int).to_dict() == expected.to_dict()
+        np.testing.assert_allclose(served["households_per_worker"].astype(float),
+                                   served["households"].astype(float) / expected.reindex(served.index),
+                                   rtol=1e-5)  # the service writes 4 decimals
+        if level == "grid2":  # the part-time workers make the difference
+            assert (expected != bare.reindex(expected.index).astype(int)).any()

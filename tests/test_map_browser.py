@@ -949,11 +949,15 @@ def test_the_precincts_overlay_and_a_grids_precincts_and_team(server, open_page,
     police = roster[(roster["grid_code"] == code) & (roster["role"] == "警格民警")].iloc[0]
     deputy = page.locator(".unit-team tr[data-role='警格民警']")
     assert police["name"] in deputy.inner_text() and police["phone"] in deputy.inner_text()
+    # each person's load: the deputy answers for every grid the roster gives them, written out
+    served = roster[(roster["name"] == police["name"]) & (roster["phone"] == police["phone"])]["grid_code"].nunique()
+    assert deputy.locator(".person-load").inner_text().startswith(f"{served} 个网格 · ")
     head = roster[(roster["grid_code"] == code) & (roster["role"] == "网格长")]["name"].iloc[0]
     assert head in page.locator(".unit-team tr[data-role='网格长']").inner_text()
     screenshot(page, "map-precincts-team.png")
     page.screenshot(path="/tmp/map-precincts-team.png")
     page.locator("#panel").screenshot(path="/tmp/map-precincts-panel.png")
+    page.locator("#unit-boundaries").screenshot(path="/tmp/map-precincts-pieces-team.png")
 
 
 def test_the_public_sees_the_precincts_but_no_team(server, open_page, units, sample):

@@ -184,3 +184,29 @@ def test_layers_failing_the_schema_are_refused(sample, index):
     negative.loc[negative.index[2], "households"] = -3
     with pytest.raises(gridgeo.schema.SchemaError, match="households must be a non-negative number"):
         figures(index, addresses=negative)
+
+
+# --- staffing from the roster (gridgeo.roster) ------------------------------------------------------
+
+
+def test_workers_come_from_the_roster_counted_by_code_prefix(sample, index):
+    """With a roster, every unit's ``workers`` are the full-time and part-time grid workers listed on
+    it or below it, counted here by code prefix (a code's prefix is its parent's), not through the
+    parent column the library walks; the head and the police deputy are not workers."""
+    roster = sample.roster()
+    # a row on a code the grids lack counts nowhere, and is counted aside
+    stray = pd.DataFrame({"grid_code": ["350582999999999"], "role": ["专职网格员"], "name": ["无名"], "phone": [""]})
+    got = figures(index, addresses=sample.addresses, roster=pd.concat([roster, stray], ignore_index=True))
+    workers = roster[roster["role"].isin(["专职网格员", "兼职网格员"])]["grid_code"].to_numpy(dtype=str)
+    expected = pd.Series({code: int(np.char.startswith(workers, code).sum()) for code in got.index})
+    assert got["workers"].to_dict() == expected.to_dict()
+    assert expected.max() > 0 and (got["workers"] != sample.grids.set_index("code")["workers"].reindex(
+        got.index).fillna(0)).any()  # not the bare count the grids carry
+    per_worker = got["households"] / expected.where(expected > 0)
+    pd.testing.assert_series_equal(got["households_per_worker"], per_worker, check_names=False)
+    assert got.attrs["unplaced"]["roster"] == {"unknown": 1}
+    # roster.staffing says the same per unit, with the heads and police apart
+    staffed = gridgeo.roster.staffing(roster, got)
+    heads = roster[roster["role"] == "网格长"]["grid_code"].to_numpy(dtype=str)
+    assert staffed["heads"].astype(int).to_dict() == {c: int(np.char.startswith(heads, c).sum()) for c in got.index}
+    assert (staffed["workers"] == got["workers"]).all()

@@ -2,7 +2,8 @@
 
 Viewers (and higher roles) get the grid's team from the published roster
 (:func:`gridgeo.roster.team`): each person's role (Chinese and English), name,
-phone and the figures of their grid (households, population, events). The
+phone and the figures of every grid they serve (how many grids, households,
+population, events, and events overdue now). The
 public gets only what the office publishes (:func:`gridgeo.roster.public_team`:
 the office's name and service number, ``GRIDGEO_TEAM_OFFICE`` and
 ``GRIDGEO_TEAM_PHONE``; by default nothing): never a name or a phone.
@@ -35,7 +36,11 @@ def router() -> APIRouter:
         settings = services.settings
         if not who.has("viewer"):
             return groster.public_team(code, office=settings.team_office, phone=settings.team_phone)
-        members = groster.team(derived.roster(services), code, figures=figures)
+        placed = derived.placed_events(services)
+        # overdue now: the indicators over one period (none without a dated event: no span to count in)
+        dated = len(placed) - placed.attrs["undated"]
+        overdue = derived.event_indicators(services, level=None, period=None) if dated else None
+        members = groster.team(derived.roster(services), code, figures=figures, indicators=overdue)
         return {"code": code, "name": str(figures.at[code, "name"]), "members": records(members)}
 
     return r

@@ -21,12 +21,14 @@ const WORDS = {
     share_of_other: '占{set}', team: '网格团队', no_team: '尚无人员名单', phone: '电话',
     office_only: '公开信息：仅显示网格办及服务电话', office: '网格办', service_phone: '服务电话',
     withheld: '—', loading: '加载中…', failed: '未能加载', main: '主要',
+    load: '{grids} 个网格 · {households} 户 · 事件 {events} · 逾期 {overdue}',
   },
   en: {
     boundaries: "Other offices' boundaries", falls_in: 'In {set}', share_of_unit: 'of this unit', households: 'households',
     share_of_other: 'of the {set}', team: 'Grid team', no_team: 'No roster yet', phone: 'phone',
     office_only: 'Public view: the grid office and its service number only', office: 'Office',
     service_phone: 'Service number', withheld: '—', loading: 'loading…', failed: 'could not load', main: 'main',
+    load: '{grids} grid(s) · {households} households · {events} events · {overdue} overdue',
   },
 };
 
@@ -196,7 +198,10 @@ export class Boundaries {
     }
     if (!body.members.length) return `<section class="unit-team">${head}<p class="note">${w('no_team')}</p></section>`;
     const rows = body.members.map((m) => `
-      <tr data-role="${esc(m.role)}"><td>${esc(language() === 'en' ? m.role_en || m.role : m.role)}</td><td>${esc(m.name)}</td>
+      <tr data-role="${esc(m.role)}"><td>${esc(language() === 'en' ? m.role_en || m.role : m.role)}</td>
+        <td>${esc(m.name)}${m.grids === undefined ? '' : `<div class="person-load" data-overdue="${m.overdue ?? ''}">${
+          esc(w('load', {grids: number(m.grids), households: number(m.households ?? 0), events: number(m.events ?? 0),
+            overdue: number(m.overdue ?? 0)}))}</div>`}</td>
         <td><a href="tel:${esc(m.phone)}" data-phone>${esc(m.phone)}</a></td></tr>`).join('');
     return `<section class="unit-team">${head}<table><tbody>${rows}</tbody></table></section>`;
   }
