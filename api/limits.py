@@ -30,6 +30,14 @@ request.
                                                                    (``GRIDGEO_RATE_PRINT``)
     ======  =====================================================  ======================
 
+    Counting requests does not bound a client whose every request is long (one
+    ``POST /assign`` of 100,000 points keeps a worker busy for seconds: looped, it
+    never passes 5 in 10 s and still cut the tile throughput 4-8 times). So the
+    heavy requests of a client also share a **budget of the service's time**
+    (:class:`BusyWindow`, ``GRIDGEO_RATE_BUSY``, default 3 s in 10 s: bursts of
+    3 s, 30 % of the service on average, however long each request is); a heavy
+    request that finds the budget spent gets 429.
+
     A client over its limit gets 429 with ``Retry-After`` (whole seconds) and a
     problem body saying when to come back; every other request (tiles, pages,
     small items pages) is never limited. A limit is a sliding window: at most
@@ -70,7 +78,7 @@ from starlette.exceptions import HTTPException
 
 from api import problems
 
-__all__ = ["BodyLimit", "RateLimit", "Rate", "SlidingWindow", "limited", "client_of", "document"]
+__all__ = ["BodyLimit", "RateLimit", "Rate", "SlidingWindow", "BusyWindow", "limited", "client_of", "document"]
 
 
 # --- the body limit ---------------------------------------------------------------
@@ -266,6 +274,98 @@ class SlidingWindow:
             clients.popitem(last=False)
 
 
+class BusyWindow:
+    """A budget of the service's time per client: ``busy`` seconds in any ``seconds`` on
+    average, in bursts of at most ``busy`` seconds (a token bucket of the service's time).
+
+    The rule: a client's budget fills at ``busy / seconds`` of a second per second, up to
+    ``busy``; each of its requests takes from it the time it took, however long (the budget
+    may go below zero); a request that finds it below zero is refused until it has filled
+    back to zero. A request still running counts with the time it has taken so far. So a
+    client looping requests longer than the budget gets at most that share of the service
+    (3 s in 10 s: 30 %), however long each request is.
+
+    :meth:`wait` says 0, or how many seconds until the budget is back to zero (counting a
+    running request as ending now); :meth:`start` and :meth:`end` bracket a request that
+    went ahead.
+
+    Parameters
+    ----------
+    busy, seconds : float
+    max_clients : int
+        The most clients held; past it the client quiet the longest is forgotten.
+    clock : callable
+        Seconds, monotonic (for tests).
+
+    Examples
+    --------
+    >>> now = [0.0]
+    >>> window = BusyWindow(3, 10, clock=lambda: now[0])
+    >>> window.wait("a")
+    0.0
+    >>> ticket = window.start("a"); now[0] = 8.0; window.end("a", ticket)   # one request of 8 s
+    >>> window.wait("a"), window.wait("b")    # 5 s below zero, filling at 0.3 s a second
+    (16.666667, 0.0)
+    >>> now[0] = 24.7; window.wait("a")
+    0.0
+    """
+
+    def __init__(self, busy: float, seconds: float, *, max_clients: int = 50_000, clock=time.monotonic):
+        if busy <= 0 or seconds <= 0 or max_clients < 1:
+            raise ValueError(f"a busy window needs busy > 0, seconds > 0 and max_clients >= 1, got {busy}, "
+                             f"{seconds} and {max_clients}")
+        self.busy, self.seconds, self.max_clients, self.clock = busy, seconds, max_clients, clock
+        self.rate = busy / seconds
+        # client -> [budget, when it was last brought up to date, starts of its running requests]
+        self._clients: OrderedDict[str, list] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+    def _now(self, client: str, now: float) -> list | None:
+        state = self._clients.get(client)
+        if state is not None:
+            state[0] = min(self.busy, state[0] + self.rate * (now - state[1]))
+            state[1] = now
+        return state
+
+    def wait(self, client: str) -> float:
+        """0.0, or the seconds until the client's budget is back to zero."""
+        now = self.clock()
+        self._forget(now)
+        state = self._now(client, now)
+        if state is None:
+            return 0.0
+        left = state[0] - sum(now - start for start in state[2])
+        return 0.0 if left >= 0 else round(-left / self.rate, 6)
+
+    def start(self, client: str) -> float:
+        now = self.clock()
+        state = self._now(client, now)
+        if state is None:
+            state = self._clients[client] = [float(self.busy), now, []]
+            if len(self._clients) > self.max_clients:
+                self._clients.popitem(last=False)
+        state[2].append(now)
+        self._clients.move_to_end(client)
+        return now
+
+    def end(self, client: str, started: float) -> None:
+        now = self.clock()
+        state = self._now(client, now)
+        if state is None:
+            return
+        state[2].remove(started)
+        state[0] -= now - started
+
+    def _forget(self, now: float) -> None:
+        """Forget the clients with a full budget and nothing running."""
+        for client in list(self._clients):
+            budget, when, running = self._clients[client]
+            if not running and budget + self.rate * (now - when) >= self.busy:
+                del self._clients[client]
+
+
 _ITEMS = re.compile(r"/collections/[^/]+/items")
 
 WHAT = {"assign": "POST /assign", "areas": "GET /coverage/areas", "print": "GET /export/map.png|pdf",
@@ -332,14 +432,23 @@ def document(schema: dict, settings) -> dict:
     >>> doc = {"paths": {"/assign": {"post": {"responses": {}}}, "/coverage/areas": {"get": {"responses": {}}},
     ...                  "/collections/{collection_id}/items": {"get": {"responses": {}}},
     ...                  "/tiles": {"get": {"responses": {}}}}}
-    >>> settings = Settings(store="x.gpkg", rate_assign="5/10", rate_areas="0", rate_items="10/10")
+    >>> settings = Settings(store="x.gpkg", rate_assign="5/10", rate_areas="0", rate_items="10/10", rate_busy="0")
     >>> [(path, method) for path, ops in document(doc, settings)["paths"].items()
     ...  for method, op in ops.items() if "429" in op["responses"]]
     [('/assign', 'post'), ('/collections/{collection_id}/items', 'get')]
+
+    The budget of the service's time (``rate_busy``) covers every heavy request:
+
+    >>> settings = Settings(store="x.gpkg", rate_assign="0", rate_areas="0", rate_items="0", rate_busy="3/10")
+    >>> [(path, method) for path, ops in document(doc, settings)["paths"].items()
+    ...  for method, op in ops.items() if "429" in op["responses"]]
+    [('/assign', 'post'), ('/coverage/areas', 'get'), ('/collections/{collection_id}/items', 'get')]
     """
     rates = {"assign": settings.rate_assign, "areas": settings.rate_areas, "items": settings.rate_items,
              "print": settings.rate_print}
     on = {name for name, text in rates.items() if Rate.parse(text) is not None}
+    if Rate.parse(getattr(settings, "rate_busy", "0")) is not None:
+        on = set(WHAT)  # the budget of the service's time covers every heavy request
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
             name = limited(method.upper(), path, _WIDEST, wide_bbox=settings.rate_wide_bbox,
@@ -386,7 +495,7 @@ class RateLimit:
     ----------
     app : ASGI app
     settings : api.settings.Settings
-        ``rate_assign``, ``rate_areas``, ``rate_items``, ``rate_print``, ``rate_wide_bbox``,
+        ``rate_assign``, ``rate_areas``, ``rate_items``, ``rate_print``, ``rate_busy``, ``rate_wide_bbox``,
         ``rate_wide_limit`` and ``trusted_proxies``.
     keys : api.keys.KeyStore
         A caller whose key is in it is not limited.
@@ -400,29 +509,48 @@ class RateLimit:
              "print": settings.rate_print}
         self.rates = {name: rate for name, text in rates.items() if (rate := Rate.parse(text)) is not None}
         self.windows = {name: SlidingWindow(*rate, clock=clock) for name, rate in self.rates.items()}
+        busy = Rate.parse(settings.rate_busy)
+        self.busy = None if busy is None else BusyWindow(busy.requests, busy.seconds, clock=clock)
         self.wide_bbox, self.wide_limit = settings.rate_wide_bbox, settings.rate_wide_limit
         self.trusted_proxies = settings.trusted_proxies
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or not self.windows:
+        if scope["type"] != "http" or not (self.windows or self.busy):
             return await self.app(scope, receive, send)
         name = limited(scope["method"], scope["path"], scope["query_string"], wide_bbox=self.wide_bbox,
                        wide_limit=self.wide_limit)
-        if name not in self.windows or self._has_key(scope):
+        if name is None or (name not in self.windows and self.busy is None) or self._has_key(scope):
             return await self.app(scope, receive, send)
-        wait = self.windows[name].hit(client_of(scope, self.trusted_proxies))
-        if not wait:
+        client = client_of(scope, self.trusted_proxies)
+        if self.busy is not None and (wait := self.busy.wait(client)):
+            seconds = max(1, math.ceil(wait))
+            rate = Rate(self.busy.busy, self.busy.seconds)
+            detail = (f"the heavy requests of a client without an API key may keep the service busy {rate.requests:g} s "
+                      f"in {rate.seconds:g} s, and this client's have used that: retry in {seconds} s. "
+                      f"请求过于频繁：无密钥客户端的重型请求平均每 {rate.seconds:g} 秒最多占用服务 {rate.requests:g} 秒，"
+                      f"请 {seconds} 秒后重试")
+            return await self._refuse(scope, receive, send, name, seconds, detail, "busy")
+        if name in self.windows and (wait := self.windows[name].hit(client)):
+            seconds = max(1, math.ceil(wait))
+            rate = self.rates[name]
+            detail = (f"{WHAT[name]} is limited to {rate.requests} requests in {rate.seconds:g} s for each client "
+                      f"without an API key: retry in {seconds} s. 请求过于频繁：无密钥的客户端每 {rate.seconds:g} 秒"
+                      f"最多 {rate.requests} 次，请 {seconds} 秒后重试")
+            return await self._refuse(scope, receive, send, name, seconds, detail, name)
+        if self.busy is None:
             return await self.app(scope, receive, send)
-        seconds = max(1, math.ceil(wait))
-        rate = self.rates[name]
+        span = self.busy.start(client)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.busy.end(client, span)
+
+    async def _refuse(self, scope, receive, send, name, seconds, detail, limit):
         headers = {"Retry-After": str(seconds)}
         if scope["method"] == "POST":
             headers["Connection"] = "close"  # the body is not wanted: do not read it
-        detail = (f"{WHAT[name]} is limited to {rate.requests} requests in {rate.seconds:g} s for each client "
-                  f"without an API key: retry in {seconds} s. 请求过于频繁：无密钥的客户端每 {rate.seconds:g} 秒"
-                  f"最多 {rate.requests} 次，请 {seconds} 秒后重试")
         response = problems.problem_response(429, "Too Many Requests", detail, instance=scope["path"],
-                                             headers=headers, retry_after=seconds, limit=name)
+                                             headers=headers, retry_after=seconds, limit=limit)
         await response(scope, receive, send)
 
     def _has_key(self, scope) -> bool:

@@ -41,6 +41,9 @@ GRIDGEO_RATE_ASSIGN       POST /assign per client without an API      ``5/10``: 
 GRIDGEO_RATE_AREAS        GET /coverage/areas, likewise               ``10/10``
 GRIDGEO_RATE_ITEMS        items requests over a wide area, likewise   ``10/10``
 GRIDGEO_RATE_PRINT        GET /export/map.png|pdf, likewise           ``5/10``
+GRIDGEO_RATE_BUSY         the service's time all the heavy requests   ``3/10``
+                          of one client without a key may take:
+                          seconds/in any seconds, 0 for no budget
 GRIDGEO_RATE_WIDE_BBOX    an items bbox wider than this (square       0.01 (about 100 km²)
                           degrees) is a wide one
 GRIDGEO_RATE_WIDE_LIMIT   an items request without a bbox asking      1000
@@ -103,6 +106,8 @@ class Settings(BaseSettings):
     rate_areas: str = "10/10"
     rate_items: str = "10/10"
     rate_print: str = "5/10"
+    rate_busy: str = Field("3/10", description="the service's time the heavy requests of a client without a key "
+                           "may take: seconds/in any seconds (api.limits.BusyWindow); 0 for no budget")
     rate_wide_bbox: float = Field(0.01, ge=0)
     rate_wide_limit: int = Field(1000, ge=0)
     trusted_proxies: int = Field(0, ge=0, le=10)
@@ -117,7 +122,7 @@ class Settings(BaseSettings):
     team_phone: str | None = Field(None, description="the service number the public sees for every grid's team; "
                                    "default none (no names or phones are ever public)")
 
-    @field_validator("rate_assign", "rate_areas", "rate_items", "rate_print")
+    @field_validator("rate_assign", "rate_areas", "rate_items", "rate_print", "rate_busy")
     @classmethod
     def _rate(cls, value: str) -> str:
         from api.limits import Rate

@@ -11,10 +11,11 @@
     the worker's resident memory (VmRSS, and its peak VmHWM) before and after.
 (b) **tiles while assigning**: wrk (one thread, ``--connections`` connections,
     ``tiles_wrk.lua`` as ``benchmarks/tiles.py`` drives it) asks a mix of grid
-    tiles for ``--seconds`` seconds, three times: alone, then while one
-    anonymous client loops ``POST /assign`` of 100,000 points with the rate
-    limit on (``GRIDGEO_RATE_ASSIGN`` at its default, ``5/10``), then off
-    (``0``). Measured: tiles per second and p50/p99 latency, and the assign
+    tiles for ``--seconds`` seconds, four times: alone, then while one
+    anonymous client loops ``POST /assign`` of 100,000 points with the limits
+    at their defaults (``GRIDGEO_RATE_ASSIGN`` 5 in 10 s and the budget of the
+    service's time ``GRIDGEO_RATE_BUSY``, 3 s in 10 s), with the count only,
+    and with none. Measured: tiles per second and p50/p99 latency, and the assign
     client's answers by status (429 once the limit is reached) and the median
     time of an answered one. The server is warmed first (tiles, and one small
     ``/assign``, which builds the index it keeps).
@@ -216,10 +217,12 @@ def main() -> None:
                                                    f"{body['after'].get('VmRSS', 0):.0f} MB"),
                  ("    worker VmHWM before / after", f"{body['before'].get('VmHWM', 0):.0f} / "
                                                    f"{body['after'].get('VmHWM', 0):.0f} MB")]
-        for label, env, assigning in () if args.body_only else (("tiles alone", {"GRIDGEO_RATE_ASSIGN": None}, False),
-                                      ("tiles + /assign loop, rate limit on (5/10)",
-                                       {"GRIDGEO_RATE_ASSIGN": None}, True),
-                                      ("tiles + /assign loop, rate limit off", {"GRIDGEO_RATE_ASSIGN": "0"}, True)):
+        defaults = {"GRIDGEO_RATE_ASSIGN": None, "GRIDGEO_RATE_BUSY": None}
+        runs = (("tiles alone", defaults, False),
+                ("tiles + /assign loop, limits at their defaults (5/10 requests, 3 s busy in 10 s)", defaults, True),
+                ("tiles + /assign loop, count only (5/10), no busy budget", {**defaults, "GRIDGEO_RATE_BUSY": "0"}, True),
+                ("tiles + /assign loop, no limits", {"GRIDGEO_RATE_ASSIGN": "0", "GRIDGEO_RATE_BUSY": "0"}, True))
+        for label, env, assigning in () if args.body_only else runs:
             print(f"{label} ...", flush=True)
             server = Serve(store, work, env)
             try:

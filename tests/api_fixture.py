@@ -18,7 +18,8 @@ import gridgeo.derived
 import gridgeo.sample
 import gridgeo.store
 
-RATE_SETTINGS = ("GRIDGEO_RATE_ASSIGN", "GRIDGEO_RATE_AREAS", "GRIDGEO_RATE_ITEMS", "GRIDGEO_RATE_PRINT")
+RATE_SETTINGS = ("GRIDGEO_RATE_ASSIGN", "GRIDGEO_RATE_AREAS", "GRIDGEO_RATE_ITEMS", "GRIDGEO_RATE_PRINT",
+                 "GRIDGEO_RATE_BUSY")
 """The rate limits (api.limits). The suite asks for /assign, /coverage/areas and wide
 items pages many times from one address, so its services run without them (here, in
 the environment, for the in-process apps and the servers it starts alike);

@@ -262,6 +262,75 @@ def test_a_sliding_window_allows_so_many_in_any_span_and_forgets_quiet_clients()
     assert window.hit("b") == 0 and len(window) == 1  # everyone quiet for a window is forgotten
 
 
+def test_a_client_whose_heavy_requests_are_long_is_held_by_the_budget_of_the_services_time(sample_store):
+    """One anonymous client looping long requests never passes 5 in 10 s (measured: 100,000-point
+    /assign, 13 s each, cut the tile throughput 4-8 times): its heavy requests share 3 s of the
+    service's time in any 10 s. The clock is the test's; each request 'takes' what it asks."""
+    from fastapi.testclient import TestClient
+
+    from api import Settings
+    from api.limits import RateLimit
+
+    now = [0.0]
+
+    async def service(scope, receive, send):  # a heavy endpoint that takes ?s= seconds of the clock
+        now[0] += float(scope["query_string"].decode().partition("=")[2] or 0)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    class NoKeys:
+        def lookup(self, token):
+            return None
+
+    settings = Settings(store=str(sample_store), rate_assign="5/10", rate_areas="0", rate_items="0", rate_print="0",
+                        rate_busy="3/10", trusted_proxies=1)
+    client = TestClient(RateLimit(service, settings, NoKeys(), clock=lambda: now[0]))
+    me, other = _as("203.0.113.50"), _as("203.0.113.51")
+    assert client.post("/assign?s=8", headers=me).status_code == 200  # 8 s: the budget is spent
+    refused = client.post("/assign?s=0.1", headers=me)
+    body = _problem(refused, 429)
+    # the budget (3 s, filling at 0.3 s a second) is 5 s below zero: back to zero in 16.7 s
+    assert body["limit"] == "busy" and refused.headers["retry-after"] == "17" and "3 s in 10 s" in body["detail"]
+    assert client.get("/coverage/areas?s=0.1", headers=me).status_code == 429  # every heavy request shares it
+    assert client.post("/assign?s=0.1", headers=other).status_code == 200  # another client is not held
+    assert client.get("/tiles/grid2/14/1/1.mvt?s=0.1", headers=me).status_code == 200  # tiles never are
+    now[0] = 24.6
+    assert client.post("/assign?s=1", headers=me).status_code == 429
+    now[0] = 24.7
+    assert client.post("/assign?s=1", headers=me).status_code == 200
+    # looped for an hour of the clock, requests of 13 s get at most 30 % of the service, not all of it
+    start, served = now[0], 0.0
+    while now[0] < start + 3600:
+        if client.post("/assign?s=13", headers=me).status_code == 200:
+            served += 13
+        else:
+            now[0] += 1.0  # the client retries a second later
+    assert 0.25 < served / (now[0] - start) <= 0.3  # 13 / (13 + 10 / 0.3) = 0.28 with this rule
+    # short requests never meet it before the count does: five of 0.1 s, the sixth refused by the count
+    now[0] = 100.0
+    answers = [client.post("/assign?s=0.1", headers=_as("203.0.113.52")) for _ in range(6)]
+    assert [a.status_code for a in answers] == [200] * 5 + [429] and answers[5].json()["limit"] == "assign"
+
+
+def test_a_busy_window_counts_the_time_of_running_requests_too():
+    from api.limits import BusyWindow
+
+    now = [0.0]
+    window = BusyWindow(3, 10, clock=lambda: now[0])
+    running = window.start("a")
+    now[0] = 2.0
+    assert window.wait("a") == 0  # 2 s so far
+    now[0] = 4.0
+    assert window.wait("a") > 0  # a second request while the first has run 4 s: over the budget
+    window.end("a", running)  # 3 + 1.2 filled - 4 = ... the budget is min(3, 3 + 1.2) - 4 = -1
+    assert window.wait("a") == pytest.approx(1 / 0.3)
+    now[0] = 4.0 + 1 / 0.3
+    assert window.wait("a") == 0
+    now[0] = 30.0
+    window.wait("b")
+    assert len(window) == 0  # quiet clients (their budget full again) are forgotten
+
+
 def test_which_requests_are_limited():
     wide = {"wide_bbox": 0.01, "wide_limit": 1000}
     assert limited("POST", "/assign", b"", **wide) == "assign"
