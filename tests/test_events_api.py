@@ -264,3 +264,10 @@ def test_bad_map_questions_are_problems(client, path, status):
     r = client.get(path)
     assert r.status_code == status, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
+
+
+def test_the_map_answer_without_the_choropleth_is_the_units_figures_only(client, api_keys):
+    full = client.get("/events/map?period=quarter", headers=viewer(api_keys)).json()
+    alone = client.get("/events/map?period=quarter&choropleth=false", headers=viewer(api_keys)).json()
+    assert alone["choropleth"] is None and full["choropleth"]["values"]
+    assert alone["series"] == full["series"] and alone["at"] == full["at"] == "2025-Q4"

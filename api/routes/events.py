@@ -180,6 +180,8 @@ def router() -> APIRouter:
                                                   "by its label (2025-06, 2025-Q2, 2025); default the last")] = None,
                   scheme: Literal["quantiles", "natural_breaks", "fisher_jenks", "equal_interval"] = "fisher_jenks",
                   k: Annotated[int, Query(ge=2, le=9, description="How many classes")] = 5,
+                  choropleth: Annotated[bool, Query(description="With every unit's value and the classes (false: "
+                                                    "the unit's figures only)")] = True,
                   who: Principal = Depends(principal)):
         services = request.app.state.services
         indicator = _indicator(indicator)
@@ -188,36 +190,41 @@ def router() -> APIRouter:
                           "or year / 须指定统计周期")
         if unit:
             _known(unit, services)
-        if who.has("viewer"):
+        authorised = who.has("viewer")
+        if authorised:
             series = _library(lambda: derived.event_region(services, unit=unit, period=period, category=category))
-            units = _library(lambda: derived.event_indicators(services, level=level, period=period,
-                                                              category=category))
-            units = units.assign(suppressed=False)
             min_count = None
         else:
             _public_question(services, period, None, None, category)
             series = derived.public_region(services, unit)
-            public = derived.public_indicators(services)
-            units = public[public["level"] == level]
             min_count = services.settings.min_count
-        periods = list(dict.fromkeys(series["period"])) or list(dict.fromkeys(units["period"]))
+        periods = list(dict.fromkeys(series["period"]))
         if not periods:
             raise Problem(422, "Unprocessable Content", "没有事件数据 / the store holds no dated events")
         at = periods[-1] if at is None else at
         if at not in periods:
             raise Problem(422, "Unprocessable Content", f"没有周期 {at!r}，可用 {periods[0]} … {periods[-1]} — no "
                           f"{period} {at!r}: use one of {periods[0]} … {periods[-1]}")
-        shown = units[units["period"] == at]
-        values = pd.to_numeric(shown[indicator], errors="coerce").astype(float)
-        key = ("map", level, period, at, tuple(category or ()), indicator, min_count)
-        classes = derived.classes(services, key, values.to_numpy(), scheme=scheme, k=k)
-        return {"unit": unit or "", "level": series["level"].iloc[0] if len(series) else "", "period": period,
+        body = {"unit": unit or "", "level": series["level"].iloc[0] if len(series) else "", "period": period,
                 "periods": periods, "at": at, "min_count": min_count,
                 "series": _rows(series.drop(columns=["code", "name", "level", "parent"], errors="ignore")),
-                "choropleth": {"level": level, "indicator": indicator, "period": at,
-                               "higher_is_better": gevents.HIGHER_IS_BETTER[indicator], "scheme": scheme, "k": k,
-                               **classes, "values": dict(zip(shown["code"].astype(str),
-                                                             [None if v != v else float(v) for v in values]))}}
+                "choropleth": None}
+        if choropleth:
+            if authorised:
+                units = _library(lambda: derived.event_indicators(services, level=level, period=period,
+                                                                  category=category))
+            else:
+                public = derived.public_indicators(services)
+                units = public[public["level"] == level]
+            shown = units[units["period"] == at]
+            values = pd.to_numeric(shown[indicator], errors="coerce").astype(float)
+            key = ("map", level, period, at, tuple(category or ()), indicator, min_count)
+            classes = derived.classes(services, key, values.to_numpy(), scheme=scheme, k=k)
+            body["choropleth"] = {"level": level, "indicator": indicator, "period": at,
+                                  "higher_is_better": gevents.HIGHER_IS_BETTER[indicator], "scheme": scheme, "k": k,
+                                  **classes, "values": dict(zip(shown["code"].astype(str),
+                                                                [None if v != v else float(v) for v in values]))}
+        return body
 
     @r.get("/events/hotspots", summary="Hot and cold spots of events per 100 households (Getis-Ord Gi* or local "
                                        "Moran's I, 999 permutations)")
