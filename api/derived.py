@@ -39,12 +39,16 @@ CLASSED_FIGURES = [f for f in PUBLIC_FIGURES if f != "band"]
 
 def warm(services) -> None:
     """Read what the one map asks for first (its tile set with the public figures, the figures
-    per unit, the coverage view), so that the first requests after a start find it read."""
+    per unit, the coverage view, the class breaks' library, the events placed in the grids), so
+    that the first requests after a start find it read."""
     tiles(services)
     public_figures(services, authorised=True)
     coverage_per_unit(services)
     uncovered(services, 15)
     served(services, 15)
+    import mapclassify  # noqa: F401 - seconds to import: not in the first choropleth's answer
+    if summary(services).get("events"):
+        placed_events(services)  # a viewer's first filter of the events then counts at once
 
 
 def grids(services) -> gpd.GeoDataFrame:

@@ -282,7 +282,8 @@ def test_june_disputes_closure_rate_recolours_the_units_to_the_services_classes(
     page.evaluate("""() => { window.changed = {}; const t0 = performance.now();
         new MutationObserver(() => { const d = document.body.dataset;
           if (d.choropleth === 'grid2|closure_rate|2025-06|dispute' && !window.changed.map) window.changed.map = performance.now() - t0;
-          if (d.events === '|2025-06|dispute|closure_rate' && !window.changed.cards) window.changed.cards = performance.now() - t0;
+          if (d.cards === '|2025-06|dispute' && !window.changed.cards) window.changed.cards = performance.now() - t0;
+          if (d.events === '|2025-06|dispute|closure_rate' && !window.changed.ranking) window.changed.ranking = performance.now() - t0;
         }).observe(document.body, {attributes: true}); }""")
     asked = len(watch.paths("/events/map"))
     page.evaluate("() => { onemap.state.at = '2025-06'; }")  # the month, then the category: one change

@@ -263,9 +263,13 @@ export class EventsPanel {
     ];
     this.hotspots.period = at;
     const legend = this.hotspots.update(this.hotspotQuery(at));
-    const [series, ranking] = await Promise.all(jobs);
+    // the cards and the trend as soon as their answer is here; the ranking when its own is
+    const series = await jobs[0];
     if (seq !== this.seq) return legend;
     this.series = series;
+    this.renderCards(at, periods);
+    const ranking = await jobs[1];
+    if (seq !== this.seq) return legend;
     this.ranking = ranking;
     this.render(at, periods);
     return legend;
@@ -276,6 +280,21 @@ export class EventsPanel {
     const {state, config, panel} = this.ctx;
     document.getElementById('events-unit').textContent =
       state.unit ? (panel.unit?.code === state.unit ? panel.unit.name : state.unit) : config.root.name;
+  }
+
+  // The cards and the trend of the answer kept (data-cards says which filter they show).
+  renderCards(at, periods) {
+    const {state} = this.ctx;
+    this.named();
+    document.getElementById('events-period').textContent = at;
+    document.getElementById('events-trend-title').textContent = t(`trend_${this.period()}`);
+    const previous = this.previous(at);
+    const now = this.series.rows[at] ?? null;
+    const before = previous ? this.series.rows[previous] ?? null : null;
+    document.getElementById('event-cards').innerHTML = CARDS.map(([key, format, good]) =>
+      this.card(key, format, good, now, before, previous ?? '')).join('');
+    this.chart?.draw(periods, this.series.rows, at);
+    document.body.dataset.cards = `${state.unit}|${at}|${state.category}`;
   }
 
   render(at, periods) {
