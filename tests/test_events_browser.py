@@ -165,17 +165,29 @@ def test_june_and_disputes_cards_trend_ranking_drill_and_slider(server, open_pag
 
 
 def test_the_play_button_steps_through_the_year(server, open_page, api_keys):
-    page, _ = open_page(server.url + "/map#at=2025-10", before=viewer(api_keys))
+    page, watch = open_page(server.url + "/map#at=2025-10", before=viewer(api_keys))
     settle(page)
     seen = []
     page.expose_function("seen", lambda value: seen.append(value))
     page.evaluate("new MutationObserver(() => window.seen(document.body.dataset.events))"
                   ".observe(document.body, {attributes: true, attributeFilter: ['data-events']})")
+    page.evaluate("window.labelled = {}; new MutationObserver(() => { const m = document.getElementById("
+                  "'event-month-label').textContent; window.labelled[m] ??= performance.now(); })"
+                  ".observe(document.getElementById('event-month-label'), {childList: true, characterData: true, "
+                  "subtree: true})")
     page.click("#event-play")
     page.wait_for_function("!document.getElementById('event-play').dataset.playing", timeout=60_000)
     settle(page)
     assert [s.split("|")[1] for s in seen] == ["2025-11", "2025-12"]
     assert page.evaluate("document.getElementById('event-month-label').textContent") == "2025-12"
+    # the next month's answer is asked for while the month before is shown, and once only
+    asked = [u for u in watch.requests if "/events/map" in u and "at=2025-12" in u]
+    assert len(asked) == 1, asked
+    started = page.evaluate("performance.getEntriesByType('resource').find((e) => e.name.includes('/events/map') && "
+                            "e.name.includes('at=2025-12')).startTime")
+    # asked while November was shown: the slider waits a second on a month, so at least that before it moved
+    # (asked when the slider moves, it would start after the label changed)
+    assert started < page.evaluate("window.labelled['2025-12']") - 500
 
 
 def test_hot_spots_are_drawn_in_the_hot_colour(server, open_page, api_keys, units):

@@ -189,9 +189,9 @@ export class EventsPanel {
   }
 
   // The one question of a filter: the unit's periods, and the choropleth's units when it shows an event indicator.
-  mapQuery() {
+  mapQuery(at = this.at()) {
     const {state, style} = this.ctx;
-    const q = new URLSearchParams({period: this.period(), at: this.at()});
+    const q = new URLSearchParams({period: this.period(), at});
     if (state.unit) q.set('unit', state.unit);
     if (isEventField(state.field)) {
       q.set('level', state.flevel);
@@ -208,11 +208,20 @@ export class EventsPanel {
   answer() {
     const query = this.mapQuery();
     if (this.kept?.query !== query) {
-      const promise = this.ctx.api(query);
+      const promise = this.ahead?.query === query ? this.ahead.promise : this.ctx.api(query);
       this.kept = {query, promise};
       promise.catch(() => { if (this.kept?.promise === promise) this.kept = null; });
     }
     return this.kept.promise;
+  }
+
+  // While playing, the next period's answer is asked for during the second the current one is shown.
+  askAhead(at) {
+    const query = this.mapQuery(at);
+    if (this.ahead?.query === query) return;
+    const promise = this.ctx.api(query, {quiet: true});
+    promise.catch(() => { if (this.ahead?.promise === promise) this.ahead = null; });
+    this.ahead = {query, promise};
   }
 
   rankingQuery(at) {
@@ -386,6 +395,7 @@ export class EventsPanel {
       this.ctx.state.at = months[i];
       await this.ctx.refresh('events');
       if (i >= months.length - 1) return this.stop();
+      this.askAhead(months[i + 1]);
       this.timer = setTimeout(tick, 1000);
     };
     this.playing = tick;
