@@ -270,6 +270,8 @@ export class EventsPanel {
                                      k: body.min_count})),
       this.rankingFor(this.rankingQuery(at)),
     ];
+    // awaited below, unless the cards' answer fails first or a newer filter comes: never left unhandled
+    jobs[1].catch(() => {});
     this.hotspots.period = at;
     const legend = this.hotspots.update(this.hotspotQuery(at));
     // the cards and the trend as soon as their answer is here; the ranking when its own is
