@@ -15,10 +15,12 @@ from __future__ import annotations
 import hashlib
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyproj
 
 import gridgeo
+import gridgeo.maps
 import gridgeo.search
 from api.encode import dumps, feature_collection
 from api.problems import responses
@@ -37,12 +39,16 @@ CLASSED_FIGURES = [f for f in PUBLIC_FIGURES if f != "band"]
 
 def warm(services) -> None:
     """Read what the one map asks for first (its tile set with the public figures, the figures
-    per unit, the coverage view), so that the first requests after a start find it read."""
+    per unit, the coverage view, the class breaks' library, the events placed in the grids), so
+    that the first requests after a start find it read."""
     tiles(services)
     public_figures(services, authorised=True)
     coverage_per_unit(services)
     uncovered(services, 15)
     served(services, 15)
+    import mapclassify  # noqa: F401 - seconds to import: not in the first choropleth's answer
+    if summary(services).get("events"):
+        placed_events(services)  # a viewer's first filter of the events then counts at once
 
 
 def grids(services) -> gpd.GeoDataFrame:
@@ -239,6 +245,37 @@ def event_indicators(services, *, level, period, start=None, end=None, category=
     key = ("indicators", level, period, start, end, tuple(category or ()))
     return memo(services, key, lambda: gevents.indicators(placed_events(services), level=level, period=period,
                                                           start=start, end=end, category=category))
+
+
+def event_region(services, *, unit, period, category=None) -> pd.DataFrame:
+    """:func:`gridgeo.events.region` of a unit (or the whole area: ``unit`` empty) over all the data's
+    periods, for authorised callers; kept per unit, period and categories."""
+    key = ("region", unit or "", period, tuple(category or ()))
+    return memo(services, key, lambda: gevents.region(placed_events(services), unit=unit or None, period=period,
+                                                      category=category))
+
+
+def public_region(services, unit) -> pd.DataFrame:
+    """A unit's (or the whole area's) public indicators per period of the public heat map: the unit's rows
+    of :func:`public_indicators`, or :func:`gridgeo.disclosure.public_whole` of the whole area."""
+    settings = services.settings
+    if unit:
+        table = public_indicators(services)
+        return table[table["code"] == unit]
+    return memo(services, ("region:public", settings.min_count, settings.heat_period), lambda: disclosure.public_whole(
+        gevents.region(placed_events(services), period=settings.heat_period), settings.min_count))
+
+
+def classes(services, key: tuple, values, *, scheme: str, k: int) -> dict:
+    """Class breaks of a choropleth's values (the one map's rule, :func:`gridgeo.maps.breaks`): ``min``,
+    ``bins`` (upper bounds, closed above) and ``counts``, over the known values; kept under ``key``."""
+    def build():
+        known = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
+        known = known[np.isfinite(known)]
+        bins, counts = gridgeo.maps.breaks(known, scheme=scheme, k=k)
+        return {"min": float(known.min()) if len(known) else None, "bins": [float(b) for b in bins],
+                "counts": [int(c) for c in counts]}
+    return memo(services, ("classes", *key, scheme, k), build)
 
 
 def event_hotspots(services, *, level, method="gi", start=None, end=None, category=None) -> pd.DataFrame:

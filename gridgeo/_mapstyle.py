@@ -88,20 +88,122 @@ def fills(values: pd.Series, *, column: str, scheme: str, k: int, language: str 
 
 
 def breaks(values, *, scheme: str, k: int):
-    """Class upper bounds and counts by a mapclassify scheme (as ``/stats/{level}/breaks``)."""
+    """Class upper bounds and counts by a mapclassify scheme (as ``/stats/{level}/breaks``).
+
+    ``fisher_jenks`` is mapclassify's algorithm (the same float32 sums, the same
+    choice among equal costs: :func:`_fisher_jenks`) with its inner loops as
+    numpy operations: without numba, mapclassify's pure-Python loops take seconds
+    for the 1,736 level-2 grids of a city, which a filter change on the one map
+    cannot wait for; the answers are equal (tests/test_maps.py checks them).
+
+    Examples
+    --------
+    >>> bins, counts = breaks(np.array([1.0, 2, 2, 3, 10, 11, 30]), scheme="fisher_jenks", k=3)
+    >>> bins.tolist(), counts.tolist()
+    ([3.0, 11.0, 30.0], [4, 2, 1])
+    """
     import mapclassify
+    from mapclassify.classifiers import bin1d
 
     if scheme not in SCHEMES:
         raise ValueError(f"scheme should be one of {list(SCHEMES)}, got {scheme!r}")
+    values = np.asarray(values, dtype=float)
     if len(values) == 0:
         return np.zeros(0), np.zeros(0, dtype=int)
     k = min(k, len(np.unique(values)))
     if k < 2:
         return np.array([values.max()]), np.array([len(values)])
+    if scheme == "fisher_jenks":
+        bins = _fisher_jenks(values, k)
+        return bins, bin1d(values, bins)[1]
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Numba not installed")  # the pure-Python Fisher-Jenks is fine here
+        warnings.filterwarnings("ignore", "Numba not installed")
         classes = getattr(mapclassify, SCHEMES[scheme])(values, k=k)
     return np.asarray(classes.bins, dtype=float), np.asarray(classes.counts)
+
+
+_WHOLE_MATRIX = 4096
+"""Up to this many values, :func:`_fisher_jenks` works on whole n x n float32 matrices (64 MB at most)."""
+
+
+def _fisher_jenks(values: np.ndarray, k: int) -> np.ndarray:
+    """mapclassify's ``_fisher_jenks_means`` (2.x) with its loops as numpy operations.
+
+    ``cost[l, j]`` is the least within-class sum of squares of the first ``l``
+    sorted values in ``j`` classes; mapclassify builds it row by row, the cost
+    of the values ``l-m+1 .. l`` kept as float32 running sums taken from ``l``
+    down, and keeps the last of equal minima (it replaces its best on ``>=``).
+    Here those running sums are one cumulative sum per row of an n x n matrix
+    (the same float32 additions in the same order), and each class count is
+    one column of ``cost`` computed from the previous one at once; beyond
+    :data:`_WHOLE_MATRIX` values, one row at a time, to bound the memory.
+    """
+    x = np.sort(values).astype("f8")
+    n = len(x)
+    x32 = x.astype(np.float32)
+    cost = np.zeros((n + 1, k + 1), dtype=np.float32)
+    split = np.zeros((n + 1, k + 1), dtype=np.int64)
+    split[1, 1:] = 1
+    cost[2:, 1:] = np.inf
+    if n <= _WHOLE_MATRIX:
+        _costs_by_column(x32, cost, split, k)
+    else:
+        _costs_by_row(x32, cost, split, k)
+    out = np.zeros(k + 1, dtype=x.dtype)
+    out[k] = x[n - 1]
+    out[0] = x[0]
+    row = n
+    for j in range(k, 1, -1):
+        pivot = split[row, j]
+        out[j - 1] = x[int(pivot - 2)]
+        row = int(pivot - 1)
+    return np.delete(out, 0)
+
+
+def _costs_by_column(x32, cost, split, k):
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    n = len(x32)
+    # row r holds l = r + 1 values; column c, m = c + 1 values in the last class, the value added at m
+    # being x[r - c] (none once c > r): the matrix x[r - c] is a sliding window over the values, reversed
+    padded = np.concatenate([np.zeros(n - 1, dtype=np.float32), x32])
+    run = sliding_window_view(padded, n)[:, ::-1]
+    s1 = np.cumsum(run, axis=1, dtype=np.float32)  # sequential along each row, as mapclassify's loop
+    s2 = np.cumsum(run * run, axis=1, dtype=np.float32)
+    v = s2 - (s1 * s1) / np.arange(1, n + 1, dtype=np.float32)[None, :]
+    del s1, s2
+    v = np.ascontiguousarray(v[:, ::-1])             # columns reversed: c' = n - 1 - c
+    rows = np.arange(1, n)                           # l = 2 .. n
+    cost[2:, 1] = v[rows, n - 1 - rows]              # one class: m = l
+    split[2:, 1] = 1
+    before = np.full(2 * n - 1, np.inf, dtype=np.float32)
+    for j in range(2, k + 1):
+        # the best of j-1 classes over the first l - m values (i4 = r - c, from 1 to l - 1; never for c >= r)
+        before[n:] = cost[1:n, j - 1]
+        candidates = (v + sliding_window_view(before, n))[1:]
+        first = np.argmin(candidates, axis=1)         # the first minimum reversed: the last in m
+        m = n - 1 - first                             # m counted from 0
+        split[2:, j] = rows + 1 - m                   # i3 = l - m
+        cost[2:, j] = candidates[rows - 1, first]
+
+
+def _costs_by_row(x32, cost, split, k):
+    n = len(x32)
+    weights = np.arange(1, n + 1, dtype=np.float32)
+    columns = np.arange(k - 1)
+    for last in range(2, n + 1):
+        run = x32[last - 1::-1]                       # values last, last-1, ..., 1 (1-based)
+        s1 = np.cumsum(run, dtype=np.float32)
+        s2 = np.cumsum(run * run, dtype=np.float32)
+        v = s2 - (s1 * s1) / weights[:last]
+        # m = 1 .. last-1 (rows) for j = 2 .. k (columns): the cost of values m..last plus the best of j-1
+        # classes over the values before them (i4 = last-m: rows last-1 down to 1)
+        candidates = v[:-1, None] + cost[last - 1:0:-1, 1:k]
+        m = last - 2 - np.argmin(candidates[::-1], axis=0)  # the last of the minima (m counted from 0)
+        split[last, 2:] = last - m                           # i3 of that m
+        cost[last, 2:] = candidates[m, columns]
+        split[last, 1] = 1
+        cost[last, 1] = v[-1]
 
 
 def _ramp_for(column):

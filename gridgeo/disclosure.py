@@ -100,6 +100,7 @@ __all__ = [
     "DROPPED",
     "INDICATOR_GROUPS",
     "public_indicators",
+    "public_whole",
     "public_hotspots",
     "GROUPS",
     "MIN_COUNT",
@@ -439,6 +440,54 @@ def public_indicators(table: pd.DataFrame, k: int = MIN_COUNT) -> pd.DataFrame:
             hidden_any[rows[hidden]] = True
     out["suppressed"] = hidden_any
     out.attrs = {**table.attrs, "min_count": k, "suppressed": totals}
+    return out
+
+
+def public_whole(table: pd.DataFrame, k: int = MIN_COUNT) -> pd.DataFrame:
+    """The whole area's event indicators per period (:func:`gridgeo.events.region`) as the public may see them.
+
+    The rule is :func:`public_indicators`' for the whole area above the top
+    level, which that audit already takes as published: in each period, a
+    group of :data:`INDICATOR_GROUPS` is withheld (its counts and the rates
+    made from them missing, ``suppressed`` set) when one of its counts (or
+    its complement: the open events not overdue) is 1 to k-1. Nothing else
+    can give a count of the whole area away: the audit of the units has made
+    every cut under the whole area sum to 0 or at least k. ``on_time`` is
+    left out, as there.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"period": ["2025-05", "2025-06"], "received": [40, 12], "closed": [30, 4],
+    ...                   "backlog": [20, 16], "closure_rate": [0.6, 0.2], "median_hours": [20.0, 30.0],
+    ...                   "p90_hours": [50.0, 60.0], "on_time": [25, 3], "on_time_rate": [0.83, 0.75],
+    ...                   "overdue": [10, 3]})
+    >>> shown = public_whole(t, 10)
+    >>> shown[["received", "closed", "closure_rate", "overdue"]].astype(object).values.tolist()
+    [[40, 30, 0.6, 10], [12, <NA>, <NA>, <NA>]]
+    >>> shown["suppressed"].tolist(), "on_time" in shown.columns
+    ([False, True], False)
+    """
+    k = _checked_k(k)
+    out = table.drop(columns=[c for c in ("on_time",) if c in table.columns]).copy()
+    audited = [c for g in INDICATOR_GROUPS for c in (*g.counts, *g.rates) if c in out.columns]
+    for column in audited:
+        out[column] = _nullable(out[column])
+    hidden_any = np.zeros(len(out), dtype=bool)
+    for group in INDICATOR_GROUPS:
+        present = [c for c in group.counts if c in table.columns]
+        if not present:
+            continue
+        values = np.column_stack([_as_counts(table[c]) for c in present])
+        if group.complement is not None and group.complement in table.columns:
+            values = np.column_stack([values, np.maximum(_as_counts(table[group.complement]) - values[:, 0], 0)])
+        hidden = _primary(values, k)
+        for column in (*group.counts, *group.rates):
+            if column in out.columns:
+                out.loc[out.index[hidden], column] = pd.NA
+        hidden_any |= hidden
+    out["suppressed"] = hidden_any
+    out.attrs = {**table.attrs, "min_count": k}
     return out
 
 

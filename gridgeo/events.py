@@ -76,7 +76,7 @@ import pandas as pd
 from gridgeo.schema import DEFAULT_SCHEME
 
 __all__ = ["DEFAULT_TIME_LIMITS", "OTHER_TIME_LIMIT", "PERIODS", "INDICATORS", "STAGES", "HOTSPOT_CLASSES",
-           "EMERGING_CLASSES", "EventsError", "Placed", "place", "indicators", "trends", "changes", "ranking",
+           "EMERGING_CLASSES", "EventsError", "Placed", "place", "indicators", "region", "trends", "changes", "ranking",
            "ranked", "hotspots",
            "emerging_hotspots", "stages"]
 
@@ -538,6 +538,90 @@ def _indicators_part(part, *, scheme, levels, periods, cut, category, time_limit
     placed.status = placed.status.set_categories(categories["status"])
     held = [lv for lv in levels if lv in placed.index.levels]  # a town may lack a partial level
     return _indicators_table(placed, held, periods, cut, category, time_limits, by)
+
+
+def region(events, units_or_index=None, *, unit=None, period="month", start=None, end=None, category=None,
+           time_limits=None, as_of=None) -> pd.DataFrame:
+    """The indicators of one unit, or of the whole area, per period: what a leader's cards show.
+
+    The rule: the whole area (``unit`` None or empty) counts every event
+    placed in a unit of the top level (the events outside every unit are
+    counted aside, in ``attrs["unplaced"]``); a unit counts the events the
+    assignment gives it at its level. Counts are therefore the sums of the
+    units' below on a full level, and rates, medians and percentiles are
+    computed again from the events themselves (never summed or averaged
+    from the units'): the same rules as :func:`indicators`, whose row of the
+    unit this is.
+
+    Parameters
+    ----------
+    unit : str, optional
+        A unit's code; None or ``""`` for the whole area.
+    Others
+        As :func:`indicators`.
+
+    Returns
+    -------
+    DataFrame
+        One row per period: ``code`` (``""`` for the whole area), ``name``,
+        ``level`` (``""`` for the whole area), ``period``, ``period_start``,
+        ``period_end`` and :data:`INDICATORS`. ``attrs`` as :func:`indicators`.
+
+    Raises
+    ------
+    EventsError
+        For a code that is no unit, and as :func:`indicators`.
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> s = gridgeo.sample.load()
+    >>> whole = gridgeo.events.region(s.events, s.grids, period="quarter")
+    >>> whole["period"].tolist(), int(whole["received"].sum()) == len(s.events)
+    (['2025-Q1', '2025-Q2', '2025-Q3', '2025-Q4'], True)
+    >>> villages = gridgeo.events.indicators(s.events, s.grids, level="village", period="quarter")
+    >>> whole["received"].tolist() == villages.groupby("period")["received"].sum().tolist()
+    True
+    """
+    placed = _placed(events, units_or_index)
+    inside, code, name, level = _region_events(placed, unit)
+    labels, starts, ends = _periods(period, start, end, placed)
+    cut = placed.attrs["as_of"] if as_of is None else _s(pd.Timestamp(as_of))
+    keep = _chosen(placed, category) & inside
+    timed = _timed(placed, keep, _limits(placed, time_limits), np.zeros(len(placed), np.int64), starts, ends, cut)
+    n = len(labels)
+    counts = _counted(np.zeros(int(keep.sum()), np.int64), timed, 1, 1, n)
+    counts = {key: value.reshape(-1).astype(np.int64) for key, value in counts.items()}
+    median, p90 = _quantiles(timed.closed[timed.timed], timed.seconds[timed.timed], n, (0.5, 0.9))
+    received, closed, on_time = counts["received"], counts["closed"], counts["on_time"]
+    backlog = counts["reported_before"] - counts["closed_before"]
+    workload = closed + backlog
+    out = pd.DataFrame({"code": pd.array([code] * n, dtype="str"), "name": pd.array([name] * n, dtype="str"),
+                        "level": pd.array([level] * n, dtype="str"), "period": pd.array(labels, dtype="str"),
+                        "period_start": pd.to_datetime(starts, unit="s"), "period_end": pd.to_datetime(ends, unit="s"),
+                        "received": received, "closed": closed, "backlog": backlog,
+                        "closure_rate": np.divide(closed, workload, out=np.full(n, np.nan), where=workload > 0),
+                        "median_hours": median / 3600.0, "p90_hours": p90 / 3600.0, "on_time": on_time,
+                        "on_time_rate": np.divide(on_time, closed, out=np.full(n, np.nan), where=closed > 0),
+                        "overdue": counts["due_before"] - counts["late_before"]})
+    out.attrs = {**{k: placed.attrs[k] for k in ("unplaced", "undated", "inconsistent")},
+                 "as_of": pd.Timestamp(cut, unit="s"), "period": period,
+                 "time_limits": dict(DEFAULT_TIME_LIMITS if time_limits is None else time_limits)}
+    return out
+
+
+def _region_events(placed: Placed, unit):
+    """(which events the unit holds, its code, name and level) of a unit, or of the whole area."""
+    if unit is None or unit == "":
+        top = placed.index.levels[0]
+        return placed.unit[top] >= 0, "", "", ""
+    for lv in placed.index.levels:
+        position = pd.Index(placed.index.codes[lv]).get_indexer([str(unit)])[0]
+        if position >= 0:
+            names = placed.index.grids.set_index("code")["name"]
+            return placed.unit[lv] == position, str(unit), str(names.get(str(unit), "")), lv
+    raise EventsError(f"没有编码为 {unit!r} 的单元 — no unit with code {unit!r}: give a unit's code, or none for the "
+                      "whole area")
 
 
 def _by(placed, by):

@@ -60,6 +60,7 @@ __all__ = [
     "STYLE_FILE",
     "ASSETS",
     "style",
+    "breaks",
     "explore_grids",
     "explore_stations",
     "explore_problems",
@@ -76,6 +77,7 @@ ASSETS = _mapstyle.STATIC / "node_modules"
 """The npm packages the service serves (``make assets``): the offline maps' Leaflet."""
 
 style = _mapstyle.style
+breaks = _mapstyle.breaks
 _fills = _mapstyle.fills
 _number = _mapstyle.number
 _field_label = _mapstyle.field_label

@@ -422,3 +422,58 @@ def test_public_indicators_never_show_or_give_away_fewer_than_k(sample, placed):
     assert checked > 100
     with pytest.raises(disclosure.DisclosureError, match="not public"):
         disclosure.public_indicators(gev.indicators(placed, level="town", by="category"), K)
+
+
+# --- one unit, or the whole area (what the one map's cards show) ----------------------------------
+
+
+def whole_reference(events, freq, limits):
+    """The whole area's indicators per period, written plainly over every event given (no join)."""
+    rep, clo = events["reported_at"], events["closed_at"]
+    limit = events["category"].map(lambda c: limits.get(c, gev.OTHER_TIME_LIMIT)) * pd.Timedelta(hours=1)
+    dur = clo - rep
+    as_of = max(rep.max(), clo.max()) + pd.Timedelta(seconds=1)
+    rows = []
+    for p in pd.period_range(rep.min().to_period(freq), rep.max().to_period(freq), freq=freq):
+        s, e = p.start_time, (p + 1).start_time
+        t = min(e, as_of)
+        closed_now = (clo >= s) & (clo < e)
+        is_open = (rep < t) & (clo.isna() | (clo >= t))
+        hours = dur[closed_now] / pd.Timedelta(hours=1)
+        rows.append({"period_start": s, "received": int(((rep >= s) & (rep < e)).sum()),
+                     "closed": int(closed_now.sum()), "backlog": int(is_open.sum()),
+                     "on_time": int((closed_now & (dur <= limit)).sum()),
+                     "overdue": int((is_open & (rep + limit < t)).sum()),
+                     "median_hours": hours.quantile(0.5), "p90_hours": hours.quantile(0.9)})
+    out = pd.DataFrame(rows)
+    out["closure_rate"] = out["closed"] / (out["closed"] + out["backlog"]).replace(0, np.nan)
+    out["on_time_rate"] = out["on_time"] / out["closed"].replace(0, np.nan)
+    return out.assign(code="").set_index(["code", "period_start"])
+
+
+def test_the_whole_area_is_every_placed_event_counted_as_pandas_does(sample):
+    # the villages as the top level (28 units, not the sample's one town), and one event outside them all
+    grids = sample.grids[sample.grids["level"] != "town"]
+    stray = sample.events.iloc[[0]].assign(event_id="stray", category="dispute", geometry=shapely.points([(100.0, 30.0)]))
+    placed = gev.place(pd.concat([sample.events, stray]), grids)
+    disputes = sample.events[sample.events["category"] == "dispute"]
+    ours = gev.region(placed, period="month", category="dispute")
+    assert ours.attrs["unplaced"] == 1
+    assert (ours["code"] == "").all() and (ours["level"] == "").all()
+    compare(ours, whole_reference(disputes, "M", gev.DEFAULT_TIME_LIMITS))
+    # its counts are the sums of the top level's, its medians are not their average
+    villages = gev.indicators(placed, level="village", period="month", category="dispute")
+    sums = villages.groupby("period")[["received", "closed", "backlog", "on_time", "overdue"]].sum()
+    np.testing.assert_array_equal(sums.to_numpy(), ours.set_index("period")[sums.columns].to_numpy())
+
+
+def test_one_unit_is_its_own_row_of_the_reference(sample, placed):
+    code = sample.grids.loc[sample.grids["level"] == "grid2", "code"].iloc[7]
+    ours = gev.region(placed, unit=code, period="quarter", category=["dispute", "road"])
+    chosen = sample.events[sample.events["category"].isin(["dispute", "road"])]
+    theirs = reference(chosen, sample.grids, "grid2", "Q", gev.DEFAULT_TIME_LIMITS,
+                       start=sample.events["reported_at"].min())
+    assert ours["level"].eq("grid2").all() and ours["name"].iloc[0] == sample.grids.set_index("code").at[code, "name"]
+    compare(ours, theirs.loc[[code]])
+    with pytest.raises(gev.EventsError, match="no unit with code"):
+        gev.region(placed, unit="999")

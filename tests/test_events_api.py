@@ -167,3 +167,107 @@ def test_trends_and_rankings_need_a_period(client, api_keys):
     for path in ("/events/trends?period=span", "/events/ranking?period=span"):
         r = client.get(path, headers=viewer(api_keys))
         assert r.status_code == 422 and "period" in r.json()["detail"], r.text
+
+
+# --- /events/map: the one map's answer for a filter ----------------------------------------------
+
+
+def _same(ours, theirs):
+    """Two lists of figures equal, missing for missing (to the answers' four decimals)."""
+    ours = np.array([np.nan if v is None else v for v in ours], dtype=float)
+    np.testing.assert_allclose(ours, np.asarray(theirs, dtype=float), rtol=0, atol=1e-4, equal_nan=True)
+
+
+def test_the_map_answer_is_the_whole_areas_months_and_every_units_value_with_its_classes(client, api_keys, sample):
+    import mapclassify
+
+    from test_events import reference, whole_reference
+
+    from gridgeo import events as gev
+
+    r = client.get("/events/map?level=grid2&period=month&category=dispute&indicator=closure_rate&at=2025-06"
+                   "&scheme=quantiles&k=5", headers=viewer(api_keys))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    disputes = sample.events[sample.events["category"] == "dispute"]
+    # the whole area's figures per month: pandas over all the disputes, not a sum made in a page
+    whole = whole_reference(disputes, "M", gev.DEFAULT_TIME_LIMITS).droplevel("code")
+    series = pd.DataFrame(body["series"])
+    assert body["unit"] == "" and body["periods"] == [f"2025-{m:02d}" for m in range(1, 13)] == series["period"].tolist()
+    for column in ("received", "closed", "backlog", "on_time", "overdue", "closure_rate", "on_time_rate",
+                   "median_hours", "p90_hours"):
+        _same(series[column], whole[column])
+    # every level-2 grid's closure rate in June, and the classes of those values
+    theirs = reference(disputes, sample.grids, "grid2", "M", gev.DEFAULT_TIME_LIMITS).xs(
+        pd.Timestamp("2025-06-01"), level="period_start")["closure_rate"]
+    c = body["choropleth"]
+    assert c["level"] == "grid2" and c["period"] == "2025-06" and c["higher_is_better"] is True
+    assert sorted(c["values"]) == sorted(theirs.index)
+    _same([c["values"][code] for code in theirs.index], theirs)
+    known = theirs.dropna().to_numpy()
+    q = mapclassify.Quantiles(known, k=5)
+    np.testing.assert_allclose(c["bins"], q.bins)
+    assert c["counts"] == q.counts.tolist() and c["min"] == pytest.approx(known.min())
+
+
+def test_the_map_answer_for_a_village_by_quarter(client, api_keys, sample):
+    from test_events import reference
+
+    from gridgeo import events as gev
+
+    village = sample.grids.loc[sample.grids["level"] == "village", "code"].iloc[3]
+    body = client.get(f"/events/map?unit={village}&level=grid1&period=quarter&indicator=overdue&at=2025-Q2",
+                      headers=viewer(api_keys)).json()
+    assert body["unit"] == village and body["level"] == "village"
+    assert body["periods"] == ["2025-Q1", "2025-Q2", "2025-Q3", "2025-Q4"]
+    theirs = reference(sample.events, sample.grids, "village", "Q", gev.DEFAULT_TIME_LIMITS).loc[village]
+    series = pd.DataFrame(body["series"])
+    for column in ("received", "closed", "backlog", "overdue", "closure_rate"):
+        _same(series[column], theirs[column])
+    grid1 = reference(sample.events, sample.grids, "grid1", "Q", gev.DEFAULT_TIME_LIMITS).xs(
+        pd.Timestamp("2025-04-01"), level="period_start")["overdue"]
+    assert body["choropleth"]["values"] == {code: float(v) for code, v in grid1.items()}
+
+
+def test_the_public_map_answer_withholds_fewer_than_k(client, sample):
+    from test_events import whole_reference
+
+    from gridgeo import events as gev
+
+    body = client.get("/events/map?level=grid2&indicator=received&at=2025-06").json()
+    assert body["min_count"] == K
+    whole = whole_reference(sample.events, "M", gev.DEFAULT_TIME_LIMITS).droplevel("code")
+    series = pd.DataFrame(body["series"])
+    for column in ("received", "closed", "backlog", "overdue"):
+        want = whole[column].where((whole[column] == 0) | (whole[column] >= K))
+        _same(series[column], want)
+    assert "on_time" not in series.columns
+    # the units' values are the public table's, withheld ones missing and left out of the classes
+    public = pd.DataFrame(client.get("/events/indicators?level=grid2&period=month&from=2025-06-01&to=2025-07-01")
+                          .json()["rows"]).set_index("code")["received"]
+    values = body["choropleth"]["values"]
+    assert {c: v for c, v in values.items()} == {c: (None if pd.isna(v) else float(v)) for c, v in public.items()}
+    assert any(v is None for v in values.values())
+    assert sum(body["choropleth"]["counts"]) == sum(v is not None for v in values.values())
+
+
+@pytest.mark.parametrize("path,status", [
+    ("/events/map?at=2031-01", 422),
+    ("/events/map?unit=999", 404),
+    ("/events/map?period=span", 422),
+    ("/events/map?indicator=happiness", 400),
+    ("/events/map?category=fire", 422),  # public: all categories together
+    ("/events/map?period=quarter", 422),  # public: the heat map's months
+    ("/events/map?scheme=kriging", 400),
+])
+def test_bad_map_questions_are_problems(client, path, status):
+    r = client.get(path)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+
+
+def test_the_map_answer_without_the_choropleth_is_the_units_figures_only(client, api_keys):
+    full = client.get("/events/map?period=quarter", headers=viewer(api_keys)).json()
+    alone = client.get("/events/map?period=quarter&choropleth=false", headers=viewer(api_keys)).json()
+    assert alone["choropleth"] is None and full["choropleth"]["values"]
+    assert alone["series"] == full["series"] and alone["at"] == full["at"] == "2025-Q4"

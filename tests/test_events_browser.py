@@ -118,7 +118,7 @@ def test_june_and_disputes_cards_trend_ranking_drill_and_slider(server, open_pag
         assert by_month["2025-06"][key] == pytest.approx(june[key], abs=1e-4), key
     assert_cards(page, june, may)
     # every event request carries the category: a viewer's key gives it
-    last = [u for u in watch.requests if "/events/indicators" in u][-1]
+    last = [u for u in watch.requests if "/events/map" in u][-1]
     assert "category=dispute" in last
 
     # the trend: the months of the data, received and closed per month as pandas counts them
@@ -165,17 +165,29 @@ def test_june_and_disputes_cards_trend_ranking_drill_and_slider(server, open_pag
 
 
 def test_the_play_button_steps_through_the_year(server, open_page, api_keys):
-    page, _ = open_page(server.url + "/map#at=2025-10", before=viewer(api_keys))
+    page, watch = open_page(server.url + "/map#at=2025-10", before=viewer(api_keys))
     settle(page)
     seen = []
     page.expose_function("seen", lambda value: seen.append(value))
     page.evaluate("new MutationObserver(() => window.seen(document.body.dataset.events))"
                   ".observe(document.body, {attributes: true, attributeFilter: ['data-events']})")
+    page.evaluate("window.labelled = {}; new MutationObserver(() => { const m = document.getElementById("
+                  "'event-month-label').textContent; window.labelled[m] ??= performance.now(); })"
+                  ".observe(document.getElementById('event-month-label'), {childList: true, characterData: true, "
+                  "subtree: true})")
     page.click("#event-play")
     page.wait_for_function("!document.getElementById('event-play').dataset.playing", timeout=60_000)
     settle(page)
     assert [s.split("|")[1] for s in seen] == ["2025-11", "2025-12"]
     assert page.evaluate("document.getElementById('event-month-label').textContent") == "2025-12"
+    # the next month's answer is asked for while the month before is shown, and once only
+    asked = [u for u in watch.requests if "/events/map" in u and "at=2025-12" in u]
+    assert len(asked) == 1, asked
+    started = page.evaluate("performance.getEntriesByType('resource').find((e) => e.name.includes('/events/map') && "
+                            "e.name.includes('at=2025-12')).startTime")
+    # asked while November was shown: the slider waits a second on a month, so at least that before it moved
+    # (asked when the slider moves, it would start after the label changed)
+    assert started < page.evaluate("window.labelled['2025-12']") - 500
 
 
 def test_hot_spots_are_drawn_in_the_hot_colour(server, open_page, api_keys, units):
@@ -236,7 +248,7 @@ def test_the_public_sees_dashes_and_why_never_nan(server, open_page, sample):
     if any(june.get(key) is None for key in CARDS):
         assert "少于 10 件" in note
     # the public is never sent a category it may not ask for
-    assert all("category=" not in u for u in watch.requests if "/events/indicators" in u or "/events/ranking" in u)
+    assert all("category=" not in u for u in watch.requests if "/events/" in u)
 
 
 @pytest.mark.parametrize("size", [(1920, 1080), (1366, 768)])
@@ -258,3 +270,91 @@ def test_the_events_panel_fits_the_screen(server, open_page, api_keys, size):
         assert b["y"] + b["height"] <= height, selector
     assert page.evaluate("""[...document.querySelectorAll('#event-cards > div, #event-cards dd')]
         .every((el) => el.scrollWidth <= el.clientWidth + 1)""")
+
+
+# --- the choropleth follows the events' filter; the period choice ---------------------------------
+
+
+def test_june_disputes_closure_rate_recolours_the_units_to_the_services_classes(server, open_page, api_keys, sample,
+                                                                                  disputes, units):
+    import mapclassify
+
+    from gridgeo.maps import style
+    from test_map_browser import roomy
+
+    page, watch = open_page(server.url + "/map#map=13.75/24.8037/118.4632&layers=town&at=2025-03",
+                            before=viewer(api_keys))
+    settle(page)
+    page.select_option("#choropleth-field", "ev_closure_rate")
+    page.wait_for_function("document.body.dataset.choropleth === 'grid2|closure_rate|2025-03|'", timeout=30_000)
+    settle(page)
+    tiles = len(watch.paths("/tiles/grid2/"))
+    assert tiles, "the level-2 grids' tiles are drawn"
+    # the filter changes: one request answers the cards and the choropleth, and no tile is asked for again
+    page.evaluate("""() => { window.changed = {}; const t0 = performance.now();
+        new MutationObserver(() => { const d = document.body.dataset;
+          if (d.choropleth === 'grid2|closure_rate|2025-06|dispute' && !window.changed.map) window.changed.map = performance.now() - t0;
+          if (d.cards === '|2025-06|dispute' && !window.changed.cards) window.changed.cards = performance.now() - t0;
+          if (d.events === '|2025-06|dispute|closure_rate' && !window.changed.ranking) window.changed.ranking = performance.now() - t0;
+        }).observe(document.body, {attributes: true}); }""")
+    asked = len(watch.paths("/events/map"))
+    page.evaluate("() => { onemap.state.at = '2025-06'; }")  # the month, then the category: one change
+    page.select_option("#event-category", "dispute")
+    page.wait_for_function("document.body.dataset.choropleth === 'grid2|closure_rate|2025-06|dispute' && "
+                           "document.body.dataset.events === '|2025-06|dispute|closure_rate'", timeout=30_000)
+    settle(page)
+    print("\nfilter change in Chromium (ms):", page.evaluate("window.changed"))
+    assert len(watch.paths("/events/map")) == asked + 1
+    assert len(watch.paths("/tiles/grid2/")) == tiles  # restyled, not reloaded
+    pixels = map_pixels(page, "events-choropleth-june-disputes.png")
+    screenshot(page, "events-choropleth-june-disputes-page.png")
+
+    # the service's values and classes, against pandas and mapclassify here
+    body = httpx.get(server.url + "/events/map", headers={"X-API-Key": api_keys["viewer"]}, params={
+        "level": "grid2", "period": "month", "category": "dispute", "indicator": "closure_rate", "at": "2025-06",
+        "scheme": "fisher_jenks", "k": 5}).json()["choropleth"]
+    theirs = reference(disputes, sample.grids, "grid2", "M", gev.DEFAULT_TIME_LIMITS).xs(
+        pd.Timestamp(JUNE[0]), level="period_start")["closure_rate"]
+    for code, value in theirs.items():
+        assert body["values"][code] == (None if np.isnan(value) else pytest.approx(value, abs=1e-4)), code
+    known = theirs.dropna().to_numpy()
+    classes = mapclassify.FisherJenks(known, k=5)
+    np.testing.assert_allclose(body["bins"], classes.bins, atol=1e-9)
+    # the legend: the indicator, the month and category, the classes' counts
+    legend = page.inner_text("[data-legend='fills']")
+    assert "办结率" in legend and "2025-06" in legend
+    counts = [int(c) for c in page.locator("[data-legend='fills'] .row .count").all_inner_texts()]
+    assert counts == [int(c) for c in classes.counts]
+    # each roomy grid's centre has its class's colour (a rate unknown: the no-data colour)
+    s = style()
+    ramp = s["ramps"][s["event_fields"]["closure_rate"]["ramp"]]
+    colours = [ramp[round(i * (len(ramp) - 1) / (classes.k - 1))] for i in range(classes.k)]
+    land = over(s["land"]["fillColor"], s["land"]["fillOpacity"], hex_rgb(s["background"]))
+    box = page.locator("#map").bounding_box()
+    checked = set()
+    for code, grid in roomy(units, "grid2", n=10).iterrows():
+        x, y = container_point(page, grid.lat, grid.lon)
+        value = theirs[code]
+        colour = s["no_data"] if np.isnan(value) else colours[int(np.searchsorted(classes.bins, value, side="left"))]
+        seen = pixels[int(y - box["y"]), int(x - box["x"])]
+        assert np.abs(seen - over(colour, s["choropleth"]["fillOpacity"], land)).max() <= 6, (code, value, seen)
+        checked.add(colour)
+    assert len(checked) >= 2, "the grids checked fall in more than one class"
+
+
+def test_the_period_choice_steps_the_slider_by_quarter(server, open_page, api_keys, sample):
+    page, watch = open_page(server.url + "/map", before=viewer(api_keys))
+    settle(page)
+    page.select_option("#event-period", "quarter")
+    page.wait_for_function("document.body.dataset.events === '|2025-Q4||closure_rate'", timeout=30_000)
+    settle(page)
+    assert page.evaluate("onemap.events.range()") == ["2025-Q1", "2025-Q2", "2025-Q3", "2025-Q4"]
+    assert "per=quarter" in page.url
+    move_slider(page, "2025-Q2")
+    page.wait_for_function("document.body.dataset.events === '|2025-Q2||closure_rate'", timeout=30_000)
+    settle(page)
+    screenshot(page, "events-by-quarter.png")
+    assert_cards(page, region(sample.events, "2025-04-01", "2025-07-01"), region(sample.events, "2025-01-01", "2025-04-01"))
+    assert page.evaluate("onemap.events.chart.months()") == ["2025-Q1", "2025-Q2", "2025-Q3", "2025-Q4"]
+    assert "较上季度" in page.inner_text("[data-event-card='received'] .since")
+    assert any("period=quarter" in u and "at=2025-Q2" in u for u in watch.requests if "/events/map" in u)

@@ -332,3 +332,29 @@ def test_service_tiles_in_a_folium_map_are_clickable(server, open_page, sample):
     screenshot(page, "folium-service-tiles-clicked.png")
     assert point["code"] in page.inner_text(".leaflet-popup-content")
     assert all(urlsplit(u).hostname == "127.0.0.1" for u in watch.requests)
+
+
+# --- class breaks: the vectorised Fisher-Jenks against mapclassify's own --------------------------
+
+
+@pytest.mark.filterwarnings("ignore:Numba not installed")
+@pytest.mark.parametrize("whole_matrix", [True, False])
+def test_fisher_jenks_breaks_are_mapclassifys(whole_matrix, monkeypatch):
+    import mapclassify
+
+    from gridgeo import _mapstyle
+
+    monkeypatch.setattr(_mapstyle, "_WHOLE_MATRIX", 10**9 if whole_matrix else 0)
+    rng = np.random.default_rng(20)
+    for trial in range(24):
+        n = int(rng.integers(3, 260))
+        x = [rng.random(n), rng.integers(0, 25, n).astype(float),  # counts: many ties
+             np.where(rng.random(n) < 0.5, 1.0, np.round(rng.random(n), 2)),  # rates: many at 100 %
+             rng.lognormal(3, 1, n)][trial % 4]
+        k = min(int(rng.integers(2, 8)), len(np.unique(x)))
+        if k < 2:
+            continue
+        theirs = mapclassify.FisherJenks(x, k=k)
+        bins, counts = _mapstyle.breaks(x, scheme="fisher_jenks", k=k)
+        np.testing.assert_array_equal(bins, theirs.bins, err_msg=f"trial {trial}")
+        np.testing.assert_array_equal(counts, theirs.counts, err_msg=f"trial {trial}")

@@ -61,12 +61,15 @@ def _public_question(services, period: str, start, end, category) -> None:
         raise Problem(422, "Unprocessable Content", str(exc)) from None
 
 
+def _known(unit: str, services) -> None:
+    if not derived.grids(services)["code"].eq(unit).any():
+        raise Problem(404, "Not Found", f"没有编码为 {unit!r} 的单元 — no unit with code {unit!r}")
+
+
 def _within(table: pd.DataFrame, unit: str | None, services) -> pd.DataFrame:
     if not unit:
         return table
-    codes = derived.grids(services)["code"]
-    if not codes.eq(unit).any():
-        raise Problem(404, "Not Found", f"没有编码为 {unit!r} 的单元 — no unit with code {unit!r}")
+    _known(unit, services)
     return table[table["code"].str.startswith(unit)]  # a code's prefix is its parent's code
 
 
@@ -165,6 +168,63 @@ def router() -> APIRouter:
         ranked = _library(lambda: gevents.ranked(table, indicator, at))
         return {"level": level, "period": ranked["period"].iloc[0] if len(ranked) else at, "indicator": indicator,
                 "higher_is_better": gevents.HIGHER_IS_BETTER[indicator], "min_count": k, "rows": _rows(ranked)}
+
+    @r.get("/events/map", summary="What the one map shows for a filter, in one answer: the unit's (or the whole "
+                                  "area's) indicators per period, and one indicator of every unit of a level in one "
+                                  "period with its classes")
+    def event_map(request: Request, unit: Annotated[str | None, Query(
+                      max_length=64, description="The unit whose indicators are given (a code); none: the whole area")] = None,
+                  level: str = Depends(event_level), period: str = Depends(event_period),
+                  category: list[str] | None = Depends(event_categories), indicator: Indicator = "closure_rate",
+                  at: Annotated[str | None, Query(max_length=16, description="The period the units are coloured by, "
+                                                  "by its label (2025-06, 2025-Q2, 2025); default the last")] = None,
+                  scheme: Literal["quantiles", "natural_breaks", "fisher_jenks", "equal_interval"] = "fisher_jenks",
+                  k: Annotated[int, Query(ge=2, le=9, description="How many classes")] = 5,
+                  choropleth: Annotated[bool, Query(description="With every unit's value and the classes (false: "
+                                                    "the unit's figures only)")] = True,
+                  who: Principal = Depends(principal)):
+        services = request.app.state.services
+        indicator = _indicator(indicator)
+        if period == "span":
+            raise Problem(422, "Unprocessable Content", "the map's figures need a period: month, week, day, quarter "
+                          "or year / 须指定统计周期")
+        if unit:
+            _known(unit, services)
+        authorised = who.has("viewer")
+        if authorised:
+            series = _library(lambda: derived.event_region(services, unit=unit, period=period, category=category))
+            min_count = None
+        else:
+            _public_question(services, period, None, None, category)
+            series = derived.public_region(services, unit)
+            min_count = services.settings.min_count
+        periods = list(dict.fromkeys(series["period"]))
+        if not periods:
+            raise Problem(422, "Unprocessable Content", "没有事件数据 / the store holds no dated events")
+        at = periods[-1] if at is None else at
+        if at not in periods:
+            raise Problem(422, "Unprocessable Content", f"没有周期 {at!r}，可用 {periods[0]} … {periods[-1]} — no "
+                          f"{period} {at!r}: use one of {periods[0]} … {periods[-1]}")
+        body = {"unit": unit or "", "level": series["level"].iloc[0] if len(series) else "", "period": period,
+                "periods": periods, "at": at, "min_count": min_count,
+                "series": _rows(series.drop(columns=["code", "name", "level", "parent"], errors="ignore")),
+                "choropleth": None}
+        if choropleth:
+            if authorised:
+                units = _library(lambda: derived.event_indicators(services, level=level, period=period,
+                                                                  category=category))
+            else:
+                public = derived.public_indicators(services)
+                units = public[public["level"] == level]
+            shown = units[units["period"] == at]
+            values = pd.to_numeric(shown[indicator], errors="coerce").astype(float)
+            key = ("map", level, period, at, tuple(category or ()), indicator, min_count)
+            classes = derived.classes(services, key, values.to_numpy(), scheme=scheme, k=k)
+            body["choropleth"] = {"level": level, "indicator": indicator, "period": at,
+                                  "higher_is_better": gevents.HIGHER_IS_BETTER[indicator], "scheme": scheme, "k": k,
+                                  **classes, "values": dict(zip(shown["code"].astype(str),
+                                                                [None if v != v else float(v) for v in values]))}
+        return body
 
     @r.get("/events/hotspots", summary="Hot and cold spots of events per 100 households (Getis-Ord Gi* or local "
                                        "Moran's I, 999 permutations)")

@@ -1,6 +1,6 @@
-// The trend of one unit's events (ECharts): received and closed per month as
-// bars, the closure and on-time rates as lines on a second axis, and a marker
-// on the month the slider shows.
+// The trend of one unit's events (ECharts): received and closed per period
+// (month, quarter or year) as bars, the closure and on-time rates as lines on a
+// second axis, and a marker on the period the slider shows.
 
 import {number, t} from './i18n.js';
 
@@ -36,7 +36,7 @@ export class TrendChart {
       grid: {left: 6, right: 6, top: 30 + LEGEND_ROW * this.legendRows(series.map((s) => s.name)), bottom: 4, containLabel: true},
       legend: {top: 0, itemWidth: 12, itemHeight: 8, itemGap: LEGEND_GAP, textStyle: {color: '#c8d8ee', fontSize: 11}},
       tooltip: {trigger: 'axis', valueFormatter: (v) => (v === null || v === undefined ? '—' : number(v, v <= 1 && v % 1 ? 'pct' : 'int'))},
-      xAxis: {type: 'category', data: months, axisLabel: {...axisText, interval: months.length <= 12 ? 0 : 'auto', formatter: (m) => m.slice(5)},
+      xAxis: {type: 'category', data: months, axisLabel: {...axisText, interval: months.length <= 12 ? 0 : 'auto', formatter: (m) => (m.length > 4 ? m.slice(5) : m)},
               axisTick: {alignWithLabel: true}},
       yAxis: [
         {type: 'value', name: t('events'), nameTextStyle: axisText, axisLabel: {...axisText, formatter: (v) => number(v)},

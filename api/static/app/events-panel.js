@@ -1,19 +1,21 @@
 // Events over time on the one map: the figure cards of the selected unit (the
-// whole region when none) for the month the slider shows, with their change
-// since the month before; the unit's monthly trend; the ranking of the units
-// inside it; the hot-spot layer; the slider and its play button.
+// whole region when none) for the period the slider shows (a month, quarter or
+// year: the period choice), with their change since the period before; the
+// unit's trend; the ranking of the units inside it; the hot-spot layer; the
+// slider and its play button.
 //
-// Every figure is the service's (/events/indicators, /events/ranking,
-// /events/hotspots, computed by gridgeo.events): the page asks for the unit's
-// months once per filter (one request), and per month shown for the ranking (and
-// the hot spots when they are on). The whole region is the sum of its top-level
-// units: counts add up on a full level, and its rates are taken again from the
-// sums (closed / (closed + backlog), on time / closed), never averaged.
+// Every figure is the service's (computed by gridgeo.events): one request per
+// filter change, /events/map, answers the unit's (or the whole region's) periods
+// for the cards and the trend and, when the choropleth shows an event indicator,
+// every unit's value of the period shown with its classes (layers.js's Fills
+// reads the same answer); then the ranking (/events/ranking) and the hot spots
+// (/events/hotspots) when they are on. The page adds nothing up.
 
 import './events-words.js';
 import {label, number, t} from './i18n.js';
 import {TrendChart} from './events-chart.js';
 import {HotSpots} from './events-layer.js';
+import {EVENT_FIELD, isEventField} from './layers.js';
 
 const CARDS = [
   // [indicator, format, which way is good (+1 up, -1 down, 0 neither)]
@@ -22,7 +24,6 @@ const CARDS = [
 const RANKED = ['closure_rate', 'on_time_rate', 'overdue', 'backlog', 'received', 'median_hours'];
 const FORMAT = {received: 'int', closed: 'int', backlog: 'int', overdue: 'int', on_time: 'int',
                 closure_rate: 'pct', on_time_rate: 'pct', median_hours: '1', p90_hours: '1'};
-const COUNTS = ['received', 'closed', 'backlog', 'overdue', 'on_time'];
 const SHOWN = 5;  // best and worst rows of a long ranking
 
 const esc = (text) => String(text ?? '').replace(/[&<>"']/g, (c) => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'}[c]));
@@ -40,50 +41,62 @@ export function monthsBetween(first, last) {
   return out;
 }
 
-function shift(month, by) {
-  const [y, m] = month.split('-').map(Number);
-  const k = y * 12 + (m - 1) + by;
+// The periods' labels as gridgeo.events writes them: '2025-06', '2025-Q2', '2025'.
+export const PERIODS = ['month', 'quarter', 'year'];
+
+export function periodsBetween(first, last, period) {
+  const months = monthsBetween(first, last);
+  const label = (m) => {
+    const [y, n] = m.split('-').map(Number);
+    return period === 'year' ? String(y) : period === 'quarter' ? `${y}-Q${Math.floor((n - 1) / 3) + 1}` : m;
+  };
+  return [...new Set(months.map(label))];
+}
+
+// The first month of a period ('2025-04' for '2025-Q2') and the first month after it.
+function firstMonth(label) {
+  if (/^\d{4}$/.test(label)) return `${label}-01`;
+  const q = label.match(/^(\d{4})-Q(\d)$/);
+  return q ? `${q[1]}-${String((Number(q[2]) - 1) * 3 + 1).padStart(2, '0')}` : label;
+}
+
+function monthAfter(label) {
+  const span = /^\d{4}$/.test(label) ? 12 : /Q/.test(label) ? 3 : 1;
+  const [y, m] = firstMonth(label).split('-').map(Number);
+  const k = y * 12 + (m - 1) + span;
   return `${Math.floor(k / 12)}-${String((k % 12) + 1).padStart(2, '0')}`;
 }
 
-// The whole region's figures of one month from its top-level units' rows.
-function summed(rows) {
-  if (rows.length === 1) return rows[0];
-  const out = {period: rows[0].period, suppressed: rows.some((r) => r.suppressed)};
-  const onTime = (r) => r.on_time ?? (r.on_time_rate == null || r.closed == null ? null : Math.round(r.on_time_rate * r.closed));
-  for (const key of COUNTS) {
-    const values = rows.map((r) => (key === 'on_time' ? onTime(r) : r[key]));
-    out[key] = values.some((v) => v === null || v === undefined) ? null : values.reduce((a, b) => a + b, 0);
-  }
-  const ratio = (a, b) => (a === null || b === null || b === 0 ? null : a / b);
-  out.closure_rate = ratio(out.closed, out.closed === null || out.backlog === null ? null : out.closed + out.backlog);
-  out.on_time_rate = ratio(out.on_time, out.closed);
-  return out;
+function lastMonth(label) {
+  const [y, m] = monthAfter(label).split('-').map(Number);
+  const k = y * 12 + (m - 1) - 1;
+  return `${Math.floor(k / 12)}-${String((k % 12) + 1).padStart(2, '0')}`;
 }
 
 export class EventsPanel {
   constructor(ctx) {
     this.ctx = ctx;
     const {config} = ctx;
-    this.all = config.events ? monthsBetween(config.events.first, config.events.last) : [];
     this.el = document.getElementById('events-panel');
     this.authorised = false;
     this.indicator = 'closure_rate';
-    this.series = {key: null, rows: {}};
+    this.series = {rows: {}};
+    this.kept = null;  // the /events/map answer asked for last: {query, promise}
     this.ranking = null;
     this.seq = 0;
     this.playing = null;
-    this.el.hidden = !this.all.length;  // a store without events: nothing to show
+    this.el.hidden = !config.events;  // a store without events: nothing to show
     this.hotspots = new HotSpots(ctx.map, ctx, config.main_level ?? ctx.levels[ctx.levels.length - 1].name);
     this.el.innerHTML = `
       <h2 data-i18n="events_over_time"></h2>
-      <div class="events-when"><span id="events-unit"></span> · <span id="events-period"></span></div>
+      <div class="events-when"><span id="events-unit"></span> · <span id="events-period"></span>
+        <select id="event-period" aria-label="period" hidden></select></div>
       <div class="month-slider"><input type="range" id="event-month" min="0" max="0" step="1" value="0"
         aria-label="month"><output id="event-month-label"></output>
         <button type="button" id="event-play"></button></div>
       <dl id="event-cards" class="event-cards"></dl>
       <p id="events-note" class="withheld-note" hidden></p>
-      <h3 class="events-sub" data-i18n="trend"></h3>
+      <h3 class="events-sub" id="events-trend-title"></h3>
       <div id="events-chart" class="events-chart"></div>
       <div class="ranking-head"><h3 class="events-sub" id="ranking-title"></h3>
         <select id="ranking-indicator" aria-label="ranking indicator"></select></div>
@@ -104,6 +117,12 @@ export class EventsPanel {
       this.stop();
       ctx.refresh('events');
     });
+    document.getElementById('event-period').addEventListener('change', (e) => {
+      this.ctx.state.period = e.target.value;
+      this.ctx.state.at = '';  // the last period of the new kind
+      this.stop();
+      ctx.refresh('events');
+    });
     document.getElementById('event-play').addEventListener('click', () => (this.playing ? this.stop() : this.play()));
     document.getElementById('hotspot-toggle').checked = ctx.state.hot;
     document.getElementById('hotspot-toggle').addEventListener('change', (e) => {
@@ -119,11 +138,30 @@ export class EventsPanel {
     this.authorised = Boolean(me && me.role !== 'anonymous');
   }
 
-  // The months the slider steps through: the filter's from/to within the data.
+  // The kind of period shown: the choice of an authorised reader; the public heat map's for anyone else.
+  period() {
+    const publicPeriod = this.ctx.config.heat?.period ?? 'month';
+    return this.authorised && PERIODS.includes(this.ctx.state.period) ? this.ctx.state.period : publicPeriod;
+  }
+
+  // Every period of the data, of the kind shown.
+  get all() {
+    const {events} = this.ctx.config;
+    return events ? periodsBetween(events.first, events.last, this.period()) : [];
+  }
+
+  // The periods the slider steps through: those meeting the filter's from/to (months) within the data.
   range() {
     const {from, to} = this.ctx.state;
-    const months = this.all.filter((m) => (!from || m >= from) && (!to || m <= to));
-    return months.length ? months : this.all;
+    const all = this.all;
+    const chosen = all.filter((p) => (!from || lastMonth(p) >= from) && (!to || firstMonth(p) <= to));
+    return chosen.length ? chosen : all;
+  }
+
+  previous(at) {
+    const all = this.all;
+    const i = all.indexOf(at);
+    return i > 0 ? all[i - 1] : null;
   }
 
   at() {
@@ -150,22 +188,50 @@ export class EventsPanel {
     return q;
   }
 
-  seriesQuery() {
-    const {state, levels} = this.ctx;
-    const months = this.range();
-    const q = new URLSearchParams({level: state.unit ? this.unitLevel(state.unit) : levels[0].name, period: 'month',
-                                   from: `${shift(months[0], -1)}-01`, to: `${shift(months[months.length - 1], 1)}-01`});
+  // The one question of a filter: the unit's periods, and the choropleth's units when it shows an event indicator.
+  mapQuery(at = this.at()) {
+    const {state, style} = this.ctx;
+    const q = new URLSearchParams({period: this.period(), at});
     if (state.unit) q.set('unit', state.unit);
-    return `/events/indicators?${this.common(q)}`;
+    if (isEventField(state.field)) {
+      q.set('level', state.flevel);
+      q.set('indicator', state.field.slice(EVENT_FIELD.length));
+      q.set('scheme', state.scheme);
+      q.set('k', style.choropleth.k);
+    } else {
+      q.set('choropleth', 'false');
+    }
+    return `/events/map?${this.common(q)}`;
+  }
+
+  // The answer to the filter shown: asked once, whoever asks (the cards here, the choropleth in layers.js).
+  answer() {
+    const query = this.mapQuery();
+    if (this.kept?.query !== query) {
+      const promise = this.ahead?.query === query ? this.ahead.promise : this.ctx.api(query);
+      this.kept = {query, promise};
+      promise.catch(() => { if (this.kept?.promise === promise) this.kept = null; });
+    }
+    return this.kept.promise;
+  }
+
+  // While playing, the next period's answer is asked for during the second the current one is shown.
+  askAhead(at) {
+    const query = this.mapQuery(at);
+    if (this.ahead?.query === query) return;
+    const promise = this.ctx.api(query, {quiet: true});
+    promise.catch(() => { if (this.ahead?.promise === promise) this.ahead = null; });
+    this.ahead = {query, promise};
   }
 
   rankingQuery(at) {
     const level = this.childLevel();
     if (!level) return null;
     const {state} = this.ctx;
-    const months = this.range();
-    const q = new URLSearchParams({level, period: 'month', indicator: this.indicator, at,
-                                   from: `${shift(months[0], -1)}-01`, to: `${shift(months[months.length - 1], 1)}-01`});
+    const periods = this.range();
+    const before = this.previous(periods[0]) ?? periods[0];
+    const q = new URLSearchParams({level, period: this.period(), indicator: this.indicator, at,
+                                   from: `${firstMonth(before)}-01`, to: `${monthAfter(periods[periods.length - 1])}-01`});
     if (state.unit) q.set('unit', state.unit);
     return `/events/ranking?${this.common(q)}`;
   }
@@ -183,36 +249,40 @@ export class EventsPanel {
 
   hotspotQuery(at) {
     if (!this.ctx.state.hot) return null;
-    const q = new URLSearchParams({level: this.hotspots.level, from: `${at}-01`, to: `${shift(at, 1)}-01`});
+    const q = new URLSearchParams({level: this.hotspots.level, from: `${firstMonth(at)}-01`, to: `${monthAfter(at)}-01`});
     return `/events/hotspots?${this.common(q)}`;
   }
 
   // Redraw for the state: returns the hot spots' legend (the page's legend shows it).
   async update() {
-    if (!this.all.length) return '';
+    if (!this.ctx.config.events) return '';
     const seq = ++this.seq;
     const at = this.at();
-    const months = this.range();
-    this.slider.max = String(months.length - 1);
-    this.slider.value = String(months.indexOf(at));
+    const periods = this.range();
+    this.slider.max = String(periods.length - 1);
+    this.slider.value = String(periods.indexOf(at));
     document.getElementById('event-month-label').textContent = at;
-    const seriesKey = this.seriesQuery();
+    const choice = document.getElementById('event-period');
+    choice.hidden = !this.authorised;
+    choice.value = this.period();
     const jobs = [
-      seriesKey === this.series.key ? Promise.resolve(this.series) : this.ctx.api(seriesKey).then((body) => {
-        const byMonth = {};
-        for (const row of body.rows) (byMonth[row.period] ??= []).push(row);
-        return {key: seriesKey, rows: Object.fromEntries(Object.entries(byMonth).map(([m, rows]) => [m, summed(rows)])),
-                k: body.min_count};
-      }),
+      this.answer().then((body) => ({rows: Object.fromEntries(body.series.map((row) => [row.period, row])),
+                                     k: body.min_count})),
       this.rankingFor(this.rankingQuery(at)),
     ];
+    // awaited below, unless the cards' answer fails first or a newer filter comes: never left unhandled
+    jobs[1].catch(() => {});
     this.hotspots.period = at;
     const legend = this.hotspots.update(this.hotspotQuery(at));
-    const [series, ranking] = await Promise.all(jobs);
+    // the cards and the trend as soon as their answer is here; the ranking when its own is
+    const series = await jobs[0];
     if (seq !== this.seq) return legend;
     this.series = series;
+    this.renderCards(at, periods);
+    const ranking = await jobs[1];
+    if (seq !== this.seq) return legend;
     this.ranking = ranking;
-    this.render(at, months);
+    this.render(at, periods);
     return legend;
   }
 
@@ -223,15 +293,32 @@ export class EventsPanel {
       state.unit ? (panel.unit?.code === state.unit ? panel.unit.name : state.unit) : config.root.name;
   }
 
-  render(at, months) {
+  // The cards and the trend of the answer kept (data-cards says which filter they show).
+  renderCards(at, periods) {
+    const {state} = this.ctx;
+    this.named();
+    document.getElementById('events-period').textContent = at;
+    document.getElementById('events-trend-title').textContent = t(`trend_${this.period()}`);
+    const previous = this.previous(at);
+    const now = this.series.rows[at] ?? null;
+    const before = previous ? this.series.rows[previous] ?? null : null;
+    document.getElementById('event-cards').innerHTML = CARDS.map(([key, format, good]) =>
+      this.card(key, format, good, now, before, previous ?? '')).join('');
+    this.chart?.draw(periods, this.series.rows, at);
+    document.body.dataset.cards = `${state.unit}|${at}|${state.category}`;
+  }
+
+  render(at, periods) {
     const {state} = this.ctx;
     this.rendered = {at, unit: state.unit};
     this.named();
     document.getElementById('events-period').textContent = at;
+    document.getElementById('events-trend-title').textContent = t(`trend_${this.period()}`);
+    const previous = this.previous(at);
     const now = this.series.rows[at] ?? null;
-    const before = this.series.rows[shift(at, -1)] ?? null;
+    const before = previous ? this.series.rows[previous] ?? null : null;
     document.getElementById('event-cards').innerHTML = CARDS.map(([key, format, good]) =>
-      this.card(key, format, good, now, before, shift(at, -1))).join('');
+      this.card(key, format, good, now, before, previous ?? '')).join('');
     // what the public does not see, said once
     const k = this.series.k ?? this.ranking?.min_count;
     const notes = [];
@@ -242,7 +329,7 @@ export class EventsPanel {
     const note = document.getElementById('events-note');
     note.textContent = notes.join(' ');
     note.hidden = !notes.length;
-    this.chart?.draw(months, this.series.rows, at);
+    this.chart?.draw(periods, this.series.rows, at);
     this.renderRanking();
     document.body.dataset.events = `${state.unit}|${at}|${state.category}|${this.indicator}`;
   }
@@ -261,7 +348,7 @@ export class EventsPanel {
       change = '<span class="change none">—</span>';
     }
     return `<div data-event-card="${key}" data-value="${value ?? ''}"><dt>${t(`ev_${key}`)}</dt>` +
-      `<dd>${number(value, format)}</dd><div class="since" title="${previous}">${t('since_previous', {period: previous})} ${change}</div></div>`;
+      `<dd>${number(value, format)}</dd><div class="since" title="${previous}">${t(`since_previous_${this.period()}`)} ${change}</div></div>`;
   }
 
   renderRanking() {
@@ -297,7 +384,7 @@ export class EventsPanel {
     }).join('');
   }
 
-  // Play the months from the one shown (from the first when at the last), one a second.
+  // Play the periods from the one shown (from the first when at the last), one a second.
   play() {
     const months = this.range();
     let i = months.indexOf(this.at());
@@ -310,6 +397,7 @@ export class EventsPanel {
       this.ctx.state.at = months[i];
       await this.ctx.refresh('events');
       if (i >= months.length - 1) return this.stop();
+      this.askAhead(months[i + 1]);
       this.timer = setTimeout(tick, 1000);
     };
     this.playing = tick;
@@ -329,6 +417,9 @@ export class EventsPanel {
   relabel() {
     const button = document.getElementById('event-play');
     button.textContent = t(this.playing ? 'pause' : 'play');
-    if (this.series.key) this.render(this.at(), this.range());
+    const choice = document.getElementById('event-period');
+    choice.innerHTML = PERIODS.map((p) => `<option value="${p}">${t(`period_${p}`)}</option>`).join('');
+    choice.value = this.period();
+    if (this.rendered) this.render(this.at(), this.range());
   }
 }

@@ -18,7 +18,7 @@ export function viewQuery(ctx) {
   const {state, map} = ctx;
   const q = new URLSearchParams();
   q.set('level', state.flevel || ctx.config.main_level || 'grid2');
-  if (state.field) q.set('field', state.field);
+  if (state.field && state.field in ctx.style.fields) q.set('field', state.field);  // a print has the tiles' figures
   if (state.scheme) q.set('scheme', state.scheme);
   if (state.unit) q.set('unit', state.unit);
   const b = map.getBounds();

@@ -169,19 +169,40 @@ export class Stations {
   }
 }
 
-// The land (the top level, filled) and the choropleth of one level's figure.
+// The choropleth's event indicators (style.json's event_fields) are named ev_<indicator> in the
+// choropleth menu and the link; their values come from the events panel's answer, not the tiles.
+export const EVENT_FIELD = 'ev_';
+export const isEventField = (field) => Boolean(field) && field.startsWith(EVENT_FIELD);
+
+// The land (the top level, filled) and the choropleth of one level's figure: a figure the tiles
+// carry (style.json's fields), or an event indicator of the month and categories chosen (the
+// service's /events/map: every unit's value and the classes), restyled on the features already
+// drawn when only the values change: no tile is asked for again.
 export class Fills {
   constructor(map, ctx) {
     this.ctx = ctx;
     this.classes = null;
+    this.events = null;  // the event choropleth shown: {level, indicator, period, values: {code: value}, ...}
+    this.drawn = null;   // what the drawn tiles hold (the sources), so that a restyle is enough
     const styles = {};
     for (const level of ctx.levels) styles[level.name] = (props) => this.fillStyle(level.name, props);
     this.layer = new MergedTiles('', {
       rendererFactory: L.canvas.tile,
       interactive: false,
       vectorTileLayerStyles: styles,
+      getFeatureId: (feature) => feature.properties.code,
       sources: (z) => this.sources(z),
     }).addTo(map);
+  }
+
+  // Whether the choropleth shows an event indicator (it then follows the events' filter).
+  followsEvents() {
+    return isEventField(this.ctx.state.field);
+  }
+
+  meta(field) {
+    const {style} = this.ctx;
+    return isEventField(field) ? style.event_fields[field.slice(EVENT_FIELD.length)] : style.fields[field];
   }
 
   sources(z) {
@@ -195,7 +216,8 @@ export class Fills {
   fillStyle(level, props) {
     const {style, state} = this.ctx;
     if (level === state.flevel && state.field) {
-      const colour = this.colour(props[state.field]);
+      const value = isEventField(state.field) ? this.events?.values[props.code] : props[state.field];
+      const colour = this.colour(value);
       return {stroke: true, weight: 0.6, color: colour, opacity: 0.9, fill: true, fillColor: colour,
               fillOpacity: style.choropleth.fillOpacity};
     }
@@ -212,9 +234,24 @@ export class Fills {
     return this.classes.colours[i === -1 ? this.classes.colours.length - 1 : i];
   }
 
-  // Class breaks from the service (mapclassify), then a redraw.
+  // Class breaks from the service (mapclassify), then a redraw; an event indicator's values
+  // and classes from the events panel's answer, then a restyle of what is drawn.
   async update() {
     const {state, style, api} = this.ctx;
+    const sources = `${Boolean(state.field)}|${state.flevel}`;
+    if (this.followsEvents()) {
+      const answer = await this.ctx.events.answer();
+      if (!this.followsEvents()) return this.legend();  // the menu moved on meanwhile
+      const c = answer?.choropleth;
+      if (!c || c.level !== state.flevel || `${EVENT_FIELD}${c.indicator}` !== state.field) return this.legend();
+      this.events = c;
+      this.classes = {...c, colours: ramp(style.ramps[this.meta(state.field).ramp], c.bins.length)};
+      if (this.drawn === sources) this.restyle(); else this.layer.redraw();
+      this.drawn = sources;
+      document.body.dataset.choropleth = `${c.level}|${c.indicator}|${c.period}|${state.category}`;
+      return this.legend();
+    }
+    this.events = null;
     this.classes = null;
     this.bandCounts = null;
     if (state.field === 'band') {
@@ -233,13 +270,27 @@ export class Fills {
       this.classes = {...breaks, colours};
     }
     this.layer.redraw();
+    this.drawn = sources;
+    delete document.body.dataset.choropleth;
     return this.legend();
   }
 
+  // Every drawn unit of the level styled again from the values now kept (VectorGrid keeps each
+  // tile's features by code: getFeatureId), the tiles kept as they are.
+  restyle() {
+    const level = this.ctx.state.flevel;
+    const style = this.layer.options.vectorTileLayerStyles[level];
+    for (const tile of Object.values(this.layer._vectorTiles ?? {})) {
+      for (const data of Object.values(tile._features ?? {})) {
+        if (data.layerName === level) this.layer._updateStyles(data.feature, tile, style);
+      }
+    }
+  }
+
   legend() {
-    const {state, style, levelLabel} = this.ctx;
+    const {state, style, levelLabel, vocabulary} = this.ctx;
     if (!state.field) return '';
-    const meta = style.fields[state.field];
+    const meta = this.meta(state.field);
     let rows = '';
     if (state.field === 'band') {
       const counts = this.bandCounts ?? {};
@@ -249,12 +300,18 @@ export class Fills {
     } else if (this.classes && this.classes.bins.length) {
       let low = this.classes.min;
       rows = this.classes.bins.map((upper, i) => {
-        const text = `${number(low, meta.format)} – ${number(upper, meta.format)}`;
+        // a class of one value (a rate of 0 % in many units) is written once
+        const text = low === upper ? number(upper, meta.format) : `${number(low, meta.format)} – ${number(upper, meta.format)}`;
         low = upper;
         return row(this.classes.colours[i], text, this.classes.counts[i]);
       }).join('');
     }
     rows += row(style.no_data, t('no_data'));
+    if (this.followsEvents()) {
+      const what = state.category ? label(vocabulary.event_categories[state.category]) : t('all');
+      return `<h3>${t(state.field)} · ${levelLabel(state.flevel)}</h3>` +
+        `<div class="row note" data-period="${this.events?.period ?? ''}">${this.events?.period ?? ''} · ${what}</div>${rows}`;
+    }
     return `<h3>${label(meta)} · ${levelLabel(state.flevel)}</h3>${rows}`;
   }
 }

@@ -4,7 +4,7 @@
 
 import {label, language, number, setLanguage, t} from './i18n.js';
 import {ExportMenu} from './export.js';
-import {Coverage, Fills, Heat, Labels, Lines, Stations, ZOOM_OFFSET} from './layers.js';
+import {Coverage, EVENT_FIELD, Fills, Heat, Labels, Lines, Stations, ZOOM_OFFSET, isEventField} from './layers.js';
 import {mapRoads} from './roads.js';
 import {Panel, Search} from './panel.js';
 import {EventsPanel} from './events-panel.js';
@@ -15,6 +15,10 @@ import {SitingPanel} from './siting.js';
 const choroplethLevels = (ctx) => ctx.levels.slice(1).map((lv) => lv.name);
 const SCHEMES = ['fisher_jenks', 'quantiles', 'equal_interval'];
 const MINUTES = [5, 10, 15];
+const EVENT_PERIODS = ['month', 'quarter', 'year'];
+// the choropleth's figures: those the tiles carry, then the event indicators (ev_closure_rate ...)
+const choroplethFields = (ctx) => [...Object.keys(ctx.style.fields),
+                                   ...Object.keys(ctx.style.event_fields ?? {}).map((k) => `${EVENT_FIELD}${k}`)];
 
 let pending = 0;
 
@@ -144,7 +148,7 @@ function defaultState(ctx) {
     kinds: new Set(Object.keys(ctx.vocabulary.station_kinds)),
     heat: false, field: '', flevel: ctx.config.main_level ?? 'grid2', scheme: ctx.style.choropleth.scheme,
     coverage: 0, category: '', from: '', to: '', unit: '', lang: 'zh', view: null, ignored: [], labelScale: 1,
-    at: '', hot: false,
+    at: '', hot: false, period: 'month',
   };
 }
 
@@ -155,7 +159,7 @@ function readHash(state, ctx) {
   if (q.has('kinds')) state.kinds = new Set(list('kinds'));
   state.heat = q.get('heat') === '1';
   state.field = q.get('field') ?? '';
-  if (state.field && !(state.field in ctx.style.fields)) {
+  if (state.field && !choroplethFields(ctx).includes(state.field)) {
     state.ignored.push(t('link_field', {field: state.field}));
     state.field = '';
   }
@@ -170,7 +174,8 @@ function readHash(state, ctx) {
   state.from = q.get('from') ?? '';
   state.to = q.get('to') ?? '';
   state.unit = q.get('unit') ?? '';
-  state.at = /^\d{4}-\d{2}$/.test(q.get('at') ?? '') ? q.get('at') : '';
+  state.at = /^\d{4}(-\d{2}|-Q[1-4])?$/.test(q.get('at') ?? '') ? q.get('at') : '';
+  state.period = EVENT_PERIODS.includes(q.get('per')) ? q.get('per') : 'month';
   state.hot = q.get('hot') === '1';
   state.lang = q.get('lang') === 'en' ? 'en' : 'zh';
   state.labelScale = LABEL_SCALES.includes(Number(q.get('names'))) ? Number(q.get('names')) : 1;
@@ -193,6 +198,7 @@ function writeHash(ctx) {
   if (state.to) q.set('to', state.to);
   if (state.unit) q.set('unit', state.unit);
   if (state.at) q.set('at', state.at);
+  if (state.period !== 'month') q.set('per', state.period);
   if (state.hot) q.set('hot', '1');
   if (state.lang !== 'zh') q.set('lang', state.lang);
   if (state.labelScale !== 1) q.set('names', state.labelScale);
@@ -219,7 +225,7 @@ function buildControls(ctx) {
   document.getElementById('heat-toggle').checked = state.heat;
 
   const levels = choroplethLevels(ctx);
-  fillSelect('choropleth-field', ['', ...Object.keys(style.fields)], state.field);
+  fillSelect('choropleth-field', ['', ...choroplethFields(ctx)], state.field);
   fillSelect('choropleth-level', levels, state.flevel);
   fillSelect('choropleth-scheme', SCHEMES, state.scheme);
   fillSelect('event-category', ['', ...Object.keys(vocabulary.event_categories)], state.category);
@@ -250,7 +256,7 @@ function relabel(ctx) {
   for (const el of document.querySelectorAll('[data-kind-label]')) el.textContent = label(vocabulary.station_kinds[el.dataset.kindLabel]);
   const names = {
     // the menu's words: a short form where the full name would be cut (the legend keeps the full one)
-    'choropleth-field': (v) => (v ? label({label: style.fields[v].short ?? style.fields[v].label,
+    'choropleth-field': (v) => (isEventField(v) ? t(v) : v ? label({label: style.fields[v].short ?? style.fields[v].label,
                                            label_en: style.fields[v].short_en ?? style.fields[v].label_en}) : t('none')),
     'choropleth-level': (v) => ctx.levelLabel(v),
     'choropleth-scheme': (v) => t(v),
@@ -360,6 +366,8 @@ async function refresh(ctx, ...parts) {
   const all = parts.length === 0;
   ctx.map.closePopup();  // a station's popup belongs to the view it was opened in
   const jobs = [];
+  // an event indicator's choropleth follows the events' filter (one request serves both: /events/map)
+  if (!all && parts.includes('events') && !parts.includes('fills') && ctx.fills.followsEvents()) parts.push('fills');
   if (all || parts.includes('fills')) jobs.push(ctx.fills.update().then((html) => { ctx.legends.fills = html; }));
   if (all || parts.includes('fills') || parts.includes('coverage')) ctx.stations.ring();  // their ring follows the ground
   if (all || parts.includes('heat')) jobs.push(ctx.heat.update().then((html) => { ctx.legends.heat = html; }));

@@ -89,7 +89,8 @@ export class Panel {
 
   childField() {
     const field = this.ctx.state.field;
-    return field && field !== 'band' ? field : 'households';
+    // a figure the units carry (an event indicator of the choropleth is the events panel's)
+    return field && field !== 'band' && field in this.ctx.style.fields ? field : 'households';
   }
 
   children(unit) {
