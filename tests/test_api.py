@@ -187,6 +187,10 @@ def test_class_breaks_are_mapclassify(client, library_figures):
     assert sum(body["counts"]) == len(values)
     q = client.get("/stats/grid2/breaks?field=households&k=4").json()
     assert np.allclose(q["bins"], mapclassify.Quantiles(values, k=4).bins)
+    # Fisher-Jenks, computed with numpy loops by gridgeo: mapclassify's own answer
+    fj = client.get("/stats/grid2/breaks?field=households&k=5&scheme=fisher_jenks").json()
+    reference = mapclassify.FisherJenks(values, k=5)
+    assert np.allclose(fj["bins"], reference.bins) and fj["counts"] == [int(c) for c in reference.counts]
 
 
 def test_search_by_chinese_name_and_code(client, sample):

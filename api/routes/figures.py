@@ -28,13 +28,6 @@ from api.problems import Problem, responses
 from gridgeo import disclosure, stats
 from gridgeo.schema import EVENT_CATEGORIES, STATION_KINDS
 
-SCHEMES = {
-    "quantiles": "Quantiles",
-    "natural_breaks": "NaturalBreaks",
-    "fisher_jenks": "FisherJenks",
-    "equal_interval": "EqualInterval",
-}
-
 
 NOT_FOUND = {**responses(404), **derived.PREPARING}
 """No such level or unit, and the derived data being prepared."""
@@ -87,7 +80,7 @@ def router() -> APIRouter:
                k: Annotated[int, Query(ge=2, le=9)] = 5,
                scheme: Literal["quantiles", "natural_breaks", "fisher_jenks", "equal_interval"] = "quantiles",
                who: Principal = Depends(principal)):
-        import mapclassify
+        from gridgeo import maps
 
         if field not in derived.CLASSED_FIGURES:
             raise Problem(400, "Bad Request", f"field {field!r} 不是数值指标 — is not a numeric figure: use one of "
@@ -101,13 +94,10 @@ def router() -> APIRouter:
         values = values[np.isfinite(values.to_numpy(dtype=float))]
         if values.empty:
             return {"level": level, "field": field, "scheme": scheme, "bins": [], "counts": []}
-        k = min(k, int(values.nunique()))
-        if k < 2:
-            return {"level": level, "field": field, "scheme": scheme, "min": float(values.min()),
-                    "bins": [float(values.max())], "counts": [len(values)]}
-        classifier = getattr(mapclassify, SCHEMES[scheme])(values.to_numpy(dtype=float), k=k)
+        # mapclassify's classes (its Fisher-Jenks with numpy loops: seconds faster at city scale)
+        bins, counts = maps.breaks(values.to_numpy(dtype=float), scheme=scheme, k=k)
         return {"level": level, "field": field, "scheme": scheme, "min": float(values.min()),
-                "bins": [float(b) for b in classifier.bins], "counts": [int(c) for c in classifier.counts]}
+                "bins": [float(b) for b in bins], "counts": [int(c) for c in counts]}
 
     @r.get("/stats/{level}/balance", summary="How even the units of a level are (households)",
            responses=NOT_FOUND)
