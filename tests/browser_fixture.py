@@ -104,6 +104,19 @@ def open_page(chromium):
         watch.check()
 
 
+FITS_JS = """
+    // fits(el, text): whether a text, in the element's font, fits the room inside the element
+    const measure = document.createElement('canvas').getContext('2d');
+    const fits = (el, text) => {
+        const cs = getComputedStyle(el);
+        measure.font = `${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
+        const inner = el.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+        return measure.measureText(text).width <= inner + 0.5;
+    };
+"""
+"""A piece of JavaScript for a page's tests of words cut short (menus, placeholders, buttons)."""
+
+
 def screenshot(page, name: str, *, selector: str | None = None) -> bytes:
     """Save a screenshot into test-artifacts/ (kept as a test artefact) and return its PNG bytes."""
     ARTIFACTS.mkdir(exist_ok=True)

@@ -11,7 +11,7 @@ import pytest
 
 import gridgeo.sample
 
-pytest_plugins = ["postgis_fixture", "store_fixture", "api_fixture", "browser_fixture"]
+pytest_plugins = ["postgis_fixture", "store_fixture", "api_fixture", "browser_fixture", "dask_fixture"]
 
 REQUIRE_ALL = os.environ.get("GRIDGEO_REQUIRE_ALL", "") not in ("", "0", "false", "no")
 

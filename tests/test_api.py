@@ -268,7 +268,6 @@ def test_a_cached_tile_is_answered_as_it_was_rendered(client, sample):
 
 
 def test_event_tiles_carry_counts_only(client):
-    import morecantile
 
     tj = client.get("/tiles/events.json").json()
     fields = tj["vector_layers"][0]["fields"]

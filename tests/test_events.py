@@ -16,7 +16,6 @@ import pytest
 import shapely
 from shapely.geometry import box
 
-import gridgeo
 from gridgeo import events as gev
 
 QUANTILE = {"median_hours": 0.5, "p90_hours": 0.9}

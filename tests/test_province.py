@@ -5,13 +5,10 @@ The province here is two copies of the committed town sample side by side
 two-worker LocalCluster, small enough to run in seconds.
 """
 
-import warnings
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
 import pytest
-import shapely
 
 import gridgeo
 import gridgeo.network
@@ -26,12 +23,8 @@ def province(sample):
 
 
 @pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as c:
-        yield c
+def client(dask_client):
+    return dask_client
 
 
 # --- the province sample -------------------------------------------------------------

@@ -8,7 +8,6 @@ the PMTiles file it writes are compared with those written in this process, byte
 import pickle
 import warnings
 
-import numpy as np
 import pytest
 import shapely
 
@@ -18,12 +17,8 @@ LOW, HIGH = 8, 15
 
 
 @pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as c:
-        yield c
+def client(dask_client):
+    return dask_client
 
 
 @pytest.fixture(scope="module")

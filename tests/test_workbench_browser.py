@@ -29,7 +29,7 @@ import gridgeo.plan
 import gridgeo.store
 from adjacency import edge_graph
 from api_fixture import Server
-from browser_fixture import WALL, Watch, screenshot
+from browser_fixture import FITS_JS, WALL, Watch, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -299,15 +299,7 @@ def test_save_and_submit_stay_in_sight_on_a_laptop(open_bench, bench):
     screenshot(page, "workbench-laptop.png")
 
 
-BENCH_FITS = """(() => {
-    // a text against the room inside the element that shows it, in the element's font
-    const ctx = document.createElement('canvas').getContext('2d');
-    const fits = (el, text) => {
-        const cs = getComputedStyle(el);
-        ctx.font = `${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
-        const inner = el.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
-        return ctx.measureText(text).width <= inner + 0.5;
-    };
+BENCH_FITS = """(() => {""" + FITS_JS + """
     const cut = [];
     for (const el of document.querySelectorAll('#side input[placeholder]'))
         if (el.offsetParent && !fits(el, el.placeholder)) cut.push(`placeholder ${el.placeholder}`);
