@@ -311,14 +311,8 @@ export class EventsPanel {
   render(at, periods) {
     const {state} = this.ctx;
     this.rendered = {at, unit: state.unit};
-    this.named();
-    document.getElementById('events-period').textContent = at;
-    document.getElementById('events-trend-title').textContent = t(`trend_${this.period()}`);
-    const previous = this.previous(at);
+    this.renderCards(at, periods);
     const now = this.series.rows[at] ?? null;
-    const before = previous ? this.series.rows[previous] ?? null : null;
-    document.getElementById('event-cards').innerHTML = CARDS.map(([key, format, good]) =>
-      this.card(key, format, good, now, before, previous ?? '')).join('');
     // what the public does not see, said once
     const k = this.series.k ?? this.ranking?.min_count;
     const notes = [];
@@ -329,7 +323,6 @@ export class EventsPanel {
     const note = document.getElementById('events-note');
     note.textContent = notes.join(' ');
     note.hidden = !notes.length;
-    this.chart?.draw(periods, this.series.rows, at);
     this.renderRanking();
     document.body.dataset.events = `${state.unit}|${at}|${state.category}|${this.indicator}`;
   }
