@@ -7,15 +7,11 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
-import shapely
-
 import gridgeo.store as gstore
 from gridgeo import derived
 
-VILLAGE = "350582106004"           # two level-1 grids, each with level-2 grids and no level-3 plots
-X, Y = "35058210600401", "35058210600402"
-NEW_CODE = X + "07"                # the level-2 grid moved from Y to X gets a code under X
+from test_rollback import NEW_CODE, VILLAGE, X, Y, move_grid  # the publish a planner makes: one grid moved
+
 OTHER_VILLAGE = "350582106201"
 
 
@@ -37,24 +33,6 @@ def _equal_to_a_full_prepare(store, version):
         else:
             assert built[name] == full[name], name
     return built
-
-
-def move_grid(store, author="张三"):
-    """Publish a plan that moves a level-2 grid of Y (one touching X) into X, with a code under X."""
-    plan = store.create_plan("调整一级网格", parent=VILLAGE, levels=["grid1", "grid2"], author=author)
-    units = plan.read().set_index("code", drop=False)
-    x = units.loc[X]
-    moved = next(c for c in units.index if units.loc[c, "parent"] == Y
-                 and units.loc[c].geometry.intersection(x.geometry).length > 0)
-    x_kids = units[units["parent"] == X]
-    y_kids = units[(units["parent"] == Y) & (units["code"] != moved)]
-    new_x = units.loc[[X]].assign(geometry=[shapely.union_all([*x_kids.geometry, units.loc[moved].geometry])])
-    new_y = units.loc[[Y]].assign(geometry=[shapely.union_all(list(y_kids.geometry))])
-    new_unit = units.loc[[moved]].assign(code=NEW_CODE, parent=X, name="调入网格")
-    edits = pd.concat([new_x, new_y, new_unit]).reset_index(drop=True)
-    edits["revision"] = [plan.revision, plan.revision, None]
-    plan.save(edits, author=author, remove={moved: plan.revision})
-    return moved, plan.publish(author=author)
 
 
 def test_a_redrawn_village_is_prepared_from_it_alone_and_equals_a_full_prepare(url):

@@ -7,7 +7,6 @@ matches its neighbour's) and inside them (two level-2 grids overlapping, a dropp
 :func:`gridgeo.validate` in memory, and the seeded problems are checked to be there.
 """
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,26 +14,13 @@ import shapely
 
 import gridgeo
 import gridgeo.sample
-from gridgeo.crs import metric_crs
 from gridgeo.validation import REPORT_COLUMNS
+from test_validation import crs, to_metric, to_storage  # noqa: F401 - crs is a fixture
 
 
 @pytest.fixture(scope="module")
 def client(dask_client):
     return dask_client
-
-
-@pytest.fixture(scope="module")
-def crs(grids):
-    return metric_crs(grids)
-
-
-def to_metric(geom, crs):
-    return gpd.GeoSeries([geom], crs=4490).to_crs(crs).iloc[0]
-
-
-def to_storage(geom, crs):
-    return gpd.GeoSeries([geom], crs=crs).to_crs(4490).iloc[0]
 
 
 def shared_vertices(frame, level, crs, *, clearance=40.0, count=2, apart=300.0):
