@@ -167,6 +167,10 @@ INDICATOR_GROUPS = (
 )
 """The groups of event indicators (:func:`gridgeo.events.indicators`) the rule protects, per period."""
 
+WITHHELD_INDICATORS = ("on_time",)
+"""Event indicators never published: the count closed on time is left out (its
+rate, with ``closed`` at least k, says what the public may know)."""
+
 PUBLISHED = ("name", "level", "parent", "workers", "stations", "has_station")
 """Columns published as they are: names and hierarchy, grid workers and stations (not personal)."""
 
@@ -403,7 +407,7 @@ def public_indicators(table: pd.DataFrame, k: int = MIN_COUNT) -> pd.DataFrame:
     missing = [c for c in ("code", "level", "parent", "period") if c not in table.columns]
     if missing:
         raise DisclosureError(f"the indicators need columns {missing} / 缺少列 {missing}")
-    out = table.drop(columns=[c for c in ("on_time",) if c in table.columns]).copy()
+    out = table.drop(columns=[c for c in WITHHELD_INDICATORS if c in table.columns]).copy()
     audited = [c for g in INDICATOR_GROUPS for c in (*g.counts, *g.rates) if c in out.columns]
     for column in audited:
         out[column] = _nullable(out[column])
@@ -469,7 +473,7 @@ def public_whole(table: pd.DataFrame, k: int = MIN_COUNT) -> pd.DataFrame:
     ([False, True], False)
     """
     k = _checked_k(k)
-    out = table.drop(columns=[c for c in ("on_time",) if c in table.columns]).copy()
+    out = table.drop(columns=[c for c in WITHHELD_INDICATORS if c in table.columns]).copy()
     audited = [c for g in INDICATOR_GROUPS for c in (*g.counts, *g.rates) if c in out.columns]
     for column in audited:
         out[column] = _nullable(out[column])

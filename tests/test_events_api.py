@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gridgeo import events as gevents
+
 K = 10
 
 
@@ -271,3 +273,28 @@ def test_the_map_answer_without_the_choropleth_is_the_units_figures_only(client,
     alone = client.get("/events/map?period=quarter&choropleth=false", headers=viewer(api_keys)).json()
     assert alone["choropleth"] is None and full["choropleth"]["values"]
     assert alone["series"] == full["series"] and alone["at"] == full["at"] == "2025-Q4"
+
+
+@pytest.mark.parametrize("path", ["/events/ranking", "/events/trends", "/events/map"])
+def test_the_count_closed_on_time_is_for_viewers_only(client, api_keys, path):
+    """The public table leaves ``on_time`` out (disclosure.WITHHELD_INDICATORS): an anonymous caller asking for
+    it gets a 422 naming it (it was a 500, found by schemathesis), a viewer gets it, and every published
+    indicator answers the public."""
+    public = client.get(f"{path}?indicator=on_time")
+    assert public.status_code == 422, public.text
+    assert "on_time" in public.json()["detail"]
+    seen = client.get(f"{path}?indicator=on_time&level=village", headers=viewer(api_keys))
+    assert seen.status_code == 200, seen.text
+    for indicator in [i for i in gevents.INDICATORS if i != "on_time"]:
+        r = client.get(f"{path}?indicator={indicator}")
+        assert r.status_code == 200, (indicator, r.text)
+
+
+def test_a_viewers_on_time_ranking_is_closed_times_the_on_time_rate(client, api_keys):
+    ranked = pd.DataFrame(client.get("/events/ranking?level=village&indicator=on_time&at=2025-06",
+                                     headers=viewer(api_keys)).json()["rows"]).set_index("code")["value"]
+    table = pd.DataFrame(client.get("/events/indicators?level=village&period=month&from=2025-06-01&to=2025-07-01",
+                                    headers=viewer(api_keys)).json()["rows"]).set_index("code")
+    expected = (table["closed"] * table["on_time_rate"].fillna(0)).round().loc[ranked.index]
+    assert len(ranked) == len(table) > 1
+    assert ranked.tolist() == expected.tolist()

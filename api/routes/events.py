@@ -45,9 +45,13 @@ def _indicator(value: str) -> str:
     return value
 
 
-def _public_question(services, period: str, start, end, category) -> None:
-    """What an anonymous caller may ask: whole periods of the public heat map, every category."""
+def _public_question(services, period: str, start, end, category, indicator: str | None = None) -> None:
+    """What an anonymous caller may ask: whole periods of the public heat map, every category, the
+    published indicators."""
     settings = services.settings
+    if indicator in disclosure.WITHHELD_INDICATORS:
+        raise Problem(422, "Unprocessable Content", f"公开的事件指标不含 {indicator} / {indicator} is not among the "
+                      "public event indicators (use on_time_rate, or a viewer key)")
     if period != settings.heat_period:
         raise Problem(422, "Unprocessable Content", f"公开的事件指标按 {settings.heat_period} 统计 / public event "
                       f"indicators are counted by {settings.heat_period} (period={period}); a viewer key gives "
@@ -103,7 +107,7 @@ def _series(services, who, level, period, start, end, category, indicator, unit)
             category=category, indicator=indicator)))
         k = None
     else:
-        _public_question(services, period, start, end, category)
+        _public_question(services, period, start, end, category, indicator)
         public = derived.public_indicators(services)
         table = _dated(gevents.changes(public[public["level"] == level], indicator), start, end)
         k = services.settings.min_count
@@ -195,7 +199,7 @@ def router() -> APIRouter:
             series = _library(lambda: derived.event_region(services, unit=unit, period=period, category=category))
             min_count = None
         else:
-            _public_question(services, period, None, None, category)
+            _public_question(services, period, None, None, category, indicator if choropleth else None)
             series = derived.public_region(services, unit)
             min_count = services.settings.min_count
         periods = list(dict.fromkeys(series["period"]))
