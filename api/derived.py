@@ -137,7 +137,7 @@ def service_areas_body(services, minutes: int, kinds=None) -> tuple[bytes, str] 
         chosen = found[(found["circle"] == minutes) & ~found.geometry.is_empty]
         if kinds:
             chosen = chosen[chosen["kind"].isin(kinds)]
-        body = dumps(feature_collection(chosen, ["station_id", "name", "kind", "circle", "distance_m"])).encode()
+        body = dumps(feature_collection(chosen, ["station_id", "name", "kind", "circle", "distance_m"], raw=True)).encode()
         return body, '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
     return services.derived(f"areas:{minutes}:{','.join(kinds)}", build)
 

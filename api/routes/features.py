@@ -291,7 +291,7 @@ def router() -> APIRouter:
             frame = frame.drop(columns=[col for col in frame.columns if col not in chosen and col != key
                                         and col != frame.geometry.name])
         body = _feature_collection(frame.drop(columns=["revision"], errors="ignore") if chosen is not None else frame,
-                                   c.id, out_crs, key)
+                                   c.id, out_crs, key, raw=True)
         if chosen is not None and key not in chosen:
             for feature in body["features"]:
                 feature["properties"].pop(key, None)
@@ -328,7 +328,7 @@ def router() -> APIRouter:
         frame = services.store.read(c.id, where={key: feature_id}, limit=1)
         if frame.empty:
             raise Problem(404, "Not Found", f"{c.id} has no feature {feature_id!r}")
-        feature = _feature_collection(frame, c.id, out_crs, key)["features"][0]
+        feature = _feature_collection(frame, c.id, out_crs, key, raw=True)["features"][0]
         feature["links"] = [
             _link(request, f"/collections/{c.id}/items/{feature_id}", "self", GEOJSON),
             _link(request, f"/collections/{c.id}/items/{feature_id}", "alternate", "text/html", f="html"),
@@ -470,9 +470,9 @@ def _key(collection_id: str, store) -> str:
     return key
 
 
-def _feature_collection(frame, collection_id: str, out_crs: str, key: str) -> dict:
+def _feature_collection(frame, collection_id: str, out_crs: str, key: str, *, raw: bool = False) -> dict:
     geoms = _output_geometries(np.asarray(frame.geometry.array), out_crs)
-    return feature_collection(frame, id_column=key, geometries=geoms, digits=None)
+    return feature_collection(frame, id_column=key, geometries=geoms, digits=None, raw=raw)
 
 
 def _output_geometries(geoms, out_crs: str):

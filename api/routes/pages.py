@@ -89,7 +89,7 @@ def router() -> APIRouter:
             ground = kept.served(minutes)
             if ground is None:
                 raise Problem(404, "Not Found", "the ground served needs stations and roads in the store")
-            return dumps(feature_collection(ground, ["circle", "stations"]))
+            return dumps(feature_collection(ground, ["circle", "stations"], raw=True))
 
         return Response(services.derived(f"map:served:{minutes}", build), media_type="application/geo+json")
 
