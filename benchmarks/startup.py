@@ -72,10 +72,12 @@ def main() -> None:
     parser.add_argument("--hour", type=int, default=6_000, help="requests in the hour-equivalent run")
     parser.add_argument("--stores", default="geopackage,postgis", help="which stores to measure")
     parser.add_argument("--seed", type=int, default=8)
+    parser.add_argument("--prepared", metavar="GPKG", help="a city GeoPackage already loaded and prepared (e.g. by "
+                        "an earlier run): a copy of it is measured from the restart on, GeoPackage only")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
-    city = city_sample()
+    city = _prepared_city(args.prepared) if args.prepared else city_sample()
     mix = tile_mix(city.grids, per_zoom=40, seed=args.seed)
     global FIRST, TILE
     FIRST = next(t for t in mix if t[0] == "grid2" and t[1] == 14)
@@ -83,6 +85,12 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="gridgeo-bench-startup-"))
     keys = _keys(work)
     script = _map_script(city, mix)
+    if args.prepared:
+        shutil.copyfile(args.prepared, work / "city.gpkg")
+        results = {"geopackage": _measure(str(work / "city.gpkg"), city, work, keys, script, args, load=False)}
+        report("geopackage (prepared copy)", list(results["geopackage"].items()))
+        print(f"\n(server logs in {work})")
+        return
     url, drop = _database()
     results = {}
     try:
@@ -103,22 +111,33 @@ def main() -> None:
 # --- one store --------------------------------------------------------------------------------------
 
 
-def _measure(url, city, work, keys, script, args) -> dict:
+def _prepared_city(path):
+    """What the measurement needs of the city (its grids) read from a prepared store."""
+    import types
+
     import gridgeo.store
 
-    start = time.perf_counter()
-    with gridgeo.store.open(url, create=True) as store:
-        store.load({"grids": city.grids, "stations": city.stations, "addresses": city.addresses,
-                    "events": city.events, "roads": city.roads}, author="bench", progress=False)
+    with gridgeo.store.open(path) as store:
+        return types.SimpleNamespace(grids=store.read("grids"))
+
+
+def _measure(url, city, work, keys, script, args, load=True) -> dict:
+    import gridgeo.store
+
     name = "postgis" if url.startswith("postgresql") else "geopackage"
-    print(f"{name}: loaded the city in {time.perf_counter() - start:.1f} s", flush=True)
     out = {}
-    first = _start(url, work, keys, f"{name}-first")
-    try:
-        for key, value in first.timeline().items():
-            out[f"first start after a load: {key}"] = f"{value:.2f} s"
-    finally:
-        first.stop()
+    if load:
+        start = time.perf_counter()
+        with gridgeo.store.open(url, create=True) as store:
+            store.load({"grids": city.grids, "stations": city.stations, "addresses": city.addresses,
+                        "events": city.events, "roads": city.roads}, author="bench", progress=False)
+        print(f"{name}: loaded the city in {time.perf_counter() - start:.1f} s", flush=True)
+        first = _start(url, work, keys, f"{name}-first")
+        try:
+            for key, value in first.timeline().items():
+                out[f"first start after a load: {key}"] = f"{value:.2f} s"
+        finally:
+            first.stop()
     again = _start(url, work, keys, f"{name}-restart")
     try:
         for key, value in again.timeline().items():
