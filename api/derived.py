@@ -119,22 +119,18 @@ def finder(services) -> gridgeo.search.Finder:
     return services.derived("finder", build)
 
 
-def service_areas(services) -> gpd.GeoDataFrame | None:
-    """The stations' service areas (None while still being prepared: see ``Derived.pending``)."""
-    return services.derived("service_areas", lambda kept: kept.service_areas())
-
-
 def service_areas_body(services, minutes: int, kinds=None) -> tuple[bytes, str] | None:
     """The GeoJSON of the stations' service areas of a life circle (of the station ``kinds``, or all),
     encoded once per version and parameters, with its ETag (a digest of the body); None while the
-    areas are still being prepared or without stations or roads."""
+    areas are still being prepared or without stations or roads. Only the body is kept: the
+    circle's areas are read for it and let go."""
     kinds = tuple(sorted(set(kinds))) if kinds else ()
 
     def build(kept):
-        found = service_areas(services)
+        found = kept.service_areas(minutes)
         if found is None:
             return None
-        chosen = found[(found["circle"] == minutes) & ~found.geometry.is_empty]
+        chosen = found[~found.geometry.is_empty]
         if kinds:
             chosen = chosen[chosen["kind"].isin(kinds)]
         body = dumps(feature_collection(chosen, ["station_id", "name", "kind", "circle", "distance_m"], raw=True)).encode()

@@ -17,6 +17,7 @@ version instead (small stores, tests); ``off`` never prepares (run
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import subprocess
@@ -40,6 +41,33 @@ if not log.handlers:
     _handler.setFormatter(logging.Formatter("%(levelname)s:     gridgeo: %(message)s"))
     log.addHandler(_handler)
     log.setLevel(logging.INFO)
+
+
+TRIM_AFTER_S = 0.25
+"""A value that took this long to make gave back the memory it used meanwhile (see :func:`give_back`)."""
+
+
+def _libc_trim():
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim  # glibc; elsewhere there is nothing to do
+    except (OSError, AttributeError):
+        return None
+
+
+_TRIM = _libc_trim()
+
+
+def give_back() -> None:
+    """Return the C heap's free pages to the system (glibc's ``malloc_trim``).
+
+    Reading a large kept item (the city's service areas: 200 MB while decoded)
+    and letting it go leaves the pages with the process: resident memory keeps
+    the high-water mark of every build. Trimming after the builds that take
+    long (:data:`TRIM_AFTER_S`) keeps a worker's resident memory to what it
+    holds, as ``dask.distributed`` trims its workers.
+    """
+    if _TRIM is not None:
+        _TRIM(0)
 
 
 class Preparing(Exception):
@@ -220,7 +248,14 @@ class Services:
         """
         kept = self.kept
         self._purge(kept.version)
-        return self.kept_values.get_or_make((kept.version, name), lambda: build(kept))
+
+        def make():
+            started = time.perf_counter()
+            value = build(kept)
+            if time.perf_counter() - started >= TRIM_AFTER_S:
+                give_back()
+            return value
+        return self.kept_values.get_or_make((kept.version, name), make)
 
     def current(self, name: str, build: Callable[[], Any]) -> Any:
         """``build()`` for the store's current data version (not the version served):

@@ -257,10 +257,13 @@ class Derived:
         ground = _geo(data)
         return ground if minutes is None else ground[ground["circle"] == minutes].reset_index(drop=True)
 
-    def service_areas(self) -> gpd.GeoDataFrame | None:
-        """:func:`gridgeo.coverage.service_areas` of every station (None without stations or roads)."""
+    def service_areas(self, minutes: int | None = None) -> gpd.GeoDataFrame | None:
+        """:func:`gridgeo.coverage.service_areas` of every station (None without stations or roads):
+        of one life circle's ``minutes`` only, or of all."""
         data = self._get("service_areas")
-        return None if data is None else _geo(data)
+        if data is None:
+            return None
+        return _geo(data) if minutes is None else _geo(data, filters=[("circle", "==", int(minutes))])
 
     def events(self) -> pd.DataFrame:
         """The events in the metric CRS, as little as a heat map needs: ``x``, ``y``,
@@ -1021,8 +1024,8 @@ def _bytes(frame, *, bbox: bool = False) -> bytes:
     return buffer.getvalue()
 
 
-def _geo(data: bytes, *, bbox=None) -> gpd.GeoDataFrame:
-    return gpd.read_parquet(io.BytesIO(data), bbox=tuple(bbox) if bbox is not None else None)
+def _geo(data: bytes, *, bbox=None, filters=None) -> gpd.GeoDataFrame:
+    return gpd.read_parquet(io.BytesIO(data), bbox=tuple(bbox) if bbox is not None else None, filters=filters)
 
 
 def _plain(data: bytes) -> pd.DataFrame:

@@ -88,7 +88,13 @@ def test_every_item_equals_the_library_on_the_published_data(url):
         assert len(kept.labels("grid2")) == (grids["level"] == "grid2").sum()
         assert list(kept.events().columns) == ["x", "y", "category", "reported_at"] and len(kept.events()) == len(events)
         assert kept.summary["events"]["first"] == events["reported_at"].min().strftime("%Y-%m-%d")
-        assert kept.service_areas()["station_id"].nunique() == len(stations)
+        areas = kept.service_areas()
+        assert areas["station_id"].nunique() == len(stations)
+        for minutes in (5, 10, 15):  # one circle read alone is that circle's rows of the whole
+            one = kept.service_areas(minutes)
+            whole = areas[areas["circle"] == minutes]
+            assert len(one) > 0 and one.crs == areas.crs
+            assert one.reset_index(drop=True).equals(whole.reset_index(drop=True))
         assert not kept.pending()
 
 
