@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import json
 
+import gridgeo
 import gridgeo.store as gstore
 from gridgeo import derived
+from gridgeo import events as gevents
 
+from test_derived import same_placement
 from test_rollback import NEW_CODE, VILLAGE, X, Y, move_grid  # the publish a planner makes: one grid moved
 
 OTHER_VILLAGE = "350582106201"
@@ -17,6 +20,15 @@ OTHER_VILLAGE = "350582106201"
 
 def _blobs(store, version) -> dict:
     return {name: store.get_derived(version, name) for name in store.derived_names(version) if name != "manifest"}
+
+
+def _placed_as_placing_the_published_events(store, kept):
+    """The placement kept equals gridgeo.events.place on the published events and grids; the index."""
+    grids = store.read("grids").drop(columns=["revision"], errors="ignore")
+    index = gridgeo.AssignIndex(grids, scheme=store.scheme)
+    want = gevents.place(store.read("events").drop(columns=["revision"], errors="ignore"), index)
+    same_placement(kept.placed(index), want)
+    return index, want
 
 
 def _equal_to_a_full_prepare(store, version):
@@ -53,8 +65,14 @@ def test_a_redrawn_village_is_prepared_from_it_alone_and_equals_a_full_prepare(u
         assert figures.loc[Y, "households"] == old.loc[Y, "households"] - old.loc[moved, "households"]
         for code in (VILLAGE, "350582106"):
             assert figures.loc[code, "households"] == old.loc[code, "households"]
+        # the events placed again under the redrawn village, every other renumbered among the new codes
+        index, placed = _placed_as_placing_the_published_events(store, kept)
+        new_unit = index.codes["grid2"].get_loc(NEW_CODE)
+        assert (placed.unit["grid2"] == new_unit).any()  # the moved grid's events are in its new code
+        assert "reading events" not in steps
         built = _equal_to_a_full_prepare(store, second)
         assert built["figures"] != store.get_derived(first, "figures")
+        assert built["placed"] != store.get_derived(first, "placed")
 
 
 def test_a_rename_assigns_nothing_and_equals_a_full_prepare(url):
@@ -72,6 +90,7 @@ def test_a_rename_assigns_nothing_and_equals_a_full_prepare(url):
         code = unit["code"].iloc[0]
         assert kept.figures().loc[code, "name"] == "新名字"
         assert [row[3] for row in kept.labels("grid2") if row[2] == code] == ["新名字"]
+        _placed_as_placing_the_published_events(store, kept)
         _equal_to_a_full_prepare(store, second)
 
 
