@@ -421,6 +421,9 @@ def public_indicators(table: pd.DataFrame, k: int = MIN_COUNT) -> pd.DataFrame:
     parents = table["parent"].astype(object).where(table["parent"].notna(), "").astype(str).to_numpy(dtype=object)
     tree = _Tree(codes, parents[first], table["level"].to_numpy(dtype=object)[first])
     every_code = table["code"].to_numpy(dtype=object)
+    counted = {c: _as_counts(table[c]) for g in INDICATOR_GROUPS for c in (*g.counts, g.complement)
+               if c is not None and c in table.columns}
+    withheld = {c: np.zeros(len(out), dtype=bool) for c in audited}  # the rows whose value goes
     for p in range(len(bounds) - 1):  # one audit per period (a dozen), each over every unit
         rows = order[bounds[p]:bounds[p + 1]]
         if not np.array_equal(every_code[rows], codes):
@@ -430,19 +433,20 @@ def public_indicators(table: pd.DataFrame, k: int = MIN_COUNT) -> pd.DataFrame:
             present = [c for c in group.counts if c in table.columns]
             if not present:
                 continue
-            values = np.column_stack([_as_counts(table[c].iloc[rows]) for c in present])
+            values = np.column_stack([counted[c][rows] for c in present])
             if group.complement is not None and group.complement in table.columns:
-                values = np.column_stack([values, np.maximum(_as_counts(table[group.complement].iloc[rows]) -
-                                                             values[:, 0], 0)])
+                values = np.column_stack([values, np.maximum(counted[group.complement][rows] - values[:, 0], 0)])
             forced = done.get(group.within, np.zeros(len(rows), dtype=bool))
             hidden, _ = tree.protect(values, _primary(values, k) | forced, k)
             done[group.name] = hidden
             totals[group.name] += int(hidden.sum())
-            where = out.index[rows[hidden]]
             for column in (*group.counts, *group.rates):
-                if column in out.columns:
-                    out.loc[where, column] = pd.NA
+                if column in withheld:
+                    withheld[column][rows[hidden]] = True
             hidden_any[rows[hidden]] = True
+    for column, rows in withheld.items():
+        if rows.any():
+            out[column] = out[column].mask(rows, pd.NA)
     out["suppressed"] = hidden_any
     out.attrs = {**table.attrs, "min_count": k, "suppressed": totals}
     return out
