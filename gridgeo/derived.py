@@ -45,6 +45,14 @@ The rules:
   bytes). A rename alone assigns nothing. The public tables are computed from
   the figures so made, as always. Made either way, the items are the same
   bytes (``tests/test_derived_incremental.py``).
+- The events placed in the grids (:func:`gridgeo.events.place`: each event's
+  unit at every level, as a position among that level's sorted codes) are
+  kept too (``placed``), so that a service counts the events over time
+  without reading and placing 816,000 of them in every worker
+  (:meth:`Derived.placed`). A publish inside some villages places again the
+  events the changed parents hold (the same rule) and renumbers every other
+  event's units among the new codes: a code added or removed shifts the
+  positions after it, never an event's unit.
 - One process builds a version at a time: :func:`build` claims it in the
   store, renews the claim as it goes and lets go at the end (a claim not
   renewed for five minutes is taken over: its process died). A failure is
