@@ -974,6 +974,11 @@ class _Builder:
                 return None
             if mine.any():  # in the order of the layer's key, as the full read gives them
                 again = gevents.place(events, part.index)
+                if not (np.array_equal(again.reported, old["reported"][mine])
+                        and np.array_equal(again.closed, old["closed"][mine])):
+                    self.say("  the changed parents' events read by box are not those placed in them at version "
+                             f"{self.previous.version}, in that order: placing every event again")
+                    return None
                 for lv in levels:
                     if lv in again.index.levels:
                         found = codes[lv].get_indexer(again.index.codes[lv])

@@ -117,3 +117,22 @@ def test_changed_parents_are_the_villages_above_what_changed_and_a_redrawn_villa
     row = grids.index[grids["code"] == OTHER_VILLAGE][0]
     village.loc[row, "geometry"] = village.geometry[row].buffer(-1e-5)
     assert _Changed.between(grids, village, DEFAULT_SCHEME) is None  # the villages themselves: in full
+
+
+def test_a_version_prepared_before_the_placement_was_kept_is_followed_by_one_that_keeps_it(url):
+    """The version a publish is prepared from may keep no placement (prepared before it was kept):
+    the redrawn village's version is still prepared from it alone, but its events are all placed
+    (the layer read once), as a full prepare places them."""
+    with gstore.open(url) as store:
+        first = derived.build(store, progress=False)
+        with store._db.write() as tx:  # as a store prepared before the placement was kept
+            tx.execute("DELETE FROM gridgeo_derived WHERE version = ? AND name IN ('placed', 'placed.attrs')",
+                       (first,))
+        assert derived.latest(store).placed(gridgeo.AssignIndex(derived.latest(store).grids())) is None
+        _, second = move_grid(store)
+        assert derived.build(store, progress=False) == second
+        kept = derived.latest(store)
+        assert kept.manifest["incremental"] == {"from": first, "parents": [VILLAGE]}
+        assert "reading events" in kept.manifest["seconds"]  # the whole layer, once, for the placement
+        _placed_as_placing_the_published_events(store, kept)
+        _equal_to_a_full_prepare(store, second)
