@@ -404,23 +404,23 @@ def test_the_events_placed_in_the_grids_are_kept_as_placing_the_published_events
 
 
 def _service(path, api_keys, caplog):
-    """(client, log lines about the events' placement) of a service started on the store at ``path``."""
+    """A service started on the store at ``path``: a viewer's answers to two /events/indicators
+    questions, what it logged about the events' placement, and the placement its store keeps."""
     from fastapi.testclient import TestClient
 
     from api import Settings, create_app
 
     caplog.clear()
-    with caplog.at_level("INFO", logger="gridgeo.api.data"):
-        with TestClient(create_app(Settings(store=str(path), keys_file=api_keys["file"])),
-                        raise_server_exceptions=False) as client:
-            rows = []
-            for params in ({"level": "grid2", "period": "month"},
-                           {"level": "village", "period": "week", "from": "2025-03-01", "to": "2025-05-01"}):
-                r = client.get("/events/indicators", params=params, headers={"X-API-Key": api_keys["viewer"]})
-                assert r.status_code == 200, r.text
-                rows.append(r.json())
-            placed = client.app.state.services.kept.placed(gridgeo.AssignIndex(
-                client.app.state.services.kept.grids(), scheme=client.app.state.services.store.scheme))
+    app = create_app(Settings(store=str(path), keys_file=api_keys["file"]))
+    with caplog.at_level("INFO", logger="gridgeo.api.data"), TestClient(app, raise_server_exceptions=False) as client:
+        rows = []
+        for params in ({"level": "grid2", "period": "month"},
+                       {"level": "village", "period": "week", "from": "2025-03-01", "to": "2025-05-01"}):
+            r = client.get("/events/indicators", params=params, headers={"X-API-Key": api_keys["viewer"]})
+            assert r.status_code == 200, r.text
+            rows.append(r.json())
+        services = client.app.state.services
+        placed = services.kept.placed(gridgeo.AssignIndex(services.kept.grids(), scheme=services.store.scheme))
     lines = [rec.getMessage() for rec in caplog.records if rec.getMessage().startswith("events of version")]
     return rows, lines, placed
 
