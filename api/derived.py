@@ -24,6 +24,7 @@ import gridgeo.maps
 import gridgeo.search
 from api.encode import dumps, feature_collection
 from api.problems import responses
+from api.services import log
 from gridgeo import disclosure
 from gridgeo import derived as gderived
 from gridgeo import events as gevents
@@ -206,10 +207,18 @@ def events_heat(services, *, category=None, start=None, end=None, cell_m: float 
 
 
 def placed_events(services) -> gevents.Placed:
-    """The published events (with their closing and step times) placed in the grids, once per version."""
+    """The published events (with their closing and step times) placed in the grids, once per version:
+    the placement `gridgeo prepare` kept (``Derived.placed``), or, for a store prepared before it was
+    kept, the events layer read and placed here."""
     def build(kept):
+        placed = kept.placed(index(services))
+        if placed is not None:
+            log.info("events of version %d: %d placed as prepared", kept.version, len(placed))
+            return placed
         store = services.store
         at = None if store.layer_version("events") <= kept.version else kept.version
+        log.info("events of version %d: no placement kept (prepared before it was), reading and placing them",
+                 kept.version)
         frame = store.read("events", at=at)
         return gevents.place(frame, index(services))
     return services.derived("events:placed", build)

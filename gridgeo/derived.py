@@ -45,6 +45,14 @@ The rules:
   bytes). A rename alone assigns nothing. The public tables are computed from
   the figures so made, as always. Made either way, the items are the same
   bytes (``tests/test_derived_incremental.py``).
+- The events placed in the grids (:func:`gridgeo.events.place`: each event's
+  unit at every level, as a position among that level's sorted codes) are
+  kept too (``placed``), so that a service counts the events over time
+  without reading and placing 816,000 of them in every worker
+  (:meth:`Derived.placed`). A publish inside some villages places again the
+  events the changed parents hold (the same rule) and renumbers every other
+  event's units among the new codes: a code added or removed shifts the
+  positions after it, never an event's unit.
 - One process builds a version at a time: :func:`build` claims it in the
   store, renews the claim as it goes and lets go at the end (a claim not
   renewed for five minutes is taken over: its process died). A failure is
@@ -109,7 +117,7 @@ COVERAGE_FIGURES = [*(f"households_{m}min" for m in COVERAGE_MINUTES), "farthest
 STALE_AFTER = 300.0
 """Seconds after which a claim nobody renewed is taken over."""
 
-CORE = ("grids", "labels", "events", "nearest", "served", "coverage", "uncovered", "figures", "public",
+CORE = ("grids", "labels", "events", "placed", "nearest", "served", "coverage", "uncovered", "figures", "public",
         "public_events", "tiles")
 """Items computed before a version is marked complete: what the one map needs."""
 
@@ -120,6 +128,7 @@ _ITEMS: dict[str, tuple[str, ...]] = {
     "grids": ("grids",),
     "labels": ("grids",),
     "events": ("events", "metric"),
+    "placed": ("grids", "events"),
     "nearest": ("addresses", "stations", "roads", "metric"),
     "served": ("stations", "roads", "metric"),
     "service_areas": ("stations", "roads", "metric"),
@@ -270,6 +279,25 @@ class Derived:
         ``category``, ``reported_at`` (no id, no text)."""
         data = self._get("events")
         return pd.DataFrame({"x": [], "y": [], "category": [], "reported_at": []}) if data is None else _plain(data)
+
+    def placed(self, index):
+        """The events placed in the grids of the version (:func:`gridgeo.events.place`), as it placed them.
+
+        Parameters
+        ----------
+        index : gridgeo.AssignIndex
+            The index of the version's grids (:meth:`grids`), which the placement refers to
+            (each event's unit is a position in ``index.codes[level]``).
+
+        Returns
+        -------
+        gridgeo.events.Placed or None
+            None when the version keeps no placement (prepared before it was kept, or without
+            events or grids), or when ``index`` has other levels or codes than the grids it was
+            made in: the caller places the events itself.
+        """
+        arrays = _placed_arrays(self._get("placed"), self._get("placed.attrs"))
+        return None if arrays is None else _placed_in(arrays, index)
 
     def labels(self, level: str) -> list:
         """Where the map writes each unit's name: ``[[lat, lon, code, name, radius_m], ...]``, the
@@ -892,6 +920,76 @@ class _Builder:
         return {name: _bytes(_object_columns_out(table)),
                 f"{name}.attrs": json.dumps(table.attrs, default=_json_scalar).encode()}
 
+    def placed_frame(self):
+        """The published events placed in the version's grids (:func:`gridgeo.events.place`), as a
+        :class:`gridgeo.events.Placed` in :meth:`index`."""
+        def make():
+            from gridgeo import events as gevents
+
+            if self.reused("placed"):
+                kept = self.previous.placed(self.index())
+                if kept is not None:
+                    return kept
+            return gevents.place(self.layer("events"), self.index())
+        return self.made("placed_events", make)
+
+    def _placed(self):
+        if not self.has_events() or self.layer("grids").empty:
+            return None
+        if self.changed() is not None:
+            placement = self._placed_of_changed()
+            if placement is not None:
+                return _placed_items(placement)
+        return _placed_items(_placement(self.placed_frame()))
+
+    def _placed_of_changed(self):
+        """The placement of the version before, with the events the changed parents hold placed again in
+        the grids below them (:meth:`part`) and every unit's position renumbered among the new codes;
+        None when the version before keeps no placement of the grids it had (then: in full)."""
+        from gridgeo import events as gevents
+
+        changed, scheme = self.changed(), self.store.scheme
+        old = _placed_arrays(self.previous._get("placed"), self.previous._get("placed.attrs"))
+        if old is None:
+            return None
+        old_levels, old_codes = _level_codes(changed.old, scheme)
+        if old_levels != old["levels"] or any(_codes_digest(old_codes[lv]) != old["digests"][lv] for lv in old_levels):
+            return None
+        levels, codes = _level_codes(self.layer("grids"), scheme)
+        n = len(old["reported"])
+        unit = {}
+        for lv in levels:  # positions among the new codes (a code gone: -1, only under a changed parent)
+            if lv in old_codes:
+                renumber = np.append(codes[lv].get_indexer(old_codes[lv]), -1)
+                unit[lv] = renumber[old["unit"][lv]]  # -1 takes the last: none
+            else:
+                unit[lv] = np.full(n, -1, dtype=np.int64)
+        part = self.part()
+        if part is not None:
+            second = scheme.names[1]
+            parents = old_codes[second].get_indexer(changed.parents)
+            mine = np.isin(old["unit"][second], parents[parents >= 0])
+            events = part.events
+            held = 0 if events is None else len(events)
+            if int(mine.sum()) != held:  # not the same events: place them all again rather than guess
+                self.say(f"  the changed parents hold {held} events read by box but {int(mine.sum())} placed in "
+                         f"them at version {self.previous.version}: placing every event again")
+                return None
+            if mine.any():  # in the order of the layer's key, as the full read gives them
+                again = gevents.place(events, part.index)
+                if not (np.array_equal(again.reported, old["reported"][mine])
+                        and np.array_equal(again.closed, old["closed"][mine])):
+                    self.say("  the changed parents' events read by box are not those placed in them at version "
+                             f"{self.previous.version}, in that order: placing every event again")
+                    return None
+                for lv in levels:
+                    if lv in again.index.levels:
+                        found = codes[lv].get_indexer(again.index.codes[lv])
+                        unit[lv][mine] = np.where(again.unit[lv] >= 0, found[again.unit[lv]], -1)
+                    elif scheme.names.index(lv) > 1:  # a level the redrawn villages no longer have
+                        unit[lv][mine] = -1
+        return {**old, "levels": levels, "codes": codes, "unit": unit}
+
     def _public_events(self):
         from gridgeo import disclosure
         from gridgeo import events as gevents
@@ -902,7 +1000,7 @@ class _Builder:
         if self.changed() is not None and self.previous._get(raw_name) is not None:
             raw = self._indicators_of_changed(raw_name)
         else:
-            raw = gevents.indicators(gevents.place(self.layer("events"), self.index()), period=self.heat_period)
+            raw = gevents.indicators(self.placed_frame(), period=self.heat_period)
         table = disclosure.public_indicators(raw, self.min_count)  # public_event_table's rule, from the kept rows
         attrs, raw_attrs = dict(table.attrs), dict(raw.attrs)
         table.attrs, raw.attrs = {}, {}
@@ -1089,6 +1187,95 @@ def _wkb_bytes(geoms) -> bytes:
 
 def _wkb_column(data: bytes) -> np.ndarray:
     return np.asarray(pq.read_table(io.BytesIO(data)).column("wkb").to_pylist(), dtype=object)
+
+
+# --- the events placed in the grids ------------------------------------------------------------
+
+
+def _level_codes(grids, scheme) -> tuple[tuple, dict]:
+    """``(levels, codes)`` of grids as :class:`gridgeo.AssignIndex` numbers them: the levels present,
+    top first, and each level's codes sorted (an event's unit is a position among them)."""
+    from gridgeo.schema import level_names
+
+    levels = tuple(level_names(grids, scheme))
+    codes = {}
+    for lv in levels:
+        mine = np.asarray(grids["code"].to_numpy(dtype=object)[(grids["level"] == lv).to_numpy()], dtype=object)
+        codes[lv] = pd.Index(np.sort(mine), dtype="str", name=lv)
+    return levels, codes
+
+
+def _codes_digest(codes) -> str:
+    import hashlib
+
+    return hashlib.sha256("\0".join(map(str, codes)).encode()).hexdigest()
+
+
+def _placement(placed) -> dict:
+    """A :class:`gridgeo.events.Placed` as :func:`_placed_items` keeps it: its arrays, and its index's
+    levels and codes instead of the index."""
+    index = placed.index
+    return {"levels": tuple(index.levels), "codes": dict(index.codes), "unit": placed.unit,
+            "reported": placed.reported, "closed": placed.closed, "category": placed.category,
+            "status": placed.status, "steps": placed.steps, "attrs": placed.attrs}
+
+
+def _placed_items(placement) -> dict[str, bytes]:
+    """A placement (:func:`_placement`) as two items: ``placed``, its arrays as Parquet (each level's
+    unit as an int32 position among the level's codes, -1 none; the times as int64 seconds; category
+    and status as int32 codes), and ``placed.attrs``: what the arrays refer to (the levels, a digest
+    of each level's codes, the category and status names, the step columns) and the counts aside."""
+    columns = {f"unit/{lv}": np.asarray(placement["unit"][lv], dtype=np.int32) for lv in placement["levels"]}
+    columns["reported"] = np.asarray(placement["reported"], dtype=np.int64)
+    columns["closed"] = np.asarray(placement["closed"], dtype=np.int64)
+    for name in ("category", "status"):
+        columns[name] = np.asarray(placement[name].codes, dtype=np.int32)
+    for name, values in placement["steps"].items():
+        columns[f"step/{name}"] = np.asarray(values, dtype=np.int64)
+    buffer = io.BytesIO()
+    pq.write_table(pa.table(columns), buffer)
+    meta = {"levels": list(placement["levels"]),
+            "codes": {lv: _codes_digest(placement["codes"][lv]) for lv in placement["levels"]},
+            "categories": [str(c) for c in placement["category"].categories],
+            "statuses": [str(c) for c in placement["status"].categories],
+            "steps": list(placement["steps"]), "attrs": placement["attrs"]}
+    return {"placed": buffer.getvalue(), "placed.attrs": json.dumps(meta, default=_json_scalar).encode()}
+
+
+def _placed_arrays(data: bytes | None, meta: bytes | None) -> dict | None:
+    """The placement :func:`_placed_items` kept (with ``digests`` of the codes instead of the codes),
+    or None when there is none."""
+    if data is None or meta is None:
+        return None
+    meta = json.loads(meta)
+    table = pq.read_table(io.BytesIO(data))
+
+    def column(name):
+        return table.column(name).to_numpy().astype(np.int64)
+
+    def categorical(name, names):
+        return pd.Categorical.from_codes(table.column(name).to_numpy().astype(np.int64),
+                                         categories=pd.Index(names, dtype="str"), validate=False)
+
+    return {"levels": tuple(meta["levels"]), "digests": meta["codes"],
+            "unit": {lv: column(f"unit/{lv}") for lv in meta["levels"]},
+            "reported": column("reported"), "closed": column("closed"),
+            "category": categorical("category", meta["categories"]),
+            "status": categorical("status", meta["statuses"]),
+            "steps": {name: column(f"step/{name}") for name in meta["steps"]}, "attrs": meta["attrs"]}
+
+
+def _placed_in(arrays: dict, index):
+    """The kept placement as :class:`gridgeo.events.Placed` in ``index``, or None when ``index`` is not
+    the one it was made in (other levels, or other codes at a level)."""
+    from gridgeo.events import Placed
+
+    if tuple(index.levels) != arrays["levels"] or any(
+            _codes_digest(index.codes[lv]) != arrays["digests"][lv] for lv in arrays["levels"]):
+        return None
+    return Placed(index=index, unit=arrays["unit"], reported=arrays["reported"], closed=arrays["closed"],
+                  category=arrays["category"], status=arrays["status"], steps=arrays["steps"],
+                  attrs=dict(arrays["attrs"]))
 
 
 # --- a publish inside some villages ----------------------------------------------------------

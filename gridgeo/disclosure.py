@@ -420,28 +420,33 @@ def public_indicators(table: pd.DataFrame, k: int = MIN_COUNT) -> pd.DataFrame:
     codes = table["code"].to_numpy(dtype=object)[first]
     parents = table["parent"].astype(object).where(table["parent"].notna(), "").astype(str).to_numpy(dtype=object)
     tree = _Tree(codes, parents[first], table["level"].to_numpy(dtype=object)[first])
+    every_code = table["code"].to_numpy(dtype=object)
+    counted = {c: _as_counts(table[c]) for g in INDICATOR_GROUPS for c in (*g.counts, g.complement)
+               if c is not None and c in table.columns}
+    withheld = {c: np.zeros(len(out), dtype=bool) for c in audited}  # the rows whose value goes
     for p in range(len(bounds) - 1):  # one audit per period (a dozen), each over every unit
         rows = order[bounds[p]:bounds[p + 1]]
-        if not np.array_equal(table["code"].to_numpy(dtype=object)[rows], codes):
+        if not np.array_equal(every_code[rows], codes):
             raise DisclosureError("every period must list the same units in the same order / 各周期单元须一致")
         done = {}
         for group in INDICATOR_GROUPS:
             present = [c for c in group.counts if c in table.columns]
             if not present:
                 continue
-            values = np.column_stack([_as_counts(table[c].iloc[rows]) for c in present])
+            values = np.column_stack([counted[c][rows] for c in present])
             if group.complement is not None and group.complement in table.columns:
-                values = np.column_stack([values, np.maximum(_as_counts(table[group.complement].iloc[rows]) -
-                                                             values[:, 0], 0)])
+                values = np.column_stack([values, np.maximum(counted[group.complement][rows] - values[:, 0], 0)])
             forced = done.get(group.within, np.zeros(len(rows), dtype=bool))
             hidden, _ = tree.protect(values, _primary(values, k) | forced, k)
             done[group.name] = hidden
             totals[group.name] += int(hidden.sum())
-            where = out.index[rows[hidden]]
             for column in (*group.counts, *group.rates):
-                if column in out.columns:
-                    out.loc[where, column] = pd.NA
+                if column in withheld:
+                    withheld[column][rows[hidden]] = True
             hidden_any[rows[hidden]] = True
+    for column, rows in withheld.items():
+        if rows.any():
+            out[column] = out[column].mask(rows, pd.NA)
     out["suppressed"] = hidden_any
     out.attrs = {**table.attrs, "min_count": k, "suppressed": totals}
     return out
@@ -777,23 +782,54 @@ class _Tree:
         self.order = np.argsort(-depth, kind="stable")  # deepest first, the root last
 
     def children(self):
-        """{node: {level: [children]}}."""
-        out: dict[int, dict[object, list[int]]] = {}
-        for child in range(self.n):
-            out.setdefault(int(self.parent[child]), {}).setdefault(self.levels[child], []).append(child)
-        return out
+        """{node: {level: [children]}} (made once: every audit of the tree reads it)."""
+        if getattr(self, "_kids", None) is None:
+            out: dict[int, dict[object, list[int]]] = {}
+            for child in range(self.n):
+                out.setdefault(int(self.parent[child]), {}).setdefault(self.levels[child], []).append(child)
+            self._kids = out
+        return self._kids
 
-    def protect(self, values: np.ndarray, suppressed: np.ndarray, k: int):
+    def layers(self):
+        """The tree depth by depth, deepest first, as arrays (made once): per depth ``(nodes, groups,
+        child, group_of, starts)``: its nodes; its *groups* (a node with its children of one level: an
+        equation) as the node of each; the children of the groups, group after group, with each one's
+        group (a position in ``groups``), and where each group's children start."""
+        if getattr(self, "_layers", None) is None:
+            n = self.n
+            level_code = pd.factorize(pd.Series(self.levels, dtype=object))[0].astype(np.int64) if n else \
+                np.zeros(0, np.int64)
+            key = self.parent[:n] * (int(level_code.max()) + 1 if n else 1) + level_code
+            by_group = np.argsort(key, kind="stable")
+            starts = np.flatnonzero(np.r_[True, key[by_group][1:] != key[by_group][:-1]]) if n else \
+                np.zeros(0, np.int64)
+            group_node = self.parent[by_group[starts]] if n else np.zeros(0, np.int64)
+            sizes = np.diff(np.append(starts, n))
+            group_depth = self.depth[group_node]
+            out = []
+            for d in range(int(self.depth.max()), -1, -1):
+                nodes = np.flatnonzero(self.depth == d)
+                groups = np.flatnonzero(group_depth == d)
+                child = np.concatenate([by_group[starts[g]:starts[g] + sizes[g]] for g in groups]) if len(groups) \
+                    else np.zeros(0, np.int64)
+                group_of = np.repeat(np.arange(len(groups)), sizes[groups])
+                first = np.append(0, np.cumsum(sizes[groups])[:-1]) if len(groups) else np.zeros(0, np.int64)
+                out.append((nodes, group_node[groups], child, group_of, first))
+            self._layers = out
+        return self._layers
+
+    def protect(self, values: np.ndarray, suppressed: np.ndarray, k: int, *, one_by_one: bool = False):
         """Suppress further units until every published unit is safe.
 
         Returns the suppressed units (the root left out) and whether the
-        whole area's figures must be withheld too.
+        whole area's figures must be withheld too. ``one_by_one``: every node
+        in turn, in Python (what the arrays of a depth at once must equal).
         """
-        return _Protection(self, values, suppressed, k).run()
+        return _Protection(self, values, suppressed, k, one_by_one=one_by_one).run()
 
 
 class _Protection:
-    def __init__(self, tree, values, suppressed, k):
+    def __init__(self, tree, values, suppressed, k, *, one_by_one=False):
         self.tree, self.k = tree, k
         n = tree.n
         self.values = np.vstack([values, values[tree.parent[:n] == tree.root].sum(axis=0, keepdims=True)]) \
@@ -804,14 +840,51 @@ class _Protection:
         self.hidden = np.append(suppressed.astype(bool), bool(((whole > 0) & (whole < k)).any()))
         self.kids = tree.children()
         self.bad = ((1 << k) - 1) & ~1  # sums 1..k-1
-        self.A = [[1] * self.m for _ in range(n + 1)]
+        # the sets of sums as bits of an int64 while they fit (k + 1 bits, shifted by up to k: 2k + 1)
+        self.vectorised = k <= _VECTOR_K and not one_by_one
+        self.A = np.ones((n + 1, self.m), dtype=np.int64) if self.vectorised else \
+            [[1] * self.m for _ in range(n + 1)]
 
     def run(self):
-        for node in self.tree.order:
-            node = int(node)
-            if not self.hidden[node]:
+        """Every node from the deepest up: a published node is settled (made safe, or suppressed),
+        then its sets of sums made from its children's. Nodes of one depth are independent (settling
+        a node changes its own subtree alone), so a depth is done at once with arrays, and the few
+        nodes a cut of which fails are settled one by one (:meth:`_settle`)."""
+        if not self.vectorised:
+            for node in self.tree.order:
+                node = int(node)
+                if not self.hidden[node]:
+                    self._settle(node)
+                self._refresh(node)
+            return self.hidden[:-1].copy(), bool(self.hidden[-1])
+        k, A, values, hidden = self.k, self.A, self.values, self.hidden
+        for nodes, group_node, child, group_of, first in self.tree.layers():
+            A[nodes] = np.where(hidden[nodes][:, None], np.left_shift(1, np.clip(values[nodes], 0, k)), 1)
+            if not len(group_node):
+                continue
+            held = np.add.reduceat(values[child], first, axis=0)
+            rest = values[group_node] - held
+            usable = ~(rest < 0).any(axis=1)  # else the children hold more than the node: no equation
+            acc = np.left_shift(1, np.clip(rest, 0, k))
+            # a child whose cuts all sum to 0 ({0}: bit 0) adds nothing: the others are added in pairs
+            # within each group (the sums of sets are associative), halving them each round
+            some = np.flatnonzero((A[child] != 1).any(axis=1))
+            sets, groups = A[child[some]], group_of[some]
+            while len(groups) > 1 and (groups[1:] == groups[:-1]).any():
+                rank = np.arange(len(groups)) - np.searchsorted(groups, groups, side="left")
+                lead = rank % 2 == 0
+                paired = np.flatnonzero(lead & np.r_[groups[1:] == groups[:-1], False])
+                sets[paired] = _plus_many(sets[paired], sets[paired + 1], k)
+                sets, groups = sets[lead], groups[lead]
+            acc[groups] = _plus_many(acc[groups], sets, k)
+            failing = usable & ((acc & self.bad) != 0).any(axis=1) & ~hidden[group_node]
+            unsafe = np.unique(group_node[failing])
+            fine = usable & ~np.isin(group_node, unsafe)
+            np.bitwise_or.at(A, group_node[fine], acc[fine])
+            for node in unsafe:
+                node = int(node)
                 self._settle(node)
-            self._refresh(node)
+                self._refresh(node)
         return self.hidden[:-1].copy(), bool(self.hidden[-1])
 
     # -- sets of sums (bit i: a cut sums to i; bit k: to k or more) --
@@ -837,11 +910,14 @@ class _Protection:
         rest = self.values[node] - self.values[children].sum(axis=0)
         if (rest < 0).any():
             return None
+        columns = self.A[children].T.tolist() if self.vectorised else \
+            [[self.A[child][j] for child in children] for j in range(self.m)]
         out = []
         for j in range(self.m):
             acc = self._single(rest[j])
-            for child in children:
-                acc = self._plus(acc, self.A[child][j])
+            for sums in columns[j]:
+                if sums != 1:  # {0} adds nothing
+                    acc = self._plus(acc, sums)
             out.append(acc)
         return out
 
@@ -904,6 +980,23 @@ class _Protection:
                 largest = max(open_, key=lambda c: (int(self.values[c][failing].min()), -c))
                 self._hide(largest, failing)
         self._refresh(node)
+
+
+_VECTOR_K = 30
+"""The largest k whose sets of sums :class:`_Protection` keeps in int64 arrays (above: Python ints)."""
+
+
+def _plus_many(a: np.ndarray, b: np.ndarray, k: int) -> np.ndarray:
+    """:meth:`_Protection._plus` of arrays of sets of sums: element by element, every sum of one of
+    ``a`` and one of ``b`` (bit ``k``: k or more)."""
+    out = np.zeros_like(a)
+    for i in range(k + 1):
+        has = ((a >> i) & 1).astype(bool)
+        if not has.any():
+            continue
+        shifted = ((b & ((1 << (k - i)) - 1)) << i) | np.where((b >> (k - i)) != 0, 1 << k, 0)
+        out |= np.where(has, shifted, 0)
+    return out
 
 
 # --- helpers -----------------------------------------------------------------------------------

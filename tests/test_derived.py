@@ -362,3 +362,101 @@ def test_a_publish_below_the_top_level_copies_what_it_leaves_alone_and_equals_a_
                 assert json.loads(incremental[name]) == json.loads(full[name]), name
             else:
                 assert incremental[name] == full[name], name
+
+
+def same_placement(got, want) -> None:
+    """Two placements of events (gridgeo.events.Placed) hold the same arrays, level by level."""
+    assert got is not None
+    assert tuple(got.index.levels) == tuple(want.index.levels)
+    for lv in want.index.levels:
+        assert list(got.index.codes[lv]) == list(want.index.codes[lv]), lv
+        assert got.unit[lv].dtype == want.unit[lv].dtype and np.array_equal(got.unit[lv], want.unit[lv]), lv
+    for name in ("reported", "closed"):
+        assert getattr(got, name).dtype == np.int64 and np.array_equal(getattr(got, name), getattr(want, name)), name
+    for name in ("category", "status"):
+        a, b = getattr(got, name), getattr(want, name)
+        assert a.dtype == b.dtype and np.array_equal(a.codes, b.codes), name
+    assert sorted(got.steps) == sorted(want.steps)
+    for name in want.steps:
+        assert np.array_equal(got.steps[name], want.steps[name]), name
+    assert got.attrs == want.attrs
+
+
+def test_the_events_placed_in_the_grids_are_kept_as_placing_the_published_events_places_them(url):
+    """`gridgeo prepare` keeps the placement a service needs (gridgeo.events.place on the published
+    events and grids): read back, array for array the same; refused for an index of other grids;
+    copied by a build that leaves the events and the grids alone."""
+    from gridgeo import events as gevents
+
+    with gstore.open(url) as store:
+        version = derived.build(store, progress=False)
+        kept = derived.latest(store)
+        assert kept.has("placed")
+        index = gridgeo.AssignIndex(_published(store, "grids"), scheme=store.scheme)
+        want = gevents.place(_published(store, "events"), index)
+        assert want.attrs["unplaced"] == 0 and (want.unit["grid3"] >= 0).any() and (want.unit["grid3"] < 0).any()
+        same_placement(kept.placed(index), want)
+        # the positions refer to the codes of the version's grids: an index of others gets nothing
+        grids = _published(store, "grids")
+        fewer = gridgeo.AssignIndex(grids[grids["code"] != grids[grids["level"] == "grid3"]["code"].iloc[0]],
+                                    scheme=store.scheme)
+        assert kept.placed(fewer) is None
+        # unchanged events and grids: copied, and still the same placement
+        store.load({"stations": _published(store, "stations").iloc[1:]}, author="t", progress=False)
+        derived.build(store, progress=False)
+        again = derived.latest(store)
+        assert again.version > version and again.manifest["items"]["placed"].get("copied_from") == version
+        same_placement(again.placed(index), want)
+
+
+def _service(path, api_keys, caplog):
+    """A service started on the store at ``path``: a viewer's answers to two /events/indicators
+    questions, what it logged about the events' placement, and the placement its store keeps."""
+    from fastapi.testclient import TestClient
+
+    from api import Settings, create_app
+
+    caplog.clear()
+    app = create_app(Settings(store=str(path), keys_file=api_keys["file"]))
+    with caplog.at_level("INFO", logger="gridgeo.api.data"), TestClient(app, raise_server_exceptions=False) as client:
+        rows = []
+        for params in ({"level": "grid2", "period": "month"},
+                       {"level": "village", "period": "week", "from": "2025-03-01", "to": "2025-05-01"}):
+            r = client.get("/events/indicators", params=params, headers={"X-API-Key": api_keys["viewer"]})
+            assert r.status_code == 200, r.text
+            rows.append(r.json())
+        services = client.app.state.services
+        placed = services.kept.placed(gridgeo.AssignIndex(services.kept.grids(), scheme=services.store.scheme))
+    lines = [rec.getMessage() for rec in caplog.records if rec.getMessage().startswith("events of version")]
+    return rows, lines, placed
+
+
+def test_a_service_reads_the_kept_placement_and_answers_as_placing_the_events_would(sample_store, api_keys,
+                                                                                       tmp_path, caplog):
+    """A service on a prepared store takes the events' placement from the store instead of reading
+    the events layer and placing it (what takes tens of seconds per worker at city scale); on a copy
+    whose placement was deleted (a store prepared before it was kept) it reads and places them, and
+    a viewer's indicators are the same either way."""
+    import shutil
+    import sqlite3
+
+    kept_copy, bare_copy = tmp_path / "kept.gpkg", tmp_path / "bare.gpkg"
+    shutil.copy(sample_store, kept_copy)
+    shutil.copy(sample_store, bare_copy)
+    with sqlite3.connect(bare_copy) as db:
+        assert db.execute("DELETE FROM gridgeo_derived WHERE name IN ('placed', 'placed.attrs')").rowcount == 2
+    db.close()
+
+    with_item, said, placed = _service(kept_copy, api_keys, caplog)
+    assert placed is not None
+    assert len(said) == 1 and said[0].endswith(f"{len(placed)} placed as prepared"), said
+    without, said_bare, none = _service(bare_copy, api_keys, caplog)
+    assert none is None
+    assert len(said_bare) == 1 and "reading and placing them" in said_bare[0], said_bare
+    assert with_item == without
+    # and it is the events' truth: a covers-join of the sample's events with its level-2 grids
+    sample = gridgeo.sample.load()
+    grid2 = sample.grids[sample.grids["level"] == "grid2"][["code", "geometry"]]
+    inside = gpd.sjoin(sample.events, grid2, predicate="within").groupby("code").size()
+    table = pd.DataFrame(with_item[0]["rows"]).groupby("code")["received"].sum()
+    assert table[table > 0].to_dict() == inside.to_dict()

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import json
 
+import gridgeo
 import gridgeo.store as gstore
 from gridgeo import derived
+from gridgeo import events as gevents
 
+from test_derived import same_placement
 from test_rollback import NEW_CODE, VILLAGE, X, Y, move_grid  # the publish a planner makes: one grid moved
 
 OTHER_VILLAGE = "350582106201"
@@ -17,6 +20,15 @@ OTHER_VILLAGE = "350582106201"
 
 def _blobs(store, version) -> dict:
     return {name: store.get_derived(version, name) for name in store.derived_names(version) if name != "manifest"}
+
+
+def _placed_as_placing_the_published_events(store, kept):
+    """The placement kept equals gridgeo.events.place on the published events and grids; the index."""
+    grids = store.read("grids").drop(columns=["revision"], errors="ignore")
+    index = gridgeo.AssignIndex(grids, scheme=store.scheme)
+    want = gevents.place(store.read("events").drop(columns=["revision"], errors="ignore"), index)
+    same_placement(kept.placed(index), want)
+    return index, want
 
 
 def _equal_to_a_full_prepare(store, version):
@@ -53,8 +65,14 @@ def test_a_redrawn_village_is_prepared_from_it_alone_and_equals_a_full_prepare(u
         assert figures.loc[Y, "households"] == old.loc[Y, "households"] - old.loc[moved, "households"]
         for code in (VILLAGE, "350582106"):
             assert figures.loc[code, "households"] == old.loc[code, "households"]
+        # the events placed again under the redrawn village, every other renumbered among the new codes
+        index, placed = _placed_as_placing_the_published_events(store, kept)
+        new_unit = index.codes["grid2"].get_loc(NEW_CODE)
+        assert (placed.unit["grid2"] == new_unit).any()  # the moved grid's events are in its new code
+        assert "reading events" not in steps
         built = _equal_to_a_full_prepare(store, second)
         assert built["figures"] != store.get_derived(first, "figures")
+        assert built["placed"] != store.get_derived(first, "placed")
 
 
 def test_a_rename_assigns_nothing_and_equals_a_full_prepare(url):
@@ -72,6 +90,7 @@ def test_a_rename_assigns_nothing_and_equals_a_full_prepare(url):
         code = unit["code"].iloc[0]
         assert kept.figures().loc[code, "name"] == "新名字"
         assert [row[3] for row in kept.labels("grid2") if row[2] == code] == ["新名字"]
+        _placed_as_placing_the_published_events(store, kept)
         _equal_to_a_full_prepare(store, second)
 
 
@@ -98,3 +117,22 @@ def test_changed_parents_are_the_villages_above_what_changed_and_a_redrawn_villa
     row = grids.index[grids["code"] == OTHER_VILLAGE][0]
     village.loc[row, "geometry"] = village.geometry[row].buffer(-1e-5)
     assert _Changed.between(grids, village, DEFAULT_SCHEME) is None  # the villages themselves: in full
+
+
+def test_a_version_prepared_before_the_placement_was_kept_is_followed_by_one_that_keeps_it(url):
+    """The version a publish is prepared from may keep no placement (prepared before it was kept):
+    the redrawn village's version is still prepared from it alone, but its events are all placed
+    (the layer read once), as a full prepare places them."""
+    with gstore.open(url) as store:
+        first = derived.build(store, progress=False)
+        with store._db.write() as tx:  # as a store prepared before the placement was kept
+            tx.execute("DELETE FROM gridgeo_derived WHERE version = ? AND name IN ('placed', 'placed.attrs')",
+                       (first,))
+        assert derived.latest(store).placed(gridgeo.AssignIndex(derived.latest(store).grids())) is None
+        _, second = move_grid(store)
+        assert derived.build(store, progress=False) == second
+        kept = derived.latest(store)
+        assert kept.manifest["incremental"] == {"from": first, "parents": [VILLAGE]}
+        assert "reading events" in kept.manifest["seconds"]  # the whole layer, once, for the placement
+        _placed_as_placing_the_published_events(store, kept)
+        _equal_to_a_full_prepare(store, second)
