@@ -179,10 +179,12 @@ class Derived:
         return self.store.get_derived(self.version, name)
 
     def pending(self) -> list[str]:
-        """Items of the version still being computed after it was marked complete
-        (the stations' service areas take minutes at city scale: the map does not wait for them)."""
+        """Items of the version still being computed after it was marked complete (the stations'
+        service areas take minutes at city scale: the map does not wait for them), and items this
+        gridgeo keeps that a version prepared by an older one lacks: :func:`build` adds them (and
+        a service calls it), the service meanwhile making them itself."""
         manifest = json.loads(self._get("manifest"))
-        return [item for item in LATE if item not in manifest["items"]]
+        return [item for item in (*CORE, *LATE) if item not in manifest["items"]]
 
     def has(self, item: str) -> bool:
         """Whether the version has ``item`` (an empty layer leaves some out: no coverage without stations)."""
@@ -770,7 +772,7 @@ class _Builder:
             self.manifest["seconds"]["total"] = round(time.perf_counter() - start, 2)
             self.store.put_derived(self.version, {"manifest": json.dumps(self.manifest).encode()}, complete=True)
             self.say(f"version {self.version} prepared in {self.manifest['seconds']['total']:.1f} s: served from now")
-        missing = [item for item in LATE if item not in self.manifest["items"]]
+        missing = [item for item in (*CORE, *LATE) if item not in self.manifest["items"]]
         if missing:
             self.items(missing)
             self.manifest["seconds"]["late"] = round(time.perf_counter() - start, 2)

@@ -460,3 +460,39 @@ def test_a_service_reads_the_kept_placement_and_answers_as_placing_the_events_wo
     inside = gpd.sjoin(sample.events, grid2, predicate="within").groupby("code").size()
     table = pd.DataFrame(with_item[0]["rows"]).groupby("code")["received"].sum()
     assert table[table > 0].to_dict() == inside.to_dict()
+
+
+def test_a_version_prepared_by_an_older_gridgeo_gets_the_items_it_lacks(sample_store, tmp_path):
+    """A store prepared before an item was kept (here: the events' placement, written neither in
+    the version nor in its manifest) lists it as pending; `gridgeo prepare` adds it to the same
+    version, equal to what a fresh build keeps, and leaves the rest as it was."""
+    import shutil
+    import sqlite3
+
+    from gridgeo import events as gevents
+
+    old = tmp_path / "old.gpkg"
+    shutil.copy(sample_store, old)
+    with sqlite3.connect(old) as db:
+        version, manifest = db.execute("SELECT version, data FROM gridgeo_derived WHERE name = 'manifest' "
+                                       "ORDER BY version DESC LIMIT 1").fetchone()
+        manifest = json.loads(manifest)
+        del manifest["items"]["placed"]
+        db.execute("UPDATE gridgeo_derived SET data = ? WHERE version = ? AND name = 'manifest'",
+                   (json.dumps(manifest).encode(), version))
+        assert db.execute("DELETE FROM gridgeo_derived WHERE name IN ('placed', 'placed.attrs')").rowcount == 2
+        others = dict(db.execute("SELECT name, data FROM gridgeo_derived WHERE version = ? AND name != 'manifest'",
+                                 (version,)).fetchall())
+    db.close()
+    with gstore.open(str(old)) as store:
+        assert derived.latest(store).pending() == ["placed"]
+        assert derived.build(store, progress=False) == version
+        kept = derived.latest(store)
+        assert kept.version == version and kept.pending() == [] and kept.has("placed")
+        index = gridgeo.AssignIndex(_published(store, "grids"), scheme=store.scheme)
+        same_placement(kept.placed(index), gevents.place(_published(store, "events"), index))
+    with sqlite3.connect(old) as db:
+        after = dict(db.execute("SELECT name, data FROM gridgeo_derived WHERE version = ? AND name NOT IN "
+                                "('manifest', 'placed', 'placed.attrs')", (version,)).fetchall())
+    db.close()
+    assert after == others
