@@ -57,6 +57,7 @@ distance (``tolerance_m``) is measured in metres, in
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import geopandas as gpd
@@ -100,6 +101,9 @@ _CCW_ERRBOUND = (3.0 + 16.0 * 2.0**-53) * 2.0**-53
 # pieces are mostly found at once.
 _SAMPLES = sorted(((u, v) for u in (0.01, 0.25, 0.5, 0.75, 0.99) for v in (0.01, 0.25, 0.5, 0.75, 0.99)),
                   key=lambda f: (-abs(f[0] - 0.5) - abs(f[1] - 0.5), f))
+_SAMPLE_FRACTIONS = np.asarray(_SAMPLES).T  # rows f_u, f_v
+# Sample points tried at once while looking for the pieces' samples.
+_CHUNK_SAMPLES = 2**18
 
 # Cells cut by at most this many distinct segments are answered piece by piece;
 # busier ones are cut into quarters, at most _DEPTH times.
@@ -718,43 +722,25 @@ class AssignIndex:
 
         # quarters no segment touches: one answer for all of it
         whole = np.flatnonzero(leaf & (count == 0) & (depth > 0))
-        deepest, tie = self._exact(*at(whole, 0.5, 0.5), slot[whole])
-        answer[whole, 0] = np.where(tie, _MIXED, deepest)
-        # leaves cut by one or two lines: one answer per piece
+        # leaves cut by one or two lines: one answer per piece, found at the
+        # first of _SAMPLES certainly in it
         cut = np.flatnonzero(leaf & (count > 0))
-        sample = np.full((len(cut), 2**_FEW_SEGMENTS), -1)  # which sample stands for each piece
-        pieces = 2 ** (lines[cut] >= 0).sum(axis=1)  # done when every piece has a sample
-        todo = np.arange(len(cut))
-        ends = np.ascontiguousarray(segments.T)
-        ends = [[ends[c][lines[cut, j]] for c in range(4)] for j in range(_FEW_SEGMENTS)]  # -1: any row
-        for k, (f_u, f_v) in enumerate(_SAMPLES):
-            x, y = at(cut[todo], f_u, f_v)
-            piece = np.zeros(len(todo), dtype=np.int64)
-            certain = np.ones(len(todo), dtype=bool)
-            for j in range(_FEW_SEGMENTS):
-                side = _orientation(*(e[todo] for e in ends[j]), x, y)
-                has = lines[cut[todo], j] >= 0
-                certain &= (side != 0) | ~has
-                piece |= ((side > 0) & has).astype(np.int64) << j
-            piece = np.where(certain, piece, -1)
-            fresh = np.flatnonzero(piece >= 0)
-            rows, piece = todo[fresh], piece[fresh]
-            new = sample[rows, piece] < 0
-            sample[rows[new], piece[new]] = k
-            todo = todo[(sample[todo] >= 0).sum(axis=1) < pieces[todo]]
-            if not todo.size:
-                break
-        for piece in range(sample.shape[1]):
-            rows = np.flatnonzero(sample[:, piece] >= 0)
-            f_u, f_v = np.asarray(_SAMPLES)[sample[rows, piece]].T
-            deepest, tie = self._exact(*at(cut[rows], f_u, f_v), slot[cut[rows]])
-            # a tie off every boundary means overlapping units: left to the exact test
-            answer[cut[rows], piece] = np.where(tie, _MIXED, deepest)
+        sample = _piece_samples(segments, lines[cut], fu[cut], fv[cut], depth[cut], raster)
+        rows, piece = np.nonzero(sample >= 0)
+        f_u, f_v = _SAMPLE_FRACTIONS[:, sample[rows, piece]]
+        x, y = (np.r_[a, b] for a, b in zip(at(whole, 0.5, 0.5), at(cut[rows], f_u, f_v)))
+        deepest, tie = self._exact(x, y, slot[np.r_[whole, cut[rows]]])
+        # a tie off every boundary means overlapping units: left to the exact test
+        deepest = np.where(tie, _MIXED, deepest)
+        answer[whole, 0] = deepest[:len(whole)]
+        answer[cut[rows], piece] = deepest[len(whole):]
         useful = (answer != _MIXED).any(axis=1)
         lines[~useful] = -1
         used = _distinct(lines[lines >= 0])
         self._segments = np.ascontiguousarray(segments[used].T)  # ax, ay, bx, by of answered leaves
-        self._fast_lines = np.where(lines >= 0, np.searchsorted(used, lines), -1).astype(_small_int(len(used)))
+        renumber = np.full(len(segments) + 1, -1, dtype=_small_int(len(used)))  # row -1: no line
+        renumber[used] = np.arange(len(used))
+        self._fast_lines = renumber[lines]
         self._fast_answer = answer.astype(_small_int(len(self._geoms), negative=_MIXED))
 
     def _no_pieces(self):
@@ -824,15 +810,29 @@ class AssignIndex:
 
     def _exact(self, x, y, slot):
         """The rule, applied with exact tests against the candidates of each
-        point's mixed cell (`slot`: its rank among the mixed cells)."""
+        point's mixed cell (`slot`: its rank among the mixed cells).
+
+        Level by level from the first tested, only the candidates inside the
+        unit a point got at the level above are tested: the rule could not
+        choose the others."""
         start = self._cand_start[slot]
         count = self._cand_start[slot + 1] - start
         point = np.repeat(np.arange(len(x)), count)
         entry = _expand(start, count)
         unit = self._cand_unit[entry].astype(np.int64)
         covers = self._cand_certain[entry].copy()
-        test = np.flatnonzero(~covers)
-        covers[test] = shapely.intersects_xy(self._geoms[unit[test]], x[point[test]], y[point[test]])
+        level = self._level[unit]
+        chosen = np.full(len(x), _NONE, dtype=np.int64)
+        for i in range(self._first_tested, len(self.levels)):
+            here = level == i
+            if i > self._first_tested:
+                here &= (self._parent[unit] == chosen[point]) & (chosen[point] >= 0)
+            test = np.flatnonzero(here & ~covers)
+            covers[test] = shapely.intersects_xy(self._geoms[unit[test]], x[point[test]], y[point[test]])
+            held = np.flatnonzero(here & covers)  # by point, then code: the first of a point is chosen
+            first = held[np.r_[True, point[held][1:] != point[held][:-1]]] if held.size else held
+            chosen = np.full(len(x), _NONE, dtype=np.int64)
+            chosen[point[first]] = unit[first]
         return self._top_down(point[covers], unit[covers], len(x))
 
     def _top_down(self, point, unit, n, first=None):
@@ -890,7 +890,7 @@ class AssignIndex:
             metric = gcrs.metric_crs(self._raster.bounds)
             series = gpd.GeoSeries(self._geoms, crs=gcrs.STORAGE_CRS).to_crs(metric)
             geoms = np.asarray(series.array, dtype=object)
-            transformer = pyproj.Transformer.from_crs(gcrs.STORAGE_CRS, metric, always_xy=True)
+            transformer = _from_storage(metric.srs)
             self._metric_cache = (shapely.STRtree(geoms), geoms, transformer)
         return self._metric_cache
 
@@ -1037,12 +1037,19 @@ def _metres_per_degree(bounds):
     """Metres per degree of longitude and of latitude at the centre of
     `bounds`, in :func:`gridgeo.crs.metric_crs` of them."""
     minx, miny, maxx, maxy = (float(b) for b in bounds)
-    metric = gcrs.metric_crs((minx, miny, maxx, maxy))
-    to_metric = pyproj.Transformer.from_crs(gcrs.STORAGE_CRS, metric, always_xy=True)
+    to_metric = _from_storage(gcrs.metric_crs((minx, miny, maxx, maxy)).srs)
     cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
     step = 1e-3
     mx, my = to_metric.transform([cx, cx + step, cx], [cy, cy, cy + step])
     return np.hypot(mx[1] - mx[0], my[1] - my[0]) / step, np.hypot(mx[2] - mx[0], my[2] - my[0]) / step
+
+
+@functools.lru_cache(maxsize=32)
+def _from_storage(srs):
+    """The transformer from EPSG:4490 to the CRS `srs`, made once per CRS:
+    making one costs more than an index's whole use of it (pyproj's
+    transformers are thread-safe)."""
+    return pyproj.Transformer.from_crs(gcrs.STORAGE_CRS, srs, always_xy=True)
 
 
 def _adapted_cell_m(segments, bounds, scale, cells_per_segment=_CELLS_PER_SEGMENT):
@@ -1084,7 +1091,8 @@ def _unique_segments(geoms):
     a, b = xy[:-1][same], xy[1:][same]
     unit = part_of[ring_of[vertex_of[:-1][same]]]
     flip = (a[:, 0] > b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] > b[:, 1]))
-    rows = np.where(flip[:, None], np.c_[b, a], np.c_[a, b])
+    rows = np.c_[a, b]
+    rows[flip] = np.c_[b[flip], a[flip]]
     keep = (rows[:, 0] != rows[:, 2]) | (rows[:, 1] != rows[:, 3])
     rows = rows[keep] + 0.0  # -0.0 becomes 0.0: equal coordinates, equal bits
     # distinct rows by their bit patterns (a sort of four integer keys: many
@@ -1097,9 +1105,9 @@ def _unique_segments(geoms):
     digest = (mixed[:, 0] ^ (mixed[:, 1] >> np.uint64(7)) ^ (mixed[:, 2] << np.uint64(3))
               ^ (mixed[:, 3] >> np.uint64(11)))
     order = np.argsort(digest)
-    ordered = bits[order]
-    differ = (ordered[1:] != ordered[:-1]).any(axis=1)
-    if (differ & (digest[order][1:] == digest[order][:-1])).any():
+    differ = digest[order][1:] != digest[order][:-1]
+    tied = np.flatnonzero(~differ)  # rows equal, unless two rows' hashes collide
+    if (bits[order[tied]] != bits[order[tied + 1]]).any():
         order = np.lexsort(bits.T[::-1])
         ordered = bits[order]
         differ = (ordered[1:] != ordered[:-1]).any(axis=1)
@@ -1168,6 +1176,81 @@ def _piece(segments, lines, x, y):
         certain[rows] &= side != 0
         piece[rows] |= (side > 0).astype(np.int64) << j
     return np.where(certain, piece, -1)
+
+
+def _piece_samples(segments, lines, fu, fv, depth, raster):
+    """Which of `_SAMPLES` stands for each piece of each leaf: the first
+    (in their order) certainly in it, or -1 when none is.
+
+    A leaf is the cell (fu, fv) of the raster 2**depth times finer, cut by
+    the lines through the segments ``lines[:, j]`` (-1: no line); its piece
+    numbers are those of :func:`_piece`. Returns an array of shape
+    (leaves, 2**_FEW_SEGMENTS).
+    """
+    sample = np.full((len(lines), 2**_FEW_SEGMENTS), -1, dtype=np.int64)
+    # a leaf is done when all its pieces have a sample: two lines that cross
+    # away from the samples leave them in three pieces at most
+    pieces = 2 ** (lines >= 0).sum(axis=1)
+    pieces[_cross_away(segments, lines, fu, fv, depth, raster)] = 3
+    todo = np.arange(len(lines))
+    # the four corners find most leaves' pieces; the other samples are tried
+    # only on the leaves still missing one
+    for first, last in ((0, 4), (4, len(_SAMPLES))):
+        f_u, f_v = _SAMPLE_FRACTIONS[:, first:last]
+        step = max(_CHUNK_SAMPLES // (last - first), 1)
+        for lo in range(0, len(todo), step):
+            rows = todo[lo:lo + step]
+            x, y = raster.points_in_fine(fu[rows, None], fv[rows, None], depth[rows, None], f_u, f_v)
+            piece = np.zeros(x.shape, dtype=np.int8)
+            certain = np.ones(x.shape, dtype=bool)
+            for j in range(lines.shape[1]):
+                line = lines[rows, j]
+                has = (line >= 0)[:, None]
+                side = _orientation(*(segments[line, c][:, None] for c in range(4)), x, y)  # -1: any row
+                certain &= (side != 0) | ~has
+                piece |= ((side > 0) & has).view(np.int8) << j
+            piece[~certain] = -1
+            found = sample[rows]
+            for p in range(found.shape[1]):
+                match = (piece == p) & (found[:, p] < 0)[:, None]
+                at = match.argmax(axis=1)
+                hit = match[np.arange(len(at)), at]
+                found[hit, p] = first + at[hit]
+            sample[rows] = found
+        todo = todo[(sample[todo] >= 0).sum(axis=1) < pieces[todo]]
+    return sample
+
+
+def _cross_away(segments, lines, fu, fv, depth, raster):
+    """Whether the two lines through a leaf certainly cross outside it.
+
+    The samples (all inside the leaf, a hundredth of its side from its
+    edges) then lie in three of the four pieces at most: a convex set that
+    does not hold the crossing lies in a half-plane through it, which misses
+    the piece opposite the one it contains. Worked out in the leaf's own
+    coordinates (side 1), where the crossing's rounding error is below a
+    millionth of the side for lines more than a millionth of a radian from
+    parallel; nearer parallel ones are not claimed.
+    """
+    two = np.flatnonzero(lines[:, -1] >= 0)
+    away = np.zeros(len(lines), dtype=bool)
+    if not two.size:
+        return away
+    scale = 2.0 ** depth[two]
+    ends = []
+    for j in (0, 1):
+        u_a, v_a = raster.cell_space(segments[lines[two, j], 0], segments[lines[two, j], 1])
+        u_b, v_b = raster.cell_space(segments[lines[two, j], 2], segments[lines[two, j], 3])
+        ends.append((u_a * scale - fu[two], v_a * scale - fv[two], u_b * scale - fu[two], v_b * scale - fv[two]))
+    (a1u, a1v, b1u, b1v), (a2u, a2v, b2u, b2v) = ends
+    d1u, d1v, d2u, d2v = b1u - a1u, b1v - a1v, b2u - a2u, b2v - a2v
+    across = d1u * d2v - d1v * d2u
+    steep = np.abs(across) > 1e-6 * np.hypot(d1u, d1v) * np.hypot(d2u, d2v)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = ((a2u - a1u) * d2v - (a2v - a1v) * d2u) / across
+        cu, cv = a1u + t * d1u, a1v + t * d1v
+    away[two] = steep & ((cu < 0) | (cu > 1) | (cv < 0) | (cv > 1))
+    return away
 
 
 def _short_pieces(a_u, a_v, b_u, b_v, owner):

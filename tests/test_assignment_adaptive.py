@@ -8,6 +8,7 @@ number of vertices, whatever the extent.
 """
 
 import json
+from fractions import Fraction
 from importlib import resources
 
 import geopandas as gpd
@@ -153,3 +154,82 @@ def test_a_province_of_tiny_units_stays_small():
     assert_same_as_reference(result, covers_join(points, index.grids, scheme), index.levels)
     counts = result["status"].value_counts()
     assert counts["boundary"] > 500 and counts["inside"] > 10_000 and counts["outside"] > 20_000
+
+
+# --- the quadtree's pieces: their samples, checked in exact arithmetic -------
+
+
+def _exact_side(segment, x, y):
+    """Side of the line through segment (ax, ay, bx, by) that (x, y) is on, in
+    rational arithmetic: 1 left, -1 right, 0 on it."""
+    ax, ay, bx, by = (Fraction(float(c)) for c in segment)
+    det = (ax - Fraction(x)) * (by - Fraction(y)) - (ay - Fraction(y)) * (bx - Fraction(x))
+    return (det > 0) - (det < 0)
+
+
+@pytest.fixture(scope="module")
+def pieces(sample):
+    """The arguments and the answer of the search for the pieces' samples,
+    spied on while the town's index is built."""
+    from gridgeo import assignment
+
+    seen = {}
+    real = assignment._piece_samples
+
+    def spy(*args):
+        seen["args"], seen["answer"] = args, real(*args)
+        return seen["answer"]
+
+    assignment._piece_samples = spy
+    try:
+        AssignIndex(sample.grids)
+    finally:
+        assignment._piece_samples = real
+    return seen["args"], seen["answer"]
+
+
+def test_each_piece_gets_the_first_sample_exactly_inside_it(pieces):
+    """For 1,500 leaves cut by one line and 1,500 by two: the sample standing
+    for each piece is the first, in the documented order, whose side of every
+    line (in rational arithmetic) makes the piece, and a piece without one
+    has no such sample."""
+    from gridgeo.assignment import _SAMPLES
+
+    (segments, lines, fu, fv, depth, raster), answer = pieces
+    rng = np.random.default_rng(7)
+    one, two = np.flatnonzero(lines[:, 1] < 0), np.flatnonzero(lines[:, 1] >= 0)
+    assert len(one) > 1_500 and len(two) > 1_500
+    for leaf in np.r_[rng.choice(one, 1_500, replace=False), rng.choice(two, 1_500, replace=False)]:
+        expected = [-1] * answer.shape[1]
+        for k, (f_u, f_v) in enumerate(_SAMPLES):
+            x, y = raster.points_in_fine(fu[leaf], fv[leaf], depth[leaf], f_u, f_v)
+            sides = [_exact_side(segments[line], x, y) for line in lines[leaf] if line >= 0]
+            if 0 in sides:
+                continue
+            piece = sum(1 << j for j, side in enumerate(sides) if side > 0)
+            if expected[piece] < 0:
+                expected[piece] = k
+        assert answer[leaf].tolist() == expected, leaf
+
+
+def test_two_lines_said_to_cross_away_from_a_leaf_cross_outside_its_samples(pieces):
+    """Where the search stops at three pieces because the two lines cross away
+    from the leaf, their crossing (in rational arithmetic) is outside the
+    square holding the samples, or they are parallel."""
+    from gridgeo.assignment import _cross_away
+
+    (segments, lines, fu, fv, depth, raster), _ = pieces
+    away = _cross_away(segments, lines, fu, fv, depth, raster)
+    assert away.sum() > 500
+    assert not away[lines[:, 1] < 0].any()
+    for leaf in np.flatnonzero(away):
+        (ax, ay, bx, by), (cx, cy, dx, dy) = ([Fraction(float(c)) for c in segments[line]] for line in lines[leaf])
+        across = (bx - ax) * (dy - cy) - (by - ay) * (dx - cx)
+        if across == 0:
+            continue
+        t = ((cx - ax) * (dy - cy) - (cy - ay) * (dx - cx)) / across
+        x, y = ax + t * (bx - ax), ay + t * (by - ay)
+        scale = 2 ** int(depth[leaf])
+        u = (x - Fraction(raster.x0)) * Fraction(raster.kx) * scale - int(fu[leaf])
+        v = (y - Fraction(raster.y0)) * Fraction(raster.ky) * scale - int(fv[leaf])
+        assert not (Fraction(1, 200) <= u <= Fraction(199, 200) and Fraction(1, 200) <= v <= Fraction(199, 200)), leaf
