@@ -563,7 +563,7 @@ class AssignIndex:
         if self._one_call:
             self._no_pieces()
         else:
-            self._refine(seg_cell, seg, segments)
+            self._refine(seg_cell, seg, segments, valid)
 
     def _level_units(self):
         return [np.arange(self._start[i], self._start[i + 1]) for i in range(len(self.levels))]
@@ -640,7 +640,7 @@ class AssignIndex:
         self._cand_unit = units.astype(_small_int(n))
         self._cand_certain = certain
 
-    def _refine(self, seg_cell, seg, segments):
+    def _refine(self, seg_cell, seg, segments, valid):
         """The quadtree of the mixed cells, and the answer of each piece of
         its leaves that one or two boundary segments alone cut.
 
@@ -729,7 +729,10 @@ class AssignIndex:
         rows, piece = np.nonzero(sample >= 0)
         f_u, f_v = _SAMPLE_FRACTIONS[:, sample[rows, piece]]
         x, y = (np.r_[a, b] for a, b in zip(at(whole, 0.5, 0.5), at(cut[rows], f_u, f_v)))
-        deepest, tie = self._exact(x, y, slot[np.r_[whole, cut[rows]]])
+        # these points lie off every boundary (no segment touches a whole
+        # quarter, and a sample is certainly off its leaf's lines)
+        single = [i for i in range(self._first_tested, len(self.levels)) if valid[i]]
+        deepest, tie = self._exact(x, y, slot[np.r_[whole, cut[rows]]], single=single)
         # a tie off every boundary means overlapping units: left to the exact test
         deepest = np.where(tie, _MIXED, deepest)
         answer[whole, 0] = deepest[:len(whole)]
@@ -808,13 +811,16 @@ class AssignIndex:
             node[down] = self._child[node[down]] + quarter
         return node
 
-    def _exact(self, x, y, slot):
+    def _exact(self, x, y, slot, single=()):
         """The rule, applied with exact tests against the candidates of each
         point's mixed cell (`slot`: its rank among the mixed cells).
 
         Level by level from the first tested, only the candidates inside the
         unit a point got at the level above are tested: the rule could not
-        choose the others."""
+        choose the others. On the levels in `single`, at most one unit covers
+        any of the points (the level's units do not overlap and the points
+        lie off every boundary): there a point's candidates are tested in
+        code order only until one covers it."""
         start = self._cand_start[slot]
         count = self._cand_start[slot + 1] - start
         point = np.repeat(np.arange(len(x)), count)
@@ -828,12 +834,31 @@ class AssignIndex:
             if i > self._first_tested:
                 here &= (self._parent[unit] == chosen[point]) & (chosen[point] >= 0)
             test = np.flatnonzero(here & ~covers)
-            covers[test] = shapely.intersects_xy(self._geoms[unit[test]], x[point[test]], y[point[test]])
+            if i in single:
+                self._first_cover(test, here & covers, point, unit, covers, x, y)
+            else:
+                covers[test] = shapely.intersects_xy(self._geoms[unit[test]], x[point[test]], y[point[test]])
             held = np.flatnonzero(here & covers)  # by point, then code: the first of a point is chosen
             first = held[np.r_[True, point[held][1:] != point[held][:-1]]] if held.size else held
             chosen = np.full(len(x), _NONE, dtype=np.int64)
             chosen[point[first]] = unit[first]
         return self._top_down(point[covers], unit[covers], len(x))
+
+    def _first_cover(self, test, held, point, unit, covers, x, y):
+        """Test the entries `test` (sorted by point, then code) in rounds, each
+        point's next candidate per round, until one covers it or none is
+        left; points already `held` (by a certain candidate) are not tested.
+        Sets `covers` of the entries tested."""
+        done = np.zeros(len(x), dtype=bool)
+        done[point[held]] = True
+        p = point[test]
+        starts = np.flatnonzero(np.r_[True, p[1:] != p[:-1]]) if test.size else test
+        rank = np.arange(len(test)) - np.repeat(starts, np.diff(np.r_[starts, len(test)]))
+        for k in range(int(rank.max()) + 1 if test.size else 0):
+            now = test[rank == k]
+            now = now[~done[point[now]]]
+            covers[now] = shapely.intersects_xy(self._geoms[unit[now]], x[point[now]], y[point[now]])
+            done[point[now[covers[now]]]] = True
 
     def _top_down(self, point, unit, n, first=None):
         """Apply the rule to the (point, covering unit) pairs, sorted by point
