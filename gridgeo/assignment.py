@@ -102,8 +102,10 @@ _CCW_ERRBOUND = (3.0 + 16.0 * 2.0**-53) * 2.0**-53
 _SAMPLES = sorted(((u, v) for u in (0.01, 0.25, 0.5, 0.75, 0.99) for v in (0.01, 0.25, 0.5, 0.75, 0.99)),
                   key=lambda f: (-abs(f[0] - 0.5) - abs(f[1] - 0.5), f))
 _SAMPLE_FRACTIONS = np.asarray(_SAMPLES).T  # rows f_u, f_v
-# Sample points tried at once while looking for the pieces' samples.
-_CHUNK_SAMPLES = 2**18
+# Sample points tried at once while looking for the pieces' samples, and
+# tested exactly at once for their answers.
+_CHUNK_SAMPLES = 2**16
+_CHUNK_POINTS = 2**16
 
 # Cells cut by at most this many distinct segments are answered piece by piece;
 # busier ones are cut into quarters, at most _DEPTH times.
@@ -727,16 +729,21 @@ class AssignIndex:
         cut = np.flatnonzero(leaf & (count > 0))
         sample = _piece_samples(segments, lines[cut], fu[cut], fv[cut], depth[cut], raster)
         rows, piece = np.nonzero(sample >= 0)
-        f_u, f_v = _SAMPLE_FRACTIONS[:, sample[rows, piece]]
-        x, y = (np.r_[a, b] for a, b in zip(at(whole, 0.5, 0.5), at(cut[rows], f_u, f_v)))
+        # the points to answer: (node, piece, which sample), whole quarters by their centre
+        target = np.r_[whole, cut[rows]]
+        piece = np.r_[np.zeros(len(whole), dtype=np.int8), piece.astype(np.int8)]
+        centre = np.full(len(whole), _SAMPLES.index((0.5, 0.5)), dtype=np.int8)
+        which = np.r_[centre, sample[rows, piece[len(whole):]]]
+        del rows, sample
         # these points lie off every boundary (no segment touches a whole
         # quarter, and a sample is certainly off its leaf's lines)
         single = [i for i in range(self._first_tested, len(self.levels)) if valid[i]]
-        deepest, tie = self._exact(x, y, slot[np.r_[whole, cut[rows]]], single=single)
-        # a tie off every boundary means overlapping units: left to the exact test
-        deepest = np.where(tie, _MIXED, deepest)
-        answer[whole, 0] = deepest[:len(whole)]
-        answer[cut[rows], piece] = deepest[len(whole):]
+        for lo in range(0, len(target), _CHUNK_POINTS):  # in chunks: the candidates of all would be large
+            block = slice(lo, lo + _CHUNK_POINTS)
+            x, y = at(target[block], *_SAMPLE_FRACTIONS[:, which[block]])
+            deepest, tie = self._exact(x, y, slot[target[block]], single=single)
+            # a tie off every boundary means overlapping units: left to the exact test
+            answer[target[block], piece[block]] = np.where(tie, _MIXED, deepest)
         useful = (answer != _MIXED).any(axis=1)
         lines[~useful] = -1
         used = _distinct(lines[lines >= 0])
@@ -1212,7 +1219,7 @@ def _piece_samples(segments, lines, fu, fv, depth, raster):
     numbers are those of :func:`_piece`. Returns an array of shape
     (leaves, 2**_FEW_SEGMENTS).
     """
-    sample = np.full((len(lines), 2**_FEW_SEGMENTS), -1, dtype=np.int64)
+    sample = np.full((len(lines), 2**_FEW_SEGMENTS), -1, dtype=np.int8)
     # a leaf is done when all its pieces have a sample: two lines that cross
     # away from the samples leave them in three pieces at most
     pieces = 2 ** (lines >= 0).sum(axis=1)
