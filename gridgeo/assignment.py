@@ -1221,10 +1221,7 @@ def _piece_samples(segments, lines, fu, fv, depth, raster):
     (leaves, 2**_FEW_SEGMENTS).
     """
     sample = np.full((len(lines), 2**_FEW_SEGMENTS), -1, dtype=np.int8)
-    # a leaf is done when all its pieces have a sample: two lines that cross
-    # away from the samples leave them in three pieces at most
-    pieces = 2 ** (lines >= 0).sum(axis=1)
-    pieces[_cross_away(segments, lines, fu, fv, depth, raster)] = 3
+    pieces = 2 ** (lines >= 0).sum(axis=1)  # at most; a leaf is done when all have a sample
     todo = np.arange(len(lines))
     # the four corners find most leaves' pieces; the other samples are tried
     # only on the leaves still missing one
@@ -1252,38 +1249,6 @@ def _piece_samples(segments, lines, fu, fv, depth, raster):
             sample[rows] = found
         todo = todo[(sample[todo] >= 0).sum(axis=1) < pieces[todo]]
     return sample
-
-
-def _cross_away(segments, lines, fu, fv, depth, raster):
-    """Whether the two lines through a leaf certainly cross outside it.
-
-    The samples (all inside the leaf, a hundredth of its side from its
-    edges) then lie in three of the four pieces at most: a convex set that
-    does not hold the crossing lies in a half-plane through it, which misses
-    the piece opposite the one it contains. Worked out in the leaf's own
-    coordinates (side 1), where the crossing's rounding error is below a
-    millionth of the side for lines more than a millionth of a radian from
-    parallel; nearer parallel ones are not claimed.
-    """
-    two = np.flatnonzero(lines[:, -1] >= 0)
-    away = np.zeros(len(lines), dtype=bool)
-    if not two.size:
-        return away
-    scale = 2.0 ** depth[two]
-    ends = []
-    for j in (0, 1):
-        u_a, v_a = raster.cell_space(segments[lines[two, j], 0], segments[lines[two, j], 1])
-        u_b, v_b = raster.cell_space(segments[lines[two, j], 2], segments[lines[two, j], 3])
-        ends.append((u_a * scale - fu[two], v_a * scale - fv[two], u_b * scale - fu[two], v_b * scale - fv[two]))
-    (a1u, a1v, b1u, b1v), (a2u, a2v, b2u, b2v) = ends
-    d1u, d1v, d2u, d2v = b1u - a1u, b1v - a1v, b2u - a2u, b2v - a2v
-    across = d1u * d2v - d1v * d2u
-    steep = np.abs(across) > 1e-6 * np.hypot(d1u, d1v) * np.hypot(d2u, d2v)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = ((a2u - a1u) * d2v - (a2v - a1v) * d2u) / across
-        cu, cv = a1u + t * d1u, a1v + t * d1v
-    away[two] = steep & ((cu < 0) | (cu > 1) | (cv < 0) | (cv > 1))
-    return away
 
 
 def _short_pieces(a_u, a_v, b_u, b_v, owner):

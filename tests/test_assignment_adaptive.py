@@ -210,26 +210,3 @@ def test_each_piece_gets_the_first_sample_exactly_inside_it(pieces):
             if expected[piece] < 0:
                 expected[piece] = k
         assert answer[leaf].tolist() == expected, leaf
-
-
-def test_two_lines_said_to_cross_away_from_a_leaf_cross_outside_its_samples(pieces):
-    """Where the search stops at three pieces because the two lines cross away
-    from the leaf, their crossing (in rational arithmetic) is outside the
-    square holding the samples, or they are parallel."""
-    from gridgeo.assignment import _cross_away
-
-    (segments, lines, fu, fv, depth, raster), _ = pieces
-    away = _cross_away(segments, lines, fu, fv, depth, raster)
-    assert away.sum() > 500
-    assert not away[lines[:, 1] < 0].any()
-    for leaf in np.flatnonzero(away):
-        (ax, ay, bx, by), (cx, cy, dx, dy) = ([Fraction(float(c)) for c in segments[line]] for line in lines[leaf])
-        across = (bx - ax) * (dy - cy) - (by - ay) * (dx - cx)
-        if across == 0:
-            continue
-        t = ((cx - ax) * (dy - cy) - (cy - ay) * (dx - cx)) / across
-        x, y = ax + t * (bx - ax), ay + t * (by - ay)
-        scale = 2 ** int(depth[leaf])
-        u = (x - Fraction(raster.x0)) * Fraction(raster.kx) * scale - int(fu[leaf])
-        v = (y - Fraction(raster.y0)) * Fraction(raster.ky) * scale - int(fv[leaf])
-        assert not (Fraction(1, 200) <= u <= Fraction(199, 200) and Fraction(1, 200) <= v <= Fraction(199, 200)), leaf
