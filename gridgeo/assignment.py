@@ -57,6 +57,7 @@ distance (``tolerance_m``) is measured in metres, in
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import geopandas as gpd
@@ -100,6 +101,11 @@ _CCW_ERRBOUND = (3.0 + 16.0 * 2.0**-53) * 2.0**-53
 # pieces are mostly found at once.
 _SAMPLES = sorted(((u, v) for u in (0.01, 0.25, 0.5, 0.75, 0.99) for v in (0.01, 0.25, 0.5, 0.75, 0.99)),
                   key=lambda f: (-abs(f[0] - 0.5) - abs(f[1] - 0.5), f))
+_SAMPLE_FRACTIONS = np.asarray(_SAMPLES).T  # rows f_u, f_v
+# Sample points tried at once while looking for the pieces' samples, and
+# tested exactly at once for their answers.
+_CHUNK_SAMPLES = 2**16
+_CHUNK_POINTS = 2**16
 
 # Cells cut by at most this many distinct segments are answered piece by piece;
 # busier ones are cut into quarters, at most _DEPTH times.
@@ -433,12 +439,14 @@ class AssignIndex:
     segments) the adapted cells are about 35 m and the index takes about
     14 MB (``nbytes``; pickled the same); it then assigns a million points to
     all five levels about 25 times faster than a spatial join at every level.
-    Building it costs more than that assignment (about half the fixed 20 m
-    raster's build, but still a second or more): build it once per grid version
-    and reuse it. Fujian's 9 prefectures and 84 counties (132,000 vertices of
+    Building it costs several such assignments (about 0.9 s of CPU on a busy
+    two-core machine, a quarter of it the exact tests of the pieces' sample
+    points, a fifth the search for those samples, an eighth GEOS's coverage
+    validation of the tested levels): build it once per grid version and
+    reuse it. Fujian's 9 prefectures and 84 counties (132,000 vertices of
     real outlines) get cells of about 540 m, a 7 MB index and a build of
-    about a second with a 67 MB peak, where the fixed 20 m raster took 161.8 s.
-    The town sample's takes 1.0 MB. See ``benchmarks/assign.py``.
+    about 0.4 s of CPU with a 63 MB peak, where the fixed 20 m raster took
+    161.8 s. The town sample's takes 1.0 MB. See ``benchmarks/assign.py``.
 
     Examples
     --------
@@ -559,7 +567,7 @@ class AssignIndex:
         if self._one_call:
             self._no_pieces()
         else:
-            self._refine(seg_cell, seg, segments)
+            self._refine(seg_cell, seg, segments, valid)
 
     def _level_units(self):
         return [np.arange(self._start[i], self._start[i + 1]) for i in range(len(self.levels))]
@@ -636,7 +644,7 @@ class AssignIndex:
         self._cand_unit = units.astype(_small_int(n))
         self._cand_certain = certain
 
-    def _refine(self, seg_cell, seg, segments):
+    def _refine(self, seg_cell, seg, segments, valid):
         """The quadtree of the mixed cells, and the answer of each piece of
         its leaves that one or two boundary segments alone cut.
 
@@ -718,43 +726,33 @@ class AssignIndex:
 
         # quarters no segment touches: one answer for all of it
         whole = np.flatnonzero(leaf & (count == 0) & (depth > 0))
-        deepest, tie = self._exact(*at(whole, 0.5, 0.5), slot[whole])
-        answer[whole, 0] = np.where(tie, _MIXED, deepest)
-        # leaves cut by one or two lines: one answer per piece
+        # leaves cut by one or two lines: one answer per piece, found at the
+        # first of _SAMPLES certainly in it
         cut = np.flatnonzero(leaf & (count > 0))
-        sample = np.full((len(cut), 2**_FEW_SEGMENTS), -1)  # which sample stands for each piece
-        pieces = 2 ** (lines[cut] >= 0).sum(axis=1)  # done when every piece has a sample
-        todo = np.arange(len(cut))
-        ends = np.ascontiguousarray(segments.T)
-        ends = [[ends[c][lines[cut, j]] for c in range(4)] for j in range(_FEW_SEGMENTS)]  # -1: any row
-        for k, (f_u, f_v) in enumerate(_SAMPLES):
-            x, y = at(cut[todo], f_u, f_v)
-            piece = np.zeros(len(todo), dtype=np.int64)
-            certain = np.ones(len(todo), dtype=bool)
-            for j in range(_FEW_SEGMENTS):
-                side = _orientation(*(e[todo] for e in ends[j]), x, y)
-                has = lines[cut[todo], j] >= 0
-                certain &= (side != 0) | ~has
-                piece |= ((side > 0) & has).astype(np.int64) << j
-            piece = np.where(certain, piece, -1)
-            fresh = np.flatnonzero(piece >= 0)
-            rows, piece = todo[fresh], piece[fresh]
-            new = sample[rows, piece] < 0
-            sample[rows[new], piece[new]] = k
-            todo = todo[(sample[todo] >= 0).sum(axis=1) < pieces[todo]]
-            if not todo.size:
-                break
-        for piece in range(sample.shape[1]):
-            rows = np.flatnonzero(sample[:, piece] >= 0)
-            f_u, f_v = np.asarray(_SAMPLES)[sample[rows, piece]].T
-            deepest, tie = self._exact(*at(cut[rows], f_u, f_v), slot[cut[rows]])
+        sample = _piece_samples(segments, lines[cut], fu[cut], fv[cut], depth[cut], raster)
+        rows, piece = np.nonzero(sample >= 0)
+        # the points to answer: (node, piece, which sample), whole quarters by their centre
+        target = np.r_[whole, cut[rows]]
+        piece = np.r_[np.zeros(len(whole), dtype=np.int8), piece.astype(np.int8)]
+        centre = np.full(len(whole), _SAMPLES.index((0.5, 0.5)), dtype=np.int8)
+        which = np.r_[centre, sample[rows, piece[len(whole):]]]
+        del rows, sample
+        # these points lie off every boundary (no segment touches a whole
+        # quarter, and a sample is certainly off its leaf's lines)
+        single = [i for i in range(self._first_tested, len(self.levels)) if valid[i]]
+        for lo in range(0, len(target), _CHUNK_POINTS):  # in chunks: the candidates of all would be large
+            block = slice(lo, lo + _CHUNK_POINTS)
+            x, y = at(target[block], *_SAMPLE_FRACTIONS[:, which[block]])
+            deepest, tie = self._exact(x, y, slot[target[block]], single=single)
             # a tie off every boundary means overlapping units: left to the exact test
-            answer[cut[rows], piece] = np.where(tie, _MIXED, deepest)
+            answer[target[block], piece[block]] = np.where(tie, _MIXED, deepest)
         useful = (answer != _MIXED).any(axis=1)
         lines[~useful] = -1
         used = _distinct(lines[lines >= 0])
         self._segments = np.ascontiguousarray(segments[used].T)  # ax, ay, bx, by of answered leaves
-        self._fast_lines = np.where(lines >= 0, np.searchsorted(used, lines), -1).astype(_small_int(len(used)))
+        renumber = np.full(len(segments) + 1, -1, dtype=_small_int(len(used)))  # row -1: no line
+        renumber[used] = np.arange(len(used))
+        self._fast_lines = renumber[lines]
         self._fast_answer = answer.astype(_small_int(len(self._geoms), negative=_MIXED))
 
     def _no_pieces(self):
@@ -822,18 +820,54 @@ class AssignIndex:
             node[down] = self._child[node[down]] + quarter
         return node
 
-    def _exact(self, x, y, slot):
+    def _exact(self, x, y, slot, single=()):
         """The rule, applied with exact tests against the candidates of each
-        point's mixed cell (`slot`: its rank among the mixed cells)."""
+        point's mixed cell (`slot`: its rank among the mixed cells).
+
+        Level by level from the first tested, only the candidates inside the
+        unit a point got at the level above are tested: the rule could not
+        choose the others. On the levels in `single`, at most one unit covers
+        any of the points (the level's units do not overlap and the points
+        lie off every boundary): there a point's candidates are tested in
+        code order only until one covers it."""
         start = self._cand_start[slot]
         count = self._cand_start[slot + 1] - start
         point = np.repeat(np.arange(len(x)), count)
         entry = _expand(start, count)
         unit = self._cand_unit[entry].astype(np.int64)
         covers = self._cand_certain[entry].copy()
-        test = np.flatnonzero(~covers)
-        covers[test] = shapely.intersects_xy(self._geoms[unit[test]], x[point[test]], y[point[test]])
+        level = self._level[unit]
+        chosen = np.full(len(x), _NONE, dtype=np.int64)
+        for i in range(self._first_tested, len(self.levels)):
+            here = level == i
+            if i > self._first_tested:
+                here &= (self._parent[unit] == chosen[point]) & (chosen[point] >= 0)
+            test = np.flatnonzero(here & ~covers)
+            if i in single:
+                self._first_cover(test, here & covers, point, unit, covers, x, y)
+            else:
+                covers[test] = shapely.intersects_xy(self._geoms[unit[test]], x[point[test]], y[point[test]])
+            held = np.flatnonzero(here & covers)  # by point, then code: the first of a point is chosen
+            first = held[np.r_[True, point[held][1:] != point[held][:-1]]] if held.size else held
+            chosen = np.full(len(x), _NONE, dtype=np.int64)
+            chosen[point[first]] = unit[first]
         return self._top_down(point[covers], unit[covers], len(x))
+
+    def _first_cover(self, test, held, point, unit, covers, x, y):
+        """Test the entries `test` (sorted by point, then code) in rounds, each
+        point's next candidate per round, until one covers it or none is
+        left; points already `held` (by a certain candidate) are not tested.
+        Sets `covers` of the entries tested."""
+        done = np.zeros(len(x), dtype=bool)
+        done[point[held]] = True
+        p = point[test]
+        starts = np.flatnonzero(np.r_[True, p[1:] != p[:-1]]) if test.size else test
+        rank = np.arange(len(test)) - np.repeat(starts, np.diff(np.r_[starts, len(test)]))
+        for k in range(int(rank.max()) + 1 if test.size else 0):
+            now = test[rank == k]
+            now = now[~done[point[now]]]
+            covers[now] = shapely.intersects_xy(self._geoms[unit[now]], x[point[now]], y[point[now]])
+            done[point[now[covers[now]]]] = True
 
     def _top_down(self, point, unit, n, first=None):
         """Apply the rule to the (point, covering unit) pairs, sorted by point
@@ -890,7 +924,7 @@ class AssignIndex:
             metric = gcrs.metric_crs(self._raster.bounds)
             series = gpd.GeoSeries(self._geoms, crs=gcrs.STORAGE_CRS).to_crs(metric)
             geoms = np.asarray(series.array, dtype=object)
-            transformer = pyproj.Transformer.from_crs(gcrs.STORAGE_CRS, metric, always_xy=True)
+            transformer = _from_storage(metric.srs)
             self._metric_cache = (shapely.STRtree(geoms), geoms, transformer)
         return self._metric_cache
 
@@ -1037,12 +1071,19 @@ def _metres_per_degree(bounds):
     """Metres per degree of longitude and of latitude at the centre of
     `bounds`, in :func:`gridgeo.crs.metric_crs` of them."""
     minx, miny, maxx, maxy = (float(b) for b in bounds)
-    metric = gcrs.metric_crs((minx, miny, maxx, maxy))
-    to_metric = pyproj.Transformer.from_crs(gcrs.STORAGE_CRS, metric, always_xy=True)
+    to_metric = _from_storage(gcrs.metric_crs((minx, miny, maxx, maxy)).srs)
     cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
     step = 1e-3
     mx, my = to_metric.transform([cx, cx + step, cx], [cy, cy, cy + step])
     return np.hypot(mx[1] - mx[0], my[1] - my[0]) / step, np.hypot(mx[2] - mx[0], my[2] - my[0]) / step
+
+
+@functools.lru_cache(maxsize=32)
+def _from_storage(srs):
+    """The transformer from EPSG:4490 to the CRS `srs`, made once per CRS:
+    making one costs more than an index's whole use of it (pyproj's
+    transformers are thread-safe)."""
+    return pyproj.Transformer.from_crs(gcrs.STORAGE_CRS, srs, always_xy=True)
 
 
 def _adapted_cell_m(segments, bounds, scale, cells_per_segment=_CELLS_PER_SEGMENT):
@@ -1168,6 +1209,46 @@ def _piece(segments, lines, x, y):
         certain[rows] &= side != 0
         piece[rows] |= (side > 0).astype(np.int64) << j
     return np.where(certain, piece, -1)
+
+
+def _piece_samples(segments, lines, fu, fv, depth, raster):
+    """Which of `_SAMPLES` stands for each piece of each leaf: the first
+    (in their order) certainly in it, or -1 when none is.
+
+    A leaf is the cell (fu, fv) of the raster 2**depth times finer, cut by
+    the lines through the segments ``lines[:, j]`` (-1: no line); its piece
+    numbers are those of :func:`_piece`. Returns an array of shape
+    (leaves, 2**_FEW_SEGMENTS).
+    """
+    sample = np.full((len(lines), 2**_FEW_SEGMENTS), -1, dtype=np.int8)
+    pieces = 2 ** (lines >= 0).sum(axis=1)  # at most; a leaf is done when all have a sample
+    todo = np.arange(len(lines))
+    # the four corners find most leaves' pieces; the other samples are tried
+    # only on the leaves still missing one
+    for first, last in ((0, 4), (4, len(_SAMPLES))):
+        f_u, f_v = _SAMPLE_FRACTIONS[:, first:last]
+        step = max(_CHUNK_SAMPLES // (last - first), 1)
+        for lo in range(0, len(todo), step):
+            rows = todo[lo:lo + step]
+            x, y = raster.points_in_fine(fu[rows, None], fv[rows, None], depth[rows, None], f_u, f_v)
+            piece = np.zeros(x.shape, dtype=np.int8)
+            certain = np.ones(x.shape, dtype=bool)
+            for j in range(lines.shape[1]):
+                line = lines[rows, j]
+                has = (line >= 0)[:, None]
+                side = _orientation(*(segments[line, c][:, None] for c in range(4)), x, y)  # -1: any row
+                certain &= (side != 0) | ~has
+                piece |= ((side > 0) & has).view(np.int8) << j
+            piece[~certain] = -1
+            found = sample[rows]
+            for p in range(found.shape[1]):
+                match = (piece == p) & (found[:, p] < 0)[:, None]
+                at = match.argmax(axis=1)
+                hit = match[np.arange(len(at)), at]
+                found[hit, p] = first + at[hit]
+            sample[rows] = found
+        todo = todo[(sample[todo] >= 0).sum(axis=1) < pieces[todo]]
+    return sample
 
 
 def _short_pieces(a_u, a_v, b_u, b_v, owner):

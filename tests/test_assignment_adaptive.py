@@ -8,6 +8,7 @@ number of vertices, whatever the extent.
 """
 
 import json
+from fractions import Fraction
 from importlib import resources
 
 import geopandas as gpd
@@ -153,3 +154,59 @@ def test_a_province_of_tiny_units_stays_small():
     assert_same_as_reference(result, covers_join(points, index.grids, scheme), index.levels)
     counts = result["status"].value_counts()
     assert counts["boundary"] > 500 and counts["inside"] > 10_000 and counts["outside"] > 20_000
+
+
+# --- the quadtree's pieces: their samples, checked in exact arithmetic -------
+
+
+def _exact_side(segment, x, y):
+    """Side of the line through segment (ax, ay, bx, by) that (x, y) is on, in
+    rational arithmetic: 1 left, -1 right, 0 on it."""
+    ax, ay, bx, by = (Fraction(float(c)) for c in segment)
+    det = (ax - Fraction(x)) * (by - Fraction(y)) - (ay - Fraction(y)) * (bx - Fraction(x))
+    return (det > 0) - (det < 0)
+
+
+@pytest.fixture(scope="module")
+def pieces(sample):
+    """The arguments and the answer of the search for the pieces' samples,
+    spied on while the town's index is built."""
+    from gridgeo import assignment
+
+    seen = {}
+    real = assignment._piece_samples
+
+    def spy(*args):
+        seen["args"], seen["answer"] = args, real(*args)
+        return seen["answer"]
+
+    assignment._piece_samples = spy
+    try:
+        AssignIndex(sample.grids)
+    finally:
+        assignment._piece_samples = real
+    return seen["args"], seen["answer"]
+
+
+def test_each_piece_gets_the_first_sample_exactly_inside_it(pieces):
+    """For 1,500 leaves cut by one line and 1,500 by two: the sample standing
+    for each piece is the first, in the documented order, whose side of every
+    line (in rational arithmetic) makes the piece, and a piece without one
+    has no such sample."""
+    from gridgeo.assignment import _SAMPLES
+
+    (segments, lines, fu, fv, depth, raster), answer = pieces
+    rng = np.random.default_rng(7)
+    one, two = np.flatnonzero(lines[:, 1] < 0), np.flatnonzero(lines[:, 1] >= 0)
+    assert len(one) > 1_500 and len(two) > 1_500
+    for leaf in np.r_[rng.choice(one, 1_500, replace=False), rng.choice(two, 1_500, replace=False)]:
+        expected = [-1] * answer.shape[1]
+        for k, (f_u, f_v) in enumerate(_SAMPLES):
+            x, y = raster.points_in_fine(fu[leaf], fv[leaf], depth[leaf], f_u, f_v)
+            sides = [_exact_side(segments[line], x, y) for line in lines[leaf] if line >= 0]
+            if 0 in sides:
+                continue
+            piece = sum(1 << j for j, side in enumerate(sides) if side > 0)
+            if expected[piece] < 0:
+                expected[piece] = k
+        assert answer[leaf].tolist() == expected, leaf
