@@ -76,8 +76,8 @@ import pandas as pd
 from gridgeo.schema import DEFAULT_SCHEME
 
 __all__ = ["DEFAULT_TIME_LIMITS", "OTHER_TIME_LIMIT", "PERIODS", "INDICATORS", "STAGES", "HOTSPOT_CLASSES",
-           "EMERGING_CLASSES", "EventsError", "Placed", "place", "indicators", "region", "trends", "changes", "ranking",
-           "ranked", "hotspots",
+           "EMERGING_CLASSES", "EventsError", "Placed", "place", "indicators", "region", "overview", "trends", "changes",
+           "ranking", "ranked", "hotspots",
            "emerging_hotspots", "stages"]
 
 DEFAULT_TIME_LIMITS = {
@@ -433,9 +433,7 @@ def indicators(events, units_or_index=None, *, level=None, period="month", start
     labels, starts, ends = _periods(period, start, end, placed)
     cut = placed.attrs["as_of"] if as_of is None else _s(pd.Timestamp(as_of))
     out = _indicators_table(placed, levels, (labels, starts, ends), cut, category, time_limits, by)
-    out.attrs = {**{k: placed.attrs[k] for k in ("unplaced", "undated", "inconsistent")},
-                 "as_of": pd.Timestamp(cut, unit="s"), "period": period,
-                 "time_limits": dict(DEFAULT_TIME_LIMITS if time_limits is None else time_limits)}
+    out.attrs = _attrs(placed, cut, period, time_limits)
     return out
 
 
@@ -585,29 +583,92 @@ def region(events, units_or_index=None, *, unit=None, period="month", start=None
     """
     placed = _placed(events, units_or_index)
     inside, code, name, level = _region_events(placed, unit)
-    labels, starts, ends = _periods(period, start, end, placed)
+    periods = _periods(period, start, end, placed)
     cut = placed.attrs["as_of"] if as_of is None else _s(pd.Timestamp(as_of))
     keep = _chosen(placed, category) & inside
-    timed = _timed(placed, keep, _limits(placed, time_limits), np.zeros(len(placed), np.int64), starts, ends, cut)
+    timed = _timed(placed, keep, _limits(placed, time_limits), np.zeros(len(placed), np.int64), *periods[1:], cut)
+    out = _region_rows(timed, np.ones(int(keep.sum()), bool), code, name, level, periods)
+    out.attrs = _attrs(placed, cut, period, time_limits)
+    return out
+
+
+def overview(events, units_or_index=None, *, unit=None, level=None, period="month", start=None, end=None,
+             category=None, time_limits=None, as_of=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`region` of a unit (or the whole area) and :func:`indicators` of some levels, from one pass.
+
+    What the one map asks at each filter change: the cards' unit and the
+    choropleth's and the ranking's levels, for the same periods and
+    categories. The events are filtered and their times placed among the
+    periods once (the work :func:`region` and :func:`indicators` would each
+    do), then counted per unit and for the unit asked; the answers are
+    exactly those of the two functions called apart (the same rules, stated
+    there).
+
+    Parameters
+    ----------
+    unit : str, optional
+        As :func:`region`: a unit's code, or None / ``""`` for the whole area.
+    level : str or list of str, optional
+        As :func:`indicators` (default every level).
+    Others
+        As :func:`indicators`.
+
+    Returns
+    -------
+    (DataFrame, DataFrame)
+        ``region(...)`` and ``indicators(...)``, with their ``attrs``.
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> s = gridgeo.sample.load()
+    >>> placed = gridgeo.events.place(s.events, s.grids)
+    >>> whole, towns = gridgeo.events.overview(placed, level="town", period="quarter", category="dispute")
+    >>> whole.equals(gridgeo.events.region(placed, period="quarter", category="dispute"))
+    True
+    >>> towns.equals(gridgeo.events.indicators(placed, level="town", period="quarter", category="dispute"))
+    True
+    """
+    placed = _placed(events, units_or_index)
+    levels = _levels(placed, level)
+    inside, code, name, unit_level = _region_events(placed, unit)
+    periods = _periods(period, start, end, placed)
+    cut = placed.attrs["as_of"] if as_of is None else _s(pd.Timestamp(as_of))
+    keep = _chosen(placed, category)
+    timed = _timed(placed, keep, _limits(placed, time_limits), np.zeros(len(placed), np.int64), *periods[1:], cut)
+    attrs = _attrs(placed, cut, period, time_limits)
+    whole = _region_rows(timed, inside[keep], code, name, unit_level, periods)
+    whole.attrs = dict(attrs)
+    table = _table(placed, levels, timed, [None], None, *periods)
+    table.attrs = dict(attrs)
+    return whole, table
+
+
+def _attrs(placed, cut, period, time_limits) -> dict:
+    return {**{k: placed.attrs[k] for k in ("unplaced", "undated", "inconsistent")},
+            "as_of": pd.Timestamp(cut, unit="s"), "period": period,
+            "time_limits": dict(DEFAULT_TIME_LIMITS if time_limits is None else time_limits)}
+
+
+def _region_rows(timed, inside, code, name, level, periods) -> pd.DataFrame:
+    """The rows of :func:`region` of the events of ``timed`` that ``inside`` (a mask over them) holds."""
+    labels, starts, ends = periods
     n = len(labels)
-    counts = _counted(np.zeros(int(keep.sum()), np.int64), timed, 1, 1, n)
+    counts = _counted(np.where(inside, 0, -1), timed, 1, 1, n)
     counts = {key: value.reshape(-1).astype(np.int64) for key, value in counts.items()}
-    median, p90 = _quantiles(timed.closed[timed.timed], timed.seconds[timed.timed], n, (0.5, 0.9))
+    measured = timed.timed & inside
+    median, p90 = _quantiles(timed.closed[measured], timed.seconds[measured], n, (0.5, 0.9))
     received, closed, on_time = counts["received"], counts["closed"], counts["on_time"]
     backlog = counts["reported_before"] - counts["closed_before"]
     workload = closed + backlog
-    out = pd.DataFrame({"code": pd.array([code] * n, dtype="str"), "name": pd.array([name] * n, dtype="str"),
-                        "level": pd.array([level] * n, dtype="str"), "period": pd.array(labels, dtype="str"),
-                        "period_start": pd.to_datetime(starts, unit="s"), "period_end": pd.to_datetime(ends, unit="s"),
-                        "received": received, "closed": closed, "backlog": backlog,
-                        "closure_rate": np.divide(closed, workload, out=np.full(n, np.nan), where=workload > 0),
-                        "median_hours": median / 3600.0, "p90_hours": p90 / 3600.0, "on_time": on_time,
-                        "on_time_rate": np.divide(on_time, closed, out=np.full(n, np.nan), where=closed > 0),
-                        "overdue": counts["due_before"] - counts["late_before"]})
-    out.attrs = {**{k: placed.attrs[k] for k in ("unplaced", "undated", "inconsistent")},
-                 "as_of": pd.Timestamp(cut, unit="s"), "period": period,
-                 "time_limits": dict(DEFAULT_TIME_LIMITS if time_limits is None else time_limits)}
-    return out
+    return pd.DataFrame({"code": pd.array([code] * n, dtype="str"), "name": pd.array([name] * n, dtype="str"),
+                         "level": pd.array([level] * n, dtype="str"), "period": pd.array(labels, dtype="str"),
+                         "period_start": pd.to_datetime(starts, unit="s"), "period_end": pd.to_datetime(ends, unit="s"),
+                         "received": received, "closed": closed, "backlog": backlog,
+                         "closure_rate": np.divide(closed, workload, out=np.full(n, np.nan), where=workload > 0),
+                         "median_hours": median / 3600.0, "p90_hours": p90 / 3600.0, "on_time": on_time,
+                         "on_time_rate": np.divide(on_time, closed, out=np.full(n, np.nan), where=closed > 0),
+                         "overdue": counts["due_before"] - counts["late_before"]})
 
 
 def _region_events(placed: Placed, unit):
