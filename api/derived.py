@@ -223,7 +223,7 @@ def memo(services, key: tuple, build):
     """``build()`` kept for the version served under ``key`` (questions with free parameters: dates,
     categories), in the service's cache of derived values: bounded by bytes with the rest
     (``GRIDGEO_CACHE_MB``), least recently used first out."""
-    return services.derived(f"events:{key!r}", lambda kept: build())
+    return services.derived(_memo_name(key), lambda kept: build())
 
 
 def public_indicators(services) -> pd.DataFrame:
@@ -242,15 +242,51 @@ def public_indicators(services) -> pd.DataFrame:
 
 def event_indicators(services, *, level, period, start=None, end=None, category=None) -> pd.DataFrame:
     """:func:`gridgeo.events.indicators` of one level, every unit (for authorised callers)."""
-    key = ("indicators", level, period, start, end, tuple(category or ()))
+    key = _indicators_key(level, period, start, end, category)
     return memo(services, key, lambda: gevents.indicators(placed_events(services), level=level, period=period,
                                                           start=start, end=end, category=category))
+
+
+def event_overview(services, *, unit, levels, period, category=None) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """:func:`event_region` of a unit and :func:`event_indicators` of some levels (all the data's periods), as
+    one filter of the one map asks them: what is not kept yet made in one pass over the placed events
+    (:func:`gridgeo.events.overview`), then kept as each would be on its own."""
+    levels = list(dict.fromkeys(levels))
+    region_key = _region_key(unit, period, category)
+    level_keys = [_indicators_key(lv, period, None, None, category) for lv in levels]
+    missing = [lv for lv, key in zip(levels, level_keys) if services.peek(_memo_name(key)) is None]
+    if missing:
+        made, table = gevents.overview(placed_events(services), unit=unit or None, level=missing, period=period,
+                                       category=category)
+        region = memo(services, region_key, lambda: made)  # or the one kept meanwhile: the same
+        kinds = table["level"].to_numpy(dtype=object)
+        for lv in missing:  # each level's rows are one run of the table
+            rows = np.flatnonzero(kinds == lv)
+            part = table.iloc[rows[0]:rows[-1] + 1].reset_index(drop=True) if len(rows) else table.iloc[:0]
+            part.attrs = dict(table.attrs)
+            memo(services, _indicators_key(lv, period, None, None, category), lambda part=part: part)
+    else:
+        region = event_region(services, unit=unit, period=period, category=category)
+    tables = [event_indicators(services, level=lv, period=period, category=category) for lv in levels]
+    return region, tables
+
+
+def _memo_name(key: tuple) -> str:
+    return f"events:{key!r}"
+
+
+def _indicators_key(level, period, start, end, category) -> tuple:
+    return ("indicators", level, period, start, end, tuple(category or ()))
+
+
+def _region_key(unit, period, category) -> tuple:
+    return ("region", unit or "", period, tuple(category or ()))
 
 
 def event_region(services, *, unit, period, category=None) -> pd.DataFrame:
     """:func:`gridgeo.events.region` of a unit (or the whole area: ``unit`` empty) over all the data's
     periods, for authorised callers; kept per unit, period and categories."""
-    key = ("region", unit or "", period, tuple(category or ()))
+    key = _region_key(unit, period, category)
     return memo(services, key, lambda: gevents.region(placed_events(services), unit=unit or None, period=period,
                                                       category=category))
 

@@ -12,7 +12,11 @@ without the units of 1 to k-1 events and without counts.
 
 Everything is computed once per data version (the events placed in the
 grids; the public table) and kept in memory, so a filter change is a
-filter of a table or one vectorised pass over the placed events.
+filter of a table or one vectorised pass over the placed events. The one
+map asks ``/events/map`` once per filter change: the unit's periods, the
+choropleth's level and (with ``ranking``) the ranking's level come from
+that one pass (:func:`gridgeo.events.overview`), and the ranking it carries
+is the answer ``/events/ranking`` gives for the same filter.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from api import derived
 from api.auth import Principal, principal
-from api.dependencies import days, event_categories, event_level, event_period
+from api.dependencies import days, event_categories, event_level, event_period, ranking_level
 from api.encode import table_records
 from api.problems import Problem, responses
 from gridgeo import disclosure
@@ -114,6 +118,15 @@ def _series(services, who, level, period, start, end, category, indicator, unit)
     return _within(table, unit, services), k
 
 
+def _ranking(table: pd.DataFrame, level: str, indicator: str, at, k) -> dict:
+    """The answer of /events/ranking (and the ``ranking`` of /events/map) from the indicator's series."""
+    if table.empty:
+        return {"level": level, "period": at, "indicator": indicator, "min_count": k, "rows": []}
+    ranked = _library(lambda: gevents.ranked(table, indicator, at))
+    return {"level": level, "period": ranked["period"].iloc[0] if len(ranked) else at, "indicator": indicator,
+            "higher_is_better": gevents.HIGHER_IS_BETTER[indicator], "min_count": k, "rows": _rows(ranked)}
+
+
 def router() -> APIRouter:
     r = APIRouter(tags=["events"], responses={**derived.PREPARING, **responses(400), **responses(404),
                                               **responses(422)})
@@ -167,15 +180,12 @@ def router() -> APIRouter:
         if period == "span":
             raise Problem(422, "Unprocessable Content", "a ranking needs a period / 排名须指定周期")
         table, k = _series(services, who, level, period, start, end, category, indicator, unit)
-        if table.empty:
-            return {"level": level, "period": at, "indicator": indicator, "min_count": k, "rows": []}
-        ranked = _library(lambda: gevents.ranked(table, indicator, at))
-        return {"level": level, "period": ranked["period"].iloc[0] if len(ranked) else at, "indicator": indicator,
-                "higher_is_better": gevents.HIGHER_IS_BETTER[indicator], "min_count": k, "rows": _rows(ranked)}
+        return _ranking(table, level, indicator, at, k)
 
     @r.get("/events/map", summary="What the one map shows for a filter, in one answer: the unit's (or the whole "
-                                  "area's) indicators per period, and one indicator of every unit of a level in one "
-                                  "period with its classes")
+                                  "area's) indicators per period, one indicator of every unit of a level in one "
+                                  "period with its classes, and (with `ranking`) the ranking of a level's units "
+                                  "inside the unit, as /events/ranking")
     def event_map(request: Request, unit: Annotated[str | None, Query(
                       max_length=64, description="The unit whose indicators are given (a code); none: the whole area")] = None,
                   level: str = Depends(event_level), period: str = Depends(event_period),
@@ -186,6 +196,10 @@ def router() -> APIRouter:
                   k: Annotated[int, Query(ge=2, le=9, description="How many classes")] = 5,
                   choropleth: Annotated[bool, Query(description="With every unit's value and the classes (false: "
                                                     "the unit's figures only)")] = True,
+                  ranking: str | None = Depends(ranking_level),
+                  ranking_indicator: Annotated[str, Query(description="The indicator the ranking orders by",
+                                                          json_schema_extra={"enum": list(gevents.INDICATORS)})
+                                               ] = "closure_rate",
                   who: Principal = Depends(principal)):
         services = request.app.state.services
         indicator = _indicator(indicator)
@@ -194,9 +208,13 @@ def router() -> APIRouter:
                           "or year / 须指定统计周期")
         if unit:
             _known(unit, services)
+        ranking_indicator = _indicator(ranking_indicator)
         authorised = who.has("viewer")
-        if authorised:
-            series = _library(lambda: derived.event_region(services, unit=unit, period=period, category=category))
+        levels = [lv for lv, wanted in ((level, choropleth), (ranking, ranking is not None)) if wanted]
+        if authorised:  # the cards', the choropleth's and the ranking's figures from one pass over the events
+            series, tables = _library(lambda: derived.event_overview(services, unit=unit, levels=levels,
+                                                                     period=period, category=category))
+            level_table = dict(zip(dict.fromkeys(levels), tables))
             min_count = None
         else:
             _public_question(services, period, None, None, category, indicator if choropleth else None)
@@ -212,11 +230,10 @@ def router() -> APIRouter:
         body = {"unit": unit or "", "level": series["level"].iloc[0] if len(series) else "", "period": period,
                 "periods": periods, "at": at, "min_count": min_count,
                 "series": _rows(series.drop(columns=["code", "name", "level", "parent"], errors="ignore")),
-                "choropleth": None}
+                "choropleth": None, "ranking": None}
         if choropleth:
             if authorised:
-                units = _library(lambda: derived.event_indicators(services, level=level, period=period,
-                                                                  category=category))
+                units = level_table[level]
             else:
                 public = derived.public_indicators(services)
                 units = public[public["level"] == level]
@@ -228,6 +245,14 @@ def router() -> APIRouter:
                                   "higher_is_better": gevents.HIGHER_IS_BETTER[indicator], "scheme": scheme, "k": k,
                                   **classes, "values": dict(zip(shown["code"].astype(str),
                                                                 [None if v != v else float(v) for v in values]))}
+        if ranking is not None:
+            if authorised:
+                key = ("ranked", ranking, period, tuple(category or ()), ranking_indicator, unit or "")
+                table = derived.memo(services, key, lambda: gevents.changes(
+                    _within(level_table[ranking], unit, services), ranking_indicator))
+            else:
+                table, _ = _series(services, who, ranking, period, None, None, category, ranking_indicator, unit)
+            body["ranking"] = _ranking(table, ranking, ranking_indicator, at, min_count)
         return body
 
     @r.get("/events/hotspots", summary="Hot and cold spots of events per 100 households (Getis-Ord Gi* or local "
