@@ -128,7 +128,9 @@ def test_june_and_disputes_cards_trend_ranking_drill_and_slider(server, open_pag
     counted = [region(disputes, f"{m}-01", (pd.Period(m) + 1).start_time) for m in months]
     assert option[0] == [c["received"] for c in counted] and option[1] == [c["closed"] for c in counted]
 
-    # the ranking of the villages by closure rate: the service's order, the reference's values
+    # the ranking of the villages by closure rate: the service's order (in the one answer, as /events/ranking
+    # gives it), the reference's values
+    assert "ranking=village" in last and "ranking_indicator=closure_rate" in last
     ranking = httpx.get(server.url + "/events/ranking", headers=headers, params={
         "level": "village", "period": "month", "indicator": "closure_rate", "at": "2025-06", "category": "dispute",
         "from": "2024-12-01", "to": "2026-01-01"}).json()["rows"]
@@ -298,6 +300,7 @@ def test_june_disputes_closure_rate_recolours_the_units_to_the_services_classes(
           if (d.events === '|2025-06|dispute|closure_rate' && !window.changed.ranking) window.changed.ranking = performance.now() - t0;
         }).observe(document.body, {attributes: true}); }""")
     asked = len(watch.paths("/events/map"))
+    ranked = len(watch.paths("/events/ranking"))
     page.evaluate("() => { onemap.state.at = '2025-06'; }")  # the month, then the category: one change
     page.select_option("#event-category", "dispute")
     page.wait_for_function("document.body.dataset.choropleth === 'grid2|closure_rate|2025-06|dispute' && "
@@ -305,6 +308,7 @@ def test_june_disputes_closure_rate_recolours_the_units_to_the_services_classes(
     settle(page)
     print("\nfilter change in Chromium (ms):", page.evaluate("window.changed"))
     assert len(watch.paths("/events/map")) == asked + 1
+    assert len(watch.paths("/events/ranking")) == ranked  # the ranking came in the same answer
     assert len(watch.paths("/tiles/grid2/")) == tiles  # restyled, not reloaded
     pixels = map_pixels(page, "events-choropleth-june-disputes.png")
     screenshot(page, "events-choropleth-june-disputes-page.png")
