@@ -169,22 +169,32 @@ def _costs_by_column(x32, cost, split, k):
     padded = np.concatenate([np.zeros(n - 1, dtype=np.float32), x32])
     run = sliding_window_view(padded, n)[:, ::-1]
     s1 = np.cumsum(run, axis=1, dtype=np.float32)  # sequential along each row, as mapclassify's loop
-    s2 = np.cumsum(run * run, axis=1, dtype=np.float32)
-    v = s2 - (s1 * s1) / np.arange(1, n + 1, dtype=np.float32)[None, :]
-    del s1, s2
+    v = np.multiply(run, run)
+    np.cumsum(v, axis=1, dtype=np.float32, out=v)    # s2, in place: the same additions, no more memory
+    np.multiply(s1, s1, out=s1)
+    np.divide(s1, np.arange(1, n + 1, dtype=np.float32)[None, :], out=s1)
+    np.subtract(v, s1, out=v)                        # v = s2 - s1 * s1 / m
+    del s1
     v = np.ascontiguousarray(v[:, ::-1])             # columns reversed: c' = n - 1 - c
     rows = np.arange(1, n)                           # l = 2 .. n
     cost[2:, 1] = v[rows, n - 1 - rows]              # one class: m = l
     split[2:, 1] = 1
     before = np.full(2 * n - 1, np.inf, dtype=np.float32)
+    candidates = np.empty_like(v)
     for j in range(2, k + 1):
         # the best of j-1 classes over the first l - m values (i4 = r - c, from 1 to l - 1; never for c >= r)
         before[n:] = cost[1:n, j - 1]
-        candidates = (v + sliding_window_view(before, n))[1:]
-        first = np.argmin(candidates, axis=1)         # the first minimum reversed: the last in m
+        if j == k:  # the last class count: only all n values are asked for (the breaks read row n alone)
+            last = v[n - 1] + before[n - 1:]
+            first = int(np.argmin(last))
+            split[n, j] = n - (n - 1 - first)
+            cost[n, j] = last[first]
+            break
+        np.add(v, sliding_window_view(before, n), out=candidates)
+        first = np.argmin(candidates[1:], axis=1)     # the first minimum reversed: the last in m
         m = n - 1 - first                             # m counted from 0
         split[2:, j] = rows + 1 - m                   # i3 = l - m
-        cost[2:, j] = candidates[rows - 1, first]
+        cost[2:, j] = candidates[1:][rows - 1, first]
 
 
 def _costs_by_row(x32, cost, split, k):
