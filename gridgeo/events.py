@@ -322,8 +322,8 @@ def _limits(placed: Placed, time_limits) -> np.ndarray:
     """Each event's time limit, in seconds."""
     table = _limit_table(time_limits)
     hours = np.array([float(table.get(c, OTHER_TIME_LIMIT)) for c in placed.category.categories])
-    return np.rint(hours[placed.category.codes] * 3600).astype(np.int64) if len(hours) else \
-        np.zeros(len(placed), np.int64)
+    seconds = np.rint(hours * 3600).astype(np.int64)  # per category, then one gather per event
+    return seconds[placed.category.codes] if len(hours) else np.zeros(len(placed), np.int64)
 
 
 def _limit_table(time_limits) -> dict:
@@ -340,7 +340,9 @@ def _chosen(placed: Placed, category) -> np.ndarray:
     if category:
         wanted = [category] if isinstance(category, str) else list(category)
         known = placed.category.categories
-        keep &= np.isin(placed.category.codes, known.get_indexer([w for w in wanted if w in known]))
+        wanted_codes = np.zeros(len(known) + 1, bool)  # the last slot: code -1 (no category), never wanted
+        wanted_codes[known.get_indexer([w for w in wanted if w in known])] = True
+        keep &= wanted_codes[placed.category.codes]
     return keep
 
 
@@ -767,17 +769,20 @@ def _table(placed, levels, timed, group_names, by, labels, starts, ends):
     def flat(matrix):
         return np.asarray(matrix)[rows].reshape(-1)
 
-    per_row = np.repeat(rows, width)
+    per_row = np.repeat(np.arange(len(rows)), width)  # text made once per unit (and label), then repeated
+
+    def text(values, repeat):
+        return pd.array(np.asarray(values, dtype=object), dtype="str").take(repeat)
+
     out = pd.DataFrame({
-        "code": pd.array(table.index.to_numpy(dtype=object)[per_row], dtype="str"),
-        "name": pd.array(table["name"].to_numpy(dtype=object)[per_row], dtype="str"),
-        "level": pd.array(table["level"].to_numpy(dtype=object)[per_row], dtype="str"),
-        "parent": pd.array(table["parent"].to_numpy(dtype=object)[per_row], dtype="str"),
+        "code": text(table.index.to_numpy(dtype=object)[rows], per_row),
+        "name": text(table["name"].to_numpy(dtype=object)[rows], per_row),
+        "level": text(table["level"].to_numpy(dtype=object)[rows], per_row),
+        "parent": text(table["parent"].to_numpy(dtype=object)[rows], per_row),
     })
     if by is not None:
-        out[by] = pd.array(np.tile(np.repeat(np.asarray(group_names, dtype=object), n_periods), len(rows)),
-                           dtype="str")
-    out["period"] = pd.array(np.tile(np.asarray(labels, dtype=object), len(rows) * n_groups), dtype="str")
+        out[by] = text(group_names, np.tile(np.repeat(np.arange(n_groups), n_periods), len(rows)))
+    out["period"] = text(labels, np.tile(np.arange(n_periods), len(rows) * n_groups))
     out["period_start"] = pd.to_datetime(np.tile(starts, len(rows) * n_groups), unit="s")
     out["period_end"] = pd.to_datetime(np.tile(ends, len(rows) * n_groups), unit="s")
     received, closed, on_time = flat(counts["received"]), flat(counts["closed"]), flat(counts["on_time"])
