@@ -23,7 +23,7 @@ import gridgeo
 import gridgeo.maps
 import gridgeo.search
 from api.encode import dumps, feature_collection
-from api.problems import responses
+from api.problems import Problem, responses
 from gridgeo import disclosure
 from gridgeo import derived as gderived
 from gridgeo import events as gevents
@@ -238,6 +238,36 @@ def public_indicators(services) -> pd.DataFrame:
             return prepared
         return gderived.public_event_table(placed_events(services), settings.min_count, settings.heat_period)
     return services.derived("events:public", build)
+
+
+def public_event_question(services, period: str, start, end, category, indicator: str | None = None) -> None:
+    """What an anonymous caller may ask of the events (a 422 otherwise): whole periods of the public heat
+    map, every category, the published indicators."""
+    settings = services.settings
+    if indicator in disclosure.WITHHELD_INDICATORS:
+        raise Problem(422, "Unprocessable Content", f"公开的事件指标不含 {indicator} / {indicator} is not among the "
+                      "public event indicators (use on_time_rate, or a viewer key)")
+    if period != settings.heat_period:
+        raise Problem(422, "Unprocessable Content", f"公开的事件指标按 {settings.heat_period} 统计 / public event "
+                      f"indicators are counted by {settings.heat_period} (period={period}); a viewer key gives "
+                      "other periods")
+    if category:
+        raise Problem(422, "Unprocessable Content", "公开的事件指标不分类别 / public event indicators are for all "
+                      "categories together (a breakdown could single out events); a viewer key gives categories")
+    try:
+        disclosure.aligned_period(start, end, settings.heat_period)
+    except disclosure.DisclosureError as exc:
+        raise Problem(422, "Unprocessable Content", str(exc)) from None
+
+
+def event_units(services, *, authorised: bool, level, period, category=None) -> pd.DataFrame:
+    """Every unit's indicators of a level per period as a caller may see them: :func:`event_indicators` for
+    an authorised caller, the level's rows of :func:`public_indicators` for anyone else (ask
+    :func:`public_event_question` first)."""
+    if authorised:
+        return event_indicators(services, level=level, period=period, category=category)
+    public = public_indicators(services)
+    return public[(public["level"] == level).to_numpy()]
 
 
 def event_indicators(services, *, level, period, start=None, end=None, category=None) -> pd.DataFrame:

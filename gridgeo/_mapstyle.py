@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gridgeo.events import INDICATOR_NAMES, MAP_FIELD
 from gridgeo.schema import DEFAULT_SCHEME, CodeScheme
 
 STATIC = Path(__file__).resolve().parent.parent / "api" / "static"
@@ -70,7 +71,7 @@ def fills(values: pd.Series, *, column: str, scheme: str, k: int, language: str 
             pd.to_numeric(pd.Series(reference), errors="coerce").to_numpy(dtype=float)
         classed = classed[np.isfinite(classed)]
         bins, _ = breaks(classed, scheme=scheme, k=k)
-        ramp = s["ramps"][s["fields"].get(column, {}).get("ramp", _ramp_for(column))]
+        ramp = s["ramps"][field_style(column).get("ramp", _ramp_for(column))]
         palette = np.array([ramp[round(i * (len(ramp) - 1) / max(len(bins) - 1, 1))] for i in range(len(bins))])
         cls = np.minimum(np.searchsorted(bins, numbers, side="left"), len(bins) - 1)
         colours = pd.Series(np.where(known, palette[cls] if len(bins) else s["no_data"], s["no_data"]),
@@ -220,13 +221,28 @@ def _ramp_for(column):
     return "RdYlGn" if column.startswith("share_") else "YlOrRd"
 
 
+def field_style(column: str) -> dict:
+    """A figure's entry in the style (ramp, format): ``fields``, or ``event_fields`` for an event
+    indicator (``ev_closure_rate``: :data:`gridgeo.events.MAP_FIELD`); empty for one it does not name.
+
+    >>> field_style("ev_closure_rate")["format"], field_style("households")["ramp"]
+    ('pct', 'YlOrRd')
+    """
+    s = style()
+    if column.startswith(MAP_FIELD):
+        return s["event_fields"].get(column[len(MAP_FIELD):], {})
+    return s["fields"].get(column, {})
+
+
 def number(value, column: str) -> str:
-    """A figure as the legend writes it: shares in per cent, counts with thousands separators.
+    """A figure as the legend writes it: shares and event rates in per cent, counts with thousands separators.
 
     >>> number(0.8512, "share_15min"), number(12345.0, "households"), number(2.25, "events_per_1000")
     ('85.1%', '12,345', '2.2')
+    >>> number(0.5, "ev_closure_rate")
+    '50.0%'
     """
-    if column.startswith("share_"):
+    if column.startswith("share_") or (column.startswith(MAP_FIELD) and field_style(column).get("format") == "pct"):
         return f"{value * 100:.1f}%"
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
 
@@ -240,6 +256,8 @@ def field_label(column: str, language: str = "zh") -> str:
     fields = style()["fields"]
     if column in fields:
         return fields[column]["label_en" if language == "en" else "label"]
+    if column.startswith(MAP_FIELD) and column[len(MAP_FIELD):] in INDICATOR_NAMES:
+        return INDICATOR_NAMES[column[len(MAP_FIELD):]][1 if language == "en" else 0]
     if column.startswith("share_"):
         minutes = column[6:-3]
         return f"households within {minutes} minutes" if language == "en" else f"{minutes}分钟生活圈覆盖率"

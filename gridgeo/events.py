@@ -77,7 +77,7 @@ from gridgeo.schema import DEFAULT_SCHEME
 
 __all__ = ["DEFAULT_TIME_LIMITS", "OTHER_TIME_LIMIT", "PERIODS", "INDICATORS", "STAGES", "HOTSPOT_CLASSES",
            "EMERGING_CLASSES", "EventsError", "Placed", "place", "indicators", "region", "overview", "trends", "changes",
-           "ranking", "ranked", "hotspots",
+           "ranking", "ranked", "map_values", "map_caption", "INDICATOR_NAMES", "MAP_FIELD", "hotspots",
            "emerging_hotspots", "stages"]
 
 DEFAULT_TIME_LIMITS = {
@@ -99,6 +99,18 @@ PERIODS = {"day": "D", "week": "W-SUN", "month": "M", "quarter": "Q", "year": "Y
 INDICATORS = ("received", "closed", "backlog", "closure_rate", "median_hours", "p90_hours", "on_time",
               "on_time_rate", "overdue")
 """The indicator columns of :func:`indicators`."""
+
+INDICATOR_NAMES = {
+    "received": ("受理事件", "events received"), "closed": ("办结", "closed"), "backlog": ("积压", "backlog"),
+    "closure_rate": ("办结率", "closure rate"), "median_hours": ("办结用时中位数（小时）", "median hours to close"),
+    "p90_hours": ("办结用时90%分位（小时）", "90th percentile hours"), "on_time": ("按期办结", "on time"),
+    "on_time_rate": ("按期办结率", "closed on time"), "overdue": ("超期未办结", "overdue"),
+}
+"""What each indicator is called: Chinese, English (the one map's words, ``events-words.js``)."""
+
+MAP_FIELD = "ev_"
+"""The one map names an event indicator ``ev_<indicator>`` among its figures (the choropleth menu, the
+print and the Excel export), beside the figures the tiles carry."""
 
 HIGHER_IS_BETTER = {"closure_rate": True, "on_time_rate": True, "closed": True, "on_time": True,
                     "received": False, "backlog": False, "median_hours": False, "p90_hours": False,
@@ -1034,6 +1046,66 @@ def ranked(table: pd.DataFrame, indicator: str, at=None) -> pd.DataFrame:
     out = out.sort_values(["rank", "code"], na_position="last", kind="stable").reset_index(drop=True)
     return out[["rank", "code", "name", "parent", "period", "value", "previous", "change", "previous_rank",
                 "rank_change"]]
+
+
+def map_values(table: pd.DataFrame, indicator: str, at) -> pd.DataFrame:
+    """One period's value of an indicator for every unit of an :func:`indicators` table: the one map's event
+    choropleth, and what its print and Excel export show.
+
+    The rows of period ``at`` (a label: ``2025-06``), in the table's order, indexed by ``code``: ``name``,
+    ``level``, ``parent``, the indicator as a float named :data:`MAP_FIELD` + indicator (``ev_closure_rate``;
+    NaN where there is nothing to measure, or where a public table withholds it) and ``suppressed`` (False
+    unless the table says). Works on a public table (:func:`gridgeo.disclosure.public_indicators`) alike.
+
+    Raises
+    ------
+    EventsError
+        An unknown indicator, or a period the table does not have.
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> s = gridgeo.sample.load()
+    >>> table = gridgeo.events.indicators(s.events, s.grids, level="village", period="quarter")
+    >>> v = map_values(table, "received", "2025-Q2")
+    >>> len(v), list(v.columns)
+    (28, ['name', 'level', 'parent', 'ev_received', 'suppressed'])
+    >>> int(v["ev_received"].sum()) == int(table.loc[table["period"] == "2025-Q2", "received"].sum())
+    True
+    """
+    (indicator,) = _indicators(indicator)
+    periods = list(dict.fromkeys(table["period"]))
+    if str(at) not in periods:
+        raise EventsError(f"没有周期 {at!r} — no period {at!r}: use one of "
+                          f"{periods[0] + ' … ' + periods[-1] if periods else 'none (the table is empty)'}")
+    rows = table[(table["period"] == str(at)).to_numpy()]
+    if indicator not in rows.columns:
+        raise EventsError(f"这张表没有 {indicator} — the table has no {indicator!r} (a public table withholds "
+                          f"{[x for x in INDICATORS if x not in table.columns]})")
+    out = pd.DataFrame({"name": rows["name"].to_numpy(), "level": rows["level"].to_numpy(),
+                        "parent": rows["parent"].to_numpy(),
+                        MAP_FIELD + indicator: pd.to_numeric(rows[indicator], errors="coerce").astype(float).to_numpy(),
+                        "suppressed": rows["suppressed"].fillna(False).astype(bool).to_numpy()
+                        if "suppressed" in rows.columns else False},
+                       index=pd.Index(rows["code"].astype(str).to_numpy(), name="code"))
+    return out
+
+
+def map_caption(at, category=None, language: str = "zh") -> str:
+    """The period and the categories of an event choropleth in words, for a title (``2025-06 · 矛盾纠纷``).
+
+    Examples
+    --------
+    >>> map_caption("2025-06", ["dispute", "road"]), map_caption("2025-Q2", None, "en")
+    ('2025-06 · 矛盾纠纷、道路设施', '2025-Q2 · all categories')
+    """
+    from gridgeo.schema import EVENT_CATEGORIES
+
+    wanted = [category] if isinstance(category, str) else list(category or ())
+    named = [EVENT_CATEGORIES.get(c, (c, c))[1 if language == "en" else 0] for c in wanted]
+    if not named:
+        return f"{at} · {'all categories' if language == 'en' else '全部类别'}"
+    return f"{at} · {(', ' if language == 'en' else '、').join(named)}"
 
 
 # ----------------------------------------------------------------------------------------------

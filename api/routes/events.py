@@ -49,26 +49,6 @@ def _indicator(value: str) -> str:
     return value
 
 
-def _public_question(services, period: str, start, end, category, indicator: str | None = None) -> None:
-    """What an anonymous caller may ask: whole periods of the public heat map, every category, the
-    published indicators."""
-    settings = services.settings
-    if indicator in disclosure.WITHHELD_INDICATORS:
-        raise Problem(422, "Unprocessable Content", f"公开的事件指标不含 {indicator} / {indicator} is not among the "
-                      "public event indicators (use on_time_rate, or a viewer key)")
-    if period != settings.heat_period:
-        raise Problem(422, "Unprocessable Content", f"公开的事件指标按 {settings.heat_period} 统计 / public event "
-                      f"indicators are counted by {settings.heat_period} (period={period}); a viewer key gives "
-                      "other periods")
-    if category:
-        raise Problem(422, "Unprocessable Content", "公开的事件指标不分类别 / public event indicators are for all "
-                      "categories together (a breakdown could single out events); a viewer key gives categories")
-    try:
-        disclosure.aligned_period(start, end, settings.heat_period)
-    except disclosure.DisclosureError as exc:
-        raise Problem(422, "Unprocessable Content", str(exc)) from None
-
-
 def _known(unit: str, services) -> None:
     if not derived.grids(services)["code"].eq(unit).any():
         raise Problem(404, "Not Found", f"没有编码为 {unit!r} 的单元 — no unit with code {unit!r}")
@@ -111,7 +91,7 @@ def _series(services, who, level, period, start, end, category, indicator, unit)
             category=category, indicator=indicator)))
         k = None
     else:
-        _public_question(services, period, start, end, category, indicator)
+        derived.public_event_question(services, period, start, end, category, indicator)
         public = derived.public_indicators(services)
         table = _dated(gevents.changes(public[public["level"] == level], indicator), start, end)
         k = services.settings.min_count
@@ -138,7 +118,7 @@ def router() -> APIRouter:
                 services, level=level, period=None if period == "span" else period, start=start, end=end,
                 category=category))
             return table.assign(suppressed=False), None
-        _public_question(services, period, start, end, category)
+        derived.public_event_question(services, period, start, end, category)
         table = derived.public_indicators(services)
         return _dated(table[table["level"] == level], start, end), services.settings.min_count
 
@@ -217,7 +197,7 @@ def router() -> APIRouter:
             level_table = dict(zip(dict.fromkeys(levels), tables))
             min_count = None
         else:
-            _public_question(services, period, None, None, category, indicator if choropleth else None)
+            derived.public_event_question(services, period, None, None, category, indicator if choropleth else None)
             series = derived.public_region(services, unit)
             min_count = services.settings.min_count
         periods = list(dict.fromkeys(series["period"]))
@@ -232,18 +212,15 @@ def router() -> APIRouter:
                 "series": _rows(series.drop(columns=["code", "name", "level", "parent"], errors="ignore")),
                 "choropleth": None, "ranking": None}
         if choropleth:
-            if authorised:
-                units = level_table[level]
-            else:
-                public = derived.public_indicators(services)
-                units = public[public["level"] == level]
-            shown = units[units["period"] == at]
-            values = pd.to_numeric(shown[indicator], errors="coerce").astype(float)
+            units = level_table[level] if authorised else derived.event_units(
+                services, authorised=False, level=level, period=period, category=category)
+            shown = _library(lambda: gevents.map_values(units, indicator, at))  # what the exports show too
+            values = shown[gevents.MAP_FIELD + indicator]
             key = ("map", level, period, at, tuple(category or ()), indicator, min_count)
             classes = derived.classes(services, key, values.to_numpy(), scheme=scheme, k=k)
             body["choropleth"] = {"level": level, "indicator": indicator, "period": at,
                                   "higher_is_better": gevents.HIGHER_IS_BETTER[indicator], "scheme": scheme, "k": k,
-                                  **classes, "values": dict(zip(shown["code"].astype(str),
+                                  **classes, "values": dict(zip(shown.index,
                                                                 [None if v != v else float(v) for v in values]))}
         if ranking is not None:
             if authorised:
