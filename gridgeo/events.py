@@ -1074,20 +1074,23 @@ def map_values(table: pd.DataFrame, indicator: str, at) -> pd.DataFrame:
     True
     """
     (indicator,) = _indicators(indicator)
-    periods = list(dict.fromkeys(table["period"]))
-    if str(at) not in periods:
+    chosen = (table["period"] == str(at)).to_numpy(dtype=bool, na_value=False)
+    if not chosen.any():
+        periods = list(dict.fromkeys(table["period"]))
         raise EventsError(f"没有周期 {at!r} — no period {at!r}: use one of "
                           f"{periods[0] + ' … ' + periods[-1] if periods else 'none (the table is empty)'}")
-    rows = table[(table["period"] == str(at)).to_numpy()]
-    if indicator not in rows.columns:
+    if indicator not in table.columns:
         raise EventsError(f"这张表没有 {indicator} — the table has no {indicator!r} (a public table withholds "
                           f"{[x for x in INDICATORS if x not in table.columns]})")
-    out = pd.DataFrame({"name": rows["name"].to_numpy(), "level": rows["level"].to_numpy(),
-                        "parent": rows["parent"].to_numpy(),
-                        MAP_FIELD + indicator: pd.to_numeric(rows[indicator], errors="coerce").astype(float).to_numpy(),
-                        "suppressed": rows["suppressed"].fillna(False).astype(bool).to_numpy()
-                        if "suppressed" in rows.columns else False},
-                       index=pd.Index(rows["code"].astype(str).to_numpy(), name="code"))
+    where = np.flatnonzero(chosen)
+    value = table[indicator].iloc[where]
+    suppressed = table["suppressed"].iloc[where].fillna(False).astype(bool).to_numpy() \
+        if "suppressed" in table.columns else np.zeros(len(where), bool)
+    out = pd.DataFrame({"name": table["name"].array.take(where), "level": table["level"].array.take(where),
+                        "parent": table["parent"].array.take(where),
+                        MAP_FIELD + indicator: value.to_numpy(dtype=float, na_value=np.nan),
+                        "suppressed": suppressed},
+                       index=pd.Index(table["code"].array.take(where), name="code"))
     return out
 
 
