@@ -223,13 +223,14 @@ def router() -> APIRouter:
                                   **classes, "values": dict(zip(shown.index,
                                                                 [None if v != v else float(v) for v in values]))}
         if ranking is not None:
+            key = ("ranked", ranking, period, tuple(category or ()), ranking_indicator, unit or "", min_count)
             if authorised:
-                key = ("ranked", ranking, period, tuple(category or ()), ranking_indicator, unit or "")
                 table = derived.memo(services, key, lambda: gevents.changes(
                     _within(level_table[ranking], unit, services), ranking_indicator))
             else:
                 table, _ = _series(services, who, ranking, period, None, None, category, ranking_indicator, unit)
-            body["ranking"] = _ranking(table, ranking, ranking_indicator, at, min_count)
+            body["ranking"] = derived.memo(services, (*key, at), lambda: _ranking(
+                table, ranking, ranking_indicator, at, min_count))  # the slider's periods each once
         return body
 
     @r.get("/events/hotspots", summary="Hot and cold spots of events per 100 households (Getis-Ord Gi* or local "
