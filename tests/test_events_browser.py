@@ -385,6 +385,7 @@ def test_the_print_and_excel_of_an_event_choropleth_carry_its_values(server, ope
                            timeout=30_000)
     settle(page)
     page.click("#export summary")
+    page.wait_for_function("document.getElementById('export-xlsx').getAttribute('href')", timeout=15_000)  # on toggle
     for which in ("png", "pdf", "xlsx"):
         href = page.get_attribute(f"#export-{which}", "href")
         assert "field=ev_closure_rate" in href and "period=month" in href and "at=2025-06" in href, href
