@@ -252,6 +252,14 @@ def event_period(period: Annotated[str, Query(description="Periods of the indica
     return period
 
 
+def ranking_level(request: Request,
+                  ranking: Annotated[str | None, Query(max_length=64, description="With the ranking of the units "
+                                                       "of this level inside the unit (as /events/ranking)")] = None
+                  ) -> str | None:
+    """The ``ranking`` level of /events/map: one of the store's levels (404 otherwise), or None (no ranking)."""
+    return None if ranking is None else _checked_level(ranking, request)
+
+
 def event_level(request: Request,
                 level: Annotated[str | None, Query(max_length=64, description="A grid level (default: the "
                                                                                "scheme's main level)")] = None) -> str:

@@ -23,7 +23,7 @@ import gridgeo
 import gridgeo.maps
 import gridgeo.search
 from api.encode import dumps, feature_collection
-from api.problems import responses
+from api.problems import Problem, responses
 from api.services import log
 from gridgeo import disclosure
 from gridgeo import derived as gderived
@@ -228,7 +228,7 @@ def memo(services, key: tuple, build):
     """``build()`` kept for the version served under ``key`` (questions with free parameters: dates,
     categories), in the service's cache of derived values: bounded by bytes with the rest
     (``GRIDGEO_CACHE_MB``), least recently used first out."""
-    return services.derived(f"events:{key!r}", lambda kept: build())
+    return services.derived(_memo_name(key), lambda kept: build())
 
 
 def public_indicators(services) -> pd.DataFrame:
@@ -245,17 +245,83 @@ def public_indicators(services) -> pd.DataFrame:
     return services.derived("events:public", build)
 
 
+def public_event_question(services, period: str, start, end, category, indicator: str | None = None) -> None:
+    """What an anonymous caller may ask of the events (a 422 otherwise): whole periods of the public heat
+    map, every category, the published indicators."""
+    settings = services.settings
+    if indicator in disclosure.WITHHELD_INDICATORS:
+        raise Problem(422, "Unprocessable Content", f"公开的事件指标不含 {indicator} / {indicator} is not among the "
+                      "public event indicators (use on_time_rate, or a viewer key)")
+    if period != settings.heat_period:
+        raise Problem(422, "Unprocessable Content", f"公开的事件指标按 {settings.heat_period} 统计 / public event "
+                      f"indicators are counted by {settings.heat_period} (period={period}); a viewer key gives "
+                      "other periods")
+    if category:
+        raise Problem(422, "Unprocessable Content", "公开的事件指标不分类别 / public event indicators are for all "
+                      "categories together (a breakdown could single out events); a viewer key gives categories")
+    try:
+        disclosure.aligned_period(start, end, settings.heat_period)
+    except disclosure.DisclosureError as exc:
+        raise Problem(422, "Unprocessable Content", str(exc)) from None
+
+
+def event_units(services, *, authorised: bool, level, period, category=None) -> pd.DataFrame:
+    """Every unit's indicators of a level per period as a caller may see them: :func:`event_indicators` for
+    an authorised caller, the level's rows of :func:`public_indicators` for anyone else (ask
+    :func:`public_event_question` first)."""
+    if authorised:
+        return event_indicators(services, level=level, period=period, category=category)
+    public = public_indicators(services)
+    return public[(public["level"] == level).to_numpy()]
+
+
 def event_indicators(services, *, level, period, start=None, end=None, category=None) -> pd.DataFrame:
     """:func:`gridgeo.events.indicators` of one level, every unit (for authorised callers)."""
-    key = ("indicators", level, period, start, end, tuple(category or ()))
+    key = _indicators_key(level, period, start, end, category)
     return memo(services, key, lambda: gevents.indicators(placed_events(services), level=level, period=period,
                                                           start=start, end=end, category=category))
+
+
+def event_overview(services, *, unit, levels, period, category=None) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """:func:`event_region` of a unit and :func:`event_indicators` of some levels (all the data's periods), as
+    one filter of the one map asks them: what is not kept yet made in one pass over the placed events
+    (:func:`gridgeo.events.overview`), then kept as each would be on its own."""
+    levels = list(dict.fromkeys(levels))
+    region_key = _region_key(unit, period, category)
+    level_keys = [_indicators_key(lv, period, None, None, category) for lv in levels]
+    missing = [lv for lv, key in zip(levels, level_keys) if services.peek(_memo_name(key)) is None]
+    if missing:
+        made, table = gevents.overview(placed_events(services), unit=unit or None, level=missing, period=period,
+                                       category=category)
+        region = memo(services, region_key, lambda: made)  # or the one kept meanwhile: the same
+        kinds = table["level"].to_numpy(dtype=object)
+        for lv in missing:  # each level's rows are one run of the table
+            rows = np.flatnonzero(kinds == lv)
+            part = table.iloc[rows[0]:rows[-1] + 1].reset_index(drop=True) if len(rows) else table.iloc[:0]
+            part.attrs = dict(table.attrs)
+            memo(services, _indicators_key(lv, period, None, None, category), lambda part=part: part)
+    else:
+        region = event_region(services, unit=unit, period=period, category=category)
+    tables = [event_indicators(services, level=lv, period=period, category=category) for lv in levels]
+    return region, tables
+
+
+def _memo_name(key: tuple) -> str:
+    return f"events:{key!r}"
+
+
+def _indicators_key(level, period, start, end, category) -> tuple:
+    return ("indicators", level, period, start, end, tuple(category or ()))
+
+
+def _region_key(unit, period, category) -> tuple:
+    return ("region", unit or "", period, tuple(category or ()))
 
 
 def event_region(services, *, unit, period, category=None) -> pd.DataFrame:
     """:func:`gridgeo.events.region` of a unit (or the whole area: ``unit`` empty) over all the data's
     periods, for authorised callers; kept per unit, period and categories."""
-    key = ("region", unit or "", period, tuple(category or ()))
+    key = _region_key(unit, period, category)
     return memo(services, key, lambda: gevents.region(placed_events(services), unit=unit or None, period=period,
                                                       category=category))
 

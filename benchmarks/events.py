@@ -19,17 +19,22 @@ compared (counts equal, times and rates to 1e-9, z and p equal).
 A filter change on the one map (``--filter STORE``: a prepared GeoPackage store at
 city scale, e.g. a copy of the city sample's; ``gridgeo serve`` is started on it):
 
-- over HTTP, a viewer's ``/events/map`` (the whole area's months for the cards
-  and the trend, every level-2 grid's closure rate in June with its classes) for
-  a category not asked before (cold: one pass over the placed events for the
-  level and one for the area, then the classes) and asked again (warm: the
-  service's kept answer parts); a step of the month slider (the level's table
-  kept, new classes); against the request the page made before for the cards
-  alone (``/events/indicators`` of the towns, summed in the page);
+- over HTTP, a viewer's ``/events/map`` as the page asks it at each filter change
+  (the whole area's months for the cards and the trend, every level-2 grid's
+  closure rate in June with its classes, and the ranking of the towns) for a
+  category not asked before (cold: one pass over the placed events for the
+  area, the level and the ranking's level, then the classes and the ranking;
+  the median of several distinct categories) and asked again (warm: the
+  service's kept answer parts); a step of the month slider (the tables kept,
+  new classes); against the two requests the page made before for the same
+  (``/events/map`` without the ranking, then ``/events/ranking``), each pair for
+  a filter not asked before (two categories together); and against the request
+  the page made before that for the cards alone (``/events/indicators`` of the
+  towns, summed in the page);
 - in Chromium (1920 x 1080, a viewer's key), the time from choosing a category
   in the menu to both the cards and the choropleth showing it (``data-cards``
   and ``data-choropleth`` of the page), and to the ranking shown too
-  (``data-events``, its own request); and from a slider step to the same.
+  (``data-events``); and from a slider step to the same.
 
     python benchmarks/events.py --filter /tmp/city-store.gpkg [--repeat 5]
 """
@@ -181,17 +186,26 @@ def filter_change(store: str, repeat: int) -> None:
         assert r.status_code == 200, r.text
         return time.perf_counter() - t0, r.json()
 
-    def view(category, at="2025-06"):
+    def view(category, at="2025-06", ranking=True):
+        extra = {"ranking": "town", "ranking_indicator": "closure_rate"} if ranking else {}
         return ask("/events/map", level="grid2", period="month", indicator="closure_rate", at=at,
-                   scheme="fisher_jenks", k=5, category=category)
+                   scheme="fisher_jenks", k=5, category=category, **extra)
+
+    def two_requests(category):  # what the page asked before: the map's answer, then the ranking
+        t_map, _ = view(category, ranking=False)
+        t_rank, _ = ask("/events/ranking", level="town", period="month", indicator="closure_rate", at="2025-06",
+                        category=category, **{"from": "2025-01-01", "to": "2026-01-01"})
+        return t_map + t_rank
 
     try:
         units = len(ask("/events/map", level="grid2", choropleth="false")[1]["series"])  # warms the placed events
-        cold, warm, step, before = [], [], [], []
-        for category in CATEGORIES[:repeat]:
+        cold, warm, step, before, pairs = [], [], [], [], []
+        for i, category in enumerate(CATEGORIES[:repeat]):
             t_before, _ = ask("/events/indicators", level="town", period="month", category=category)
             before.append(t_before)
+            pairs.append(two_requests([CATEGORIES[i], CATEGORIES[(i + 1) % len(CATEGORIES)]]))
             t_cold, body = view(category)
+            assert body["ranking"]["rows"], "the answer carries the ranking"
             cold.append(t_cold)
             warm.append(view(category)[0])
             step.append(view(category, at="2025-07")[0])
@@ -232,10 +246,11 @@ def filter_change(store: str, repeat: int) -> None:
         ", ".join(f"{v * 1000:.0f}" for v in values) + ")"
     report(f"events: a filter change on the one map at city scale ({units} months, {n_grids:,} level-2 grids)", [
         ("service start to first answer", f"{started:.1f} s"),
-        ("/events/map, a category not asked before (cold)", ms(cold)),
-        ("/events/map, the same again (warm)", ms(warm)),
-        ("/events/map, the slider's next month", ms(step)),
-        ("peer: the page's request before, /events/indicators of the towns (cards only)", ms(before)),
+        ("/events/map with the ranking, a category not asked before (cold)", ms(cold)),
+        ("/events/map with the ranking, the same again (warm)", ms(warm)),
+        ("/events/map with the ranking, the slider's next month", ms(step)),
+        ("peer: the page's two requests before, /events/map + /events/ranking (cold)", ms(pairs)),
+        ("peer: the page's request before that, /events/indicators of the towns (cards only)", ms(before)),
         ("Chromium: category chosen to cards and choropleth shown", ms(page_cat)),
         ("Chromium: category chosen to the ranking shown too", ms(ranked)),
         ("Chromium: slider step to cards and choropleth shown", ms(page_step)),

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gridgeo.events import INDICATOR_NAMES, MAP_FIELD
 from gridgeo.schema import DEFAULT_SCHEME, CodeScheme
 
 STATIC = Path(__file__).resolve().parent.parent / "api" / "static"
@@ -70,7 +71,7 @@ def fills(values: pd.Series, *, column: str, scheme: str, k: int, language: str 
             pd.to_numeric(pd.Series(reference), errors="coerce").to_numpy(dtype=float)
         classed = classed[np.isfinite(classed)]
         bins, _ = breaks(classed, scheme=scheme, k=k)
-        ramp = s["ramps"][s["fields"].get(column, {}).get("ramp", _ramp_for(column))]
+        ramp = s["ramps"][field_style(column).get("ramp", _ramp_for(column))]
         palette = np.array([ramp[round(i * (len(ramp) - 1) / max(len(bins) - 1, 1))] for i in range(len(bins))])
         cls = np.minimum(np.searchsorted(bins, numbers, side="left"), len(bins) - 1)
         colours = pd.Series(np.where(known, palette[cls] if len(bins) else s["no_data"], s["no_data"]),
@@ -169,22 +170,32 @@ def _costs_by_column(x32, cost, split, k):
     padded = np.concatenate([np.zeros(n - 1, dtype=np.float32), x32])
     run = sliding_window_view(padded, n)[:, ::-1]
     s1 = np.cumsum(run, axis=1, dtype=np.float32)  # sequential along each row, as mapclassify's loop
-    s2 = np.cumsum(run * run, axis=1, dtype=np.float32)
-    v = s2 - (s1 * s1) / np.arange(1, n + 1, dtype=np.float32)[None, :]
-    del s1, s2
+    v = np.multiply(run, run)
+    np.cumsum(v, axis=1, dtype=np.float32, out=v)    # s2, in place: the same additions, no more memory
+    np.multiply(s1, s1, out=s1)
+    np.divide(s1, np.arange(1, n + 1, dtype=np.float32)[None, :], out=s1)
+    np.subtract(v, s1, out=v)                        # v = s2 - s1 * s1 / m
+    del s1
     v = np.ascontiguousarray(v[:, ::-1])             # columns reversed: c' = n - 1 - c
     rows = np.arange(1, n)                           # l = 2 .. n
     cost[2:, 1] = v[rows, n - 1 - rows]              # one class: m = l
     split[2:, 1] = 1
     before = np.full(2 * n - 1, np.inf, dtype=np.float32)
+    candidates = np.empty_like(v)
     for j in range(2, k + 1):
         # the best of j-1 classes over the first l - m values (i4 = r - c, from 1 to l - 1; never for c >= r)
         before[n:] = cost[1:n, j - 1]
-        candidates = (v + sliding_window_view(before, n))[1:]
-        first = np.argmin(candidates, axis=1)         # the first minimum reversed: the last in m
+        if j == k:  # the last class count: only all n values are asked for (the breaks read row n alone)
+            last = v[n - 1] + before[n - 1:]
+            first = int(np.argmin(last))
+            split[n, j] = n - (n - 1 - first)
+            cost[n, j] = last[first]
+            break
+        np.add(v, sliding_window_view(before, n), out=candidates)
+        first = np.argmin(candidates[1:], axis=1)     # the first minimum reversed: the last in m
         m = n - 1 - first                             # m counted from 0
         split[2:, j] = rows + 1 - m                   # i3 = l - m
-        cost[2:, j] = candidates[rows - 1, first]
+        cost[2:, j] = candidates[1:][rows - 1, first]
 
 
 def _costs_by_row(x32, cost, split, k):
@@ -210,13 +221,28 @@ def _ramp_for(column):
     return "RdYlGn" if column.startswith("share_") else "YlOrRd"
 
 
+def field_style(column: str) -> dict:
+    """A figure's entry in the style (ramp, format): ``fields``, or ``event_fields`` for an event
+    indicator (``ev_closure_rate``: :data:`gridgeo.events.MAP_FIELD`); empty for one it does not name.
+
+    >>> field_style("ev_closure_rate")["format"], field_style("households")["ramp"]
+    ('pct', 'YlOrRd')
+    """
+    s = style()
+    if column.startswith(MAP_FIELD):
+        return s["event_fields"].get(column[len(MAP_FIELD):], {})
+    return s["fields"].get(column, {})
+
+
 def number(value, column: str) -> str:
-    """A figure as the legend writes it: shares in per cent, counts with thousands separators.
+    """A figure as the legend writes it: shares and event rates in per cent, counts with thousands separators.
 
     >>> number(0.8512, "share_15min"), number(12345.0, "households"), number(2.25, "events_per_1000")
     ('85.1%', '12,345', '2.2')
+    >>> number(0.5, "ev_closure_rate")
+    '50.0%'
     """
-    if column.startswith("share_"):
+    if column.startswith("share_") or (column.startswith(MAP_FIELD) and field_style(column).get("format") == "pct"):
         return f"{value * 100:.1f}%"
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
 
@@ -230,6 +256,8 @@ def field_label(column: str, language: str = "zh") -> str:
     fields = style()["fields"]
     if column in fields:
         return fields[column]["label_en" if language == "en" else "label"]
+    if column.startswith(MAP_FIELD) and column[len(MAP_FIELD):] in INDICATOR_NAMES:
+        return INDICATOR_NAMES[column[len(MAP_FIELD):]][1 if language == "en" else 0]
     if column.startswith("share_"):
         minutes = column[6:-3]
         return f"households within {minutes} minutes" if language == "en" else f"{minutes}分钟生活圈覆盖率"

@@ -935,10 +935,13 @@ class AssignIndex:
         arrays = (self._cell, self._mixed.words, self._mixed.before, self._cand_start, self._cand_unit,
                   self._cand_certain, self._child, self._fast_lines, self._fast_answer, self._segments,
                   self._level, self._parent, self._ancestor, self._start)
-        coordinates = int(shapely.get_num_coordinates(self._geoms).sum()) * 16
-        attributes = self.grids.drop(columns=self.grids.geometry.name).memory_usage(deep=True).sum()
-        codes = sum(c.memory_usage(deep=True) for c in self.codes.values())
-        return int(sum(a.nbytes for a in arrays) + coordinates + attributes + codes)
+        fixed = self.__dict__.get("_fixed_bytes")
+        if fixed is None:  # the polygons and the text never change: measured once (a cache measures often)
+            coordinates = int(shapely.get_num_coordinates(self._geoms).sum()) * 16
+            attributes = self.grids.drop(columns=self.grids.geometry.name).memory_usage(deep=True).sum()
+            codes = sum(c.memory_usage(deep=True) for c in self.codes.values())
+            fixed = self._fixed_bytes = int(coordinates + attributes + codes)
+        return int(sum(a.nbytes for a in arrays) + fixed)
 
     def __getstate__(self):
         state = dict(self.__dict__)

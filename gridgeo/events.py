@@ -76,8 +76,8 @@ import pandas as pd
 from gridgeo.schema import DEFAULT_SCHEME
 
 __all__ = ["DEFAULT_TIME_LIMITS", "OTHER_TIME_LIMIT", "PERIODS", "INDICATORS", "STAGES", "HOTSPOT_CLASSES",
-           "EMERGING_CLASSES", "EventsError", "Placed", "place", "indicators", "region", "trends", "changes", "ranking",
-           "ranked", "hotspots",
+           "EMERGING_CLASSES", "EventsError", "Placed", "place", "indicators", "region", "overview", "trends", "changes",
+           "ranking", "ranked", "map_values", "map_caption", "INDICATOR_NAMES", "MAP_FIELD", "hotspots",
            "emerging_hotspots", "stages"]
 
 DEFAULT_TIME_LIMITS = {
@@ -99,6 +99,18 @@ PERIODS = {"day": "D", "week": "W-SUN", "month": "M", "quarter": "Q", "year": "Y
 INDICATORS = ("received", "closed", "backlog", "closure_rate", "median_hours", "p90_hours", "on_time",
               "on_time_rate", "overdue")
 """The indicator columns of :func:`indicators`."""
+
+INDICATOR_NAMES = {
+    "received": ("受理事件", "events received"), "closed": ("办结", "closed"), "backlog": ("积压", "backlog"),
+    "closure_rate": ("办结率", "closure rate"), "median_hours": ("办结用时中位数（小时）", "median hours to close"),
+    "p90_hours": ("办结用时90%分位（小时）", "90th percentile hours"), "on_time": ("按期办结", "on time"),
+    "on_time_rate": ("按期办结率", "closed on time"), "overdue": ("超期未办结", "overdue"),
+}
+"""What each indicator is called: Chinese, English (the one map's words, ``events-words.js``)."""
+
+MAP_FIELD = "ev_"
+"""The one map names an event indicator ``ev_<indicator>`` among its figures (the choropleth menu, the
+print and the Excel export), beside the figures the tiles carry."""
 
 HIGHER_IS_BETTER = {"closure_rate": True, "on_time_rate": True, "closed": True, "on_time": True,
                     "received": False, "backlog": False, "median_hours": False, "p90_hours": False,
@@ -322,8 +334,8 @@ def _limits(placed: Placed, time_limits) -> np.ndarray:
     """Each event's time limit, in seconds."""
     table = _limit_table(time_limits)
     hours = np.array([float(table.get(c, OTHER_TIME_LIMIT)) for c in placed.category.categories])
-    return np.rint(hours[placed.category.codes] * 3600).astype(np.int64) if len(hours) else \
-        np.zeros(len(placed), np.int64)
+    seconds = np.rint(hours * 3600).astype(np.int64)  # per category, then one gather per event
+    return seconds[placed.category.codes] if len(hours) else np.zeros(len(placed), np.int64)
 
 
 def _limit_table(time_limits) -> dict:
@@ -340,7 +352,9 @@ def _chosen(placed: Placed, category) -> np.ndarray:
     if category:
         wanted = [category] if isinstance(category, str) else list(category)
         known = placed.category.categories
-        keep &= np.isin(placed.category.codes, known.get_indexer([w for w in wanted if w in known]))
+        wanted_codes = np.zeros(len(known) + 1, bool)  # the last slot: code -1 (no category), never wanted
+        wanted_codes[known.get_indexer([w for w in wanted if w in known])] = True
+        keep &= wanted_codes[placed.category.codes]
     return keep
 
 
@@ -433,9 +447,7 @@ def indicators(events, units_or_index=None, *, level=None, period="month", start
     labels, starts, ends = _periods(period, start, end, placed)
     cut = placed.attrs["as_of"] if as_of is None else _s(pd.Timestamp(as_of))
     out = _indicators_table(placed, levels, (labels, starts, ends), cut, category, time_limits, by)
-    out.attrs = {**{k: placed.attrs[k] for k in ("unplaced", "undated", "inconsistent")},
-                 "as_of": pd.Timestamp(cut, unit="s"), "period": period,
-                 "time_limits": dict(DEFAULT_TIME_LIMITS if time_limits is None else time_limits)}
+    out.attrs = _attrs(placed, cut, period, time_limits)
     return out
 
 
@@ -585,29 +597,92 @@ def region(events, units_or_index=None, *, unit=None, period="month", start=None
     """
     placed = _placed(events, units_or_index)
     inside, code, name, level = _region_events(placed, unit)
-    labels, starts, ends = _periods(period, start, end, placed)
+    periods = _periods(period, start, end, placed)
     cut = placed.attrs["as_of"] if as_of is None else _s(pd.Timestamp(as_of))
     keep = _chosen(placed, category) & inside
-    timed = _timed(placed, keep, _limits(placed, time_limits), np.zeros(len(placed), np.int64), starts, ends, cut)
+    timed = _timed(placed, keep, _limits(placed, time_limits), np.zeros(len(placed), np.int64), *periods[1:], cut)
+    out = _region_rows(timed, np.ones(int(keep.sum()), bool), code, name, level, periods)
+    out.attrs = _attrs(placed, cut, period, time_limits)
+    return out
+
+
+def overview(events, units_or_index=None, *, unit=None, level=None, period="month", start=None, end=None,
+             category=None, time_limits=None, as_of=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`region` of a unit (or the whole area) and :func:`indicators` of some levels, from one pass.
+
+    What the one map asks at each filter change: the cards' unit and the
+    choropleth's and the ranking's levels, for the same periods and
+    categories. The events are filtered and their times placed among the
+    periods once (the work :func:`region` and :func:`indicators` would each
+    do), then counted per unit and for the unit asked; the answers are
+    exactly those of the two functions called apart (the same rules, stated
+    there).
+
+    Parameters
+    ----------
+    unit : str, optional
+        As :func:`region`: a unit's code, or None / ``""`` for the whole area.
+    level : str or list of str, optional
+        As :func:`indicators` (default every level).
+    Others
+        As :func:`indicators`.
+
+    Returns
+    -------
+    (DataFrame, DataFrame)
+        ``region(...)`` and ``indicators(...)``, with their ``attrs``.
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> s = gridgeo.sample.load()
+    >>> placed = gridgeo.events.place(s.events, s.grids)
+    >>> whole, towns = gridgeo.events.overview(placed, level="town", period="quarter", category="dispute")
+    >>> whole.equals(gridgeo.events.region(placed, period="quarter", category="dispute"))
+    True
+    >>> towns.equals(gridgeo.events.indicators(placed, level="town", period="quarter", category="dispute"))
+    True
+    """
+    placed = _placed(events, units_or_index)
+    levels = _levels(placed, level)
+    inside, code, name, unit_level = _region_events(placed, unit)
+    periods = _periods(period, start, end, placed)
+    cut = placed.attrs["as_of"] if as_of is None else _s(pd.Timestamp(as_of))
+    keep = _chosen(placed, category)
+    timed = _timed(placed, keep, _limits(placed, time_limits), np.zeros(len(placed), np.int64), *periods[1:], cut)
+    attrs = _attrs(placed, cut, period, time_limits)
+    whole = _region_rows(timed, inside.take(timed.where), code, name, unit_level, periods)
+    whole.attrs = dict(attrs)
+    table = _table(placed, levels, timed, [None], None, *periods)
+    table.attrs = dict(attrs)
+    return whole, table
+
+
+def _attrs(placed, cut, period, time_limits) -> dict:
+    return {**{k: placed.attrs[k] for k in ("unplaced", "undated", "inconsistent")},
+            "as_of": pd.Timestamp(cut, unit="s"), "period": period,
+            "time_limits": dict(DEFAULT_TIME_LIMITS if time_limits is None else time_limits)}
+
+
+def _region_rows(timed, inside, code, name, level, periods) -> pd.DataFrame:
+    """The rows of :func:`region` of the events of ``timed`` that ``inside`` (a mask over them) holds."""
+    labels, starts, ends = periods
     n = len(labels)
-    counts = _counted(np.zeros(int(keep.sum()), np.int64), timed, 1, 1, n)
+    counts = _counted(np.where(inside, 0, -1), timed, 1, 1, n)
     counts = {key: value.reshape(-1).astype(np.int64) for key, value in counts.items()}
-    median, p90 = _quantiles(timed.closed[timed.timed], timed.seconds[timed.timed], n, (0.5, 0.9))
+    measured = timed.timed & inside
+    median, p90 = _quantiles(timed.closed[measured], timed.seconds[measured], n, (0.5, 0.9))
     received, closed, on_time = counts["received"], counts["closed"], counts["on_time"]
     backlog = counts["reported_before"] - counts["closed_before"]
     workload = closed + backlog
-    out = pd.DataFrame({"code": pd.array([code] * n, dtype="str"), "name": pd.array([name] * n, dtype="str"),
-                        "level": pd.array([level] * n, dtype="str"), "period": pd.array(labels, dtype="str"),
-                        "period_start": pd.to_datetime(starts, unit="s"), "period_end": pd.to_datetime(ends, unit="s"),
-                        "received": received, "closed": closed, "backlog": backlog,
-                        "closure_rate": np.divide(closed, workload, out=np.full(n, np.nan), where=workload > 0),
-                        "median_hours": median / 3600.0, "p90_hours": p90 / 3600.0, "on_time": on_time,
-                        "on_time_rate": np.divide(on_time, closed, out=np.full(n, np.nan), where=closed > 0),
-                        "overdue": counts["due_before"] - counts["late_before"]})
-    out.attrs = {**{k: placed.attrs[k] for k in ("unplaced", "undated", "inconsistent")},
-                 "as_of": pd.Timestamp(cut, unit="s"), "period": period,
-                 "time_limits": dict(DEFAULT_TIME_LIMITS if time_limits is None else time_limits)}
-    return out
+    return pd.DataFrame({"code": pd.array([code] * n, dtype="str"), "name": pd.array([name] * n, dtype="str"),
+                         "level": pd.array([level] * n, dtype="str"), "period": pd.array(labels, dtype="str"),
+                         "period_start": pd.to_datetime(starts, unit="s"), "period_end": pd.to_datetime(ends, unit="s"),
+                         "received": received, "closed": closed, "backlog": backlog,
+                         "closure_rate": np.divide(closed, workload, out=np.full(n, np.nan), where=workload > 0),
+                         "median_hours": median / 3600.0, "p90_hours": p90 / 3600.0, "on_time": on_time,
+                         "on_time_rate": np.divide(on_time, closed, out=np.full(n, np.nan), where=closed > 0),
+                         "overdue": counts["due_before"] - counts["late_before"]})
 
 
 def _region_events(placed: Placed, unit):
@@ -638,6 +713,7 @@ class _Timed:
     """Per event (of those kept), where its times fall among the periods: computed once for every level."""
 
     keep: np.ndarray       # which events count
+    where: np.ndarray      # their positions (every array below is over them, in this order)
     group: np.ndarray      # the `by` value's code
     received: np.ndarray   # period of the report, or -1
     closed: np.ndarray     # period of the close, or -1
@@ -650,7 +726,8 @@ class _Timed:
 def _timed(placed, keep, limit, group, starts, ends, cut) -> _Timed:
     n_periods = len(starts)
     edges = np.append(starts, ends[-1])
-    reported, closed, lim = placed.reported[keep], placed.closed[keep], limit[keep]
+    where = np.flatnonzero(keep)  # taken by position: far faster than a sparse mask, many times over
+    reported, closed, lim = placed.reported.take(where), placed.closed.take(where), limit.take(where)
 
     def period(times):
         j = np.searchsorted(edges, times, side="right") - 1
@@ -665,7 +742,7 @@ def _timed(placed, keep, limit, group, starts, ends, cut) -> _Timed:
     j_closed = period(closed)
     deadline = reported + lim
     timed = (duration >= 0) & (j_closed >= 0)
-    return _Timed(keep=keep, group=group[keep], received=period(reported), closed=j_closed,
+    return _Timed(keep=keep, where=where, group=group.take(where), received=period(reported), closed=j_closed,
                   on_time=timed & (duration <= lim),
                   open_first=(first(reported), first(closed), first(deadline), first(np.maximum(deadline, closed))),
                   timed=timed, seconds=duration)
@@ -678,7 +755,7 @@ def _table(placed, levels, timed, group_names, by, labels, starts, ends):
     n_all, n_groups, n_periods = len(table), len(group_names), len(labels)
     width = n_groups * n_periods
     counts = {}
-    places = [(deepest[timed.keep], None)] + [(placed.unit[lv][timed.keep], lv) for lv in tree.partial]
+    places = [(deepest.take(timed.where), None)] + [(placed.unit[lv].take(timed.where), lv) for lv in tree.partial]
     for unit, lv in places:  # the finest full units, then each partial level's own
         where = unit if lv is None else np.where(unit >= 0, tree.start[lv] + unit, -1)
         found = _counted(where, timed, n_all, n_groups, n_periods)
@@ -695,7 +772,7 @@ def _table(placed, levels, timed, group_names, by, labels, starts, ends):
     offset = 0
     for lv in levels:  # a median is made from the events, never from the children's medians
         n_units = len(placed.index.codes[lv])
-        unit = placed.unit[lv][timed.keep]
+        unit = placed.unit[lv].take(timed.where)
         ok = timed.timed & (unit >= 0)
         group = (unit[ok] * n_groups + timed.group[ok]) * n_periods + timed.closed[ok]
         m, p = _quantiles(group, timed.seconds[ok], n_units * width, (0.5, 0.9))
@@ -706,17 +783,20 @@ def _table(placed, levels, timed, group_names, by, labels, starts, ends):
     def flat(matrix):
         return np.asarray(matrix)[rows].reshape(-1)
 
-    per_row = np.repeat(rows, width)
+    per_row = np.repeat(np.arange(len(rows)), width)  # text made once per unit (and label), then repeated
+
+    def text(values, repeat):
+        return pd.array(np.asarray(values, dtype=object), dtype="str").take(repeat)
+
     out = pd.DataFrame({
-        "code": pd.array(table.index.to_numpy(dtype=object)[per_row], dtype="str"),
-        "name": pd.array(table["name"].to_numpy(dtype=object)[per_row], dtype="str"),
-        "level": pd.array(table["level"].to_numpy(dtype=object)[per_row], dtype="str"),
-        "parent": pd.array(table["parent"].to_numpy(dtype=object)[per_row], dtype="str"),
+        "code": text(table.index.to_numpy(dtype=object)[rows], per_row),
+        "name": text(table["name"].to_numpy(dtype=object)[rows], per_row),
+        "level": text(table["level"].to_numpy(dtype=object)[rows], per_row),
+        "parent": text(table["parent"].to_numpy(dtype=object)[rows], per_row),
     })
     if by is not None:
-        out[by] = pd.array(np.tile(np.repeat(np.asarray(group_names, dtype=object), n_periods), len(rows)),
-                           dtype="str")
-    out["period"] = pd.array(np.tile(np.asarray(labels, dtype=object), len(rows) * n_groups), dtype="str")
+        out[by] = text(group_names, np.tile(np.repeat(np.arange(n_groups), n_periods), len(rows)))
+    out["period"] = text(labels, np.tile(np.arange(n_periods), len(rows) * n_groups))
     out["period_start"] = pd.to_datetime(np.tile(starts, len(rows) * n_groups), unit="s")
     out["period_end"] = pd.to_datetime(np.tile(ends, len(rows) * n_groups), unit="s")
     received, closed, on_time = flat(counts["received"]), flat(counts["closed"]), flat(counts["on_time"])
@@ -968,6 +1048,69 @@ def ranked(table: pd.DataFrame, indicator: str, at=None) -> pd.DataFrame:
     out = out.sort_values(["rank", "code"], na_position="last", kind="stable").reset_index(drop=True)
     return out[["rank", "code", "name", "parent", "period", "value", "previous", "change", "previous_rank",
                 "rank_change"]]
+
+
+def map_values(table: pd.DataFrame, indicator: str, at) -> pd.DataFrame:
+    """One period's value of an indicator for every unit of an :func:`indicators` table: the one map's event
+    choropleth, and what its print and Excel export show.
+
+    The rows of period ``at`` (a label: ``2025-06``), in the table's order, indexed by ``code``: ``name``,
+    ``level``, ``parent``, the indicator as a float named :data:`MAP_FIELD` + indicator (``ev_closure_rate``;
+    NaN where there is nothing to measure, or where a public table withholds it) and ``suppressed`` (False
+    unless the table says). Works on a public table (:func:`gridgeo.disclosure.public_indicators`) alike.
+
+    Raises
+    ------
+    EventsError
+        An unknown indicator, or a period the table does not have.
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> s = gridgeo.sample.load()
+    >>> table = gridgeo.events.indicators(s.events, s.grids, level="village", period="quarter")
+    >>> v = map_values(table, "received", "2025-Q2")
+    >>> len(v), list(v.columns)
+    (28, ['name', 'level', 'parent', 'ev_received', 'suppressed'])
+    >>> int(v["ev_received"].sum()) == int(table.loc[table["period"] == "2025-Q2", "received"].sum())
+    True
+    """
+    (indicator,) = _indicators(indicator)
+    chosen = (table["period"] == str(at)).to_numpy(dtype=bool, na_value=False)
+    if not chosen.any():
+        periods = list(dict.fromkeys(table["period"]))
+        raise EventsError(f"没有周期 {at!r} — no period {at!r}: use one of "
+                          f"{periods[0] + ' … ' + periods[-1] if periods else 'none (the table is empty)'}")
+    if indicator not in table.columns:
+        raise EventsError(f"这张表没有 {indicator} — the table has no {indicator!r} (a public table withholds "
+                          f"{[x for x in INDICATORS if x not in table.columns]})")
+    where = np.flatnonzero(chosen)
+    value = table[indicator].iloc[where]
+    suppressed = table["suppressed"].iloc[where].fillna(False).astype(bool).to_numpy() \
+        if "suppressed" in table.columns else np.zeros(len(where), bool)
+    out = pd.DataFrame({"name": table["name"].array.take(where), "level": table["level"].array.take(where),
+                        "parent": table["parent"].array.take(where),
+                        MAP_FIELD + indicator: value.to_numpy(dtype=float, na_value=np.nan),
+                        "suppressed": suppressed},
+                       index=pd.Index(table["code"].array.take(where), name="code"))
+    return out
+
+
+def map_caption(at, category=None, language: str = "zh") -> str:
+    """The period and the categories of an event choropleth in words, for a title (``2025-06 · 矛盾纠纷``).
+
+    Examples
+    --------
+    >>> map_caption("2025-06", ["dispute", "road"]), map_caption("2025-Q2", None, "en")
+    ('2025-06 · 矛盾纠纷、道路设施', '2025-Q2 · all categories')
+    """
+    from gridgeo.schema import EVENT_CATEGORIES
+
+    wanted = [category] if isinstance(category, str) else list(category or ())
+    named = [EVENT_CATEGORIES.get(c, (c, c))[1 if language == "en" else 0] for c in wanted]
+    if not named:
+        return f"{at} · {'all categories' if language == 'en' else '全部类别'}"
+    return f"{at} · {(', ' if language == 'en' else '、').join(named)}"
 
 
 # ----------------------------------------------------------------------------------------------

@@ -59,6 +59,7 @@ import shapely
 
 from gridgeo import _mapstyle
 from gridgeo import crs as gcrs
+from gridgeo.events import MAP_FIELD
 from gridgeo.labels import label_points
 from gridgeo.schema import DEFAULT_SCHEME, STATION_KINDS, CodeScheme
 
@@ -74,10 +75,11 @@ _BEIJING = _dt.timezone(_dt.timedelta(hours=8))
 _INK = "#1f2d3d"
 _WORDS = {
     "zh": {"units": "个", "version": "数据版本", "printed": "打印于", "beijing": "北京时间",
-           "min_count": "少于 {k} 户的单元不公布指标", "north": "北", "stations": "服务站点",
+           "min_count": "少于 {k} 户的单元不公布指标", "min_events": "少于 {k} 件事件的数不公布", "north": "北", "stations": "服务站点",
            "selected": "所选单元", "scale": "公里", "m": "米", "all": "全部", "level": "层级"},
     "en": {"units": "", "version": "data version", "printed": "printed", "beijing": "Beijing time",
-           "min_count": "figures of units under {k} households are withheld", "north": "N",
+           "min_count": "figures of units under {k} households are withheld",
+           "min_events": "counts of fewer than {k} events are withheld", "north": "N",
            "stations": "stations", "selected": "selected unit", "scale": "km", "m": "m", "all": "all",
            "level": "level"},
 }
@@ -140,7 +142,8 @@ class PrintedMap:
 def print_map(grids: gpd.GeoDataFrame, *, level: str, figures: pd.DataFrame | None = None,
               field: str | None = None, unit: str | None = None, bbox=None,
               stations: gpd.GeoDataFrame | None = None, scheme: str = "fisher_jenks", k: int = 5,
-              title: str | None = None, version=None, when: _dt.datetime | None = None,
+              title: str | None = None, detail: str | None = None, version=None,
+              when: _dt.datetime | None = None,
               language: str = "zh", min_count: int | None = None,
               code_scheme: CodeScheme = DEFAULT_SCHEME) -> PrintedMap:
     """The units of `level` in the view, coloured by `field`, on an A4 sheet (see the module's rules).
@@ -166,6 +169,9 @@ def print_map(grids: gpd.GeoDataFrame, *, level: str, figures: pd.DataFrame | No
         The class scheme and number of classes, as on the page.
     title : str, optional
         Default: the unit's name (or the city's) and the figure.
+    detail : str, optional
+        Written after the default title: what else the figure is of (an event indicator's period and
+        categories, ``2025-06 · 矛盾纠纷``).
     version : optional
         The data version, written in the footer.
     when : datetime, optional
@@ -262,7 +268,7 @@ def print_map(grids: gpd.GeoDataFrame, *, level: str, figures: pd.DataFrame | No
         _north_arrow(ax, north, words)
         place = chosen["name"] if chosen is not None else _place(grid_m, extent, code_scheme)
         heading = title or " · ".join(
-            x for x in (place, _mapstyle.field_label(field, language) if field else None) if x) or \
+            x for x in (place, _mapstyle.field_label(field, language) if field else None, detail) if x) or \
             _mapstyle.level_label(level, language, code_scheme)
         fig.text(0.03, 0.95, heading, fontsize=20, fontweight="bold", color=_INK, va="center")
         fig.text(0.03, 0.905, f"{words['level']}: {_mapstyle.level_label(level, language, code_scheme)} · "
@@ -272,8 +278,9 @@ def print_map(grids: gpd.GeoDataFrame, *, level: str, figures: pd.DataFrame | No
         footer = [f"{words['printed']} {stamp:%Y-%m-%d %H:%M} ({words['beijing']})"]
         if version is not None:
             footer.insert(0, f"{words['version']} {version}")
-        if min_count:
-            footer.append(words["min_count"].format(k=min_count))
+        if min_count:  # an event indicator's rule counts events, the other figures' households
+            footer.append(words["min_events" if field and field.startswith(MAP_FIELD) else "min_count"]
+                          .format(k=min_count))
         footer.append("gridgeo")
         fig.text(0.03, 0.035, " · ".join(footer), fontsize=8, color="#4a5a6a", va="center")
     return PrintedMap(figure=fig, legend=legend, labels=labels, north_deg=north, scale_m=scale_m,

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from gridgeo import _mapstyle
+from gridgeo.events import MAP_FIELD
 from gridgeo.schema import DEFAULT_SCHEME, CodeScheme
 
 __all__ = ["FIGURE_NAMES", "figures_workbook"]
@@ -111,7 +112,7 @@ def figures_workbook(figures: pd.DataFrame, *, columns=None, title: str | None =
     book = Workbook()
     sheet = book.active
     sheet.title = "指标 Figures"
-    heads = [" ".join(_FIRST[c]) for c in first] + [" ".join(FIGURE_NAMES.get(c, (c, c))) for c in chosen]
+    heads = [" ".join(_FIRST[c]) for c in first] + [" ".join(_names(c)) for c in chosen]
     sheet.append(heads)
     bold, fill = Font(bold=True), PatternFill("solid", fgColor="DDE6F0")
     for cell in sheet[1]:
@@ -175,8 +176,15 @@ def _cell(value):
     return value
 
 
+def _names(column: str) -> tuple[str, str]:
+    """A figure's header: :data:`FIGURE_NAMES`, or an event indicator's name (``ev_closure_rate``)."""
+    if column in FIGURE_NAMES:
+        return FIGURE_NAMES[column]
+    return _mapstyle.field_label(column, "zh"), _mapstyle.field_label(column, "en")
+
+
 def _format(name: str, values: pd.Series) -> str | None:
-    if name.startswith("share_"):
+    if name.startswith("share_") or (name.startswith(MAP_FIELD) and _mapstyle.field_style(name).get("format") == "pct"):
         return "0.0%"
     if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
         return None

@@ -476,3 +476,25 @@ def test_one_unit_is_its_own_row_of_the_reference(sample, placed):
     compare(ours, theirs.loc[[code]])
     with pytest.raises(gev.EventsError, match="no unit with code"):
         gev.region(placed, unit="999")
+
+
+def test_the_overview_is_the_region_and_the_levels_counted_as_pandas_does(sample, placed):
+    """One pass (gridgeo.events.overview) gives what region() and indicators() give apart, and both are the
+    plain pandas reference: the whole area, a village, and two levels at once."""
+    chosen = sample.events[sample.events["category"].isin(["dispute", "road"])]
+    whole, table = gev.overview(placed, level=["grid2", "town"], period="month", category=["dispute", "road"])
+    pd.testing.assert_frame_equal(whole, gev.region(placed, period="month", category=["dispute", "road"]))
+    pd.testing.assert_frame_equal(table, gev.indicators(placed, level=["grid2", "town"], period="month",
+                                                        category=["dispute", "road"]))
+    assert whole.attrs == table.attrs and whole.attrs["period"] == "month"
+    compare(whole, whole_reference(chosen, "M", gev.DEFAULT_TIME_LIMITS))
+    for level in ("grid2", "town"):
+        compare(table[table["level"] == level], reference(chosen, sample.grids, level, "M", gev.DEFAULT_TIME_LIMITS))
+    village = sample.grids.loc[sample.grids["level"] == "village", "code"].iloc[5]
+    mine, grid1 = gev.overview(placed, unit=village, level="grid1", period="quarter")
+    assert mine["code"].eq(village).all() and mine["level"].eq("village").all()
+    theirs = reference(sample.events, sample.grids, "village", "Q", gev.DEFAULT_TIME_LIMITS)
+    compare(mine, theirs.loc[[village]])
+    compare(grid1, reference(sample.events, sample.grids, "grid1", "Q", gev.DEFAULT_TIME_LIMITS))
+    with pytest.raises(gev.EventsError, match="no unit with code"):
+        gev.overview(placed, unit="999", level="town")

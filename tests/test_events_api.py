@@ -298,3 +298,48 @@ def test_a_viewers_on_time_ranking_is_closed_times_the_on_time_rate(client, api_
     expected = (table["closed"] * table["on_time_rate"].fillna(0)).round().loc[ranked.index]
     assert len(ranked) == len(table) > 1
     assert ranked.tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("unit", ["", "350582106"])
+def test_the_map_answer_carries_the_ranking_of_ranking_and_a_pandas_recount(client, api_keys, sample, unit):
+    """One request per filter change: /events/map with ``ranking`` answers the ranking /events/ranking gives for
+    the same filter, and both are the villages' closure rates of June (and May) recounted with pandas."""
+    from test_events import reference
+
+    from gridgeo import events as gev
+
+    where = {"unit": unit} if unit else {}
+    r = client.get("/events/map", headers=viewer(api_keys), params={
+        **where, "level": "grid2", "period": "month", "category": "road", "indicator": "received", "at": "2025-06",
+        "ranking": "village", "ranking_indicator": "closure_rate"})
+    assert r.status_code == 200, r.text
+    inside = r.json()["ranking"]
+    alone = client.get("/events/ranking", headers=viewer(api_keys), params={
+        **where, "level": "village", "period": "month", "category": "road", "indicator": "closure_rate",
+        "at": "2025-06", "from": "2025-01-01", "to": "2026-01-01"}).json()
+    assert inside == alone
+    roads = sample.events[sample.events["category"] == "road"]
+    rates = reference(roads, sample.grids, "village", "M", gev.DEFAULT_TIME_LIMITS)["closure_rate"]
+    june = rates.xs(pd.Timestamp("2025-06-01"), level="period_start")
+    may = rates.xs(pd.Timestamp("2025-05-01"), level="period_start")
+    june, may = june[june.index.str.startswith(unit)], may[may.index.str.startswith(unit)]
+    rows = pd.DataFrame(inside["rows"]).set_index("code")
+    assert inside["level"] == "village" and inside["indicator"] == "closure_rate" and inside["period"] == "2025-06"
+    assert sorted(rows.index) == sorted(june.index) and len(rows) > 1
+    _same(rows["value"], june.loc[rows.index])
+    _same(rows["previous"], may.where(june.notna()).loc[rows.index])  # from the change: none without a value
+    ranks = june.rank(method="min", ascending=False).loc[rows.index]
+    assert [None if r != r else int(r) for r in rows["rank"]] == [None if r != r else int(r) for r in ranks]
+    assert r.json()["choropleth"]["indicator"] == "received"  # the choropleth's own indicator beside it
+
+
+def test_the_public_map_answer_carries_the_public_ranking(client):
+    params = {"level": "grid2", "indicator": "received", "at": "2025-06"}
+    inside = client.get("/events/map", params={**params, "ranking": "village", "ranking_indicator": "backlog"}).json()
+    alone = client.get("/events/ranking?level=village&indicator=backlog&at=2025-06").json()
+    assert inside["ranking"] == alone and inside["ranking"]["min_count"] == K
+    assert any(row["value"] is None for row in alone["rows"])  # withheld alike
+    assert client.get("/events/map", params=params).json()["ranking"] is None
+    assert client.get("/events/map", params={**params, "ranking": "county"}).status_code == 404
+    assert client.get("/events/map", params={**params, "ranking": "village",
+                                             "ranking_indicator": "on_time"}).status_code == 422

@@ -128,7 +128,9 @@ def test_june_and_disputes_cards_trend_ranking_drill_and_slider(server, open_pag
     counted = [region(disputes, f"{m}-01", (pd.Period(m) + 1).start_time) for m in months]
     assert option[0] == [c["received"] for c in counted] and option[1] == [c["closed"] for c in counted]
 
-    # the ranking of the villages by closure rate: the service's order, the reference's values
+    # the ranking of the villages by closure rate: the service's order (in the one answer, as /events/ranking
+    # gives it), the reference's values
+    assert "ranking=village" in last and "ranking_indicator=closure_rate" in last
     ranking = httpx.get(server.url + "/events/ranking", headers=headers, params={
         "level": "village", "period": "month", "indicator": "closure_rate", "at": "2025-06", "category": "dispute",
         "from": "2024-12-01", "to": "2026-01-01"}).json()["rows"]
@@ -298,6 +300,7 @@ def test_june_disputes_closure_rate_recolours_the_units_to_the_services_classes(
           if (d.events === '|2025-06|dispute|closure_rate' && !window.changed.ranking) window.changed.ranking = performance.now() - t0;
         }).observe(document.body, {attributes: true}); }""")
     asked = len(watch.paths("/events/map"))
+    ranked = len(watch.paths("/events/ranking"))
     page.evaluate("() => { onemap.state.at = '2025-06'; }")  # the month, then the category: one change
     page.select_option("#event-category", "dispute")
     page.wait_for_function("document.body.dataset.choropleth === 'grid2|closure_rate|2025-06|dispute' && "
@@ -305,6 +308,7 @@ def test_june_disputes_closure_rate_recolours_the_units_to_the_services_classes(
     settle(page)
     print("\nfilter change in Chromium (ms):", page.evaluate("window.changed"))
     assert len(watch.paths("/events/map")) == asked + 1
+    assert len(watch.paths("/events/ranking")) == ranked  # the ranking came in the same answer
     assert len(watch.paths("/tiles/grid2/")) == tiles  # restyled, not reloaded
     pixels = map_pixels(page, "events-choropleth-june-disputes.png")
     screenshot(page, "events-choropleth-june-disputes-page.png")
@@ -358,3 +362,58 @@ def test_the_period_choice_steps_the_slider_by_quarter(server, open_page, api_ke
     assert page.evaluate("onemap.events.chart.months()") == ["2025-Q1", "2025-Q2", "2025-Q3", "2025-Q4"]
     assert "较上季度" in page.inner_text("[data-event-card='received'] .since")
     assert any("period=quarter" in u and "at=2025-Q2" in u for u in watch.requests if "/events/map" in u)
+
+
+def test_the_print_and_excel_of_an_event_choropleth_carry_its_values(server, open_page, api_keys, sample, disputes):
+    """A viewer's page showing June's closure rate of disputes per level-2 grid: the menu's print and workbook
+    are of that indicator, period and category (the key sent with them), the workbook's values equal to
+    /events/map's for the same filter and to a pandas recount; the print's title and legend say it."""
+    import io
+
+    import openpyxl
+    import pypdf
+    from PIL import Image
+
+    from browser_fixture import ARTIFACTS
+
+    page, _ = open_page(server.url + "/map#at=2025-06", before=viewer(api_keys))
+    settle(page)
+    page.select_option("#event-category", "dispute")
+    page.select_option("#choropleth-field", "ev_closure_rate")
+    page.select_option("#choropleth-level", "grid2")
+    page.wait_for_function("document.body.dataset.choropleth === 'grid2|closure_rate|2025-06|dispute'",
+                           timeout=30_000)
+    settle(page)
+    page.click("#export summary")
+    page.wait_for_function("document.getElementById('export-xlsx').getAttribute('href')", timeout=15_000)  # on toggle
+    for which in ("png", "pdf", "xlsx"):
+        href = page.get_attribute(f"#export-{which}", "href")
+        assert "field=ev_closure_rate" in href and "period=month" in href and "at=2025-06" in href, href
+        assert "category=dispute" in href, href
+    screenshot(page, "events-export-menu.png")
+    downloads = {}
+    for which in ("png", "pdf", "xlsx"):
+        with page.expect_download(timeout=120_000) as info:
+            if not page.locator(f"#export-{which}").is_visible():
+                page.click("#export summary")
+            page.click(f"#export-{which}")
+        downloads[which] = (info.value.suggested_filename, open(info.value.path(), "rb").read())
+    (ARTIFACTS / "events-export-print.png").write_bytes(downloads["png"][1])
+    assert Image.open(io.BytesIO(downloads["png"][1])).size == (2338, 1653)
+    shown = httpx.get(server.url + "/events/map", headers={"X-API-Key": api_keys["viewer"]}, params={
+        "level": "grid2", "period": "month", "category": "dispute", "indicator": "closure_rate",
+        "at": "2025-06"}).json()["choropleth"]
+    sheet = openpyxl.load_workbook(io.BytesIO(downloads["xlsx"][1]))["指标 Figures"]
+    heads = [c.value for c in sheet[1]]
+    col = heads.index("办结率 closure rate")
+    got = {row[0]: row[col] for row in sheet.iter_rows(min_row=2, values_only=True)}
+    assert got == {code: (None if v is None else pytest.approx(v, abs=1e-4)) for code, v in shown["values"].items()}
+    theirs = reference(disputes, sample.grids, "grid2", "M", gev.DEFAULT_TIME_LIMITS).xs(
+        pd.Timestamp("2025-06-01"), level="period_start")["closure_rate"]
+    for code, value in theirs.items():
+        assert got[code] == (None if np.isnan(value) else pytest.approx(value, abs=1e-9)), code
+    text = "".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(downloads["pdf"][1])).pages)
+    assert "办结率 · 2025-06 · 矛盾纠纷" in text
+    lows = [shown["min"], *shown["bins"][:-1]]
+    for lo, hi, n in zip(lows, shown["bins"], shown["counts"]):  # the page's classes, the units drawn counted
+        assert f"{lo * 100:.1f}% – {hi * 100:.1f}%" in text, (lo, hi)

@@ -202,3 +202,110 @@ def test_a_bad_print_request_is_a_problem_not_a_500(client, query, status):
     r = client.get(f"/export/map.png?{query}")
     assert r.status_code == status, r.text
     assert r.headers["content-type"] == "application/problem+json"
+
+
+# --- an event indicator's choropleth (ev_*): the one map's values in the print and the workbook ------------
+
+
+def _viewer(api_keys):
+    return {"X-API-Key": api_keys["viewer"]}
+
+
+@pytest.mark.parametrize("role", ["viewer", None])
+def test_the_excel_of_an_event_choropleth_is_the_maps_values(client, api_keys, sample, role):
+    """The workbook of ev_closure_rate holds, for every level-2 grid, the value /events/map colours it by for the
+    same filter (a viewer: disputes in June; the public: every category, withheld values empty), and a pandas
+    recount of the raw events agrees."""
+    from test_events import reference
+
+    from gridgeo import events as gev
+
+    headers = _viewer(api_keys) if role else {}
+    category = {"category": "dispute"} if role else {}
+    shown = client.get("/events/map", headers=headers, params={
+        "level": "grid2", "period": "month", "indicator": "closure_rate", "at": "2025-06", **category}).json()
+    r = client.get("/export/figures.xlsx", headers=headers, params={
+        "level": "grid2", "field": "ev_closure_rate", "period": "month", "at": "2025-06", **category})
+    assert r.status_code == 200, r.text
+    rows = _sheet(r.content).set_index("编码 code")
+    values = rows["办结率 closure rate"]
+    expected = shown["choropleth"]["values"]
+    assert sorted(values.index) == sorted(expected) and len(values) == 128
+    for code, want in expected.items():
+        if want is None:
+            assert pd.isna(values[code]), code
+        else:
+            assert values[code] == pytest.approx(want, abs=1e-4), code
+    about = dict(openpyxl.load_workbook(io.BytesIO(r.content))["说明 About"].iter_rows(values_only=True))
+    if role:
+        assert about["标题 title"] == "grid2 · 办结率 · 2025-06 · 矛盾纠纷"
+        disputes = sample.events[sample.events["category"] == "dispute"]
+        theirs = reference(disputes, sample.grids, "grid2", "M", gev.DEFAULT_TIME_LIMITS).xs(
+            pd.Timestamp("2025-06-01"), level="period_start")["closure_rate"]
+        np.testing.assert_allclose(values.loc[theirs.index].astype(float), theirs, atol=1e-9, equal_nan=True)
+        assert "已隐去 suppressed" not in rows.columns
+    else:
+        assert about["标题 title"] == "grid2 · 办结率 · 2025-06 · 全部类别" and about["最小公开数 minimum count"] == 10
+        assert values.isna().any() and values.notna().any()
+        assert rows.loc[values.isna() & rows["已隐去 suppressed"].astype(bool)].shape[0] > 0
+    number_format = openpyxl.load_workbook(io.BytesIO(r.content))["指标 Figures"]["E2"].number_format
+    assert number_format == "0.0%"
+
+
+def test_the_print_of_an_event_choropleth_has_its_legend_and_period(client, api_keys, sample):
+    """The PDF of a viewer's ev_received of quarter 2 for roads: the title says the indicator, the quarter and
+    the category, the legend the Fisher-Jenks classes (mapclassify, here) of /events/map's values, counts
+    included."""
+    params = {"level": "village", "field": "ev_received", "period": "quarter", "at": "2025-Q2", "category": "road",
+              "lang": "zh"}
+    r = client.get("/export/map.pdf", headers=_viewer(api_keys), params=params)
+    assert r.status_code == 200, r.text
+    text = _text(r.content)
+    assert "受理事件 · 2025-Q2 · 道路设施" in text and "受理事件" in text
+    shown = client.get("/events/map", headers=_viewer(api_keys), params={
+        "level": "village", "period": "quarter", "indicator": "received", "at": "2025-Q2",
+        "category": "road"}).json()["choropleth"]["values"]
+    roads = sample.events[sample.events["category"] == "road"]
+    villages = gpd_within(roads, sample.grids, "village")
+    q2 = villages[(roads.loc[villages.index, "reported_at"] >= "2025-04-01") &
+                  (roads.loc[villages.index, "reported_at"] < "2025-07-01")].value_counts()
+    codes = sample.grids.loc[sample.grids["level"] == "village", "code"]
+    assert {c: int(q2.get(c, 0)) for c in codes} == {c: int(v) for c, v in shown.items()}
+    for label, n in _classes(list(shown.values())):
+        assert f"{label}  ({n:,})" in text, label
+    png = client.get("/export/map.png", headers=_viewer(api_keys), params={**params, "lang": "en"})
+    assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_public_print_of_an_event_choropleth_withholds_and_says_so(client):
+    r = client.get("/export/map.pdf", params={"level": "grid2", "field": "ev_closure_rate"})
+    assert r.status_code == 200, r.text
+    text = _text(r.content)
+    assert "办结率 · 2025-12 · 全部类别" in text and "少于 10 件事件的数不公布" in text and "无数据" in text
+
+
+def gpd_within(events, grids, level):
+    """Each event's unit of `level`, by a covers-join (the independent reference)."""
+    import geopandas as gpd
+
+    units = grids.loc[grids["level"] == level, ["code", "geometry"]]
+    return gpd.sjoin(events, units, predicate="within")["code"]
+
+
+@pytest.mark.parametrize(("path", "query", "status"), [
+    ("/export/map.png", "field=ev_happiness", 422),
+    ("/export/map.png", "field=households&at=2025-06", 422),   # event parameters for another figure: refused
+    ("/export/map.png", "category=fire", 422),
+    ("/export/map.png", "field=ev_closure_rate&category=fire", 422),  # public: every category together
+    ("/export/map.png", "field=ev_on_time", 422),  # not among the public indicators
+    ("/export/map.png", "field=ev_closure_rate&period=quarter", 422),  # public: the heat map's months
+    ("/export/map.png", "field=ev_closure_rate&at=2031-01", 422),
+    ("/export/map.png", "field=ev_closure_rate&period=fortnight", 400),
+    ("/export/figures.xlsx", "field=households", 422),
+    ("/export/figures.xlsx", "field=ev_closure_rate&at=1999-01", 422),
+    ("/export/figures.xlsx", "at=2025-06", 422),
+])
+def test_bad_event_exports_are_problems(client, path, query, status):
+    r = client.get(f"{path}?{query}")
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"

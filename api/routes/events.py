@@ -12,7 +12,11 @@ without the units of 1 to k-1 events and without counts.
 
 Everything is computed once per data version (the events placed in the
 grids; the public table) and kept in memory, so a filter change is a
-filter of a table or one vectorised pass over the placed events.
+filter of a table or one vectorised pass over the placed events. The one
+map asks ``/events/map`` once per filter change: the unit's periods, the
+choropleth's level and (with ``ranking``) the ranking's level come from
+that one pass (:func:`gridgeo.events.overview`), and the ranking it carries
+is the answer ``/events/ranking`` gives for the same filter.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from api import derived
 from api.auth import Principal, principal
-from api.dependencies import days, event_categories, event_level, event_period
+from api.dependencies import days, event_categories, event_level, event_period, ranking_level
 from api.encode import table_records
 from api.problems import Problem, responses
 from gridgeo import disclosure
@@ -43,26 +47,6 @@ def _indicator(value: str) -> str:
         raise Problem(400, "Bad Request", f"indicator 只能是 {list(gevents.INDICATORS)} 之一 — no indicator "
                       f"{value!r}: use one of {list(gevents.INDICATORS)}")
     return value
-
-
-def _public_question(services, period: str, start, end, category, indicator: str | None = None) -> None:
-    """What an anonymous caller may ask: whole periods of the public heat map, every category, the
-    published indicators."""
-    settings = services.settings
-    if indicator in disclosure.WITHHELD_INDICATORS:
-        raise Problem(422, "Unprocessable Content", f"公开的事件指标不含 {indicator} / {indicator} is not among the "
-                      "public event indicators (use on_time_rate, or a viewer key)")
-    if period != settings.heat_period:
-        raise Problem(422, "Unprocessable Content", f"公开的事件指标按 {settings.heat_period} 统计 / public event "
-                      f"indicators are counted by {settings.heat_period} (period={period}); a viewer key gives "
-                      "other periods")
-    if category:
-        raise Problem(422, "Unprocessable Content", "公开的事件指标不分类别 / public event indicators are for all "
-                      "categories together (a breakdown could single out events); a viewer key gives categories")
-    try:
-        disclosure.aligned_period(start, end, settings.heat_period)
-    except disclosure.DisclosureError as exc:
-        raise Problem(422, "Unprocessable Content", str(exc)) from None
 
 
 def _known(unit: str, services) -> None:
@@ -107,11 +91,20 @@ def _series(services, who, level, period, start, end, category, indicator, unit)
             category=category, indicator=indicator)))
         k = None
     else:
-        _public_question(services, period, start, end, category, indicator)
+        derived.public_event_question(services, period, start, end, category, indicator)
         public = derived.public_indicators(services)
         table = _dated(gevents.changes(public[public["level"] == level], indicator), start, end)
         k = services.settings.min_count
     return _within(table, unit, services), k
+
+
+def _ranking(table: pd.DataFrame, level: str, indicator: str, at, k) -> dict:
+    """The answer of /events/ranking (and the ``ranking`` of /events/map) from the indicator's series."""
+    if table.empty:
+        return {"level": level, "period": at, "indicator": indicator, "min_count": k, "rows": []}
+    ranked = _library(lambda: gevents.ranked(table, indicator, at))
+    return {"level": level, "period": ranked["period"].iloc[0] if len(ranked) else at, "indicator": indicator,
+            "higher_is_better": gevents.HIGHER_IS_BETTER[indicator], "min_count": k, "rows": _rows(ranked)}
 
 
 def router() -> APIRouter:
@@ -125,7 +118,7 @@ def router() -> APIRouter:
                 services, level=level, period=None if period == "span" else period, start=start, end=end,
                 category=category))
             return table.assign(suppressed=False), None
-        _public_question(services, period, start, end, category)
+        derived.public_event_question(services, period, start, end, category)
         table = derived.public_indicators(services)
         return _dated(table[table["level"] == level], start, end), services.settings.min_count
 
@@ -167,15 +160,12 @@ def router() -> APIRouter:
         if period == "span":
             raise Problem(422, "Unprocessable Content", "a ranking needs a period / 排名须指定周期")
         table, k = _series(services, who, level, period, start, end, category, indicator, unit)
-        if table.empty:
-            return {"level": level, "period": at, "indicator": indicator, "min_count": k, "rows": []}
-        ranked = _library(lambda: gevents.ranked(table, indicator, at))
-        return {"level": level, "period": ranked["period"].iloc[0] if len(ranked) else at, "indicator": indicator,
-                "higher_is_better": gevents.HIGHER_IS_BETTER[indicator], "min_count": k, "rows": _rows(ranked)}
+        return _ranking(table, level, indicator, at, k)
 
     @r.get("/events/map", summary="What the one map shows for a filter, in one answer: the unit's (or the whole "
-                                  "area's) indicators per period, and one indicator of every unit of a level in one "
-                                  "period with its classes")
+                                  "area's) indicators per period, one indicator of every unit of a level in one "
+                                  "period with its classes, and (with `ranking`) the ranking of a level's units "
+                                  "inside the unit, as /events/ranking")
     def event_map(request: Request, unit: Annotated[str | None, Query(
                       max_length=64, description="The unit whose indicators are given (a code); none: the whole area")] = None,
                   level: str = Depends(event_level), period: str = Depends(event_period),
@@ -186,6 +176,10 @@ def router() -> APIRouter:
                   k: Annotated[int, Query(ge=2, le=9, description="How many classes")] = 5,
                   choropleth: Annotated[bool, Query(description="With every unit's value and the classes (false: "
                                                     "the unit's figures only)")] = True,
+                  ranking: str | None = Depends(ranking_level),
+                  ranking_indicator: Annotated[str, Query(description="The indicator the ranking orders by",
+                                                          json_schema_extra={"enum": list(gevents.INDICATORS)})
+                                               ] = "closure_rate",
                   who: Principal = Depends(principal)):
         services = request.app.state.services
         indicator = _indicator(indicator)
@@ -194,12 +188,16 @@ def router() -> APIRouter:
                           "or year / 须指定统计周期")
         if unit:
             _known(unit, services)
+        ranking_indicator = _indicator(ranking_indicator)
         authorised = who.has("viewer")
-        if authorised:
-            series = _library(lambda: derived.event_region(services, unit=unit, period=period, category=category))
+        levels = [lv for lv, wanted in ((level, choropleth), (ranking, ranking is not None)) if wanted]
+        if authorised:  # the cards', the choropleth's and the ranking's figures from one pass over the events
+            series, tables = _library(lambda: derived.event_overview(services, unit=unit, levels=levels,
+                                                                     period=period, category=category))
+            level_table = dict(zip(dict.fromkeys(levels), tables))
             min_count = None
         else:
-            _public_question(services, period, None, None, category, indicator if choropleth else None)
+            derived.public_event_question(services, period, None, None, category, indicator if choropleth else None)
             series = derived.public_region(services, unit)
             min_count = services.settings.min_count
         periods = list(dict.fromkeys(series["period"]))
@@ -212,22 +210,27 @@ def router() -> APIRouter:
         body = {"unit": unit or "", "level": series["level"].iloc[0] if len(series) else "", "period": period,
                 "periods": periods, "at": at, "min_count": min_count,
                 "series": _rows(series.drop(columns=["code", "name", "level", "parent"], errors="ignore")),
-                "choropleth": None}
+                "choropleth": None, "ranking": None}
         if choropleth:
-            if authorised:
-                units = _library(lambda: derived.event_indicators(services, level=level, period=period,
-                                                                  category=category))
-            else:
-                public = derived.public_indicators(services)
-                units = public[public["level"] == level]
-            shown = units[units["period"] == at]
-            values = pd.to_numeric(shown[indicator], errors="coerce").astype(float)
+            units = level_table[level] if authorised else derived.event_units(
+                services, authorised=False, level=level, period=period, category=category)
+            shown = _library(lambda: gevents.map_values(units, indicator, at))  # what the exports show too
+            values = shown[gevents.MAP_FIELD + indicator]
             key = ("map", level, period, at, tuple(category or ()), indicator, min_count)
             classes = derived.classes(services, key, values.to_numpy(), scheme=scheme, k=k)
             body["choropleth"] = {"level": level, "indicator": indicator, "period": at,
                                   "higher_is_better": gevents.HIGHER_IS_BETTER[indicator], "scheme": scheme, "k": k,
-                                  **classes, "values": dict(zip(shown["code"].astype(str),
+                                  **classes, "values": dict(zip(shown.index,
                                                                 [None if v != v else float(v) for v in values]))}
+        if ranking is not None:
+            key = ("ranked", ranking, period, tuple(category or ()), ranking_indicator, unit or "", min_count)
+            if authorised:
+                table = derived.memo(services, key, lambda: gevents.changes(
+                    _within(level_table[ranking], unit, services), ranking_indicator))
+            else:
+                table, _ = _series(services, who, ranking, period, None, None, category, ranking_indicator, unit)
+            body["ranking"] = derived.memo(services, (*key, at), lambda: _ranking(
+                table, ranking, ranking_indicator, at, min_count))  # the slider's periods each once
         return body
 
     @r.get("/events/hotspots", summary="Hot and cold spots of events per 100 households (Getis-Ord Gi* or local "

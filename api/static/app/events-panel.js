@@ -6,9 +6,9 @@
 //
 // Every figure is the service's (computed by gridgeo.events): one request per
 // filter change, /events/map, answers the unit's (or the whole region's) periods
-// for the cards and the trend and, when the choropleth shows an event indicator,
-// every unit's value of the period shown with its classes (layers.js's Fills
-// reads the same answer); then the ranking (/events/ranking) and the hot spots
+// for the cards and the trend, the ranking of the units inside it and, when the
+// choropleth shows an event indicator, every unit's value of the period shown
+// with its classes (layers.js's Fills reads the same answer); then the hot spots
 // (/events/hotspots) when they are on. The page adds nothing up.
 
 import './events-words.js';
@@ -188,11 +188,17 @@ export class EventsPanel {
     return q;
   }
 
-  // The one question of a filter: the unit's periods, and the choropleth's units when it shows an event indicator.
+  // The one question of a filter: the unit's periods, the ranking of the units inside it, and the
+  // choropleth's units when it shows an event indicator.
   mapQuery(at = this.at()) {
     const {state, style} = this.ctx;
     const q = new URLSearchParams({period: this.period(), at});
     if (state.unit) q.set('unit', state.unit);
+    const ranked = this.childLevel();
+    if (ranked) {
+      q.set('ranking', ranked);
+      q.set('ranking_indicator', this.indicator);
+    }
     if (isEventField(state.field)) {
       q.set('level', state.flevel);
       q.set('indicator', state.field.slice(EVENT_FIELD.length));
@@ -224,29 +230,6 @@ export class EventsPanel {
     this.ahead = {query, promise};
   }
 
-  rankingQuery(at) {
-    const level = this.childLevel();
-    if (!level) return null;
-    const {state} = this.ctx;
-    const periods = this.range();
-    const before = this.previous(periods[0]) ?? periods[0];
-    const q = new URLSearchParams({level, period: this.period(), indicator: this.indicator, at,
-                                   from: `${firstMonth(before)}-01`, to: `${monthAfter(periods[periods.length - 1])}-01`});
-    if (state.unit) q.set('unit', state.unit);
-    return `/events/ranking?${this.common(q)}`;
-  }
-
-  // The ranking asked for, or the one shown when the question is the same (a public page's
-  // category change asks nothing new: the public figures are for every category).
-  rankingFor(query) {
-    if (!query) return Promise.resolve(null);
-    if (query === this.rankingKept?.query) return Promise.resolve(this.rankingKept.body);
-    return this.ctx.api(query).then((body) => {
-      this.rankingKept = {query, body};
-      return body;
-    });
-  }
-
   hotspotQuery(at) {
     if (!this.ctx.state.hot) return null;
     const q = new URLSearchParams({level: this.hotspots.level, from: `${firstMonth(at)}-01`, to: `${monthAfter(at)}-01`});
@@ -265,23 +248,14 @@ export class EventsPanel {
     const choice = document.getElementById('event-period');
     choice.hidden = !this.authorised;
     choice.value = this.period();
-    const jobs = [
-      this.answer().then((body) => ({rows: Object.fromEntries(body.series.map((row) => [row.period, row])),
-                                     k: body.min_count})),
-      this.rankingFor(this.rankingQuery(at)),
-    ];
-    // awaited below, unless the cards' answer fails first or a newer filter comes: never left unhandled
-    jobs[1].catch(() => {});
+    const answer = this.answer();
     this.hotspots.period = at;
     const legend = this.hotspots.update(this.hotspotQuery(at));
-    // the cards and the trend as soon as their answer is here; the ranking when its own is
-    const series = await jobs[0];
+    // the cards, the trend and the ranking from the one answer
+    const body = await answer;
     if (seq !== this.seq) return legend;
-    this.series = series;
-    this.renderCards(at, periods);
-    const ranking = await jobs[1];
-    if (seq !== this.seq) return legend;
-    this.ranking = ranking;
+    this.series = {rows: Object.fromEntries(body.series.map((row) => [row.period, row])), k: body.min_count};
+    this.ranking = body.ranking ?? null;
     this.render(at, periods);
     return legend;
   }

@@ -1,8 +1,9 @@
 // Print and export (打印与导出): the view as PNG or PDF for a meeting, the selection's figures as Excel.
 // The service draws and writes them (/export/map.png|pdf, /export/figures.xlsx: gridgeo.printing and
-// gridgeo.workbook); this menu only says what the view is: the level and figure of the choropleth, the
-// selected unit, the map's bounds and the language.
+// gridgeo.workbook); this menu only says what the view is: the level and figure of the choropleth (an
+// event indicator with its period and category), the selected unit, the map's bounds and the language.
 import {STRINGS, t} from './i18n.js';
+import {isEventField} from './layers.js';
 
 Object.assign(STRINGS.zh, {
   export: '打印/导出', export_png: '地图图片 (PNG)', export_pdf: '打印地图 (PDF)', export_xlsx: '指标表 (Excel)',
@@ -13,12 +14,25 @@ Object.assign(STRINGS.en, {
   export_xlsx: 'Figures (Excel)', export_hint: 'The current view: title, legend, scale bar, north arrow, date and data version',
 });
 
+// An event indicator's choropleth (ev_*) as the events panel asks it: the field, the kind of period, the
+// period shown and (for a key that sees them) the category. The service answers the export with the values
+// /events/map gives the same filter.
+function eventQuery(ctx, q) {
+  const {state, events} = ctx;
+  q.set('field', state.field);
+  q.set('period', events.period());
+  q.set('at', events.at());
+  if (state.category && events.authorised) q.set('category', state.category);
+  return q;
+}
+
 // The query of the current view, as /export/map.* takes it.
 export function viewQuery(ctx) {
   const {state, map} = ctx;
   const q = new URLSearchParams();
   q.set('level', state.flevel || ctx.config.main_level || 'grid2');
-  if (state.field && state.field in ctx.style.fields) q.set('field', state.field);  // a print has the tiles' figures
+  if (isEventField(state.field) && ctx.events) eventQuery(ctx, q);
+  else if (state.field && state.field in ctx.style.fields) q.set('field', state.field);  // a print has the tiles' figures
   if (state.scheme) q.set('scheme', state.scheme);
   if (state.unit) q.set('unit', state.unit);
   const b = map.getBounds();
@@ -29,8 +43,15 @@ export function viewQuery(ctx) {
   return q;
 }
 
+// The figures of the selection; with an event indicator shown, its values per unit of the choropleth's level
+// (inside the selected unit).
 export function figuresQuery(ctx) {
   const q = new URLSearchParams();
+  if (isEventField(ctx.state.field) && ctx.events) {
+    if (ctx.state.unit) q.set('unit', ctx.state.unit);
+    q.set('level', ctx.state.flevel || ctx.config.main_level || 'grid2');
+    return eventQuery(ctx, q);
+  }
   if (ctx.state.unit) q.set('unit', ctx.state.unit);
   else q.set('level', ctx.state.flevel || ctx.config.main_level || 'grid2');
   return q;
