@@ -65,7 +65,6 @@ import numpy as np
 import pandas as pd
 import pyproj
 import shapely
-from scipy import ndimage
 
 from gridgeo import crs as gcrs
 from gridgeo.schema import DEFAULT_SCHEME, CodeScheme, check, level_names
@@ -1358,6 +1357,7 @@ def _fill_faces(crossed_cells, geoms, units, raster):
     multi : (cells, units)
         The units holding each _MULTI cell.
     """
+    from scipy import ndimage
     crossed = np.zeros(raster.size, dtype=bool)
     crossed[crossed_cells] = True
     faces, n_faces = ndimage.label(~crossed.reshape(raster.ny, raster.nx))

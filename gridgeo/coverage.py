@@ -41,7 +41,6 @@ import numpy as np
 import pandas as pd
 import pyproj
 import shapely
-from scipy.spatial import cKDTree
 
 from gridgeo import crs as gcrs
 from gridgeo import network as gnet
@@ -459,6 +458,7 @@ def _pieces_report(net, component, addresses, station_piece):
 
 
 def _straight_distances(addresses, stations, metric):
+    from scipy.spatial import cKDTree
     to_m = pyproj.Transformer.from_crs(gcrs.STORAGE_CRS, metric, always_xy=True)
 
     def xy(frame):

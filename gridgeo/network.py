@@ -45,9 +45,6 @@ import numpy as np
 import pandas as pd
 import pyproj
 import shapely
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components, dijkstra
-from scipy.spatial import cKDTree
 
 from gridgeo import crs as gcrs
 
@@ -335,6 +332,7 @@ class WalkNetwork:
         and that source's position in ``sources`` (-1 where none is reached).
         With ``min_only=False`` a dense ``(len(sources), n_nodes)`` array.
         """
+        from scipy.sparse.csgraph import dijkstra
         graph, first = _with_sources(self, sources)
         indices = np.arange(first, first + len(sources))
         limit = np.inf if limit_m is None else float(limit_m)
@@ -347,6 +345,7 @@ class WalkNetwork:
 
 
 def _symmetric_graph(u, v, length, n):
+    from scipy import sparse
     w = np.maximum(length, _TINY)
     return sparse.csr_matrix((np.concatenate([w, w]), (np.concatenate([u, v]), np.concatenate([v, u]))),
                              shape=(n, n))
@@ -354,6 +353,7 @@ def _symmetric_graph(u, v, length, n):
 
 def _sample_index(net: WalkNetwork):
     """A KD-tree over points every few metres along every edge (endpoints included)."""
+    from scipy.spatial import cKDTree
     if net.n_edges == 0:
         return cKDTree(np.zeros((0, 2))), np.zeros(0, dtype=np.int64)
     pieces = np.maximum(np.ceil(net.edge_length / _INDEX_SPACING).astype(np.int64), 1)
@@ -581,6 +581,7 @@ def _merge_nodes(a, b, road, precision_m):
 
 
 def _components(nodes, u, v, length):
+    from scipy.sparse.csgraph import connected_components
     n = len(nodes)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
@@ -815,6 +816,7 @@ def _with_sources(net: WalkNetwork, sources: Snapped):
     Returns (graph, first): source ``i`` is node ``first + i``. The links are
     directed (source -> road), so no path runs through a source.
     """
+    from scipy import sparse
     n, k = net.n_nodes, len(sources)
     u, v = net.edge_u[sources.edge], net.edge_v[sources.edge]
     length = net.edge_length[sources.edge]

@@ -51,7 +51,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from scipy import sparse
 
 from gridgeo import coverage as gcov
 from gridgeo import crs as gcrs
@@ -750,6 +749,7 @@ def _coverage_units(p: _Problem):
     list of demand positions); cover is a boolean sparse matrix units x
     cand; cand are the candidate positions kept (non-dominated, useful).
     """
+    from scipy import sparse
     open_ = p.existing > p.radius_m
     pairs = p.pairs[open_[p.pairs["origin"].to_numpy()]]
     origin, dest = pairs["origin"].to_numpy(), pairs["destination"].to_numpy()

@@ -31,7 +31,6 @@ import warnings
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
 from gridgeo.schema import (DEFAULT_SCHEME, EVENT_CATEGORIES, EVENT_STATUSES, STATION_KINDS, CodeScheme,
                             check)
@@ -225,6 +224,7 @@ class _UnitTree:
         """Sparse (unit x unit): 1 where the row is the column's unit or one
         of its ancestors, for units of full levels; partial units only count
         themselves."""
+        from scipy import sparse
         n = len(units)
         position = pd.Series(np.arange(n), index=self.codes)
         parent = position.reindex(units["parent"]).to_numpy()
@@ -267,6 +267,7 @@ class _UnitTree:
 
     @staticmethod
     def _sum_into(unit, matrix, n):
+        from scipy import sparse
         held = unit >= 0
         spread = sparse.csr_matrix((np.ones(held.sum()), (unit[held], np.flatnonzero(held))),
                                    shape=(n, len(unit)))

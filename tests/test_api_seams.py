@@ -102,3 +102,13 @@ def test_the_geometries_written_as_geos_wrote_them_read_back_as_the_encoders_own
     assert read["name"].tolist() == names
     present = ~(g.geometry.isna() | g.geometry.is_empty).to_numpy()
     assert shapely.equals_exact(read.geometry[present].values, g.geometry[present].values, tolerance=1e-7).all()
+
+
+def test_the_service_starts_without_scipy():
+    """scipy (0.2-0.6 s to import) is imported where it is used, not when the service starts: its first
+    answer after a restart waits for nothing it does not need."""
+    code = ("import sys, api.main; bad = sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'); "
+            "print(bad[:5]); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent.parent)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -32,8 +32,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components
 
 from gridgeo import crs as gcrs
 from gridgeo.plan._kernel import checked_band, new_rows, prefixes, shared_edges, union
@@ -152,6 +150,7 @@ def _divide_state(state, band, of, seed, patience, max_steps):
 
 
 def _divide_units(units, blocks, band, of, seed, patience, max_steps, scheme):
+    from scipy import sparse
     if not isinstance(units, gpd.GeoDataFrame) or blocks is None:
         raise TypeError("suggest_division takes a PlanState, or the units to divide (GeoDataFrame) and their "
                         "blocks (gridgeo.plan.blocks)")
@@ -237,6 +236,7 @@ def _report_table(report, codes, weights, band) -> pd.DataFrame:
 
 def _divide_members(graph, members, weights, ids, band, seed, patience, max_steps):
     """Labels 0..k-1 for the blocks of one unit, and what the division reached."""
+    from scipy.sparse.csgraph import connected_components
     started = time.perf_counter()
     sub = graph[members][:, members].tocsr()
     w = weights[members]
@@ -266,6 +266,7 @@ class _Recombination:
     """Recombination on spanning trees of one connected set of blocks."""
 
     def __init__(self, graph, weights, band, rng):
+        from scipy import sparse
         self.graph = graph
         self.w = weights
         self.low, self.high = band

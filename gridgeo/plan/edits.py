@@ -20,8 +20,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components
 
 from gridgeo import crs as gcrs
 from gridgeo.plan._kernel import check_state as _check_state
@@ -557,6 +555,8 @@ def _majority(state, positions, parts) -> np.ndarray:
 
 def _subgraph_components(state, positions):
     """Connected components of the blocks at `positions` (labels aligned with them)."""
+    from scipy import sparse
+    from scipy.sparse.csgraph import connected_components
     b = state._blocks
     n = len(b.ids)
     member = np.zeros(n, dtype=bool)
@@ -581,6 +581,8 @@ def _detached(state, moving, target_mask) -> np.ndarray:
 
 def _units_joined(state, codes) -> bool:
     """Whether the grids form one piece, each touching another along an edge."""
+    from scipy import sparse
+    from scipy.sparse.csgraph import connected_components
     pairs = state._neighbours(state._codes)
     pairs = pairs[pairs["a"].isin(codes) & pairs["b"].isin(codes)]
     index = {c: k for k, c in enumerate(codes)}

@@ -5,8 +5,6 @@ from __future__ import annotations
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components
 
 from gridgeo.plan._kernel import checked_band as _checked_band
 from gridgeo.plan.state import PlanState, start
@@ -134,6 +132,8 @@ def _internal(b, pos):
 
 def _pieces(b, pos, k) -> np.ndarray:
     """Connected pieces of each grid (blocks joined by shared edges)."""
+    from scipy import sparse
+    from scipy.sparse.csgraph import connected_components
     inside = _internal(b, pos)
     n = len(pos)
     graph = sparse.csr_matrix((np.ones(inside.sum()), (b.pair_i[inside], b.pair_j[inside])), shape=(n, n))

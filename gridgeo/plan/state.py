@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 import pyproj
 import shapely
-from scipy import sparse
 
 from gridgeo import crs as gcrs
 from gridgeo.plan.blocks import blocks as make_blocks
@@ -65,6 +64,7 @@ class _Blocks:
     @property
     def graph(self) -> sparse.csr_matrix:
         """Symmetric adjacency of the blocks, weighted by shared edge length."""
+        from scipy import sparse
         n = len(self.ids)
         rows = np.concatenate([self.pair_i, self.pair_j])
         cols = np.concatenate([self.pair_j, self.pair_i])
