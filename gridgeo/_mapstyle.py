@@ -72,7 +72,10 @@ def fills(values: pd.Series, *, column: str, scheme: str, k: int, language: str 
         classed = classed[np.isfinite(classed)]
         bins, _ = breaks(classed, scheme=scheme, k=k)
         ramp = s["ramps"][field_style(column).get("ramp", _ramp_for(column))]
-        palette = np.array([ramp[round(i * (len(ramp) - 1) / max(len(bins) - 1, 1))] for i in range(len(bins))])
+        # k colours spread along the ramp, its ends included; one class (every value alike) takes the
+        # ramp's last colour, as the one map's legend does (layers.js ramp)
+        palette = np.array([ramp[-1]] if len(bins) == 1 else
+                           [ramp[round(i * (len(ramp) - 1) / (len(bins) - 1))] for i in range(len(bins))])
         cls = np.minimum(np.searchsorted(bins, numbers, side="left"), len(bins) - 1)
         colours = pd.Series(np.where(known, palette[cls] if len(bins) else s["no_data"], s["no_data"]),
                             index=values.index)

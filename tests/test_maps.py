@@ -7,12 +7,14 @@ from __future__ import annotations
 import doctest
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import folium
 import geopandas as gpd
 import mapclassify
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 
@@ -358,3 +360,17 @@ def test_fisher_jenks_breaks_are_mapclassifys(whole_matrix, monkeypatch):
         bins, counts = _mapstyle.breaks(x, scheme="fisher_jenks", k=k)
         np.testing.assert_array_equal(bins, theirs.bins, err_msg=f"trial {trial}")
         np.testing.assert_array_equal(counts, theirs.counts, err_msg=f"trial {trial}")
+
+
+@pytest.mark.parametrize("column", ["households", "ev_closure_rate", "ev_backlog"])
+def test_one_class_takes_the_ramps_last_colour_as_the_page_does(column):
+    """Every value alike makes one class; the print and the one map (layers.js ``ramp``: k <= 1 gives
+    the last colour) colour it alike: a 100 % closure rate everywhere was red on the print, green
+    on the page."""
+    from gridgeo import _mapstyle
+
+    ramp = _mapstyle.style()["ramps"][_mapstyle.field_style(column).get("ramp", _mapstyle._ramp_for(column))]
+    colours, rows = _mapstyle.fills(pd.Series([1.0, 1.0, 1.0]), column=column, scheme="fisher_jenks", k=5)
+    assert set(colours) == {ramp[-1]} and [r[0] for r in rows] == [ramp[-1]] and rows[0][2] == 3
+    js = (Path(__file__).resolve().parent.parent / "api/static/app/layers.js").read_text("utf-8")
+    assert "if (k <= 1) return [colours[colours.length - 1]];" in js  # the page's rule, stated there
