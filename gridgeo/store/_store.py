@@ -800,7 +800,10 @@ class Store:
         SQL: ``workers <> 5`` and ``NOT workers = 5`` leave out the units
         without ``workers``; add ``OR workers IS NULL`` to keep them. In a
         GeoPackage, ``S_INTERSECTS`` takes its candidates from the R-tree and
-        shapely decides; in PostGIS it is ``ST_Intersects``. pygeofilter reads
+        shapely decides; in PostGIS it is ``ST_Intersects``. In PostGIS a page
+        (``limit``/``offset``) in a box over less than half of the layer (a county
+        of a province) is taken from the box's rows, not from a walk along the
+        key (:meth:`gridgeo.store.postgis.PostGIS.selective_box`). pygeofilter reads
         the filters, and its cql2-text parser takes no quote inside a string
         (``'it''s'``); cql2-json takes any text.
 
