@@ -41,6 +41,10 @@ Latency is the median (and 90th percentile) wall time of the client's request
 in milliseconds; ``ratio`` is province / city.
 
     python benchmarks/province_store.py [--cities 2] [--fraction 0.25] [--repeat 15]
+
+``--base town`` builds both stores from the committed town sample instead: a
+one-minute check that the script runs, not a measurement. Results:
+benchmarks/README.md.
 """
 
 from __future__ import annotations
