@@ -18,6 +18,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyproj
+import shapely
 
 import gridgeo
 import gridgeo.maps
@@ -110,6 +111,26 @@ def public_figures(services, *, authorised: bool = False) -> pd.DataFrame:
         out.attrs = dict(table.attrs)
         return out
     return services.derived("public_figures:authorised" if authorised else "public_figures", build)
+
+
+def unit_bounds(services) -> dict[str, tuple[float, float, float, float]]:
+    """Each unit's bounds (minx, miny, maxx, maxy) by code: a unit's page looks one up instead of
+    indexing the whole grids frame, which grows with a province's cities."""
+    def build(kept):
+        frame = grids(services)
+        return dict(zip(frame["code"], map(tuple, shapely.bounds(frame.geometry.array).tolist())))
+    return services.derived("unit_bounds", build)
+
+
+def children(services, code: str, *, authorised: bool) -> pd.DataFrame:
+    """The rows of :func:`public_figures` whose parent is ``code``, in the table's order (the
+    positions of each parent's children found once per version, not by a scan per request)."""
+    table = public_figures(services, authorised=authorised)
+
+    def build(kept):
+        return table.groupby("parent", sort=False).indices
+    positions = services.derived("children:authorised" if authorised else "children", build)
+    return table.iloc[positions.get(code, np.empty(0, dtype=int))]
 
 
 def finder(services) -> gridgeo.search.Finder:

@@ -175,6 +175,10 @@ def test_unit_drill_down(client, sample, library_figures):
                                                                          "code"])
     assert body["figures"]["households"] == int(library_figures.loc[grid2["parent"], "households"])
     assert sum(c["households"] for c in body["children"]) == body["figures"]["households"]
+    village = sample.grids.set_index("code").geometry.loc[grid2["parent"]]
+    assert body["bbox"] == pytest.approx(list(village.bounds), abs=1e-7)
+    leaf = client.get(f"/stats/unit/{grid2['code']}").json()  # a unit without children
+    assert leaf["children"] == [] and leaf["bbox"] == pytest.approx(list(grid2.geometry.bounds), abs=1e-7)
     assert client.get("/stats/unit/123").status_code == 404
 
 

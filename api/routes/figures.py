@@ -43,12 +43,11 @@ def router() -> APIRouter:
         figures = derived.public_figures(services, authorised=who.has("viewer"))
         if code not in figures.index:
             raise Problem(404, "Not Found", f"no unit with code {code!r}")
-        grids = derived.grids(services).set_index("code")
         scheme = services.store.scheme
         level = figures.at[code, "level"]
         chain = [c for c in scheme.chain(code)[:-1] if c in figures.index]
-        children = figures[figures["parent"] == code]
-        bounds = grids.geometry.loc[code].bounds
+        children = derived.children(services, code, authorised=who.has("viewer"))
+        bounds = derived.unit_bounds(services)[code]
         return {
             "code": code,
             "level": level,

@@ -800,7 +800,10 @@ class Store:
         SQL: ``workers <> 5`` and ``NOT workers = 5`` leave out the units
         without ``workers``; add ``OR workers IS NULL`` to keep them. In a
         GeoPackage, ``S_INTERSECTS`` takes its candidates from the R-tree and
-        shapely decides; in PostGIS it is ``ST_Intersects``. pygeofilter reads
+        shapely decides; in PostGIS it is ``ST_Intersects``. In PostGIS a page
+        (``limit``/``offset``) in a box over less than half of the layer (a county
+        of a province) is taken from the box's rows, not from a walk along the
+        key (:meth:`gridgeo.store.postgis.PostGIS.selective_box`). pygeofilter reads
         the filters, and its cql2-text parser takes no quote inside a string
         (``'it''s'``); cql2-json takes any text.
 
@@ -1102,6 +1105,9 @@ class Store:
 
     def _select(self, kind, names, conds, params, *, revision, bbox, limit, offset, filters=None, order=()):
         key = _layers.KEYS[kind]
+        if bbox is not None and (limit is not None or offset) and self._db.selective_box(kind, bbox):
+            return self._select_box_first(kind, names, conds, params, revision=revision, bbox=bbox, limit=limit,
+                                          offset=offset, filters=filters, order=order)
         geom = self._db.geom_expr("geom")
         cols = ", ".join(q(n) for n in names)
         sort_cols = "".join(f", {q(column)} AS _s{i}" for i, (column, _) in enumerate(order))
@@ -1118,6 +1124,31 @@ class Store:
             sql += f" {self._db.limit_clause(limit)} OFFSET ?"
             all_params.append(int(offset))
         return sql, all_params
+
+    def _select_box_first(self, kind, names, conds, params, *, revision, bbox, limit, offset, filters, order):
+        """The page of :meth:`_select` computed from the rows in the box: their keys first
+        (``_box``, materialised: the spatial index answers it), sorted and cut to the page
+        (``_page``), and only then the page's rows read whole. The same rows in the same
+        order as :meth:`_select`; for a backend whose ``selective_box`` says so (PostGIS)."""
+        key = _layers.KEYS[kind]
+        geom = self._db.geom_expr("geom")  # only the table has a geom: no need to say which
+        sort_cols = [f"{q(column)} AS _s{i}" for i, (column, _) in enumerate(order)]
+        light, full, all_params = [], [], []
+        for i, (table, where, pp) in enumerate(self._per_table(kind, conds, params, revision, bbox, filters)):
+            light.append(f"SELECT {i} AS _t, fid AS _fid, {', '.join([f'{q(key)} AS _key', *sort_cols])} "
+                         f"FROM {q(table)} WHERE {where}")
+            all_params += pp
+            cols = ", ".join(f"t.{q(n)}" for n in names)
+            extra = "".join(f", p._s{j}" for j in range(len(order)))
+            full.append(f"SELECT {geom} AS _geom, {cols}{'' if key in names else ', p._key'}, p._fid{extra} "
+                        f"FROM _page p JOIN {q(table)} t ON p._t = {i} AND t.fid = p._fid")
+        sorting = [f"_s{i}{' DESC' if descending else ''} NULLS LAST" for i, (_, descending) in enumerate(order)]
+        by_key = [*sorting, "_key", "_fid"]
+        by_out = [*sorting, q(key) if key in names else "_key", "_fid"]
+        sql = (f"WITH _box AS MATERIALIZED ({' UNION ALL '.join(light)}), "
+               f"_page AS (SELECT * FROM _box ORDER BY {', '.join(by_key)} {self._db.limit_clause(limit)} OFFSET ?) "
+               f"{' UNION ALL '.join(full)} ORDER BY {', '.join(by_out)}")
+        return sql, [*all_params, int(offset)]
 
     def frame_of(self, rows, names, kinds):
         """A GeoDataFrame from rows of (geometry, *names), each column of its kind."""

@@ -205,6 +205,11 @@ class GeoPackage:
         return (f"(fid IN (SELECT id FROM {rtree} WHERE {_MEETS}) AND (fid IN (SELECT id FROM {rtree} "
                 f"WHERE {inside}) OR gridgeo_intersects(geom, ?, ?)))", [*params["meets"], *params["inside"], *test])
 
+    @staticmethod
+    def selective_box(table, bbox) -> bool:
+        """A page in a box is read as SQLite plans it (the R-tree first): never rewritten."""
+        return False
+
     def bbox_count(self, table, bbox) -> int:
         """How many rows of ``table`` intersect ``bbox``, counted in its R-tree: the
         entries inside the box, and of the entries on its edge those shapely finds
