@@ -31,7 +31,6 @@ import json
 import os
 import select
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -48,7 +47,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 import gridgeo.store as gstore  # noqa: E402
-from common import report  # noqa: E402
+from common import report, stop_process  # noqa: E402
 from tiles import _wrk, tile_mix  # noqa: E402
 
 BODY = 60 * 2**20
@@ -92,12 +91,7 @@ class Serve:
         raise RuntimeError(f"gridgeo serve was not ready within 600 s: see {self.log.name}")
 
     def stop(self):
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+        stop_process(self.proc, self.log)
 
     def worker(self) -> int:
         """The pid of the process that answers (with one worker, uvicorn serves in the process itself)."""

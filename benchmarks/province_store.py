@@ -52,8 +52,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -67,7 +65,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from common import city_sample, report  # noqa: E402
+from common import city_sample, report, stop_process  # noqa: E402
 
 import gridgeo.sample  # noqa: E402
 
@@ -277,12 +275,7 @@ class _Service:
         except (OSError, KeyError):
             pass
         self.client.close()
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+        stop_process(self.proc, self.log)
 
 
 def _print(figures, rows, args) -> None:

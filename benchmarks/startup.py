@@ -59,7 +59,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from common import city_sample, report  # noqa: E402
+from common import city_sample, report, stop_process  # noqa: E402
 from tiles import VIEWS, _database, _tipg_python, tile_mix  # noqa: E402
 
 PAGE = ["/map/config.json", "/vocabulary", "/tiles"]
@@ -288,12 +288,7 @@ class _Service:
 
     def stop(self) -> None:
         self.client.close()
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+        stop_process(self.proc, self.log)
 
 
 def _start(url, work, keys, label) -> _Service:

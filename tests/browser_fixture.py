@@ -122,3 +122,16 @@ def screenshot(page, name: str, *, selector: str | None = None) -> bytes:
     ARTIFACTS.mkdir(exist_ok=True)
     target = page.locator(selector) if selector else page
     return target.screenshot(path=str(ARTIFACTS / name))
+
+
+def export_downloads(page, kinds=("png", "pdf", "xlsx")) -> dict[str, tuple[str, bytes]]:
+    """Click the one map's export links (``#export-png`` ...) as a user does, the menu opened again when a
+    download closed it: ``{kind: (suggested file name, bytes)}``."""
+    downloads = {}
+    for which in kinds:
+        with page.expect_download(timeout=120_000) as info:
+            if not page.locator(f"#export-{which}").is_visible():
+                page.click("#export summary")
+            page.click(f"#export-{which}")
+        downloads[which] = (info.value.suggested_filename, open(info.value.path(), "rb").read())
+    return downloads

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from browser_fixture import screenshot
+from browser_fixture import export_downloads, screenshot
 from gridgeo import events as gev
 from test_events import reference
 from test_map_browser import container_point, hex_rgb, map_pixels, over, settle, units  # noqa: F401 (units: a fixture)
@@ -391,13 +391,7 @@ def test_the_print_and_excel_of_an_event_choropleth_carry_its_values(server, ope
         assert "field=ev_closure_rate" in href and "period=month" in href and "at=2025-06" in href, href
         assert "category=dispute" in href, href
     screenshot(page, "events-export-menu.png")
-    downloads = {}
-    for which in ("png", "pdf", "xlsx"):
-        with page.expect_download(timeout=120_000) as info:
-            if not page.locator(f"#export-{which}").is_visible():
-                page.click("#export summary")
-            page.click(f"#export-{which}")
-        downloads[which] = (info.value.suggested_filename, open(info.value.path(), "rb").read())
+    downloads = export_downloads(page)
     (ARTIFACTS / "events-export-print.png").write_bytes(downloads["png"][1])
     assert Image.open(io.BytesIO(downloads["png"][1])).size == (2338, 1653)
     shown = httpx.get(server.url + "/events/map", headers={"X-API-Key": api_keys["viewer"]}, params={

@@ -23,7 +23,7 @@ import pytest
 import shapely
 from PIL import Image
 
-from browser_fixture import FITS_JS, screenshot
+from browser_fixture import FITS_JS, export_downloads, screenshot
 from gridgeo.labels import label_points
 from gridgeo.maps import style
 
@@ -729,13 +729,7 @@ def test_the_view_prints_to_png_and_pdf_and_the_figures_export_to_excel(server, 
     page.click("#export summary")
     screenshot(page, "map-export-menu.png")
     assert page.locator("#export-pdf").is_visible()
-    downloads = {}
-    for which in ("png", "pdf", "xlsx"):
-        with page.expect_download(timeout=120_000) as info:
-            if not page.locator(f"#export-{which}").is_visible():
-                page.click("#export summary")
-            page.click(f"#export-{which}")
-        downloads[which] = (info.value.suggested_filename, open(info.value.path(), "rb").read())
+    downloads = export_downloads(page)
     name = units.at[village, "name"]
     assert downloads["png"][0] == f"{name}-地图.png" and downloads["png"][1][:8] == b"\x89PNG\r\n\x1a\n"
     assert Image.open(io.BytesIO(downloads["png"][1])).size == (2338, 1653)
