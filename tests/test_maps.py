@@ -374,3 +374,16 @@ def test_one_class_takes_the_ramps_last_colour_as_the_page_does(column):
     assert set(colours) == {ramp[-1]} and [r[0] for r in rows] == [ramp[-1]] and rows[0][2] == 3
     js = (Path(__file__).resolve().parent.parent / "api/static/app/layers.js").read_text("utf-8")
     assert "if (k <= 1) return [colours[colours.length - 1]];" in js  # the page's rule, stated there
+
+
+def test_the_event_indicators_are_named_as_the_one_map_names_them():
+    """The print, the Excel export and the page call each event indicator alike: gridgeo.events.INDICATOR_NAMES
+    (Chinese, English) against the words of events-words.js, read in both languages."""
+    from gridgeo import events as gevents
+
+    js = (Path(__file__).resolve().parent.parent / "api/static/app/events-words.js").read_text("utf-8")
+    blocks = dict(re.findall(r"Object\.assign\(STRINGS\.(zh|en), \{(.*?)\n\}\);", js, flags=re.S))
+    assert set(blocks) == {"zh", "en"}
+    words = {lang: dict(re.findall(r"\bev_(\w+): '([^']*)'", blocks[lang])) for lang in blocks}
+    assert set(words["zh"]) == set(words["en"]) == set(gevents.INDICATORS)
+    assert {k: (words["zh"][k], words["en"][k]) for k in gevents.INDICATORS} == gevents.INDICATOR_NAMES
