@@ -13,6 +13,7 @@ import io
 import itertools
 import math
 import warnings
+from urllib.parse import quote
 
 import mapclassify
 import numpy as np
@@ -238,18 +239,47 @@ def test_the_excel_of_an_event_choropleth_is_the_maps_values(client, api_keys, s
             assert values[code] == pytest.approx(want, abs=1e-4), code
     about = dict(openpyxl.load_workbook(io.BytesIO(r.content))["说明 About"].iter_rows(values_only=True))
     if role:
-        assert about["标题 title"] == "grid2 · 办结率 · 2025-06 · 矛盾纠纷"
+        assert about["标题 title"] == "二级网格 · 办结率 · 2025-06 · 矛盾纠纷"
         disputes = sample.events[sample.events["category"] == "dispute"]
         theirs = reference(disputes, sample.grids, "grid2", "M", gev.DEFAULT_TIME_LIMITS).xs(
             pd.Timestamp("2025-06-01"), level="period_start")["closure_rate"]
         np.testing.assert_allclose(values.loc[theirs.index].astype(float), theirs, atol=1e-9, equal_nan=True)
         assert "已隐去 suppressed" not in rows.columns
     else:
-        assert about["标题 title"] == "grid2 · 办结率 · 2025-06 · 全部类别" and about["最小公开数 minimum count"] == 10
+        assert about["标题 title"] == "二级网格 · 办结率 · 2025-06 · 全部类别" and about["最小公开数 minimum count"] == 10
         assert values.isna().any() and values.notna().any()
         assert rows.loc[values.isna() & rows["已隐去 suppressed"].astype(bool)].shape[0] > 0
     number_format = openpyxl.load_workbook(io.BytesIO(r.content))["指标 Figures"]["E2"].number_format
     assert number_format == "0.0%"
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_the_excel_of_an_event_choropleth_inside_a_unit_and_the_level_named(client, api_keys, sample, lang):
+    """Inside a village: the level-2 grids in it, with /events/map's values, the village named in the title and
+    the file's name (it was a 500: the route named the grids it had not read). Without a unit, the level is
+    named as the code scheme calls it, not by its key."""
+    village = sample.grids.loc[sample.grids["level"] == "village"].iloc[3]
+    params = {"level": "grid2", "field": "ev_closure_rate", "period": "month", "at": "2025-06", "lang": lang}
+    shown = client.get("/events/map", headers=_viewer(api_keys), params={
+        "level": "grid2", "period": "month", "indicator": "closure_rate", "at": "2025-06"}).json()["choropleth"]
+    r = client.get("/export/figures.xlsx", headers=_viewer(api_keys), params={**params, "unit": village["code"]})
+    assert r.status_code == 200, r.text
+    rows = _sheet(r.content).set_index("编码 code")
+    inside = sorted(c for c in shown["values"] if c.startswith(village["code"]))
+    assert sorted(rows.index) == inside and len(inside) > 1
+    for code in inside:
+        want, got = shown["values"][code], rows.loc[code].iloc[-1]
+        assert (pd.isna(got) if want is None else got == pytest.approx(want, abs=1e-4)), code
+    about = dict(openpyxl.load_workbook(io.BytesIO(r.content))["说明 About"].iter_rows(values_only=True))
+    label = "closure rate" if lang == "en" else "办结率"
+    assert about["标题 title"].startswith(f"{village['name']} · {label} · 2025-06")
+    assert quote(village["name"]) in r.headers["content-disposition"]
+    whole = client.get("/export/figures.xlsx", headers=_viewer(api_keys), params=params)
+    title = dict(openpyxl.load_workbook(io.BytesIO(whole.content))["说明 About"].iter_rows(values_only=True))["标题 title"]
+    assert title.startswith("level-2 grid · " if lang == "en" else "二级网格 · "), title
+    plain = client.get("/export/figures.xlsx", params={"level": "village", "lang": lang})
+    title = dict(openpyxl.load_workbook(io.BytesIO(plain.content))["说明 About"].iter_rows(values_only=True))["标题 title"]
+    assert title == ("village / community" if lang == "en" else "村社"), title
 
 
 def test_the_print_of_an_event_choropleth_has_its_legend_and_period(client, api_keys, sample):

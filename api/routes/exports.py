@@ -64,6 +64,15 @@ FIELDS = [*derived.PUBLIC_FIGURES, *(gevents.MAP_FIELD + x for x in gevents.INDI
 """What a print or an export may show: the tiles' figures and the event indicators (as the one map names them)."""
 
 
+def _level_name(services, level: str, lang: str) -> str:
+    """What the store's code scheme calls a level (二级网格 / level-2 grid), for a workbook's title."""
+    try:
+        found = services.store.scheme.level(level)
+    except KeyError:
+        return level
+    return (found.label_en if lang == "en" else found.label) or level
+
+
 def _event_question(request: Request, who: Principal, field: str | None, period, at, category) -> bool:
     """Whether ``field`` is an event indicator; the event parameters refused for another figure."""
     if field is not None and field.startswith(gevents.MAP_FIELD):
@@ -128,7 +137,7 @@ def router() -> APIRouter:
             values, min_count, detail = _event_figures(request, who, field, level, period, at, category, lang)
             if unit is not None:
                 values = values[values.index.str.startswith(unit)]  # a code's prefix is its parent's code
-            place = grids.set_index("code").at[unit, "name"] if unit is not None else level
+            place = figures.at[unit, "name"] if unit is not None else _level_name(services, level, lang)
             label = gevents.INDICATOR_NAMES[field[len(gevents.MAP_FIELD):]][1 if lang == "en" else 0]
             title = f"{place} · {label} · {detail}"
             columns = [field] + (["suppressed"] if min_count else [])
@@ -140,7 +149,8 @@ def router() -> APIRouter:
             title, name = figures.at[unit, "name"], f"{figures.at[unit, 'name']}-指标.xlsx"
         else:
             chosen = figures[figures["level"] == level]
-            title, name = level, f"{level}-指标.xlsx"
+            title = _level_name(services, level, lang)
+            name = f"{title}-指标.xlsx"
         body = figures_workbook(chosen, title=title, version=services.version,
                                 min_count=figures.attrs.get("min_count"), scheme=services.store.scheme)
         return Response(body, media_type=XLSX, headers=_attachment(name))
