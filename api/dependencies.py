@@ -121,7 +121,8 @@ def scheme(request: Request):
 def _checked_level(value: str, request: Request) -> str:
     names = request.app.state.services.store.scheme.names
     if value not in names:
-        raise Problem(404, "Not Found", f"no level {value!r}: use one of {list(names)}")
+        raise Problem(404, "Not Found", f"没有层级 {value!r}，可用 {list(names)} — no level {value!r}: use one of "
+                      f"{list(names)}")
     return value
 
 

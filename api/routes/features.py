@@ -255,19 +255,20 @@ def router() -> APIRouter:
         available = _queryables(store, c)
         unknown = sorted(set(request.query_params) - ITEM_PARAMETERS - set(available))
         if unknown:
-            raise Problem(400, "Bad Request", f"unknown query parameter(s) {unknown}: {c.id} takes "
-                          f"{sorted(ITEM_PARAMETERS)} and its queryables {sorted(available)}")
+            raise Problem(400, "Bad Request", f"未知的查询参数 {unknown} — unknown query parameter(s) {unknown}: {c.id} "
+                          f"takes {sorted(ITEM_PARAMETERS)} and its queryables {sorted(available)}")
         where = {k: v for k, v in request.query_params.items() if k in available}
         long = sorted(k for k, v in where.items() if len(v) > VALUE_LENGTH)
         if long:
-            raise Problem(400, "Bad Request", f"{long}: a queryable's value is at most {VALUE_LENGTH} characters")
+            raise Problem(400, "Bad Request", f"{long}：取值最多 {VALUE_LENGTH} 个字符 — {long}: a queryable's "
+                          f"value is at most {VALUE_LENGTH} characters")
         if datetime_ and c.temporal:
             where[c.temporal] = _interval(datetime_)
         if filter_crs and _crs(filter_crs, "filter-crs") not in _LONLAT_FILTER_CRS:
-            raise Problem(400, "Bad Request", f"filter-crs {filter_crs!r}: geometries in a filter are "
-                          "longitude/latitude (CRS84, EPSG:4326 or EPSG:4490)")
+            raise Problem(400, "Bad Request", f"filter-crs {filter_crs!r}：过滤条件中的几何须为经纬度 — geometries "
+                          "in a filter are longitude/latitude (CRS84, EPSG:4326 or EPSG:4490)")
         if filter_lang is not None and filter_ is None:
-            raise Problem(400, "Bad Request", "filter-lang without a filter")
+            raise Problem(400, "Bad Request", "有 filter-lang 却没有 filter — filter-lang without a filter")
         limit = settings.default_limit if limit is None else limit
         if limit > settings.max_limit:
             limit = settings.max_limit  # OGC: the server may serve fewer than asked
@@ -322,12 +323,13 @@ def router() -> APIRouter:
         c = _visible(collection_id, who, request)
         unknown = sorted(set(request.query_params) - {"crs", "f"})
         if unknown:
-            raise Problem(400, "Bad Request", f"unknown query parameter(s) {unknown}: an item takes crs and f")
+            raise Problem(400, "Bad Request", f"未知的查询参数 {unknown} — unknown query parameter(s) {unknown}: an "
+                          "item takes crs and f")
         key = _key(c.id, services.store)
         out_crs = _crs(crs, "crs")
         frame = services.store.read(c.id, where={key: feature_id}, limit=1)
         if frame.empty:
-            raise Problem(404, "Not Found", f"{c.id} has no feature {feature_id!r}")
+            raise Problem(404, "Not Found", f"{c.id} 中没有要素 {feature_id!r} — {c.id} has no feature {feature_id!r}")
         feature = _feature_collection(frame, c.id, out_crs, key, raw=True)["features"][0]
         feature["links"] = [
             _link(request, f"/collections/{c.id}/items/{feature_id}", "self", GEOJSON),
@@ -363,7 +365,8 @@ def _get_and_head(r: APIRouter, path: str, **options):
 def _visible(collection_id: str, who: Principal, request: Request) -> Collection:
     c = collections_of(request.app.state.services.store).get(collection_id)
     if c is None:
-        raise Problem(404, "Not Found", f"no collection {collection_id!r}: see /collections")
+        raise Problem(404, "Not Found", f"没有数据集合 {collection_id!r}（见 /collections）— no collection "
+                      f"{collection_id!r}: see /collections")
     if not who.has(c.role):
         status = 401 if who.role == "anonymous" else 403
         raise Problem(status, "Unauthorized" if status == 401 else "Forbidden",
@@ -409,13 +412,15 @@ def _interval(text: str):
         try:
             stamp = pd.Timestamp(value)
         except ValueError:
-            raise Problem(400, "Bad Request", f"datetime {value!r} is not an RFC 3339 date or time") from None
+            raise Problem(400, "Bad Request", f"datetime {value!r} 不是 RFC 3339 日期或时间 — datetime {value!r} "
+                          "is not an RFC 3339 date or time") from None
         return stamp.tz_convert("Asia/Shanghai").tz_localize(None) if stamp.tzinfo else stamp
 
     if "/" in text:
         start, end = (instant(part.strip()) for part in text.split("/", 1))
         if start is not None and end is not None and start > end:
-            raise Problem(400, "Bad Request", f"datetime {text!r} ends before it starts")
+            raise Problem(400, "Bad Request", f"datetime {text!r} 的结束早于开始 — datetime {text!r} ends before it "
+                          "starts")
         return slice(start, end)
     at = instant(text.strip())
     return slice(at, at + pd.Timedelta(seconds=1)) if at is not None else slice(None, None)
@@ -429,7 +434,8 @@ def _crs(value: str | None, parameter: str) -> str:
         return value
     found = _ALIASES.get(value.strip().lower())
     if found is None:
-        raise Problem(400, "Bad Request", f"{parameter} {value!r} is not supported: use one of {SUPPORTED_CRS}")
+        raise Problem(400, "Bad Request", f"不支持 {parameter} {value!r}，可用 {SUPPORTED_CRS} — {parameter} {value!r} "
+                      f"is not supported: use one of {SUPPORTED_CRS}")
     return found
 
 

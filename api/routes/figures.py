@@ -42,7 +42,7 @@ def router() -> APIRouter:
         services = request.app.state.services
         figures = derived.public_figures(services, authorised=who.has("viewer"))
         if code not in figures.index:
-            raise Problem(404, "Not Found", f"no unit with code {code!r}")
+            raise Problem(404, "Not Found", f"没有编码为 {code!r} 的单元 — no unit with code {code!r}")
         scheme = services.store.scheme
         level = figures.at[code, "level"]
         chain = [c for c in scheme.chain(code)[:-1] if c in figures.index]
@@ -112,7 +112,7 @@ def router() -> APIRouter:
             k = public.attrs["min_count"]
         table = stats.balance(f, scheme=services.store.scheme)
         if level not in table.index:
-            raise Problem(404, "Not Found", f"no figures for level {level!r}")
+            raise Problem(404, "Not Found", f"层级 {level!r} 没有指标 — no figures for level {level!r}")
         return {**records(table.loc[[level]].reset_index())[0], "min_count": k}
 
     @r.get("/search", summary="Find units by code, name, pinyin or several words (gridgeo.search)",

@@ -88,7 +88,8 @@ def router() -> APIRouter:
         def build(kept):
             ground = kept.served(minutes)
             if ground is None:
-                raise Problem(404, "Not Found", "the ground served needs stations and roads in the store")
+                raise Problem(404, "Not Found", "服务范围需要站点和道路数据 — the ground served needs stations and "
+                                    "roads in the store")
             return dumps(feature_collection(ground, ["circle", "stations"], raw=True))
 
         return Response(services.derived(f"map:served:{minutes}", build), media_type="application/geo+json")
