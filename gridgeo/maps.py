@@ -57,6 +57,7 @@ from gridgeo import crs as gcrs
 from gridgeo.schema import DEFAULT_SCHEME, STATION_KINDS, check
 
 __all__ = [
+    "level_label",
     "STYLE_FILE",
     "ASSETS",
     "style",
@@ -81,7 +82,8 @@ breaks = _mapstyle.breaks
 _fills = _mapstyle.fills
 _number = _mapstyle.number
 _field_label = _mapstyle.field_label
-_level_label = _mapstyle.level_label
+level_label = _mapstyle.level_label
+_level_label = level_label
 
 
 # ----------------------------------------------------------------------------

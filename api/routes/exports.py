@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+import gridgeo.maps
 from api import derived
 from api.auth import Principal, principal
 from api.dependencies import event_categories, event_period, optional_level
@@ -64,16 +65,7 @@ FIELDS = [*derived.PUBLIC_FIGURES, *(gevents.MAP_FIELD + x for x in gevents.INDI
 """What a print or an export may show: the tiles' figures and the event indicators (as the one map names them)."""
 
 
-def _level_name(services, level: str, lang: str) -> str:
-    """What the store's code scheme calls a level (二级网格 / level-2 grid), for a workbook's title."""
-    try:
-        found = services.store.scheme.level(level)
-    except KeyError:
-        return level
-    return (found.label_en if lang == "en" else found.label) or level
-
-
-def _event_question(request: Request, who: Principal, field: str | None, period, at, category) -> bool:
+def _event_question(field: str | None, period, at, category) -> bool:
     """Whether ``field`` is an event indicator; the event parameters refused for another figure."""
     if field is not None and field.startswith(gevents.MAP_FIELD):
         indicator = field[len(gevents.MAP_FIELD):]
@@ -129,7 +121,7 @@ def router() -> APIRouter:
         services = request.app.state.services
         figures = derived.public_figures(services, authorised=who.has("viewer"))
         _unit(figures, unit)
-        event = _event_question(request, who, field, period, at, category)
+        event = _event_question(field, period, at, category)
         if field is not None and not event:
             raise Problem(422, "Unprocessable Content", f"Excel 导出的 field 只用于事件指标 — field={field!r}: the "
                           "workbook holds every figure; field names an event indicator (ev_...)")
@@ -137,7 +129,7 @@ def router() -> APIRouter:
             values, min_count, detail = _event_figures(request, who, field, level, period, at, category, lang)
             if unit is not None:
                 values = values[values.index.str.startswith(unit)]  # a code's prefix is its parent's code
-            place = figures.at[unit, "name"] if unit is not None else _level_name(services, level, lang)
+            place = figures.at[unit, "name"] if unit is not None else gridgeo.maps.level_label(level, lang, services.store.scheme)
             label = gevents.INDICATOR_NAMES[field[len(gevents.MAP_FIELD):]][1 if lang == "en" else 0]
             title = f"{place} · {label} · {detail}"
             columns = [field] + (["suppressed"] if min_count else [])
@@ -149,7 +141,7 @@ def router() -> APIRouter:
             title, name = figures.at[unit, "name"], f"{figures.at[unit, 'name']}-指标.xlsx"
         else:
             chosen = figures[figures["level"] == level]
-            title = _level_name(services, level, lang)
+            title = gridgeo.maps.level_label(level, lang, services.store.scheme)
             name = f"{title}-指标.xlsx"
         body = figures_workbook(chosen, title=title, version=services.version,
                                 min_count=figures.attrs.get("min_count"), scheme=services.store.scheme)
@@ -161,7 +153,7 @@ def router() -> APIRouter:
         figures = derived.public_figures(services, authorised=who.has("viewer"))
         _unit(figures, unit)
         min_count, detail = figures.attrs.get("min_count"), None
-        if _event_question(request, who, field, period, at, category):
+        if _event_question(field, period, at, category):
             figures, min_count, detail = _event_figures(request, who, field, level, period, at, category, lang)
         elif field is not None and field not in figures.columns:
             raise Problem(422, "Unprocessable Content", f"没有指标 {field!r} — no figure {field!r}: use one of "
