@@ -18,7 +18,6 @@ version instead (small stores, tests); ``off`` never prepares (run
 from __future__ import annotations
 
 import ctypes
-import logging
 import os
 import subprocess
 import sys
@@ -29,18 +28,12 @@ from typing import Any
 
 import gridgeo.store
 from api.keys import KeyStore
+from api.said import log
 from api.settings import Settings
 from gridgeo import derived as gderived
 from gridgeo.lru import LRUCache
 from gridgeo.tiles import TileCache
 
-log = logging.getLogger("gridgeo.api.data")
-"""What the service says of the data it serves (preparing, serving a version): always shown."""
-if not log.handlers:
-    _handler = logging.StreamHandler()
-    _handler.setFormatter(logging.Formatter("%(levelname)s:     gridgeo: %(message)s"))
-    log.addHandler(_handler)
-    log.setLevel(logging.INFO)
 
 
 TRIM_AFTER_S = 0.25
@@ -149,6 +142,13 @@ class Services:
     def version(self) -> int:
         """The data version served (the store's, once its derived data is complete)."""
         return self.kept.version
+
+    @property
+    def served_version(self) -> int | None:
+        """The data version served as last looked up (None before any), without looking again:
+        what :mod:`api.boot` keeps an answer under."""
+        served = self._served
+        return None if served is None else served.version
 
     @property
     def data_version(self) -> int:

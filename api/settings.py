@@ -13,6 +13,11 @@ GRIDGEO_MAX_LIMIT         the largest ``limit`` of a features page    10000
 GRIDGEO_MAX_ASSIGN        the most points one POST /assign takes      100000
 GRIDGEO_MAX_BODY          the largest request body, in bytes          16 MiB
 GRIDGEO_TILE_CACHE        directory for rendered tiles                (memory only)
+GRIDGEO_ANSWER_CACHE      where the map's public answers are kept     ``~/.cache/gridgeo/
+                          per data version, given while a restarted   answers``; ``off``
+                          service is being built (:mod:`api.boot`;
+                          read by ``gridgeo serve`` before the app)
+GRIDGEO_ANSWER_CACHE_MB   the most one version's kept answers take    512
 GRIDGEO_TILE_CACHE_BYTES  memory for rendered tiles, in bytes         128 MiB
 GRIDGEO_CACHE_MB          memory for what a worker keeps of the       384
                           version it serves (figures, tile sets,

@@ -4,6 +4,7 @@ and a real uvicorn on 127.0.0.1 for independent clients (GDAL, a browser)."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -85,7 +86,10 @@ class Server:
         """``env``: variables to set, or to unset with None."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        environ = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
+        # answers kept across restarts (api.boot) go to a folder of this server's own unless the test says
+        self.answers = None if "GRIDGEO_ANSWER_CACHE" in (env or {}) else tempfile.mkdtemp(prefix="gridgeo-answers-")
+        env = {"GRIDGEO_ANSWER_CACHE": self.answers, **(env or {})}
+        environ = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
         # the log goes to a file: a pipe nobody reads would fill up and stall the server
         self.log = tempfile.NamedTemporaryFile("w+", prefix="gridgeo-serve-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
@@ -96,8 +100,10 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"gridgeo serve exited: {self.output()}")
             try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    break
+                health = httpx.get(f"{self.url}/health", timeout=1)
+                if health.status_code == 200 and health.json()["status"] != "starting":
+                    break  # the app is built (api.boot answers "starting" until then)
+                time.sleep(0.05)
             except httpx.HTTPError:
                 time.sleep(0.2)
         else:
@@ -119,6 +125,8 @@ class Server:
         out = self.output()
         self.log.close()
         Path(self.log.name).unlink(missing_ok=True)
+        if self.answers is not None:
+            shutil.rmtree(self.answers, ignore_errors=True)
         return out
 
 

@@ -57,8 +57,9 @@ def router() -> APIRouter:
     def layers(request: Request):
         tiles = derived.tiles(request.app.state.services)
         base = base_url(request)
-        return {"layers": [{"id": name, "tilejson": f"{base}/tiles/{name}.json", "minzoom": layer.minzoom,
+        body = {"layers": [{"id": name, "tilejson": f"{base}/tiles/{name}.json", "minzoom": layer.minzoom,
                             "maxzoom": layer.maxzoom} for name, layer in tiles.layers.items()]}
+        return JSONResponse(body, headers={"Cache-Control": cache_control(request), "Vary": "Host"})  # links
 
     @r.get("/tiles/{layer}.json", summary="TileJSON 3.0 of a layer", responses=NOT_FOUND)
     def tilejson(layer: str, request: Request):

@@ -19,4 +19,4 @@ def serve(
 
     os.environ["GRIDGEO_STORE"] = store
     typer.echo(f"gridgeo serving {store} on http://{host}:{port}")
-    uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+    uvicorn.run("api.boot:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
