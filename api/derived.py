@@ -190,6 +190,9 @@ def event_blocks(services) -> pd.DataFrame:
     made once per version with the service's minimum count and shortest period."""
     def build(kept):
         settings = services.settings
+        prepared = kept.heat_blocks(settings.min_count, settings.heat_period)  # `gridgeo prepare` kept them
+        if prepared is not None:
+            return prepared
         events = services.derived("events", lambda kept: kept.events())
         return disclosure.event_blocks(events, settings.min_count, period=settings.heat_period)
     return services.derived("event_blocks", build)

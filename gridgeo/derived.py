@@ -118,7 +118,7 @@ STALE_AFTER = 300.0
 """Seconds after which a claim nobody renewed is taken over."""
 
 CORE = ("grids", "labels", "events", "placed", "nearest", "served", "coverage", "uncovered", "figures", "public",
-        "public_events", "tiles")
+        "public_events", "heat", "tiles")
 """Items computed before a version is marked complete: what the one map needs."""
 
 LATE = ("service_areas",)
@@ -137,6 +137,7 @@ _ITEMS: dict[str, tuple[str, ...]] = {
     "figures": ("grids", "addresses", "events", "stations", "roads", "roster"),
     "public": ("grids", "addresses", "events", "stations", "roads", "roster", "min_count"),
     "public_events": ("grids", "events", "min_count", "heat_period"),
+    "heat": ("events", "metric", "min_count", "heat_period"),
     "tiles": ("grids", "addresses", "events", "stations", "roads", "boundaries", "roster"),
 }
 """Item -> the layers it is computed from, ``metric``: the metric CRS it measures in (the
@@ -230,6 +231,19 @@ class Derived:
         if attrs.get("as_of") is not None:
             attrs["as_of"] = pd.Timestamp(attrs["as_of"])
         out.attrs = attrs
+        return out
+
+    def heat_blocks(self, min_count: int, period: str) -> pd.DataFrame | None:
+        """The blocks of the public heat map (:func:`gridgeo.disclosure.event_blocks` of :meth:`events`),
+        read from the store when the version was prepared with this minimum count and period (the
+        service's ``GRIDGEO_MIN_COUNT`` and ``GRIDGEO_HEAT_PERIOD``), else None (the caller makes them):
+        the public heat map never reads the events themselves."""
+        name = f"heat/k{int(min_count)}/{period}"
+        data = self._get(name)
+        if data is None:
+            return None
+        out = _plain(data)
+        out.attrs = {**json.loads(self._get(f"{name}.attrs")), "withheld": _plain(self._get(f"{name}.withheld"))}
         return out
 
     def coverage(self) -> pd.DataFrame | None:
@@ -827,16 +841,37 @@ class _Builder:
             out[level] = rows
         return {"labels": json.dumps(out, ensure_ascii=False).encode()}
 
+    def events_frame(self) -> pd.DataFrame | None:
+        """The events as :meth:`Derived.events` gives them (None without events or a metric CRS)."""
+        def make():
+            events = self.layer("events")
+            if events.empty or self.metric() is None:
+                return None
+            located = events[events.geometry.notna().to_numpy() & ~events.geometry.is_empty.to_numpy()]
+            points = located.geometry.to_crs(self.metric())
+            return pd.DataFrame({"x": points.x.to_numpy(), "y": points.y.to_numpy(),
+                                 "category": located["category"].astype("category").to_numpy(),
+                                 "reported_at": located["reported_at"].to_numpy()})
+        return self.made("events_frame", make)
+
     def _events(self):
-        events = self.layer("events")
-        if events.empty or self.metric() is None:
+        compact = self.events_frame()
+        return None if compact is None else {"events": _bytes(compact)}
+
+    def _heat(self):
+        from gridgeo import disclosure
+
+        compact = self.events_frame()
+        if compact is None:
             return None
-        located = events[events.geometry.notna().to_numpy() & ~events.geometry.is_empty.to_numpy()]
-        points = located.geometry.to_crs(self.metric())
-        compact = pd.DataFrame({"x": points.x.to_numpy(), "y": points.y.to_numpy(),
-                                "category": located["category"].astype("category").to_numpy(),
-                                "reported_at": located["reported_at"].to_numpy()})
-        return {"events": _bytes(compact)}
+        # from the events as kept (through Parquet), so that the blocks equal what a service makes of them
+        blocks = disclosure.event_blocks(_plain(_bytes(compact)), self.min_count, period=self.heat_period)
+        attrs = dict(blocks.attrs)
+        withheld = attrs.pop("withheld")
+        blocks.attrs = {}
+        name = f"heat/k{self.min_count}/{self.heat_period}"
+        return {name: _bytes(blocks), f"{name}.attrs": json.dumps(attrs, default=_json_scalar).encode(),
+                f"{name}.withheld": _bytes(withheld)}
 
     def _nearest(self):
         result = self.nearest_frame()

@@ -295,6 +295,34 @@ def test_public_event_indicators_are_kept_for_the_count_and_period_they_were_pre
         pd.testing.assert_frame_equal(again.public_indicators(12, "quarter"), want)
 
 
+def test_the_public_heat_maps_blocks_are_kept_for_the_count_and_period_they_were_prepared_with(url):
+    """The public heat map never reads the 816,000 events at city scale: its blocks are kept, equal to
+    gridgeo.disclosure.event_blocks of the published events in the metric CRS."""
+    from gridgeo import disclosure
+    from gridgeo.crs import metric_crs
+
+    with gstore.open(url) as store:
+        version = derived.build(store, progress=False, min_count=12, heat_period="quarter")
+        kept = derived.latest(store)
+        events = _published(store, "events")
+        points = events.geometry.to_crs(metric_crs(_published(store, "grids")))
+        want = disclosure.event_blocks(pd.DataFrame({"x": points.x, "y": points.y, "category": events["category"],
+                                                     "reported_at": events["reported_at"]}), 12, period="quarter")
+        got = kept.heat_blocks(12, "quarter")
+        assert len(got) > 10 and got["events"].between(12, 23).all()
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+        pd.testing.assert_frame_equal(got.attrs["withheld"], want.attrs["withheld"], check_exact=True)
+        assert {k: v for k, v in got.attrs.items() if k != "withheld"} == \
+            {k: v for k, v in want.attrs.items() if k != "withheld"}
+        assert kept.heat_blocks(10, "quarter") is None and kept.heat_blocks(12, "month") is None
+        # the grids and stations are no input: a publish of either copies them
+        store.load({"stations": _published(store, "stations").iloc[1:]}, author="t", progress=False)
+        derived.build(store, progress=False, min_count=12, heat_period="quarter")
+        again = derived.latest(store)
+        assert again.manifest["items"]["heat"].get("copied_from") == version
+        pd.testing.assert_frame_equal(again.heat_blocks(12, "quarter"), want, check_exact=True)
+
+
 def test_a_service_on_a_prepared_store_answers_the_public_without_placing_events(sample_store):
     """The anonymous event indicators come from the table `gridgeo prepare` kept: the service
     never places the events (what takes half a minute at city scale), and answers as if it had."""
@@ -308,8 +336,11 @@ def test_a_service_on_a_prepared_store_answers_the_public_without_placing_events
         r = client.get("/events/indicators", params={"level": "village", "period": "month",
                                                      "from": "2025-06-01", "to": "2025-07-01"})
         assert r.status_code == 200, r.text
+        heat = client.get("/events/heat", params={"from": "2025-06-01", "to": "2025-07-01"})
+        assert heat.status_code == 200 and heat.json()["cells"], heat.text
         services = client.app.state.services
         assert not [key for key in services.kept_values.keys() if "events:placed" in str(key)]
+        assert not [key for key in services.kept_values.keys() if key[-1] == "events"]  # the heat map's blocks kept
     sample = gridgeo.sample.load()
     every = disclosure.public_indicators(gevents.indicators(gevents.place(sample.events, sample.grids),
                                                             period="month"), 10)
