@@ -743,8 +743,8 @@ class AssignIndex:
         # _SAMPLES certainly in it
         cut = np.flatnonzero(leaf & (count > 0))
         cells = np.flatnonzero(_Rank.flags(self._mixed))
-        answer[cut] = self._piece_answers(segments, lines[cut], slot[cut], cells[slot[cut]], at(cut, 0.5, 0.5),
-                                          sides, per_level)
+        answer[cut] = self._piece_answers(segments, lines[cut], slot[cut], cells[slot[cut]],
+                                          lambda rows: at(cut[rows], 0.5, 0.5), sides, per_level)
         pieces = 2 ** (lines[cut] >= 0).sum(axis=1)
         cut = cut[((answer[cut] == _MIXED) & (np.arange(2**_FEW_SEGMENTS) < pieces[:, None])).any(axis=1)]
         sample = _piece_samples(segments, lines[cut], fu[cut], fv[cut], depth[cut], raster)
@@ -787,7 +787,7 @@ class AssignIndex:
         """
         first = self._first_tested
         tested = len(self.levels) - first
-        side_unit = np.full((tested, n_segments, 2), _NONE, dtype=np.int64)
+        side_unit = np.full((tested, n_segments, 2), _NONE, dtype=np.int32 if len(self._geoms) < 2**31 else np.int64)
         level = self._level[unit_of].astype(np.int64) - first
         mine = level >= 0
         key = (level[mine] * n_segments + seg_of[mine]) * 2 + left[mine]
@@ -824,42 +824,39 @@ class AssignIndex:
 
         Then the rule, top down: a piece's unit at a level must lie in its
         unit at the level above (off every boundary, a valid level holds a
-        point in one unit at most).
+        point in one unit at most). `centre(rows)` gives the lon/lat of the
+        centres of the leaves `rows`.
         """
         first = self._first_tested
         n = len(lines)
         two = np.flatnonzero(lines[:, 1] >= 0)
         line0, line1 = lines[:, 0], lines[two, 1]
-        # the bit of each line's side that the other segment lies on (-1: untold)
-        toward0 = _side_of(segments[line0[two]], segments[line1])
-        toward1 = _side_of(segments[line1], segments[line0[two]])
         bit = np.arange(2**_FEW_SEGMENTS)
         s0, s1 = bit & 1, bit >> 1
         chosen = deepest = None
         for i in range(len(sides)):
             side_unit = sides[i]
             if side_unit[0, 0] == _MIXED:  # a level whose sides tell nothing
-                answer = np.full((n, len(bit)), _MIXED, dtype=np.int64)
+                answer = np.full((n, len(bit)), _MIXED, dtype=side_unit.dtype)
             else:
                 on0 = side_unit[line0]
                 on1 = side_unit[line1]
                 own0 = (on0[:, 0] != _NONE) | (on0[:, 1] != _NONE)
                 own1 = np.zeros(n, dtype=bool)
                 own1[two] = (on1[:, 0] != _NONE) | (on1[:, 1] != _NONE)
-                whole = per_level[i][cells].astype(np.int64)
+                whole = per_level[i][cells].astype(side_unit.dtype)
                 inside = np.flatnonzero(~own0 & ~own1 & (whole < _NONE))
                 if inside.size:  # leaves in a cell this level crosses elsewhere
-                    whole[inside] = self._covering(centre[0][inside], centre[1][inside], slot[inside], first + i)
+                    whole[inside] = self._covering(*centre(inside), slot[inside], first + i)
                 answer = np.repeat(whole[:, None], len(bit), axis=1)
                 rows = np.flatnonzero(own0 & ~own1)
                 answer[rows] = on0[rows][:, s0]
-                rows = np.flatnonzero(own1[two])  # of `two`
-                by0, by1 = on0[two[rows]][:, s0], on1[rows][:, s1]
-                beyond0 = s0 != toward0[rows, None]
-                beyond1 = s1 != toward1[rows, None]
-                both = np.where(beyond0, by0, np.where(beyond1, by1, np.where(by0 == by1, by0, _MIXED)))
-                both[(toward0[rows] < 0) | (toward1[rows] < 0)] = _MIXED
-                answer[two[rows]] = np.where(own0[two[rows], None], both, by1)
+                rows = np.flatnonzero(own1[two] & ~own0[two])  # of `two`
+                answer[two[rows]] = on1[rows][:, s1]
+                rows = np.flatnonzero(own1[two] & own0[two])
+                if rows.size:
+                    answer[two[rows]] = _between(segments[line0[two[rows]]], segments[line1[rows]],
+                                                 on0[two[rows]], on1[rows])
             if chosen is None:
                 chosen, deepest = answer, answer.copy()
                 continue
@@ -867,8 +864,11 @@ class AssignIndex:
             fits = held & (answer >= 0)
             fits[fits] = self._parent[answer[fits]] == chosen[fits]
             untold_here = held & (answer == _MIXED)
-            deepest = np.where(fits, answer, np.where(untold_here, _MIXED, deepest))
-            chosen = np.where(fits, answer, np.where(untold_here, _MIXED, np.where(held, _NONE, chosen)))
+            deepest[fits] = answer[fits]
+            deepest[untold_here] = _MIXED
+            chosen[held] = _NONE
+            chosen[fits] = answer[fits]
+            chosen[untold_here] = _MIXED
         deepest[(lines[:, 1] < 0)[:, None] & (s1 > 0)] = _MIXED  # no such piece
         return deepest
 
@@ -1340,6 +1340,23 @@ def _orientation(a_x, a_y, b_x, b_y, p_x, p_y):
     bound = np.abs(left + right, out=left)
     bound *= _CCW_ERRBOUND
     return (det > bound).view(np.int8) - (det < -bound).view(np.int8)
+
+
+def _between(first, second, on_first, on_second):
+    """The unit of one level in each piece of leaves whose two lines both
+    are boundaries of that level (see AssignIndex._piece_answers): rows of
+    pieces numbered as in :func:`_piece`, _MIXED where the sides do not tell.
+    `first`, `second`: the segments (rows ax, ay, bx, by); `on_first`,
+    `on_second`: the level's units right and left of each."""
+    toward0 = _side_of(first, second)  # the bit of the first line's side holding the second segment
+    toward1 = _side_of(second, first)
+    bit = np.arange(2**_FEW_SEGMENTS)
+    s0, s1 = bit & 1, bit >> 1
+    by0, by1 = on_first[:, s0], on_second[:, s1]
+    middle = np.where(by0 == by1, by0, _MIXED)  # the sector or strip between them: on both's side
+    answer = np.where(s0 != toward0[:, None], by0, np.where(s1 != toward1[:, None], by1, middle))
+    answer[(toward0 < 0) | (toward1 < 0)] = _MIXED
+    return answer
 
 
 def _side_of(line, segment):
