@@ -725,7 +725,7 @@ class AssignIndex:
         for _ in range(self._depth):
             slot = parent[slot]
         count = np.bincount(node, minlength=total)
-        first = np.searchsorted(node, np.arange(total))  # pairs are sorted by node
+        first = np.cumsum(count) - count  # pairs are sorted by node
         leaf = (self._child < 0) & (count <= _FEW_SEGMENTS)
         lines = np.full((total, _FEW_SEGMENTS), -1, dtype=np.int64)
         for j in range(_FEW_SEGMENTS):
@@ -743,11 +743,15 @@ class AssignIndex:
         # _SAMPLES certainly in it
         cut = np.flatnonzero(leaf & (count > 0))
         cells = np.flatnonzero(_Rank.flags(self._mixed))
-        answer[cut] = self._piece_answers(segments, lines[cut], slot[cut], cells[slot[cut]],
-                                          lambda rows: at(cut[rows], 0.5, 0.5), sides, per_level)
-        pieces = 2 ** (lines[cut] >= 0).sum(axis=1)
-        cut = cut[((answer[cut] == _MIXED) & (np.arange(2**_FEW_SEGMENTS) < pieces[:, None])).any(axis=1)]
-        sample = _piece_samples(segments, lines[cut], fu[cut], fv[cut], depth[cut], raster)
+        # (rows are gathered with np.take: numpy's fancy indexing of rows is several times slower)
+        cut_lines = np.take(lines, cut, axis=0)
+        derived = self._piece_answers(segments, cut_lines, slot[cut], cells[slot[cut]],
+                                      lambda rows: at(cut[rows], 0.5, 0.5), sides, per_level)
+        answer[cut] = derived
+        pieces = 2 ** (cut_lines >= 0).sum(axis=1)
+        untold = ((derived == _MIXED) & (np.arange(2**_FEW_SEGMENTS) < pieces[:, None])).any(axis=1)
+        cut = cut[untold]
+        sample = _piece_samples(segments, np.take(lines, cut, axis=0), fu[cut], fv[cut], depth[cut], raster)
         rows, piece = np.nonzero(sample >= 0)
         # the points to answer: (node, piece, which sample), whole quarters by their centre
         target = np.r_[whole, cut[rows]]
@@ -767,7 +771,7 @@ class AssignIndex:
         useful = (answer != _MIXED).any(axis=1)
         lines[~useful] = -1
         used = _distinct(lines[lines >= 0])
-        self._segments = np.ascontiguousarray(segments[used].T)  # ax, ay, bx, by of answered leaves
+        self._segments = np.ascontiguousarray(np.take(segments, used, axis=0).T)  # ax, ay, bx, by of answered leaves
         renumber = np.full(len(segments) + 1, -1, dtype=_small_int(len(used)))  # row -1: no line
         renumber[used] = np.arange(len(used))
         self._fast_lines = renumber[lines]
@@ -839,8 +843,8 @@ class AssignIndex:
             if side_unit[0, 0] == _MIXED:  # a level whose sides tell nothing
                 answer = np.full((n, len(bit)), _MIXED, dtype=side_unit.dtype)
             else:
-                on0 = side_unit[line0]
-                on1 = side_unit[line1]
+                on0 = np.take(side_unit, line0, axis=0)
+                on1 = np.take(side_unit, line1, axis=0)
                 own0 = (on0[:, 0] != _NONE) | (on0[:, 1] != _NONE)
                 own1 = np.zeros(n, dtype=bool)
                 own1[two] = (on1[:, 0] != _NONE) | (on1[:, 1] != _NONE)
@@ -850,13 +854,15 @@ class AssignIndex:
                     whole[inside] = self._covering(*centre(inside), slot[inside], first + i)
                 answer = np.repeat(whole[:, None], len(bit), axis=1)
                 rows = np.flatnonzero(own0 & ~own1)
-                answer[rows] = on0[rows][:, s0]
+                answer[rows] = np.take(on0, rows, axis=0)[:, s0]
                 rows = np.flatnonzero(own1[two] & ~own0[two])  # of `two`
-                answer[two[rows]] = on1[rows][:, s1]
+                answer[two[rows]] = np.take(on1, rows, axis=0)[:, s1]
                 rows = np.flatnonzero(own1[two] & own0[two])
                 if rows.size:
-                    answer[two[rows]] = _between(segments[line0[two[rows]]], segments[line1[rows]],
-                                                 on0[two[rows]], on1[rows])
+                    both = two[rows]
+                    answer[both] = _between(np.take(segments, line0[both], axis=0),
+                                            np.take(segments, line1[rows], axis=0),
+                                            np.take(on0, both, axis=0), np.take(on1, rows, axis=0))
             if chosen is None:
                 chosen, deepest = answer, answer.copy()
                 continue
@@ -929,7 +935,7 @@ class AssignIndex:
         deepest = np.full(len(x), _MIXED, dtype=np.int64)
         tie = np.zeros(len(x), dtype=bool)
         fast = np.flatnonzero(self._fast_lines[node, 0] >= 0)
-        piece = _piece(self._segments, self._fast_lines[node[fast]], x[fast], y[fast])
+        piece = _piece(self._segments, np.take(self._fast_lines, node[fast], axis=0), x[fast], y[fast])
         known = piece >= 0
         deepest[fast[known]] = self._fast_answer[node[fast[known]], piece[known]]
         whole = np.flatnonzero(self._fast_lines[node, 0] < 0)  # quarters no segment touches
@@ -1267,14 +1273,18 @@ def _unique_segments(geoms):
     inward_left = exterior == shapely.is_ccw(rings)
     xy, vertex_of = shapely.get_coordinates(rings, return_index=True)
     same = vertex_of[1:] == vertex_of[:-1]
-    a, b = xy[:-1][same], xy[1:][same]
-    ring = vertex_of[:-1][same]
+    start = np.flatnonzero(same)  # (rows are gathered with np.take: several times faster than fancy indexing)
+    a, b = np.take(xy, start, axis=0), np.take(xy, start + 1, axis=0)
+    ring = vertex_of[start]
     unit = part_of[ring_of[ring]]
     flip = (a[:, 0] > b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] > b[:, 1]))
     left = inward_left[ring] ^ flip
-    rows = np.where(flip[:, None], np.c_[b, a], np.c_[a, b])
+    rows = np.empty((len(a), 4))
+    rows[:, :2], rows[:, 2:] = a, b
+    np.copyto(rows[:, :2], b, where=flip[:, None])
+    np.copyto(rows[:, 2:], a, where=flip[:, None])
     keep = (rows[:, 0] != rows[:, 2]) | (rows[:, 1] != rows[:, 3])
-    rows = rows[keep] + 0.0  # -0.0 becomes 0.0: equal coordinates, equal bits
+    rows = np.compress(keep, rows, axis=0) + 0.0  # -0.0 becomes 0.0: equal coordinates, equal bits
     # distinct rows by their bit patterns (a sort of four integer keys: many
     # times faster than np.unique(axis=0), which sorts structured rows)
     bits = rows.view(np.int64)
@@ -1285,7 +1295,7 @@ def _unique_segments(geoms):
     digest = (mixed[:, 0] ^ (mixed[:, 1] >> np.uint64(7)) ^ (mixed[:, 2] << np.uint64(3))
               ^ (mixed[:, 3] >> np.uint64(11)))
     order = np.argsort(digest)
-    ordered = bits[order]
+    ordered = np.take(bits, order, axis=0)
     differ = (ordered[1:] != ordered[:-1]).any(axis=1)
     if (differ & (digest[order][1:] == digest[order][:-1])).any():
         order = np.lexsort(bits.T[::-1])
@@ -1294,7 +1304,7 @@ def _unique_segments(geoms):
     fresh = np.r_[True, differ]
     which = np.empty(len(rows), dtype=np.int64)
     which[order] = np.cumsum(fresh) - 1
-    return rows[order[fresh]], which, unit[keep], left[keep]
+    return np.take(rows, order[fresh], axis=0), which, unit[keep], left[keep]
 
 
 def _segment_cells(segments, raster):
