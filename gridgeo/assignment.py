@@ -837,6 +837,8 @@ class AssignIndex:
         line0, line1 = lines[:, 0], lines[two, 1]
         bit = np.arange(2**_FEW_SEGMENTS)
         s0, s1 = bit & 1, bit >> 1
+        # per leaf of `two`, the bit of each line's side holding the other segment (-1 untold, -2 not yet found)
+        toward = np.full((len(two), 2), -2, dtype=np.int8)
         chosen = deepest = None
         for i in range(len(sides)):
             side_unit = sides[i]
@@ -858,11 +860,15 @@ class AssignIndex:
                 rows = np.flatnonzero(own1[two] & ~own0[two])  # of `two`
                 answer[two[rows]] = np.take(on1, rows, axis=0)[:, s1]
                 rows = np.flatnonzero(own1[two] & own0[two])
+                new = rows[toward[rows, 0] == -2]  # sides found once for all levels
+                if new.size:
+                    first_segment = np.take(segments, line0[two[new]], axis=0)
+                    second_segment = np.take(segments, line1[new], axis=0)
+                    toward[new, 0] = _side_of(first_segment, second_segment)
+                    toward[new, 1] = _side_of(second_segment, first_segment)
                 if rows.size:
-                    both = two[rows]
-                    answer[both] = _between(np.take(segments, line0[both], axis=0),
-                                            np.take(segments, line1[rows], axis=0),
-                                            np.take(on0, both, axis=0), np.take(on1, rows, axis=0))
+                    answer[two[rows]] = _between(toward[rows, 0], toward[rows, 1], np.take(on0, two[rows], axis=0),
+                                                 np.take(on1, rows, axis=0))
             if chosen is None:
                 chosen, deepest = answer, answer.copy()
                 continue
@@ -879,8 +885,10 @@ class AssignIndex:
         return deepest
 
     def _covering(self, x, y, slot, level):
-        """The unit of `level` covering each point, the first in code order
-        among the candidates of its mixed cell (`slot`), or _NONE: exact tests."""
+        """The unit of `level` covering each point, among the candidates of
+        its mixed cell (`slot`), or _NONE: exact tests, each point's
+        candidates in code order until one covers it (the level's units must
+        not overlap, and the points lie off its boundaries)."""
         start = self._cand_start[slot].astype(np.int64)
         count = self._cand_start[slot + 1] - start
         point = np.repeat(np.arange(len(x)), count)
@@ -888,8 +896,8 @@ class AssignIndex:
         unit = self._cand_unit[entry].astype(np.int64)
         here = np.flatnonzero(self._level[unit] == level)
         point, unit, covers = point[here], unit[here], self._cand_certain[entry[here]]
-        test = np.flatnonzero(~covers)
-        covers[test] = shapely.intersects_xy(self._geoms[unit[test]], x[point[test]], y[point[test]])
+        # the level's units do not overlap (its sides are read): one covers a point at most
+        self._first_cover(np.flatnonzero(~covers), np.flatnonzero(covers), point, unit, covers, x, y)
         held = np.flatnonzero(covers)  # by point, then code
         first = held[np.r_[True, point[held][1:] != point[held][:-1]]] if held.size else held
         out = np.full(len(x), _NONE, dtype=np.int64)
@@ -1352,14 +1360,13 @@ def _orientation(a_x, a_y, b_x, b_y, p_x, p_y):
     return (det > bound).view(np.int8) - (det < -bound).view(np.int8)
 
 
-def _between(first, second, on_first, on_second):
+def _between(toward0, toward1, on_first, on_second):
     """The unit of one level in each piece of leaves whose two lines both
     are boundaries of that level (see AssignIndex._piece_answers): rows of
     pieces numbered as in :func:`_piece`, _MIXED where the sides do not tell.
-    `first`, `second`: the segments (rows ax, ay, bx, by); `on_first`,
-    `on_second`: the level's units right and left of each."""
-    toward0 = _side_of(first, second)  # the bit of the first line's side holding the second segment
-    toward1 = _side_of(second, first)
+    `toward0`: the bit of the first line's side that the second segment
+    lies on, `toward1` the converse (-1: untold, see :func:`_side_of`);
+    `on_first`, `on_second`: the level's units right and left of each."""
     bit = np.arange(2**_FEW_SEGMENTS)
     s0, s1 = bit & 1, bit >> 1
     by0, by1 = on_first[:, s0], on_second[:, s1]
