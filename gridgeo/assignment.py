@@ -442,14 +442,17 @@ class AssignIndex:
     segments) the adapted cells are about 35 m and the index takes about
     14 MB (``nbytes``; pickled the same); it then assigns a million points to
     all five levels about 25 times faster than a spatial join at every level.
-    Building it costs several such assignments (about 0.9 s of CPU on a busy
-    two-core machine, a quarter of it the exact tests of the pieces' sample
-    points, a fifth the search for those samples, an eighth GEOS's coverage
-    validation of the tested levels): build it once per grid version and
-    reuse it. Fujian's 9 prefectures and 84 counties (132,000 vertices of
-    real outlines) get cells of about 540 m, a 7 MB index and a build of
-    about 0.4 s of CPU with a 63 MB peak, where the fixed 20 m raster took
-    161.8 s. The town sample's takes 1.0 MB. See ``benchmarks/assign.py``.
+    Building it costs a couple of such assignments (about 0.5 s of CPU on a
+    busy two-core machine: a fifth GEOS's coverage validation of the tested
+    levels, which the pieces' answers rely on; an eighth the distinct
+    segments; a tenth reading the pieces' answers from the segments' sides;
+    a fifth the quadtree and its whole quarters' exact tests; the rest the
+    schema check, the rasterised boundaries and the faces between them):
+    build it once per grid version and reuse it. Fujian's 9 prefectures and
+    84 counties (132,000 vertices of real outlines) get cells of about
+    540 m, a 7 MB index and a build of about 0.3 s of CPU with a 64 MB peak,
+    where the fixed 20 m raster took 161.8 s. The town sample's takes
+    1.0 MB. See ``benchmarks/assign.py``.
 
     Examples
     --------
