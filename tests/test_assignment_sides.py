@@ -15,6 +15,8 @@ its pieces, the unit on that piece's side of the segments (see
   point of the piece exactly with GEOS (the path it takes when the sides do
   not tell): on the town sample, the hand-made hierarchy and Fujian's real
   county outlines;
+- the strip between two segments of one level without a shared end, and
+  the sector at a shared vertex;
 - on levels where the sides cannot tell (invalid polygons, overlapping
   units): they are not used, and the answers stay exact;
 - the side of a line that another segment lies on, in rational arithmetic.
@@ -85,6 +87,8 @@ def layout_units():
         ("030101", "plot", polygon([(6, 0), (6.5, 0), (6.5, 1), (6, 1)])),  # along the block's edges
         ("030102", "plot", polygon([(7, 0), (8, 0), (8, 0.5)])),  # on the block's vertex (7, 0)
         ("040101", "plot", polygon([(6, 3), (7.5, 3.9), (7.4, 4)])),  # a thin diagonal plot
+        # a strip 30 cm wide: leaves between its long edges hold two lines of one level, no shared end
+        ("030103", "plot", polygon([(6.5, 2), (8.9, 2.1), (8.9, 2.103), (6.5, 2.003)])),
     ]
 
 
@@ -240,3 +244,23 @@ def test_the_side_of_a_segment_is_told_only_when_certain():
         else:  # untold: only near the line may a told case be untold
             assert not told or kind[row] in (2, 3), row
     assert (got[kind == 0] >= 0).mean() > 0.4 and (got[kind == 1] >= 0).all() and (got[kind == 4] == -1).all()
+
+
+def test_the_strip_and_the_sector_are_both_read(layout, monkeypatch):
+    """Leaves holding two segments of one level are read both ways: segments
+    sharing an end (the sector at a vertex) and not (the 30 cm strip)."""
+    seen = []
+    real = assignment._side_of
+
+    def spy(line, segment):
+        told = real(line, segment)
+        shared = np.zeros(len(line), dtype=bool)
+        for x, y in ((segment[:, 0], segment[:, 1]), (segment[:, 2], segment[:, 3])):
+            shared |= ((x == line[:, 0]) & (y == line[:, 1])) | ((x == line[:, 2]) & (y == line[:, 3]))
+        seen.append((int((shared & (told >= 0)).sum()), int((~shared & (told >= 0)).sum())))
+        return told
+
+    monkeypatch.setattr(assignment, "_side_of", spy)
+    AssignIndex(layout, cell_m=3.0, scheme=SCHEME)
+    sector, strip = np.sum(seen, axis=0)
+    assert sector > 50 and strip > 50, seen
