@@ -745,7 +745,6 @@ class AssignIndex:
         # of the segments where they tell, else found at the first of
         # _SAMPLES certainly in it
         cut = np.flatnonzero(leaf & (count > 0))
-        cells = np.flatnonzero(_Rank.flags(self._mixed))
         # (rows are gathered with np.take: numpy's fancy indexing of rows is several times slower)
         cut_lines = np.take(lines, cut, axis=0)
         derived = self._piece_answers(segments, cut_lines, slot[cut], cells[slot[cut]],
