@@ -38,10 +38,11 @@ side of each line (its sign is then exactly the one of GEOS's robust
 predicates). A piece's answer is read from the units on its side of the
 segments (each ring's orientation says on which side of its segments a
 unit's interior lies), without testing a point, on every level whose units
-are valid polygons forming a valid coverage; elsewhere it is found by testing
-a sample point of the piece exactly. The other points, near junctions or on a boundary, are tested
-exactly with GEOS prepared point-in-polygon tests against the few units
-whose boundary touches their cell. When a level is exactly tiled by the one below it
+are valid polygons forming a valid coverage; elsewhere it is found by
+testing a sample point of the piece exactly. The other points, near
+junctions or on a boundary, are tested exactly with GEOS prepared
+point-in-polygon tests against the few units whose boundary touches their
+cell. When a level is exactly tiled by the one below it
 (checked on the boundary segments), only the lower level is tested.
 
 Cells and quarters are widened by a millionth of their size when
