@@ -74,7 +74,7 @@ def router() -> APIRouter:
             return dumps({"minutes": minutes, "level": level, "min_count": figures.attrs["min_count"],
                           "units": units,
                           "uncovered": feature_collection(areas, ["addresses", "households", "population",
-                                                                  "nearest_m"]),
+                                                                  "nearest_m"], raw=True),  # GEOS's text as it is
                           "uncovered_withheld": withheld}).encode()
         key = f"coverage:{minutes}:{level}:{parent or ''}:{'authorised' if authorised else 'public'}"
         return Response(services.derived(key, build), media_type="application/json")
