@@ -400,6 +400,14 @@ class Stored:
 
         return [c for c in pq.read_schema(self.files[-1]).names if not c.startswith("__index_level_")]
 
+    @property
+    def attrs(self) -> dict:
+        """The layer's ``attrs`` as written (pandas keeps them in the parquet metadata; no rows read)."""
+        import pyarrow.parquet as pq
+
+        metadata = pq.read_schema(self.files[-1]).metadata or {}
+        return json.loads(metadata.get(b"PANDAS_ATTRS", b"{}"))
+
     def check_grids(self, grids, top, codes):
         """Refuse grids other than those the dataset was partitioned by (by their top-level units)."""
         manifest = self.dataset.manifest

@@ -206,3 +206,20 @@ def test_columbus_edge_points_go_to_exactly_one_town_and_answers_equal_in_memory
     pd.testing.assert_frame_equal(pd.DataFrame(result.drop(columns="geometry")),
                                   pd.DataFrame(expected.drop(columns="geometry")))
     assert result.attrs == expected.attrs
+
+
+def test_coverage_per_grid_from_the_stored_dataset_equals_in_memory(province, client, tmp_path):
+    from gridgeo import coverage
+
+    cov = coverage.nearest_station(province.addresses, province.stations, method="straight")
+    ds = distribute.partition(province.grids, {"coverage": cov, "stations": province.stations}, tmp_path / "cov")
+    assert ds["coverage"].attrs["circles"]  # the life circles travel in the files' metadata
+    expected = coverage.per_grid(cov, province.grids, stations=province.stations)
+    result = coverage.per_grid(ds["coverage"], province.grids, stations=ds["stations"], client=client)
+    pd.testing.assert_frame_equal(pd.DataFrame(result.drop(columns="geometry")),
+                                  pd.DataFrame(expected.drop(columns="geometry")), check_exact=True)
+    assert result.geometry.geom_equals_exact(expected.geometry, 0).all()
+    assert expected["farthest_m"].notna().any() and expected["has_station"].any()
+    with pytest.raises(ValueError, match="assignment"):
+        coverage.per_grid(ds["coverage"], province.grids, assignment=gridgeo.assign(cov, province.grids),
+                          client=client)
