@@ -22,8 +22,8 @@ events, the farthest address) are made from the same points as in memory,
 never averaged across tasks. Points no top-level unit holds (outside, or
 invalid) are counted aside as in memory (``attrs["unplaced"]``). Whatever
 depends on the whole data (the periods an event table lists, its ``as_of``,
-the categories) is decided once from all of it on the client and given to
-every task.
+the categories) is decided once from all of it (on the client for frames,
+for stored layers as below) and given to every task.
 
 Walking distances (:func:`gridgeo.coverage.nearest_station`) need no grids:
 their tasks are square tiles of addresses, each with a halo of roads and
@@ -55,7 +55,13 @@ against the manifest), else the call is refused.
 
 Notes
 -----
-Assignment itself takes Dask collections instead (:func:`gridgeo.assign` of a
+:func:`partition` runs in one process, one layer at a time (a layer given
+as a path is read only when its turn comes); it does not yet run on the
+cluster, so that process needs the largest layer's memory, once.
+:func:`gridgeo.coverage.nearest_station` does not take stored layers (its
+tasks are tiles, not units). A hive reader infers the ``top`` folder
+values as integers unless told they are strings; gridgeo reads each
+unit's file directly. Assignment itself takes Dask collections instead (:func:`gridgeo.assign` of a
 dask-geopandas frame). :func:`gridgeo.validate` takes a ``client`` too and
 partitions by the same rule, with a halo of neighbouring units (see there).
 Tile building does not run on Dask yet.
