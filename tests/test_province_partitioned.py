@@ -223,3 +223,19 @@ def test_coverage_per_grid_from_the_stored_dataset_equals_in_memory(province, cl
     with pytest.raises(ValueError, match="assignment"):
         coverage.per_grid(ds["coverage"], province.grids, assignment=gridgeo.assign(cov, province.grids),
                           client=client)
+
+
+def test_a_layer_given_as_a_file_is_read_when_its_turn_comes(province, stored, tmp_path):
+    province.events.to_parquet(tmp_path / "events.parquet")
+    ds = distribute.partition(province.grids, {"events": tmp_path / "events.parquet"}, tmp_path / "ds")
+    for code in ds.tops:
+        got = gpd.read_parquet(ds["events"].file(code))
+        want = gpd.read_parquet(stored["events"].file(code))
+        pd.testing.assert_frame_equal(pd.DataFrame(got.drop(columns="geometry")),
+                                      pd.DataFrame(want.drop(columns="geometry")))
+        assert got.geometry.geom_equals_exact(want.geometry, 0).all()
+    assert ds["events"].unplaced == stored["events"].unplaced
+    with pytest.raises(distribute.PartitionError, match="not a dataset"):
+        distribute.dataset(tmp_path)
+    with pytest.raises(KeyError, match="addresses"):
+        ds["addresses"]
