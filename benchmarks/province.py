@@ -32,6 +32,24 @@ sampled every 50 ms during the step (the data held included: what the
 machine must have).
 
     python benchmarks/province.py [--cities 1 2 4] [--fraction 0.25] [--workers 1 2] [--steps validate ...]
+
+``--partitioned`` compares, instead, where the inputs are held, for
+``figures`` and ``indicators`` on a LocalCluster of 2 workers:
+
+- ``held``: the client reads the whole layers and gives the frames (it
+  routes the points to their towns and ships each task its share);
+- ``workers``: the layers are written once with
+  :func:`gridgeo.distribute.partition` (timed apart: ``write``), and the
+  client gives the stored layers; each task reads its town's file on its
+  worker, the client holds the grids and the paths.
+
+Each runs in a fresh client process of its own (so that nothing the other
+read stays in it), and the figure that matters is the **client's** peak
+memory: the resident set of that process alone, sampled every 50 ms, its
+worker processes apart (their peak is given too). The two answers are
+compared with each other (``equal``).
+
+    python benchmarks/province.py --partitioned [--cities 1 2 4] [--fraction 0.05]
 """
 
 from __future__ import annotations
@@ -52,36 +70,43 @@ LIMIT_M = 1000.0
 
 
 class Peak:
-    """The peak resident memory of this process and its children while the block runs."""
+    """The peak resident memory of this process and its children while the block runs (``mb``); and of
+    this process alone (``alone_mb``) and its children alone (``children_mb``), each its own peak."""
 
     def __enter__(self):
         self.me = psutil.Process()
-        self.start = self.now()
-        self.peak = self.start
+        self.peak = self.peak_alone = self.peak_children = 0
+        self._sample()
         self.running = True
         self.thread = threading.Thread(target=self._watch, daemon=True)
         self.thread.start()
         return self
 
-    def now(self):
-        total = 0
-        for p in [self.me, *self.me.children(recursive=True)]:
+    def _sample(self):
+        alone = children = 0
+        try:
+            alone = self.me.memory_info().rss
+        except psutil.Error:
+            pass
+        for p in self.me.children(recursive=True):
             try:
-                total += p.memory_info().rss
+                children += p.memory_info().rss
             except psutil.Error:
                 pass
-        return total
+        self.peak = max(self.peak, alone + children)
+        self.peak_alone = max(self.peak_alone, alone)
+        self.peak_children = max(self.peak_children, children)
 
     def _watch(self):
         while self.running:
-            self.peak = max(self.peak, self.now())
+            self._sample()
             time.sleep(0.05)
 
     def __exit__(self, *exc):
         self.running = False
         self.thread.join()
-        self.peak = max(self.peak, self.now())
-        self.mb = self.peak / 1e6
+        self._sample()
+        self.mb, self.alone_mb, self.children_mb = self.peak / 1e6, self.peak_alone / 1e6, self.peak_children / 1e6
 
 
 def province(city, n, fraction):
@@ -149,7 +174,109 @@ def run(p, engine, workers, expected, rows, chosen):
             cluster.close()
 
 
+# --- --partitioned: where the inputs are held ------------------------------------------------------
+
+LAYERS = ("addresses", "events", "stations")
+
+
+def partitioned(args, city):
+    import json
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from gridgeo import distribute
+
+    table = []
+    for n in args.cities:
+        p = province(city, n, args.fraction)
+        print(f"\n{n} cities: {len(p.grids):,} units, {len(p.addresses):,} addresses, {len(p.events):,} events, "
+              f"{len(p.stations):,} stations", flush=True)
+        with tempfile.TemporaryDirectory(prefix="province-") as tmp:
+            tmp = Path(tmp)
+            p.grids.to_parquet(tmp / "grids.parquet")
+            with Peak() as peak:
+                start = time.perf_counter()
+                distribute.partition(p.grids, {k: getattr(p, k) for k in LAYERS}, tmp / "ds")
+                seconds = time.perf_counter() - start
+            table.append(dict(cities=n, mode="write", step="partition", seconds=seconds, client_mb=peak.alone_mb,
+                              workers_mb=float("nan"), answer=""))
+            print(f"  write   partition  {seconds:8.1f} s  {peak.alone_mb:8.0f} MB (this process, the province "
+                  "held)", flush=True)
+            del p
+            answers = {}
+            for mode in ("held", "workers"):
+                out = tmp / f"{mode}.json"
+                subprocess.run([sys.executable, __file__, "--client-run", mode, str(tmp), str(out)], check=True)
+                for row in json.loads(out.read_text()):
+                    row.update(cities=n, mode=mode)
+                    table.append(row)
+                answers[mode] = {step: pd.read_parquet(tmp / f"{mode}-{step}.parquet")
+                                 for step in ("figures", "indicators")}
+            for step in ("figures", "indicators"):
+                same = equal(step, answers["workers"][step], answers["held"][step])
+                for row in table:
+                    if row["cities"] == n and row["step"] == step and row["mode"] == "workers":
+                        row["answer"] = "equal" if same else "DIFFERENT"
+    frame = pd.DataFrame(table)
+    for value, title in (("seconds", "seconds"), ("client_mb", "client process peak, MB (workers apart)"),
+                         ("workers_mb", "worker processes peak, MB (together)")):
+        print(f"\n{title} (columns: cities)\n"
+              + frame.pivot_table(index=["step", "mode"], columns="cities", values=value).round(1).to_string())
+    print("\nthe answers from the workers' reads equal the client-held ones:",
+          bool((frame["answer"] != "DIFFERENT").all()))
+    print("load average (1, 5, 15 min):", " ".join(f"{v:.1f}" for v in psutil.getloadavg()))
+
+
+def client_run(mode, folder, out):
+    """One client process: the inputs held (``held``) or read on the workers (``workers``)."""
+    import json
+    from pathlib import Path
+
+    import geopandas as gpd
+    from distributed import Client, LocalCluster
+
+    from gridgeo import distribute
+
+    folder = Path(folder)
+    rows = []
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        with Peak() as peak:
+            start = time.perf_counter()
+            grids = gpd.read_parquet(folder / "grids.parquet")
+            ds = distribute.dataset(folder / "ds")
+            if mode == "held":
+                layers = {k: gpd.read_parquet(folder / "ds" / k) .drop(columns="top", errors="ignore")
+                          for k in LAYERS}
+                for k in LAYERS:  # the points no town holds too: the client holds every input
+                    aside = gpd.read_parquet(folder / "ds" / "unplaced" / f"{k}.parquet")
+                    layers[k] = pd.concat([layers[k], aside]) if len(aside) else layers[k]
+            else:
+                layers = {k: ds[k] for k in LAYERS}
+            seconds = time.perf_counter() - start
+        rows.append(dict(step="read", seconds=seconds, client_mb=peak.alone_mb, workers_mb=peak.children_mb))
+        runs = {"figures": lambda: stats.figures(grids, **layers, client=client),
+                "indicators": lambda: events.indicators(layers["events"], grids, period="month", client=client)}
+        for step, fn in runs.items():
+            with Peak() as peak:
+                start = time.perf_counter()
+                result = fn()
+                seconds = time.perf_counter() - start
+            pd.DataFrame(result.drop(columns="geometry", errors="ignore")).to_parquet(
+                folder / f"{mode}-{step}.parquet")
+            rows.append(dict(step=step, seconds=seconds, client_mb=peak.alone_mb, workers_mb=peak.children_mb))
+            print(f"  {mode:<7} {step:<10} {seconds:8.1f} s  client {peak.alone_mb:6.0f} MB  "
+                  f"workers {peak.children_mb:6.0f} MB", flush=True)
+    Path(out).write_text(json.dumps(rows))
+
+
 def main():
+    import sys
+
+    if len(sys.argv) == 5 and sys.argv[1] == "--client-run":
+        return client_run(*sys.argv[2:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cities", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--fraction", type=float, default=0.25,
@@ -157,8 +284,12 @@ def main():
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--steps", nargs="+", default=list(steps(None, None)),
                         help="the steps to run (default all)")
+    parser.add_argument("--partitioned", action="store_true",
+                        help="compare the inputs held by the client with the inputs read on the workers")
     args = parser.parse_args()
     city = city_sample()
+    if args.partitioned:
+        return partitioned(args, city)
     table = []
     for n in args.cities:
         p = province(city, n, args.fraction)

@@ -594,7 +594,11 @@ def per_grid(coverage, grids, *, stations=None, assignment=None, levels=None, cl
         The levels to report; default every level of the grids.
     client : distributed.Client, optional
         Run on this Dask cluster, one task per top-level unit, with the same
-        answer (the partition rule of :mod:`gridgeo.distribute`).
+        answer (the partition rule of :mod:`gridgeo.distribute`). Then
+        `coverage` (and `stations`) may also be a layer written by
+        :func:`gridgeo.distribute.partition` (``dataset["coverage"]`` or its
+        folder; without `assignment`): each task reads its unit's file on its
+        worker.
 
     Returns
     -------
@@ -625,9 +629,13 @@ def per_grid(coverage, grids, *, stations=None, assignment=None, levels=None, cl
     ...     g.loc[g["level"] == "town", "households_15min"].sum())
     True
     """
+    from gridgeo import distribute
     from gridgeo.assignment import AssignIndex, assign
 
-    circles = _recorded_circles(coverage)
+    if distribute.is_stored(coverage) and client is None:
+        raise TypeError("分区存储的覆盖结果在 Dask 集群上读取：请给 client / a coverage stored partitioned "
+                        "(gridgeo.distribute.partition) is read on a Dask cluster: give client=")
+    circles = _recorded_circles(distribute.stored_layer(coverage) if distribute.is_stored(coverage) else coverage)
     if client is not None:
         return _per_grid_on_dask(client, coverage, grids, stations=stations, assignment=assignment, levels=levels)
     index = grids if isinstance(grids, AssignIndex) else AssignIndex(grids)
@@ -664,14 +672,21 @@ def _per_grid_on_dask(client, coverage, grids, *, stations, assignment, levels):
     scheme = grids.scheme if isinstance(grids, AssignIndex) else None
     frame = _grid_frame(grids if isinstance(grids, AssignIndex) else None, grids.grids if scheme else grids)
     levels = [lv for lv in frame["level"].unique()] if levels is None else list(levels)
-    coverage = coverage.reset_index(drop=True)  # positions, to find each task's rows of `assignment`
+    stored = distribute.is_stored(coverage)
+    if stored and assignment is not None:
+        raise ValueError("分区存储的覆盖结果由各任务自行落格，不接受 assignment / a coverage stored partitioned "
+                         "(gridgeo.distribute.partition) is placed by each task on its worker: leave assignment out")
+    if not stored:
+        coverage = coverage.reset_index(drop=True)  # positions, to find each task's rows of `assignment`
     if assignment is not None:
         assignment = assignment.reset_index(drop=True)
-    layers = {"coverage": coverage,
-              "stations": None if stations is None else gcrs.to_storage(stations, name="stations")}
+    if stations is not None and not distribute.is_stored(stations):
+        stations = gcrs.to_storage(stations, name="stations")
+    layers = {"coverage": coverage, "stations": stations}
     parts, _, _ = distribute.split(frame, layers, **({"scheme": scheme} if scheme else {}))
     for part in parts:
-        part.layers["coverage"].attrs = dict(coverage.attrs)
+        if not stored:  # a stored coverage keeps its attrs in its files
+            part.layers["coverage"].attrs = dict(coverage.attrs)
         part.layers["assignment"] = None if assignment is None else assignment.loc[part.layers["coverage"].index]
     tables = distribute.run(client, _per_grid_part, parts, levels=levels)
     out = pd.concat(tables, ignore_index=True)

@@ -22,8 +22,8 @@ events, the farthest address) are made from the same points as in memory,
 never averaged across tasks. Points no top-level unit holds (outside, or
 invalid) are counted aside as in memory (``attrs["unplaced"]``). Whatever
 depends on the whole data (the periods an event table lists, its ``as_of``,
-the categories) is decided once from all of it on the client and given to
-every task.
+the categories) is decided once from all of it (on the client for frames,
+for stored layers as below) and given to every task.
 
 Walking distances (:func:`gridgeo.coverage.nearest_station`) need no grids:
 their tasks are square tiles of addresses, each with a halo of roads and
@@ -32,12 +32,36 @@ stations wide enough for the walking limit (the halo rule is stated there).
 Tasks run on the cluster's workers; warnings a task raises (a plan with
 gaps ...) are raised again on the client, so nothing is lost.
 
+Inputs read on the workers
+--------------------------
+In-memory frames are held by the client: it places the points in their
+top-level unit (an index of the top level only, cheap), and ships each task
+its share. For a province, write each layer once with :func:`partition`: a
+GeoParquet dataset per layer, one hive-style folder per top-level unit
+(``<folder>/<layer>/top=<code>/part.parquet``), split by the rule above, and
+the points no top-level unit holds kept aside
+(``<folder>/unplaced/<layer>.parquet``) and counted in the manifest
+(``<folder>/gridgeo-partition.json``). The same public functions then take a
+layer of it (``dataset["events"]``, a :class:`Stored`, or the path of its
+folder) instead of a frame: the client holds the grids and the paths only,
+and each task reads its own unit's file on its worker. What depends on the
+whole data is then decided from a cheap read of the few columns it needs
+(the report and close times and the categories of the events, the station
+kinds), made on the workers file by file, the kept-aside points included,
+and reduced on the client to a handful of values (:func:`summarise`); the
+points no unit holds are the manifest's counts. The grids given must be the
+grids the dataset was partitioned by (their top-level units are checked
+against the manifest), else the call is refused.
+
 Notes
 -----
-The input frames are held by the client: it places the points in their
-top-level unit (an index of the top level only, cheap), and ships each task
-its share. Reading partitioned files straight on the workers is not done.
-Assignment itself takes Dask collections instead (:func:`gridgeo.assign` of a
+:func:`partition` runs in one process, one layer at a time (a layer given
+as a path is read only when its turn comes); it does not yet run on the
+cluster, so that process needs the largest layer's memory, once.
+:func:`gridgeo.coverage.nearest_station` does not take stored layers (its
+tasks are tiles, not units). A hive reader infers the ``top`` folder
+values as integers unless told they are strings; gridgeo reads each
+unit's file directly. Assignment itself takes Dask collections instead (:func:`gridgeo.assign` of a
 dask-geopandas frame). :func:`gridgeo.validate` takes a ``client`` too and
 partitions by the same rule, with a halo of neighbouring units (see there).
 Tile building does not run on Dask yet.
@@ -45,7 +69,13 @@ Tile building does not run on Dask yet.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
+import tempfile
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -53,7 +83,8 @@ import pandas as pd
 from gridgeo import crs as gcrs
 from gridgeo.schema import DEFAULT_SCHEME, check, level_names
 
-__all__ = ["Part", "split", "run", "top_owner"]
+__all__ = ["Part", "split", "run", "top_owner", "partition", "dataset", "Stored", "Partitioned",
+           "summarise"]
 
 
 _LAYERS = ("addresses", "events", "stations")  # checked against the schema; others are checked by their task
@@ -67,8 +98,31 @@ class Part:
         self.code, self.grids, self.layers = code, grids, layers
 
     def __repr__(self) -> str:
-        sizes = ", ".join(f"{len(f)} {k}" for k, f in self.layers.items() if f is not None)
+        sizes = ", ".join(f"{len(f)} {k}" if hasattr(f, "__len__") else f"{f!r} {k}"
+                          for k, f in self.layers.items() if f is not None)
         return f"<Part {self.code}: {len(self.grids)} units, {sizes}>"
+
+    def read(self):
+        """The part with its stored layers read (on the worker that runs its task)."""
+        if not any(isinstance(f, _Piece) for f in self.layers.values()):
+            return self
+        return Part(self.code, self.grids,
+                    {k: f.read() if isinstance(f, _Piece) else f for k, f in self.layers.items()})
+
+
+class _Piece:
+    """One top-level unit's file of a stored layer, read where the task runs."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def read(self):
+        import geopandas as gpd
+
+        return gpd.read_parquet(self.path)
+
+    def __repr__(self) -> str:
+        return f"<file {self.path}>"
 
 
 def split(grids, layers: dict, *, scheme=None):
@@ -78,8 +132,10 @@ def split(grids, layers: dict, *, scheme=None):
     ----------
     grids : GeoDataFrame
         Every level in one frame.
-    layers : dict of str to GeoDataFrame or None
-        The points per layer (None: not given).
+    layers : dict of str to GeoDataFrame, Stored, path or None
+        The points per layer (None: not given); a layer written by
+        :func:`partition` (:class:`Stored`, or its folder) is not read here:
+        each part names its unit's file, read by the task on its worker.
     scheme : CodeScheme, optional
 
     Returns
@@ -99,7 +155,44 @@ def split(grids, layers: dict, *, scheme=None):
     >>> top, len(parts), len(parts[0].layers["events"]) == len(s.events), unplaced
     ('town', 1, True, {'events': {'outside': 0, 'invalid': 0}})
     """
-    from gridgeo.assignment import AssignIndex, assign
+    from gridgeo.assignment import assign
+
+    grids, top, top_index, owner, codes = _tops(grids, scheme)
+    rows = {layer: None for layer in layers}
+    unplaced = {}
+    pieces = {}
+    for layer, frame in layers.items():
+        if frame is None:
+            continue
+        if is_stored(frame):
+            stored = stored_layer(frame)
+            stored.check_grids(grids, top, codes)
+            pieces[layer] = stored
+            unplaced[layer] = dict(stored.unplaced)
+            continue
+        if layer in _LAYERS:
+            frame = check(frame, layer, scheme=scheme or DEFAULT_SCHEME, name=layer)
+        placed = assign(frame, top_index, levels=[top], name=layer)
+        unplaced[layer] = {s: int((placed["status"] == s).sum()) for s in ("outside", "invalid")}
+        rows[layer] = (frame, placed[top].cat.codes.to_numpy())
+    parts = []
+    for i, code in enumerate(codes):
+        part_layers = {}
+        for layer, held in rows.items():
+            if layer in pieces:
+                part_layers[layer] = _Piece(pieces[layer].file(code))
+            elif held is None:
+                part_layers[layer] = None
+            else:
+                frame, where = held
+                part_layers[layer] = frame[where == i]
+        parts.append(Part(code, grids[owner == code], part_layers))
+    return parts, unplaced, top
+
+
+def _tops(grids, scheme):
+    """(grids, top level, an index of the top level, each unit's top owner, the top codes sorted)."""
+    from gridgeo.assignment import AssignIndex
 
     scheme = scheme or DEFAULT_SCHEME
     grids = gcrs.to_storage(check(grids, "grids", scheme=scheme, name="grids"), name="grids")
@@ -108,27 +201,7 @@ def split(grids, layers: dict, *, scheme=None):
     top_index = AssignIndex(grids[on_top], scheme=scheme)
     owner = top_owner(grids, top)
     codes = np.sort(grids.loc[on_top, "code"].to_numpy(dtype=object))
-    rows = {layer: None for layer in layers}
-    unplaced = {}
-    for layer, frame in layers.items():
-        if frame is None:
-            continue
-        if layer in _LAYERS:
-            frame = check(frame, layer, scheme=scheme, name=layer)
-        placed = assign(frame, top_index, levels=[top], name=layer)
-        unplaced[layer] = {s: int((placed["status"] == s).sum()) for s in ("outside", "invalid")}
-        rows[layer] = (frame, placed[top].cat.codes.to_numpy())
-    parts = []
-    for i, code in enumerate(codes):
-        part_layers = {}
-        for layer, held in rows.items():
-            if held is None:
-                part_layers[layer] = None
-            else:
-                frame, where = held
-                part_layers[layer] = frame[where == i]
-        parts.append(Part(code, grids[owner == code], part_layers))
-    return parts, unplaced, top
+    return grids, top, top_index, owner, codes
 
 
 def top_owner(grids, top):
@@ -174,7 +247,231 @@ def run(client, task, parts, **shared):
 
 
 def _recording(task, part, **shared):
+    if isinstance(part, Part):
+        part = part.read()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         value = task(part, **shared)
     return value, [(str(w.message), w.category) for w in caught]
+
+
+# ----------------------------------------------------------------------------------------------
+# inputs written partitioned once, read on the workers
+# ----------------------------------------------------------------------------------------------
+
+MANIFEST = "gridgeo-partition.json"
+
+
+class PartitionError(ValueError):
+    """A partitioned dataset that cannot be written or does not fit the grids given."""
+
+
+def partition(grids, layers: dict, folder, *, scheme=None):
+    """Write each layer once as a GeoParquet dataset split by the partition rule (module notes).
+
+    Parameters
+    ----------
+    grids : GeoDataFrame
+        Every level in one frame: its top level decides the parts.
+    layers : dict of str to GeoDataFrame or path
+        The points per layer (``addresses``, ``events``, ``stations``, or
+        others). A path (GeoParquet, or any file :func:`geopandas.read_file`
+        reads) is read when its turn comes, so that no more than one layer is
+        held at a time.
+    folder : str or Path
+        The dataset to make; it must not exist.
+    scheme : CodeScheme, optional
+
+    Returns
+    -------
+    Partitioned
+        The dataset: ``dataset[layer]`` is what the public functions take.
+
+    Raises
+    ------
+    PartitionError
+        If ``folder`` exists.
+    gridgeo.schema.SchemaError
+        If the grids or a layer fail the schema.
+
+    Notes
+    -----
+    Every layer is written into a temporary folder beside ``folder``, which
+    becomes ``folder`` (one rename) only when every layer and the manifest
+    are written: a refused or failed write leaves no dataset, whole or half.
+    Every top-level unit has its file, empty or not. Each layer is checked
+    against the schema whole (ids unique across the province) and written in
+    the storage CRS.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, gridgeo
+    >>> s = gridgeo.sample.load()
+    >>> ds = partition(s.grids, {"events": s.events}, pathlib.Path(tempfile.mkdtemp()) / "town")
+    >>> ds["events"].unplaced, ds["events"].rows == len(s.events), len(ds.tops)
+    ({'outside': 0, 'invalid': 0}, True, 1)
+    """
+    from gridgeo.assignment import assign
+
+    folder = Path(folder)
+    if folder.exists():
+        raise PartitionError(f"{folder} 已存在，不覆盖 / {folder} exists: partitioned datasets are written once; "
+                             "remove it or choose another folder")
+    if not isinstance(layers, dict) or not layers:
+        raise PartitionError("layers 须为 {图层名: 数据} / give layers as a dict of layer name to frame or path, "
+                             f"got {type(layers).__name__}")
+    grids, top, top_index, _, codes = _tops(grids, scheme)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}.writing-", dir=folder.parent))
+    try:
+        manifest = {"format": 1, "top": top, "tops": [str(c) for c in codes], "grids_key": _grids_key(grids, top),
+                    "layers": {}}
+        for layer, source in layers.items():
+            frame = _source(source, layer)
+            if layer in _LAYERS:
+                frame = check(frame, layer, scheme=scheme or DEFAULT_SCHEME, name=layer)
+            frame = gcrs.to_storage(frame, name=layer)
+            placed = assign(frame, top_index, levels=[top], name=layer)
+            where = placed[top].cat.codes.to_numpy()
+            for i, code in enumerate(codes):
+                target = scratch / layer / f"top={code}"
+                target.mkdir(parents=True)
+                frame[where == i].to_parquet(target / "part.parquet")
+            (scratch / "unplaced").mkdir(exist_ok=True)
+            frame[where < 0].to_parquet(scratch / "unplaced" / f"{layer}.parquet")
+            manifest["layers"][layer] = {
+                "rows": len(frame),
+                "unplaced": {s: int((placed["status"] == s).sum()) for s in ("outside", "invalid")}}
+            del frame, placed, where
+        (scratch / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+        os.rename(scratch, folder)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return Partitioned(folder)
+
+
+def dataset(folder):
+    """The partitioned dataset :func:`partition` wrote in ``folder``."""
+    return Partitioned(folder)
+
+
+class Partitioned:
+    """A dataset :func:`partition` wrote: ``top`` (the level), ``tops`` (its codes) and a :class:`Stored`
+    per layer (``dataset["events"]``)."""
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        try:
+            self.manifest = json.loads((self.folder / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise PartitionError(f"{self.folder} 不是分区数据集 / {self.folder} is not a dataset written by "
+                                 f"gridgeo.distribute.partition (its {MANIFEST} cannot be read: {exc})") from None
+        self.top, self.tops = self.manifest["top"], list(self.manifest["tops"])
+
+    @property
+    def layers(self) -> list:
+        return list(self.manifest["layers"])
+
+    def __getitem__(self, layer):
+        if layer not in self.manifest["layers"]:
+            raise KeyError(f"{self.folder} 没有图层 {layer!r} / the dataset has no layer {layer!r}: it has "
+                           f"{self.layers}")
+        return Stored(self, layer)
+
+    def __repr__(self) -> str:
+        return f"<Partitioned {self.folder}: {len(self.tops)} {self.top} units, layers {self.layers}>"
+
+
+class Stored:
+    """One layer of a :class:`Partitioned` dataset: what the public functions take instead of a frame."""
+
+    def __init__(self, dataset: Partitioned, layer: str):
+        self.dataset, self.layer = dataset, layer
+        facts = dataset.manifest["layers"][layer]
+        self.rows, self.unplaced = int(facts["rows"]), dict(facts["unplaced"])
+
+    def file(self, code) -> Path:
+        return self.dataset.folder / self.layer / f"top={code}" / "part.parquet"
+
+    @property
+    def files(self) -> list:
+        """Every file of the layer: one per top-level unit, then the points kept aside."""
+        return [self.file(c) for c in self.dataset.tops] + [self.dataset.folder / "unplaced" / f"{self.layer}.parquet"]
+
+    @property
+    def columns(self) -> list:
+        """The layer's columns (from the parquet schema, no rows read)."""
+        import pyarrow.parquet as pq
+
+        return [c for c in pq.read_schema(self.files[-1]).names if not c.startswith("__index_level_")]
+
+    @property
+    def attrs(self) -> dict:
+        """The layer's ``attrs`` as written (pandas keeps them in the parquet metadata; no rows read)."""
+        import pyarrow.parquet as pq
+
+        metadata = pq.read_schema(self.files[-1]).metadata or {}
+        return json.loads(metadata.get(b"PANDAS_ATTRS", b"{}"))
+
+    def check_grids(self, grids, top, codes):
+        """Refuse grids other than those the dataset was partitioned by (by their top-level units)."""
+        manifest = self.dataset.manifest
+        if top != manifest["top"] or [str(c) for c in codes] != manifest["tops"] \
+                or _grids_key(grids, top) != manifest["grids_key"]:
+            raise PartitionError(
+                f"{self.dataset.folder}: 网格的{top}与分区时不同 / the grids' {top} units are not those the dataset "
+                f"was partitioned by ({len(codes)} given, {len(manifest['tops'])} then, or their boundaries moved): "
+                "partition the layers again with gridgeo.distribute.partition")
+
+    def __repr__(self) -> str:
+        return f"<Stored {self.layer} of {self.dataset.folder}: {self.rows} rows>"
+
+
+def is_stored(value) -> bool:
+    """Whether a layer given to a public function is a stored one (a :class:`Stored` or its folder's path)."""
+    return isinstance(value, (Stored, str, os.PathLike))
+
+
+def stored_layer(value) -> Stored:
+    """The :class:`Stored` layer ``value`` names (itself, or the path ``<dataset>/<layer>``)."""
+    if isinstance(value, Stored):
+        return value
+    path = Path(value)
+    return Partitioned(path.parent)[path.name]
+
+
+def summarise(client, stored, columns, reduce):
+    """``[reduce(frame)]`` for every file of a stored layer (its parts, then the points kept aside), run on the
+    workers, each reading only ``columns`` (those the layer has): the cheap read that decides what depends on
+    the whole data."""
+    stored = stored_layer(stored)
+    present = [c for c in columns if c in stored.columns]
+    futures = [client.submit(_summarised, str(path), present, reduce, pure=False) for path in stored.files]
+    return client.gather(futures)
+
+
+def _summarised(path, columns, reduce):
+    import pyarrow.parquet as pq
+
+    return reduce(pq.read_table(path, columns=columns).to_pandas())
+
+
+def _source(source, layer):
+    if isinstance(source, (str, os.PathLike)):
+        import geopandas as gpd
+
+        path = Path(source)
+        return gpd.read_parquet(path) if path.suffix in (".parquet", ".geoparquet") else gpd.read_file(path)
+    if source is None:
+        raise PartitionError(f"图层 {layer} 为空 / layer {layer!r} is None: leave it out")
+    return source
+
+
+def _grids_key(grids, top) -> str:
+    """A digest of the top-level units (codes and exact boundaries) that decided the parts."""
+    on_top = grids[grids["level"] == top].sort_values("code")
+    digest = hashlib.sha256()
+    for code, geometry in zip(on_top["code"], on_top.geometry.to_wkb()):
+        digest.update(str(code).encode() + b"\0" + geometry)
+    return digest.hexdigest()

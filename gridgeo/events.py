@@ -407,7 +407,13 @@ def indicators(events, units_or_index=None, *, level=None, period="month", start
     client : distributed.Client, optional
         Run on this Dask cluster, one task per top-level unit, with the same
         answer (the partition rule of :mod:`gridgeo.distribute`; the events
-        and the grids must be given, not placed events).
+        and the grids must be given, not placed events). The events may then
+        be a layer written by :func:`gridgeo.distribute.partition`
+        (``dataset["events"]`` or its folder): each task reads its unit's
+        file on its worker, and the periods, ``as_of``, the categories and
+        the undated and inconsistent counts are decided from the four columns
+        they need (report and close times, category, status) read file by
+        file on the workers, the events no unit holds included.
 
     Returns
     -------
@@ -514,31 +520,67 @@ def _indicators_on_dask(client, events, units_or_index, *, level, period, start,
     index = units_or_index if isinstance(units_or_index, AssignIndex) else None
     grids = index.grids if index is not None else units_or_index
     scheme = index.scheme if index is not None else DEFAULT_SCHEME
-    _require_columns(events)
-    events = check(events, "events", scheme=scheme, name="events")
+    stored = distribute.is_stored(events)
+    if stored:  # checked whole when written; the facts below are read on the workers, file by file
+        events = distribute.stored_layer(events)
+        _require_columns(pd.DataFrame(columns=events.columns))
+        facts = _joined_facts(distribute.summarise(client, events, _FACT_COLUMNS, _facts))
+    else:
+        _require_columns(events)
+        events = check(events, "events", scheme=scheme, name="events")
+        facts = _facts(events)
     grids = check(grids, "grids", scheme=scheme, name="grids")
     levels = _levels_of(level_names(grids, scheme), level)
     _limit_table(time_limits)
     if by not in (None, "category", "status"):
         _by(None, by)
-    reported, closed, data_as_of = _times(events)
-    periods = _periods_of(period, start, end, reported, data_as_of)
-    cut = data_as_of if as_of is None else _s(pd.Timestamp(as_of))
-    status = events["status"] if "status" in events.columns else pd.Series("", index=events.index)
-    categories = {"category": pd.Categorical(events["category"].astype("str").to_numpy()).categories,
-                  "status": pd.Categorical(status.astype("str").to_numpy()).categories}
+    periods = _periods_of(period, start, end, facts["span"], facts["as_of"])
+    cut = facts["as_of"] if as_of is None else _s(pd.Timestamp(as_of))
+    categories = {"category": pd.Categorical(np.array(sorted(facts["category"]), dtype=object)).categories,
+                  "status": pd.Categorical(np.array(sorted(facts["status"]), dtype=object)).categories}
     parts, unplaced, top = distribute.split(grids, {"events": events}, scheme=scheme)
     tables = distribute.run(client, _indicators_part, parts, scheme=scheme, levels=levels, periods=periods, cut=cut,
                             category=category, time_limits=time_limits, by=by, categories=categories)
     out = pd.concat(tables, ignore_index=True)
     rank = out["level"].map({lv: i for i, lv in enumerate(levels)}).to_numpy()
     out = out.iloc[np.lexsort((out["code"].to_numpy(dtype=object), rank))].reset_index(drop=True)
-    undated = reported == _NEVER
-    out.attrs = {"unplaced": sum(unplaced["events"].values()), "undated": int(undated.sum()),
-                 "inconsistent": int(((closed != _NEVER) & ~undated & (closed < reported)).sum()),
+    out.attrs = {"unplaced": sum(unplaced["events"].values()), "undated": facts["undated"],
+                 "inconsistent": facts["inconsistent"],
                  "as_of": pd.Timestamp(cut, unit="s"), "period": period,
                  "time_limits": dict(DEFAULT_TIME_LIMITS if time_limits is None else time_limits)}
     return out
+
+
+_FACT_COLUMNS = ("reported_at", "closed_at", "category", "status")
+
+
+def _facts(events) -> dict:
+    """What the periods, ``as_of``, the categories and the counts aside depend on, of some events: reduced
+    so that the facts of parts joined (:func:`_joined_facts`) are the facts of all of them. ``span``: the
+    first and last report times (all :func:`_periods_of` reads of them); ``latest``: the latest time."""
+    reported, closed, _ = _times(events)
+    dated = reported[reported != _NEVER]
+    times = np.concatenate([dated, closed[closed != _NEVER]])
+    status = events["status"] if "status" in events.columns else pd.Series("", index=events.index)
+    facts = {"span": np.array([dated.min(), dated.max()] if len(dated) else [], dtype=np.int64),
+             "latest": int(times.max()) if len(times) else None,
+             "undated": int((reported == _NEVER).sum()),
+             "inconsistent": int(((closed != _NEVER) & (reported != _NEVER) & (closed < reported)).sum()),
+             "category": set(pd.Categorical(events["category"].astype("str").to_numpy()).categories),
+             "status": set(pd.Categorical(status.astype("str").to_numpy()).categories)}
+    facts["as_of"] = (facts["latest"] or 0) + 1  # as _times says it
+    return facts
+
+
+def _joined_facts(parts) -> dict:
+    latest = [f["latest"] for f in parts if f["latest"] is not None]
+    joined = {"span": np.concatenate([f["span"] for f in parts]) if parts else np.array([], np.int64),
+              "latest": max(latest) if latest else None,
+              "undated": sum(f["undated"] for f in parts), "inconsistent": sum(f["inconsistent"] for f in parts),
+              "category": set().union(*(f["category"] for f in parts)),
+              "status": set().union(*(f["status"] for f in parts))}
+    joined["as_of"] = (joined["latest"] or 0) + 1
+    return joined
 
 
 def _indicators_part(part, *, scheme, levels, periods, cut, category, time_limits, by, categories):

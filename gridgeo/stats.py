@@ -81,7 +81,12 @@ def figures(grids, *, addresses=None, events=None, stations=None, roster=None, b
         index's, or :data:`gridgeo.schema.DEFAULT_SCHEME`.
     client : distributed.Client, optional
         Run on this Dask cluster, one task per top-level unit, with the same
-        answer (the partition rule of :mod:`gridgeo.distribute`).
+        answer (the partition rule of :mod:`gridgeo.distribute`). Then a
+        layer may also be one written by
+        :func:`gridgeo.distribute.partition` (``dataset["events"]``, or its
+        folder): each task reads its unit's file on its worker, and the
+        categories and kinds beyond the known ones are read from that
+        column alone, on the workers.
 
     Returns
     -------
@@ -140,12 +145,21 @@ def figures(grids, *, addresses=None, events=None, stations=None, roster=None, b
     >>> f.loc[f["level"] == "grid2", "band"].value_counts().index.tolist()[:1]
     ['within']
     """
+    if client is None and any(_stored(layer) for layer in (addresses, events, stations)):
+        raise TypeError("分区存储的图层在 Dask 集群上读取：请给 client / a layer stored partitioned "
+                        "(gridgeo.distribute.partition) is read on a Dask cluster: give client=")
     if client is not None:
         out = _figures_on_dask(client, grids, addresses=addresses, events=events, stations=stations,
                                bands=bands, scheme=scheme)
     else:
         out = _figures(grids, addresses=addresses, events=events, stations=stations, bands=bands, scheme=scheme)
     return out if roster is None else _staffed(out, roster)
+
+
+def _stored(layer) -> bool:
+    from gridgeo import distribute
+
+    return layer is not None and distribute.is_stored(layer)
 
 
 def _staffed(out, roster):
@@ -294,7 +308,8 @@ def _figures_on_dask(client, grids, *, addresses, events, stations, bands, schem
         grids, scheme = grids.grids, grids.scheme
     scheme = scheme or DEFAULT_SCHEME
     layers = {"addresses": addresses, "events": events, "stations": stations}
-    others = {(layer, column): _others(frame, column, known)
+    others = {(layer, column): (_others_stored(client, frame, column, known) if distribute.is_stored(frame)
+                                else _others(frame, column, known))
               for layer, frame in layers.items() if frame is not None
               for column, known in _CATEGORIES.get(layer, ())}
     parts, unplaced, top = distribute.split(grids, layers, scheme=scheme)
@@ -329,6 +344,20 @@ def _others(frame, column, known):
         return []
     values = pd.unique(frame[column].astype("str").to_numpy())
     return sorted(v for v in values if isinstance(v, str) and v not in known)
+
+
+def _others_stored(client, stored, column, known):
+    """:func:`_others` of a layer stored partitioned, from its `column` read on the workers, file by file."""
+    from gridgeo import distribute
+
+    if column not in distribute.stored_layer(stored).columns:
+        return []
+    found = distribute.summarise(client, stored, [column], _distinct_text)
+    return sorted({v for values in found for v in values} - set(known))
+
+
+def _distinct_text(frame):
+    return {v for v in pd.unique(frame.iloc[:, 0].astype("str").to_numpy()) if isinstance(v, str)}
 
 
 def _address_values(addresses, layer, others=None):

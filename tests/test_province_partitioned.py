@@ -1,0 +1,241 @@
+"""A province's inputs written partitioned once and read on the Dask workers (gridgeo.distribute.partition).
+
+Every answer from the stored dataset is compared with the in-memory answer of the same frames, row for
+row and value for value; the partition itself with an independent covers-join (the smallest code among
+the top-level units covering a point). Two data sets: the province sample (two copies of the town
+sample) and libpysal's Columbus tracts taken as 49 towns sharing their edges, with events on those edges.
+"""
+
+import os
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+import gridgeo
+import gridgeo.sample
+from gridgeo import distribute, events, stats
+from gridgeo.schema import SchemaError
+
+
+@pytest.fixture(scope="module")
+def client(dask_client):
+    return dask_client
+
+
+@pytest.fixture(scope="module")
+def province(sample):
+    p = gridgeo.sample.province(sample, 2)
+    ev = p.events.copy()
+    ev.loc[ev.index[-3:], "category"] = "flood"  # a category only one county has
+    ev.loc[ev.index[:4], "reported_at"] = pd.NaT  # undated: counted aside
+    # two events outside every town, one of them the latest report: as_of and the periods depend on it
+    ev.loc[ev.index[10:12], "geometry"] = shapely.points([[130.0, 40.0], [130.1, 40.0]])
+    ev.loc[ev.index[11], "reported_at"] = ev["reported_at"].max() + pd.Timedelta(days=40)
+    ev.loc[ev.index[11], "category"] = "outer"  # a category only an unplaced event has
+    p.events = ev
+    return p
+
+
+@pytest.fixture(scope="module")
+def stored(province, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("province") / "ds"
+    return distribute.partition(province.grids, {"addresses": province.addresses, "events": province.events,
+                                                 "stations": province.stations}, folder)
+
+
+def owner_by_covers(points, grids, top):
+    """The partition rule, independently: the smallest code among the top-level units that cover each point."""
+    tops = grids[grids["level"] == top][["code", "geometry"]]
+    hits = gpd.sjoin(gpd.GeoDataFrame(geometry=points.geometry.to_numpy(), crs=points.crs), tops,
+                     predicate="covered_by")
+    return hits.groupby(level=0)["code"].min().reindex(range(len(points)))
+
+
+def assert_partitioned_as_the_rule(ds, layer, frame, grids, top):
+    expected = owner_by_covers(frame, grids, top)
+    ids = frame.columns[0]
+    for code in ds.tops:
+        written = gpd.read_parquet(ds[layer].file(code))
+        assert sorted(written[ids]) == sorted(frame.loc[(expected == code).to_numpy(), ids])
+    aside = gpd.read_parquet(ds.folder / "unplaced" / f"{layer}.parquet")
+    assert sorted(aside[ids]) == sorted(frame.loc[expected.isna().to_numpy(), ids])
+    assert sum(ds[layer].unplaced.values()) == int(expected.isna().sum())
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def test_partition_writes_each_point_once_in_its_town(stored, province):
+    assert stored.top == "town" and stored.tops == sorted(province.level("town")["code"])
+    for layer in ("addresses", "events", "stations"):
+        assert_partitioned_as_the_rule(stored, layer, getattr(province, layer), province.grids, "town")
+    assert stored["events"].unplaced == {"outside": 2, "invalid": 0}
+    # a hive-style dataset any parquet reader takes: the rows of every town, each once
+    whole = gpd.read_parquet(stored.folder / "events")
+    assert len(whole) == len(province.events) - 2
+
+
+def test_a_refused_or_failed_write_leaves_no_dataset(province, tmp_path):
+    target = tmp_path / "ds"
+    bad = province.stations.copy()
+    bad.loc[bad.index[1], "station_id"] = bad["station_id"].iloc[0]  # duplicate ids: the schema refuses
+    with pytest.raises(SchemaError):
+        distribute.partition(province.grids, {"events": province.events, "stations": bad}, target)
+    assert os.listdir(tmp_path) == []  # neither the dataset nor the half-written scratch folder
+    target.mkdir()
+    (target / "mine.txt").write_bytes(b"keep")
+    with pytest.raises(distribute.PartitionError, match="exists"):
+        distribute.partition(province.grids, {"events": province.events}, target)
+    assert os.listdir(tmp_path) == ["ds"] and os.listdir(target) == ["mine.txt"]
+    assert (target / "mine.txt").read_bytes() == b"keep"
+
+
+def test_other_grids_than_those_partitioned_by_are_refused(stored, province, client):
+    moved = province.grids.copy()
+    first = (moved["level"] == "town").to_numpy().nonzero()[0][0]
+    moved.loc[moved.index[first], "geometry"] = moved.geometry.iloc[first].buffer(0.001)
+    with pytest.raises(distribute.PartitionError, match="partition the layers again"):
+        stats.figures(moved, events=stored["events"], client=client)
+    with pytest.raises(TypeError, match="client"):
+        stats.figures(province.grids, events=stored["events"])
+
+
+def test_split_of_a_stored_layer_names_each_towns_file_and_reads_nothing(stored, province):
+    parts, unplaced, top = distribute.split(province.grids, {"events": stored["events"]})
+    assert unplaced == {"events": {"outside": 2, "invalid": 0}}
+    for part in parts:
+        piece = part.layers["events"]
+        assert not isinstance(piece, pd.DataFrame)
+        assert piece.path == str(stored.folder / "events" / f"top={part.code}" / "part.parquet")
+        assert part.grids["code"].str.startswith(part.code).all()
+
+
+# --- reading on the workers: the in-memory answers --------------------------------------------
+
+
+def test_figures_from_the_stored_dataset_equal_in_memory(stored, province, client):
+    layers = dict(addresses=province.addresses, events=province.events, stations=province.stations)
+    expected = stats.figures(province.grids, **layers)
+    result = stats.figures(province.grids, addresses=stored["addresses"], events=str(stored.folder / "events"),
+                           stations=stored["stations"], client=client)
+    pd.testing.assert_frame_equal(pd.DataFrame(result.drop(columns="geometry")),
+                                  pd.DataFrame(expected.drop(columns="geometry")))
+    assert result.geometry.geom_equals_exact(expected.geometry, 0).all()
+    assert result.attrs == expected.attrs and result.attrs["unplaced"]["events"]["outside"] == 2
+    # the category only an unplaced event has is a column (of zeros) as in memory; flood is counted
+    assert (result["events_outer"] == 0).all()
+    assert int(result.loc[result["level"] == "town", "events_flood"].sum()) == 3
+
+
+@pytest.mark.parametrize("options", [dict(period="month"), dict(period="quarter", by="category", level=["town", "grid2"]),
+                                     dict(period=None, start="2025-03-01", end="2025-09-01", by="status",
+                                          category=["safety", "dispute"], as_of="2025-10-01")])
+def test_event_indicators_from_the_stored_dataset_equal_in_memory(stored, province, client, options):
+    expected = events.indicators(province.events, province.grids, **options)
+    result = events.indicators(stored["events"], province.grids, **options, client=client)
+    pd.testing.assert_frame_equal(result, expected)
+    assert result.attrs == expected.attrs
+    assert result.attrs["undated"] == 4 and result.attrs["unplaced"] == 2
+
+
+def test_event_indicators_periods_reach_the_latest_unplaced_event(stored, province, client):
+    result = events.indicators(stored["events"], province.grids, period="month", client=client)
+    latest = province.events["reported_at"].max()  # the unplaced event's
+    assert result.attrs["as_of"] == latest.floor("s") + pd.Timedelta(seconds=1)
+    assert result["period"].max() == f"{latest:%Y-%m}"
+
+
+# --- on data nobody here made: libpysal's Columbus tracts as 49 towns -------------------------
+
+
+@pytest.fixture(scope="module")
+def columbus():
+    from libpysal import examples
+
+    tracts = gpd.read_file(examples.get_path("columbus.shp"))
+    placed = tracts.geometry.affine_transform([0.03, 0, 0, 0.03, 118.3, 24.3]).to_numpy()
+    grids = gpd.GeoDataFrame({"code": [f"350582{100 + i:03d}" for i in range(len(tracts))],
+                              "name": [f"tract {int(v)}" for v in tracts["POLYID"]], "level": "town", "parent": ""},
+                             geometry=placed, crs=4490)
+    rng = np.random.default_rng(5)
+    per = rng.poisson(tracts["CRIME"].to_numpy() * 2)
+    where = np.repeat(np.arange(len(tracts)), per)
+    inside = shapely.get_geometry(gpd.GeoSeries(placed[where]).sample_points(1, rng=rng).to_numpy(), 0)
+    # the vertices the tracts share: points on the edge of two or more towns
+    # (each polygon's exterior vertices once, its closing point aside, counted across the tracts)
+    vertices = pd.concat([pd.DataFrame(shapely.get_coordinates(shapely.get_exterior_ring(g))[:-1]).drop_duplicates()
+                          for g in shapely.get_geometry(placed, 0)])
+    shared = vertices.value_counts()
+    edge = np.array([k for k, n in shared.items() if n >= 2][:40])
+    outside = np.array([[117.0, 23.0], [125.0, 30.0], [118.31, 24.29]])
+    points = np.concatenate([inside, shapely.points(edge), shapely.points(outside)])
+    n = len(points)
+    reported = pd.Timestamp("2025-01-01") + pd.to_timedelta(rng.integers(0, 365 * 24, n), unit="h")
+    closed = reported + pd.to_timedelta(rng.lognormal(np.log(30), 1, n), unit="h")
+    closed = closed.where(rng.random(n) < 0.9, pd.NaT)
+    ev = gpd.GeoDataFrame({"event_id": [f"c{i}" for i in range(n)],
+                           "category": rng.choice(["dispute", "fire", "road"], n), "status": "open",
+                           "reported_at": reported.astype("datetime64[s]"),
+                           "closed_at": pd.to_datetime(closed).astype("datetime64[s]")},
+                          geometry=points, crs=4490)
+    return grids, ev, len(edge)
+
+
+def test_columbus_edge_points_go_to_exactly_one_town_and_answers_equal_in_memory(columbus, client, tmp_path):
+    grids, ev, n_edge = columbus
+    assert n_edge >= 20
+    edge = ev.iloc[-3 - n_edge:-3]
+    covering = gpd.sjoin(edge, grids[["code", "geometry"]], predicate="covered_by").groupby(level=0).size()
+    assert (covering >= 2).all()  # the test means something: each lies on two towns or more
+    ds = distribute.partition(grids, {"events": ev}, tmp_path / "columbus")
+    assert_partitioned_as_the_rule(ds, "events", ev, grids, "town")
+    assert ds["events"].unplaced["outside"] == 3
+    files = [gpd.read_parquet(ds["events"].file(c))["event_id"] for c in ds.tops]
+    written = pd.concat(files)
+    assert written.is_unique and set(edge["event_id"]) <= set(written)
+    for options in (dict(period="quarter"), dict(period="month", by="category")):
+        expected = events.indicators(ev, grids, **options)
+        result = events.indicators(ds["events"], grids, **options, client=client)
+        pd.testing.assert_frame_equal(result, expected)
+        assert result.attrs == expected.attrs
+    expected = stats.figures(grids, events=ev)
+    result = stats.figures(grids, events=ds["events"], client=client)
+    pd.testing.assert_frame_equal(pd.DataFrame(result.drop(columns="geometry")),
+                                  pd.DataFrame(expected.drop(columns="geometry")))
+    assert result.attrs == expected.attrs
+
+
+def test_coverage_per_grid_from_the_stored_dataset_equals_in_memory(province, client, tmp_path):
+    from gridgeo import coverage
+
+    cov = coverage.nearest_station(province.addresses, province.stations, method="straight")
+    ds = distribute.partition(province.grids, {"coverage": cov, "stations": province.stations}, tmp_path / "cov")
+    assert ds["coverage"].attrs["circles"]  # the life circles travel in the files' metadata
+    expected = coverage.per_grid(cov, province.grids, stations=province.stations)
+    result = coverage.per_grid(ds["coverage"], province.grids, stations=ds["stations"], client=client)
+    pd.testing.assert_frame_equal(pd.DataFrame(result.drop(columns="geometry")),
+                                  pd.DataFrame(expected.drop(columns="geometry")), check_exact=True)
+    assert result.geometry.geom_equals_exact(expected.geometry, 0).all()
+    assert expected["farthest_m"].notna().any() and expected["has_station"].any()
+    with pytest.raises(ValueError, match="assignment"):
+        coverage.per_grid(ds["coverage"], province.grids, assignment=gridgeo.assign(cov, province.grids),
+                          client=client)
+
+
+def test_a_layer_given_as_a_file_is_read_when_its_turn_comes(province, stored, tmp_path):
+    province.events.to_parquet(tmp_path / "events.parquet")
+    ds = distribute.partition(province.grids, {"events": tmp_path / "events.parquet"}, tmp_path / "ds")
+    for code in ds.tops:
+        got = gpd.read_parquet(ds["events"].file(code))
+        want = gpd.read_parquet(stored["events"].file(code))
+        pd.testing.assert_frame_equal(pd.DataFrame(got.drop(columns="geometry")),
+                                      pd.DataFrame(want.drop(columns="geometry")))
+        assert got.geometry.geom_equals_exact(want.geometry, 0).all()
+    assert ds["events"].unplaced == stored["events"].unplaced
+    with pytest.raises(distribute.PartitionError, match="not a dataset"):
+        distribute.dataset(tmp_path)
+    with pytest.raises(KeyError, match="addresses"):
+        ds["addresses"]
