@@ -76,7 +76,7 @@ import pandas as pd
 from gridgeo.schema import DEFAULT_SCHEME
 
 __all__ = ["DEFAULT_TIME_LIMITS", "OTHER_TIME_LIMIT", "PERIODS", "INDICATORS", "STAGES", "HOTSPOT_CLASSES",
-           "EMERGING_CLASSES", "EventsError", "Placed", "place", "indicators", "region", "overview", "trends", "changes",
+           "EMERGING_CLASSES", "EventsError", "Placed", "place", "by_category", "indicators", "region", "overview", "trends", "changes",
            "ranking", "ranked", "map_values", "map_caption", "INDICATOR_NAMES", "MAP_FIELD", "hotspots",
            "emerging_hotspots", "stages"]
 
@@ -156,6 +156,9 @@ class Placed:
         Any further step times present (``filed_at`` ...), as ``closed`` (a huge number: not given).
     attrs : dict
         ``unplaced``, ``undated``, ``inconsistent`` counts and ``as_of`` (seconds).
+    runs : dict of str to (int, int), optional
+        Set by :func:`by_category`: the events are ordered by category, and each category's dated
+        events are the positions ``[start, stop)``; None for events in the order they came.
     """
 
     index: object
@@ -166,6 +169,7 @@ class Placed:
     status: pd.Categorical
     steps: dict
     attrs: dict
+    runs: dict | None = None
 
     def __len__(self) -> int:
         return len(self.reported)
@@ -230,6 +234,54 @@ def place(events, units_or_index, *, scheme=None) -> Placed:
                   attrs={"unplaced": int((where["status"].isin(["outside", "invalid"])).sum()),
                          "undated": int(undated.sum()), "inconsistent": int(inconsistent.sum()),
                          "as_of": as_of})
+
+
+def by_category(placed: Placed) -> Placed:
+    """The same placed events ordered by category, then report time: each category one contiguous run.
+
+    Every figure of this module counts events whatever their order (``bincount``
+    and sorts), so the answers are the same; what changes is the work: a filter
+    on one category (what the one map asks at each change of its category
+    menu) reads that category's run of the arrays as views (:attr:`Placed.runs`)
+    instead of testing every event and gathering those kept. Undated events
+    (no report time) come last in their category's run, outside its
+    ``[start, stop)``.
+
+    Parameters
+    ----------
+    placed : Placed
+        As :func:`place` gives it (events ordered by category already are ordered again, alike).
+
+    Returns
+    -------
+    Placed
+        New arrays (the given ones are left as they are), with ``runs``.
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> s = gridgeo.sample.load()
+    >>> placed = gridgeo.events.place(s.events, s.grids)
+    >>> ordered = gridgeo.events.by_category(placed)
+    >>> start, stop = ordered.runs["dispute"]
+    >>> set(ordered.category[start:stop]), stop - start == int((s.events["category"] == "dispute").sum())
+    ({'dispute'}, True)
+    >>> a = gridgeo.events.indicators(placed, level="town", category="dispute")
+    >>> a.equals(gridgeo.events.indicators(ordered, level="town", category="dispute"))
+    True
+    """
+    codes = np.asarray(placed.category.codes, dtype=np.int64)
+    order = np.lexsort((placed.reported, codes))  # _NEVER (undated) sorts last in its category
+    codes = codes[order]
+    reported = placed.reported[order]
+    n_categories = len(placed.category.categories)
+    start = np.searchsorted(codes, np.arange(n_categories), side="left")
+    dated = (reported != _NEVER) & (codes >= 0)  # in each run the dated events come first
+    stop = start + np.bincount(codes[dated], minlength=n_categories)
+    runs = {str(c): (int(a), int(b)) for c, a, b in zip(placed.category.categories, start, stop)}
+    return Placed(index=placed.index, unit={lv: u[order] for lv, u in placed.unit.items()}, reported=reported,
+                  closed=placed.closed[order], category=placed.category[order], status=placed.status[order],
+                  steps={c: t[order] for c, t in placed.steps.items()}, attrs=dict(placed.attrs), runs=runs)
 
 
 def _require_columns(events):
@@ -331,11 +383,10 @@ def _labels(ordinals: pd.PeriodIndex, period: str) -> list[str]:
 
 
 def _limits(placed: Placed, time_limits) -> np.ndarray:
-    """Each event's time limit, in seconds."""
+    """Each category's time limit, in seconds (:func:`_timed` gathers them for the events it counts)."""
     table = _limit_table(time_limits)
     hours = np.array([float(table.get(c, OTHER_TIME_LIMIT)) for c in placed.category.categories])
-    seconds = np.rint(hours * 3600).astype(np.int64)  # per category, then one gather per event
-    return seconds[placed.category.codes] if len(hours) else np.zeros(len(placed), np.int64)
+    return np.rint(hours * 3600).astype(np.int64)
 
 
 def _limit_table(time_limits) -> dict:
@@ -345,6 +396,17 @@ def _limit_table(time_limits) -> dict:
     if bad:
         raise EventsError(f"时限须为正的小时数 / time limits must be positive hours, got {bad}")
     return table
+
+
+def _kept(placed: Placed, category) -> slice | np.ndarray:
+    """The positions of the dated events of the categories asked: the category's run (a slice: the arrays
+    read as views) when the events are ordered by category (:func:`by_category`) and one is asked, else
+    the positions of :func:`_chosen`."""
+    wanted = [category] if isinstance(category, str) else list(category or ())
+    if placed.runs is not None and len(wanted) == 1:
+        start, stop = placed.runs.get(str(wanted[0]), (0, 0))
+        return slice(start, stop)
+    return np.flatnonzero(_chosen(placed, category))
 
 
 def _chosen(placed: Placed, category) -> np.ndarray:
@@ -493,10 +555,9 @@ def indicators_as_in(placed, table) -> pd.DataFrame:
 
 def _indicators_table(placed, levels, periods, cut, category, time_limits, by):
     labels, starts, ends = periods
-    keep = _chosen(placed, category)
-    limit = _limits(placed, time_limits)
+    where = _kept(placed, category)
     group, group_names = _by(placed, by)
-    timed = _timed(placed, keep, limit, group, starts, ends, cut)
+    timed = _timed(placed, where, _limits(placed, time_limits), group, starts, ends, cut)
     return _table(placed, levels, timed, group_names, by, labels, starts, ends)
 
 
@@ -599,9 +660,10 @@ def region(events, units_or_index=None, *, unit=None, period="month", start=None
     inside, code, name, level = _region_events(placed, unit)
     periods = _periods(period, start, end, placed)
     cut = placed.attrs["as_of"] if as_of is None else _s(pd.Timestamp(as_of))
-    keep = _chosen(placed, category) & inside
-    timed = _timed(placed, keep, _limits(placed, time_limits), np.zeros(len(placed), np.int64), *periods[1:], cut)
-    out = _region_rows(timed, np.ones(int(keep.sum()), bool), code, name, level, periods)
+    where = np.arange(len(placed))[_kept(placed, category)]
+    where = where[inside[where]]
+    timed = _timed(placed, where, _limits(placed, time_limits), None, *periods[1:], cut)
+    out = _region_rows(timed, np.ones(len(where), bool), code, name, level, periods)
     out.attrs = _attrs(placed, cut, period, time_limits)
     return out
 
@@ -648,10 +710,9 @@ def overview(events, units_or_index=None, *, unit=None, level=None, period="mont
     inside, code, name, unit_level = _region_events(placed, unit)
     periods = _periods(period, start, end, placed)
     cut = placed.attrs["as_of"] if as_of is None else _s(pd.Timestamp(as_of))
-    keep = _chosen(placed, category)
-    timed = _timed(placed, keep, _limits(placed, time_limits), np.zeros(len(placed), np.int64), *periods[1:], cut)
+    timed = _timed(placed, _kept(placed, category), _limits(placed, time_limits), None, *periods[1:], cut)
     attrs = _attrs(placed, cut, period, time_limits)
-    whole = _region_rows(timed, inside.take(timed.where), code, name, unit_level, periods)
+    whole = _region_rows(timed, inside[timed.where], code, name, unit_level, periods)
     whole.attrs = dict(attrs)
     table = _table(placed, levels, timed, [None], None, *periods)
     table.attrs = dict(attrs)
@@ -701,7 +762,7 @@ def _region_events(placed: Placed, unit):
 
 def _by(placed, by):
     if by is None:
-        return np.zeros(len(placed), np.int64), [None]
+        return None, [None]
     if by not in ("category", "status"):
         raise EventsError(f"by 只能是 category 或 status — by must be 'category' or 'status', got {by!r}")
     values = getattr(placed, by)
@@ -712,8 +773,7 @@ def _by(placed, by):
 class _Timed:
     """Per event (of those kept), where its times fall among the periods: computed once for every level."""
 
-    keep: np.ndarray       # which events count
-    where: np.ndarray      # their positions (every array below is over them, in this order)
+    where: slice | np.ndarray  # the positions of the events counted (every array below is over them, in this order)
     group: np.ndarray      # the `by` value's code
     received: np.ndarray   # period of the report, or -1
     closed: np.ndarray     # period of the close, or -1
@@ -723,11 +783,14 @@ class _Timed:
     seconds: np.ndarray    # duration in seconds of the timed events
 
 
-def _timed(placed, keep, limit, group, starts, ends, cut) -> _Timed:
+def _timed(placed, where, limit, group, starts, ends, cut) -> _Timed:
+    """``where``: the positions of the events counted (:func:`_kept`: taken by position, far faster than a
+    sparse mask); ``limit``: each category's limit (:func:`_limits`); ``group``: each event's `by` code, or
+    None for one group."""
     n_periods = len(starts)
     edges = np.append(starts, ends[-1])
-    where = np.flatnonzero(keep)  # taken by position: far faster than a sparse mask, many times over
-    reported, closed, lim = placed.reported.take(where), placed.closed.take(where), limit.take(where)
+    reported, closed = placed.reported[where], placed.closed[where]
+    lim = limit[placed.category.codes[where]] if len(limit) else np.zeros(len(reported), np.int64)
 
     def period(times):
         j = np.searchsorted(edges, times, side="right") - 1
@@ -742,7 +805,8 @@ def _timed(placed, keep, limit, group, starts, ends, cut) -> _Timed:
     j_closed = period(closed)
     deadline = reported + lim
     timed = (duration >= 0) & (j_closed >= 0)
-    return _Timed(keep=keep, where=where, group=group.take(where), received=period(reported), closed=j_closed,
+    group = np.zeros(len(reported), np.int64) if group is None else group[where]
+    return _Timed(where=where, group=group, received=period(reported), closed=j_closed,
                   on_time=timed & (duration <= lim),
                   open_first=(first(reported), first(closed), first(deadline), first(np.maximum(deadline, closed))),
                   timed=timed, seconds=duration)
@@ -755,7 +819,7 @@ def _table(placed, levels, timed, group_names, by, labels, starts, ends):
     n_all, n_groups, n_periods = len(table), len(group_names), len(labels)
     width = n_groups * n_periods
     counts = {}
-    places = [(deepest.take(timed.where), None)] + [(placed.unit[lv].take(timed.where), lv) for lv in tree.partial]
+    places = [(deepest[timed.where], None)] + [(placed.unit[lv][timed.where], lv) for lv in tree.partial]
     for unit, lv in places:  # the finest full units, then each partial level's own
         where = unit if lv is None else np.where(unit >= 0, tree.start[lv] + unit, -1)
         found = _counted(where, timed, n_all, n_groups, n_periods)
@@ -772,7 +836,7 @@ def _table(placed, levels, timed, group_names, by, labels, starts, ends):
     offset = 0
     for lv in levels:  # a median is made from the events, never from the children's medians
         n_units = len(placed.index.codes[lv])
-        unit = placed.unit[lv].take(timed.where)
+        unit = placed.unit[lv][timed.where]
         ok = timed.timed & (unit >= 0)
         group = (unit[ok] * n_groups + timed.group[ok]) * n_periods + timed.closed[ok]
         m, p = _quantiles(group, timed.seconds[ok], n_units * width, (0.5, 0.9))
@@ -940,20 +1004,45 @@ def changes(table: pd.DataFrame, indicator=None) -> pd.DataFrame:
     [3.0, 9.0]
     """
     wanted = _indicators(indicator)
-    full = table.sort_values(["level", "code", "period_start"], kind="stable").reset_index(drop=True)
-    same_unit = full["code"].eq(full["code"].shift()) & full["period_start"].eq(full["period_end"].shift())
-    year_key = _year_before(full["period"])
-    lookup = full.set_index(["code", "period"])
+    plain = table.copy(deep=False)
+    plain.attrs = {}  # pandas copies a frame's attrs deeply at every step: not the table's, once per column
+    level_rank, code_rank = _ranks(plain["level"]), _ranks(plain["code"])
+    start = plain["period_start"].to_numpy().astype("datetime64[ns]").astype(np.int64)
+    end = plain["period_end"].to_numpy().astype("datetime64[ns]").astype(np.int64)
+    start = np.where(start == np.iinfo(np.int64).min, np.iinfo(np.int64).max, start)  # NaT last, as sort_values
+    order = np.lexsort((start, code_rank, level_rank))  # stable: by level, code, then period start
+    code_rank, start, end = code_rank[order], start[order], end[order]
+    same_unit = np.zeros(len(order), bool)
+    named = plain["code"].notna().to_numpy()[order]  # a missing code is no unit: never the same as another
+    same_unit[1:] = (code_rank[1:] == code_rank[:-1]) & named[1:] & (start[1:] == end[:-1]) & \
+        (start[1:] != np.iinfo(np.int64).max)
+    # the row of the same unit a year before: (code, label) keys as integers, the labels' year-before once each
+    label, labels = pd.factorize(plain["period"].to_numpy(dtype=object)[order])
+    before_label = pd.Index(labels).get_indexer(_year_before(pd.Series(labels, dtype="str"))) \
+        if len(labels) else np.zeros(0, np.int64)
+    width = max(len(labels), 1)
+    keys = pd.Index(np.where(label >= 0, code_rank * width + label, -1))
+    wanted_label = np.where(label >= 0, before_label[label], -1)
+    year_row = keys.get_indexer(np.where((wanted_label >= 0) & named, code_rank * width + wanted_label, -2))
+    keep = [c for c in ("code", "name", "level", "parent", "period", "period_start", "period_end") if c in plain.columns]
+    columns = {c: plain[c].array.take(order) for c in keep}
     for x in wanted:
-        value = full[x].astype(float)
-        full[f"{x}_pop"] = (value - value.shift()).where(same_unit)
-        before = lookup[x].astype(float).reindex(pd.MultiIndex.from_arrays([full["code"], year_key])).to_numpy()
-        full[f"{x}_yoy"] = value.to_numpy() - before
-    keep = ["code", "name", "level", "parent", "period", "period_start", "period_end"] + \
-        [c for x in wanted for c in (x, f"{x}_pop", f"{x}_yoy")]
-    out = full[[c for c in keep if c in full.columns]].copy()
+        column = plain[x].array.take(order)
+        value = np.asarray(column.to_numpy(dtype=float, na_value=np.nan) if hasattr(column, "to_numpy")
+                           else column, dtype=float)
+        previous = np.concatenate([[np.nan], value[:-1]])
+        columns[x] = column
+        columns[f"{x}_pop"] = np.where(same_unit, value - previous, np.nan)
+        columns[f"{x}_yoy"] = value - np.where(year_row >= 0, value[np.maximum(year_row, 0)], np.nan)
+    out = pd.DataFrame(columns)
     out.attrs = table.attrs
     return out
+
+
+def _ranks(column: pd.Series) -> np.ndarray:
+    """Each value's place among the sorted distinct values (missing ones last: -1 would sort first)."""
+    codes, uniques = pd.factorize(column.to_numpy(dtype=object), sort=True)
+    return np.where(codes >= 0, codes, len(uniques)).astype(np.int64)
 
 
 def _year_before(labels: pd.Series) -> np.ndarray:
