@@ -230,18 +230,19 @@ def events_heat(services, *, category=None, start=None, end=None, cell_m: float 
 def placed_events(services) -> gevents.Placed:
     """The published events (with their closing and step times) placed in the grids, once per version:
     the placement `gridgeo prepare` kept (``Derived.placed``), or, for a store prepared before it was
-    kept, the events layer read and placed here."""
+    kept, the events layer read and placed here; ordered by category (:func:`gridgeo.events.by_category`),
+    so that the one map's filter on a category reads its run of the arrays instead of every event."""
     def build(kept):
         placed = kept.placed(index(services))
         if placed is not None:
             log.info("events of version %d: %d placed as prepared", kept.version, len(placed))
-            return placed
+            return gevents.by_category(placed)
         store = services.store
         at = None if store.layer_version("events") <= kept.version else kept.version
         log.info("events of version %d: no placement kept (prepared before it was), reading and placing them",
                  kept.version)
         frame = store.read("events", at=at)
-        return gevents.place(frame, index(services))
+        return gevents.by_category(gevents.place(frame, index(services)))
     return services.derived("events:placed", build)
 
 
