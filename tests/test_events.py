@@ -594,3 +594,33 @@ def test_changes_are_the_period_before_and_the_year_before_row_by_row(placed, pe
         np.testing.assert_array_equal(out[f"{x}_yoy"].to_numpy(), yoy)
         assert out.attrs == {"period": period}
         assert out[f"{x}_yoy"].notna().any() and out[f"{x}_pop"].notna().any()
+
+
+@pytest.mark.parametrize("period", ["month", "quarter", "week"])
+def test_a_tally_reads_every_category_as_counting_it_does(sample, with_strays, period):
+    """Tally.overview (every category counted once, read by columns: the service's change of category) is
+    overview() of that category, for the whole area and for units, every level, events in either order."""
+    placed = gev.place(with_strays, sample.grids)
+    rng = np.random.default_rng(17)
+    codes = sample.grids["code"].tolist()
+    for events in (placed, gev.by_category(placed)):
+        counted = gev.tally(events, period=period)
+        assert counted.categories == list(placed.category.categories)
+        for category in counted.categories:
+            levels = list(rng.choice(list(placed.index.levels), size=int(rng.integers(1, 4)), replace=False))
+            for unit in (None, str(rng.choice(codes))):
+                ours = counted.overview(unit=unit, level=levels, category=[category])
+                theirs = gev.overview(placed, unit=unit, level=levels, period=period, category=[category])
+                for a, b in zip(ours, theirs):
+                    pd.testing.assert_frame_equal(a, b, check_exact=True)
+                    assert a.attrs == b.attrs
+    # and the plain reference, for one category read from the tally
+    chosen = with_strays[with_strays["reported_at"].notna() & (with_strays["category"] == "dispute")]
+    _, table = counted.overview(level="village", category="dispute")
+    freq = {"month": "M", "quarter": "Q", "week": "W-SUN"}[period]
+    compare(table, reference(chosen, sample.grids, "village", freq, gev.DEFAULT_TIME_LIMITS,
+                             start=with_strays["reported_at"].min()))
+    with pytest.raises(gev.EventsError, match="one category"):
+        counted.overview(category=["dispute", "road"])
+    with pytest.raises(gev.EventsError, match="one category"):
+        counted.overview(category="no_such_category")
