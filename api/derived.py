@@ -51,6 +51,7 @@ def warm(services) -> None:
     import mapclassify  # noqa: F401 - seconds to import: not in the first choropleth's answer
     if summary(services).get("events"):
         placed_events(services)  # a viewer's first filter of the events then counts at once
+        event_tally(services)  # and a change of category reads its counts
 
 
 def grids(services) -> gpd.GeoDataFrame:
@@ -246,6 +247,23 @@ def placed_events(services) -> gevents.Placed:
     return services.derived("events:placed", build)
 
 
+TALLIED = ("month", "quarter", "year")
+"""The period kinds whose counts per category are kept (:func:`event_tally`): weeks and days would
+take 4 to 30 times the memory of months for what is asked far less."""
+
+
+def event_tally(services) -> gevents.Tally | None:
+    """Every unit's indicators per category and period of the public heat map's period (the one map's
+    first), counted once per version (:func:`gridgeo.events.tally`, about 18 MB for a city by months):
+    the one map's change of category then reads its columns instead of counting its events. None for a
+    period kind not in :data:`TALLIED`."""
+    period = services.settings.heat_period
+    if period not in TALLIED:
+        return None
+    return services.derived(f"events:tally:{period}", lambda kept: gevents.tally(placed_events(services),
+                                                                                 period=period))
+
+
 def memo(services, key: tuple, build):
     """``build()`` kept for the version served under ``key`` (questions with free parameters: dates,
     categories), in the service's cache of derived values: bounded by bytes with the rest
@@ -313,8 +331,13 @@ def event_overview(services, *, unit, levels, period, category=None) -> tuple[pd
     level_keys = [_indicators_key(lv, period, None, None, category) for lv in levels]
     missing = [lv for lv, key in zip(levels, level_keys) if services.peek(_memo_name(key)) is None]
     if missing:
-        made, table = gevents.overview(placed_events(services), unit=unit or None, level=missing, period=period,
-                                       category=category)
+        counted = event_tally(services) if period == services.settings.heat_period and category and \
+            len(category) == 1 else None
+        if counted is not None and str(category[0]) in counted.categories:  # the same tables, read
+            made, table = counted.overview(unit=unit or None, level=missing, category=category)
+        else:
+            made, table = gevents.overview(placed_events(services), unit=unit or None, level=missing, period=period,
+                                           category=category)
         region = memo(services, region_key, lambda: made)  # or the one kept meanwhile: the same
         kinds = table["level"].to_numpy(dtype=object)
         for lv in missing:  # each level's rows are one run of the table

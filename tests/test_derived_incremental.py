@@ -32,10 +32,14 @@ def _placed_as_placing_the_published_events(store, kept):
     same_placement(kept.placed(index), want)
     # as the service keeps it (ordered by category: api.derived.placed_events), every category counts alike
     served = gevents.by_category(kept.placed(index))
+    counted = gevents.tally(served)  # and the counts per category it keeps (api.derived.event_tally)
     for category in [*want.category.categories, None]:
-        for a, b in zip(gevents.overview(served, level=["grid2", "village"], category=category),
-                        gevents.overview(want, level=["grid2", "village"], category=category)):
+        theirs = gevents.overview(want, level=["grid2", "village"], category=category)
+        for a, b in zip(gevents.overview(served, level=["grid2", "village"], category=category), theirs):
             pd.testing.assert_frame_equal(a, b, check_exact=True)
+        if category is not None:
+            for a, b in zip(counted.overview(level=["grid2", "village"], category=category), theirs):
+                pd.testing.assert_frame_equal(a, b, check_exact=True)
     return index, want
 
 
