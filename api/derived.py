@@ -334,7 +334,8 @@ def event_overview(services, *, unit, levels, period, category=None) -> tuple[pd
         counted = event_tally(services) if period == services.settings.heat_period and category and \
             len(category) == 1 else None
         if counted is not None and str(category[0]) in counted.categories:  # the same tables, read
-            made, table = counted.overview(unit=unit or None, level=missing, category=category)
+            made, table = counted.overview(placed_events(services), unit=unit or None, level=missing,
+                                               category=category)
         else:
             made, table = gevents.overview(placed_events(services), unit=unit or None, level=missing, period=period,
                                            category=category)

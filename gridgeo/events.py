@@ -729,10 +729,13 @@ class Tally:
     arrays (int32 counts, float64 hours): about 18 MB for a city's 5,100 units,
     8 categories and 12 months.
 
+    It keeps no reference to the events it counted (a cache may let them go and read them again):
+    :meth:`overview` is given them.
+
     Attributes
     ----------
-    placed : Placed
-        The events counted (not copied).
+    events : int
+        How many events were counted (:meth:`overview` checks the events it is given).
     period : str
     periods : (list, ndarray, ndarray)
         The labels, starts and ends (seconds) of the periods.
@@ -749,7 +752,7 @@ class Tally:
         The ``attrs`` of the tables (:func:`indicators`).
     """
 
-    placed: Placed
+    events: int
     period: str
     periods: tuple
     categories: list
@@ -760,25 +763,27 @@ class Tally:
 
     @property
     def nbytes(self) -> int:
-        """The bytes of its own arrays (the events counted are the caller's)."""
+        """The bytes of its arrays."""
         own = [*self.counts.values(), *(a for pair in self.hours.values() for a in pair), *self.whole[0].values(),
                *self.whole[1:]]
         return int(sum(a.nbytes for a in own))
 
-    def overview(self, *, unit=None, level=None, category) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """:func:`overview` of the events counted, for this tally's period and one category (every other
-        parameter at its default): the same tables, read from the columns of ``category``.
+    def overview(self, placed: Placed, *, unit=None, level=None, category) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """:func:`overview` of ``placed`` (the events counted, in any order), for this tally's period and one
+        category (every other parameter at its default): the same tables, read from the columns of ``category``.
 
         Raises
         ------
         EventsError
-            A category the tally does not count (:func:`overview` answers it), or as :func:`overview`.
+            A category the tally does not count (:func:`overview` answers it), other events than those
+            counted, or as :func:`overview`.
         """
         wanted = [category] if isinstance(category, str) else list(category or ())
         if len(wanted) != 1 or str(wanted[0]) not in self.categories:
             raise EventsError(f"the tally counts one category of {self.categories} at a time, not {category!r}: "
                               "ask gridgeo.events.overview")
-        placed = self.placed
+        if len(placed) != self.events or [str(c) for c in placed.category.categories] != self.categories:
+            raise EventsError(f"these {len(placed)} events are not the {self.events} the tally counted: tally them")
         levels = _levels(placed, level)
         g = self.categories.index(str(wanted[0]))
         n = len(self.periods[0])
@@ -821,7 +826,7 @@ def tally(events, units_or_index=None, *, period="month") -> Tally:
     >>> s = gridgeo.sample.load()
     >>> placed = gridgeo.events.place(s.events, s.grids)
     >>> counted = gridgeo.events.tally(placed, period="quarter")
-    >>> whole, towns = counted.overview(level="town", category="dispute")
+    >>> whole, towns = counted.overview(placed, level="town", category="dispute")
     >>> whole.equals(gridgeo.events.region(placed, period="quarter", category="dispute"))
     True
     >>> towns.equals(gridgeo.events.indicators(placed, level="town", period="quarter", category="dispute"))
@@ -840,7 +845,7 @@ def tally(events, units_or_index=None, *, period="month") -> Tally:
     hours = _level_times(placed, list(placed.index.levels), timed, n_groups, n)
     inside, *_ = _region_events(placed, None)
     whole = _region_counts(timed, inside[timed.where], n_groups, n)
-    return Tally(placed=placed, period=period, periods=periods, categories=categories, counts=counts, hours=hours,
+    return Tally(events=len(placed), period=period, periods=periods, categories=categories, counts=counts, hours=hours,
                  whole=({key: value.astype(np.int32) for key, value in whole[0].items()}, *whole[1:]),
                  attrs=_attrs(placed, cut, period, None))
 

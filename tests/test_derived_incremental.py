@@ -38,7 +38,7 @@ def _placed_as_placing_the_published_events(store, kept):
         for a, b in zip(gevents.overview(served, level=["grid2", "village"], category=category), theirs):
             pd.testing.assert_frame_equal(a, b, check_exact=True)
         if category is not None:
-            for a, b in zip(counted.overview(level=["grid2", "village"], category=category), theirs):
+            for a, b in zip(counted.overview(served, level=["grid2", "village"], category=category), theirs):
                 pd.testing.assert_frame_equal(a, b, check_exact=True)
     return index, want
 

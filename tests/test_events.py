@@ -609,18 +609,20 @@ def test_a_tally_reads_every_category_as_counting_it_does(sample, with_strays, p
         for category in counted.categories:
             levels = list(rng.choice(list(placed.index.levels), size=int(rng.integers(1, 4)), replace=False))
             for unit in (None, str(rng.choice(codes))):
-                ours = counted.overview(unit=unit, level=levels, category=[category])
+                ours = counted.overview(events, unit=unit, level=levels, category=[category])
                 theirs = gev.overview(placed, unit=unit, level=levels, period=period, category=[category])
                 for a, b in zip(ours, theirs):
                     pd.testing.assert_frame_equal(a, b, check_exact=True)
                     assert a.attrs == b.attrs
     # and the plain reference, for one category read from the tally
     chosen = with_strays[with_strays["reported_at"].notna() & (with_strays["category"] == "dispute")]
-    _, table = counted.overview(level="village", category="dispute")
+    _, table = counted.overview(placed, level="village", category="dispute")
     freq = {"month": "M", "quarter": "Q", "week": "W-SUN"}[period]
     compare(table, reference(chosen, sample.grids, "village", freq, gev.DEFAULT_TIME_LIMITS,
                              start=with_strays["reported_at"].min()))
     with pytest.raises(gev.EventsError, match="one category"):
-        counted.overview(category=["dispute", "road"])
+        counted.overview(placed, category=["dispute", "road"])
     with pytest.raises(gev.EventsError, match="one category"):
-        counted.overview(category="no_such_category")
+        counted.overview(placed, category="no_such_category")
+    with pytest.raises(gev.EventsError, match="not the"):  # other events than those counted
+        counted.overview(gev.place(sample.events, sample.grids), category="dispute")
