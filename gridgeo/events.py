@@ -187,6 +187,15 @@ class Placed:
             deepest = np.where(self.unit[lv] >= 0, tree.start[lv] + self.unit[lv], deepest)
         return table, tree, deepest
 
+    @functools.cached_property
+    def unit_text(self) -> dict:
+        """``code``, ``name``, ``level``, ``parent`` of every unit of :attr:`units` as text arrays, made once:
+        the tables' first columns are taken from them."""
+        table = self.units[0]
+        columns = {"code": table.index.to_numpy(dtype=object)}
+        columns.update({c: table[c].to_numpy(dtype=object) for c in ("name", "level", "parent")})
+        return {c: pd.array(values, dtype="str") for c, values in columns.items()}
+
 
 def place(events, units_or_index, *, scheme=None) -> Placed:
     """Place events in their units at every level, once (:func:`gridgeo.assign`).
@@ -1004,7 +1013,7 @@ def _level_times(placed, levels, timed, n_groups, n_periods) -> dict:
 
 def _table_frame(placed, levels, counts, times, group_names, by, labels, starts, ends) -> pd.DataFrame:
     """:func:`indicators`' table of the units of ``levels`` from :func:`_unit_counts` and :func:`_level_times`."""
-    table, tree, _ = placed.units
+    _, tree, _ = placed.units
     n_groups, n_periods = len(group_names), len(labels)
     width = n_groups * n_periods
     rows = np.concatenate([np.arange(tree.start[lv], tree.start[lv] + len(placed.index.codes[lv])) for lv in levels])
@@ -1014,22 +1023,17 @@ def _table_frame(placed, levels, counts, times, group_names, by, labels, starts,
     def flat(matrix):
         return np.asarray(matrix)[rows].reshape(-1)
 
-    per_row = np.repeat(np.arange(len(rows)), width)  # text made once per unit (and label), then repeated
-
     def text(values, repeat):
         return pd.array(np.asarray(values, dtype=object), dtype="str").take(repeat)
 
-    out = pd.DataFrame({
-        "code": text(table.index.to_numpy(dtype=object)[rows], per_row),
-        "name": text(table["name"].to_numpy(dtype=object)[rows], per_row),
-        "level": text(table["level"].to_numpy(dtype=object)[rows], per_row),
-        "parent": text(table["parent"].to_numpy(dtype=object)[rows], per_row),
-    })
+    per_row = np.repeat(rows, width)  # the units' text made once per version (Placed.unit_text), then taken
+    out = pd.DataFrame({column: values.take(per_row) for column, values in placed.unit_text.items()})
     if by is not None:
         out[by] = text(group_names, np.tile(np.repeat(np.arange(n_groups), n_periods), len(rows)))
-    out["period"] = text(labels, np.tile(np.arange(n_periods), len(rows) * n_groups))
-    out["period_start"] = pd.to_datetime(np.tile(starts, len(rows) * n_groups), unit="s")
-    out["period_end"] = pd.to_datetime(np.tile(ends, len(rows) * n_groups), unit="s")
+    each = np.tile(np.arange(n_periods), len(rows) * n_groups)
+    out["period"] = text(labels, each)
+    out["period_start"] = pd.to_datetime(starts, unit="s").take(each)  # a dozen dates made, then taken
+    out["period_end"] = pd.to_datetime(ends, unit="s").take(each)
     received, closed, on_time = flat(counts["received"]), flat(counts["closed"]), flat(counts["on_time"])
     backlog, overdue = flat(counts["backlog"]), flat(counts["overdue"])
     workload = closed + backlog
