@@ -51,6 +51,7 @@ def warm(services) -> None:
     import mapclassify  # noqa: F401 - seconds to import: not in the first choropleth's answer
     if summary(services).get("events"):
         placed_events(services)  # a viewer's first filter of the events then counts at once
+        event_tally(services)  # and a change of category reads its counts
 
 
 def grids(services) -> gpd.GeoDataFrame:
@@ -233,19 +234,37 @@ def events_heat(services, *, category=None, start=None, end=None, cell_m: float 
 def placed_events(services) -> gevents.Placed:
     """The published events (with their closing and step times) placed in the grids, once per version:
     the placement `gridgeo prepare` kept (``Derived.placed``), or, for a store prepared before it was
-    kept, the events layer read and placed here."""
+    kept, the events layer read and placed here; ordered by category (:func:`gridgeo.events.by_category`),
+    so that the one map's filter on a category reads its run of the arrays instead of every event."""
     def build(kept):
         placed = kept.placed(index(services))
         if placed is not None:
             log.info("events of version %d: %d placed as prepared", kept.version, len(placed))
-            return placed
+            return gevents.by_category(placed)
         store = services.store
         at = None if store.layer_version("events") <= kept.version else kept.version
         log.info("events of version %d: no placement kept (prepared before it was), reading and placing them",
                  kept.version)
         frame = store.read("events", at=at)
-        return gevents.place(frame, index(services))
+        return gevents.by_category(gevents.place(frame, index(services)))
     return services.derived("events:placed", build)
+
+
+TALLIED = ("month", "quarter", "year")
+"""The period kinds whose counts per category are kept (:func:`event_tally`): weeks and days would
+take 4 to 30 times the memory of months for what is asked far less."""
+
+
+def event_tally(services) -> gevents.Tally | None:
+    """Every unit's indicators per category and period of the public heat map's period (the one map's
+    first), counted once per version (:func:`gridgeo.events.tally`, about 18 MB for a city by months):
+    the one map's change of category then reads its columns instead of counting its events. None for a
+    period kind not in :data:`TALLIED`."""
+    period = services.settings.heat_period
+    if period not in TALLIED:
+        return None
+    return services.derived(f"events:tally:{period}", lambda kept: gevents.tally(placed_events(services),
+                                                                                 period=period))
 
 
 def memo(services, key: tuple, build):
@@ -315,8 +334,14 @@ def event_overview(services, *, unit, levels, period, category=None) -> tuple[pd
     level_keys = [_indicators_key(lv, period, None, None, category) for lv in levels]
     missing = [lv for lv, key in zip(levels, level_keys) if services.peek(_memo_name(key)) is None]
     if missing:
-        made, table = gevents.overview(placed_events(services), unit=unit or None, level=missing, period=period,
-                                       category=category)
+        counted = event_tally(services) if period == services.settings.heat_period and category and \
+            len(category) == 1 else None
+        if counted is not None and str(category[0]) in counted.categories:  # the same tables, read
+            made, table = counted.overview(placed_events(services), unit=unit or None, level=missing,
+                                               category=category)
+        else:
+            made, table = gevents.overview(placed_events(services), unit=unit or None, level=missing, period=period,
+                                           category=category)
         region = memo(services, region_key, lambda: made)  # or the one kept meanwhile: the same
         kinds = table["level"].to_numpy(dtype=object)
         for lv in missing:  # each level's rows are one run of the table

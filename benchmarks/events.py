@@ -9,7 +9,12 @@ On the city sample (816,000 events, 5,117 units):
   per level and per month, pandas boolean masks and ``groupby`` (sizes,
   ``quantile`` for the median and 90th percentile);
 - Gi*: ``gridgeo.events.hotspots(level="grid2", permutations=999)`` against
-  libpysal's Queen weights and esda's ``G_Local`` called directly.
+  libpysal's Queen weights and esda's ``G_Local`` called directly;
+- a change of category as the service counts it (the whole area, the level-2
+  grids and the towns, by month, for one category; median over the eight
+  categories): ``overview`` of the events as placed, of the events ordered by
+  category (``by_category``), and read from a tally of every category
+  (``Tally.overview``, what the service keeps per version), the answers equal.
 
 Both sides run in the same process, one after the other, and their answers are
 compared (counts equal, times and rates to 1e-9, z and p equal).
@@ -143,6 +148,21 @@ def main(repeat: int) -> None:
 
     filter_t, _ = median_time(lambda: gev.indicators(placed, level="town", period="month", start=START, end=END,
                                                      category=["fire"]), repeat=repeat)
+    # a change of category on the one map, as the service counts it: the whole area's months and every
+    # level-2 grid's and town's, for one category, from the events as placed, from the events ordered by
+    # category (one run of the arrays), and read from a tally of every category (what the service keeps)
+    levels = ["grid2", "town"]
+    ordered = gev.by_category(placed)
+    tally_t, counted = median_time(lambda: gev.tally(ordered, period="month"), repeat=1, warmup=0)
+    one = {}
+    for name, how in (("placed", lambda c: gev.overview(placed, level=levels, category=[c])),
+                      ("ordered", lambda c: gev.overview(ordered, level=levels, category=[c])),
+                      ("tally", lambda c: counted.overview(ordered, level=levels, category=[c]))):
+        times = [median_time(lambda c=c, how=how: how(c), repeat=repeat)[0] for c in CATEGORIES]
+        one[name] = float(np.median(times))
+    for c in CATEGORIES:
+        for x, y in zip(gev.overview(placed, level=levels, category=[c]), counted.overview(ordered, level=levels, category=[c])):
+            pd.testing.assert_frame_equal(x, y, check_exact=True)
     report("events: indicators and Gi* at city scale (medians)", [
         ("rows (unit x month)", f"{len(ours):,}"),
         ("place events once (per version)", f"{place:.2f} s"),
@@ -150,6 +170,10 @@ def main(repeat: int) -> None:
         ("plain pandas groupby, same figures", f"{plain_t:.2f} s"),
         ("ratio plain / gridgeo", f"{plain_t / ours_t:.1f}x"),
         ("one filter change (town, fire, 12 months)", f"{filter_t * 1000:.0f} ms"),
+        ("a category's overview (area + grid2 + towns), events as placed", f"{one['placed'] * 1000:.0f} ms"),
+        ("the same, events ordered by category (by_category)", f"{one['ordered'] * 1000:.0f} ms"),
+        ("the same, read from the tally (Tally.overview)", f"{one['tally'] * 1000:.0f} ms"),
+        ("tally of every category x month (once per version)", f"{tally_t:.2f} s, {counted.nbytes / 2**20:.0f} MB"),
         ("gridgeo hotspots grid2, Gi* 999 perms", f"{gi_t:.2f} s"),
         ("libpysal Queen + esda G_Local directly", f"{esda_t:.2f} s"),
         ("ratio esda / gridgeo", f"{esda_t / gi_t:.2f}x"),

@@ -113,6 +113,9 @@ def _items(items: list, seen: set) -> int:
 def _frame(frame) -> int:
     import geopandas as gpd
 
+    if isinstance(frame, pd.DataFrame) and frame.attrs:
+        frame = frame.copy(deep=False)  # the same columns; pandas copies attrs deeply with each column read
+        frame.attrs = {}
     columns = [frame] if isinstance(frame, (pd.Series, pd.Index)) else [frame[c] for c in frame.columns]
     total = 0 if isinstance(frame, (pd.Series, pd.Index)) else int(frame.index.memory_usage(deep=True))
     for column in columns:

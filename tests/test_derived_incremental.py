@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
+
 import gridgeo
 import gridgeo.store as gstore
 from gridgeo import derived
@@ -28,6 +30,16 @@ def _placed_as_placing_the_published_events(store, kept):
     index = gridgeo.AssignIndex(grids, scheme=store.scheme)
     want = gevents.place(store.read("events").drop(columns=["revision"], errors="ignore"), index)
     same_placement(kept.placed(index), want)
+    # as the service keeps it (ordered by category: api.derived.placed_events), every category counts alike
+    served = gevents.by_category(kept.placed(index))
+    counted = gevents.tally(served)  # and the counts per category it keeps (api.derived.event_tally)
+    for category in [*want.category.categories, None]:
+        theirs = gevents.overview(want, level=["grid2", "village"], category=category)
+        for a, b in zip(gevents.overview(served, level=["grid2", "village"], category=category), theirs):
+            pd.testing.assert_frame_equal(a, b, check_exact=True)
+        if category is not None:
+            for a, b in zip(counted.overview(served, level=["grid2", "village"], category=category), theirs):
+                pd.testing.assert_frame_equal(a, b, check_exact=True)
     return index, want
 
 

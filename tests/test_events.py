@@ -498,3 +498,131 @@ def test_the_overview_is_the_region_and_the_levels_counted_as_pandas_does(sample
     compare(grid1, reference(sample.events, sample.grids, "grid1", "Q", gev.DEFAULT_TIME_LIMITS))
     with pytest.raises(gev.EventsError, match="no unit with code"):
         gev.overview(placed, unit="999", level="town")
+
+
+# --- the events ordered by category (what the service keeps: a category is one run of the arrays) ---------
+
+
+@pytest.fixture(scope="module")
+def with_strays(sample):
+    """The sample's events with some undated and some outside every unit: what a run must leave out."""
+    events = sample.events.copy()
+    events.loc[events.index[:7], "reported_at"] = pd.NaT
+    stray = events.iloc[[10, 11]].assign(event_id=["s1", "s2"], geometry=shapely.points([(100.0, 30.0)] * 2))
+    return pd.concat([events, stray])
+
+
+def test_a_category_is_one_run_of_its_dated_events(sample, with_strays):
+    placed = gev.place(with_strays, sample.grids)
+    ordered = gev.by_category(placed)
+    assert len(ordered) == len(placed) and ordered.attrs == placed.attrs and placed.runs is None
+    dated = with_strays["reported_at"].notna()
+    for category, (start, stop) in ordered.runs.items():
+        assert set(ordered.category[start:stop]) == {category}
+        assert stop - start == int((dated & (with_strays["category"] == category)).sum())
+        assert (np.diff(ordered.reported[start:stop]) >= 0).all()
+    # the same events: every (category, report, close, unit) kept, in another order
+    def rows(p):
+        return sorted(zip(p.category.astype(str), p.reported, p.closed, *(p.unit[lv] for lv in p.index.levels)))
+    assert rows(ordered) == rows(placed)
+
+
+def test_events_ordered_by_category_give_every_answer_alike(sample, with_strays):
+    """indicators, region, overview and trends of the events ordered by category (the service's) are those of
+    the events as placed, on random filters: every category, several, none; every period; levels; units."""
+    placed = gev.place(with_strays, sample.grids)
+    ordered = gev.by_category(placed)
+    rng = np.random.default_rng(19)
+    categories = list(placed.category.categories)
+    codes = sample.grids["code"].tolist()
+    filters = [[c] for c in categories] + [categories[0], None, categories[:3], ["no_such_category"]]
+    for category in filters:
+        period = str(rng.choice(["month", "week", "quarter", "day", "year"]))
+        levels = list(rng.choice(list(placed.index.levels), size=int(rng.integers(1, 3)), replace=False))
+        unit = None if rng.random() < 0.4 else str(rng.choice(codes))
+        start = None if rng.random() < 0.5 else f"2025-{int(rng.integers(1, 7)):02d}-{int(rng.integers(1, 28)):02d}"
+        ask = {"period": period, "category": category, "start": start}
+        for a, b in zip(gev.overview(ordered, unit=unit, level=levels, **ask),
+                        gev.overview(placed, unit=unit, level=levels, **ask)):
+            pd.testing.assert_frame_equal(a, b, check_exact=True)
+            assert a.attrs == b.attrs
+        pd.testing.assert_frame_equal(gev.indicators(ordered, level=levels, **ask),
+                                      gev.indicators(placed, level=levels, **ask), check_exact=True)
+        pd.testing.assert_frame_equal(gev.region(ordered, unit=unit, **ask), gev.region(placed, unit=unit, **ask),
+                                      check_exact=True)
+        if period != "day":
+            pd.testing.assert_frame_equal(gev.trends(ordered, level=levels[0], indicator="closure_rate", **ask),
+                                          gev.trends(placed, level=levels[0], indicator="closure_rate", **ask),
+                                          check_exact=True)
+    # and the plain reference, for one category read as its run
+    chosen = with_strays[with_strays["reported_at"].notna() & (with_strays["category"] == categories[1])]
+    compare(gev.indicators(ordered, level="village", category=categories[1],
+                           start=sample.events["reported_at"].min()),
+            reference(chosen, sample.grids, "village", "M", gev.DEFAULT_TIME_LIMITS,
+                      start=sample.events["reported_at"].min()))
+
+
+def plain_changes(table, x):
+    """x_pop and x_yoy written plainly: row by row, the unit's period before and the same label a year before."""
+    rows = table.sort_values(["level", "code", "period_start"], kind="stable").reset_index(drop=True)
+    value = rows[x].astype(float).tolist()
+    at = {(c, p): v for c, p, v in zip(rows["code"], rows["period"], value)}
+    pop, yoy = [], []
+    for i, (code, label, start) in enumerate(zip(rows["code"], rows["period"], rows["period_start"])):
+        follows = i > 0 and rows["code"].iloc[i - 1] == code and rows["period_end"].iloc[i - 1] == start
+        pop.append(value[i] - value[i - 1] if follows else np.nan)
+        yoy.append(value[i] - at.get((code, f"{int(label[:4]) - 1}{label[4:]}"), np.nan))
+    return rows, np.array(pop), np.array(yoy)
+
+
+@pytest.mark.parametrize("period", ["month", "week", "quarter", "year"])
+def test_changes_are_the_period_before_and_the_year_before_row_by_row(placed, period):
+    table = gev.indicators(placed, level=["village", "town"], period=period)
+    # two years of labels, so that a year before exists: the same table a year earlier, shifted
+    earlier = table.assign(period_start=table["period_start"] - pd.DateOffset(years=1),
+                           period_end=table["period_end"] - pd.DateOffset(years=1),
+                           period=[f"{int(p[:4]) - 1}{p[4:]}" for p in table["period"]],
+                           received=table["received"] // 2)
+    earlier = earlier[~earlier["period"].isin(table["period"])]  # ISO weeks: 2026-W01 a year back is 2025-W01
+    two = pd.concat([earlier, table]).sample(frac=1.0, random_state=3)  # any order comes in
+    two.attrs = {"period": period}
+    for x in ("received", "closure_rate"):
+        out = gev.changes(two, x)
+        rows, pop, yoy = plain_changes(two, x)
+        assert out["code"].tolist() == rows["code"].tolist() and out["period"].tolist() == rows["period"].tolist()
+        np.testing.assert_array_equal(out[f"{x}_pop"].to_numpy(), pop)
+        np.testing.assert_array_equal(out[f"{x}_yoy"].to_numpy(), yoy)
+        assert out.attrs == {"period": period}
+        assert out[f"{x}_yoy"].notna().any() and out[f"{x}_pop"].notna().any()
+
+
+@pytest.mark.parametrize("period", ["month", "quarter", "week"])
+def test_a_tally_reads_every_category_as_counting_it_does(sample, with_strays, period):
+    """Tally.overview (every category counted once, read by columns: the service's change of category) is
+    overview() of that category, for the whole area and for units, every level, events in either order."""
+    placed = gev.place(with_strays, sample.grids)
+    rng = np.random.default_rng(17)
+    codes = sample.grids["code"].tolist()
+    for events in (placed, gev.by_category(placed)):
+        counted = gev.tally(events, period=period)
+        assert counted.categories == list(placed.category.categories)
+        for category in counted.categories:
+            levels = list(rng.choice(list(placed.index.levels), size=int(rng.integers(1, 4)), replace=False))
+            for unit in (None, str(rng.choice(codes))):
+                ours = counted.overview(events, unit=unit, level=levels, category=[category])
+                theirs = gev.overview(placed, unit=unit, level=levels, period=period, category=[category])
+                for a, b in zip(ours, theirs):
+                    pd.testing.assert_frame_equal(a, b, check_exact=True)
+                    assert a.attrs == b.attrs
+    # and the plain reference, for one category read from the tally
+    chosen = with_strays[with_strays["reported_at"].notna() & (with_strays["category"] == "dispute")]
+    _, table = counted.overview(placed, level="village", category="dispute")
+    freq = {"month": "M", "quarter": "Q", "week": "W-SUN"}[period]
+    compare(table, reference(chosen, sample.grids, "village", freq, gev.DEFAULT_TIME_LIMITS,
+                             start=with_strays["reported_at"].min()))
+    with pytest.raises(gev.EventsError, match="one category"):
+        counted.overview(placed, category=["dispute", "road"])
+    with pytest.raises(gev.EventsError, match="one category"):
+        counted.overview(placed, category="no_such_category")
+    with pytest.raises(gev.EventsError, match="not the"):  # other events than those counted
+        counted.overview(gev.place(sample.events, sample.grids), category="dispute")

@@ -346,6 +346,46 @@ def test_june_disputes_closure_rate_recolours_the_units_to_the_services_classes(
     assert len(checked) >= 2, "the grids checked fall in more than one class"
 
 
+def test_a_change_of_category_keeps_the_names_clear_of_the_legend(server, open_page, api_keys):
+    """The names are placed again when the legend's box moves, not at every change of the filter: after each
+    change of category they are apart and clear of the legend and the controls, and where the legend kept its
+    box they are the very names placed before (the same boxes)."""
+    from test_map_browser import assert_apart, label_boxes
+
+    page, _ = open_page(server.url + "/map#map=13.75/24.8037/118.4632&at=2025-03", before=viewer(api_keys),
+                        viewport={"width": 1366, "height": 768})
+    settle(page)
+    page.select_option("#choropleth-field", "ev_closure_rate")
+    page.wait_for_function("document.body.dataset.choropleth === 'grid2|closure_rate|2025-03|'", timeout=30_000)
+    settle(page)
+    page.wait_for_timeout(300)
+    kept = 0
+    for category in ("dispute", "road", "sanitation", ""):
+        before, legend_before = label_boxes(page), page.locator("#legend").bounding_box()
+        page.evaluate("document.querySelectorAll('.unit-label span').forEach((s) => { s.dataset.before = '1'; })")
+        page.select_option("#event-category", category)
+        page.wait_for_function(f"document.body.dataset.choropleth === 'grid2|closure_rate|2025-03|{category}' && "
+                               f"document.body.dataset.events === '|2025-03|{category}|closure_rate'", timeout=30_000)
+        settle(page)
+        page.wait_for_timeout(300)
+        labels, legend = label_boxes(page), page.locator("#legend").bounding_box()
+        assert labels and legend["height"] > 50
+        assert_apart(labels)
+        covers = page.evaluate("""(() => {
+            const o = onemap.map.getContainer().getBoundingClientRect();
+            return [...document.querySelectorAll('#legend, #map .leaflet-control')].map((el) => el.getBoundingClientRect())
+                .filter((r) => r.width > 0).map((r) => [r.left - o.left, r.top - o.top, r.right - o.left, r.bottom - o.top]);
+        })()""")
+        hit = [(label["name"], c) for label in labels for c in covers
+               if label["box"][0] < c[2] and c[0] < label["box"][2] and label["box"][1] < c[3] and c[1] < label["box"][3]]
+        assert hit == [], category
+        if legend == legend_before:  # the names already written stay: measuring each again costs a layout
+            assert labels == before, category
+            assert page.evaluate("[...document.querySelectorAll('.unit-label span')].every((s) => s.dataset.before)")
+            kept += 1
+    assert kept, "the legend kept its box at some change (the case the names are not placed again)"
+
+
 def test_the_period_choice_steps_the_slider_by_quarter(server, open_page, api_keys, sample):
     page, watch = open_page(server.url + "/map", before=viewer(api_keys))
     settle(page)

@@ -380,9 +380,14 @@ async function refresh(ctx, ...parts) {
   if (all || parts.includes('events')) jobs.push(ctx.events.update().then((html) => { ctx.legends.hotspots = html; }));
   writeHash(ctx);
   await Promise.allSettled(jobs);
-  document.getElementById('legend').innerHTML = ['fills', 'coverage', 'heat', 'hotspots']
+  const legend = document.getElementById('legend');
+  const was = legend.getBoundingClientRect();
+  legend.innerHTML = ['fills', 'coverage', 'heat', 'hotspots']
     .map((k) => (ctx.legends[k] ? `<div data-legend="${k}">${ctx.legends[k]}</div>` : '')).join('');
-  ctx.labels.update();  // names keep clear of the legend, whose size just changed
+  // names keep clear of the legend: placed again when its box changed (a new category's classes
+  // usually keep it), not at every filter change: placing them measures each name on the page
+  const box = legend.getBoundingClientRect();
+  if (all || ['left', 'top', 'right', 'bottom'].some((side) => box[side] !== was[side])) ctx.labels.update();
 }
 
 // --- selection ------------------------------------------------------------------
