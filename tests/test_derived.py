@@ -203,7 +203,7 @@ def test_an_older_store_gains_the_derived_table_when_opened(url):
             tx.execute("DROP TABLE gridgeo_audit")
             tx.execute("UPDATE gridgeo_meta SET value = '1' WHERE key = 'schema_version'")
     with gstore.open(url) as store:
-        assert store.schema_version == gstore.SCHEMA_VERSION == 4
+        assert store.schema_version == gstore.SCHEMA_VERSION == 5
         assert derived.build(store, progress=False) == store.version
         assert store.audit()["action"].tolist() == ["load"]
 
