@@ -45,6 +45,24 @@ The rules:
   bytes). A rename alone assigns nothing. The public tables are computed from
   the figures so made, as always. Made either way, the items are the same
   bytes (``tests/test_derived_incremental.py``).
+- A **rename alone** (no changed parent: every unit keeps its code, level,
+  parent, geometry and other columns, only names differ) changes no count and
+  no position: the events' placement (each event's unit as a position among
+  the same sorted codes) is the version before's, and so are the cells of the
+  public event indicators withheld under the minimum count (decided from the
+  counts along codes and parents, never names): its table is the version
+  before's with the new names.
+- **Only what changed is written.** An item of the new version that did not
+  change refers to the row of the version before that holds its bytes instead
+  of holding a copy (:meth:`gridgeo.store.Store.copy_derived`). It did not
+  change when its inputs did not (the rules above decide it: the same layer
+  versions, metric CRS, top units, minimum count and period, or a rename
+  alone), or when made again it has the same bytes as the version before's (a
+  level the publish left alone, the tile layers of stations, roads and
+  boundaries in an incremental build). A publish that renames a grid of the
+  city writes its names (grids, labels, figures, the renamed level's tiles:
+  about 10 MB) and none of the walking coverage, tile geometry or events
+  (about 170 MB).
 - The events placed in the grids (:func:`gridgeo.events.place`: each event's
   unit at every level, as a position among that level's sorted codes) are
   kept too (``placed``), so that a service counts the events over time
@@ -597,6 +615,12 @@ class _Builder:
             self.manifest["incremental"] = {"from": before.version, "parents": changed.parents}
         return changed
 
+    def renamed_only(self) -> bool:
+        """Whether the publish changed names of units and nothing else (no changed parent: the same
+        codes, levels, parents, geometries and other columns; the same points, stations and roads)."""
+        changed = self.changed()
+        return changed is not None and not changed.parents
+
     def part(self):
         """The grids below the changed parents (their index) and the points the parents hold."""
         def make():
@@ -693,19 +717,13 @@ class _Builder:
         return self._named(out, out.index)
 
     def _kept_tile_layers(self) -> dict:
-        """In an incremental build, the tile layers that do not read the grids (stations, roads,
-        boundaries) as the version before has them: their layers did not change."""
-        from gridgeo.tiles import TileLayer
-
+        """In an incremental build, the specs of the tile layers that do not read the grids (stations,
+        roads, boundaries) as the version before has them: their layers did not change, and their
+        items are copied (never read)."""
         if self.changed() is None:
             return {}
-        out = {}
-        for spec in json.loads(self.previous._get("tiles"))["layers"]:
-            if spec["name"] in ("stations", "roads", "boundaries"):
-                out[spec["name"]] = TileLayer(_geo(self.previous._get(f"tiles/{spec['name']}")), spec["name"],
-                                              minzoom=spec["minzoom"], maxzoom=spec["maxzoom"],
-                                              fields=spec["fields"], description=spec["description"])
-        return out
+        return {spec["name"]: spec for spec in json.loads(self.previous._get("tiles"))["layers"]
+                if spec["name"] in ("stations", "roads", "boundaries")}
 
     def _event_counts_of_changed(self, level):
         from gridgeo.tiles import event_counts
@@ -758,13 +776,23 @@ class _Builder:
 
     def keep(self, item: str, items: dict[str, bytes] | None, *, copied=()):
         """Write an item's blobs (None: the item has no data, e.g. coverage without stations); ``copied``:
-        its blobs copied from the version before."""
-        if items:
-            self.store.put_derived(self.version, items)
-        self.manifest["items"][item] = {"depends": self.depends(item), "present": bool(items),
+        its blobs copied from the version before. A blob made again with the same bytes as the version
+        before's is kept by reference too (:meth:`gridgeo.store.Store.copy_derived`): only what
+        changed is written."""
+        same = []
+        if items and self.previous is not None:
+            same = [name for name, data in items.items() if self.previous._get(name) == data]
+            if same:
+                self.store.copy_derived(self.previous.version, self.version, same)
+        written = {name: data for name, data in (items or {}).items() if name not in same}
+        if written:
+            self.store.put_derived(self.version, written)
+        self.manifest["items"][item] = {"depends": self.depends(item), "present": bool(items) or bool(copied),
                                         "names": sorted([*(items or {}), *copied])}
         if copied:
             self.manifest["items"][item]["copied_names"] = len(copied)
+        if same:
+            self.manifest["items"][item]["same_names"] = len(same)
 
     def copy(self, item: str) -> None:
         before = self.previous.manifest["items"][item]
@@ -973,6 +1001,10 @@ class _Builder:
     def _placed(self):
         if not self.has_events() or self.layer("grids").empty:
             return None
+        if self.renamed_only() and self.previous.has("placed"):  # the same codes: the same positions
+            names = self.previous.manifest["items"]["placed"]["names"]
+            self.store.copy_derived(self.previous.version, self.version, names)
+            return {}, names
         if self.changed() is not None:
             placement = self._placed_of_changed()
             if placement is not None:
@@ -1034,14 +1066,20 @@ class _Builder:
         raw_name = f"events_indicators/{self.heat_period}"
         if not self.has_events() or self.layer("grids").empty:
             return None
+        name = f"public_events/k{self.min_count}/{self.heat_period}"
         if self.changed() is not None and self.previous._get(raw_name) is not None:
             raw = self._indicators_of_changed(raw_name)
         else:
             raw = gevents.indicators(self.placed_frame(), period=self.heat_period)
-        table = disclosure.public_indicators(raw, self.min_count)  # public_event_table's rule, from the kept rows
+        kept = self.previous._get(name) if self.renamed_only() else None
+        if kept is not None:  # the same counts in the same hierarchy: the same cells withheld, new names
+            table = _plain(kept)
+            table = self._named(table, table["code"])
+            table.attrs = json.loads(self.previous._get(f"{name}.attrs"))
+        else:
+            table = disclosure.public_indicators(raw, self.min_count)  # public_event_table's rule, from the kept rows
         attrs, raw_attrs = dict(table.attrs), dict(raw.attrs)
         table.attrs, raw.attrs = {}, {}
-        name = f"public_events/k{self.min_count}/{self.heat_period}"
         return {name: _bytes(table), f"{name}.attrs": json.dumps(attrs, default=_json_scalar).encode(),
                 raw_name: _bytes(raw), f"{raw_name}.attrs": json.dumps(raw_attrs, default=_json_scalar).encode()}
 
@@ -1095,11 +1133,17 @@ class _Builder:
             layers.append(boundary_layer(boundaries))
         if not layers:
             return None
-        tiles = TileSet(layers, version=str(self.version))
+        tiles = TileSet([layer for layer in layers if not isinstance(layer, dict)], version=str(self.version))
         before = {spec["name"]: spec for spec in json.loads(self.previous._get("tiles") or b'{"layers": []}')["layers"]} \
             if self.previous is not None and self.previous.has("tiles") else {}
         items, specs, copied, simplified = {}, [], [], {}
-        for name, layer in tiles.layers.items():
+        for layer in layers:
+            if isinstance(layer, dict):  # a layer that does not read the grids, as the version before has it
+                name, zooms = layer["name"], range(layer["minzoom"], layer["maxzoom"] + 1) if layer["zooms"] else ()
+                copied += [f"tiles/{name}", *(f"tiles/{name}/{z}" for z in zooms)]
+                specs.append(layer)
+                continue
+            name, layer = layer.name, tiles.layers[layer.name]
             zooms = layer.kind != "point"
             spec = {"name": name, "minzoom": layer.minzoom, "maxzoom": layer.maxzoom, "fields": list(layer.fields),
                     "description": layer.description, "zooms": zooms}

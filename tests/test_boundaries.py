@@ -93,7 +93,7 @@ def test_an_older_store_gains_the_boundary_tables_when_opened(url, backend, samp
                         tx.execute(f"DELETE FROM {registry} WHERE table_name = ?", (table,))
             tx.execute("UPDATE gridgeo_meta SET value = '3' WHERE key = 'schema_version'")
     with gstore.open(url) as store:
-        assert store.schema_version == gstore.SCHEMA_VERSION == 4
+        assert store.schema_version == gstore.SCHEMA_VERSION == 5
         store.load({"boundaries": _precincts(sample)}, author="公安分局", progress=False)
         assert store.count(SET) == len(sample.precincts)
         assert len(store.read(SET, bbox=tuple(sample.precincts.total_bounds))) == len(sample.precincts)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 import gridgeo
 import gridgeo.store as gstore
@@ -22,6 +23,12 @@ OTHER_VILLAGE = "350582106201"
 
 def _blobs(store, version) -> dict:
     return {name: store.get_derived(version, name) for name in store.derived_names(version) if name != "manifest"}
+
+
+def _holding(store, version) -> dict:
+    """Per item of ``version``, whether its row holds its bytes (False: it refers to an older version's)."""
+    rows = store._db.query("SELECT name, data IS NOT NULL FROM gridgeo_derived WHERE version = ?", (version,))
+    return {name: bool(held) for name, held in rows}
 
 
 def _placed_as_placing_the_published_events(store, kept):
@@ -103,6 +110,20 @@ def test_a_rename_assigns_nothing_and_equals_a_full_prepare(url):
         assert kept.figures().loc[code, "name"] == "新名字"
         assert [row[3] for row in kept.labels("grid2") if row[2] == code] == ["新名字"]
         _placed_as_placing_the_published_events(store, kept)
+        # only what changed is written: a row of the new version holds bytes exactly where they differ
+        # from the version before's, every other refers to the version before's row
+        holds = _holding(store, second)
+        old, new = _blobs(store, first), _blobs(store, second)
+        assert {name for name in new if holds[name]} == {name for name in new if new[name] != old.get(name)}
+        written = {name for name in new if holds[name]}
+        # what carries names: the grids, labels, figures and their tables, the renamed level's tiles
+        assert {"grids", "labels", "figures", "coverage", "tiles/grid2", "tiles/events"} <= written
+        # what does not: the placement (the same codes), the walking coverage, every zoom's geometry,
+        # the other levels' tiles, the stations and roads
+        by_reference = {"placed", "placed.attrs", "nearest", "served", "uncovered", "service_areas", "events",
+                        "tiles/grid2/14", "tiles/town", "tiles/grid3", "tiles/stations", "tiles/roads"}
+        assert by_reference <= set(new) - written
+        assert kept.manifest["items"]["placed"].get("copied_names") == 2
         _equal_to_a_full_prepare(store, second)
 
 
@@ -147,4 +168,27 @@ def test_a_version_prepared_before_the_placement_was_kept_is_followed_by_one_tha
         assert kept.manifest["incremental"] == {"from": first, "parents": [VILLAGE]}
         assert "reading events" in kept.manifest["seconds"]  # the whole layer, once, for the placement
         _placed_as_placing_the_published_events(store, kept)
+        _equal_to_a_full_prepare(store, second)
+
+
+def test_an_interrupted_prepare_leaves_the_version_served_as_it_was(url, monkeypatch):
+    """A prepare that fails half-way (after the items it keeps by reference are written) is recorded as
+    failed; the version served reads the same bytes before, during and after, and stays so when the next
+    attempt completes (processes still serving it read it until the version after)."""
+    with gstore.open(url) as store:
+        first = derived.build(store, progress=False)
+        served = _blobs(store, first)
+        plan = store.create_plan("改名", parent=OTHER_VILLAGE, levels="grid2", author="李四")
+        plan.save(plan.read().iloc[[0]].assign(name="新名字"), author="李四")
+        second = plan.publish(author="李四")
+        monkeypatch.setattr(derived._Builder, "_tiles", lambda self: 1 / 0)  # the last item of the map
+        with pytest.raises(derived.DerivedError, match="ZeroDivisionError"):
+            derived.build(store, progress=False)
+        assert "nearest" in store.derived_names(second)  # half-way: references were written
+        assert derived.latest(store).version == first and store.derived_versions() == [first]
+        assert "ZeroDivisionError" in store.derived_state(second)["failed"]
+        assert _blobs(store, first) == served
+        monkeypatch.undo()
+        assert derived.build(store, progress=False) == second
+        assert store.derived_versions() == [first, second] and _blobs(store, first) == served
         _equal_to_a_full_prepare(store, second)

@@ -719,3 +719,56 @@ def test_docstring_examples_run():
     for module in (gstore, gridgeo.store._store, gridgeo.store.plans):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
         assert result.failed == 0, module.__name__
+
+
+def _derived_rows(store, names):
+    """``(version, name, holds its bytes, source)`` of the derived rows of ``names``, as the table has them."""
+    marks = ", ".join("?" * len(names))
+    rows = store._db.query(f"SELECT version, name, data IS NOT NULL, source FROM gridgeo_derived WHERE name IN "
+                           f"({marks}) ORDER BY version, name", list(names))
+    return [(int(v), n, bool(held), None if s is None else int(s)) for v, n, held, s in rows]
+
+
+def test_derived_items_kept_unchanged_by_a_newer_version_are_held_once(url):
+    """copy_derived keeps an item for a newer version by reference to the row holding its bytes (never to
+    another reference); replacing that row first gives its bytes to the newest version referring to it;
+    dropping older versions keeps it while a kept version refers to it. Every version reads what was
+    written for it, byte for byte, whatever happens to the others."""
+    one, bee = os.urandom(5000), os.urandom(300)
+    with gstore.open(url) as store:
+        store.put_derived(1, {"a": one, "b": bee}, complete=True)
+        store.copy_derived(1, 2, ["a", "b"])
+        store.copy_derived(2, 3, ["a"])  # a copy of a copy refers to the row holding the bytes
+        assert _derived_rows(store, ["a", "b"]) == [(1, "a", True, None), (1, "b", True, None),
+                                                    (2, "a", False, 1), (2, "b", False, 1), (3, "a", False, 1)]
+        assert [store.get_derived(v, "a") for v in (1, 2, 3)] == [one, one, one]
+        assert store.get_derived(2, "b") == bee and store.get_derived(3, "b") is None
+        assert store.derived_names(2) == ["a", "b"]
+
+        store.put_derived(1, {"a": b"new"})  # version 1's item replaced: 2 and 3 keep what they kept
+        assert [store.get_derived(v, "a") for v in (1, 2, 3)] == [b"new", one, one]
+        assert _derived_rows(store, ["a"]) == [(1, "a", True, None), (2, "a", False, 3), (3, "a", True, None)]
+
+        store.drop_derived(before=2)  # version 1 goes; its "b" stays, outside any version, for version 2
+        assert store.derived_versions() == [] and store.get_derived(1, "a") is None
+        assert store.get_derived(2, "b") == bee and [store.get_derived(v, "a") for v in (2, 3)] == [one, one]
+        store.drop_derived(before=3)  # version 2 goes, and with it the last reference to version 1's "b"
+        assert _derived_rows(store, ["a", "b"]) == [(3, "a", True, None)] and store.get_derived(3, "a") == one
+        store.drop_derived(before=4)
+        assert _derived_rows(store, ["a", "b"]) == []
+
+
+def test_a_store_of_schema_version_4_gains_derived_data_by_reference(url):
+    with gstore.open(url) as store:
+        store.put_derived(1, {"a": b"kept"}, complete=True)
+        with store._db.write() as tx:  # as gridgeo wrote it before references: no source column
+            tx.execute("CREATE TABLE derived_copy AS SELECT version, name, data, at FROM gridgeo_derived")
+            tx.execute("DROP TABLE gridgeo_derived")
+            tx.execute("ALTER TABLE derived_copy RENAME TO gridgeo_derived")
+            tx.execute("UPDATE gridgeo_meta SET value = '4' WHERE key = 'schema_version'")
+        assert "source" not in store._db.table_columns("gridgeo_derived")
+    with gstore.open(url) as store:
+        assert store.schema_version == gstore.SCHEMA_VERSION == 5
+        assert store.get_derived(1, "a") == b"kept" and store.derived_versions() == [1]
+        store.copy_derived(1, 2, ["a"])
+        assert _derived_rows(store, ["a"]) == [(1, "a", True, None), (2, "a", False, 1)]

@@ -20,7 +20,7 @@ def prepare(
     tile geometry of the published data once, and keep them in the store: a service started (or
     restarted) on it answers at once. The service runs this by itself after a
     publish; run it after `gridgeo load` to have the first start ready too.
-    Items whose inputs did not change are copied from the version before."""
+    Items that did not change since the version before are kept by reference to it, not written again."""
     from gridgeo import derived
     from gridgeo import store as gstore
 

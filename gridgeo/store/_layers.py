@@ -354,6 +354,12 @@ def derived_ddl(*, text: str = "TEXT", integer: str = "INTEGER", blob: str = "BL
             f"at {text} NOT NULL, PRIMARY KEY (version, name))"]
 
 
+def derived_source_ddl(*, integer: str = "INTEGER") -> list[str]:
+    """Derived data kept by reference (schema version 5): ``source`` names the version whose row of the
+    same name holds the bytes (NULL: this row holds them)."""
+    return [f"ALTER TABLE gridgeo_derived ADD COLUMN source {integer}"]
+
+
 def audit_ddl(*, auto_id: str, text: str = "TEXT", integer: str = "INTEGER") -> list[str]:
     """The audit trail (schema version 3): one entry per write of the store, and per step put on
     record without one (:mod:`gridgeo.store._audit`); ``what`` is JSON."""
@@ -384,6 +390,7 @@ def system_ddl(*, auto_id: str, text: str = "TEXT", integer: str = "INTEGER", bl
         f"author {t} NOT NULL, action {t} NOT NULL, message {t}, codes {t})",
         "CREATE INDEX gridgeo_plan_log_plan ON gridgeo_plan_log (plan_id, revision)",
         *derived_ddl(text=text, integer=integer, blob=blob),
+        *derived_source_ddl(integer=integer),
         *audit_ddl(auto_id=auto_id, text=text, integer=integer),
     ]
 

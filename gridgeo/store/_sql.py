@@ -11,7 +11,7 @@ import datetime as _dt
 
 __all__ = ["SCHEMA_VERSION", "q", "now", "utc_text"]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """The layout of the tables this gridgeo writes; recorded as ``schema_version`` in ``gridgeo_meta``.
 
 1. the layers, their history, plans, revisions.
@@ -20,6 +20,8 @@ SCHEMA_VERSION = 4
    the revisions an older store already holds.
 4. ``boundaries`` and ``boundaries_history``: the named boundary sets of other
    offices (警格, 学区 ...); ``roster`` and ``roster_history``: who answers for each grid.
+5. ``gridgeo_derived.source``: an item a version keeps unchanged from the version before refers to
+   the row holding its bytes instead of a copy of them (:meth:`Store.copy_derived`).
 """
 
 

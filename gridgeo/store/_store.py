@@ -56,7 +56,15 @@ def _add_boundaries_and_roster(store, tx) -> None:
         store._db.add_kind(tx, kind)  # with its indexes; nothing if the tables are there
 
 
-MIGRATIONS: dict[int, object] = {2: _add_derived, 3: _add_audit, 4: _add_boundaries_and_roster}
+def _add_derived_source(store, tx) -> None:
+    if "source" in store._db.table_columns("gridgeo_derived", tx):
+        return  # the table was made by this gridgeo (an older step made it again)
+    for statement in _layers.derived_source_ddl(integer=store._db.types["integer"]):
+        tx.execute(statement)
+
+
+MIGRATIONS: dict[int, object] = {2: _add_derived, 3: _add_audit, 4: _add_boundaries_and_roster,
+                                 5: _add_derived_source}
 """``{n: fn(store, tx)}``: the step that brings a store from schema version n-1 to n,
 run in one transaction by :meth:`Store.migrate`."""
 
@@ -118,7 +126,7 @@ class Store:
         --------
         >>> import tempfile, gridgeo.store
         >>> gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True).migrate()
-        4
+        5
         """
         while self.schema_version < SCHEMA_VERSION:
             target = self.schema_version + 1
@@ -383,7 +391,8 @@ class Store:
         coverage, tile geometry: see :mod:`gridgeo.derived`); it is kept in
         the store under the :attr:`version` it was computed from, so that any
         process on the store reads it instead of computing it again. An item
-        written again replaces the old one. ``complete=True`` marks the
+        written again replaces the old one (a version that kept it by
+        :meth:`copy_derived` keeps the old bytes). ``complete=True`` marks the
         version complete in the same transaction: readers take only complete
         versions (:meth:`derived_versions`), so they never see part of one.
         Writing derived data is not a change of the published data: it makes
@@ -403,6 +412,7 @@ class Store:
             raise ValueError(f"{reserved} are the store's own bookkeeping names: name the items otherwise")
         stamp = now()
         with self._db.write() as tx:
+            self._detach_derived(tx, version, [str(name) for name in items])
             for name, data in items.items():
                 tx.execute("DELETE FROM gridgeo_derived WHERE version = ? AND name = ?", (version, str(name)))
                 tx.execute("INSERT INTO gridgeo_derived (version, name, data, at) VALUES (?, ?, ?, ?)",
@@ -414,9 +424,10 @@ class Store:
                            (version, ".complete", stamp))
 
     def get_derived(self, version: int, name: str) -> bytes | None:
-        """A derived item kept for a version (:meth:`put_derived`), or None."""
-        rows = self._db.query("SELECT data FROM gridgeo_derived WHERE version = ? AND name = ?",
-                              (self._derived_version(version), str(name)))
+        """A derived item kept for a version (:meth:`put_derived`, :meth:`copy_derived`), or None."""
+        rows = self._db.query("SELECT COALESCE(d.data, (SELECT o.data FROM gridgeo_derived o WHERE o.version = "
+                              "d.source AND o.name = d.name)) FROM gridgeo_derived d WHERE d.version = ? AND "
+                              "d.name = ?", (self._derived_version(version), str(name)))
         return None if not rows or rows[0][0] is None else bytes(rows[0][0])
 
     def derived_names(self, version: int) -> list[str]:
@@ -480,22 +491,67 @@ class Store:
                            (version, ".failed", f"{owner}: {failed}".encode(), now()))
 
     def copy_derived(self, source: int, target: int, names: Iterable[str]) -> None:
-        """Keep items of version ``source`` for version ``target`` too (copied inside the database)."""
+        """Keep items of version ``source`` for version ``target`` too, without copying their bytes.
+
+        The rows of ``target`` refer to the row that holds the bytes (of
+        ``source``, or of the version ``source`` refers to in turn: a
+        reference never leads to another). The bytes are written once however
+        many versions keep them: a publish that leaves the walking coverage of
+        800,000 addresses alone writes none of its 60 MB. A row others refer
+        to is never changed under them: :meth:`put_derived` over it gives its
+        bytes to one of them first, and :meth:`drop_derived` keeps it while
+        a version it keeps refers to it.
+
+        Examples
+        --------
+        >>> import tempfile, gridgeo.store
+        >>> s = gridgeo.store.open(tempfile.mkdtemp() + "/demo.gpkg", create=True)
+        >>> s.put_derived(1, {"figures": b"..."}, complete=True)
+        >>> s.copy_derived(1, 2, ["figures"])
+        >>> s.put_derived(1, {"figures": b"new"})
+        >>> s.get_derived(2, "figures"), s.get_derived(1, "figures")
+        (b'...', b'new')
+        >>> s.drop_derived(before=2)
+        >>> s.get_derived(2, "figures")
+        b'...'
+        """
         source, target = self._derived_version(source), self._derived_version(target)
         names = [str(n) for n in names if n not in _RESERVED]
+        if source == target or not names:
+            return
         with self._db.write() as tx:
+            self._detach_derived(tx, target, names)
             for start in range(0, len(names), 200):
                 chunk = names[start:start + 200]
                 marks = ", ".join("?" * len(chunk))
                 tx.execute(f"DELETE FROM gridgeo_derived WHERE version = ? AND name IN ({marks})", [target, *chunk])
-                tx.execute(f"INSERT INTO gridgeo_derived (version, name, data, at) SELECT ?, name, data, ? "
-                           f"FROM gridgeo_derived WHERE version = ? AND name IN ({marks})",
+                tx.execute(f"INSERT INTO gridgeo_derived (version, name, data, at, source) SELECT ?, name, NULL, ?, "
+                           f"COALESCE(source, version) FROM gridgeo_derived WHERE version = ? AND name IN ({marks})",
                            [target, now(), source, *chunk])
 
     def drop_derived(self, *, before: int) -> None:
-        """Forget the derived data of every version older than ``before``."""
+        """Forget the derived data of every version older than ``before`` (the rows that hold bytes a
+        newer version keeps by :meth:`copy_derived` stay, outside any version: they are forgotten with
+        the last version referring to them)."""
         with self._db.write() as tx:
-            tx.execute("DELETE FROM gridgeo_derived WHERE version < ?", (self._derived_version(before),))
+            before = self._derived_version(before)
+            tx.execute("DELETE FROM gridgeo_derived WHERE version < ? AND NOT EXISTS (SELECT 1 FROM gridgeo_derived "
+                       "r WHERE r.source = gridgeo_derived.version AND r.name = gridgeo_derived.name AND "
+                       "r.version >= ?)", (before, before))
+
+    @staticmethod
+    def _detach_derived(tx, version: int, names) -> None:
+        """Before rows of ``version`` are replaced: those other rows refer to give their bytes to the newest
+        of them, which the others then refer to."""
+        for name in names:
+            heirs = tx.query("SELECT version FROM gridgeo_derived WHERE source = ? AND name = ? ORDER BY version DESC",
+                             (version, name))
+            if not heirs:
+                continue
+            heir = int(heirs[0][0])
+            tx.execute("UPDATE gridgeo_derived SET data = (SELECT o.data FROM gridgeo_derived o WHERE o.version = ? "
+                       "AND o.name = ?), source = NULL WHERE version = ? AND name = ?", (version, name, heir, name))
+            tx.execute("UPDATE gridgeo_derived SET source = ? WHERE source = ? AND name = ?", (heir, version, name))
 
     @staticmethod
     def _derived_version(version) -> int:
