@@ -376,7 +376,7 @@ def _levels_of(names, level) -> list[str]:
 
 
 def indicators(events, units_or_index=None, *, level=None, period="month", start=None, end=None, category=None,
-               time_limits=None, by=None, as_of=None, client=None) -> pd.DataFrame:
+               time_limits=None, by=None, as_of=None, unit=None, client=None) -> pd.DataFrame:
     """The time indicators of every unit of a level, per period (see the module notes for each rule).
 
     Parameters
@@ -404,6 +404,13 @@ def indicators(events, units_or_index=None, *, level=None, period="month", start
     as_of : datetime, optional
         When the data were taken: backlog and overdue of a period ending later are
         counted at it (default one second after the latest time in the data).
+    unit : str, optional
+        Only the rows of the units inside this one: the unit itself and those
+        whose code it begins (a code's prefix is its parent's code; a county's
+        six digits select the county), exactly the rows the table of every
+        unit has for them. The periods and ``as_of`` still come from all the
+        events; only the events those rows count are counted, so a county's
+        table costs its events, not the province's.
     client : distributed.Client, optional
         Run on this Dask cluster, one task per top-level unit, with the same
         answer (the partition rule of :mod:`gridgeo.distribute`; the events
@@ -438,15 +445,24 @@ def indicators(events, units_or_index=None, *, level=None, period="month", start
     True
     >>> int(town["received"].sum()) == len(s.events)
     True
+    >>> grid1 = gridgeo.events.indicators(s.events, s.grids, level="grid1", period="quarter")
+    >>> mine = gridgeo.events.indicators(s.events, s.grids, level="grid1", period="quarter", unit="350582106201")
+    >>> mine.equals(grid1[grid1["code"].str.startswith("350582106201")].reset_index(drop=True))
+    True
     """
     if client is not None:
-        return _indicators_on_dask(client, events, units_or_index, level=level, period=period, start=start,
-                                   end=end, category=category, time_limits=time_limits, by=by, as_of=as_of)
+        out = _indicators_on_dask(client, events, units_or_index, level=level, period=period, start=start,
+                                  end=end, category=category, time_limits=time_limits, by=by, as_of=as_of)
+        if unit:
+            attrs = out.attrs
+            out = out[out["code"].str.startswith(str(unit)).to_numpy()].reset_index(drop=True)
+            out.attrs = attrs
+        return out
     placed = _placed(events, units_or_index)
     levels = _levels(placed, level)
     labels, starts, ends = _periods(period, start, end, placed)
     cut = placed.attrs["as_of"] if as_of is None else _s(pd.Timestamp(as_of))
-    out = _indicators_table(placed, levels, (labels, starts, ends), cut, category, time_limits, by)
+    out = _indicators_table(placed, levels, (labels, starts, ends), cut, category, time_limits, by, unit=unit)
     out.attrs = _attrs(placed, cut, period, time_limits)
     return out
 
@@ -491,13 +507,41 @@ def indicators_as_in(placed, table) -> pd.DataFrame:
     return _indicators_table(placed, levels, periods, _s(pd.Timestamp(table.attrs["as_of"])), None, None, None)
 
 
-def _indicators_table(placed, levels, periods, cut, category, time_limits, by):
+def _indicators_table(placed, levels, periods, cut, category, time_limits, by, unit=None):
     labels, starts, ends = periods
+    rows, counting = _rows_within(placed, levels, unit)
     keep = _chosen(placed, category)
+    if counting is not None:
+        keep = keep & counting
     limit = _limits(placed, time_limits)
     group, group_names = _by(placed, by)
     timed = _timed(placed, keep, limit, group, starts, ends, cut)
-    return _table(placed, levels, timed, group_names, by, labels, starts, ends)
+    return _table(placed, levels, timed, group_names, by, labels, starts, ends, rows=rows)
+
+
+def _rows_within(placed, levels, unit):
+    """(the rows of the unit table listed: the units of ``levels``, inside ``unit`` when given; and which
+    events count in them, None for all). An event counts in a row when its deepest full unit rolls up
+    into the row or, at some level, the row is its unit (a partial level's own count; each level's
+    times): taken from the roll-up itself, so the rows are those of the whole table, whatever the codes."""
+    table, tree, deepest = placed.units
+    rows = np.concatenate([np.arange(tree.start[lv], tree.start[lv] + len(placed.index.codes[lv])) for lv in levels])
+    if unit is None or unit == "":
+        return rows, None
+    if not table.index.str.startswith(str(unit)).any():
+        raise EventsError(f"没有编码以 {unit!r} 开头的单元 — no unit's code begins with {unit!r}: give a unit's code "
+                          "(or a county's), or none for every unit")
+    codes = pd.Index(table.index.to_numpy(dtype=object)[rows], dtype="str")
+    rows = rows[codes.str.startswith(str(unit))]
+    listed = np.zeros(len(table), dtype=bool)
+    listed[rows] = True
+    below = np.zeros(len(table), dtype=bool)
+    below[tree.roll_up[rows].indices] = True  # the units whose counts roll up into a row listed
+    counting = (deepest >= 0) & below[np.maximum(deepest, 0)]
+    for lv in levels:  # the rows listed are of these levels only
+        own = placed.unit[lv]
+        counting |= (own >= 0) & listed[tree.start[lv] + np.maximum(own, 0)]
+    return rows, counting
 
 
 def _indicators_on_dask(client, events, units_or_index, *, level, period, start, end, category, time_limits, by,
@@ -748,9 +792,10 @@ def _timed(placed, keep, limit, group, starts, ends, cut) -> _Timed:
                   timed=timed, seconds=duration)
 
 
-def _table(placed, levels, timed, group_names, by, labels, starts, ends):
-    """The indicators of the units of ``levels``: counts made once at the deepest unit of each event
-    and rolled up the tree (partial levels count their own events), times sorted per level."""
+def _table(placed, levels, timed, group_names, by, labels, starts, ends, rows=None):
+    """The indicators of the units of ``levels`` (of ``rows`` of the unit table among them, when given):
+    counts made once at the deepest unit of each event and rolled up the tree (partial levels count
+    their own events), times sorted per level."""
     table, tree, deepest = placed.units
     n_all, n_groups, n_periods = len(table), len(group_names), len(labels)
     width = n_groups * n_periods
@@ -766,19 +811,23 @@ def _table(placed, levels, timed, group_names, by, labels, starts, ends):
     counts = {name: np.rint(value).astype(np.int64) for name, value in counts.items()}
     backlog = counts.pop("reported_before") - counts.pop("closed_before")
     overdue = counts.pop("due_before") - counts.pop("late_before")
-    rows = np.concatenate([np.arange(tree.start[lv], tree.start[lv] + len(placed.index.codes[lv])) for lv in levels])
+    if rows is None:
+        rows = np.concatenate([np.arange(tree.start[lv], tree.start[lv] + len(placed.index.codes[lv]))
+                               for lv in levels])
     median = np.full((len(rows), width), np.nan)
     p90 = np.full((len(rows), width), np.nan)
-    offset = 0
     for lv in levels:  # a median is made from the events, never from the children's medians
         n_units = len(placed.index.codes[lv])
+        mine = np.flatnonzero((rows >= tree.start[lv]) & (rows < tree.start[lv] + n_units))
+        if len(mine) == 0:
+            continue
         unit = placed.unit[lv].take(timed.where)
         ok = timed.timed & (unit >= 0)
         group = (unit[ok] * n_groups + timed.group[ok]) * n_periods + timed.closed[ok]
         m, p = _quantiles(group, timed.seconds[ok], n_units * width, (0.5, 0.9))
-        median[offset:offset + n_units] = m.reshape(n_units, width) / 3600.0
-        p90[offset:offset + n_units] = p.reshape(n_units, width) / 3600.0
-        offset += n_units
+        at = rows[mine] - tree.start[lv]
+        median[mine] = m.reshape(n_units, width)[at] / 3600.0
+        p90[mine] = p.reshape(n_units, width)[at] / 3600.0
 
     def flat(matrix):
         return np.asarray(matrix)[rows].reshape(-1)

@@ -498,3 +498,49 @@ def test_the_overview_is_the_region_and_the_levels_counted_as_pandas_does(sample
     compare(grid1, reference(sample.events, sample.grids, "grid1", "Q", gev.DEFAULT_TIME_LIMITS))
     with pytest.raises(gev.EventsError, match="no unit with code"):
         gev.overview(placed, unit="999", level="town")
+
+
+# --- a unit's table from its own events ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("level,options", [
+    ("village", {"period": "month"}),
+    ("grid2", {"period": "quarter", "category": ["dispute", "road"]}),
+    ("grid3", {"period": "month"}),  # a partial level: its units count their own events
+    (["village", "grid1", "grid3"], {"period": None, "start": "2025-03-01", "end": "2025-09-01"}),
+    ("grid1", {"period": "quarter", "by": "category"}),
+])
+def test_a_units_table_is_the_whole_tables_rows_recounted_from_its_events_alone(sample, placed, level, options):
+    """``indicators(..., unit=code)`` is the rows of the units inside ``code`` of the table of every unit,
+    and the plain pandas reference given only the events lying inside the unit (the periods of all the
+    events) counts the same: only the unit's events count in its rows."""
+    grids = sample.grids
+    grid3 = grids.loc[grids["level"] == "grid3", "code"].iloc[40]
+    grid1 = grids.loc[grids["code"] == grids.set_index("code").at[grid3, "parent"], "parent"].iloc[0]
+    village = grids.set_index("code").at[grid1, "parent"]
+    whole = gev.indicators(placed, level=level, **options)
+    for unit in (village, grid1, "350582106", "350582"):  # a village, a grid1, the town, the county's prefix
+        ours = gev.indicators(placed, level=level, unit=unit, **options)
+        expected = whole[whole["code"].str.startswith(unit)].reset_index(drop=True)
+        assert len(ours) > 0 or unit == grid1 and "village" in level
+        assert len(ours) < len(whole) or unit in ("350582106", "350582")
+        pd.testing.assert_frame_equal(ours, expected)
+        assert ours.attrs == whole.attrs
+    if options.get("by") or options["period"] is None:
+        return
+    inside = grids[(grids["code"] == village)]
+    held = sample.events[sample.events.within(inside.geometry.iloc[0])]
+    assert 0 < len(held) < len(sample.events)
+    chosen = held[held["category"].isin(options["category"])] if "category" in options else held
+    freq = {"month": "M", "quarter": "Q"}[options["period"]]
+    theirs = reference(chosen, grids[grids["code"].str.startswith(village)], level, freq, gev.DEFAULT_TIME_LIMITS,
+                       start=sample.events["reported_at"].min(),
+                       end=sample.events["reported_at"].max() + pd.Timedelta(seconds=1))
+    compare(gev.indicators(placed, level=level, unit=village, **options), theirs)
+
+
+def test_a_unit_that_begins_no_code_is_refused(placed):
+    with pytest.raises(gev.EventsError, match="no unit's code begins with '999'"):
+        gev.indicators(placed, level="village", unit="999")
+    empty = gev.indicators(placed, level="town", unit="350582106201")  # a village: no town inside it
+    assert empty.empty and list(empty.columns) == list(gev.indicators(placed, level="town").columns)

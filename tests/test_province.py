@@ -124,6 +124,28 @@ def test_event_indicators_on_dask_with_a_town_without_events(province, client):
     assert len(empty) and (empty["received"] == 0).all()
 
 
+def test_a_countys_event_table_in_the_province_is_its_citys_own_and_counts_its_events_only(province, sample,
+                                                                                            client):
+    """``unit=<county>`` in the province gives the city's own table (the same codes, periods and counts);
+    the county's events alone, placed in the province's grids, give it too."""
+    options = dict(level=["town", "village", "grid3"], period="month")
+    city = events.indicators(sample.events, sample.grids, **options)
+    placed = events.place(province.events, province.grids)
+    county = events.indicators(placed, unit="350582", **options)
+    pd.testing.assert_frame_equal(county, city)
+    assert county.attrs == city.attrs
+    own = province.events[province.events["event_id"].str.startswith("E350582").to_numpy()]
+    pd.testing.assert_frame_equal(events.indicators(own, province.grids, unit="350582", **options), city)
+    other = events.indicators(placed, unit="350501", **options)  # the copy: its own codes, the same counts
+    assert other["code"].str.startswith("350501").all()
+    pd.testing.assert_frame_equal(other.drop(columns=["code", "name", "parent"]),
+                                  city.drop(columns=["code", "name", "parent"]))
+    # on Dask the same rows
+    on_dask = events.indicators(province.events, province.grids, unit="350582", **options, client=client)
+    pd.testing.assert_frame_equal(on_dask, county)
+    assert on_dask.attrs == county.attrs
+
+
 def test_event_indicators_on_dask_refuse_placed_events(province, client):
     placed = events.place(province.events, province.grids)
     with pytest.raises(events.EventsError, match="Dask"):
