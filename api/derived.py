@@ -50,7 +50,8 @@ def warm(services) -> None:
     served(services, 15)
     import mapclassify  # noqa: F401 - seconds to import: not in the first choropleth's answer
     if summary(services).get("events"):
-        placed_events(services).units  # a viewer's first filter of the events then counts at once
+        placed = placed_events(services)  # a viewer's first filter of the events then counts at once,
+        placed.nested, placed.order("deepest")  # and a unit's from its own events (their tree, their order)
 
 
 def grids(services) -> gpd.GeoDataFrame:

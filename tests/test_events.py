@@ -544,3 +544,25 @@ def test_a_unit_that_begins_no_code_is_refused(placed):
         gev.indicators(placed, level="village", unit="999")
     empty = gev.indicators(placed, level="town", unit="350582106201")  # a village: no town inside it
     assert empty.empty and list(empty.columns) == list(gev.indicators(placed, level="town").columns)
+
+
+def test_a_units_table_when_the_levels_disagree_tests_every_event(placed, sample):
+    """Events whose village is not their grid's village (grids drawn across a village's edge, say): the
+    unit's rows are still the whole table's, found by testing every event instead of by slices."""
+    import dataclasses
+
+    assert placed.nested
+    village = placed.unit["village"].copy()
+    moved = np.flatnonzero(village >= 0)[::7]
+    village[moved] = (village[moved] + 1) % len(placed.index.codes["village"])
+    odd = dataclasses.replace(placed, unit={**placed.unit, "village": village})
+    assert not odd.nested
+    code = placed.index.codes["village"][4]
+    for level in ("village", ["town", "village", "grid2"], "grid3"):
+        whole = gev.indicators(odd, level=level, period="quarter")
+        ours = gev.indicators(odd, level=level, period="quarter", unit=code)
+        pd.testing.assert_frame_equal(ours, whole[whole["code"].str.startswith(code)].reset_index(drop=True))
+    # the village's counts are its grids' (rolled up), its times those of the events placed in it
+    row = gev.indicators(odd, level="village", period=None, unit=code)
+    assert row["received"].iloc[0] == ((placed.unit["village"] == 4) & (placed.reported != gev._NEVER)).sum()
+    assert row["received"].iloc[0] != ((village == 4) & (placed.reported != gev._NEVER)).sum()
