@@ -222,7 +222,7 @@ class Placed:
             kept[key] = (order, values[order])
         return kept[key]
 
-    def part(self, positions) -> "Placed":
+    def part(self, positions) -> Placed:
         """The events at ``positions`` (ascending), placed as here, with the same unit tree, periods' span,
         ``as_of`` and counts aside: the part of the table of every event that a unit's rows need."""
         positions = np.asarray(positions, dtype=np.int64)

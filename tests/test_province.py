@@ -128,7 +128,7 @@ def test_a_countys_event_table_in_the_province_is_its_citys_own_and_counts_its_e
                                                                                             client):
     """``unit=<county>`` in the province gives the city's own table (the same codes, periods and counts);
     the county's events alone, placed in the province's grids, give it too."""
-    options = dict(level=["town", "village", "grid3"], period="month")
+    options = {"level": ["town", "village", "grid3"], "period": "month"}
     city = events.indicators(sample.events, sample.grids, **options)
     placed = events.place(province.events, province.grids)
     county = events.indicators(placed, unit="350582", **options)
