@@ -50,7 +50,8 @@ def warm(services) -> None:
     served(services, 15)
     import mapclassify  # noqa: F401 - seconds to import: not in the first choropleth's answer
     if summary(services).get("events"):
-        placed_events(services)  # a viewer's first filter of the events then counts at once
+        placed = placed_events(services)  # a viewer's first filter of the events then counts at once,
+        placed.nested, placed.order("deepest")  # a unit's from its own events (their tree, their order),
         event_tally(services)  # and a change of category reads its counts
 
 
@@ -318,9 +319,20 @@ def event_units(services, *, authorised: bool, level, period, category=None) -> 
     return public[(public["level"] == level).to_numpy()]
 
 
-def event_indicators(services, *, level, period, start=None, end=None, category=None) -> pd.DataFrame:
-    """:func:`gridgeo.events.indicators` of one level, every unit (for authorised callers)."""
+def event_indicators(services, *, level, period, start=None, end=None, category=None, unit=None) -> pd.DataFrame:
+    """:func:`gridgeo.events.indicators` of one level (for authorised callers): every unit, or the units inside
+    ``unit`` — the rows of the whole level's table when that is kept already, else counted from the unit's
+    events alone (a county's first question costs the county, not the province)."""
     key = _indicators_key(level, period, start, end, category)
+    if unit:
+        whole = services.peek(_memo_name(key))
+        if whole is not None:
+            part = whole[whole["code"].str.startswith(unit).to_numpy()].reset_index(drop=True)
+            part.attrs = dict(whole.attrs)
+            return part
+        return memo(services, (*key, "unit", unit), lambda: gevents.indicators(
+            placed_events(services), level=level, period=period, start=start, end=end, category=category,
+            unit=unit))
     return memo(services, key, lambda: gevents.indicators(placed_events(services), level=level, period=period,
                                                           start=start, end=end, category=category))
 

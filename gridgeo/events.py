@@ -196,6 +196,60 @@ class Placed:
         columns.update({c: table[c].to_numpy(dtype=object) for c in ("name", "level", "parent")})
         return {c: pd.array(values, dtype="str") for c, values in columns.items()}
 
+    @functools.cached_property
+    def dated_span(self) -> np.ndarray:
+        """The first and the last report time of the dated events (seconds; empty when none): what the
+        periods of every table are decided from, kept by a part of the events (:meth:`part`)."""
+        dated = self.reported[self.reported != _NEVER]
+        return np.array([dated.min(), dated.max()], dtype=np.int64) if len(dated) else dated[:0]
+
+    @functools.cached_property
+    def sorted_codes(self) -> dict:
+        """Each level's codes as a sorted numpy array of text (the index's order), for prefix ranges."""
+        return {lv: np.asarray(self.index.codes[lv].to_numpy(dtype=object), dtype=str) for lv in self.index.levels}
+
+    @functools.cached_property
+    def nested(self) -> bool:
+        """Whether every event's unit at each full level is its deepest unit or an ancestor of it (the
+        assignment of nested grids): then the events of a unit's subtree are those whose deepest unit is in
+        it, and :meth:`order` finds them by slices."""
+        table, tree, deepest = self.units
+        coo = tree.roll_up.tocoo()
+        for lv in tree.full:
+            n = len(self.index.codes[lv])
+            above = np.full(len(table), -1, dtype=np.int64)  # each unit's ancestor (or itself) at lv
+            at = (coo.row >= tree.start[lv]) & (coo.row < tree.start[lv] + n)
+            above[coo.col[at]] = coo.row[at]
+            own = self.unit[lv]
+            if ((own >= 0) & (above[np.maximum(deepest, 0)] != tree.start[lv] + own)).any():
+                return False
+        return True
+
+    def order(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """(positions of the events sorted by ``key``, the sorted keys): ``"deepest"`` (the row of the deepest
+        unit in :attr:`units`) or a level's name (the unit's position at it); made once per key."""
+        kept = self.__dict__.setdefault("_orders", {})
+        if key not in kept:
+            values = self.units[2] if key == "deepest" else self.unit[key]
+            order = np.argsort(values, kind="stable")
+            kept[key] = (order, values[order])
+        return kept[key]
+
+    def part(self, positions) -> Placed:
+        """The events at ``positions`` (ascending), placed as here, with the same unit tree, periods' span,
+        ``as_of`` and counts aside: the part of the table of every event that a unit's rows need."""
+        positions = np.asarray(positions, dtype=np.int64)
+        out = Placed(index=self.index, unit={lv: u.take(positions) for lv, u in self.unit.items()},
+                     reported=self.reported.take(positions), closed=self.closed.take(positions),
+                     category=self.category.take(positions), status=self.status.take(positions),
+                     steps={k: v.take(positions) for k, v in self.steps.items()}, attrs=self.attrs)
+        table, tree, deepest = self.units
+        out.__dict__["units"] = (table, tree, deepest.take(positions))
+        out.__dict__["dated_span"] = self.dated_span
+        out.__dict__["sorted_codes"] = self.sorted_codes
+        out.__dict__["unit_text"] = self.unit_text  # the units' text, made once per version
+        return out
+
 
 def place(events, units_or_index, *, scheme=None) -> Placed:
     """Place events in their units at every level, once (:func:`gridgeo.assign`).
@@ -336,11 +390,11 @@ def _placed(events, units_or_index) -> Placed:
 
 def _periods(period, start, end, placed: Placed):
     """(labels, starts, ends) of the periods listed: seconds, half-open."""
-    return _periods_of(period, start, end, placed.reported, placed.attrs["as_of"])
+    return _periods_of(period, start, end, placed.dated_span, placed.attrs["as_of"])
 
 
 def _periods_of(period, start, end, reported, as_of):
-    """:func:`_periods` from the report times and ``as_of`` of all the events."""
+    """:func:`_periods` from the report times (or the first and last of them) and ``as_of`` of all the events."""
     if period is not None and period not in PERIODS:
         raise EventsError(f"period 只能是 {list(PERIODS)} 或不分周期 — period must be one of {list(PERIODS)} "
                           f"or None (one from-to span), got {period!r}")
@@ -447,7 +501,7 @@ def _levels_of(names, level) -> list[str]:
 
 
 def indicators(events, units_or_index=None, *, level=None, period="month", start=None, end=None, category=None,
-               time_limits=None, by=None, as_of=None, client=None) -> pd.DataFrame:
+               time_limits=None, by=None, as_of=None, unit=None, client=None) -> pd.DataFrame:
     """The time indicators of every unit of a level, per period (see the module notes for each rule).
 
     Parameters
@@ -475,6 +529,13 @@ def indicators(events, units_or_index=None, *, level=None, period="month", start
     as_of : datetime, optional
         When the data were taken: backlog and overdue of a period ending later are
         counted at it (default one second after the latest time in the data).
+    unit : str, optional
+        Only the rows of the units inside this one: the unit itself and those
+        whose code it begins (a code's prefix is its parent's code; a county's
+        six digits select the county), exactly the rows the table of every
+        unit has for them. The periods and ``as_of`` still come from all the
+        events; only the events those rows count are counted, so a county's
+        table costs its events, not the province's.
     client : distributed.Client, optional
         Run on this Dask cluster, one task per top-level unit, with the same
         answer (the partition rule of :mod:`gridgeo.distribute`; the events
@@ -515,15 +576,27 @@ def indicators(events, units_or_index=None, *, level=None, period="month", start
     True
     >>> int(town["received"].sum()) == len(s.events)
     True
+    >>> grid1 = gridgeo.events.indicators(s.events, s.grids, level="grid1", period="quarter")
+    >>> mine = gridgeo.events.indicators(s.events, s.grids, level="grid1", period="quarter", unit="350582106201")
+    >>> mine.equals(grid1[grid1["code"].str.startswith("350582106201")].reset_index(drop=True))
+    True
     """
     if client is not None:
-        return _indicators_on_dask(client, events, units_or_index, level=level, period=period, start=start,
-                                   end=end, category=category, time_limits=time_limits, by=by, as_of=as_of)
+        out = _indicators_on_dask(client, events, units_or_index, level=level, period=period, start=start,
+                                  end=end, category=category, time_limits=time_limits, by=by, as_of=as_of)
+        if unit:
+            attrs = out.attrs
+            out = out[out["code"].str.startswith(str(unit)).to_numpy()].reset_index(drop=True)
+            out.attrs = attrs
+        return out
     placed = _placed(events, units_or_index)
     levels = _levels(placed, level)
     labels, starts, ends = _periods(period, start, end, placed)
     cut = placed.attrs["as_of"] if as_of is None else _s(pd.Timestamp(as_of))
-    out = _indicators_table(placed, levels, (labels, starts, ends), cut, category, time_limits, by)
+    rows = None
+    if unit is not None and unit != "":
+        rows, placed = _within(placed, levels, str(unit))
+    out = _indicators_table(placed, levels, (labels, starts, ends), cut, category, time_limits, by, rows=rows)
     out.attrs = _attrs(placed, cut, period, time_limits)
     return out
 
@@ -568,12 +641,62 @@ def indicators_as_in(placed, table) -> pd.DataFrame:
     return _indicators_table(placed, levels, periods, _s(pd.Timestamp(table.attrs["as_of"])), None, None, None)
 
 
-def _indicators_table(placed, levels, periods, cut, category, time_limits, by):
+def _indicators_table(placed, levels, periods, cut, category, time_limits, by, rows=None):
     labels, starts, ends = periods
     where = _kept(placed, category)
     group, group_names = _by(placed, by)
     timed = _timed(placed, where, _limits(placed, time_limits), group, starts, ends, cut)
-    return _table(placed, levels, timed, group_names, by, labels, starts, ends)
+    return _table(placed, levels, timed, group_names, by, labels, starts, ends, rows=rows)
+
+
+def _within(placed, levels, unit):
+    """(the rows of the unit table inside ``unit`` at ``levels``, the events that count in them as a
+    :meth:`Placed.part`). An event counts in a row when its deepest full unit rolls up into the row or, at
+    the row's level, the row is its unit (a partial level's own count; each level's times). The units
+    inside a code are a range of each level's sorted codes; with nested placement (:attr:`Placed.nested`)
+    their events are slices of the events sorted by deepest unit (and by unit, at a partial level listed):
+    the cost is the unit's events and units, not the province's. Otherwise every event is tested."""
+    table, tree, deepest = placed.units
+    rows = []
+    for lv in levels:
+        codes = placed.sorted_codes[lv]
+        lo, hi = np.searchsorted(codes, [unit, unit + "\U0010ffff"])
+        rows.append(np.arange(tree.start[lv] + lo, tree.start[lv] + hi))
+    rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    if not len(rows) and not any(np.searchsorted(c, unit + "\U0010ffff") > np.searchsorted(c, unit)
+                                 for c in placed.sorted_codes.values()):
+        raise EventsError(f"没有编码以 {unit!r} 开头的单元 — no unit's code begins with {unit!r}: give a unit's code "
+                          "(or a county's), or none for every unit")
+    below = np.unique(tree.roll_up[rows].indices)  # the units whose counts roll up into a row listed
+    if placed.nested:
+        found = [_slices(*placed.order("deepest"), below)]
+        for lv in levels:
+            if lv in tree.partial:
+                mine = rows[(rows >= tree.start[lv]) & (rows < tree.start[lv] + len(placed.index.codes[lv]))]
+                found.append(_slices(*placed.order(lv), mine - tree.start[lv]))
+        positions = np.unique(np.concatenate(found))
+    else:
+        counting = np.zeros(len(table), dtype=bool)
+        counting[below] = True
+        counting = (deepest >= 0) & counting[np.maximum(deepest, 0)]
+        listed = np.zeros(len(table), dtype=bool)
+        listed[rows] = True
+        for lv in levels:
+            own = placed.unit[lv]
+            counting |= (own >= 0) & listed[tree.start[lv] + np.maximum(own, 0)]
+        positions = np.flatnonzero(counting)
+    return rows, placed.part(positions)
+
+
+def _slices(order, keys, wanted) -> np.ndarray:
+    """The positions in ``order`` whose key (``keys``, sorted) is one of ``wanted``."""
+    lo = np.searchsorted(keys, wanted, side="left")
+    hi = np.searchsorted(keys, wanted, side="right")
+    size = hi - lo
+    if not size.sum():
+        return np.zeros(0, np.int64)
+    starts = np.repeat(lo - np.concatenate([[0], np.cumsum(size)[:-1]]), size)
+    return order[starts + np.arange(int(size.sum()))]
 
 
 def _indicators_on_dask(client, events, units_or_index, *, level, period, start, end, category, time_limits, by,
@@ -1010,13 +1133,47 @@ def _timed(placed, where, limit, group, starts, ends, cut) -> _Timed:
                   timed=timed, seconds=duration)
 
 
-def _table(placed, levels, timed, group_names, by, labels, starts, ends):
-    """The indicators of the units of ``levels``: counts made once at the deepest unit of each event
-    and rolled up the tree (partial levels count their own events), times sorted per level."""
+def _table(placed, levels, timed, group_names, by, labels, starts, ends, rows=None):
+    """The indicators of the units of ``levels`` (or of ``rows`` of the unit table among them: the rows
+    inside a unit, counted among the units below them only): counts made once at the deepest unit of each
+    event and rolled up the tree (partial levels count their own events), times sorted per level."""
     n_groups, n_periods = len(group_names), len(labels)
-    counts = _unit_counts(placed, timed, n_groups, n_periods)
-    times = _level_times(placed, levels, timed, n_groups, n_periods)
-    return _table_frame(placed, levels, counts, times, group_names, by, labels, starts, ends)
+    if rows is None:
+        counts = _unit_counts(placed, timed, n_groups, n_periods)
+        times = _level_times(placed, levels, timed, n_groups, n_periods)
+        return _table_frame(placed, levels, counts, times, group_names, by, labels, starts, ends)
+    table, tree, deepest = placed.units
+    width = n_groups * n_periods
+    space = np.unique(np.concatenate([rows, tree.roll_up[rows].indices]))  # the rows and the units below them
+    target = _Rows(rows)
+    found = _counted(_among(space, deepest.take(timed.where)), timed, len(space), n_groups, n_periods)
+    roll = tree.roll_up[rows][:, space]
+    counts = {name: roll @ value for name, value in found.items()}  # the finest full units, rolled up
+    for lv in tree.partial:  # each partial level's own
+        unit = placed.unit[lv].take(timed.where)
+        found = _counted(target.position(np.where(unit >= 0, tree.start[lv] + unit, -1)), timed, target.size,
+                         n_groups, n_periods)
+        for name, value in found.items():
+            counts[name] = counts[name] + value
+    counts = {name: np.rint(np.asarray(value)).astype(np.int64) for name, value in counts.items()}
+    counts["backlog"] = counts.pop("reported_before") - counts.pop("closed_before")
+    counts["overdue"] = counts.pop("due_before") - counts.pop("late_before")
+    median = np.full((len(rows), width), np.nan)
+    p90 = np.full((len(rows), width), np.nan)
+    for lv in levels:  # a median is made from the events, never from the children's medians
+        n_units = len(placed.index.codes[lv])
+        mine = np.flatnonzero((rows >= tree.start[lv]) & (rows < tree.start[lv] + n_units))
+        if len(mine) == 0:
+            continue
+        at = rows[mine] - tree.start[lv]  # ascending
+        unit = placed.unit[lv].take(timed.where)
+        unit = unit if len(at) == n_units else _among(at, unit)
+        ok = timed.timed & (unit >= 0)
+        group = (unit[ok] * n_groups + timed.group[ok]) * n_periods + timed.closed[ok]
+        m, p = _quantiles(group, timed.seconds[ok], len(at) * width, (0.5, 0.9))
+        median[mine] = m.reshape(len(at), width) / 3600.0
+        p90[mine] = p.reshape(len(at), width) / 3600.0
+    return _frame(placed, rows, counts, median, p90, group_names, by, labels, starts, ends)
 
 
 def _unit_counts(placed, timed, n_groups, n_periods) -> dict:
@@ -1056,14 +1213,22 @@ def _level_times(placed, levels, timed, n_groups, n_periods) -> dict:
 def _table_frame(placed, levels, counts, times, group_names, by, labels, starts, ends) -> pd.DataFrame:
     """:func:`indicators`' table of the units of ``levels`` from :func:`_unit_counts` and :func:`_level_times`."""
     _, tree, _ = placed.units
-    n_groups, n_periods = len(group_names), len(labels)
-    width = n_groups * n_periods
-    rows = np.concatenate([np.arange(tree.start[lv], tree.start[lv] + len(placed.index.codes[lv])) for lv in levels])
+    width = len(group_names) * len(labels)
+    rows = np.concatenate([np.arange(tree.start[lv], tree.start[lv] + len(placed.index.codes[lv])) for lv in levels]) \
+        if levels else np.zeros(0, np.int64)
     median = np.concatenate([times[lv][0] for lv in levels]) if levels else np.full((0, width), np.nan)
     p90 = np.concatenate([times[lv][1] for lv in levels]) if levels else np.full((0, width), np.nan)
+    return _frame(placed, rows, {name: np.asarray(value)[rows] for name, value in counts.items()}, median, p90,
+                  group_names, by, labels, starts, ends)
+
+
+def _frame(placed, rows, counts, median, p90, group_names, by, labels, starts, ends) -> pd.DataFrame:
+    """The table of the unit table's ``rows`` from their counts (rows x group and period) and times."""
+    n_groups, n_periods = len(group_names), len(labels)
+    width = n_groups * n_periods
 
     def flat(matrix):
-        return np.asarray(matrix)[rows].reshape(-1)
+        return np.asarray(matrix).reshape(-1)
 
     def text(values, repeat):
         return pd.array(np.asarray(values, dtype=object), dtype="str").take(repeat)
@@ -1083,12 +1248,33 @@ def _table_frame(placed, levels, counts, times, group_names, by, labels, starts,
     out["closed"] = closed
     out["backlog"] = backlog
     out["closure_rate"] = np.divide(closed, workload, out=np.full(len(out), np.nan), where=workload > 0)
-    out["median_hours"] = median.reshape(-1)
-    out["p90_hours"] = p90.reshape(-1)
+    out["median_hours"] = np.asarray(median).reshape(-1)
+    out["p90_hours"] = np.asarray(p90).reshape(-1)
     out["on_time"] = on_time
     out["on_time_rate"] = np.divide(on_time, closed, out=np.full(len(out), np.nan), where=closed > 0)
     out["overdue"] = overdue
     return out
+
+
+class _Rows:
+    """Rows of the unit table in any order, and where a row is among them."""
+
+    def __init__(self, rows):
+        self.rows, self.size = rows, len(rows)
+        self.sorter = np.argsort(rows, kind="stable")
+
+    def position(self, where) -> np.ndarray:
+        """Each value of ``where`` as its position among the rows, -1 where it is none of them."""
+        pos = _among(self.rows[self.sorter], where)
+        return np.where(pos >= 0, self.sorter[np.maximum(pos, 0)], -1)
+
+
+def _among(space, where) -> np.ndarray:
+    """Each value of ``where`` as its position in ``space`` (ascending), -1 where it is not there."""
+    if len(space) == 0:
+        return np.full(len(where), -1, dtype=np.int64)
+    pos = np.minimum(np.searchsorted(space, where), len(space) - 1)
+    return np.where(space[pos] == where, pos, -1)
 
 
 def _counted(unit, timed, n_units, n_groups, n_periods) -> dict:
@@ -1099,11 +1285,11 @@ def _counted(unit, timed, n_units, n_groups, n_periods) -> dict:
 
     def per_period(j, where=None):
         ok = (j >= 0) & live if where is None else (j >= 0) & live & where
-        return np.bincount(key[ok] * n_periods + j[ok], minlength=size * n_periods).reshape(n_units, -1)
+        return np.bincount(key[ok] * n_periods + j[ok], minlength=size * n_periods).reshape(n_units, n_groups * n_periods)
 
     def before(first):
         counts = np.bincount(key[live] * (n_periods + 1) + first[live], minlength=size * (n_periods + 1))
-        return np.cumsum(counts.reshape(size, n_periods + 1), axis=1)[:, :n_periods].reshape(n_units, -1)
+        return np.cumsum(counts.reshape(size, n_periods + 1), axis=1)[:, :n_periods].reshape(n_units, n_groups * n_periods)
 
     rep_first, clo_first, due_first, late_first = timed.open_first
     return {"received": per_period(timed.received), "closed": per_period(timed.closed),

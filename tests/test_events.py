@@ -626,3 +626,71 @@ def test_a_tally_reads_every_category_as_counting_it_does(sample, with_strays, p
         counted.overview(placed, category="no_such_category")
     with pytest.raises(gev.EventsError, match="not the"):  # other events than those counted
         counted.overview(gev.place(sample.events, sample.grids), category="dispute")
+
+
+# --- a unit's table from its own events ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("level,options", [
+    ("village", {"period": "month"}),
+    ("grid2", {"period": "quarter", "category": ["dispute", "road"]}),
+    ("grid3", {"period": "month"}),  # a partial level: its units count their own events
+    (["village", "grid1", "grid3"], {"period": None, "start": "2025-03-01", "end": "2025-09-01"}),
+    ("grid1", {"period": "quarter", "by": "category"}),
+])
+def test_a_units_table_is_the_whole_tables_rows_recounted_from_its_events_alone(sample, placed, level, options):
+    """``indicators(..., unit=code)`` is the rows of the units inside ``code`` of the table of every unit,
+    and the plain pandas reference given only the events lying inside the unit (the periods of all the
+    events) counts the same: only the unit's events count in its rows."""
+    grids = sample.grids
+    grid3 = grids.loc[grids["level"] == "grid3", "code"].iloc[40]
+    grid1 = grids.loc[grids["code"] == grids.set_index("code").at[grid3, "parent"], "parent"].iloc[0]
+    village = grids.set_index("code").at[grid1, "parent"]
+    whole = gev.indicators(placed, level=level, **options)
+    for unit in (village, grid1, "350582106", "350582"):  # a village, a grid1, the town, the county's prefix
+        ours = gev.indicators(placed, level=level, unit=unit, **options)
+        expected = whole[whole["code"].str.startswith(unit)].reset_index(drop=True)
+        assert len(ours) > 0 or unit == grid1 and "village" in level
+        assert len(ours) < len(whole) or unit in ("350582106", "350582")
+        pd.testing.assert_frame_equal(ours, expected)
+        assert ours.attrs == whole.attrs
+    if options.get("by") or options["period"] is None:
+        return
+    inside = grids[(grids["code"] == village)]
+    held = sample.events[sample.events.within(inside.geometry.iloc[0])]
+    assert 0 < len(held) < len(sample.events)
+    chosen = held[held["category"].isin(options["category"])] if "category" in options else held
+    freq = {"month": "M", "quarter": "Q"}[options["period"]]
+    theirs = reference(chosen, grids[grids["code"].str.startswith(village)], level, freq, gev.DEFAULT_TIME_LIMITS,
+                       start=sample.events["reported_at"].min(),
+                       end=sample.events["reported_at"].max() + pd.Timedelta(seconds=1))
+    compare(gev.indicators(placed, level=level, unit=village, **options), theirs)
+
+
+def test_a_unit_that_begins_no_code_is_refused(placed):
+    with pytest.raises(gev.EventsError, match="no unit's code begins with '999'"):
+        gev.indicators(placed, level="village", unit="999")
+    empty = gev.indicators(placed, level="town", unit="350582106201")  # a village: no town inside it
+    assert empty.empty and list(empty.columns) == list(gev.indicators(placed, level="town").columns)
+
+
+def test_a_units_table_when_the_levels_disagree_tests_every_event(placed, sample):
+    """Events whose village is not their grid's village (grids drawn across a village's edge, say): the
+    unit's rows are still the whole table's, found by testing every event instead of by slices."""
+    import dataclasses
+
+    assert placed.nested
+    village = placed.unit["village"].copy()
+    moved = np.flatnonzero(village >= 0)[::7]
+    village[moved] = (village[moved] + 1) % len(placed.index.codes["village"])
+    odd = dataclasses.replace(placed, unit={**placed.unit, "village": village})
+    assert not odd.nested
+    code = placed.index.codes["village"][4]
+    for level in ("village", ["town", "village", "grid2"], "grid3"):
+        whole = gev.indicators(odd, level=level, period="quarter")
+        ours = gev.indicators(odd, level=level, period="quarter", unit=code)
+        pd.testing.assert_frame_equal(ours, whole[whole["code"].str.startswith(code)].reset_index(drop=True))
+    # the village's counts are its grids' (rolled up), its times those of the events placed in it
+    row = gev.indicators(odd, level="village", period=None, unit=code)
+    assert row["received"].iloc[0] == ((placed.unit["village"] == 4) & (placed.reported != gev._NEVER)).sum()
+    assert row["received"].iloc[0] != ((village == 4) & (placed.reported != gev._NEVER)).sum()

@@ -87,6 +87,34 @@ def test_a_unit_and_the_units_inside_it(client, api_keys):
     assert client.get("/events/indicators?unit=999&period=month").status_code == 404
 
 
+def test_a_units_first_table_counts_its_own_events_and_is_the_whole_levels_rows(client, api_keys, monthly, sample):
+    """A viewer's first question about one village's grid1 units counts that village's events alone (the
+    whole level's table is not made for it), gives the raw counts, and is what the rows of the whole
+    level's table say once that is made."""
+    from api import derived
+
+    services = client.app.state.services
+    village = sample.grids.loc[sample.grids["level"] == "village", "code"].iloc[9]
+    path = f"/events/indicators?level=grid1&unit={village}&period=month"
+    whole_key = derived._memo_name(derived._indicators_key("grid1", "month", None, None, None))
+    assert services.peek(whole_key) is None  # nothing asked of grid1 by month before
+    first = client.get(path, headers=viewer(api_keys))
+    assert first.status_code == 200, first.text
+    assert services.peek(whole_key) is None
+    rows = pd.DataFrame(first.json()["rows"]).set_index(["code", "period"])
+    codes = sample.grids.loc[(sample.grids["level"] == "grid1") & sample.grids["code"].str.startswith(village), "code"]
+    assert sorted({c for c, _ in rows.index}) == sorted(codes) and len(codes) > 0
+    for column in ("received", "closed", "backlog"):
+        assert rows[column].tolist() == monthly.loc[rows.index, column].tolist(), column
+    assert rows["received"].sum() > 0
+    whole = client.get("/events/indicators?level=grid1&period=month", headers=viewer(api_keys)).json()
+    assert services.peek(whole_key) is not None
+    mine = [r for r in whole["rows"] if r["code"].startswith(village)]
+    assert mine == first.json()["rows"] == client.get(path, headers=viewer(api_keys)).json()["rows"]
+    assert client.get("/events/indicators?level=grid1&unit=3505829&period=month",
+                      headers=viewer(api_keys)).status_code == 404
+
+
 def test_trends_and_ranking(client, api_keys, monthly):
     t = client.get("/events/trends?level=village&indicator=received", headers=viewer(api_keys)).json()
     rows = pd.DataFrame(t["rows"]).set_index(["code", "period"])

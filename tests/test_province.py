@@ -124,6 +124,28 @@ def test_event_indicators_on_dask_with_a_town_without_events(province, client):
     assert len(empty) and (empty["received"] == 0).all()
 
 
+def test_a_countys_event_table_in_the_province_is_its_citys_own_and_counts_its_events_only(province, sample,
+                                                                                            client):
+    """``unit=<county>`` in the province gives the city's own table (the same codes, periods and counts);
+    the county's events alone, placed in the province's grids, give it too."""
+    options = {"level": ["town", "village", "grid3"], "period": "month"}
+    city = events.indicators(sample.events, sample.grids, **options)
+    placed = events.place(province.events, province.grids)
+    county = events.indicators(placed, unit="350582", **options)
+    pd.testing.assert_frame_equal(county, city)
+    assert county.attrs == city.attrs
+    own = province.events[province.events["event_id"].str.startswith("E350582").to_numpy()]
+    pd.testing.assert_frame_equal(events.indicators(own, province.grids, unit="350582", **options), city)
+    other = events.indicators(placed, unit="350501", **options)  # the copy: its own codes, the same counts
+    assert other["code"].str.startswith("350501").all()
+    pd.testing.assert_frame_equal(other.drop(columns=["code", "name", "parent"]),
+                                  city.drop(columns=["code", "name", "parent"]))
+    # on Dask the same rows
+    on_dask = events.indicators(province.events, province.grids, unit="350582", **options, client=client)
+    pd.testing.assert_frame_equal(on_dask, county)
+    assert on_dask.attrs == county.attrs
+
+
 def test_event_indicators_on_dask_refuse_placed_events(province, client):
     placed = events.place(province.events, province.grids)
     with pytest.raises(events.EventsError, match="Dask"):
@@ -190,3 +212,69 @@ def test_per_grid_on_dask_equals_in_memory(province, client):
                                   pd.DataFrame(expected.drop(columns="geometry")), check_exact=True)
     assert result.geometry.geom_equals_exact(expected.geometry, 0).all()
     assert expected["farthest_m"].notna().any()
+
+
+def test_a_countys_walks_in_the_province_differ_from_its_own_by_the_projection_alone(province, sample):
+    """Why a county's walking distances in a province are not its city's to the last digit, and which is right.
+
+    The metric CRS is chosen from all the data (:func:`gridgeo.crs.metric_crs`: here a transverse Mercator
+    centred on the data), so the province's is centred east of the town and the town's on itself. Every
+    address walks the same path to the same station in both; its length is scaled by the ratio of the two
+    projections' scale factors on the way (pyproj's, an independent reference), within 2e-6 of 1 here,
+    up to 1e-3 for a province several degrees wide. Counted again in the province's CRS, the town alone
+    gives the province's distances: no road, station or address of the other county enters them. The
+    ground distance is the right one, and the county's own projection is the closer to it; a circle
+    count differs only for an address within that scale error of the circle's edge."""
+    import numpy as np
+    import pyproj
+
+    from gridgeo import coverage
+    from gridgeo.crs import metric_crs
+
+    own, wide = metric_crs(sample.grids), metric_crs(province.grids)
+    assert own != wide
+    alone = coverage.nearest_station(sample.addresses, sample.stations, gridgeo.network.build(sample.roads, metric=own))
+    whole = coverage.nearest_station(province.addresses, province.stations,
+                                     gridgeo.network.build(province.roads, metric=wide))
+    mine = whole.iloc[:len(sample.addresses)]  # copy 0 of the province is the town, row for row
+    assert mine["addr_id"].tolist() == alone["addr_id"].tolist()
+    assert mine["station_id"].tolist() == alone["station_id"].tolist()
+    assert mine["status"].tolist() == alone["status"].tolist()
+    in_wide = coverage.nearest_station(sample.addresses, sample.stations,
+                                       gridgeo.network.build(sample.roads, metric=wide))
+    np.testing.assert_allclose(mine["distance_m"], in_wide["distance_m"], rtol=1e-12, atol=0)
+
+    # the ratio of the distances is the ratio of the scale factors, between its least and greatest in the town
+    x0, y0, x1, y1 = sample.grids.total_bounds
+    lon, lat = (a.ravel() for a in np.meshgrid(np.linspace(x0, x1, 30), np.linspace(y0, y1, 30)))
+
+    def scale(crs):
+        return pyproj.Proj(crs).get_factors(lon, lat).meridional_scale
+
+    bound = scale(wide) / scale(own)
+    walked = (alone["distance_m"] > 0).to_numpy()
+    ratio = (mine["distance_m"] / alone["distance_m"]).to_numpy()[walked]
+    assert bound.max() - bound.min() > 1e-6  # the two meridians differ: the metres differ across the town
+    assert (ratio >= bound.min() - 1e-9).all() and (ratio <= bound.max() + 1e-9).all(), (ratio.min(), ratio.max())
+    assert (ratio != 1).mean() > 0.99
+
+    # per unit: the counts and shares equal, the farthest walk scaled alike; both the pandas recount of the walks
+    ours = {name: coverage.per_grid(frame, grids, stations=stations).set_index("code")
+            for name, frame, grids, stations in (("alone", alone, sample.grids, sample.stations),
+                                                 ("province", whole, province.grids, province.stations))}
+    a, p = ours["alone"], ours["province"].loc[ours["alone"].index]
+    circles = [c for c in a.columns if c.endswith("min") or c.startswith(("share_", "unreachable"))]
+    straddle = {m: ((alone["distance_m"] <= metres) != (mine["distance_m"] <= metres)).sum()
+                for m, metres in alone.attrs["circles"].items()}
+    assert straddle == {m: 0 for m in straddle}  # no address of the sample lies that close to a circle's edge
+    pd.testing.assert_frame_equal(pd.DataFrame(a[circles]), pd.DataFrame(p[circles]), check_exact=True)
+    farthest = a["farthest_m"].notna()
+    assert ((p.loc[farthest, "farthest_m"] / a.loc[farthest, "farthest_m"]).between(bound.min() - 1e-9,
+                                                                                    bound.max() + 1e-9)).all()
+    grid2 = sample.grids[sample.grids["level"] == "grid2"][["code", "geometry"]]
+    for name, frame in (("alone", alone), ("province", mine)):
+        households = frame[(frame["households"] > 0) & frame["distance_m"].notna()]  # the farthest household
+        pairs = gpd.sjoin(households[["distance_m", "geometry"]], grid2, predicate="within")
+        recount = pairs.groupby("code")["distance_m"].max()
+        got = ours[name].loc[recount.index, "farthest_m"]
+        np.testing.assert_array_equal(got.to_numpy(), recount.to_numpy(), err_msg=name)

@@ -111,12 +111,14 @@ def router() -> APIRouter:
     r = APIRouter(tags=["events"], responses={**derived.PREPARING, **responses(400), **responses(404),
                                               **responses(422)})
 
-    def indicator_table(request, who, level, period, start, end, category):
+    def indicator_table(request, who, level, period, start, end, category, unit=None):
         services = request.app.state.services
         if who.has("viewer"):
+            if unit:
+                _known(unit, services)
             table = _library(lambda: derived.event_indicators(
                 services, level=level, period=None if period == "span" else period, start=start, end=end,
-                category=category))
+                category=category, unit=unit or None))
             return table.assign(suppressed=False), None
         derived.public_event_question(services, period, start, end, category)
         table = derived.public_indicators(services)
@@ -127,7 +129,7 @@ def router() -> APIRouter:
                    period: str = Depends(event_period), category: list[str] | None = Depends(event_categories),
                    span: tuple[date | None, date | None] = Depends(days), who: Principal = Depends(principal)):
         start, end = span
-        table, k = indicator_table(request, who, level, period, start, end, category)
+        table, k = indicator_table(request, who, level, period, start, end, category, unit)
         table = _within(table, unit, request.app.state.services)
         return {"level": level, "period": period, "min_count": k, "suppressed": int(table["suppressed"].sum()),
                 "rows": _rows(table)}
