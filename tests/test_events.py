@@ -667,6 +667,14 @@ def test_a_units_table_is_the_whole_tables_rows_recounted_from_its_events_alone(
     compare(gev.indicators(placed, level=level, unit=village, **options), theirs)
 
 
+@pytest.mark.parametrize("level", ["town", "village", ["town", "grid2", "grid3"]])
+def test_a_county_whose_units_are_all_of_them_gives_the_whole_table(placed, level):
+    """The unit's path with every unit inside it (the county above the towns) is the whole table."""
+    whole = gev.indicators(placed, level=level, period="month")
+    county = gev.indicators(placed, level=level, period="month", unit=whole["code"].iloc[0][:6])
+    pd.testing.assert_frame_equal(county, whole.reset_index(drop=True))
+
+
 def test_a_unit_that_begins_no_code_is_refused(placed):
     with pytest.raises(gev.EventsError, match="no unit's code begins with '999'"):
         gev.indicators(placed, level="village", unit="999")
