@@ -73,8 +73,39 @@ HERE = Path(__file__).resolve().parent
 
 def create_app() -> Boot:
     """The app ``gridgeo serve`` runs: :class:`Boot` around :func:`api.main.create_app`,
-    for the store in ``GRIDGEO_STORE``."""
+    for the store in ``GRIDGEO_STORE``, in a process whose heap is kept small (:func:`small_heap`)."""
+    small_heap()
     return Boot(store=os.environ.get("GRIDGEO_STORE", "data/gridgeo.gpkg"))
+
+
+M_ARENA_MAX = -8
+"""glibc's ``mallopt`` parameter for the most malloc arenas."""
+
+
+def small_heap(arenas: int = 2) -> bool:
+    """Keep a serving process's heap to what it holds, before any thread or Arrow allocates.
+
+    The service answers from a pool of threads, and glibc gives each thread that
+    meets a busy arena one of its own (up to 8 per core), whose freed pages stay with
+    the process; Arrow (which reads every kept item) allocates from its own
+    mimalloc pool, which keeps what it freed too. Together they held about 120 MB
+    of a city worker's resident memory and 140 MB of its peak (the scripted one map,
+    same run: 1,001 -> 879 MB, peak 1,102 -> 963 MB). The usual remedies, as the
+    variables ``MALLOC_ARENA_MAX`` and ``ARROW_DEFAULT_MEMORY_POOL`` would set them:
+    at most ``arenas`` glibc arenas, and Arrow's allocations through the system
+    allocator (which :func:`api.services.give_back` then trims). Either is left
+    alone when the environment sets it; elsewhere than glibc nothing is done.
+    Returns whether the arenas were limited here.
+    """
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")  # read when pyarrow makes its pool
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    import ctypes
+
+    try:
+        return ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, arenas) == 1
+    except (OSError, AttributeError):
+        return False
 
 
 class Boot:

@@ -272,3 +272,16 @@ def test_a_service_that_cannot_start_says_why_and_ends(tmp_path):
                               env={**os.environ, "GRIDGEO_ANSWER_CACHE": str(tmp_path / "answers")})
     assert proc.returncode == 3
     assert "notes.gpkg" in log.read_text()
+
+
+def test_a_serving_process_keeps_its_heap_small():
+    """gridgeo serve limits glibc's arenas and sends Arrow's allocations to the system allocator, unless
+    the environment says otherwise (api.boot.small_heap)."""
+    code = ("from api.boot import small_heap; limited = small_heap(); import pyarrow as pa; "
+            "print(limited, pa.default_memory_pool().backend_name)")
+    env = {k: v for k, v in os.environ.items() if k not in ("ARROW_DEFAULT_MEMORY_POOL", "MALLOC_ARENA_MAX")}
+    said = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert said.stdout.split() == ["True", "system"]
+    said = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**env, "ARROW_DEFAULT_MEMORY_POOL": "mimalloc", "MALLOC_ARENA_MAX": "4"})
+    assert said.stdout.split() == ["False", "mimalloc"]
