@@ -88,10 +88,10 @@ def small_heap(arenas: int = 2) -> bool:
     The service answers from a pool of threads, and glibc gives each thread that
     meets a busy arena one of its own (up to 8 per core), whose freed pages stay with
     the process; Arrow (which reads every kept item) allocates from its own
-    mimalloc pool, which keeps what it freed too. Together they held about 120 MB
-    of a city worker's resident memory and 140 MB of its peak (the scripted one map,
-    same run: 1,001 -> 879 MB, peak 1,102 -> 963 MB). The usual remedies, as the
-    variables ``MALLOC_ARENA_MAX`` and ``ARROW_DEFAULT_MEMORY_POOL`` would set them:
+    mimalloc pool, which keeps what it freed too. Together they held about 130 MB
+    of a city worker's resident memory and 150 MB of its peak (the scripted one map,
+    two runs one after the other: 1,001 -> 871 MB, peak 1,102 -> 947 MB). The usual
+    remedies, as the variables ``MALLOC_ARENA_MAX`` and ``ARROW_DEFAULT_MEMORY_POOL`` would set them:
     at most ``arenas`` glibc arenas, and Arrow's allocations through the system
     allocator (which :func:`api.services.give_back` then trims). Either is left
     alone when the environment sets it; elsewhere than glibc nothing is done.
