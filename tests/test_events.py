@@ -16,6 +16,7 @@ import pytest
 import shapely
 from shapely.geometry import box
 
+from columbus import columbus_towns, events_at
 from gridgeo import events as gev
 
 QUANTILE = {"median_hours": 0.5, "p90_hours": 0.9}
@@ -328,30 +329,14 @@ def test_emerging_hotspots_follow_the_stated_rule(sample, placed):
 
 @pytest.fixture(scope="module")
 def columbus():
-    from libpysal import examples
-
-    tracts = gpd.read_file(examples.get_path("columbus.shp"))
-    # the tracts' own units span ~5 x 4: laid out as ~16 x 12 km near Jinjiang (an affine map keeps the topology)
-    placed = tracts.geometry.affine_transform([0.03, 0, 0, 0.03, 118.3, 24.3]).to_numpy()
-    grids = gpd.GeoDataFrame({"code": [f"350582{100 + i:03d}" for i in range(len(tracts))],
-                              "name": [f"tract {int(v)}" for v in tracts["POLYID"]], "level": "town", "parent": ""},
-                             geometry=placed, crs=4490)
+    tracts, grids = columbus_towns()
     rng = np.random.default_rng(3)
     # events in proportion to the tracts' recorded crime rate, at random points inside them
     per = rng.poisson(tracts["CRIME"].to_numpy() * 3)
     where = np.repeat(np.arange(len(tracts)), per)
     points = shapely.get_geometry(gpd.GeoSeries(grids.geometry.to_numpy()[where]).sample_points(1, rng=rng)
                                   .to_numpy(), 0)
-    n = len(where)
-    reported = pd.Timestamp("2025-01-01") + pd.to_timedelta(rng.integers(0, 365 * 24, n), unit="h")
-    closed = reported + pd.to_timedelta(rng.lognormal(np.log(30), 1, n), unit="h")
-    closed = closed.where(rng.random(n) < 0.9, pd.NaT)
-    events = gpd.GeoDataFrame({"event_id": [f"c{i}" for i in range(n)],
-                               "category": rng.choice(["dispute", "fire", "road"], n), "status": "open",
-                               "reported_at": reported.astype("datetime64[s]"),
-                               "closed_at": pd.to_datetime(closed).astype("datetime64[s]")},
-                              geometry=points, crs=4490)
-    return grids, events, tracts
+    return grids, events_at(points, rng), tracts
 
 
 def test_columbus_indicators_and_gi(columbus):

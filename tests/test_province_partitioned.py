@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import shapely
 
+from columbus import columbus_towns, events_at
 import gridgeo
 import gridgeo.sample
 from gridgeo import distribute, events, stats
@@ -153,13 +154,8 @@ def test_event_indicators_periods_reach_the_latest_unplaced_event(stored, provin
 
 @pytest.fixture(scope="module")
 def columbus():
-    from libpysal import examples
-
-    tracts = gpd.read_file(examples.get_path("columbus.shp"))
-    placed = tracts.geometry.affine_transform([0.03, 0, 0, 0.03, 118.3, 24.3]).to_numpy()
-    grids = gpd.GeoDataFrame({"code": [f"350582{100 + i:03d}" for i in range(len(tracts))],
-                              "name": [f"tract {int(v)}" for v in tracts["POLYID"]], "level": "town", "parent": ""},
-                             geometry=placed, crs=4490)
+    tracts, grids = columbus_towns()
+    placed = grids.geometry.to_numpy()
     rng = np.random.default_rng(5)
     per = rng.poisson(tracts["CRIME"].to_numpy() * 2)
     where = np.repeat(np.arange(len(tracts)), per)
@@ -172,16 +168,7 @@ def columbus():
     edge = np.array([k for k, n in shared.items() if n >= 2][:40])
     outside = np.array([[117.0, 23.0], [125.0, 30.0], [118.31, 24.29]])
     points = np.concatenate([inside, shapely.points(edge), shapely.points(outside)])
-    n = len(points)
-    reported = pd.Timestamp("2025-01-01") + pd.to_timedelta(rng.integers(0, 365 * 24, n), unit="h")
-    closed = reported + pd.to_timedelta(rng.lognormal(np.log(30), 1, n), unit="h")
-    closed = closed.where(rng.random(n) < 0.9, pd.NaT)
-    ev = gpd.GeoDataFrame({"event_id": [f"c{i}" for i in range(n)],
-                           "category": rng.choice(["dispute", "fire", "road"], n), "status": "open",
-                           "reported_at": reported.astype("datetime64[s]"),
-                           "closed_at": pd.to_datetime(closed).astype("datetime64[s]")},
-                          geometry=points, crs=4490)
-    return grids, ev, len(edge)
+    return grids, events_at(points, rng), len(edge)
 
 
 def test_columbus_edge_points_go_to_exactly_one_town_and_answers_equal_in_memory(columbus, client, tmp_path):
