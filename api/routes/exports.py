@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 import gridgeo.maps
 from api import derived
 from api.auth import Principal, principal
-from api.dependencies import event_categories, event_period, optional_level
+from api.dependencies import EVENT_PERIODS, event_categories, event_period, optional_level
 from api.problems import Problem, responses
 from gridgeo import events as gevents
 from gridgeo.printing import PrintError, print_map
@@ -58,7 +58,9 @@ def _unit(figures, code: str | None) -> None:
 
 EventField = Annotated[str | None, Query(max_length=16, description="For an event indicator (field=ev_...): the "
                                        "kind of period (month, week, day, quarter, year; the public: the heat "
-                                       "map's)")]
+                                       "map's)",
+                                       json_schema_extra={"enum": [p for p in EVENT_PERIODS if p != "span"]})]
+"""A map shows one period of a kind, so ``span`` is not among them (a 422 says why if given)."""
 EventAt = Annotated[str | None, Query(max_length=16, description="For an event indicator: the period shown, by its "
                                       "label (2025-06); default the last")]
 FIELDS = [*derived.PUBLIC_FIGURES, *(gevents.MAP_FIELD + x for x in gevents.INDICATORS)]
