@@ -285,3 +285,15 @@ def test_a_serving_process_keeps_its_heap_small():
     said = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           env={**env, "ARROW_DEFAULT_MEMORY_POOL": "mimalloc", "MALLOC_ARENA_MAX": "4"})
     assert said.stdout.split() == ["False", "mimalloc"]
+
+
+def test_what_answers_before_the_app_imports_none_of_its_libraries(sample_store, tmp_path):
+    """The module's promise: boot, its kept answers and the version served are read without pandas, numpy,
+    Arrow, FastAPI or gridgeo's store (what takes the app its seconds)."""
+    code = ("import sys, api.boot; from gridgeo._served import latest; "
+            f"api.boot.KeptAnswers.for_store({str(sample_store)!r}, {str(tmp_path)!r}); "
+            f"print(latest({str(sample_store)!r})[0]); "
+            "print(sorted(m for m in ('pandas', 'numpy', 'pyarrow', 'fastapi', 'geopandas', 'gridgeo.store') "
+            "if m in sys.modules))")
+    said = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert said.stdout.split("\n")[:2] == ["1", "[]"]
