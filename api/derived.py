@@ -42,17 +42,38 @@ CLASSED_FIGURES = [f for f in PUBLIC_FIGURES if f != "band"]
 def warm(services) -> None:
     """Read what the one map asks for first (its tile set with the public figures, the figures
     per unit, the coverage view, the class breaks' library, the events placed in the grids), so
-    that the first requests after a start find it read."""
-    tiles(services)
-    public_figures(services, authorised=True)
-    coverage_per_unit(services)
-    uncovered(services, 15)
-    served(services, 15)
-    import mapclassify  # noqa: F401 - seconds to import: not in the first choropleth's answer
+    that the first requests after a start find it read.
+
+    Each step waits for a quiet moment (:meth:`~api.services.Services.when_quiet`): a burst of
+    requests right after a start (a map's first tiles) is answered first, and a request that
+    needs a value not read yet reads it itself.
+    """
+    for step in _WARM_STEPS:
+        if not services.when_quiet():
+            return
+        step(services)
+
+
+def _warm_events(services):
     if summary(services).get("events"):
         placed = placed_events(services)  # a viewer's first filter of the events then counts at once,
         placed.nested, placed.order("deepest")  # a unit's from its own events (their tree, their order),
         event_tally(services)  # and a change of category reads its counts
+
+
+def _import_mapclassify(services):
+    import mapclassify  # noqa: F401 - seconds to import: not in the first choropleth's answer
+
+
+_WARM_STEPS = (
+    lambda services: tiles(services),
+    lambda services: public_figures(services, authorised=True),
+    lambda services: coverage_per_unit(services),
+    lambda services: uncovered(services, 15),
+    lambda services: served(services, 15),
+    _import_mapclassify,
+    _warm_events,
+)
 
 
 def grids(services) -> gpd.GeoDataFrame:

@@ -88,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["X-API-Key", "Authorization", "Content-Type", "If-None-Match"],
                            expose_headers=["Retry-After"])
-    app.add_middleware(RequestLog)
+    app.add_middleware(RequestLog, traffic=services.traffic)
     problems.install(app, DOMAIN_ERRORS)
 
     @app.exception_handler(Preparing)
@@ -189,10 +189,12 @@ def _openapi(app: FastAPI) -> dict:
 
 
 class RequestLog:
-    """Log every request with its status and time (pure ASGI: cheap on the tile path)."""
+    """Log every request with its status and time, and count it in flight in ``traffic``
+    (:class:`api.services.Traffic`) while it is answered (pure ASGI: cheap on the tile path)."""
 
-    def __init__(self, app):
+    def __init__(self, app, traffic=None):
         self.app = app
+        self.traffic = traffic
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -205,9 +207,14 @@ class RequestLog:
                 status["code"] = message["status"]
             await send(message)
 
+        traffic = self.traffic
+        if traffic is not None:
+            traffic.enter()
         try:
             await self.app(scope, receive, _send)
         finally:
+            if traffic is not None:
+                traffic.leave()
             ms = (time.perf_counter() - start) * 1000
             log.info("%s %s %d %.1fms", scope["method"], scope["path"], status["code"], ms)
 

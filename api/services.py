@@ -63,6 +63,58 @@ def give_back() -> None:
         _TRIM(0)
 
 
+QUIET_S = 0.25
+"""Reading ahead (:meth:`Services.start`'s ``warm``) waits until no request has been in flight this long."""
+
+QUIET_WAIT_S = 30.0
+"""... but never longer than this: under a constant load the values are read anyway."""
+
+
+class Traffic:
+    """The requests in flight and when the last one ended, so that work done ahead of requests
+    (reading the served version's values) is done in the service's idle moments.
+
+    Examples
+    --------
+    >>> traffic = Traffic()
+    >>> traffic.enter(); traffic.wait_quiet(quiet=0.01, longest=0.05)
+    False
+    >>> traffic.leave(); traffic.wait_quiet(quiet=0.01, longest=1.0)
+    True
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.in_flight = 0
+        self._ended = time.monotonic()
+
+    def enter(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+            self._ended = time.monotonic()
+
+    def wait_quiet(self, *, quiet: float = QUIET_S, longest: float = QUIET_WAIT_S,
+                   stop: Callable[[], bool] = lambda: False) -> bool:
+        """Wait until no request has been in flight for ``quiet`` seconds (True), or ``longest``
+        seconds have passed or ``stop()`` says so (False). It looks again at most every ``quiet``
+        seconds: the requests never wake it."""
+        deadline = time.monotonic() + longest
+        while not stop():
+            now = time.monotonic()
+            with self._lock:
+                busy, idle = self.in_flight, now - self._ended
+            if not busy and idle >= quiet:
+                return True
+            if now >= deadline:
+                return False
+            time.sleep(max(0.001, min(deadline - now, quiet if busy else quiet - idle)))
+        return False
+
+
 class Preparing(Exception):
     """No version's derived data is complete yet: the service is preparing it (an API answers 503)."""
 
@@ -86,6 +138,8 @@ class Services:
         a tile set dropped from it and made again finds its tiles."""
         self._purged = [None, None]
         self._warming: threading.Thread | None = None
+        self.traffic = Traffic()
+        """The requests in flight (counted by ``api.main.RequestLog``): reading ahead waits for a quiet moment."""
         self._closing = False
         self._served: gderived.Derived | None = None
         self._checked = -1e9
@@ -99,7 +153,8 @@ class Services:
         before the first request (background mode only: inline mode prepares in requests);
         then, in a thread of its own, ``warm(self)``: read what the first requests will ask
         for while the service already answers (they wait for a value being read, never read
-        it twice)."""
+        it twice). ``warm`` calls :meth:`when_quiet` between its steps, so that reading ahead
+        takes the service's idle moments and not the time of the requests being answered."""
         if self.settings.prepare == "background":
             self._look_again()
         if warm is not None and self.settings.prepare != "inline":
@@ -116,6 +171,11 @@ class Services:
         except Exception as exc:  # a request asking for the same value meets the same error, and says it
             if not self._closing:
                 log.warning("reading data version ahead of requests failed: %s: %s", type(exc).__name__, exc)
+
+    def when_quiet(self) -> bool:
+        """Wait for a quiet moment (:class:`Traffic`); False when the service is closing."""
+        self.traffic.wait_quiet(stop=lambda: self._closing)
+        return not self._closing
 
     def close(self) -> None:
         self._closing = True

@@ -297,3 +297,33 @@ def test_what_answers_before_the_app_imports_none_of_its_libraries(sample_store,
             "if m in sys.modules))")
     said = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert said.stdout.split("\n")[:2] == ["1", "[]"]
+
+
+# --- reading ahead takes the idle moments ---------------------------------------------------------
+
+
+def test_reading_ahead_waits_while_requests_are_answered(sample_store, tmp_path, monkeypatch):
+    """The warm-up reads the one map's values in a quiet moment: not while a request is in flight
+    (a burst of first tiles after a restart is answered first), and at once when the service is idle."""
+    from api import derived as api_derived
+    from api.services import Services
+
+    monkeypatch.setattr("api.services.QUIET_S", 0.1)
+    path = tmp_path / "store.gpkg"
+    shutil.copy(sample_store, path)
+    services = Services(Settings(store=str(path), prepare="off"))  # the tests default to inline, which reads nothing ahead
+    try:
+        services.traffic.enter()  # a request being answered
+        services.start(warm=api_derived.warm)
+        time.sleep(1.0)
+        version = services.kept.version
+        assert services._warming.is_alive()
+        assert (version, "tiles") not in services.kept_values  # nothing read ahead in the request's way
+        services.traffic.leave()
+        services._warming.join(timeout=120)
+        assert not services._warming.is_alive()
+        read = {name for (v, name, *_) in services.kept_values.keys() if v == version}
+        assert {"tiles", "public_figures:authorised", "coverage_per_unit", "uncovered:15", "served:15",
+                "events:placed", "events:tally:month"} <= read
+    finally:
+        services.close()
