@@ -275,16 +275,28 @@ def test_a_service_that_cannot_start_says_why_and_ends(tmp_path):
 
 
 def test_a_serving_process_keeps_its_heap_small():
-    """gridgeo serve limits glibc's arenas and sends Arrow's allocations to the system allocator, unless
-    the environment says otherwise (api.boot.small_heap)."""
-    code = ("from api.boot import small_heap; limited = small_heap(); import pyarrow as pa; "
-            "print(limited, pa.default_memory_pool().backend_name)")
-    env = {k: v for k, v in os.environ.items() if k not in ("ARROW_DEFAULT_MEMORY_POOL", "MALLOC_ARENA_MAX")}
+    """gridgeo serve limits glibc's arenas, keeps its mmap threshold fixed and sends Arrow's allocations
+    to the system allocator, unless the environment says otherwise (api.boot.small_heap)."""
+    # glibc's own account: after a 24 MB block is freed, is a 2 MB block still mapped on its own?
+    code = ("import ctypes; from api.boot import small_heap; limited = small_heap(); import pyarrow as pa\n"
+            "class Info(ctypes.Structure): _fields_ = [(n, ctypes.c_size_t) for n in "
+            "('arena', 'ordblks', 'smblks', 'hblks', 'hblkhd', 'usmblks', 'fsmblks', 'uordblks', 'fordblks', "
+            "'keepcost')]\n"
+            "libc = ctypes.CDLL('libc.so.6'); libc.mallinfo2.restype = Info\n"
+            "libc.malloc.restype = ctypes.c_void_p; libc.free.argtypes = [ctypes.c_void_p]\n"
+            "libc.free(libc.malloc(24 << 20)); before = libc.mallinfo2().hblks; block = libc.malloc(2 << 20)\n"
+            "print(limited, pa.default_memory_pool().backend_name, libc.mallinfo2().hblks - before)")
+    names = ("ARROW_DEFAULT_MEMORY_POOL", "MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_")
+    env = {k: v for k, v in os.environ.items() if k not in names}
     said = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert said.stdout.split() == ["True", "system"]
+    assert said.stdout.split() == ["True", "system", "1"]
     said = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           env={**env, "ARROW_DEFAULT_MEMORY_POOL": "mimalloc", "MALLOC_ARENA_MAX": "4"})
-    assert said.stdout.split() == ["False", "mimalloc"]
+    assert said.stdout.split() == ["False", "mimalloc", "1"]
+    # left to glibc, the threshold follows the freed block: the 2 MB block comes from the heap
+    said = subprocess.run([sys.executable, "-c", code.replace("small_heap()", "False")], env=env,
+                          capture_output=True, text=True, check=True)
+    assert said.stdout.split()[-1] == "0"
 
 
 def test_what_answers_before_the_app_imports_none_of_its_libraries(sample_store, tmp_path):
