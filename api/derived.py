@@ -41,7 +41,7 @@ CLASSED_FIGURES = [f for f in PUBLIC_FIGURES if f != "band"]
 
 def warm(services) -> None:
     """Read what the one map asks for first (its tile set with the public figures, the figures
-    per unit, the coverage view, the class breaks' library, the events placed in the grids), so
+    per unit, the coverage view, the events placed in the grids), so
     that the first requests after a start find it read.
 
     Each step waits for a quiet moment (:meth:`~api.services.Services.when_quiet`): a burst of
@@ -61,17 +61,12 @@ def _warm_events(services):
         event_tally(services)  # and a change of category reads its counts
 
 
-def _import_mapclassify(services):
-    import mapclassify  # noqa: F401 - seconds to import: not in the first choropleth's answer
-
-
 _WARM_STEPS = (
     lambda services: tiles(services),
     lambda services: public_figures(services, authorised=True),
     lambda services: coverage_per_unit(services),
     lambda services: uncovered(services, 15),
     lambda services: served(services, 15),
-    _import_mapclassify,
     _warm_events,
 )
 

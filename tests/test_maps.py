@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import doctest
 import re
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -360,6 +362,56 @@ def test_fisher_jenks_breaks_are_mapclassifys(whole_matrix, monkeypatch):
         bins, counts = _mapstyle.breaks(x, scheme="fisher_jenks", k=k)
         np.testing.assert_array_equal(bins, theirs.bins, err_msg=f"trial {trial}")
         np.testing.assert_array_equal(counts, theirs.counts, err_msg=f"trial {trial}")
+
+
+def _trial_values(rng, trial):
+    n = int(rng.integers(2, 3000))
+    return [rng.random(n), rng.integers(0, 25, n).astype(float),  # counts: many ties
+            np.where(rng.random(n) < 0.5, 1.0, np.round(rng.random(n), 2)),  # rates: many at 100 %
+            rng.lognormal(3, 1, n), rng.normal(-50, 30, n), np.round(rng.random(n) * 1e6) / 7][trial % 6]
+
+
+@pytest.mark.filterwarnings("ignore:Not enough unique values")
+@pytest.mark.parametrize("scheme, theirs", [("quantiles", "Quantiles"), ("equal_interval", "EqualInterval")])
+def test_quantile_and_equal_interval_breaks_are_mapclassifys(scheme, theirs):
+    """gridgeo computes these two schemes itself (mapclassify's import costs a worker 117 MB): the bins
+    and counts are mapclassify's, bit for bit, on random, tied and negative values and on libpysal's
+    Columbus and Baltimore data (nobody here made them)."""
+    import geopandas as gpd
+    import libpysal
+    import mapclassify
+
+    from gridgeo import _mapstyle
+
+    rng = np.random.default_rng(21)
+    cases = [_trial_values(rng, trial) for trial in range(60)]
+    for name, columns in (("columbus", ["HOVAL", "INC", "CRIME", "OPEN", "PLUMB", "DISCBD"]),
+                          ("baltim", ["PRICE", "NROOM", "AGE", "LOTSZ", "SQFT"])):
+        frame = gpd.read_file(libpysal.examples.get_path(f"{name}.shp"))
+        cases += [frame[c].to_numpy(dtype=float) for c in columns]
+    compared = 0
+    for trial, x in enumerate(cases):
+        for k in (2, 3, 5, 7, 9):
+            k = min(k, len(np.unique(x)))
+            if k < 2:
+                continue
+            reference = getattr(mapclassify, theirs)(x, k=k)
+            bins, counts = _mapstyle.breaks(x, scheme=scheme, k=k)
+            np.testing.assert_array_equal(bins, reference.bins, err_msg=f"case {trial}, k={k}")
+            np.testing.assert_array_equal(counts, reference.counts, err_msg=f"case {trial}, k={k}")
+            compared += 1
+    assert compared > 300
+
+
+def test_the_default_classes_import_no_mapclassify():
+    """The one map's classes (quantiles, equal interval, Fisher-Jenks) leave mapclassify, scipy.stats and
+    scikit-learn unimported in a worker; natural breaks import it."""
+    code = ("import sys, numpy as np; from gridgeo import _mapstyle; x = np.random.default_rng(1).random(500)\n"
+            "for s in ('quantiles', 'equal_interval', 'fisher_jenks'): _mapstyle.breaks(x, scheme=s, k=5)\n"
+            "print(sorted(m for m in ('mapclassify', 'scipy.stats', 'sklearn') if m in sys.modules))\n"
+            "_mapstyle.breaks(x, scheme='natural_breaks', k=5); print('mapclassify' in sys.modules)")
+    said = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert said.stdout.split("\n")[:2] == ["[]", "True"]
 
 
 @pytest.mark.parametrize("column", ["households", "ev_closure_rate", "ev_backlog"])
