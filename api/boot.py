@@ -97,8 +97,9 @@ def small_heap(arenas: int = 2, mmap_threshold: int = MMAP_THRESHOLD) -> bool:
     raises its mmap threshold to the size of each large block freed (up to 32 MB), so
     that after the first kept item read, the buffers of the next ones (a 23 MB item
     from PostgreSQL, its Parquet pages, a body being written) come from the heap and
-    stay with it: the PostGIS worker's peak after a publish and the scripted map
-    varied from 912 to 1,143 MB, and was 832 MB in both runs with the threshold fixed.
+    stay with it: the PostGIS worker's peak after a publish and the scripted map was
+    912-1,143 MB in four runs (median 1,053), and 832-1,063 MB (median 900) in six
+    with the threshold fixed.
 
     The usual remedies, as the variables ``MALLOC_ARENA_MAX``,
     ``MALLOC_MMAP_THRESHOLD_`` and ``ARROW_DEFAULT_MEMORY_POOL`` would set them: at
