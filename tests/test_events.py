@@ -277,7 +277,7 @@ def test_hotspots_equal_esda_on_queen_weights(sample, placed, method):
     ours = gev.hotspots(placed, level="grid2", base=base, method=method, permutations=199, seed=7).set_index("code")
     units = sample.grids[sample.grids["level"] == "grid2"].set_index("code").sort_index()
     counts = joined(sample.events, sample.grids, "grid2").groupby("code").size().reindex(units.index).fillna(0)
-    rate = counts / households.reindex(units.index) * 100
+    rate = counts * 100 / households.reindex(units.index)  # events x 100 / households, as the rule says
     kept = units[rate.notna().to_numpy() & (households.reindex(units.index) > 0).to_numpy()]
     w = Queen.from_dataframe(kept.reset_index(), ids=list(kept.index), use_index=False)
     assert not w.islands
@@ -290,10 +290,10 @@ def test_hotspots_equal_esda_on_queen_weights(sample, placed, method):
         m = Moran_Local(y, w, transformation="r", permutations=199, seed=7, n_jobs=1)
         z, p = m.z_sim, m.p_sim
         expected = np.where(p < 0.05, np.where(m.q == 1, "hot", np.where(m.q == 3, "cold", "none")), "none")
-    np.testing.assert_allclose(ours.loc[kept.index, "z"], z, rtol=1e-12)
-    np.testing.assert_allclose(ours.loc[kept.index, "p"], p, rtol=1e-12)
+    np.testing.assert_array_equal(ours.loc[kept.index, "z"], z)  # the same seed: the same answer, bit for bit
+    np.testing.assert_array_equal(ours.loc[kept.index, "p"], p)
     assert ours.loc[kept.index, "class"].astype(str).tolist() == list(expected)
-    np.testing.assert_allclose(ours.loc[kept.index, "rate"], y)
+    np.testing.assert_array_equal(ours.loc[kept.index, "rate"], y)
 
 
 def test_emerging_hotspots_follow_the_stated_rule(sample, placed):
@@ -350,8 +350,8 @@ def test_columbus_indicators_and_gi(columbus):
     w = Queen.from_dataframe(tracts)  # libpysal's own weights of its own polygons
     y = joined(events, grids, "town").groupby("code").size().reindex(grids["code"]).fillna(0).to_numpy(float)
     g = G_Local(y, w, transform="B", star=True, permutations=999, seed=1, n_jobs=1)
-    np.testing.assert_allclose(h["z"].to_numpy(), g.Zs, rtol=1e-12)
-    np.testing.assert_allclose(h["p"].to_numpy(), g.p_sim, rtol=1e-12)
+    np.testing.assert_array_equal(h["z"].to_numpy(), g.Zs)
+    np.testing.assert_array_equal(h["p"].to_numpy(), g.p_sim)
     assert (h["class"] == "hot").sum() > 0
 
 
@@ -365,6 +365,55 @@ def test_an_island_is_not_tested_and_is_said(columbus):
     assert np.isnan(h.loc["350582199", "z"]) and h.loc["350582199", "class"] == "none"
     assert h.loc["350582199", "neighbours"] == 0
     assert h["z"].notna().sum() == 49
+
+
+@pytest.mark.parametrize("method", ["gi", "moran"])
+def test_units_without_a_base_leave_the_weights_as_queen_on_the_others_alone(columbus, method):
+    """Every neighbour of one tract has no households: the tract is left an island, and the others are tested
+    on the weights libpysal builds on their own polygons, whatever was asked of the same placed events before."""
+    from esda.getisord import G_Local
+    from esda.moran import Moran_Local
+    from libpysal.weights import Queen
+
+    grids, events, tracts = columbus
+    whole = Queen.from_dataframe(tracts, use_index=False)
+    lonely = min(whole.neighbors, key=lambda i: (whole.cardinalities[i], i))
+    no_base = sorted(whole.neighbors[lonely])
+    households = np.full(len(grids), 50.0)
+    households[no_base] = 0
+    base = pd.DataFrame({"households": households}, index=grids["code"])
+    placed = gev.place(events, grids)
+    other = "moran" if method == "gi" else "gi"
+    before = gev.hotspots(placed, level="town", base=base, method=other, permutations=99, seed=4)
+    ours = gev.hotspots(placed, level="town", base=base, method=method, permutations=999, seed=4)
+    codes = grids["code"].to_numpy()
+    assert ours.attrs["islands"] == [codes[lonely]]
+    assert ours.attrs["no_base"] == list(codes[no_base])
+    kept = [i for i in range(len(tracts)) if i != lonely and i not in no_base]
+    w = Queen.from_dataframe(tracts.iloc[kept].reset_index(drop=True), use_index=False)  # built on the tested tracts alone
+    y = (joined(events, grids, "town").groupby("code").size().reindex(codes).fillna(0).to_numpy(float)
+         * 100 / 50)[kept]
+    if method == "gi":
+        r = G_Local(y, w, transform="B", star=True, permutations=999, seed=4, n_jobs=1)
+        z, p = r.Zs, r.p_sim
+    else:
+        r = Moran_Local(y, w, transformation="r", permutations=999, seed=4, n_jobs=1)
+        z, p = r.z_sim, r.p_sim
+    np.testing.assert_array_equal(ours["z"].to_numpy()[kept], z)
+    np.testing.assert_array_equal(ours["p"].to_numpy()[kept], p)
+    assert ours["neighbours"].to_numpy()[kept].tolist() == [w.cardinalities[i] for i in range(len(kept))]
+    assert ours.loc[[lonely, *no_base], "z"].isna().all() and (ours.loc[[lonely, *no_base], "neighbours"] == 0).all()
+    assert (ours.loc[[lonely, *no_base], "class"] == "none").all()
+    again = gev.hotspots(gev.place(events, grids), level="town", base=base, method=other, permutations=99, seed=4)
+    pd.testing.assert_frame_equal(before, again)  # a fresh index: the same answer
+
+
+def test_no_unit_with_a_base_tests_none(columbus):
+    grids, events, _ = columbus
+    base = pd.DataFrame({"households": 0.0}, index=grids["code"])
+    h = gev.hotspots(events, grids, level="town", base=base, permutations=99)
+    assert h["z"].isna().all() and (h["class"] == "none").all() and (h["neighbours"] == 0).all()
+    assert h.attrs["no_base"] == list(grids["code"]) and h.attrs["islands"] == []
 
 
 # --- the public minimum count -----------------------------------------------------------------------
