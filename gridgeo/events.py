@@ -1333,7 +1333,7 @@ def _quantiles(group, values, n_groups, qs):
 
 
 def trends(events, units_or_index=None, *, level=None, period="month", start=None, end=None, category=None,
-           time_limits=None, as_of=None, indicator=None) -> pd.DataFrame:
+           time_limits=None, as_of=None, indicator=None, unit=None) -> pd.DataFrame:
     """The indicators as a series per unit, with the change from the period before and a year before.
 
     The rule: for an indicator ``x``, ``x_pop`` is ``x`` minus its value in the
@@ -1347,6 +1347,9 @@ def trends(events, units_or_index=None, *, level=None, period="month", start=Non
     ----------
     indicator : str or list of str, optional
         The indicators to follow (default all of :data:`INDICATORS`).
+    unit : str, optional
+        Only the rows of the units inside this one, exactly the rows the table of
+        every unit has for them, counted from their events alone (as :func:`indicators`).
     Others
         As :func:`indicators`; `period` must not be None.
 
@@ -1364,6 +1367,10 @@ def trends(events, units_or_index=None, *, level=None, period="month", start=Non
     >>> feb = t.set_index("period").loc["2025-02"]
     >>> int(feb["received_pop"]) == int(feb["received"]) - int(t.set_index("period").loc["2025-01", "received"])
     True
+    >>> v = gridgeo.events.trends(s.events, s.grids, level="village", indicator="received")
+    >>> mine = gridgeo.events.trends(s.events, s.grids, level="village", indicator="received", unit="350582106201")
+    >>> mine.equals(v[v["code"].str.startswith("350582106201")].reset_index(drop=True))
+    True
     """
     if period is None:
         raise EventsError("trends need a period (month, week, day, quarter or year) / 趋势须指定统计周期")
@@ -1373,7 +1380,7 @@ def trends(events, units_or_index=None, *, level=None, period="month", start=Non
     first = pd.Timestamp(int(starts[0]), unit="s")
     earlier = (first - pd.DateOffset(years=1)) - pd.Timedelta(days=7)
     full = indicators(placed, level=level, period=period, start=earlier, end=end, category=category,
-                      time_limits=time_limits, as_of=as_of)
+                      time_limits=time_limits, as_of=as_of, unit=unit)
     dated = placed.reported[placed.reported != _NEVER]
     known = full["period_end"] > pd.Timestamp(int(dated.min()) if len(dated) else 0, unit="s")
     for x in wanted:  # periods before the first event have no value to compare with
@@ -1463,7 +1470,7 @@ def _indicators(indicator) -> list[str]:
 
 
 def ranking(events, units_or_index=None, *, indicator="closure_rate", level="town", period="month", at=None,
-            start=None, end=None, category=None, time_limits=None, as_of=None) -> pd.DataFrame:
+            start=None, end=None, category=None, time_limits=None, as_of=None, unit=None) -> pd.DataFrame:
     """The units of a level ranked by an indicator in a period, with the change from the period before.
 
     The rule: rank 1 is the best (:data:`HIGHER_IS_BETTER` says which way; for
@@ -1477,6 +1484,9 @@ def ranking(events, units_or_index=None, *, indicator="closure_rate", level="tow
     level : str, default "town"
     at : str, optional
         The period's label (``2025-06``); default the last period.
+    unit : str, optional
+        Rank only the level's units inside this one (counted from their events alone,
+        :func:`trends`); their ranks are among themselves.
     Others
         As :func:`indicators`.
 
@@ -1502,7 +1512,7 @@ def ranking(events, units_or_index=None, *, indicator="closure_rate", level="tow
     if isinstance(level, (list, tuple)):
         raise EventsError("ranking takes one level / 排名只针对一个层级")
     table = trends(events, units_or_index, level=level, period=period, start=start, end=end, category=category,
-                   time_limits=time_limits, as_of=as_of, indicator=indicator)
+                   time_limits=time_limits, as_of=as_of, indicator=indicator, unit=unit)
     return ranked(table, indicator, at)
 
 

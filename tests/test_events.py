@@ -716,6 +716,35 @@ def test_a_unit_that_begins_no_code_is_refused(placed):
     assert empty.empty and list(empty.columns) == list(gev.indicators(placed, level="town").columns)
 
 
+@pytest.mark.parametrize("level,options", [
+    ("grid2", {"period": "month", "indicator": "closure_rate"}),
+    ("village", {"period": "quarter", "start": "2025-04-01", "category": ["fire"]}),
+    ("grid3", {"period": "month", "end": "2025-10-01", "indicator": ["received", "median_hours"]}),
+])
+def test_a_units_trends_and_ranking_are_the_whole_tables_rows(sample, placed, level, options):
+    """``trends(..., unit=code)`` is the rows of the units inside ``code`` of every unit's trends (the changes
+    of each unit are its own rows'), and ``ranking(..., unit=code)`` ranks those rows among themselves."""
+    grids = sample.grids
+    grid3 = grids.loc[grids["level"] == "grid3", "code"].iloc[40]
+    grid1 = grids.loc[grids["code"] == grids.set_index("code").at[grid3, "parent"], "parent"].iloc[0]
+    village = grids.set_index("code").at[grid1, "parent"]
+    whole = gev.trends(placed, level=level, **options)
+    for unit in (village, grid1, "350582106", "350582"):
+        ours = gev.trends(placed, level=level, unit=unit, **options)
+        expected = whole[whole["code"].str.startswith(unit)].reset_index(drop=True)
+        assert len(ours) > 0 or unit == grid1 and level == "village"
+        pd.testing.assert_frame_equal(ours, expected, check_exact=True)
+        assert ours.attrs == whole.attrs
+        indicator = options.get("indicator", "closure_rate")
+        indicator = indicator if isinstance(indicator, str) else indicator[0]
+        if len(expected):
+            at = expected["period"].iloc[len(expected) // 2]
+            rank = dict(options, indicator=indicator)
+            pd.testing.assert_frame_equal(gev.ranking(placed, level=level, unit=unit, at=at, **rank),
+                                          gev.ranked(expected, indicator, at), check_exact=True)
+    assert gev.trends(placed, level="town", unit=village, period="month").empty  # no town inside a village
+
+
 def test_a_units_table_when_the_levels_disagree_tests_every_event(placed, sample):
     """Events whose village is not their grid's village (grids drawn across a village's edge, say): the
     unit's rows are still the whole table's, found by testing every event instead of by slices."""
