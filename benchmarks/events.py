@@ -44,6 +44,15 @@ city scale, e.g. a copy of the city sample's; ``gridgeo serve`` is started on it
   (``data-events``); and from a slider step to the same.
 
     python benchmarks/events.py --filter /tmp/city-store.gpkg [--repeat 5]
+
+A unit's first trends and ranking (``--unit STORE``; ``gridgeo serve`` is started on
+it, on ``--port`` if given): a viewer's first ``/events/trends`` of a town's level-2
+grids and first ``/events/ranking`` of another town's (each with an indicator not asked
+before, so nothing is kept for it), the same trends asked again, and as the peer the
+first ``/events/trends`` of the whole level (what a unit's first question made before it
+counted the unit's events alone).
+
+    python benchmarks/events.py --unit /tmp/city-store.gpkg [--repeat 3] [--port 8799]
 """
 
 from __future__ import annotations
@@ -299,6 +308,62 @@ def filter_change(store: str, repeat: int) -> None:
     ])
 
 
+def unit_questions(store: str, repeat: int, port=None) -> None:
+    """A viewer's first trends and ranking of a town's level-2 grids over HTTP (see the module notes)."""
+    import os
+    import statistics
+    import tempfile
+    import time
+
+    import httpx
+
+    from api.keys import KeyStore
+    from map import serve
+
+    keys = os.path.join(tempfile.mkdtemp(prefix="gridgeo-bench-"), "keys.json")
+    key = KeyStore(keys).add("benchmark", "viewer")
+    os.environ["GRIDGEO_KEYS_FILE"] = keys
+    server, started = serve(store, port)
+    http = httpx.Client(base_url=server.url, headers={"X-API-Key": key}, timeout=600)
+
+    def ask(path, **params):
+        t0 = time.perf_counter()
+        r = http.get(path, params=params)
+        assert r.status_code == 200, r.text
+        return time.perf_counter() - t0, r.json()
+
+    try:
+        ask("/events/map", level="grid2", choropleth="false")  # the placed events
+        towns = [row["code"] for row in ask("/events/indicators", level="town", period="span")[1]["rows"]]
+        if 3 * repeat > len(gev.INDICATORS):
+            raise SystemExit(f"--repeat at most {len(gev.INDICATORS) // 3} with --unit: each question needs an "
+                             "indicator not asked before")
+        trend_by, rank_by, whole_by = (list(gev.INDICATORS[i * repeat:(i + 1) * repeat]) for i in range(3))
+        first, again, ranked, whole, n_rows = [], [], [], [], []
+        for i in range(repeat):  # an indicator not asked before each time: nothing kept for it
+            t, body = ask("/events/trends", level="grid2", unit=towns[i], indicator=trend_by[i])
+            first.append(t)
+            n_rows.append(len(body["rows"]))
+            again.append(ask("/events/trends", level="grid2", unit=towns[i], indicator=trend_by[i])[0])
+            ranked.append(ask("/events/ranking", level="grid2", unit=towns[-1 - i], indicator=rank_by[i],
+                              at="2025-06")[0])
+        for i in range(repeat):  # the peer: the whole level's first trends, with the indicators left
+            whole.append(ask("/events/trends", level="grid2", indicator=whole_by[i])[0])
+    finally:
+        http.close()
+        server.terminate()
+        server.wait(timeout=20)
+    ms = lambda values: f"{statistics.median(values) * 1000:.0f} ms (of {len(values)}: " + \
+        ", ".join(f"{v * 1000:.0f}" for v in values) + ")"
+    report(f"events: a unit's first trends and ranking at city scale (a town's level-2 grids, "
+           f"{int(statistics.median(n_rows)):,} rows)", [
+        ("/events/trends?unit=<town>, first", ms(first)),
+        ("/events/ranking?unit=<town>, first", ms(ranked)),
+        ("/events/trends?unit=<town>, asked again (kept)", ms(again)),
+        ("peer: /events/trends of the whole level, first", ms(whole)),
+    ])
+
+
 def _page_change(page, act, choropleth: str, at: str, category: str) -> tuple[float, float]:
     """Seconds from ``act`` to the page's cards and choropleth both showing the new filter, and to the ranking
     shown too (timed in the page)."""
@@ -320,8 +385,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--filter", metavar="STORE", help="measure a filter change on the one map served from STORE")
+    parser.add_argument("--unit", metavar="STORE", help="measure a unit's first trends and ranking served from STORE")
+    parser.add_argument("--port", type=int, help="the port gridgeo serve listens on (default: a free one)")
     args = parser.parse_args()
     if args.filter:
         filter_change(args.filter, args.repeat)
+    elif args.unit:
+        unit_questions(args.unit, args.repeat, args.port)
     else:
         main(args.repeat)
