@@ -1628,7 +1628,8 @@ def hotspots(events, units_or_index=None, *, level="grid2", base=None, per="hous
     The rule: the rate is events reported in ``[start, end)`` per ``scale`` of
     ``base[per]`` (events per 100 households by default; the plain count
     without a base). Weights are Queen contiguity of the units' polygons
-    (libpysal: units sharing an edge or a corner). Units without a base (zero
+    (libpysal's rule: units with a vertex in common in any ring are neighbours,
+    so units sharing an edge or a corner). Units without a base (zero
     households) and units left with no neighbour are not tested: their ``z``
     and ``p`` are missing, ``class`` is ``none`` and ``neighbours`` says 0 (and
     ``attrs["islands"]``, ``attrs["no_base"]`` list them). The others are tested
@@ -1665,14 +1666,13 @@ def hotspots(events, units_or_index=None, *, level="grid2", base=None, per="hous
     Notes
     -----
     The level's Queen weights are made once per assignment index (the placed
-    events' ``index``) and kept while it lives: later questions on it (other
-    spans, categories, methods, each period of :func:`emerging_hotspots`) take
-    their tested units from them, the same weights as Queen builds on those
-    units alone, and cost esda's permutations only. For the city's 1,736
-    level-2 grids and 999 permutations that is about 0.2 s against 0.4-1.0 s
-    for Queen built on the units and esda called directly (the first question
-    on an index about 0.3-0.7 s; ``benchmarks/events.py``). The answers are
-    esda's to the bit for the same seed.
+    events' ``index``), vectorised (libpysal's ``Queen`` checks them in the
+    tests), and kept while the index lives: every question on it (other spans,
+    categories, methods, each period of :func:`emerging_hotspots`) takes its
+    tested units from them, the same weights as Queen builds on those units
+    alone, and then costs esda's permutations. The answers are esda's to the
+    bit for the same seed. See ``benchmarks/events.py`` for the city's figures
+    against Queen and esda called directly.
 
     Examples
     --------
@@ -1731,7 +1731,7 @@ _QUEENS = weakref.WeakKeyDictionary()
 
 
 def _queen(index, level):
-    """Queen contiguity of every unit of ``level`` (libpysal), made once per index and level.
+    """Queen contiguity of every unit of ``level`` as libpysal's ``Queen`` gives it, made once per index and level.
 
     Contiguity depends on the polygons alone, not on the events or the base, so
     every hot spot question on the index (each period of :func:`emerging_hotspots`,
@@ -1742,17 +1742,49 @@ def _queen(index, level):
     The weights kept are never given to esda (which changes the weights it is
     given): each question gets its own subset.
     """
-    from libpysal.weights import Queen
+    from libpysal.weights import W
 
     kept = _QUEENS.setdefault(index, {})
     if level not in kept:
         codes = list(index.codes[level].to_numpy(dtype=object))
-        units = index.grids.set_index("code").loc[codes]
-        frame = gpd.GeoDataFrame({"code": codes}, geometry=units.geometry.to_numpy(), crs=index.grids.crs)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # islands: each question says its own
-            kept[level] = Queen.from_dataframe(frame, ids=codes, use_index=False)
+        geoms = index.grids.set_index("code").loc[codes].geometry.to_numpy()
+        first, second = _shared_vertex_pairs(geoms)
+        order = np.lexsort((second, first))
+        first, second = first[order], second[order]
+        bounds = np.searchsorted(first, np.arange(len(codes) + 1))
+        neighbours = {c: [codes[j] for j in second[bounds[i]:bounds[i + 1]]] for i, c in enumerate(codes)}
+        kept[level] = W(neighbours, id_order=codes, silence_warnings=True)
     return kept[level]
+
+
+def _shared_vertex_pairs(geoms) -> tuple[np.ndarray, np.ndarray]:
+    """Every ordered pair (i, j), i != j, of the polygons that share a vertex (equal coordinates) in any of
+    their rings: libpysal's Queen rule (``libpysal.weights._contW_lists``: a vertex's polygons are each
+    other's neighbours), vectorised. Its Python loop over every vertex was most of a city's first hot spot
+    question (0.15-0.3 s for the 97,000 vertices of the 1,736 level-2 grids); ``Queen.from_dataframe``
+    checks these pairs in the tests."""
+    import shapely
+
+    xy, owner = shapely.get_coordinates(np.asarray(geoms, dtype=object), return_index=True)
+    xy = xy + 0.0  # -0.0 becomes 0.0: equal coordinates, equal keys
+    order = np.lexsort((owner, xy[:, 1], xy[:, 0]))
+    xy, owner = xy[order], owner[order]
+    new_vertex = np.r_[True, (xy[1:] != xy[:-1]).any(axis=1)]
+    vertex = np.cumsum(new_vertex)
+    keep = new_vertex | np.r_[True, owner[1:] != owner[:-1]]  # each polygon once per vertex
+    vertex, owner = vertex[keep], owner[keep]
+    first, second = [], []
+    for k in range(1, len(vertex)):  # the polygons at a vertex are a run: pair each with the k-th after it
+        same = vertex[k:] == vertex[:-k]
+        if not same.any():
+            break
+        first += [owner[:-k][same], owner[k:][same]]
+        second += [owner[k:][same], owner[:-k][same]]
+    if not first:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    n = len(geoms)
+    pairs = np.unique(np.concatenate(first).astype(np.int64) * n + np.concatenate(second))
+    return pairs // n, pairs % n
 
 
 def _local(y, w, method, permutations, alpha, seed):

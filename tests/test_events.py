@@ -416,6 +416,48 @@ def test_no_unit_with_a_base_tests_none(columbus):
     assert h.attrs["no_base"] == list(grids["code"]) and h.attrs["islands"] == []
 
 
+def _odd_shapes():
+    """Towns with a hole and the town inside it, a part of a multipolygon meeting another town at a corner, a
+    vertex lying on another town's edge without being one of its vertices (no neighbour by the vertex rule),
+    and an island; laid out near Jinjiang."""
+    from shapely import affinity
+    from shapely.geometry import MultiPolygon, Polygon
+
+    shapes = [Polygon([(0, 0), (4, 0), (4, 4), (0, 4)], [[(1, 1), (3, 1), (3, 3), (1, 3)]]),  # a hole
+              box(1, 1, 3, 3),  # fills it
+              MultiPolygon([box(4, 0, 5, 1), box(6, 6, 7, 7)]),  # a part at the first's corner, one away
+              box(7, 7, 8, 8),  # meets that part at a corner
+              box(10, 0, 11, 1),  # its corners lie on the next one's edge
+              box(11, -1, 12, 2),
+              box(20, 20, 21, 21)]  # an island
+    placed = [affinity.affine_transform(g, [0.01, 0, 0, 0.01, 118.5, 24.6]) for g in shapes]
+    return gpd.GeoDataFrame({"code": [f"350582{101 + i}" for i in range(len(placed))],
+                             "name": [f"t{i}" for i in range(len(placed))], "level": "town", "parent": ""},
+                            geometry=placed, crs=4490)
+
+
+def test_the_weights_are_libpysals_queen_at_every_level(sample, columbus):
+    """The level's weights made once per index (vectorised) are libpysal's Queen of the same polygons, pair for
+    pair: the sample's five levels, libpysal's Columbus tracts, and rings, holes and parts."""
+    import gridgeo
+    from libpysal.weights import Queen
+
+    for grids in (sample.grids, columbus[0], _odd_shapes()):
+        index = gridgeo.AssignIndex(grids)
+        for level in index.levels:
+            codes = list(index.codes[level])
+            units = index.grids.set_index("code").loc[codes].reset_index()
+            theirs = Queen.from_dataframe(units, ids=codes, use_index=False, silence_warnings=True)
+            ours = gev._queen(index, level)
+            assert ours.id_order == codes
+            assert {c: sorted(ours.neighbors[c]) for c in codes} == {c: sorted(theirs.neighbors[c]) for c in codes}
+            assert gev._queen(index, level) is ours  # made once
+    odd = gev._queen(gridgeo.AssignIndex(_odd_shapes()), "town")
+    assert {c: sorted(n) for c, n in odd.neighbors.items()} == {
+        "350582101": ["350582102", "350582103"], "350582102": ["350582101"], "350582103": ["350582101", "350582104"],
+        "350582104": ["350582103"], "350582105": [], "350582106": [], "350582107": []}
+
+
 # --- the public minimum count -----------------------------------------------------------------------
 
 
