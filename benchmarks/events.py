@@ -212,28 +212,12 @@ CATEGORIES = ("dispute", "sanitation", "road", "safety", "building", "service", 
 
 def filter_change(store: str, repeat: int) -> None:
     """A filter change on the one map at city scale, over HTTP and in Chromium (see the module notes)."""
-    import os
     import statistics
-    import tempfile
-    import time
 
-    import httpx
+    from map import ARGS, CHROMIUM
 
-    from api.keys import KeyStore
-    from map import ARGS, CHROMIUM, serve
-
-    keys = os.path.join(tempfile.mkdtemp(prefix="gridgeo-bench-"), "keys.json")
-    key = KeyStore(keys).add("benchmark", "viewer")
-    os.environ["GRIDGEO_KEYS_FILE"] = keys
-    server, started = serve(store)
-    headers = {"X-API-Key": key}
-    http = httpx.Client(base_url=server.url, headers=headers, timeout=600)
-
-    def ask(path, **params):
-        t0 = time.perf_counter()
-        r = http.get(path, params=params)
-        assert r.status_code == 200, r.text
-        return time.perf_counter() - t0, r.json()
+    server, started, http, key = _viewer_service(store)
+    ask = _asker(http)
 
     def view(category, at="2025-06", ranking=True):
         extra = {"ranking": "town", "ranking_indicator": "closure_rate"} if ranking else {}
@@ -288,11 +272,8 @@ def filter_change(store: str, repeat: int) -> None:
                     f"grid2|closure_rate|{month}|{category}", month, category)[0])
             browser.close()
     finally:
-        http.close()
-        server.terminate()
-        server.wait(timeout=20)
-    ms = lambda values: f"{statistics.median(values) * 1000:.0f} ms (of {len(values)}: " + \
-        ", ".join(f"{v * 1000:.0f}" for v in values) + ")"
+        _stop(server, http)
+    ms = _ms
     report(f"events: a filter change on the one map at city scale ({units} months, {n_grids:,} level-2 grids)", [
         ("service start to first answer", f"{started:.1f} s"),
         ("/events/map with the ranking, a category not asked before (cold)", ms(cold)),
@@ -310,28 +291,10 @@ def filter_change(store: str, repeat: int) -> None:
 
 def unit_questions(store: str, repeat: int, port=None) -> None:
     """A viewer's first trends and ranking of a town's level-2 grids over HTTP (see the module notes)."""
-    import os
     import statistics
-    import tempfile
-    import time
 
-    import httpx
-
-    from api.keys import KeyStore
-    from map import serve
-
-    keys = os.path.join(tempfile.mkdtemp(prefix="gridgeo-bench-"), "keys.json")
-    key = KeyStore(keys).add("benchmark", "viewer")
-    os.environ["GRIDGEO_KEYS_FILE"] = keys
-    server, started = serve(store, port)
-    http = httpx.Client(base_url=server.url, headers={"X-API-Key": key}, timeout=600)
-
-    def ask(path, **params):
-        t0 = time.perf_counter()
-        r = http.get(path, params=params)
-        assert r.status_code == 200, r.text
-        return time.perf_counter() - t0, r.json()
-
+    server, _, http, _ = _viewer_service(store, port)
+    ask = _asker(http)
     try:
         ask("/events/map", level="grid2", choropleth="false")  # the placed events
         towns = [row["code"] for row in ask("/events/indicators", level="town", period="span")[1]["rows"]]
@@ -350,11 +313,8 @@ def unit_questions(store: str, repeat: int, port=None) -> None:
         for i in range(repeat):  # the peer: the whole level's first trends, with the indicators left
             whole.append(ask("/events/trends", level="grid2", indicator=whole_by[i])[0])
     finally:
-        http.close()
-        server.terminate()
-        server.wait(timeout=20)
-    ms = lambda values: f"{statistics.median(values) * 1000:.0f} ms (of {len(values)}: " + \
-        ", ".join(f"{v * 1000:.0f}" for v in values) + ")"
+        _stop(server, http)
+    ms = _ms
     report(f"events: a unit's first trends and ranking at city scale (a town's level-2 grids, "
            f"{int(statistics.median(n_rows)):,} rows)", [
         ("/events/trends?unit=<town>, first", ms(first)),
@@ -362,6 +322,50 @@ def unit_questions(store: str, repeat: int, port=None) -> None:
         ("/events/trends?unit=<town>, asked again (kept)", ms(again)),
         ("peer: /events/trends of the whole level, first", ms(whole)),
     ])
+
+
+def _viewer_service(store: str, port=None):
+    """``gridgeo serve`` on ``store`` with a viewer's key: (the server, seconds to its first answer, an HTTP
+    client sending the key, the key)."""
+    import os
+    import tempfile
+
+    import httpx
+
+    from api.keys import KeyStore
+    from map import serve
+
+    keys = os.path.join(tempfile.mkdtemp(prefix="gridgeo-bench-"), "keys.json")
+    key = KeyStore(keys).add("benchmark", "viewer")
+    os.environ["GRIDGEO_KEYS_FILE"] = keys
+    server, started = serve(store, port)
+    return server, started, httpx.Client(base_url=server.url, headers={"X-API-Key": key}, timeout=600), key
+
+
+def _asker(http):
+    """``ask(path, **params)``: (seconds, the JSON answer) of a GET that must answer 200."""
+    import time
+
+    def ask(path, **params):
+        t0 = time.perf_counter()
+        r = http.get(path, params=params)
+        assert r.status_code == 200, r.text
+        return time.perf_counter() - t0, r.json()
+    return ask
+
+
+def _stop(server, http) -> None:
+    http.close()
+    server.terminate()
+    server.wait(timeout=20)
+
+
+def _ms(values) -> str:
+    """The median in ms, with every run."""
+    import statistics
+
+    return f"{statistics.median(values) * 1000:.0f} ms (of {len(values)}: " + \
+        ", ".join(f"{v * 1000:.0f}" for v in values) + ")"
 
 
 def _page_change(page, act, choropleth: str, at: str, category: str) -> tuple[float, float]:
