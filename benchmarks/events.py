@@ -48,9 +48,10 @@ city scale, e.g. a copy of the city sample's; ``gridgeo serve`` is started on it
 A unit's first trends and ranking (``--unit STORE``; ``gridgeo serve`` is started on
 it, on ``--port`` if given): a viewer's first ``/events/trends`` of a town's level-2
 grids and first ``/events/ranking`` of another town's (each with an indicator not asked
-before, so nothing is kept for it), the same trends asked again, and as the peer the
-first ``/events/trends`` of the whole level (what a unit's first question made before it
-counted the unit's events alone).
+before, so nothing is kept for it), the same trends asked again, and for scale the first
+``/events/trends`` of the whole level (every unit's rows: more to count and to encode). The
+peer is the service of the code before (main), run on a copy of the store the same way:
+it made the whole level's trends for a unit's first question and kept the unit's rows.
 
     python benchmarks/events.py --unit /tmp/city-store.gpkg [--repeat 3] [--port 8799]
 """
@@ -310,7 +311,7 @@ def unit_questions(store: str, repeat: int, port=None) -> None:
             again.append(ask("/events/trends", level="grid2", unit=towns[i], indicator=trend_by[i])[0])
             ranked.append(ask("/events/ranking", level="grid2", unit=towns[-1 - i], indicator=rank_by[i],
                               at="2025-06")[0])
-        for i in range(repeat):  # the peer: the whole level's first trends, with the indicators left
+        for i in range(repeat):  # the whole level's first trends, with the indicators left
             whole.append(ask("/events/trends", level="grid2", indicator=whole_by[i])[0])
     finally:
         _stop(server, http)
@@ -320,7 +321,7 @@ def unit_questions(store: str, repeat: int, port=None) -> None:
         ("/events/trends?unit=<town>, first", ms(first)),
         ("/events/ranking?unit=<town>, first", ms(ranked)),
         ("/events/trends?unit=<town>, asked again (kept)", ms(again)),
-        ("peer: /events/trends of the whole level, first", ms(whole)),
+        ("for scale: /events/trends of the whole level, first (every unit's rows)", ms(whole)),
     ])
 
 
