@@ -1761,7 +1761,7 @@ def _shared_vertex_pairs(geoms) -> tuple[np.ndarray, np.ndarray]:
     """Every ordered pair (i, j), i != j, of the polygons that share a vertex (equal coordinates) in any of
     their rings: libpysal's Queen rule (``libpysal.weights._contW_lists``: a vertex's polygons are each
     other's neighbours), vectorised. Its Python loop over every vertex was most of a city's first hot spot
-    question (0.15-0.3 s for the 97,000 vertices of the 1,736 level-2 grids); ``Queen.from_dataframe``
+    question (0.15-0.3 s for the 98,000 vertices of the 1,736 level-2 grids); ``Queen.from_dataframe``
     checks these pairs in the tests."""
     import shapely
 
