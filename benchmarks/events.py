@@ -43,7 +43,7 @@ city scale, e.g. a copy of the city sample's; ``gridgeo serve`` is started on it
   and ``data-choropleth`` of the page), and to the ranking shown too
   (``data-events``); and from a slider step to the same.
 
-    python benchmarks/events.py --filter /tmp/city-store.gpkg [--repeat 5]
+    python benchmarks/events.py --filter /tmp/city-store.gpkg [--repeat 5] [--port 8799]
 
 A unit's first trends and ranking (``--unit STORE``; ``gridgeo serve`` is started on
 it, on ``--port`` if given): a viewer's first ``/events/trends`` of a town's level-2
@@ -211,13 +211,13 @@ def main(repeat: int) -> None:
 CATEGORIES = ("dispute", "sanitation", "road", "safety", "building", "service", "fire", "public_order")
 
 
-def filter_change(store: str, repeat: int) -> None:
+def filter_change(store: str, repeat: int, port=None) -> None:
     """A filter change on the one map at city scale, over HTTP and in Chromium (see the module notes)."""
     import statistics
 
     from map import ARGS, CHROMIUM
 
-    server, started, http, key = _viewer_service(store)
+    server, started, http, key = _viewer_service(store, port)
     ask = _asker(http)
 
     def view(category, at="2025-06", ranking=True):
@@ -394,7 +394,7 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, help="the port gridgeo serve listens on (default: a free one)")
     args = parser.parse_args()
     if args.filter:
-        filter_change(args.filter, args.repeat)
+        filter_change(args.filter, args.repeat, args.port)
     elif args.unit:
         unit_questions(args.unit, args.repeat, args.port)
     else:
