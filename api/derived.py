@@ -337,20 +337,35 @@ def event_units(services, *, authorised: bool, level, period, category=None) -> 
 
 def event_indicators(services, *, level, period, start=None, end=None, category=None, unit=None) -> pd.DataFrame:
     """:func:`gridgeo.events.indicators` of one level (for authorised callers): every unit, or the units inside
-    ``unit`` — the rows of the whole level's table when that is kept already, else counted from the unit's
-    events alone (a county's first question costs the county, not the province)."""
-    key = _indicators_key(level, period, start, end, category)
+    ``unit`` (:func:`_level_table`)."""
+    return _level_table(services, _indicators_key(level, period, start, end, category), unit,
+                        lambda inside: gevents.indicators(placed_events(services), level=level, period=period,
+                                                          start=start, end=end, category=category, unit=inside))
+
+
+def _level_table(services, key: tuple, unit, count) -> pd.DataFrame:
+    """A table of every unit of a level, ``count(None)``, kept under ``key``; or with ``unit`` the rows of
+    the units inside it: those of the whole table when it is kept already, else ``count(unit)``, counted
+    from the unit's events alone (a town's or a county's first question costs its events, not the whole
+    area's) and kept apart."""
     if unit:
         whole = services.peek(_memo_name(key))
         if whole is not None:
             part = whole[whole["code"].str.startswith(unit).to_numpy()].reset_index(drop=True)
             part.attrs = dict(whole.attrs)
             return part
-        return memo(services, (*key, "unit", unit), lambda: gevents.indicators(
-            placed_events(services), level=level, period=period, start=start, end=end, category=category,
-            unit=unit))
-    return memo(services, key, lambda: gevents.indicators(placed_events(services), level=level, period=period,
-                                                          start=start, end=end, category=category))
+        return memo(services, (*key, "unit", unit), lambda: count(unit))
+    return memo(services, key, lambda: count(None))
+
+
+def event_trends(services, *, level, period, start=None, end=None, category=None, indicator=None,
+                 unit=None) -> pd.DataFrame:
+    """:func:`gridgeo.events.trends` of one level and indicator (for authorised callers): every unit, or the
+    units inside ``unit`` (:func:`_level_table`)."""
+    return _level_table(services, ("trends", level, period, start, end, tuple(category or ()), indicator), unit,
+                        lambda inside: gevents.trends(placed_events(services), level=level, period=period,
+                                                      start=start, end=end, category=category, indicator=indicator,
+                                                      unit=inside))
 
 
 def event_overview(services, *, unit, levels, period, category=None) -> tuple[pd.DataFrame, list[pd.DataFrame]]:

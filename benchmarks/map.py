@@ -109,8 +109,8 @@ def city_store() -> Path:
     return store
 
 
-def serve(store):
-    port = free_port()
+def serve(store, port=None):
+    port = port or free_port()
     proc = subprocess.Popen([sys.executable, "-m", "gridgeo", "serve", "--store", str(store), "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     proc.url = f"http://127.0.0.1:{port}"

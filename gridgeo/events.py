@@ -68,6 +68,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import warnings
+import weakref
 
 import geopandas as gpd
 import numpy as np
@@ -1332,7 +1333,7 @@ def _quantiles(group, values, n_groups, qs):
 
 
 def trends(events, units_or_index=None, *, level=None, period="month", start=None, end=None, category=None,
-           time_limits=None, as_of=None, indicator=None) -> pd.DataFrame:
+           time_limits=None, as_of=None, indicator=None, unit=None) -> pd.DataFrame:
     """The indicators as a series per unit, with the change from the period before and a year before.
 
     The rule: for an indicator ``x``, ``x_pop`` is ``x`` minus its value in the
@@ -1346,6 +1347,9 @@ def trends(events, units_or_index=None, *, level=None, period="month", start=Non
     ----------
     indicator : str or list of str, optional
         The indicators to follow (default all of :data:`INDICATORS`).
+    unit : str, optional
+        Only the rows of the units inside this one, exactly the rows the table of
+        every unit has for them, counted from their events alone (as :func:`indicators`).
     Others
         As :func:`indicators`; `period` must not be None.
 
@@ -1363,6 +1367,10 @@ def trends(events, units_or_index=None, *, level=None, period="month", start=Non
     >>> feb = t.set_index("period").loc["2025-02"]
     >>> int(feb["received_pop"]) == int(feb["received"]) - int(t.set_index("period").loc["2025-01", "received"])
     True
+    >>> v = gridgeo.events.trends(s.events, s.grids, level="village", indicator="received")
+    >>> mine = gridgeo.events.trends(s.events, s.grids, level="village", indicator="received", unit="350582106201")
+    >>> mine.equals(v[v["code"].str.startswith("350582106201")].reset_index(drop=True))
+    True
     """
     if period is None:
         raise EventsError("trends need a period (month, week, day, quarter or year) / 趋势须指定统计周期")
@@ -1372,7 +1380,7 @@ def trends(events, units_or_index=None, *, level=None, period="month", start=Non
     first = pd.Timestamp(int(starts[0]), unit="s")
     earlier = (first - pd.DateOffset(years=1)) - pd.Timedelta(days=7)
     full = indicators(placed, level=level, period=period, start=earlier, end=end, category=category,
-                      time_limits=time_limits, as_of=as_of)
+                      time_limits=time_limits, as_of=as_of, unit=unit)
     dated = placed.reported[placed.reported != _NEVER]
     known = full["period_end"] > pd.Timestamp(int(dated.min()) if len(dated) else 0, unit="s")
     for x in wanted:  # periods before the first event have no value to compare with
@@ -1462,7 +1470,7 @@ def _indicators(indicator) -> list[str]:
 
 
 def ranking(events, units_or_index=None, *, indicator="closure_rate", level="town", period="month", at=None,
-            start=None, end=None, category=None, time_limits=None, as_of=None) -> pd.DataFrame:
+            start=None, end=None, category=None, time_limits=None, as_of=None, unit=None) -> pd.DataFrame:
     """The units of a level ranked by an indicator in a period, with the change from the period before.
 
     The rule: rank 1 is the best (:data:`HIGHER_IS_BETTER` says which way; for
@@ -1476,6 +1484,9 @@ def ranking(events, units_or_index=None, *, indicator="closure_rate", level="tow
     level : str, default "town"
     at : str, optional
         The period's label (``2025-06``); default the last period.
+    unit : str, optional
+        Rank only the level's units inside this one (counted from their events alone,
+        :func:`trends`); their ranks are among themselves.
     Others
         As :func:`indicators`.
 
@@ -1501,7 +1512,7 @@ def ranking(events, units_or_index=None, *, indicator="closure_rate", level="tow
     if isinstance(level, (list, tuple)):
         raise EventsError("ranking takes one level / 排名只针对一个层级")
     table = trends(events, units_or_index, level=level, period=period, start=start, end=end, category=category,
-                   time_limits=time_limits, as_of=as_of, indicator=indicator)
+                   time_limits=time_limits, as_of=as_of, indicator=indicator, unit=unit)
     return ranked(table, indicator, at)
 
 
@@ -1617,7 +1628,8 @@ def hotspots(events, units_or_index=None, *, level="grid2", base=None, per="hous
     The rule: the rate is events reported in ``[start, end)`` per ``scale`` of
     ``base[per]`` (events per 100 households by default; the plain count
     without a base). Weights are Queen contiguity of the units' polygons
-    (libpysal: units sharing an edge or a corner). Units without a base (zero
+    (libpysal's rule: units with a vertex in common in any ring are neighbours,
+    so units sharing an edge or a corner). Units without a base (zero
     households) and units left with no neighbour are not tested: their ``z``
     and ``p`` are missing, ``class`` is ``none`` and ``neighbours`` says 0 (and
     ``attrs["islands"]``, ``attrs["no_base"]`` list them). The others are tested
@@ -1651,6 +1663,17 @@ def hotspots(events, units_or_index=None, *, level="grid2", base=None, per="hous
         One row per unit of the level: ``code``, ``events``, ``base``, ``rate``, ``neighbours``,
         ``z``, ``p``, ``class``, ``quadrant`` (moran only).
 
+    Notes
+    -----
+    The level's Queen weights are made once per assignment index (the placed
+    events' ``index``), vectorised (libpysal's ``Queen`` checks them in the
+    tests), and kept while the index lives: every question on it (other spans,
+    categories, methods, each period of :func:`emerging_hotspots`) takes its
+    tested units from them, the same weights as Queen builds on those units
+    alone, and then costs esda's permutations. The answers are esda's to the
+    bit for the same seed. See ``benchmarks/events.py`` for the city's figures
+    against Queen and esda called directly.
+
     Examples
     --------
     >>> import gridgeo
@@ -1660,7 +1683,7 @@ def hotspots(events, units_or_index=None, *, level="grid2", base=None, per="hous
     >>> len(h), sorted(set(h["class"])) <= ["cold", "hot", "none"]
     (128, True)
     """
-    from libpysal.weights import Queen
+    from libpysal.weights import w_subset
 
     if method not in ("gi", "moran"):
         raise EventsError(f"method 只能是 gi 或 moran — method must be 'gi' or 'moran', got {method!r}")
@@ -1676,27 +1699,22 @@ def hotspots(events, units_or_index=None, *, level="grid2", base=None, per="hous
     else:
         values = np.full(len(codes), np.nan)
         rate = counts.astype(float)
-    units = placed.index.grids.set_index("code").loc[list(codes)]
     tested = ~np.isnan(rate)
-    frame = gpd.GeoDataFrame({"code": np.asarray(codes)[tested]}, geometry=units.geometry.to_numpy()[tested],
-                             crs=placed.index.grids.crs)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # islands: said in the answer instead
-        w = Queen.from_dataframe(frame, ids=list(frame["code"]), use_index=False)
+    ids = list(np.asarray(codes, dtype=object)[tested])
+    whole = _queen(placed.index, level)
+    w = w_subset(whole, ids, silence_warnings=True)  # the weights Queen builds on the tested units alone
     islands = set(w.islands)
-    connected = [c for c in frame["code"] if c not in islands]
+    connected = [c for c in ids if c not in islands]
     out = pd.DataFrame({"code": pd.array(codes, dtype="str"), "events": counts.astype(np.int64),
                         "base": values, "rate": rate, "neighbours": 0, "z": np.nan, "p": np.nan,
                         "class": "none"})
     if len(connected) >= 3:
-        sub = frame[frame["code"].isin(connected)]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            w = Queen.from_dataframe(sub, ids=list(sub["code"]), use_index=False)
-        y = pd.Series(rate, index=list(codes)).loc[list(sub["code"])].to_numpy()
+        if islands:
+            w = w_subset(whole, connected, silence_warnings=True)
+        where = pd.Index(codes).get_indexer(connected)
+        y = rate[where]
         z, p, klass, quadrant = _local(y, w, method, permutations, alpha, seed)
-        where = pd.Index(codes).get_indexer(list(sub["code"]))
-        out.loc[where, "neighbours"] = [w.cardinalities[c] for c in sub["code"]]
+        out.loc[where, "neighbours"] = [w.cardinalities[c] for c in connected]
         out.loc[where, "z"], out.loc[where, "p"], out.loc[where, "class"] = z, p, klass
         if method == "moran":
             out["quadrant"] = pd.array([pd.NA] * len(out), dtype="Int64")
@@ -1706,6 +1724,67 @@ def hotspots(events, units_or_index=None, *, level="grid2", base=None, per="hous
                  "islands": sorted(islands), "no_base": list(np.asarray(codes)[~tested]),
                  "rate": f"events per {scale:g} {per}" if base is not None else "events"}
     return out
+
+
+_QUEENS = weakref.WeakKeyDictionary()
+"""Per assignment index, the Queen weights of each level's units (:func:`_queen`); let go with the index."""
+
+
+def _queen(index, level):
+    """Queen contiguity of every unit of ``level`` as libpysal's ``Queen`` gives it, made once per index and level.
+
+    Contiguity depends on the polygons alone, not on the events or the base, so
+    every hot spot question on the index (each period of :func:`emerging_hotspots`,
+    each category and span the service is asked) takes the units it tests from
+    these weights (:func:`libpysal.weights.w_subset`: two units are neighbours
+    when they share a vertex, whichever other units are kept, so the subset is
+    the weights Queen builds on those units alone) instead of building them again.
+    The weights kept are never given to esda (which changes the weights it is
+    given): each question gets its own subset.
+    """
+    from libpysal.weights import W
+
+    kept = _QUEENS.setdefault(index, {})
+    if level not in kept:
+        codes = list(index.codes[level].to_numpy(dtype=object))
+        geoms = index.grids.set_index("code").loc[codes].geometry.to_numpy()
+        first, second = _shared_vertex_pairs(geoms)
+        order = np.lexsort((second, first))
+        first, second = first[order], second[order]
+        bounds = np.searchsorted(first, np.arange(len(codes) + 1))
+        neighbours = {c: [codes[j] for j in second[bounds[i]:bounds[i + 1]]] for i, c in enumerate(codes)}
+        kept[level] = W(neighbours, id_order=codes, silence_warnings=True)
+    return kept[level]
+
+
+def _shared_vertex_pairs(geoms) -> tuple[np.ndarray, np.ndarray]:
+    """Every ordered pair (i, j), i != j, of the polygons that share a vertex (equal coordinates) in any of
+    their rings: libpysal's Queen rule (``libpysal.weights._contW_lists``: a vertex's polygons are each
+    other's neighbours), vectorised. Its Python loop over every vertex was most of a city's first hot spot
+    question (0.15-0.3 s for the 98,000 vertices of the 1,736 level-2 grids); ``Queen.from_dataframe``
+    checks these pairs in the tests."""
+    import shapely
+
+    xy, owner = shapely.get_coordinates(np.asarray(geoms, dtype=object), return_index=True)
+    xy = xy + 0.0  # -0.0 becomes 0.0: equal coordinates, equal keys
+    order = np.lexsort((owner, xy[:, 1], xy[:, 0]))
+    xy, owner = xy[order], owner[order]
+    new_vertex = np.r_[True, (xy[1:] != xy[:-1]).any(axis=1)]
+    vertex = np.cumsum(new_vertex)
+    keep = new_vertex | np.r_[True, owner[1:] != owner[:-1]]  # each polygon once per vertex
+    vertex, owner = vertex[keep], owner[keep]
+    first, second = [], []
+    for k in range(1, len(vertex)):  # the polygons at a vertex are a run: pair each with the k-th after it
+        same = vertex[k:] == vertex[:-k]
+        if not same.any():
+            break
+        first += [owner[:-k][same], owner[k:][same]]
+        second += [owner[k:][same], owner[:-k][same]]
+    if not first:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    n = len(geoms)
+    pairs = np.unique(np.concatenate(first).astype(np.int64) * n + np.concatenate(second))
+    return pairs // n, pairs % n
 
 
 def _local(y, w, method, permutations, alpha, seed):

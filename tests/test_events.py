@@ -277,7 +277,7 @@ def test_hotspots_equal_esda_on_queen_weights(sample, placed, method):
     ours = gev.hotspots(placed, level="grid2", base=base, method=method, permutations=199, seed=7).set_index("code")
     units = sample.grids[sample.grids["level"] == "grid2"].set_index("code").sort_index()
     counts = joined(sample.events, sample.grids, "grid2").groupby("code").size().reindex(units.index).fillna(0)
-    rate = counts / households.reindex(units.index) * 100
+    rate = counts * 100 / households.reindex(units.index)  # events x 100 / households, as the rule says
     kept = units[rate.notna().to_numpy() & (households.reindex(units.index) > 0).to_numpy()]
     w = Queen.from_dataframe(kept.reset_index(), ids=list(kept.index), use_index=False)
     assert not w.islands
@@ -290,10 +290,10 @@ def test_hotspots_equal_esda_on_queen_weights(sample, placed, method):
         m = Moran_Local(y, w, transformation="r", permutations=199, seed=7, n_jobs=1)
         z, p = m.z_sim, m.p_sim
         expected = np.where(p < 0.05, np.where(m.q == 1, "hot", np.where(m.q == 3, "cold", "none")), "none")
-    np.testing.assert_allclose(ours.loc[kept.index, "z"], z, rtol=1e-12)
-    np.testing.assert_allclose(ours.loc[kept.index, "p"], p, rtol=1e-12)
+    np.testing.assert_array_equal(ours.loc[kept.index, "z"], z)  # the same seed: the same answer, bit for bit
+    np.testing.assert_array_equal(ours.loc[kept.index, "p"], p)
     assert ours.loc[kept.index, "class"].astype(str).tolist() == list(expected)
-    np.testing.assert_allclose(ours.loc[kept.index, "rate"], y)
+    np.testing.assert_array_equal(ours.loc[kept.index, "rate"], y)
 
 
 def test_emerging_hotspots_follow_the_stated_rule(sample, placed):
@@ -350,8 +350,8 @@ def test_columbus_indicators_and_gi(columbus):
     w = Queen.from_dataframe(tracts)  # libpysal's own weights of its own polygons
     y = joined(events, grids, "town").groupby("code").size().reindex(grids["code"]).fillna(0).to_numpy(float)
     g = G_Local(y, w, transform="B", star=True, permutations=999, seed=1, n_jobs=1)
-    np.testing.assert_allclose(h["z"].to_numpy(), g.Zs, rtol=1e-12)
-    np.testing.assert_allclose(h["p"].to_numpy(), g.p_sim, rtol=1e-12)
+    np.testing.assert_array_equal(h["z"].to_numpy(), g.Zs)
+    np.testing.assert_array_equal(h["p"].to_numpy(), g.p_sim)
     assert (h["class"] == "hot").sum() > 0
 
 
@@ -365,6 +365,97 @@ def test_an_island_is_not_tested_and_is_said(columbus):
     assert np.isnan(h.loc["350582199", "z"]) and h.loc["350582199", "class"] == "none"
     assert h.loc["350582199", "neighbours"] == 0
     assert h["z"].notna().sum() == 49
+
+
+@pytest.mark.parametrize("method", ["gi", "moran"])
+def test_units_without_a_base_leave_the_weights_as_queen_on_the_others_alone(columbus, method):
+    """Every neighbour of one tract has no households: the tract is left an island, and the others are tested
+    on the weights libpysal builds on their own polygons, whatever was asked of the same placed events before."""
+    from esda.getisord import G_Local
+    from esda.moran import Moran_Local
+    from libpysal.weights import Queen
+
+    grids, events, tracts = columbus
+    whole = Queen.from_dataframe(tracts, use_index=False)
+    lonely = min(whole.neighbors, key=lambda i: (whole.cardinalities[i], i))
+    no_base = sorted(whole.neighbors[lonely])
+    households = np.full(len(grids), 50.0)
+    households[no_base] = 0
+    base = pd.DataFrame({"households": households}, index=grids["code"])
+    placed = gev.place(events, grids)
+    other = "moran" if method == "gi" else "gi"
+    before = gev.hotspots(placed, level="town", base=base, method=other, permutations=99, seed=4)
+    ours = gev.hotspots(placed, level="town", base=base, method=method, permutations=999, seed=4)
+    codes = grids["code"].to_numpy()
+    assert ours.attrs["islands"] == [codes[lonely]]
+    assert ours.attrs["no_base"] == list(codes[no_base])
+    kept = [i for i in range(len(tracts)) if i != lonely and i not in no_base]
+    w = Queen.from_dataframe(tracts.iloc[kept].reset_index(drop=True), use_index=False)  # built on the tested tracts alone
+    y = (joined(events, grids, "town").groupby("code").size().reindex(codes).fillna(0).to_numpy(float)
+         * 100 / 50)[kept]
+    if method == "gi":
+        r = G_Local(y, w, transform="B", star=True, permutations=999, seed=4, n_jobs=1)
+        z, p = r.Zs, r.p_sim
+    else:
+        r = Moran_Local(y, w, transformation="r", permutations=999, seed=4, n_jobs=1)
+        z, p = r.z_sim, r.p_sim
+    np.testing.assert_array_equal(ours["z"].to_numpy()[kept], z)
+    np.testing.assert_array_equal(ours["p"].to_numpy()[kept], p)
+    assert ours["neighbours"].to_numpy()[kept].tolist() == [w.cardinalities[i] for i in range(len(kept))]
+    assert ours.loc[[lonely, *no_base], "z"].isna().all() and (ours.loc[[lonely, *no_base], "neighbours"] == 0).all()
+    assert (ours.loc[[lonely, *no_base], "class"] == "none").all()
+    again = gev.hotspots(gev.place(events, grids), level="town", base=base, method=other, permutations=99, seed=4)
+    pd.testing.assert_frame_equal(before, again)  # a fresh index: the same answer
+
+
+def test_no_unit_with_a_base_tests_none(columbus):
+    grids, events, _ = columbus
+    base = pd.DataFrame({"households": 0.0}, index=grids["code"])
+    h = gev.hotspots(events, grids, level="town", base=base, permutations=99)
+    assert h["z"].isna().all() and (h["class"] == "none").all() and (h["neighbours"] == 0).all()
+    assert h.attrs["no_base"] == list(grids["code"]) and h.attrs["islands"] == []
+
+
+def _odd_shapes():
+    """Towns with a hole and the town inside it, a part of a multipolygon meeting another town at a corner, a
+    vertex lying on another town's edge without being one of its vertices (no neighbour by the vertex rule),
+    and an island; laid out near Jinjiang."""
+    from shapely import affinity
+    from shapely.geometry import MultiPolygon, Polygon
+
+    shapes = [Polygon([(0, 0), (4, 0), (4, 4), (0, 4)], [[(1, 1), (3, 1), (3, 3), (1, 3)]]),  # a hole
+              box(1, 1, 3, 3),  # fills it
+              MultiPolygon([box(4, 0, 5, 1), box(6, 6, 7, 7)]),  # a part at the first's corner, one away
+              box(7, 7, 8, 8),  # meets that part at a corner
+              box(10, 0, 11, 1),  # its corners lie on the next one's edge
+              box(11, -1, 12, 2),
+              box(20, 20, 21, 21)]  # an island
+    placed = [affinity.affine_transform(g, [0.01, 0, 0, 0.01, 118.5, 24.6]) for g in shapes]
+    return gpd.GeoDataFrame({"code": [f"350582{101 + i}" for i in range(len(placed))],
+                             "name": [f"t{i}" for i in range(len(placed))], "level": "town", "parent": ""},
+                            geometry=placed, crs=4490)
+
+
+def test_the_weights_are_libpysals_queen_at_every_level(sample, columbus):
+    """The level's weights made once per index (vectorised) are libpysal's Queen of the same polygons, pair for
+    pair: the sample's five levels, libpysal's Columbus tracts, and rings, holes and parts."""
+    import gridgeo
+    from libpysal.weights import Queen
+
+    for grids in (sample.grids, columbus[0], _odd_shapes()):
+        index = gridgeo.AssignIndex(grids)
+        for level in index.levels:
+            codes = list(index.codes[level])
+            units = index.grids.set_index("code").loc[codes].reset_index()
+            theirs = Queen.from_dataframe(units, ids=codes, use_index=False, silence_warnings=True)
+            ours = gev._queen(index, level)
+            assert ours.id_order == codes
+            assert {c: sorted(ours.neighbors[c]) for c in codes} == {c: sorted(theirs.neighbors[c]) for c in codes}
+            assert gev._queen(index, level) is ours  # made once
+    odd = gev._queen(gridgeo.AssignIndex(_odd_shapes()), "town")
+    assert {c: sorted(n) for c, n in odd.neighbors.items()} == {
+        "350582101": ["350582102", "350582103"], "350582102": ["350582101"], "350582103": ["350582101", "350582104"],
+        "350582104": ["350582103"], "350582105": [], "350582106": [], "350582107": []}
 
 
 # --- the public minimum count -----------------------------------------------------------------------
@@ -665,6 +756,35 @@ def test_a_unit_that_begins_no_code_is_refused(placed):
         gev.indicators(placed, level="village", unit="999")
     empty = gev.indicators(placed, level="town", unit="350582106201")  # a village: no town inside it
     assert empty.empty and list(empty.columns) == list(gev.indicators(placed, level="town").columns)
+
+
+@pytest.mark.parametrize("level,options", [
+    ("grid2", {"period": "month", "indicator": "closure_rate"}),
+    ("village", {"period": "quarter", "start": "2025-04-01", "category": ["fire"]}),
+    ("grid3", {"period": "month", "end": "2025-10-01", "indicator": ["received", "median_hours"]}),
+])
+def test_a_units_trends_and_ranking_are_the_whole_tables_rows(sample, placed, level, options):
+    """``trends(..., unit=code)`` is the rows of the units inside ``code`` of every unit's trends (the changes
+    of each unit are its own rows'), and ``ranking(..., unit=code)`` ranks those rows among themselves."""
+    grids = sample.grids
+    grid3 = grids.loc[grids["level"] == "grid3", "code"].iloc[40]
+    grid1 = grids.loc[grids["code"] == grids.set_index("code").at[grid3, "parent"], "parent"].iloc[0]
+    village = grids.set_index("code").at[grid1, "parent"]
+    whole = gev.trends(placed, level=level, **options)
+    for unit in (village, grid1, "350582106", "350582"):
+        ours = gev.trends(placed, level=level, unit=unit, **options)
+        expected = whole[whole["code"].str.startswith(unit)].reset_index(drop=True)
+        assert len(ours) > 0 or unit == grid1 and level == "village"
+        pd.testing.assert_frame_equal(ours, expected, check_exact=True)
+        assert ours.attrs == whole.attrs
+        indicator = options.get("indicator", "closure_rate")
+        indicator = indicator if isinstance(indicator, str) else indicator[0]
+        if len(expected):
+            at = expected["period"].iloc[len(expected) // 2]
+            rank = dict(options, indicator=indicator)
+            pd.testing.assert_frame_equal(gev.ranking(placed, level=level, unit=unit, at=at, **rank),
+                                          gev.ranked(expected, indicator, at), check_exact=True)
+    assert gev.trends(placed, level="town", unit=village, period="month").empty  # no town inside a village
 
 
 def test_a_units_table_when_the_levels_disagree_tests_every_event(placed, sample):

@@ -133,6 +133,45 @@ def test_trends_and_ranking(client, api_keys, monthly):
     assert all(v == 0 or v >= K for v in values)
 
 
+def test_a_units_first_trends_and_ranking_count_its_own_events_and_are_the_whole_levels_rows(client, api_keys,
+                                                                                               monthly, sample):
+    """A viewer's first trends and ranking of one village's level-2 grids count that village's events alone (the
+    whole level's trends are not made for them), give the raw counts, rank the village's grids among
+    themselves, and are what the whole level's trends say once those are made."""
+    from api import derived
+
+    services = client.app.state.services
+    village = sample.grids.loc[sample.grids["level"] == "village", "code"].iloc[5]
+    params = {"level": "grid2", "period": "month", "indicator": "backlog"}
+    whole_key = derived._memo_name(("trends", "grid2", "month", None, None, (), "backlog"))
+    assert services.peek(whole_key) is None  # nothing asked of grid2's backlog trends before
+    first = client.get("/events/trends", params={**params, "unit": village}, headers=viewer(api_keys))
+    assert first.status_code == 200, first.text
+    ranking = client.get("/events/ranking", params={**params, "unit": village, "at": "2025-06"},
+                         headers=viewer(api_keys))
+    assert ranking.status_code == 200, ranking.text
+    assert services.peek(whole_key) is None
+    rows = pd.DataFrame(first.json()["rows"]).set_index(["code", "period"])
+    codes = sample.grids.loc[(sample.grids["level"] == "grid2") & sample.grids["code"].str.startswith(village), "code"]
+    assert sorted({c for c, _ in rows.index}) == sorted(codes) and len(codes) > 1
+    assert rows["backlog"].tolist() == monthly.loc[rows.index, "backlog"].tolist()
+    june = monthly.loc[[(c, "2025-06") for c in codes], "backlog"].droplevel("period")
+    may = monthly.loc[[(c, "2025-05") for c in codes], "backlog"].droplevel("period")
+    assert rows.xs("2025-06", level="period")["backlog_pop"].loc[codes].tolist() == (june - may).loc[codes].tolist()
+    ranked = pd.DataFrame(ranking.json()["rows"]).set_index("code")
+    assert sorted(ranked.index) == sorted(codes) and ranked["value"].tolist() == sorted(june.tolist())
+    assert ranked["rank"].tolist() == june.rank(method="min").loc[ranked.index].astype(int).tolist()
+    whole = client.get("/events/trends", params=params, headers=viewer(api_keys)).json()
+    assert services.peek(whole_key) is not None
+    assert [r for r in whole["rows"] if r["code"].startswith(village)] == first.json()["rows"]
+    assert client.get("/events/trends", params={**params, "unit": village}, headers=viewer(api_keys)).json() == \
+        first.json()
+    assert client.get("/events/ranking", params={**params, "unit": village, "at": "2025-06"},
+                      headers=viewer(api_keys)).json() == ranking.json()
+    for path in ("/events/trends", "/events/ranking"):
+        assert client.get(path, params={**params, "unit": "3505829"}, headers=viewer(api_keys)).status_code == 404
+
+
 def test_hotspots_rows_and_the_public_view(client, api_keys, sample):
     seen = client.get("/events/hotspots?level=grid2", headers=viewer(api_keys)).json()
     rows = pd.DataFrame(seen["rows"])

@@ -85,17 +85,14 @@ def _series(services, who, level, period, start, end, category, indicator, unit)
     """The indicator per unit and period with its changes (what /trends answers and /ranking ranks):
     every unit for viewers, the public table for anyone else; and the minimum count applied (None)."""
     if who.has("viewer"):
-        key = ("trends", level, period, start, end, tuple(category or ()), indicator)
-        table = derived.memo(services, key, lambda: _library(lambda: gevents.trends(
-            derived.placed_events(services), level=level, period=period, start=start, end=end,
-            category=category, indicator=indicator)))
-        k = None
-    else:
-        derived.public_event_question(services, period, start, end, category, indicator)
-        public = derived.public_indicators(services)
-        table = _dated(gevents.changes(public[public["level"] == level], indicator), start, end)
-        k = services.settings.min_count
-    return _within(table, unit, services), k
+        if unit:
+            _known(unit, services)
+        return _library(lambda: derived.event_trends(services, level=level, period=period, start=start, end=end,
+                                                     category=category, indicator=indicator, unit=unit)), None
+    derived.public_event_question(services, period, start, end, category, indicator)
+    public = derived.public_indicators(services)
+    table = _dated(gevents.changes(public[public["level"] == level], indicator), start, end)
+    return _within(table, unit, services), services.settings.min_count
 
 
 def _ranking(table: pd.DataFrame, level: str, indicator: str, at, k) -> dict:
