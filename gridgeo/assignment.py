@@ -540,9 +540,10 @@ class AssignIndex:
         owned, multiplicity = np.unique(seg_of * n + unit_of, return_counts=True)
         owner_start = np.searchsorted(owned // n, np.arange(len(segments) + 1))
         owner = owned % n
-        valid = _Validity(self._geoms, self._level_units())
-        self._first_tested = self._tiled_levels(owned[multiplicity % 2 == 1], valid)
         seg_cell, seg = _segment_cells(segments, raster)
+        valid = _Validity(self._geoms, self._level, self._level_units(),
+                          (segments, seg_of, unit_of, left, seg_cell, seg))
+        self._first_tested = self._tiled_levels(owned[multiplicity % 2 == 1], valid)
         count = owner_start[seg + 1] - owner_start[seg]
         crossed_cell = np.repeat(seg_cell, count)
         crossed_unit = owner[_expand(owner_start[seg], count)]
@@ -800,9 +801,8 @@ class AssignIndex:
         key = (level[mine] * n_segments + seg_of[mine]) * 2 + left[mine]
         side_unit.reshape(-1)[key] = unit_of[mine]
         twice = np.bincount(key, minlength=side_unit.size).reshape(tested, -1) > 1
-        units = self._level_units()
         for i in range(tested):
-            if twice[i].any() or not valid[first + i] or not shapely.is_valid(self._geoms[units[first + i]]).all():
+            if twice[i].any() or not valid[first + i] or not valid.polygons_valid(first + i):
                 side_unit[i] = _MIXED
         return side_unit
 
@@ -1123,19 +1123,44 @@ class AssignIndex:
 
 class _Validity:
     """Per level, whether its units overlap (``valid[i]`` is True when
-    none do), found with GEOS's coverage validation on first asking, or
-    known to follow from the level below (:meth:`AssignIndex._tiled_levels`).
-    A valid coverage has no overlaps; one whose edges merely do not match
-    counts as overlapping, which only costs speed."""
+    none do), found on first asking, or known to follow from the level below
+    (:meth:`AssignIndex._tiled_levels`). A valid coverage has no overlaps;
+    one whose edges merely do not match counts as overlapping, which only
+    costs speed.
 
-    def __init__(self, geoms, level_units):
-        self._geoms, self._units, self._known = geoms, level_units, {}
+    A level is first read from its distinct boundary segments
+    (:func:`_certainly_a_coverage`: no GEOS call but a few point tests);
+    only where that is not certain does GEOS's coverage validation decide.
+    `segments`: the distinct segments and ring entries of
+    :func:`_unique_segments`, with the (cell, segment) pairs of
+    :func:`_segment_cells`.
+    """
+
+    def __init__(self, geoms, level, level_units, segments):
+        self._geoms, self._level, self._units, self._known = geoms, level, level_units, {}
+        self._segments = segments
+        self._polygons = {}
 
     def __getitem__(self, i):
         if i not in self._known:
             units = self._units[i]
-            self._known[i] = len(units) < 2 or bool(shapely.coverage_is_valid(self._geoms[units]))
+            self._known[i] = len(units) < 2 or self.certain(i) or bool(shapely.coverage_is_valid(self._geoms[units]))
         return self._known[i]
+
+    def polygons_valid(self, i):
+        """Whether every unit of level i is a valid polygon (GEOS's is_valid)."""
+        if i not in self._polygons:
+            self._polygons[i] = bool(shapely.is_valid(self._geoms[self._units[i]]).all())
+        return self._polygons[i]
+
+    def certain(self, i):
+        """Whether level i is certainly a valid coverage, read from its segments."""
+        if not self.polygons_valid(i):
+            return False
+        segments, seg_of, unit_of, left, seg_cell, cell_seg = self._segments
+        mine = np.flatnonzero(self._level[unit_of] == i)
+        return _certainly_a_coverage(self._geoms[self._units[i]], segments, np.take(seg_of, mine),
+                                     np.take(unit_of, mine), np.take(left, mine), seg_cell, cell_seg)
 
     def follows(self, levels):
         for i in levels:
@@ -1169,6 +1194,160 @@ class _Rank:
 def _small_int(largest, negative=-1):
     """The smallest signed integer type holding `largest` and `negative`."""
     return np.result_type(np.min_scalar_type(-abs(int(largest)) - 1), np.min_scalar_type(negative))
+
+
+# ----------------------------------------------------------------------------
+# a coverage, read from its segments
+# ----------------------------------------------------------------------------
+
+# Two directions at one vertex closer than this (radians) are not ordered by
+# their angles (whose error is below 1e-15): such a vertex is left to GEOS.
+_ANGLE_GAP = 1e-12
+
+
+def _certainly_a_coverage(polygons, segments, seg_of, unit_of, left, seg_cell, cell_seg):
+    """True when the units certainly form a valid coverage (no two overlap,
+    and where they meet they share whole segments), read from their
+    distinct boundary segments; False when that is not certain.
+
+    The units must be valid polygons (each of their boundary segments then
+    has their interior on one side, the side its ring's orientation says).
+    They are then a valid coverage when all of these hold:
+
+    1. no side of a distinct segment is the interior side of two rings (a
+       segment is on one ring, or on two with their interiors on either side);
+    2. two distinct segments meet, if at all, at an end of both (no crossing,
+       no overlap, no end inside another segment): tested, with Shewchuk's
+       filtered orientation, on every pair of segments touching a common
+       raster cell (`seg_cell`, `cell_seg`: the pairs of
+       :func:`_segment_cells`), which holds any point two segments share;
+    3. around every vertex, the unit on the counter-clockwise side of each
+       segment is the unit on the clockwise side of the next one (the sector
+       between them lies in one unit or none);
+    4. no ring's first vertex lies in the interior of a unit (GEOS's exact
+       point-in-polygon test, one point per ring).
+
+    With 1 and 2 the segments form a plane graph and each face's units are
+    constant; with 3, along every boundary walk of a face the unit on its
+    side is one and the same; a unit covering the face that is not that one
+    would then hold the walk's whole connected component in its interior
+    (3 forbids it to touch it), and with it a ring's first vertex, which 4
+    forbids. So a face lies in one unit at most, the one its segments'
+    sides name.
+
+    Where a test is not certain (a filtered orientation of zero, two
+    directions at a vertex within `_ANGLE_GAP`), False is returned and GEOS's
+    validation decides.
+
+    `seg_of`, `unit_of`, `left`: the ring entries of these units (see
+    :func:`_unique_segments`).
+    """
+    n_segments = len(segments)
+    key = seg_of * 2 + left
+    if (np.bincount(key, minlength=2 * n_segments) > 1).any():  # 1: a side taken twice
+        return False
+    side = np.full(2 * n_segments, _NONE, dtype=np.int64)
+    side[key] = unit_of
+    side = side.reshape(-1, 2)  # [s, 0]: the unit right of a -> b, [s, 1] left
+    mine = np.zeros(n_segments, dtype=bool)
+    mine[seg_of] = True
+    if not _segments_meet_at_ends(segments, mine, seg_cell, cell_seg):  # 2
+        return False
+    if not _sectors_agree(segments, np.flatnonzero(mine), side):  # 3
+        return False
+    rings = shapely.get_rings(shapely.get_parts(polygons))  # 4
+    firsts = shapely.get_point(rings, 0)
+    point, unit = shapely.STRtree(polygons).query(firsts)  # boxes; then the prepared polygons' exact tests
+    return not shapely.contains_properly(np.take(polygons, unit), np.take(firsts, point)).any()
+
+
+def _segments_meet_at_ends(segments, mine, seg_cell, cell_seg):
+    """Whether every two of the segments `mine` that touch a common cell
+    certainly meet at most at an end of both."""
+    keep = np.flatnonzero(mine[cell_seg])
+    cell, seg = np.take(seg_cell, keep), np.take(cell_seg, keep)
+    # the pairs (i < j) of segments in each cell
+    start = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]])
+    size = np.diff(np.r_[start, len(cell)])
+    later = np.repeat(start + size, size) - np.arange(len(cell)) - 1  # entries after each in its cell
+    first = np.repeat(np.arange(len(cell)), later)
+    second = _expand(np.arange(1, len(cell) + 1), later)
+    s = np.take(segments, np.take(seg, first), axis=0)
+    t = np.take(segments, np.take(seg, second), axis=0)
+    # boxes apart: never meet (exact comparisons; ax <= bx in every row)
+    near = np.flatnonzero(~((s[:, 2] < t[:, 0]) | (t[:, 2] < s[:, 0])
+                            | (np.maximum(s[:, 1], s[:, 3]) < np.minimum(t[:, 1], t[:, 3]))
+                            | (np.maximum(t[:, 1], t[:, 3]) < np.minimum(s[:, 1], s[:, 3]))))
+    sax, say, sbx, sby = np.take(s, near, axis=0).T
+    tax, tay, tbx, tby = np.take(t, near, axis=0).T
+    aa = (sax == tax) & (say == tay)
+    ab = (sax == tbx) & (say == tby)
+    ba = (sbx == tax) & (sby == tay)
+    bb = (sbx == tbx) & (sby == tby)
+    shared = aa | ab | ba | bb
+    # sharing an end c: they meet elsewhere only if their other ends u, w lie
+    # on one ray from c; certainly not when u, c, w turn, or when the angle
+    # at c is obtuse
+    at_a = aa | ab
+    cx, cy = np.where(at_a, sax, sbx), np.where(at_a, say, sby)
+    ux, uy = np.where(at_a, sbx, sax), np.where(at_a, sby, say)
+    wx, wy = np.where(aa | ba, tbx, tax), np.where(aa | ba, tby, tay)
+    turn = _orientation(cx, cy, ux, uy, wx, wy) != 0
+    along = (ux - cx) * (wx - cx)
+    across = (uy - cy) * (wy - cy)
+    obtuse = along + across < -1e-14 * (np.abs(along) + np.abs(across))
+    # sharing none: certainly apart when one's ends are strictly on one side of the other's line
+    one = _orientation(sax, say, sbx, sby, tax, tay) * _orientation(sax, say, sbx, sby, tbx, tby)
+    other = _orientation(tax, tay, tbx, tby, sax, say) * _orientation(tax, tay, tbx, tby, sbx, sby)
+    return bool(np.where(shared, turn | obtuse, (one > 0) | (other > 0)).all())
+
+
+def _sectors_agree(segments, mine, side):
+    """Whether around every vertex of the segments `mine` the unit on the
+    counter-clockwise side of each segment (``side``, as left and right of a
+    -> b) is the one on the clockwise side of the next, counter-clockwise;
+    False also where that order is not certain."""
+    rows = np.take(segments, mine, axis=0)
+    ax, ay, bx, by = rows.T
+    labels = np.take(side, mine, axis=0)
+    # half-edges: from a towards b (its ccw side is left of a -> b), from b towards a
+    vx, vy = np.r_[ax, bx], np.r_[ay, by]
+    dx, dy = np.r_[bx - ax, ax - bx], np.r_[by - ay, ay - by]
+    ccw = np.r_[labels[:, 1], labels[:, 0]]
+    cw = np.r_[labels[:, 0], labels[:, 1]]
+    # the vertex of each half-edge, by a hash of its coordinates' bits (checked)
+    bits = np.c_[vx, vy].view(np.uint64)
+    mixed = bits * np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F], dtype=np.uint64)
+    vertex, _ = pd.factorize(mixed[:, 0] ^ (mixed[:, 1] >> np.uint64(7)))
+    n = len(vx)
+    index = np.arange(n)
+    one = np.full(vertex.max() + 1 if n else 0, n, dtype=np.int64)
+    np.minimum.at(one, vertex, index)
+    if not (np.array_equal(vx, vx[one[vertex]]) and np.array_equal(vy, vy[one[vertex]])):
+        return False  # two vertices with one hash: not read here
+    degree = np.bincount(vertex)
+    if (degree < 2).any():
+        return False
+    # two half-edges: each sector is the ccw side of one and the cw side of the other
+    two = np.flatnonzero(degree[vertex] == 2)
+    partner = np.bincount(vertex[two], weights=two, minlength=len(degree)).astype(np.int64)[vertex[two]] - two
+    if not (np.array_equal(ccw[two], cw[partner]) and np.array_equal(cw[two], ccw[partner])):
+        return False
+    # more: in counter-clockwise order of their directions
+    busy = np.flatnonzero(degree[vertex] > 2)
+    if not busy.size:
+        return True
+    angle = np.arctan2(dy[busy], dx[busy])
+    order = np.lexsort((angle, vertex[busy]))
+    busy, angle = busy[order], angle[order]
+    group = vertex[busy]
+    start = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    last = np.r_[start[1:], len(busy)] - 1
+    following = np.arange(1, len(busy) + 1)
+    following[last] = start
+    gap = angle[following] - angle
+    gap[last] += 2 * np.pi
+    return bool((gap > _ANGLE_GAP).all() and np.array_equal(ccw[busy], cw[busy[following]]))
 
 
 # ----------------------------------------------------------------------------
