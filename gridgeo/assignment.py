@@ -531,18 +531,18 @@ class AssignIndex:
             self._ancestor[i, :n][here] = current[here] - self._start[i]
             current = np.where(here, self._parent[np.maximum(current, 0)], current)
 
-    def _rasterise(self, segments, seg_of, unit_of, left):
+    def _rasterise(self, segments, seg_of, unit_of, left, firsts):
         """Label every cell: a unit (or none) when one answer holds for all of
         it, else the candidates an exact test must choose among. The
         segments are those of :func:`_unique_segments`."""
         raster = self._raster
         n = len(self._geoms)
-        owned, multiplicity = np.unique(seg_of * n + unit_of, return_counts=True)
+        owned, multiplicity = _counted(seg_of * n + unit_of)
         owner_start = np.searchsorted(owned // n, np.arange(len(segments) + 1))
         owner = owned % n
         seg_cell, seg = _segment_cells(segments, raster)
         valid = _Validity(self._geoms, self._level, self._level_units(),
-                          (segments, seg_of, unit_of, left, seg_cell, seg))
+                          (segments, seg_of, unit_of, left, firsts, seg_cell, seg))
         self._first_tested = self._tiled_levels(owned[multiplicity % 2 == 1], valid)
         count = owner_start[seg + 1] - owner_start[seg]
         crossed_cell = np.repeat(seg_cell, count)
@@ -612,7 +612,7 @@ class AssignIndex:
             if (children < 0).any():
                 break
             mine = level == i + 1
-            key, count = np.unique(segment[mine] * n + self._parent[unit[mine]], return_counts=True)
+            key, count = _counted(segment[mine] * n + self._parent[unit[mine]])
             if not np.array_equal(key[count % 2 == 1], boundary[level == i]):
                 break
             chain = i + 1
@@ -645,8 +645,13 @@ class AssignIndex:
         cells = np.concatenate([np.asarray(c, dtype=np.int64) for c, _, _ in entries])
         units = np.concatenate([np.asarray(u, dtype=np.int64) for _, u, _ in entries])
         certain = np.concatenate([np.full(len(c), flag) for c, _, flag in entries])
-        key, first = np.unique(cells * n + units, return_index=True)
-        cells, units, certain = key // n, key % n, certain[first]
+        # the groups come sorted by cell: a stable sort of their keys, with the
+        # flag as lowest bit, merges them (np.unique's sort would start afresh)
+        key = _counted((cells * n + units) * 2 + certain)[0]
+        if (key[1:] >> 1 == key[:-1] >> 1).any():  # one pair with both flags: the first given holds
+            key, first = np.unique(cells * n + units, return_index=True)
+            key = key * 2 + certain[first]
+        cells, units, certain = key // (2 * n), key // 2 % n, (key & 1).astype(bool)
         self._mixed = _Rank(mixed)
         self._cand_start = np.r_[np.searchsorted(cells, np.flatnonzero(mixed)), len(cells)].astype(
             _small_int(len(cells)))
@@ -774,7 +779,9 @@ class AssignIndex:
             answer[target[block], piece[block]] = np.where(tie, _MIXED, deepest)
         useful = (answer != _MIXED).any(axis=1)
         lines[~useful] = -1
-        used = _distinct(lines[lines >= 0])
+        used = np.zeros(len(segments) + 1, dtype=bool)  # (a flag per segment: no sort)
+        used[lines] = True
+        used = np.flatnonzero(used[:-1])
         self._segments = np.ascontiguousarray(np.take(segments, used, axis=0).T)  # ax, ay, bx, by of answered leaves
         renumber = np.full(len(segments) + 1, -1, dtype=_small_int(len(used)))  # row -1: no line
         renumber[used] = np.arange(len(used))
@@ -1157,10 +1164,12 @@ class _Validity:
         """Whether level i is certainly a valid coverage, read from its segments."""
         if not self.polygons_valid(i):
             return False
-        segments, seg_of, unit_of, left, seg_cell, cell_seg = self._segments
+        segments, seg_of, unit_of, left, (x, y, ring_unit), seg_cell, cell_seg = self._segments
         mine = np.flatnonzero(self._level[unit_of] == i)
+        rings = np.flatnonzero(self._level[ring_unit] == i)
         return _certainly_a_coverage(self._geoms[self._units[i]], segments, np.take(seg_of, mine),
-                                     np.take(unit_of, mine), np.take(left, mine), seg_cell, cell_seg)
+                                     np.take(unit_of, mine), np.take(left, mine), seg_cell, cell_seg,
+                                     (np.take(x, rings), np.take(y, rings)))
 
     def follows(self, levels):
         for i in levels:
@@ -1205,7 +1214,7 @@ def _small_int(largest, negative=-1):
 _ANGLE_GAP = 1e-12
 
 
-def _certainly_a_coverage(polygons, segments, seg_of, unit_of, left, seg_cell, cell_seg):
+def _certainly_a_coverage(polygons, segments, seg_of, unit_of, left, seg_cell, cell_seg, firsts):
     """True when the units certainly form a valid coverage (no two overlap,
     and where they meet they share whole segments), read from their
     distinct boundary segments; False when that is not certain.
@@ -1239,8 +1248,8 @@ def _certainly_a_coverage(polygons, segments, seg_of, unit_of, left, seg_cell, c
     directions at a vertex within `_ANGLE_GAP`), False is returned and GEOS's
     validation decides.
 
-    `seg_of`, `unit_of`, `left`: the ring entries of these units (see
-    :func:`_unique_segments`).
+    `seg_of`, `unit_of`, `left`: the ring entries of these units, `firsts`
+    the x and y of their rings' first vertices (see :func:`_unique_segments`).
     """
     n_segments = len(segments)
     key = seg_of * 2 + left
@@ -1255,8 +1264,7 @@ def _certainly_a_coverage(polygons, segments, seg_of, unit_of, left, seg_cell, c
         return False
     if not _sectors_agree(segments, np.flatnonzero(mine), side):  # 3
         return False
-    rings = shapely.get_rings(shapely.get_parts(polygons))  # 4
-    firsts = shapely.get_point(rings, 0)
+    firsts = shapely.points(*firsts)  # 4
     point, unit = shapely.STRtree(polygons).query(firsts)  # boxes; then the prepared polygons' exact tests
     return not shapely.contains_properly(np.take(polygons, unit), np.take(firsts, point)).any()
 
@@ -1450,12 +1458,15 @@ def _unique_segments(geoms):
     segments : ndarray of shape (n, 4)
         Rows (ax, ay, bx, by), a before b in (x, y) order, no zero-length one.
     segment, unit : ndarray
-        For every segment of every ring, its row in `segments` and its unit.
+        For every segment of every ring, its row in `segments` and its unit,
+        in the order of the rows.
     left : ndarray of bool
         For every segment of every ring, whether its polygon's interior lies
         left of its row's direction (a -> b): a shell's interior lies left of
         a counter-clockwise ring, a hole's right of it. Meaningful for valid
         polygons only.
+    firsts : (x, y, unit)
+        The first vertex of every ring, and its unit.
     """
     parts, part_of = shapely.get_parts(geoms, return_index=True)
     rings, ring_of = shapely.get_rings(parts, return_index=True)
@@ -1463,6 +1474,8 @@ def _unique_segments(geoms):
     inward_left = exterior == shapely.is_ccw(rings)
     xy, vertex_of = shapely.get_coordinates(rings, return_index=True)
     same = vertex_of[1:] == vertex_of[:-1]
+    begin = np.flatnonzero(np.r_[True, ~same])  # each ring's first vertex
+    firsts = (np.take(xy[:, 0], begin), np.take(xy[:, 1], begin), part_of[ring_of[vertex_of[begin]]])
     start = np.flatnonzero(same)  # (rows are gathered with np.take: several times faster than fancy indexing)
     a, b = np.take(xy, start, axis=0), np.take(xy, start + 1, axis=0)
     ring = vertex_of[start]
@@ -1492,9 +1505,10 @@ def _unique_segments(geoms):
         ordered = bits[order]
         differ = (ordered[1:] != ordered[:-1]).any(axis=1)
     fresh = np.r_[True, differ]
-    which = np.empty(len(rows), dtype=np.int64)
-    which[order] = np.cumsum(fresh) - 1
-    return np.take(rows, order[fresh], axis=0), which, unit[keep], left[keep]
+    # the ring entries in the order of their segments (which later sorts need)
+    which = np.cumsum(fresh) - 1
+    return (np.take(rows, order[fresh], axis=0), which, np.take(unit[keep], order),
+            np.take(left[keep], order), firsts)
 
 
 def _segment_cells(segments, raster):
@@ -1509,7 +1523,7 @@ def _segment_cells(segments, raster):
     for lo, hi in _chunks(cumulative, _CHUNK_PAIRS):
         piece, cell = _cells_around(a_u[lo:hi], a_v[lo:hi], b_u[lo:hi], b_v[lo:hi], raster)
         keys.append(_distinct(cell * n + owner[lo:hi][piece]))
-    key = _distinct(np.concatenate(keys))
+    key = keys[1] if len(keys) == 2 else _distinct(np.concatenate(keys))  # one chunk: sorted already
     return key // n, key % n
 
 
@@ -1518,6 +1532,15 @@ def _distinct(keys):
     several times faster than its hash table on millions of keys."""
     keys = np.sort(keys)
     return keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
+
+
+def _counted(keys):
+    """The distinct integers of `keys`, sorted, and how often each occurs,
+    for keys almost in order (runs in order, as a segment's entries by
+    segment): a stable sort of such keys takes a fraction of np.unique's."""
+    keys = np.sort(keys, kind="stable")
+    fresh = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, dtype=np.int64)
+    return keys[fresh], np.diff(np.r_[fresh, len(keys)])
 
 
 def _expand(start, count):
