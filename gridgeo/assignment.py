@@ -1763,11 +1763,17 @@ def _fill_faces(crossed_cells, geoms, units, raster):
     crossed[crossed_cells] = True
     faces, n_faces = ndimage.label(~crossed.reshape(raster.ny, raster.nx))
     faces = faces.ravel()
-    member = np.zeros(n_faces + 1, dtype=np.int64)
-    member[faces] = np.arange(raster.size)  # any one cell of each face
-    cx, cy = raster.points_in(member[1:])
-    face, unit = shapely.STRtree(geoms).query(shapely.points(cx, cy), predicate="intersects")
-    face += 1
+    # a cell of each face: labels are given in the order the faces are met,
+    # so the first cell of each is where the running maximum grows (checked)
+    member = np.flatnonzero(np.diff(np.maximum.accumulate(faces), prepend=0) > 0)
+    if len(member) != n_faces or not np.array_equal(faces[member], np.arange(1, n_faces + 1)):
+        member = np.zeros(n_faces + 1, dtype=np.int64)
+        member[faces] = np.arange(raster.size)
+        member = member[1:]
+    points = shapely.points(*raster.points_in(member))
+    face, unit = shapely.STRtree(geoms).query(points)  # boxes; then the prepared polygons' exact tests
+    hit = shapely.intersects(np.take(geoms, unit), np.take(points, face))
+    face, unit = face[hit] + 1, unit[hit]
     holders = np.bincount(face, minlength=n_faces + 1)
     face_unit = np.full(n_faces + 1, _NONE, dtype=np.int32)
     face_unit[face[holders[face] == 1]] = units[unit[holders[face] == 1]]
