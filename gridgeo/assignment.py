@@ -1468,7 +1468,10 @@ def _unique_segments(geoms):
     firsts : (x, y, unit)
         The first vertex of every ring, and its unit.
     """
-    parts, part_of = shapely.get_parts(geoms, return_index=True)
+    if (shapely.get_type_id(geoms) == 3).all():  # polygons only: their own parts
+        parts, part_of = geoms, np.arange(len(geoms))
+    else:
+        parts, part_of = shapely.get_parts(geoms, return_index=True)
     rings, ring_of = shapely.get_rings(parts, return_index=True)
     exterior = np.r_[True, ring_of[1:] != ring_of[:-1]]  # each part's rings: its shell, then its holes
     inward_left = exterior == shapely.is_ccw(rings)
@@ -1488,26 +1491,29 @@ def _unique_segments(geoms):
     np.copyto(rows[:, 2:], a, where=flip[:, None])
     keep = (rows[:, 0] != rows[:, 2]) | (rows[:, 1] != rows[:, 3])
     rows = np.compress(keep, rows, axis=0) + 0.0  # -0.0 becomes 0.0: equal coordinates, equal bits
-    # distinct rows by their bit patterns (a sort of four integer keys: many
-    # times faster than np.unique(axis=0), which sorts structured rows)
-    bits = rows.view(np.int64)
-    # sorted by a 64-bit hash of the four keys (one integer sort); rows with
+    # distinct rows by their bit patterns: numbered by a hash table of a
+    # 64-bit hash of the four keys (many times faster than np.unique(axis=0),
+    # which sorts structured rows, and than sorting the hashes); rows with
     # the same hash must be the same row, else (never seen) a sort of all four
+    bits = rows.view(np.int64)
     mixed = bits.view(np.uint64) * np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
                                               0x27D4EB2F165667C5], dtype=np.uint64)
     digest = (mixed[:, 0] ^ (mixed[:, 1] >> np.uint64(7)) ^ (mixed[:, 2] << np.uint64(3))
               ^ (mixed[:, 3] >> np.uint64(11)))
-    order = np.argsort(digest)
-    ordered = np.take(bits, order, axis=0)
-    differ = (ordered[1:] != ordered[:-1]).any(axis=1)
-    if (differ & (digest[order][1:] == digest[order][:-1])).any():
+    which = pd.factorize(digest)[0]  # in the order the rows first come
+    first = np.full(int(which.max()) + 1 if len(which) else 0, len(which), dtype=np.int64)
+    np.minimum.at(first, which, np.arange(len(which)))
+    if not (bits == np.take(bits, first[which], axis=0)).all():
         order = np.lexsort(bits.T[::-1])
         ordered = bits[order]
-        differ = (ordered[1:] != ordered[:-1]).any(axis=1)
-    fresh = np.r_[True, differ]
-    # the ring entries in the order of their segments (which later sorts need)
-    which = np.cumsum(fresh) - 1
-    return (np.take(rows, order[fresh], axis=0), which, np.take(unit[keep], order),
+        fresh = np.r_[True, (ordered[1:] != ordered[:-1]).any(axis=1)]
+        which = np.empty(len(rows), dtype=np.int64)
+        which[order] = np.cumsum(fresh) - 1
+        first = order[fresh]
+    # the ring entries in the order of their segments (which later sorts need):
+    # a stable sort of numbers that come mostly in runs
+    order = np.argsort(which, kind="stable")
+    return (np.take(rows, first, axis=0), np.take(which, order), np.take(unit[keep], order),
             np.take(left[keep], order), firsts)
 
 
