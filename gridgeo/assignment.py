@@ -1528,9 +1528,25 @@ def _segment_cells(segments, raster):
     cumulative = np.cumsum(_cells_around(a_u, a_v, b_u, b_v, raster, count_only=True))
     for lo, hi in _chunks(cumulative, _CHUNK_PAIRS):
         piece, cell = _cells_around(a_u[lo:hi], a_v[lo:hi], b_u[lo:hi], b_v[lo:hi], raster)
-        keys.append(_distinct(cell * n + owner[lo:hi][piece]))
+        # the pieces come by segment: ordered by cell, stably, they are
+        # ordered by cell and segment
+        order = _stable_order(cell)
+        key = np.take(cell, order) * n + np.take(owner[lo:hi], np.take(piece, order))
+        keys.append(key[np.r_[True, key[1:] != key[:-1]]] if len(key) else key)
     key = keys[1] if len(keys) == 2 else _distinct(np.concatenate(keys))  # one chunk: sorted already
     return key // n, key % n
+
+
+def _stable_order(keys):
+    """The stable sorting order of non-negative integers: a radix sort,
+    16 bits at a time (numpy sorts 16-bit integers stably in linear time)."""
+    order = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
+    shift = 16
+    while len(keys) and int(keys.max()) >> shift:
+        digit = (np.take(keys, order) >> shift & 0xFFFF).astype(np.uint16)
+        order = np.take(order, np.argsort(digit, kind="stable"))
+        shift += 16
+    return order
 
 
 def _distinct(keys):
