@@ -713,7 +713,8 @@ class AssignIndex:
             parent, line = parent[keep], line[keep]
             sub = np.repeat(parent * 4, 4) + np.tile(quarter, len(parent))
             line = np.repeat(line, 4)
-            touched = _touches(*(e[line] * 2.0**depth for e in ends), fine[-1][0][sub], fine[-1][1][sub])
+            touched = _touches(*(np.take(e, line) * 2.0**depth for e in ends), np.take(fine[-1][0], sub),
+                               np.take(fine[-1][1], sub))
             order = np.argsort(sub[touched], kind="stable")
             node, line = first + sub[touched][order], line[touched][order]
             pairs.append((node, line))
