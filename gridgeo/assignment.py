@@ -38,8 +38,12 @@ side of each line (its sign is then exactly the one of GEOS's robust
 predicates). A piece's answer is read from the units on its side of the
 segments (each ring's orientation says on which side of its segments a
 unit's interior lies), without testing a point, on every level whose units
-are valid polygons forming a valid coverage; elsewhere it is found by
-testing a sample point of the piece exactly. The other points, near
+are valid polygons forming a valid coverage (read from the segments
+themselves: each side of a segment taken by one ring at most, segments
+meeting only at their ends, the same unit on both sides of every sector
+around a vertex, no ring's vertex inside a unit; GEOS's coverage
+validation decides where that reading is not certain); elsewhere it is
+found by testing a sample point of the piece exactly. The other points, near
 junctions or on a boundary, are tested exactly with GEOS prepared
 point-in-polygon tests against the few units whose boundary touches their
 cell. When a level is exactly tiled by the one below it
@@ -884,14 +888,10 @@ class AssignIndex:
                 chosen, deepest = answer, answer.copy()
                 continue
             held = chosen >= 0
-            fits = held & (answer >= 0)
-            fits[fits] = self._parent[answer[fits]] == chosen[fits]
+            fits = held & (answer >= 0) & (np.take(self._parent, np.maximum(answer, 0)) == chosen)
             untold_here = held & (answer == _MIXED)
-            deepest[fits] = answer[fits]
-            deepest[untold_here] = _MIXED
-            chosen[held] = _NONE
-            chosen[fits] = answer[fits]
-            chosen[untold_here] = _MIXED
+            deepest = np.where(fits, answer, np.where(untold_here, _MIXED, deepest))
+            chosen = np.where(fits, answer, np.where(untold_here, _MIXED, np.where(held, _NONE, chosen)))
         deepest[(lines[:, 1] < 0)[:, None] & (s1 > 0)] = _MIXED  # no such piece
         return deepest
 
