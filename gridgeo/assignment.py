@@ -447,17 +447,19 @@ class AssignIndex:
     segments) the adapted cells are about 35 m and the index takes about
     14 MB (``nbytes``; pickled the same); it then assigns a million points to
     all five levels about 25 times faster than a spatial join at every level.
-    Building it costs a couple of such assignments (about 0.5 s of CPU on a
-    busy two-core machine: a fifth GEOS's coverage validation of the tested
-    levels, which the pieces' answers rely on; an eighth the distinct
-    segments; a tenth reading the pieces' answers from the segments' sides;
-    a fifth the quadtree and its whole quarters' exact tests; the rest the
-    schema check, the rasterised boundaries and the faces between them):
-    build it once per grid version and reuse it. Fujian's 9 prefectures and
-    84 counties (132,000 vertices of real outlines) get cells of about
-    540 m, a 7 MB index and a build of about 0.3 s of CPU with a 64 MB peak,
-    where the fixed 20 m raster took 161.8 s. The town sample's takes
-    1.0 MB. See ``benchmarks/assign.py``.
+    Building it costs a few such assignments (about 0.3 s of CPU on a
+    two-core machine under a load of 5 to 7: about a seventh finding that the
+    tested levels are valid coverages, which the pieces' answers rely on,
+    from their segments and GEOS's polygon validation; an eighth each the
+    distinct segments and reading the pieces' answers from the segments'
+    sides; a tenth each the faces between the rasterised boundaries and the
+    quadtree; a twelfth the schema and CRS checks; the rest the rasterised
+    boundaries, the cells' candidates and the exact tests of whole
+    quarters): build it once per grid version and reuse it. Fujian's 9
+    prefectures and 84 counties (132,000 vertices of real outlines) get
+    cells of about 540 m, a 7 MB index and a build of about 0.15 s of CPU
+    with a 64 MB peak, where the fixed 20 m raster took 161.8 s. The town
+    sample's takes 1.0 MB. See ``benchmarks/assign.py``.
 
     Examples
     --------
@@ -1136,9 +1138,11 @@ class _Validity:
     one whose edges merely do not match counts as overlapping, which only
     costs speed.
 
-    A level is first read from its distinct boundary segments
-    (:func:`_certainly_a_coverage`: no GEOS call but a few point tests);
-    only where that is not certain does GEOS's coverage validation decide.
+    A level of valid polygons (GEOS's is_valid, asked once per level) is
+    first read from its distinct boundary segments
+    (:func:`_certainly_a_coverage`: array arithmetic and one exact point
+    test per ring); only where that is not certain does GEOS's coverage
+    validation decide.
     `segments`: the distinct segments and ring entries of
     :func:`_unique_segments`, with the (cell, segment) pairs of
     :func:`_segment_cells`.
