@@ -218,3 +218,26 @@ def test_an_index_of_an_invalid_level_stays_exact_without_geos_claims(monkeypatc
                                                                          (118.5012, 24.702)])
     AssignIndex(grids, scheme=SCHEME)
     assert calls  # the overlapping plots: GEOS was asked
+
+
+def test_hash_collisions_fall_back_to_exact_sorts(sample, monkeypatch):
+    """Rows are numbered by a hash table of their hashes, each checked against
+    its row: were every hash the same, the segments would be found by a sort
+    of their rows and the vertices left to GEOS, with the same answers."""
+    from test_assignment_adaptive import hard_points
+
+    points = hard_points(sample.grids, 5_000, seed=2)
+    expected = assignment.assign(points, AssignIndex(sample.grids))
+    calls = []
+
+    def colliding(values, *args, **kwargs):
+        calls.append(len(values))
+        return np.zeros(len(values), dtype=np.int64), np.asarray(values[:1])
+
+    real = shapely.coverage_is_valid
+    asked = []
+    monkeypatch.setattr(assignment.pd, "factorize", colliding)
+    monkeypatch.setattr(assignment.shapely, "coverage_is_valid", lambda g, *a, **k: asked.append(len(g)) or real(g))
+    index = AssignIndex(sample.grids)
+    assert calls and asked  # both fell back
+    assert assignment.assign(points, index).equals(expected)
