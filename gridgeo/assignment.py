@@ -748,7 +748,8 @@ class AssignIndex:
         for j in range(_FEW_SEGMENTS):
             has = leaf & (count > j)
             lines[has, j] = line[first[has] + j]
-        answer = np.full((total, 2**_FEW_SEGMENTS), _MIXED, dtype=np.int64)  # _MIXED: tested exactly
+        answer = np.full((total, 2**_FEW_SEGMENTS), _MIXED,  # _MIXED: tested exactly
+                         dtype=np.int32 if len(self._geoms) < 2**31 else np.int64)
 
         def at(rows, f_u, f_v):
             return raster.points_in_fine(fu[rows], fv[rows], depth[rows], f_u, f_v)
