@@ -38,8 +38,12 @@ side of each line (its sign is then exactly the one of GEOS's robust
 predicates). A piece's answer is read from the units on its side of the
 segments (each ring's orientation says on which side of its segments a
 unit's interior lies), without testing a point, on every level whose units
-are valid polygons forming a valid coverage; elsewhere it is found by
-testing a sample point of the piece exactly. The other points, near
+are valid polygons forming a valid coverage (read from the segments
+themselves: each side of a segment taken by one ring at most, segments
+meeting only at their ends, the same unit on both sides of every sector
+around a vertex, no ring's vertex inside a unit; GEOS's coverage
+validation decides where that reading is not certain); elsewhere it is
+found by testing a sample point of the piece exactly. The other points, near
 junctions or on a boundary, are tested exactly with GEOS prepared
 point-in-polygon tests against the few units whose boundary touches their
 cell. When a level is exactly tiled by the one below it
@@ -443,17 +447,19 @@ class AssignIndex:
     segments) the adapted cells are about 35 m and the index takes about
     14 MB (``nbytes``; pickled the same); it then assigns a million points to
     all five levels about 25 times faster than a spatial join at every level.
-    Building it costs a couple of such assignments (about 0.5 s of CPU on a
-    busy two-core machine: a fifth GEOS's coverage validation of the tested
-    levels, which the pieces' answers rely on; an eighth the distinct
-    segments; a tenth reading the pieces' answers from the segments' sides;
-    a fifth the quadtree and its whole quarters' exact tests; the rest the
-    schema check, the rasterised boundaries and the faces between them):
-    build it once per grid version and reuse it. Fujian's 9 prefectures and
-    84 counties (132,000 vertices of real outlines) get cells of about
-    540 m, a 7 MB index and a build of about 0.3 s of CPU with a 64 MB peak,
-    where the fixed 20 m raster took 161.8 s. The town sample's takes
-    1.0 MB. See ``benchmarks/assign.py``.
+    Building it costs a few such assignments (about 0.3 s of CPU on a
+    two-core machine under a load of 5 to 7: about a seventh finding that the
+    tested levels are valid coverages, which the pieces' answers rely on,
+    from their segments and GEOS's polygon validation; an eighth each the
+    distinct segments and reading the pieces' answers from the segments'
+    sides; a tenth each the faces between the rasterised boundaries and the
+    quadtree; a twelfth the schema and CRS checks; the rest the rasterised
+    boundaries, the cells' candidates and the exact tests of whole
+    quarters): build it once per grid version and reuse it. Fujian's 9
+    prefectures and 84 counties (132,000 vertices of real outlines) get
+    cells of about 540 m, a 7 MB index and a build of about 0.15 s of CPU
+    with a 64 MB peak, where the fixed 20 m raster took 161.8 s. The town
+    sample's takes 1.0 MB. See ``benchmarks/assign.py``.
 
     Examples
     --------
@@ -531,18 +537,19 @@ class AssignIndex:
             self._ancestor[i, :n][here] = current[here] - self._start[i]
             current = np.where(here, self._parent[np.maximum(current, 0)], current)
 
-    def _rasterise(self, segments, seg_of, unit_of, left):
+    def _rasterise(self, segments, seg_of, unit_of, left, firsts):
         """Label every cell: a unit (or none) when one answer holds for all of
         it, else the candidates an exact test must choose among. The
         segments are those of :func:`_unique_segments`."""
         raster = self._raster
         n = len(self._geoms)
-        owned, multiplicity = np.unique(seg_of * n + unit_of, return_counts=True)
+        owned, multiplicity = _counted(seg_of * n + unit_of)
         owner_start = np.searchsorted(owned // n, np.arange(len(segments) + 1))
         owner = owned % n
-        valid = _Validity(self._geoms, self._level_units())
-        self._first_tested = self._tiled_levels(owned[multiplicity % 2 == 1], valid)
         seg_cell, seg = _segment_cells(segments, raster)
+        valid = _Validity(self._geoms, self._level, self._level_units(),
+                          (segments, seg_of, unit_of, left, firsts, seg_cell, seg))
+        self._first_tested = self._tiled_levels(owned[multiplicity % 2 == 1], valid)
         count = owner_start[seg + 1] - owner_start[seg]
         crossed_cell = np.repeat(seg_cell, count)
         crossed_unit = owner[_expand(owner_start[seg], count)]
@@ -611,7 +618,7 @@ class AssignIndex:
             if (children < 0).any():
                 break
             mine = level == i + 1
-            key, count = np.unique(segment[mine] * n + self._parent[unit[mine]], return_counts=True)
+            key, count = _counted(segment[mine] * n + self._parent[unit[mine]])
             if not np.array_equal(key[count % 2 == 1], boundary[level == i]):
                 break
             chain = i + 1
@@ -644,8 +651,13 @@ class AssignIndex:
         cells = np.concatenate([np.asarray(c, dtype=np.int64) for c, _, _ in entries])
         units = np.concatenate([np.asarray(u, dtype=np.int64) for _, u, _ in entries])
         certain = np.concatenate([np.full(len(c), flag) for c, _, flag in entries])
-        key, first = np.unique(cells * n + units, return_index=True)
-        cells, units, certain = key // n, key % n, certain[first]
+        # the groups come sorted by cell: a stable sort of their keys, with the
+        # flag as lowest bit, merges them (np.unique's sort would start afresh)
+        key = _counted((cells * n + units) * 2 + certain)[0]
+        if (key[1:] >> 1 == key[:-1] >> 1).any():  # one pair with both flags: the first given holds
+            key, first = np.unique(cells * n + units, return_index=True)
+            key = key * 2 + certain[first]
+        cells, units, certain = key // (2 * n), key // 2 % n, (key & 1).astype(bool)
         self._mixed = _Rank(mixed)
         self._cand_start = np.r_[np.searchsorted(cells, np.flatnonzero(mixed)), len(cells)].astype(
             _small_int(len(cells)))
@@ -707,7 +719,8 @@ class AssignIndex:
             parent, line = parent[keep], line[keep]
             sub = np.repeat(parent * 4, 4) + np.tile(quarter, len(parent))
             line = np.repeat(line, 4)
-            touched = _touches(*(e[line] * 2.0**depth for e in ends), fine[-1][0][sub], fine[-1][1][sub])
+            touched = _touches(*(np.take(e, line) * 2.0**depth for e in ends), np.take(fine[-1][0], sub),
+                               np.take(fine[-1][1], sub))
             order = np.argsort(sub[touched], kind="stable")
             node, line = first + sub[touched][order], line[touched][order]
             pairs.append((node, line))
@@ -735,7 +748,8 @@ class AssignIndex:
         for j in range(_FEW_SEGMENTS):
             has = leaf & (count > j)
             lines[has, j] = line[first[has] + j]
-        answer = np.full((total, 2**_FEW_SEGMENTS), _MIXED, dtype=np.int64)  # _MIXED: tested exactly
+        answer = np.full((total, 2**_FEW_SEGMENTS), _MIXED,  # _MIXED: tested exactly
+                         dtype=np.int32 if len(self._geoms) < 2**31 else np.int64)
 
         def at(rows, f_u, f_v):
             return raster.points_in_fine(fu[rows], fv[rows], depth[rows], f_u, f_v)
@@ -773,7 +787,9 @@ class AssignIndex:
             answer[target[block], piece[block]] = np.where(tie, _MIXED, deepest)
         useful = (answer != _MIXED).any(axis=1)
         lines[~useful] = -1
-        used = _distinct(lines[lines >= 0])
+        used = np.zeros(len(segments) + 1, dtype=bool)  # (a flag per segment: no sort)
+        used[lines] = True
+        used = np.flatnonzero(used[:-1])
         self._segments = np.ascontiguousarray(np.take(segments, used, axis=0).T)  # ax, ay, bx, by of answered leaves
         renumber = np.full(len(segments) + 1, -1, dtype=_small_int(len(used)))  # row -1: no line
         renumber[used] = np.arange(len(used))
@@ -800,9 +816,8 @@ class AssignIndex:
         key = (level[mine] * n_segments + seg_of[mine]) * 2 + left[mine]
         side_unit.reshape(-1)[key] = unit_of[mine]
         twice = np.bincount(key, minlength=side_unit.size).reshape(tested, -1) > 1
-        units = self._level_units()
         for i in range(tested):
-            if twice[i].any() or not valid[first + i] or not shapely.is_valid(self._geoms[units[first + i]]).all():
+            if twice[i].any() or not valid[first + i] or not valid.polygons_valid(first + i):
                 side_unit[i] = _MIXED
         return side_unit
 
@@ -876,14 +891,10 @@ class AssignIndex:
                 chosen, deepest = answer, answer.copy()
                 continue
             held = chosen >= 0
-            fits = held & (answer >= 0)
-            fits[fits] = self._parent[answer[fits]] == chosen[fits]
+            fits = held & (answer >= 0) & (np.take(self._parent, np.maximum(answer, 0)) == chosen)
             untold_here = held & (answer == _MIXED)
-            deepest[fits] = answer[fits]
-            deepest[untold_here] = _MIXED
-            chosen[held] = _NONE
-            chosen[fits] = answer[fits]
-            chosen[untold_here] = _MIXED
+            deepest = np.where(fits, answer, np.where(untold_here, _MIXED, deepest))
+            chosen = np.where(fits, answer, np.where(untold_here, _MIXED, np.where(held, _NONE, chosen)))
         deepest[(lines[:, 1] < 0)[:, None] & (s1 > 0)] = _MIXED  # no such piece
         return deepest
 
@@ -1123,19 +1134,48 @@ class AssignIndex:
 
 class _Validity:
     """Per level, whether its units overlap (``valid[i]`` is True when
-    none do), found with GEOS's coverage validation on first asking, or
-    known to follow from the level below (:meth:`AssignIndex._tiled_levels`).
-    A valid coverage has no overlaps; one whose edges merely do not match
-    counts as overlapping, which only costs speed."""
+    none do), found on first asking, or known to follow from the level below
+    (:meth:`AssignIndex._tiled_levels`). A valid coverage has no overlaps;
+    one whose edges merely do not match counts as overlapping, which only
+    costs speed.
 
-    def __init__(self, geoms, level_units):
-        self._geoms, self._units, self._known = geoms, level_units, {}
+    A level of valid polygons (GEOS's is_valid, asked once per level) is
+    first read from its distinct boundary segments
+    (:func:`_certainly_a_coverage`: array arithmetic and one exact point
+    test per ring); only where that is not certain does GEOS's coverage
+    validation decide.
+    `segments`: the distinct segments and ring entries of
+    :func:`_unique_segments`, with the (cell, segment) pairs of
+    :func:`_segment_cells`.
+    """
+
+    def __init__(self, geoms, level, level_units, segments):
+        self._geoms, self._level, self._units, self._known = geoms, level, level_units, {}
+        self._segments = segments
+        self._polygons = {}
 
     def __getitem__(self, i):
         if i not in self._known:
             units = self._units[i]
-            self._known[i] = len(units) < 2 or bool(shapely.coverage_is_valid(self._geoms[units]))
+            self._known[i] = len(units) < 2 or self.certain(i) or bool(shapely.coverage_is_valid(self._geoms[units]))
         return self._known[i]
+
+    def polygons_valid(self, i):
+        """Whether every unit of level i is a valid polygon (GEOS's is_valid)."""
+        if i not in self._polygons:
+            self._polygons[i] = bool(shapely.is_valid(self._geoms[self._units[i]]).all())
+        return self._polygons[i]
+
+    def certain(self, i):
+        """Whether level i is certainly a valid coverage, read from its segments."""
+        if not self.polygons_valid(i):
+            return False
+        segments, seg_of, unit_of, left, (x, y, ring_unit), seg_cell, cell_seg = self._segments
+        mine = np.flatnonzero(self._level[unit_of] == i)
+        rings = np.flatnonzero(self._level[ring_unit] == i)
+        return _certainly_a_coverage(self._geoms[self._units[i]], segments, np.take(seg_of, mine),
+                                     np.take(unit_of, mine), np.take(left, mine), seg_cell, cell_seg,
+                                     (np.take(x, rings), np.take(y, rings)))
 
     def follows(self, levels):
         for i in levels:
@@ -1169,6 +1209,159 @@ class _Rank:
 def _small_int(largest, negative=-1):
     """The smallest signed integer type holding `largest` and `negative`."""
     return np.result_type(np.min_scalar_type(-abs(int(largest)) - 1), np.min_scalar_type(negative))
+
+
+# ----------------------------------------------------------------------------
+# a coverage, read from its segments
+# ----------------------------------------------------------------------------
+
+# Two directions at one vertex closer than this (radians) are not ordered by
+# their angles (whose error is below 1e-15): such a vertex is left to GEOS.
+_ANGLE_GAP = 1e-12
+
+
+def _certainly_a_coverage(polygons, segments, seg_of, unit_of, left, seg_cell, cell_seg, firsts):
+    """True when the units certainly form a valid coverage (no two overlap,
+    and where they meet they share whole segments), read from their
+    distinct boundary segments; False when that is not certain.
+
+    The units must be valid polygons (each of their boundary segments then
+    has their interior on one side, the side its ring's orientation says).
+    They are then a valid coverage when all of these hold:
+
+    1. no side of a distinct segment is the interior side of two rings (a
+       segment is on one ring, or on two with their interiors on either side);
+    2. two distinct segments meet, if at all, at an end of both (no crossing,
+       no overlap, no end inside another segment): tested, with Shewchuk's
+       filtered orientation, on every pair of segments touching a common
+       raster cell (`seg_cell`, `cell_seg`: the pairs of
+       :func:`_segment_cells`), which holds any point two segments share;
+    3. around every vertex, the unit on the counter-clockwise side of each
+       segment is the unit on the clockwise side of the next one (the sector
+       between them lies in one unit or none);
+    4. no ring's first vertex lies in the interior of a unit (GEOS's exact
+       point-in-polygon test, one point per ring).
+
+    With 1 and 2 the segments form a plane graph and each face's units are
+    constant; with 3, along every boundary walk of a face the unit on its
+    side is one and the same; a unit covering the face that is not that one
+    would then hold the walk's whole connected component in its interior
+    (3 forbids it to touch it), and with it a ring's first vertex, which 4
+    forbids. So a face lies in one unit at most, the one its segments'
+    sides name.
+
+    Where a test is not certain (a filtered orientation of zero, two
+    directions at a vertex within `_ANGLE_GAP`), False is returned and GEOS's
+    validation decides.
+
+    `seg_of`, `unit_of`, `left`: the ring entries of these units, `firsts`
+    the x and y of their rings' first vertices (see :func:`_unique_segments`).
+    """
+    n_segments = len(segments)
+    key = seg_of * 2 + left
+    if (np.bincount(key, minlength=2 * n_segments) > 1).any():  # 1: a side taken twice
+        return False
+    side = np.full(2 * n_segments, _NONE, dtype=np.int64)
+    side[key] = unit_of
+    side = side.reshape(-1, 2)  # [s, 0]: the unit right of a -> b, [s, 1] left
+    mine = np.zeros(n_segments, dtype=bool)
+    mine[seg_of] = True
+    if not _segments_meet_at_ends(segments, mine, seg_cell, cell_seg):  # 2
+        return False
+    if not _sectors_agree(segments, np.flatnonzero(mine), side):  # 3
+        return False
+    firsts = shapely.points(*firsts)  # 4
+    point, unit = shapely.STRtree(polygons).query(firsts)  # boxes; then the prepared polygons' exact tests
+    return not shapely.contains_properly(np.take(polygons, unit), np.take(firsts, point)).any()
+
+
+def _segments_meet_at_ends(segments, mine, seg_cell, cell_seg):
+    """Whether every two of the segments `mine` that touch a common cell
+    certainly meet at most at an end of both."""
+    keep = np.flatnonzero(mine[cell_seg])
+    cell, seg = np.take(seg_cell, keep), np.take(cell_seg, keep)
+    # the pairs (i < j) of segments in each cell
+    start = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]])
+    size = np.diff(np.r_[start, len(cell)])
+    later = np.repeat(start + size, size) - np.arange(len(cell)) - 1  # entries after each in its cell
+    first = np.repeat(np.arange(len(cell)), later)
+    second = _expand(np.arange(1, len(cell) + 1), later)
+    s = np.take(segments, np.take(seg, first), axis=0)
+    t = np.take(segments, np.take(seg, second), axis=0)
+    # boxes apart: never meet (exact comparisons; ax <= bx in every row)
+    near = np.flatnonzero(~((s[:, 2] < t[:, 0]) | (t[:, 2] < s[:, 0])
+                            | (np.maximum(s[:, 1], s[:, 3]) < np.minimum(t[:, 1], t[:, 3]))
+                            | (np.maximum(t[:, 1], t[:, 3]) < np.minimum(s[:, 1], s[:, 3]))))
+    sax, say, sbx, sby = np.take(s, near, axis=0).T
+    tax, tay, tbx, tby = np.take(t, near, axis=0).T
+    aa = (sax == tax) & (say == tay)
+    ab = (sax == tbx) & (say == tby)
+    ba = (sbx == tax) & (sby == tay)
+    bb = (sbx == tbx) & (sby == tby)
+    shared = aa | ab | ba | bb
+    # sharing an end c: they meet elsewhere only if their other ends u, w lie
+    # on one ray from c; certainly not when u, c, w turn, or when the angle
+    # at c is obtuse
+    at_a = aa | ab
+    cx, cy = np.where(at_a, sax, sbx), np.where(at_a, say, sby)
+    ux, uy = np.where(at_a, sbx, sax), np.where(at_a, sby, say)
+    wx, wy = np.where(aa | ba, tbx, tax), np.where(aa | ba, tby, tay)
+    turn = _orientation(cx, cy, ux, uy, wx, wy) != 0
+    along = (ux - cx) * (wx - cx)
+    across = (uy - cy) * (wy - cy)
+    obtuse = along + across < -1e-14 * (np.abs(along) + np.abs(across))
+    # sharing none: certainly apart when one's ends are strictly on one side of the other's line
+    one = _orientation(sax, say, sbx, sby, tax, tay) * _orientation(sax, say, sbx, sby, tbx, tby)
+    other = _orientation(tax, tay, tbx, tby, sax, say) * _orientation(tax, tay, tbx, tby, sbx, sby)
+    return bool(np.where(shared, turn | obtuse, (one > 0) | (other > 0)).all())
+
+
+def _sectors_agree(segments, mine, side):
+    """Whether around every vertex of the segments `mine` the unit on the
+    counter-clockwise side of each segment (``side``, as left and right of a
+    -> b) is the one on the clockwise side of the next, counter-clockwise;
+    False also where that order is not certain."""
+    rows = np.take(segments, mine, axis=0)
+    ax, ay, bx, by = rows.T
+    labels = np.take(side, mine, axis=0)
+    # half-edges: from a towards b (its ccw side is left of a -> b), from b towards a
+    vx, vy = np.r_[ax, bx], np.r_[ay, by]
+    dx, dy = np.r_[bx - ax, ax - bx], np.r_[by - ay, ay - by]
+    ccw = np.r_[labels[:, 1], labels[:, 0]]
+    cw = np.r_[labels[:, 0], labels[:, 1]]
+    # the vertex of each half-edge, by a hash of its coordinates' bits (checked)
+    bits = np.c_[vx, vy].view(np.uint64)
+    mixed = bits * np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F], dtype=np.uint64)
+    vertex, _ = pd.factorize(mixed[:, 0] ^ (mixed[:, 1] >> np.uint64(7)))
+    n = len(vx)
+    index = np.arange(n)
+    one = np.full(vertex.max() + 1 if n else 0, n, dtype=np.int64)
+    np.minimum.at(one, vertex, index)
+    if not (np.array_equal(vx, vx[one[vertex]]) and np.array_equal(vy, vy[one[vertex]])):
+        return False  # two vertices with one hash: not read here
+    degree = np.bincount(vertex)
+    if (degree < 2).any():
+        return False
+    # two half-edges: each sector is the ccw side of one and the cw side of the other
+    two = np.flatnonzero(degree[vertex] == 2)
+    partner = np.bincount(vertex[two], weights=two, minlength=len(degree)).astype(np.int64)[vertex[two]] - two
+    if not (np.array_equal(ccw[two], cw[partner]) and np.array_equal(cw[two], ccw[partner])):
+        return False
+    # more: in counter-clockwise order of their directions
+    busy = np.flatnonzero(degree[vertex] > 2)
+    if not busy.size:
+        return True
+    angle = np.arctan2(dy[busy], dx[busy])
+    order = np.lexsort((angle, vertex[busy]))
+    busy, angle = busy[order], angle[order]
+    group = vertex[busy]
+    start = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    last = np.r_[start[1:], len(busy)] - 1
+    following = np.arange(1, len(busy) + 1)
+    following[last] = start
+    gap = angle[following] - angle
+    gap[last] += 2 * np.pi
+    return bool((gap > _ANGLE_GAP).all() and np.array_equal(ccw[busy], cw[busy[following]]))
 
 
 # ----------------------------------------------------------------------------
@@ -1271,19 +1464,27 @@ def _unique_segments(geoms):
     segments : ndarray of shape (n, 4)
         Rows (ax, ay, bx, by), a before b in (x, y) order, no zero-length one.
     segment, unit : ndarray
-        For every segment of every ring, its row in `segments` and its unit.
+        For every segment of every ring, its row in `segments` and its unit,
+        in the order of the rows.
     left : ndarray of bool
         For every segment of every ring, whether its polygon's interior lies
         left of its row's direction (a -> b): a shell's interior lies left of
         a counter-clockwise ring, a hole's right of it. Meaningful for valid
         polygons only.
+    firsts : (x, y, unit)
+        The first vertex of every ring, and its unit.
     """
-    parts, part_of = shapely.get_parts(geoms, return_index=True)
+    if (shapely.get_type_id(geoms) == 3).all():  # polygons only: their own parts
+        parts, part_of = geoms, np.arange(len(geoms))
+    else:
+        parts, part_of = shapely.get_parts(geoms, return_index=True)
     rings, ring_of = shapely.get_rings(parts, return_index=True)
     exterior = np.r_[True, ring_of[1:] != ring_of[:-1]]  # each part's rings: its shell, then its holes
     inward_left = exterior == shapely.is_ccw(rings)
     xy, vertex_of = shapely.get_coordinates(rings, return_index=True)
     same = vertex_of[1:] == vertex_of[:-1]
+    begin = np.flatnonzero(np.r_[True, ~same])  # each ring's first vertex
+    firsts = (np.take(xy[:, 0], begin), np.take(xy[:, 1], begin), part_of[ring_of[vertex_of[begin]]])
     start = np.flatnonzero(same)  # (rows are gathered with np.take: several times faster than fancy indexing)
     a, b = np.take(xy, start, axis=0), np.take(xy, start + 1, axis=0)
     ring = vertex_of[start]
@@ -1296,26 +1497,30 @@ def _unique_segments(geoms):
     np.copyto(rows[:, 2:], a, where=flip[:, None])
     keep = (rows[:, 0] != rows[:, 2]) | (rows[:, 1] != rows[:, 3])
     rows = np.compress(keep, rows, axis=0) + 0.0  # -0.0 becomes 0.0: equal coordinates, equal bits
-    # distinct rows by their bit patterns (a sort of four integer keys: many
-    # times faster than np.unique(axis=0), which sorts structured rows)
-    bits = rows.view(np.int64)
-    # sorted by a 64-bit hash of the four keys (one integer sort); rows with
+    # distinct rows by their bit patterns: numbered by a hash table of a
+    # 64-bit hash of the four keys (many times faster than np.unique(axis=0),
+    # which sorts structured rows, and than sorting the hashes); rows with
     # the same hash must be the same row, else (never seen) a sort of all four
+    bits = rows.view(np.int64)
     mixed = bits.view(np.uint64) * np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
                                               0x27D4EB2F165667C5], dtype=np.uint64)
     digest = (mixed[:, 0] ^ (mixed[:, 1] >> np.uint64(7)) ^ (mixed[:, 2] << np.uint64(3))
               ^ (mixed[:, 3] >> np.uint64(11)))
-    order = np.argsort(digest)
-    ordered = np.take(bits, order, axis=0)
-    differ = (ordered[1:] != ordered[:-1]).any(axis=1)
-    if (differ & (digest[order][1:] == digest[order][:-1])).any():
+    which = pd.factorize(digest)[0]  # in the order the rows first come
+    first = np.full(int(which.max()) + 1 if len(which) else 0, len(which), dtype=np.int64)
+    np.minimum.at(first, which, np.arange(len(which)))
+    if not (bits == np.take(bits, first[which], axis=0)).all():
         order = np.lexsort(bits.T[::-1])
         ordered = bits[order]
-        differ = (ordered[1:] != ordered[:-1]).any(axis=1)
-    fresh = np.r_[True, differ]
-    which = np.empty(len(rows), dtype=np.int64)
-    which[order] = np.cumsum(fresh) - 1
-    return np.take(rows, order[fresh], axis=0), which, unit[keep], left[keep]
+        fresh = np.r_[True, (ordered[1:] != ordered[:-1]).any(axis=1)]
+        which = np.empty(len(rows), dtype=np.int64)
+        which[order] = np.cumsum(fresh) - 1
+        first = order[fresh]
+    # the ring entries in the order of their segments (which later sorts need):
+    # a stable sort of numbers that come mostly in runs
+    order = np.argsort(which, kind="stable")
+    return (np.take(rows, first, axis=0), np.take(which, order), np.take(unit[keep], order),
+            np.take(left[keep], order), firsts)
 
 
 def _segment_cells(segments, raster):
@@ -1329,9 +1534,25 @@ def _segment_cells(segments, raster):
     cumulative = np.cumsum(_cells_around(a_u, a_v, b_u, b_v, raster, count_only=True))
     for lo, hi in _chunks(cumulative, _CHUNK_PAIRS):
         piece, cell = _cells_around(a_u[lo:hi], a_v[lo:hi], b_u[lo:hi], b_v[lo:hi], raster)
-        keys.append(_distinct(cell * n + owner[lo:hi][piece]))
-    key = _distinct(np.concatenate(keys))
+        # the pieces come by segment: ordered by cell, stably, they are
+        # ordered by cell and segment
+        order = _stable_order(cell)
+        key = np.take(cell, order) * n + np.take(owner[lo:hi], np.take(piece, order))
+        keys.append(key[np.r_[True, key[1:] != key[:-1]]] if len(key) else key)
+    key = keys[1] if len(keys) == 2 else _distinct(np.concatenate(keys))  # one chunk: sorted already
     return key // n, key % n
+
+
+def _stable_order(keys):
+    """The stable sorting order of non-negative integers: a radix sort,
+    16 bits at a time (numpy sorts 16-bit integers stably in linear time)."""
+    order = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
+    shift = 16
+    while len(keys) and int(keys.max()) >> shift:
+        digit = (np.take(keys, order) >> shift & 0xFFFF).astype(np.uint16)
+        order = np.take(order, np.argsort(digit, kind="stable"))
+        shift += 16
+    return order
 
 
 def _distinct(keys):
@@ -1339,6 +1560,15 @@ def _distinct(keys):
     several times faster than its hash table on millions of keys."""
     keys = np.sort(keys)
     return keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
+
+
+def _counted(keys):
+    """The distinct integers of `keys`, sorted, and how often each occurs,
+    for keys almost in order (runs in order, as a segment's entries by
+    segment): a stable sort of such keys takes a fraction of np.unique's."""
+    keys = np.sort(keys, kind="stable")
+    fresh = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, dtype=np.int64)
+    return keys[fresh], np.diff(np.r_[fresh, len(keys)])
 
 
 def _expand(start, count):
@@ -1561,11 +1791,17 @@ def _fill_faces(crossed_cells, geoms, units, raster):
     crossed[crossed_cells] = True
     faces, n_faces = ndimage.label(~crossed.reshape(raster.ny, raster.nx))
     faces = faces.ravel()
-    member = np.zeros(n_faces + 1, dtype=np.int64)
-    member[faces] = np.arange(raster.size)  # any one cell of each face
-    cx, cy = raster.points_in(member[1:])
-    face, unit = shapely.STRtree(geoms).query(shapely.points(cx, cy), predicate="intersects")
-    face += 1
+    # a cell of each face: labels are given in the order the faces are met,
+    # so the first cell of each is where the running maximum grows (checked)
+    member = np.flatnonzero(np.diff(np.maximum.accumulate(faces), prepend=0) > 0)
+    if len(member) != n_faces or not np.array_equal(faces[member], np.arange(1, n_faces + 1)):
+        member = np.zeros(n_faces + 1, dtype=np.int64)
+        member[faces] = np.arange(raster.size)
+        member = member[1:]
+    points = shapely.points(*raster.points_in(member))
+    face, unit = shapely.STRtree(geoms).query(points)  # boxes; then the prepared polygons' exact tests
+    hit = shapely.intersects(np.take(geoms, unit), np.take(points, face))
+    face, unit = face[hit] + 1, unit[hit]
     holders = np.bincount(face, minlength=n_faces + 1)
     face_unit = np.full(n_faces + 1, _NONE, dtype=np.int32)
     face_unit[face[holders[face] == 1]] = units[unit[holders[face] == 1]]
