@@ -226,3 +226,92 @@ def test_a_layer_given_as_a_file_is_read_when_its_turn_comes(province, stored, t
         distribute.dataset(tmp_path)
     with pytest.raises(KeyError, match="addresses"):
         ds["addresses"]
+
+
+# --- partition itself on the cluster: the same dataset as in one process ----------------------------
+
+
+def assert_same_dataset(got, want):
+    """The same files, manifest and frames (rows, order, labels, dtypes, attrs; geometries exactly)."""
+    def listing(ds):
+        return sorted(str(f.relative_to(ds.folder)) for f in ds.folder.rglob("*"))
+
+    assert listing(got) == listing(want)
+    assert got.manifest == want.manifest
+    for path in want.folder.rglob("*.parquet"):
+        a, b = gpd.read_parquet(got.folder / path.relative_to(want.folder)), gpd.read_parquet(path)
+        pd.testing.assert_frame_equal(pd.DataFrame(a.drop(columns="geometry")),
+                                      pd.DataFrame(b.drop(columns="geometry")), check_index_type=True)
+        assert a.geometry.geom_equals_exact(b.geometry, 0).all() and a.crs == b.crs and a.attrs == b.attrs
+
+
+def test_partition_on_the_cluster_writes_the_dataset_one_process_writes(province, client, tmp_path):
+    # the three kinds of input a worker slices: a frame (rows scattered), a GeoParquet file (whole row
+    # groups, here 700 rows) and a file geopandas.read_file reads (rows=), each in slices of 1,000 rows
+    province.events.to_parquet(tmp_path / "events.parquet", row_group_size=700)
+    province.addresses.iloc[:2500].to_file(tmp_path / "addresses.gpkg")
+    layers = {"addresses": tmp_path / "addresses.gpkg", "events": tmp_path / "events.parquet",
+              "stations": province.stations}
+    want = distribute.partition(province.grids, layers, tmp_path / "here")
+    got = distribute.partition(province.grids, layers, tmp_path / "cluster", client=client, slice_rows=1000)
+    assert sorted(os.listdir(tmp_path)) == ["addresses.gpkg", "cluster", "events.parquet", "here"]
+    assert_same_dataset(got, want)
+    assert got["events"].unplaced == {"outside": 2, "invalid": 0} and got["events"].rows == len(province.events)
+    assert_partitioned_as_the_rule(got, "events", province.events, province.grids, "town")
+    # the points of each town in the input's order; the labels those of the whole read
+    for code in got.tops:
+        labels = gpd.read_parquet(got["events"].file(code)).index
+        assert labels.is_monotonic_increasing
+    # the answers from it are the in-memory ones
+    expected = events.indicators(province.events, province.grids, period="month")
+    pd.testing.assert_frame_equal(events.indicators(got["events"], province.grids, period="month", client=client),
+                                  expected)
+
+
+def test_partition_on_the_cluster_of_columbus_equals_one_process_and_the_rule(columbus, client, tmp_path):
+    grids, ev, n_edge = columbus
+    rng = np.random.default_rng(11)
+    ev = ev.iloc[rng.permutation(len(ev))]  # labels not in order: each town's rows keep the input's order
+    want = distribute.partition(grids, {"events": ev}, tmp_path / "here")
+    got = distribute.partition(grids, {"events": ev}, tmp_path / "cluster", client=client, slice_rows=37)
+    assert_same_dataset(got, want)
+    assert_partitioned_as_the_rule(got, "events", ev, grids, "town")
+    assert got["events"].unplaced["outside"] == 3
+    for code in got.tops:  # the rows of a town in the order of the input (a permutation of the labels)
+        labels = gpd.read_parquet(got["events"].file(code)).index
+        assert list(labels) == [x for x in ev.index if x in set(labels)]
+    edge = set(ev["event_id"].iloc[-3 - n_edge:-3])
+    written = pd.concat([gpd.read_parquet(got["events"].file(c))["event_id"] for c in got.tops])
+    assert written.is_unique and edge <= set(written)
+
+
+def test_partition_on_the_cluster_refuses_what_one_process_refuses_and_leaves_nothing(province, client, tmp_path):
+    from gridgeo.schema import check
+
+    bad = province.addresses.iloc[:5000].copy()
+    bad.loc[bad.index[5], "addr_id"] = bad["addr_id"].iloc[-1]  # the same id in the first and last slices
+    bad.loc[bad.index[-2], "addr_id"] = bad["addr_id"].iloc[-4]  # and twice in the last one
+    bad.loc[bad.index[3000], "population"] = -2  # a negative count in a middle slice
+    with pytest.raises(SchemaError) as whole:
+        check(bad, "addresses", name="addresses")
+    target = tmp_path / "ds"
+    with pytest.raises(SchemaError) as sliced:
+        distribute.partition(province.grids, {"stations": province.stations, "addresses": bad}, target,
+                             client=client, slice_rows=1000)
+    assert [str(p) for p in sliced.value.problems] == [str(p) for p in whole.value.problems]
+    assert len(whole.value.problems) == 3 and "addresses" in str(sliced.value)
+    assert os.listdir(tmp_path) == []
+    # a file a worker cannot read as GeoParquet (no geometry): its error, and no dataset either
+    pd.DataFrame({"x": [1, 2]}).to_parquet(tmp_path / "plain.parquet")
+    with pytest.raises(ValueError, match="geo metadata"):
+        distribute.partition(province.grids, {"events": province.events, "other": tmp_path / "plain.parquet"},
+                             target, client=client)
+    assert os.listdir(tmp_path) == ["plain.parquet"]
+    target.mkdir()
+    with pytest.raises(distribute.PartitionError, match="exists"):
+        distribute.partition(province.grids, {"events": province.events}, target, client=client)
+    assert os.listdir(target) == []
+    with pytest.raises(distribute.PartitionError, match="slice_rows"):
+        distribute.partition(province.grids, {"events": province.events}, tmp_path / "x", client=client,
+                             slice_rows=0)
+    assert sorted(os.listdir(tmp_path)) == ["ds", "plain.parquet"]
