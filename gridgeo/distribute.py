@@ -53,6 +53,15 @@ points no unit holds are the manifest's counts. The grids given must be the
 grids the dataset was partitioned by (their top-level units are checked
 against the manifest), else the call is refused.
 
+A layer may also stay in a gridgeo store (PostGIS): give a
+:class:`StoreLayer` (``StoreLayer(url, "events")``) instead of a frame. Each
+task then reads, through the store's own :meth:`~gridgeo.store.Store.read`,
+the rows in its unit's bounding box and keeps those the rule gives its unit
+(decided among the top-level units whose boxes meet that box, which are all
+that can cover a point in it); the rest of the whole layer (the points no
+unit holds, and what depends on all of it) is read page by page on the
+workers. Every read is of the revision the layer was made at.
+
 Notes
 -----
 :func:`partition` writes one layer at a time. In one process (a layer given
@@ -60,7 +69,11 @@ as a path is read only when its turn comes) that process needs the largest
 layer's memory, once; with ``client=`` the workers read the input in
 slices, cut them and put each unit's pieces together, and the process
 holds the grids, the paths and a hash per row (the ids checked across the
-slices).
+slices). A :class:`StoreLayer` is read more than once: a page-by-page
+pass over the whole layer counts the points no unit holds, and another
+(events, stations) reads the columns the whole data decides; the units'
+boxes overlap, so rows near a shared edge are read by each unit whose box
+holds them and kept by one; pages are taken in key order with an offset.
 :func:`gridgeo.coverage.nearest_station` does not take stored layers (its
 tasks are tiles, not units). A hive reader infers the ``top`` folder
 values as integers unless told they are strings; gridgeo reads each
@@ -86,7 +99,7 @@ import pandas as pd
 from gridgeo import crs as gcrs
 from gridgeo.schema import DEFAULT_SCHEME, check, level_names
 
-__all__ = ["Part", "split", "run", "top_owner", "partition", "dataset", "Stored", "Partitioned",
+__all__ = ["Part", "split", "run", "top_owner", "partition", "dataset", "Stored", "Partitioned", "StoreLayer",
            "summarise"]
 
 
@@ -128,18 +141,22 @@ class _Piece:
         return f"<file {self.path}>"
 
 
-def split(grids, layers: dict, *, scheme=None):
+def split(grids, layers: dict, *, scheme=None, client=None):
     """The tasks of the partition rule (module notes): ``(parts, unplaced, top)``.
 
     Parameters
     ----------
     grids : GeoDataFrame
         Every level in one frame.
-    layers : dict of str to GeoDataFrame, Stored, path or None
+    layers : dict of str to GeoDataFrame, Stored, StoreLayer, path or None
         The points per layer (None: not given); a layer written by
-        :func:`partition` (:class:`Stored`, or its folder) is not read here:
-        each part names its unit's file, read by the task on its worker.
+        :func:`partition` (:class:`Stored`, or its folder) or kept in a store
+        (:class:`StoreLayer`) is not read here: each part names its unit's
+        file, or its query, read by the task on its worker.
     scheme : CodeScheme, optional
+    client : distributed.Client, optional
+        Needed for a :class:`StoreLayer`: its points no top-level unit holds
+        are counted on the workers.
 
     Returns
     -------
@@ -169,9 +186,8 @@ def split(grids, layers: dict, *, scheme=None):
             continue
         if is_stored(frame):
             stored = stored_layer(frame)
-            stored.check_grids(grids, top, codes)
-            pieces[layer] = stored
-            unplaced[layer] = dict(stored.unplaced)
+            pieces[layer] = stored.pieces(grids, top, codes, scheme=scheme or DEFAULT_SCHEME)
+            unplaced[layer] = stored.unplaced_by(client, top_index, top)
             continue
         if layer in _LAYERS:
             frame = check(frame, layer, scheme=scheme or DEFAULT_SCHEME, name=layer)
@@ -183,7 +199,7 @@ def split(grids, layers: dict, *, scheme=None):
         part_layers = {}
         for layer, held in rows.items():
             if layer in pieces:
-                part_layers[layer] = _Piece(pieces[layer].file(code))
+                part_layers[layer] = pieces[layer][code]
             elif held is None:
                 part_layers[layer] = None
             else:
@@ -666,6 +682,15 @@ class Stored:
         metadata = pq.read_schema(self.files[-1]).metadata or {}
         return json.loads(metadata.get(b"PANDAS_ATTRS", b"{}"))
 
+    def pieces(self, grids, top, codes, *, scheme=None) -> dict:
+        """Each top-level unit's file, read where its task runs (the grids checked: :meth:`check_grids`)."""
+        self.check_grids(grids, top, codes)
+        return {code: _Piece(self.file(code)) for code in codes}
+
+    def unplaced_by(self, client, top_index, top) -> dict:
+        """The points no top-level unit holds, as counted when written."""
+        return dict(self.unplaced)
+
     def check_grids(self, grids, top, codes):
         """Refuse grids other than those the dataset was partitioned by (by their top-level units)."""
         manifest = self.dataset.manifest
@@ -681,24 +706,28 @@ class Stored:
 
 
 def is_stored(value) -> bool:
-    """Whether a layer given to a public function is a stored one (a :class:`Stored` or its folder's path)."""
-    return isinstance(value, (Stored, str, os.PathLike))
+    """Whether a layer given to a public function is a stored one (a :class:`Stored` or its folder's path, or
+    a :class:`StoreLayer`)."""
+    return isinstance(value, (Stored, StoreLayer, str, os.PathLike))
 
 
-def stored_layer(value) -> Stored:
-    """The :class:`Stored` layer ``value`` names (itself, or the path ``<dataset>/<layer>``)."""
-    if isinstance(value, Stored):
+def stored_layer(value):
+    """The :class:`Stored` layer ``value`` names (itself, or the path ``<dataset>/<layer>``), or the
+    :class:`StoreLayer` it is."""
+    if isinstance(value, (Stored, StoreLayer)):
         return value
     path = Path(value)
     return Partitioned(path.parent)[path.name]
 
 
 def summarise(client, stored, columns, reduce):
-    """``[reduce(frame)]`` for every file of a stored layer (its parts, then the points kept aside), run on the
-    workers, each reading only ``columns`` (those the layer has): the cheap read that decides what depends on
-    the whole data."""
+    """``[reduce(frame)]`` for every file of a stored layer (its parts, then the points kept aside), or every
+    page of a :class:`StoreLayer`, run on the workers, each reading only ``columns`` (those the layer has):
+    the cheap read that decides what depends on the whole data."""
     stored = stored_layer(stored)
     present = [c for c in columns if c in stored.columns]
+    if isinstance(stored, StoreLayer):
+        return stored.pages(client, _columns_of, columns=present, reduce=reduce)
     futures = [client.submit(_summarised, str(path), present, reduce, pure=False) for path in stored.files]
     return client.gather(futures)
 
@@ -707,6 +736,146 @@ def _summarised(path, columns, reduce):
     import pyarrow.parquet as pq
 
     return reduce(pq.read_table(path, columns=columns).to_pandas())
+
+
+def _columns_of(frame, *, columns, reduce):
+    return reduce(pd.DataFrame(frame[columns]))
+
+
+# ----------------------------------------------------------------------------------------------
+# a store's layer read on the workers, each task its unit's rows
+# ----------------------------------------------------------------------------------------------
+
+
+class StoreLayer:
+    """A layer of a gridgeo store (:func:`gridgeo.store.open`: PostGIS, or a GeoPackage the workers can
+    open at the same path), given to the public functions instead of a frame and read on the workers.
+
+    Each top-level unit's task reads the rows in its unit's bounding box (:meth:`gridgeo.store.Store.read`
+    with ``bbox=``, on the spatial index) and keeps those the partition rule gives its unit, deciding
+    with the top-level units whose boxes meet its own (every unit that can cover a point of the box).
+    What depends on the whole layer (the points no unit holds, the periods and categories ...) is read
+    page by page (``limit``/``offset`` in key order) on the workers. Every read is of one revision, the
+    store's latest when the layer is made, so that the answers are those of
+    ``store.read(collection, at=revision)`` even while the store is written to.
+
+    Parameters
+    ----------
+    url : str
+        The store: a ``postgresql://`` URL (or a ``.gpkg`` path).
+    collection : str
+        The layer: ``addresses``, ``events``, ``stations``.
+    at : int, optional
+        The revision to read (default: the store's latest).
+    page_rows : int, default 100,000
+        The rows of a page of the reads of the whole layer.
+
+    Examples
+    --------
+    >>> import tempfile, gridgeo.store, gridgeo.sample
+    >>> path = tempfile.mkdtemp() + "/town.gpkg"
+    >>> s = gridgeo.sample.load()
+    >>> with gridgeo.store.open(path, create=True) as store:
+    ...     store.load({"grids": s.grids, "events": s.events}, author="网格办", progress=False)
+    1
+    >>> layer = StoreLayer(path, "events")
+    >>> layer.revision, layer.columns[:2], layer.count() == len(s.events)
+    (1, ['event_id', 'category'], True)
+    """
+
+    def __init__(self, url, collection: str, *, at=None, page_rows: int = 100_000):
+        from gridgeo import store as gstore
+
+        with gstore.open(url) as store:
+            if collection not in store.collections():
+                raise KeyError(f"{store.url} 没有图层 {collection!r} / the store has no layer {collection!r}: it "
+                               f"has {store.collections()}")
+            self.revision = store.revision if at is None else int(at)
+            self.columns = [*store.columns(collection), "revision"]
+            self._where = store.url
+        self.url, self.collection, self.page_rows = str(url), collection, int(page_rows)
+        self.attrs = {}
+
+    def __repr__(self) -> str:
+        return f"<StoreLayer {self.collection} of {self._where} at revision {self.revision}>"
+
+    def read(self, **options):
+        """:meth:`gridgeo.store.Store.read` of the layer at the revision, with `options` (``bbox``, ``limit`` ...)."""
+        from gridgeo import store as gstore
+
+        with gstore.open(self.url) as store:
+            return store.read(self.collection, at=self.revision, **options)
+
+    def pieces(self, grids, top, codes, *, scheme=None) -> dict:
+        """Each top-level unit's query: its box, and the top-level units whose boxes meet it."""
+        import shapely
+
+        on_top = grids[grids["level"] == top].set_index("code").loc[list(codes)].reset_index()
+        boxes = shapely.box(*shapely.bounds(on_top.geometry.to_numpy()).T)
+        mine, theirs = shapely.STRtree(boxes).query(boxes, predicate="intersects")
+        near = pd.Series(theirs).groupby(mine).agg(list)
+        return {code: _StorePiece(self, code, tuple(float(v) for v in on_top.geometry.iloc[i].bounds),
+                                  on_top.iloc[sorted(near[i])][["code", "name", "level", "parent",
+                                                                on_top.geometry.name]], top, scheme)
+                for i, code in enumerate(codes)}
+
+    def unplaced_by(self, client, top_index, top) -> dict:
+        """The points no top-level unit holds (``outside``, ``invalid``), placed page by page on the workers."""
+        if client is None:
+            raise TypeError("数据库图层在 Dask 集群上读取：请给 client / a store's layer is read on a Dask cluster: "
+                            "give client=")
+        found = self.pages(client, _unplaced_of, columns=[],
+                           index=client.scatter(top_index, broadcast=True, hash=False), top=top,
+                           layer=self.collection)
+        return {s: sum(f[s] for f in found) for s in ("outside", "invalid")}
+
+    def pages(self, client, task, *, columns=None, **options) -> list:
+        """``[task(page, columns=columns, **options)]`` for every page of the layer (``columns``: the attribute
+        columns read, besides the geometry and ``revision``; None: all), on the workers."""
+        rows = self.count()
+        futures = [client.submit(_page, self, start, self.page_rows, columns, task, pure=False, **options)
+                   for start in range(0, max(rows, 1), self.page_rows)]
+        return _settled(client, futures)
+
+    def count(self) -> int:
+        from gridgeo import store as gstore
+
+        with gstore.open(self.url) as store:
+            return store.count(self.collection, at=self.revision)
+
+
+def _page(stored, start, rows, columns, task, **options):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        read = None if columns is None else [c for c in columns if c != "revision"]  # revision always comes
+        value = task(stored.read(columns=read, limit=rows, offset=start), columns=columns, **options)
+    return value, [(str(w.message), w.category) for w in caught]
+
+
+def _unplaced_of(frame, *, columns, index, top, layer):
+    from gridgeo.assignment import assign
+
+    placed = assign(frame, index, levels=[top], name=layer)
+    return {s: int((placed["status"] == s).sum()) for s in ("outside", "invalid")}
+
+
+class _StorePiece(_Piece):
+    """One top-level unit's rows of a :class:`StoreLayer`: those in its box that the partition rule gives it,
+    decided with the top-level units `near` it (those whose boxes meet its box)."""
+
+    def __init__(self, layer, code, bbox, near, top, scheme):
+        self.layer, self.code, self.bbox, self.near, self.top, self.scheme = layer, code, bbox, near, top, scheme
+
+    def read(self):
+        from gridgeo.assignment import AssignIndex, assign
+
+        frame = self.layer.read(bbox=self.bbox)
+        index = AssignIndex(self.near, scheme=self.scheme, _one_call=True)
+        placed = assign(frame, index, levels=[self.top], name=self.layer.collection)
+        return frame[(placed[self.top].astype(object) == self.code).to_numpy()]
+
+    def __repr__(self) -> str:
+        return f"<{self.layer.collection} in the box of {self.code}, revision {self.layer.revision}>"
 
 
 def _source(source, layer):

@@ -315,3 +315,130 @@ def test_partition_on_the_cluster_refuses_what_one_process_refuses_and_leaves_no
         distribute.partition(province.grids, {"events": province.events}, tmp_path / "x", client=client,
                              slice_rows=0)
     assert sorted(os.listdir(tmp_path)) == ["ds", "plain.parquet"]
+
+
+# --- a PostGIS store's layers read on the workers, each task its town's rows -------------------------
+
+
+@pytest.fixture(scope="module")
+def in_postgis(postgis, province):
+    """The province (its odd events included) in a PostGIS store: its URL, and the grids and layers as
+    the store reads them whole (the in-memory reference)."""
+    import gridgeo.store as gstore
+
+    url = postgis.new_database("partitioned")
+    with gstore.open(url, create=True) as store:
+        store.load({"grids": province.grids, "addresses": province.addresses, "events": province.events,
+                    "stations": province.stations}, author="网格办", progress=False)
+        frames = {k: store.read(k) for k in ("grids", "addresses", "events", "stations")}
+    return url, frames
+
+
+def stored_in(url, *layers, **options):
+    return {k: distribute.StoreLayer(url, k, **options) for k in layers}
+
+
+@pytest.mark.postgis
+def test_each_task_reads_its_towns_rows_of_a_postgis_layer_by_the_rule(in_postgis, client):
+    url, frames = in_postgis
+    grids, ev = frames["grids"], frames["events"]
+    layer = distribute.StoreLayer(url, "events", page_rows=5000)
+    parts, unplaced, top = distribute.split(grids, {"events": layer}, client=client)
+    assert unplaced == {"events": {"outside": 2, "invalid": 0}}  # counted page by page: 5 pages
+    expected = owner_by_covers(ev, grids, "town")
+    for part in parts:
+        piece = part.layers["events"]
+        assert piece.bbox == tuple(grids.loc[grids["code"] == part.code].geometry.iloc[0].bounds)
+        rows = piece.read()
+        assert list(rows["event_id"]) == list(ev.loc[(expected == part.code).to_numpy(), "event_id"])
+    with pytest.raises(TypeError, match="client"):
+        distribute.split(grids, {"events": layer})
+    with pytest.raises(KeyError, match="roads_x"):
+        distribute.StoreLayer(url, "roads_x")
+
+
+@pytest.mark.postgis
+def test_figures_indicators_and_coverage_from_a_postgis_store_equal_in_memory(in_postgis, client):
+    from gridgeo import coverage
+
+    url, frames = in_postgis
+    grids = frames["grids"]
+    layers = stored_in(url, "addresses", "events", "stations", page_rows=7000)
+    expected = stats.figures(grids, addresses=frames["addresses"], events=frames["events"],
+                             stations=frames["stations"])
+    result = stats.figures(grids, **layers, client=client)
+    pd.testing.assert_frame_equal(pd.DataFrame(result.drop(columns="geometry")),
+                                  pd.DataFrame(expected.drop(columns="geometry")))
+    assert result.attrs == expected.attrs and result.attrs["unplaced"]["events"]["outside"] == 2
+    assert (result["events_outer"] == 0).all()  # the category only an unplaced event has, as in memory
+    with pytest.raises(TypeError, match="client"):
+        stats.figures(grids, events=layers["events"])
+    for options in (dict(period="month"), dict(period="quarter", by="category", level=["town", "grid2"])):
+        want = events.indicators(frames["events"], grids, **options)
+        got = events.indicators(layers["events"], grids, **options, client=client)
+        pd.testing.assert_frame_equal(got, want)
+        assert got.attrs == want.attrs and got.attrs["undated"] == 4 and got.attrs["unplaced"] == 2
+    cov = coverage.nearest_station(frames["addresses"], frames["stations"], method="straight")
+    want = coverage.per_grid(cov, grids, stations=frames["stations"])
+    got = coverage.per_grid(cov, grids, stations=layers["stations"], client=client)
+    pd.testing.assert_frame_equal(pd.DataFrame(got.drop(columns="geometry")),
+                                  pd.DataFrame(want.drop(columns="geometry")), check_exact=True)
+
+
+@pytest.mark.postgis
+def test_a_postgis_layer_is_read_at_one_revision_while_the_store_is_written(in_postgis, client, postgis):
+    import gridgeo.store as gstore
+
+    url, _ = in_postgis
+    copy = postgis.new_database("written")
+    postgis.sql(f'DROP DATABASE "{copy.rsplit("/", 1)[1]}"')
+    postgis.sql(f'CREATE DATABASE "{copy.rsplit("/", 1)[1]}" TEMPLATE "{url.rsplit("/", 1)[1]}"')
+    layer = distribute.StoreLayer(copy, "events")
+    with gstore.open(copy) as store:
+        before = store.read("events")
+        grids = store.read("grids")
+        later = before.drop(columns="revision").iloc[::2].copy()
+        later["category"] = "fire"  # half the events replaced, the other half retired
+        store.load({"events": later}, author="网格办", progress=False)
+        assert store.revision == layer.revision + 1 and len(store.read("events")) == len(later)
+    want = events.indicators(before, grids, period="month")
+    got = events.indicators(layer, grids, period="month", client=client)
+    pd.testing.assert_frame_equal(got, want)
+
+
+@pytest.mark.postgis
+def test_columbus_in_postgis_edge_points_go_to_one_town_and_answers_equal_in_memory(columbus, client, postgis):
+    import gridgeo.store as gstore
+
+    grids, given, n_edge = columbus
+    url = postgis.new_database("columbus")
+    with gstore.open(url, create=True) as store:
+        store.load({"grids": grids, "events": given}, author="网格办", progress=False)
+        grids, ev = store.read("grids"), store.read("events")
+    layer = distribute.StoreLayer(url, "events", page_rows=50)
+    parts, unplaced, _ = distribute.split(grids, {"events": layer}, client=client)
+    assert unplaced["events"] == {"outside": 3, "invalid": 0}
+    # each event a town holds is read by exactly the town the rule gives it, those on shared edges too
+    read = [(p.code, p.layers["events"].read()["event_id"]) for p in parts]
+    owner = pd.Series([code for code, ids in read for _ in ids], index=[i for _, ids in read for i in ids])
+    assert owner.index.is_unique
+    expected = owner_by_covers(ev, grids, "town").set_axis(ev["event_id"]).dropna()
+    pd.testing.assert_series_equal(owner.sort_index(), expected.sort_index(), check_names=False)
+    assert set(given["event_id"].iloc[-3 - n_edge:-3]) <= set(owner.index)
+    for options in (dict(period="quarter"), dict(period="month", by="category")):
+        want = events.indicators(ev, grids, **options)
+        result = events.indicators(layer, grids, **options, client=client)
+        pd.testing.assert_frame_equal(result, want)
+        assert result.attrs == want.attrs
+    want = stats.figures(grids, events=ev)
+    result = stats.figures(grids, events=layer, client=client)
+    pd.testing.assert_frame_equal(pd.DataFrame(result.drop(columns="geometry")),
+                                  pd.DataFrame(want.drop(columns="geometry")))
+    assert result.attrs == want.attrs
+
+
+def test_docstring_examples_of_distribute_run():
+    import doctest
+
+    result = doctest.testmod(distribute)
+    assert result.failed == 0 and result.attempted >= 15
