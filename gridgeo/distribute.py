@@ -336,8 +336,10 @@ def partition(grids, layers: dict, folder, *, scheme=None, client=None, slice_ro
     file, empty or not; its rows are in the order of the input. Each layer is
     checked against the schema whole (ids unique across the province) and
     written in the storage CRS. On a cluster each slice is checked alone
-    and the ids across the slices, so a refusal lists the same faults, slice
-    after slice, the duplicated ids last.
+    and the ids across all of them: a refusal lists the same faults, each
+    slice's in turn (a fault of the whole layer, such as a missing column,
+    once) and the duplicated ids last, so their order (and, past ten of a
+    kind, their number) may differ from the one-process list.
 
     Examples
     --------

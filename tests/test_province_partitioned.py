@@ -311,6 +311,11 @@ def test_partition_on_the_cluster_refuses_what_one_process_refuses_and_leaves_no
     with pytest.raises(distribute.PartitionError, match="exists"):
         distribute.partition(province.grids, {"events": province.events}, target, client=client)
     assert os.listdir(target) == []
+    with pytest.raises(distribute.PartitionError, match="None"):
+        distribute.partition(province.grids, {"events": province.events, "stations": None}, tmp_path / "x",
+                             client=client)
+    with pytest.raises(distribute.PartitionError, match="dict"):
+        distribute.partition(province.grids, [province.events], tmp_path / "x", client=client)
     with pytest.raises(distribute.PartitionError, match="slice_rows"):
         distribute.partition(province.grids, {"events": province.events}, tmp_path / "x", client=client,
                              slice_rows=0)
