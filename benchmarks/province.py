@@ -194,6 +194,14 @@ def run(p, engine, workers, expected, rows, chosen):
 LAYERS = ("addresses", "events", "stations")
 
 
+def announced(city, n, fraction, note=""):
+    """The province of `n` cities (:func:`province`), its sizes printed."""
+    p = province(city, n, fraction)
+    print(f"\n{n} cities: {len(p.grids):,} units, {len(p.addresses):,} addresses, {len(p.events):,} events, "
+          f"{len(p.stations):,} stations{note}", flush=True)
+    return p
+
+
 def partitioned(args, city):
     import json
     import subprocess
@@ -205,9 +213,7 @@ def partitioned(args, city):
 
     table = []
     for n in args.cities:
-        p = province(city, n, args.fraction)
-        print(f"\n{n} cities: {len(p.grids):,} units, {len(p.addresses):,} addresses, {len(p.events):,} events, "
-              f"{len(p.stations):,} stations", flush=True)
+        p = announced(city, n, args.fraction)
         with tempfile.TemporaryDirectory(prefix="province-") as tmp:
             tmp = Path(tmp)
             p.grids.to_parquet(tmp / "grids.parquet")
@@ -299,9 +305,7 @@ def partition_runs(args, city):
 
     table = []
     for n in args.cities:
-        p = province(city, n, args.fraction)
-        print(f"\n{n} cities: {len(p.grids):,} units, {len(p.addresses):,} addresses, {len(p.events):,} events, "
-              f"{len(p.stations):,} stations; files in row groups of {args.row_group:,}", flush=True)
+        p = announced(city, n, args.fraction, f"; files in row groups of {args.row_group:,}")
         with tempfile.TemporaryDirectory(prefix="partition-") as tmp:
             tmp = Path(tmp)
             p.grids.to_parquet(tmp / "grids.parquet")
