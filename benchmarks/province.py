@@ -61,7 +61,8 @@ layers given as GeoParquet files (row groups of ``--row-group`` rows):
 
 Each run is a fresh client process (the cluster started before the clock);
 the two alternate ``--repeat`` times and the medians are given: the time, the
-client process's own peak (the LocalCluster's scheduler lives in it) and the
+CPU time of the client and its workers (what the machine's load does not
+change much), the client process's own peak (the LocalCluster's scheduler lives in it) and the
 workers' peak. The datasets are compared file for file (``equal``).
 
     python benchmarks/province.py --partition [--cities 1 2] [--fraction 0.25] [--repeat 3]
@@ -320,8 +321,8 @@ def partition_runs(args, city):
                     row = json.loads(out.read_text())
                     row.update(cities=n, mode=mode, run=i)
                     table.append(row)
-                    print(f"  {mode:<8} run {i}  {row['seconds']:7.1f} s  client {row['client_mb']:6.0f} MB  "
-                          f"workers {row['workers_mb']:6.0f} MB", flush=True)
+                    print(f"  {mode:<8} run {i}  {row['seconds']:7.1f} s  cpu {row['cpu_s']:6.1f} s  "
+                          f"client {row['client_mb']:6.0f} MB  workers {row['workers_mb']:6.0f} MB", flush=True)
                     if i:
                         import shutil
 
@@ -332,7 +333,9 @@ def partition_runs(args, city):
                 if row["cities"] == n:
                     row["equal"] = same
     frame = pd.DataFrame(table)
-    for value, title in (("seconds", "seconds (median)"), ("client_mb", "client process peak, MB (median)"),
+    for value, title in (("seconds", "seconds (median)"),
+                         ("cpu_s", "CPU seconds, the client and its workers (median)"),
+                         ("client_mb", "client process peak, MB (median)"),
                          ("workers_mb", "worker processes peak, MB (median, together)")):
         print(f"\n{title} (columns: cities)\n"
               + frame.pivot_table(index="mode", columns="cities", values=value, aggfunc="median").round(1)
@@ -377,16 +380,23 @@ def partition_run(mode, folder, i, out, row_group):
         client = Client(cluster)
     try:
         with Peak() as peak:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), cpu_seconds()
             grids = gpd.read_parquet(folder / "grids.parquet")
             distribute.partition(grids, {k: folder / f"{k}.parquet" for k in LAYERS}, folder / f"{mode}-{i}",
                                  client=client, slice_rows=int(row_group))
-            seconds = time.perf_counter() - start
+            seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     finally:
         if client is not None:
             client.close()
             cluster.close()
-    Path(out).write_text(json.dumps(dict(seconds=seconds, client_mb=peak.alone_mb, workers_mb=peak.children_mb)))
+    Path(out).write_text(json.dumps(dict(seconds=seconds, cpu_s=cpu, client_mb=peak.alone_mb,
+                                         workers_mb=peak.children_mb)))
+
+
+def cpu_seconds() -> float:
+    """The CPU time (user and system) of this process and its live child processes (the workers)."""
+    me = psutil.Process()
+    return sum(sum(p.cpu_times()[:2]) for p in [me, *me.children(recursive=True)])
 
 
 def main():

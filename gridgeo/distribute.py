@@ -515,7 +515,7 @@ def _slices(client, source, layer, slice_rows) -> list:
     if not isinstance(source, (str, os.PathLike)):
         frame = source
         bounds = list(range(0, len(frame), slice_rows)) + [len(frame)] if len(frame) else [0, 0]
-        return client.scatter([frame.iloc[a:b] for a, b in zip(bounds[:-1], bounds[1:])])
+        return client.scatter([frame.iloc[a:b] for a, b in zip(bounds[:-1], bounds[1:])], hash=False)
     path = Path(source)
     if path.suffix in (".parquet", ".geoparquet"):
         import pyarrow.parquet as pq
