@@ -551,7 +551,7 @@ def _cut_slice(piece, *, number, layer, checked, scheme, top_index, top, n, piec
             except SchemaError as exc:
                 return {**out, "problems": exc.problems}, []
             column = frame[ID_COLUMNS[layer]]
-            out["hashes"] = pd.util.hash_array(column.to_numpy(dtype=object))
+            out["hashes"] = pd.util.hash_array(column.to_numpy(dtype=object), categorize=False)
         frame, where, out["unplaced"] = _placed_top(frame, layer, top_index, top)
         folder = Path(pieces) / str(number)
         folder.mkdir(parents=True)
@@ -596,7 +596,7 @@ def _rows_hashed(piece, column, hashes):
     """The ids (with their labels) of a slice whose hashes are among `hashes`."""
     frame = piece.read() if isinstance(piece, _Slice) else piece
     ids = frame[column]
-    return ids[np.isin(pd.util.hash_array(ids.to_numpy(dtype=object)), hashes)], []
+    return ids[np.isin(pd.util.hash_array(ids.to_numpy(dtype=object), categorize=False), hashes)], []
 
 
 def _put_together(jobs, empty):
