@@ -297,7 +297,7 @@ def partition(grids, layers: dict, folder, *, scheme=None, client=None, slice_ro
         others). A path (GeoParquet, or any file :func:`geopandas.read_file`
         reads) is read when its turn comes, so that no more than one layer is
         held at a time; with `client`, each worker reads its slices of it and
-        this process reads none of it.
+        this process reads none of its rows.
     folder : str or Path
         The dataset to make; it must not exist.
     scheme : CodeScheme, optional

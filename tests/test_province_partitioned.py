@@ -447,3 +447,19 @@ def test_docstring_examples_of_distribute_run():
 
     result = doctest.testmod(distribute)
     assert result.failed == 0 and result.attempted >= 15
+
+
+def test_a_geopackage_stores_layers_are_read_on_the_workers_too(sample, client, tmp_path):
+    import gridgeo.store as gstore
+
+    path = str(tmp_path / "town.gpkg")
+    with gstore.open(path, create=True) as store:
+        store.load({"grids": sample.grids, "events": sample.events, "stations": sample.stations}, author="网格办",
+                   progress=False)
+        grids, ev, st = store.read("grids"), store.read("events"), store.read("stations")
+    layers = stored_in(path, "events", "stations", page_rows=1000)
+    expected = stats.figures(grids, events=ev, stations=st)
+    result = stats.figures(grids, **layers, client=client)
+    pd.testing.assert_frame_equal(pd.DataFrame(result.drop(columns="geometry")),
+                                  pd.DataFrame(expected.drop(columns="geometry")))
+    assert result.attrs == expected.attrs
