@@ -50,6 +50,22 @@ worker processes apart (their peak is given too). The two answers are
 compared with each other (``equal``).
 
     python benchmarks/province.py --partitioned [--cities 1 2 4] [--fraction 0.05]
+
+``--partition`` times :func:`gridgeo.distribute.partition` itself, the
+layers given as GeoParquet files (row groups of ``--row-group`` rows):
+
+- ``here``: in one process, which reads each file whole in its turn;
+- ``cluster``: ``client=`` a LocalCluster of 2 workers (one thread each),
+  slices of ``--row-group`` rows read, checked, placed and written by the
+  workers, each town's pieces put together by a worker.
+
+Each run is a fresh client process (the cluster started before the clock);
+the two alternate ``--repeat`` times and the medians are given: the time, the
+CPU time of the client and its workers (what the machine's load does not
+change much), the client process's own peak (the LocalCluster's scheduler lives in it) and the
+workers' peak. The datasets are compared file for file (``equal``).
+
+    python benchmarks/province.py --partition [--cities 1 2] [--fraction 0.25] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -179,6 +195,14 @@ def run(p, engine, workers, expected, rows, chosen):
 LAYERS = ("addresses", "events", "stations")
 
 
+def announced(city, n, fraction, note=""):
+    """The province of `n` cities (:func:`province`), its sizes printed."""
+    p = province(city, n, fraction)
+    print(f"\n{n} cities: {len(p.grids):,} units, {len(p.addresses):,} addresses, {len(p.events):,} events, "
+          f"{len(p.stations):,} stations{note}", flush=True)
+    return p
+
+
 def partitioned(args, city):
     import json
     import subprocess
@@ -190,9 +214,7 @@ def partitioned(args, city):
 
     table = []
     for n in args.cities:
-        p = province(city, n, args.fraction)
-        print(f"\n{n} cities: {len(p.grids):,} units, {len(p.addresses):,} addresses, {len(p.events):,} events, "
-              f"{len(p.stations):,} stations", flush=True)
+        p = announced(city, n, args.fraction)
         with tempfile.TemporaryDirectory(prefix="province-") as tmp:
             tmp = Path(tmp)
             p.grids.to_parquet(tmp / "grids.parquet")
@@ -272,11 +294,118 @@ def client_run(mode, folder, out):
     Path(out).write_text(json.dumps(rows))
 
 
+# --- --partition: partition itself in one process vs on the cluster --------------------------------
+
+
+def partition_runs(args, city):
+    import json
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    table = []
+    for n in args.cities:
+        p = announced(city, n, args.fraction, f"; files in row groups of {args.row_group:,}")
+        with tempfile.TemporaryDirectory(prefix="partition-") as tmp:
+            tmp = Path(tmp)
+            p.grids.to_parquet(tmp / "grids.parquet")
+            for k in LAYERS:
+                getattr(p, k).to_parquet(tmp / f"{k}.parquet", row_group_size=args.row_group)
+            del p
+            for i in range(args.repeat):
+                for mode in ("here", "cluster"):
+                    out = tmp / f"{mode}-{i}.json"
+                    subprocess.run([sys.executable, __file__, "--partition-run", mode, str(tmp), str(i), str(out),
+                                    str(args.row_group)], check=True)
+                    row = json.loads(out.read_text())
+                    row.update(cities=n, mode=mode, run=i)
+                    table.append(row)
+                    print(f"  {mode:<8} run {i}  {row['seconds']:7.1f} s  cpu {row['cpu_s']:6.1f} s  "
+                          f"client {row['client_mb']:6.0f} MB  workers {row['workers_mb']:6.0f} MB", flush=True)
+                    if i:
+                        import shutil
+
+                        shutil.rmtree(tmp / f"{mode}-{i}")
+            same = same_dataset(tmp / "cluster-0", tmp / "here-0")
+            print(f"  the cluster's dataset is the one process's, file for file: {same}", flush=True)
+            for row in table:
+                if row["cities"] == n:
+                    row["equal"] = same
+    frame = pd.DataFrame(table)
+    for value, title in (("seconds", "seconds (median)"),
+                         ("cpu_s", "CPU seconds, the client and its workers (median)"),
+                         ("client_mb", "client process peak, MB (median)"),
+                         ("workers_mb", "worker processes peak, MB (median, together)")):
+        print(f"\n{title} (columns: cities)\n"
+              + frame.pivot_table(index="mode", columns="cities", values=value, aggfunc="median").round(1)
+              .to_string())
+    print("\nevery dataset equal:", bool(frame["equal"].all()))
+    print("load average (1, 5, 15 min):", " ".join(f"{v:.1f}" for v in psutil.getloadavg()))
+
+
+def same_dataset(got, want) -> bool:
+    """The same files; the same manifest; every parquet file the same bytes or the same frame."""
+    import geopandas as gpd
+
+    listing = [sorted(str(f.relative_to(d)) for f in d.rglob("*")) for d in (got, want)]
+    if listing[0] != listing[1]:
+        return False
+    if (got / "gridgeo-partition.json").read_text() != (want / "gridgeo-partition.json").read_text():
+        return False
+    for path in want.rglob("*.parquet"):
+        other = got / path.relative_to(want)
+        if path.read_bytes() == other.read_bytes():
+            continue
+        a, b = gpd.read_parquet(other), gpd.read_parquet(path)
+        if not (equal("partition", a, b) and a.geometry.geom_equals_exact(b.geometry, 0).all()):
+            return False
+    return True
+
+
+def partition_run(mode, folder, i, out, row_group):
+    """One client process: partition the files here or on a LocalCluster of 2 workers."""
+    import json
+    from pathlib import Path
+
+    import geopandas as gpd
+    from distributed import Client, LocalCluster
+
+    from gridgeo import distribute
+
+    folder = Path(folder)
+    cluster = client = None
+    if mode == "cluster":
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+    try:
+        with Peak() as peak:
+            start, cpu = time.perf_counter(), cpu_seconds()
+            grids = gpd.read_parquet(folder / "grids.parquet")
+            distribute.partition(grids, {k: folder / f"{k}.parquet" for k in LAYERS}, folder / f"{mode}-{i}",
+                                 client=client, slice_rows=int(row_group))
+            seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    finally:
+        if client is not None:
+            client.close()
+            cluster.close()
+    Path(out).write_text(json.dumps(dict(seconds=seconds, cpu_s=cpu, client_mb=peak.alone_mb,
+                                         workers_mb=peak.children_mb)))
+
+
+def cpu_seconds() -> float:
+    """The CPU time (user and system) of this process and its live child processes (the workers)."""
+    me = psutil.Process()
+    return sum(sum(p.cpu_times()[:2]) for p in [me, *me.children(recursive=True)])
+
+
 def main():
     import sys
 
     if len(sys.argv) == 5 and sys.argv[1] == "--client-run":
         return client_run(*sys.argv[2:])
+    if len(sys.argv) == 7 and sys.argv[1] == "--partition-run":
+        return partition_run(*sys.argv[2:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cities", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--fraction", type=float, default=0.25,
@@ -286,10 +415,17 @@ def main():
                         help="the steps to run (default all)")
     parser.add_argument("--partitioned", action="store_true",
                         help="compare the inputs held by the client with the inputs read on the workers")
+    parser.add_argument("--partition", action="store_true",
+                        help="time partition itself, in one process and on a cluster of 2 workers")
+    parser.add_argument("--row-group", type=int, default=100_000,
+                        help="--partition: the input files' row groups, and the workers' slices")
+    parser.add_argument("--repeat", type=int, default=3, help="--partition: runs of each, alternating")
     args = parser.parse_args()
     city = city_sample()
     if args.partitioned:
         return partitioned(args, city)
+    if args.partition:
+        return partition_runs(args, city)
     table = []
     for n in args.cities:
         p = province(city, n, args.fraction)

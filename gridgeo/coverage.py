@@ -683,7 +683,7 @@ def _per_grid_on_dask(client, coverage, grids, *, stations, assignment, levels):
     if stations is not None and not distribute.is_stored(stations):
         stations = gcrs.to_storage(stations, name="stations")
     layers = {"coverage": coverage, "stations": stations}
-    parts, _, _ = distribute.split(frame, layers, **({"scheme": scheme} if scheme else {}))
+    parts, _, _ = distribute.split(frame, layers, **({"scheme": scheme} if scheme else {}), client=client)
     for part in parts:
         if not stored:  # a stored coverage keeps its attrs in its files
             part.layers["coverage"].attrs = dict(coverage.attrs)

@@ -53,11 +53,27 @@ points no unit holds are the manifest's counts. The grids given must be the
 grids the dataset was partitioned by (their top-level units are checked
 against the manifest), else the call is refused.
 
+A layer may also stay in a gridgeo store (PostGIS): give a
+:class:`StoreLayer` (``StoreLayer(url, "events")``) instead of a frame. Each
+task then reads, through the store's own :meth:`~gridgeo.store.Store.read`,
+the rows in its unit's bounding box and keeps those the rule gives its unit
+(decided among the top-level units whose boxes meet that box, which are all
+that can cover a point in it); the rest of the whole layer (the points no
+unit holds, and what depends on all of it) is read page by page on the
+workers. Every read is of the revision the layer was made at.
+
 Notes
 -----
-:func:`partition` runs in one process, one layer at a time (a layer given
-as a path is read only when its turn comes); it does not yet run on the
-cluster, so that process needs the largest layer's memory, once.
+:func:`partition` writes one layer at a time. In one process (a layer given
+as a path is read only when its turn comes) that process needs the largest
+layer's memory, once; with ``client=`` the workers read the input in
+slices, cut them and put each unit's pieces together, and the process
+holds the grids, the paths and a hash per row (the ids checked across the
+slices). A :class:`StoreLayer` is read more than once: a page-by-page
+pass over the whole layer counts the points no unit holds, and another
+(events, stations) reads the columns the whole data decides; the units'
+boxes overlap, so rows near a shared edge are read by each unit whose box
+holds them and kept by one; pages are taken in key order with an offset.
 :func:`gridgeo.coverage.nearest_station` does not take stored layers (its
 tasks are tiles, not units). A hive reader infers the ``top`` folder
 values as integers unless told they are strings; gridgeo reads each
@@ -83,7 +99,7 @@ import pandas as pd
 from gridgeo import crs as gcrs
 from gridgeo.schema import DEFAULT_SCHEME, check, level_names
 
-__all__ = ["Part", "split", "run", "top_owner", "partition", "dataset", "Stored", "Partitioned",
+__all__ = ["Part", "split", "run", "top_owner", "partition", "dataset", "Stored", "Partitioned", "StoreLayer",
            "summarise"]
 
 
@@ -125,18 +141,22 @@ class _Piece:
         return f"<file {self.path}>"
 
 
-def split(grids, layers: dict, *, scheme=None):
+def split(grids, layers: dict, *, scheme=None, client=None):
     """The tasks of the partition rule (module notes): ``(parts, unplaced, top)``.
 
     Parameters
     ----------
     grids : GeoDataFrame
         Every level in one frame.
-    layers : dict of str to GeoDataFrame, Stored, path or None
+    layers : dict of str to GeoDataFrame, Stored, StoreLayer, path or None
         The points per layer (None: not given); a layer written by
-        :func:`partition` (:class:`Stored`, or its folder) is not read here:
-        each part names its unit's file, read by the task on its worker.
+        :func:`partition` (:class:`Stored`, or its folder) or kept in a store
+        (:class:`StoreLayer`) is not read here: each part names its unit's
+        file, or its query, read by the task on its worker.
     scheme : CodeScheme, optional
+    client : distributed.Client, optional
+        Needed for a :class:`StoreLayer`: its points no top-level unit holds
+        are counted on the workers.
 
     Returns
     -------
@@ -166,9 +186,8 @@ def split(grids, layers: dict, *, scheme=None):
             continue
         if is_stored(frame):
             stored = stored_layer(frame)
-            stored.check_grids(grids, top, codes)
-            pieces[layer] = stored
-            unplaced[layer] = dict(stored.unplaced)
+            pieces[layer] = stored.pieces(grids, top, codes, scheme=scheme or DEFAULT_SCHEME)
+            unplaced[layer] = stored.unplaced_by(client, top_index, top)
             continue
         if layer in _LAYERS:
             frame = check(frame, layer, scheme=scheme or DEFAULT_SCHEME, name=layer)
@@ -180,7 +199,7 @@ def split(grids, layers: dict, *, scheme=None):
         part_layers = {}
         for layer, held in rows.items():
             if layer in pieces:
-                part_layers[layer] = _Piece(pieces[layer].file(code))
+                part_layers[layer] = pieces[layer][code]
             elif held is None:
                 part_layers[layer] = None
             else:
@@ -266,7 +285,7 @@ class PartitionError(ValueError):
     """A partitioned dataset that cannot be written or does not fit the grids given."""
 
 
-def partition(grids, layers: dict, folder, *, scheme=None):
+def partition(grids, layers: dict, folder, *, scheme=None, client=None, slice_rows=100_000):
     """Write each layer once as a GeoParquet dataset split by the partition rule (module notes).
 
     Parameters
@@ -277,10 +296,24 @@ def partition(grids, layers: dict, folder, *, scheme=None):
         The points per layer (``addresses``, ``events``, ``stations``, or
         others). A path (GeoParquet, or any file :func:`geopandas.read_file`
         reads) is read when its turn comes, so that no more than one layer is
-        held at a time.
+        held at a time; with `client`, each worker reads its slices of it and
+        this process reads none of its rows.
     folder : str or Path
         The dataset to make; it must not exist.
     scheme : CodeScheme, optional
+    client : distributed.Client, optional
+        Cut on this Dask cluster: the input of each layer is read in slices of
+        `slice_rows` rows, each slice checked, placed and written in pieces per
+        top-level unit by a worker, and the pieces of each unit are then put
+        together in slice order by a worker. The dataset is the one this
+        process would write: the same files, rows, order and counts. The
+        workers must see `folder` (and the input files) at the same paths as
+        this process (a LocalCluster, or a shared file system).
+    slice_rows : int, default 100,000
+        The rows of a slice, with `client`. A GeoParquet file is cut at its
+        row groups (a slice is one or more whole row groups, however large:
+        write it with a smaller ``row_group_size`` to cut it finer); a frame
+        and the files :func:`geopandas.read_file` reads (``rows=``) at any row.
 
     Returns
     -------
@@ -298,10 +331,15 @@ def partition(grids, layers: dict, folder, *, scheme=None):
     -----
     Every layer is written into a temporary folder beside ``folder``, which
     becomes ``folder`` (one rename) only when every layer and the manifest
-    are written: a refused or failed write leaves no dataset, whole or half.
-    Every top-level unit has its file, empty or not. Each layer is checked
-    against the schema whole (ids unique across the province) and written in
-    the storage CRS.
+    are written: a refused or failed write leaves no dataset, whole or half
+    (on a cluster, once every task has ended). Every top-level unit has its
+    file, empty or not; its rows are in the order of the input. Each layer is
+    checked against the schema whole (ids unique across the province) and
+    written in the storage CRS. On a cluster each slice is checked alone
+    and the ids across all of them: a refusal lists the same faults, each
+    slice's in turn (a fault of the whole layer, such as a missing column,
+    once) and the duplicated ids last, so their order (and, past ten of a
+    kind, their number) may differ from the one-process list.
 
     Examples
     --------
@@ -311,8 +349,6 @@ def partition(grids, layers: dict, folder, *, scheme=None):
     >>> ds["events"].unplaced, ds["events"].rows == len(s.events), len(ds.tops)
     ({'outside': 0, 'invalid': 0}, True, 1)
     """
-    from gridgeo.assignment import assign
-
     folder = Path(folder)
     if folder.exists():
         raise PartitionError(f"{folder} 已存在，不覆盖 / {folder} exists: partitioned datasets are written once; "
@@ -320,35 +356,269 @@ def partition(grids, layers: dict, folder, *, scheme=None):
     if not isinstance(layers, dict) or not layers:
         raise PartitionError("layers 须为 {图层名: 数据} / give layers as a dict of layer name to frame or path, "
                              f"got {type(layers).__name__}")
+    if isinstance(slice_rows, bool) or not isinstance(slice_rows, (int, np.integer)) or slice_rows < 1:
+        raise PartitionError(f"slice_rows 须为正整数 / slice_rows must be a whole number of rows, 1 or more; "
+                             f"got {slice_rows!r}")
     grids, top, top_index, _, codes = _tops(grids, scheme)
+    scheme = scheme or DEFAULT_SCHEME
     folder.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}.writing-", dir=folder.parent))
     try:
         manifest = {"format": 1, "top": top, "tops": [str(c) for c in codes], "grids_key": _grids_key(grids, top),
                     "layers": {}}
+        if client is not None:  # the index of the top level, sent to every worker once
+            top_index = client.scatter(top_index, broadcast=True, hash=False)
         for layer, source in layers.items():
-            frame = _source(source, layer)
-            if layer in _LAYERS:
-                frame = check(frame, layer, scheme=scheme or DEFAULT_SCHEME, name=layer)
-            frame = gcrs.to_storage(frame, name=layer)
-            placed = assign(frame, top_index, levels=[top], name=layer)
-            where = placed[top].cat.codes.to_numpy()
-            for i, code in enumerate(codes):
-                target = scratch / layer / f"top={code}"
-                target.mkdir(parents=True)
-                frame[where == i].to_parquet(target / "part.parquet")
-            (scratch / "unplaced").mkdir(exist_ok=True)
-            frame[where < 0].to_parquet(scratch / "unplaced" / f"{layer}.parquet")
-            manifest["layers"][layer] = {
-                "rows": len(frame),
-                "unplaced": {s: int((placed["status"] == s).sum()) for s in ("outside", "invalid")}}
-            del frame, placed, where
+            if client is None:
+                facts = _partition_here(source, layer, scratch, scheme, top_index, top, codes)
+            else:
+                facts = _partition_on(client, source, layer, scratch, scheme, top_index, top, codes, int(slice_rows))
+            manifest["layers"][layer] = facts
+        shutil.rmtree(scratch / ".pieces", ignore_errors=True)
         (scratch / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
         os.rename(scratch, folder)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
     return Partitioned(folder)
+
+
+def _partition_here(source, layer, scratch, scheme, top_index, top, codes) -> dict:
+    """One layer of :func:`partition` in this process: its manifest entry."""
+    frame = _source(source, layer)
+    if layer in _LAYERS:
+        frame = check(frame, layer, scheme=scheme, name=layer)
+    frame, where, unplaced = _placed_top(frame, layer, top_index, top)
+    for i, piece in _by_top(frame, where, len(codes)):
+        target = scratch / layer / f"top={codes[i]}"
+        target.mkdir(parents=True)
+        piece.to_parquet(target / "part.parquet")
+    (scratch / "unplaced").mkdir(exist_ok=True)
+    frame.iloc[np.flatnonzero(where < 0)].to_parquet(scratch / "unplaced" / f"{layer}.parquet")
+    return {"rows": len(frame), "unplaced": unplaced}
+
+
+def _placed_top(frame, layer, top_index, top):
+    """(the frame in the storage CRS, each row's top-level unit as a position in the sorted codes or -1,
+    the counts of the rows no top-level unit holds): the partition rule applied."""
+    from gridgeo.assignment import assign
+
+    frame = gcrs.to_storage(frame, name=layer)
+    placed = assign(frame, top_index, levels=[top], name=layer)
+    where = placed[top].cat.codes.to_numpy()
+    return frame, where, {s: int((placed["status"] == s).sum()) for s in ("outside", "invalid")}
+
+
+def _by_top(frame, where, n):
+    """``(i, rows of frame whose top-level unit is i)`` for i in 0..n-1, every i, the rows in frame order."""
+    order = np.argsort(where, kind="stable")
+    bounds = np.searchsorted(where[order], np.arange(n + 1))
+    for i in range(n):
+        yield i, frame.iloc[order[bounds[i]:bounds[i + 1]]]
+
+
+# --- partition on a cluster: slices cut on the workers, then each unit's pieces put together ---------
+
+
+def _partition_on(client, source, layer, scratch, scheme, top_index, top, codes, slice_rows) -> dict:
+    """One layer of :func:`partition` on the cluster: its manifest entry, the files as :func:`_partition_here`
+    writes them."""
+    slices = _slices(client, source, layer, slice_rows)
+    pieces = scratch / ".pieces" / layer
+    checked = layer in _LAYERS
+    shared = dict(layer=layer, checked=checked, scheme=scheme, top_index=top_index, top=top, n=len(codes),
+                  pieces=str(pieces))
+    cut = _settled(client, [client.submit(_cut_slice, piece, number=k, pure=False, **shared)
+                            for k, piece in enumerate(slices)])
+    if checked:
+        _refuse_problems(client, cut, slices, layer, scheme)
+    jobs = [(str(scratch / layer / f"top={code}" / "part.parquet"),
+             [str(pieces / str(k) / f"{i}.parquet") for k, c in enumerate(cut) if c["counts"][i]])
+            for i, code in enumerate(codes)]
+    jobs.append((str(scratch / "unplaced" / f"{layer}.parquet"),
+                 [str(pieces / str(k) / "aside.parquet") for k, c in enumerate(cut) if c["aside"]]))
+    empty = str(pieces / "0" / "empty.parquet")
+    per_task = max(1, -(-len(jobs) // (4 * max(1, len(client.nthreads())))))
+    _settled(client, [client.submit(_put_together, jobs[i:i + per_task], empty, pure=False)
+                      for i in range(0, len(jobs), per_task)])
+    shutil.rmtree(pieces)  # the slices' pieces: every one moved or put together
+    return {"rows": sum(c["rows"] for c in cut),
+            "unplaced": {s: sum(c["unplaced"][s] for c in cut) for s in ("outside", "invalid")}}
+
+
+def _settled(client, futures) -> list:
+    """The futures' results in order, their warnings raised again here; if one fails, its error once every
+    task has ended (so that nothing a task writes outlives the call)."""
+    from distributed import wait
+
+    try:
+        results = client.gather(futures)
+    except BaseException:
+        try:
+            wait(futures)  # every task ended: finished, failed or cancelled (which wait raises once all have)
+        except Exception:  # noqa: BLE001 - the first error is the one to raise
+            pass
+        raise
+    for value, caught in results:
+        for message, category in caught:
+            warnings.warn(message, category, stacklevel=4)
+    return [value for value, _ in results]
+
+
+class _Slice:
+    """Rows ``start`` to ``stop`` of a layer's input file, read on a worker with the labels the whole read
+    gives them."""
+
+    def __init__(self, path, start, stop, groups=None):
+        self.path, self.start, self.stop, self.groups = str(path), start, stop, groups
+
+    def read(self):
+        import geopandas as gpd
+
+        if self.groups is None:  # any file geopandas.read_file reads: its rows, numbered as in the whole read
+            frame = gpd.read_file(self.path, rows=slice(self.start, self.stop))
+            frame.index = pd.RangeIndex(self.start, self.start + len(frame))
+            return frame
+        import io
+
+        import pyarrow.parquet as pq
+
+        file = pq.ParquetFile(self.path)
+        table = file.read_row_groups(self.groups)
+        buffer = io.BytesIO()  # geopandas' own reader, on these row groups with the file's metadata
+        pq.write_table(table, buffer)
+        buffer.seek(0)
+        frame = gpd.read_parquet(buffer)
+        whole = _range_index(file.schema_arrow.metadata)
+        if whole is not None:  # a range index is kept as metadata: the whole read's labels of these rows
+            frame.index = whole[self.start:self.stop]
+        return frame
+
+    def __repr__(self) -> str:
+        return f"<rows {self.start}:{self.stop} of {self.path}>"
+
+
+def _range_index(metadata):
+    """The RangeIndex the pandas metadata of a parquet file describes, or None (an index kept as a column)."""
+    described = json.loads((metadata or {}).get(b"pandas", b"{}")).get("index_columns", [])
+    if len(described) != 1 or not isinstance(described[0], dict) or described[0].get("kind") != "range":
+        return None
+    d = described[0]
+    return pd.RangeIndex(d["start"], d["stop"], d["step"], name=d.get("name"))
+
+
+def _slices(client, source, layer, slice_rows) -> list:
+    """The slices of a layer's input: for a frame, its rows scattered to the workers; for a file, what each
+    worker reads."""
+    if source is None:
+        _source(source, layer)
+    if not isinstance(source, (str, os.PathLike)):
+        frame = source
+        bounds = list(range(0, len(frame), slice_rows)) + [len(frame)] if len(frame) else [0, 0]
+        return client.scatter([frame.iloc[a:b] for a, b in zip(bounds[:-1], bounds[1:])], hash=False)
+    path = Path(source)
+    if path.suffix in (".parquet", ".geoparquet"):
+        import pyarrow.parquet as pq
+
+        meta = pq.ParquetFile(path).metadata
+        out, groups, start = [], [], 0
+        for g in range(meta.num_row_groups):
+            groups.append(g)
+            rows = sum(meta.row_group(i).num_rows for i in groups)
+            if rows >= slice_rows or g == meta.num_row_groups - 1:
+                out.append(_Slice(path, start, start + rows, groups))
+                start, groups = start + rows, []
+        return out or [_Slice(path, 0, 0, [])]
+    import pyogrio
+
+    n = pyogrio.read_info(path, force_feature_count=True)["features"]
+    return [_Slice(path, a, min(a + slice_rows, n)) for a in range(0, n, slice_rows)] or [_Slice(path, 0, None)]
+
+
+def _cut_slice(piece, *, number, layer, checked, scheme, top_index, top, n, pieces):
+    """A slice read, checked (ids aside), placed and written per top-level unit: ``pieces/<number>/<i>.parquet``
+    for every unit ``i`` it has rows of, ``aside.parquet`` for the rows none holds, and (slice 0)
+    ``empty.parquet``, the layer with no rows. Returns its counts, and the hashes of its ids."""
+    from gridgeo.schema import ID_COLUMNS, SchemaError
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = piece.read() if isinstance(piece, _Slice) else piece
+        out = {"rows": len(frame), "problems": [], "hashes": None}
+        if checked:
+            try:
+                frame = check(frame, layer, scheme=scheme, name=layer, unique=False)
+            except SchemaError as exc:
+                return {**out, "problems": exc.problems}, []
+            column = frame[ID_COLUMNS[layer]]
+            out["hashes"] = pd.util.hash_array(column.to_numpy(dtype=object), categorize=False)
+        frame, where, out["unplaced"] = _placed_top(frame, layer, top_index, top)
+        folder = Path(pieces) / str(number)
+        folder.mkdir(parents=True)
+        out["counts"] = np.bincount(where[where >= 0], minlength=n)
+        for i, rows in _by_top(frame, where, n):
+            if len(rows):
+                rows.to_parquet(folder / f"{i}.parquet")
+        out["aside"] = bool((where < 0).any())
+        if out["aside"]:
+            frame.iloc[np.flatnonzero(where < 0)].to_parquet(folder / "aside.parquet")
+        if number == 0:
+            frame.iloc[:0].to_parquet(folder / "empty.parquet")
+    return out, [(str(w.message), w.category) for w in caught]
+
+
+def _refuse_problems(client, cut, slices, layer, scheme):
+    """A SchemaError with every slice's problems, in slice order, and the ids used by more than one row of
+    the layer (found by their hashes, confirmed from the rows that have them); nothing if none."""
+    from gridgeo.schema import ID_COLUMNS, SchemaError, duplicate_ids
+
+    problems, said = [], set()
+    for c in cut:
+        for p in c["problems"]:
+            if p.row is None and str(p) in said:  # the layer's own faults (a missing column, no CRS), once
+                continue
+            said.add(str(p))
+            problems.append(p)
+    hashes = [c["hashes"] for c in cut if c["hashes"] is not None]
+    if hashes:
+        whole = pd.Series(np.concatenate(hashes))
+        twice = np.unique(whole[whole.duplicated(keep=False)].to_numpy())
+        if len(twice):
+            column = ID_COLUMNS[layer]
+            found = _settled(client, [client.submit(_rows_hashed, piece, column, twice, pure=False)
+                                      for piece, c in zip(slices, cut) if c["hashes"] is not None])
+            problems += duplicate_ids(pd.concat(found))
+    if problems:
+        raise SchemaError(layer, layer, problems)
+
+
+def _rows_hashed(piece, column, hashes):
+    """The ids (with their labels) of a slice whose hashes are among `hashes`."""
+    frame = piece.read() if isinstance(piece, _Slice) else piece
+    ids = frame[column]
+    return ids[np.isin(pd.util.hash_array(ids.to_numpy(dtype=object), categorize=False), hashes)], []
+
+
+def _put_together(jobs, empty):
+    """Each ``(target, pieces)``: the pieces of one file, in slice order, written as one (as this process
+    writes the rows of a unit); no piece: the layer's empty file."""
+    import geopandas as gpd
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for target, pieces in jobs:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            if not pieces:
+                shutil.copyfile(empty, target)
+            elif len(pieces) == 1:
+                os.replace(pieces[0], target)
+            else:
+                frames = [gpd.read_parquet(p) for p in pieces]
+                whole = pd.concat(frames)
+                whole.attrs = dict(frames[0].attrs)
+                whole.to_parquet(target)
+                del frames, whole
+    return None, [(str(w.message), w.category) for w in caught]
 
 
 def dataset(folder):
@@ -414,6 +684,15 @@ class Stored:
         metadata = pq.read_schema(self.files[-1]).metadata or {}
         return json.loads(metadata.get(b"PANDAS_ATTRS", b"{}"))
 
+    def pieces(self, grids, top, codes, *, scheme=None) -> dict:
+        """Each top-level unit's file, read where its task runs (the grids checked: :meth:`check_grids`)."""
+        self.check_grids(grids, top, codes)
+        return {code: _Piece(self.file(code)) for code in codes}
+
+    def unplaced_by(self, client, top_index, top) -> dict:
+        """The points no top-level unit holds, as counted when written."""
+        return dict(self.unplaced)
+
     def check_grids(self, grids, top, codes):
         """Refuse grids other than those the dataset was partitioned by (by their top-level units)."""
         manifest = self.dataset.manifest
@@ -429,24 +708,28 @@ class Stored:
 
 
 def is_stored(value) -> bool:
-    """Whether a layer given to a public function is a stored one (a :class:`Stored` or its folder's path)."""
-    return isinstance(value, (Stored, str, os.PathLike))
+    """Whether a layer given to a public function is a stored one (a :class:`Stored` or its folder's path, or
+    a :class:`StoreLayer`)."""
+    return isinstance(value, (Stored, StoreLayer, str, os.PathLike))
 
 
-def stored_layer(value) -> Stored:
-    """The :class:`Stored` layer ``value`` names (itself, or the path ``<dataset>/<layer>``)."""
-    if isinstance(value, Stored):
+def stored_layer(value):
+    """The :class:`Stored` layer ``value`` names (itself, or the path ``<dataset>/<layer>``), or the
+    :class:`StoreLayer` it is."""
+    if isinstance(value, (Stored, StoreLayer)):
         return value
     path = Path(value)
     return Partitioned(path.parent)[path.name]
 
 
 def summarise(client, stored, columns, reduce):
-    """``[reduce(frame)]`` for every file of a stored layer (its parts, then the points kept aside), run on the
-    workers, each reading only ``columns`` (those the layer has): the cheap read that decides what depends on
-    the whole data."""
+    """``[reduce(frame)]`` for every file of a stored layer (its parts, then the points kept aside), or every
+    page of a :class:`StoreLayer`, run on the workers, each reading only ``columns`` (those the layer has):
+    the cheap read that decides what depends on the whole data."""
     stored = stored_layer(stored)
     present = [c for c in columns if c in stored.columns]
+    if isinstance(stored, StoreLayer):
+        return stored.pages(client, _columns_of, columns=present, reduce=reduce)
     futures = [client.submit(_summarised, str(path), present, reduce, pure=False) for path in stored.files]
     return client.gather(futures)
 
@@ -455,6 +738,146 @@ def _summarised(path, columns, reduce):
     import pyarrow.parquet as pq
 
     return reduce(pq.read_table(path, columns=columns).to_pandas())
+
+
+def _columns_of(frame, *, columns, reduce):
+    return reduce(pd.DataFrame(frame[columns]))
+
+
+# ----------------------------------------------------------------------------------------------
+# a store's layer read on the workers, each task its unit's rows
+# ----------------------------------------------------------------------------------------------
+
+
+class StoreLayer:
+    """A layer of a gridgeo store (:func:`gridgeo.store.open`: PostGIS, or a GeoPackage the workers can
+    open at the same path), given to the public functions instead of a frame and read on the workers.
+
+    Each top-level unit's task reads the rows in its unit's bounding box (:meth:`gridgeo.store.Store.read`
+    with ``bbox=``, on the spatial index) and keeps those the partition rule gives its unit, deciding
+    with the top-level units whose boxes meet its own (every unit that can cover a point of the box).
+    What depends on the whole layer (the points no unit holds, the periods and categories ...) is read
+    page by page (``limit``/``offset`` in key order) on the workers. Every read is of one revision, the
+    store's latest when the layer is made, so that the answers are those of
+    ``store.read(collection, at=revision)`` even while the store is written to.
+
+    Parameters
+    ----------
+    url : str
+        The store: a ``postgresql://`` URL (or a ``.gpkg`` path).
+    collection : str
+        The layer: ``addresses``, ``events``, ``stations``.
+    at : int, optional
+        The revision to read (default: the store's latest).
+    page_rows : int, default 100,000
+        The rows of a page of the reads of the whole layer.
+
+    Examples
+    --------
+    >>> import tempfile, gridgeo.store, gridgeo.sample
+    >>> path = tempfile.mkdtemp() + "/town.gpkg"
+    >>> s = gridgeo.sample.load()
+    >>> with gridgeo.store.open(path, create=True) as store:
+    ...     store.load({"grids": s.grids, "events": s.events}, author="网格办", progress=False)
+    1
+    >>> layer = StoreLayer(path, "events")
+    >>> layer.revision, layer.columns[:2], layer.count() == len(s.events)
+    (1, ['event_id', 'category'], True)
+    """
+
+    def __init__(self, url, collection: str, *, at=None, page_rows: int = 100_000):
+        from gridgeo import store as gstore
+
+        with gstore.open(url) as store:
+            if collection not in store.collections():
+                raise KeyError(f"{store.url} 没有图层 {collection!r} / the store has no layer {collection!r}: it "
+                               f"has {store.collections()}")
+            self.revision = store.revision if at is None else int(at)
+            self.columns = [*store.columns(collection), "revision"]
+            self._where = store.url
+        self.url, self.collection, self.page_rows = str(url), collection, int(page_rows)
+        self.attrs = {}
+
+    def __repr__(self) -> str:
+        return f"<StoreLayer {self.collection} of {self._where} at revision {self.revision}>"
+
+    def read(self, **options):
+        """:meth:`gridgeo.store.Store.read` of the layer at the revision, with `options` (``bbox``, ``limit`` ...)."""
+        from gridgeo import store as gstore
+
+        with gstore.open(self.url) as store:
+            return store.read(self.collection, at=self.revision, **options)
+
+    def pieces(self, grids, top, codes, *, scheme=None) -> dict:
+        """Each top-level unit's query: its box, and the top-level units whose boxes meet it."""
+        import shapely
+
+        on_top = grids[grids["level"] == top].set_index("code").loc[list(codes)].reset_index()
+        boxes = shapely.box(*shapely.bounds(on_top.geometry.to_numpy()).T)
+        mine, theirs = shapely.STRtree(boxes).query(boxes, predicate="intersects")
+        near = pd.Series(theirs).groupby(mine).agg(list)
+        return {code: _StorePiece(self, code, tuple(float(v) for v in on_top.geometry.iloc[i].bounds),
+                                  on_top.iloc[sorted(near[i])][["code", "name", "level", "parent",
+                                                                on_top.geometry.name]], top, scheme)
+                for i, code in enumerate(codes)}
+
+    def unplaced_by(self, client, top_index, top) -> dict:
+        """The points no top-level unit holds (``outside``, ``invalid``), placed page by page on the workers."""
+        if client is None:
+            raise TypeError("数据库图层在 Dask 集群上读取：请给 client / a store's layer is read on a Dask cluster: "
+                            "give client=")
+        found = self.pages(client, _unplaced_of, columns=[],
+                           index=client.scatter(top_index, broadcast=True, hash=False), top=top,
+                           layer=self.collection)
+        return {s: sum(f[s] for f in found) for s in ("outside", "invalid")}
+
+    def pages(self, client, task, *, columns=None, **options) -> list:
+        """``[task(page, columns=columns, **options)]`` for every page of the layer (``columns``: the attribute
+        columns read, besides the geometry and ``revision``; None: all), on the workers."""
+        rows = self.count()
+        futures = [client.submit(_page, self, start, self.page_rows, columns, task, pure=False, **options)
+                   for start in range(0, max(rows, 1), self.page_rows)]
+        return _settled(client, futures)
+
+    def count(self) -> int:
+        from gridgeo import store as gstore
+
+        with gstore.open(self.url) as store:
+            return store.count(self.collection, at=self.revision)
+
+
+def _page(stored, start, rows, columns, task, **options):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        read = None if columns is None else [c for c in columns if c != "revision"]  # revision always comes
+        value = task(stored.read(columns=read, limit=rows, offset=start), columns=columns, **options)
+    return value, [(str(w.message), w.category) for w in caught]
+
+
+def _unplaced_of(frame, *, columns, index, top, layer):
+    from gridgeo.assignment import assign
+
+    placed = assign(frame, index, levels=[top], name=layer)
+    return {s: int((placed["status"] == s).sum()) for s in ("outside", "invalid")}
+
+
+class _StorePiece(_Piece):
+    """One top-level unit's rows of a :class:`StoreLayer`: those in its box that the partition rule gives it,
+    decided with the top-level units `near` it (those whose boxes meet its box)."""
+
+    def __init__(self, layer, code, bbox, near, top, scheme):
+        self.layer, self.code, self.bbox, self.near, self.top, self.scheme = layer, code, bbox, near, top, scheme
+
+    def read(self):
+        from gridgeo.assignment import AssignIndex, assign
+
+        frame = self.layer.read(bbox=self.bbox)
+        index = AssignIndex(self.near, scheme=self.scheme, _one_call=True)
+        placed = assign(frame, index, levels=[self.top], name=self.layer.collection)
+        return frame[(placed[self.top].astype(object) == self.code).to_numpy()]
+
+    def __repr__(self) -> str:
+        return f"<{self.layer.collection} in the box of {self.code}, revision {self.layer.revision}>"
 
 
 def _source(source, layer):

@@ -542,11 +542,13 @@ def indicators(events, units_or_index=None, *, level=None, period="month", start
         answer (the partition rule of :mod:`gridgeo.distribute`; the events
         and the grids must be given, not placed events). The events may then
         be a layer written by :func:`gridgeo.distribute.partition`
-        (``dataset["events"]`` or its folder): each task reads its unit's
-        file on its worker, and the periods, ``as_of``, the categories and
-        the undated and inconsistent counts are decided from the four columns
-        they need (report and close times, category, status) read file by
-        file on the workers, the events no unit holds included.
+        (``dataset["events"]`` or its folder) or a store's layer
+        (:class:`gridgeo.distribute.StoreLayer`): each task reads its unit's
+        file or rows on its worker, and the periods, ``as_of``, the
+        categories and the undated and inconsistent counts are decided from
+        the four columns they need (report and close times, category,
+        status) read file by file (page by page) on the workers, the events
+        no unit holds included.
 
     Returns
     -------
@@ -732,7 +734,7 @@ def _indicators_on_dask(client, events, units_or_index, *, level, period, start,
     cut = facts["as_of"] if as_of is None else _s(pd.Timestamp(as_of))
     categories = {"category": pd.Categorical(np.array(sorted(facts["category"]), dtype=object)).categories,
                   "status": pd.Categorical(np.array(sorted(facts["status"]), dtype=object)).categories}
-    parts, unplaced, top = distribute.split(grids, {"events": events}, scheme=scheme)
+    parts, unplaced, top = distribute.split(grids, {"events": events}, scheme=scheme, client=client)
     tables = distribute.run(client, _indicators_part, parts, scheme=scheme, levels=levels, periods=periods, cut=cut,
                             category=category, time_limits=time_limits, by=by, categories=categories)
     out = pd.concat(tables, ignore_index=True)

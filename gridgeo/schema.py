@@ -34,6 +34,8 @@ __all__ = [
     "SchemaError",
     "Problem",
     "LAYERS",
+    "ID_COLUMNS",
+    "duplicate_ids",
     "STATION_KINDS",
     "ROSTER_ROLES",
     "ROSTER_ROLE_ALIASES",
@@ -405,7 +407,8 @@ class SchemaError(ValueError):
         super().__init__("\n".join(lines))
 
 
-def check(frame, kind: str = "grids", *, scheme: CodeScheme = DEFAULT_SCHEME, name: str | None = None):
+def check(frame, kind: str = "grids", *, scheme: CodeScheme = DEFAULT_SCHEME, name: str | None = None,
+          unique: bool = True):
     """Check a frame against the schema of a layer and normalise it.
 
     Every problem is collected and reported in one :class:`SchemaError`:
@@ -424,6 +427,11 @@ def check(frame, kind: str = "grids", *, scheme: CodeScheme = DEFAULT_SCHEME, na
     scheme : CodeScheme
     name : str, optional
         What to call the frame in messages (a file name, a layer).
+    unique : bool, default True
+        Whether the ids of stations, addresses and events (:data:`ID_COLUMNS`)
+        must be unique in `frame`. False leaves them to the caller, which
+        checks them across the slices of a layer with :func:`duplicate_ids`
+        (as :func:`gridgeo.distribute.partition` does on a cluster).
 
     Returns
     -------
@@ -471,17 +479,33 @@ def check(frame, kind: str = "grids", *, scheme: CodeScheme = DEFAULT_SCHEME, na
         problems += _boundary_problems(out)
     if kind == "roster" and set(LAYERS["roster"]) <= set(out.columns):
         problems += _roster_problems(out)
-    if kind in ("stations", "addresses", "events"):
-        id_col = {"stations": "station_id", "addresses": "addr_id", "events": "event_id"}[kind]
-        if id_col in out.columns:
-            dup = out[id_col][out[id_col].duplicated(keep=False)]
-            for value in pd.unique(dup)[:10]:
-                rows = list(out.index[out[id_col] == value])
-                problems.append(Problem(f"{id_col} {value!r} is used by rows {rows}", column=id_col))
+    if unique and kind in ID_COLUMNS and ID_COLUMNS[kind] in out.columns:
+        problems += duplicate_ids(out[ID_COLUMNS[kind]])
 
     if problems:
         raise SchemaError(name, kind, problems)
     return out
+
+
+ID_COLUMNS = {"stations": "station_id", "addresses": "addr_id", "events": "event_id"}
+"""The id column of each point layer, unique in the layer."""
+
+
+def duplicate_ids(ids: pd.Series) -> list[Problem]:
+    """The problems of ids used by more than one row: the first ten such values (in the order they first
+    come), each with every row (index label) that uses it; what :func:`check` reports.
+
+    Examples
+    --------
+    >>> [str(p) for p in duplicate_ids(pd.Series(["a", "b", "a"], name="event_id"))]
+    ["event_id 'a' is used by rows [0, 2]"]
+    """
+    column = ids.name
+    problems = []
+    for value in pd.unique(ids[ids.duplicated(keep=False)])[:10]:
+        rows = list(ids.index[ids == value])
+        problems.append(Problem(f"{column} {value!r} is used by rows {rows}", column=column))
+    return problems
 
 
 ROSTER_ROLES = {

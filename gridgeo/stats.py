@@ -84,7 +84,8 @@ def figures(grids, *, addresses=None, events=None, stations=None, roster=None, b
         answer (the partition rule of :mod:`gridgeo.distribute`). Then a
         layer may also be one written by
         :func:`gridgeo.distribute.partition` (``dataset["events"]``, or its
-        folder): each task reads its unit's file on its worker, and the
+        folder) or a store's layer (:class:`gridgeo.distribute.StoreLayer`):
+        each task reads its unit's file or rows on its worker, and the
         categories and kinds beyond the known ones are read from that
         column alone, on the workers.
 
@@ -146,8 +147,9 @@ def figures(grids, *, addresses=None, events=None, stations=None, roster=None, b
     ['within']
     """
     if client is None and any(_stored(layer) for layer in (addresses, events, stations)):
-        raise TypeError("分区存储的图层在 Dask 集群上读取：请给 client / a layer stored partitioned "
-                        "(gridgeo.distribute.partition) is read on a Dask cluster: give client=")
+        raise TypeError("分区存储或数据库中的图层在 Dask 集群上读取：请给 client / a layer stored partitioned "
+                        "(gridgeo.distribute.partition) or in a store (gridgeo.distribute.StoreLayer) is read on "
+                        "a Dask cluster: give client=")
     if client is not None:
         out = _figures_on_dask(client, grids, addresses=addresses, events=events, stations=stations,
                                bands=bands, scheme=scheme)
@@ -312,7 +314,7 @@ def _figures_on_dask(client, grids, *, addresses, events, stations, bands, schem
                                 else _others(frame, column, known))
               for layer, frame in layers.items() if frame is not None
               for column, known in _CATEGORIES.get(layer, ())}
-    parts, unplaced, top = distribute.split(grids, layers, scheme=scheme)
+    parts, unplaced, top = distribute.split(grids, layers, scheme=scheme, client=client)
     results = distribute.run(client, _figures_part, parts, bands=bands, scheme=scheme, others=others)
     out = pd.concat(results) if results else _figures(grids.iloc[:0], **layers, bands=bands, scheme=scheme)
     out = gpd.GeoDataFrame(out, geometry=results[0].geometry.name, crs=results[0].crs) if results else out

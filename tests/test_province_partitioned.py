@@ -226,3 +226,240 @@ def test_a_layer_given_as_a_file_is_read_when_its_turn_comes(province, stored, t
         distribute.dataset(tmp_path)
     with pytest.raises(KeyError, match="addresses"):
         ds["addresses"]
+
+
+# --- partition itself on the cluster: the same dataset as in one process ----------------------------
+
+
+def assert_same_dataset(got, want):
+    """The same files, manifest and frames (rows, order, labels, dtypes, attrs; geometries exactly)."""
+    def listing(ds):
+        return sorted(str(f.relative_to(ds.folder)) for f in ds.folder.rglob("*"))
+
+    assert listing(got) == listing(want)
+    assert got.manifest == want.manifest
+    for path in want.folder.rglob("*.parquet"):
+        a, b = gpd.read_parquet(got.folder / path.relative_to(want.folder)), gpd.read_parquet(path)
+        pd.testing.assert_frame_equal(pd.DataFrame(a.drop(columns="geometry")),
+                                      pd.DataFrame(b.drop(columns="geometry")), check_index_type=True)
+        assert a.geometry.geom_equals_exact(b.geometry, 0).all() and a.crs == b.crs and a.attrs == b.attrs
+
+
+def test_partition_on_the_cluster_writes_the_dataset_one_process_writes(province, client, tmp_path):
+    # the three kinds of input a worker slices: a frame (rows scattered), a GeoParquet file (whole row
+    # groups, here 700 rows) and a file geopandas.read_file reads (rows=), each in slices of 1,000 rows
+    province.events.to_parquet(tmp_path / "events.parquet", row_group_size=700)
+    province.addresses.iloc[:2500].to_file(tmp_path / "addresses.gpkg")
+    layers = {"addresses": tmp_path / "addresses.gpkg", "events": tmp_path / "events.parquet",
+              "stations": province.stations}
+    want = distribute.partition(province.grids, layers, tmp_path / "here")
+    got = distribute.partition(province.grids, layers, tmp_path / "cluster", client=client, slice_rows=1000)
+    assert sorted(os.listdir(tmp_path)) == ["addresses.gpkg", "cluster", "events.parquet", "here"]
+    assert_same_dataset(got, want)
+    assert got["events"].unplaced == {"outside": 2, "invalid": 0} and got["events"].rows == len(province.events)
+    assert_partitioned_as_the_rule(got, "events", province.events, province.grids, "town")
+    # the points of each town in the input's order; the labels those of the whole read
+    for code in got.tops:
+        labels = gpd.read_parquet(got["events"].file(code)).index
+        assert labels.is_monotonic_increasing
+    # the answers from it are the in-memory ones
+    expected = events.indicators(province.events, province.grids, period="month")
+    pd.testing.assert_frame_equal(events.indicators(got["events"], province.grids, period="month", client=client),
+                                  expected)
+
+
+def test_partition_on_the_cluster_of_columbus_equals_one_process_and_the_rule(columbus, client, tmp_path):
+    grids, ev, n_edge = columbus
+    rng = np.random.default_rng(11)
+    ev = ev.iloc[rng.permutation(len(ev))]  # labels not in order: each town's rows keep the input's order
+    want = distribute.partition(grids, {"events": ev}, tmp_path / "here")
+    got = distribute.partition(grids, {"events": ev}, tmp_path / "cluster", client=client, slice_rows=37)
+    assert_same_dataset(got, want)
+    assert_partitioned_as_the_rule(got, "events", ev, grids, "town")
+    assert got["events"].unplaced["outside"] == 3
+    for code in got.tops:  # the rows of a town in the order of the input (a permutation of the labels)
+        labels = gpd.read_parquet(got["events"].file(code)).index
+        assert list(labels) == [x for x in ev.index if x in set(labels)]
+    edge = set(ev["event_id"].iloc[-3 - n_edge:-3])
+    written = pd.concat([gpd.read_parquet(got["events"].file(c))["event_id"] for c in got.tops])
+    assert written.is_unique and edge <= set(written)
+
+
+def test_partition_on_the_cluster_refuses_what_one_process_refuses_and_leaves_nothing(province, client, tmp_path):
+    from gridgeo.schema import check
+
+    bad = province.addresses.iloc[:5000].copy()
+    bad.loc[bad.index[5], "addr_id"] = bad["addr_id"].iloc[-1]  # the same id in the first and last slices
+    bad.loc[bad.index[-2], "addr_id"] = bad["addr_id"].iloc[-4]  # and twice in the last one
+    bad.loc[bad.index[3000], "population"] = -2  # a negative count in a middle slice
+    with pytest.raises(SchemaError) as whole:
+        check(bad, "addresses", name="addresses")
+    target = tmp_path / "ds"
+    with pytest.raises(SchemaError) as sliced:
+        distribute.partition(province.grids, {"stations": province.stations, "addresses": bad}, target,
+                             client=client, slice_rows=1000)
+    assert [str(p) for p in sliced.value.problems] == [str(p) for p in whole.value.problems]
+    assert len(whole.value.problems) == 3 and "addresses" in str(sliced.value)
+    assert os.listdir(tmp_path) == []
+    # a file a worker cannot read as GeoParquet (no geometry): its error, and no dataset either
+    pd.DataFrame({"x": [1, 2]}).to_parquet(tmp_path / "plain.parquet")
+    with pytest.raises(ValueError, match="geo metadata"):
+        distribute.partition(province.grids, {"events": province.events, "other": tmp_path / "plain.parquet"},
+                             target, client=client)
+    assert os.listdir(tmp_path) == ["plain.parquet"]
+    target.mkdir()
+    with pytest.raises(distribute.PartitionError, match="exists"):
+        distribute.partition(province.grids, {"events": province.events}, target, client=client)
+    assert os.listdir(target) == []
+    with pytest.raises(distribute.PartitionError, match="None"):
+        distribute.partition(province.grids, {"events": province.events, "stations": None}, tmp_path / "x",
+                             client=client)
+    with pytest.raises(distribute.PartitionError, match="dict"):
+        distribute.partition(province.grids, [province.events], tmp_path / "x", client=client)
+    with pytest.raises(distribute.PartitionError, match="slice_rows"):
+        distribute.partition(province.grids, {"events": province.events}, tmp_path / "x", client=client,
+                             slice_rows=0)
+    assert sorted(os.listdir(tmp_path)) == ["ds", "plain.parquet"]
+
+
+# --- a PostGIS store's layers read on the workers, each task its town's rows -------------------------
+
+
+@pytest.fixture(scope="module")
+def in_postgis(postgis, province):
+    """The province (its odd events included) in a PostGIS store: its URL, and the grids and layers as
+    the store reads them whole (the in-memory reference)."""
+    import gridgeo.store as gstore
+
+    url = postgis.new_database("partitioned")
+    with gstore.open(url, create=True) as store:
+        store.load({"grids": province.grids, "addresses": province.addresses, "events": province.events,
+                    "stations": province.stations}, author="网格办", progress=False)
+        frames = {k: store.read(k) for k in ("grids", "addresses", "events", "stations")}
+    return url, frames
+
+
+def stored_in(url, *layers, **options):
+    return {k: distribute.StoreLayer(url, k, **options) for k in layers}
+
+
+@pytest.mark.postgis
+def test_each_task_reads_its_towns_rows_of_a_postgis_layer_by_the_rule(in_postgis, client):
+    url, frames = in_postgis
+    grids, ev = frames["grids"], frames["events"]
+    layer = distribute.StoreLayer(url, "events", page_rows=5000)
+    parts, unplaced, top = distribute.split(grids, {"events": layer}, client=client)
+    assert unplaced == {"events": {"outside": 2, "invalid": 0}}  # counted page by page: 5 pages
+    expected = owner_by_covers(ev, grids, "town")
+    for part in parts:
+        piece = part.layers["events"]
+        assert piece.bbox == tuple(grids.loc[grids["code"] == part.code].geometry.iloc[0].bounds)
+        rows = piece.read()
+        assert list(rows["event_id"]) == list(ev.loc[(expected == part.code).to_numpy(), "event_id"])
+    with pytest.raises(TypeError, match="client"):
+        distribute.split(grids, {"events": layer})
+    with pytest.raises(KeyError, match="roads_x"):
+        distribute.StoreLayer(url, "roads_x")
+
+
+@pytest.mark.postgis
+def test_figures_indicators_and_coverage_from_a_postgis_store_equal_in_memory(in_postgis, client):
+    from gridgeo import coverage
+
+    url, frames = in_postgis
+    grids = frames["grids"]
+    layers = stored_in(url, "addresses", "events", "stations", page_rows=7000)
+    expected = stats.figures(grids, addresses=frames["addresses"], events=frames["events"],
+                             stations=frames["stations"])
+    result = stats.figures(grids, **layers, client=client)
+    pd.testing.assert_frame_equal(pd.DataFrame(result.drop(columns="geometry")),
+                                  pd.DataFrame(expected.drop(columns="geometry")))
+    assert result.attrs == expected.attrs and result.attrs["unplaced"]["events"]["outside"] == 2
+    assert (result["events_outer"] == 0).all()  # the category only an unplaced event has, as in memory
+    with pytest.raises(TypeError, match="client"):
+        stats.figures(grids, events=layers["events"])
+    for options in (dict(period="month"), dict(period="quarter", by="category", level=["town", "grid2"])):
+        want = events.indicators(frames["events"], grids, **options)
+        got = events.indicators(layers["events"], grids, **options, client=client)
+        pd.testing.assert_frame_equal(got, want)
+        assert got.attrs == want.attrs and got.attrs["undated"] == 4 and got.attrs["unplaced"] == 2
+    cov = coverage.nearest_station(frames["addresses"], frames["stations"], method="straight")
+    want = coverage.per_grid(cov, grids, stations=frames["stations"])
+    got = coverage.per_grid(cov, grids, stations=layers["stations"], client=client)
+    pd.testing.assert_frame_equal(pd.DataFrame(got.drop(columns="geometry")),
+                                  pd.DataFrame(want.drop(columns="geometry")), check_exact=True)
+
+
+@pytest.mark.postgis
+def test_a_postgis_layer_is_read_at_one_revision_while_the_store_is_written(in_postgis, client, postgis):
+    import gridgeo.store as gstore
+
+    url, _ = in_postgis
+    copy = postgis.new_database("written")
+    postgis.sql(f'DROP DATABASE "{copy.rsplit("/", 1)[1]}"')
+    postgis.sql(f'CREATE DATABASE "{copy.rsplit("/", 1)[1]}" TEMPLATE "{url.rsplit("/", 1)[1]}"')
+    layer = distribute.StoreLayer(copy, "events")
+    with gstore.open(copy) as store:
+        before = store.read("events")
+        grids = store.read("grids")
+        later = before.drop(columns="revision").iloc[::2].copy()
+        later["category"] = "fire"  # half the events replaced, the other half retired
+        store.load({"events": later}, author="网格办", progress=False)
+        assert store.revision == layer.revision + 1 and len(store.read("events")) == len(later)
+    want = events.indicators(before, grids, period="month")
+    got = events.indicators(layer, grids, period="month", client=client)
+    pd.testing.assert_frame_equal(got, want)
+
+
+@pytest.mark.postgis
+def test_columbus_in_postgis_edge_points_go_to_one_town_and_answers_equal_in_memory(columbus, client, postgis):
+    import gridgeo.store as gstore
+
+    grids, given, n_edge = columbus
+    url = postgis.new_database("columbus")
+    with gstore.open(url, create=True) as store:
+        store.load({"grids": grids, "events": given}, author="网格办", progress=False)
+        grids, ev = store.read("grids"), store.read("events")
+    layer = distribute.StoreLayer(url, "events", page_rows=50)
+    parts, unplaced, _ = distribute.split(grids, {"events": layer}, client=client)
+    assert unplaced["events"] == {"outside": 3, "invalid": 0}
+    # each event a town holds is read by exactly the town the rule gives it, those on shared edges too
+    read = [(p.code, p.layers["events"].read()["event_id"]) for p in parts]
+    owner = pd.Series([code for code, ids in read for _ in ids], index=[i for _, ids in read for i in ids])
+    assert owner.index.is_unique
+    expected = owner_by_covers(ev, grids, "town").set_axis(ev["event_id"]).dropna()
+    pd.testing.assert_series_equal(owner.sort_index(), expected.sort_index(), check_names=False)
+    assert set(given["event_id"].iloc[-3 - n_edge:-3]) <= set(owner.index)
+    for options in (dict(period="quarter"), dict(period="month", by="category")):
+        want = events.indicators(ev, grids, **options)
+        result = events.indicators(layer, grids, **options, client=client)
+        pd.testing.assert_frame_equal(result, want)
+        assert result.attrs == want.attrs
+    want = stats.figures(grids, events=ev)
+    result = stats.figures(grids, events=layer, client=client)
+    pd.testing.assert_frame_equal(pd.DataFrame(result.drop(columns="geometry")),
+                                  pd.DataFrame(want.drop(columns="geometry")))
+    assert result.attrs == want.attrs
+
+
+def test_docstring_examples_of_distribute_run():
+    import doctest
+
+    result = doctest.testmod(distribute)
+    assert result.failed == 0 and result.attempted >= 15
+
+
+def test_a_geopackage_stores_layers_are_read_on_the_workers_too(sample, client, tmp_path):
+    import gridgeo.store as gstore
+
+    path = str(tmp_path / "town.gpkg")
+    with gstore.open(path, create=True) as store:
+        store.load({"grids": sample.grids, "events": sample.events, "stations": sample.stations}, author="网格办",
+                   progress=False)
+        grids, ev, st = store.read("grids"), store.read("events"), store.read("stations")
+    layers = stored_in(path, "events", "stations", page_rows=1000)
+    expected = stats.figures(grids, events=ev, stations=st)
+    result = stats.figures(grids, **layers, client=client)
+    pd.testing.assert_frame_equal(pd.DataFrame(result.drop(columns="geometry")),
+                                  pd.DataFrame(expected.drop(columns="geometry")))
+    assert result.attrs == expected.attrs
