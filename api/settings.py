@@ -19,6 +19,7 @@ GRIDGEO_ANSWER_CACHE      where the map's public answers are kept     ``~/.cache
                           read by ``gridgeo serve`` before the app)
 GRIDGEO_ANSWER_CACHE_MB   the most one version's kept answers take    512
 GRIDGEO_TILE_CACHE_BYTES  memory for rendered tiles, in bytes         128 MiB
+GRIDGEO_TILE_RENDERERS    tiles a worker draws at the same time       1
 GRIDGEO_CACHE_MB          memory for what a worker keeps of the       384
                           version it serves (figures, tile sets,
                           encoded answers ...), in MiB: the least
@@ -98,6 +99,7 @@ class Settings(BaseSettings):
     max_body: int = 16 * 2**20
     tile_cache: str | None = None
     tile_cache_bytes: int = Field(128 * 2**20, ge=0)
+    tile_renderers: int = Field(1, ge=1, le=64, description="tiles a worker draws at the same time (api.routes.tiles)")
     cache_mb: int = Field(384, ge=0, description="MiB a worker keeps of the version it serves")
     basemap: str | None = None
     basemap_attribution: str = ""

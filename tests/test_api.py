@@ -242,6 +242,55 @@ def test_tiles_decode_to_the_grids(client, sample):
     assert client.get("/tiles/grid2/12/0/0.mvt").status_code == 204
 
 
+@pytest.mark.parametrize("renderers", [1, 3])
+def test_tiles_are_drawn_as_many_at_a_time_as_the_settings_say(api_settings, sample, monkeypatch, renderers):
+    """GRIDGEO_TILE_RENDERERS bounds the tiles a worker draws at once: 24 first requests at the same
+    time are drawn at most that many together (and as many when allowed), each equal to the tile set's
+    own drawing of it."""
+    import asyncio
+    import threading
+    import time
+
+    import httpx
+    import morecantile
+
+    from api import create_app
+    from api import derived as api_derived
+    from gridgeo.tiles import TileSet
+
+    tms = morecantile.tms.get("WebMercatorQuad")
+    west, south, east, north = sample.grids.total_bounds
+    addresses = list(tms.tiles(west, south, east, north, [15]))[:24]
+    drawing, most, lock, draw = [0], [0], threading.Lock(), TileSet.tile
+
+    def counted(self, *args, **kwargs):
+        with lock:
+            drawing[0] += 1
+            most[0] = max(most[0], drawing[0])
+        try:
+            time.sleep(0.05)  # long enough for the others to arrive
+            return draw(self, *args, **kwargs)
+        finally:
+            with lock:
+                drawing[0] -= 1
+
+    app = create_app(api_settings.model_copy(update={"tile_renderers": renderers}))
+    tileset = api_derived.tiles(app.state.services)
+    monkeypatch.setattr(TileSet, "tile", counted)
+
+    async def fetch_all():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            return await asyncio.gather(*(c.get(f"/tiles/grid2/{t.z}/{t.x}/{t.y}.mvt") for t in addresses))
+
+    answers = asyncio.run(fetch_all())
+    assert most[0] == renderers
+    for t, answer in zip(addresses, answers):
+        assert answer.status_code in (200, 204)
+        active = tileset._active(["grid2"], t.z, t.x, t.y)  # drawn again, not read from the cache
+        assert answer.content == (tileset.render_sources(active, t.z, t.x, t.y) if active else b"")
+
+
 def test_a_cached_tile_is_answered_as_it_was_rendered(client, sample):
     import morecantile
 
