@@ -341,3 +341,28 @@ def test_reading_ahead_waits_while_requests_are_answered(sample_store, tmp_path,
                 "events:placed", "events:tally:month"} <= read
     finally:
         services.close()
+
+
+def test_answers_are_written_in_the_quiet_moments(sample_store, tmp_path):
+    """A served answer is queued, not written, while requests are being answered; the writer keeps it
+    at the next quiet moment, whole (api.boot.KeptAnswers.later)."""
+    from api.boot import KeptAnswers
+    from api.services import Traffic
+
+    answers = KeptAnswers.for_store(str(sample_store), str(tmp_path / "answers"))
+    version = latest(str(sample_store))[0]
+    traffic = Traffic()
+    answers.quiet = lambda: traffic.wait_quiet(quiet=0.05)
+    scope = {"method": "GET", "path": TILE, "query_string": b"", "headers": [(b"host", b"127.0.0.1")]}
+    key = answers.key(scope)
+    traffic.enter()
+    answers.later(version, key, scope, 200, [(b"content-type", b"application/vnd.mapbox-vector-tile")], b"tile")
+    time.sleep(0.5)
+    assert not answers.has(version, key)  # a request is in flight: nothing written yet
+    traffic.leave()
+    deadline = time.monotonic() + 10
+    while not answers.has(version, key) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    status, headers, body, _ = answers.get(version, key, scope)
+    assert (status, body) == (200, b"tile")
+    assert (b"content-type", b"application/vnd.mapbox-vector-tile") in headers
