@@ -299,6 +299,7 @@ class KeptAnswers:
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue | None = None
         self._queued = 0  # bytes waiting for the writer
+        self._waiting: set[tuple[int, str]] = set()  # and their addresses
         self.quiet: Callable[[], object] | None = None
         """Waits for a quiet moment of the service before the writer writes (set by :class:`Boot`)."""
 
@@ -348,9 +349,9 @@ class KeptAnswers:
         return _digest(scope["path"] + "?" + scope.get("query_string", b"").decode("latin-1"))
 
     def has(self, version: int, key: str) -> bool:
-        """Whether an answer is kept at this address (any variant); False also when the
-        version's folder is not known yet (the first answer finds it, in :meth:`put`)."""
-        if (version, key) in self._known:
+        """Whether an answer is kept at this address (any variant), or waits to be written; False also
+        when the version's folder is not known yet (the first answer finds it, in :meth:`put`)."""
+        if (version, key) in self._known or (version, key) in self._waiting:
             return True
         if version in self.stamps and (folder := self.folder(version)) is not None and (folder / key).is_file():
             self._known.add((version, key))
@@ -380,9 +381,10 @@ class KeptAnswers:
         through the default executor, a fifth of its drawing; 0.3 ms written at once by one
         writer). An answer that finds :data:`MAX_QUEUED` bytes waiting is not kept."""
         with self._lock:
-            if self._queued + len(body) > MAX_QUEUED:
+            if self._queued + len(body) > MAX_QUEUED or (version, key) in self._waiting:
                 return
             self._queued += len(body)
+            self._waiting.add((version, key))
             if self._queue is None:
                 self._queue = queue.SimpleQueue()
                 threading.Thread(target=self._write, name="gridgeo-answers", daemon=True).start()
@@ -403,6 +405,7 @@ class KeptAnswers:
                 finally:
                     with self._lock:
                         self._queued -= len(body)
+                        self._waiting.discard((version, key))
 
     def put(self, version: int, key: str, scope, status: int, headers: list, body: bytes) -> None:
         """Keep the answer to the request in ``scope`` (one the module's rule keeps; anything else
