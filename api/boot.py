@@ -238,6 +238,8 @@ class Boot:
             elif message["type"] == "lifespan.shutdown":
                 if self._starting is not None and not self._starting.done():
                     self._starting.cancel()
+                if self.answers is not None:  # the answers still waiting are written before the process ends
+                    await asyncio.to_thread(self.answers.flush)
                 if self._life is not None:
                     await self._life["queue"].put({"type": "lifespan.shutdown"})
                     await self._life["stopped"].wait()
@@ -389,6 +391,17 @@ class KeptAnswers:
                 self._queue = queue.SimpleQueue()
                 threading.Thread(target=self._write, name="gridgeo-answers", daemon=True).start()
         self._queue.put((version, key, scope, status, headers, body))
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait (at most ``timeout`` seconds) until every answer waiting is written: a stopping
+        service's last answers are what its restart gives first. True when none is left."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._waiting:
+                    return True
+            time.sleep(0.02)
+        return False
 
     def _write(self) -> None:
         while True:
