@@ -382,6 +382,8 @@ class KeptAnswers:
         writing does not contend with the answering (a cold tile's keeping took 0.7 ms of CPU
         through the default executor, a fifth of its drawing; 0.3 ms written at once by one
         writer). An answer that finds :data:`MAX_QUEUED` bytes waiting is not kept."""
+        if _keepable(status, headers, body) is None:
+            return  # not even waiting: a 503 while the version is being prepared leaves its address free
         with self._lock:
             if self._queued + len(body) > MAX_QUEUED or (version, key) in self._waiting:
                 return
@@ -423,10 +425,8 @@ class KeptAnswers:
     def put(self, version: int, key: str, scope, status: int, headers: list, body: bytes) -> None:
         """Keep the answer to the request in ``scope`` (one the module's rule keeps; anything else
         is left alone)."""
-        names = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers}
-        vary = [v.strip().lower() for v in names.get("vary", "").split(",") if v.strip()]
-        if status not in (200, 204) or "set-cookie" in names or "no-store" in names.get("cache-control", "") \
-                or len(body) > MAX_ENTRY or "content-range" in names or "*" in vary:
+        vary = _keepable(status, headers, body)
+        if vary is None:
             return
         with self._lock:
             folder = self.folder(version)
@@ -471,6 +471,17 @@ def _build_app():
     from api.main import create_app as make
 
     return make()
+
+
+def _keepable(status: int, headers: list, body: bytes) -> list | None:
+    """The request headers an answer varies on, or None for an answer that is not kept (not a 200 or
+    204, a cookie, ``no-store``, a part, too large, or varying on anything)."""
+    names = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers}
+    vary = [v.strip().lower() for v in names.get("vary", "").split(",") if v.strip()]
+    if status not in (200, 204) or "set-cookie" in names or "no-store" in names.get("cache-control", "") \
+            or len(body) > MAX_ENTRY or "content-range" in names or "*" in vary:
+        return None
+    return vary
 
 
 def _varied(scope, names) -> dict:
