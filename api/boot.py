@@ -82,10 +82,11 @@ def create_app() -> Boot:
 
 
 M_ARENA_MAX = -8
+"""glibc's ``mallopt`` parameter for the most malloc arenas."""
 M_MMAP_THRESHOLD = -3
+"""glibc's ``mallopt`` parameter for the size from which a block is mapped on its own."""
 MMAP_THRESHOLD = 2**20
 """Allocations of at least this many bytes get pages of their own, returned when freed (:func:`small_heap`)."""
-"""glibc's ``mallopt`` parameter for the most malloc arenas."""
 
 
 def small_heap(arenas: int = 2, mmap_threshold: int = MMAP_THRESHOLD) -> bool:
@@ -170,6 +171,9 @@ class Boot:
             self._error = exc
         else:
             said.info("app built in %.2f s", time.perf_counter() - started)
+            traffic = getattr(getattr(getattr(self.app, "state", None), "services", None), "traffic", None)
+            if self.answers is not None and traffic is not None:
+                self.answers.quiet = traffic.wait_quiet  # the answers are written in the app's quiet moments
         self._built.set()
 
     # --- ASGI ------------------------------------------------------------------------------
@@ -206,8 +210,6 @@ class Boot:
         before = getattr(services, "served_version", None)
         if key is None or services is None or (before is not None and self.answers.has(before, key)):
             return await self.app(scope, receive, send)
-        if self.answers.quiet is None and hasattr(services, "traffic"):
-            self.answers.quiet = services.traffic.wait_quiet
         answer = {"status": 0, "headers": [], "body": [], "size": 0, "version": None}
 
         async def keep(message):

@@ -154,7 +154,7 @@ def _quantiles(values: np.ndarray, k: int) -> np.ndarray:
         idx = p / 100.0 * (len(ordered) - 1)
         i = int(idx)
         if i == idx:
-            out[n] = ordered[i] * 1 / 1.0
+            out[n] = ordered[i]
         else:
             low, high = (i + 1) - idx, idx - i
             out[n] = (ordered[i] * low + ordered[i + 1] * high) / (low + high)
@@ -163,13 +163,13 @@ def _quantiles(values: np.ndarray, k: int) -> np.ndarray:
 
 def _equal_interval(values: np.ndarray, k: int) -> np.ndarray:
     """mapclassify's ``EqualInterval``: ``k`` classes of equal width, the last closed at the largest value."""
-    largest, least = max(values), min(values)
-    width = (largest - least) * 1.0 / k
+    largest, least = values.max(), values.min()
+    width = (largest - least) / k
     cuts = np.arange(least + width, largest + width, width)
     if len(cuts) > k:  # arange can overshoot by one
         cuts = cuts[0:k]
     cuts[-1] = largest
-    return cuts.copy()
+    return cuts
 
 
 def _counts(values: np.ndarray, bins: np.ndarray) -> np.ndarray:
