@@ -509,9 +509,12 @@ class AssignIndex:
 
     def _units(self, grids, scheme):
         """Units sorted by level, then code: a unit's number orders its code."""
-        rank = grids["level"].map({lv: i for i, lv in enumerate(self.levels)}).to_numpy()
+        rank = pd.Index(self.levels).get_indexer(grids["level"])
         order = np.lexsort((grids["code"].to_numpy(dtype=object), rank))
-        self.grids = grids.iloc[order].reset_index(drop=True)
+        if (order[1:] > order[:-1]).all():  # in order already (as stores read them): no copy to make
+            self.grids = grids.reset_index(drop=True)
+        else:
+            self.grids = grids.iloc[order].reset_index(drop=True)
         codes = self.grids["code"].to_numpy(dtype=object)
         self._level = rank[order].astype(np.int8)
         self._start = np.searchsorted(self._level, np.arange(len(self.levels) + 1))
@@ -521,10 +524,14 @@ class AssignIndex:
                       for i, lv in enumerate(self.levels)}
         # the unit's parent: the unit of the level above whose code prefixes it
         self._parent = np.full(len(codes), _NONE, dtype=np.int64)
+        parents = self.grids["parent"]
         for i in range(1, len(self.levels)):
             width = scheme.width(self.levels[i - 1])
             mine = slice(self._start[i], self._start[i + 1])
-            prefixes = pd.Index(codes[mine].astype(str)).str[:width]
+            if scheme.parent_level(self.levels[i]) == self.levels[i - 1]:
+                prefixes = parents.iloc[mine]  # checked: the prefix of the level above's width
+            else:  # a level skipped (towns and grid2 alone): the prefix of the level above
+                prefixes = pd.Index(codes[mine].astype(str)).str[:width]
             found = self.codes[self.levels[i - 1]].get_indexer(prefixes)
             self._parent[mine] = np.where(found >= 0, found + self._start[i - 1], _NONE)
         # ancestor[l, u]: u's unit at level l, by position within level l (-1 none);
@@ -1792,8 +1799,8 @@ def _fill_faces(crossed_cells, geoms, units, raster):
     faces, n_faces = ndimage.label(~crossed.reshape(raster.ny, raster.nx))
     faces = faces.ravel()
     # a cell of each face: labels are given in the order the faces are met,
-    # so the first cell of each is where the running maximum grows (checked)
-    member = np.flatnonzero(np.diff(np.maximum.accumulate(faces), prepend=0) > 0)
+    # so the first cell of each is where the running maximum reaches it (checked)
+    member = np.searchsorted(np.maximum.accumulate(faces), np.arange(1, n_faces + 1))
     if len(member) != n_faces or not np.array_equal(faces[member], np.arange(1, n_faces + 1)):
         member = np.zeros(n_faces + 1, dtype=np.int64)
         member[faces] = np.arange(raster.size)

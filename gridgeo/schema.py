@@ -598,7 +598,11 @@ def normalise_codes(frame):
     must report faulty rows rather than refuse them, calls it alone.
     """
     for col in ("code", "parent", "level"):
-        values = frame[col].astype(object)
+        column = frame[col]
+        if isinstance(column.dtype, pd.StringDtype):  # text already: only the missing and the blanks to tidy
+            frame[col] = column.fillna("").str.strip().astype("str")
+            continue
+        values = column.astype(object)
         values = values.where(values.notna(), "")
         frame[col] = values.map(_as_code_text).astype("str")
     return frame
@@ -614,10 +618,12 @@ def _as_code_text(value) -> str:
 def _code_problems(frame, scheme: CodeScheme) -> list[Problem]:
     problems = []
     codes = frame["code"]
+    # (Python lists once: iterating the columns themselves costs a call per value)
+    code_list, level_list, parent_list = codes.tolist(), frame["level"].tolist(), frame["parent"].tolist()
     known_levels = set(scheme.names)
-    present_levels = set(frame["level"])
-    code_set = set(codes)
-    level_of_code = dict(zip(codes.tolist(), frame["level"].tolist()))
+    present_levels = set(level_list)
+    code_set = set(code_list)
+    level_of_code = dict(zip(code_list, level_list))
 
     for value in pd.unique(codes[codes.duplicated(keep=False)]):
         rows = list(frame.index[codes == value])
@@ -626,8 +632,7 @@ def _code_problems(frame, scheme: CodeScheme) -> list[Problem]:
     # a level's width and parent level, looked up once per level, not per row
     width_of = {lv: scheme.width(lv) for lv in known_levels}
     parent_of = {lv: scheme.parent_level(lv) for lv in known_levels}
-    for row, code, level, parent in zip(frame.index.tolist(), codes.tolist(), frame["level"].tolist(),
-                                        frame["parent"].tolist()):
+    for row, code, level, parent in zip(frame.index.tolist(), code_list, level_list, parent_list):
         if level not in known_levels:
             problems.append(Problem(f"unknown level {level!r}: expected one of {list(scheme.names)}",
                                     row=row, code=code, column="level"))
