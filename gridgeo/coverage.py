@@ -285,7 +285,7 @@ def _nearest_on_dask(client, addresses, stations, roads, *, method, circles, spe
     a_xy = _metric_xy(addresses, to_m)
     s_xy = _metric_xy(stations, to_m)
     station_tree = shapely.STRtree(shapely.points(s_xy))
-    k = _largest_scale(metric, _joint_bounds(frame, addresses, stations))
+    stretch = _largest_scale(metric, _joint_bounds(frame, addresses, stations))  # the halo rule's k
     tile = np.floor((a_xy - np.nanmin(a_xy, axis=0)) / TILE_M).astype(np.int64)
     keys, which = np.unique(tile, axis=0, return_inverse=True)
     which = which.ravel()
@@ -293,9 +293,9 @@ def _nearest_on_dask(client, addresses, stations, roads, *, method, circles, spe
     for k in range(len(keys)):
         rows = np.flatnonzero(which == k)
         lo, hi = a_xy[rows].min(axis=0), a_xy[rows].max(axis=0)
-        near = np.sort(station_tree.query(shapely.box(*(lo - k * limit_m), *(hi + k * limit_m))))
-        tiles.append(dict(rows=rows, box=(lo, hi), stations=near, halo=k * (limit_m + max_access_m)))
-    options = dict(metric=metric, limit_m=float(limit_m), max_access_m=max_access_m, scale=k)
+        near = np.sort(station_tree.query(shapely.box(*(lo - stretch * limit_m), *(hi + stretch * limit_m))))
+        tiles.append(dict(rows=rows, box=(lo, hi), stations=near, halo=stretch * (limit_m + max_access_m)))
+    options = dict(metric=metric, limit_m=float(limit_m), max_access_m=max_access_m, scale=stretch)
     pos = np.full(len(addresses), -1, dtype=np.int64)
     distance = np.full(len(addresses), np.inf)
     access = np.full(len(addresses), np.nan)
