@@ -68,6 +68,8 @@ __all__ = [
     "WalkNetwork",
     "Snapped",
     "WALK_EXCLUDED",
+    "GEOD",
+    "MEASURE",
     "build",
     "read_osm",
     "snap",
@@ -93,6 +95,11 @@ _BATCH = 128  # sources per Dijkstra batch when full distance rows are needed
 
 GEOD = gcrs.STORAGE_CRS.get_geod()
 """The CGCS2000 ellipsoid (a = 6,378,137 m, 1/f = 298.257222101) that walking lengths are measured on."""
+
+MEASURE = "ellipsoid"
+"""How walking lengths are measured (the module's measuring rule). Kept with what is derived from walks
+(:mod:`gridgeo.derived`), so that walks measured otherwise (in the metric CRS, before this rule) are made
+again rather than reused."""
 
 
 class NetworkError(ValueError):
