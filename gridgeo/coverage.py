@@ -815,7 +815,12 @@ def service_areas(stations, network, *, kinds=None, circles=None, speed_kmh: flo
     -----
     Conservative by construction: every point inside is within the circle's
     distance of the station along the roads plus a straight step off them,
-    up to `resolution_m` short of the exact isochrone.
+    up to `resolution_m` short of the exact isochrone. The walks are
+    measured on the ellipsoid (:mod:`gridgeo.network`'s measuring rule) and
+    the step off the road is drawn in the network's metric CRS, whose metre
+    is at least a ground metre in a Gauss-Krüger zone (scale factor 1 on the
+    central meridian, more off it): the step drawn is never longer on the
+    ground than the walk left.
 
     Examples
     --------
