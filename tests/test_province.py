@@ -192,6 +192,25 @@ def test_nearest_station_on_dask_widens_a_halo_that_misses_a_road(province, netw
     assert (result.loc[moved, "access_m"] > 400).any()  # beyond the first halo (300 + 100 m): it was widened
 
 
+def test_the_dask_halo_is_stretched_by_the_largest_scale_factor_over_the_data(sample, province):
+    """Walks are measured on the ground and tiles cut in the metric CRS: the halo rule's stretch ``k`` is
+    at least pyproj's scale factor anywhere in the data (a 100 x 100 lattice) and barely more."""
+    import numpy as np
+    import pyproj
+
+    from gridgeo import coverage
+    from gridgeo.crs import metric_crs
+
+    for data, crs in ((sample.grids, pyproj.CRS.from_epsg(4547)), (province.grids, metric_crs(province.grids))):
+        x0, y0, x1, y1 = data.total_bounds
+        k = coverage._largest_scale(crs, (x0, y0, x1, y1))
+        lon, lat = (a.ravel() for a in np.meshgrid(np.linspace(x0, x1, 100), np.linspace(y0, y1, 100)))
+        factors = pyproj.Proj(crs).get_factors(lon, lat)
+        largest = max(factors.meridional_scale.max(), factors.parallel_scale.max())
+        assert largest <= k <= largest + 2e-6, (crs.name, k, largest)
+    assert k > 1  # the province's centred transverse Mercator stretches too (a little)
+
+
 def test_nearest_station_on_dask_refuses_what_a_tile_cannot_decide(province, client):
     from gridgeo import coverage
 
