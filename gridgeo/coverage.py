@@ -128,7 +128,8 @@ def nearest_station(addresses, stations, network=None, *, method: str = "network
         The walking network, or roads to build it from
         (:func:`gridgeo.network.build`). Required for ``method="network"``.
     method : {"network", "straight"}
-        Walking distance along the roads, or straight-line distance.
+        Walking distance along the roads, or straight-line distance (to the
+        station nearest in the metric CRS, measured on the ellipsoid).
     kinds : str or list of str, optional
         Only stations of these kinds (``"grid2_station"``...; see
         :data:`gridgeo.schema.STATION_KINDS`). Default: all.
@@ -475,15 +476,14 @@ def _pieces_report(net, component, addresses, station_piece):
 
 
 def _straight_distances(addresses, stations, metric):
+    """The station nearest to every address in `metric` (a k-d tree) and the geodesic to it: measured on the
+    ellipsoid, as every walk is (:mod:`gridgeo.network`'s measuring rule)."""
     from scipy.spatial import cKDTree
     to_m = pyproj.Transformer.from_crs(gcrs.STORAGE_CRS, metric, always_xy=True)
-
-    def xy(frame):
-        c = shapely.get_coordinates(frame.geometry.array)
-        return np.column_stack(to_m.transform(c[:, 0], c[:, 1]))
-
-    distance, pos = cKDTree(xy(stations)).query(xy(addresses), workers=-1)
-    return pos, distance
+    a, s = (shapely.get_coordinates(frame.geometry.array) for frame in (addresses, stations))
+    _, pos = cKDTree(np.column_stack(to_m.transform(s[:, 0], s[:, 1]))).query(
+        np.column_stack(to_m.transform(a[:, 0], a[:, 1])), workers=-1)
+    return pos, gnet._geodesic(a, s[pos])
 
 
 def _result_frame(addresses, stations, pos, distance, access, component, status, *, circles, speed_kmh):
