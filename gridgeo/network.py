@@ -869,12 +869,33 @@ def _on_ellipsoid(net: WalkNetwork, edge, t, xy, lonlat=None):
     return along, _geodesic(lonlat, on_road)
 
 
+# Below this length the geodesic is taken from the ellipsoid's radii of curvature at the mean latitude
+# (within 3 micrometres of pyproj's up to 1 km, checked in the tests); longer ones from pyproj.Geod.
+_SHORT_M = 1000.0
+
+
 def _geodesic(p, q) -> np.ndarray:
-    """Length in metres of the geodesics on the CGCS2000 ellipsoid from points ``p`` to ``q`` (lon, lat rows)."""
+    """Length in metres of the geodesics on the CGCS2000 ellipsoid from points ``p`` to ``q`` (lon, lat rows).
+
+    Short ones (an address's step to its road, a place along a road; under ``_SHORT_M``) as
+    ``hypot(M dphi, N cos(phi) dlambda)`` with the meridian and prime-vertical radii ``M``, ``N`` at the
+    mean latitude ``phi``: a few times faster than pyproj.Geod, which nearest-station coverage computed
+    1.6 million times for the city (0.8 s of its 3 s), and as exact for walking (micrometres). Longer
+    ones by pyproj.Geod.
+    """
     if len(p) == 0:
         return np.zeros(0)
-    _, _, dist = GEOD.inv(p[:, 0], p[:, 1], q[:, 0], q[:, 1], return_back_azimuth=False)
-    return np.asarray(dist, dtype=float)
+    lat1, lat2 = np.radians(p[:, 1]), np.radians(q[:, 1])
+    mean = 0.5 * (lat1 + lat2)
+    sin = np.sin(mean)
+    w2 = 1.0 - GEOD.es * sin * sin
+    across = GEOD.a / np.sqrt(w2)  # N, the prime vertical's radius
+    along = across * (1.0 - GEOD.es) / w2  # M, the meridian's
+    dist = np.hypot(along * (lat2 - lat1), across * np.cos(mean) * np.radians(q[:, 0] - p[:, 0]))
+    far = np.flatnonzero(~(dist < _SHORT_M))  # (NaN too)
+    if far.size:
+        _, _, dist[far] = GEOD.inv(p[far, 0], p[far, 1], q[far, 0], q[far, 1], return_back_azimuth=False)
+    return dist
 
 
 # ----------------------------------------------------------------------------
