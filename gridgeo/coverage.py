@@ -128,7 +128,8 @@ def nearest_station(addresses, stations, network=None, *, method: str = "network
         The walking network, or roads to build it from
         (:func:`gridgeo.network.build`). Required for ``method="network"``.
     method : {"network", "straight"}
-        Walking distance along the roads, or straight-line distance.
+        Walking distance along the roads, or straight-line distance (to the
+        station nearest in the metric CRS, measured on the ellipsoid).
     kinds : str or list of str, optional
         Only stations of these kinds (``"grid2_station"``...; see
         :data:`gridgeo.schema.STATION_KINDS`). Default: all.
@@ -193,11 +194,14 @@ def nearest_station(addresses, stations, network=None, *, method: str = "network
     leaves the circle of that radius around it, so a tile's task gets the
     stations within ``limit_m`` of the tile, and the roads within a halo
     ``H`` of it, plus every road touching those (so that the roads it keeps
-    are cut at their crossings exactly as in the whole network).
-    ``H`` starts at ``limit_m + max_access_m``; the task checks that every
+    are cut at their crossings exactly as in the whole network). Walks are
+    measured on the ellipsoid and the tiles cut in the metric CRS, so every
+    such radius is stretched by the CRS's largest scale factor over the data
+    (``k``, at least 1; pyproj's, at most 1.0004 within a Gauss-Krüger zone).
+    ``H`` starts at ``k (limit_m + max_access_m)``; the task checks that every
     address's nearest road and every station's lie inside it (``H`` at least
-    the farthest address from its road, and ``limit_m`` plus the farthest
-    station from its road) and is run again with a wider halo when not.
+    ``k`` times the farthest address from its road, and ``k`` times ``limit_m``
+    plus the farthest station from its road) and is run again with a wider halo when not.
     Each address then snaps to the road it snaps to in the whole network,
     and every walk of at most ``limit_m`` lies in the task's network, so
     distances, stations and statuses are the in-memory ones. ``resnap``
@@ -282,6 +286,7 @@ def _nearest_on_dask(client, addresses, stations, roads, *, method, circles, spe
     a_xy = _metric_xy(addresses, to_m)
     s_xy = _metric_xy(stations, to_m)
     station_tree = shapely.STRtree(shapely.points(s_xy))
+    stretch = _largest_scale(metric, _joint_bounds(frame, addresses, stations))  # the halo rule's k
     tile = np.floor((a_xy - np.nanmin(a_xy, axis=0)) / TILE_M).astype(np.int64)
     keys, which = np.unique(tile, axis=0, return_inverse=True)
     which = which.ravel()
@@ -289,9 +294,9 @@ def _nearest_on_dask(client, addresses, stations, roads, *, method, circles, spe
     for k in range(len(keys)):
         rows = np.flatnonzero(which == k)
         lo, hi = a_xy[rows].min(axis=0), a_xy[rows].max(axis=0)
-        near = np.sort(station_tree.query(shapely.box(*(lo - limit_m), *(hi + limit_m))))
-        tiles.append(dict(rows=rows, box=(lo, hi), stations=near, halo=limit_m + max_access_m))
-    options = dict(metric=metric, limit_m=float(limit_m), max_access_m=max_access_m)
+        near = np.sort(station_tree.query(shapely.box(*(lo - stretch * limit_m), *(hi + stretch * limit_m))))
+        tiles.append(dict(rows=rows, box=(lo, hi), stations=near, halo=stretch * (limit_m + max_access_m)))
+    options = dict(metric=metric, limit_m=float(limit_m), max_access_m=max_access_m, scale=stretch)
     pos = np.full(len(addresses), -1, dtype=np.int64)
     distance = np.full(len(addresses), np.inf)
     access = np.full(len(addresses), np.nan)
@@ -315,6 +320,16 @@ def _nearest_on_dask(client, addresses, stations, roads, *, method, circles, spe
                         method=method, metric_crs=metric.srs)
     _log_problems(result)
     return result
+
+
+def _largest_scale(metric, bounds) -> float:
+    """The largest scale factor of `metric` over a box in degrees, at least 1 (a metric distance is at most
+    this many times the ground distance): pyproj's factors on a 9 x 9 lattice of the box, corners included
+    (where a transverse Mercator's is largest), with a margin of 1e-6."""
+    x0, y0, x1, y1 = bounds
+    lon, lat = (c.ravel() for c in np.meshgrid(np.linspace(x0, x1, 9), np.linspace(y0, y1, 9)))
+    factors = pyproj.Proj(metric).get_factors(lon, lat)
+    return max(1.0, float(np.nanmax(np.maximum(factors.meridional_scale, factors.parallel_scale)))) + 1e-6
 
 
 def _metric_xy(frame, to_m):
@@ -342,8 +357,9 @@ class _Tile:
             addresses, stations, station_pos, roads, halo)
 
 
-def _nearest_tile(tile, *, metric, limit_m, max_access_m):
-    """((station position, distance, access, status) per address, None), or (None, the halo needed)."""
+def _nearest_tile(tile, *, metric, limit_m, max_access_m, scale=1.0):
+    """((station position, distance, access, status) per address, None), or (None, the halo needed);
+    `scale` is the largest scale factor of `metric` (the halo rule)."""
     if len(tile.roads) == 0:  # no road within the halo: the nearest is farther
         return None, 2.0 * tile.halo
     net = gnet.build(tile.roads, metric=metric)
@@ -352,6 +368,7 @@ def _nearest_tile(tile, *, metric, limit_m, max_access_m):
     if len(tile.stations):
         s = net.locate(tile.stations, name="stations")
         needed = max(needed, limit_m + float(s.access_m.max()))
+    needed *= scale
     if needed > tile.halo:
         return None, needed
     status = np.where(a.access_m > max_access_m, "far_from_road", "ok").astype(object)
@@ -438,10 +455,11 @@ def _resnap_isolated(net, snapped, component, served):
     xy = snapped.xy[moved]
     _, hit = tree.query_nearest(shapely.points(xy), all_matches=False)
     edge = keep[hit]
-    t, dist = gnet._project(xy, net.node_xy[net.edge_u[edge]], net.node_xy[net.edge_v[edge]])
+    t, _ = gnet._project(xy, net.node_xy[net.edge_u[edge]], net.node_xy[net.edge_v[edge]])
     out = gnet.Snapped(snapped.index, snapped.edge.copy(), snapped.along_m.copy(), snapped.access_m.copy(),
                        snapped.xy)
-    out.edge[moved], out.along_m[moved], out.access_m[moved] = edge, t * net.edge_length[edge], dist
+    out.edge[moved] = edge
+    out.along_m[moved], out.access_m[moved] = gnet._on_ellipsoid(net, edge, t, xy)
     log.warning("%d address(es) sit by road pieces cut off from every station; they were measured from the "
                 "nearest connected road instead (status 'resnapped')", int(moved.sum()))
     return out, moved
@@ -458,15 +476,14 @@ def _pieces_report(net, component, addresses, station_piece):
 
 
 def _straight_distances(addresses, stations, metric):
+    """The station nearest to every address in `metric` (a k-d tree) and the geodesic to it: measured on the
+    ellipsoid, as every walk is (:mod:`gridgeo.network`'s measuring rule)."""
     from scipy.spatial import cKDTree
     to_m = pyproj.Transformer.from_crs(gcrs.STORAGE_CRS, metric, always_xy=True)
-
-    def xy(frame):
-        c = shapely.get_coordinates(frame.geometry.array)
-        return np.column_stack(to_m.transform(c[:, 0], c[:, 1]))
-
-    distance, pos = cKDTree(xy(stations)).query(xy(addresses), workers=-1)
-    return pos, distance
+    a, s = (shapely.get_coordinates(frame.geometry.array) for frame in (addresses, stations))
+    _, pos = cKDTree(np.column_stack(to_m.transform(s[:, 0], s[:, 1]))).query(
+        np.column_stack(to_m.transform(a[:, 0], a[:, 1])), workers=-1)
+    return pos, gnet._geodesic(a, s[pos])
 
 
 def _result_frame(addresses, stations, pos, distance, access, component, status, *, circles, speed_kmh):
@@ -798,7 +815,12 @@ def service_areas(stations, network, *, kinds=None, circles=None, speed_kmh: flo
     -----
     Conservative by construction: every point inside is within the circle's
     distance of the station along the roads plus a straight step off them,
-    up to `resolution_m` short of the exact isochrone.
+    up to `resolution_m` short of the exact isochrone. The walks are
+    measured on the ellipsoid (:mod:`gridgeo.network`'s measuring rule) and
+    the step off the road is drawn in the network's metric CRS, whose metre
+    is at least a ground metre in a Gauss-Krüger zone (scale factor 1 on the
+    central meridian, more off it): the step drawn is never longer on the
+    ground than the walk left.
 
     Examples
     --------
@@ -854,10 +876,17 @@ def _reached_pieces(net, snapped, rows, batch, minutes, metres, *, trim_m, resol
     radius = np.minimum(trim_m, metres - far)
     keep = radius > 0
     rep, s0, s1, radius = rep[keep], s0[keep], s1[keep], radius[keep]
-    a, bb = net.node_xy[net.edge_u[e[rep]]], net.node_xy[net.edge_v[e[rep]]]
-    unit = (bb - a) / np.maximum(length[rep], gnet._TINY)[:, None]
-    lines = shapely.linestrings(np.stack([a + unit * s0[:, None], a + unit * s1[:, None]], axis=1))
+    lines = _edge_pieces(net, e[rep], s0, s1)
     return pd.DataFrame({"station": batch[b[rep]], "circle": minutes, "radius": radius, "geometry": lines})
+
+
+def _edge_pieces(net, e, s0, s1):
+    """The pieces of edges ``e`` from ``s0`` to ``s1`` metres (on the ellipsoid) of their node ``u``, as
+    lines in the metric CRS (placed at the same fractions of the straight edge)."""
+    a, b = net.node_xy[net.edge_u[e]], net.node_xy[net.edge_v[e]]
+    length = np.maximum(net.edge_length[e], gnet._TINY)
+    return shapely.linestrings(np.stack([a + (b - a) * (s0 / length)[:, None],
+                                         a + (b - a) * (s1 / length)[:, None]], axis=1))
 
 
 def served_ground(stations, network, *, kinds=None, circles=None, speed_kmh: float = WALKING_SPEED_KMH,
@@ -948,9 +977,7 @@ def _own_edge_pieces(net, snapped, minutes, metres, *, trim_m, resolution_m) -> 
     radius = np.minimum(trim_m, metres - far)
     keep = radius > 0
     rep, s0, s1, radius = rep[keep], s0[keep], s1[keep], radius[keep]
-    a, b = net.node_xy[net.edge_u[e[rep]]], net.node_xy[net.edge_v[e[rep]]]
-    unit = (b - a) / np.maximum(length[rep], gnet._TINY)[:, None]
-    lines = shapely.linestrings(np.stack([a + unit * s0[:, None], a + unit * s1[:, None]], axis=1))
+    lines = _edge_pieces(net, e[rep], s0, s1)
     return pd.DataFrame({"station": rep, "circle": minutes, "radius": radius, "geometry": lines})
 
 

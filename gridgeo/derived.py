@@ -147,22 +147,38 @@ _ITEMS: dict[str, tuple[str, ...]] = {
     "labels": ("grids",),
     "events": ("events", "metric"),
     "placed": ("grids", "events"),
-    "nearest": ("addresses", "stations", "roads", "metric"),
-    "served": ("stations", "roads", "metric"),
-    "service_areas": ("stations", "roads", "metric"),
-    "coverage": ("grids", "addresses", "stations", "roads"),
-    "uncovered": ("top", "addresses", "stations", "roads", "metric"),
-    "figures": ("grids", "addresses", "events", "stations", "roads", "roster"),
-    "public": ("grids", "addresses", "events", "stations", "roads", "roster", "min_count"),
+    "nearest": ("addresses", "stations", "roads", "metric", "walking"),
+    "served": ("stations", "roads", "metric", "walking"),
+    "service_areas": ("stations", "roads", "metric", "walking"),
+    "coverage": ("grids", "addresses", "stations", "roads", "walking"),
+    "uncovered": ("top", "addresses", "stations", "roads", "metric", "walking"),
+    "figures": ("grids", "addresses", "events", "stations", "roads", "roster", "walking"),
+    "public": ("grids", "addresses", "events", "stations", "roads", "roster", "min_count", "walking"),
     "public_events": ("grids", "events", "min_count", "heat_period"),
     "heat": ("events", "metric", "min_count", "heat_period"),
-    "tiles": ("grids", "addresses", "events", "stations", "roads", "boundaries", "roster"),
+    "tiles": ("grids", "addresses", "events", "stations", "roads", "boundaries", "roster", "walking"),
 }
 """Item -> the layers it is computed from, ``metric``: the metric CRS it measures in (the
 grids' Gauss-Krüger zone, which a publish of grids seldom changes), ``top``: the units of the
 top level (the areas left out are cut to them: a publish below the top level leaves them
-alone), ``min_count``: the minimum count of the public figures, and ``heat_period``: the period the
-public event indicators are counted by."""
+alone), ``min_count``: the minimum count of the public figures, ``heat_period``: the period the
+public event indicators are counted by, and ``walking``: how walks are measured
+(:data:`gridgeo.network.MEASURE`). An item of a complete version whose walks were measured
+otherwise (by an older gridgeo: in the metric CRS) is pending (:meth:`Derived.pending`): it is
+made again, in the same version, as an item the version lacks is added."""
+
+
+def _walk_measure() -> str:
+    from gridgeo.network import MEASURE
+
+    return MEASURE
+
+
+def _pending(manifest: dict) -> list[str]:
+    """The items a version's manifest lacks, or keeps from walks measured otherwise, in the order they are made."""
+    items = manifest["items"]
+    return [item for item in (*CORE, *LATE) if item not in items
+            or ("walking" in _ITEMS[item] and items[item]["depends"].get("walking") != _walk_measure())]
 
 
 class DerivedError(RuntimeError):
@@ -199,11 +215,12 @@ class Derived:
 
     def pending(self) -> list[str]:
         """Items of the version still being computed after it was marked complete (the stations'
-        service areas take minutes at city scale: the map does not wait for them), and items this
-        gridgeo keeps that a version prepared by an older one lacks: :func:`build` adds them (and
-        a service calls it), the service meanwhile making them itself."""
-        manifest = json.loads(self._get("manifest"))
-        return [item for item in (*CORE, *LATE) if item not in manifest["items"]]
+        service areas take minutes at city scale: the map does not wait for them), items this
+        gridgeo keeps that a version prepared by an older one lacks, and items an older one made
+        from walks measured otherwise (in the metric CRS; see ``walking`` in :data:`_ITEMS`):
+        :func:`build` makes them (and a service calls it), the service meanwhile making the
+        missing ones itself and serving the others as they were."""
+        return _pending(json.loads(self._get("manifest")))
 
     def has(self, item: str) -> bool:
         """Whether the version has ``item`` (an empty layer leaves some out: no coverage without stations)."""
@@ -610,6 +627,8 @@ class _Builder:
             return None
         if before.has("coverage") != before.has("nearest"):
             return None
+        if not self.reused("nearest"):  # the walks of the version before were measured otherwise
+            return None
         changed = _Changed.between(before.grids(), self.layer("grids"), self.store.scheme)
         if changed is not None:
             self.manifest["incremental"] = {"from": before.version, "parents": changed.parents}
@@ -764,6 +783,8 @@ class _Builder:
                 return self.top_digest()
             if name == "heat_period":
                 return self.heat_period
+            if name == "walking":
+                return _walk_measure()
             return self.min_count if name == "min_count" else self.layer_versions[name]
         return {name: of(name) for name in _ITEMS[item]}
 
@@ -814,7 +835,7 @@ class _Builder:
             self.manifest["seconds"]["total"] = round(time.perf_counter() - start, 2)
             self.store.put_derived(self.version, {"manifest": json.dumps(self.manifest).encode()}, complete=True)
             self.say(f"version {self.version} prepared in {self.manifest['seconds']['total']:.1f} s: served from now")
-        missing = [item for item in (*CORE, *LATE) if item not in self.manifest["items"]]
+        missing = _pending(self.manifest)
         if missing:
             self.items(missing)
             self.manifest["seconds"]["late"] = round(time.perf_counter() - start, 2)

@@ -68,13 +68,18 @@ def test_isolated_addresses_walk_from_the_connected_roads(sample, town_network, 
 
 
 def test_straight_line_is_the_brute_force_nearest(sample):
-    cov = gc.nearest_station(sample.addresses, sample.stations, method="straight")
-    metric = pd.Series([cov.attrs["metric_crs"]]).iloc[0]
-    a = shapely.get_coordinates(sample.addresses.to_crs(metric).geometry.array)
-    s = shapely.get_coordinates(sample.stations.to_crs(metric).geometry.array)
-    d = np.hypot(a[:, None, 0] - s[None, :, 0], a[:, None, 1] - s[None, :, 1])
+    """Straight lines on the ellipsoid: pyproj's geodesic from every address to every station."""
+    import pyproj
 
-    np.testing.assert_allclose(cov["distance_m"], d.min(axis=1), atol=1e-6)
+    cov = gc.nearest_station(sample.addresses, sample.stations, method="straight")
+    a = shapely.get_coordinates(sample.addresses.geometry.array)
+    s = shapely.get_coordinates(sample.stations.geometry.array)
+    lon_a, lon_s = np.broadcast_arrays(a[:, None, 0], s[None, :, 0])
+    lat_a, lat_s = np.broadcast_arrays(a[:, None, 1], s[None, :, 1])
+    d = np.asarray(pyproj.Geod(ellps="GRS80").inv(lon_a.ravel(), lat_a.ravel(), lon_s.ravel(), lat_s.ravel())[2])
+    d = d.reshape(len(a), len(s))
+
+    np.testing.assert_allclose(cov["distance_m"], d.min(axis=1), rtol=0, atol=1e-6)
     assert (cov["station_id"].astype(str).to_numpy() == sample.stations["station_id"].to_numpy()[d.argmin(axis=1)]).all()
     assert set(cov["status"]) == {"straight"}
 

@@ -5,6 +5,7 @@ in, and a publish or load that changes nothing makes no new version."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -531,3 +532,60 @@ def test_a_version_prepared_by_an_older_gridgeo_gets_the_items_it_lacks(sample_s
                                 "('manifest', 'placed', 'placed.attrs')", (version,)).fetchall())
     db.close()
     assert after == others
+
+
+WALKED = ["nearest", "served", "coverage", "uncovered", "figures", "public", "tiles", "service_areas"]
+
+
+def _as_measured_in_the_metric_crs(db, version):
+    """Make a prepared GeoPackage's version look prepared by a gridgeo that measured walks in the metric CRS:
+    no ``walking`` in its items' inputs, and its walking distances scaled by 1.0003 (a planar metre 1.5 deg
+    off the central meridian). Returns the manifest as it now is."""
+    manifest = json.loads(db.execute("SELECT data FROM gridgeo_derived WHERE version = ? AND name = 'manifest'",
+                                     (version,)).fetchone()[0])
+    for entry in manifest["items"].values():
+        entry["depends"].pop("walking", None)
+    db.execute("UPDATE gridgeo_derived SET data = ? WHERE version = ? AND name = 'manifest'",
+               (json.dumps(manifest).encode(), version))
+    (blob,) = db.execute("SELECT data FROM gridgeo_derived WHERE version = ? AND name = 'nearest'",
+                         (version,)).fetchone()
+    nearest = gpd.read_parquet(io.BytesIO(blob))
+    nearest["distance_m"] *= 1.0003
+    db.execute("UPDATE gridgeo_derived SET data = ? WHERE version = ? AND name = 'nearest'",
+               (derived._bytes(nearest, bbox=True), version))
+    return manifest
+
+
+def test_a_version_whose_walks_were_measured_in_the_metric_crs_is_measured_again(sample_store, tmp_path):
+    """A version prepared when walks were measured in the metric CRS (its items record no ``walking``
+    measure) lists every item made from walks as pending; `gridgeo prepare` makes them again in the same
+    version, the walks equal to the library's on the ellipsoid, and leaves every other item's bytes alone."""
+    import shutil
+    import sqlite3
+
+    old = tmp_path / "old.gpkg"
+    shutil.copy(sample_store, old)
+    with sqlite3.connect(old) as db:
+        (version,) = db.execute("SELECT MAX(version) FROM gridgeo_derived WHERE name = 'manifest'").fetchone()
+        manifest = _as_measured_in_the_metric_crs(db, version)
+        others = [name for item, entry in manifest["items"].items() if item not in WALKED for name in entry["names"]]
+        before = dict(db.execute(f"SELECT name, data FROM gridgeo_derived WHERE version = ? AND name IN "
+                                 f"({', '.join('?' * len(others))})", (version, *others)).fetchall())
+    db.close()
+    assert len(before) == len(others) > 5
+    with gstore.open(str(old)) as store:
+        assert derived.latest(store).pending() == WALKED
+        assert derived.build(store, progress=False) == version
+        kept = derived.latest(store)
+        assert kept.version == version and kept.pending() == []
+        assert all(kept.manifest["items"][item]["depends"]["walking"] == network.MEASURE for item in WALKED)
+        fresh = coverage.nearest_station(_published(store, "addresses"), _published(store, "stations"),
+                                         network.build(_published(store, "roads"),
+                                                       metric=gridgeo.crs.metric_crs(_published(store, "grids"))))
+        got = kept.nearest().set_index("addr_id").loc[fresh["addr_id"]]
+        np.testing.assert_array_equal(got["distance_m"].to_numpy(), fresh["distance_m"].to_numpy())
+    with sqlite3.connect(old) as db:
+        after = dict(db.execute(f"SELECT name, data FROM gridgeo_derived WHERE version = ? AND name IN "
+                                f"({', '.join('?' * len(others))})", (version, *others)).fetchall())
+    db.close()
+    assert after == before

@@ -192,3 +192,22 @@ def test_an_interrupted_prepare_leaves_the_version_served_as_it_was(url, monkeyp
         assert derived.build(store, progress=False) == second
         assert store.derived_versions() == [first, second] and _blobs(store, first) == served
         _equal_to_a_full_prepare(store, second)
+
+
+def test_a_publish_after_a_version_whose_walks_were_measured_otherwise_is_prepared_in_full(url):
+    """The rule of changed parents takes the walks of the version before: when those were measured
+    otherwise (in the metric CRS, by an older gridgeo: no ``walking`` measure recorded), the publish is
+    prepared in full, every walk measured again, and equals a full prepare."""
+    with gstore.open(url) as store:
+        first = derived.build(store, progress=False)
+        manifest = json.loads(store.get_derived(first, "manifest"))
+        for entry in manifest["items"].values():
+            entry["depends"].pop("walking", None)
+        store.put_derived(first, {"manifest": json.dumps(manifest).encode()})
+        _, second = move_grid(store)
+        assert derived.build(store, progress=False) == second
+        kept = derived.latest(store)
+        assert "incremental" not in kept.manifest
+        for item in ("nearest", "served", "coverage", "figures"):
+            assert "copied_from" not in kept.manifest["items"][item], item
+        _equal_to_a_full_prepare(store, second)

@@ -1,6 +1,7 @@
 """The walking network against independent references: networkx shortest
-paths on a graph built line by line with shapely, shapely's own noding and
-nearest-line queries, and pyosmium reading an .osm file written here."""
+paths on a graph built line by line with shapely and measured with pyproj's
+geodesics, shapely's own noding and nearest-line queries, and pyosmium
+reading an .osm file written here."""
 
 import logging
 from collections import defaultdict
@@ -9,6 +10,7 @@ from xml.sax.saxutils import quoteattr
 import geopandas as gpd
 import networkx as nx
 import numpy as np
+import pyproj
 import pytest
 import shapely
 from shapely import LineString, Point
@@ -22,35 +24,63 @@ def town_network(sample):
     return gn.build(sample.roads)
 
 
+GEOD = pyproj.Geod(ellps="GRS80")  # the CGCS2000 ellipsoid's a and f, said independently of gridgeo
+
+
+def geodesic(lonlat_a, lonlat_b):
+    """pyproj's geodesic lengths between two arrays of (lon, lat) rows."""
+    return np.asarray(GEOD.inv(lonlat_a[:, 0], lonlat_a[:, 1], lonlat_b[:, 0], lonlat_b[:, 1])[2])
+
+
+def to_lonlat(xy, metric):
+    return np.column_stack(pyproj.Transformer.from_crs(metric, 4490, always_xy=True).transform(xy[:, 0], xy[:, 1]))
+
+
 def reference_graph(roads, metric, groups):
-    """A networkx graph of the road lines with every point of `groups` inserted.
+    """A networkx graph of the road lines with every point of `groups` inserted, measured on the ellipsoid.
 
     Built independently of gridgeo.network: one graph node per line end
     (lines meet at shared endpoints in the sample), every point snapped to
-    its nearest line by shapely's STRtree and placed on it by
-    ``line_locate_point``, the line cut at the points it carries, and a spoke
-    of the straight access distance from the point to its place on the line.
-    Returns the graph and, per group, the graph key of every point.
+    its nearest line in `metric` by shapely's STRtree and placed on it by
+    ``line_locate_point`` (the planar snapping gridgeo does too), the line cut
+    at the points it carries, and a spoke of the access distance from the
+    point to its place on the line. Every length is pyproj's geodesic on the
+    GRS80 ellipsoid: a line's pieces are its vertex-to-vertex geodesics, a
+    point's place along the line the geodesics of the vertices before it plus
+    the one from the last vertex to the place, the spoke the geodesic from
+    the point to its place. Returns the graph and, per group, the graph key
+    of every point.
     """
+    lonlat_lines = np.asarray(roads.to_crs(4490).geometry.array)
     lines = np.asarray(roads.to_crs(metric).geometry.array)
     tree = shapely.STRtree(lines)
     on_line = defaultdict(list)
     keys = {}
     graph = nx.Graph()
+    # per line: planar and geodesic distance of every vertex from the line's start
+    planar_at = [np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(shapely.get_coordinates(line), axis=0).T))])
+                 for line in lines]
+    ground_at = [np.concatenate([[0.0], np.cumsum(GEOD.line_lengths(*shapely.get_coordinates(line).T))])
+                 for line in lonlat_lines]
     for name, points in groups.items():
         pts = np.asarray(points.to_crs(metric).geometry.array)
         _, which = tree.query_nearest(pts, all_matches=False)
         pos = shapely.line_locate_point(lines[which], pts)
-        access = shapely.distance(pts, shapely.line_interpolate_point(lines[which], pos))
+        place = to_lonlat(shapely.get_coordinates(shapely.line_interpolate_point(lines[which], pos)), metric)
+        access = geodesic(shapely.get_coordinates(points.to_crs(4490).geometry.array), place)
         keys[name] = []
-        for i, (line, p, a) in enumerate(zip(which.tolist(), pos.tolist(), access.tolist())):
+        for i, (line, p, a, q) in enumerate(zip(which.tolist(), pos.tolist(), access.tolist(), place)):
+            vertex = min(int(np.searchsorted(planar_at[line], p, side="right")) - 1, len(planar_at[line]) - 2)
+            start = shapely.get_coordinates(lonlat_lines[line])[vertex]
+            along = min(ground_at[line][vertex] + geodesic(start[None, :], q[None, :])[0],
+                        ground_at[line][-1])  # a place at the line's end, not a hair beyond it
             graph.add_edge((name, i), (name, "road", i), length=a)
-            on_line[line].append((p, (name, "road", i)))
+            on_line[line].append((along, (name, "road", i)))
             keys[name].append((name, i))
     for i, line in enumerate(lines):
         coords = shapely.get_coordinates(line)
         start, end = tuple(np.round(coords[0], 2)), tuple(np.round(coords[-1], 2))
-        chain = [(0.0, start)] + sorted(on_line[i]) + [(line.length, end)]
+        chain = [(0.0, start)] + sorted(on_line[i]) + [(ground_at[i][-1], end)]
         for (p0, n0), (p1, n1) in zip(chain[:-1], chain[1:]):
             if n0 != n1:
                 graph.add_edge(n0, n1, length=p1 - p0)
@@ -115,9 +145,12 @@ def test_snapping_finds_the_exact_nearest_road(sample, town_network):
     snapped = gn.snap(sample.addresses, town_network)
     lines = sample.roads.to_crs(town_network.crs).geometry.array
     points = sample.addresses.to_crs(town_network.crs).geometry.array
-    _, nearest = shapely.STRtree(lines).query_nearest(points, return_distance=True, all_matches=False)
+    which, nearest = shapely.STRtree(lines).query_nearest(points, return_distance=True, all_matches=False)
+    # the nearest point in the metric CRS, its access measured on the ellipsoid
+    place = shapely.get_coordinates(shapely.shortest_line(points[which[0]], lines[which[1]]))[1::2]
+    ground = geodesic(shapely.get_coordinates(sample.addresses.geometry.array), to_lonlat(place, town_network.crs))
 
-    np.testing.assert_allclose(snapped["access_m"].to_numpy(), nearest, atol=1e-6)
+    np.testing.assert_allclose(snapped["access_m"].to_numpy(), ground, rtol=0, atol=1e-6)
     on_road = snapped.to_crs(town_network.crs).geometry.array
     np.testing.assert_allclose(shapely.distance(on_road, points), nearest, atol=1e-3)
     assert snapped.index.equals(sample.addresses.index)
@@ -132,7 +165,8 @@ def test_pieces_are_labelled_and_reported(sample, town_network, caplog):
     assert len(pieces) == len(reference) > 1
     assert sorted(pieces["nodes"]) == sorted(len(c) for c in reference)
     assert pieces["length_m"].is_monotonic_decreasing
-    assert pieces["length_m"].sum() == pytest.approx(sample.roads.to_crs(town_network.crs).length.sum())
+    ground = sum(GEOD.geometry_length(line) for line in sample.roads.to_crs(4490).geometry)
+    assert pieces["length_m"].sum() == pytest.approx(ground, rel=1e-12)
     assert f"{len(pieces)} disconnected pieces" in caplog.text
 
 
@@ -148,9 +182,11 @@ def test_crossing_lines_are_noded_like_shapely():
 
     noded = shapely.get_parts(shapely.node(shapely.union_all(lines)))
     ref = nx.Graph()
-    for line in noded:
-        a, b = shapely.get_coordinates(line)[[0, -1]]
-        ref.add_edge(tuple(np.round(a, 2)), tuple(np.round(b, 2)), length=line.length)
+    for line in noded:  # straight pieces, measured on the ellipsoid
+        ends = shapely.get_coordinates(line)[[0, -1]]
+        a, b = ends
+        length = geodesic(*to_lonlat(ends, 4549)[:, None, :])[0]
+        ref.add_edge(tuple(np.round(a, 2)), tuple(np.round(b, 2)), length=length)
 
     assert (net.n_nodes, net.n_edges) == (ref.number_of_nodes(), ref.number_of_edges()) == (57, 81)
     ours = net.to_networkx()
@@ -231,7 +267,9 @@ def test_roads_in_degrees_become_metres(sample):
     net = gn.build(roads)
     metric = gcrs.metric_crs(roads)
     assert net.crs == metric
-    assert net.edge_length.sum() == pytest.approx(roads.to_crs(metric).length.sum(), rel=1e-9)
+    ground = sum(GEOD.geometry_length(line) for line in roads.to_crs(4490).geometry)
+    assert net.edge_length.sum() == pytest.approx(ground, rel=1e-10)  # (short edges: micrometres, see below)
+    assert abs(net.edge_length.sum() / roads.to_crs(metric).length.sum() - 1) < 1e-3  # metres, not degrees
 
 
 def test_roads_in_a_projected_crs_are_accepted(sample):
@@ -265,8 +303,10 @@ def test_points_far_from_roads_keep_their_distance(town_network):
     snapped = gn.snap(far, town_network)
     assert snapped["access_m"].iloc[0] > 10_000
     lines = town_network.edges(crs=town_network.crs).geometry.array
-    exact = shapely.distance(far.to_crs(town_network.crs).iloc[0], lines).min()
-    assert snapped["access_m"].iloc[0] == pytest.approx(exact)
+    point = far.to_crs(town_network.crs).iloc[0]
+    place = shapely.get_coordinates(shapely.shortest_line(point, lines[shapely.distance(point, lines).argmin()]))[1]
+    exact = geodesic(shapely.get_coordinates(far.array), to_lonlat(place[None, :], town_network.crs))[0]
+    assert snapped["access_m"].iloc[0] == pytest.approx(exact, rel=1e-9)
 
 
 def test_non_points_are_refused(town_network):
@@ -281,3 +321,23 @@ def test_edges_and_nodes_frames(town_network):
     assert edges.crs == gcrs.STORAGE_CRS and len(edges) == town_network.n_edges
     assert {"name", "class", "length_m", "component"} <= set(edges.columns)
     assert nodes["degree"].sum() == 2 * town_network.n_edges
+
+
+def test_short_geodesics_are_pyprojs_to_micrometres():
+    """The radii-of-curvature lengths below 1 km against pyproj's geodesics on the CGCS2000 ellipsoid
+    (a Geod made here from its two constants), over China's latitudes; longer ones are pyproj's own."""
+    geod = pyproj.Geod(a=6378137.0, rf=298.257222101)
+    rng = np.random.default_rng(22)
+    n = 200_000
+    lon, lat = rng.uniform(73, 135, n), rng.uniform(18, 53.5, n)
+    length = np.r_[10 ** rng.uniform(-3, 3, n - 2_000), rng.uniform(1_000, 60_000, 2_000)]
+    lon2, lat2, _ = geod.fwd(lon, lat, rng.uniform(0, 360, n), length)
+    _, _, expected = geod.inv(lon, lat, lon2, lat2)
+    ours = gn._geodesic(np.c_[lon, lat], np.c_[lon2, lat2])
+    short = ours < gn._SHORT_M
+    assert short.sum() > 150_000 and (~short).sum() > 1_500
+    assert np.abs(ours[short] - expected[short]).max() < 5e-6
+    assert np.abs(ours[~short] - expected[~short]).max() < 1e-6
+    # a planar reading of the same steps (what the radii replace) would not pass
+    assert np.abs(np.hypot((lon2 - lon) * 111_320 * np.cos(np.radians(lat)), (lat2 - lat) * 110_574)
+                  - expected)[short].max() > 1e-3
