@@ -720,6 +720,7 @@ def _indicators_on_dask(client, events, units_or_index, *, level, period, start,
     if stored:  # checked whole when written; the facts below are read on the workers, file by file
         events = distribute.stored_layer(events)
         _require_columns(pd.DataFrame(columns=events.columns))
+        events = distribute.held(client, {"events": events}, grids, scheme=scheme)["events"]  # a store's: read once
         facts = _joined_facts(distribute.summarise(client, events, _FACT_COLUMNS, _facts))
     else:
         _require_columns(events)

@@ -309,7 +309,8 @@ def _figures_on_dask(client, grids, *, addresses, events, stations, bands, schem
     if isinstance(grids, AssignIndex):
         grids, scheme = grids.grids, grids.scheme
     scheme = scheme or DEFAULT_SCHEME
-    layers = {"addresses": addresses, "events": events, "stations": stations}
+    layers = distribute.held(client, {"addresses": addresses, "events": events, "stations": stations}, grids,
+                             scheme=scheme)  # a store's layer read once, for both uses below
     others = {(layer, column): (_others_stored(client, frame, column, known) if distribute.is_stored(frame)
                                 else _others(frame, column, known))
               for layer, frame in layers.items() if frame is not None
