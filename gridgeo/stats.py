@@ -87,7 +87,8 @@ def figures(grids, *, addresses=None, events=None, stations=None, roster=None, b
         folder) or a store's layer (:class:`gridgeo.distribute.StoreLayer`):
         each task reads its unit's file or rows on its worker, and the
         categories and kinds beyond the known ones are read from that
-        column alone, on the workers.
+        column alone, on the workers (a store's layer is read once: they
+        come from the rows its tasks read, where they are held).
 
     Returns
     -------
