@@ -75,6 +75,10 @@ process: its time, the client process's peak and the workers' peak, and the
 rows the workers read through ``Store.read`` (counted on them). The answers of
 every run are compared with the first's (``equal``).
 
+``--events-order time`` writes the events' file in the order of their report
+times, as an export of an events table comes (every town in every row group),
+instead of town by town as the sample generates them.
+
 ``--libraries NAME=PATH ...`` (with ``--partition`` or ``--store``) runs the
 client processes with each library on ``PYTHONPATH`` in turn, alternating
 within each repeat: a before and after of a change in the same run (one
@@ -326,6 +330,8 @@ def partition_runs(args, city):
         with tempfile.TemporaryDirectory(prefix="partition-") as tmp:
             tmp = Path(tmp)
             p.grids.to_parquet(tmp / "grids.parquet")
+            if args.events_order == "time":  # as an export of the events table comes: every town in every slice
+                p.events = p.events.sort_values("reported_at", kind="stable")
             for k in LAYERS:
                 getattr(p, k).to_parquet(tmp / f"{k}.parquet", row_group_size=args.row_group)
             del p
@@ -570,6 +576,9 @@ def main():
                         help="time partition itself, in one process and on a cluster of 2 workers")
     parser.add_argument("--row-group", type=int, default=100_000,
                         help="--partition: the input files' row groups, and the workers' slices")
+    parser.add_argument("--events-order", choices=("generated", "time"), default="generated",
+                        help="--partition: the events' order in their file: as generated (town by town) or by "
+                             "report time (every town in every row group)")
     parser.add_argument("--store", action="store_true",
                         help="figures and indicators of a GeoPackage's and a PostGIS store's layers on 2 workers")
     parser.add_argument("--repeat", type=int, default=3, help="--partition, --store: runs of each, alternating")

@@ -462,9 +462,8 @@ def _partition_on(client, source, layer, scratch, scheme, top_index, top, codes,
     jobs.append((str(scratch / "unplaced" / f"{layer}.parquet"), pieces("aside")))
     empty = client.submit(_piece_of, cutting[0], "empty", pure=False)
     del cutting  # each piece is now held by its own future alone: let go once written
-    per_task = max(1, -(-len(jobs) // (4 * max(1, len(client.nthreads())))))
-    _settled(client, [client.submit(_put_together, jobs[i:i + per_task], empty, pure=False)
-                      for i in range(0, len(jobs), per_task)])
+    # a task per file, run where most of its rows wait (a unit whose rows came in one slice: where it was cut)
+    _settled(client, [client.submit(_put_together, [job], empty, pure=False) for job in jobs])
     return {"rows": sum(c["rows"] for c in cut),
             "unplaced": {s: sum(c["unplaced"][s] for c in cut) for s in ("outside", "invalid")}}
 
