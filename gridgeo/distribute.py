@@ -70,11 +70,13 @@ Notes
 :func:`partition` writes one layer at a time. In one process (a layer given
 as a path is read only when its turn comes) that process needs the largest
 layer's memory, once; with ``client=`` the workers read the input in
-slices, cut them and put each unit's pieces together, writing each row
-once (the pieces wait in the memory of the workers that cut them, so
-the workers hold the layer being written between them: Dask spills to
-disk past its memory limit), and the process holds the grids, the paths
-and a hash per row (the ids checked across the slices). A :class:`StoreLayer` is read once per call, but the units' boxes
+slices, cut them and put each unit's pieces together, and the process
+holds the grids, the paths and a hash per row (the ids checked across the
+slices). The rows of a unit cut from more than one slice are written
+twice (its pieces, then its file): keeping the pieces in the workers'
+memory to write each row once was measured slower, with more CPU and
+worker memory, whether the input came town by town or in time order
+(benchmarks/README.md, issue 22). A :class:`StoreLayer` is read once per call, but the units' boxes
 overlap, so rows near a shared edge are read by each unit whose box holds
 them and kept by one; its rows are held in the workers' memory from the
 read until the call's tasks have counted them (the cost of reading once:
@@ -133,7 +135,8 @@ class Part:
         """The part with its held layers left out (given to its task apart: :func:`run`)."""
         if not any(isinstance(f, _HeldPiece) for f in self.layers.values()):
             return self
-        return Part(self.code, self.grids, {k: None if isinstance(f, _HeldPiece) else f for k, f in self.layers.items()})
+        return Part(self.code, self.grids,
+                    {k: None if isinstance(f, _HeldPiece) else f for k, f in self.layers.items()})
 
     def read(self):
         """The part with its stored layers read (on the worker that runs its task)."""
@@ -326,10 +329,9 @@ def partition(grids, layers: dict, folder, *, scheme=None, client=None, slice_ro
     scheme : CodeScheme, optional
     client : distributed.Client, optional
         Cut on this Dask cluster: the input of each layer is read in slices of
-        `slice_rows` rows, each slice checked, placed and cut in pieces per
-        top-level unit by a worker, where they wait in memory, and the pieces
-        of each unit are then written together in slice order, once, by a
-        worker. The dataset is the one this
+        `slice_rows` rows, each slice checked, placed and written in pieces per
+        top-level unit by a worker, and the pieces of each unit are then put
+        together in slice order by a worker. The dataset is the one this
         process would write: the same files, rows, order and counts. The
         workers must see `folder` (and the input files) at the same paths as
         this process (a LocalCluster, or a shared file system).
@@ -398,6 +400,7 @@ def partition(grids, layers: dict, folder, *, scheme=None, client=None, slice_ro
             else:
                 facts = _partition_on(client, source, layer, scratch, scheme, top_index, top, codes, int(slice_rows))
             manifest["layers"][layer] = facts
+        shutil.rmtree(scratch / ".pieces", ignore_errors=True)
         (scratch / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
         os.rename(scratch, folder)
     except BaseException:
@@ -445,32 +448,28 @@ def _by_top(frame, where, n):
 
 def _partition_on(client, source, layer, scratch, scheme, top_index, top, codes, slice_rows) -> dict:
     """One layer of :func:`partition` on the cluster: its manifest entry, the files as :func:`_partition_here`
-    writes them, each row written once (a slice's pieces wait in the memory of the worker that cut it)."""
+    writes them."""
     slices = _slices(client, source, layer, slice_rows)
+    pieces = scratch / ".pieces" / layer
     checked = layer in _LAYERS
-    shared = dict(layer=layer, checked=checked, scheme=scheme, top_index=top_index, top=top, n=len(codes))
-    cutting = [client.submit(_cut_slice, piece, number=k, pure=False, **shared) for k, piece in enumerate(slices)]
-    cut = _settled(client, [client.submit(_item, c, 0, pure=False) for c in cutting])
+    shared = dict(layer=layer, checked=checked, scheme=scheme, top_index=top_index, top=top, n=len(codes),
+                  pieces=str(pieces))
+    cut = _settled(client, [client.submit(_cut_slice, piece, number=k, pure=False, **shared)
+                            for k, piece in enumerate(slices)])
     if checked:
         _refuse_problems(client, cut, slices, layer, scheme)
-
-    def pieces(which):  # the slices' pieces of one file, in slice order, where they wait
-        return [client.submit(_piece_of, c, which, pure=False) for c, facts in zip(cutting, cut)
-                if (facts["aside"] if which == "aside" else facts["counts"][which])]
-
-    jobs = [(str(scratch / layer / f"top={code}" / "part.parquet"), pieces(i)) for i, code in enumerate(codes)]
-    jobs.append((str(scratch / "unplaced" / f"{layer}.parquet"), pieces("aside")))
-    empty = client.submit(_piece_of, cutting[0], "empty", pure=False)
-    del cutting  # each piece is now held by its own future alone: let go once written
-    # a task per file, run where most of its rows wait (a unit whose rows came in one slice: where it was cut)
-    _settled(client, [client.submit(_put_together, [job], empty, pure=False) for job in jobs])
+    jobs = [(str(scratch / layer / f"top={code}" / "part.parquet"),
+             [str(pieces / str(k) / f"{i}.parquet") for k, c in enumerate(cut) if c["counts"][i]])
+            for i, code in enumerate(codes)]
+    jobs.append((str(scratch / "unplaced" / f"{layer}.parquet"),
+                 [str(pieces / str(k) / "aside.parquet") for k, c in enumerate(cut) if c["aside"]]))
+    empty = str(pieces / "0" / "empty.parquet")
+    per_task = max(1, -(-len(jobs) // (4 * max(1, len(client.nthreads())))))
+    _settled(client, [client.submit(_put_together, jobs[i:i + per_task], empty, pure=False)
+                      for i in range(0, len(jobs), per_task)])
+    shutil.rmtree(pieces)  # the slices' pieces: every one moved or put together
     return {"rows": sum(c["rows"] for c in cut),
             "unplaced": {s: sum(c["unplaced"][s] for c in cut) for s in ("outside", "invalid")}}
-
-
-def _piece_of(cut, which):
-    """One piece a slice was cut into (a top-level unit's position, ``"aside"`` or ``"empty"``)."""
-    return cut[1][which]
 
 
 def _settled(client, futures) -> list:
@@ -562,14 +561,12 @@ def _slices(client, source, layer, slice_rows) -> list:
     return [_Slice(path, a, min(a + slice_rows, n)) for a in range(0, n, slice_rows)] or [_Slice(path, 0, None)]
 
 
-def _cut_slice(piece, *, number, layer, checked, scheme, top_index, top, n):
-    """A slice read, checked (ids aside), placed and cut per top-level unit: ``((facts, warnings), pieces)``,
-    the pieces (kept in the worker's memory until written: :func:`_put_together`) by the unit's position ``i``
-    for every unit it has rows of, ``"aside"`` for the rows none holds, and (slice 0) ``"empty"``, the layer
-    with no rows; the facts are its counts and the hashes of its ids."""
+def _cut_slice(piece, *, number, layer, checked, scheme, top_index, top, n, pieces):
+    """A slice read, checked (ids aside), placed and written per top-level unit: ``pieces/<number>/<i>.parquet``
+    for every unit ``i`` it has rows of, ``aside.parquet`` for the rows none holds, and (slice 0)
+    ``empty.parquet``, the layer with no rows. Returns its counts, and the hashes of its ids."""
     from gridgeo.schema import ID_COLUMNS, SchemaError
 
-    pieces = {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         frame = piece.read() if isinstance(piece, _Slice) else piece
@@ -578,20 +575,22 @@ def _cut_slice(piece, *, number, layer, checked, scheme, top_index, top, n):
             try:
                 frame = check(frame, layer, scheme=scheme, name=layer, unique=False)
             except SchemaError as exc:
-                return ({**out, "problems": exc.problems}, []), pieces
+                return {**out, "problems": exc.problems}, []
             column = frame[ID_COLUMNS[layer]]
             out["hashes"] = pd.util.hash_array(column.to_numpy(dtype=object), categorize=False)
         frame, where, out["unplaced"] = _placed_top(frame, layer, top_index, top)
+        folder = Path(pieces) / str(number)
+        folder.mkdir(parents=True)
         out["counts"] = np.bincount(where[where >= 0], minlength=n)
         for i, rows in _by_top(frame, where, n):
             if len(rows):
-                pieces[i] = rows
+                rows.to_parquet(folder / f"{i}.parquet")
         out["aside"] = bool((where < 0).any())
         if out["aside"]:
-            pieces["aside"] = frame.iloc[np.flatnonzero(where < 0)]
+            frame.iloc[np.flatnonzero(where < 0)].to_parquet(folder / "aside.parquet")
         if number == 0:
-            pieces["empty"] = frame.iloc[:0]
-    return (out, [(str(w.message), w.category) for w in caught]), pieces
+            frame.iloc[:0].to_parquet(folder / "empty.parquet")
+    return out, [(str(w.message), w.category) for w in caught]
 
 
 def _refuse_problems(client, cut, slices, layer, scheme):
@@ -627,19 +626,24 @@ def _rows_hashed(piece, column, hashes):
 
 
 def _put_together(jobs, empty):
-    """Each ``(target, pieces)``: the pieces of one file (frames), in slice order, written as one (as this process
-    writes the rows of a unit); no piece: the layer's ``empty`` frame."""
+    """Each ``(target, pieces)``: the pieces of one file, in slice order, written as one (as this process
+    writes the rows of a unit); no piece: the layer's empty file."""
+    import geopandas as gpd
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for target, pieces in jobs:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
-            if len(pieces) > 1:
-                whole = pd.concat(pieces)
-                whole.attrs = dict(pieces[0].attrs)
+            if not pieces:
+                shutil.copyfile(empty, target)
+            elif len(pieces) == 1:
+                os.replace(pieces[0], target)
             else:
-                whole = pieces[0] if pieces else empty
-            whole.to_parquet(target)
-            del whole
+                frames = [gpd.read_parquet(p) for p in pieces]
+                whole = pd.concat(frames)
+                whole.attrs = dict(frames[0].attrs)
+                whole.to_parquet(target)
+                del frames, whole
     return None, [(str(w.message), w.category) for w in caught]
 
 
