@@ -368,6 +368,16 @@ def event_trends(services, *, level, period, start=None, end=None, category=None
                                                       unit=inside))
 
 
+def event_ranked(services, *, level, period, category=None, indicator, unit=None) -> pd.DataFrame:
+    """One indicator of the units of ``level`` inside ``unit`` (every unit: none) per period with its changes
+    (:func:`gridgeo.events.changes`): what the one map's ranking ranks. Made from :func:`event_indicators` of
+    the unit, so a unit's first ranking counts the unit's events alone (:func:`_level_table`); kept per level,
+    period, categories, indicator and unit."""
+    key = ("ranked", level, period, tuple(category or ()), indicator, unit or "", None)
+    return memo(services, key, lambda: gevents.changes(
+        event_indicators(services, level=level, period=period, category=category, unit=unit or None), indicator))
+
+
 def event_overview(services, *, unit, levels, period, category=None) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
     """:func:`event_region` of a unit and :func:`event_indicators` of some levels (all the data's periods), as
     one filter of the one map asks them: what is not kept yet made in one pass over the placed events

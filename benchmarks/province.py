@@ -66,6 +66,26 @@ change much), the client process's own peak (the LocalCluster's scheduler lives 
 workers' peak. The datasets are compared file for file (``equal``).
 
     python benchmarks/province.py --partition [--cities 1 2] [--fraction 0.25] [--repeat 3]
+
+``--store`` times ``figures`` (addresses, events, stations) and ``indicators``
+(events, by month) of the layers kept in a store (:class:`gridgeo.distribute.StoreLayer`)
+on a LocalCluster of 2 workers, for a GeoPackage and a PostGIS store (a
+throwaway server, as the tests start theirs), each run a fresh client
+process: its time, the client process's peak and the workers' peak, and the
+rows the workers read through ``Store.read`` (counted on them). The answers of
+every run are compared with the first's (``equal``).
+
+``--events-order time`` writes the events' file in the order of their report
+times, as an export of an events table comes (every town in every row group),
+instead of town by town as the sample generates them.
+
+``--libraries NAME=PATH ...`` (with ``--partition`` or ``--store``) runs the
+client processes with each library on ``PYTHONPATH`` in turn, alternating
+within each repeat: a before and after of a change in the same run (one
+process mode, ``here``, runs with the first only).
+
+    python benchmarks/province.py --store [--cities 1 2] [--fraction 0.25] [--repeat 3] \
+        [--libraries before=../main after=.]
 """
 
 from __future__ import annotations
@@ -310,24 +330,29 @@ def partition_runs(args, city):
         with tempfile.TemporaryDirectory(prefix="partition-") as tmp:
             tmp = Path(tmp)
             p.grids.to_parquet(tmp / "grids.parquet")
+            if args.events_order == "time":  # as an export of the events table comes: every town in every slice
+                p.events = p.events.sort_values("reported_at", kind="stable")
             for k in LAYERS:
                 getattr(p, k).to_parquet(tmp / f"{k}.parquet", row_group_size=args.row_group)
             del p
+            libraries = args.libraries or [("", None)]
+            runs = [("here", *libraries[0])] + [(f"cluster{'@' + name if name else ''}", name, path)
+                                                 for name, path in libraries]
             for i in range(args.repeat):
-                for mode in ("here", "cluster"):
+                for mode, _, path in runs:
                     out = tmp / f"{mode}-{i}.json"
-                    subprocess.run([sys.executable, __file__, "--partition-run", mode, str(tmp), str(i), str(out),
-                                    str(args.row_group)], check=True)
+                    subprocess.run([sys.executable, __file__, "--partition-run", mode.split("@")[0], str(tmp),
+                                    f"{mode}-{i}", str(out), str(args.row_group)], check=True, env=_env(path))
                     row = json.loads(out.read_text())
                     row.update(cities=n, mode=mode, run=i)
                     table.append(row)
-                    print(f"  {mode:<8} run {i}  {row['seconds']:7.1f} s  cpu {row['cpu_s']:6.1f} s  "
+                    print(f"  {mode:<15} run {i}  {row['seconds']:7.1f} s  cpu {row['cpu_s']:6.1f} s  "
                           f"client {row['client_mb']:6.0f} MB  workers {row['workers_mb']:6.0f} MB", flush=True)
                     if i:
                         import shutil
 
                         shutil.rmtree(tmp / f"{mode}-{i}")
-            same = same_dataset(tmp / "cluster-0", tmp / "here-0")
+            same = all(same_dataset(tmp / f"{mode}-0", tmp / "here-0") for mode, _, _ in runs[1:])
             print(f"  the cluster's dataset is the one process's, file for file: {same}", flush=True)
             for row in table:
                 if row["cities"] == n:
@@ -382,7 +407,7 @@ def partition_run(mode, folder, i, out, row_group):
         with Peak() as peak:
             start, cpu = time.perf_counter(), cpu_seconds()
             grids = gpd.read_parquet(folder / "grids.parquet")
-            distribute.partition(grids, {k: folder / f"{k}.parquet" for k in LAYERS}, folder / f"{mode}-{i}",
+            distribute.partition(grids, {k: folder / f"{k}.parquet" for k in LAYERS}, folder / i,
                                  client=client, slice_rows=int(row_group))
             seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     finally:
@@ -391,6 +416,136 @@ def partition_run(mode, folder, i, out, row_group):
             cluster.close()
     Path(out).write_text(json.dumps(dict(seconds=seconds, cpu_s=cpu, client_mb=peak.alone_mb,
                                          workers_mb=peak.children_mb)))
+
+
+def _env(path):
+    """The environment of a client process with the library at ``path`` (None: this one's)."""
+    import os
+
+    env = dict(os.environ)
+    if path is not None:
+        env["PYTHONPATH"] = str(path)
+    return env
+
+
+# --- --store: a store's layers read on the workers ---------------------------------------------------
+
+
+def store_runs(args, city):
+    import json
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    import postgis_fixture
+
+    import gridgeo.store as gstore
+
+    table = []
+    server = postgis_fixture._start(postgis_fixture._bindir())
+    try:
+        for n in args.cities:
+            p = announced(city, n, args.fraction)
+            with tempfile.TemporaryDirectory(prefix="province-store-") as tmp:
+                tmp = Path(tmp)
+                urls = {"gpkg": str(tmp / "province.gpkg"), "postgis": server.new_database(f"bench_{n}")}
+                for backend, url in urls.items():
+                    start = time.perf_counter()
+                    with gstore.open(url, create=True) as store:
+                        store.load({"grids": p.grids, **{k: getattr(p, k) for k in LAYERS}}, author="bench",
+                                   progress=False)
+                    print(f"  {backend}: loaded in {time.perf_counter() - start:.0f} s", flush=True)
+                del p
+                libraries = args.libraries or [("", None)]
+                for i in range(args.repeat):
+                    for backend, url in urls.items():
+                        for name, path in libraries:
+                            mode = f"{backend}{'@' + name if name else ''}"
+                            out = tmp / f"{mode}-{i}.json"
+                            subprocess.run([sys.executable, __file__, "--store-run", url, str(tmp / f"{mode}-{i}"),
+                                            str(out)], check=True, env=_env(path))
+                            for row in json.loads(out.read_text()):
+                                row.update(cities=n, mode=mode, run=i)
+                                table.append(row)
+                                print(f"  {mode:<15} run {i} {row['step']:<10} {row['seconds']:7.1f} s  client "
+                                      f"{row['client_mb']:6.0f} MB  workers {row['workers_mb']:6.0f} MB  rows read "
+                                      f"{row['rows_read']:>9,}", flush=True)
+                first = {}
+                for row in table:
+                    if row["cities"] != n:
+                        continue
+                    answer = pd.read_parquet(tmp / f"{row['mode']}-{row['run']}-{row['step']}.parquet")
+                    key = row["step"]
+                    if key not in first:
+                        first[key] = answer
+                    row["equal"] = equal(key, answer, first[key])
+    finally:
+        postgis_fixture._stop(server)
+    frame = pd.DataFrame(table)
+    for value, title in (("seconds", "seconds (median)"), ("client_mb", "client process peak, MB (median)"),
+                         ("workers_mb", "worker processes peak, MB (median, together)"),
+                         ("rows_read", "rows read by the workers (Store.read)")):
+        print(f"\n{title} (columns: cities)\n"
+              + frame.pivot_table(index=["step", "mode"], columns="cities", values=value, aggfunc="median")
+              .round(1).to_string())
+    print("\nevery answer equal:", bool(frame["equal"].all()))
+    print("load average (1, 5, 15 min):", " ".join(f"{v:.1f}" for v in psutil.getloadavg()))
+
+
+def store_run(url, prefix, out):
+    """One client process: figures and indicators of a store's layers on a LocalCluster of 2 workers."""
+    import json
+    from pathlib import Path
+
+    from distributed import Client, LocalCluster
+
+    import gridgeo.store as gstore
+    from gridgeo import distribute
+
+    with gstore.open(url) as store:
+        grids = store.read("grids")
+    rows = []
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        client.run(_count_reads)
+        layers = {k: distribute.StoreLayer(url, k) for k in LAYERS}
+        runs = {"figures": lambda: stats.figures(grids, **layers, client=client),
+                "indicators": lambda: events.indicators(layers["events"], grids, period="month", client=client)}
+        for step, fn in runs.items():
+            client.run(_count_reads)
+            with Peak() as peak:
+                start = time.perf_counter()
+                result = fn()
+                seconds = time.perf_counter() - start
+            read = sum(sum(r) for r in client.run(_reads).values())
+            pd.DataFrame(result.drop(columns="geometry", errors="ignore")).to_parquet(f"{prefix}-{step}.parquet")
+            rows.append(dict(step=step, seconds=seconds, client_mb=peak.alone_mb, workers_mb=peak.children_mb,
+                             rows_read=read))
+    Path(out).write_text(json.dumps(rows))
+
+
+def _count_reads():
+    """On a worker: count the rows of every Store.read from now on."""
+    from gridgeo.store import _store
+
+    if not hasattr(_store.Store.read, "rows"):
+        original = _store.Store.read
+
+        def read(self, collection, **options):
+            out = original(self, collection, **options)
+            read.rows.append(len(out))
+            return out
+
+        _store.Store.read = read
+    _store.Store.read.rows = []
+
+
+def _reads():
+    from gridgeo.store import _store
+
+    return list(getattr(_store.Store.read, "rows", []))
 
 
 def cpu_seconds() -> float:
@@ -406,6 +561,8 @@ def main():
         return client_run(*sys.argv[2:])
     if len(sys.argv) == 7 and sys.argv[1] == "--partition-run":
         return partition_run(*sys.argv[2:])
+    if len(sys.argv) == 5 and sys.argv[1] == "--store-run":
+        return store_run(*sys.argv[2:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cities", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--fraction", type=float, default=0.25,
@@ -419,13 +576,23 @@ def main():
                         help="time partition itself, in one process and on a cluster of 2 workers")
     parser.add_argument("--row-group", type=int, default=100_000,
                         help="--partition: the input files' row groups, and the workers' slices")
-    parser.add_argument("--repeat", type=int, default=3, help="--partition: runs of each, alternating")
+    parser.add_argument("--events-order", choices=("generated", "time"), default="generated",
+                        help="--partition: the events' order in their file: as generated (town by town) or by "
+                             "report time (every town in every row group)")
+    parser.add_argument("--store", action="store_true",
+                        help="figures and indicators of a GeoPackage's and a PostGIS store's layers on 2 workers")
+    parser.add_argument("--repeat", type=int, default=3, help="--partition, --store: runs of each, alternating")
+    parser.add_argument("--libraries", nargs="+", default=None, metavar="NAME=PATH",
+                        type=lambda text: tuple(text.split("=", 1)),
+                        help="--partition, --store: the client processes run with each library in turn")
     args = parser.parse_args()
     city = city_sample()
     if args.partitioned:
         return partitioned(args, city)
     if args.partition:
         return partition_runs(args, city)
+    if args.store:
+        return store_runs(args, city)
     table = []
     for n in args.cities:
         p = province(city, n, args.fraction)

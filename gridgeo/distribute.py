@@ -58,9 +58,12 @@ A layer may also stay in a gridgeo store (PostGIS): give a
 task then reads, through the store's own :meth:`~gridgeo.store.Store.read`,
 the rows in its unit's bounding box and keeps those the rule gives its unit
 (decided among the top-level units whose boxes meet that box, which are all
-that can cover a point in it); the rest of the whole layer (the points no
-unit holds, and what depends on all of it) is read page by page on the
-workers. Every read is of the revision the layer was made at.
+that can cover a point in it). The layer is read once per call
+(:class:`Held`): the rows read stay on the workers, what depends on the
+whole data is reduced there from them, and the points no unit holds are
+those of the boxes no unit covers and, when the layer's count says there
+are any, the rows of one query for what lies in no box. Every read is of
+the revision the layer was made at.
 
 Notes
 -----
@@ -69,11 +72,17 @@ as a path is read only when its turn comes) that process needs the largest
 layer's memory, once; with ``client=`` the workers read the input in
 slices, cut them and put each unit's pieces together, and the process
 holds the grids, the paths and a hash per row (the ids checked across the
-slices). A :class:`StoreLayer` is read more than once: a page-by-page
-pass over the whole layer counts the points no unit holds, and another
-(events, stations) reads the columns the whole data decides; the units'
-boxes overlap, so rows near a shared edge are read by each unit whose box
-holds them and kept by one; pages are taken in key order with an offset.
+slices). The rows of a unit cut from more than one slice are written
+twice (its pieces, then its file): keeping the pieces in the workers'
+memory to write each row once was measured slower, with more CPU and
+worker memory, whether the input came town by town or in time order
+(benchmarks/README.md, issue 22). A :class:`StoreLayer` is read once per call, but the units' boxes
+overlap, so rows near a shared edge are read by each unit whose box holds
+them and kept by one; its rows are held in the workers' memory from the
+read until the call's tasks have counted them (the cost of reading once:
+Dask spills them to disk if it must). :func:`summarise` of a
+:class:`StoreLayer` alone (no grids) reads it page by page, in key order
+with an offset.
 :func:`gridgeo.coverage.nearest_station` does not take stored layers (its
 tasks are tiles, not units). A hive reader infers the ``top`` folder
 values as integers unless told they are strings; gridgeo reads each
@@ -100,7 +109,7 @@ from gridgeo import crs as gcrs
 from gridgeo.schema import DEFAULT_SCHEME, check, level_names
 
 __all__ = ["Part", "split", "run", "top_owner", "partition", "dataset", "Stored", "Partitioned", "StoreLayer",
-           "summarise"]
+           "Held", "held", "summarise"]
 
 
 _LAYERS = ("addresses", "events", "stations")  # checked against the schema; others are checked by their task
@@ -117,6 +126,17 @@ class Part:
         sizes = ", ".join(f"{len(f)} {k}" if hasattr(f, "__len__") else f"{f!r} {k}"
                           for k, f in self.layers.items() if f is not None)
         return f"<Part {self.code}: {len(self.grids)} units, {sizes}>"
+
+    def held(self) -> dict:
+        """The futures of its layers held on the workers (:class:`Held`), by layer."""
+        return {k: f.future for k, f in self.layers.items() if isinstance(f, _HeldPiece)}
+
+    def without_held(self):
+        """The part with its held layers left out (given to its task apart: :func:`run`)."""
+        if not any(isinstance(f, _HeldPiece) for f in self.layers.values()):
+            return self
+        return Part(self.code, self.grids,
+                    {k: None if isinstance(f, _HeldPiece) else f for k, f in self.layers.items()})
 
     def read(self):
         """The part with its stored layers read (on the worker that runs its task)."""
@@ -155,8 +175,8 @@ def split(grids, layers: dict, *, scheme=None, client=None):
         file, or its query, read by the task on its worker.
     scheme : CodeScheme, optional
     client : distributed.Client, optional
-        Needed for a :class:`StoreLayer`: its points no top-level unit holds
-        are counted on the workers.
+        Needed for a :class:`StoreLayer`: it is read on the workers
+        (:meth:`StoreLayer.held`), and each part's rows stay there.
 
     Returns
     -------
@@ -186,6 +206,8 @@ def split(grids, layers: dict, *, scheme=None, client=None):
             continue
         if is_stored(frame):
             stored = stored_layer(frame)
+            if isinstance(stored, StoreLayer):  # read once, on the workers, for these grids
+                stored = stored.held(client, grids, scheme=scheme)
             pieces[layer] = stored.pieces(grids, top, codes, scheme=scheme or DEFAULT_SCHEME)
             unplaced[layer] = stored.unplaced_by(client, top_index, top)
             continue
@@ -255,7 +277,9 @@ def run(client, task, parts, **shared):
     """
     if not parts:
         return []
-    futures = [client.submit(_recording, task, part, pure=False, **shared) for part in parts]
+    futures = [client.submit(_recording, task, part.without_held(), held=part.held(), pure=False, **shared)
+               if isinstance(part, Part) else client.submit(_recording, task, part, pure=False, **shared)
+               for part in parts]  # a held piece's rows go to the task as a future: where they are, or moved once
     results = client.gather(futures)
     out = []
     for value, caught in results:
@@ -265,7 +289,9 @@ def run(client, task, parts, **shared):
     return out
 
 
-def _recording(task, part, **shared):
+def _recording(task, part, held=None, **shared):
+    if held:
+        part = Part(part.code, part.grids, {**part.layers, **held})
     if isinstance(part, Part):
         part = part.read()
     with warnings.catch_warnings(record=True) as caught:
@@ -710,13 +736,13 @@ class Stored:
 def is_stored(value) -> bool:
     """Whether a layer given to a public function is a stored one (a :class:`Stored` or its folder's path, or
     a :class:`StoreLayer`)."""
-    return isinstance(value, (Stored, StoreLayer, str, os.PathLike))
+    return isinstance(value, (Stored, StoreLayer, Held, str, os.PathLike))
 
 
 def stored_layer(value):
     """The :class:`Stored` layer ``value`` names (itself, or the path ``<dataset>/<layer>``), or the
     :class:`StoreLayer` it is."""
-    if isinstance(value, (Stored, StoreLayer)):
+    if isinstance(value, (Stored, StoreLayer, Held)):
         return value
     path = Path(value)
     return Partitioned(path.parent)[path.name]
@@ -728,6 +754,9 @@ def summarise(client, stored, columns, reduce):
     the cheap read that decides what depends on the whole data."""
     stored = stored_layer(stored)
     present = [c for c in columns if c in stored.columns]
+    if isinstance(stored, Held):  # the rows read once, reduced where they are held
+        return _settled(client, [client.submit(_held_columns, frame, present, reduce, pure=False)
+                                 for frame in stored.frames])
     if isinstance(stored, StoreLayer):
         return stored.pages(client, _columns_of, columns=present, reduce=reduce)
     futures = [client.submit(_summarised, str(path), present, reduce, pure=False) for path in stored.files]
@@ -744,6 +773,17 @@ def _columns_of(frame, *, columns, reduce):
     return reduce(pd.DataFrame(frame[columns]))
 
 
+def _held_columns(frame, columns, reduce):
+    return reduce(pd.DataFrame(frame[columns])), []
+
+
+def held(client, layers: dict, grids, *, scheme=None) -> dict:
+    """``layers`` with each :class:`StoreLayer` read once on the workers for ``grids`` (:meth:`StoreLayer.held`),
+    the others as they are: what a public function gives :func:`summarise` and :func:`split`, so that the
+    rows are read once for both."""
+    return {k: v.held(client, grids, scheme=scheme) if isinstance(v, StoreLayer) else v for k, v in layers.items()}
+
+
 # ----------------------------------------------------------------------------------------------
 # a store's layer read on the workers, each task its unit's rows
 # ----------------------------------------------------------------------------------------------
@@ -756,8 +796,9 @@ class StoreLayer:
     Each top-level unit's task reads the rows in its unit's bounding box (:meth:`gridgeo.store.Store.read`
     with ``bbox=``, on the spatial index) and keeps those the partition rule gives its unit, deciding
     with the top-level units whose boxes meet its own (every unit that can cover a point of the box).
-    What depends on the whole layer (the points no unit holds, the periods and categories ...) is read
-    page by page (``limit``/``offset`` in key order) on the workers. Every read is of one revision, the
+    A public function reads it once (:meth:`held`): what depends on the whole layer (the points no unit
+    holds, the periods and categories ...) is reduced from the rows read, where they are held. Every read
+    is of one revision, the
     store's latest when the layer is made, so that the answers are those of
     ``store.read(collection, at=revision)`` even while the store is written to.
 
@@ -770,7 +811,7 @@ class StoreLayer:
     at : int, optional
         The revision to read (default: the store's latest).
     page_rows : int, default 100,000
-        The rows of a page of the reads of the whole layer.
+        The rows of a page of :func:`summarise` of the layer alone (the public functions do not page).
 
     Examples
     --------
@@ -821,16 +862,6 @@ class StoreLayer:
                                                                 on_top.geometry.name]], top, scheme)
                 for i, code in enumerate(codes)}
 
-    def unplaced_by(self, client, top_index, top) -> dict:
-        """The points no top-level unit holds (``outside``, ``invalid``), placed page by page on the workers."""
-        if client is None:
-            raise TypeError("数据库图层在 Dask 集群上读取：请给 client / a store's layer is read on a Dask cluster: "
-                            "give client=")
-        found = self.pages(client, _unplaced_of, columns=[],
-                           index=client.scatter(top_index, broadcast=True, hash=False), top=top,
-                           layer=self.collection)
-        return {s: sum(f[s] for f in found) for s in ("outside", "invalid")}
-
     def pages(self, client, task, *, columns=None, **options) -> list:
         """``[task(page, columns=columns, **options)]`` for every page of the layer (``columns``: the attribute
         columns read, besides the geometry and ``revision``; None: all), on the workers."""
@@ -845,6 +876,127 @@ class StoreLayer:
         with gstore.open(self.url) as store:
             return store.count(self.collection, at=self.revision)
 
+    def held(self, client, grids, *, scheme=None) -> Held:
+        """The layer read once on the workers for ``grids``: each top-level unit's rows held where they were
+        read, and the rows no top-level unit holds (:class:`Held`)."""
+        if client is None:
+            raise TypeError("数据库图层在 Dask 集群上读取：请给 client / a store's layer is read on a Dask cluster: "
+                            "give client=")
+        return Held(self, client, grids, scheme=scheme)
+
+
+class Held:
+    """A :class:`StoreLayer` read once on the workers for some grids (:meth:`StoreLayer.held`): what
+    :func:`summarise` reduces and :func:`split` shares out instead of reading the layer again.
+
+    Each top-level unit's task reads the rows in its unit's box and keeps those the partition rule gives its
+    unit (as :class:`StoreLayer` says). A row in the box that no top-level unit covers is no unit's: it is
+    kept aside by the task of the first unit (smallest code) whose box holds it, so that each is kept once.
+    The rows in no unit's box (and those without a geometry) are read by one more query only when the
+    layer's count says there are any (``NOT S_INTERSECTS`` the union of the boxes, or no geometry). Every row
+    is then read once, and those near a shared edge once more by each other unit whose box holds them; the
+    rows stay on the workers (in their memory: Dask spills them if it must) until the holder is let go.
+
+    Attributes
+    ----------
+    frames : list of distributed.Future
+        Every row once: each unit's rows, the rows each unit's box keeps aside, the rows of no box.
+    unplaced : dict
+        ``{"outside": n, "invalid": n}``: the rows no top-level unit holds.
+    """
+
+    def __init__(self, layer: StoreLayer, client, grids, *, scheme=None):
+        self.layer, self.columns, self.attrs = layer, layer.columns, dict(layer.attrs)
+        grids, top, _, _, codes = _tops(grids, scheme)
+        self.top, self.codes, self.key = top, [str(c) for c in codes], _grids_key(grids, top)
+        boxed = layer.pieces(grids, top, codes, scheme=scheme or DEFAULT_SCHEME)
+        reads = [client.submit(_read_boxed, boxed[code], pure=False) for code in codes]
+        self.rows = {code: client.submit(_item, f, 0, pure=False) for code, f in zip(self.codes, reads)}
+        aside = [client.submit(_item, f, 1, pure=False) for f in reads]
+        counts = _settled(client, [client.submit(_item, f, 2, pure=False) for f in reads])  # and their warnings
+        del reads
+        self.unplaced = {s: sum(c[s] for c in counts) for s in ("outside", "invalid")}
+        self.bboxes = {code: boxed[code].bbox for code in self.codes}
+        in_boxes, total = sum(c["rows"] for c in counts), layer.count()
+        self.frames = [*self.rows.values(), *aside]
+        if total > in_boxes:  # rows in no unit's box, or without a geometry: the one query for them
+            on_top = grids[(grids["level"] == top).to_numpy()]
+            rest = client.submit(_read_rest, layer, tuple(self.bboxes.values()),
+                                 on_top[["code", "name", "level", "parent", on_top.geometry.name]], top,
+                                 scheme or DEFAULT_SCHEME, pure=False)
+            found = _settled(client, [client.submit(_item, rest, 1, pure=False)])[0]
+            if found["rows"] != total - in_boxes:
+                raise RuntimeError(f"{layer}: 读到的行数不符 / the rows read ({in_boxes} in the units' boxes, "
+                                   f"{found['rows']} in none) are not the {total} the layer counts: was it written "
+                                   "at this revision meanwhile? Read it again")
+            self.frames.append(client.submit(_item, rest, 0, pure=False))
+            for s in ("outside", "invalid"):
+                self.unplaced[s] += found[s]
+
+    def __repr__(self) -> str:
+        return f"<Held {self.layer!r}: {len(self.codes)} {self.top} units>"
+
+    def pieces(self, grids, top, codes, *, scheme=None) -> dict:
+        """Each top-level unit's rows, held where they were read (the grids must be those they were read for)."""
+        if top != self.top or [str(c) for c in codes] != self.codes or _grids_key(grids, top) != self.key:
+            raise PartitionError(f"{self.layer}: 网格与读取时不同 / the grids' {top} units are not those the layer was "
+                                 "read for: read it again for these grids")
+        return {code: _HeldPiece(self.rows[str(code)], self.layer, code, self.bboxes[str(code)]) for code in codes}
+
+    def unplaced_by(self, client, top_index, top) -> dict:
+        """The rows no top-level unit holds, counted when read."""
+        return dict(self.unplaced)
+
+
+def _item(value, i):
+    """The ``i``-th of a task's results (a future of each part of one read)."""
+    return value[i]
+
+
+def _read_boxed(piece):
+    """(the unit's rows by the rule, the rows of its box no unit covers that it keeps aside, their counts): the
+    read of :class:`Held` for one top-level unit."""
+    import shapely
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame, placed = piece.placed()
+    owner = placed[piece.top].astype(object)
+    mine = (owner == piece.code).to_numpy()
+    none = owner.isna().to_numpy()
+    if none.any():  # no unit covers them: the first box (smallest code) holding each keeps it aside
+        near = piece.near.sort_values("code")
+        boxes = shapely.box(*shapely.bounds(near.geometry.to_numpy()).T)
+        holds = shapely.intersects(boxes[None, :], frame.geometry.to_numpy()[none][:, None])
+        first = near["code"].to_numpy(dtype=object)[np.argmax(holds, axis=1)]
+        kept = np.zeros(len(frame), bool)
+        kept[np.flatnonzero(none)] = holds.any(axis=1) & (first == piece.code)
+        none = kept
+    status = placed["status"].to_numpy()[none]
+    counts = {"rows": int(mine.sum() + none.sum()), "outside": int((status == "outside").sum()),
+              "invalid": int((status == "invalid").sum())}
+    return frame[mine], frame[none], (counts, [(str(w.message), w.category) for w in caught])
+
+
+def _read_rest(layer, bboxes, tops, top, scheme):
+    """(the rows of the layer in no top-level unit's box or without a geometry, their counts)."""
+    import shapely
+
+    from gridgeo.assignment import AssignIndex, assign
+
+    union = shapely.union_all(shapely.box(*np.asarray(bboxes, dtype=float).T))
+    where = {"op": "or", "args": [
+        {"op": "not", "args": [{"op": "s_intersects", "args": [{"property": "geometry"},
+                                                               shapely.geometry.mapping(union)]}]},
+        {"op": "isNull", "args": [{"property": "geometry"}]}]}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = layer.read(filter=where)
+        placed = assign(frame, AssignIndex(tops, scheme=scheme, _one_call=True), levels=[top], name=layer.collection)
+    status = placed["status"].to_numpy()
+    return frame, ({"rows": len(frame), "outside": int((status == "outside").sum()),
+                    "invalid": int((status == "invalid").sum())}, [(str(w.message), w.category) for w in caught])
+
 
 def _page(stored, start, rows, columns, task, **options):
     with warnings.catch_warnings(record=True) as caught:
@@ -854,13 +1006,6 @@ def _page(stored, start, rows, columns, task, **options):
     return value, [(str(w.message), w.category) for w in caught]
 
 
-def _unplaced_of(frame, *, columns, index, top, layer):
-    from gridgeo.assignment import assign
-
-    placed = assign(frame, index, levels=[top], name=layer)
-    return {s: int((placed["status"] == s).sum()) for s in ("outside", "invalid")}
-
-
 class _StorePiece(_Piece):
     """One top-level unit's rows of a :class:`StoreLayer`: those in its box that the partition rule gives it,
     decided with the top-level units `near` it (those whose boxes meet its box)."""
@@ -868,16 +1013,33 @@ class _StorePiece(_Piece):
     def __init__(self, layer, code, bbox, near, top, scheme):
         self.layer, self.code, self.bbox, self.near, self.top, self.scheme = layer, code, bbox, near, top, scheme
 
-    def read(self):
+    def placed(self):
+        """(the rows in the unit's box, their top-level unit among those near it)."""
         from gridgeo.assignment import AssignIndex, assign
 
         frame = self.layer.read(bbox=self.bbox)
         index = AssignIndex(self.near, scheme=self.scheme, _one_call=True)
-        placed = assign(frame, index, levels=[self.top], name=self.layer.collection)
+        return frame, assign(frame, index, levels=[self.top], name=self.layer.collection)
+
+    def read(self):
+        frame, placed = self.placed()
         return frame[(placed[self.top].astype(object) == self.code).to_numpy()]
 
     def __repr__(self) -> str:
         return f"<{self.layer.collection} in the box of {self.code}, revision {self.layer.revision}>"
+
+
+class _HeldPiece:
+    """One top-level unit's rows of a :class:`Held` layer: a future of them, given to its task (:func:`run`)."""
+
+    def __init__(self, future, layer, code, bbox):
+        self.future, self.layer, self.code, self.bbox = future, layer, code, bbox
+
+    def read(self):
+        return self.future.result()
+
+    def __repr__(self) -> str:
+        return f"<{self.layer.collection} of {self.code} held on the workers, revision {self.layer.revision}>"
 
 
 def _source(source, layer):

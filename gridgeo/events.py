@@ -547,8 +547,9 @@ def indicators(events, units_or_index=None, *, level=None, period="month", start
         file or rows on its worker, and the periods, ``as_of``, the
         categories and the undated and inconsistent counts are decided from
         the four columns they need (report and close times, category,
-        status) read file by file (page by page) on the workers, the events
-        no unit holds included.
+        status) read file by file on the workers (a store's layer: from
+        the rows its tasks read, once, where they are held), the events no
+        unit holds included.
 
     Returns
     -------
@@ -720,6 +721,7 @@ def _indicators_on_dask(client, events, units_or_index, *, level, period, start,
     if stored:  # checked whole when written; the facts below are read on the workers, file by file
         events = distribute.stored_layer(events)
         _require_columns(pd.DataFrame(columns=events.columns))
+        events = distribute.held(client, {"events": events}, grids, scheme=scheme)["events"]  # a store's: read once
         facts = _joined_facts(distribute.summarise(client, events, _FACT_COLUMNS, _facts))
     else:
         _require_columns(events)

@@ -87,7 +87,8 @@ def figures(grids, *, addresses=None, events=None, stations=None, roster=None, b
         folder) or a store's layer (:class:`gridgeo.distribute.StoreLayer`):
         each task reads its unit's file or rows on its worker, and the
         categories and kinds beyond the known ones are read from that
-        column alone, on the workers.
+        column alone, on the workers (a store's layer is read once: they
+        come from the rows its tasks read, where they are held).
 
     Returns
     -------
@@ -309,7 +310,8 @@ def _figures_on_dask(client, grids, *, addresses, events, stations, bands, schem
     if isinstance(grids, AssignIndex):
         grids, scheme = grids.grids, grids.scheme
     scheme = scheme or DEFAULT_SCHEME
-    layers = {"addresses": addresses, "events": events, "stations": stations}
+    layers = distribute.held(client, {"addresses": addresses, "events": events, "stations": stations}, grids,
+                             scheme=scheme)  # a store's layer read once, for both uses below
     others = {(layer, column): (_others_stored(client, frame, column, known) if distribute.is_stored(frame)
                                 else _others(frame, column, known))
               for layer, frame in layers.items() if frame is not None

@@ -410,3 +410,57 @@ def test_the_public_map_answer_carries_the_public_ranking(client):
     assert client.get("/events/map", params={**params, "ranking": "county"}).status_code == 404
     assert client.get("/events/map", params={**params, "ranking": "village",
                                              "ranking_indicator": "on_time"}).status_code == 422
+
+
+@pytest.mark.parametrize("period,category", [("month", ["fire"]), ("quarter", ["safety", "dispute"])])
+def test_the_map_ranking_inside_a_unit_counts_the_units_events_alone_and_is_the_whole_levels_rows(
+        client, api_keys, sample, monkeypatch, period, category):
+    """/events/map with ``ranking`` and ``unit``: the ranking's level is not counted whole (no table of every unit
+    of it is made, whatever the path: a one-category month is read from the tally, other filters counted), and
+    the ranking is the one the whole level's table gives filtered to the unit (the path it replaced), for units of
+    three levels and rankings of three levels."""
+    from api import derived
+    from api.encode import dumps
+    from api.routes.events import _ranking
+    import json
+
+    services = client.app.state.services
+    made = []  # (what, level, unit) of every table of units the library is asked to make
+
+    def counting(name, fn):
+        def wrapped(*args, **kwargs):
+            made.append((name, kwargs.get("level"), kwargs.get("unit")))
+            return fn(*args, **kwargs)
+        return wrapped
+
+    for name in ("overview", "indicators", "trends"):
+        monkeypatch.setattr(gevents, name, counting(name, getattr(gevents, name)))
+    monkeypatch.setattr(gevents.Tally, "overview", counting("tally", gevents.Tally.overview))
+    town = sample.grids.loc[sample.grids["level"] == "town", "code"].iloc[0]
+    village = sample.grids.loc[sample.grids["level"] == "grid1", "parent"].value_counts().index[0]  # most grid1s
+    grid1 = sample.grids.loc[sample.grids["level"] == "grid2", "parent"].value_counts().index[0]  # most grid2s
+    cases = [(town, "village"), (village, "grid2"), (village, "grid1"), (grid1, "grid2")]
+    placed = derived.placed_events(services)
+    for unit, ranking in cases:
+        made.clear()
+        whole_key = derived._memo_name(derived._indicators_key(ranking, period, None, None, category))
+        assert services.peek(whole_key) is None  # not made by an earlier question
+        r = client.get("/events/map", headers=viewer(api_keys), params={
+            "unit": unit, "level": "town", "period": period, "category": category, "indicator": "received",
+            "ranking": ranking, "ranking_indicator": "backlog"})
+        assert r.status_code == 200, r.text
+        assert services.peek(whole_key) is None
+        ranking_made = [m for m in made if m[1] == ranking or (isinstance(m[1], list) and ranking in m[1])]
+        assert ranking_made and all(u == unit for _, _, u in ranking_made), made
+        body = r.json()
+        # the path it replaced: the whole level's table, its rows inside the unit, their changes, ranked
+        whole = gevents.indicators(placed, level=ranking, period=period, category=category)
+        inside = whole[whole["code"].str.startswith(unit)]
+        expected = _ranking(gevents.changes(inside, "backlog"), ranking, "backlog", body["at"], None)
+        assert body["ranking"] == json.loads(dumps(expected))
+        assert len(body["ranking"]["rows"]) == len(inside["code"].unique()) > 1
+        # and the ranking /events/ranking gives for the same filter
+        alone = client.get("/events/ranking", headers=viewer(api_keys), params={
+            "unit": unit, "level": ranking, "period": period, "category": category, "indicator": "backlog",
+            "at": body["at"], "from": "2025-01-01", "to": "2026-01-01"}).json()
+        assert body["ranking"] == alone

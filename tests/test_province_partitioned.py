@@ -463,3 +463,115 @@ def test_a_geopackage_stores_layers_are_read_on_the_workers_too(sample, client, 
     pd.testing.assert_frame_equal(pd.DataFrame(result.drop(columns="geometry")),
                                   pd.DataFrame(expected.drop(columns="geometry")))
     assert result.attrs == expected.attrs
+
+
+# --- a store's layer read once: counted on the workers ------------------------------------------------
+
+
+def _count_reads_on(client):
+    """Every Store.read on the workers, recorded as (layer, rows) until :func:`_reads_of` takes them."""
+    def install():
+        from gridgeo.store import _store
+
+        if not getattr(_store.Store.read, "counting", False):
+            original = _store.Store.read
+
+            def read(self, collection, **options):
+                out = original(self, collection, **options)
+                _store.READS.append((collection, len(out)))
+                return out
+
+            read.counting, read.original = True, original
+            _store.Store.read = read
+        _store.READS = []
+
+    client.run(install)
+
+
+def _reads_of(client) -> pd.DataFrame:
+    def taken():
+        from gridgeo.store import _store
+
+        out, _store.READS = list(_store.READS), []
+        return out
+
+    return pd.DataFrame([r for reads in client.run(taken).values() for r in reads], columns=["layer", "rows"],
+                        dtype=object)
+
+
+def _uncount_reads_on(client):
+    def uninstall():
+        from gridgeo.store import _store
+
+        if getattr(_store.Store.read, "counting", False):
+            _store.Store.read = _store.Store.read.original
+
+    client.run(uninstall)
+
+
+def rows_in_boxes(frame, grids, top):
+    """How many rows a read of each top-level unit's box gives (its boundary included), summed, and how many
+    rows are in no box (or have no geometry): the rows a layer read once takes, counted here with shapely."""
+    tops = grids[grids["level"] == top]
+    boxes = shapely.box(*shapely.bounds(tops.geometry.to_numpy()).T)
+    hits = shapely.intersects(boxes[:, None], frame.geometry.to_numpy()[None, :])
+    return int(hits.sum()), int((~hits.any(axis=0)).sum())
+
+
+def assert_read_once(client, frames, layers, grids):
+    """figures (addresses, events, stations) and indicators (events) from the store's layers: each layer read
+    once per call, in one read per top-level unit and one of the rest when it has rows, and the answers those
+    of the frames."""
+    from gridgeo import coverage
+
+    n_tops = int((grids["level"] == "town").sum())
+    _count_reads_on(client)
+    try:
+        expected = stats.figures(grids, addresses=frames["addresses"], events=frames["events"],
+                                 stations=frames["stations"])
+        _reads_of(client)
+        result = stats.figures(grids, **layers, client=client)
+        reads = _reads_of(client)
+        pd.testing.assert_frame_equal(pd.DataFrame(result.drop(columns="geometry")),
+                                      pd.DataFrame(expected.drop(columns="geometry")))
+        assert result.attrs == expected.attrs
+        for layer in ("addresses", "events", "stations"):
+            boxed, rest = rows_in_boxes(frames[layer], grids, "town")
+            mine = reads[reads["layer"] == layer]
+            assert len(mine) == n_tops + (rest > 0), (layer, mine)
+            assert mine["rows"].sum() == boxed + rest, layer  # each row once, and once more per other box
+        for options in (dict(period="month"), dict(period="quarter", by="category", level=["town", "grid2"])):
+            want = events.indicators(frames["events"], grids, **options)
+            got = events.indicators(layers["events"], grids, **options, client=client)
+            reads = _reads_of(client)
+            pd.testing.assert_frame_equal(got, want)
+            assert got.attrs == want.attrs
+            boxed, rest = rows_in_boxes(frames["events"], grids, "town")
+            assert list(reads["layer"].unique()) == ["events"] and reads["rows"].sum() == boxed + rest
+        cov = coverage.nearest_station(frames["addresses"], frames["stations"], method="straight")
+        want = coverage.per_grid(cov, grids, stations=frames["stations"])
+        got = coverage.per_grid(cov, grids, stations=layers["stations"], client=client)
+        pd.testing.assert_frame_equal(pd.DataFrame(got.drop(columns="geometry")),
+                                      pd.DataFrame(want.drop(columns="geometry")), check_exact=True)
+        boxed, rest = rows_in_boxes(frames["stations"], grids, "town")
+        assert _reads_of(client)["rows"].sum() == boxed + rest
+    finally:
+        _uncount_reads_on(client)
+
+
+@pytest.mark.postgis
+def test_a_postgis_layer_is_read_once_per_call_with_the_in_memory_answers(in_postgis, client):
+    url, frames = in_postgis
+    assert rows_in_boxes(frames["events"], frames["grids"], "town")[1] == 2  # the two far events: the rest read
+    assert_read_once(client, frames, stored_in(url, "addresses", "events", "stations"), frames["grids"])
+
+
+def test_a_geopackage_layer_is_read_once_per_call_with_the_in_memory_answers(province, client, tmp_path):
+    import gridgeo.store as gstore
+
+    path = str(tmp_path / "province.gpkg")
+    with gstore.open(path, create=True) as store:
+        store.load({"grids": province.grids, "addresses": province.addresses, "events": province.events,
+                    "stations": province.stations}, author="网格办", progress=False)
+        frames = {k: store.read(k) for k in ("grids", "addresses", "events", "stations")}
+    assert_read_once(client, frames, stored_in(path, "addresses", "events", "stations"), frames["grids"])

@@ -16,7 +16,9 @@ filter of a table or one vectorised pass over the placed events. The one
 map asks ``/events/map`` once per filter change: the unit's periods, the
 choropleth's level and (with ``ranking``) the ranking's level come from
 that one pass (:func:`gridgeo.events.overview`), and the ranking it carries
-is the answer ``/events/ranking`` gives for the same filter.
+is the answer ``/events/ranking`` gives for the same filter. A ranking inside
+a unit is counted from that unit's events alone, as ``/events/ranking?unit=``
+counts it (the whole level's table is not made for it).
 """
 
 from __future__ import annotations
@@ -189,7 +191,9 @@ def router() -> APIRouter:
             _known(unit, services)
         ranking_indicator = _indicator(ranking_indicator)
         authorised = who.has("viewer")
-        levels = [lv for lv, wanted in ((level, choropleth), (ranking, ranking is not None)) if wanted]
+        # the ranking's level joins the pass over every event only for the whole area: inside a unit it is
+        # counted from the unit's events (derived.event_ranked), unless the choropleth's level is the same
+        levels = [lv for lv, wanted in ((level, choropleth), (ranking, ranking is not None and not unit)) if wanted]
         if authorised:  # the cards', the choropleth's and the ranking's figures from one pass over the events
             series, tables = _library(lambda: derived.event_overview(services, unit=unit, levels=levels,
                                                                      period=period, category=category))
@@ -224,8 +228,8 @@ def router() -> APIRouter:
         if ranking is not None:
             key = ("ranked", ranking, period, tuple(category or ()), ranking_indicator, unit or "", min_count)
             if authorised:
-                table = derived.memo(services, key, lambda: gevents.changes(
-                    _within(level_table[ranking], unit, services), ranking_indicator))
+                table = derived.event_ranked(services, level=ranking, period=period, category=category,
+                                             indicator=ranking_indicator, unit=unit)
             else:
                 table, _ = _series(services, who, ranking, period, None, None, category, ranking_indicator, unit)
             body["ranking"] = derived.memo(services, (*key, at), lambda: _ranking(
