@@ -810,6 +810,12 @@ class _Tree:
     itself when unpublished (else 0), or the sum over its children's cuts
     plus the remainder. A published node is safe when no cut below it sums
     to 1..k-1.
+
+    With a ``scheme``, units of several counties get a node per county
+    (:attr:`counties`, after the units; :func:`_counties`) between their top
+    units and the root, which then holds the counties; :attr:`above` marks
+    the nodes above the counties, which are withheld rather than settled by
+    suppressing below them (rule 5 of the module notes).
     """
 
     def __init__(self, codes, parents, levels, scheme=None):
@@ -1060,7 +1066,7 @@ class _Protection:
         self._refresh(node)
 
 
-COUNTY = "county"
+_COUNTY = "county"
 """The level a code scheme names for counties (县、市、区: :data:`gridgeo.schema.PREFECTURE_SCHEME`)."""
 
 _COUNTY_NODE = "\x00county"
@@ -1083,7 +1089,7 @@ def _counties(codes, levels, top, scheme):
     above = np.zeros(n, dtype=bool)
     if scheme is None or not n:
         return [], county_of, above, False
-    width = scheme.width(COUNTY) if COUNTY in scheme.names else scheme.root_digits
+    width = scheme.width(_COUNTY) if _COUNTY in scheme.names else scheme.root_digits
     widths = pd.Series(np.asarray(levels, dtype=object)).map({lv: scheme.width(lv) for lv in scheme.names})
     code_text = pd.Series(np.asarray(codes, dtype=object)).astype(str)
     of_scheme = (widths == code_text.str.len()).to_numpy()
