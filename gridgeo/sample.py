@@ -247,13 +247,15 @@ class Sample:
             holder = dict(zip(pairs[0].tolist(), self.precincts["precinct_id"].to_numpy()[pairs[1]].tolist()))
         rows = []
         workers = grid2["workers"] if "workers" in grid2.columns else pd.Series(1, index=grid2.index)
+        # every third grid of its county (a province's copy of a city gets the city's posts)
+        in_county = grid2.groupby(grid2["code"].astype(str).str[:len(COUNTY_CODE)]).cumcount().to_numpy()
         for i, unit in grid2.iterrows():
             code = unit["code"]
             rows.append((code, "网格长", *person()))
             n = workers.iloc[i]
             for _ in range(max(1, int(n) if pd.notna(n) else 1)):
                 rows.append((code, "专职网格员", *person()))
-            if i % 3 == 0:
+            if in_county[i] % 3 == 0:
                 rows.append((code, "兼职网格员", *person()))
             precinct = None if holder is None else holder.get(i)
             if precinct is not None:
