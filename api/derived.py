@@ -301,7 +301,8 @@ def public_indicators(services) -> pd.DataFrame:
         prepared = kept.public_indicators(settings.min_count, settings.heat_period)  # `gridgeo prepare` kept it
         if prepared is not None:
             return prepared
-        return gderived.public_event_table(placed_events(services), settings.min_count, settings.heat_period)
+        return gderived.public_event_table(placed_events(services), settings.min_count, settings.heat_period,
+                                           scheme=services.store.scheme)
     return services.derived("events:public", build)
 
 
@@ -430,13 +431,15 @@ def event_region(services, *, unit, period, category=None) -> pd.DataFrame:
 
 def public_region(services, unit) -> pd.DataFrame:
     """A unit's (or the whole area's) public indicators per period of the public heat map: the unit's rows
-    of :func:`public_indicators`, or :func:`gridgeo.disclosure.public_whole` of the whole area."""
+    of :func:`public_indicators`, or :func:`gridgeo.disclosure.public_whole` of the whole area (with the
+    units' audit, which may withhold the whole area: above the counties of a province)."""
     settings = services.settings
     if unit:
         table = public_indicators(services)
         return table[table["code"] == unit]
     return memo(services, ("region:public", settings.min_count, settings.heat_period), lambda: disclosure.public_whole(
-        gevents.region(placed_events(services), period=settings.heat_period), settings.min_count))
+        gevents.region(placed_events(services), period=settings.heat_period), settings.min_count,
+        audit=public_indicators(services)))
 
 
 def classes(services, key: tuple, values, *, scheme: str, k: int) -> dict:

@@ -247,7 +247,7 @@ class Derived:
         with this minimum count (the service's: ``GRIDGEO_MIN_COUNT``), else computed."""
         data = self._get(f"public/k{int(min_count)}")
         if data is None:
-            return public_table(self.figures(), self.coverage(), min_count)
+            return public_table(self.figures(), self.coverage(), min_count, scheme=self.store.scheme)
         out = _object_columns_in(_plain(data))
         out.attrs = json.loads(self._get(f"public/k{int(min_count)}.attrs"))
         return out
@@ -427,28 +427,29 @@ def unit_table(figures: pd.DataFrame, coverage: pd.DataFrame | None) -> pd.DataF
     return table
 
 
-def public_table(figures: pd.DataFrame, coverage: pd.DataFrame | None, min_count: int) -> pd.DataFrame:
+def public_table(figures: pd.DataFrame, coverage: pd.DataFrame | None, min_count: int, *,
+                 scheme=None) -> pd.DataFrame:
     """:func:`unit_table` as anyone may see it: :func:`gridgeo.disclosure.public_figures` with
-    minimum count ``min_count``, the same columns and ``suppressed``; its ``attrs`` say what
-    was withheld."""
+    minimum count ``min_count`` (``scheme``: the store's, which says where the counties are), the
+    same columns and ``suppressed``; its ``attrs`` say what was withheld."""
     from gridgeo import disclosure
 
     table = unit_table(figures, coverage)
-    public = disclosure.public_figures(table, min_count)
+    public = disclosure.public_figures(table, min_count, scheme=scheme)
     out = public[[c for c in table.columns if c in public.columns] + ["suppressed"]]
     out.attrs = dict(public.attrs)
     return out
 
 
-def public_event_table(placed, min_count: int, period: str = "month") -> pd.DataFrame:
+def public_event_table(placed, min_count: int, period: str = "month", *, scheme=None) -> pd.DataFrame:
     """What anyone may see of the events over time: :func:`gridgeo.events.indicators` of every
     level per ``period``, all categories together, under the minimum count
-    (:func:`gridgeo.disclosure.public_indicators`). The service answers anonymous questions about
+    (:func:`gridgeo.disclosure.public_indicators`, with the store's ``scheme``). The service answers anonymous questions about
     events by filtering it; :func:`build` keeps it so that a prepared store answers at once."""
     from gridgeo import disclosure
     from gridgeo import events as gevents
 
-    return disclosure.public_indicators(gevents.indicators(placed, period=period), min_count)
+    return disclosure.public_indicators(gevents.indicators(placed, period=period), min_count, scheme=scheme)
 
 
 def latest(store) -> Derived | None:
@@ -1001,7 +1002,7 @@ class _Builder:
         read = lambda name: self.store.get_derived(self.version, name)  # noqa: E731
         coverage = read("coverage")
         table = public_table(_plain(read("figures")), None if coverage is None else _plain(coverage),
-                             self.min_count)
+                             self.min_count, scheme=self.store.scheme)
         name = f"public/k{self.min_count}"
         return {name: _bytes(_object_columns_out(table)),
                 f"{name}.attrs": json.dumps(table.attrs, default=_json_scalar).encode()}
@@ -1098,7 +1099,8 @@ class _Builder:
             table = self._named(table, table["code"])
             table.attrs = json.loads(self.previous._get(f"{name}.attrs"))
         else:
-            table = disclosure.public_indicators(raw, self.min_count)  # public_event_table's rule, from the kept rows
+            # public_event_table's rule, from the kept rows
+            table = disclosure.public_indicators(raw, self.min_count, scheme=self.store.scheme)
         attrs, raw_attrs = dict(table.attrs), dict(raw.attrs)
         table.attrs, raw.attrs = {}, {}
         return {name: _bytes(table), f"{name}.attrs": json.dumps(attrs, default=_json_scalar).encode(),

@@ -41,6 +41,24 @@ For figures per unit (:func:`public_figures`):
 4. A suppressed figure is published as missing (null), with the unit's
    ``suppressed`` flag set. Primary and secondary suppressions look the
    same, so nobody learns which cells are the small ones.
+5. *Counties.* A table of several counties (a province's store, e.g.
+   :func:`gridgeo.sample.province`) is audited county by county: each
+   county is a node between the whole area and its units, and is protected
+   exactly as it is in its own store, where it is the whole area. The
+   county of a unit is its code's first digits above the top level (the
+   code scheme's root digits), or the scheme's ``county`` level when it has
+   one (:data:`gridgeo.schema.PREFECTURE_SCHEME`). Secondary suppression
+   never crosses a county's boundary: a unit above the counties (the whole
+   area, a prefecture) a cut of which would leave 1 to k-1 is withheld
+   itself instead of suppressing anything in a county. So a county's
+   public answers are the same in the province's store as in its own,
+   suppressed cells included, and the two stores' answers together give
+   away nothing that each does not alone (were the patterns to differ,
+   one store's published cell could be subtracted from the other's).
+   *A county's own figures* are what its own store publishes as its whole
+   area's: they are audited as published, withheld where its whole area's
+   would be (``attrs["counties"]`` says which groups), so they may be shown
+   beside the units (the service shows the whole area's alone).
 
 For events on a map (:func:`event_blocks`, :func:`heat`): events are
 grouped by period (a calendar month by default) and category, and each
@@ -180,7 +198,7 @@ DROPPED = ("events_", "farthest_addr", "unreachable_households")
 _BREAKDOWN = ("stations_",)  # station counts by kind: public facilities
 
 
-def public_figures(figures: pd.DataFrame, k: int = MIN_COUNT) -> pd.DataFrame:
+def public_figures(figures: pd.DataFrame, k: int = MIN_COUNT, *, scheme=None) -> pd.DataFrame:
     """Figures per unit as the public may see them: every count at least k, or suppressed.
 
     Parameters
@@ -194,6 +212,11 @@ def public_figures(figures: pd.DataFrame, k: int = MIN_COUNT) -> pd.DataFrame:
         under the whole area.
     k : int, default :data:`MIN_COUNT`
         The minimum count; 1 publishes everything.
+    scheme : CodeScheme or str, optional
+        The code scheme of the units (:func:`gridgeo.schema.scheme_from`;
+        default :data:`gridgeo.schema.DEFAULT_SCHEME`): where their counties
+        are (rule 5). Units of levels the scheme does not have hang under
+        the whole area as they are.
 
     Returns
     -------
@@ -205,8 +228,9 @@ def public_figures(figures: pd.DataFrame, k: int = MIN_COUNT) -> pd.DataFrame:
         is left out (:data:`DROPPED`, and any the rule does not know).
         ``attrs``: ``min_count`` (k), ``suppressed`` ({group: units
         suppressed}, primary and secondary together), ``whole`` ({group:
-        whether the whole area's figures must be withheld too}) and
-        ``left_out`` (the columns not published).
+        whether the whole area's figures must be withheld too}), ``counties``
+        ({county: {group: whether the county's own figures must be withheld}},
+        empty for one county) and ``left_out`` (the columns not published).
 
     Raises
     ------
@@ -245,7 +269,7 @@ def public_figures(figures: pd.DataFrame, k: int = MIN_COUNT) -> pd.DataFrame:
     table = _indexed(figures)
     parents = table["parent"].astype(object).where(table["parent"].notna(), "")
     tree = _Tree(table.index.astype(str).to_numpy(dtype=object), parents.astype(str).to_numpy(dtype=object),
-                 table["level"].to_numpy(dtype=object))
+                 table["level"].to_numpy(dtype=object), _scheme(scheme))
     geometry = _geometry_name(table)
     audited = {c for g in GROUPS for c in (*g.counts, *g.rates)}
     keep = [c for c in table.columns
@@ -258,8 +282,9 @@ def public_figures(figures: pd.DataFrame, k: int = MIN_COUNT) -> pd.DataFrame:
         if values is None:
             continue
         forced = done[group.within][0] if group.within in done else np.zeros(len(table), dtype=bool)
-        hidden, whole = tree.protect(values, _primary(values, k) | forced, k)
-        done[group.name] = (hidden, whole)
+        verdict = tree.audit(values, _primary(values, k) | forced, k)
+        hidden = verdict[:tree.units]
+        done[group.name] = (hidden, verdict[tree.units:])
         suppressed_any |= hidden
         for column in (*group.counts, *group.rates):
             if column in out.columns:
@@ -268,7 +293,8 @@ def public_figures(figures: pd.DataFrame, k: int = MIN_COUNT) -> pd.DataFrame:
     out["suppressed"] = suppressed_any
     out.index.name = "code"
     out.attrs = {"min_count": k, "suppressed": {g: int(h.sum()) for g, (h, _) in done.items()},
-                 "whole": {g: w for g, (_, w) in done.items()},
+                 "whole": {g: bool(w[-1]) for g, (_, w) in done.items()},
+                 "counties": {c: {g: bool(w[i]) for g, (_, w) in done.items()} for i, c in enumerate(tree.counties)},
                  "left_out": [c for c in table.columns if c not in out.columns]}
     return out
 
@@ -350,7 +376,7 @@ def public_crosswalk(table: pd.DataFrame, public: pd.DataFrame, k: int = MIN_COU
     return out
 
 
-def public_indicators(table: pd.DataFrame, k: int = MIN_COUNT) -> pd.DataFrame:
+def public_indicators(table: pd.DataFrame, k: int = MIN_COUNT, *, scheme=None) -> pd.DataFrame:
     """Event indicators per unit and period as the public may see them (the rule of :func:`public_figures`).
 
     Each period is a table of its own, and each count in it is protected as
@@ -371,13 +397,18 @@ def public_indicators(table: pd.DataFrame, k: int = MIN_COUNT) -> pd.DataFrame:
         the table for its children to be audited against it), without a
         breakdown by category or status.
     k : int, default :data:`MIN_COUNT`
+    scheme : CodeScheme or str, optional
+        As :func:`public_figures`: where the units' counties are.
 
     Returns
     -------
     DataFrame
         The same rows, the audited columns nullable (suppressed ones missing),
         ``on_time`` left out, and ``suppressed`` (True where any indicator of the
-        row is withheld). ``attrs``: ``min_count``, ``suppressed`` ({group: rows}).
+        row is withheld). ``attrs``: ``min_count``, ``suppressed`` ({group: rows}),
+        ``whole`` ({period: [the groups the whole area's figures must be withheld
+        in]}, periods with none left out; :func:`public_whole` reads it) and
+        ``counties`` ({county: {period: [groups]}} likewise, empty for one county).
 
     Raises
     ------
@@ -419,7 +450,10 @@ def public_indicators(table: pd.DataFrame, k: int = MIN_COUNT) -> pd.DataFrame:
     first = order[bounds[0]:bounds[1]] if len(order) else order
     codes = table["code"].to_numpy(dtype=object)[first]
     parents = table["parent"].astype(object).where(table["parent"].notna(), "").astype(str).to_numpy(dtype=object)
-    tree = _Tree(codes, parents[first], table["level"].to_numpy(dtype=object)[first])
+    tree = _Tree(codes, parents[first], table["level"].to_numpy(dtype=object)[first], _scheme(scheme))
+    labels = table["period"].astype(str).to_numpy(dtype=object)
+    whole_withheld: dict[str, list[str]] = {}
+    county_withheld: dict[str, dict[str, list[str]]] = {}
     every_code = table["code"].to_numpy(dtype=object)
     counted = {c: _as_counts(table[c]) for g in INDICATOR_GROUPS for c in (*g.counts, g.complement)
                if c is not None and c in table.columns}
@@ -437,8 +471,14 @@ def public_indicators(table: pd.DataFrame, k: int = MIN_COUNT) -> pd.DataFrame:
             if group.complement is not None and group.complement in table.columns:
                 values = np.column_stack([values, np.maximum(counted[group.complement][rows] - values[:, 0], 0)])
             forced = done.get(group.within, np.zeros(len(rows), dtype=bool))
-            hidden, _ = tree.protect(values, _primary(values, k) | forced, k)
+            verdict = tree.audit(values, _primary(values, k) | forced, k)
+            hidden = verdict[:tree.units]
             done[group.name] = hidden
+            label = labels[rows[0]]
+            if verdict[-1]:
+                whole_withheld.setdefault(label, []).append(group.name)
+            for i in np.flatnonzero(verdict[tree.units:-1]):
+                county_withheld.setdefault(tree.counties[i], {}).setdefault(label, []).append(group.name)
             totals[group.name] += int(hidden.sum())
             for column in (*group.counts, *group.rates):
                 if column in withheld:
@@ -448,21 +488,36 @@ def public_indicators(table: pd.DataFrame, k: int = MIN_COUNT) -> pd.DataFrame:
         if rows.any():
             out[column] = out[column].mask(rows, pd.NA)
     out["suppressed"] = hidden_any
-    out.attrs = {**table.attrs, "min_count": k, "suppressed": totals}
+    out.attrs = {**table.attrs, "min_count": k, "suppressed": totals, "whole": whole_withheld,
+                 "counties": county_withheld}
     return out
 
 
-def public_whole(table: pd.DataFrame, k: int = MIN_COUNT) -> pd.DataFrame:
+def public_whole(table: pd.DataFrame, k: int = MIN_COUNT, *, audit: pd.DataFrame | None = None) -> pd.DataFrame:
     """The whole area's event indicators per period (:func:`gridgeo.events.region`) as the public may see them.
 
     The rule is :func:`public_indicators`' for the whole area above the top
     level, which that audit already takes as published: in each period, a
     group of :data:`INDICATOR_GROUPS` is withheld (its counts and the rates
     made from them missing, ``suppressed`` set) when one of its counts (or
-    its complement: the open events not overdue) is 1 to k-1. Nothing else
-    can give a count of the whole area away: the audit of the units has made
-    every cut under the whole area sum to 0 or at least k. ``on_time`` is
+    its complement: the open events not overdue) is 1 to k-1, or when the
+    audit of the units withheld it (``audit``: when a cut under the whole
+    area would leave 1 to k-1 and no unit could be suppressed instead, as
+    above the counties of a province, rule 5 of the module notes). Nothing
+    else can give a count of the whole area away: the audit has made every
+    cut under a published whole area sum to 0 or at least k. ``on_time`` is
     left out, as there.
+
+    Parameters
+    ----------
+    table : DataFrame
+        :func:`gridgeo.events.region` of the whole area.
+    k : int, default :data:`MIN_COUNT`
+    audit : DataFrame, optional
+        :func:`public_indicators` of the units over the same periods; its
+        ``attrs["whole"]`` is applied. Without it, only the whole area's own
+        counts are checked, which is enough for one county alone only when
+        no cut under it failed.
 
     Examples
     --------
@@ -491,6 +546,9 @@ def public_whole(table: pd.DataFrame, k: int = MIN_COUNT) -> pd.DataFrame:
         if group.complement is not None and group.complement in table.columns:
             values = np.column_stack([values, np.maximum(_as_counts(table[group.complement]) - values[:, 0], 0)])
         hidden = _primary(values, k)
+        if audit is not None:
+            withheld = audit.attrs.get("whole", {})
+            hidden |= np.array([group.name in withheld.get(str(p), ()) for p in table["period"]], dtype=bool)
         for column in (*group.counts, *group.rates):
             if column in out.columns:
                 out.loc[out.index[hidden], column] = pd.NA
@@ -752,22 +810,36 @@ class _Tree:
     itself when unpublished (else 0), or the sum over its children's cuts
     plus the remainder. A published node is safe when no cut below it sums
     to 1..k-1.
+
+    With a ``scheme``, units of several counties get a node per county
+    (:attr:`counties`, after the units; :func:`_counties`) between their top
+    units and the root, which then holds the counties; :attr:`above` marks
+    the nodes above the counties, which are withheld rather than settled by
+    suppressing below them (rule 5 of the module notes).
     """
 
-    def __init__(self, codes, parents, levels):
-        n = len(codes)
-        self.levels = levels
-        self.n = n
-        self.root = n
-        position = pd.Series(np.arange(n), index=pd.Index(codes, dtype=object))
+    def __init__(self, codes, parents, levels, scheme=None):
+        self.units = len(codes)
+        position = pd.Series(np.arange(len(codes)), index=pd.Index(codes, dtype=object))
         if position.index.has_duplicates:
             dup = list(position.index[position.index.duplicated()][:10])
             raise DisclosureError(f"figures list units {dup} more than once / 单元编码重复")
         found = position.reindex(pd.Index(parents, dtype=object)).to_numpy()
-        parent = np.where(np.isnan(found), n, found).astype(np.int64)
-        self.parent = np.append(parent, -1)
+        top = np.isnan(found)
+        self.counties, county_of, above, root_above = _counties(codes, levels, top, scheme)
+        n = self.units + len(self.counties)
+        self.n = n
+        self.root = n
+        self.levels = np.concatenate([np.asarray(levels, dtype=object),
+                                      np.full(len(self.counties), _COUNTY_NODE, dtype=object)])
+        parent = np.where(top, n, np.nan_to_num(found)).astype(np.int64)
+        parent[county_of >= 0] = self.units + county_of[county_of >= 0]
+        self.parent = np.concatenate([parent, np.full(len(self.counties), n, np.int64), [-1]])
+        # above the counties (the root when counties are nodes, a prefecture): never settled by
+        # suppressing a county or what is under it, only by being withheld itself
+        self.above = np.concatenate([above, np.zeros(len(self.counties), bool), [root_above]])
         depth = np.zeros(n + 1, dtype=np.int64)
-        current = parent.copy()
+        current = self.parent[:n].copy()
         live = np.arange(n)
         steps = 0
         while len(live):
@@ -825,19 +897,30 @@ class _Tree:
         whole area's figures must be withheld too. ``one_by_one``: every node
         in turn, in Python (what the arrays of a depth at once must equal).
         """
+        hidden = self.audit(values, suppressed, k, one_by_one=one_by_one)
+        return hidden[:self.units], bool(hidden[-1])
+
+    def audit(self, values: np.ndarray, suppressed: np.ndarray, k: int, *, one_by_one: bool = False):
+        """:meth:`protect`'s verdict on every node: the units, then the county nodes
+        (:attr:`counties`), then the root."""
         return _Protection(self, values, suppressed, k, one_by_one=one_by_one).run()
 
 
 class _Protection:
     def __init__(self, tree, values, suppressed, k, *, one_by_one=False):
         self.tree, self.k = tree, k
-        n = tree.n
-        self.values = np.vstack([values, values[tree.parent[:n] == tree.root].sum(axis=0, keepdims=True)]) \
-            if n else np.zeros((1, values.shape[1]), dtype=np.int64)
+        n, units = tree.n, tree.units
+        # a county node and the whole area hold what hangs under them (their units sum to them)
+        self.values = np.zeros((n + 1, values.shape[1]), dtype=np.int64)
+        self.values[:units] = values
+        owner = tree.parent[:units]
+        np.add.at(self.values, owner[owner >= units], values[owner >= units])
+        self.values[n] = self.values[:n][tree.parent[:n] == n].sum(axis=0)
         self.m = self.values.shape[1]
-        # the whole area is published too (a city's figures): withheld when it counts 1..k-1 itself
-        whole = self.values[-1]
-        self.hidden = np.append(suppressed.astype(bool), bool(((whole > 0) & (whole < k)).any()))
+        # the whole area and the counties are published too (a city's figures): withheld when they
+        # count 1..k-1 themselves
+        whole = self.values[units:]
+        self.hidden = np.append(suppressed.astype(bool), ((whole > 0) & (whole < k)).any(axis=1))
         self.kids = tree.children()
         self.bad = ((1 << k) - 1) & ~1  # sums 1..k-1
         # the sets of sums as bits of an int64 while they fit (k + 1 bits, shifted by up to k: 2k + 1)
@@ -856,7 +939,7 @@ class _Protection:
                 if not self.hidden[node]:
                     self._settle(node)
                 self._refresh(node)
-            return self.hidden[:-1].copy(), bool(self.hidden[-1])
+            return self.hidden.copy()
         k, A, values, hidden = self.k, self.A, self.values, self.hidden
         for nodes, group_node, child, group_of, first in self.tree.layers():
             A[nodes] = np.where(hidden[nodes][:, None], np.left_shift(1, np.clip(values[nodes], 0, k)), 1)
@@ -885,7 +968,7 @@ class _Protection:
                 node = int(node)
                 self._settle(node)
                 self._refresh(node)
-        return self.hidden[:-1].copy(), bool(self.hidden[-1])
+        return self.hidden.copy()
 
     # -- sets of sums (bit i: a cut sums to i; bit k: to k or more) --
 
@@ -930,14 +1013,15 @@ class _Protection:
         self.A[node] = own
 
     def _settle(self, node: int) -> None:
-        """Make a published node safe, or suppress it (its parent then settles it)."""
+        """Make a published node safe, or suppress it (its parent then settles it). A node above
+        the counties suppresses nothing below it: it is suppressed itself."""
         for level in self.kids.get(node, {}):
             while True:
                 sums = self._sums(node, level)
                 failing = [] if sums is None else [j for j in range(self.m) if sums[j] & self.bad]
                 if not failing:
                     break
-                child = self._cheapest(node, level, failing)
+                child = None if self.tree.above[node] else self._cheapest(node, level, failing)
                 if child is None:
                     self.hidden[node] = True
                     return
@@ -982,6 +1066,46 @@ class _Protection:
         self._refresh(node)
 
 
+_COUNTY = "county"
+"""The level a code scheme names for counties (县、市、区: :data:`gridgeo.schema.PREFECTURE_SCHEME`)."""
+
+_COUNTY_NODE = "\x00county"
+"""The level of the county nodes :class:`_Tree` adds (no unit's level)."""
+
+
+def _counties(codes, levels, top, scheme):
+    """The county nodes a tree adds, each unit's county among them (-1: none), which units are above
+    the counties, and whether the root is.
+
+    A unit of ``scheme`` (its level one of the scheme's, its code that level's width) has its county
+    in its code's first digits: as many as the scheme's ``county`` level has when it has one, else
+    its root digits (the code above the top level). The units at the table's top (``top``: no parent
+    in the table) below the counties get a county node each county when they span more than one,
+    or hang beside a real county or a unit above one; a unit of a level above the counties
+    (a prefecture) is above them, and so is the root when counties are nodes of the tree.
+    """
+    n = len(codes)
+    county_of = np.full(n, -1, np.int64)
+    above = np.zeros(n, dtype=bool)
+    if scheme is None or not n:
+        return [], county_of, above, False
+    width = scheme.width(_COUNTY) if _COUNTY in scheme.names else scheme.root_digits
+    widths = pd.Series(np.asarray(levels, dtype=object)).map({lv: scheme.width(lv) for lv in scheme.names})
+    code_text = pd.Series(np.asarray(codes, dtype=object)).astype(str)
+    of_scheme = (widths == code_text.str.len()).to_numpy()
+    widths = widths.fillna(-1).to_numpy()
+    above = of_scheme & (widths < width)
+    real = of_scheme & (widths == width)
+    below = of_scheme & (widths > width) & top
+    keys = code_text[below].str[:width].to_numpy(dtype=object)
+    counties = sorted(set(keys))
+    if len(counties) > 1 or (counties and (above.any() or real.any())):
+        county_of[below] = np.searchsorted(np.array(counties, dtype=object), keys)
+    else:
+        counties = []
+    return counties, county_of, above, bool(counties) or bool(real.any())
+
+
 _VECTOR_K = 30
 """The largest k whose sets of sums :class:`_Protection` keeps in int64 arrays (above: Python ints)."""
 
@@ -1000,6 +1124,12 @@ def _plus_many(a: np.ndarray, b: np.ndarray, k: int) -> np.ndarray:
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+def _scheme(scheme):
+    from gridgeo import schema
+
+    return schema.DEFAULT_SCHEME if scheme is None else schema.scheme_from(scheme)
 
 
 def _checked_k(k) -> int:

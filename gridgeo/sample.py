@@ -83,6 +83,10 @@ LAYER_FILES = ("town", "village", "grid1", "grid2", "grid3", "stations", "addres
 OPTIONAL_LAYERS = ("precincts",)
 _SURNAMES = "陈林黄张李王吴刘蔡杨许郑谢洪郭邱曾廖赖徐施苏庄丁"
 _GIVEN = "志伟明华建国海燕丽娟文杰晓东秀英玉兰金水清龙振辉淑芬美玲宏达"
+
+_NAME_TRIES = 20
+"""Names drawn in a row that are already taken before a roster's names get a third given character:
+one or two given characters make 22,320 names, fewer than a province of two cities' 25,800 people."""
 #: The boundary set the precincts are loaded as into a store (:meth:`Sample.boundaries`).
 PRECINCT_SET = "警格"
 #: About this many households per police precinct (警格): three level-2 grids.
@@ -223,12 +227,16 @@ class Sample:
         used: set[str] = set()
 
         def person():
+            tries = 0
             while True:
                 name = _SURNAMES[rng.integers(len(_SURNAMES))] + "".join(
                     _GIVEN[i] for i in rng.integers(len(_GIVEN), size=rng.integers(1, 3)))
+                if tries >= _NAME_TRIES:  # the names of one or two given characters are running out
+                    name += _GIVEN[rng.integers(len(_GIVEN))]
                 if name not in used:
                     used.add(name)
                     return name, f"1390000{rng.integers(10_000):04d}"
+                tries += 1
 
         officers = {}
         holder = None
@@ -239,13 +247,15 @@ class Sample:
             holder = dict(zip(pairs[0].tolist(), self.precincts["precinct_id"].to_numpy()[pairs[1]].tolist()))
         rows = []
         workers = grid2["workers"] if "workers" in grid2.columns else pd.Series(1, index=grid2.index)
+        # every third grid of its county (a province's copy of a city gets the city's posts)
+        in_county = grid2.groupby(grid2["code"].astype(str).str[:len(COUNTY_CODE)]).cumcount().to_numpy()
         for i, unit in grid2.iterrows():
             code = unit["code"]
             rows.append((code, "网格长", *person()))
             n = workers.iloc[i]
             for _ in range(max(1, int(n) if pd.notna(n) else 1)):
                 rows.append((code, "专职网格员", *person()))
-            if i % 3 == 0:
+            if in_county[i] % 3 == 0:
                 rows.append((code, "兼职网格员", *person()))
             precinct = None if holder is None else holder.get(i)
             if precinct is not None:

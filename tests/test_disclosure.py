@@ -534,3 +534,223 @@ def test_the_audit_of_a_depth_at_once_suppresses_what_the_audit_node_by_node_doe
         for top in ["", *[c for c, h in zip(codes, hidden) if not h]]:
             small = [v for v in cut_sums(column, shown, frame, top, limit=500) if 0 < v < k]
             assert not small, (top, j, small)
+
+
+# --- counties: a province audited county by county --------------------------------------------------
+
+
+def _random_province(rng, k):
+    """Random counties (2-digit codes) of random units (levels l0-l3, codes nesting): the codes,
+    parents, levels and two counts per unit (small ones often, a remainder here and there), under
+    a scheme whose root digits are the county's."""
+    from gridgeo.schema import CodeScheme, Level
+
+    scheme = CodeScheme(levels=(Level("l0", 1), Level("l1", 1), Level("l2", 1), Level("l3", 2, False)),
+                        root_digits=2, village_level="l1")
+    codes, parents, levels, values = [], [], [], []
+
+    def grow(code, parent, depth):
+        at = len(codes)
+        codes.append(code)
+        parents.append(parent)
+        levels.append(f"l{depth}")
+        values.append(None)
+        below = []
+        if depth < 3:
+            for i in range(int(rng.integers(0 if depth >= 1 else 1, 5 if depth < 2 else 10))):
+                digits = 2 if depth == 2 else 1
+                below.append(grow(f"{code}{i + 1:0{digits}d}", code, depth + 1))
+        own = rng.choice([0, 0, 1, 2, k - 1, k, 3 * k], size=2, p=[.3, .1, .15, .15, .1, .1, .1])
+        values[at] = own + (np.sum([values[c] for c in below], axis=0) if below else 0)
+        return at
+
+    for county in rng.choice(np.arange(10, 100), size=int(rng.integers(2, 5)), replace=False):
+        for town in range(int(rng.integers(1, 4))):
+            grow(f"{county}{town + 1}", "", 0)
+    return (np.array(codes, dtype=object), np.array(parents, dtype=object), np.array(levels, dtype=object),
+            np.array(values, dtype=np.int64), scheme)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_random_province_is_audited_county_by_county(seed):
+    """Each county of a random province is protected exactly as that county alone (its units the
+    tree's, the county the whole area), the arrays a depth at once suppress what the node-by-node
+    pass does, and, counted here with the counties as units of their own (published unless the
+    audit withheld them), no cut below a published unit, county or the province sums to 1..k-1."""
+    from gridgeo.disclosure import _Tree
+
+    rng = np.random.default_rng(100 + seed)
+    k = int(rng.choice([3, 5, 10]))
+    codes, parents, levels, values, scheme = _random_province(rng, k)
+    primary = ((values > 0) & (values < k)).any(axis=1)
+    tree = _Tree(codes, parents, levels, scheme)
+    counties = sorted({c[:2] for c in codes})
+    assert tree.counties == counties
+    verdict = tree.audit(values, primary, k)
+    np.testing.assert_array_equal(verdict, tree.audit(values, primary, k, one_by_one=True))
+    n = len(codes)
+    for i, county in enumerate(counties):
+        rows = np.array([c.startswith(county) for c in codes])
+        alone = _Tree(codes[rows], parents[rows], levels[rows], scheme)
+        assert alone.counties == []
+        hidden, whole = alone.protect(values[rows], primary[rows], k)
+        np.testing.assert_array_equal(verdict[:n][rows], hidden, err_msg=county)
+        assert verdict[n + i] == whole, county
+    # the brute force: the counties as rows, the towns under them
+    frame = pd.Series(np.where(parents == "", [c[:2] for c in codes], parents), index=codes)
+    frame = pd.concat([frame, pd.Series("", index=counties)])
+    shown = pd.Series(np.append(verdict[:n], verdict[n:n + len(counties)]), index=frame.index)
+    for j in range(2):
+        column = pd.Series(values[:, j], index=codes)
+        column = pd.concat([column, column[parents == ""].groupby(lambda c: c[:2]).sum()])
+        tops = [c for c in frame.index if not shown[c]] + ([] if verdict[-1] else [""])
+        for top in tops:
+            small = [v for v in cut_sums(column, shown, frame, top, limit=500) if 0 < v < k]
+            assert not small, (top or "the province", j, small)
+
+
+def test_random_provinces_show_what_the_counties_change():
+    """The counties are not a no-op: on some random provinces the rule without them suppresses
+    other cells than each county alone does (what made the two stores' answers combine)."""
+    from gridgeo.disclosure import _Tree
+
+    differ = 0
+    for seed in range(8):
+        rng = np.random.default_rng(100 + seed)
+        k = int(rng.choice([3, 5, 10]))
+        codes, parents, levels, values, scheme = _random_province(rng, k)
+        primary = ((values > 0) & (values < k)).any(axis=1)
+        with_counties = _Tree(codes, parents, levels, scheme).protect(values, primary, k)[0]
+        without = _Tree(codes, parents, levels).protect(values, primary, k)[0]
+        differ += int((with_counties != without).any())
+    assert differ > 0
+
+
+def _public_inputs(s, index=None, scheme=None):
+    """The figures with coverage (straight-line circles) and the monthly event indicators of every
+    level of a sample, as the service's public tables have them before the minimum count."""
+    grids = s.grids if index is None else index
+    f = gridgeo.stats.figures(grids, addresses=s.addresses, events=s.events, stations=s.stations, scheme=scheme)
+    near = coverage.nearest_station(s.addresses, s.stations, method="straight")
+    per = coverage.per_grid(near, grids, stations=s.stations).set_index("code")
+    keep = [c for c in per.columns if c.startswith("share_") or c in ("has_station", "farthest_m")]
+    return f.join(per[keep]), gridgeo.events.indicators(s.events, grids, period="month")
+
+
+def _plain(frame):
+    return frame.astype(object).where(frame.notna(), None)
+
+
+def assert_counties_as_alone(figures, indicators, counties, scheme=None):
+    """Every county's rows of the province's public figures and indicators are those of the county
+    alone (its rows only), suppressed cells included; the rule without counties would differ."""
+    from gridgeo.schema import BEIJING_SCHEME  # none of the levels: no counties (the rule before them)
+
+    public = disclosure.public_figures(figures, K, scheme=scheme)
+    events = disclosure.public_indicators(indicators, K, scheme=scheme)
+    one_area = (disclosure.public_figures(figures, K, scheme=BEIJING_SCHEME),
+                disclosure.public_indicators(indicators, K, scheme=BEIJING_SCHEME))
+    differed = []
+    for county in counties:
+        rows = figures.index.astype(str).str.startswith(county)
+        alone = disclosure.public_figures(figures[rows], K, scheme=scheme)
+        pd.testing.assert_frame_equal(_plain(public[rows]), _plain(alone), obj=f"figures of {county}")
+        assert public.attrs["counties"].get(county, alone.attrs["whole"]) == alone.attrs["whole"]
+        at = indicators["code"].astype(str).str.startswith(county).to_numpy()
+        alone_events = disclosure.public_indicators(indicators[at], K, scheme=scheme)
+        pd.testing.assert_frame_equal(_plain(events[at]), _plain(alone_events), obj=f"indicators of {county}")
+        assert events.attrs["counties"].get(county, alone_events.attrs["whole"]) == alone_events.attrs["whole"]
+        differed.append(not (_plain(one_area[0][rows]).equals(_plain(alone)) and
+                             _plain(one_area[1][at]).equals(_plain(alone_events))))
+    assert any(differed), "the test has no teeth: the rule without counties gives the same answers"
+    return public, events
+
+
+@pytest.fixture(scope="module")
+def small_county_province():
+    """Three copies of the town sample, the county 350502 keeping one address and one event in a
+    hundred (a county whose data is still coming in): its small figures ask for secondary
+    suppression, which the rule without counties took from the other counties."""
+    p = gridgeo.sample.province(gridgeo.sample.load(), 3)
+    for layer, column in (("addresses", "addr_id"), ("events", "event_id")):
+        frame = getattr(p, layer)
+        there = frame[column].astype(str).str.contains("350502").to_numpy()
+        setattr(p, layer, frame[~there | (np.cumsum(there) % 100 == 0)].reset_index(drop=True))
+    return p
+
+
+def test_a_countys_public_answers_in_a_province_are_its_own(small_county_province):
+    p = small_county_province
+    figures, indicators = _public_inputs(p)
+    counties = [c["code"] for c in p.metadata["counties"]]
+    public, events = assert_counties_as_alone(figures, indicators, counties)
+    assert sorted(public.attrs["counties"]) == sorted(counties)
+    # the province above its counties withholds itself where a cut through them would leave 1..k-1
+    assert events.attrs["whole"] and not events.attrs["counties"].get("350582")
+    # and its whole area's public indicators say so (public_whole with the audit)
+    region = gridgeo.events.region(p.events, p.grids, period="month")
+    whole = disclosure.public_whole(region, K, audit=events)
+    for label, groups in events.attrs["whole"].items():
+        row = whole[whole["period"] == label].iloc[0]
+        for group in disclosure.INDICATOR_GROUPS:
+            if group.name in groups:
+                assert all(pd.isna(row[c]) for c in group.counts if c in whole.columns), (label, group.name)
+    assert whole["received"].notna().any()
+    # nothing below a published unit, county or the province leaves 1..k-1 (counted here, counties as rows)
+    parents = figures["parent"].where(figures["parent"] != "", figures.index.str[:6])
+    rows = pd.DataFrame({"parent": "", "households": figures.loc[figures["parent"] == "", "households"]
+                         .groupby(lambda c: c[:6]).sum()})
+    frame = pd.concat([pd.DataFrame({"parent": parents, "households": figures["households"]}), rows])
+    hidden = pd.concat([public["households"].isna(),
+                        pd.Series({c: public.attrs["counties"][c]["addresses"] for c in rows.index})])
+    tops = [c for c in frame.index if not hidden[c]] + ([] if public.attrs["whole"]["addresses"] else [""])
+    for top in tops:
+        small = [v for v in cut_sums(frame["households"], hidden, frame["parent"], top) if 0 < v < K]
+        assert not small, (top or "the province", small)
+
+
+def test_the_counties_of_the_prefecture_scheme_are_its_county_units(small_county_province):
+    """With :data:`PREFECTURE_SCHEME` the counties (and the prefecture above them) are units of the
+    table: each county's rows are those of the county alone, the prefecture withheld, not a county."""
+    from gridgeo.schema import PREFECTURE_SCHEME
+
+    p = small_county_province
+    towns = p.grids[p.grids["level"] == "town"]
+    counties = towns.dissolve(by=towns["code"].str[:6]).reset_index(names="county")
+    upper = pd.concat([
+        gpd.GeoDataFrame({"code": ["3505"], "name": ["泉州市"], "level": ["prefecture"], "parent": [""]},
+                         geometry=[towns.union_all()], crs=towns.crs),
+        gpd.GeoDataFrame({"code": counties["county"], "name": counties["county"], "level": "county",
+                          "parent": "3505"}, geometry=counties.geometry.to_numpy(), crs=towns.crs)])
+    grids = p.grids.copy()
+    grids.loc[grids["level"] == "town", "parent"] = grids.loc[grids["level"] == "town", "code"].str[:6]
+    grids = pd.concat([upper, grids], ignore_index=True)
+    index = gridgeo.AssignIndex(grids, scheme=PREFECTURE_SCHEME)
+    figures, indicators = _public_inputs(p, index, PREFECTURE_SCHEME)
+    public, events = assert_counties_as_alone(figures, indicators, list(counties["county"]), PREFECTURE_SCHEME)
+    assert public.attrs["counties"] == {} and events.attrs["counties"] == {}  # they are rows
+    top = events[events["level"] == "prefecture"]
+    assert top["suppressed"].any() and not events.loc[events["level"] == "county", "suppressed"].all()
+
+
+@pytest.mark.slow
+def test_a_countys_public_answers_in_a_province_of_cities_are_its_own():
+    """The city sample (kept by the benchmarks, made once: two minutes) and a province of two copies of
+    it, a quarter of the addresses and events (benchmarks/province_store.py's data): the rule without
+    counties showed a town's share_15min in the province that the city hides."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from common import city_sample
+
+    base = city_sample()
+    base.addresses = base.addresses.iloc[::4].reset_index(drop=True)
+    base.events = base.events.iloc[::4].reset_index(drop=True)
+    p = gridgeo.sample.province(base, 2)
+    figures, indicators = _public_inputs(p)
+    public, _ = assert_counties_as_alone(figures, indicators, [c["code"] for c in p.metadata["counties"]])
+    # copy 0 is the city itself: its answers are the city's store's
+    city = _public_inputs(base)[0]
+    rows = figures.index.str.startswith("350582")
+    pd.testing.assert_frame_equal(_plain(public[rows]), _plain(disclosure.public_figures(city, K)))

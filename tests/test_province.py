@@ -65,6 +65,42 @@ def test_province_is_deterministic_and_leaves_the_base_alone(province, sample):
 # --- the partition rule --------------------------------------------------------------
 
 
+def test_a_countys_roster_in_the_province_has_its_citys_posts(province, sample):
+    """Copy 0 of the province is the town: the same posts (heads, workers, part-time, police) on every
+    grid, so its workers and households per worker are the town's (the part-time workers went to every
+    third grid of the whole province, shifted by the other county's grids before it)."""
+    own = sample.roster().groupby(["grid_code", "role"]).size()
+    roster = province.roster()
+    copy0 = roster[roster["grid_code"].str.startswith(gridgeo.sample.COUNTY_CODE)]
+    pd.testing.assert_series_equal(copy0.groupby(["grid_code", "role"]).size(), own)
+    people = roster.drop_duplicates(["name", "phone"])
+    assert people["name"].is_unique
+
+
+def test_a_roster_longer_than_its_short_names_ends(sample, monkeypatch):
+    """When the names of one or two given characters run out (22,320 of them, fewer than a province
+    of two cities' people), new ones get a third: here 2 surnames and 10 given characters make 220
+    short names for the town's 1,000 people, and the roster is made all the same, every name once."""
+    import signal
+
+    monkeypatch.setattr(gridgeo.sample, "_SURNAMES", "王李")
+    monkeypatch.setattr(gridgeo.sample, "_GIVEN", "一二三四五六七八九十")
+
+    def stuck(*_):
+        raise AssertionError("the roster's names ran out: the draw never ends")
+
+    previous = signal.signal(signal.SIGALRM, stuck)
+    signal.alarm(60)
+    try:
+        roster = sample.roster()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    people = roster.drop_duplicates(["name", "phone"])
+    assert len(people) > 220 and people["name"].is_unique
+    assert (people["name"].str.len() == 4).sum() > 0
+
+
 def test_split_gives_each_point_to_the_town_assign_gives_it(province):
     parts, unplaced, top = distribute.split(province.grids, {"events": province.events, "stations": None})
     assert top == "town" and [p.code for p in parts] == sorted(province.level("town")["code"])
