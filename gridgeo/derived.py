@@ -153,8 +153,8 @@ _ITEMS: dict[str, tuple[str, ...]] = {
     "coverage": ("grids", "addresses", "stations", "roads", "walking"),
     "uncovered": ("top", "addresses", "stations", "roads", "metric", "walking"),
     "figures": ("grids", "addresses", "events", "stations", "roads", "roster", "walking"),
-    "public": ("grids", "addresses", "events", "stations", "roads", "roster", "min_count", "walking"),
-    "public_events": ("grids", "events", "min_count", "heat_period"),
+    "public": ("grids", "addresses", "events", "stations", "roads", "roster", "min_count", "walking", "audit"),
+    "public_events": ("grids", "events", "min_count", "heat_period", "audit"),
     "heat": ("events", "metric", "min_count", "heat_period"),
     "tiles": ("grids", "addresses", "events", "stations", "roads", "boundaries", "roster", "walking"),
 }
@@ -162,10 +162,12 @@ _ITEMS: dict[str, tuple[str, ...]] = {
 grids' Gauss-Krüger zone, which a publish of grids seldom changes), ``top``: the units of the
 top level (the areas left out are cut to them: a publish below the top level leaves them
 alone), ``min_count``: the minimum count of the public figures, ``heat_period``: the period the
-public event indicators are counted by, and ``walking``: how walks are measured
-(:data:`gridgeo.network.MEASURE`). An item of a complete version whose walks were measured
-otherwise (by an older gridgeo: in the metric CRS) is pending (:meth:`Derived.pending`): it is
-made again, in the same version, as an item the version lacks is added."""
+public event indicators are counted by, ``walking``: how walks are measured
+(:data:`gridgeo.network.MEASURE`), and ``audit``: how public answers are audited
+(:data:`gridgeo.disclosure.AUDIT`). An item of a complete version made by another recipe (an
+older gridgeo's: walks in the metric CRS, a province audited as one whole area) is pending
+(:meth:`Derived.pending`): it is made again, in the same version, as an item the version lacks
+is added."""
 
 
 def _walk_measure() -> str:
@@ -174,11 +176,22 @@ def _walk_measure() -> str:
     return MEASURE
 
 
+def _audit_rule() -> str:
+    from gridgeo.disclosure import AUDIT
+
+    return AUDIT
+
+
+_RECIPES = {"walking": _walk_measure, "audit": _audit_rule}
+"""The inputs of :data:`_ITEMS` that are this gridgeo's own ways of computing, not the store's data."""
+
+
 def _pending(manifest: dict) -> list[str]:
-    """The items a version's manifest lacks, or keeps from walks measured otherwise, in the order they are made."""
+    """The items a version's manifest lacks, or keeps from another recipe, in the order they are made."""
     items = manifest["items"]
     return [item for item in (*CORE, *LATE) if item not in items
-            or ("walking" in _ITEMS[item] and items[item]["depends"].get("walking") != _walk_measure())]
+            or any(items[item]["depends"].get(name) != recipe() for name, recipe in _RECIPES.items()
+                   if name in _ITEMS[item])]
 
 
 class DerivedError(RuntimeError):
@@ -784,8 +797,8 @@ class _Builder:
                 return self.top_digest()
             if name == "heat_period":
                 return self.heat_period
-            if name == "walking":
-                return _walk_measure()
+            if name in _RECIPES:
+                return _RECIPES[name]()
             return self.min_count if name == "min_count" else self.layer_versions[name]
         return {name: of(name) for name in _ITEMS[item]}
 

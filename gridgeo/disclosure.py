@@ -136,6 +136,12 @@ __all__ = [
 MIN_COUNT = 10
 """The smallest count of addresses, households, people or events a public answer shows (k)."""
 
+AUDIT = "counties"
+"""How public answers are audited: each county of a province as its own whole area (rule 5 of the
+module notes). Kept with what a store derives from the audit (:mod:`gridgeo.derived`), so that the
+public tables of a province audited otherwise (by an older gridgeo, the province alone above its
+towns) are made again."""
+
 PERIODS = {"month": "M", "quarter": "Q", "year": "Y"}
 """The periods events are grouped by for public heat maps, and their pandas frequencies."""
 

@@ -589,3 +589,40 @@ def test_a_version_whose_walks_were_measured_in_the_metric_crs_is_measured_again
                                 f"({', '.join('?' * len(others))})", (version, *others)).fetchall())
     db.close()
     assert after == before
+
+
+def test_a_version_audited_by_an_older_rule_makes_its_public_tables_again(sample_store, tmp_path):
+    """Public tables that record no audit rule (an older gridgeo's, which audited a province as one
+    whole area) are pending and made again in the same version; a one-county store's come out the same
+    bytes (the county is its whole area under both rules), and no other item is touched."""
+    import shutil
+    import sqlite3
+
+    from gridgeo import disclosure
+
+    old = tmp_path / "old.gpkg"
+    shutil.copy(sample_store, old)
+    with sqlite3.connect(old) as db:
+        (version,) = db.execute("SELECT MAX(version) FROM gridgeo_derived WHERE name = 'manifest'").fetchone()
+        manifest = json.loads(db.execute("SELECT data FROM gridgeo_derived WHERE version = ? AND name = 'manifest'",
+                                         (version,)).fetchone()[0])
+        for entry in manifest["items"].values():
+            entry["depends"].pop("audit", None)
+        db.execute("UPDATE gridgeo_derived SET data = ? WHERE version = ? AND name = 'manifest'",
+                   (json.dumps(manifest).encode(), version))
+        rows = dict(db.execute("SELECT name, data FROM gridgeo_derived WHERE version = ? AND name != 'manifest'",
+                               (version,)).fetchall())
+    db.close()
+    audited = {name for item in ("public", "public_events") for name in manifest["items"][item]["names"]}
+    assert audited and all(name in rows for name in audited)
+    with gstore.open(str(old)) as store:
+        assert derived.latest(store).pending() == ["public", "public_events"]
+        assert derived.build(store, progress=False) == version
+        kept = derived.latest(store)
+        assert kept.pending() == []
+        assert kept.manifest["items"]["public"]["depends"]["audit"] == disclosure.AUDIT
+    with sqlite3.connect(old) as db:
+        after = dict(db.execute("SELECT name, data FROM gridgeo_derived WHERE version = ? AND name != 'manifest'",
+                                (version,)).fetchall())
+    db.close()
+    assert after == rows
