@@ -223,7 +223,9 @@ class Services:
 
     def state(self) -> dict:
         """Readiness for ``/health``: ``ready``, the version ``served``, the store's
-        ``data_version``, and a version being ``preparing`` (or why it ``failed``)."""
+        ``data_version``, a version being ``preparing`` (or why it ``failed``), and
+        ``reading_ahead`` while the values the first requests ask for are still being read
+        (:meth:`start`'s ``warm``: a request meanwhile may have to read them itself)."""
         served = self._look_again()
         current = self.store.version
         out = {"ready": served is not None, "served_version": None if served is None else served.version,
@@ -236,6 +238,9 @@ class Services:
                 out["preparing"] = current
         elif served.pending():
             out["preparing_items"] = served.pending()
+        warming = self._warming
+        if warming is not None and warming.is_alive():
+            out["reading_ahead"] = True
         return out
 
     def _look_again(self, *, prepare: bool = True) -> gderived.Derived | None:

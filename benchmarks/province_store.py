@@ -22,9 +22,11 @@ For each store:
 2. ``gridgeo prepare``: the same;
 3. ``gridgeo serve`` (one worker) on the prepared store: seconds from process
    start to ``/health`` saying ready, to the first tile and to
-   ``/map/config.json``.
+   ``/map/config.json``, and until it has read ahead what the first requests
+   ask (``/health`` no longer saying ``reading_ahead``: it reads in idle
+   moments, so a service asked at once reads later).
 
-Then both services run side by side and the county's requests alternate
+Then, both having read ahead (the same state), both services run side by side and the county's requests alternate
 between them (the machine's noise falls on both alike):
 
 - ``tile``: distinct tiles of every grid level at z12-z14 inside the city,
@@ -114,6 +116,8 @@ def main() -> None:
             services[name] = _Service(urls[name], work, keys, name)
             figures[name]["start"] = services[name].timeline(tiles[0])
             print(f"  {name}: start {json.dumps(figures[name]['start'])}", flush=True)
+        for name, service in services.items():  # both in the same state: what the first requests ask, read
+            figures[name]["start"]["read ahead"] = service.read_ahead()
         rows = _requests(services, city, tiles, keys, args.repeat)
     finally:
         for service in services.values():
@@ -289,6 +293,14 @@ class _Service:
         out["first tile"] = self.until(tile)
         out["/map/config.json"] = self.until("/map/config.json")
         return out
+
+    def read_ahead(self, timeout=300.0) -> float:
+        """Seconds from the process's start until ``/health`` no longer says ``reading_ahead`` (the values
+        the first requests ask for, read in the service's idle moments)."""
+        deadline = time.perf_counter() + timeout
+        while self.client.get("/health").json().get("reading_ahead") and time.perf_counter() < deadline:
+            time.sleep(0.5)
+        return round(self.since(), 2)
 
     def memory(self) -> str:
         status = Path(f"/proc/{self.proc.pid}/status").read_text()

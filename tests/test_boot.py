@@ -331,11 +331,11 @@ def test_reading_ahead_waits_while_requests_are_answered(sample_store, tmp_path,
         services.start(warm=api_derived.warm)
         time.sleep(1.0)
         version = services.kept.version
-        assert services._warming.is_alive()
+        assert services._warming.is_alive() and services.state()["reading_ahead"] is True  # (said in /health)
         assert (version, "tiles") not in services.kept_values  # nothing read ahead in the request's way
         services.traffic.leave()
         services._warming.join(timeout=120)
-        assert not services._warming.is_alive()
+        assert not services._warming.is_alive() and "reading_ahead" not in services.state()
         read = {name for (v, name, *_) in services.kept_values.keys() if v == version}
         assert {"tiles", "public_figures:authorised", "coverage_per_unit", "uncovered:15", "served:15",
                 "events:placed", "events:tally:month"} <= read
