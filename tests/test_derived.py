@@ -537,16 +537,23 @@ def test_a_version_prepared_by_an_older_gridgeo_gets_the_items_it_lacks(sample_s
 WALKED = ["nearest", "served", "coverage", "uncovered", "figures", "public", "tiles", "service_areas"]
 
 
+def _without_recipe(db, version, recipe):
+    """Drop `recipe` (``walking``, ``audit``) from the inputs of every item of a prepared GeoPackage's
+    version, as a gridgeo that knew no such recipe wrote them. Returns the manifest as it now is."""
+    manifest = json.loads(db.execute("SELECT data FROM gridgeo_derived WHERE version = ? AND name = 'manifest'",
+                                     (version,)).fetchone()[0])
+    for entry in manifest["items"].values():
+        entry["depends"].pop(recipe, None)
+    db.execute("UPDATE gridgeo_derived SET data = ? WHERE version = ? AND name = 'manifest'",
+               (json.dumps(manifest).encode(), version))
+    return manifest
+
+
 def _as_measured_in_the_metric_crs(db, version):
     """Make a prepared GeoPackage's version look prepared by a gridgeo that measured walks in the metric CRS:
     no ``walking`` in its items' inputs, and its walking distances scaled by 1.0003 (a planar metre 1.5 deg
     off the central meridian). Returns the manifest as it now is."""
-    manifest = json.loads(db.execute("SELECT data FROM gridgeo_derived WHERE version = ? AND name = 'manifest'",
-                                     (version,)).fetchone()[0])
-    for entry in manifest["items"].values():
-        entry["depends"].pop("walking", None)
-    db.execute("UPDATE gridgeo_derived SET data = ? WHERE version = ? AND name = 'manifest'",
-               (json.dumps(manifest).encode(), version))
+    manifest = _without_recipe(db, version, "walking")
     (blob,) = db.execute("SELECT data FROM gridgeo_derived WHERE version = ? AND name = 'nearest'",
                          (version,)).fetchone()
     nearest = gpd.read_parquet(io.BytesIO(blob))
@@ -604,12 +611,7 @@ def test_a_version_audited_by_an_older_rule_makes_its_public_tables_again(sample
     shutil.copy(sample_store, old)
     with sqlite3.connect(old) as db:
         (version,) = db.execute("SELECT MAX(version) FROM gridgeo_derived WHERE name = 'manifest'").fetchone()
-        manifest = json.loads(db.execute("SELECT data FROM gridgeo_derived WHERE version = ? AND name = 'manifest'",
-                                         (version,)).fetchone()[0])
-        for entry in manifest["items"].values():
-            entry["depends"].pop("audit", None)
-        db.execute("UPDATE gridgeo_derived SET data = ? WHERE version = ? AND name = 'manifest'",
-                   (json.dumps(manifest).encode(), version))
+        manifest = _without_recipe(db, version, "audit")
         rows = dict(db.execute("SELECT name, data FROM gridgeo_derived WHERE version = ? AND name != 'manifest'",
                                (version,)).fetchall())
     db.close()
