@@ -230,8 +230,8 @@ class Derived:
         """Items of the version still being computed after it was marked complete (the stations'
         service areas take minutes at city scale: the map does not wait for them), items this
         gridgeo keeps that a version prepared by an older one lacks, and items an older one made
-        from walks measured otherwise (in the metric CRS; see ``walking`` in :data:`_ITEMS`):
-        :func:`build` makes them (and a service calls it), the service meanwhile making the
+        by another recipe (walks measured in the metric CRS, a province audited as one whole area;
+        see ``walking`` and ``audit`` in :data:`_ITEMS`): :func:`build` makes them (and a service calls it), the service meanwhile making the
         missing ones itself and serving the others as they were."""
         return _pending(json.loads(self._get("manifest")))
 

@@ -870,7 +870,7 @@ def _on_ellipsoid(net: WalkNetwork, edge, t, xy, lonlat=None):
 
 
 # Below this length the geodesic is taken from the ellipsoid's radii of curvature at the mean latitude
-# (within 3 micrometres of pyproj's up to 1 km, checked in the tests); longer ones from pyproj.Geod.
+# (within 5 micrometres of pyproj's up to 1 km, checked in the tests); longer ones from pyproj.Geod.
 _SHORT_M = 1000.0
 
 
