@@ -77,6 +77,36 @@ def test_the_store_records_its_scheme_and_refuses_another(beijing, tmp_path):
     assert code == 2 and "cannot take --scheme default" in out
 
 
+def test_tiles_export_reads_the_office_file_under_its_scheme(beijing, sample, tmp_path):
+    """``gridgeo tiles export`` reads an office's shapefile the way ``gridgeo load`` does: refused,
+    located, with nothing written, under the wrong scheme; under its own, its levels become layers
+    and the events are counted in its finest level, as an independent spatial join counts them."""
+    pyogrio = pytest.importorskip("pyogrio")
+    path, grids, _ = beijing
+    shp = path.parent / "北京单元网格.shp"
+    runner = CliRunner()
+    refused = runner.invoke(app, ["tiles", "export", str(shp), str(tmp_path / "t.mbtiles")])
+    assert refused.exit_code == 1, refused.output
+    assert "unknown_level" in refused.output and "级别" in refused.output and "nothing was written" in refused.output
+    assert not (tmp_path / "t.mbtiles").exists()
+    out = tmp_path / "tiles"
+    result = runner.invoke(app, ["tiles", "export", str(shp), "sample_geojson/events.geojson", str(out), "--format",
+                                 "dir", "--minzoom", "12", "--maxzoom", "12", "--scheme", "beijing", "--min-count", "1"])
+    assert result.exit_code == 0, result.output
+    assert "layers: street z12-12, community z12-12, grid z12-12, events z12-12" in result.output
+    drawn = {layer: pyogrio.read_dataframe(str(out / "12"), layer=layer) for layer in ("community", "grid", "events")}
+    for level in ("community", "grid"):
+        assert set(drawn[level]["code"]) == set(grids.loc[grids["level"] == level, "code"])
+    # events per grid: the unit that contains each, the smallest code on a shared edge
+    units = grids[grids["level"] == "grid"][["code", "geometry"]].to_crs(sample.events.crs)
+    joined = gpd.sjoin(sample.events, units, predicate="intersects")
+    expected = joined.sort_values("code").groupby(level=0)["code"].first().value_counts()
+    got = drawn["events"].groupby("code")["events"].agg(["min", "max"])
+    assert (got["min"] == got["max"]).all()  # a unit cut by tiles carries its count in every piece
+    counted = got["max"][got["max"] > 0]
+    assert counted.sort_index().to_dict() == expected.sort_index().to_dict()
+
+
 def test_a_scheme_file_round_trips(tmp_path):
     path = tmp_path / "scheme.json"
     path.write_text(json.dumps(BEIJING_SCHEME.to_dict(), ensure_ascii=False), encoding="utf-8")

@@ -343,3 +343,36 @@ def test_docstring_examples_run():
     for module in (directory, archive):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
         assert result.failed == 0 and result.attempted, module.__name__
+
+
+def test_cli_exports_an_offices_files_as_gridgeo_load_reads_them(sample, tmp_path):
+    """A GBK shapefile in a zone-prefixed Gauss-Krüger system with numeric codes and level labels,
+    and a station sheet picked on Amap (GCJ-02) under a Chinese file name: the grids come out at
+    their codes, the sheet as the layer "stations" where the stations really are."""
+    import geopandas as gpd
+    import pyogrio
+
+    from office_files import grid_shapefile, station_table
+
+    town = sample.grids["code"].iloc[0][:9]
+    grid2 = sample.level("grid2")
+    grid2 = grid2[grid2["code"].str.startswith(town)]
+    stations = sample.stations[sample.stations["grid_code"].str.startswith(town)]
+    shp = grid_shapefile(tmp_path, grid2, name="二级网格.shp")
+    sheet = tmp_path / "服务站.xlsx"
+    station_table(stations, headers=("站点编号", "名称", "类型", "所属网格", "高德经度", "高德纬度")).to_excel(
+        sheet, index=False)
+    out = tmp_path / "tiles"
+    result = CliRunner().invoke(app, ["tiles", "export", str(shp), str(sheet), str(out), "--format", "dir",
+                                      "--minzoom", "14", "--maxzoom", "14"])
+    assert result.exit_code == 0, result.output
+    assert "layers: grid2 z14-14, stations z14-14" in result.output
+    drawn = pyogrio.read_dataframe(str(out / "14"), layer="grid2")
+    assert set(drawn["code"]) == set(grid2["code"])
+    got = pyogrio.read_dataframe(str(out / "14"), layer="stations").drop_duplicates("station_id")
+    where = gpd.GeoSeries(stations.geometry.to_numpy(), index=stations["station_id"].to_numpy(),
+                          crs=stations.crs).to_crs(3857)
+    shown = gpd.GeoSeries(got.geometry.to_numpy(), index=got["station_id"].to_numpy(), crs=3857)
+    assert set(shown.index) == set(where.index)
+    off = shown.distance(where.loc[shown.index])
+    assert float(off.max()) < 5.0, off.describe()  # GCJ-02 read as it is would be hundreds of metres off

@@ -1,5 +1,6 @@
 """``gridgeo tiles export``: write vector tiles to a z/x/y directory, an MBTiles or a PMTiles file."""
 
+import re
 from enum import Enum
 from pathlib import Path
 from typing import List, Optional
@@ -7,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from gridgeo.cli._app import app, fail
+from gridgeo.cli._intake import print_intake, scheme_option
 
 tiles_app = typer.Typer(help="Mapbox Vector Tiles of grids, stations and event counts.", no_args_is_help=True)
 app.add_typer(tiles_app, name="tiles")
@@ -20,8 +22,9 @@ class Format(str, Enum):
 
 @tiles_app.command("export")
 def export(
-    sources: List[Path] = typer.Argument(..., help="Files of grids, stations or events (any format gridgeo "
-                                                   "reads), or a sample directory written by `gridgeo sample`."),
+    sources: List[Path] = typer.Argument(..., help="Files of grids, stations, events or roads, as offices "
+                                                   "write them (read the way `gridgeo load` reads them), or a "
+                                                   "sample directory written by `gridgeo sample`."),
     out: Path = typer.Argument(..., help="Where to write: NAME.mbtiles, NAME.pmtiles, or a directory "
                                          "(z/x/y.pbf and metadata.json)."),
     format: Optional[Format] = typer.Option(None, "--format", help="mbtiles, pmtiles or dir (default: from "
@@ -33,7 +36,10 @@ def export(
     layers: Optional[str] = typer.Option(None, help="Comma-separated layer names to keep (default all)."),
     crs: Optional[str] = typer.Option(None, help="The coordinates' system when a file does not say it: "
                                                  "wgs84, cgcs2000, gcj02 (Amap), bd09 (Baidu) or an EPSG code."),
-    events_level: str = typer.Option("grid2", help="Grid level events are counted in."),
+    scheme: Optional[str] = typer.Option(None, "--scheme", help="The code scheme of the grids: default, beijing, "
+                                         "prefecture, or a JSON file of one (as for gridgeo load)."),
+    events_level: Optional[str] = typer.Option(None, help="Grid level events are counted in (default: grid2, or "
+                                               "the scheme's finest level when it has no grid2)."),
     hexagon: Optional[float] = typer.Option(None, help="Count events in hexagons this many metres apart instead."),
     min_count: int = typer.Option(10, "--min-count", min=1,
                                   help="Publish an event count only when it is at least this many, and no "
@@ -52,7 +58,10 @@ def export(
     layers ending there are drawn up to --maxzoom, and every other layer keeps
     its own zooms. The metadata record the zooms actually written.
 
-    Grid levels, stations and events are recognised by their columns. Events
+    Each file is read and checked as ``gridgeo load`` would (Chinese
+    headers, level labels, codes in number fields, GK zones, GCJ-02): a file
+    it would refuse is refused here with the same located problems, and
+    nothing is written. Events
     are published only as counts per grid unit (or hexagon), under the
     minimum count (--min-count, 10: a count of 1 to 9 singles out events);
     address points are never published.
@@ -65,8 +74,9 @@ def export(
         fail(f"vector tiles need the 'tiles' extra ({exc.name} is missing): pip install 'gridgeo[tiles]'")
     try:
         kind = output_format(out, None if format is None else format.value)
-        frames = _read_sources(sources, crs)
-        tile_layers = _tile_layers(frames, events_level, hexagon, min_count)
+        codes = scheme_option(scheme)
+        frames = _read_sources(sources, crs, codes)
+        tile_layers = _tile_layers(frames, events_level, hexagon, min_count, codes)
         wanted = None if layers is None else [n.strip() for n in layers.split(",") if n.strip()]
         tileset = TileSet(tile_layers)
         export_tiles(tileset, out, format=kind, minzoom=minzoom, maxzoom=maxzoom, layers=wanted,
@@ -128,9 +138,12 @@ def _inventory(out, kind):
     return zooms, json.loads(meta["json"])["vector_layers"]
 
 
-def _read_sources(sources, crs):
-    """(kind, name, frame) for every source; a sample directory gives several."""
-    from gridgeo import io, sample
+def _read_sources(sources, crs, scheme=None):
+    """(kind, name, frame) for every source; a sample directory gives several.
+
+    A file is read through the intake (:func:`gridgeo.intake.inspect`): one it
+    would not load stops the export, its problems printed, exit status 1."""
+    from gridgeo import intake, sample
 
     frames = []
     for path in sources:
@@ -138,27 +151,26 @@ def _read_sources(sources, crs):
             data = sample.load(path)
             frames += [("grids", "grids", data.grids), ("stations", "stations", data.stations),
                        ("events", "events", data.events)]
-        else:
-            frame = io.read(path, crs=crs)
-            frames.append((_kind(frame, path), path.stem, frame))
+            continue
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist")
+        got = intake.inspect(path, crs=crs, scheme=scheme)
+        if got.kind == "addresses":
+            raise ValueError(f"{path} holds address points: they are never published in public tiles; "
+                             "publish figures per grid instead (join them to the grids)")
+        if not got.ok:
+            print_intake(got)
+            typer.secho(f"refused: {path} cannot be read as gridgeo load would read it, and nothing was "
+                        "written. Fix the problems above (gridgeo load --dry-run shows the same)",
+                        fg=typer.colors.RED, err=True)
+            raise typer.Exit(1)
+        # the file's name names its layer when a tile URL can carry it (服务站.xlsx: "stations")
+        name = path.stem if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", path.stem) else got.kind
+        frames.append((got.kind, name, got.frame))
     return frames
 
 
-def _kind(frame, path):
-    columns = set(frame.columns)
-    if {"code", "level", "parent"} <= columns:
-        return "grids"
-    if "station_id" in columns:
-        return "stations"
-    if "event_id" in columns:
-        return "events"
-    if "addr_id" in columns:
-        raise ValueError(f"{path} holds address points: they are never published in public tiles; "
-                         "publish figures per grid instead (join them to the grids)")
-    return "other"
-
-
-def _public_counts(counts, min_count, hexagon):
+def _public_counts(counts, min_count, hexagon, scheme=None):
     """Event counts under the minimum count: per unit, ``events`` withheld (null, ``suppressed``)
     and no breakdown by category; per hexagon, the hexagons withheld left out (a shape shows where)."""
     import geopandas as gpd
@@ -168,7 +180,7 @@ def _public_counts(counts, min_count, hexagon):
     if min_count <= 1:
         return counts
     table = counts.assign(code=counts["cell"], level="hexagon", parent="") if hexagon is not None else counts
-    public = disclosure.public_figures(table, min_count)
+    public = disclosure.public_figures(table, min_count, scheme=None if hexagon is not None else scheme)
     typer.echo(f"events: {int(public['suppressed'].sum())} of {len(public)} counts under the minimum count "
                f"{min_count} withheld; by category left out", err=True)
     if hexagon is not None:
@@ -179,26 +191,38 @@ def _public_counts(counts, min_count, hexagon):
     return gpd.GeoDataFrame(public.reset_index(), geometry=public.geometry.name, crs=counts.crs)
 
 
-def _tile_layers(frames, events_level, hexagon, min_count=10):
+def _tile_layers(frames, events_level, hexagon, min_count=10, scheme=None):
+    import geopandas as gpd
     import pandas as pd
 
-    from gridgeo.tiles import DEFAULT_ZOOMS, TileLayer, event_counts, grid_layers, station_layer
+    from gridgeo.schema import DEFAULT_SCHEME
+    from gridgeo.tiles import (DEFAULT_ZOOMS, TileLayer, boundary_layer, event_counts, grid_layers, road_layer,
+                               station_layer)
+
+    scheme = scheme or DEFAULT_SCHEME
+    if events_level is None:
+        events_level = "grid2" if "grid2" in scheme.names else scheme.names[-1]
 
     by_kind = {}
     for kind, name, frame in frames:
         by_kind.setdefault(kind, []).append((name, frame))
     grids = pd.concat([f for _, f in by_kind.get("grids", [])]) if "grids" in by_kind else None
-    layers = grid_layers(grids) if grids is not None else []
+    layers = grid_layers(grids, scheme=scheme) if grids is not None else []
     layers += [station_layer(f, name=name) for name, f in by_kind.get("stations", [])]
     for name, events in by_kind.get("events", []):
         if grids is None and hexagon is None:
             raise ValueError(f"{name}: events are published as counts per grid unit: give the grids too, "
                              "or --hexagon METRES to count them in hexagons")
-        counts = _public_counts(event_counts(events, grids, level=events_level, hexagon=hexagon, by="category"),
-                                min_count, hexagon)
+        counts = _public_counts(event_counts(events, grids, level=events_level, hexagon=hexagon, by="category",
+                                             scheme=scheme), min_count, hexagon, scheme)
         layers.append(TileLayer(counts, name, minzoom=DEFAULT_ZOOMS["events"][0], maxzoom=16,
                                 description="网格事件数 (event counts)"))
-    layers += [TileLayer(f, name) for name, f in by_kind.get("other", [])]
+    for kind, layer in (("roads", road_layer), ("boundaries", boundary_layer)):  # one layer each
+        if kind in by_kind:
+            parts = [f for _, f in by_kind[kind]]
+            frame = parts[0] if len(parts) == 1 else gpd.GeoDataFrame(pd.concat(parts, ignore_index=True),
+                                                                      geometry="geometry", crs=parts[0].crs)
+            layers.append(layer(frame))
     if not layers:
-        raise ValueError("nothing to export: give grids, stations or events")
+        raise ValueError("nothing to export: give grids, stations, events or roads")
     return layers
