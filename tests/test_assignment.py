@@ -344,6 +344,26 @@ def test_cli_refuses_a_table_without_crs_and_keeps_an_existing_output(gcj_table,
     assert result.exit_code == 2 and existing.read_text() == "keep me"
 
 
+def test_cli_assigns_to_an_offices_own_grid_file(gcj_table, sample, tmp_path):
+    """The grids as an office's GIS writes them (Chinese fields, level labels, codes in number
+    fields, a GK zone): the same answers as the sample's own files."""
+    from typer.testing import CliRunner
+
+    from gridgeo.cli import app
+    from office_files import grid_shapefile
+
+    path, _ = gcj_table
+    shp = grid_shapefile(tmp_path, sample.grids, name="晋江网格.shp")
+    outs = {}
+    for grids in (shp, "sample_geojson"):
+        out = outs[str(grids)] = tmp_path / f"{len(outs)}.csv"
+        result = CliRunner().invoke(app, ["assign", str(grids), str(path), "-o", str(out), "--crs", "gcj02"])
+        assert result.exit_code == 0, result.output
+    office, own = (pd.read_csv(o, dtype=str, keep_default_na=False) for o in outs.values())
+    pd.testing.assert_frame_equal(office, own)
+    assert (office["grid2"] != "").sum() > 0.9 * len(office)
+
+
 def test_examples_in_the_docstrings_run():
     import doctest
 

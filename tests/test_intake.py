@@ -86,6 +86,18 @@ def test_a_gbk_shapefile_in_a_zone_with_chinese_fields_loads_exactly(url, tmp_pa
     assert gap.max() < 0.01
 
 
+def test_a_whole_city_in_number_fields_reads_the_top_levels_parent_0_as_none(tmp_path, sample):
+    """A number field cannot be empty: the town's parent comes out of an office's GIS as 0."""
+    path = grid_shapefile(tmp_path, sample.grids)
+    assert (io.read(path)["上级编码"] == 0).sum() == 1  # a number field: the town's parent is 0
+    got = intake.inspect(path)
+    assert got.ok, got.problems()
+    assert [f.kind for f in got.findings if f.severity == "note"].count("zero_parent") == 1
+    want = sample.grids.set_index("code")[["name", "level", "parent"]].sort_index()
+    pd.testing.assert_frame_equal(got.frame.set_index("code")[["name", "level", "parent"]].sort_index(), want,
+                                  check_dtype=False)
+
+
 def test_wide_dbf_number_fields_are_read_as_their_exact_digits(tmp_path, sample):
     grid3 = sample.grids[sample.grids["level"] == "grid3"]
     path = grid_shapefile(tmp_path, grid3)

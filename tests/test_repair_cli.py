@@ -221,6 +221,29 @@ def test_repairs_a_gbk_shapefile_and_writes_one_back(grids, crs, tmp_path):
     assert plot.is_valid and plot.area == pytest.approx(shapely.make_valid(drawn).area, rel=1e-9)
 
 
+def test_repairs_an_offices_own_file_read_as_gridgeo_load_reads_it(grids, crs, tmp_path):
+    """Chinese field names, level labels, codes in number fields: read by the intake, written
+    back in gridgeo's columns, repaired as the same grids in gridgeo's own columns are."""
+    from gridgeo import io
+    from office_files import grid_shapefile
+
+    broken, _ = office_grids(grids, crs, SHAPEFILE_SEEDS)
+    shp = grid_shapefile(tmp_path, broken, name="网格_原始.shp")
+    own = io.write(broken, tmp_path / "own.gpkg")
+    result = run(shp, "-o", tmp_path / "office.gpkg")
+    reference = run(own, "-o", tmp_path / "reference.gpkg")
+    assert result.exit_code == reference.exit_code == 0, result.output
+    assert "read as gridgeo load reads it (code ← 网格编码" in result.stderr
+    got = io.read(tmp_path / "office.gpkg").set_index("code").sort_index()
+    want = io.read(tmp_path / "reference.gpkg").set_index("code").sort_index()
+    pd.testing.assert_frame_equal(got[["name", "level", "parent"]], want[["name", "level", "parent"]],
+                                  check_dtype=False)
+    metric = metric_crs(want)
+    gap = shapely.hausdorff_distance(np.asarray(got.to_crs(metric).geometry.array),
+                                     np.asarray(want.to_crs(metric).geometry.array))
+    assert gap.max() < 0.05  # through GK zone 39 and back
+
+
 def test_errors_left_give_exit_status_1_and_say_why(grids, crs, tmp_path):
     g = grids.copy()
     plots = g.index[g["level"] == "grid3"]

@@ -786,6 +786,25 @@ def test_cli_reports_errors_with_exit_status_1(broken_files, fmt):
     assert 118.3 < located["lon"] < 118.7 and 24.6 < located["lat"] < 24.9
 
 
+def test_cli_validates_an_offices_own_file_as_gridgeo_load_reads_it(grids_copy, crs, tmp_path):
+    """Chinese field names, level labels, codes in number fields (the town's parent 0), a GBK
+    .dbf without .cpg, a zone-prefixed Gauss-Krüger easting: the same report as the file in
+    gridgeo's own columns gives."""
+    from office_files import grid_shapefile
+
+    broken, _ = seed_dropped_grid(grids_copy, crs)
+    path = grid_shapefile(tmp_path, broken, name="晋江网格.shp")
+    result = CliRunner().invoke(app, ["validate", str(path), "--format", "json"])
+    assert result.exit_code == 1, result.output
+    assert "read as gridgeo load reads it (code ← 网格编码" in result.stderr
+    out = json.loads(result.stdout)
+    own = json.loads(CliRunner().invoke(app, ["validate", str(io.write(broken, tmp_path / "own.gpkg")),
+                                              "--format", "json"]).stdout)
+    assert out["summary"] == own["summary"]
+    assert [(p["kind"], p["codes"]) for p in out["problems"]] == [(p["kind"], p["codes"]) for p in own["problems"]]
+    assert [p["kind"] for p in out["problems"] if p["severity"] == "error"] == ["uncovered"]
+
+
 def test_cli_writes_problems_and_prints_text(broken_files, tmp_path):
     target = tmp_path / "problems.gpkg"
     result = CliRunner().invoke(app, ["validate", str(broken_files["geojson"]), "-o", str(target)])

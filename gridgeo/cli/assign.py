@@ -6,6 +6,7 @@ from pathlib import Path
 import typer
 
 from gridgeo.cli._app import app, fail
+from gridgeo.cli._intake import read_grids, scheme_option
 
 _TABLES = {".csv", ".xlsx", ".xls", ".xlsm"}
 
@@ -18,7 +19,8 @@ class Engine(str, Enum):
 @app.command()
 def assign(
     grids: Path = typer.Argument(..., help="The grids: one file holding every level (GeoPackage, "
-                                           "GeoJSON, GeoParquet...), or a sample directory."),
+                                           "GeoJSON, GeoParquet...; in gridgeo's columns or an office's own, "
+                                           "read as gridgeo load reads them), or a sample directory."),
     points: Path = typer.Argument(..., help="The points: a CSV or Excel table with longitude and "
                                             "latitude columns, or any vector file of points."),
     output: Path = typer.Option(..., "-o", "--output",
@@ -28,6 +30,8 @@ def assign(
                                                 "gcj02 (Amap, Tencent), bd09 (Baidu) or an EPSG code. "
                                                 "Required for tables."),
     layer: str = typer.Option(None, "--layer", help="The grids' layer, in a file with several."),
+    scheme: str = typer.Option(None, "--scheme", help="The grids' code scheme: default, beijing, prefecture or a "
+                                                      "JSON file of one."),
     tolerance_m: float = typer.Option(0.0, "--tolerance-m", help="Snap points this near a unit."),
     cell_m: float = typer.Option(None, "--cell-m", min=0.01,
                                  help="Side of the index cells in metres (default: adapted to the grids, "
@@ -60,7 +64,9 @@ def assign(
         fail(f"{points} is a table: write it to a .csv or .parquet, not {output.suffix}")
     started = time.perf_counter()
     try:
-        index = AssignIndex(_read_grids(grids, layer), cell_m=cell_m, name=str(grids))
+        codes = scheme_option(scheme)
+        index = AssignIndex(read_grids(grids, layer=layer, scheme=codes), cell_m=cell_m, name=str(grids),
+                            **({"scheme": codes} if codes is not None else {}))
         typer.echo(f"index of {grids}: cells of {index.cell_m:g} m, {index.nbytes / 1e6:.1f} MB, built in "
                    f"{time.perf_counter() - started:.1f} s")
         data = _read_points(points, crs, table)
@@ -76,14 +82,6 @@ def assign(
     for status, count in counts.items():
         if count:
             typer.echo(f"  {status:<9} {count:>10,}")
-
-
-def _read_grids(path, layer):
-    from gridgeo import io, sample
-
-    if path.is_dir():
-        return sample.load(path).grids
-    return io.read(path, layer=layer)
 
 
 def _read_points(path, crs, table):

@@ -21,6 +21,7 @@ from typing import Optional
 import typer
 
 from gridgeo.cli._app import app, fail
+from gridgeo.cli._intake import read_grids
 
 _PROGRESS_FROM = 2000  # units: a progress bar from this size on, unless told
 _MIXED_GEOMETRY = (".geojson", ".json", ".gpkg")  # formats that hold points, lines and polygons in one layer
@@ -29,7 +30,9 @@ _MIXED_GEOMETRY = (".geojson", ".json", ".gpkg")  # formats that hold points, li
 @app.command()
 def repair(
     file: Path = typer.Argument(..., help="The grid layer: GeoJSON, GeoPackage, Shapefile (.shp or .zip), "
-                                          "GeoParquet, FlatGeobuf. Only read, never changed."),
+                                          "GeoParquet, FlatGeobuf; in gridgeo's columns or an office's own "
+                                          "(read as gridgeo load reads them, and written in gridgeo's). Only "
+                                          "read, never changed."),
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the repaired grids (.geojson, "
                                                             ".gpkg, .shp, .parquet, .fgb)."),
     log: Optional[Path] = typer.Option(None, "--log", help="Where to write the log of changes and of the "
@@ -77,7 +80,7 @@ def repair(
     options = {"gap_width": gap_width, "sliver_area": sliver_area, "tolerance": tolerance}
     try:
         codes = scheme_from(scheme)
-        grids = io.read(file, layer=layer, crs=crs)
+        grids = read_grids(file, layer=layer, crs=crs, scheme=codes)
         show = len(grids) >= _PROGRESS_FROM if progress is None else progress
         before = check(grids, scheme=codes, name=str(file), progress=show, **options)
         repaired, changes = fix(grids, before, snap_distance=snap_distance, scheme=codes, name=str(file),

@@ -7,6 +7,7 @@ from typing import List, Optional
 import typer
 
 from gridgeo.cli._app import app, fail
+from gridgeo.cli._intake import read_grids, scheme_option
 
 _PROGRESS_FROM = 2000  # units: a progress bar from this size on, unless told
 
@@ -20,7 +21,8 @@ class Format(str, Enum):
 @app.command()
 def validate(
     file: Path = typer.Argument(..., help="The grid layer: GeoJSON, GeoPackage, Shapefile (.shp or .zip), "
-                                          "GeoParquet, FlatGeobuf."),
+                                          "GeoParquet, FlatGeobuf; in gridgeo's columns or an office's own "
+                                          "(read as gridgeo load reads them)."),
     layer: Optional[str] = typer.Option(None, "--layer", "-l", help="The layer to read from a file with several."),
     format: Format = typer.Option(Format.text, "--format", "-f",
                                   help="text: a summary and every problem; json: the same as JSON; "
@@ -31,6 +33,8 @@ def validate(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the --output file if it exists."),
     crs: Optional[str] = typer.Option(None, "--crs", help="What the coordinates are when the file does not say: "
                                                           "wgs84, cgcs2000, gcj02, bd09 or an EPSG code."),
+    scheme: Optional[str] = typer.Option(None, "--scheme", help="The code scheme: default, beijing, prefecture "
+                                                                "or a JSON file of one (CodeScheme.to_dict)."),
     level: Optional[List[str]] = typer.Option(None, "--level", help="Check this level only (repeat for several)."),
     gap_width: float = typer.Option(2.0, help="Metres: narrower uncovered pieces are gaps, wider ones uncovered."),
     sliver_area: float = typer.Option(100.0, help="Square metres: smaller units or parts are slivers."),
@@ -50,10 +54,11 @@ def validate(
     from gridgeo.schema import SchemaError
     from gridgeo.validation import validate as check
 
+    codes = scheme_option(scheme)
     try:
-        grids = io.read(file, layer=layer, crs=crs)
+        grids = read_grids(file, layer=layer, crs=crs, scheme=codes)
         report = check(grids, levels=level or None, gap_width=gap_width, sliver_area=sliver_area,
-                       tolerance=tolerance, name=str(file),
+                       tolerance=tolerance, name=str(file), **({"scheme": codes} if codes is not None else {}),
                        progress=len(grids) >= _PROGRESS_FROM if progress is None else progress)
     except (FileNotFoundError, io.ReadError, CRSError, SchemaError, ValueError) as exc:
         fail(str(exc))

@@ -166,7 +166,7 @@ def _report_finding(row) -> Finding:
 
 def inspect(source, *, kind=None, level=None, mapping=None, columns=None, values=None, crs=None, lon=None,
             lat=None, location=None, layer=None, encoding=None, scheme: CodeScheme | None = None, store=None,
-            scope: str = "parents", name=None, boundary_set=None) -> Intake:
+            scope: str = "parents", name=None, boundary_set=None, validate: bool = True) -> Intake:
     """Read a file and find out how it maps to gridgeo's schema, and what is wrong with it.
 
     The steps, each of which may add findings:
@@ -236,6 +236,10 @@ def inspect(source, *, kind=None, level=None, mapping=None, columns=None, values
         for it. Every row gets it as ``boundary_set``; the file's id column
         (编号, 警格编号, ... or ``columns={"boundary_id": ...}``) becomes
         ``boundary_id``.
+    validate : bool, default True
+        Whether to validate grids read without a store (``report``); False
+        for a caller that validates them itself, with its own options
+        (``gridgeo validate``, ``gridgeo repair``).
 
     Returns
     -------
@@ -294,11 +298,11 @@ def inspect(source, *, kind=None, level=None, mapping=None, columns=None, values
         _against_store(stored, store, out)
     elif store is not None and out.kind != "grids":
         _against_store(stored, store, out)
-    elif out.kind == "grids" and "level" in stored.columns:
-        from gridgeo.validation import validate
+    elif out.kind == "grids" and "level" in stored.columns and validate:
+        from gridgeo.validation import validate as validated
 
         try:
-            out.report = validate(stored, scheme=scheme, name=label)
+            out.report = validated(stored, scheme=scheme, name=label)
         except (SchemaError, ValueError) as exc:
             out.add("error", "schema", str(exc), str(exc))
     return out
@@ -516,6 +520,8 @@ def _values(geo, lines, scheme, out):
         for column in ("code", "parent"):
             if column in geo.columns:
                 geo[column] = _unpadded(geo[column], column, scheme, out)
+        if "parent" in geo.columns:
+            geo["parent"] = _zero_parents(geo["parent"], out)
         geo = _grid_levels(geo, lines, scheme, out)
     for column, table in aliases.VALUE_LABELS.items():
         if column in geo.columns and column in LAYERS[kind]:
@@ -552,6 +558,21 @@ def _codes(values, column, lines, out):
                 "“文本”格式后重新导出，或从原系统直接导出 CSV",
                 column=source, rows=rows[:_SHOW], codes=tuple(codes[mangled][:_SHOW]))
     return codes
+
+
+def _zero_parents(parents, out):
+    """A number field cannot be empty: an office's desktop GIS writes 0 where a
+    unit has no parent (the top level's). A parent of zeros alone names no
+    unit, so it is read as none; below the top level the code's prefix then
+    gives the parent, as for an empty one."""
+    zero = parents.astype(str).str.fullmatch("0+")
+    if not zero.any():
+        return parents
+    source = _source_column(out, "parent")
+    out.add("note", "zero_parent", f"column {source!r}: {int(zero.sum())} parent(s) of 0 read as none (a number "
+            "field cannot be empty)", f"列 {source}：{int(zero.sum())} 个为 0 的上级编码按“无上级”读取（数字字段不能为空）",
+            column=source)
+    return parents.where(~zero, "")
 
 
 def _unpadded(codes, column, scheme, out):
