@@ -247,3 +247,33 @@ def test_cli_refuses_an_unknown_circle(tmp_path):
 
     result = CliRunner().invoke(app, ["coverage", "--minutes", "20"])
     assert result.exit_code == 2 and "not a life circle" in result.output
+
+
+def test_cli_reads_an_offices_station_sheet_as_gridgeo_load_reads_it(tmp_path, sample, town_grids):
+    """A station sheet picked on Amap (GCJ-02, 高德经度/纬度, kinds as labels) under a Chinese
+    name: the figures of the sample's own stations, within the few households whose walk ends
+    within the sheet's rounding of 0.1 m of a circle's edge; the same sheet read as WGS84 moves
+    every station some 500 m and the figures with it."""
+    from typer.testing import CliRunner
+
+    from gridgeo.cli import app
+    from office_files import station_table
+
+    def town_households(sheet, *crs):
+        out = tmp_path / sheet.stem
+        result = CliRunner().invoke(app, ["coverage", "--stations", str(sheet), "--out", str(out), *crs])
+        assert result.exit_code == 0, result.output
+        assert "read as gridgeo load reads it (station_id ← 站点编号" in result.stderr
+        grids = gpd.read_file(out / "grids.geojson")
+        town = grids[grids["level"] == "town"].iloc[0]
+        return np.array([town[f"households_{m}min"] for m in (5, 10, 15)], dtype=float)
+
+    amap = tmp_path / "服务站.xlsx"
+    station_table(sample.stations, headers=("站点编号", "名称", "类型", "所属网格", "高德经度", "高德纬度")).to_excel(
+        amap, index=False)
+    plain = tmp_path / "stations_plain.xlsx"
+    station_table(sample.stations).to_excel(plain, index=False)
+    own = town_grids[town_grids["level"] == "town"].iloc[0]
+    want = np.array([own[f"households_{m}min"] for m in (5, 10, 15)], dtype=float)
+    assert np.abs(town_households(amap) - want).max() <= 0.001 * want.max()
+    assert np.abs(town_households(plain, "--crs", "wgs84") - want).max() > 0.01 * want.max()

@@ -57,39 +57,50 @@ def print_intake(got, err: bool = False) -> bool:
     return failed
 
 
-_SCHEMA_COLUMNS = {"code", "name", "level", "parent"}
+_TABLES = {".csv", ".xlsx", ".xls", ".xlsm"}
 
 
-def read_grids(path, *, layer=None, crs=None, scheme=None):
-    """Grids from a file, as a command that checks them itself reads them.
+def read_layer(path, kind, *, layer=None, crs=None, scheme=None):
+    """A layer from a file, as a command that checks it itself reads it.
 
-    A file in gridgeo's own columns (code, name, level, parent) is read as
-    it is; an office's own file (网格编码, 上级编码, level labels, codes in
-    number fields, a GK zone, GBK without .cpg) is read the way ``gridgeo
-    load`` reads it (:func:`gridgeo.intake.inspect`, without its
-    validation), and what was read as what is said on stderr. A file the
-    intake cannot map stops the command, exit status 2, its problems
-    printed; a sample directory gives the sample's grids.
+    A vector file in gridgeo's own columns (:data:`gridgeo.schema.LAYERS`)
+    is read as it is; an office's own file (网格编码 and 上级编码, level labels,
+    codes in number fields, a GK zone, GBK without .cpg; a station sheet with
+    高德经度/纬度) is read the way ``gridgeo load`` reads it
+    (:func:`gridgeo.intake.inspect`, without validating grids), and what was
+    read as what is said on stderr. A file the intake cannot map stops the
+    command, exit status 2, its problems printed. A sample directory gives
+    the sample's grids.
     """
+    from pathlib import Path
+
     from gridgeo import intake, io, sample
     from gridgeo.crs import CRSError
+    from gridgeo.schema import LAYERS
 
-    if path.is_dir():
+    path = Path(path)
+    if kind == "grids" and path.is_dir():
         return sample.load(path).grids
-    try:
-        frame = io.read(path, layer=layer, crs=crs)
-        if _SCHEMA_COLUMNS <= set(frame.columns):
-            return frame
-    except (io.ReadError, CRSError):
-        pass  # the intake says why, or reads it (a sheet, a zone-prefixed easting)
+    if path.suffix.lower() not in _TABLES:
+        try:
+            frame = io.read(path, layer=layer, crs=crs)
+            if set(LAYERS[kind]) <= set(frame.columns):
+                return frame
+        except (io.ReadError, CRSError):
+            pass  # the intake says why, or reads it (a zone-prefixed easting)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: check the path")
-    got = intake.inspect(path, kind="grids", layer=layer, crs=crs, scheme=scheme, validate=False)
+    got = intake.inspect(path, kind=kind, layer=layer, crs=crs, scheme=scheme, validate=False)
     if got.frame is None or got.errors:
         print_intake(got, err=True)
-        typer.secho(f"{path} cannot be read as grids: fix the problems above (gridgeo load --dry-run {path} "
+        typer.secho(f"{path} cannot be read as {kind}: fix the problems above (gridgeo load --dry-run {path} "
                     "shows the same)", fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
     columns = ", ".join(f"{t} ← {s}" for t, s in got.mapping.columns.items())
     typer.echo(f"{path}: read as gridgeo load reads it ({columns}; coordinates {got.mapping.crs or '?'})", err=True)
     return got.frame
+
+
+def read_grids(path, *, layer=None, crs=None, scheme=None):
+    """Grids from a file or a sample directory: :func:`read_layer`."""
+    return read_layer(path, "grids", layer=layer, crs=crs, scheme=scheme)

@@ -6,6 +6,7 @@ from pathlib import Path
 import typer
 
 from gridgeo.cli._app import app, fail
+from gridgeo.cli._intake import read_layer
 
 
 class Method(str, Enum):
@@ -17,25 +18,27 @@ DATA_HELP = "A sample directory written by `gridgeo sample` (the committed town 
 
 # the layer options `gridgeo coverage` and `gridgeo site` share
 ROADS = typer.Option(None, help="Road lines to walk along (any vector file, or .osm/.pbf).")
-STATIONS = typer.Option(None, help="Stations file, instead of the sample's.")
-ADDRESSES = typer.Option(None, help="Addresses file, instead of the sample's.")
+STATIONS = typer.Option(None, help="Stations file, instead of the sample's (gridgeo's columns, or an office's "
+                                    "own sheet, read as gridgeo load reads it).")
+ADDRESSES = typer.Option(None, help="Addresses file, instead of the sample's (gridgeo's columns, or an office's "
+                                     "own table).")
 CRS = typer.Option(None, help="Coordinate system of those files when they do not say (wgs84, gcj02, bd09...).")
 KINDS = typer.Option(None, "--kind", help="Only stations of this kind (repeatable), e.g. grid2_station.")
 
 
 def load_layers(data, *, roads=None, stations=None, addresses=None, crs=None):
     """The sample in `data`, with any layer replaced by a file (roads may be .osm/.pbf)."""
-    from gridgeo import io, network, sample
+    from gridgeo import network, sample
 
     try:
         layers = sample.load(data)
     except FileNotFoundError as exc:
         fail(str(exc))
     try:
-        if stations:
-            layers.stations = io.read(stations, crs=crs)
+        if stations:  # an office's own sheet (站点编号, 高德经度 ...) read as gridgeo load reads it
+            layers.stations = read_layer(stations, "stations", crs=crs)
         if addresses:
-            layers.addresses = io.read(addresses, crs=crs)
+            layers.addresses = read_layer(addresses, "addresses", crs=crs)
         net = network.build(roads if roads else layers.roads, source=crs if roads else None)
     except (FileNotFoundError, ValueError) as exc:
         fail(str(exc))
