@@ -98,6 +98,16 @@ def test_a_whole_city_in_number_fields_reads_the_top_levels_parent_0_as_none(tmp
                                   check_dtype=False)
 
 
+def test_a_level_label_no_scheme_knows_is_not_blamed_on_the_scheme(tmp_path, sample):
+    """A typo in one level label: no other built-in scheme reads the file either, so none is named."""
+    frame = io.read(grid_shapefile(tmp_path, sample.grids[sample.grids["level"] == "grid2"]))
+    assert (frame["网格等级"] == "二级网格").all()
+    frame.loc[3, "网格等级"] = "二级网络"
+    io.write(frame, tmp_path / "错字.gpkg")
+    got = intake.inspect(tmp_path / "错字.gpkg")
+    assert {f.kind for f in got.errors} == {"unknown_level"}, got.problems()
+
+
 def test_wide_dbf_number_fields_are_read_as_their_exact_digits(tmp_path, sample):
     grid3 = sample.grids[sample.grids["level"] == "grid3"]
     path = grid_shapefile(tmp_path, grid3)

@@ -88,6 +88,7 @@ def test_tiles_export_reads_the_office_file_under_its_scheme(beijing, sample, tm
     refused = runner.invoke(app, ["tiles", "export", str(shp), str(tmp_path / "t.mbtiles")])
     assert refused.exit_code == 1, refused.output
     assert "unknown_level" in refused.output and "级别" in refused.output and "nothing was written" in refused.output
+    assert "fit the beijing code scheme" in refused.output and "pass --scheme beijing" in refused.output
     assert not (tmp_path / "t.mbtiles").exists()
     out = tmp_path / "tiles"
     result = runner.invoke(app, ["tiles", "export", str(shp), "sample_geojson/events.geojson", str(out), "--format",
@@ -206,6 +207,8 @@ def test_a_prefecture_over_its_real_counties(tmp_path):
     path = tmp_path / "泉州市区划.geojson"
     io.write(office, path)
     store = tmp_path / "quanzhou.gpkg"
+    code, out = load(path, "--store", store, "--crs", "gcj02")  # without its scheme: refused, and named
+    assert code == 1 and "pass --scheme prefecture" in out and not store.exists()
     code, out = load(path, "--store", store, "--scheme", "prefecture", "--crs", "gcj02")
     assert code == 0, out
     assert "350500→3505" in out

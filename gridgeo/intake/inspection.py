@@ -257,6 +257,7 @@ def inspect(source, *, kind=None, level=None, mapping=None, columns=None, values
     >>> got.kind, got.ok, got.mapping.columns["grid_code"], got.frame["kind"].tolist()
     ('stations', True, '所属网格', ['grid2_station'])
     """
+    asked = scheme
     scheme = scheme or (store.scheme if store is not None else DEFAULT_SCHEME)
     given = _given_mapping(mapping, columns, values, kind, level, crs, lon, lat, location, layer, scheme)
     label = name or (str(source) if not isinstance(source, pd.DataFrame) else "the frame")
@@ -305,7 +306,33 @@ def inspect(source, *, kind=None, level=None, mapping=None, columns=None, values
             out.report = validated(stored, scheme=scheme, name=label)
         except (SchemaError, ValueError) as exc:
             out.add("error", "schema", str(exc), str(exc))
+    if out.kind == "grids" and asked is None and store is None and any(f.severity == "error" for f in out.findings):
+        _scheme_hint(source, out, scheme, dict(kind=kind, level=level, mapping=mapping, columns=columns,
+                                               values=values, crs=crs, lon=lon, lat=lat, location=location,
+                                               layer=layer, encoding=encoding, name=name))
     return out
+
+
+def _scheme_hint(source, out, scheme, options):
+    """Grids that do not fit the scheme but read without an error under
+    another built-in one (a Beijing office's 15-digit unit grids, a
+    prefecture's GB/T 2260 counties): that scheme, named first among the
+    errors."""
+    from gridgeo.schema import SCHEMES
+
+    for label, other in SCHEMES.items():
+        if other == scheme:
+            continue
+        trial = inspect(source, scheme=other, validate=False, **options)
+        if trial.frame is not None and not any(f.severity == "error" for f in trial.findings):
+            levels = ", ".join(f"{lv.name} ({lv.label})" for lv in other.levels)
+            out.findings.insert(0, Finding(
+                "error", "scheme",
+                f"the file's codes and levels fit the {label} code scheme ({levels}), not this one: if it is "
+                f"the file's, pass --scheme {label}",
+                f"该文件的编码和层级符合 {label} 编码方案（{'、'.join(lv.label or lv.name for lv in other.levels)}），"
+                f"而非当前方案：如属此方案，请加 --scheme {label}"))
+            return
 
 
 def _boundary_set(given, label, scheme, out):
