@@ -231,8 +231,9 @@ class Derived:
         service areas take minutes at city scale: the map does not wait for them), items this
         gridgeo keeps that a version prepared by an older one lacks, and items an older one made
         by another recipe (walks measured in the metric CRS, a province audited as one whole area;
-        see ``walking`` and ``audit`` in :data:`_ITEMS`): :func:`build` makes them (and a service calls it), the service meanwhile making the
-        missing ones itself and serving the others as they were."""
+        see ``walking`` and ``audit`` in :data:`_ITEMS`): :func:`build` makes them (and a service
+        calls it), the service meanwhile making the missing ones itself and serving the others as
+        they were."""
         return _pending(json.loads(self._get("manifest")))
 
     def has(self, item: str) -> bool:
@@ -457,8 +458,8 @@ def public_table(figures: pd.DataFrame, coverage: pd.DataFrame | None, min_count
 def public_event_table(placed, min_count: int, period: str = "month", *, scheme=None) -> pd.DataFrame:
     """What anyone may see of the events over time: :func:`gridgeo.events.indicators` of every
     level per ``period``, all categories together, under the minimum count
-    (:func:`gridgeo.disclosure.public_indicators`, with the store's ``scheme``). The service answers anonymous questions about
-    events by filtering it; :func:`build` keeps it so that a prepared store answers at once."""
+    (:func:`gridgeo.disclosure.public_indicators`, with the store's ``scheme``). The service
+    answers anonymous questions about events by filtering it; :func:`build` keeps it so that a prepared store answers at once."""
     from gridgeo import disclosure
     from gridgeo import events as gevents
 

@@ -1,4 +1,5 @@
-"""What ``gridgeo load`` and ``gridgeo tiles export`` share: the --scheme option and an intake's printout."""
+"""What the commands that read an office's files share: the --scheme option, an intake's printout,
+and reading a layer the way ``gridgeo load`` reads it (validate, repair, assign, coverage, site)."""
 
 import typer
 

@@ -55,7 +55,7 @@ def assign(
     from gridgeo import AssignIndex
     from gridgeo.crs import CRSError
     from gridgeo.io import ReadError
-    from gridgeo.schema import SchemaError
+    from gridgeo.schema import DEFAULT_SCHEME, SchemaError
 
     if output.exists() and not overwrite:
         fail(f"{output} already exists: pass --overwrite to replace it")
@@ -66,7 +66,7 @@ def assign(
     try:
         codes = scheme_option(scheme)
         index = AssignIndex(read_grids(grids, layer=layer, scheme=codes), cell_m=cell_m, name=str(grids),
-                            **({"scheme": codes} if codes is not None else {}))
+                            scheme=codes or DEFAULT_SCHEME)
         typer.echo(f"index of {grids}: cells of {index.cell_m:g} m, {index.nbytes / 1e6:.1f} MB, built in "
                    f"{time.perf_counter() - started:.1f} s")
         data = _read_points(points, crs, table)

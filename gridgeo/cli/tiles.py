@@ -58,10 +58,11 @@ def export(
     layers ending there are drawn up to --maxzoom, and every other layer keeps
     its own zooms. The metadata record the zooms actually written.
 
-    Each file is read and checked as ``gridgeo load`` would (Chinese
-    headers, level labels, codes in number fields, GK zones, GCJ-02): a file
-    it would refuse is refused here with the same located problems, and
-    nothing is written. Events
+    Each file is read as ``gridgeo load`` reads it (Chinese headers, level
+    labels, codes in number fields, GK zones, GCJ-02): a file whose columns,
+    codes or coordinates it cannot read is refused here with the same
+    located problems, and nothing is written (a grid file is drawn as it is,
+    not validated: ``gridgeo validate`` checks it). Events
     are published only as counts per grid unit (or hexagon), under the
     minimum count (--min-count, 10: a count of 1 to 9 singles out events);
     address points are never published.
@@ -141,8 +142,9 @@ def _inventory(out, kind):
 def _read_sources(sources, crs, scheme=None):
     """(kind, name, frame) for every source; a sample directory gives several.
 
-    A file is read through the intake (:func:`gridgeo.intake.inspect`): one it
-    would not load stops the export, its problems printed, exit status 1."""
+    A file is read through the intake (:func:`gridgeo.intake.inspect`, grids
+    not validated: tiles draw them as they are): one it cannot read stops the
+    export, its problems printed, exit status 1."""
     from gridgeo import intake, sample
 
     frames = []
@@ -154,13 +156,13 @@ def _read_sources(sources, crs, scheme=None):
             continue
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist")
-        got = intake.inspect(path, crs=crs, scheme=scheme)
+        got = intake.inspect(path, crs=crs, scheme=scheme, validate=False)
         if got.kind == "addresses":
             raise ValueError(f"{path} holds address points: they are never published in public tiles; "
                              "publish figures per grid instead (join them to the grids)")
         if not got.ok:
             print_intake(got)
-            typer.secho(f"refused: {path} cannot be read as gridgeo load would read it, and nothing was "
+            typer.secho(f"refused: {path} cannot be read as gridgeo load reads it, and nothing was "
                         "written. Fix the problems above (gridgeo load --dry-run shows the same)",
                         fg=typer.colors.RED, err=True)
             raise typer.Exit(1)

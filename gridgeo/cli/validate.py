@@ -51,14 +51,14 @@ def validate(
 
     from gridgeo import io
     from gridgeo.crs import CRSError
-    from gridgeo.schema import SchemaError
+    from gridgeo.schema import DEFAULT_SCHEME, SchemaError
     from gridgeo.validation import validate as check
 
     codes = scheme_option(scheme)
     try:
         grids = read_grids(file, layer=layer, crs=crs, scheme=codes)
         report = check(grids, levels=level or None, gap_width=gap_width, sliver_area=sliver_area,
-                       tolerance=tolerance, name=str(file), **({"scheme": codes} if codes is not None else {}),
+                       tolerance=tolerance, name=str(file), scheme=codes or DEFAULT_SCHEME,
                        progress=len(grids) >= _PROGRESS_FROM if progress is None else progress)
     except (FileNotFoundError, io.ReadError, CRSError, SchemaError, ValueError) as exc:
         fail(str(exc))
